@@ -1,0 +1,1 @@
+"""Bridges between the twin and the outside world (files, brokers, databases)."""

@@ -1,0 +1,1 @@
+"""Physics models of the twin: plain, vectorised classes with no mosaik import."""

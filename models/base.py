@@ -1,0 +1,176 @@
+"""The model contract shared by every physics model of the twin.
+
+A model is a plain class, vectorised over the N units of its kind. It declares its
+ports (inputs and outputs with units) once, on the class; everything else (the mosaik
+wrapper, the recorder, the RL environment, the tests) reads those declarations.
+
+Sign convention (see DESIGN.md): active power flowing **into the site's bus** is
+positive. PV output > 0, battery discharge > 0, loads < 0; grid import > 0 at the
+point of connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Clock", "Model", "Port"]
+
+
+@dataclass(frozen=True)
+class Port:
+    """One input or output quantity of a model.
+
+    Parameters
+    ----------
+    unit : str
+        Physical unit of the quantity (``"kW"``, ``"pu"``, ``"1"`` for ratios).
+    description : str
+        What the quantity means, including its sign convention.
+    group : str or None
+        The element group the quantity belongs to (``"bus"``, ``"line"``). ``None``
+        means the model's own unit group (its ``kind``).
+    default : float
+        Value used for an input that nothing is connected to.
+    """
+
+    unit: str
+    description: str
+    group: str | None = None
+    default: float = 0.0
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The one place where simulation time becomes wall-clock time.
+
+    Parameters
+    ----------
+    start : pandas.Timestamp
+        Tz-aware start of the run.
+    step_s : int
+        Step length in seconds.
+    n_steps : int
+        Number of steps in the run.
+    """
+
+    start: pd.Timestamp
+    step_s: int
+    n_steps: int
+    _start_utc: datetime = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None:
+            raise ValueError("Clock.start must be tz-aware (e.g. '2016-06-21T00:00+02:00')")
+        object.__setattr__(self, "_start_utc", self.start.tz_convert("UTC").to_pydatetime())
+
+    @property
+    def times(self) -> pd.DatetimeIndex:
+        """UTC timestamps of the start of every step."""
+        return pd.date_range(
+            self.start.tz_convert("UTC"),
+            periods=self.n_steps,
+            freq=pd.Timedelta(seconds=self.step_s),
+        )
+
+    @property
+    def dt_h(self) -> float:
+        """Step length in hours."""
+        return self.step_s / 3600.0
+
+    @property
+    def end_s(self) -> int:
+        """Simulation time (s) at the end of the run."""
+        return self.step_s * self.n_steps
+
+    def time_at(self, t_s: int) -> datetime:
+        """Tz-aware UTC datetime of simulation second ``t_s``."""
+        return self._start_utc + timedelta(seconds=t_s)
+
+    def index_of(self, now: datetime) -> int:
+        """Step index of the tz-aware datetime ``now`` (floor)."""
+        return int((now - self._start_utc).total_seconds()) // self.step_s
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, used to hand the clock to (remote) simulators."""
+        return {"start": self.start.isoformat(), "step_s": self.step_s, "n_steps": self.n_steps}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Clock:
+        """Inverse of :meth:`to_dict`."""
+        return cls(pd.Timestamp(data["start"]), int(data["step_s"]), int(data["n_steps"]))
+
+
+class Model:
+    """Base class of all vectorised models.
+
+    Subclasses set ``kind``, ``inputs`` and ``outputs`` and implement :meth:`step`.
+    ``elements`` maps every element group to the names of its elements; for most
+    models that is one group (``kind``) holding one name per unit.
+
+    Parameters
+    ----------
+    units : list of dict
+        One parameter dict per unit, as validated by the scenario.
+    clock : Clock
+        The run's clock.
+    context : dict, optional
+        Run-wide context (``site``, ``weather``, ``grid``, ``seed``...).
+    """
+
+    kind: ClassVar[str] = "model"
+    inputs: ClassVar[dict[str, Port]] = {}
+    outputs: ClassVar[dict[str, Port]] = {}
+
+    def __init__(
+        self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
+    ) -> None:
+        self.units = units
+        self.clock = clock
+        self.context = context or {}
+        self.elements: dict[str, list[str]] = {self.kind: [u["name"] for u in units]}
+
+    @property
+    def n(self) -> int:
+        """Number of units of the model's own kind."""
+        return len(self.units)
+
+    def param(self, name: str) -> np.ndarray:
+        """The parameter ``name`` of every unit as a float array."""
+        return np.array([float(u[name]) for u in self.units], dtype=float)
+
+    def group_of(self, port: Port) -> str:
+        """Element group a port belongs to."""
+        return port.group or self.kind
+
+    def default_inputs(self) -> dict[str, np.ndarray]:
+        """Inputs filled with their declared defaults (nothing connected)."""
+        return {
+            name: np.full(len(self.elements[self.group_of(port)]), port.default)
+            for name, port in self.inputs.items()
+        }
+
+    def step(
+        self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Advance all units over ``[now, now + dt_s)`` and return the outputs.
+
+        Parameters
+        ----------
+        now : datetime
+            Tz-aware start of the step.
+        dt_s : int
+            Step length in seconds.
+        inputs : dict of str to numpy.ndarray
+            One array per declared input, sized to its element group.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            One array per declared output, sized to its element group.
+        """
+        raise NotImplementedError

@@ -1,0 +1,77 @@
+"""Loading pandapower networks from the three sources a scenario may name."""
+
+from __future__ import annotations
+
+import copy
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import pandapower as pp
+import pandapower.networks as pn
+
+__all__ = ["GridSourceError", "bus_index", "load_net"]
+
+SIMBENCH_CODE = re.compile(r"^\d-[A-Z]{2,4}-[A-Za-z0-9]+--[0-2]-(sw|no_sw)$")
+
+
+class GridSourceError(ValueError):
+    """The grid named by a scenario cannot be found or loaded."""
+
+
+@lru_cache(maxsize=8)
+def _load(spec: str) -> pp.pandapowerNet:
+    if SIMBENCH_CODE.match(spec):
+        import simbench
+
+        try:
+            return simbench.get_simbench_net(spec)
+        except Exception as exc:  # simbench raises bare errors for unknown codes
+            raise GridSourceError(f"SimBench code {spec!r} could not be loaded: {exc}") from exc
+    path = Path(spec)
+    if path.suffix.lower() == ".json":
+        if not path.is_file():
+            raise GridSourceError(f"pandapower JSON file {spec!r} does not exist")
+        return pp.from_json(str(path))
+    builder = getattr(pn, spec, None)
+    if callable(builder) and not spec.startswith("_"):
+        return builder()
+    raise GridSourceError(
+        f"grid {spec!r} is neither a SimBench code (e.g. '1-LV-rural1--0-sw'), "
+        "a pandapower.networks function (e.g. 'case33bw'), nor a .json file"
+    )
+
+
+def load_net(spec: str) -> pp.pandapowerNet:
+    """A fresh copy of the pandapower net named by ``spec``.
+
+    Parameters
+    ----------
+    spec : str
+        A SimBench code, the name of a ``pandapower.networks`` function, or the path
+        of a pandapower JSON file.
+    """
+    return copy.deepcopy(_load(spec))
+
+
+def bus_index(net: pp.pandapowerNet, bus: int | str) -> int:
+    """Resolve a bus given by index or by name.
+
+    Raises
+    ------
+    KeyError
+        Naming the bus and what the grid has.
+    """
+    if isinstance(bus, int) or (isinstance(bus, str) and bus.isdigit()):
+        idx = int(bus)
+        if idx in net.bus.index:
+            return idx
+    else:
+        matches = net.bus.index[net.bus["name"] == bus]
+        if len(matches) == 1:
+            return int(matches[0])
+    sample = ", ".join(str(i) for i in list(net.bus.index[:8]))
+    raise KeyError(
+        f"bus {bus!r} does not exist in the grid (it has {len(net.bus)} buses, "
+        f"indices {sample}{', ...' if len(net.bus) > 8 else ''}, or use a bus name)"
+    )

@@ -1,0 +1,71 @@
+"""Electrical loads driven by profiles.
+
+Sign convention: a consuming load has ``p_kw`` < 0 (power leaves the bus) and an
+inductive load ``q_kvar`` < 0.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from models.base import Clock, Model, Port
+from models.profiles import csv_series_at, simbench_profile_table, year_profile_at
+
+__all__ = ["Load"]
+
+
+class Load(Model):
+    """A set of loads, each ``p_kw * profile(t)``.
+
+    Unit parameters: ``p_kw`` (rated consumption, > 0), ``q_kvar`` (rated reactive
+    consumption), ``profile``: a SimBench profile name (``H0-A``, ``L2-A``...), a CSV
+    path with ``time`` and ``p_pu`` (and optionally ``q_pu``) columns, or ``None``
+    for a constant load.
+    """
+
+    kind = "load"
+    inputs = {"scale": Port("1", "multiplier on the profile (1 = nominal)", default=1.0)}
+    outputs = {
+        "p_kw": Port("kW", "active power into the bus (< 0 when consuming)"),
+        "q_kvar": Port("kvar", "reactive power into the bus (< 0 when inductive)"),
+    }
+
+    def __init__(
+        self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(units, clock, context)
+        times = clock.times
+        local = times.tz_convert(self.context.get("site", {}).get("tz", "UTC"))
+        table = None
+        p_pu = np.ones((clock.n_steps, self.n))
+        q_pu = np.ones((clock.n_steps, self.n))
+        for i, unit in enumerate(units):
+            profile = unit.get("profile")
+            if profile is None:
+                continue
+            if str(profile).lower().endswith(".csv"):
+                p_pu[:, i] = csv_series_at(profile, "p_pu", times)
+                try:
+                    q_pu[:, i] = csv_series_at(profile, "q_pu", times)
+                except ValueError:
+                    q_pu[:, i] = p_pu[:, i]
+                continue
+            if table is None:
+                table = simbench_profile_table(self.context.get("grid", ""))
+            p_pu[:, i] = year_profile_at(table[f"{profile}_pload"].to_numpy(), local)
+            q_pu[:, i] = year_profile_at(table[f"{profile}_qload"].to_numpy(), local)
+        self._p_kw = -p_pu * self.param("p_kw")
+        self._q_kvar = -q_pu * self.param("q_kvar")
+
+    def step(
+        self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Profile value of step ``now`` times the ``scale`` input."""
+        k = self.clock.index_of(now)
+        return {
+            "p_kw": self._p_kw[k] * inputs["scale"],
+            "q_kvar": self._q_kvar[k] * inputs["scale"],
+        }

@@ -1,0 +1,91 @@
+"""Electricity tariffs: time-of-use import prices, an export price, or a price series."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.base import Clock, Model, Port
+from models.profiles import csv_series_at
+
+__all__ = ["Tariff", "time_of_use_price"]
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def time_of_use_price(
+    times_local: pd.DatetimeIndex, base_eur_kwh: float, periods: list[dict[str, Any]]
+) -> np.ndarray:
+    """Import price (EUR/kWh) at local times under a time-of-use schedule.
+
+    Parameters
+    ----------
+    times_local : pandas.DatetimeIndex
+        Times in the tariff's local time zone.
+    base_eur_kwh : float
+        Price outside every period.
+    periods : list of dict
+        ``{"start": "HH:MM", "end": "HH:MM", "import_eur_kwh": float}``; a period whose
+        end is before its start wraps past midnight. Later periods win on overlap.
+    """
+    minute_of_day = times_local.hour.to_numpy() * 60 + times_local.minute.to_numpy()
+    price = np.full(len(times_local), float(base_eur_kwh))
+    for period in periods:
+        start, end = _minutes(period["start"]), _minutes(period["end"])
+        if start <= end:
+            inside = (minute_of_day >= start) & (minute_of_day < end)
+        else:
+            inside = (minute_of_day >= start) | (minute_of_day < end)
+        price[inside] = float(period["import_eur_kwh"])
+    return price
+
+
+class Tariff(Model):
+    """The site's tariff (one unit).
+
+    Unit parameters: ``import_eur_kwh`` (base import price), ``periods`` (time-of-use
+    periods, see :func:`time_of_use_price`), ``export_eur_kwh`` and ``price_csv``
+    (optional CSV with ``time``, ``import_eur_kwh`` and optionally ``export_eur_kwh``
+    columns, which then replaces the schedule).
+    """
+
+    kind = "tariff"
+    outputs = {
+        "price_import_eur_kwh": Port("EUR/kWh", "price paid per kWh imported"),
+        "price_export_eur_kwh": Port("EUR/kWh", "price received per kWh exported"),
+    }
+
+    def __init__(
+        self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(units, clock, context)
+        local = clock.times.tz_convert(self.context.get("site", {}).get("tz", "UTC"))
+        imports, exports = [], []
+        for unit in units:
+            export = np.full(clock.n_steps, float(unit["export_eur_kwh"]))
+            if unit.get("price_csv"):
+                imports.append(csv_series_at(unit["price_csv"], "import_eur_kwh", clock.times))
+                try:
+                    export = csv_series_at(unit["price_csv"], "export_eur_kwh", clock.times)
+                except ValueError:
+                    pass
+            else:
+                imports.append(
+                    time_of_use_price(local, unit["import_eur_kwh"], unit.get("periods", []))
+                )
+            exports.append(export)
+        self._import = np.column_stack(imports)
+        self._export = np.column_stack(exports)
+
+    def step(
+        self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Prices of step ``now``."""
+        k = self.clock.index_of(now)
+        return {"price_import_eur_kwh": self._import[k], "price_export_eur_kwh": self._export[k]}

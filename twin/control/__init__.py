@@ -1,0 +1,1 @@
+"""Controllers in the loop: they see measured values and emit setpoints."""

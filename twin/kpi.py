@@ -1,0 +1,119 @@
+"""Key performance indicators of a run, computed from the tidy results (true state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from twin.results import wide
+from twin.scenario import Scenario
+
+__all__ = ["KPI_SPECS", "KpiSpec", "compute_kpis", "kpi_rows"]
+
+
+@dataclass(frozen=True)
+class KpiSpec:
+    """How a KPI is shown: its key, a label and a number format."""
+
+    key: str
+    label: str
+    fmt: str = "{:,.2f}"
+
+
+KPI_SPECS = (
+    KpiSpec("e_import_kwh", "Energy imported (kWh)"),
+    KpiSpec("e_export_kwh", "Energy exported (kWh)"),
+    KpiSpec("cost_eur", "Energy cost (EUR)"),
+    KpiSpec("e_pv_kwh", "PV energy (kWh)"),
+    KpiSpec("e_load_kwh", "Load energy (kWh)"),
+    KpiSpec("self_consumption", "Self-consumption ratio", "{:.3f}"),
+    KpiSpec("self_sufficiency", "Self-sufficiency ratio", "{:.3f}"),
+    KpiSpec("peak_import_kw", "Peak import (kW)"),
+    KpiSpec("battery_throughput_kwh", "Battery throughput (kWh)"),
+    KpiSpec("battery_efc", "Battery equivalent full cycles", "{:.3f}"),
+    KpiSpec("soh_change", "SoH change (worst battery)", "{:.2e}"),
+    KpiSpec("v_min_pu", "Min bus voltage (pu)", "{:.4f}"),
+    KpiSpec("v_max_pu", "Max bus voltage (pu)", "{:.4f}"),
+    KpiSpec("voltage_violations", "Voltage violations (bus-steps)", "{:.0f}"),
+    KpiSpec("line_loading_max_pct", "Max line loading (%)"),
+    KpiSpec("losses_kwh", "Grid losses (kWh)", "{:,.3f}"),
+    KpiSpec("balance_residual_kwh", "Energy-balance residual (kWh)", "{:.2e}"),
+)
+
+
+def _total(results: pd.DataFrame, kind: str, quantity: str, index: pd.Index) -> pd.DataFrame:
+    table = wide(results, kind, quantity)
+    return table.reindex(index) if not table.empty else pd.DataFrame(index=index)
+
+
+def compute_kpis(results: pd.DataFrame, scenario: Scenario) -> dict[str, float]:
+    r"""KPIs of a run.
+
+    Energies integrate step-average powers over the step length. The balance
+    residual is :math:`\sum_t |P_{grid} + \sum_a P_a - P_{losses}| \Delta t`.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        Tidy results of the run.
+    scenario : Scenario
+        The resolved scenario of the run (ratings, limits, step).
+    """
+    dt_h = scenario.clock().dt_h
+    poc = wide(results, "grid", "p_kw")["poc"]
+    index = poc.index
+    imp, exp = poc.clip(lower=0.0), (-poc).clip(lower=0.0)
+    prices = wide(results, "tariff", "price_import_eur_kwh").iloc[:, 0]
+    export_prices = wide(results, "tariff", "price_export_eur_kwh").iloc[:, 0]
+    pv = _total(results, "pv", "p_kw", index)
+    load = _total(results, "load", "p_kw", index)
+    battery = _total(results, "battery", "p_kw", index)
+    losses = wide(results, "grid", "losses_kw")["poc"]
+    voltages = wide(results, "bus", "v_pu")
+    lines = wide(results, "line", "loading_pct")
+
+    e_import, e_export = imp.sum() * dt_h, exp.sum() * dt_h
+    e_pv = pv.sum(axis=1).sum() * dt_h
+    e_load = -load.sum(axis=1).sum() * dt_h
+    throughput = battery.abs().sum() * dt_h
+    capacities = {u["name"]: u["e_kwh"] for u in scenario.units("battery")}
+    efc = sum(throughput.get(name, 0.0) / (2.0 * cap) for name, cap in capacities.items())
+    soh_change = 0.0
+    if capacities:
+        soh = wide(results, "battery", "soh")
+        initial = {u["name"]: u["soh_init"] for u in scenario.units("battery")}
+        soh_change = min(soh[name].iloc[-1] - initial[name] for name in capacities)
+    injections = pv.sum(axis=1) + load.sum(axis=1) + battery.sum(axis=1)
+    residual = (poc + injections - losses).abs().sum() * dt_h
+    v_lo, v_hi = scenario.grid.v_min_pu, scenario.grid.v_max_pu
+    return {
+        "e_import_kwh": float(e_import),
+        "e_export_kwh": float(e_export),
+        "cost_eur": float(((imp * prices - exp * export_prices) * dt_h).sum()),
+        "e_pv_kwh": float(e_pv),
+        "e_load_kwh": float(e_load),
+        "self_consumption": float((e_pv - e_export) / e_pv) if e_pv > 0 else float("nan"),
+        "self_sufficiency": float(1.0 - e_import / e_load) if e_load > 0 else float("nan"),
+        "peak_import_kw": float(imp.max()),
+        "battery_throughput_kwh": float(throughput.sum()),
+        "battery_efc": float(efc),
+        "soh_change": float(soh_change),
+        "v_min_pu": float(np.nanmin(voltages.to_numpy())),
+        "v_max_pu": float(np.nanmax(voltages.to_numpy())),
+        "voltage_violations": int(((voltages < v_lo) | (voltages > v_hi)).to_numpy().sum()),
+        "line_loading_max_pct": float(np.nanmax(lines.to_numpy())) if not lines.empty else 0.0,
+        "losses_kwh": float(losses.sum() * dt_h),
+        "balance_residual_kwh": float(residual),
+    }
+
+
+def kpi_rows(kpis: dict[str, float]) -> list[tuple[str, str]]:
+    """(label, formatted value) rows in display order."""
+    rows = []
+    for spec in KPI_SPECS:
+        if spec.key in kpis:
+            value = kpis[spec.key]
+            rows.append((spec.label, "n/a" if value != value else spec.fmt.format(value)))
+    return rows

@@ -1,0 +1,68 @@
+"""Name -> model class table.
+
+The twin knows models only through this registry. Built-in models are listed in the
+``twin.models`` entry-point group of our own package; a user's package adds its models
+to the same group (or calls :func:`register`) and scenarios can name them without any
+edit of the core.
+"""
+
+from __future__ import annotations
+
+import difflib
+from importlib import import_module
+from importlib.metadata import entry_points
+
+from models.base import Model
+from twin.errors import TwinError
+
+__all__ = ["BUILTIN_MODELS", "UnknownModelError", "get_model", "model_names", "register"]
+
+BUILTIN_MODELS = {
+    "pv": "models.pv:PVPlant",
+    "battery": "models.battery:Battery",
+    "load": "models.load:Load",
+    "tariff": "models.tariff:Tariff",
+    "grid": "models.grid:Grid",
+    "rule": "twin.control.rule:RuleController",
+}
+_registered: dict[str, type[Model]] = {}
+
+
+class UnknownModelError(TwinError, KeyError):
+    """A model name that nothing registered."""
+
+
+def register(name: str, cls: type[Model]) -> None:
+    """Register a model class under ``name`` (overrides entry points)."""
+    _registered[name] = cls
+
+
+def _targets() -> dict[str, str]:
+    targets = dict(BUILTIN_MODELS)
+    for ep in entry_points(group="twin.models"):
+        targets.setdefault(ep.name, ep.value)
+    return targets
+
+
+def model_names() -> list[str]:
+    """Every registered model name."""
+    return sorted(set(_targets()) | set(_registered))
+
+
+def get_model(name: str) -> type[Model]:
+    """The model class registered as ``name``.
+
+    Raises
+    ------
+    UnknownModelError
+        Listing the known names and the closest match.
+    """
+    if name in _registered:
+        return _registered[name]
+    target = _targets().get(name)
+    if target is None:
+        close = difflib.get_close_matches(name, model_names(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UnknownModelError(f"unknown model {name!r}{hint} (known: {', '.join(model_names())})")
+    module, _, attr = target.partition(":")
+    return getattr(import_module(module), attr)

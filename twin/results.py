@@ -1,0 +1,121 @@
+"""The results store: tidy time series in Parquet plus run metadata.
+
+Tidy means one row per (time, asset, quantity), tagged like the InfluxDB schema:
+``time`` (UTC), ``site``, ``run_id``, ``source``, ``asset``, ``kind``, ``quantity``,
+``value``. Values are buffered in preallocated numpy arrays during the run (one per
+series) and written to Parquet in row groups, a chunk of series at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = ["RESULT_COLUMNS", "ResultBuffer", "load_results", "read_run", "wide"]
+
+RESULT_COLUMNS = ("time", "site", "run_id", "source", "asset", "kind", "quantity", "value")
+SERIES_PER_ROW_GROUP = 64
+
+
+class ResultBuffer:
+    """Preallocated per-series arrays for a run of ``n_steps`` steps.
+
+    Parameters
+    ----------
+    times : pandas.DatetimeIndex
+        UTC start time of every step.
+    tags : dict
+        Constant tags of the run (``site``, ``run_id``, ``source``).
+    """
+
+    def __init__(self, times: pd.DatetimeIndex, tags: dict[str, str]) -> None:
+        self.times = times.tz_convert("UTC")
+        self.tags = tags
+        self.series: dict[tuple[str, str, str], np.ndarray] = {}
+
+    def column(self, asset: str, kind: str, quantity: str) -> np.ndarray:
+        """The array of one series (created filled with NaN on first use)."""
+        key = (asset, kind, quantity)
+        values = self.series.get(key)
+        if values is None:
+            values = self.series[key] = np.full(len(self.times), np.nan)
+        return values
+
+    def _table(self, keys: list[tuple[str, str, str]], n: int) -> pa.Table:
+        count = len(keys)
+
+        def tag(values: list[str]) -> pa.Array:
+            return pa.DictionaryArray.from_arrays(
+                pa.array(np.repeat(np.arange(len(values), dtype=np.int32), n)), pa.array(values)
+            )
+
+        def const(value: str) -> pa.Array:
+            return pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(n * count, dtype=np.int32)), pa.array([value])
+            )
+
+        stamps = self.times[:n].as_unit("ns").asi8
+        time = pa.array(np.tile(stamps, count), pa.timestamp("ns", "UTC"))
+        return pa.table(
+            {
+                "time": time,
+                "site": const(self.tags.get("site", "")),
+                "run_id": const(self.tags.get("run_id", "")),
+                "source": const(self.tags.get("source", "twin")),
+                "asset": tag([k[0] for k in keys]),
+                "kind": tag([k[1] for k in keys]),
+                "quantity": tag([k[2] for k in keys]),
+                "value": pa.array(np.concatenate([self.series[k][:n] for k in keys])),
+            }
+        )
+
+    def write_parquet(self, path: str | Path, n_steps: int | None = None) -> int:
+        """Write every series to ``path`` in row groups; return the number of rows.
+
+        ``n_steps`` limits the output to the first steps (a run that stopped early).
+        """
+        n = len(self.times) if n_steps is None else n_steps
+        keys = sorted(self.series)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = 0
+        writer = None
+        try:
+            for start in range(0, max(len(keys), 1), SERIES_PER_ROW_GROUP):
+                chunk = keys[start : start + SERIES_PER_ROW_GROUP]
+                if not chunk:
+                    break
+                table = self._table(chunk, n)
+                if writer is None:
+                    writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+                writer.write_table(table)
+                rows += table.num_rows
+        finally:
+            if writer is not None:
+                writer.close()
+        return rows
+
+
+def load_results(run_dir: str | Path) -> pd.DataFrame:
+    """The tidy results of a run directory (``results.parquet``)."""
+    frame = pd.read_parquet(Path(run_dir) / "results.parquet")
+    for column in ("site", "run_id", "source", "asset", "kind", "quantity"):
+        frame[column] = frame[column].astype(str)
+    return frame
+
+
+def wide(results: pd.DataFrame, kind: str, quantity: str) -> pd.DataFrame:
+    """One quantity of one kind as a time x asset table."""
+    sel = results[(results["kind"] == kind) & (results["quantity"] == quantity)]
+    return sel.pivot(index="time", columns="asset", values="value").sort_index()
+
+
+def read_run(run_dir: str | Path) -> dict[str, Any]:
+    """The run metadata (``run.json``)."""
+    return json.loads((Path(run_dir) / "run.json").read_text())

@@ -1,0 +1,118 @@
+"""Running a scenario end to end: world, results, metadata, KPIs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from twin.errors import RunError
+from twin.kpi import compute_kpis
+from twin.results import load_results
+from twin.scenario import Scenario
+
+__all__ = ["RunResult", "package_versions", "run_scenario"]
+
+VERSIONED_PACKAGES = (
+    "twin",
+    "mosaik",
+    "mosaik-api-v3",
+    "pandapower",
+    "simbench",
+    "pvlib",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pydantic",
+)
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    out_dir: Path
+    kpis: dict[str, float]
+    metadata: dict[str, Any]
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that shape a run's numbers."""
+    out = {}
+    for name in VERSIONED_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def run_id_of(scenario: Scenario) -> str:
+    """A stable id: the scenario name and a hash of its resolved content."""
+    digest = hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()[:10]
+    return f"{scenario.name}-{digest}"
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def run_scenario(
+    scenario: Scenario, out_dir: str | Path | None = None, *, progress: bool = False
+) -> RunResult:
+    """Run a validated scenario and write ``results.parquet``, ``run.json``, ``kpis.json``.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        A scenario from :func:`twin.scenario.load_scenario`.
+    out_dir : str or Path, optional
+        Run directory (default: the scenario's ``outputs.dir``).
+    progress : bool
+        Show mosaik's progress bar.
+
+    Raises
+    ------
+    RunError
+        If the co-simulation fails; the steps recorded before the failure are saved
+        and ``run.json`` records the error.
+    """
+    from adapters.parquet import ACTIVE_RECORDERS
+    from twin.world import build_world
+
+    out = Path(out_dir) if out_dir is not None else scenario.output_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    run_id = run_id_of(scenario)
+    metadata: dict[str, Any] = {
+        "run_id": run_id,
+        "scenario": scenario.model_dump(mode="json"),
+        "seed": scenario.seed,
+        "versions": package_versions(),
+        "status": "running",
+    }
+    started = time.perf_counter()
+    plan = build_world(scenario, out, run_id)
+    metadata["setup_s"] = time.perf_counter() - started
+    try:
+        plan.world.run(until=plan.clock.end_s, print_progress=progress)
+    except Exception as exc:
+        recorder = ACTIVE_RECORDERS.pop(str(plan.results_path), None)
+        saved = recorder.save() if recorder is not None else 0
+        metadata.update(
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}",
+            rows_saved=saved,
+            wall_s=time.perf_counter() - started,
+        )
+        _write_json(out / "run.json", metadata)
+        raise RunError(f"run {run_id} failed: {exc} (recorded steps saved in {out})") from exc
+    metadata["wall_s"] = time.perf_counter() - started
+    metadata["status"] = "finished"
+    kpis = compute_kpis(load_results(out), scenario)
+    _write_json(out / "run.json", metadata)
+    _write_json(out / "kpis.json", kpis)
+    return RunResult(out, kpis, metadata)

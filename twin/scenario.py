@@ -1,0 +1,517 @@
+"""Scenario schema, loading and validation.
+
+A scenario is a YAML file. :func:`load_scenario` reads it, applies ``--set``
+overrides, validates it against the schema below and against the grid it names, and
+returns a :class:`Scenario` whose assets are resolved (bus indices, loads taken from
+the grid expanded). Every problem is reported at once, with the path of the field
+(``assets.battery[0].e_kwh``) and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+import pvlib
+import yaml
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from models.base import Clock
+from twin.errors import Problem, ScenarioError
+from twin.units import parse_duration_s
+
+__all__ = ["Scenario", "apply_overrides", "load_scenario", "validate_scenario"]
+
+SAPM_TEMPERATURE_MODELS = tuple(pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"])
+Duration = Annotated[str, AfterValidator(lambda v: (parse_duration_s(v), v)[1])]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Efficiency = Annotated[float, Field(gt=0.0, le=1.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+BusRef = int | str
+
+
+class Strict(BaseModel):
+    """Base of every scenario section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class Site(Strict):
+    """Where the site is: position (degrees), altitude (m) and IANA time zone."""
+
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    altitude: float = 0.0
+    tz: str
+
+    @field_validator("tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"expected an IANA time zone such as 'Europe/Berlin', got {value!r}"
+            ) from None
+        return value
+
+
+class GridSpec(Strict):
+    """The grid: ``source`` is a SimBench code, a pandapower network name or a JSON file."""
+
+    source: str
+    solver: Literal["pandapower"] = "pandapower"
+    v_min_pu: Positive = 0.90
+    v_max_pu: Positive = 1.10
+
+
+class PVSpec(Strict):
+    """A PV plant (kW ratings, angles in degrees, 180 = south)."""
+
+    name: str | None = None
+    bus: BusRef
+    p_dc_kw: Positive
+    p_ac_kw: Positive | None = None
+    tilt_deg: Annotated[float, Field(ge=0, le=90)] = 30.0
+    azimuth_deg: Annotated[float, Field(ge=0, le=360)] = 180.0
+    gamma_pdc: Annotated[float, Field(ge=-0.02, le=0.0)] = -0.0037
+    eta_inv_nom: Efficiency = 0.96
+    losses_pct: Annotated[float, Field(ge=0, lt=100)] = 14.08
+    albedo: Fraction = 0.25
+    temperature_model: str = "open_rack_glass_polymer"
+
+    @field_validator("temperature_model")
+    @classmethod
+    def _known_temperature_model(cls, value: str) -> str:
+        if value not in SAPM_TEMPERATURE_MODELS:
+            raise ValueError(f"expected one of {', '.join(SAPM_TEMPERATURE_MODELS)}, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _inverter_default(self) -> PVSpec:
+        if self.p_ac_kw is None:
+            self.p_ac_kw = self.p_dc_kw / 1.1
+        return self
+
+
+class BatterySpec(Strict):
+    """A battery: capacity (kWh), converter rating (kW), limits, thermal and ageing data."""
+
+    name: str | None = None
+    bus: BusRef
+    e_kwh: Positive
+    p_max_kw: Positive
+    eta_ch: Efficiency = 0.95
+    eta_dis: Efficiency = 0.95
+    soc_min: Fraction = 0.1
+    soc_max: Fraction = 0.9
+    soc_init: Fraction = 0.5
+    soh_init: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    t_init_c: float = 25.0
+    t_ambient_c: float = 25.0
+    r_th_k_per_kw: Positive = 10.0
+    c_th_kj_per_k: Positive = 200.0
+    cycle_life_efc: Positive = 6000.0
+    calendar_life_years: Positive = 15.0
+    soh_eol: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.8
+
+    @model_validator(mode="after")
+    def _soc_window(self) -> BatterySpec:
+        if not self.soc_min < self.soc_max:
+            raise ValueError(f"expected soc_min < soc_max, got {self.soc_min} >= {self.soc_max}")
+        if not self.soc_min <= self.soc_init <= self.soc_max:
+            raise ValueError(
+                f"expected soc_init within [soc_min, soc_max] = [{self.soc_min}, {self.soc_max}], "
+                f"got {self.soc_init}"
+            )
+        return self
+
+
+class LoadSpec(Strict):
+    """A load (kW, kvar consumed), or ``from_grid: true`` for all loads of the grid."""
+
+    name: str | None = None
+    bus: BusRef | None = None
+    from_grid: bool = False
+    p_kw: Annotated[float, Field(ge=0.0)] = 0.0
+    q_kvar: float = 0.0
+    profile: str | None = None
+
+    @model_validator(mode="after")
+    def _bus_or_grid(self) -> LoadSpec:
+        if self.from_grid and self.bus is not None:
+            raise ValueError(
+                "a load with from_grid: true takes its buses from the grid; drop 'bus'"
+            )
+        if not self.from_grid and self.bus is None:
+            raise ValueError("expected 'bus' (or from_grid: true)")
+        return self
+
+
+class Assets(Strict):
+    """The site's assets, by kind."""
+
+    pv: list[PVSpec] = []
+    battery: list[BatterySpec] = []
+    load: list[LoadSpec] = []
+
+
+class TouPeriod(Strict):
+    """A time-of-use period in local time; ``end`` before ``start`` wraps midnight."""
+
+    start: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+    end: Annotated[str, Field(pattern=r"^([01]\d|2[0-4]):[0-5]\d$")]
+    import_eur_kwh: float
+
+
+class TariffSpec(Strict):
+    """Import price (base and time-of-use periods), export price, or a price CSV."""
+
+    import_eur_kwh: float = 0.30
+    export_eur_kwh: float = 0.08
+    periods: list[TouPeriod] = []
+    price_csv: str | None = None
+
+
+class Outputs(Strict):
+    """Where results go."""
+
+    dir: str = "runs/{name}"
+
+
+class Scenario(Strict):
+    """A complete, validated scenario."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    start: AwareDatetime
+    duration: Duration
+    step: Duration
+    seed: int = 0
+    site: Site
+    grid: GridSpec
+    weather: str = "723170TYA.CSV"
+    assets: Assets = Assets()
+    tariff: TariffSpec = TariffSpec()
+    controller: Literal["none", "rule"] = "none"
+    outputs: Outputs = Outputs()
+
+    @field_validator("grid", mode="before")
+    @classmethod
+    def _grid_shorthand(cls, value: Any) -> Any:
+        return {"source": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _whole_steps(self) -> Scenario:
+        duration_s, step_s = parse_duration_s(self.duration), parse_duration_s(self.step)
+        if duration_s % step_s:
+            raise ValueError(f"duration {self.duration} is not a whole number of steps {self.step}")
+        return self
+
+    @property
+    def start_ts(self) -> pd.Timestamp:
+        """Tz-aware start."""
+        return pd.Timestamp(self.start)
+
+    def clock(self) -> Clock:
+        """The run's clock."""
+        step_s = parse_duration_s(self.step)
+        return Clock(self.start_ts, step_s, parse_duration_s(self.duration) // step_s)
+
+    def units(self, kind: str) -> list[dict[str, Any]]:
+        """Parameter dicts of the assets of ``kind`` (resolved scenario)."""
+        return [spec.model_dump() for spec in getattr(self.assets, kind)]
+
+    def output_dir(self) -> Path:
+        """Output directory with ``{name}`` filled in."""
+        return Path(self.outputs.dir.format(name=self.name))
+
+
+# --- problems reported with their field path ------------------------------------------------
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in _FIELD_NAMES:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        found += _models_in(arg)
+    return found
+
+
+def _all_fields(model: type[BaseModel], seen: set[str]) -> set[str]:
+    names = set(model.model_fields)
+    for field in model.model_fields.values():
+        for sub in _models_in(field.annotation):
+            if sub.__name__ not in seen:
+                seen.add(sub.__name__)
+                names |= _all_fields(sub, seen)
+    return names
+
+
+_FIELD_NAMES = _all_fields(Scenario, set())
+
+
+def _unknown_keys(model: type[BaseModel], data: Any, loc: tuple[Any, ...]) -> list[Problem]:
+    if not isinstance(data, dict):
+        return []
+    problems = []
+    fields = model.model_fields
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(
+                Problem(
+                    _path((*loc, key)) or ".".join(map(str, (*loc, key))),
+                    f"unknown key {key!r}{hint} (expected one of: {', '.join(fields)})",
+                )
+            )
+            continue
+        annotation = fields[key].annotation
+        subs = _models_in(annotation)
+        if not subs:
+            continue
+        origin = typing.get_origin(annotation)
+        is_list = origin is list or any(
+            typing.get_origin(a) is list for a in typing.get_args(annotation)
+        )
+        if is_list and isinstance(value, list):
+            for i, item in enumerate(value):
+                problems += _unknown_keys(subs[0], item, (*loc, key, i))
+        else:
+            problems += _unknown_keys(subs[0], value, (*loc, key))
+    return problems
+
+
+def _describe(error: dict[str, Any]) -> str:
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] in ("missing",):
+        return "required field is missing"
+    value = error.get("input")
+    if error["type"] not in ("model_type", "dict_type") and not isinstance(value, dict | list):
+        message += f" (got {value!r})"
+    return message
+
+
+def _schema_problems(raw: dict[str, Any]) -> tuple[Scenario | None, list[Problem]]:
+    problems = _unknown_keys(Scenario, raw, ())
+    try:
+        scenario = Scenario.model_validate(_drop_unknown(Scenario, raw))
+    except ValidationError as exc:
+        for error in exc.errors():
+            problem = Problem(_path(error["loc"]), _describe(error))
+            if problem not in problems:
+                problems.append(problem)
+        return None, problems
+    return (None if problems else scenario), problems
+
+
+def _drop_unknown(model: type[BaseModel], data: Any) -> Any:
+    if not isinstance(data, dict):
+        return data
+    out = {}
+    for key, value in data.items():
+        if key not in model.model_fields:
+            continue
+        subs = _models_in(model.model_fields[key].annotation)
+        if subs and isinstance(value, list):
+            out[key] = [_drop_unknown(subs[0], v) for v in value]
+        elif subs:
+            out[key] = _drop_unknown(subs[0], value)
+        else:
+            out[key] = value
+    return out
+
+
+# --- checks against the grid, the weather and profile data -----------------------------------
+
+
+def _resolve(scenario: Scenario) -> tuple[Scenario, list[Problem]]:
+    from models.gridnet import GridSourceError, bus_index, load_net
+    from models.profiles import simbench_profile_table
+    from models.weather import resolve_weather_path
+
+    problems: list[Problem] = []
+    try:
+        resolve_weather_path(scenario.weather)
+    except FileNotFoundError as exc:
+        problems.append(Problem("weather", str(exc)))
+    try:
+        net = load_net(scenario.grid.source)
+    except GridSourceError as exc:
+        return scenario, [*problems, Problem("grid.source", str(exc))]
+
+    data = scenario.model_dump(mode="json")
+    assets = data["assets"]
+    loads = []
+    for i, load in enumerate(assets["load"]):
+        if not load["from_grid"]:
+            loads.append(load)
+            continue
+        for idx, row in net.load.iterrows():
+            loads.append(
+                {
+                    "name": f"load_{idx}",
+                    "bus": int(row["bus"]),
+                    "from_grid": False,
+                    "p_kw": float(row["p_mw"]) * 1000.0,
+                    "q_kvar": float(row["q_mvar"]) * 1000.0,
+                    "profile": row.get("profile") if isinstance(row.get("profile"), str) else None,
+                }
+            )
+        if net.load.empty:
+            problems.append(Problem(f"assets.load[{i}].from_grid", "the grid has no loads"))
+    assets["load"] = loads
+
+    profiles = None
+    names: dict[str, str] = {}
+    for kind in ("pv", "battery", "load"):
+        for i, unit in enumerate(assets[kind]):
+            where = f"assets.{kind}[{i}]"
+            unit["name"] = unit["name"] or f"{kind}_{i}"
+            if unit["name"] in names:
+                problems.append(
+                    Problem(
+                        f"{where}.name",
+                        f"name {unit['name']!r} already used by {names[unit['name']]}",
+                    )
+                )
+            names[unit["name"]] = where
+            try:
+                unit["bus"] = bus_index(net, unit["bus"])
+            except KeyError as exc:
+                problems.append(
+                    Problem(f"{where}.bus", f"{exc.args[0]} of grid {scenario.grid.source!r}")
+                )
+            profile = unit.get("profile")
+            if kind == "load" and profile and not profile.lower().endswith(".csv"):
+                if profiles is None:
+                    profiles = simbench_profile_table(scenario.grid.source)
+                known = sorted({c.rsplit("_", 1)[0] for c in profiles.columns})
+                if profile not in known:
+                    close = difflib.get_close_matches(profile, known, n=1)
+                    hint = f"did you mean {close[0]!r}? " if close else ""
+                    problems.append(
+                        Problem(
+                            f"{where}.profile",
+                            f"unknown SimBench profile {profile!r}; {hint}"
+                            f"known: {', '.join(known)}",
+                        )
+                    )
+            elif kind == "load" and profile and not Path(profile).is_file():
+                problems.append(Problem(f"{where}.profile", f"profile file {profile!r} not found"))
+    if scenario.tariff.price_csv and not Path(scenario.tariff.price_csv).is_file():
+        problems.append(
+            Problem("tariff.price_csv", f"file {scenario.tariff.price_csv!r} not found")
+        )
+    if scenario.controller != "none" and not assets["battery"]:
+        problems.append(
+            Problem("controller", f"controller {scenario.controller!r} needs at least one battery")
+        )
+    return Scenario.model_validate(data), problems
+
+
+def validate_scenario(raw: Any, source: str = "scenario") -> Scenario:
+    """Validate a raw scenario mapping and resolve it against its grid.
+
+    Raises
+    ------
+    ScenarioError
+        Listing every problem with its field path.
+    """
+    if not isinstance(raw, dict):
+        raise ScenarioError(
+            [Problem("", f"expected a mapping of fields, got {type(raw).__name__}")], source
+        )
+    scenario, problems = _schema_problems(raw)
+    if scenario is None:
+        raise ScenarioError(problems, source)
+    resolved, problems = _resolve(scenario)
+    if problems:
+        raise ScenarioError(problems, source)
+    return resolved
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``path=value`` overrides (``assets.battery[0].e_kwh=20``) to a raw scenario.
+
+    Values are parsed as YAML (numbers, booleans, lists). Missing intermediate keys are
+    created; list indices must exist.
+
+    Raises
+    ------
+    ScenarioError
+        For a malformed override or an index that does not exist.
+    """
+    import re
+
+    token = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+    for item in overrides:
+        if "=" not in item:
+            raise ScenarioError([Problem(item, "expected --set path=value")], "--set")
+        path, text = item.split("=", 1)
+        parts: list[str | int] = [
+            m.group(1) if m.group(1) is not None else int(m.group(2)) for m in token.finditer(path)
+        ]
+        if not parts:
+            raise ScenarioError([Problem(path, "empty path in --set")], "--set")
+        node: Any = raw
+        for here, nxt in zip(parts, parts[1:], strict=False):
+            try:
+                if isinstance(here, int):
+                    node = node[here]
+                else:
+                    node = node.setdefault(here, [] if isinstance(nxt, int) else {})
+            except (IndexError, TypeError, AttributeError):
+                raise ScenarioError(
+                    [Problem(path, f"no element {here!r} to set")], "--set"
+                ) from None
+        try:
+            node[parts[-1]] = yaml.safe_load(text)
+        except (IndexError, TypeError):
+            raise ScenarioError([Problem(path, f"cannot set {parts[-1]!r}")], "--set") from None
+    return raw
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Read, override, validate and resolve a scenario file.
+
+    Raises
+    ------
+    ScenarioError
+        For a missing or unparsable file and for every invalid field.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ScenarioError([Problem("", "file not found")], str(path)) from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError([Problem("", f"not valid YAML: {exc}")], str(path)) from None
+    if isinstance(raw, dict):
+        raw = apply_overrides(raw, overrides or [])
+    return validate_scenario(raw, str(path))
