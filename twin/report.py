@@ -1,0 +1,136 @@
+"""``twin report``: plots of a finished run as PNG files and one HTML page."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from twin.errors import TwinError  # noqa: E402
+from twin.kpi import kpi_rows  # noqa: E402
+from twin.results import load_results, read_run, wide  # noqa: E402
+
+__all__ = ["PLOTS", "render_report"]
+
+
+def _local(frame: pd.DataFrame, tz: str) -> pd.DataFrame:
+    frame = frame.copy()
+    frame.index = frame.index.tz_convert(tz)
+    return frame
+
+
+def _total(results: pd.DataFrame, kind: str, quantity: str) -> pd.Series | None:
+    table = wide(results, kind, quantity)
+    return None if table.empty else table.sum(axis=1)
+
+
+def plot_power(results: pd.DataFrame, ax: plt.Axes) -> None:
+    """Site power flows: PV, loads, battery and grid exchange (kW, > 0 into the site)."""
+    series = {
+        "PV": _total(results, "pv", "p_kw"),
+        "loads": _total(results, "load", "p_kw"),
+        "battery (> 0 discharge)": _total(results, "battery", "p_kw"),
+        "grid import": _total(results, "grid", "p_kw"),
+    }
+    for label, values in series.items():
+        if values is not None:
+            ax.plot(values.index, values.to_numpy(), label=label, drawstyle="steps-post")
+    ax.axhline(0.0, color="black", linewidth=0.5)
+    ax.set_ylabel("power into the site (kW)")
+    ax.set_title("Power flows")
+
+
+def plot_soc(results: pd.DataFrame, ax: plt.Axes) -> None:
+    """State of charge of every battery."""
+    soc = wide(results, "battery", "soc")
+    for name in soc.columns:
+        ax.plot(soc.index, soc[name].to_numpy(), label=name)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_ylabel("SoC (0..1)")
+    ax.set_title("Battery state of charge")
+
+
+def plot_voltages(results: pd.DataFrame, ax: plt.Axes) -> None:
+    """Band of bus voltages (min, max) over time."""
+    v = wide(results, "bus", "v_pu")
+    ax.fill_between(v.index, v.min(axis=1), v.max(axis=1), alpha=0.4, label="min..max of buses")
+    ax.plot(v.index, v.mean(axis=1).to_numpy(), label="mean")
+    ax.set_ylabel("voltage (pu)")
+    ax.set_title("Bus voltages")
+
+
+def plot_prices(results: pd.DataFrame, ax: plt.Axes) -> None:
+    """Import and export prices."""
+    for quantity, label in (("price_import_eur_kwh", "import"), ("price_export_eur_kwh", "export")):
+        values = wide(results, "tariff", quantity).iloc[:, 0]
+        ax.plot(values.index, values.to_numpy(), label=label, drawstyle="steps-post")
+    ax.set_ylabel("price (EUR/kWh)")
+    ax.set_title("Prices")
+
+
+PLOTS: dict[str, Callable[[pd.DataFrame, plt.Axes], None]] = {
+    "power": plot_power,
+    "soc": plot_soc,
+    "voltages": plot_voltages,
+    "prices": plot_prices,
+}
+
+
+def render_report(run_dir: str | Path) -> Path:
+    """Write ``<name>.png`` for every plot and ``report.html`` into ``run_dir``.
+
+    Raises
+    ------
+    TwinError
+        If ``run_dir`` is not the directory of a finished run.
+    """
+    run_dir = Path(run_dir)
+    for needed in ("results.parquet", "run.json", "kpis.json"):
+        if not (run_dir / needed).is_file():
+            raise TwinError(f"{run_dir} is not a finished run: {needed} is missing")
+    meta = read_run(run_dir)
+    kpis = json.loads((run_dir / "kpis.json").read_text())
+    tz = meta["scenario"]["site"]["tz"]
+    results = load_results(run_dir)
+    results["time"] = results["time"].dt.tz_convert(tz)
+    images = []
+    for name, plot in PLOTS.items():
+        fig, ax = plt.subplots(figsize=(10, 3.6))
+        plot(results, ax)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", fontsize="small")
+        ax.grid(alpha=0.3)
+        ax.set_xlabel(f"time ({tz})")
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        fig.savefig(run_dir / f"{name}.png", dpi=110)
+        plt.close(fig)
+        images.append(f"{name}.png")
+    rows = "\n".join(
+        f"<tr><td>{html.escape(label)}</td><td>{html.escape(value)}</td></tr>"
+        for label, value in kpi_rows(kpis)
+    )
+    figures = "\n".join(f'<img src="{img}" alt="{img}" style="max-width:100%">' for img in images)
+    name = html.escape(meta["scenario"]["name"])
+    page = run_dir / "report.html"
+    page.write_text(
+        f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{name}: twin report</title>
+<style>body{{font-family:sans-serif;margin:2em}}td{{padding:2px 12px}}
+tr:nth-child(even){{background:#f3f3f3}}</style></head>
+<body><h1>{name}</h1><p>run {html.escape(meta["run_id"])},
+{html.escape(str(meta["scenario"]["start"]))}, {html.escape(meta["scenario"]["duration"])}
+at {html.escape(meta["scenario"]["step"])} steps, wall time {meta.get("wall_s", 0):.1f} s</p>
+<table>{rows}</table>
+{figures}
+</body></html>
+"""
+    )
+    return page
