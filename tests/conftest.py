@@ -1,0 +1,40 @@
+"""Shared fixtures: small scenarios built fresh for every test."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from models.base import Clock
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = {"lat": 36.1, "lon": -79.95, "altitude": 273.0, "tz": "America/New_York"}
+LV_GRID = "1-LV-rural1--0-sw"
+
+
+@pytest.fixture
+def day_raw() -> dict[str, Any]:
+    """The shipped day scenario as a raw mapping (a fresh copy per test)."""
+    return copy.deepcopy(yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text()))
+
+
+@pytest.fixture
+def small_raw(day_raw: dict[str, Any]) -> dict[str, Any]:
+    """Six hours around noon of the day scenario: short enough for many runs."""
+    day_raw["start"] = "2016-06-21T09:00:00-04:00"
+    day_raw["duration"] = "6h"
+    return day_raw
+
+
+@pytest.fixture
+def site() -> dict[str, Any]:
+    return dict(SITE)
+
+
+def make_clock(start: str = "2016-06-21T00:00:00-04:00", step_s: int = 900, n: int = 96) -> Clock:
+    return Clock(pd.Timestamp(start), step_s, n)
