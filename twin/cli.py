@@ -17,7 +17,7 @@ err_console = Console(stderr=True)
 
 
 def _fail(exc: TwinError) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -61,6 +62,20 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def _abort_world(world: Any) -> None:
+    """Cancel the simulator tasks mosaik leaves pending after a failure, then shut down."""
+    loop = world.loop
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    try:
+        world.shutdown()
+    except Exception:  # noqa: BLE001 - the run's own error is the one to report
+        pass
+
+
 def run_scenario(
     scenario: Scenario, out_dir: str | Path | None = None, *, progress: bool = False
 ) -> RunResult:
@@ -83,6 +98,7 @@ def run_scenario(
     """
     from adapters.parquet import ACTIVE_RECORDERS
     from twin.world import build_world
+    from twin.wrapper import STEP_SECONDS
 
     out = Path(out_dir) if out_dir is not None else scenario.output_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -97,9 +113,14 @@ def run_scenario(
     started = time.perf_counter()
     plan = build_world(scenario, out, run_id)
     metadata["setup_s"] = time.perf_counter() - started
+    STEP_SECONDS.clear()
     try:
+        run_started = time.perf_counter()
         plan.world.run(until=plan.clock.end_s, print_progress=progress)
+        metadata["loop_s"] = time.perf_counter() - run_started
+        metadata["component_s"] = dict(STEP_SECONDS)
     except Exception as exc:
+        _abort_world(plan.world)
         recorder = ACTIVE_RECORDERS.pop(str(plan.results_path), None)
         saved = recorder.save() if recorder is not None else 0
         metadata.update(

@@ -286,7 +286,7 @@ def _unknown_keys(model: type[BaseModel], data: Any, loc: tuple[Any, ...]) -> li
             hint = f"; did you mean {close[0]!r}?" if close else ""
             problems.append(
                 Problem(
-                    _path((*loc, key)) or ".".join(map(str, (*loc, key))),
+                    f"{_path(loc)}.{key}" if loc else str(key),
                     f"unknown key {key!r}{hint} (expected one of: {', '.join(fields)})",
                 )
             )
@@ -312,7 +312,11 @@ def _describe(error: dict[str, Any]) -> str:
     if error["type"] in ("missing",):
         return "required field is missing"
     value = error.get("input")
-    if error["type"] not in ("model_type", "dict_type") and not isinstance(value, dict | list):
+    if (
+        error["type"] not in ("model_type", "dict_type")
+        and not isinstance(value, dict | list)
+        and "got " not in message
+    ):
         message += f" (got {value!r})"
     return message
 

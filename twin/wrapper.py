@@ -12,6 +12,7 @@ simulator can run in-process or as a remote mosaik process.
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Any
 
 import mosaik_api_v3
@@ -20,9 +21,13 @@ import numpy as np
 from models.base import Clock, Model
 from twin.registry import get_model
 
-__all__ = ["PARENT_EID", "ModelSimulator", "build_meta"]
+__all__ = ["PARENT_EID", "STEP_SECONDS", "ModelSimulator", "build_meta"]
 
 PARENT_EID = "fleet"
+
+#: Wall seconds spent per simulator id: ``"<sid>"`` in the model's own ``step`` and
+#: ``"<sid>:wrapper"`` in gathering inputs and serving outputs. Reset by the runner.
+STEP_SECONDS: dict[str, float] = {}
 
 
 def build_meta(cls: type[Model]) -> dict[str, Any]:
@@ -78,19 +83,28 @@ class ModelSimulator(mosaik_api_v3.Simulator):
     def step(self, time: int, inputs: dict[str, Any], max_advance: int) -> int:
         """Gather inputs into arrays, step the model over one clock step."""
         assert self.model is not None
+        started = perf_counter()
         arrays = self.model.default_inputs()
         for eid, attrs in inputs.items():
             i = self._index[eid][1]
             for attr, sources in attrs.items():
                 arrays[attr][i] = sum(sources.values())
         dt_s = self.clock.step_s
+        gathered = perf_counter()
         self._outputs = self.model.step(self.clock.time_at(time), dt_s, arrays)
+        done = perf_counter()
+        STEP_SECONDS[self.sid] = STEP_SECONDS.get(self.sid, 0.0) + done - gathered
+        key = f"{self.sid}:wrapper"
+        STEP_SECONDS[key] = STEP_SECONDS.get(key, 0.0) + gathered - started
         return time + dt_s
 
     def get_data(self, outputs: dict[str, list[str]]) -> dict[str, Any]:
         """Serve the latest outputs of the requested children."""
+        started = perf_counter()
         data: dict[str, Any] = {}
         for eid, attrs in outputs.items():
             i = self._index[eid][1]
             data[eid] = {attr: float(self._outputs[attr][i]) for attr in attrs}
+        key = f"{self.sid}:wrapper"
+        STEP_SECONDS[key] = STEP_SECONDS.get(key, 0.0) + perf_counter() - started
         return data

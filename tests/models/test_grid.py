@@ -53,7 +53,9 @@ def test_non_convergence_names_the_step_time():
 
 
 def test_elements_cover_buses_lines_and_trafos():
-    grid = Grid([{"name": "poc", "grid": "1-LV-rural1--0-sw", "solver": "pandapower"}], make_clock())
+    grid = Grid(
+        [{"name": "poc", "grid": "1-LV-rural1--0-sw", "solver": "pandapower"}], make_clock()
+    )
     assert len(grid.elements["bus"]) == len(grid.net.bus)
     assert len(grid.elements["line"]) == len(grid.net.line)
     assert grid.elements["grid"] == ["poc"]

@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 import simbench
 
+from models.base import Clock
 from models.gridnet import load_net
 from models.load import Load
-from models.base import Clock
 
 SPEC = "1-LV-rural1--0-sw"
 
@@ -15,8 +15,12 @@ def test_simbench_loads_equal_simbench_absolute_values(start):
     net = load_net(SPEC)
     absolute = simbench.get_absolute_values(net, profiles_instead_of_study_cases=True)
     units = [
-        {"name": f"load_{i}", "p_kw": row.p_mw * 1000, "q_kvar": row.q_mvar * 1000,
-         "profile": row.profile}
+        {
+            "name": f"load_{i}",
+            "p_kw": row.p_mw * 1000,
+            "q_kvar": row.q_mvar * 1000,
+            "profile": row.profile,
+        }
         for i, row in net.load.iterrows()
     ]
     clock = Clock(pd.Timestamp(start, tz="Europe/Berlin"), 900, 8)
@@ -43,5 +47,7 @@ def test_csv_profile(tmp_path):
     path.write_text("time,p_pu\n2016-01-01T00:00:00Z,0.5\n2016-01-01T00:30:00Z,1.0\n")
     clock = Clock(pd.Timestamp("2016-01-01", tz="UTC"), 900, 4)
     model = Load([{"name": "l", "p_kw": 4.0, "q_kvar": 0.0, "profile": str(path)}], clock)
-    p = [model.step(clock.time_at(k * 900), 900, {"scale": np.ones(1)})["p_kw"][0] for k in range(4)]
+    p = [
+        model.step(clock.time_at(k * 900), 900, {"scale": np.ones(1)})["p_kw"][0] for k in range(4)
+    ]
     assert p == pytest.approx([-2.0, -2.0, -4.0, -4.0])

@@ -29,14 +29,25 @@ def modelchain_ac_kw(times: pd.DatetimeIndex, weather: pd.DataFrame, plant: dict
         surface_azimuth=plant["azimuth_deg"],
         albedo=plant["albedo"],
         module_parameters={"pdc0": plant["p_dc_kw"] * 1000, "gamma_pdc": plant["gamma_pdc"]},
-        inverter_parameters={"pdc0": plant["p_ac_kw"] * 1000 / plant["eta_inv_nom"],
-                             "eta_inv_nom": plant["eta_inv_nom"]},
+        inverter_parameters={
+            "pdc0": plant["p_ac_kw"] * 1000 / plant["eta_inv_nom"],
+            "eta_inv_nom": plant["eta_inv_nom"],
+        },
         temperature_model_parameters=pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"][
             plant["temperature_model"]
         ],
-        losses_parameters={"soiling": 2, "shading": 3, "snow": 0, "mismatch": 2, "wiring": 2,
-                           "connections": 0.5, "lid": 1.5, "nameplate_rating": 1, "age": 0,
-                           "availability": 3},
+        losses_parameters={
+            "soiling": 2,
+            "shading": 3,
+            "snow": 0,
+            "mismatch": 2,
+            "wiring": 2,
+            "connections": 0.5,
+            "lid": 1.5,
+            "nameplate_rating": 1,
+            "age": 0,
+            "availability": 3,
+        },
     )
     chain = pvlib.modelchain.ModelChain(
         system,

@@ -1,0 +1,50 @@
+import pytest
+
+from models.grid import Grid
+from twin.scenario import validate_scenario
+from twin.world import build_world
+from twin.wrapper import build_meta
+
+
+@pytest.fixture
+def plan(day_raw, tmp_path):
+    plan = build_world(validate_scenario(day_raw), tmp_path, "test")
+    yield plan
+    plan.world.shutdown()
+
+
+def test_world_wiring_as_a_graph(plan, day_raw):
+    graph = plan.world.entity_graph
+    # Every asset injects into its own bus.
+    assert graph.has_edge("pv.pv_roof", "grid.bus_7")
+    assert graph.has_edge("pv.pv_barn", "grid.bus_12")
+    assert graph.has_edge("battery.bess", "grid.bus_7")
+    assert all(
+        graph.has_edge(f"load.load_{i}", f"grid.{b}") for i, b in [(0, "bus_9"), (12, "bus_4")]
+    )
+    # The controller measures PV and loads and talks to the battery both ways.
+    assert graph.has_edge("pv.pv_roof", "rule.site")
+    assert graph.has_edge("load.load_3", "rule.site")
+    assert graph.has_edge("rule.bess", "battery.bess")
+    # Every child entity is recorded.
+    recorded = set(graph.neighbors("recorder.recorder"))
+    children = {c.full_id for fleet in plan.entities.values() for c in fleet.children}
+    assert children - {"rule.site"} == recorded  # the site input has no outputs
+
+
+def test_world_without_controller_has_none(day_raw, tmp_path):
+    day_raw["controller"] = "none"
+    plan = build_world(validate_scenario(day_raw), tmp_path, "test")
+    try:
+        assert "controller" not in plan.entities
+        assert not any(n.startswith("rule.") for n in plan.world.entity_graph.nodes)
+    finally:
+        plan.world.shutdown()
+
+
+def test_meta_is_derived_from_ports():
+    meta = build_meta(Grid)
+    assert meta["models"]["Grid"]["public"] is True
+    assert set(meta["models"]["bus"]["attrs"]) == {"p_kw", "q_kvar", "v_pu", "va_deg"}
+    assert meta["models"]["line"]["attrs"] == ["loading_pct"]
+    assert set(meta["models"]["grid"]["attrs"]) == {"p_kw", "q_kvar", "losses_kw"}
