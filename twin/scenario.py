@@ -517,5 +517,7 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
     except yaml.YAMLError as exc:
         raise ScenarioError([Problem("", f"not valid YAML: {exc}")], str(path)) from None
     if isinstance(raw, dict):
+        if isinstance(raw.get("grid"), str):  # shorthand, so that --set grid.solver=... works
+            raw["grid"] = {"source": raw["grid"]}
         raw = apply_overrides(raw, overrides or [])
     return validate_scenario(raw, str(path))
