@@ -20,6 +20,7 @@ import pandapower as pp
 
 from models.base import Clock, Model, Port
 from models.gridnet import load_net
+from models.powerflow import SOLVERS, PowerFlowError
 
 __all__ = ["Grid", "GridError", "prepare_net"]
 
@@ -57,7 +58,8 @@ class Grid(Model):
     """A pandapower grid (one unit: the network behind its point of connection).
 
     Unit parameters: ``grid`` (SimBench code, ``pandapower.networks`` name or JSON
-    path) and ``solver`` (``"pandapower"``).
+    path) and ``solver`` (``"fast"``, the default, or ``"pandapower"``, the reference;
+    see :mod:`models.powerflow`).
     Element groups: ``bus`` (inputs ``p_kw``/``q_kvar`` summed over the assets at the
     bus), ``line``, ``trafo`` and ``grid`` (the point of connection).
     """
@@ -66,6 +68,9 @@ class Grid(Model):
     inputs = {
         "p_kw": Port("kW", "active power injected at the bus (sum of its assets)", group="bus"),
         "q_kvar": Port("kvar", "reactive power injected at the bus", group="bus"),
+        "in_service": Port(
+            "1", "1 = line in service, 0 = out; NaN keeps the grid's own status", "line", np.nan
+        ),
     }
     outputs = {
         "v_pu": Port("pu", "voltage magnitude", group="bus"),
@@ -82,7 +87,7 @@ class Grid(Model):
     ) -> None:
         super().__init__(units, clock, context)
         (self.config,) = units
-        self.net, self._injection = prepare_net(self.config["grid"])
+        self.net, injection = prepare_net(self.config["grid"])
         net = self.net
         self.elements.update(
             {
@@ -91,32 +96,39 @@ class Grid(Model):
                 "trafo": [f"trafo_{i}" for i in net.trafo.index],
             }
         )
+        self._line_base_status = net.line["in_service"].to_numpy(bool).copy()
+        self._line_in_service = self._line_base_status.copy()
+        solver = self.config.get("solver", "fast")
+        if solver not in SOLVERS:
+            raise ValueError(
+                f"unknown grid solver {solver!r}; expected one of {', '.join(SOLVERS)}"
+            )
+        self.solver = SOLVERS[solver](net, injection)
 
-    def solve(self, p_kw: np.ndarray, q_kvar: np.ndarray, now: datetime) -> None:
-        """Run one AC power flow with the given bus injections (kW, kvar)."""
-        net = self.net
-        net.sgen.loc[self._injection, "p_mw"] = p_kw / 1000.0
-        net.sgen.loc[self._injection, "q_mvar"] = q_kvar / 1000.0
-        try:
-            pp.runpp(net, numba=False)
-        except pp.LoadflowNotConverged as exc:
-            raise GridError(f"power flow did not converge at {now.isoformat()}") from exc
+    def set_lines_in_service(self, in_service: np.ndarray) -> None:
+        """Switch lines in or out of service; the solver model is rebuilt once."""
+        self.net.line["in_service"] = in_service
+        self._line_in_service = in_service.copy()
+        self.solver.topology_changed()
 
     def step(
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
         """Solve the power flow for the step's injections and report the grid state."""
-        self.solve(inputs["p_kw"], inputs["q_kvar"], now)
-        net = self.net
-        p_import_kw = net.res_ext_grid["p_mw"].to_numpy().sum() * 1000.0
-        q_import_kvar = net.res_ext_grid["q_mvar"].to_numpy().sum() * 1000.0
-        losses_kw = (net.res_line["pl_mw"].to_numpy().sum() + net.res_trafo["pl_mw"].sum()) * 1000.0
+        command = inputs["in_service"]
+        in_service = np.where(np.isnan(command), self._line_base_status, command >= 0.5)
+        if not np.array_equal(in_service, self._line_in_service):
+            self.set_lines_in_service(in_service)
+        try:
+            res = self.solver.solve(inputs["p_kw"] / 1000.0, inputs["q_kvar"] / 1000.0)
+        except PowerFlowError as exc:
+            raise GridError(f"power flow did not converge at {now.isoformat()}: {exc}") from exc
         return {
-            "v_pu": net.res_bus["vm_pu"].to_numpy(),
-            "va_deg": net.res_bus["va_degree"].to_numpy(),
-            "loading_pct": net.res_line["loading_percent"].to_numpy(),
-            "trafo_loading_pct": net.res_trafo["loading_percent"].to_numpy(),
-            "p_kw": np.array([p_import_kw]),
-            "q_kvar": np.array([q_import_kvar]),
-            "losses_kw": np.array([losses_kw]),
+            "v_pu": res.vm_pu,
+            "va_deg": res.va_degree,
+            "loading_pct": res.line_loading_pct,
+            "trafo_loading_pct": res.trafo_loading_pct,
+            "p_kw": np.array([res.p_ext_mw * 1000.0]),
+            "q_kvar": np.array([res.q_ext_mvar * 1000.0]),
+            "losses_kw": np.array([res.losses_mw * 1000.0]),
         }

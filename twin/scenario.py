@@ -73,7 +73,7 @@ class GridSpec(Strict):
     """The grid: ``source`` is a SimBench code, a pandapower network name or a JSON file."""
 
     source: str
-    solver: Literal["pandapower"] = "pandapower"
+    solver: Literal["fast", "pandapower"] = "fast"
     v_min_pu: Positive = 0.90
     v_max_pu: Positive = 1.10
 

@@ -46,5 +46,5 @@ def test_meta_is_derived_from_ports():
     meta = build_meta(Grid)
     assert meta["models"]["Grid"]["public"] is True
     assert set(meta["models"]["bus"]["attrs"]) == {"p_kw", "q_kvar", "v_pu", "va_deg"}
-    assert meta["models"]["line"]["attrs"] == ["loading_pct"]
+    assert meta["models"]["line"]["attrs"] == ["in_service", "loading_pct"]
     assert set(meta["models"]["grid"]["attrs"]) == {"p_kw", "q_kvar", "losses_kw"}
