@@ -66,7 +66,10 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     print(f"machine: {machine()}")
-    header = f"{'grid':<20} {'buses':>5} {'method':<22} {'us/step':>10} {'speed-up':>9} {'max|dV| pu':>11}"
+    header = (
+        f"{'grid':<20} {'buses':>5} {'method':<22} {'us/step':>10} {'speed-up':>9} "
+        f"{'max|dV| pu':>11}"
+    )
     print(header)
     print("-" * len(header))
     for spec in GRIDS:

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["RESULT_COLUMNS", "ResultBuffer", "load_results", "read_run", "wide"]
+__all__ = ["RESULT_COLUMNS", "ResultBuffer", "load_results", "merge_parts", "read_run", "wide"]
 
 RESULT_COLUMNS = ("time", "site", "run_id", "source", "asset", "kind", "quantity", "value")
 SERIES_PER_ROW_GROUP = 64
@@ -102,18 +102,34 @@ class ResultBuffer:
         return rows
 
 
+def merge_parts(parts: list[Path], path: str | Path) -> int:
+    """Concatenate Parquet parts (one per simulator) into one file; return its rows."""
+    rows = 0
+    writer = None
+    try:
+        for part in parts:
+            table = pq.read_table(part)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+            writer.write_table(table)
+            rows += table.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
 def load_results(run_dir: str | Path) -> pd.DataFrame:
-    """The tidy results of a run directory (``results.parquet``)."""
-    frame = pd.read_parquet(Path(run_dir) / "results.parquet")
-    for column in ("site", "run_id", "source", "asset", "kind", "quantity"):
-        frame[column] = frame[column].astype(str)
-    return frame
+    """The tidy results of a run directory (``results.parquet``); tags are categorical."""
+    return pd.read_parquet(Path(run_dir) / "results.parquet")
 
 
 def wide(results: pd.DataFrame, kind: str, quantity: str) -> pd.DataFrame:
     """One quantity of one kind as a time x asset table."""
     sel = results[(results["kind"] == kind) & (results["quantity"] == quantity)]
-    return sel.pivot(index="time", columns="asset", values="value").sort_index()
+    table = sel.pivot(index="time", columns="asset", values="value").sort_index()
+    table.columns = table.columns.astype(str)
+    return table.dropna(axis=1, how="all")
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:

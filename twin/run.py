@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -13,7 +14,7 @@ from typing import Any
 
 from twin.errors import RunError
 from twin.kpi import compute_kpis
-from twin.results import load_results
+from twin.results import load_results, merge_parts
 from twin.scenario import Scenario
 
 __all__ = ["RunResult", "package_versions", "run_scenario"]
@@ -96,9 +97,8 @@ def run_scenario(
         If the co-simulation fails; the steps recorded before the failure are saved
         and ``run.json`` records the error.
     """
-    from adapters.parquet import ACTIVE_RECORDERS
     from twin.world import build_world
-    from twin.wrapper import STEP_SECONDS
+    from twin.wrapper import ACTIVE, STEP_SECONDS
 
     out = Path(out_dir) if out_dir is not None else scenario.output_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -120,9 +120,14 @@ def run_scenario(
         metadata["loop_s"] = time.perf_counter() - run_started
         metadata["component_s"] = dict(STEP_SECONDS)
     except Exception as exc:
+        # Keep the steps every simulator completed: a consistent, shorter run.
+        sims = [ACTIVE[str(part)] for part in plan.parts if str(part) in ACTIVE]
+        completed = min((sim.steps_done for sim in sims), default=0)
+        for sim in sims:
+            sim.save(completed)
+        saved = merge_parts(plan.parts, plan.results_path) if completed else 0
+        shutil.rmtree(out / "parts", ignore_errors=True)
         _abort_world(plan.world)
-        recorder = ACTIVE_RECORDERS.pop(str(plan.results_path), None)
-        saved = recorder.save() if recorder is not None else 0
         metadata.update(
             status="failed",
             error=f"{type(exc).__name__}: {exc}",
@@ -131,9 +136,11 @@ def run_scenario(
         )
         _write_json(out / "run.json", metadata)
         raise RunError(f"run {run_id} failed: {exc} (recorded steps saved in {out})") from exc
+    merge_parts(plan.parts, plan.results_path)
+    shutil.rmtree(out / "parts", ignore_errors=True)
+    kpis = compute_kpis(load_results(out), scenario)
     metadata["wall_s"] = time.perf_counter() - started
     metadata["status"] = "finished"
-    kpis = compute_kpis(load_results(out), scenario)
     _write_json(out / "run.json", metadata)
     _write_json(out / "kpis.json", kpis)
     return RunResult(out, kpis, metadata)

@@ -2,13 +2,14 @@
 
 The data flow of one step (all simulators step every ``scenario.step``)::
 
-    tariff ───────────────────────────────────────────────┐
-    pv, load ──► controller ──► battery ──► grid ──────────┤──► recorder
-        └──────────────────────────────────────► grid      │
+    tariff
+    pv, load ──► controller ──► battery ──► grid
+        └──────────────────────────────────► grid
     battery.soc ──(time-shifted: last step's end)──► controller
 
 Assets inject into their bus (``p_kw``, ``q_kvar``); the controller measures the site's
-PV + load power and each battery's SoC and sets battery power.
+PV + load power and each battery's SoC and sets battery power. Every simulator records
+its own outputs into a Parquet part under ``<out>/parts/`` (see :mod:`twin.wrapper`).
 """
 
 from __future__ import annotations
@@ -25,10 +26,7 @@ from twin.scenario import Scenario
 
 __all__ = ["SIM_CONFIG", "WorldPlan", "build_world"]
 
-SIM_CONFIG = {
-    "Model": {"python": "twin.wrapper:ModelSimulator"},
-    "Recorder": {"python": "adapters.parquet:Recorder"},
-}
+SIM_CONFIG = {"Model": {"python": "twin.wrapper:ModelSimulator"}}
 
 
 @dataclass
@@ -39,17 +37,29 @@ class WorldPlan:
     clock: Clock
     results_path: Path
     entities: dict[str, Any] = field(default_factory=dict)
+    parts: list[Path] = field(default_factory=list)
 
 
 def _children(fleet: Any) -> dict[str, Any]:
     return {child.eid: child for child in fleet.children}
 
 
-def _start(world: mosaik.World, model: str, units: list[dict], clock: Clock, context: dict) -> Any:
-    sim = world.start("Model", sim_id=model, model=model, clock=clock.to_dict())
-    factory = getattr(sim, get_model(model).__name__)
-    (fleet,) = factory.create(1, units=units, context=context)
-    return fleet
+class _Starter:
+    """Starts one wrapped model per simulator, each recording to its own part."""
+
+    def __init__(self, world: mosaik.World, clock: Clock, context: dict, tags: dict, parts: Path):
+        self.world, self.clock, self.context, self.tags = world, clock, context, tags
+        self.parts_dir = parts
+        self.parts: list[Path] = []
+
+    def __call__(self, model: str, units: list[dict]) -> Any:
+        sim = self.world.start("Model", sim_id=model, model=model, clock=self.clock.to_dict())
+        factory = getattr(sim, get_model(model).__name__)
+        part = self.parts_dir / f"{model}.parquet"
+        self.parts.append(part)
+        record = {"path": str(part), "tags": self.tags}
+        (fleet,) = factory.create(1, units=units, context=self.context, record=record)
+        return fleet
 
 
 def build_world(
@@ -62,7 +72,7 @@ def build_world(
     scenario : Scenario
         A validated, resolved scenario.
     out_dir : Path
-        Run directory; the recorder writes ``results.parquet`` there.
+        Run directory; simulators record to ``out_dir/parts/``.
     run_id : str
         Tag of the run in the results.
     """
@@ -76,15 +86,16 @@ def build_world(
         "grid": scenario.grid.source,
         "seed": scenario.seed,
     }
+    tags = {"site": scenario.name, "run_id": run_id, "source": "twin"}
+    start = _Starter(world, clock, context, tags, out_dir / "parts")
     fleets: dict[str, Any] = {}
     for kind in ("pv", "load", "battery"):
         units = scenario.units(kind)
         if units:
-            fleets[kind] = _start(world, kind, units, clock, context)
-    tariff = scenario.tariff.model_dump()
-    fleets["tariff"] = _start(world, "tariff", [{"name": "tariff", **tariff}], clock, context)
+            fleets[kind] = start(kind, units)
+    fleets["tariff"] = start("tariff", [{"name": "tariff", **scenario.tariff.model_dump()}])
     grid_unit = {"name": "poc", "grid": scenario.grid.source, "solver": scenario.grid.solver}
-    fleets["grid"] = _start(world, "grid", [grid_unit], clock, context)
+    fleets["grid"] = start("grid", [grid_unit])
     grid = _children(fleets["grid"])
 
     # Assets inject into their bus.
@@ -98,10 +109,10 @@ def build_world(
 
     if scenario.controller != "none":
         batteries = scenario.units("battery")
-        fleets["controller"] = _start(world, scenario.controller, batteries, clock, context)
+        fleets["controller"] = start(scenario.controller, batteries)
         control = _children(fleets["controller"])
         for kind in ("pv", "load"):
-            for child in fleets.get(kind, _Empty).children:
+            for child in fleets[kind].children if kind in fleets else []:
                 world.connect(child, control["site"], "p_kw")
         battery = _children(fleets["battery"])
         for unit in batteries:
@@ -115,27 +126,4 @@ def build_world(
                 initial_data={"soc": unit["soc_init"]},
             )
 
-    results_path = out_dir / "results.parquet"
-    recorder_sim = world.start("Recorder", sim_id="recorder", clock=clock.to_dict())
-    sources: dict[str, list[str]] = {}
-    recorded: list[tuple[Any, list[str]]] = []
-    for name, fleet in fleets.items():
-        cls = get_model(scenario.controller if name == "controller" else name)
-        for child in fleet.children:
-            sources[child.full_id] = [child.eid, child.type]
-            attrs = [n for n, port in cls.outputs.items() if (port.group or cls.kind) == child.type]
-            recorded.append((child, attrs))
-    (recorder,) = recorder_sim.Recorder.create(
-        1,
-        sources=sources,
-        path=str(results_path),
-        tags={"site": scenario.name, "run_id": run_id, "source": "twin"},
-    )
-    for child, attrs in recorded:
-        if attrs:
-            world.connect(child, recorder, *attrs)
-    return WorldPlan(world, clock, results_path, fleets)
-
-
-class _Empty:
-    children: list[Any] = []
+    return WorldPlan(world, clock, out_dir / "results.parquet", fleets, start.parts)

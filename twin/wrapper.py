@@ -6,6 +6,12 @@ one child entity per element (a PV plant, a bus, a line...), gathers the childre
 inputs into arrays (several sources on one input are summed: power at a bus, site
 totals), steps the vectorised model once, and serves its outputs.
 
+Each simulator also records its own outputs (when ``create`` gets a ``record``
+parameter): one preallocated ``(n_steps, n_elements)`` array per output, filled with
+one numpy assignment per step and written as a Parquet part at ``finalize``. This
+replaces a mosaik recorder sink, which cost ~75 us per source simulator per step (45%
+of the loop of a year run, see BENCHMARKS.md); the run merges the parts.
+
 Everything it receives at ``init``/``create`` is plain JSON-able data, so the same
 simulator can run in-process or as a remote mosaik process.
 """
@@ -20,14 +26,19 @@ import numpy as np
 
 from models.base import Clock, Model
 from twin.registry import get_model
+from twin.results import ResultBuffer
 
-__all__ = ["PARENT_EID", "STEP_SECONDS", "ModelSimulator", "build_meta"]
+__all__ = ["ACTIVE", "PARENT_EID", "STEP_SECONDS", "ModelSimulator", "build_meta"]
 
 PARENT_EID = "fleet"
 
 #: Wall seconds spent per simulator id: ``"<sid>"`` in the model's own ``step`` and
 #: ``"<sid>:wrapper"`` in gathering inputs and serving outputs. Reset by the runner.
 STEP_SECONDS: dict[str, float] = {}
+
+#: In-process simulators by the Parquet part they record to, so a run that fails can
+#: still save what was recorded.
+ACTIVE: dict[str, ModelSimulator] = {}
 
 
 def build_meta(cls: type[Model]) -> dict[str, Any]:
@@ -38,7 +49,7 @@ def build_meta(cls: type[Model]) -> dict[str, Any]:
         if name not in attrs:
             attrs.append(name)
     models: dict[str, Any] = {
-        cls.__name__: {"public": True, "params": ["units", "context"], "attrs": []}
+        cls.__name__: {"public": True, "params": ["units", "context", "record"], "attrs": []}
     }
     for group, attrs in groups.items():
         models[group] = {"public": False, "params": [], "attrs": attrs}
@@ -53,6 +64,9 @@ class ModelSimulator(mosaik_api_v3.Simulator):
         self.model: Model | None = None
         self._index: dict[str, tuple[str, int]] = {}
         self._outputs: dict[str, np.ndarray] = {}
+        self.buffer: ResultBuffer | None = None
+        self._blocks: dict[str, np.ndarray] = {}
+        self.steps_done = 0
 
     def init(
         self, sid: str, time_resolution: float = 1.0, *, model: str, clock: dict[str, Any]
@@ -78,7 +92,38 @@ class ModelSimulator(mosaik_api_v3.Simulator):
                     raise ValueError(f"{self.sid}: two elements are named {name!r}")
                 self._index[name] = (group, i)
                 children.append({"eid": name, "type": group, "rel": []})
+        record = params.get("record")
+        if record:
+            self._start_recording(record["path"], record["tags"])
         return [{"eid": PARENT_EID, "type": model, "rel": [], "children": children}]
+
+    def _start_recording(self, path: str, tags: dict[str, str]) -> None:
+        """Preallocate one (n_steps, n_elements) block per output; series are its columns."""
+        assert self.model is not None
+        self.part_path = path
+        self.buffer = ResultBuffer(self.clock.times, tags)
+        for attr, port in self.cls.outputs.items():
+            group = port.group or self.cls.kind
+            names = self.model.elements[group]
+            block = np.full((self.clock.n_steps, len(names)), np.nan)
+            self._blocks[attr] = block
+            for i, name in enumerate(names):
+                self.buffer.series[(name, group, attr)] = block[:, i]
+        ACTIVE[path] = self
+
+    def save(self, n_steps: int | None = None) -> int:
+        """Write the recorded steps (at most ``n_steps``) as a Parquet part."""
+        ACTIVE.pop(getattr(self, "part_path", ""), None)
+        if self.buffer is None:
+            return 0
+        steps = self.steps_done if n_steps is None else min(n_steps, self.steps_done)
+        rows = self.buffer.write_parquet(self.part_path, n_steps=steps)
+        self.buffer = None
+        return rows
+
+    def finalize(self) -> None:
+        """Write the recorded outputs at the end of the simulation."""
+        self.save()
 
     def step(self, time: int, inputs: dict[str, Any], max_advance: int) -> int:
         """Gather inputs into arrays, step the model over one clock step."""
@@ -93,9 +138,17 @@ class ModelSimulator(mosaik_api_v3.Simulator):
         gathered = perf_counter()
         self._outputs = self.model.step(self.clock.time_at(time), dt_s, arrays)
         done = perf_counter()
+        if self.buffer is not None:
+            k = time // dt_s
+            for attr, block in self._blocks.items():
+                block[k] = self._outputs[attr]
+            self.steps_done = k + 1
+        recorded = perf_counter()
         STEP_SECONDS[self.sid] = STEP_SECONDS.get(self.sid, 0.0) + done - gathered
         key = f"{self.sid}:wrapper"
         STEP_SECONDS[key] = STEP_SECONDS.get(key, 0.0) + gathered - started
+        key = f"{self.sid}:recording"
+        STEP_SECONDS[key] = STEP_SECONDS.get(key, 0.0) + recorded - done
         return time + dt_s
 
     def get_data(self, outputs: dict[str, list[str]]) -> dict[str, Any]:
