@@ -9,6 +9,7 @@ series) and written to Parquet in row groups, a chunk of series at a time.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["RESULT_COLUMNS", "ResultBuffer", "load_results", "merge_parts", "read_run", "wide"]
+__all__ = [
+    "RESULT_COLUMNS",
+    "ResultBuffer",
+    "load_results",
+    "merge_parts",
+    "read_run",
+    "wide",
+    "write_tables",
+]
 
 RESULT_COLUMNS = ("time", "site", "run_id", "source", "asset", "kind", "quantity", "value")
 SERIES_PER_ROW_GROUP = 64
@@ -51,8 +60,9 @@ class ResultBuffer:
         count = len(keys)
 
         def tag(values: list[str]) -> pa.Array:
+            labels, codes = np.unique(np.array(values, dtype=object), return_inverse=True)
             return pa.DictionaryArray.from_arrays(
-                pa.array(np.repeat(np.arange(len(values), dtype=np.int32), n)), pa.array(values)
+                pa.array(np.repeat(codes.astype(np.int32), n)), pa.array(labels.tolist())
             )
 
         def const(value: str) -> pa.Array:
@@ -82,33 +92,21 @@ class ResultBuffer:
         """
         n = len(self.times) if n_steps is None else n_steps
         keys = sorted(self.series)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        rows = 0
-        writer = None
-        try:
-            for start in range(0, max(len(keys), 1), SERIES_PER_ROW_GROUP):
-                chunk = keys[start : start + SERIES_PER_ROW_GROUP]
-                if not chunk:
-                    break
-                table = self._table(chunk, n)
-                if writer is None:
-                    writer = pq.ParquetWriter(path, table.schema, compression="zstd")
-                writer.write_table(table)
-                rows += table.num_rows
-        finally:
-            if writer is not None:
-                writer.close()
-        return rows
+        chunks = (
+            self._table(keys[start : start + SERIES_PER_ROW_GROUP], n)
+            for start in range(0, len(keys), SERIES_PER_ROW_GROUP)
+        )
+        return write_tables(path, chunks)
 
 
-def merge_parts(parts: list[Path], path: str | Path) -> int:
-    """Concatenate Parquet parts (one per simulator) into one file; return its rows."""
+def write_tables(path: str | Path, tables: Iterable[pa.Table]) -> int:
+    """Write tables of one schema as row groups of one Parquet file; return its rows."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
     writer = None
     try:
-        for part in parts:
-            table = pq.read_table(part)
+        for table in tables:
             if writer is None:
                 writer = pq.ParquetWriter(path, table.schema, compression="zstd")
             writer.write_table(table)
@@ -117,6 +115,11 @@ def merge_parts(parts: list[Path], path: str | Path) -> int:
         if writer is not None:
             writer.close()
     return rows
+
+
+def merge_parts(parts: list[Path], path: str | Path) -> int:
+    """Concatenate Parquet parts (one per simulator) into one file; return its rows."""
+    return write_tables(path, (pq.read_table(part) for part in parts if part.exists()))
 
 
 def load_results(run_dir: str | Path) -> pd.DataFrame:
