@@ -36,12 +36,15 @@ class Port:
         means the model's own unit group (its ``kind``).
     default : float
         Value used for an input that nothing is connected to.
+    may_be_nan : bool
+        The output is NaN when it has no meaning (the SoC of an empty charger).
     """
 
     unit: str
     description: str
     group: str | None = None
     default: float = 0.0
+    may_be_nan: bool = False
 
 
 @dataclass(frozen=True)

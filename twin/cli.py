@@ -61,14 +61,14 @@ def run(
 @app.command()
 def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")]) -> None:
     """Check a scenario and report every problem with its field path."""
-    from twin.scenario import load_scenario
+    from twin.scenario import ASSET_KINDS, load_scenario
 
     try:
         sc = load_scenario(scenario)
     except TwinError as exc:
         _fail(exc)
         return
-    counts = ", ".join(f"{len(getattr(sc.assets, k))} {k}" for k in ("pv", "battery", "load"))
+    counts = ", ".join(f"{len(getattr(sc.assets, k))} {k}" for k in ASSET_KINDS)
     console.print(f"[green]ok[/] {sc.name}: {sc.clock().n_steps} steps of {sc.step}; {counts}")
 
 

@@ -40,6 +40,12 @@ KPI_SPECS = (
     KpiSpec("line_loading_max_pct", "Max line loading (%)"),
     KpiSpec("losses_kwh", "Grid losses (kWh)", "{:,.3f}"),
     KpiSpec("balance_residual_kwh", "Energy-balance residual (kWh)", "{:.2e}"),
+    KpiSpec("e_ev_delivered_kwh", "EV energy delivered (kWh)"),
+    KpiSpec("e_ev_unmet_kwh", "EV energy unmet at departure (kWh)"),
+    KpiSpec("ev_served", "EVs served", "{:.0f}"),
+    KpiSpec("ev_turned_away", "EVs turned away", "{:.0f}"),
+    KpiSpec("ev_charging_cost_eur", "EV charging cost at import price (EUR)"),
+    KpiSpec("peak_import_uncontrolled_kw", "Peak import, uncontrolled charging (kW)"),
 )
 
 
@@ -51,7 +57,8 @@ def _total(results: pd.DataFrame, kind: str, quantity: str, index: pd.Index) -> 
 def compute_kpis(results: pd.DataFrame, scenario: Scenario) -> dict[str, float]:
     r"""KPIs of a run.
 
-    Energies integrate step-average powers over the step length. The balance
+    Energies integrate step-average powers over the step length. Self-sufficiency
+    counts loads and EV charging as consumption. The balance
     residual is :math:`\sum_t |P_{grid} + \sum_a P_a - P_{losses}| \Delta t`.
 
     Parameters
@@ -70,6 +77,7 @@ def compute_kpis(results: pd.DataFrame, scenario: Scenario) -> dict[str, float]:
     pv = _total(results, "pv", "p_kw", index)
     load = _total(results, "load", "p_kw", index)
     battery = _total(results, "battery", "p_kw", index)
+    ev = _total(results, "ev", "p_kw", index)
     losses = wide(results, "grid", "losses_kw")["poc"]
     voltages = wide(results, "bus", "v_pu")
     lines = wide(results, "line", "loading_pct")
@@ -77,6 +85,8 @@ def compute_kpis(results: pd.DataFrame, scenario: Scenario) -> dict[str, float]:
     e_import, e_export = imp.sum() * dt_h, exp.sum() * dt_h
     e_pv = pv.sum(axis=1).sum() * dt_h
     e_load = -load.sum(axis=1).sum() * dt_h
+    ev_kw = -ev.sum(axis=1)
+    e_consumed = e_load + ev_kw.sum() * dt_h
     throughput = battery.abs().sum() * dt_h
     capacities = {u["name"]: u["e_kwh"] for u in scenario.units("battery")}
     efc = sum(throughput.get(name, 0.0) / (2.0 * cap) for name, cap in capacities.items())
@@ -85,17 +95,17 @@ def compute_kpis(results: pd.DataFrame, scenario: Scenario) -> dict[str, float]:
         soh = wide(results, "battery", "soh")
         initial = {u["name"]: u["soh_init"] for u in scenario.units("battery")}
         soh_change = min(soh[name].iloc[-1] - initial[name] for name in capacities)
-    injections = pv.sum(axis=1) + load.sum(axis=1) + battery.sum(axis=1)
+    injections = pv.sum(axis=1) + load.sum(axis=1) + battery.sum(axis=1) - ev_kw
     residual = (poc + injections - losses).abs().sum() * dt_h
     v_lo, v_hi = scenario.grid.v_min_pu, scenario.grid.v_max_pu
-    return {
+    kpis = {
         "e_import_kwh": float(e_import),
         "e_export_kwh": float(e_export),
         "cost_eur": float(((imp * prices - exp * export_prices) * dt_h).sum()),
         "e_pv_kwh": float(e_pv),
         "e_load_kwh": float(e_load),
         "self_consumption": float((e_pv - e_export) / e_pv) if e_pv > 0 else float("nan"),
-        "self_sufficiency": float(1.0 - e_import / e_load) if e_load > 0 else float("nan"),
+        "self_sufficiency": float(1.0 - e_import / e_consumed) if e_consumed > 0 else float("nan"),
         "peak_import_kw": float(imp.max()),
         "battery_throughput_kwh": float(throughput.sum()),
         "battery_efc": float(efc),
@@ -106,6 +116,26 @@ def compute_kpis(results: pd.DataFrame, scenario: Scenario) -> dict[str, float]:
         "line_loading_max_pct": float(np.nanmax(lines.to_numpy())) if not lines.empty else 0.0,
         "losses_kwh": float(losses.sum() * dt_h),
         "balance_residual_kwh": float(residual),
+    }
+    if scenario.units("ev"):
+        kpis.update(_ev_kpis(results, ev_kw, prices, dt_h))
+    return kpis
+
+
+def _ev_kpis(
+    results: pd.DataFrame, ev_kw: pd.Series, prices: pd.Series, dt_h: float
+) -> dict[str, float]:
+    """EV KPIs; charging cost prices every kWh an EV draws at the step's import price."""
+
+    def park_total(quantity: str) -> float:
+        return float(wide(results, "ev_park", quantity).to_numpy().sum())
+
+    return {
+        "e_ev_delivered_kwh": park_total("e_delivered_kwh"),
+        "e_ev_unmet_kwh": park_total("e_unmet_kwh"),
+        "ev_served": park_total("n_departed"),
+        "ev_turned_away": park_total("n_turned_away"),
+        "ev_charging_cost_eur": float((ev_kw * prices).sum() * dt_h),
     }
 
 

@@ -23,6 +23,7 @@ BUILTIN_MODELS = {
     "load": "models.load:Load",
     "tariff": "models.tariff:Tariff",
     "grid": "models.grid:Grid",
+    "ev": "models.ev:EVCharging",
     "rule": "twin.control.rule:RuleController",
 }
 _registered: dict[str, type[Model]] = {}

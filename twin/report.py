@@ -37,6 +37,7 @@ def plot_power(results: pd.DataFrame, ax: plt.Axes) -> None:
         "PV": _total(results, "pv", "p_kw"),
         "loads": _total(results, "load", "p_kw"),
         "battery (> 0 discharge)": _total(results, "battery", "p_kw"),
+        "EV charging": _total(results, "ev", "p_kw"),
         "grid import": _total(results, "grid", "p_kw"),
     }
     for label, values in series.items():
@@ -75,11 +76,43 @@ def plot_prices(results: pd.DataFrame, ax: plt.Axes) -> None:
     ax.set_title("Prices")
 
 
-PLOTS: dict[str, Callable[[pd.DataFrame, plt.Axes], None]] = {
-    "power": plot_power,
-    "soc": plot_soc,
-    "voltages": plot_voltages,
-    "prices": plot_prices,
+def plot_ev_power(results: pd.DataFrame, ax: plt.Axes) -> None:
+    """Charging power of every EV charger, stacked (kW drawn from the grid)."""
+    p = -wide(results, "ev", "p_kw")
+    ax.stackplot(p.index, p.to_numpy().T, labels=list(p.columns), step="post")
+    ax.set_ylabel("charging power (kW)")
+    ax.set_title("EV charging per charger")
+
+
+def plot_ev_connected(results: pd.DataFrame, ax: plt.Axes) -> None:
+    """EVs plugged in, and EVs turned away so far."""
+    connected = wide(results, "ev", "connected").sum(axis=1)
+    away = wide(results, "ev_park", "n_turned_away").sum(axis=1).cumsum()
+    ax.plot(connected.index, connected.to_numpy(), label="connected", drawstyle="steps-post")
+    ax.plot(away.index, away.to_numpy(), label="turned away (cumulative)")
+    ax.set_ylabel("EVs")
+    ax.set_title("Connected EVs")
+
+
+def plot_ev_energy(results: pd.DataFrame, ax: plt.Axes) -> None:
+    """Cumulative EV energy delivered and energy still missing at departure."""
+    delivered = wide(results, "ev_park", "e_delivered_kwh").sum(axis=1).cumsum()
+    unmet = wide(results, "ev_park", "e_unmet_kwh").sum(axis=1).cumsum()
+    ax.plot(delivered.index, delivered.to_numpy(), label="delivered (grid side)")
+    ax.plot(unmet.index, unmet.to_numpy(), label="unmet at departure")
+    ax.set_ylabel("energy, cumulative (kWh)")
+    ax.set_title("EV energy")
+
+
+#: Plot name -> (function, the (kind, quantity) it needs in the results).
+PLOTS: dict[str, tuple[Callable[[pd.DataFrame, plt.Axes], None], tuple[str, str]]] = {
+    "power": (plot_power, ("grid", "p_kw")),
+    "soc": (plot_soc, ("battery", "soc")),
+    "voltages": (plot_voltages, ("bus", "v_pu")),
+    "prices": (plot_prices, ("tariff", "price_import_eur_kwh")),
+    "ev_power": (plot_ev_power, ("ev", "p_kw")),
+    "ev_connected": (plot_ev_connected, ("ev", "connected")),
+    "ev_energy": (plot_ev_energy, ("ev_park", "e_delivered_kwh")),
 }
 
 
@@ -101,7 +134,10 @@ def render_report(run_dir: str | Path) -> Path:
     results = load_results(run_dir)
     results["time"] = results["time"].dt.tz_convert(tz)
     images = []
-    for name, plot in PLOTS.items():
+    present = set(zip(results["kind"].astype(str), results["quantity"].astype(str), strict=True))
+    for name, (plot, needs) in PLOTS.items():
+        if needs not in present:
+            continue
         fig, ax = plt.subplots(figsize=(10, 3.6))
         plot(results, ax)
         if ax.get_legend_handles_labels()[0]:

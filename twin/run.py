@@ -78,7 +78,11 @@ def _abort_world(world: Any) -> None:
 
 
 def run_scenario(
-    scenario: Scenario, out_dir: str | Path | None = None, *, progress: bool = False
+    scenario: Scenario,
+    out_dir: str | Path | None = None,
+    *,
+    progress: bool = False,
+    compare_uncontrolled: bool = True,
 ) -> RunResult:
     """Run a validated scenario and write ``results.parquet``, ``run.json``, ``kpis.json``.
 
@@ -90,6 +94,10 @@ def run_scenario(
         Run directory (default: the scenario's ``outputs.dir``).
     progress : bool
         Show mosaik's progress bar.
+    compare_uncontrolled : bool
+        For a scenario with EV parks and a controller, also run it with
+        ``controller: none`` (into ``out_dir/uncontrolled``) and report that run's
+        peak import as ``peak_import_uncontrolled_kw``.
 
     Raises
     ------
@@ -139,6 +147,10 @@ def run_scenario(
     merge_parts(plan.parts, plan.results_path)
     shutil.rmtree(out / "parts", ignore_errors=True)
     kpis = compute_kpis(load_results(out), scenario)
+    if compare_uncontrolled and scenario.units("ev") and scenario.controller != "none":
+        baseline = scenario.model_copy(update={"controller": "none"})
+        uncontrolled = run_scenario(baseline, out / "uncontrolled", compare_uncontrolled=False)
+        kpis["peak_import_uncontrolled_kw"] = uncontrolled.kpis["peak_import_kw"]
     metadata["wall_s"] = time.perf_counter() - started
     metadata["status"] = "finished"
     _write_json(out / "run.json", metadata)

@@ -35,6 +35,8 @@ from twin.units import parse_duration_s
 
 __all__ = ["Scenario", "apply_overrides", "load_scenario", "validate_scenario"]
 
+#: Asset kinds of a scenario, each a registered model whose units sit at a bus.
+ASSET_KINDS = ("pv", "battery", "load", "ev")
 SAPM_TEMPERATURE_MODELS = tuple(pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"])
 Duration = Annotated[str, AfterValidator(lambda v: (parse_duration_s(v), v)[1])]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -161,12 +163,85 @@ class LoadSpec(Strict):
         return self
 
 
+class DistSpec(Strict):
+    """A normal distribution clipped to ``[min, max]`` (``std: 0`` for a constant)."""
+
+    mean: float
+    std: Annotated[float, Field(ge=0.0)] = 0.0
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DistSpec:
+        if not self.min <= self.mean <= self.max:
+            raise ValueError(
+                f"expected min <= mean <= max, got {self.min}, {self.mean}, {self.max}"
+            )
+        return self
+
+
+class SocDistSpec(DistSpec):
+    """A distribution of SoC values, all within 0..1."""
+
+    @model_validator(mode="after")
+    def _fraction(self) -> SocDistSpec:
+        if self.min < 0.0 or self.max > 1.0:
+            raise ValueError(f"expected SoC bounds within 0..1, got [{self.min}, {self.max}]")
+        return self
+
+
+class FleetSpec(Strict):
+    """The EVs that come to a charging park (arrival profile and EV distributions)."""
+
+    profile: str = "workplace"
+    arrivals_per_day: Annotated[float, Field(ge=0.0)] = 10.0
+    capacity_kwh: DistSpec = DistSpec(mean=60.0, std=15.0, min=30.0, max=100.0)
+    arrival_soc: SocDistSpec = SocDistSpec(mean=0.35, std=0.15, min=0.05, max=0.8)
+    target_soc: SocDistSpec = SocDistSpec(mean=0.9, std=0.0, min=0.9, max=0.9)
+    dwell_h: DistSpec | None = None
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        from models.ev import ARRIVAL_PROFILES
+
+        if value not in ARRIVAL_PROFILES:
+            close = difflib.get_close_matches(value, list(ARRIVAL_PROFILES), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(
+                f"unknown arrival profile {value!r}; {hint}expected one of "
+                f"{', '.join(ARRIVAL_PROFILES)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _positive(self) -> FleetSpec:
+        if self.capacity_kwh.min <= 0.0:
+            raise ValueError(f"expected capacity_kwh.min > 0, got {self.capacity_kwh.min}")
+        if self.dwell_h is not None and self.dwell_h.min < 0.0:
+            raise ValueError(f"expected dwell_h.min >= 0, got {self.dwell_h.min}")
+        return self
+
+
+class EVSpec(Strict):
+    """A charging park: ``chargers`` plugs of ``p_max_kw`` each at one bus, and its fleet."""
+
+    name: str | None = None
+    bus: BusRef
+    chargers: Annotated[int, Field(ge=1, le=10_000)]
+    p_max_kw: Positive = 11.0
+    efficiency: Efficiency = 0.92
+    power_factor: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    fleet: FleetSpec = FleetSpec()
+
+
 class Assets(Strict):
     """The site's assets, by kind."""
 
     pv: list[PVSpec] = []
     battery: list[BatterySpec] = []
     load: list[LoadSpec] = []
+    ev: list[EVSpec] = []
 
 
 class TouPeriod(Strict):
@@ -184,6 +259,12 @@ class TariffSpec(Strict):
     export_eur_kwh: float = 0.08
     periods: list[TouPeriod] = []
     price_csv: str | None = None
+
+
+class ControlSpec(Strict):
+    """Site limits the controller respects."""
+
+    p_import_max_kw: Positive | None = None
 
 
 class Outputs(Strict):
@@ -207,6 +288,7 @@ class Scenario(Strict):
     assets: Assets = Assets()
     tariff: TariffSpec = TariffSpec()
     controller: Literal["none", "rule"] = "none"
+    control: ControlSpec = ControlSpec()
     outputs: Outputs = Outputs()
 
     @field_validator("grid", mode="before")
@@ -393,7 +475,7 @@ def _resolve(scenario: Scenario) -> tuple[Scenario, list[Problem]]:
 
     profiles = None
     names: dict[str, str] = {}
-    for kind in ("pv", "battery", "load"):
+    for kind in ASSET_KINDS:
         for i, unit in enumerate(assets[kind]):
             where = f"assets.{kind}[{i}]"
             unit["name"] = unit["name"] or f"{kind}_{i}"
@@ -432,9 +514,12 @@ def _resolve(scenario: Scenario) -> tuple[Scenario, list[Problem]]:
         problems.append(
             Problem("tariff.price_csv", f"file {scenario.tariff.price_csv!r} not found")
         )
-    if scenario.controller != "none" and not assets["battery"]:
+    if scenario.controller != "none" and not (assets["battery"] or assets["ev"]):
         problems.append(
-            Problem("controller", f"controller {scenario.controller!r} needs at least one battery")
+            Problem(
+                "controller",
+                f"controller {scenario.controller!r} needs a battery or an EV park to dispatch",
+            )
         )
     return Scenario.model_validate(data), problems
 

@@ -21,8 +21,9 @@ from typing import Any
 import mosaik
 
 from models.base import Clock
+from models.ev import EVCharging
 from twin.registry import get_model
-from twin.scenario import Scenario
+from twin.scenario import ASSET_KINDS, Scenario
 
 __all__ = ["SIM_CONFIG", "WorldPlan", "build_world"]
 
@@ -89,7 +90,7 @@ def build_world(
     tags = {"site": scenario.name, "run_id": run_id, "source": "twin"}
     start = _Starter(world, clock, context, tags, out_dir / "parts")
     fleets: dict[str, Any] = {}
-    for kind in ("pv", "load", "battery"):
+    for kind in ASSET_KINDS:
         units = scenario.units(kind)
         if units:
             fleets[kind] = start(kind, units)
@@ -98,22 +99,56 @@ def build_world(
     fleets["grid"] = start("grid", [grid_unit])
     grid = _children(fleets["grid"])
 
-    # Assets inject into their bus.
-    for kind in ("pv", "load", "battery"):
-        if kind not in fleets:
-            continue
-        children = _children(fleets[kind])
-        for unit in scenario.units(kind):
-            attrs = ["p_kw", "q_kvar"] if kind == "load" else ["p_kw"]
-            world.connect(children[unit["name"]], grid[f"bus_{unit['bus']}"], *attrs)
+    # Assets inject into their bus (active and, where they have it, reactive power).
+    for kind, name, bus in _injectors(scenario):
+        child = _children(fleets[kind])[name]
+        attrs = [a for a in ("p_kw", "q_kvar") if a in world_attrs(kind, child.type)]
+        world.connect(child, grid[f"bus_{bus}"], *attrs)
 
     if scenario.controller != "none":
-        batteries = scenario.units("battery")
-        fleets["controller"] = start(scenario.controller, batteries)
-        control = _children(fleets["controller"])
-        for kind in ("pv", "load"):
-            for child in fleets[kind].children if kind in fleets else []:
-                world.connect(child, control["site"], "p_kw")
+        _connect_controller(world, scenario, start, fleets)
+    return WorldPlan(world, clock, out_dir / "results.parquet", fleets, start.parts)
+
+
+def world_attrs(model: str, group: str) -> set[str]:
+    """Output names of ``group`` of the registered model ``model``."""
+    cls = get_model(model)
+    return {n for n, port in cls.outputs.items() if (port.group or cls.kind) == group}
+
+
+def _injectors(scenario: Scenario) -> list[tuple[str, str, int]]:
+    """(kind, element name, bus) of every element that injects into a bus."""
+    out = []
+    for kind in ASSET_KINDS:
+        for unit in scenario.units(kind):
+            if kind == "ev":
+                out += [(kind, name, unit["bus"]) for name in EVCharging.charger_names(unit)]
+            else:
+                out.append((kind, unit["name"], unit["bus"]))
+    return out
+
+
+def _connect_controller(
+    world: mosaik.World, scenario: Scenario, start: _Starter, fleets: dict[str, Any]
+) -> None:
+    """Measurements to the controller, setpoints back (state feedback time-shifted)."""
+    batteries = scenario.units("battery")
+    chargers = [
+        {"name": name, "p_max_kw": park["p_max_kw"], "efficiency": park["efficiency"]}
+        for park in scenario.units("ev")
+        for name in EVCharging.charger_names(park)
+    ]
+    start.context = {
+        **start.context,
+        "chargers": chargers,
+        "p_import_max_kw": scenario.control.p_import_max_kw,
+    }
+    fleets["controller"] = start(scenario.controller, batteries)
+    control = _children(fleets["controller"])
+    for kind in ("pv", "load"):
+        for child in fleets[kind].children if kind in fleets else []:
+            world.connect(child, control["site"], "p_kw")
+    if batteries:
         battery = _children(fleets["battery"])
         for unit in batteries:
             name = unit["name"]
@@ -125,5 +160,10 @@ def build_world(
                 time_shifted=True,
                 initial_data={"soc": unit["soc_init"]},
             )
-
-    return WorldPlan(world, clock, out_dir / "results.parquet", fleets, start.parts)
+    if chargers:
+        ev = _children(fleets["ev"])
+        state = {"connected": 0.0, "e_needed_kwh": 0.0, "t_departure_h": 0.0}
+        for charger in chargers:
+            name = charger["name"]
+            world.connect(control[name], ev[name], ("p_ev_set_kw", "p_set_kw"))
+            world.connect(ev[name], control[name], *state, time_shifted=True, initial_data=state)

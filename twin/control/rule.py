@@ -1,4 +1,4 @@
-"""Rule-based self-consumption controller."""
+"""Rule-based controller: self-consumption for batteries, urgency-first smart EV charging."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 from models.base import Clock, Model, Port
 from models.battery import limit_power
 
-__all__ = ["RuleController", "share_by_headroom"]
+__all__ = ["RuleController", "ev_setpoints", "share_by_headroom"]
 
 
 def share_by_headroom(total_kw: float, headroom_kw: np.ndarray) -> np.ndarray:
@@ -24,52 +24,126 @@ def share_by_headroom(total_kw: float, headroom_kw: np.ndarray) -> np.ndarray:
     return headroom_kw * min(abs(total_kw) / capacity, 1.0) * np.sign(total_kw)
 
 
+def ev_setpoints(
+    surplus_kw: float,
+    connected: np.ndarray,
+    e_needed_kwh: np.ndarray,
+    t_departure_h: np.ndarray,
+    p_max_kw: np.ndarray,
+    efficiency: np.ndarray,
+    dt_h: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Charging setpoints (kW, grid side) and the part of them that must not be cut.
+
+    Every connected EV gets at least the even power that completes its need one step
+    before its departure (so charging is spread over the stay instead of peaking on
+    arrival); PV surplus beyond that goes to the most urgent EVs first (least laxity:
+    time left minus time needed at full power).
+
+    Returns
+    -------
+    setpoint_kw, must_kw : numpy.ndarray
+        The setpoints, and the minimum each EV needs to still finish on time.
+    """
+    need_grid = np.where(connected, e_needed_kwh / efficiency, 0.0)
+    cap = np.minimum(p_max_kw, need_grid / dt_h)  # what finishes the need this step
+    time_left = np.maximum(t_departure_h - dt_h, dt_h)
+    even = np.minimum(need_grid / time_left, cap)
+    laxity = t_departure_h - need_grid / p_max_kw
+    must = np.where(laxity <= dt_h, cap, 0.0)
+    setpoint = np.maximum(even, must)
+    spare = max(surplus_kw - setpoint.sum(), 0.0)
+    for i in np.argsort(laxity, kind="stable"):
+        if spare <= 0.0:
+            break
+        extra = min(spare, cap[i] - setpoint[i])
+        if extra > 0.0:
+            setpoint[i] += extra
+            spare -= extra
+    return setpoint, must
+
+
 class RuleController(Model):
-    """Maximise self-consumption: charge from surplus, discharge into deficit.
+    """Maximise self-consumption and charge EVs smartly.
 
     It measures the site's net non-dispatchable power (PV plus loads, > 0 when there
-    is a surplus) and each battery's SoC, and sets each battery's power so the site
-    exchanges as little as possible with the grid, inside SoC and power limits.
-    Units are the batteries it dispatches (their scenario parameters).
+    is a surplus), each battery's SoC and each charger's EV (connected, energy needed,
+    time to departure). EVs get their even share of what they need plus PV surplus by
+    urgency (:func:`ev_setpoints`); the batteries then absorb what is left of the surplus
+    or cover the deficit, inside their limits. With a site import limit
+    (``context["p_import_max_kw"]``), EV charging that is not urgent is cut first.
+
+    Units are the batteries it dispatches (their scenario parameters); the chargers come
+    from ``context["chargers"]`` (``name``, ``p_max_kw``, ``efficiency``).
     """
 
     kind = "controller"
     inputs = {
         "p_kw": Port("kW", "net PV + load power at the site (> 0 surplus)", group="site"),
         "soc": Port("1", "measured state of charge of the battery", default=0.5),
+        "connected": Port("1", "an EV is plugged in", group="charger"),
+        "e_needed_kwh": Port("kWh", "energy the EV still needs (battery side)", group="charger"),
+        "t_departure_h": Port("h", "time until the EV departs", group="charger"),
     }
-    outputs = {"p_set_kw": Port("kW", "battery power setpoint (> 0 discharge)")}
+    outputs = {
+        "p_set_kw": Port("kW", "battery power setpoint (> 0 discharge)"),
+        "p_ev_set_kw": Port("kW", "EV charging setpoint (>= 0, grid side)", group="charger"),
+    }
 
     def __init__(
         self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
     ) -> None:
         super().__init__(units, clock, context)
+        chargers = self.context.get("chargers", [])
         self.elements["site"] = ["site"]
+        self.elements["charger"] = [c["name"] for c in chargers]
         self._limits = {
             name: self.param(name)
             for name in ("p_max_kw", "soc_min", "soc_max", "eta_ch", "eta_dis", "e_kwh")
         }
+        self._ev_p_max = np.array([c["p_max_kw"] for c in chargers], dtype=float)
+        self._ev_eta = np.array([c["efficiency"] for c in chargers], dtype=float)
+        self._import_max = self.context.get("p_import_max_kw")
 
-    def step(
-        self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
-    ) -> dict[str, np.ndarray]:
-        """Setpoints that cancel the site's net exchange as far as limits allow."""
+    def _battery_limit(self, want_kw: float, soc: np.ndarray, dt_h: float) -> np.ndarray:
+        """Largest power each battery can give in the direction of ``want_kw``."""
+        if want_kw == 0.0 or self.n == 0:
+            return np.zeros(self.n)
         lim = self._limits
-        surplus_kw = float(inputs["p_kw"][0])
-        if surplus_kw == 0.0:
-            return {"p_set_kw": np.zeros(self.n)}
-        want = np.full(self.n, -np.sign(surplus_kw) * np.inf)
-        headroom = np.abs(
+        return np.abs(
             limit_power(
-                want,
-                inputs["soc"],
+                np.full(self.n, np.sign(want_kw) * np.inf),
+                soc,
                 lim["e_kwh"],
                 lim["p_max_kw"],
                 lim["soc_min"],
                 lim["soc_max"],
                 lim["eta_ch"],
                 lim["eta_dis"],
-                dt_s / 3600.0,
+                dt_h,
             )
         )
-        return {"p_set_kw": share_by_headroom(-surplus_kw, headroom)}
+
+    def step(
+        self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Setpoints for the step from the measured site power, SoCs and EV states."""
+        dt_h = dt_s / 3600.0
+        surplus_kw = float(inputs["p_kw"][0])
+        ev, must = ev_setpoints(
+            surplus_kw,
+            inputs["connected"] >= 0.5,
+            inputs["e_needed_kwh"],
+            inputs["t_departure_h"],
+            self._ev_p_max,
+            self._ev_eta,
+            dt_h,
+        )
+        net_kw = surplus_kw - ev.sum()  # > 0: surplus left for the batteries
+        battery = share_by_headroom(-net_kw, self._battery_limit(-net_kw, inputs["soc"], dt_h))
+        if self._import_max is not None and ev.size:
+            # The batteries already cover all the deficit they can; cut flexible EV power.
+            excess = -(net_kw + battery.sum()) - self._import_max
+            if excess > 0.0:
+                ev = ev - share_by_headroom(excess, np.maximum(ev - must, 0.0))
+        return {"p_set_kw": battery, "p_ev_set_kw": ev}
