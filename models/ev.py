@@ -191,6 +191,10 @@ class EVCharging(Model):
         self.soc = np.zeros(n)
         self.target = np.zeros(n)
         self.departure_s = np.zeros(n)
+        self.soc_arrival = np.zeros(n)
+        self.arrival_s = np.zeros(n)
+        #: One record per EV that left: park, charger, times (s), capacity, SoCs.
+        self.departed: list[dict[str, float]] = []
         self.env = simpy.Environment()
         self.queues: list[list[EVArrival]] = [[] for _ in units]
         tz = ZoneInfo(self.context.get("site", {}).get("tz", "UTC"))
@@ -235,6 +239,19 @@ class EVCharging(Model):
             self.park, weights=np.where(leaving, self.needed_kwh(), 0), minlength=n_parks
         )
         departed = np.bincount(self.park, weights=leaving, minlength=n_parks)
+        for c in np.flatnonzero(leaving):
+            self.departed.append(
+                {
+                    "park": int(self.park[c]),
+                    "charger": int(c),
+                    "arrival_s": float(self.arrival_s[c]),
+                    "departure_s": float(self.departure_s[c]),
+                    "capacity_kwh": float(self.capacity[c]),
+                    "soc_arrival": float(self.soc_arrival[c]),
+                    "soc_departure": float(self.soc[c]),
+                    "target_soc": float(self.target[c]),
+                }
+            )
         self.connected &= ~leaving
 
         self.env.run(until=t_end)
@@ -250,7 +267,8 @@ class EVCharging(Model):
                 c = free[0]
                 self.connected[c] = True
                 self.capacity[c] = ev.capacity_kwh
-                self.soc[c] = ev.soc
+                self.soc[c] = self.soc_arrival[c] = ev.soc
+                self.arrival_s[c] = ev.arrival_s
                 self.target[c] = ev.target_soc
                 self.departure_s[c] = ev.departure_s
             queue.clear()

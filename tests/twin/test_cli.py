@@ -59,3 +59,32 @@ def test_report_of_a_non_run_is_clear(tmp_path):
     result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2
     assert "results.parquet is missing" in result.output
+
+
+def test_ev_depot_kpis_and_report_show_ev_charging(tmp_path):
+    out = tmp_path / "ev"
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "scenarios/ev_depot.yaml",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--set",
+            "duration=1d",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    for label in (
+        "EV energy delivered (kWh)",
+        "EV energy unmet at departure (kWh)",
+        "EVs served",
+        "EVs turned away",
+        "Peak import, uncontrolled charging (kW)",
+    ):
+        assert label in result.output
+    assert runner.invoke(app, ["report", str(out)]).exit_code == 0
+    for name in ("ev_power", "ev_connected", "ev_energy"):
+        assert (out / f"{name}.png").stat().st_size > 10_000
+    assert "ev_power.png" in (out / "report.html").read_text()
