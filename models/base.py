@@ -157,6 +157,14 @@ class Model:
             for name, port in self.inputs.items()
         }
 
+    def exogenous(self) -> dict[str, np.ndarray]:
+        """Outputs that do not depend on the loop, for every step of the run.
+
+        Arrays of shape ``(n_steps, n_units)``; what a perfect forecaster would know.
+        Models whose outputs depend on their inputs return ``{}``.
+        """
+        return {}
+
     def step(
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:

@@ -60,6 +60,10 @@ class Load(Model):
         self._p_kw = -p_pu * self.param("p_kw")
         self._q_kvar = -q_pu * self.param("q_kvar")
 
+    def exogenous(self) -> dict[str, np.ndarray]:
+        """Nominal (``scale`` = 1) power of every load for every step."""
+        return {"p_kw": self._p_kw, "q_kvar": self._q_kvar}
+
     def step(
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:

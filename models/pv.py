@@ -135,6 +135,10 @@ class PVPlant(Model):
         self._p_avail_kw = np.column_stack([s["p_ac_kw"].to_numpy() for s in series])
         self._t_cell_c = np.column_stack([s["t_cell_c"].to_numpy() for s in series])
 
+    def exogenous(self) -> dict[str, np.ndarray]:
+        """Available AC power (kW) of every plant for every step (before derating)."""
+        return {"p_kw": self._p_avail_kw}
+
     def step(
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:

@@ -83,6 +83,10 @@ class Tariff(Model):
         self._import = np.column_stack(imports)
         self._export = np.column_stack(exports)
 
+    def exogenous(self) -> dict[str, np.ndarray]:
+        """Import and export prices for every step (tariffs are known in advance)."""
+        return {"price_import_eur_kwh": self._import, "price_export_eur_kwh": self._export}
+
     def step(
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:

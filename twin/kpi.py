@@ -26,6 +26,8 @@ KPI_SPECS = (
     KpiSpec("e_import_kwh", "Energy imported (kWh)"),
     KpiSpec("e_export_kwh", "Energy exported (kWh)"),
     KpiSpec("cost_eur", "Energy cost (EUR)"),
+    KpiSpec("e_battery_delta_kwh", "Battery energy change, end - start (kWh)"),
+    KpiSpec("cost_scored_eur", "Cost with battery energy change valued (EUR)"),
     KpiSpec("e_pv_kwh", "PV energy (kWh)"),
     KpiSpec("e_load_kwh", "Load energy (kWh)"),
     KpiSpec("self_consumption", "Self-consumption ratio", "{:.3f}"),
@@ -58,7 +60,9 @@ def compute_kpis(results: pd.DataFrame, scenario: Scenario) -> dict[str, float]:
     r"""KPIs of a run.
 
     Energies integrate step-average powers over the step length. Self-sufficiency
-    counts loads and EV charging as consumption. The balance
+    counts loads and EV charging as consumption. ``cost_scored_eur`` values the change
+    of stored battery energy at ``control.terminal_price_eur_kwh`` (default: the run's
+    mean import price), so no controller wins by emptying the battery. The balance
     residual is :math:`\sum_t |P_{grid} + \sum_a P_a - P_{losses}| \Delta t`.
 
     Parameters
@@ -91,17 +95,29 @@ def compute_kpis(results: pd.DataFrame, scenario: Scenario) -> dict[str, float]:
     capacities = {u["name"]: u["e_kwh"] for u in scenario.units("battery")}
     efc = sum(throughput.get(name, 0.0) / (2.0 * cap) for name, cap in capacities.items())
     soh_change = 0.0
+    delta_e = 0.0
     if capacities:
+        stored = wide(results, "battery", "e_kwh")
+        delta_e = sum(
+            stored[u["name"]].iloc[-1] - u["soc_init"] * u["e_kwh"] * u["soh_init"]
+            for u in scenario.units("battery")
+        )
         soh = wide(results, "battery", "soh")
         initial = {u["name"]: u["soh_init"] for u in scenario.units("battery")}
         soh_change = min(soh[name].iloc[-1] - initial[name] for name in capacities)
     injections = pv.sum(axis=1) + load.sum(axis=1) + battery.sum(axis=1) - ev_kw
     residual = (poc + injections - losses).abs().sum() * dt_h
     v_lo, v_hi = scenario.grid.v_min_pu, scenario.grid.v_max_pu
+    cost = float(((imp * prices - exp * export_prices) * dt_h).sum())
+    terminal_price = scenario.control.terminal_price_eur_kwh
+    if terminal_price is None:
+        terminal_price = float(prices.mean())
     kpis = {
         "e_import_kwh": float(e_import),
         "e_export_kwh": float(e_export),
-        "cost_eur": float(((imp * prices - exp * export_prices) * dt_h).sum()),
+        "cost_eur": cost,
+        "e_battery_delta_kwh": float(delta_e),
+        "cost_scored_eur": cost - terminal_price * float(delta_e),
         "e_pv_kwh": float(e_pv),
         "e_load_kwh": float(e_load),
         "self_consumption": float((e_pv - e_export) / e_pv) if e_pv > 0 else float("nan"),

@@ -25,6 +25,10 @@ BUILTIN_MODELS = {
     "grid": "models.grid:Grid",
     "ev": "models.ev:EVCharging",
     "rule": "twin.control.rule:RuleController",
+    "oracle": "twin.control.optimal:OracleController",
+    "mpc": "twin.control.optimal:MPCController",
+    "schedule": "twin.control.schedule:ScheduleController",
+    "rl": "twin.rl.controller:RLController",
 }
 _registered: dict[str, type[Model]] = {}
 

@@ -119,7 +119,12 @@ def run_scenario(
         "status": "running",
     }
     started = time.perf_counter()
-    plan = build_world(scenario, out, run_id)
+    try:
+        plan = build_world(scenario, out, run_id)
+    except (ValueError, KeyError, RuntimeError, OSError) as exc:
+        metadata.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        _write_json(out / "run.json", metadata)
+        raise RunError(f"run {run_id} could not be set up: {exc}") from exc
     metadata["setup_s"] = time.perf_counter() - started
     STEP_SECONDS.clear()
     try:

@@ -262,9 +262,17 @@ class TariffSpec(Strict):
 
 
 class ControlSpec(Strict):
-    """Site limits the controller respects."""
+    """Controller options: site limits, planning horizon, forecaster, policy, terminal rule."""
 
     p_import_max_kw: Positive | None = None
+    horizon: Duration = "24h"
+    resolve_every: Duration | None = None
+    forecaster: Literal["persistence", "regression", "perfect"] = "persistence"
+    history_days: Annotated[int, Field(ge=2, le=365)] = 14
+    degradation_eur_kwh: Annotated[float, Field(ge=0.0)] = 0.0
+    terminal_price_eur_kwh: float | None = None
+    policy: str | None = None
+    schedule_csv: str | None = None
 
 
 class Outputs(Strict):
@@ -287,7 +295,7 @@ class Scenario(Strict):
     weather: str = "723170TYA.CSV"
     assets: Assets = Assets()
     tariff: TariffSpec = TariffSpec()
-    controller: Literal["none", "rule"] = "none"
+    controller: Literal["none", "rule", "mpc", "oracle", "rl", "schedule"] = "none"
     control: ControlSpec = ControlSpec()
     outputs: Outputs = Outputs()
 
@@ -514,7 +522,21 @@ def _resolve(scenario: Scenario) -> tuple[Scenario, list[Problem]]:
         problems.append(
             Problem("tariff.price_csv", f"file {scenario.tariff.price_csv!r} not found")
         )
-    if scenario.controller != "none" and not (assets["battery"] or assets["ev"]):
+    if scenario.controller == "rl" and not scenario.control.policy:
+        problems.append(Problem("control.policy", "controller 'rl' needs a trained policy file"))
+    elif scenario.control.policy and not Path(scenario.control.policy).is_file():
+        problems.append(Problem("control.policy", f"file {scenario.control.policy!r} not found"))
+    if scenario.controller == "schedule" and not scenario.control.schedule_csv:
+        problems.append(Problem("control.schedule_csv", "controller 'schedule' needs a CSV"))
+    if scenario.controller in ("mpc", "oracle", "rl", "schedule") and not assets["battery"]:
+        problems.append(
+            Problem(
+                "controller",
+                f"controller {scenario.controller!r} dispatches batteries: "
+                "add one under assets.battery",
+            )
+        )
+    elif scenario.controller != "none" and not (assets["battery"] or assets["ev"]):
         problems.append(
             Problem(
                 "controller",

@@ -138,10 +138,16 @@ def _connect_controller(
         for park in scenario.units("ev")
         for name in EVCharging.charger_names(park)
     ]
+    controls_ev = "charger" in {p.group for p in get_model(scenario.controller).inputs.values()}
+    if not controls_ev:
+        chargers = []  # EVs charge at full power under battery-only controllers
     start.context = {
         **start.context,
         "chargers": chargers,
         "p_import_max_kw": scenario.control.p_import_max_kw,
+        "control": scenario.control.model_dump(mode="json"),
+        "assets": {kind: scenario.units(kind) for kind in ("pv", "load")},
+        "tariff": {"name": "tariff", **scenario.tariff.model_dump()},
     }
     fleets["controller"] = start(scenario.controller, batteries)
     control = _children(fleets["controller"])

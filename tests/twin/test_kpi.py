@@ -32,6 +32,7 @@ def test_kpis_on_an_analytic_case(small_raw):
             ("l", "load", "p_kw"): load,
             ("bess", "battery", "p_kw"): bess,
             ("bess", "battery", "soh"): [1, 1, 1, 0.99],
+            ("bess", "battery", "e_kwh"): [17.0, 17.0, 18.5, 20.0],
             ("tariff", "tariff", "price_import_eur_kwh"): [0.3] * 4,
             ("tariff", "tariff", "price_export_eur_kwh"): [0.1] * 4,
             ("bus_1", "bus", "v_pu"): [1.0, 0.85, 1.0, 1.12],
@@ -56,3 +57,6 @@ def test_kpis_on_an_analytic_case(small_raw):
     assert k["losses_kwh"] == pytest.approx(0.5)
     assert k["balance_residual_kwh"] == pytest.approx(0.0, abs=1e-12)
     assert ("Energy cost (EUR)", "0.97") in kpi_rows(k)
+    # 60 kWh at SoC 0.3 to start, 20 kWh at the end: +2 kWh valued at the mean price.
+    assert k["e_battery_delta_kwh"] == pytest.approx(2.0)
+    assert k["cost_scored_eur"] == pytest.approx(k["cost_eur"] - 0.3 * 2.0)

@@ -51,7 +51,7 @@ def test_from_grid_loads_are_expanded_with_their_profiles(day_raw):
             "assets.pv[0].temperature_model",
             "open_rack_glass_polymer",
         ),
-        (lambda r: r.update(controller="fuzzy"), "controller", "'none' or 'rule'"),
+        (lambda r: r.update(controller="fuzzy"), "controller", "'rl' or 'schedule'"),
         (
             lambda r: r["tariff"]["periods"][0].update(start="25:00"),
             "tariff.periods[0].start",

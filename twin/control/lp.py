@@ -1,0 +1,189 @@
+r"""Battery dispatch as a linear program (HiGHS through scipy).
+
+Over steps ``t = 0..T-1`` of length ``dt`` (h) and batteries ``b``, with the site's net
+non-dispatchable power :math:`N_t` (PV + loads, > 0 surplus):
+
+.. math::
+
+    \min \sum_t (\pi^{imp}_t G^+_t - \pi^{exp}_t G^-_t)\Delta t
+         + c_{deg} \sum_{t,b} (C_{tb} + D_{tb})\Delta t + c_{dem} \hat G
+         - \pi^{term} \sum_b E_{Tb}
+
+    G^+_t - G^-_t + \sum_b (D_{tb} - C_{tb}) = -N_t
+
+    E_{t+1,b} = E_{tb} + (\eta^{ch}_b C_{tb} - D_{tb} / \eta^{dis}_b) \Delta t
+
+    SoC^{min}_b E^{cap}_b \le E_{tb} \le SoC^{max}_b E^{cap}_b,\quad
+    0 \le C_{tb}, D_{tb} \le P^{max}_b,\quad G^+_t \le \hat G
+
+with import :math:`G^+`, export :math:`G^-`, bus-side charge :math:`C` and discharge
+:math:`D` (the battery model's own equations, see :mod:`models.battery`). The terminal
+rule is either :math:`E_{Tb} \ge E_{0b}` (``terminal_price_eur_kwh`` None; or at least
+``e_terminal_min_kwh``) or energy left valued at a stated price. Grid losses are not
+part of the LP (they are small and the grid's physics stays in the power flow).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import linprog
+
+from twin.errors import TwinError
+
+__all__ = ["DispatchPlan", "DispatchProblem", "LPError", "solve_dispatch"]
+
+TIE_BREAK_EUR_KWH = 1e-7
+
+
+class LPError(TwinError):
+    """The dispatch LP has no solution (infeasible limits) or the solver failed."""
+
+
+@dataclass
+class DispatchProblem:
+    """Inputs of the dispatch LP; arrays over steps ``(T,)`` and batteries ``(B,)``."""
+
+    net_kw: np.ndarray
+    price_import_eur_kwh: np.ndarray
+    price_export_eur_kwh: np.ndarray
+    dt_h: float
+    e_kwh: np.ndarray
+    p_max_kw: np.ndarray
+    eta_ch: np.ndarray
+    eta_dis: np.ndarray
+    soc_min: np.ndarray
+    soc_max: np.ndarray
+    soc0: np.ndarray
+    degradation_eur_kwh: float = 0.0
+    demand_charge_eur_kw: float = 0.0
+    terminal_price_eur_kwh: float | None = None
+    e_terminal_min_kwh: np.ndarray | None = None  # default: the initial energy
+    p_import_max_kw: float | None = None
+
+
+@dataclass
+class DispatchPlan:
+    """Solution: bus-side battery power (> 0 discharge), grid exchange, stored energy."""
+
+    p_battery_kw: np.ndarray  # (T, B)
+    p_import_kw: np.ndarray  # (T,)
+    p_export_kw: np.ndarray  # (T,)
+    e_kwh: np.ndarray  # (T + 1, B)
+    cost_eur: float  # energy cost + degradation + demand charge (no terminal value)
+
+
+def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
+    """Solve the dispatch LP with HiGHS.
+
+    Raises
+    ------
+    LPError
+        If the problem is infeasible (e.g. an import limit that cannot be kept) or the
+        solver fails.
+    """
+    pr = problem
+    t_n, b_n = len(pr.net_kw), len(pr.e_kwh)
+    dt = pr.dt_h
+    # Variable layout: [C (T*B), D (T*B), E (T+1)*B, G+ (T), G- (T), peak (1)]
+    n_c = t_n * b_n
+    i_c, i_d, i_e = 0, n_c, 2 * n_c
+    i_gp = i_e + (t_n + 1) * b_n
+    i_gm = i_gp + t_n
+    i_peak = i_gm + t_n
+    n_var = i_peak + 1
+
+    def cb(t: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return t * b_n + b
+
+    cost = np.zeros(n_var)
+    # A tiny throughput cost breaks ties against charging and discharging at once.
+    throughput_eur_kwh = max(pr.degradation_eur_kwh, TIE_BREAK_EUR_KWH)
+    cost[i_c : i_c + n_c] = throughput_eur_kwh * dt
+    cost[i_d : i_d + n_c] = throughput_eur_kwh * dt
+    cost[i_gp : i_gp + t_n] = pr.price_import_eur_kwh * dt
+    cost[i_gm : i_gm + t_n] = -pr.price_export_eur_kwh * dt
+    cost[i_peak] = pr.demand_charge_eur_kw
+    if pr.terminal_price_eur_kwh is not None:
+        cost[i_e + t_n * b_n + np.arange(b_n)] = -pr.terminal_price_eur_kwh
+
+    tt, bb = np.meshgrid(np.arange(t_n), np.arange(b_n), indexing="ij")
+    tt, bb = tt.ravel(), bb.ravel()
+    # Balance rows (T): G+ - G- + sum_b D - C = -N
+    rows = [tt, tt, np.arange(t_n), np.arange(t_n)]
+    cols = [i_d + cb(tt, bb), i_c + cb(tt, bb), i_gp + np.arange(t_n), i_gm + np.arange(t_n)]
+    vals = [np.ones(n_c), -np.ones(n_c), np.ones(t_n), -np.ones(t_n)]
+    a_bal = sparse.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(t_n, n_var)
+    )
+    # Storage rows (T*B): E[t+1] - E[t] - eta_ch C dt + D dt / eta_dis = 0; plus E[0] = E0
+    r = cb(tt, bb)
+    rows = [r, r, r, r]
+    cols = [i_e + cb(tt + 1, bb), i_e + cb(tt, bb), i_c + r, i_d + r]
+    vals = [np.ones(n_c), -np.ones(n_c), -pr.eta_ch[bb] * dt, dt / pr.eta_dis[bb]]
+    a_sto = sparse.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_c, n_var)
+    )
+    a_init = sparse.csr_matrix(
+        (np.ones(b_n), (np.arange(b_n), i_e + np.arange(b_n))), shape=(b_n, n_var)
+    )
+    e0 = pr.soc0 * pr.e_kwh
+    a_eq = sparse.vstack([a_bal, a_sto, a_init]).tocsr()
+    b_eq = np.concatenate([-pr.net_kw, np.zeros(n_c), e0])
+
+    # Inequalities: G+ - peak <= 0; terminal E_T >= E0 (as -E_T <= -E0)
+    ub_rows = [sparse.csr_matrix(
+        (np.concatenate([np.ones(t_n), -np.ones(t_n)]),
+         (np.concatenate([np.arange(t_n)] * 2),
+          np.concatenate([i_gp + np.arange(t_n), np.full(t_n, i_peak)]))),
+        shape=(t_n, n_var),
+    )]  # fmt: skip
+    b_ub = [np.zeros(t_n)]
+    if pr.terminal_price_eur_kwh is None:
+        ub_rows.append(
+            sparse.csr_matrix(
+                (-np.ones(b_n), (np.arange(b_n), i_e + t_n * b_n + np.arange(b_n))),
+                shape=(b_n, n_var),
+            )
+        )
+        e_end = e0 if pr.e_terminal_min_kwh is None else pr.e_terminal_min_kwh
+        b_ub.append(-np.minimum(e_end, pr.soc_max * pr.e_kwh))
+
+    bounds = np.zeros((n_var, 2))
+    bounds[:, 1] = np.inf
+    bounds[i_c:i_d, 1] = np.tile(pr.p_max_kw, t_n)
+    bounds[i_d:i_e, 1] = np.tile(pr.p_max_kw, t_n)
+    bounds[i_e:i_gp, 0] = np.tile(pr.soc_min * pr.e_kwh, t_n + 1)
+    bounds[i_e:i_gp, 1] = np.tile(pr.soc_max * pr.e_kwh, t_n + 1)
+    # The initial state may sit outside the window (it is fixed by its equality row).
+    bounds[i_e : i_e + b_n, 0] = np.minimum(bounds[i_e : i_e + b_n, 0], e0)
+    bounds[i_e : i_e + b_n, 1] = np.maximum(bounds[i_e : i_e + b_n, 1], e0)
+    if pr.p_import_max_kw is not None:
+        bounds[i_gp:i_gm, 1] = pr.p_import_max_kw
+
+    result = linprog(
+        cost,
+        A_ub=sparse.vstack(ub_rows).tocsr(),
+        b_ub=np.concatenate(b_ub),
+        A_eq=a_eq,
+        b_eq=b_eq,
+        bounds=bounds,
+        method="highs",
+    )
+    if result.status != 0:
+        raise LPError(f"dispatch LP failed ({result.status}): {result.message}")
+    x = result.x
+    charge = x[i_c:i_d].reshape(t_n, b_n)
+    discharge = x[i_d:i_e].reshape(t_n, b_n)
+    energy_cost = float(cost[: i_peak + 1] @ x)
+    if pr.terminal_price_eur_kwh is not None:
+        energy_cost += pr.terminal_price_eur_kwh * float(x[i_e + t_n * b_n : i_gp].sum())
+    return DispatchPlan(
+        p_battery_kw=discharge - charge,
+        p_import_kw=x[i_gp:i_gm],
+        p_export_kw=x[i_gm:i_peak],
+        e_kwh=x[i_e:i_gp].reshape(t_n + 1, b_n),
+        cost_eur=energy_cost,
+    )

@@ -1,0 +1,148 @@
+"""Optimisation controllers: the perfect-foresight oracle and MPC with forecasts.
+
+Both dispatch the site's batteries with the LP of :mod:`twin.control.lp`. The oracle
+solves it once over the whole run with the true PV, load and prices: the lower bound on
+cost every other controller is measured against. MPC re-solves it over a receding
+horizon from the measured SoC, with a forecaster of the site's net power
+(:mod:`twin.forecast`) trained on the meter history before the run.
+
+Terminal rule (the same for every controller's scoring): with
+``control.terminal_price_eur_kwh`` unset the battery must end the run with at least the
+energy it started with; with a price, energy left is worth that price.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.base import Clock, Model, Port
+from twin.control.lp import DispatchPlan, DispatchProblem, LPError, solve_dispatch
+from twin.control.site import site_series
+from twin.forecast import FORECASTERS
+from twin.units import parse_duration_s
+
+__all__ = ["MPCController", "OracleController"]
+
+
+class _Planner(Model):
+    """Shared part: measured inputs, battery limits, the LP problem."""
+
+    kind = "controller"
+    inputs = {
+        "p_kw": Port("kW", "net PV + load power at the site (> 0 surplus)", group="site"),
+        "soc": Port("1", "measured state of charge of the battery", default=0.5),
+    }
+    outputs = {"p_set_kw": Port("kW", "battery power setpoint (> 0 discharge)")}
+
+    def __init__(
+        self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(units, clock, context)
+        self.elements["site"] = ["site"]
+        self.control = self.context.get("control", {})
+        self.site = site_series(self.context, clock)
+        self.e_kwh = self.param("e_kwh") * self.param("soh_init")
+        self.soc_init = self.param("soc_init")
+
+    def problem(
+        self, net_kw: np.ndarray, k: int, soc0: np.ndarray, terminal_price: float | None
+    ) -> DispatchProblem:
+        """The LP from step ``k`` for the (forecast) net power ``net_kw``."""
+        horizon = slice(k, k + len(net_kw))
+        return DispatchProblem(
+            net_kw=net_kw,
+            price_import_eur_kwh=self.site.price_import_eur_kwh[horizon],
+            price_export_eur_kwh=self.site.price_export_eur_kwh[horizon],
+            dt_h=self.clock.dt_h,
+            e_kwh=self.e_kwh,
+            p_max_kw=self.param("p_max_kw"),
+            eta_ch=self.param("eta_ch"),
+            eta_dis=self.param("eta_dis"),
+            soc_min=self.param("soc_min"),
+            soc_max=self.param("soc_max"),
+            soc0=np.clip(soc0, 0.0, 1.0),
+            degradation_eur_kwh=float(self.control.get("degradation_eur_kwh") or 0.0),
+            terminal_price_eur_kwh=terminal_price,
+            e_terminal_min_kwh=self.soc_init * self.e_kwh if terminal_price is None else None,
+            p_import_max_kw=self.control.get("p_import_max_kw"),
+        )
+
+    def solve(self, problem: DispatchProblem) -> DispatchPlan:
+        """Solve; an import limit that cannot be kept is dropped rather than failing."""
+        try:
+            return solve_dispatch(problem)
+        except LPError:
+            if problem.p_import_max_kw is None:
+                raise
+            problem.p_import_max_kw = None
+            return solve_dispatch(problem)
+
+
+class OracleController(_Planner):
+    """Perfect foresight: one LP over the whole run with the true series."""
+
+    def __init__(
+        self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(units, clock, context)
+        terminal = self.control.get("terminal_price_eur_kwh")
+        self.plan = self.solve(self.problem(self.site.net_kw, 0, self.soc_init, terminal))
+
+    def step(
+        self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """The planned setpoint of this step."""
+        return {"p_set_kw": self.plan.p_battery_kw[self.clock.index_of(now)].copy()}
+
+
+class MPCController(_Planner):
+    """Receding-horizon LP from the measured SoC with forecast net power.
+
+    Control options: ``horizon`` (e.g. ``24h``), ``resolve_every`` (e.g. ``15min``),
+    ``forecaster`` (``persistence``, ``regression`` or ``perfect``) and
+    ``history_days`` (meter history the forecaster is trained on).
+    """
+
+    def __init__(
+        self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(units, clock, context)
+        step_s = clock.step_s
+        self.horizon = max(parse_duration_s(self.control.get("horizon") or "24h") // step_s, 1)
+        every = parse_duration_s(self.control.get("resolve_every") or f"{step_s}s")
+        self.resolve_every = max(every // step_s, 1)
+        steps_per_day = 86400 // step_s
+        history_days = int(self.control.get("history_days") or 14)
+        start = clock.start - pd.Timedelta(days=history_days)
+        history_clock = Clock(start, step_s, history_days * steps_per_day)
+        history = site_series(self.context, history_clock).net_kw
+        tz = self.context.get("site", {}).get("tz", "UTC")
+        times = history_clock.times.append(clock.times).tz_convert(tz)
+        name = self.control.get("forecaster") or "persistence"
+        self.forecaster = FORECASTERS[name](history, times, steps_per_day, self.site.net_kw)
+        self.plan: DispatchPlan | None = None
+        self.planned_at = 0
+
+    def step(
+        self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Re-plan when due (from the measured state), then apply the plan's first move."""
+        k = self.clock.index_of(now)
+        measured = float(inputs["p_kw"][0])
+        self.forecaster.observe(k, measured)
+        if self.plan is None or k - self.planned_at >= self.resolve_every:
+            horizon = min(self.horizon, self.clock.n_steps - k)
+            net = self.forecaster.predict(k, horizon)
+            net[0] = measured
+            terminal = self.control.get("terminal_price_eur_kwh")
+            if terminal is None and k + horizon < self.clock.n_steps:
+                # Inside the run: energy left at the horizon is worth what it displaces.
+                window = self.site.price_import_eur_kwh[k : k + horizon]
+                terminal = float(window.mean() * self.param("eta_dis").mean())
+            self.plan = self.solve(self.problem(net, k, inputs["soc"], terminal))
+            self.planned_at = k
+        return {"p_set_kw": self.plan.p_battery_kw[k - self.planned_at].copy()}

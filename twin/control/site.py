@@ -1,0 +1,52 @@
+"""What a planning controller knows about its site ahead of time.
+
+Built from the same model classes as the run (one source of truth for the physics):
+the net non-dispatchable power (PV + loads, > 0 surplus) and the prices, over any
+window (the run, or the meter history before it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.base import Clock
+from models.load import Load
+from models.pv import PVPlant
+from models.tariff import Tariff
+
+__all__ = ["SiteSeries", "site_series"]
+
+
+@dataclass
+class SiteSeries:
+    """Site series over a window: ``net_kw`` (> 0 surplus) and prices (EUR/kWh)."""
+
+    times: pd.DatetimeIndex
+    net_kw: np.ndarray
+    price_import_eur_kwh: np.ndarray
+    price_export_eur_kwh: np.ndarray
+
+
+def site_series(context: dict[str, Any], clock: Clock) -> SiteSeries:
+    """Exogenous site series over ``clock`` from the run context's assets and tariff.
+
+    ``context["assets"]`` holds the resolved ``pv`` and ``load`` units and
+    ``context["tariff"]`` the tariff unit.
+    """
+    assets = context.get("assets", {})
+    net = np.zeros(clock.n_steps)
+    for cls, kind in ((PVPlant, "pv"), (Load, "load")):
+        units = assets.get(kind, [])
+        if units:
+            net += cls(units, clock, context).exogenous()["p_kw"].sum(axis=1)
+    prices = Tariff([context["tariff"]], clock, context).exogenous()
+    return SiteSeries(
+        clock.times,
+        net,
+        prices["price_import_eur_kwh"][:, 0],
+        prices["price_export_eur_kwh"][:, 0],
+    )
