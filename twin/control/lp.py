@@ -35,7 +35,8 @@ from twin.errors import TwinError
 
 __all__ = ["DispatchPlan", "DispatchProblem", "LPError", "solve_dispatch"]
 
-TIE_BREAK_EUR_KWH = 1e-7
+TIE_BREAK_EUR_KWH = 1e-5
+TIE_BREAK_RAMP_EUR_KWH = 1e-4
 
 
 class LPError(TwinError):
@@ -61,6 +62,8 @@ class DispatchProblem:
     demand_charge_eur_kw: float = 0.0
     terminal_price_eur_kwh: float | None = None
     e_terminal_min_kwh: np.ndarray | None = None  # default: the initial energy
+    step_offset: int | None = None  # absolute index of step 0 (for the tie-break ramp)
+    steps_total: int = 1
     p_import_max_kw: float | None = None
 
 
@@ -99,10 +102,14 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
         return t * b_n + b
 
     cost = np.zeros(n_var)
-    # A tiny throughput cost breaks ties against charging and discharging at once.
-    throughput_eur_kwh = max(pr.degradation_eur_kwh, TIE_BREAK_EUR_KWH)
-    cost[i_c : i_c + n_c] = throughput_eur_kwh * dt
-    cost[i_d : i_d + n_c] = throughput_eur_kwh * dt
+    # A tiny throughput cost, growing in time, breaks ties: against charging and
+    # discharging at once, and between equally priced steps (the earlier one wins), so
+    # the optimum is unique and a re-solve from a later step continues the same plan.
+    offset, total = (0, t_n) if pr.step_offset is None else (pr.step_offset, pr.steps_total)
+    position = (offset + np.repeat(np.arange(t_n), b_n)) / max(total, 1)
+    ramp = TIE_BREAK_EUR_KWH + TIE_BREAK_RAMP_EUR_KWH * position
+    cost[i_c : i_c + n_c] = (pr.degradation_eur_kwh + ramp) * dt
+    cost[i_d : i_d + n_c] = (pr.degradation_eur_kwh + ramp) * dt
     cost[i_gp : i_gp + t_n] = pr.price_import_eur_kwh * dt
     cost[i_gm : i_gm + t_n] = -pr.price_export_eur_kwh * dt
     cost[i_peak] = pr.demand_charge_eur_kw
@@ -177,9 +184,12 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
     x = result.x
     charge = x[i_c:i_d].reshape(t_n, b_n)
     discharge = x[i_d:i_e].reshape(t_n, b_n)
-    energy_cost = float(cost[: i_peak + 1] @ x)
-    if pr.terminal_price_eur_kwh is not None:
-        energy_cost += pr.terminal_price_eur_kwh * float(x[i_e + t_n * b_n : i_gp].sum())
+    energy_cost = (
+        float(pr.price_import_eur_kwh @ x[i_gp:i_gm] - pr.price_export_eur_kwh @ x[i_gm:i_peak])
+        * dt
+        + pr.degradation_eur_kwh * float(x[i_c:i_e].sum()) * dt
+        + pr.demand_charge_eur_kw * float(x[i_peak])
+    )
     return DispatchPlan(
         p_battery_kw=discharge - charge,
         p_import_kw=x[i_gp:i_gm],

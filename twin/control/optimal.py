@@ -69,6 +69,8 @@ class _Planner(Model):
             terminal_price_eur_kwh=terminal_price,
             e_terminal_min_kwh=self.soc_init * self.e_kwh if terminal_price is None else None,
             p_import_max_kw=self.control.get("p_import_max_kw"),
+            step_offset=k,
+            steps_total=self.clock.n_steps,
         )
 
     def solve(self, problem: DispatchProblem) -> DispatchPlan:

@@ -1,0 +1,66 @@
+"""Oracle and MPC in the co-simulation."""
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+from twin.results import load_results, wide
+from twin.run import run_scenario
+from twin.scenario import validate_scenario
+
+
+def day(controller: str, **control):
+    raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
+    raw["controller"] = controller
+    raw["control"] = control
+    return validate_scenario(raw)
+
+
+@pytest.fixture(scope="module")
+def oracle(tmp_path_factory):
+    return run_scenario(day("oracle"), tmp_path_factory.mktemp("oracle"))
+
+
+def test_oracle_keeps_limits_and_the_terminal_rule(oracle):
+    results = load_results(oracle.out_dir)
+    soc = wide(results, "battery", "soc")["bess"]
+    p = wide(results, "battery", "p_kw")["bess"]
+    assert soc.min() >= 0.1 - 1e-9 and soc.max() <= 0.9 + 1e-9
+    assert p.abs().max() <= 20.0 + 1e-9
+    assert oracle.kpis["e_battery_delta_kwh"] >= -1e-3  # ends with what it started with
+
+
+def test_oracle_beats_every_other_controller_on_scored_cost(oracle, tmp_path):
+    for controller in ("none", "rule", "mpc"):
+        other = run_scenario(day(controller), tmp_path / controller)
+        assert oracle.kpis["cost_scored_eur"] <= other.kpis["cost_scored_eur"] + 1e-6
+
+
+def no_ageing(scenario):
+    """Perfect knowledge also of the battery: no capacity fade the LP does not model."""
+    for battery in scenario.assets.battery:
+        battery.cycle_life_efc = battery.calendar_life_years = 1e12
+    return scenario
+
+
+def test_mpc_with_perfect_forecasts_over_the_whole_run_equals_the_oracle(tmp_path):
+    runs = {}
+    for name, scenario in (
+        ("oracle", day("oracle")),
+        ("mpc", day("mpc", forecaster="perfect", horizon="1d")),
+    ):
+        runs[name] = run_scenario(no_ageing(scenario), tmp_path / name)
+    assert runs["mpc"].kpis["cost_eur"] == pytest.approx(runs["oracle"].kpis["cost_eur"], abs=1e-6)
+    np.testing.assert_allclose(
+        wide(load_results(runs["mpc"].out_dir), "battery", "soc").to_numpy(),
+        wide(load_results(runs["oracle"].out_dir), "battery", "soc").to_numpy(),
+        atol=1e-9,
+    )
+
+
+def test_import_limit_is_part_of_the_plan(tmp_path):
+    run = run_scenario(day("oracle", p_import_max_kw=30.0), tmp_path)
+    results = load_results(run.out_dir)
+    poc = wide(results, "grid", "p_kw")["poc"] - wide(results, "grid", "losses_kw")["poc"]
+    assert poc.max() <= 30.0 + 1e-3  # kW; the plan ignores the slow SoH fade
