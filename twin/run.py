@@ -119,6 +119,7 @@ def run_scenario(
         "status": "running",
     }
     started = time.perf_counter()
+    STEP_SECONDS.clear()
     try:
         plan = build_world(scenario, out, run_id)
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
@@ -126,7 +127,6 @@ def run_scenario(
         _write_json(out / "run.json", metadata)
         raise RunError(f"run {run_id} could not be set up: {exc}") from exc
     metadata["setup_s"] = time.perf_counter() - started
-    STEP_SECONDS.clear()
     try:
         run_started = time.perf_counter()
         plan.world.run(until=plan.clock.end_s, print_progress=progress)

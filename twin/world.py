@@ -151,21 +151,26 @@ def _connect_controller(
     }
     fleets["controller"] = start(scenario.controller, batteries)
     control = _children(fleets["controller"])
+    site_inputs = {n for n, p in get_model(scenario.controller).inputs.items() if p.group == "site"}
     for kind in ("pv", "load"):
+        # Controllers measure the site's PV + load as one total or each separately.
+        attr = f"p_{kind}_kw" if f"p_{kind}_kw" in site_inputs else "p_kw"
         for child in fleets[kind].children if kind in fleets else []:
-            world.connect(child, control["site"], "p_kw")
+            world.connect(child, control["site"], ("p_kw", attr))
+    measures_soc = "soc" in get_model(scenario.controller).inputs
     if batteries:
         battery = _children(fleets["battery"])
         for unit in batteries:
             name = unit["name"]
             world.connect(control[name], battery[name], "p_set_kw")
-            world.connect(
-                battery[name],
-                control[name],
-                "soc",
-                time_shifted=True,
-                initial_data={"soc": unit["soc_init"]},
-            )
+            if measures_soc:
+                world.connect(
+                    battery[name],
+                    control[name],
+                    "soc",
+                    time_shifted=True,
+                    initial_data={"soc": unit["soc_init"]},
+                )
     if chargers:
         ev = _children(fleets["ev"])
         state = {"connected": 0.0, "e_needed_kwh": 0.0, "t_departure_h": 0.0}

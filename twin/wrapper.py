@@ -32,8 +32,9 @@ __all__ = ["ACTIVE", "PARENT_EID", "STEP_SECONDS", "ModelSimulator", "build_meta
 
 PARENT_EID = "fleet"
 
-#: Wall seconds spent per simulator id: ``"<sid>"`` in the model's own ``step`` and
-#: ``"<sid>:wrapper"`` in gathering inputs and serving outputs. Reset by the runner.
+#: Wall seconds spent per simulator id: ``"<sid>"`` in the model's own ``step``,
+#: ``"<sid>:wrapper"`` in gathering inputs and serving outputs, ``"<sid>:recording"``
+#: in recording and ``"<sid>:setup"`` in building the model. Reset by the runner.
 STEP_SECONDS: dict[str, float] = {}
 
 #: In-process simulators by the Parquet part they record to, so a run that fails can
@@ -84,7 +85,9 @@ class ModelSimulator(mosaik_api_v3.Simulator):
         """Instantiate the model once; its elements become child entities."""
         if num != 1 or self.model is not None:
             raise ValueError(f"{self.sid}: create exactly one {model} (it is vectorised)")
+        started = perf_counter()
         self.model = self.cls(params["units"], self.clock, params.get("context") or {})
+        STEP_SECONDS[f"{self.sid}:setup"] = perf_counter() - started
         children = []
         for group, names in self.model.elements.items():
             for i, name in enumerate(names):

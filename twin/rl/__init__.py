@@ -1,0 +1,1 @@
+"""Reinforcement learning on the twin: environment, training, policy controller."""
