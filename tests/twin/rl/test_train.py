@@ -1,0 +1,79 @@
+"""Training is reproducible, and the trained policy acts inside the mosaik run."""
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from tests.conftest import ROOT
+from twin.cli import app
+from twin.results import load_results, wide
+from twin.rl.controller import load_policy
+from twin.rl.train import train_policy
+from twin.run import run_scenario
+from twin.scenario import validate_scenario
+
+STEPS = 1300  # past SAC's 1000 warm-up steps, so gradient updates happen
+
+
+def day_scenario(**changes):
+    raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
+    raw.update(changes)
+    return validate_scenario(raw)
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory):
+    out = tmp_path_factory.mktemp("policy") / "policy.zip"
+    return train_policy(day_scenario(), out, timesteps=STEPS, days=20, seed=3, progress=False)
+
+
+def test_training_is_reproducible_with_a_seed(policy, tmp_path):
+    again = train_policy(
+        day_scenario(), tmp_path / "again.zip", timesteps=STEPS, days=20, seed=3, progress=False
+    )
+    first = load_policy(str(policy.policy)).policy.state_dict()
+    second = load_policy(str(again.policy)).policy.state_dict()
+    assert first.keys() == second.keys()
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+    assert policy.curve_png.stat().st_size > 5_000
+    assert not set(policy.train_days) & set(policy.validation_days)
+
+
+def test_rl_controller_acts_in_the_mosaik_run(policy, tmp_path):
+    scenario = day_scenario(controller="rl", control={"policy": str(policy.policy)})
+    run = run_scenario(scenario, tmp_path)
+    results = load_results(run.out_dir)
+    setpoints = wide(results, "controller", "p_set_kw")["bess"]
+    assert setpoints.abs().max() <= 20.0 + 1e-9
+    assert setpoints.abs().sum() > 0  # the policy does act
+    soc = wide(results, "battery", "soc")["bess"]
+    assert soc.min() >= 0.1 - 1e-9 and soc.max() <= 0.9 + 1e-9
+    per_step_ms = 1000 * run.metadata["component_s"]["rl"] / 96
+    assert np.isfinite(per_step_ms)
+
+
+def test_rl_needs_a_policy_file():
+    with pytest.raises(Exception, match="control.policy"):
+        day_scenario(controller="rl")
+
+
+def test_compare_prints_every_controller(policy, tmp_path):
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            "scenarios/microgrid_day.yaml",
+            "--controllers",
+            "none,rule,oracle,rl",
+            "--policy",
+            str(policy.policy),
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    for name in ("none", "rule", "oracle", "rl", "of oracle", "ms/step"):
+        assert name in result.output
