@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.base import Clock, Model, Port
+from models.base import Clock
+from twin.control.base import BatteryController
 from twin.control.lp import DispatchPlan, DispatchProblem, LPError, solve_dispatch
 from twin.control.site import site_series
 from twin.forecast import FORECASTERS
@@ -28,22 +29,13 @@ from twin.units import parse_duration_s
 __all__ = ["MPCController", "OracleController"]
 
 
-class _Planner(Model):
-    """Shared part: measured inputs, battery limits, the LP problem."""
-
-    kind = "controller"
-    inputs = {
-        "p_kw": Port("kW", "net PV + load power at the site (> 0 surplus)", group="site"),
-        "soc": Port("1", "measured state of charge of the battery", default=0.5),
-    }
-    outputs = {"p_set_kw": Port("kW", "battery power setpoint (> 0 discharge)")}
+class _Planner(BatteryController):
+    """Shared part: battery limits, the site's series, the LP problem."""
 
     def __init__(
         self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
     ) -> None:
         super().__init__(units, clock, context)
-        self.elements["site"] = ["site"]
-        self.control = self.context.get("control", {})
         self.site = site_series(self.context, clock)
         self.e_kwh = self.param("e_kwh") * self.param("soh_init")
         self.soc_init = self.param("soc_init")

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from models.base import Clock, Model, Port
+from models.base import Clock, Port
 from models.battery import limit_power
+from twin.control.base import SETPOINT, SITE_NET, SOC, BatteryController
 
 __all__ = ["RuleController", "ev_setpoints", "share_by_headroom"]
 
@@ -63,7 +64,7 @@ def ev_setpoints(
     return setpoint, must
 
 
-class RuleController(Model):
+class RuleController(BatteryController):
     """Maximise self-consumption and charge EVs smartly.
 
     It measures the site's net non-dispatchable power (PV plus loads, > 0 when there
@@ -77,16 +78,15 @@ class RuleController(Model):
     from ``context["chargers"]`` (``name``, ``p_max_kw``, ``efficiency``).
     """
 
-    kind = "controller"
     inputs = {
-        "p_kw": Port("kW", "net PV + load power at the site (> 0 surplus)", group="site"),
-        "soc": Port("1", "measured state of charge of the battery", default=0.5),
+        "p_kw": SITE_NET,
+        "soc": SOC,
         "connected": Port("1", "an EV is plugged in", group="charger"),
         "e_needed_kwh": Port("kWh", "energy the EV still needs (battery side)", group="charger"),
         "t_departure_h": Port("h", "time until the EV departs", group="charger"),
     }
     outputs = {
-        "p_set_kw": Port("kW", "battery power setpoint (> 0 discharge)"),
+        "p_set_kw": SETPOINT,
         "p_ev_set_kw": Port("kW", "EV charging setpoint (>= 0, grid side)", group="charger"),
     }
 
@@ -95,7 +95,6 @@ class RuleController(Model):
     ) -> None:
         super().__init__(units, clock, context)
         chargers = self.context.get("chargers", [])
-        self.elements["site"] = ["site"]
         self.elements["charger"] = [c["name"] for c in chargers]
         self._limits = {
             name: self.param(name)

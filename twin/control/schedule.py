@@ -11,29 +11,27 @@ from typing import Any
 
 import numpy as np
 
-from models.base import Clock, Model, Port
+from models.base import Clock
 from models.profiles import csv_series_at
+from twin.control.base import SITE_NET, BatteryController
 
 __all__ = ["ScheduleController"]
 
 
-class ScheduleController(Model):
+class ScheduleController(BatteryController):
     """Setpoints from a CSV file.
 
     ``control.schedule_csv`` has a ``time`` column and one column per battery (by name)
     in kW, > 0 discharge, each value held until the next row.
     """
 
-    kind = "controller"
-    inputs = {"p_kw": Port("kW", "net PV + load power at the site (unused)", group="site")}
-    outputs = {"p_set_kw": Port("kW", "battery power setpoint (> 0 discharge)")}
+    inputs = {"p_kw": SITE_NET}  # measures nothing it needs: setpoints are fixed
 
     def __init__(
         self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
     ) -> None:
         super().__init__(units, clock, context)
-        self.elements["site"] = ["site"]
-        path = self.context["control"]["schedule_csv"]
+        path = self.control["schedule_csv"]
         self._p_set = np.column_stack([csv_series_at(path, u["name"], clock.times) for u in units])
 
     def step(

@@ -6,7 +6,8 @@ year, a fresh battery model starts every episode, and the grid model solves the 
 power flow of every step. Given the same setpoints, a step here equals a step of the
 mosaik run (tested to 1e-9 on SoC and cost).
 
-Actions are battery setpoints in -1..1 of each battery's rating (> 0 discharge). The
+Actions are corrections in -1..1 of each battery's rating added to the rule-based
+self-consumption setpoint (:mod:`twin.rl.baseline`; > 0 discharge). The
 reward is the step's saving against doing nothing (energy cost with the battery idle,
 at this step's grid losses, minus the cost with it, EUR), minus the degradation cost
 of the throughput and a penalty for asking beyond the battery's limits; the last step
@@ -29,6 +30,7 @@ from models.grid import Grid
 from models.load import Load
 from models.pv import PVPlant
 from models.tariff import Tariff
+from twin.rl.baseline import RuleBaseline
 from twin.rl.observation import ObservationBuilder
 from twin.scenario import Scenario
 
@@ -129,6 +131,8 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         control = scenario.control
         self.degradation = control.degradation_eur_kwh
         self.terminal_price = control.terminal_price_eur_kwh
+        self.baseline = RuleBaseline(self.batteries, self.clock, control.p_import_max_kw)
+        self._base = np.zeros(n_b)
         self.battery: Battery | None = None
         self.k = 0
         self.k_end = 0
@@ -177,8 +181,11 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
     def _observation(self) -> np.ndarray:
         k = min(self.k, self.clock.n_steps - 1)
         pv, load, *_ = self._exogenous(k)
-        soc = self.battery.soc if self.battery is not None else np.zeros(len(self.batteries))
-        return self.observer.build(k, soc, pv, -load)
+        soc = self.battery.soc.copy() if self.battery is not None else np.zeros(len(self.batteries))
+        self._base = self.baseline.setpoint(
+            self.clock.time_at(k * self.dt_s), self.dt_s, pv + load, soc
+        )
+        return self.observer.build(k, soc, self._base / self.p_max, pv, -load)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -198,7 +205,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         """Apply the action for one step; the episode is truncated at the day's end."""
         k = self.k
         pv, load, *_ = self._exogenous(k)
-        p_set = np.clip(np.asarray(action, dtype=float), -1.0, 1.0) * self.p_max
+        p_set = self.baseline.apply(self._base, action)
         record = self.physics_step(p_set)
         # What the site would import with the battery idle (this step's grid losses kept).
         idle = -(pv + load) + record.losses_kw

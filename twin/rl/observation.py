@@ -18,8 +18,9 @@ PRICE_LOOKAHEAD_H = (0, 1, 2, 4, 8, 12)
 class ObservationBuilder:
     """Builds observation vectors.
 
-    Features: SoC per battery, PV and load power (scaled), import prices now and ahead,
-    time of day (sin, cos) and the fraction of the day elapsed.
+    Features: SoC per battery, the rule's setpoint per battery (in units of its rating),
+    PV and load power (scaled), import prices now and ahead, time of day (sin, cos) and
+    the fraction of the day elapsed.
 
     Parameters
     ----------
@@ -49,14 +50,17 @@ class ObservationBuilder:
 
     def size(self, n_batteries: int) -> int:
         """Length of the observation vector."""
-        return n_batteries + 2 + len(self.offsets) + 3
+        return 2 * n_batteries + 2 + len(self.offsets) + 3
 
-    def build(self, k: int, soc: np.ndarray, pv_kw: float, load_kw: float) -> np.ndarray:
-        """Observation at step ``k`` (``load_kw`` > 0 is consumption)."""
+    def build(
+        self, k: int, soc: np.ndarray, base: np.ndarray, pv_kw: float, load_kw: float
+    ) -> np.ndarray:
+        """Observation at step ``k`` (``base``: rule setpoints / rating; ``load_kw`` > 0)."""
         ahead = np.clip(k + self.offsets, 0, len(self.prices) - 1)
         return np.concatenate(
             [
                 np.asarray(soc, dtype=float),
+                np.asarray(base, dtype=float),
                 [pv_kw / self.p_scale, load_kw / self.p_scale],
                 self.prices[ahead],
                 [np.sin(self.angle[k]), np.cos(self.angle[k]), self.day_fraction[k]],

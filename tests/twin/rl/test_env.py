@@ -28,6 +28,14 @@ def test_environment_passes_gymnasiums_checker(env):
     check_env(env, skip_render_check=True)
 
 
+def test_zero_action_follows_the_rule_controller(env):
+    obs, _ = env.reset(options={"day": 2})
+    base = env._base.copy()
+    assert obs[1] == pytest.approx(base[0] / env.p_max[0])
+    env.step(np.zeros(1, dtype=np.float32))
+    assert env.last.p_battery_kw[0] == pytest.approx(base[0])
+
+
 def test_episode_is_one_day_and_truncated(env):
     env.reset(seed=1, options={"day": 1})
     steps, truncated, terminated = 0, False, False
@@ -81,7 +89,9 @@ def test_reward_values_the_terminal_energy(env):
     idle = 0.0
     truncated = False
     while not truncated:
-        _, reward, _, truncated, _ = env.step(np.array([0.0], dtype=np.float32))
+        # The action corrects the rule's setpoint: cancel it to leave the battery idle.
+        cancel = (-env._base / env.p_max).astype(np.float32)
+        _, reward, _, truncated, _ = env.step(cancel)
         idle += reward
     assert idle == pytest.approx(0.0, abs=1e-3)  # nothing saved (calendar ageing: ~2e-4)
     assert total < 1.0  # emptying the battery is not a saving once its energy is valued
