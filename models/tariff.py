@@ -52,7 +52,8 @@ class Tariff(Model):
     Unit parameters: ``import_eur_kwh`` (base import price), ``periods`` (time-of-use
     periods, see :func:`time_of_use_price`), ``export_eur_kwh`` and ``price_csv``
     (optional CSV with ``time``, ``import_eur_kwh`` and optionally ``export_eur_kwh``
-    columns, which then replaces the schedule).
+    columns, which then replaces the schedule). ``demand_charge_eur_kw`` (on the run's
+    peak import) is applied by the KPIs and the planners, not per step.
     """
 
     kind = "tariff"

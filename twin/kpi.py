@@ -108,7 +108,9 @@ def compute_kpis(results: pd.DataFrame, scenario: Scenario) -> dict[str, float]:
     injections = pv.sum(axis=1) + load.sum(axis=1) + battery.sum(axis=1) - ev_kw
     residual = (poc + injections - losses).abs().sum() * dt_h
     v_lo, v_hi = scenario.grid.v_min_pu, scenario.grid.v_max_pu
+    # Energy cost plus the tariff's demand charge on the run's peak import.
     cost = float(((imp * prices - exp * export_prices) * dt_h).sum())
+    cost += scenario.tariff.demand_charge_eur_kw * float(imp.max())
     terminal_price = scenario.control.terminal_price_eur_kwh
     if terminal_price is None:
         terminal_price = float(prices.mean())

@@ -259,6 +259,7 @@ class TariffSpec(Strict):
     export_eur_kwh: float = 0.08
     periods: list[TouPeriod] = []
     price_csv: str | None = None
+    demand_charge_eur_kw: Annotated[float, Field(ge=0.0)] = 0.0
 
 
 class ControlSpec(Strict):

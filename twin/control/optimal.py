@@ -58,6 +58,7 @@ class _Planner(BatteryController):
             soc_max=self.param("soc_max"),
             soc0=np.clip(soc0, 0.0, 1.0),
             degradation_eur_kwh=float(self.control.get("degradation_eur_kwh") or 0.0),
+            demand_charge_eur_kw=float(self.context["tariff"].get("demand_charge_eur_kw", 0.0)),
             terminal_price_eur_kwh=terminal_price,
             e_terminal_min_kwh=self.soc_init * self.e_kwh if terminal_price is None else None,
             p_import_max_kw=self.control.get("p_import_max_kw"),

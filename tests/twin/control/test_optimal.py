@@ -64,3 +64,14 @@ def test_import_limit_is_part_of_the_plan(tmp_path):
     results = load_results(run.out_dir)
     poc = wide(results, "grid", "p_kw")["poc"] - wide(results, "grid", "losses_kw")["poc"]
     assert poc.max() <= 30.0 + 1e-3  # kW; the plan ignores the slow SoH fade
+
+
+def test_demand_charge_makes_the_oracle_shave_the_peak(oracle, tmp_path):
+    raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
+    raw["controller"] = "oracle"
+    raw["tariff"]["demand_charge_eur_kw"] = 2.0
+    shaved = run_scenario(validate_scenario(raw), tmp_path)
+    assert shaved.kpis["peak_import_kw"] < oracle.kpis["peak_import_kw"] - 5.0
+    # The charge is part of the cost: 2 EUR per kW of the run's peak import.
+    energy_only = shaved.kpis["cost_eur"] - 2.0 * shaved.kpis["peak_import_kw"]
+    assert energy_only >= oracle.kpis["cost_eur"] - 1e-6
