@@ -148,6 +148,7 @@ def _connect_controller(
         "control": scenario.control.model_dump(mode="json"),
         "assets": {kind: scenario.units(kind) for kind in ("pv", "load")},
         "tariff": {"name": "tariff", **scenario.tariff.model_dump()},
+        "ev_parks": scenario.units("ev") if controls_ev else [],
     }
     fleets["controller"] = start(scenario.controller, batteries)
     control = _children(fleets["controller"])

@@ -6,11 +6,18 @@ from typing import Any
 
 from models.base import Clock, Model, Port
 
-__all__ = ["SETPOINT", "SITE_NET", "SOC", "BatteryController"]
+__all__ = ["EV_INPUTS", "EV_SETPOINT", "SETPOINT", "SITE_NET", "SOC", "BatteryController"]
 
 SITE_NET = Port("kW", "net PV + load power at the site (> 0 surplus)", group="site")
 SOC = Port("1", "measured state of charge of the battery", default=0.5)
 SETPOINT = Port("kW", "battery power setpoint (> 0 discharge)")
+#: What a controller measures of each EV charger (the state at the start of the step).
+EV_INPUTS = {
+    "connected": Port("1", "an EV is plugged in", group="charger"),
+    "e_needed_kwh": Port("kWh", "energy the EV still needs (battery side)", group="charger"),
+    "t_departure_h": Port("h", "time until the EV departs", group="charger"),
+}
+EV_SETPOINT = Port("kW", "EV charging setpoint (>= 0, grid side)", group="charger")
 
 
 class BatteryController(Model):
@@ -30,3 +37,6 @@ class BatteryController(Model):
         super().__init__(units, clock, context)
         self.elements["site"] = ["site"]
         self.control: dict[str, Any] = self.context.get("control", {})
+        if "p_ev_set_kw" in self.outputs:  # controllers that dispatch EV chargers
+            self.chargers: list[dict[str, Any]] = self.context.get("chargers", [])
+            self.elements["charger"] = [c["name"] for c in self.chargers]

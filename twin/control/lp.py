@@ -33,7 +33,7 @@ from scipy.optimize import linprog
 
 from twin.errors import TwinError
 
-__all__ = ["DispatchPlan", "DispatchProblem", "LPError", "solve_dispatch"]
+__all__ = ["DispatchPlan", "DispatchProblem", "EVSession", "LPError", "solve_dispatch"]
 
 TIE_BREAK_EUR_KWH = 1e-5
 TIE_BREAK_RAMP_EUR_KWH = 1e-4
@@ -41,6 +41,20 @@ TIE_BREAK_RAMP_EUR_KWH = 1e-4
 
 class LPError(TwinError):
     """The dispatch LP has no solution (infeasible limits) or the solver failed."""
+
+
+@dataclass(frozen=True)
+class EVSession:
+    """A flexible EV charge: ``e_kwh`` (grid side) between steps ``start`` and ``end``.
+
+    ``end`` is exclusive; the EV can draw up to ``p_max_kw`` at charger ``charger``.
+    """
+
+    charger: int
+    start: int
+    end: int
+    e_kwh: float
+    p_max_kw: float
 
 
 @dataclass
@@ -64,6 +78,9 @@ class DispatchProblem:
     e_terminal_min_kwh: np.ndarray | None = None  # default: the initial energy
     step_offset: int | None = None  # absolute index of step 0 (for the tie-break ramp)
     steps_total: int = 1
+    ev_sessions: list[EVSession] | None = None
+    n_chargers: int = 0
+    unmet_ev_penalty_eur_kwh: float = 10.0
     p_import_max_kw: float | None = None
 
 
@@ -76,6 +93,8 @@ class DispatchPlan:
     p_export_kw: np.ndarray  # (T,)
     e_kwh: np.ndarray  # (T + 1, B)
     cost_eur: float  # energy cost + degradation + demand charge (no terminal value)
+    p_ev_kw: np.ndarray  # (T, n_chargers) EV charging, grid side (>= 0)
+    e_ev_unmet_kwh: float = 0.0
 
 
 def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
@@ -96,7 +115,18 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
     i_gp = i_e + (t_n + 1) * b_n
     i_gm = i_gp + t_n
     i_peak = i_gm + t_n
-    n_var = i_peak + 1
+    # EV sessions: one charging variable per session and step of its window, then one
+    # unmet-energy slack per session (penalised, so a too-short stay stays feasible).
+    sessions = [s for s in (pr.ev_sessions or []) if min(s.end, t_n) > max(s.start, 0)]
+    ev_session = np.concatenate(
+        [np.full(min(s.end, t_n) - max(s.start, 0), j) for j, s in enumerate(sessions)] or [[]]
+    ).astype(np.int64)
+    ev_step = np.concatenate(
+        [np.arange(max(s.start, 0), min(s.end, t_n)) for s in sessions] or [[]]
+    ).astype(np.int64)
+    i_x = i_peak + 1
+    i_u = i_x + len(ev_step)
+    n_var = i_u + len(sessions)
 
     def cb(t: np.ndarray, b: np.ndarray) -> np.ndarray:
         return t * b_n + b
@@ -113,15 +143,22 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
     cost[i_gp : i_gp + t_n] = pr.price_import_eur_kwh * dt
     cost[i_gm : i_gm + t_n] = -pr.price_export_eur_kwh * dt
     cost[i_peak] = pr.demand_charge_eur_kw
+    offset_x = 0 if pr.step_offset is None else pr.step_offset
+    cost[i_x:i_u] = TIE_BREAK_RAMP_EUR_KWH * (offset_x + ev_step) / max(total, 1) * dt
+    cost[i_u:] = pr.unmet_ev_penalty_eur_kwh
     if pr.terminal_price_eur_kwh is not None:
         cost[i_e + t_n * b_n + np.arange(b_n)] = -pr.terminal_price_eur_kwh
 
     tt, bb = np.meshgrid(np.arange(t_n), np.arange(b_n), indexing="ij")
     tt, bb = tt.ravel(), bb.ravel()
     # Balance rows (T): G+ - G- + sum_b D - C = -N
-    rows = [tt, tt, np.arange(t_n), np.arange(t_n)]
-    cols = [i_d + cb(tt, bb), i_c + cb(tt, bb), i_gp + np.arange(t_n), i_gm + np.arange(t_n)]
-    vals = [np.ones(n_c), -np.ones(n_c), np.ones(t_n), -np.ones(t_n)]
+    # EV charging draws from the bus: - sum_s X[s, t].
+    rows = [tt, tt, np.arange(t_n), np.arange(t_n), ev_step]
+    cols = [
+        i_d + cb(tt, bb), i_c + cb(tt, bb), i_gp + np.arange(t_n), i_gm + np.arange(t_n),
+        i_x + np.arange(len(ev_step)),
+    ]  # fmt: skip
+    vals = [np.ones(n_c), -np.ones(n_c), np.ones(t_n), -np.ones(t_n), -np.ones(len(ev_step))]
     a_bal = sparse.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(t_n, n_var)
     )
@@ -136,9 +173,19 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
     a_init = sparse.csr_matrix(
         (np.ones(b_n), (np.arange(b_n), i_e + np.arange(b_n))), shape=(b_n, n_var)
     )
+    # EV energy rows: sum_t X[s, t] dt + U[s] = E[s]
+    n_s = len(sessions)
+    a_ev = sparse.csr_matrix(
+        (
+            np.concatenate([np.full(len(ev_step), dt), np.ones(n_s)]),
+            (np.concatenate([ev_session, np.arange(n_s)]),
+             np.concatenate([i_x + np.arange(len(ev_step)), i_u + np.arange(n_s)])),
+        ),
+        shape=(n_s, n_var),
+    )  # fmt: skip
     e0 = pr.soc0 * pr.e_kwh
-    a_eq = sparse.vstack([a_bal, a_sto, a_init]).tocsr()
-    b_eq = np.concatenate([-pr.net_kw, np.zeros(n_c), e0])
+    a_eq = sparse.vstack([a_bal, a_sto, a_init, a_ev]).tocsr()
+    b_eq = np.concatenate([-pr.net_kw, np.zeros(n_c), e0, [s.e_kwh for s in sessions]])
 
     # Inequalities: G+ - peak <= 0; terminal E_T >= E0 (as -E_T <= -E0)
     ub_rows = [sparse.csr_matrix(
@@ -169,6 +216,7 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
     bounds[i_e : i_e + b_n, 1] = np.maximum(bounds[i_e : i_e + b_n, 1], e0)
     if pr.p_import_max_kw is not None:
         bounds[i_gp:i_gm, 1] = pr.p_import_max_kw
+    bounds[i_x:i_u, 1] = np.array([sessions[j].p_max_kw for j in ev_session])
 
     result = linprog(
         cost,
@@ -190,10 +238,16 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
         + pr.degradation_eur_kwh * float(x[i_c:i_e].sum()) * dt
         + pr.demand_charge_eur_kw * float(x[i_peak])
     )
+    p_ev = np.zeros((t_n, pr.n_chargers))
+    if len(ev_step):
+        chargers = np.array([sessions[j].charger for j in ev_session])
+        np.add.at(p_ev, (ev_step, chargers), x[i_x:i_u])
     return DispatchPlan(
         p_battery_kw=discharge - charge,
         p_import_kw=x[i_gp:i_gm],
         p_export_kw=x[i_gm:i_peak],
         e_kwh=x[i_e:i_gp].reshape(t_n + 1, b_n),
         cost_eur=energy_cost,
+        p_ev_kw=p_ev,
+        e_ev_unmet_kwh=float(x[i_u:].sum()),
     )

@@ -20,8 +20,16 @@ import numpy as np
 import pandas as pd
 
 from models.base import Clock
-from twin.control.base import BatteryController
-from twin.control.lp import DispatchPlan, DispatchProblem, LPError, solve_dispatch
+from models.ev import EVCharging
+from twin.control.base import (
+    EV_INPUTS,
+    EV_SETPOINT,
+    SETPOINT,
+    SITE_NET,
+    SOC,
+    BatteryController,
+)
+from twin.control.lp import DispatchPlan, DispatchProblem, EVSession, LPError, solve_dispatch
 from twin.control.site import site_series
 from twin.forecast import FORECASTERS
 from twin.units import parse_duration_s
@@ -29,8 +37,38 @@ from twin.units import parse_duration_s
 __all__ = ["MPCController", "OracleController"]
 
 
+def ev_sessions_ahead(
+    parks: list[dict[str, Any]], clock: Clock, context: dict[str, Any]
+) -> list[EVSession]:
+    """Every EV charge of the run, known ahead (perfect foresight of the seeded fleet).
+
+    Plug assignment and departures do not depend on how EVs are charged, so running
+    the EV model once without charging reveals every session: its charger, the steps it
+    can charge in and the energy it needs (grid side).
+    """
+    if not parks:
+        return []
+    model = EVCharging(parks, clock, context)
+    n = len(model.elements["ev"])
+    seen = np.full(n, -1.0)
+    sessions = []
+    idle = {"p_set_kw": np.zeros(n)}
+    for k in range(clock.n_steps):
+        model.step(clock.time_at(k * clock.step_s), clock.step_s, idle)
+        for c in np.flatnonzero(model.connected & (model.arrival_s != seen)):
+            seen[c] = model.arrival_s[c]
+            end = min(int(np.ceil(model.departure_s[c] / clock.step_s)), clock.n_steps)
+            need = max(model.target[c] - model.soc[c], 0.0) * model.capacity[c] / model.eta[c]
+            if end > k + 1 and need > 0.0:
+                sessions.append(EVSession(int(c), k + 1, end, need, float(model.p_max[c])))
+    return sessions
+
+
 class _Planner(BatteryController):
-    """Shared part: battery limits, the site's series, the LP problem."""
+    """Shared part: battery limits, EV chargers, the site's series, the LP problem."""
+
+    inputs = {"p_kw": SITE_NET, "soc": SOC, **EV_INPUTS}
+    outputs = {"p_set_kw": SETPOINT, "p_ev_set_kw": EV_SETPOINT}
 
     def __init__(
         self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
@@ -41,7 +79,12 @@ class _Planner(BatteryController):
         self.soc_init = self.param("soc_init")
 
     def problem(
-        self, net_kw: np.ndarray, k: int, soc0: np.ndarray, terminal_price: float | None
+        self,
+        net_kw: np.ndarray,
+        k: int,
+        soc0: np.ndarray,
+        terminal_price: float | None,
+        sessions: list[EVSession] | None = None,
     ) -> DispatchProblem:
         """The LP from step ``k`` for the (forecast) net power ``net_kw``."""
         horizon = slice(k, k + len(net_kw))
@@ -64,6 +107,8 @@ class _Planner(BatteryController):
             p_import_max_kw=self.control.get("p_import_max_kw"),
             step_offset=k,
             steps_total=self.clock.n_steps,
+            ev_sessions=sessions,
+            n_chargers=len(self.chargers),
         )
 
     def solve(self, problem: DispatchProblem) -> DispatchPlan:
@@ -85,13 +130,19 @@ class OracleController(_Planner):
     ) -> None:
         super().__init__(units, clock, context)
         terminal = self.control.get("terminal_price_eur_kwh")
-        self.plan = self.solve(self.problem(self.site.net_kw, 0, self.soc_init, terminal))
+        sessions = ev_sessions_ahead(self.context.get("ev_parks", []), clock, self.context)
+        problem = self.problem(self.site.net_kw, 0, self.soc_init, terminal, sessions)
+        self.plan = self.solve(problem)
 
     def step(
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
-        """The planned setpoint of this step."""
-        return {"p_set_kw": self.plan.p_battery_kw[self.clock.index_of(now)].copy()}
+        """The planned setpoints of this step."""
+        k = self.clock.index_of(now)
+        return {
+            "p_set_kw": self.plan.p_battery_kw[k].copy(),
+            "p_ev_set_kw": self.plan.p_ev_kw[k].copy(),
+        }
 
 
 class MPCController(_Planner):
@@ -138,6 +189,22 @@ class MPCController(_Planner):
                 # Inside the run: energy left at the horizon is worth what it displaces.
                 window = self.site.price_import_eur_kwh[k : k + horizon]
                 terminal = float(window.mean() * self.param("eta_dis").mean())
-            self.plan = self.solve(self.problem(net, k, inputs["soc"], terminal))
+            sessions = self.connected_sessions(inputs)
+            self.plan = self.solve(self.problem(net, k, inputs["soc"], terminal, sessions))
             self.planned_at = k
-        return {"p_set_kw": self.plan.p_battery_kw[k - self.planned_at].copy()}
+        i = k - self.planned_at
+        return {
+            "p_set_kw": self.plan.p_battery_kw[i].copy(),
+            "p_ev_set_kw": self.plan.p_ev_kw[i].copy(),
+        }
+
+    def connected_sessions(self, inputs: dict[str, np.ndarray]) -> list[EVSession]:
+        """Sessions of the EVs plugged in now (future arrivals are not forecast)."""
+        sessions = []
+        for c, charger in enumerate(self.chargers):
+            if inputs["connected"][c] < 0.5 or inputs["e_needed_kwh"][c] <= 0.0:
+                continue
+            steps_left = int(np.ceil(inputs["t_departure_h"][c] * 3600.0 / self.clock.step_s))
+            need = inputs["e_needed_kwh"][c] / charger["efficiency"]
+            sessions.append(EVSession(c, 0, max(steps_left, 1), need, charger["p_max_kw"]))
+        return sessions

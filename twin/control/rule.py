@@ -7,9 +7,16 @@ from typing import Any
 
 import numpy as np
 
-from models.base import Clock, Port
+from models.base import Clock
 from models.battery import limit_power
-from twin.control.base import SETPOINT, SITE_NET, SOC, BatteryController
+from twin.control.base import (
+    EV_INPUTS,
+    EV_SETPOINT,
+    SETPOINT,
+    SITE_NET,
+    SOC,
+    BatteryController,
+)
 
 __all__ = ["RuleController", "ev_setpoints", "share_by_headroom"]
 
@@ -78,24 +85,14 @@ class RuleController(BatteryController):
     from ``context["chargers"]`` (``name``, ``p_max_kw``, ``efficiency``).
     """
 
-    inputs = {
-        "p_kw": SITE_NET,
-        "soc": SOC,
-        "connected": Port("1", "an EV is plugged in", group="charger"),
-        "e_needed_kwh": Port("kWh", "energy the EV still needs (battery side)", group="charger"),
-        "t_departure_h": Port("h", "time until the EV departs", group="charger"),
-    }
-    outputs = {
-        "p_set_kw": SETPOINT,
-        "p_ev_set_kw": Port("kW", "EV charging setpoint (>= 0, grid side)", group="charger"),
-    }
+    inputs = {"p_kw": SITE_NET, "soc": SOC, **EV_INPUTS}
+    outputs = {"p_set_kw": SETPOINT, "p_ev_set_kw": EV_SETPOINT}
 
     def __init__(
         self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
     ) -> None:
         super().__init__(units, clock, context)
-        chargers = self.context.get("chargers", [])
-        self.elements["charger"] = [c["name"] for c in chargers]
+        chargers = self.chargers
         self._limits = {
             name: self.param(name)
             for name in ("p_max_kw", "soc_min", "soc_max", "eta_ch", "eta_dis", "e_kwh")

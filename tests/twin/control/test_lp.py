@@ -81,3 +81,33 @@ def test_limits_hold_on_random_days(seed):
 def test_infeasible_import_limit_is_a_clear_error():
     with pytest.raises(LPError, match="infeasible"):
         solve_dispatch(problem([-50.0] * 4, [0.3] * 4, p_import_max_kw=20.0))
+
+
+def test_flexible_ev_charges_in_the_cheapest_steps_of_its_stay():
+    from twin.control.lp import EVSession
+
+    price = np.array([0.5, 0.5, 0.1, 0.1, 0.5, 0.5, 0.05, 0.5])
+    # No battery use possible: a full battery window [soc0, soc0] at zero power.
+    pr = problem(np.zeros(8), price, p_max_kw=np.array([1e-9]))
+    pr.n_chargers = 2
+    pr.ev_sessions = [
+        EVSession(charger=0, start=1, end=6, e_kwh=15.0, p_max_kw=11.0),  # cheap: 2, 3
+        EVSession(charger=1, start=5, end=8, e_kwh=30.0, p_max_kw=11.0),  # cannot finish
+    ]
+    plan = solve_dispatch(pr)
+    np.testing.assert_allclose(plan.p_ev_kw[:, 0], [0, 0, 11, 4, 0, 0, 0, 0], atol=1e-6)
+    # The second EV takes all it can (11 kW x 3 h = 33 > 30): cheapest step first.
+    assert plan.p_ev_kw[6, 1] == pytest.approx(11.0, abs=1e-6)
+    assert plan.p_ev_kw[:, 1].sum() == pytest.approx(30.0, abs=1e-6)
+    assert plan.e_ev_unmet_kwh == pytest.approx(0.0, abs=1e-6)
+    short = solve_dispatch(
+        problem(
+            np.zeros(8),
+            price,
+            p_max_kw=np.array([1e-9]),
+            n_chargers=1,
+            ev_sessions=[EVSession(0, 6, 8, 30.0, 11.0)],
+        )
+    )
+    assert short.e_ev_unmet_kwh == pytest.approx(8.0, abs=1e-6)  # 22 of 30 kWh fit
+    np.testing.assert_allclose(plan.p_import_kw, plan.p_ev_kw.sum(axis=1), atol=1e-6)

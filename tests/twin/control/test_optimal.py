@@ -75,3 +75,25 @@ def test_demand_charge_makes_the_oracle_shave_the_peak(oracle, tmp_path):
     # The charge is part of the cost: 2 EUR per kW of the run's peak import.
     energy_only = shaved.kpis["cost_eur"] - 2.0 * shaved.kpis["peak_import_kw"]
     assert energy_only >= oracle.kpis["cost_eur"] - 1e-6
+
+
+def test_oracle_and_mpc_dispatch_ev_chargers(tmp_path):
+    raw = yaml.safe_load((ROOT / "scenarios" / "ev_depot.yaml").read_text())
+    raw["duration"] = "1d"
+    kpis = {}
+    for controller in ("none", "oracle", "mpc"):
+        raw["controller"] = controller
+        run = run_scenario(
+            validate_scenario(raw), tmp_path / controller, compare_uncontrolled=False
+        )
+        kpis[controller] = run.kpis
+        results = load_results(run.out_dir)
+        p_ev = -wide(results, "ev", "p_kw")
+        assert p_ev.max().max() <= 11.0 + 1e-9
+    for planner in ("oracle", "mpc"):
+        # The import limit (60 kW) holds where uncontrolled charging peaks far above it,
+        # and nearly all the energy the EVs need is still delivered.
+        assert kpis["none"]["peak_import_kw"] > 100.0
+        assert kpis[planner]["peak_import_kw"] <= 62.0
+        delivered = kpis[planner]["e_ev_delivered_kwh"]
+        assert delivered >= 0.95 * kpis["none"]["e_ev_delivered_kwh"]
