@@ -23,10 +23,15 @@ __all__ = ["SiteSeries", "site_series"]
 
 @dataclass
 class SiteSeries:
-    """Site series over a window: ``net_kw`` (> 0 surplus) and prices (EUR/kWh)."""
+    """Site series over a window (kW, EUR/kWh).
+
+    PV (> 0), loads (< 0), their sum ``net_kw`` (> 0 surplus) and prices.
+    """
 
     times: pd.DatetimeIndex
     net_kw: np.ndarray
+    pv_kw: np.ndarray
+    load_kw: np.ndarray
     price_import_eur_kwh: np.ndarray
     price_export_eur_kwh: np.ndarray
 
@@ -38,15 +43,18 @@ def site_series(context: dict[str, Any], clock: Clock) -> SiteSeries:
     ``context["tariff"]`` the tariff unit.
     """
     assets = context.get("assets", {})
-    net = np.zeros(clock.n_steps)
+    totals = {}
     for cls, kind in ((PVPlant, "pv"), (Load, "load")):
         units = assets.get(kind, [])
+        totals[kind] = np.zeros(clock.n_steps)
         if units:
-            net += cls(units, clock, context).exogenous()["p_kw"].sum(axis=1)
+            totals[kind] = cls(units, clock, context).exogenous()["p_kw"].sum(axis=1)
     prices = Tariff([context["tariff"]], clock, context).exogenous()
     return SiteSeries(
         clock.times,
-        net,
+        totals["pv"] + totals["load"],
+        totals["pv"],
+        totals["load"],
         prices["price_import_eur_kwh"][:, 0],
         prices["price_export_eur_kwh"][:, 0],
     )

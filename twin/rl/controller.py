@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from models.base import Clock, Port
 from twin.control.base import SOC, BatteryController
@@ -49,7 +50,10 @@ class RLController(BatteryController):
     ) -> None:
         super().__init__(units, clock, context)
         self.policy = load_policy(self.control["policy"])
-        site = site_series(self.context, clock)
+        # Metered history: the run plus the day before it (yesterday's profiles).
+        day = 86400 // clock.step_s
+        history = Clock(clock.start - pd.Timedelta(days=1), clock.step_s, clock.n_steps + day)
+        site = site_series(self.context, history)
         assets = self.context.get("assets", {})
         p_scale = max(
             sum(u["p_dc_kw"] for u in assets.get("pv", [])),
@@ -58,7 +62,12 @@ class RLController(BatteryController):
         )
         tz = self.context.get("site", {}).get("tz", "UTC")
         self.observer = ObservationBuilder(
-            clock.times.tz_convert(tz), site.price_import_eur_kwh, clock.step_s, p_scale
+            clock.times.tz_convert(tz),
+            site.price_import_eur_kwh[day:],
+            clock.step_s,
+            p_scale,
+            site.pv_kw,
+            -site.load_kw,
         )
         self.p_max = self.param("p_max_kw")
         self.baseline = RuleBaseline(units, clock, self.context.get("p_import_max_kw"))

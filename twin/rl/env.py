@@ -120,8 +120,17 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
             sum(u["p_kw"] for u in scenario.units("load")),
             1.0,
         )
+        n = self.clock.n_steps
+        pv_kw = self.pv.exogenous()["p_kw"].sum(axis=1) if self.pv else np.zeros(n)
+        load_kw = -self.load.exogenous()["p_kw"].sum(axis=1) if self.load else np.zeros(n)
+        day = self.steps_per_day  # the first day stands in for the day before it
         self.observer = ObservationBuilder(
-            self.clock.times.tz_convert(tz), self.price_import, step_s, p_scale
+            self.clock.times.tz_convert(tz),
+            self.price_import,
+            step_s,
+            p_scale,
+            np.concatenate([pv_kw[:day], pv_kw]),
+            np.concatenate([load_kw[:day], load_kw]),
         )
         n_b = len(self.batteries)
         size = self.observer.size(n_b)

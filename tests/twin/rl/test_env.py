@@ -95,3 +95,14 @@ def test_reward_values_the_terminal_energy(env):
         idle += reward
     assert idle == pytest.approx(0.0, abs=1e-3)  # nothing saved (calendar ageing: ~2e-4)
     assert total < 1.0  # emptying the battery is not a saving once its energy is valued
+
+
+def test_observation_carries_yesterdays_rest_of_day(env):
+    obs, _ = env.reset(options={"day": 2})
+    spd = env.steps_per_day
+    k = env.k
+    # Yesterday's PV energy from midnight to midnight, scaled by a full day at p_scale.
+    pv = env.pv.exogenous()["p_kw"].sum(axis=1)
+    expected = pv[k - spd : k].sum() / (env.observer.p_scale * spd)
+    assert obs[4] == pytest.approx(expected, rel=1e-5)
+    assert expected > 0.05  # a June day has sun
