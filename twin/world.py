@@ -100,8 +100,9 @@ def build_world(
     grid = _children(fleets["grid"])
 
     # Assets inject into their bus (active and, where they have it, reactive power).
+    children = {kind: _children(fleet) for kind, fleet in fleets.items()}
     for kind, name, bus in _injectors(scenario):
-        child = _children(fleets[kind])[name]
+        child = children[kind][name]
         attrs = [a for a in ("p_kw", "q_kvar") if a in world_attrs(kind, child.type)]
         world.connect(child, grid[f"bus_{bus}"], *attrs)
 

@@ -37,6 +37,7 @@ def train_policy(
     seed: int = 0,
     algo: str = "sac",
     progress: bool = True,
+    gamma: float = 0.99,
 ) -> TrainResult:
     """Train a policy on training days of the scenario's year and save it to ``out``.
 
@@ -61,7 +62,9 @@ def train_policy(
     env = Monitor(MicrogridEnv(scenario, days=train_days))
     env.reset(seed=seed)
     env.action_space.seed(seed)
-    kwargs = dict(seed=seed, device="cpu", verbose=0, policy_kwargs={"net_arch": [64, 64]})
+    kwargs = dict(
+        seed=seed, device="cpu", verbose=0, gamma=gamma, policy_kwargs={"net_arch": [64, 64]}
+    )
     if algo == "sac":
         model = SAC("MlpPolicy", env, learning_starts=1000, batch_size=256, **kwargs)
     else:
