@@ -66,10 +66,8 @@ def main() -> None:
     for day in days:
         for name in CONTROLLERS:
             controller = "mpc" if name.startswith("mpc") else name
-            if name == "mpc_regression":
-                env.scenario.control.forecaster = "regression"
-            score = evaluate_day(env, day, controller, policy=policy)
-            env.scenario.control.forecaster = "persistence"
+            control = {"forecaster": "regression"} if name == "mpc_regression" else {}
+            score = evaluate_day(env, day, controller, policy=policy, control=control)
             score.controller = name
             scores.append(score)
     frame = pd.DataFrame([vars(s) for s in scores])

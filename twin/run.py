@@ -123,6 +123,8 @@ def run_scenario(
     try:
         plan = build_world(scenario, out, run_id)
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
+        for key in [k for k in ACTIVE if k.startswith(str(out / "parts"))]:
+            ACTIVE.pop(key)  # simulators created before the failure record nothing
         metadata.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         _write_json(out / "run.json", metadata)
         raise RunError(f"run {run_id} could not be set up: {exc}") from exc

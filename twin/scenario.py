@@ -38,7 +38,14 @@ __all__ = ["Scenario", "apply_overrides", "load_scenario", "validate_scenario"]
 #: Asset kinds of a scenario, each a registered model whose units sit at a bus.
 ASSET_KINDS = ("pv", "battery", "load", "ev")
 SAPM_TEMPERATURE_MODELS = tuple(pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"])
-Duration = Annotated[str, AfterValidator(lambda v: (parse_duration_s(v), v)[1])]
+
+
+def _duration(value: str) -> str:
+    parse_duration_s(value)  # raises with the accepted form
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Efficiency = Annotated[float, Field(gt=0.0, le=1.0)]
 Positive = Annotated[float, Field(gt=0.0)]

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from models.base import Clock, Model, Port
 
-__all__ = ["EV_INPUTS", "EV_SETPOINT", "SETPOINT", "SITE_NET", "SOC", "BatteryController"]
+__all__ = [
+    "EV_INPUTS",
+    "EV_SETPOINT",
+    "SETPOINT",
+    "SITE_NET",
+    "SOC",
+    "BatteryController",
+    "SiteController",
+]
 
 SITE_NET = Port("kW", "net PV + load power at the site (> 0 surplus)", group="site")
 SOC = Port("1", "measured state of charge of the battery", default=0.5)
@@ -24,7 +34,8 @@ class BatteryController(Model):
     """Base of battery controllers.
 
     One element per battery it dispatches and one ``site`` element for site-wide
-    measurements. Units are the batteries' scenario parameters; ``p_set_kw`` is their setpoint.
+    measurements. Units are the batteries' scenario parameters; ``p_set_kw`` is their
+    setpoint.
     """
 
     kind = "controller"
@@ -37,6 +48,23 @@ class BatteryController(Model):
         super().__init__(units, clock, context)
         self.elements["site"] = ["site"]
         self.control: dict[str, Any] = self.context.get("control", {})
-        if "p_ev_set_kw" in self.outputs:  # controllers that dispatch EV chargers
-            self.chargers: list[dict[str, Any]] = self.context.get("chargers", [])
-            self.elements["charger"] = [c["name"] for c in self.chargers]
+
+
+class SiteController(BatteryController):
+    """Base of controllers that dispatch batteries and EV chargers.
+
+    Chargers come from ``context["chargers"]`` (``name``, ``p_max_kw``, ``efficiency``),
+    one ``charger`` element each, with their measured state and a setpoint.
+    """
+
+    inputs = {"p_kw": SITE_NET, "soc": SOC, **EV_INPUTS}
+    outputs = {"p_set_kw": SETPOINT, "p_ev_set_kw": EV_SETPOINT}
+
+    def __init__(
+        self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(units, clock, context)
+        self.chargers: list[dict[str, Any]] = self.context.get("chargers", [])
+        self.elements["charger"] = [c["name"] for c in self.chargers]
+        self.ev_p_max_kw = np.array([c["p_max_kw"] for c in self.chargers], dtype=float)
+        self.ev_efficiency = np.array([c["efficiency"] for c in self.chargers], dtype=float)

@@ -21,14 +21,7 @@ import pandas as pd
 
 from models.base import Clock
 from models.ev import EVCharging
-from twin.control.base import (
-    EV_INPUTS,
-    EV_SETPOINT,
-    SETPOINT,
-    SITE_NET,
-    SOC,
-    BatteryController,
-)
+from twin.control.base import SiteController
 from twin.control.lp import DispatchPlan, DispatchProblem, EVSession, LPError, solve_dispatch
 from twin.control.site import site_series
 from twin.forecast import FORECASTERS
@@ -64,11 +57,8 @@ def ev_sessions_ahead(
     return sessions
 
 
-class _Planner(BatteryController):
-    """Shared part: battery limits, EV chargers, the site's series, the LP problem."""
-
-    inputs = {"p_kw": SITE_NET, "soc": SOC, **EV_INPUTS}
-    outputs = {"p_set_kw": SETPOINT, "p_ev_set_kw": EV_SETPOINT}
+class _Planner(SiteController):
+    """Shared part: battery limits, the site's series, the LP problem."""
 
     def __init__(
         self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
@@ -201,10 +191,10 @@ class MPCController(_Planner):
     def connected_sessions(self, inputs: dict[str, np.ndarray]) -> list[EVSession]:
         """Sessions of the EVs plugged in now (future arrivals are not forecast)."""
         sessions = []
-        for c, charger in enumerate(self.chargers):
+        for c in range(len(self.chargers)):
             if inputs["connected"][c] < 0.5 or inputs["e_needed_kwh"][c] <= 0.0:
                 continue
             steps_left = int(np.ceil(inputs["t_departure_h"][c] * 3600.0 / self.clock.step_s))
-            need = inputs["e_needed_kwh"][c] / charger["efficiency"]
-            sessions.append(EVSession(c, 0, max(steps_left, 1), need, charger["p_max_kw"]))
+            need = inputs["e_needed_kwh"][c] / self.ev_efficiency[c]
+            sessions.append(EVSession(c, 0, max(steps_left, 1), need, self.ev_p_max_kw[c]))
         return sessions

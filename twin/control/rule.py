@@ -9,14 +9,7 @@ import numpy as np
 
 from models.base import Clock
 from models.battery import limit_power
-from twin.control.base import (
-    EV_INPUTS,
-    EV_SETPOINT,
-    SETPOINT,
-    SITE_NET,
-    SOC,
-    BatteryController,
-)
+from twin.control.base import SiteController
 
 __all__ = ["RuleController", "ev_setpoints", "share_by_headroom"]
 
@@ -71,7 +64,7 @@ def ev_setpoints(
     return setpoint, must
 
 
-class RuleController(BatteryController):
+class RuleController(SiteController):
     """Maximise self-consumption and charge EVs smartly.
 
     It measures the site's net non-dispatchable power (PV plus loads, > 0 when there
@@ -85,20 +78,14 @@ class RuleController(BatteryController):
     from ``context["chargers"]`` (``name``, ``p_max_kw``, ``efficiency``).
     """
 
-    inputs = {"p_kw": SITE_NET, "soc": SOC, **EV_INPUTS}
-    outputs = {"p_set_kw": SETPOINT, "p_ev_set_kw": EV_SETPOINT}
-
     def __init__(
         self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
     ) -> None:
         super().__init__(units, clock, context)
-        chargers = self.chargers
         self._limits = {
             name: self.param(name)
             for name in ("p_max_kw", "soc_min", "soc_max", "eta_ch", "eta_dis", "e_kwh")
         }
-        self._ev_p_max = np.array([c["p_max_kw"] for c in chargers], dtype=float)
-        self._ev_eta = np.array([c["efficiency"] for c in chargers], dtype=float)
         self._import_max = self.context.get("p_import_max_kw")
 
     def _battery_limit(self, want_kw: float, soc: np.ndarray, dt_h: float) -> np.ndarray:
@@ -131,8 +118,8 @@ class RuleController(BatteryController):
             inputs["connected"] >= 0.5,
             inputs["e_needed_kwh"],
             inputs["t_departure_h"],
-            self._ev_p_max,
-            self._ev_eta,
+            self.ev_p_max_kw,
+            self.ev_efficiency,
             dt_h,
         )
         net_kw = surplus_kw - ev.sum()  # > 0: surplus left for the batteries

@@ -120,17 +120,18 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
             sum(u["p_kw"] for u in scenario.units("load")),
             1.0,
         )
+        # Site totals of every step, as the controller measures them (kW, load < 0).
         n = self.clock.n_steps
-        pv_kw = self.pv.exogenous()["p_kw"].sum(axis=1) if self.pv else np.zeros(n)
-        load_kw = -self.load.exogenous()["p_kw"].sum(axis=1) if self.load else np.zeros(n)
+        self.site_pv_kw = self.pv.exogenous()["p_kw"].sum(axis=1) if self.pv else np.zeros(n)
+        self.site_load_kw = self.load.exogenous()["p_kw"].sum(axis=1) if self.load else np.zeros(n)
         day = self.steps_per_day  # the first day stands in for the day before it
         self.observer = ObservationBuilder(
             self.clock.times.tz_convert(tz),
             self.price_import,
             step_s,
             p_scale,
-            np.concatenate([pv_kw[:day], pv_kw]),
-            np.concatenate([load_kw[:day], load_kw]),
+            np.concatenate([self.site_pv_kw[:day], self.site_pv_kw]),
+            -np.concatenate([self.site_load_kw[:day], self.site_load_kw]),
         )
         n_b = len(self.batteries)
         size = self.observer.size(n_b)
@@ -141,14 +142,16 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         self.degradation = control.degradation_eur_kwh
         self.terminal_price = control.terminal_price_eur_kwh
         self.baseline = RuleBaseline(self.batteries, self.clock, control.p_import_max_kw)
-        self._base = np.zeros(n_b)
+        #: The rule controller's setpoints (kW) for the current step; actions correct them.
+        self.rule_kw = np.zeros(n_b)
         self.battery: Battery | None = None
         self.k = 0
         self.k_end = 0
         self.last: StepRecord | None = None
 
     # -- physics ----------------------------------------------------------------------
-    def _exogenous(self, k: int) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray]:
+    def _asset_outputs(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """PV and load outputs per unit at step ``k``, from the models' own ``step``."""
         now = self.clock.time_at(k * self.dt_s)
         pv = self.pv.step(now, self.dt_s, {"derate": np.ones(self.pv.n)}) if self.pv else None
         load = (
@@ -157,14 +160,14 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         pv_kw = pv["p_kw"] if pv else np.zeros(0)
         load_kw = load["p_kw"] if load else np.zeros(0)
         load_q = load["q_kvar"] if load else np.zeros(0)
-        return float(pv_kw.sum()), float(load_kw.sum()), pv_kw, load_kw, load_q
+        return pv_kw, load_kw, load_q
 
     def physics_step(self, p_set_kw: np.ndarray) -> StepRecord:
         """Advance one step with battery setpoints ``p_set_kw`` (kW, > 0 discharge)."""
         assert self.battery is not None, "call reset() first"
         k = self.k
         now = self.clock.time_at(k * self.dt_s)
-        _, _, pv_kw, load_kw, load_q = self._exogenous(k)
+        pv_kw, load_kw, load_q = self._asset_outputs(k)
         bat = self.battery.step(now, self.dt_s, {"p_set_kw": np.asarray(p_set_kw, float)})
         n_bus = len(self.grid.net.bus)
         p_bus = np.zeros(n_bus)
@@ -189,12 +192,12 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
     # -- Gymnasium API ----------------------------------------------------------------
     def _observation(self) -> np.ndarray:
         k = min(self.k, self.clock.n_steps - 1)
-        pv, load, *_ = self._exogenous(k)
+        pv, load = self.site_pv_kw[k], self.site_load_kw[k]
         soc = self.battery.soc.copy() if self.battery is not None else np.zeros(len(self.batteries))
-        self._base = self.baseline.setpoint(
+        self.rule_kw = self.baseline.setpoint(
             self.clock.time_at(k * self.dt_s), self.dt_s, pv + load, soc
         )
-        return self.observer.build(k, soc, self._base / self.p_max, pv, -load)
+        return self.observer.build(k, soc, self.rule_kw / self.p_max, pv, -load)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -213,8 +216,8 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Apply the action for one step; the episode is truncated at the day's end."""
         k = self.k
-        pv, load, *_ = self._exogenous(k)
-        p_set = self.baseline.apply(self._base, action)
+        pv, load = self.site_pv_kw[k], self.site_load_kw[k]
+        p_set = self.baseline.apply(self.rule_kw, action)
         record = self.physics_step(p_set)
         # What the site would import with the battery idle (this step's grid losses kept).
         idle = -(pv + load) + record.losses_kw

@@ -36,11 +36,13 @@ class DayScore:
     seconds_per_step: float
 
 
-def _controller(env: MicrogridEnv, name: str, policy: str | None) -> Any:
+def _controller(
+    env: MicrogridEnv, name: str, policy: str | None, control_changes: dict[str, Any]
+) -> Any:
     scenario = env.scenario
     start = env.clock.time_at(env.k * env.dt_s)
     clock = Clock(pd.Timestamp(start), env.dt_s, env.steps_per_day)
-    control = scenario.control.model_dump(mode="json")
+    control = {**scenario.control.model_dump(mode="json"), **control_changes}
     if policy:
         control["policy"] = policy
     context = {
@@ -54,17 +56,26 @@ def _controller(env: MicrogridEnv, name: str, policy: str | None) -> Any:
     return get_model(name)(scenario.units("battery"), clock, context)
 
 
-def evaluate_day(env: MicrogridEnv, day: int, name: str, policy: str | None = None) -> DayScore:
-    """Run controller ``name`` (``none`` or a registered controller) over one day."""
+def evaluate_day(
+    env: MicrogridEnv,
+    day: int,
+    name: str,
+    policy: str | None = None,
+    control: dict[str, Any] | None = None,
+) -> DayScore:
+    """Run controller ``name`` (``none`` or a registered controller) over one day.
+
+    ``control`` overrides the scenario's control options (e.g. ``{"forecaster": ...}``).
+    """
     env.reset(options={"day": day})
     started = time.perf_counter()  # set-up counts: the oracle solves its LP there
-    controller = None if name == "none" else _controller(env, name, policy)
+    controller = None if name == "none" else _controller(env, name, policy, control or {})
     spent = time.perf_counter() - started
     n_b = len(env.batteries)
     soc = env.battery.soc.copy()
     cost, peak, throughput = 0.0, -np.inf, 0.0
     for i in range(env.steps_per_day):
-        pv, load, *_ = env._exogenous(env.k)
+        pv, load = env.site_pv_kw[env.k], env.site_load_kw[env.k]
         if controller is None:
             p_set = np.zeros(n_b)
         else:

@@ -30,7 +30,7 @@ def test_environment_passes_gymnasiums_checker(env):
 
 def test_zero_action_follows_the_rule_controller(env):
     obs, _ = env.reset(options={"day": 2})
-    base = env._base.copy()
+    base = env.rule_kw.copy()
     assert obs[1] == pytest.approx(base[0] / env.p_max[0])
     env.step(np.zeros(1, dtype=np.float32))
     assert env.last.p_battery_kw[0] == pytest.approx(base[0])
@@ -90,7 +90,7 @@ def test_reward_values_the_terminal_energy(env):
     truncated = False
     while not truncated:
         # The action corrects the rule's setpoint: cancel it to leave the battery idle.
-        cancel = (-env._base / env.p_max).astype(np.float32)
+        cancel = (-env.rule_kw / env.p_max).astype(np.float32)
         _, reward, _, truncated, _ = env.step(cancel)
         idle += reward
     assert idle == pytest.approx(0.0, abs=1e-3)  # nothing saved (calendar ageing: ~2e-4)
