@@ -16,7 +16,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _fail(exc: TwinError) -> None:
+def _fail(exc: Exception) -> None:
     err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
@@ -42,6 +42,13 @@ def run(
         typer.Option("--set", help="Override a field: path=value (repeatable)."),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    realtime: Annotated[
+        bool, typer.Option("--realtime", help="Pace the run in real time (mosaik rt_factor).")
+    ] = False,
+    rt_factor: Annotated[
+        float,
+        typer.Option(min=1e-6, help="Wall seconds per simulated second with --realtime."),
+    ] = 1.0,
 ) -> None:
     """Run a scenario; write results, run metadata and KPIs; print the KPI table."""
     from twin.run import run_scenario
@@ -49,11 +56,19 @@ def run(
 
     try:
         sc = load_scenario(scenario, set_ or [])
-        result = run_scenario(sc, out, progress=progress)
-    except TwinError as exc:
+        result = run_scenario(sc, out, progress=progress, rt_factor=rt_factor if realtime else None)
+    except (TwinError, ConnectionError) as exc:
         _fail(exc)
         return
     console.print(kpi_table(result.kpis, f"{sc.name}: KPIs"))
+    rt = result.metadata.get("realtime")
+    if rt and rt.get("steps"):
+        console.print(
+            f"real time x{rt['rt_factor']:g}: step lateness"
+            f" p50 {rt['lateness_p50_s'] * 1e3:.1f} ms,"
+            f" p99 {rt['lateness_p99_s'] * 1e3:.1f} ms, max {rt['lateness_max_s'] * 1e3:.1f} ms;"
+            f" {rt['steps_late']} of {rt['steps']} steps later than {rt['warn_after_s']:g} s"
+        )
     wall = result.metadata["wall_s"]
     console.print(f"results in [bold]{result.out_dir}[/] ({wall:.1f} s wall)")
 
@@ -153,6 +168,99 @@ def compare(
 
 def _fmt(value: float) -> str:
     return "n/a" if value != value else f"{value:,.3f}"
+
+
+@app.command()
+def device(
+    broker: Annotated[str, typer.Option(help="Broker URL, mqtt://host:port.")],
+    site: Annotated[str, typer.Option(help="Site (the scenario's name).")],
+    asset: Annotated[str, typer.Option(help="The battery asset this device stands for.")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="Battery parameter key=value (repeatable), e.g. e_kwh=54."),
+    ] = None,
+    topic: Annotated[str, typer.Option(help="Measurement topic template.")] = (
+        "field/{site}/{asset}/{quantity}"
+    ),
+    setpoint_topic: Annotated[str, typer.Option(help="Setpoint topic template.")] = (
+        "field/{site}/{asset}/set/{quantity}"
+    ),
+    silent_after: Annotated[
+        int | None, typer.Option(help="Stop answering after this many setpoints.")
+    ] = None,
+    garbage_every: Annotated[
+        int | None, typer.Option(help="Send a malformed payload every N answers.")
+    ] = None,
+    ready_file: Annotated[Path | None, typer.Option(help="Touch this file once connected.")] = None,
+) -> None:
+    """Run an emulated field battery that answers setpoints over MQTT (for HIL)."""
+    import logging
+    import signal
+
+    from adapters.mqtt.emulator import FieldBattery, FieldBatteryConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    params: dict[str, float] = {}
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        try:
+            params[key.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            _fail(TwinError(f"--param {item!r}: expected key=number"))
+    config = FieldBatteryConfig(
+        broker,
+        site,
+        asset,
+        params,
+        setpoint_topic=setpoint_topic,
+        topic=topic,
+        silent_after=silent_after,
+        garbage_every=garbage_every,
+    )
+    try:
+        emulated = FieldBattery(config).start()
+    except (ValueError, ConnectionError) as exc:
+        _fail(exc)
+        return
+    signal.signal(signal.SIGTERM, lambda *_: emulated.stop())
+    if ready_file is not None:
+        ready_file.touch()
+    console.print(f"emulated battery {asset!r} of {site!r} on {broker}; Ctrl-C to stop")
+    try:
+        emulated._stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulated.link.close()
+
+
+@app.command()
+def broker(
+    data_dir: Annotated[Path, typer.Option(help="Persistence and log directory.")] = Path(
+        "runs/mosquitto"
+    ),
+    port: Annotated[int, typer.Option(help="Loopback port.")] = 1883,
+) -> None:
+    """Run Mosquitto with twin's configuration (persistence, deep queues) until Ctrl-C."""
+    import time
+
+    from adapters.mqtt.broker import Mosquitto
+
+    try:
+        mosquitto = Mosquitto(data_dir, port).start()
+    except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
+        _fail(exc)
+        return
+    console.print(f"mosquitto on {mosquitto.url} (config {mosquitto.config}); Ctrl-C to stop")
+    try:
+        while mosquitto.process is not None and mosquitto.process.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        mosquitto.stop()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from twin.results import wide
+from twin.results import as_operated, wide
 from twin.scenario import Scenario
 
 __all__ = ["KPI_SPECS", "KpiSpec", "compute_kpis", "kpi_rows"]
@@ -71,7 +71,12 @@ def compute_kpis(results: pd.DataFrame, scenario: Scenario) -> dict[str, float]:
         Tidy results of the run.
     scenario : Scenario
         The resolved scenario of the run (ratings, limits, step).
+
+    Where a device replaced part of an asset (``source=real`` rows), the KPIs use what
+    the plant saw: the measured values where they were fresh (see
+    :func:`twin.results.as_operated`).
     """
+    results = as_operated(results)
     dt_h = scenario.clock().dt_h
     poc = wide(results, "grid", "p_kw")["poc"]
     index = poc.index
@@ -164,4 +169,8 @@ def kpi_rows(kpis: dict[str, float]) -> list[tuple[str, str]]:
         if spec.key in kpis:
             value = kpis[spec.key]
             rows.append((spec.label, "n/a" if value != value else spec.fmt.format(value)))
+    known = {spec.key for spec in KPI_SPECS}
+    for key in sorted(set(kpis) - known):  # adapter KPIs: residuals, counters
+        value = kpis[key]
+        rows.append((key, "n/a" if value != value else f"{value:,.4g}"))
     return rows

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 __all__ = [
     "RESULT_COLUMNS",
     "ResultBuffer",
+    "as_operated",
     "load_results",
     "merge_parts",
     "read_run",
@@ -127,12 +128,34 @@ def load_results(run_dir: str | Path) -> pd.DataFrame:
     return pd.read_parquet(Path(run_dir) / "results.parquet")
 
 
-def wide(results: pd.DataFrame, kind: str, quantity: str) -> pd.DataFrame:
-    """One quantity of one kind as a time x asset table."""
-    sel = results[(results["kind"] == kind) & (results["quantity"] == quantity)]
+def wide(results: pd.DataFrame, kind: str, quantity: str, source: str = "twin") -> pd.DataFrame:
+    """One quantity of one kind and source (twin, real, residual) as a time x asset table."""
+    sel = results[
+        (results["kind"] == kind)
+        & (results["quantity"] == quantity)
+        & (results["source"] == source)
+    ]
     table = sel.pivot(index="time", columns="asset", values="value").sort_index()
     table.columns = table.columns.astype(str)
     return table.dropna(axis=1, how="all")
+
+
+def as_operated(results: pd.DataFrame) -> pd.DataFrame:
+    """The twin's rows with measured values (``source=real``) put in where they exist.
+
+    In hybrid and hardware-in-the-loop runs the grid and the controller saw a device's
+    measured value when it was fresh and the model's otherwise; this view holds exactly
+    those values under ``source=twin``. Residual rows and the quality flag are dropped.
+    """
+    if "source" not in results or not (results["source"] == "real").any():
+        return results
+    twin = results[results["source"] == "twin"].copy()
+    real = results[(results["source"] == "real") & results["value"].notna()]
+    keys = ["time", "asset", "kind", "quantity"]
+    merged = twin.merge(real[[*keys, "value"]], on=keys, how="left", suffixes=("", "_real"))
+    measured = merged["value_real"].notna()
+    merged.loc[measured, "value"] = merged.loc[measured, "value_real"]
+    return merged.drop(columns="value_real")
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from twin.adapter_stats import adapter_kpis, adapter_stats, start_emulators, stop_emulators
 from twin.errors import RunError
 from twin.kpi import compute_kpis
 from twin.results import load_results, merge_parts
@@ -83,6 +84,8 @@ def run_scenario(
     *,
     progress: bool = False,
     compare_uncontrolled: bool = True,
+    rt_factor: float | None = None,
+    warn_late_s: float | None = None,
 ) -> RunResult:
     """Run a validated scenario and write ``results.parquet``, ``run.json``, ``kpis.json``.
 
@@ -98,6 +101,11 @@ def run_scenario(
         For a scenario with EV parks and a controller, also run it with
         ``controller: none`` (into ``out_dir/uncontrolled``) and report that run's
         peak import as ``peak_import_uncontrolled_kw``.
+    rt_factor : float, optional
+        Pace the run in real time: wall seconds per simulated second (1.0 = real time,
+        0.5 = twice as fast). Step lateness (p50/p99/max) goes to ``run.json``.
+    warn_late_s : float, optional
+        Warn (once) when a step starts later than this; default: a tenth of a step.
 
     Raises
     ------
@@ -105,6 +113,7 @@ def run_scenario(
         If the co-simulation fails; the steps recorded before the failure are saved
         and ``run.json`` records the error.
     """
+    from twin.realtime import LATENESS
     from twin.world import build_world
     from twin.wrapper import ACTIVE, STEP_SECONDS
 
@@ -120,20 +129,32 @@ def run_scenario(
     }
     started = time.perf_counter()
     STEP_SECONDS.clear()
+    emulators = start_emulators(scenario, out)
     try:
-        plan = build_world(scenario, out, run_id)
+        plan = build_world(scenario, out, run_id, realtime=rt_factor is not None)
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
+        stop_emulators(emulators)
         for key in [k for k in ACTIVE if k.startswith(str(out / "parts"))]:
             ACTIVE.pop(key)  # simulators created before the failure record nothing
         metadata.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         _write_json(out / "run.json", metadata)
         raise RunError(f"run {run_id} could not be set up: {exc}") from exc
     metadata["setup_s"] = time.perf_counter() - started
+    step_s = plan.clock.step_s
+    warn_after = warn_late_s if warn_late_s is not None else 0.1 * step_s * (rt_factor or 1.0)
     try:
         run_started = time.perf_counter()
-        plan.world.run(until=plan.clock.end_s, print_progress=progress)
+        with LATENESS.measuring(rt_factor or 0.0, warn_after):
+            plan.world.run(
+                until=plan.clock.end_s,
+                print_progress=progress,
+                rt_factor=rt_factor,
+                rt_strict=False,
+            )
         metadata["loop_s"] = time.perf_counter() - run_started
         metadata["component_s"] = dict(STEP_SECONDS)
+        if rt_factor is not None:
+            metadata["realtime"] = LATENESS.summary()
     except Exception as exc:
         # Keep the steps every simulator completed: a consistent, shorter run.
         sims = [ACTIVE[str(part)] for part in plan.parts if str(part) in ACTIVE]
@@ -141,8 +162,10 @@ def run_scenario(
         for sim in sims:
             sim.save(completed)
         saved = merge_parts(plan.parts, plan.results_path) if completed else 0
-        shutil.rmtree(out / "parts", ignore_errors=True)
         _abort_world(plan.world)
+        stop_emulators(emulators)
+        metadata.update(adapter_stats(out / "parts"))
+        shutil.rmtree(out / "parts", ignore_errors=True)
         metadata.update(
             status="failed",
             error=f"{type(exc).__name__}: {exc}",
@@ -151,9 +174,12 @@ def run_scenario(
         )
         _write_json(out / "run.json", metadata)
         raise RunError(f"run {run_id} failed: {exc} (recorded steps saved in {out})") from exc
+    stop_emulators(emulators)
     merge_parts(plan.parts, plan.results_path)
+    metadata.update(adapter_stats(out / "parts"))
     shutil.rmtree(out / "parts", ignore_errors=True)
     kpis = compute_kpis(load_results(out), scenario)
+    kpis.update(adapter_kpis(metadata))
     if compare_uncontrolled and scenario.units("ev") and scenario.controller != "none":
         baseline = scenario.model_copy(update={"controller": "none"})
         uncontrolled = run_scenario(baseline, out / "uncontrolled", compare_uncontrolled=False)

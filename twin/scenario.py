@@ -289,6 +289,52 @@ class Outputs(Strict):
     dir: str = "runs/{name}"
 
 
+DEVICE_KINDS = ("battery", "pv", "load")
+TopicTemplate = Annotated[str, Field(pattern=r"^[^#+]*\{quantity\}[^#+]*$")]
+
+
+class DeviceSpec(Strict):
+    """A real (or emulated) device that replaces part of one asset's model over MQTT.
+
+    ``hybrid``: the listed quantities come from the device's topics instead of the
+    model. ``hil``: in addition, the controller's setpoints for the asset go out to the
+    device, whose response comes back in the same step (lock-step, ``timeout_s``).
+    """
+
+    asset: str
+    mode: Literal["hybrid", "hil"] = "hybrid"
+    measure: Annotated[list[str], Field(min_length=1)] = ["p_kw"]
+    topic: TopicTemplate = "field/{site}/{asset}/{quantity}"
+    setpoint_topic: TopicTemplate = "field/{site}/{asset}/set/{quantity}"
+    timeout_s: Annotated[float, Field(ge=0.0, le=600.0)] | None = None
+    stale_after: Duration | None = None
+    emulate: dict[str, float] | None = None
+
+
+class MqttSpec(Strict):
+    """The MQTT bridge: telemetry out (``publish`` patterns on ``kind/asset/quantity``,
+    e.g. ``battery/*/soc``, ``bus/*/v_pu``, ``controller/*/p_set_kw``), devices in.
+    """
+
+    broker: str = "mqtt://127.0.0.1:1883"
+    prefix: Annotated[str, Field(pattern=r"^[^#+]+$")] = "twin"
+    client_id: str | None = None
+    qos: Literal[0, 1, 2] = 1
+    publish: list[str] = ["*"]
+    bundle: Literal["auto", "never", "always"] = "auto"
+    buffer_max: Annotated[int, Field(ge=1)] = 100_000
+    residual_window: Duration = "1h"
+    devices: list[DeviceSpec] = []
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        from adapters.mqtt.link import parse_broker_url
+
+        parse_broker_url(value)
+        return value
+
+
 class Scenario(Strict):
     """A complete, validated scenario."""
 
@@ -306,6 +352,7 @@ class Scenario(Strict):
     controller: Literal["none", "rule", "mpc", "oracle", "rl", "schedule"] = "none"
     control: ControlSpec = ControlSpec()
     outputs: Outputs = Outputs()
+    mqtt: MqttSpec | None = None
 
     @field_validator("grid", mode="before")
     @classmethod
@@ -551,7 +598,67 @@ def _resolve(scenario: Scenario) -> tuple[Scenario, list[Problem]]:
                 f"controller {scenario.controller!r} needs a battery or an EV park to dispatch",
             )
         )
+    problems += _device_problems(scenario, assets)
     return Scenario.model_validate(data), problems
+
+
+def _device_problems(scenario: Scenario, assets: dict[str, list[dict]]) -> list[Problem]:
+    """Devices must name an asset of a kind they can replace, and outputs of its model."""
+    from twin.registry import get_model
+
+    if scenario.mqtt is None:
+        return []
+    problems = []
+    kind_of = {unit["name"]: kind for kind in ASSET_KINDS for unit in assets[kind]}
+    seen: set[str] = set()
+    for i, device in enumerate(scenario.mqtt.devices):
+        where = f"mqtt.devices[{i}]"
+        kind = kind_of.get(device.asset)
+        if kind is None:
+            close = difflib.get_close_matches(device.asset, list(kind_of), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(Problem(f"{where}.asset", f"no asset named {device.asset!r}{hint}"))
+            continue
+        if device.asset in seen:
+            problems.append(Problem(f"{where}.asset", f"{device.asset!r} has two devices"))
+        seen.add(device.asset)
+        if kind not in DEVICE_KINDS:
+            problems.append(
+                Problem(
+                    f"{where}.asset",
+                    f"{device.asset!r} is a {kind}; devices replace {', '.join(DEVICE_KINDS)}",
+                )
+            )
+            continue
+        outputs = get_model(kind).outputs
+        for j, quantity in enumerate(device.measure):
+            if quantity not in outputs:
+                problems.append(
+                    Problem(
+                        f"{where}.measure[{j}]",
+                        f"{kind} has no output {quantity!r}; expected one of {', '.join(outputs)}",
+                    )
+                )
+        if device.mode == "hil":
+            if kind != "battery":
+                problems.append(Problem(f"{where}.mode", "hil needs a battery (setpoints)"))
+            elif scenario.controller == "none":
+                problems.append(
+                    Problem(f"{where}.mode", "hil needs a controller to send setpoints")
+                )
+        if device.emulate is not None:
+            from adapters.mqtt.emulator import FIELD_BATTERY_DEFAULTS
+
+            if kind != "battery":
+                problems.append(Problem(f"{where}.emulate", "only batteries can be emulated"))
+            for key in set(device.emulate) - set(FIELD_BATTERY_DEFAULTS):
+                problems.append(
+                    Problem(
+                        f"{where}.emulate.{key}",
+                        f"unknown battery parameter; known: {', '.join(FIELD_BATTERY_DEFAULTS)}",
+                    )
+                )
+    return problems
 
 
 def validate_scenario(raw: Any, source: str = "scenario") -> Scenario:

@@ -22,12 +22,17 @@ import mosaik
 
 from models.base import Clock
 from models.ev import EVCharging
+from twin import mqtt_world
 from twin.registry import get_model
 from twin.scenario import ASSET_KINDS, Scenario
 
 __all__ = ["SIM_CONFIG", "WorldPlan", "build_world"]
 
-SIM_CONFIG = {"Model": {"python": "twin.wrapper:ModelSimulator"}}
+SIM_CONFIG = {
+    "Model": {"python": "twin.wrapper:ModelSimulator"},
+    "MqttPublisher": {"python": "adapters.mqtt.publisher:MqttPublisher"},
+    "MqttDevice": {"python": "adapters.mqtt.bridge:DeviceBridge"},
+}
 
 
 @dataclass
@@ -64,7 +69,12 @@ class _Starter:
 
 
 def build_world(
-    scenario: Scenario, out_dir: Path, run_id: str, *, debug: bool = False
+    scenario: Scenario,
+    out_dir: Path,
+    run_id: str,
+    *,
+    debug: bool = False,
+    realtime: bool = False,
 ) -> WorldPlan:
     """Create every simulator and connection of ``scenario``.
 
@@ -76,6 +86,8 @@ def build_world(
         Run directory; simulators record to ``out_dir/parts/``.
     run_id : str
         Tag of the run in the results.
+    realtime : bool
+        The run is paced in real time (MQTT telemetry is then not bundled by default).
     """
     clock = scenario.clock()
     world = mosaik.World(
@@ -99,15 +111,27 @@ def build_world(
     fleets["grid"] = start("grid", [grid_unit])
     grid = _children(fleets["grid"])
 
-    # Assets inject into their bus (active and, where they have it, reactive power).
+    if scenario.controller != "none":
+        _start_controller(scenario, start, fleets)
     children = {kind: _children(fleet) for kind, fleet in fleets.items()}
+    # Where a device replaces an asset, its bridge is the source of the asset's values.
+    sources: dict[tuple[str, str], Any] = {}
+    if scenario.mqtt is not None:
+        sources = mqtt_world.start_devices(world, scenario, clock, children, tags, out_dir)
+        start.parts += [Path(p) for p in mqtt_world.device_parts(scenario, out_dir)]
+
+    # Assets inject into their bus (active and, where they have it, reactive power).
     for kind, name, bus in _injectors(scenario):
         child = children[kind][name]
         attrs = [a for a in ("p_kw", "q_kvar") if a in world_attrs(kind, child.type)]
-        world.connect(child, grid[f"bus_{bus}"], *attrs)
+        world.connect(sources.get((kind, name), child), grid[f"bus_{bus}"], *attrs)
 
     if scenario.controller != "none":
-        _connect_controller(world, scenario, start, fleets)
+        _connect_controller(world, scenario, fleets, sources)
+    if scenario.mqtt is not None:
+        mqtt_world.start_publisher(
+            world, scenario, clock, fleets, sources, out_dir, bundle=not realtime
+        )
     return WorldPlan(world, clock, out_dir / "results.parquet", fleets, start.parts)
 
 
@@ -129,19 +153,22 @@ def _injectors(scenario: Scenario) -> list[tuple[str, str, int]]:
     return out
 
 
-def _connect_controller(
-    world: mosaik.World, scenario: Scenario, start: _Starter, fleets: dict[str, Any]
-) -> None:
-    """Measurements to the controller, setpoints back (state feedback time-shifted)."""
-    batteries = scenario.units("battery")
+def _chargers(scenario: Scenario) -> list[dict[str, Any]]:
+    """The EV chargers a controller dispatches (none under battery-only controllers)."""
     chargers = [
         {"name": name, "p_max_kw": park["p_max_kw"], "efficiency": park["efficiency"]}
         for park in scenario.units("ev")
         for name in EVCharging.charger_names(park)
     ]
     controls_ev = "charger" in {p.group for p in get_model(scenario.controller).inputs.values()}
-    if not controls_ev:
-        chargers = []  # EVs charge at full power under battery-only controllers
+    return chargers if controls_ev else []  # else EVs charge at full power
+
+
+def _start_controller(scenario: Scenario, start: _Starter, fleets: dict[str, Any]) -> None:
+    """The controller simulator, one element per battery (plus site and chargers)."""
+    batteries = scenario.units("battery")
+    chargers = _chargers(scenario)
+    controls_ev = bool(chargers)
     start.context = {
         **start.context,
         "chargers": chargers,
@@ -152,13 +179,25 @@ def _connect_controller(
         "ev_parks": scenario.units("ev") if controls_ev else [],
     }
     fleets["controller"] = start(scenario.controller, batteries)
+
+
+def _connect_controller(
+    world: mosaik.World,
+    scenario: Scenario,
+    fleets: dict[str, Any],
+    sources: dict[tuple[str, str], Any],
+) -> None:
+    """Measurements to the controller, setpoints back (state feedback time-shifted)."""
+    batteries = scenario.units("battery")
+    chargers = _chargers(scenario)
     control = _children(fleets["controller"])
     site_inputs = {n for n, p in get_model(scenario.controller).inputs.items() if p.group == "site"}
     for kind in ("pv", "load"):
         # Controllers measure the site's PV + load as one total or each separately.
         attr = f"p_{kind}_kw" if f"p_{kind}_kw" in site_inputs else "p_kw"
         for child in fleets[kind].children if kind in fleets else []:
-            world.connect(child, control["site"], ("p_kw", attr))
+            source = sources.get((kind, child.eid), child)
+            world.connect(source, control["site"], ("p_kw", attr))
     measures_soc = "soc" in get_model(scenario.controller).inputs
     if batteries:
         battery = _children(fleets["battery"])
@@ -167,7 +206,7 @@ def _connect_controller(
             world.connect(control[name], battery[name], "p_set_kw")
             if measures_soc:
                 world.connect(
-                    battery[name],
+                    sources.get(("battery", name), battery[name]),
                     control[name],
                     "soc",
                     time_shifted=True,

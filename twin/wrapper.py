@@ -26,6 +26,7 @@ import mosaik_api_v3
 import numpy as np
 
 from models.base import Clock, Model
+from twin.realtime import LATENESS
 from twin.registry import get_model
 from twin.results import ResultBuffer
 
@@ -132,6 +133,7 @@ class ModelSimulator(mosaik_api_v3.Simulator):
     def step(self, time: int, inputs: dict[str, Any], max_advance: int) -> int:
         """Gather inputs into arrays, step the model over one clock step."""
         assert self.model is not None
+        LATENESS.observe(time)
         started = perf_counter()
         arrays = self.model.default_inputs()
         for eid, attrs in inputs.items():

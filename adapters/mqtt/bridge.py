@@ -1,0 +1,286 @@
+"""Real devices in place of simulated assets: hybrid mode and hardware in the loop.
+
+One :class:`DeviceBridge` simulator stands between one asset's model and everything that
+consumes its values (grid, controller, telemetry). Each step it
+
+1. receives the model's simulated outputs (and, in ``hil`` mode, the controller's
+   setpoints, which it publishes to the device);
+2. takes the device's measured values from MQTT; with ``timeout_s`` > 0 it waits up to
+   that many wall seconds for values stamped with this step's time (lock-step, so a
+   hardware loop closes within the step even when the twin runs faster than real time);
+3. passes on the measured value where it is fresh (stamped no more than
+   ``stale_after_s`` simulated seconds ago) and the simulated one otherwise: a silent
+   device falls back to the model, flagged by ``quality`` = 0 (1 = all measured values
+   fresh), with one warning when it goes silent and one when it is back;
+4. computes residuals (measured - simulated) per quantity: RMSE, bias and max error over
+   the run and a sliding window, published on ``<prefix>/<site>/<asset>/residual/<q>``
+   and recorded as ``source=residual`` rows.
+
+A payload that does not parse is counted and logged with its topic; it never stops the
+run. The bridge records the measured values as ``source=real`` rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import queue
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import mosaik_api_v3
+import numpy as np
+
+from adapters.mqtt.link import MqttLink
+from adapters.mqtt.residuals import ResidualStats
+from adapters.mqtt.topics import MalformedPayload, TopicScheme, decode_measurement, format_ts
+from models.base import Clock
+from twin.realtime import LATENESS
+from twin.results import ResultBuffer
+from twin.wrapper import ACTIVE
+
+__all__ = ["DeviceBridge", "LOG_MALFORMED_PER_TOPIC"]
+
+log = logging.getLogger(__name__)
+
+#: Malformed payloads logged per topic (all are counted).
+LOG_MALFORMED_PER_TOPIC = 5
+
+
+class DeviceBridge(mosaik_api_v3.Simulator):
+    """mosaik simulator for one device that replaces (part of) one asset.
+
+    ``init`` parameters: ``clock`` and ``config`` with ``broker``, ``client_id``,
+    ``prefix``, ``site``, ``asset``, ``kind``, ``mode`` (``hybrid`` | ``hil``),
+    ``measure`` (quantities taken from the device), ``setpoints`` (quantities sent to it),
+    ``outputs`` (every output of the asset's model, passed through), ``units``,
+    ``topic`` and ``setpoint_topic`` (templates with ``{site}``, ``{asset}``,
+    ``{quantity}``), ``timeout_s``, ``stale_after_s``, ``window_steps``, ``record``
+    (``{"real": path, "residual": path, "tags": {...}}``) and ``stats_path``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__({"type": "time-based", "models": {}})
+        self.link: MqttLink | None = None
+        self.inbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+        self.latest: dict[str, tuple[float, float]] = {}  # quantity -> (value, t_s)
+        self.malformed: dict[str, int] = {}
+        self.fallback_steps = 0
+        self.silent = False
+        self.steps_done = 0
+
+    def init(
+        self, sid: str, time_resolution: float = 1.0, *, clock: dict[str, Any], config: dict
+    ) -> dict[str, Any]:
+        """Declare the device entity, subscribe to the device's topics."""
+        self.sid = sid
+        self.clock = Clock.from_dict(clock)
+        self.cfg = config
+        self.asset = config["asset"]
+        self.measure: list[str] = list(config["measure"])
+        self.setpoints: list[str] = list(config["setpoints"])
+        attrs = [*config["outputs"], *self.setpoints, "quality"]
+        attrs += [f"{q}_residual" for q in self.measure]
+        self.meta["models"] = {"Device": {"public": True, "params": [], "attrs": attrs}}
+        self.scheme = TopicScheme(config["prefix"], config["site"])
+        names = {"site": config["site"], "asset": self.asset}
+        self.topic_of = {q: config["topic"].format(**names, quantity=q) for q in self.measure}
+        self.quantity_of = {topic: q for q, topic in self.topic_of.items()}
+        self.setpoint_topic = {
+            q: config["setpoint_topic"].format(**names, quantity=q) for q in self.setpoints
+        }
+        self.stats = {q: ResidualStats(int(config["window_steps"])) for q in self.measure}
+        self.link = MqttLink(
+            config["broker"], config["client_id"], buffer_max=int(config.get("buffer_max", 10000))
+        )
+        for topic in self.topic_of.values():
+            self.link.subscribe(topic, self._on_message)
+        self.link.open()
+        record = config.get("record")
+        self.buffers: dict[str, ResultBuffer] = {}
+        if record:
+            for source in ("real", "residual"):
+                self.buffers[source] = ResultBuffer(
+                    self.clock.times, {**record["tags"], "source": source}
+                )
+            ACTIVE[record["real"]] = self  # saved by the runner if the run fails
+        return self.meta
+
+    def _on_message(self, message: Any) -> None:
+        """Network thread: hand the message to the simulation thread."""
+        self.inbox.put((message.topic, message.payload))
+
+    def create(self, num: int, model: str, **params: Any) -> list[dict[str, Any]]:
+        """The one device entity, named after the asset."""
+        if num != 1:
+            raise ValueError("create exactly one Device per bridge")
+        return [{"eid": self.asset, "type": model, "rel": []}]
+
+    # --- receiving ----------------------------------------------------------------------
+    def _t_s(self, ts: datetime) -> float:
+        return (ts - self.clock.start).total_seconds()
+
+    def _take(self, topic: str, payload: bytes, now_s: int) -> None:
+        quantity = self.quantity_of.get(topic)
+        try:
+            if quantity is None:
+                raise MalformedPayload("no quantity is expected on this topic")
+            measured = decode_measurement(payload)
+        except MalformedPayload as exc:
+            count = self.malformed[topic] = self.malformed.get(topic, 0) + 1
+            if count <= LOG_MALFORMED_PER_TOPIC:
+                log.warning(
+                    "MQTT %s: malformed payload #%d on %s ignored: %s (payload %r)",
+                    self.asset,
+                    count,
+                    topic,
+                    exc,
+                    payload[:80],
+                )
+            return
+        t_s = self._t_s(measured.ts) if measured.ts is not None else float(now_s)
+        previous = self.latest.get(quantity)
+        if previous is None or t_s >= previous[1]:
+            self.latest[quantity] = (measured.value, t_s)
+
+    def _drain(self, now_s: int, wait_s: float = 0.0) -> None:
+        """Take every queued message; with ``wait_s`` block until this step is measured."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                while True:
+                    self._take(*self.inbox.get_nowait(), now_s)
+            except queue.Empty:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._measured_at(now_s):
+                return
+            try:
+                self._take(*self.inbox.get(timeout=remaining), now_s)
+            except queue.Empty:
+                return
+
+    def _measured_at(self, now_s: int) -> bool:
+        return all(q in self.latest and self.latest[q][1] >= now_s for q in self.measure)
+
+    # --- stepping -----------------------------------------------------------------------
+    def step(self, time_s: int, inputs: dict[str, Any], max_advance: int) -> int:
+        """Publish setpoints, wait for the device, choose measured or simulated values."""
+        assert self.link is not None
+        LATENESS.observe(time_s)
+        k = time_s // self.clock.step_s
+        ts = format_ts(self.clock.time_at(time_s))
+        values = {
+            attr: float(sum(sources.values()))
+            for attr, sources in inputs.get(self.asset, {}).items()
+        }
+        for q in self.setpoints:
+            payload = {
+                "ts": ts,
+                "value": values.get(q, 0.0),
+                "seq": k,
+                "dt_s": self.clock.step_s,
+                "sent": time.time(),
+            }
+            self.link.publish(self.setpoint_topic[q], json.dumps(payload).encode(), qos=1)
+        wait = 0.0 if self.silent else float(self.cfg["timeout_s"])
+        self._drain(time_s, wait)
+
+        out = {attr: values.get(attr, math.nan) for attr in self.cfg["outputs"]}
+        fresh_all = True
+        for q in self.measure:
+            simulated = values.get(q, math.nan)
+            latest = self.latest.get(q)
+            fresh = latest is not None and time_s - latest[1] <= self.cfg["stale_after_s"]
+            measured = latest[0] if fresh else math.nan
+            fresh_all &= fresh
+            residual = measured - simulated
+            self.stats[q].add(residual)
+            out[q] = measured if fresh else simulated
+            out[f"{q}_residual"] = residual
+            self._record("real", q, k, measured)
+            self._record("residual", q, k, residual)
+            self._publish_residual(q, ts, k, residual, measured, simulated)
+        out["quality"] = 1.0 if fresh_all else 0.0
+        self._record("real", "quality", k, out["quality"])
+        self._note_silence(fresh_all, ts)
+        self.outputs = out
+        self.steps_done = k + 1
+        return time_s + self.clock.step_s
+
+    def _note_silence(self, fresh: bool, ts: str) -> None:
+        if not fresh:
+            self.fallback_steps += 1
+            if not self.silent:
+                log.warning(
+                    "device %s silent or stale at %s: falling back to the simulated model "
+                    "(quality 0)",
+                    self.asset,
+                    ts,
+                )
+        elif self.silent:
+            log.warning("device %s is back at %s", self.asset, ts)
+        self.silent = not fresh
+
+    def _record(self, source: str, quantity: str, k: int, value: float) -> None:
+        buffer = self.buffers.get(source)
+        if buffer is not None:
+            buffer.column(self.asset, self.cfg["kind"], quantity)[k] = value
+
+    def _publish_residual(
+        self, q: str, ts: str, k: int, residual: float, measured: float, simulated: float
+    ) -> None:
+        assert self.link is not None
+        window = self.stats[q].recent()
+
+        def number(x: float) -> float | None:
+            return None if math.isnan(x) else x
+
+        payload = {
+            "ts": ts,
+            "seq": k,
+            "value": number(residual),
+            "measured": number(measured),
+            "twin": number(simulated),
+            "unit": self.cfg["units"].get(q, ""),
+            "window_s": self.cfg["window_steps"] * self.clock.step_s,
+            **{f"{name}_window": number(v) for name, v in window.items() if name != "n"},
+        }
+        self.link.publish(self.scheme.residual(self.asset, q), json.dumps(payload).encode())
+
+    def get_data(self, outputs: dict[str, list[str]]) -> dict[str, Any]:
+        """Serve the chosen values, the quality flag and the residuals."""
+        return {eid: {a: self.outputs[a] for a in attrs} for eid, attrs in outputs.items()}
+
+    def save(self, n_steps: int | None = None) -> None:
+        """Write the recorded rows and the statistics (also after a failed run)."""
+        steps = self.steps_done if n_steps is None else min(n_steps, self.steps_done)
+        record = self.cfg.get("record") or {}
+        ACTIVE.pop(record.get("real", ""), None)
+        for source, buffer in self.buffers.items():
+            buffer.write_parquet(record[source], n_steps=steps)
+        self.buffers = {}
+        stats = {
+            "asset": self.asset,
+            "mode": self.cfg["mode"],
+            "residuals": {q: s.run() for q, s in self.stats.items()},
+            "fallback_steps": self.fallback_steps,
+            "steps": self.steps_done,
+            "malformed": self.malformed,
+            "malformed_total": int(np.sum(list(self.malformed.values()) or [0])),
+            "link": self.link.stats.as_dict() if self.link else {},
+        }
+        path = self.cfg.get("stats_path")
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(json.dumps(stats, indent=2))
+
+    def finalize(self) -> None:
+        """Record, deliver what is queued, disconnect."""
+        self.save()
+        if self.link is not None:
+            self.link.close()
+            self.link = None

@@ -1,0 +1,138 @@
+"""An emulated field device: a battery with its own parameters, speaking MQTT.
+
+``twin device`` runs it as a separate process so hardware in the loop can be shown and
+tested without hardware. It subscribes to its setpoint topic; for every setpoint
+(``{"ts", "value", "dt_s", ...}``, power in kW, > 0 discharge) it steps its own
+:class:`models.battery.Battery` over ``dt_s`` and answers with its measured ``p_kw``,
+``soc`` and ``t_c`` on its measurement topics, stamped with the setpoint's ``ts``.
+Its parameters (capacity, efficiencies, limits) may differ from the twin's model of it:
+that mismatch is what the twin's residuals reveal.
+
+For robustness demonstrations it can go silent after a number of answers
+(``silent_after``) and send a malformed payload every ``garbage_every`` answers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from adapters.mqtt.link import MqttLink
+from adapters.mqtt.topics import MalformedPayload, decode_measurement
+from models.base import Clock
+from models.battery import Battery
+
+__all__ = ["FIELD_BATTERY_DEFAULTS", "FieldBattery", "FieldBatteryConfig"]
+
+log = logging.getLogger(__name__)
+
+#: Parameters of the emulated battery where the command line gives none.
+FIELD_BATTERY_DEFAULTS: dict[str, float] = {
+    "e_kwh": 60.0,
+    "p_max_kw": 20.0,
+    "eta_ch": 0.95,
+    "eta_dis": 0.95,
+    "soc_min": 0.1,
+    "soc_max": 0.9,
+    "soc_init": 0.5,
+    "soh_init": 1.0,
+    "t_init_c": 25.0,
+    "t_ambient_c": 25.0,
+    "r_th_k_per_kw": 10.0,
+    "c_th_kj_per_k": 200.0,
+    "cycle_life_efc": 6000.0,
+    "calendar_life_years": 15.0,
+    "soh_eol": 0.8,
+}
+MEASURED = ("p_kw", "soc", "t_c")
+
+
+@dataclass
+class FieldBatteryConfig:
+    """Where the emulated battery listens and answers, and how it misbehaves."""
+
+    broker: str
+    site: str
+    asset: str
+    params: dict[str, float] = field(default_factory=dict)
+    setpoint_topic: str = "field/{site}/{asset}/set/{quantity}"
+    topic: str = "field/{site}/{asset}/{quantity}"
+    client_id: str | None = None
+    silent_after: int | None = None
+    garbage_every: int | None = None
+
+
+class FieldBattery:
+    """The emulated battery; :meth:`serve` runs it until :meth:`stop`."""
+
+    def __init__(self, config: FieldBatteryConfig) -> None:
+        unknown = set(config.params) - set(FIELD_BATTERY_DEFAULTS)
+        if unknown:
+            raise ValueError(
+                f"unknown battery parameter(s) {sorted(unknown)}; "
+                f"known: {', '.join(FIELD_BATTERY_DEFAULTS)}"
+            )
+        self.config = config
+        unit = {"name": config.asset, **FIELD_BATTERY_DEFAULTS, **config.params}
+        clock = Clock(pd.Timestamp("2000-01-01", tz="UTC"), 1, 1)
+        self.battery = Battery([unit], clock)
+        names = {"site": config.site, "asset": config.asset}
+        self.setpoint_topic = config.setpoint_topic.format(**names, quantity="p_set_kw")
+        self.topics = {q: config.topic.format(**names, quantity=q) for q in MEASURED}
+        self.answers = 0
+        self.malformed = 0
+        self._stopped = threading.Event()
+        self.link = MqttLink(
+            config.broker, config.client_id or f"twin-device-{config.site}-{config.asset}"
+        )
+        self.link.subscribe(self.setpoint_topic, self._on_setpoint)
+
+    def _on_setpoint(self, message: Any) -> None:
+        try:
+            setpoint = decode_measurement(message.payload)
+            dt_s = int(setpoint.extra.get("dt_s", 0))
+            if dt_s <= 0:
+                raise MalformedPayload("setpoint without a positive 'dt_s'")
+        except (MalformedPayload, TypeError, ValueError) as exc:
+            self.malformed += 1
+            log.warning(
+                "device %s: malformed setpoint on %s: %s", self.config.asset, message.topic, exc
+            )
+            return
+        if self.config.silent_after is not None and self.answers >= self.config.silent_after:
+            return
+        now = setpoint.ts or pd.Timestamp.now(tz="UTC")
+        out = self.battery.step(now, dt_s, {"p_set_kw": np.array([setpoint.value])})
+        self.answers += 1
+        ts = setpoint.extra.get("ts")
+        every = self.config.garbage_every
+        if every and self.answers % every == 0:
+            self.link.publish(self.topics["p_kw"], b"{not json")
+        for q in MEASURED:
+            payload = {"ts": ts, "value": float(out[q][0]), "seq": setpoint.extra.get("seq")}
+            self.link.publish(self.topics[q], json.dumps(payload).encode())
+
+    def start(self) -> FieldBattery:
+        """Connect (raises if the broker is unreachable) and answer in the background."""
+        self.link.open()
+        return self
+
+    def serve(self) -> None:
+        """Connect and answer setpoints until :meth:`stop` (or Ctrl-C)."""
+        self.start()
+        try:
+            self._stopped.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.link.close()
+
+    def stop(self) -> None:
+        """End :meth:`serve`."""
+        self._stopped.set()

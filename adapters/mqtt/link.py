@@ -1,0 +1,202 @@
+"""One MQTT connection with the guarantees twin needs (paho-mqtt 2.x).
+
+- QoS 1 by default; paho re-sends unacknowledged messages, in order, after a reconnect.
+- Automatic reconnect with exponential backoff (``reconnect_min_s`` .. ``reconnect_max_s``).
+- While the broker is away, publications wait in a **bounded** queue (``buffer_max``
+  messages, counted); beyond it a publication is dropped and counted, never blocking the
+  run. paho's own queue would grow without bound (PITFALLS.md).
+- A last will (retained) marks the publisher offline when it dies.
+- ``TCP_NODELAY`` on the socket: a hardware loop's setpoint/answer round trip is a few
+  small packets, which Nagle's algorithm would hold back by tens of milliseconds.
+- Persistent sessions for subscribers (``clean_session=False``), so a broker restart with
+  persistence does not drop what was queued for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+
+__all__ = ["LinkStats", "MqttLink", "parse_broker_url"]
+
+log = logging.getLogger(__name__)
+
+
+def parse_broker_url(url: str) -> tuple[str, int]:
+    """``mqtt://host:port`` (or ``host:port``) → (host, port); port defaults to 1883."""
+    parsed = urlparse(url if "://" in url else f"mqtt://{url}")
+    if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
+        raise ValueError(f"broker URL {url!r}: expected mqtt://host:port")
+    return parsed.hostname, parsed.port or 1883
+
+
+@dataclass
+class LinkStats:
+    """Counters of one connection (all since it was opened)."""
+
+    published: int = 0
+    acked: int = 0
+    dropped: int = 0
+    buffered_peak: int = 0
+    received: int = 0
+    connects: int = 0
+    disconnects: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters (without the error texts)."""
+        return {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
+
+
+class MqttLink:
+    """A paho client running its network loop in a background thread.
+
+    Parameters
+    ----------
+    url : str
+        ``mqtt://host:port`` of the broker.
+    client_id : str
+        Unique per broker; a subscriber's session is kept under it.
+    will : tuple of (topic, payload), optional
+        Retained last-will message.
+    clean_session : bool
+        False keeps the subscriptions and queued messages across reconnects.
+    buffer_max : int
+        Messages kept while the broker is unreachable (and in flight); more are dropped.
+    connect_timeout_s : float
+        How long :meth:`open` waits for the first connection before it raises.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        *,
+        will: tuple[str, bytes] | None = None,
+        clean_session: bool = True,
+        buffer_max: int = 100_000,
+        max_inflight: int = 1000,
+        reconnect_min_s: int = 1,
+        reconnect_max_s: int = 30,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.host, self.port = parse_broker_url(url)
+        self.stats = LinkStats()
+        self.connect_timeout_s = connect_timeout_s
+        self._connected = threading.Event()
+        self._subscriptions: dict[str, int] = {}
+        self._closing = False
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session
+        )
+        client.max_inflight_messages_set(max_inflight)
+        client.max_queued_messages_set(buffer_max)
+        client.reconnect_delay_set(reconnect_min_s, reconnect_max_s)
+        if will is not None:
+            client.will_set(will[0], will[1], qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        self.client = client
+        self.buffer_max = buffer_max
+
+    # --- paho callbacks (network thread) ------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        if reason_code.is_failure:
+            self.stats.errors.append(f"connect refused: {reason_code}")
+            return
+        self.stats.connects += 1
+        sock = client.socket()
+        if sock is not None:  # small QoS 1 packets: no Nagle delay (~40 ms per round trip)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for topic, qos in self._subscriptions.items():
+            client.subscribe(topic, qos)
+        self._connected.set()
+        if self.stats.connects > 1:
+            log.warning("MQTT %s: reconnected to %s", client._client_id.decode(), self.url)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        self._connected.clear()
+        self.stats.disconnects += 1
+        if self._closing:
+            return
+        log.warning("MQTT %s: lost %s (%s)", client._client_id.decode(), self.url, reason_code)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
+        self.stats.acked += 1
+
+    # --- API ----------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up right now."""
+        return self._connected.is_set()
+
+    def open(self) -> MqttLink:
+        """Connect and start the network thread; raise if the broker is unreachable."""
+        try:
+            self.client.connect(self.host, self.port, keepalive=10)
+        except OSError as exc:
+            raise ConnectionError(
+                f"MQTT broker {self.url} unreachable: {exc.strerror or exc}"
+            ) from exc
+        self.client.loop_start()
+        if not self._connected.wait(self.connect_timeout_s):
+            self.close()
+            detail = "; ".join(self.stats.errors) or "no CONNACK"
+            raise ConnectionError(f"MQTT broker {self.url} did not accept us: {detail}")
+        return self
+
+    def subscribe(
+        self, topic: str, callback: Callable[[mqtt.MQTTMessage], None], qos: int = 1
+    ) -> None:
+        """Subscribe (again after every reconnect) and route its messages to ``callback``."""
+
+        def on_message(client, userdata, message) -> None:  # noqa: ANN001
+            self.stats.received += 1
+            callback(message)
+
+        self.client.message_callback_add(topic, on_message)
+        self._subscriptions[topic] = qos
+        if self.connected:
+            self.client.subscribe(topic, qos)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
+        """Queue one message; False (and counted) when the bounded buffer is full."""
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE or (qos == 0 and info.rc == mqtt.MQTT_ERR_NO_CONN):
+            self.stats.dropped += 1
+            return False
+        self.stats.published += 1
+        pending = self.pending
+        if pending > self.stats.buffered_peak:
+            self.stats.buffered_peak = pending
+        return True
+
+    @property
+    def pending(self) -> int:
+        """Messages handed to the client and not yet acknowledged by the broker."""
+        return self.stats.published - self.stats.acked
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every queued message is acknowledged; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self.pending and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.pending == 0
+
+    def close(self, final: tuple[str, bytes] | None = None, timeout_s: float = 10.0) -> None:
+        """Publish ``final`` (retained), flush, disconnect and stop the thread."""
+        if final is not None and self.connected:
+            self.publish(final[0], final[1], retain=True)
+        self.flush(timeout_s)
+        self._closing = True
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,149 @@
+"""The twin's telemetry on MQTT: a mosaik sink publishing every connected value.
+
+One entity, ``publisher``, accepts any attribute from any source. The world connects the
+selected model outputs (``mqtt.publish`` patterns), the controller's setpoints and the
+device bridges' outputs to it. Each step publishes one QoS 1 message per value (topic
+``<prefix>/<site>/<asset>/<quantity>``, see :mod:`adapters.mqtt.topics`) or, in bundled
+mode, one message per kind holding every value of that kind. At start it publishes a
+retained birth message per asset and a retained ``online`` status (its last will is a
+retained ``offline``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import mosaik_api_v3
+
+from adapters.mqtt.link import MqttLink
+from adapters.mqtt.topics import TopicScheme, encode_value, format_ts
+from models.base import Clock
+from twin.realtime import LATENESS
+
+__all__ = ["MqttPublisher"]
+
+ENTITY = "publisher"
+
+
+class MqttPublisher(mosaik_api_v3.Simulator):
+    """mosaik sink that publishes its inputs.
+
+    ``init`` parameters: ``clock`` (a :class:`models.base.Clock` dict) and ``config``
+    with ``broker``, ``prefix``, ``site``, ``qos``, ``bundle`` (bool), ``client_id``,
+    ``buffer_max``, ``assets`` (``{asset: {"kind", "bus", "units": {quantity: unit}}}``)
+    and ``stats_path`` (JSON file written at the end with the link counters).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            {
+                "type": "time-based",
+                "models": {
+                    "Publisher": {"public": True, "params": [], "attrs": [], "any_inputs": True}
+                },
+            }
+        )
+        self.link: MqttLink | None = None
+        self._topics: dict[tuple[str, str], str] = {}
+
+    def init(
+        self, sid: str, time_resolution: float = 1.0, *, clock: dict[str, Any], config: dict
+    ) -> dict[str, Any]:
+        """Connect to the broker (raises a clear error if it is unreachable)."""
+        self.sid = sid
+        self.clock = Clock.from_dict(clock)
+        self.config = config
+        self.topics = TopicScheme(config["prefix"], config["site"])
+        self.assets: dict[str, dict[str, Any]] = config["assets"]
+        self.qos = int(config["qos"])
+        self.bundle = bool(config["bundle"])
+        status = self.topics.status()
+        self.link = MqttLink(
+            config["broker"],
+            config["client_id"],
+            will=(status, b"offline"),
+            buffer_max=int(config["buffer_max"]),
+        ).open()
+        return self.meta
+
+    def create(self, num: int, model: str, **params: Any) -> list[dict[str, Any]]:
+        """The one publisher entity; publishes the retained birth messages."""
+        if num != 1:
+            raise ValueError("create exactly one Publisher")
+        assert self.link is not None
+        for asset, meta in self.assets.items():
+            payload = json.dumps({"asset": asset, **meta}).encode()
+            self.link.publish(self.topics.meta(asset), payload, qos=1, retain=True)
+        self.link.publish(self.topics.status(), b"online", qos=1, retain=True)
+        return [{"eid": ENTITY, "type": model, "rel": []}]
+
+    def _asset_of(self, source: str) -> str:
+        return source.split(".", 1)[1]
+
+    def step(self, time_s: int, inputs: dict[str, Any], max_advance: int) -> int:
+        """Publish every input value of this step."""
+        assert self.link is not None
+        LATENESS.observe(time_s)
+        k = time_s // self.clock.step_s
+        ts = format_ts(self.clock.time_at(time_s))
+        sent = time.time()
+        values = inputs.get(ENTITY, {})
+        quality: dict[str, str] = {}
+        for source, flag in values.get("quality", {}).items():
+            quality[self._asset_of(source)] = "good" if flag >= 0.5 else "fallback"
+        if self.bundle:
+            self._publish_bundles(values, ts, k, sent, quality)
+            return time_s + self.clock.step_s
+        for quantity, by_source in values.items():
+            for source, value in by_source.items():
+                asset = self._asset_of(source)
+                topic = self._topics.get((asset, quantity))
+                if topic is None:
+                    topic = self._topics[(asset, quantity)] = self.topics.value(asset, quantity)
+                unit = self.assets.get(asset, {}).get("units", {}).get(quantity, "")
+                payload = encode_value(ts, float(value), unit, k, sent, quality.get(asset, "good"))
+                self.link.publish(topic, payload, qos=self.qos)
+        return time_s + self.clock.step_s
+
+    def _publish_bundles(
+        self,
+        values: dict[str, dict[str, float]],
+        ts: str,
+        k: int,
+        sent: float,
+        quality: dict[str, str],
+    ) -> None:
+        """One message per kind: ``{"ts", "seq", "sent", "values": {asset: {q: v}}}``."""
+        assert self.link is not None
+        by_kind: dict[str, dict[str, dict[str, float | None]]] = {}
+        for quantity, by_source in values.items():
+            for source, value in by_source.items():
+                asset = self._asset_of(source)
+                kind = self.assets.get(asset, {}).get("kind", "other")
+                number = float(value)
+                by_kind.setdefault(kind, {}).setdefault(asset, {})[quantity] = (
+                    None if number != number else number
+                )
+        for kind, assets in by_kind.items():
+            bundle = {"ts": ts, "seq": k, "sent": sent, "values": assets}
+            flags = {a: quality[a] for a in assets if a in quality}
+            if flags:
+                bundle["quality"] = flags
+            payload = json.dumps(bundle, separators=(",", ":")).encode()
+            self.link.publish(self.topics.bundle(kind), payload, qos=self.qos)
+
+    def finalize(self) -> None:
+        """Mark the twin offline, deliver what is queued, record the counters."""
+        if self.link is None:
+            return
+        self.link.close(final=(self.topics.status(), b"offline"))
+        stats = {"client_id": self.config["client_id"], **self.link.stats.as_dict()}
+        stats["undelivered"] = self.link.pending
+        path = self.config.get("stats_path")
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(json.dumps(stats, indent=2))
+        self.link = None

@@ -1,0 +1,115 @@
+"""Adapter side-effects of a run: emulated devices, adapter counters, residual KPIs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from twin.scenario import Scenario
+
+__all__ = ["adapter_kpis", "adapter_stats", "start_emulators", "stop_emulators"]
+
+
+def start_emulators(scenario: Scenario, out_dir: Path) -> list[subprocess.Popen[bytes]]:
+    """Launch ``twin device`` for every device with an ``emulate`` section.
+
+    Each emulator is a separate process; it is connected (or has failed, with its
+    error in ``<out>/device-<asset>.log``) when this returns.
+    """
+    if scenario.mqtt is None:
+        return []
+    processes = []
+    for device in scenario.mqtt.devices:
+        if device.emulate is None:
+            continue
+        out_dir.mkdir(parents=True, exist_ok=True)
+        log_path = out_dir / f"device-{device.asset}.log"
+        command = [
+            sys.executable,
+            "-m",
+            "twin.cli",
+            "device",
+            "--broker",
+            scenario.mqtt.broker,
+            "--site",
+            scenario.name,
+            "--asset",
+            device.asset,
+            "--topic",
+            device.topic,
+            "--setpoint-topic",
+            device.setpoint_topic,
+            "--ready-file",
+            str(out_dir / f"device-{device.asset}.ready"),
+        ]
+        for key, value in device.emulate.items():
+            command += ["--param", f"{key}={value}"]
+        ready = out_dir / f"device-{device.asset}.ready"
+        ready.unlink(missing_ok=True)
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        processes.append(process)
+        _wait_ready(process, ready, log_path)
+    return processes
+
+
+def _wait_ready(process: subprocess.Popen[bytes], ready: Path, log_path: Path) -> None:
+    import time
+
+    deadline = time.monotonic() + 30.0
+    while not ready.exists():
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"emulated device exited ({process.returncode}): {log_path.read_text()[-500:]}"
+            )
+        if time.monotonic() > deadline:
+            process.terminate()
+            raise RuntimeError(f"emulated device did not connect within 30 s (see {log_path})")
+        time.sleep(0.05)
+    ready.unlink()
+
+
+def stop_emulators(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the emulated devices (SIGTERM, then SIGKILL after 5 s)."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def adapter_stats(parts_dir: Path) -> dict[str, Any]:
+    """The counters the MQTT simulators left in ``parts_dir`` (for ``run.json``)."""
+    publisher = parts_dir / "mqtt-publisher.json"
+    devices = sorted(parts_dir.glob("mqtt-device-*.json"))
+    if not publisher.exists() and not devices:
+        return {}
+    out: dict[str, Any] = {}
+    if publisher.exists():
+        out["publisher"] = json.loads(publisher.read_text())
+    out["devices"] = {d["asset"]: d for d in (json.loads(p.read_text()) for p in devices)}
+    return {"mqtt": out}
+
+
+def adapter_kpis(metadata: dict[str, Any]) -> dict[str, float]:
+    """Residual KPIs per device quantity, malformed payloads and fallback steps."""
+    kpis: dict[str, float] = {}
+    mqtt = metadata.get("mqtt")
+    if not mqtt:
+        return kpis
+    for asset, device in mqtt.get("devices", {}).items():
+        for quantity, stats in device["residuals"].items():
+            for name in ("rmse", "bias", "max_abs"):
+                kpis[f"residual_{name}_{asset}_{quantity}"] = float(stats[name])
+        kpis[f"device_fallback_steps_{asset}"] = float(device["fallback_steps"])
+        kpis[f"mqtt_malformed_{asset}"] = float(device["malformed_total"])
+    publisher = mqtt.get("publisher")
+    if publisher:
+        kpis["mqtt_published"] = float(publisher["published"])
+        kpis["mqtt_dropped"] = float(publisher["dropped"])
+    return kpis

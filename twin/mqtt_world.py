@@ -1,0 +1,179 @@
+"""Wiring the MQTT bridge into a world: device bridges and the telemetry publisher.
+
+Kept apart from :mod:`twin.world` so a world without ``mqtt`` imports no MQTT code.
+"""
+
+from __future__ import annotations
+
+import os
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import mosaik
+
+from models.base import Clock
+from twin.registry import get_model
+from twin.scenario import Scenario
+from twin.units import parse_duration_s
+
+__all__ = ["device_parts", "publish_plan", "start_devices", "start_publisher"]
+
+#: Wall seconds a hardware-in-the-loop bridge waits per step for the device's answer.
+HIL_TIMEOUT_S = 2.0
+
+
+def _client_id(scenario: Scenario, role: str) -> str:
+    assert scenario.mqtt is not None
+    base = scenario.mqtt.client_id or f"twin-{scenario.name}-{os.getpid()}"
+    return f"{base}-{role}"
+
+
+def device_parts(scenario: Scenario, out_dir: Path) -> list[str]:
+    """Parquet parts the device bridges record to (measured values, residuals)."""
+    assert scenario.mqtt is not None
+    parts = []
+    for device in scenario.mqtt.devices:
+        parts += [
+            str(out_dir / "parts" / f"device-{device.asset}-{s}.parquet")
+            for s in ("real", "residual")
+        ]
+    return parts
+
+
+def start_devices(
+    world: mosaik.World,
+    scenario: Scenario,
+    clock: Clock,
+    children: dict[str, dict[str, Any]],
+    tags: dict[str, str],
+    out_dir: Path,
+) -> dict[tuple[str, str], Any]:
+    """One bridge per device, fed by its asset's model (and, for HIL, the controller).
+
+    Returns
+    -------
+    dict
+        ``(kind, asset) -> bridge entity``: the source of that asset's values downstream.
+    """
+    mqtt = scenario.mqtt
+    assert mqtt is not None
+    kind_of = {u["name"]: k for k in ("battery", "pv", "load") for u in scenario.units(k)}
+    window_steps = max(1, parse_duration_s(mqtt.residual_window) // clock.step_s)
+    sources = {}
+    for device in mqtt.devices:
+        kind = kind_of[device.asset]
+        cls = get_model(kind)
+        outputs = [n for n, p in cls.outputs.items() if (p.group or cls.kind) == kind]
+        hil = device.mode == "hil"
+        timeout = (
+            device.timeout_s if device.timeout_s is not None else (HIL_TIMEOUT_S if hil else 0.0)
+        )
+        stale = parse_duration_s(device.stale_after) if device.stale_after else clock.step_s
+        real, residual = (
+            out_dir / "parts" / f"device-{device.asset}-{s}.parquet" for s in ("real", "residual")
+        )
+        config = {
+            "broker": mqtt.broker,
+            "client_id": _client_id(scenario, f"device-{device.asset}"),
+            "prefix": mqtt.prefix,
+            "site": scenario.name,
+            "asset": device.asset,
+            "kind": kind,
+            "mode": device.mode,
+            "measure": device.measure,
+            "setpoints": ["p_set_kw"] if hil else [],
+            "outputs": outputs,
+            "units": {n: p.unit for n, p in cls.outputs.items()},
+            "topic": device.topic,
+            "setpoint_topic": device.setpoint_topic,
+            "timeout_s": timeout,
+            "stale_after_s": stale,
+            "window_steps": window_steps,
+            "record": {"real": str(real), "residual": str(residual), "tags": tags},
+            "stats_path": str(out_dir / "parts" / f"mqtt-device-{device.asset}.json"),
+        }
+        sim = world.start(
+            "MqttDevice", sim_id=f"device-{device.asset}", clock=clock.to_dict(), config=config
+        )
+        (bridge,) = sim.Device.create(1)
+        world.connect(children[kind][device.asset], bridge, *outputs)
+        if hil:
+            world.connect(children["controller"][device.asset], bridge, "p_set_kw")
+        sources[(kind, device.asset)] = bridge
+    return sources
+
+
+def publish_plan(
+    scenario: Scenario, fleets: dict[str, Any], sources: dict[tuple[str, str], Any]
+) -> tuple[list[tuple[Any, list[str]]], dict[str, dict[str, Any]]]:
+    """What the publisher gets: (source entity, attributes) pairs and per-asset metadata.
+
+    An attribute is published when ``kind/asset/quantity`` matches one of the
+    ``mqtt.publish`` patterns. A replaced asset is published from its bridge (the values
+    the twin used) with its ``quality`` flag.
+    """
+    assert scenario.mqtt is not None
+    patterns = scenario.mqtt.publish
+    bus_of = {
+        u["name"]: u["bus"] for k in ("pv", "battery", "load", "ev") for u in scenario.units(k)
+    }
+    plan: list[tuple[Any, list[str]]] = []
+    assets: dict[str, dict[str, Any]] = {}
+    for key, fleet in fleets.items():
+        model = scenario.controller if key == "controller" else key
+        cls = get_model(model)
+        for child in fleet.children:
+            group = child.type
+            ports = {n: p for n, p in cls.outputs.items() if (p.group or cls.kind) == group}
+            attrs = [
+                q
+                for q in ports
+                if any(fnmatchcase(f"{group}/{child.eid}/{q}", p) for p in patterns)
+            ]
+            if not attrs:
+                continue
+            source = sources.get((key, child.eid), child)
+            if source is not child:
+                attrs = [*attrs, "quality"]
+            plan.append((source, attrs))
+            meta = assets.setdefault(child.eid, {"kind": group, "units": {}})
+            if child.eid in bus_of:
+                meta["bus"] = bus_of[child.eid]
+            meta["units"].update({q: ports[q].unit for q in attrs if q in ports})
+            if "quality" in attrs:
+                meta["units"]["quality"] = "1"
+    return plan, assets
+
+
+def start_publisher(
+    world: mosaik.World,
+    scenario: Scenario,
+    clock: Clock,
+    fleets: dict[str, Any],
+    sources: dict[tuple[str, str], Any],
+    out_dir: Path,
+    *,
+    bundle: bool,
+) -> None:
+    """The telemetry sink, connected to every selected value."""
+    mqtt = scenario.mqtt
+    assert mqtt is not None
+    plan, assets = publish_plan(scenario, fleets, sources)
+    if not plan:
+        return
+    config = {
+        "broker": mqtt.broker,
+        "client_id": _client_id(scenario, "publisher"),
+        "prefix": mqtt.prefix,
+        "site": scenario.name,
+        "qos": mqtt.qos,
+        "bundle": {"always": True, "never": False, "auto": bundle}[mqtt.bundle],
+        "buffer_max": mqtt.buffer_max,
+        "assets": assets,
+        "stats_path": str(out_dir / "parts" / "mqtt-publisher.json"),
+    }
+    sim = world.start("MqttPublisher", sim_id="mqtt", clock=clock.to_dict(), config=config)
+    (publisher,) = sim.Publisher.create(1)
+    for source, attrs in plan:
+        world.connect(source, publisher, *attrs)
