@@ -162,6 +162,9 @@ def start_publisher(
     plan, assets = publish_plan(scenario, fleets, sources)
     if not plan:
         return
+    kinds = {}
+    for source, _ in plan:
+        kinds[source.full_id] = assets[source.eid]["kind"] if source.type == "Device" else source.type
     config = {
         "broker": mqtt.broker,
         "client_id": _client_id(scenario, "publisher"),
@@ -171,6 +174,7 @@ def start_publisher(
         "bundle": {"always": True, "never": False, "auto": bundle}[mqtt.bundle],
         "buffer_max": mqtt.buffer_max,
         "assets": assets,
+        "kinds": kinds,
         "stats_path": str(out_dir / "parts" / "mqtt-publisher.json"),
     }
     sim = world.start("MqttPublisher", sim_id="mqtt", clock=clock.to_dict(), config=config)

@@ -312,8 +312,10 @@ class DeviceSpec(Strict):
 
 
 class MqttSpec(Strict):
-    """The MQTT bridge: telemetry out (``publish`` patterns on ``kind/asset/quantity``,
-    e.g. ``battery/*/soc``, ``bus/*/v_pu``, ``controller/*/p_set_kw``), devices in.
+    """The MQTT bridge: telemetry out, devices in.
+
+    ``publish`` holds patterns on ``kind/asset/quantity``, e.g. ``battery/*/soc``,
+    ``bus/*/v_pu``, ``controller/*/p_set_kw``; ``*`` publishes everything.
     """
 
     broker: str = "mqtt://127.0.0.1:1883"

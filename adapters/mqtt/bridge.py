@@ -16,12 +16,16 @@ consumes its values (grid, controller, telemetry). Each step it
    the run and a sliding window, published on ``<prefix>/<site>/<asset>/residual/<q>``
    and recorded as ``source=residual`` rows.
 
+Values stamped ahead of the simulated time (a recording replayed faster than the twin
+runs) are held until their step, so measured data can be fed in bulk.
+
 A payload that does not parse is counted and logged with its topic; it never stops the
 run. The bridge records the measured values as ``source=real`` rows.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import math
@@ -48,6 +52,8 @@ log = logging.getLogger(__name__)
 
 #: Malformed payloads logged per topic (all are counted).
 LOG_MALFORMED_PER_TOPIC = 5
+#: Values stamped ahead of the simulated time that are held back (a day of 1 s data).
+MAX_AHEAD = 100_000
 
 
 class DeviceBridge(mosaik_api_v3.Simulator):
@@ -67,6 +73,7 @@ class DeviceBridge(mosaik_api_v3.Simulator):
         self.link: MqttLink | None = None
         self.inbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self.latest: dict[str, tuple[float, float]] = {}  # quantity -> (value, t_s)
+        self.ahead: list[tuple[float, str, float]] = []  # heap of (t_s, quantity, value)
         self.malformed: dict[str, int] = {}
         self.fallback_steps = 0
         self.silent = False
@@ -142,13 +149,24 @@ class DeviceBridge(mosaik_api_v3.Simulator):
                 )
             return
         t_s = self._t_s(measured.ts) if measured.ts is not None else float(now_s)
+        if t_s > now_s:  # stamped ahead (a replayed recording): hold it until its step
+            if len(self.ahead) < MAX_AHEAD:
+                heapq.heappush(self.ahead, (t_s, quantity, measured.value))
+            return
         previous = self.latest.get(quantity)
         if previous is None or t_s >= previous[1]:
             self.latest[quantity] = (measured.value, t_s)
 
+    def _promote(self, now_s: int) -> None:
+        """Values stamped ahead whose time has come become the latest ones."""
+        while self.ahead and self.ahead[0][0] <= now_s:
+            t_s, quantity, value = heapq.heappop(self.ahead)
+            self.latest[quantity] = (value, t_s)
+
     def _drain(self, now_s: int, wait_s: float = 0.0) -> None:
         """Take every queued message; with ``wait_s`` block until this step is measured."""
         deadline = time.monotonic() + wait_s
+        self._promote(now_s)
         while True:
             try:
                 while True:

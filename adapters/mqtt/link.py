@@ -2,9 +2,11 @@
 
 - QoS 1 by default; paho re-sends unacknowledged messages, in order, after a reconnect.
 - Automatic reconnect with exponential backoff (``reconnect_min_s`` .. ``reconnect_max_s``).
-- While the broker is away, publications wait in a **bounded** queue (``buffer_max``
-  messages, counted); beyond it a publication is dropped and counted, never blocking the
-  run. paho's own queue would grow without bound (PITFALLS.md).
+- While the broker is away, publications wait in our own **bounded** outbox
+  (``buffer_max`` messages); beyond it a publication is dropped and counted, never
+  blocking the run (paho's own queue would grow without bound, PITFALLS.md). After a
+  reconnect the outbox goes out only once paho has re-sent what was in flight, so each
+  topic keeps its order (publishing straight into paho races with its re-send).
 - A last will (retained) marks the publisher offline when it dies.
 - ``TCP_NODELAY`` on the socket: a hardware loop's setpoint/answer round trip is a few
   small packets, which Nagle's algorithm would hold back by tens of milliseconds.
@@ -18,13 +20,18 @@ import logging
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 
-__all__ = ["LinkStats", "MqttLink", "parse_broker_url"]
+__all__ = ["RESUME_AFTER_S", "LinkStats", "MqttLink", "parse_broker_url"]
+
+#: After a reconnect, the outbox waits for the first acknowledgement of a re-sent message,
+#: or this many seconds.
+RESUME_AFTER_S = 3.0
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +101,16 @@ class MqttLink:
         self._connected = threading.Event()
         self._subscriptions: dict[str, int] = {}
         self._closing = False
+        self._lock = threading.Lock()
+        self._outbox: deque[tuple[str, bytes, int, bool]] = deque()
+        self._resumed = False
+        self._resume_requested = False
+        self._handed = 0
+        self._connected_at = 0.0
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session
         )
         client.max_inflight_messages_set(max_inflight)
-        client.max_queued_messages_set(buffer_max)
         client.reconnect_delay_set(reconnect_min_s, reconnect_max_s)
         if will is not None:
             client.will_set(will[0], will[1], qos=1, retain=True)
@@ -119,12 +131,21 @@ class MqttLink:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for topic, qos in self._subscriptions.items():
             client.subscribe(topic, qos)
+        self._connected_at = time.monotonic()
         self._connected.set()
         if self.stats.connects > 1:
             log.warning("MQTT %s: reconnected to %s", client._client_id.decode(), self.url)
+        # paho re-sends what was in flight right after this callback returns; what waits in
+        # the outbox goes after it (once the first re-sent message is acknowledged), so order
+        # is kept. Callbacks run under paho's locks: the resume itself happens in the
+        # publishing thread, never here.
+        if self._handed == self.stats.acked:
+            self._resume_requested = True
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
         self._connected.clear()
+        self._resumed = False
+        self._resume_requested = False
         self.stats.disconnects += 1
         if self._closing:
             return
@@ -132,6 +153,27 @@ class MqttLink:
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
         self.stats.acked += 1
+        if not self._resumed:
+            self._resume_requested = True
+
+    def _resume(self) -> None:
+        """Hand the outbox to paho, in order, and publish directly from now on."""
+        with self._lock:
+            self._resume_requested = False
+            while self._outbox and self.connected:
+                topic, payload, qos, retain = self._outbox.popleft()
+                self._hand(topic, payload, qos, retain)
+            self._resumed = self.connected
+
+    def _maybe_resume(self) -> None:
+        if self._resumed or not self.connected:
+            return
+        if self._resume_requested or time.monotonic() - self._connected_at > RESUME_AFTER_S:
+            self._resume()
+
+    def _hand(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        self.client.publish(topic, payload, qos=qos, retain=retain)
+        self._handed += 1
 
     # --- API ----------------------------------------------------------------------------
     @property
@@ -169,12 +211,21 @@ class MqttLink:
             self.client.subscribe(topic, qos)
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
-        """Queue one message; False (and counted) when the bounded buffer is full."""
-        info = self.client.publish(topic, payload, qos=qos, retain=retain)
-        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE or (qos == 0 and info.rc == mqtt.MQTT_ERR_NO_CONN):
-            self.stats.dropped += 1
-            return False
-        self.stats.published += 1
+        """Publish one message, or keep it in the outbox while the broker is away.
+
+        Returns False (and counts a drop) when the outbox is full, or for QoS 0 while
+        disconnected. Never blocks.
+        """
+        self._maybe_resume()
+        with self._lock:
+            if self._resumed:
+                self._hand(topic, payload, qos, retain)
+            elif qos == 0 or len(self._outbox) >= self.buffer_max:
+                self.stats.dropped += 1
+                return False
+            else:
+                self._outbox.append((topic, payload, qos, retain))
+            self.stats.published += 1
         pending = self.pending
         if pending > self.stats.buffered_peak:
             self.stats.buffered_peak = pending
@@ -182,13 +233,14 @@ class MqttLink:
 
     @property
     def pending(self) -> int:
-        """Messages handed to the client and not yet acknowledged by the broker."""
+        """Messages accepted (outbox or in flight) and not yet acknowledged by the broker."""
         return self.stats.published - self.stats.acked
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until every queued message is acknowledged; False on timeout."""
         deadline = time.monotonic() + timeout_s
         while self.pending and time.monotonic() < deadline:
+            self._maybe_resume()
             time.sleep(0.01)
         return self.pending == 0
 

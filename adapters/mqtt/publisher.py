@@ -33,8 +33,8 @@ class MqttPublisher(mosaik_api_v3.Simulator):
 
     ``init`` parameters: ``clock`` (a :class:`models.base.Clock` dict) and ``config``
     with ``broker``, ``prefix``, ``site``, ``qos``, ``bundle`` (bool), ``client_id``,
-    ``buffer_max``, ``assets`` (``{asset: {"kind", "bus", "units": {quantity: unit}}}``)
-    and ``stats_path`` (JSON file written at the end with the link counters).
+    ``buffer_max``, ``assets`` (``{asset: {"kind", "bus", "units": {quantity: unit}}}``),
+    ``kinds`` (``{source full id: kind}``, to bundle by kind) and ``stats_path`` (JSON file written at the end with the link counters).
     """
 
     def __init__(self) -> None:
@@ -58,6 +58,7 @@ class MqttPublisher(mosaik_api_v3.Simulator):
         self.config = config
         self.topics = TopicScheme(config["prefix"], config["site"])
         self.assets: dict[str, dict[str, Any]] = config["assets"]
+        self.kinds: dict[str, str] = config["kinds"]
         self.qos = int(config["qos"])
         self.bundle = bool(config["bundle"])
         status = self.topics.status()
@@ -122,7 +123,7 @@ class MqttPublisher(mosaik_api_v3.Simulator):
         for quantity, by_source in values.items():
             for source, value in by_source.items():
                 asset = self._asset_of(source)
-                kind = self.assets.get(asset, {}).get("kind", "other")
+                kind = self.kinds.get(source, "other")
                 number = float(value)
                 by_kind.setdefault(kind, {}).setdefault(asset, {})[quantity] = (
                     None if number != number else number

@@ -1,0 +1,44 @@
+import time
+
+import pytest
+
+from adapters.mqtt.broker import free_port
+from adapters.mqtt.link import MqttLink, parse_broker_url
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [("mqtt://example:1884", ("example", 1884)), ("localhost", ("localhost", 1883))],
+)
+def test_broker_url(url, expected):
+    assert parse_broker_url(url) == expected
+
+
+def test_bad_broker_url_is_named():
+    with pytest.raises(ValueError, match="'http://x': expected mqtt://host:port"):
+        parse_broker_url("http://x")
+
+
+def test_unreachable_broker_gives_a_clear_error():
+    url = f"mqtt://127.0.0.1:{free_port()}"
+    with pytest.raises(ConnectionError, match=f"MQTT broker {url} unreachable"):
+        MqttLink(url, "t-unreachable").open()
+
+
+def test_buffer_is_bounded_and_counted_while_the_broker_is_down(own_broker, subscriber_factory):
+    sub = subscriber_factory(own_broker, "buf/#", "buf-sub")
+    link = MqttLink(own_broker.url, "buf-pub", buffer_max=50, reconnect_max_s=2).open()
+    own_broker.stop()
+    deadline = time.monotonic() + 5
+    while link.connected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not link.connected
+    accepted = [link.publish(f"buf/{i % 3}", str(i).encode()) for i in range(80)]
+    assert accepted.count(True) == 50 and link.stats.dropped == 30
+    own_broker.start()
+    assert link.flush(15.0), "buffered messages were not delivered after the reconnect"
+    sub.wait_for(50, "buf/", 15.0)
+    link.close()
+    got = [int(p) for t, p in sub.messages if t.startswith("buf/")]
+    assert got == list(range(50))  # in order, none lost, the overflow refused up front
+    assert link.stats.connects == 2
