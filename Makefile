@@ -4,7 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.twin-installed
 
-.PHONY: setup demo test lint format bench clean
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Servers the tests talk to (Debian packages): Mosquitto (+ its clients) and InfluxDB.
+SERVERS := /usr/sbin/mosquitto /usr/bin/mosquitto_sub /usr/bin/influxd
+
+.PHONY: setup servers demo test lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +23,18 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 setup: $(STAMP)
 
+$(SERVERS):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+		mosquitto mosquitto-clients influxdb >/dev/null
+
+servers: $(SERVERS)
+
 demo: setup
 	$(BIN)/twin run scenarios/microgrid_day.yaml --out runs/demo
 	$(BIN)/twin report runs/demo
 
-test: setup
+test: setup servers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

@@ -24,6 +24,17 @@ def day_raw() -> dict[str, Any]:
 
 
 @pytest.fixture
+def day_scenario(day_raw: dict[str, Any]):
+    """Make the day scenario, validated, with top-level fields changed (``mqtt=...``)."""
+    from twin.scenario import validate_scenario
+
+    def make(**changes: Any):
+        return validate_scenario({**copy.deepcopy(day_raw), **changes})
+
+    return make
+
+
+@pytest.fixture
 def small_raw(day_raw: dict[str, Any]) -> dict[str, Any]:
     """Six hours around noon of the day scenario: short enough for many runs."""
     day_raw["start"] = "2016-06-21T09:00:00-04:00"

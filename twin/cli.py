@@ -66,7 +66,8 @@ def run(
         console.print(
             f"real time x{rt['rt_factor']:g}: step lateness"
             f" p50 {rt['lateness_p50_s'] * 1e3:.1f} ms,"
-            f" p99 {rt['lateness_p99_s'] * 1e3:.1f} ms, max {rt['lateness_max_s'] * 1e3:.1f} ms;"
+            f" p99 {rt['lateness_p99_s'] * 1e3:.1f} ms, max {rt['lateness_max_s'] * 1e3:.1f} ms"
+            f" (span p99 {rt['span_p99_s'] * 1e3:.1f} ms);"
             f" {rt['steps_late']} of {rt['steps']} steps later than {rt['warn_after_s']:g} s"
         )
     wall = result.metadata["wall_s"]

@@ -69,7 +69,10 @@ def start_devices(
         timeout = (
             device.timeout_s if device.timeout_s is not None else (HIL_TIMEOUT_S if hil else 0.0)
         )
-        stale = parse_duration_s(device.stale_after) if device.stale_after else clock.step_s
+        if device.stale_after:
+            stale = parse_duration_s(device.stale_after)
+        else:  # HIL: only the answer to this step's setpoint; hybrid: up to a step old
+            stale = 0 if hil else clock.step_s
         real, residual = (
             out_dir / "parts" / f"device-{device.asset}-{s}.parquet" for s in ("real", "residual")
         )
@@ -164,7 +167,9 @@ def start_publisher(
         return
     kinds = {}
     for source, _ in plan:
-        kinds[source.full_id] = assets[source.eid]["kind"] if source.type == "Device" else source.type
+        kinds[source.full_id] = (
+            assets[source.eid]["kind"] if source.type == "Device" else source.type
+        )
     config = {
         "broker": mqtt.broker,
         "client_id": _client_id(scenario, "publisher"),

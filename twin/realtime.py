@@ -2,10 +2,13 @@
 
 mosaik paces a run with ``rt_factor`` (wall seconds per simulated second) and warns on
 *every* step it considers late (PITFALLS.md). :data:`LATENESS` measures instead: each
-simulator reports the simulated time of the step it starts; the lateness of a step is
-how far behind its due wall time (run start + ``rt_factor`` x simulated time) the last
-simulator started it. The run reports p50/p99/max and warns once when the twin first
-falls behind by more than ``warn_after_s``.
+simulator reports the simulated time of the step it starts. A step's **lateness** is how
+far behind its due wall time (run start + ``rt_factor`` x simulated time) its first
+simulator started it: > 0 means the previous step overran and the twin is behind. Its
+**span** is how long after that the last simulator started it (the in-step chain of
+dependent simulators, e.g. the publisher waits for the models). The run reports
+p50/p99/max of both and warns once when the twin first falls behind by more than
+``warn_after_s``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class LatenessMeter:
         self.warn_after_s = 0.0
         self.t0 = 0.0
         self.lateness_s: dict[int, float] = {}
+        self.last_s: dict[int, float] = {}
         self.warned = False
 
     def start(self, rt_factor: float, warn_after_s: float) -> None:
@@ -41,6 +45,7 @@ class LatenessMeter:
         self.warn_after_s = warn_after_s
         self.t0 = 0.0
         self.lateness_s = {}
+        self.last_s = {}
         self.warned = False
 
     def stop(self) -> None:
@@ -55,8 +60,11 @@ class LatenessMeter:
         if not self.t0:
             self.t0 = now - self.rt_factor * time_s
         late = now - (self.t0 + self.rt_factor * time_s)
-        if late > self.lateness_s.get(time_s, -np.inf):
+        if time_s not in self.lateness_s:
             self.lateness_s[time_s] = late
+        else:
+            self.last_s[time_s] = late
+            return
         if late > self.warn_after_s and not self.warned:
             self.warned = True
             log.warning(
@@ -68,16 +76,20 @@ class LatenessMeter:
             )
 
     def summary(self) -> dict[str, float]:
-        """p50, p99 and max lateness (s), steps late beyond the warning threshold."""
+        """p50/p99/max of lateness and span (s); steps later than the warning threshold."""
         values = np.maximum(np.fromiter(self.lateness_s.values(), float), 0.0)
         if values.size == 0:
             return {"steps": 0}
+        span = np.array([self.last_s.get(t, late) - late for t, late in self.lateness_s.items()])
         return {
             "steps": int(values.size),
             "rt_factor": self.rt_factor,
             "lateness_p50_s": float(np.percentile(values, 50)),
             "lateness_p99_s": float(np.percentile(values, 99)),
             "lateness_max_s": float(values.max()),
+            "span_p50_s": float(np.percentile(span, 50)),
+            "span_p99_s": float(np.percentile(span, 99)),
+            "span_max_s": float(span.max()),
             "steps_late": int((values > self.warn_after_s).sum()),
             "warn_after_s": self.warn_after_s,
         }

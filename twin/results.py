@@ -130,11 +130,10 @@ def load_results(run_dir: str | Path) -> pd.DataFrame:
 
 def wide(results: pd.DataFrame, kind: str, quantity: str, source: str = "twin") -> pd.DataFrame:
     """One quantity of one kind and source (twin, real, residual) as a time x asset table."""
-    sel = results[
-        (results["kind"] == kind)
-        & (results["quantity"] == quantity)
-        & (results["source"] == source)
-    ]
+    mask = (results["kind"] == kind) & (results["quantity"] == quantity)
+    if "source" in results:
+        mask &= results["source"] == source
+    sel = results[mask]
     table = sel.pivot(index="time", columns="asset", values="value").sort_index()
     table.columns = table.columns.astype(str)
     return table.dropna(axis=1, how="all")

@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -144,7 +145,8 @@ def run_scenario(
     warn_after = warn_late_s if warn_late_s is not None else 0.1 * step_s * (rt_factor or 1.0)
     try:
         run_started = time.perf_counter()
-        with LATENESS.measuring(rt_factor or 0.0, warn_after):
+        pacing = LATENESS.measuring(rt_factor, warn_after) if rt_factor else nullcontext()
+        with pacing:
             plan.world.run(
                 until=plan.clock.end_s,
                 print_progress=progress,

@@ -299,6 +299,12 @@ class DeviceSpec(Strict):
     ``hybrid``: the listed quantities come from the device's topics instead of the
     model. ``hil``: in addition, the controller's setpoints for the asset go out to the
     device, whose response comes back in the same step (lock-step, ``timeout_s``).
+
+    ``timeout_s``: wall seconds to wait per step for values stamped with the step's time
+    (default 2 for ``hil``, 0 for ``hybrid``: take the latest). ``stale_after``: oldest
+    measured value still used (default: this step's answer for ``hil``, one step for
+    ``hybrid``); older, the asset falls back to its model. ``emulate``: start
+    ``twin device`` with these battery parameters for the run.
     """
 
     asset: str

@@ -93,6 +93,21 @@ def build_world(
     world = mosaik.World(
         SIM_CONFIG, time_resolution=1.0, skip_greetings=True, configure_logging=False, debug=debug
     )
+    try:
+        return _populate(world, scenario, clock, out_dir, run_id, realtime)
+    except BaseException:
+        world.shutdown()  # stop what was started before the failure
+        raise
+
+
+def _populate(
+    world: mosaik.World,
+    scenario: Scenario,
+    clock: Clock,
+    out_dir: Path,
+    run_id: str,
+    realtime: bool,
+) -> WorldPlan:
     context = {
         "site": scenario.site.model_dump(),
         "weather": scenario.weather,

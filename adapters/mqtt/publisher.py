@@ -34,7 +34,8 @@ class MqttPublisher(mosaik_api_v3.Simulator):
     ``init`` parameters: ``clock`` (a :class:`models.base.Clock` dict) and ``config``
     with ``broker``, ``prefix``, ``site``, ``qos``, ``bundle`` (bool), ``client_id``,
     ``buffer_max``, ``assets`` (``{asset: {"kind", "bus", "units": {quantity: unit}}}``),
-    ``kinds`` (``{source full id: kind}``, to bundle by kind) and ``stats_path`` (JSON file written at the end with the link counters).
+    ``kinds`` (``{source full id: kind}``, to bundle by kind) and ``stats_path`` (JSON
+    file written at the end with the link counters).
     """
 
     def __init__(self) -> None:

@@ -11,12 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from adapters.mqtt.broker import Mosquitto
-from twin.scenario import validate_scenario
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="session")
@@ -117,15 +113,3 @@ def subscriber_factory():
     yield make
     for sub in made:
         sub.stop()
-
-
-def day_raw(**changes: Any) -> dict[str, Any]:
-    """The demo day scenario as a raw mapping, with top-level fields changed."""
-    raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
-    raw.update(changes)
-    return raw
-
-
-def day_scenario(**changes: Any):
-    """The demo day scenario, validated, with top-level fields changed."""
-    return validate_scenario(day_raw(**changes))

@@ -8,11 +8,8 @@ import sys
 import time
 
 import numpy as np
-import pytest
 import yaml
 
-from adapters.mqtt.link import MqttLink
-from tests.adapters.mqtt.conftest import day_raw, day_scenario
 from twin.results import load_results
 from twin.run import run_scenario
 
@@ -34,7 +31,9 @@ def _assert_values(payloads: list[dict], expected: np.ndarray, topic: str) -> No
     np.testing.assert_allclose(got, expected, rtol=1e-12, equal_nan=True, err_msg=topic)
 
 
-def test_telemetry_arrives_complete_and_in_order(mosquitto, subscriber_factory, tmp_path):
+def test_telemetry_arrives_complete_and_in_order(
+    mosquitto, subscriber_factory, tmp_path, day_scenario
+):
     sub = subscriber_factory(mosquitto, f"twin/{SITE}/#", "telemetry-sub")
     mqtt = {"broker": mosquitto.url, "bundle": "never", "client_id": "t-telemetry"}
     result = run_scenario(day_scenario(mqtt=mqtt), tmp_path / "run")
@@ -53,7 +52,9 @@ def test_telemetry_arrives_complete_and_in_order(mosquitto, subscriber_factory, 
     assert stats["dropped"] == 0 and stats["undelivered"] == 0
 
 
-def test_birth_messages_and_status_are_retained(mosquitto, subscriber_factory, tmp_path):
+def test_birth_messages_and_status_are_retained(
+    mosquitto, subscriber_factory, tmp_path, day_scenario
+):
     mqtt = {"broker": mosquitto.url, "publish": ["battery/*/*"], "client_id": "t-birth"}
     run_scenario(day_scenario(mqtt=mqtt), tmp_path / "run")
     late = subscriber_factory(mosquitto, f"twin/{SITE}/+/meta", "late-sub")  # after the run
@@ -84,7 +85,9 @@ def test_last_will_marks_a_dead_twin_offline(mosquitto, subscriber_factory):
     assert [p for _, p in sub.messages if _.startswith("will/")] == ["online", "offline"]
 
 
-def test_bundled_telemetry_carries_every_value(mosquitto, subscriber_factory, tmp_path):
+def test_bundled_telemetry_carries_every_value(
+    mosquitto, subscriber_factory, tmp_path, day_scenario
+):
     sub = subscriber_factory(mosquitto, f"twin/{SITE}/bundle/#", "bundle-sub")
     mqtt = {"broker": mosquitto.url, "bundle": "always", "client_id": "t-bundle"}
     result = run_scenario(day_scenario(mqtt=mqtt), tmp_path / "run")
@@ -106,17 +109,32 @@ def test_bundled_telemetry_carries_every_value(mosquitto, subscriber_factory, tm
         _assert_values(payloads, expected[topic], topic)
 
 
-def test_no_qos1_message_is_lost_across_a_broker_restart(own_broker, subscriber_factory, tmp_path):
+def test_no_qos1_message_is_lost_across_a_broker_restart(
+    own_broker, subscriber_factory, tmp_path, day_raw
+):
     """The broker goes down mid-run (SIGTERM) and comes back with its persistence file."""
     sub = subscriber_factory(own_broker, f"twin/{SITE}/#", "restart-sub")
-    raw = day_raw(mqtt={"broker": own_broker.url, "client_id": "t-restart"})
+    raw = {**day_raw, "mqtt": {"broker": own_broker.url, "client_id": "t-restart"}}
     path = tmp_path / "scenario.yaml"
     path.write_text(yaml.safe_dump(raw))
     rt_factor = 10.0 / (96 * 900)  # the day in about 10 s of wall time
     run = subprocess.Popen(
-        [sys.executable, "-m", "twin.cli", "run", str(path), "--out", str(tmp_path / "run"),
-         "--realtime", "--rt-factor", str(rt_factor), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "twin.cli",
+            "run",
+            str(path),
+            "--out",
+            str(tmp_path / "run"),
+            "--realtime",
+            "--rt-factor",
+            str(rt_factor),
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     sub.wait_for(200, f"twin/{SITE}/", 60.0)  # the run is publishing
     own_broker.stop()

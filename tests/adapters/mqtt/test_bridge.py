@@ -1,0 +1,225 @@
+"""Real devices in the loop: hybrid replacement, HIL with ``twin device``, robustness."""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from adapters.mqtt.link import MqttLink
+from models.base import Clock
+from models.battery import Battery
+from twin.results import as_operated, load_results, wide
+from twin.run import run_scenario
+from twin.scenario import validate_scenario
+
+ROOT = Path(__file__).resolve().parents[3]
+SITE = "microgrid_day"
+GAP = range(40, 50)
+
+
+def _series(results: pd.DataFrame, kind: str, asset: str, quantity: str, source: str):
+    return wide(results, kind, quantity, source)[asset].to_numpy()
+
+
+class Feeder(threading.Thread):
+    """A measured-data source: waits for the twin to come online, then publishes a day."""
+
+    def __init__(self, url: str, topic: str, values: dict[int, float], clock: Clock):
+        super().__init__(daemon=True)
+        self.link = MqttLink(url, "feeder").open()
+        self.online = threading.Event()
+        self.link.subscribe(f"twin/{SITE}/status", self._status)
+        self.topic, self.values, self.clock = topic, values, clock
+
+    def _status(self, message) -> None:
+        if message.payload == b"online":
+            self.online.set()
+
+    def run(self) -> None:
+        assert self.online.wait(30)
+        for k, value in self.values.items():
+            ts = self.clock.time_at(k * self.clock.step_s).astimezone().isoformat()
+            self.link.publish(self.topic, json.dumps({"ts": ts, "value": value}).encode())
+        self.link.flush()
+
+
+def test_hybrid_mode_replaces_the_simulated_values(mosquitto, tmp_path, day_scenario):
+    device = {
+        "asset": "pv_roof",
+        "measure": ["p_kw"],
+        "timeout_s": 2.0,  # lock-step: wait for each step's measurement
+        "stale_after": "1min",  # only this step's measurement is fresh
+    }
+    scenario = day_scenario(mqtt={"broker": mosquitto.url, "devices": [device]})
+    clock = scenario.clock()
+    fed = {k: 10.0 + 0.1 * k for k in range(clock.n_steps) if k not in GAP}
+    feeder = Feeder(mosquitto.url, f"field/{SITE}/pv_roof/p_kw", fed, clock)
+    feeder.start()
+    result = run_scenario(scenario, tmp_path / "run")
+    feeder.join(10)
+    feeder.link.close()
+
+    results = load_results(result.out_dir)
+    twin = _series(results, "pv", "pv_roof", "p_kw", "twin")
+    real = _series(results, "pv", "pv_roof", "p_kw", "real")
+    expected = np.array([fed.get(k, np.nan) for k in range(clock.n_steps)])
+    np.testing.assert_allclose(real, expected, equal_nan=True)
+    quality = _series(results, "pv", "pv_roof", "quality", "real")
+    assert list(np.flatnonzero(quality == 0.0)) == list(GAP)  # the silent stretch
+    # What the grid and the controller saw: measured values, the model's in the gap.
+    operated = wide(as_operated(results), "pv", "p_kw")["pv_roof"].to_numpy()
+    np.testing.assert_allclose(operated, np.where(np.isnan(expected), twin, expected))
+    assert result.kpis["balance_residual_kwh"] < 1e-6  # the grid carried the measured power
+    residual = _series(results, "pv", "pv_roof", "p_kw", "residual")
+    np.testing.assert_allclose(residual, expected - twin, equal_nan=True)
+    valid = ~np.isnan(expected)
+    rmse = np.sqrt(np.mean((expected - twin)[valid] ** 2))
+    assert result.kpis["residual_rmse_pv_roof_p_kw"] == pytest.approx(rmse, rel=1e-9)
+    assert result.kpis["device_fallback_steps_pv_roof"] == len(GAP)
+
+
+@pytest.fixture
+def field_device(tmp_path):
+    """Start ``twin device`` processes; they are stopped after the test."""
+    started = []
+
+    def start(url: str, *args: str) -> subprocess.Popen:
+        ready = tmp_path / f"ready-{len(started)}"
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "twin.cli",
+                "device",
+                "--broker",
+                url,
+                "--site",
+                "hil_battery",
+                "--asset",
+                "bess",
+                "--ready-file",
+                str(ready),
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        started.append(process)
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "twin device did not come up"
+            time.sleep(0.05)
+        return process
+
+    yield start
+    for process in started:
+        process.terminate()
+        process.communicate(timeout=10)
+
+
+def _hil(url: str, **device_changes) -> object:
+    raw = yaml.safe_load((ROOT / "scenarios" / "hil_battery.yaml").read_text())
+    raw["mqtt"]["broker"] = url
+    raw["mqtt"]["devices"][0].update(device_changes)
+    return validate_scenario(raw)
+
+
+def _replay(setpoints: np.ndarray, params: dict[str, float], step_s: int) -> dict[str, np.ndarray]:
+    """The emulated battery's physics, replayed on the setpoints it was sent."""
+    from adapters.mqtt.emulator import FIELD_BATTERY_DEFAULTS
+
+    clock = Clock(pd.Timestamp("2016-06-21", tz="UTC"), step_s, len(setpoints))
+    battery = Battery([{"name": "bess", **FIELD_BATTERY_DEFAULTS, **params}], clock)
+    out = [battery.step(clock.time_at(0), step_s, {"p_set_kw": np.array([p])}) for p in setpoints]
+    return {q: np.array([o[q][0] for o in out]) for q in ("p_kw", "soc", "t_c")}
+
+
+def test_hil_loop_closes_with_the_emulated_device(mosquitto, tmp_path):
+    scenario = _hil(mosquitto.url)  # the scenario starts `twin device` itself (emulate)
+    result = run_scenario(scenario, tmp_path / "run")
+    results = load_results(result.out_dir)
+    setpoints = _series(results, "controller", "bess", "p_set_kw", "twin")
+    params = scenario.mqtt.devices[0].emulate
+    device = _replay(setpoints, params, scenario.clock().step_s)
+    for q in ("p_kw", "soc", "t_c"):  # every answer is the device's own physics
+        np.testing.assert_allclose(_series(results, "battery", "bess", q, "real"), device[q])
+    twin_soc = _series(results, "battery", "bess", "soc", "twin")
+    assert np.abs(device["soc"] - twin_soc).max() > 0.01  # different battery, visible residual
+    # The controller acted on the device's SoC: its rule keeps the *device* in its window.
+    assert device["soc"].min() >= 0.1 - 1e-9
+    residual = device["soc"] - twin_soc
+    assert result.kpis["residual_rmse_bess_soc"] == pytest.approx(np.sqrt(np.mean(residual**2)))
+    assert result.kpis["residual_bias_bess_soc"] == pytest.approx(residual.mean())
+    assert result.kpis["residual_max_abs_bess_soc"] == pytest.approx(np.abs(residual).max())
+    assert result.kpis["device_fallback_steps_bess"] == 0
+    assert result.kpis["balance_residual_kwh"] < 1e-6
+
+
+def test_malformed_payloads_are_counted_and_the_run_goes_on(
+    mosquitto, tmp_path, field_device, caplog
+):
+    field_device(mosquitto.url, "--garbage-every", "10")
+    scenario = _hil(mosquitto.url, emulate=None, timeout_s=2.0)
+    result = run_scenario(scenario, tmp_path / "run")
+    assert result.kpis["mqtt_malformed_bess"] == 96 // 10
+    stats = result.metadata["mqtt"]["devices"]["bess"]
+    assert stats["malformed"] == {"field/hil_battery/bess/p_kw": 96 // 10}
+    logged = [r for r in caplog.records if "malformed payload" in r.getMessage()]
+    assert logged and "field/hil_battery/bess/p_kw" in logged[0].getMessage()
+    assert result.kpis["device_fallback_steps_bess"] == 0  # the good answers still count
+
+
+def test_a_silent_device_falls_back_to_the_model(mosquitto, tmp_path, field_device, caplog):
+    field_device(mosquitto.url, "--silent-after", "40")
+    scenario = _hil(mosquitto.url, emulate=None, timeout_s=1.0)
+    started = time.monotonic()
+    result = run_scenario(scenario, tmp_path / "run")
+    assert time.monotonic() - started < 30  # it waits once, not at every silent step
+    results = load_results(result.out_dir)
+    quality = _series(results, "battery", "bess", "quality", "real")
+    assert list(np.flatnonzero(quality == 0.0)) == list(range(40, 96))
+    real = _series(results, "battery", "bess", "p_kw", "real")
+    assert np.isnan(real[40:]).all() and not np.isnan(real[:40]).any()
+    operated = wide(as_operated(results), "battery", "p_kw")["bess"].to_numpy()
+    twin = _series(results, "battery", "bess", "p_kw", "twin")
+    np.testing.assert_allclose(operated[40:], twin[40:])
+    assert result.kpis["device_fallback_steps_bess"] == 56
+    silent = [r for r in caplog.records if "falling back" in r.getMessage()]
+    assert len(silent) == 1  # one warning, not one per step
+
+
+def test_device_spec_problems_name_the_field():
+    raw = yaml.safe_load((ROOT / "scenarios" / "hil_battery.yaml").read_text())
+    raw["mqtt"]["devices"] = [
+        {"asset": "bes", "mode": "hil"},
+        {"asset": "pv_roof", "mode": "hil", "measure": ["p_kww"]},
+        {"asset": "bess", "emulate": {"e_kwhh": 5}},
+    ]
+    from twin.errors import ScenarioError
+
+    with pytest.raises(ScenarioError) as info:
+        validate_scenario(raw)
+    text = str(info.value)
+    assert "mqtt.devices[0].asset: no asset named 'bes'; did you mean 'bess'?" in text
+    assert "mqtt.devices[1].measure[0]: pv has no output 'p_kww'" in text
+    assert "mqtt.devices[1].mode: hil needs a battery" in text
+    assert "mqtt.devices[2].emulate.e_kwhh: unknown battery parameter" in text
+
+
+def test_an_unreachable_broker_is_named(tmp_path, day_scenario):
+    from adapters.mqtt.broker import free_port
+    from twin.errors import RunError
+
+    url = f"mqtt://127.0.0.1:{free_port()}"
+    with pytest.raises(RunError, match=f"MQTT broker {url} unreachable"):
+        run_scenario(day_scenario(mqtt={"broker": url}), tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"
