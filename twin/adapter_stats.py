@@ -84,16 +84,21 @@ def stop_emulators(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 def adapter_stats(parts_dir: Path) -> dict[str, Any]:
-    """The counters the MQTT simulators left in ``parts_dir`` (for ``run.json``)."""
+    """The counters the MQTT and InfluxDB simulators left in ``parts_dir`` (``run.json``)."""
+    found: dict[str, Any] = {}
+    influx = parts_dir / "influx.json"
+    if influx.exists():
+        found["influx"] = json.loads(influx.read_text())
     publisher = parts_dir / "mqtt-publisher.json"
     devices = sorted(parts_dir.glob("mqtt-device-*.json"))
     if not publisher.exists() and not devices:
-        return {}
+        return found
     out: dict[str, Any] = {}
     if publisher.exists():
         out["publisher"] = json.loads(publisher.read_text())
     out["devices"] = {d["asset"]: d for d in (json.loads(p.read_text()) for p in devices)}
-    return {"mqtt": out}
+    found["mqtt"] = out
+    return found
 
 
 def adapter_kpis(metadata: dict[str, Any]) -> dict[str, float]:

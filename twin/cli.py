@@ -49,18 +49,35 @@ def run(
         float,
         typer.Option(min=1e-6, help="Wall seconds per simulated second with --realtime."),
     ] = 1.0,
+    influx: Annotated[
+        str | None,
+        typer.Option(help="Also write to InfluxDB 1.x at this URL (outputs.influx.url)."),
+    ] = None,
 ) -> None:
     """Run a scenario; write results, run metadata and KPIs; print the KPI table."""
     from twin.run import run_scenario
     from twin.scenario import load_scenario
 
+    overrides = list(set_ or [])
+    if influx:
+        overrides.append(f"outputs.influx.url={influx}")
     try:
-        sc = load_scenario(scenario, set_ or [])
+        sc = load_scenario(scenario, overrides)
         result = run_scenario(sc, out, progress=progress, rt_factor=rt_factor if realtime else None)
     except (TwinError, ConnectionError) as exc:
         _fail(exc)
         return
     console.print(kpi_table(result.kpis, f"{sc.name}: KPIs"))
+    stored = result.metadata.get("influx")
+    if stored:
+        console.print(
+            f"InfluxDB: {stored['points_written']:,} points written, {stored['retried']} retries,"
+            f" {stored['points_spooled']:,} spooled and {stored['points_replayed']:,} replayed,"
+            f" {stored['points_dropped']:,} dropped, {stored['spooled_left']} batches left in"
+            " the spool"
+        )
+        if stored.get("error"):
+            err_console.print(f"[bold red]InfluxDB error:[/] {stored['error']}")
     rt = result.metadata.get("realtime")
     if rt and rt.get("steps"):
         console.print(

@@ -6,7 +6,6 @@ Kept apart from :mod:`twin.world` so a world without ``mqtt`` imports no MQTT co
 from __future__ import annotations
 
 import os
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,10 @@ import mosaik
 from models.base import Clock
 from twin.registry import get_model
 from twin.scenario import Scenario
+from twin.sinks import output_plan
 from twin.units import parse_duration_s
 
-__all__ = ["device_parts", "publish_plan", "start_devices", "start_publisher"]
+__all__ = ["device_parts", "start_devices", "start_publisher"]
 
 #: Wall seconds a hardware-in-the-loop bridge waits per step for the device's answer.
 HIL_TIMEOUT_S = 2.0
@@ -107,48 +107,6 @@ def start_devices(
     return sources
 
 
-def publish_plan(
-    scenario: Scenario, fleets: dict[str, Any], sources: dict[tuple[str, str], Any]
-) -> tuple[list[tuple[Any, list[str]]], dict[str, dict[str, Any]]]:
-    """What the publisher gets: (source entity, attributes) pairs and per-asset metadata.
-
-    An attribute is published when ``kind/asset/quantity`` matches one of the
-    ``mqtt.publish`` patterns. A replaced asset is published from its bridge (the values
-    the twin used) with its ``quality`` flag.
-    """
-    assert scenario.mqtt is not None
-    patterns = scenario.mqtt.publish
-    bus_of = {
-        u["name"]: u["bus"] for k in ("pv", "battery", "load", "ev") for u in scenario.units(k)
-    }
-    plan: list[tuple[Any, list[str]]] = []
-    assets: dict[str, dict[str, Any]] = {}
-    for key, fleet in fleets.items():
-        model = scenario.controller if key == "controller" else key
-        cls = get_model(model)
-        for child in fleet.children:
-            group = child.type
-            ports = {n: p for n, p in cls.outputs.items() if (p.group or cls.kind) == group}
-            attrs = [
-                q
-                for q in ports
-                if any(fnmatchcase(f"{group}/{child.eid}/{q}", p) for p in patterns)
-            ]
-            if not attrs:
-                continue
-            source = sources.get((key, child.eid), child)
-            if source is not child:
-                attrs = [*attrs, "quality"]
-            plan.append((source, attrs))
-            meta = assets.setdefault(child.eid, {"kind": group, "units": {}})
-            if child.eid in bus_of:
-                meta["bus"] = bus_of[child.eid]
-            meta["units"].update({q: ports[q].unit for q in attrs if q in ports})
-            if "quality" in attrs:
-                meta["units"]["quality"] = "1"
-    return plan, assets
-
-
 def start_publisher(
     world: mosaik.World,
     scenario: Scenario,
@@ -162,7 +120,7 @@ def start_publisher(
     """The telemetry sink, connected to every selected value."""
     mqtt = scenario.mqtt
     assert mqtt is not None
-    plan, assets = publish_plan(scenario, fleets, sources)
+    plan, assets = output_plan(scenario, fleets, sources, scenario.mqtt.publish)
     if not plan:
         return
     kinds = {}

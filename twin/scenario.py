@@ -283,10 +283,44 @@ class ControlSpec(Strict):
     schedule_csv: str | None = None
 
 
+class InfluxSpec(Strict):
+    """Write the run to InfluxDB as it runs (``adapters.influx``).
+
+    ``api: v1`` uses the 1.x HTTP API (``db``, ``rp``, ``username``, ``password``);
+    ``api: v2`` uses influxdb-client (``token``, ``org``, ``bucket``) for 2.x and 3.x.
+    While the server is unreachable, batches wait in ``spool_dir`` (default
+    ``<run dir>/influx-spool``) and are replayed in order.
+    """
+
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    api: Literal["v1", "v2"] = "v1"
+    db: str = "twin"
+    rp: str | None = None
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+    org: str | None = None
+    bucket: str | None = None
+    batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 5000
+    flush_interval_s: Annotated[float, Field(gt=0.0)] = 1.0
+    gzip: bool = True
+    retries: Annotated[int, Field(ge=0, le=20)] = 3
+    timeout_s: Annotated[float, Field(gt=0.0)] = 10.0
+    spool_dir: str | None = None
+    create_database: bool = True
+
+    @model_validator(mode="after")
+    def _v2_needs_bucket(self) -> InfluxSpec:
+        if self.api == "v2" and not (self.bucket and self.org and self.token):
+            raise ValueError("api v2 needs token, org and bucket")
+        return self
+
+
 class Outputs(Strict):
     """Where results go."""
 
     dir: str = "runs/{name}"
+    influx: InfluxSpec | None = None
 
 
 DEVICE_KINDS = ("battery", "pv", "load")

@@ -32,6 +32,7 @@ SIM_CONFIG = {
     "Model": {"python": "twin.wrapper:ModelSimulator"},
     "MqttPublisher": {"python": "adapters.mqtt.publisher:MqttPublisher"},
     "MqttDevice": {"python": "adapters.mqtt.bridge:DeviceBridge"},
+    "InfluxSink": {"python": "adapters.influx.sink:InfluxSink"},
 }
 
 
@@ -147,6 +148,10 @@ def _populate(
         mqtt_world.start_publisher(
             world, scenario, clock, fleets, sources, out_dir, bundle=not realtime
         )
+    if scenario.outputs.influx is not None:
+        from twin.sinks import start_influx_sink
+
+        start_influx_sink(world, scenario, clock, fleets, sources, tags, out_dir)
     return WorldPlan(world, clock, out_dir / "results.parquet", fleets, start.parts)
 
 

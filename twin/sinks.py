@@ -1,0 +1,113 @@
+"""What a sink (MQTT publisher, InfluxDB) is connected to, and the InfluxDB sink itself."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import mosaik
+
+from models.base import Clock
+from twin.registry import get_model
+from twin.scenario import Scenario
+
+__all__ = ["output_plan", "start_influx_sink"]
+
+
+def output_plan(
+    scenario: Scenario,
+    fleets: dict[str, Any],
+    sources: dict[tuple[str, str], Any],
+    patterns: list[str],
+) -> tuple[list[tuple[Any, list[str]]], dict[str, dict[str, Any]]]:
+    """What the publisher gets: (source entity, attributes) pairs and per-asset metadata.
+
+    An attribute is selected when ``kind/asset/quantity`` matches one of ``patterns``.
+    A replaced asset is taken from its bridge (the values the twin used) with its
+    ``quality`` flag.
+    """
+    bus_of = {
+        u["name"]: u["bus"] for k in ("pv", "battery", "load", "ev") for u in scenario.units(k)
+    }
+    plan: list[tuple[Any, list[str]]] = []
+    assets: dict[str, dict[str, Any]] = {}
+    for key, fleet in fleets.items():
+        model = scenario.controller if key == "controller" else key
+        cls = get_model(model)
+        for child in fleet.children:
+            group = child.type
+            ports = {n: p for n, p in cls.outputs.items() if (p.group or cls.kind) == group}
+            attrs = [
+                q
+                for q in ports
+                if any(fnmatchcase(f"{group}/{child.eid}/{q}", p) for p in patterns)
+            ]
+            if not attrs:
+                continue
+            source = sources.get((key, child.eid), child)
+            if source is not child:
+                attrs = [*attrs, "quality"]
+            plan.append((source, attrs))
+            meta = assets.setdefault(child.eid, {"kind": group, "units": {}})
+            if child.eid in bus_of:
+                meta["bus"] = bus_of[child.eid]
+            meta["units"].update({q: ports[q].unit for q in attrs if q in ports})
+            if "quality" in attrs:
+                meta["units"]["quality"] = "1"
+    return plan, assets
+
+
+def start_influx_sink(
+    world: mosaik.World,
+    scenario: Scenario,
+    clock: Clock,
+    fleets: dict[str, Any],
+    sources: dict[tuple[str, str], Any],
+    tags: dict[str, str],
+    out_dir: Path,
+) -> None:
+    """The InfluxDB sink, fed by every model output and every device bridge.
+
+    It writes what ``results.parquet`` holds: the models' outputs (``source=twin``) and,
+    for devices, the measured values and quality (``real``) and residuals (``residual``).
+    """
+    spec = scenario.outputs.influx
+    assert spec is not None
+    routes: dict[str, dict[str, Any]] = {}
+    links: list[tuple[Any, list[str]]] = []
+    for key, fleet in fleets.items():
+        cls = get_model(scenario.controller if key == "controller" else key)
+        for child in fleet.children:
+            attrs = [n for n, p in cls.outputs.items() if (p.group or cls.kind) == child.type]
+            routes[child.full_id] = {
+                "kind": child.type,
+                "asset": child.eid,
+                "fields": {a: ["twin", a] for a in attrs},
+            }
+            links.append((child, attrs))
+    devices = {d.asset: d for d in scenario.mqtt.devices} if scenario.mqtt else {}
+    for (kind, asset), bridge in sources.items():
+        measure = devices[asset].measure
+        fields = {q: ["real", q] for q in measure}
+        fields["quality"] = ["real", "quality"]
+        fields.update({f"{q}_residual": ["residual", q] for q in measure})
+        routes[bridge.full_id] = {
+            "kind": kind,
+            "asset": asset,
+            "fields": fields,
+            "measured": measure,
+        }
+        links.append((bridge, list(fields)))
+    influx = spec.model_dump(exclude={"spool_dir"})
+    influx["spool_dir"] = spec.spool_dir or str(out_dir / "influx-spool")
+    config = {
+        "influx": influx,
+        "tags": {"site": tags["site"], "run_id": tags["run_id"]},
+        "routes": routes,
+        "stats_path": str(out_dir / "parts" / "influx.json"),
+    }
+    sim = world.start("InfluxSink", sim_id="influx", clock=clock.to_dict(), config=config)
+    (sink,) = sim.Sink.create(1)
+    for source, attrs in links:
+        world.connect(source, sink, *attrs)
