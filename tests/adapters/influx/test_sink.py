@@ -1,0 +1,100 @@
+"""A run written to a real InfluxDB as it runs, and a finished run loaded afterwards."""
+
+import json
+import subprocess
+import sys
+import time
+
+import yaml
+
+from adapters.influx.load import write_results
+from adapters.influx.writer import InfluxConfig
+from tests.adapters.influx.conftest import counts, parquet_counts
+from twin.results import load_results
+from twin.run import run_scenario
+
+
+def _stored(server) -> bool:
+    answer = server.query('SHOW MEASUREMENTS ON "outage"')
+    return bool(answer["results"][0].get("series"))
+
+
+def test_every_point_of_a_run_arrives(influxdb, tmp_path, day_scenario):
+    influx = {"url": influxdb.url, "db": "sink_run"}
+    result = run_scenario(day_scenario(outputs={"influx": influx}), tmp_path / "run")
+    results = load_results(result.out_dir)
+    run_id = result.metadata["run_id"]
+    assert counts(influxdb, "sink_run", run_id) == parquet_counts(results)
+    stats = result.metadata["influx"]
+    assert stats["points_dropped"] == 0 and stats["spooled_left"] == 0 and stats["error"] is None
+    # Values round-trip exactly: the battery's SoC at 16:00 UTC.
+    answer = influxdb.query(
+        f"SELECT soc FROM battery WHERE asset = 'bess' AND run_id = '{run_id}' "
+        "AND time = '2016-06-21T16:00:00Z'",
+        db="sink_run",
+    )
+    stored = answer["results"][0]["series"][0]["values"][0][1]
+    soc = results[(results["asset"] == "bess") & (results["quantity"] == "soc")]
+    expected = soc[soc["time"] == "2016-06-21T16:00:00Z"]["value"].item()
+    assert stored == expected
+
+
+def test_a_finished_run_loads_with_the_library_function(influxdb, tmp_path, day_scenario):
+    result = run_scenario(day_scenario(), tmp_path / "run")
+    config = InfluxConfig(url=influxdb.url, db="loaded", create_database=True)
+    stats = write_results(result.out_dir, config)
+    results = load_results(result.out_dir)
+    assert counts(influxdb, "loaded", result.metadata["run_id"]) == parquet_counts(results)
+    assert stats.points_written == stats.points_written and stats.points_dropped == 0
+    write_results(result.out_dir, config)  # again: the same points overwrite themselves
+    assert counts(influxdb, "loaded", result.metadata["run_id"]) == parquet_counts(results)
+
+
+def test_the_server_goes_down_mid_run_and_nothing_is_lost_or_doubled(own_influx, tmp_path, day_raw):
+    raw = {
+        **day_raw,
+        "outputs": {
+            "dir": str(tmp_path / "run"),
+            "influx": {
+                "url": own_influx.url,
+                "db": "outage",
+                "retries": 1,
+                "flush_interval_s": 0.2,
+            },
+        },
+    }
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    rt_factor = 8.0 / (96 * 900)  # the day in about 8 s of wall time
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "twin.cli",
+            "run",
+            str(path),
+            "--realtime",
+            "--rt-factor",
+            str(rt_factor),
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not _stored(own_influx):  # the run is writing
+        assert run.poll() is None and time.monotonic() < deadline, "the run wrote nothing"
+        time.sleep(0.1)
+    own_influx.stop()
+    time.sleep(3.0)
+    own_influx.start()
+    output, _ = run.communicate(timeout=180)
+    assert run.returncode == 0, output
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    stats = meta["influx"]
+    assert stats["points_spooled"] > 0 and stats["points_replayed"] == stats["points_spooled"]
+    assert stats["points_dropped"] == 0 and stats["spooled_left"] == 0
+    results = load_results(tmp_path / "run")
+    assert counts(own_influx, "outage", meta["run_id"]) == parquet_counts(results)
+    assert "spooled" in output
