@@ -17,6 +17,26 @@ SITE = {"lat": 36.1, "lon": -79.95, "altitude": 273.0, "tz": "America/New_York"}
 LV_GRID = "1-LV-rural1--0-sw"
 
 
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory):
+    """One Mosquitto (Debian package) for the session, with the shipped configuration."""
+    from adapters.mqtt.broker import Mosquitto
+
+    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto")).start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def influxdb(tmp_path_factory: pytest.TempPathFactory):
+    """One InfluxDB 1.6 (Debian's ``influxd``) for the session, without authentication."""
+    from adapters.influx.server import InfluxServer
+
+    server = InfluxServer(tmp_path_factory.mktemp("influxdb")).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def day_raw() -> dict[str, Any]:
     """The shipped day scenario as a raw mapping (a fresh copy per test)."""

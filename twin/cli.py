@@ -281,5 +281,18 @@ def broker(
         mosquitto.stop()
 
 
+@app.command()
+def grafana(
+    out: Annotated[Path, typer.Option(help="Directory for dashboards/ and provisioning/.")] = Path(
+        "grafana"
+    ),
+) -> None:
+    """Generate the Grafana dashboards and provisioning files (InfluxQL over InfluxDB)."""
+    from twin.grafana import write_all
+
+    for path in write_all(out):
+        console.print(f"wrote {path}")
+
+
 if __name__ == "__main__":
     app()

@@ -27,3 +27,30 @@ def write_results(results: str | Path | pd.DataFrame, config: InfluxConfig) -> W
     for lines in encode_frame(results):
         writer.write(lines)
     return writer.close()
+
+
+def kpi_line(kpis: dict[str, float], tags: dict[str, str], time_s: int) -> str | None:
+    """One ``kpi`` point: every finite KPI as a field (tags: site, run_id, controller)."""
+    import math
+
+    from adapters.influx.lineprotocol import escape_key, line_prefix
+
+    fields = [
+        f"{escape_key(name)}={float(value)!r}"
+        for name, value in sorted(kpis.items())
+        if isinstance(value, int | float) and math.isfinite(value)
+    ]
+    if not fields:
+        return None
+    return f"{line_prefix('kpi', tags)} {','.join(fields)} {time_s}"
+
+
+def write_kpis(
+    kpis: dict[str, float], config: InfluxConfig, tags: dict[str, str], time_s: int
+) -> WriterStats:
+    """Write a run's KPIs as one ``kpi`` point stamped ``time_s`` (Unix seconds)."""
+    writer = InfluxWriter(config).open()
+    line = kpi_line(kpis, tags, time_s)
+    if line:
+        writer.write([line])
+    return writer.close()

@@ -4,7 +4,8 @@
 - Automatic reconnect with exponential backoff (``reconnect_min_s`` .. ``reconnect_max_s``).
 - While the broker is away, publications wait in our own **bounded** outbox
   (``buffer_max`` messages); beyond it a publication is dropped and counted, never
-  blocking the run (paho's own queue would grow without bound, PITFALLS.md). After a
+  blocking the run (paho's own queue would grow without bound, PITFALLS.md). While
+  connected, publishing waits when ``max_pending`` messages are unacknowledged. After a
   reconnect the outbox goes out only once paho has re-sent what was in flight, so each
   topic keeps its order (publishing straight into paho races with its re-send).
 - A last will (retained) marks the publisher offline when it dies.
@@ -52,6 +53,7 @@ class LinkStats:
     acked: int = 0
     dropped: int = 0
     buffered_peak: int = 0
+    backpressure_s: float = 0.0
     received: int = 0
     connects: int = 0
     disconnects: int = 0
@@ -59,7 +61,7 @@ class LinkStats:
 
     def as_dict(self) -> dict[str, int]:
         """The counters (without the error texts)."""
-        return {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
+        return {k: v for k, v in self.__dict__.items() if isinstance(v, int | float)}
 
 
 class MqttLink:
@@ -76,7 +78,11 @@ class MqttLink:
     clean_session : bool
         False keeps the subscriptions and queued messages across reconnects.
     buffer_max : int
-        Messages kept while the broker is unreachable (and in flight); more are dropped.
+        Messages kept while the broker is unreachable; more are dropped (and counted).
+    max_pending : int
+        While connected, publishing waits when this many messages are unacknowledged
+        (back-pressure: a twin running faster than the broker goes at the broker's pace
+        instead of piling up messages in memory).
     connect_timeout_s : float
         How long :meth:`open` waits for the first connection before it raises.
     """
@@ -90,6 +96,7 @@ class MqttLink:
         clean_session: bool = True,
         buffer_max: int = 100_000,
         max_inflight: int = 1000,
+        max_pending: int = 20_000,
         reconnect_min_s: int = 1,
         reconnect_max_s: int = 30,
         connect_timeout_s: float = 10.0,
@@ -119,6 +126,7 @@ class MqttLink:
         client.on_publish = self._on_publish
         self.client = client
         self.buffer_max = buffer_max
+        self.max_pending = max_pending
 
     # --- paho callbacks (network thread) ------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
@@ -217,6 +225,8 @@ class MqttLink:
         disconnected. Never blocks.
         """
         self._maybe_resume()
+        if self._resumed and self.pending >= self.max_pending:
+            self._wait_for_acks()
         with self._lock:
             if self._resumed:
                 self._hand(topic, payload, qos, retain)
@@ -230,6 +240,13 @@ class MqttLink:
         if pending > self.stats.buffered_peak:
             self.stats.buffered_peak = pending
         return True
+
+    def _wait_for_acks(self) -> None:
+        """Back-pressure: the broker is connected but slower than we publish."""
+        started = time.monotonic()
+        while self.pending >= self.max_pending // 2 and self.connected:
+            time.sleep(0.001)
+        self.stats.backpressure_s += time.monotonic() - started
 
     @property
     def pending(self) -> int:

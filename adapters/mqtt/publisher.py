@@ -141,7 +141,7 @@ class MqttPublisher(mosaik_api_v3.Simulator):
         """Mark the twin offline, deliver what is queued, record the counters."""
         if self.link is None:
             return
-        self.link.close(final=(self.topics.status(), b"offline"))
+        self.link.close(final=(self.topics.status(), b"offline"), timeout_s=60.0)
         stats = {"client_id": self.config["client_id"], **self.link.stats.as_dict()}
         stats["undelivered"] = self.link.pending
         path = self.config.get("stats_path")

@@ -15,14 +15,6 @@ import pytest
 from adapters.mqtt.broker import Mosquitto
 
 
-@pytest.fixture(scope="session")
-def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Mosquitto:
-    """One broker for the session, with the shipped configuration."""
-    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto")).start()
-    yield broker
-    broker.stop()
-
-
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Mosquitto:
     """A broker of the test's own (it may be stopped and restarted)."""
