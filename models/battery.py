@@ -101,11 +101,27 @@ class Battery(Model):
     both directions), ``eta_ch``/``eta_dis`` (one-way efficiencies), ``soc_min``,
     ``soc_max``, ``soc_init``, ``soh_init``, ``t_init_c``, ``t_ambient_c``,
     ``r_th_k_per_kw``, ``c_th_kj_per_k``, ``cycle_life_efc`` (equivalent full cycles
-    to end of life), ``calendar_life_years`` (at 25 degC), ``soh_eol``.
+    to end of life), ``calendar_life_years`` (at 25 degC), ``soh_eol``, and the thermal
+    protection ``t_derate_c`` / ``t_trip_c``: above ``t_derate_c`` the rating falls
+    linearly to zero at ``t_trip_c`` (the converter trips), judged on the temperature
+    at the start of the step.
+
+    Modifier inputs (faults): ``derate`` (converter availability), ``cooling_factor``
+    (thermal resistance multiplier) and ``capacity_factor`` (usable capacity; when it
+    changes the stored energy is kept and the SoC rescaled).
     """
 
     kind = "battery"
-    inputs = {"p_set_kw": Port("kW", "power setpoint, > 0 discharge")}
+    inputs = {
+        "p_set_kw": Port("kW", "power setpoint, > 0 discharge"),
+        "derate": Port(
+            "1", "available fraction of the converter rating (0 = tripped)", default=1.0
+        ),
+        "cooling_factor": Port(
+            "1", "multiplier on the thermal resistance (> 1: cooling lost)", default=1.0
+        ),
+        "capacity_factor": Port("1", "usable fraction of the capacity (a fade step)", default=1.0),
+    }
     outputs = {
         "p_kw": Port("kW", "power into the bus (> 0 discharge), average over the step"),
         "soc": Port("1", "state of charge at the end of the step"),
@@ -113,6 +129,8 @@ class Battery(Model):
         "t_c": Port("degC", "lumped cell temperature"),
         "e_kwh": Port("kWh", "stored energy"),
         "p_loss_kw": Port("kW", "conversion losses"),
+        "power_avail": Port("1", "available fraction of the rating (thermal derating x derate)"),
+        "tripped": Port("1", "1 while the converter is off (over-temperature or trip)"),
     }
 
     def __init__(
@@ -134,6 +152,9 @@ class Battery(Model):
             "soh_eol",
         ):
             setattr(self, name, self.param(name))
+        self.t_derate_c = np.array([float(u.get("t_derate_c", 45.0)) for u in units])
+        self.t_trip_c = np.array([float(u.get("t_trip_c", 55.0)) for u in units])
+        self._capacity_factor = np.ones(self.n)
         self.soc = self.param("soc_init")
         self.soh = self.param("soh_init")
         self.t_c = self.param("t_init_c")
@@ -143,12 +164,21 @@ class Battery(Model):
     ) -> dict[str, np.ndarray]:
         """Apply the setpoints over the step, within limits, and age the cells."""
         dt_h = dt_s / 3600.0
-        capacity = self.e_kwh * self.soh
+        factor = inputs.get("capacity_factor", self._capacity_factor)
+        if not np.array_equal(factor, self._capacity_factor):
+            # stored energy is kept: the same kWh in a smaller usable capacity
+            self.soc = np.clip(self.soc * self._capacity_factor / factor, 0.0, 1.0)
+            self._capacity_factor = factor.copy()
+        capacity = self.e_kwh * self.soh * self._capacity_factor
+        thermal = np.clip(
+            (self.t_trip_c - self.t_c) / np.maximum(self.t_trip_c - self.t_derate_c, 1e-9), 0.0, 1.0
+        )
+        avail = thermal * np.clip(inputs.get("derate", 1.0), 0.0, 1.0)
         p = limit_power(
             inputs["p_set_kw"],
             self.soc,
             capacity,
-            self.p_max_kw,
+            self.p_max_kw * avail,
             self.soc_min,
             self.soc_max,
             self.eta_ch,
@@ -161,9 +191,8 @@ class Battery(Model):
         p_loss = np.where(discharging, p * (1.0 / self.eta_dis - 1.0), -p * (1.0 - self.eta_ch))
         self.soc = np.clip(self.soc + de_kwh / capacity, 0.0, 1.0)
         t_mean = self.t_c
-        self.t_c = thermal_step(
-            self.t_c, self.t_ambient_c, p_loss, self.r_th_k_per_kw, self.c_th_kj_per_k, dt_s
-        )
+        r_th = self.r_th_k_per_kw * inputs.get("cooling_factor", 1.0)
+        self.t_c = thermal_step(self.t_c, self.t_ambient_c, p_loss, r_th, self.c_th_kj_per_k, dt_s)
         efc = np.abs(de_kwh) / (2.0 * self.e_kwh)
         fade = (1.0 - self.soh_eol) * efc / self.cycle_life_efc
         fade += (
@@ -175,6 +204,8 @@ class Battery(Model):
             "soc": self.soc.copy(),
             "soh": self.soh.copy(),
             "t_c": self.t_c.copy(),
-            "e_kwh": self.soc * self.e_kwh * self.soh,
+            "e_kwh": self.soc * capacity,
             "p_loss_kw": p_loss,
+            "power_avail": avail,
+            "tripped": (avail <= 0.0).astype(float),
         }

@@ -54,6 +54,10 @@ def prepare_net(spec: str) -> tuple[pp.pandapowerNet, np.ndarray]:
     return net, injection
 
 
+#: Nominal frequency (Hz) of the grids twin models (European).
+NOMINAL_HZ = 50.0
+
+
 class Grid(Model):
     """A pandapower grid (one unit: the network behind its point of connection).
 
@@ -71,6 +75,9 @@ class Grid(Model):
         "in_service": Port(
             "1", "1 = line in service, 0 = out; NaN keeps the grid's own status", "line", np.nan
         ),
+        "v_ext_scale": Port("1", "multiplier on the POC voltage (sag < 1 < spike)", default=1.0),
+        "islanded": Port("1", "1 = the POC is open (grid outage)", default=0.0),
+        "f_dev_hz": Port("Hz", "frequency deviation imposed by the grid", default=0.0),
     }
     outputs = {
         "v_pu": Port("pu", "voltage magnitude", group="bus"),
@@ -80,6 +87,9 @@ class Grid(Model):
         "p_kw": Port("kW", "import at the point of connection (> 0 into the site)"),
         "q_kvar": Port("kvar", "reactive import at the point of connection"),
         "losses_kw": Port("kW", "active losses in lines and transformers"),
+        "unserved_kw": Port("kW", "load not served: islanded deficit, buses cut off"),
+        "curtailed_kw": Port("kW", "generation curtailed: islanded surplus, buses cut off"),
+        "f_hz": Port("Hz", "grid frequency at the POC"),
     }
 
     def __init__(
@@ -119,16 +129,38 @@ class Grid(Model):
         in_service = np.where(np.isnan(command), self._line_base_status, command >= 0.5)
         if not np.array_equal(in_service, self._line_in_service):
             self.set_lines_in_service(in_service)
+        v_scale = float(inputs["v_ext_scale"][0]) if "v_ext_scale" in inputs else 1.0
         try:
-            res = self.solver.solve(inputs["p_kw"] / 1000.0, inputs["q_kvar"] / 1000.0)
+            res = self.solver.solve(
+                inputs["p_kw"] / 1000.0, inputs["q_kvar"] / 1000.0, v_ext_scale=v_scale
+            )
         except PowerFlowError as exc:
             raise GridError(f"power flow did not converge at {now.isoformat()}: {exc}") from exc
+        p_ext_kw = res.p_ext_mw * 1000.0
+        islanded = "islanded" in inputs and inputs["islanded"][0] >= 0.5
+        # Islanded, nothing crosses the POC: what the slack would have supplied is
+        # unserved load, what it would have taken is curtailed generation (voltages are
+        # those of a grid-forming unit at the POC balancing the site).
+        poc_kw = 0.0 if islanded else p_ext_kw
+        unserved = max(p_ext_kw, 0.0) if islanded else 0.0
+        curtailed = max(-p_ext_kw, 0.0) if islanded else 0.0
+        # Buses cut off from the POC (a line outage) carry nothing: their net load is
+        # unserved, their net generation curtailed (balanced locally as far as it goes).
+        cut_off = np.isnan(res.vm_pu)
+        if cut_off.any():
+            net_kw = float(inputs["p_kw"][cut_off].sum())
+            unserved += max(-net_kw, 0.0)
+            curtailed += max(net_kw, 0.0)
+        f_hz = NOMINAL_HZ + (float(inputs["f_dev_hz"][0]) if "f_dev_hz" in inputs else 0.0)
         return {
             "v_pu": res.vm_pu,
             "va_deg": res.va_degree,
             "loading_pct": res.line_loading_pct,
             "trafo_loading_pct": res.trafo_loading_pct,
-            "p_kw": np.array([res.p_ext_mw * 1000.0]),
-            "q_kvar": np.array([res.q_ext_mvar * 1000.0]),
+            "p_kw": np.array([poc_kw]),
+            "q_kvar": np.array([0.0 if islanded else res.q_ext_mvar * 1000.0]),
             "losses_kw": np.array([res.losses_mw * 1000.0]),
+            "unserved_kw": np.array([unserved]),
+            "curtailed_kw": np.array([curtailed]),
+            "f_hz": np.array([f_hz]),
         }

@@ -68,9 +68,15 @@ class PandapowerSolver:
     def topology_changed(self) -> None:
         """Nothing to rebuild: runpp converts the net every call."""
 
-    def solve(self, p_mw: np.ndarray, q_mvar: np.ndarray) -> GridResult:
-        """Set the bus injections (MW, Mvar; > 0 into the bus) and run ``runpp``."""
+    def solve(self, p_mw: np.ndarray, q_mvar: np.ndarray, v_ext_scale: float = 1.0) -> GridResult:
+        """Set the bus injections (MW, Mvar; > 0 into the bus) and run ``runpp``.
+
+        ``v_ext_scale`` multiplies the external grid's voltage setpoint (a sag or spike).
+        """
         net = self.net
+        if not hasattr(self, "_vm_ext0"):
+            self._vm_ext0 = net.ext_grid["vm_pu"].to_numpy(float).copy()
+        net.ext_grid["vm_pu"] = self._vm_ext0 * v_ext_scale
         net.sgen.loc[self.injection, "p_mw"] = p_mw
         net.sgen.loc[self.injection, "q_mvar"] = q_mvar
         try:
@@ -133,6 +139,7 @@ class FastSolver:
         self._weights = internal["bus"][:, SL_FAC].real.astype(float)
         self._base_mva = float(internal["baseMVA"])
         self._v = internal["V"].astype(complex).copy()
+        self._v_ref0 = np.abs(self._v[self._ref])
         n_internal = self._ybus.shape[0]
         lookup = net._pd2ppc_lookups["bus"][net.bus.index.to_numpy()]
         self._bus_int = np.where((lookup >= 0) & (lookup < n_internal), lookup, -1)
@@ -156,9 +163,14 @@ class FastSolver:
         self._solver = self._algorithm()
         self.rebuilds += 1
 
-    def solve(self, p_mw: np.ndarray, q_mvar: np.ndarray) -> GridResult:
-        """Solve with bus injections ``p_mw``/``q_mvar`` (> 0 into the bus)."""
+    def solve(self, p_mw: np.ndarray, q_mvar: np.ndarray, v_ext_scale: float = 1.0) -> GridResult:
+        """Solve with bus injections ``p_mw``/``q_mvar`` (> 0 into the bus).
+
+        ``v_ext_scale`` multiplies the slack buses' voltage magnitude (a sag or spike).
+        """
         s_pu = (p_mw + 1j * q_mvar) / self._base_mva
+        ref = self._ref
+        self._v[ref] = self._v_ref0 * v_ext_scale * np.exp(1j * np.angle(self._v[ref]))
         ok = self._bus_ok
         sbus = (
             self._sbus0

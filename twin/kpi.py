@@ -42,6 +42,11 @@ KPI_SPECS = (
     KpiSpec("line_loading_max_pct", "Max line loading (%)"),
     KpiSpec("losses_kwh", "Grid losses (kWh)", "{:,.3f}"),
     KpiSpec("balance_residual_kwh", "Energy-balance residual (kWh)", "{:.2e}"),
+    KpiSpec("unserved_kwh", "Unserved energy, islanded (kWh)", "{:,.3f}"),
+    KpiSpec("curtailed_kwh", "Curtailed generation, islanded (kWh)", "{:,.3f}"),
+    KpiSpec("thermal_trip_steps", "Battery steps tripped (thermal/converter)", "{:.0f}"),
+    KpiSpec("battery_t_max_c", "Max battery temperature (degC)", "{:.1f}"),
+    KpiSpec("frequency_excursion_steps", "Frequency excursions > 0.2 Hz (steps)", "{:.0f}"),
     KpiSpec("e_ev_delivered_kwh", "EV energy delivered (kWh)"),
     KpiSpec("e_ev_unmet_kwh", "EV energy unmet at departure (kWh)"),
     KpiSpec("ev_served", "EVs served", "{:.0f}"),
@@ -49,6 +54,20 @@ KPI_SPECS = (
     KpiSpec("ev_charging_cost_eur", "EV charging cost at import price (EUR)"),
     KpiSpec("peak_import_uncontrolled_kw", "Peak import, uncontrolled charging (kW)"),
 )
+
+
+#: Frequency deviation (Hz) beyond which a step counts as an excursion.
+FREQUENCY_BAND_HZ = 0.2
+
+
+def _poc_series(
+    results: pd.DataFrame, quantity: str, index: pd.Index, default: float = 0.0
+) -> pd.Series:
+    """A point-of-connection quantity (``default`` for runs that did not record it)."""
+    table = wide(results, "grid", quantity)
+    if "poc" not in table:
+        return pd.Series(default, index=index)
+    return table["poc"].reindex(index)
 
 
 def _total(results: pd.DataFrame, kind: str, quantity: str, index: pd.Index) -> pd.DataFrame:
@@ -111,7 +130,13 @@ def compute_kpis(results: pd.DataFrame, scenario: Scenario) -> dict[str, float]:
         initial = {u["name"]: u["soh_init"] for u in scenario.units("battery")}
         soh_change = min(soh[name].iloc[-1] - initial[name] for name in capacities)
     injections = pv.sum(axis=1) + load.sum(axis=1) + battery.sum(axis=1) - ev_kw
-    residual = (poc + injections - losses).abs().sum() * dt_h
+    unserved = _poc_series(results, "unserved_kw", index)
+    curtailed = _poc_series(results, "curtailed_kw", index)
+    # Islanded, the unserved load and the curtailed generation close the balance.
+    residual = (poc + unserved - curtailed + injections - losses).abs().sum() * dt_h
+    tripped = _total(results, "battery", "tripped", index)
+    t_cells = _total(results, "battery", "t_c", index)
+    freq = _poc_series(results, "f_hz", index, default=50.0)
     v_lo, v_hi = scenario.grid.v_min_pu, scenario.grid.v_max_pu
     # Energy cost plus the tariff's demand charge on the run's peak import.
     cost = float(((imp * prices - exp * export_prices) * dt_h).sum())
@@ -139,6 +164,13 @@ def compute_kpis(results: pd.DataFrame, scenario: Scenario) -> dict[str, float]:
         "line_loading_max_pct": float(np.nanmax(lines.to_numpy())) if not lines.empty else 0.0,
         "losses_kwh": float(losses.sum() * dt_h),
         "balance_residual_kwh": float(residual),
+        "unserved_kwh": float(unserved.sum() * dt_h),
+        "curtailed_kwh": float(curtailed.sum() * dt_h),
+        "thermal_trip_steps": int(tripped.to_numpy().sum()) if not tripped.empty else 0,
+        "battery_t_max_c": float(np.nanmax(t_cells.to_numpy()))
+        if not t_cells.empty
+        else float("nan"),
+        "frequency_excursion_steps": int((freq.sub(50.0).abs() > FREQUENCY_BAND_HZ).sum()),
     }
     if scenario.units("ev"):
         kpis.update(_ev_kpis(results, ev_kw, prices, dt_h))

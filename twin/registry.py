@@ -30,6 +30,8 @@ BUILTIN_MODELS = {
     "mpc": "twin.control.optimal:MPCController",
     "schedule": "twin.control.schedule:ScheduleController",
     "rl": "twin.rl.controller:RLController",
+    "faults": "models.faults:FaultSchedule",
+    "sensors": "models.sensors:Sensors",
 }
 _registered: dict[str, type[Model]] = {}
 

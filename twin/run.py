@@ -13,6 +13,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+from mosaik.exceptions import ScenarioError
+
 from twin.adapter_stats import adapter_kpis, adapter_stats, start_emulators, stop_emulators
 from twin.errors import RunError
 from twin.kpi import compute_kpis
@@ -77,6 +80,23 @@ def _abort_world(world: Any) -> None:
         world.shutdown()
     except Exception:  # noqa: BLE001 - the run's own error is the one to report
         pass
+
+
+def fault_labels(scenario: Scenario) -> list[dict[str, Any]]:
+    """The ground truth of a run's faults: kind, target, window (UTC) and severity."""
+    start = scenario.start_ts.tz_convert("UTC")
+    return [
+        {
+            "fault": u["name"],
+            "kind": u["kind"],
+            "target": u["target"],
+            "start": (start + pd.Timedelta(seconds=u["start_s"])).isoformat(),
+            "end": (start + pd.Timedelta(seconds=u["end_s"])).isoformat(),
+            "severity": u["severity"],
+            "mode": u["mode"],
+        }
+        for u in scenario.fault_units()
+    ]
 
 
 def _write_kpis_to_influx(
@@ -154,7 +174,7 @@ def run_scenario(
     emulators = start_emulators(scenario, out)
     try:
         plan = build_world(scenario, out, run_id, realtime=rt_factor is not None)
-    except (ValueError, KeyError, RuntimeError, OSError) as exc:
+    except (ValueError, KeyError, RuntimeError, OSError, ScenarioError) as exc:
         stop_emulators(emulators)
         for key in [k for k in ACTIVE if k.startswith(str(out / "parts"))]:
             ACTIVE.pop(key)  # simulators created before the failure record nothing
@@ -162,6 +182,8 @@ def run_scenario(
         _write_json(out / "run.json", metadata)
         raise RunError(f"run {run_id} could not be set up: {exc}") from exc
     metadata["setup_s"] = time.perf_counter() - started
+    if scenario.faults:
+        _write_json(out / "labels.json", {"faults": fault_labels(scenario)})
     step_s = plan.clock.step_s
     warn_after = warn_late_s if warn_late_s is not None else 0.1 * step_s * (rt_factor or 1.0)
     try:

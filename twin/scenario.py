@@ -136,6 +136,8 @@ class BatterySpec(Strict):
     cycle_life_efc: Positive = 6000.0
     calendar_life_years: Positive = 15.0
     soh_eol: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.8
+    t_derate_c: float = 45.0
+    t_trip_c: float = 55.0
 
     @model_validator(mode="after")
     def _soc_window(self) -> BatterySpec:
@@ -316,6 +318,37 @@ class InfluxSpec(Strict):
         return self
 
 
+class FaultSpec(Strict):
+    """One fault: what, where, when and how hard (``models.faults.FAULT_KINDS``).
+
+    ``target``: an asset name (pv, battery, load faults), ``grid`` (the point of
+    connection: voltage sag/spike, frequency event, grid outage), a line (``line_3``) or a
+    measured quantity ``<asset>.<quantity>`` (sensor faults). ``start``: a duration after
+    the scenario start (``6h``) or a tz-aware timestamp. ``duration``: default, to the
+    end of the run. ``restart_delay`` (inverter trip) keeps the converter off after the
+    window; ``mode`` (SoC misreport) is ``offset`` (severity added) or ``stuck``.
+    """
+
+    kind: str
+    target: str
+    start: str
+    duration: Duration | None = None
+    severity: Annotated[float, Field(ge=-1000.0, le=1000.0)] = 1.0
+    restart_delay: Duration | None = None
+    mode: Literal["offset", "stuck"] = "offset"
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        from models.faults import FAULT_KINDS
+
+        if value not in FAULT_KINDS:
+            close = difflib.get_close_matches(value, list(FAULT_KINDS), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown fault kind {value!r}; {hint}known: {', '.join(FAULT_KINDS)}")
+        return value
+
+
 class Outputs(Strict):
     """Where results go."""
 
@@ -395,6 +428,7 @@ class Scenario(Strict):
     control: ControlSpec = ControlSpec()
     outputs: Outputs = Outputs()
     mqtt: MqttSpec | None = None
+    faults: list[FaultSpec] = []
 
     @field_validator("grid", mode="before")
     @classmethod
@@ -421,6 +455,11 @@ class Scenario(Strict):
     def units(self, kind: str) -> list[dict[str, Any]]:
         """Parameter dicts of the assets of ``kind`` (resolved scenario)."""
         return [spec.model_dump() for spec in getattr(self.assets, kind)]
+
+    def fault_units(self) -> list[dict[str, Any]]:
+        """The faults resolved for :class:`models.faults.FaultSchedule` (see _fault_problems)."""
+        units, _ = _resolve_faults(self)
+        return units
 
     def output_dir(self) -> Path:
         """Output directory with ``{name}`` filled in."""
@@ -641,7 +680,156 @@ def _resolve(scenario: Scenario) -> tuple[Scenario, list[Problem]]:
             )
         )
     problems += _device_problems(scenario, assets)
-    return Scenario.model_validate(data), problems
+    resolved = Scenario.model_validate(data)
+    problems += _resolve_faults(resolved)[1]
+    return resolved, problems
+
+
+def _fault_start_s(scenario: Scenario, text: str) -> int:
+    """Seconds after the scenario start: a duration (``6h``) or a tz-aware timestamp."""
+    try:
+        return parse_duration_s(text)
+    except ValueError:
+        pass
+    try:
+        ts = pd.Timestamp(text)
+    except ValueError as exc:
+        raise ValueError(
+            f"expected a duration after the start (6h) or a timestamp: {exc}"
+        ) from None
+    if ts.tzinfo is None:
+        raise ValueError(f"timestamp {text!r} has no time zone")
+    return int((ts - scenario.start_ts).total_seconds())
+
+
+def _resolve_faults(scenario: Scenario) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """Fault units (start/end seconds, modifier element) and every problem with them."""
+    from models.faults import FAULT_KINDS
+    from models.gridnet import load_net
+    from twin.registry import get_model
+
+    if not scenario.faults:
+        return [], []
+    kind_of = {u["name"]: k for k in ASSET_KINDS for u in scenario.units(k)}
+    end_of_run = parse_duration_s(scenario.duration)
+    step_s = parse_duration_s(scenario.step)
+    lines = None
+    units: list[dict[str, Any]] = []
+    problems: list[Problem] = []
+    for i, fault in enumerate(scenario.faults):
+        where = f"faults[{i}]"
+        spec = FAULT_KINDS[fault.kind]
+        target = fault.target
+        if "sensor" in spec.targets:
+            asset, _, quantity = target.partition(".")
+            if asset not in kind_of or not quantity:
+                problems.append(
+                    Problem(
+                        f"{where}.target",
+                        f"expected <asset>.<quantity> of a sensed asset, got {target!r}",
+                    )
+                )
+                continue
+            outputs = get_model(kind_of[asset]).outputs
+            if quantity not in outputs:
+                problems.append(
+                    Problem(
+                        f"{where}.target",
+                        f"{kind_of[asset]} {asset!r} has no quantity {quantity!r}; "
+                        f"expected one of {', '.join(outputs)}",
+                    )
+                )
+                continue
+            modifier = f"{target}:{spec.modifier}"
+        elif fault.kind == "soc_misreport":
+            if kind_of.get(target) != "battery":
+                problems.append(
+                    Problem(f"{where}.target", f"{target!r} is not a battery of the scenario")
+                )
+                continue
+            modifier = f"{target}.soc:{'stuck' if fault.mode == 'stuck' else 'offset'}"
+        elif spec.targets == ("grid",):
+            if target not in ("grid", "poc"):
+                problems.append(
+                    Problem(
+                        f"{where}.target",
+                        f"{fault.kind} acts on the point of connection: target 'grid'",
+                    )
+                )
+                continue
+            modifier = f"poc:{spec.modifier}"
+        elif spec.targets == ("line",):
+            if lines is None:
+                lines = [f"line_{i}" for i in load_net(scenario.grid.source).line.index]
+            if target not in lines:
+                close = difflib.get_close_matches(target, lines, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                problems.append(Problem(f"{where}.target", f"no line {target!r} in the grid{hint}"))
+                continue
+            modifier = f"{target}:{spec.modifier}"
+        else:
+            kind = kind_of.get(target)
+            if kind is None:
+                close = difflib.get_close_matches(target, list(kind_of), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                problems.append(Problem(f"{where}.target", f"no asset named {target!r}{hint}"))
+                continue
+            if kind not in spec.targets:
+                problems.append(
+                    Problem(
+                        f"{where}.kind",
+                        f"{fault.kind} does not apply to {kind} {target!r}; "
+                        f"it targets {', '.join(spec.targets)}",
+                    )
+                )
+                continue
+            modifier = f"{target}:{spec.modifier}"
+        if fault.restart_delay is not None and fault.kind != "inverter_trip":
+            problems.append(
+                Problem(f"{where}.restart_delay", "only inverter_trip has a restart delay")
+            )
+        if fault.mode != "offset" and fault.kind != "soc_misreport":
+            problems.append(Problem(f"{where}.mode", "only soc_misreport has a mode"))
+        try:
+            start_s = _fault_start_s(scenario, fault.start)
+        except ValueError as exc:
+            problems.append(Problem(f"{where}.start", str(exc)))
+            continue
+        if not 0 <= start_s < end_of_run:
+            problems.append(
+                Problem(
+                    f"{where}.start",
+                    f"{fault.start!r} is outside the run (0 .. {scenario.duration} after "
+                    f"{scenario.start_ts.isoformat()})",
+                )
+            )
+            continue
+        end_s = end_of_run if fault.duration is None else start_s + parse_duration_s(fault.duration)
+        if fault.kind == "capacity_fade":
+            end_s = end_of_run  # a fade is permanent
+        if end_s > end_of_run:
+            problems.append(
+                Problem(
+                    f"{where}.duration", f"the fault would end after the run ({scenario.duration})"
+                )
+            )
+            continue
+        if fault.restart_delay is not None:
+            end_s = min(end_s + parse_duration_s(fault.restart_delay), end_of_run)
+        # whole steps: a fault acts on every step that starts inside its window
+        units.append(
+            {
+                "name": f"f{i}_{fault.kind}",
+                "kind": fault.kind,
+                "target": target,
+                "modifier": modifier,
+                "start_s": start_s,
+                "end_s": max(end_s, start_s + step_s) if end_s > start_s else end_s,
+                "severity": fault.severity,
+                "mode": fault.mode,
+            }
+        )
+    return units, problems
 
 
 def _device_problems(scenario: Scenario, assets: dict[str, list[dict]]) -> list[Problem]:

@@ -23,6 +23,7 @@ import mosaik
 from models.base import Clock
 from models.ev import EVCharging
 from twin import mqtt_world
+from twin.faults_world import start_faults
 from twin.registry import get_model
 from twin.scenario import ASSET_KINDS, Scenario
 
@@ -59,10 +60,11 @@ class _Starter:
         self.parts_dir = parts
         self.parts: list[Path] = []
 
-    def __call__(self, model: str, units: list[dict]) -> Any:
-        sim = self.world.start("Model", sim_id=model, model=model, clock=self.clock.to_dict())
+    def __call__(self, model: str, units: list[dict], sim_id: str | None = None) -> Any:
+        sid = sim_id or model
+        sim = self.world.start("Model", sim_id=sid, model=model, clock=self.clock.to_dict())
         factory = getattr(sim, get_model(model).__name__)
-        part = self.parts_dir / f"{model}.parquet"
+        part = self.parts_dir / f"{sid}.parquet"
         self.parts.append(part)
         record = {"path": str(part), "tags": self.tags}
         (fleet,) = factory.create(1, units=units, context=self.context, record=record)
@@ -136,6 +138,8 @@ def _populate(
         sources = mqtt_world.start_devices(world, scenario, clock, children, tags, out_dir)
         start.parts += [Path(p) for p in mqtt_world.device_parts(scenario, out_dir)]
 
+    observed = start_faults(world, scenario, start, children)
+
     # Assets inject into their bus (active and, where they have it, reactive power).
     for kind, name, bus in _injectors(scenario):
         child = children[kind][name]
@@ -143,7 +147,7 @@ def _populate(
         world.connect(sources.get((kind, name), child), grid[f"bus_{bus}"], *attrs)
 
     if scenario.controller != "none":
-        _connect_controller(world, scenario, fleets, sources)
+        _connect_controller(world, scenario, fleets, sources, observed)
     if scenario.mqtt is not None:
         mqtt_world.start_publisher(
             world, scenario, clock, fleets, sources, out_dir, bundle=not realtime
@@ -206,8 +210,13 @@ def _connect_controller(
     scenario: Scenario,
     fleets: dict[str, Any],
     sources: dict[tuple[str, str], Any],
+    observed: dict[tuple[str, str], Any],
 ) -> None:
-    """Measurements to the controller, setpoints back (state feedback time-shifted)."""
+    """Measurements to the controller, setpoints back (state feedback time-shifted).
+
+    The controller reads a sensor's ``value`` where a fault corrupts that measurement,
+    a device bridge where a device replaces the asset, else the model's output.
+    """
     batteries = scenario.units("battery")
     chargers = _chargers(scenario)
     control = _children(fleets["controller"])
@@ -216,6 +225,9 @@ def _connect_controller(
         # Controllers measure the site's PV + load as one total or each separately.
         attr = f"p_{kind}_kw" if f"p_{kind}_kw" in site_inputs else "p_kw"
         for child in fleets[kind].children if kind in fleets else []:
+            if (child.eid, "p_kw") in observed:
+                world.connect(observed[(child.eid, "p_kw")], control["site"], ("value", attr))
+                continue
             source = sources.get((kind, child.eid), child)
             world.connect(source, control["site"], ("p_kw", attr))
     measures_soc = "soc" in get_model(scenario.controller).inputs
@@ -225,12 +237,13 @@ def _connect_controller(
             name = unit["name"]
             world.connect(control[name], battery[name], "p_set_kw")
             if measures_soc:
+                sensor = observed.get((name, "soc"))
                 world.connect(
-                    sources.get(("battery", name), battery[name]),
+                    sensor or sources.get(("battery", name), battery[name]),
                     control[name],
-                    "soc",
+                    ("value", "soc") if sensor is not None else "soc",
                     time_shifted=True,
-                    initial_data={"soc": unit["soc_init"]},
+                    initial_data={"value" if sensor is not None else "soc": unit["soc_init"]},
                 )
     if chargers:
         ev = _children(fleets["ev"])
