@@ -211,16 +211,16 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(
         f"{'flow':<24}{'msgs':>9}{'msg/s':>10}{'lat p50':>10}{'lat p99':>10}"
-        f"{'late p50':>10}{'late p99':>10}{'late max':>10}{'lost':>6}"
+        f"{'late p50':>10}{'late p99':>10}{'late max':>10}{'span p99':>10}{'lost':>6}"
     )
     for name, count, rate, stats, rt in rows:
         late = (
             [
                 f"{rt[k] * 1e3:>8.1f}ms"
-                for k in ("lateness_p50_s", "lateness_p99_s", "lateness_max_s")
+                for k in ("lateness_p50_s", "lateness_p99_s", "lateness_max_s", "span_p99_s")
             ]
             if rt
-            else [f"{'-':>10}"] * 3
+            else [f"{'-':>10}"] * 4
         )
         print(
             f"{name:<24}{count:>9}{rate:>10.0f}{stats['latency_p50_ms']:>8.1f}ms"
