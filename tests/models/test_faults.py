@@ -99,9 +99,11 @@ def _sensor(**inputs):
 
 def test_sensor_offset_dropout_and_stuck():
     sensors, base = _sensor()
-    step = lambda **kw: sensors.step(
-        CLOCK.time_at(0), 900, {**base, **{k: np.array([v]) for k, v in kw.items()}}
-    )  # noqa: E731
+
+    def step(**values):
+        changed = {k: np.array([v]) for k, v in values.items()}
+        return sensors.step(CLOCK.time_at(0), 900, {**base, **changed})
+
     assert step(true=0.5)["measured"][0] == 0.5
     assert step(true=0.55, offset=0.3)["measured"][0] == pytest.approx(0.85)
     out = step(true=0.6, dropout=1.0)
