@@ -282,6 +282,54 @@ def broker(
 
 
 @app.command()
+def campaign(
+    file: Annotated[Path, typer.Argument(help="Campaign YAML (base scenario + axes).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Campaign directory (default runs/campaigns/<name>).")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="tcp://host:port of a dask scheduler (default: local).")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Local cluster worker processes.")] = 2,
+    report: Annotated[
+        bool, typer.Option("--report", help="Render heat maps and the worst cases after.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Run every run of a campaign (skipping finished ones) and write its summary."""
+    from twin.campaign import execute, load_campaign
+    from twin.campaign import report as render
+
+    try:
+        spec = load_campaign(file)
+    except TwinError as exc:
+        _fail(exc)
+        return
+    directory = out or Path("runs") / "campaigns" / spec.name
+    summary = execute(spec, directory, scheduler=scheduler, n_workers=workers, progress=progress)
+    failed = summary[summary["status"] != "finished"]
+    console.print(
+        f"{len(summary)} runs ({len(summary) - len(failed)} finished, {len(failed)} failed): "
+        f"{directory / 'summary.parquet'}, {directory / 'summary.csv'}"
+    )
+    for _, row in failed.iterrows():
+        err_console.print(f"[red]failed[/] {row['run_id']}: {row['error']}")
+    if report:
+        try:
+            page, worst = render(directory)
+        except TwinError as exc:
+            _fail(exc)
+            return
+        table = Table(title="worst cases: extra cost against the fault-free twin")
+        for column in worst.columns:
+            table.add_column(str(column))
+        for _, row in worst.iterrows():
+            table.add_row(*[_fmt(v) if isinstance(v, float) else str(v) for v in row])
+        console.print(table)
+        console.print(f"report: {page}")
+
+
+@app.command()
 def grafana(
     out: Annotated[Path, typer.Option(help="Directory for dashboards/ and provisioning/.")] = Path(
         "grafana"

@@ -1,0 +1,457 @@
+"""Campaigns: many runs of one base scenario, in parallel on dask.distributed.
+
+A campaign file names a base scenario and axes to sweep::
+
+    name: fault_sweep
+    base: ../microgrid_day.yaml         # relative to the campaign file
+    mode: grid                          # every combination; or `random` with `samples`
+    axes:
+      controller: [rule, none]          # any scenario field by path (as with --set)
+      fault:                            # a run gets one fault (the list's entries)...
+        - {kind: pv_shading, target: pv_roof, duration: 3h, severity: 0.5}
+      fault.start: [6h, 10h, 14h, 18h]  # ...with these fault fields swept too
+      seed: [1, 2]
+
+Each run has a stable id (a hash of its axis values), runs in a directory of its own,
+and its row in ``summary.parquet`` / ``summary.csv`` holds its axes, status, KPIs and
+the KPI deltas against its **reference**: the same run without the fault (added to the
+campaign automatically). A run that raises is recorded with its error and the campaign
+goes on; a re-run skips runs that finished. In random mode numeric axes may be ranges
+(``{min: 0.1, max: 0.9}``) and ``samples`` runs are drawn with ``seed``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from twin.errors import Problem, ScenarioError, TwinError
+
+__all__ = [
+    "RESILIENCE_KPIS",
+    "Campaign",
+    "RunSpec",
+    "execute",
+    "load_campaign",
+    "run_one",
+    "summarise",
+]
+
+#: KPIs whose change against the fault-free reference measures resilience.
+RESILIENCE_KPIS = (
+    "cost_scored_eur",
+    "unserved_kwh",
+    "curtailed_kwh",
+    "voltage_violations",
+    "thermal_trip_steps",
+    "peak_import_kw",
+    "e_import_kwh",
+)
+#: Recovered once the battery SoC is within this of the reference...
+RECOVERY_SOC = 0.01
+#: ... and the exchange at the point of connection within this many kW.
+RECOVERY_KW = 1.0
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a campaign: its axis values, id and reference."""
+
+    run_id: str
+    axes: dict[str, Any]
+    reference: str | None  # run id of the fault-free twin (None: this is one)
+
+    @property
+    def fault(self) -> dict[str, Any] | None:
+        """The run's fault, if any."""
+        return self.axes.get("fault")
+
+
+@dataclass
+class Campaign:
+    """A parsed campaign file."""
+
+    name: str
+    base_path: Path
+    base: dict[str, Any]
+    axes: dict[str, list[Any]]
+    mode: str = "grid"
+    samples: int = 10
+    seed: int = 0
+    runs: list[RunSpec] = field(default_factory=list)
+
+
+def _run_id(axes: dict[str, Any]) -> str:
+    text = json.dumps(axes, sort_keys=True, default=str)
+    return "r" + hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    """Read a campaign file and expand it into runs (with their references).
+
+    Raises
+    ------
+    ScenarioError
+        With the field of the campaign file that is wrong.
+    """
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text())
+    problems: list[Problem] = []
+    if not isinstance(raw, dict):
+        raise ScenarioError([Problem("", "expected a mapping")], str(path))
+    unknown = set(raw) - {"name", "base", "mode", "samples", "seed", "axes", "description"}
+    problems += [
+        Problem(key, "unknown key; expected name, base, mode, samples, seed, axes")
+        for key in sorted(unknown)
+    ]
+    base_path = (path.parent / str(raw.get("base", ""))).resolve()
+    if not base_path.is_file():
+        problems.append(
+            Problem("base", f"scenario {raw.get('base')!r} not found (relative to {path.parent})")
+        )
+    axes = raw.get("axes") or {}
+    if not isinstance(axes, dict) or not axes:
+        problems.append(Problem("axes", "expected a mapping of field path -> list of values"))
+    mode = raw.get("mode", "grid")
+    if mode not in ("grid", "random"):
+        problems.append(Problem("mode", f"expected grid or random, got {mode!r}"))
+    for name, values in axes.items() if isinstance(axes, dict) else []:
+        ranged = isinstance(values, dict) and set(values) == {"min", "max"}
+        if not (isinstance(values, list) and values) and not (ranged and mode == "random"):
+            problems.append(
+                Problem(f"axes.{name}", "expected a non-empty list (or {min, max} in random mode)")
+            )
+    if problems:
+        raise ScenarioError(problems, str(path))
+    campaign = Campaign(
+        name=str(raw.get("name", path.stem)),
+        base_path=base_path,
+        base=yaml.safe_load(base_path.read_text()),
+        axes=axes,
+        mode=mode,
+        samples=int(raw.get("samples", 10)),
+        seed=int(raw.get("seed", 0)),
+    )
+    campaign.runs = expand(campaign)
+    _validate_runs(campaign)
+    return campaign
+
+
+def _combinations(campaign: Campaign) -> list[dict[str, Any]]:
+    names = list(campaign.axes)
+    if campaign.mode == "grid":
+        return [
+            dict(zip(names, combo, strict=True))
+            for combo in itertools.product(*campaign.axes.values())
+        ]
+    rng = np.random.default_rng(campaign.seed)
+    out = []
+    for _ in range(campaign.samples):
+        combo = {}
+        for name, values in campaign.axes.items():
+            if isinstance(values, dict):
+                combo[name] = float(rng.uniform(values["min"], values["max"]))
+            else:
+                combo[name] = values[int(rng.integers(len(values)))]
+        out.append(combo)
+    return out
+
+
+def expand(campaign: Campaign) -> list[RunSpec]:
+    """Every run of the campaign and, for runs with a fault, its fault-free reference."""
+    runs: dict[str, RunSpec] = {}
+    for combo in _combinations(campaign):
+        fault_fields = {k.split(".", 1)[1]: v for k, v in combo.items() if k.startswith("fault.")}
+        axes = {k: v for k, v in combo.items() if not k.startswith("fault.")}
+        if "fault" in axes:
+            axes["fault"] = {**axes["fault"], **fault_fields}
+        reference = None
+        if axes.get("fault") is not None:
+            ref_axes = {k: v for k, v in axes.items() if k != "fault"}
+            reference = _run_id(ref_axes)
+            runs.setdefault(reference, RunSpec(reference, ref_axes, None))
+        run_id = _run_id(axes)
+        runs[run_id] = RunSpec(run_id, axes, reference)
+    return list(runs.values())
+
+
+def scenario_of(campaign: Campaign, run: RunSpec) -> dict[str, Any]:
+    """The raw scenario of one run: the base with the run's axis values applied."""
+    from twin.scenario import apply_overrides
+
+    raw = copy.deepcopy(campaign.base)
+    raw["name"] = f"{campaign.name}-{run.run_id}"
+    overrides = []
+    for name, value in run.axes.items():
+        if name == "fault":
+            raw["faults"] = [*raw.get("faults", []), value] if value else raw.get("faults", [])
+        else:
+            overrides.append(f"{name}={json.dumps(value)}")
+    return apply_overrides(raw, overrides)
+
+
+def _validate_runs(campaign: Campaign) -> None:
+    """Validate each distinct run scenario now: a bad axis value fails before any run."""
+    from twin.scenario import validate_scenario
+
+    problems = []
+    for run in campaign.runs:
+        try:
+            validate_scenario(scenario_of(campaign, run), f"run {run.run_id}")
+        except ScenarioError as exc:
+            axes = json.dumps(run.axes, default=str)
+            problems += [Problem(f"axes ({axes}): {p.path}", p.message) for p in exc.problems]
+    if problems:
+        raise ScenarioError(problems[:20], f"campaign {campaign.name}")
+
+
+def run_one(raw: dict[str, Any], out_dir: str) -> dict[str, Any]:
+    """Run one scenario (on a worker); never raises: failures come back as a row."""
+    from twin.run import run_scenario
+    from twin.scenario import validate_scenario
+
+    started = time.perf_counter()
+    row: dict[str, Any] = {"status": "finished", "error": None}
+    try:
+        result = run_scenario(validate_scenario(raw), out_dir, compare_uncontrolled=False)
+        row["kpis"] = result.kpis
+    except Exception as exc:  # noqa: BLE001 - a failed run is a result of the campaign
+        row.update(status="failed", error=f"{type(exc).__name__}: {exc}", kpis={})
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / "error.txt").write_text(traceback.format_exc())
+    row["wall_s"] = time.perf_counter() - started
+    return row
+
+
+def _finished(out_dir: Path) -> dict[str, Any] | None:
+    """The row of a run that finished in an earlier execution (resume)."""
+    try:
+        meta = json.loads((out_dir / "run.json").read_text())
+        kpis = json.loads((out_dir / "kpis.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("status") != "finished":
+        return None
+    return {
+        "status": "finished",
+        "error": None,
+        "kpis": kpis,
+        "wall_s": meta.get("wall_s"),
+        "resumed": True,
+    }
+
+
+def execute(
+    campaign: Campaign,
+    out_dir: str | Path,
+    *,
+    scheduler: str | None = None,
+    n_workers: int = 2,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run every run not finished yet on dask.distributed; write and return the summary.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        ``tcp://host:port`` of a running dask scheduler; default: a ``LocalCluster`` of
+        ``n_workers`` single-threaded worker processes.
+    """
+    from dask.distributed import Client, LocalCluster, as_completed
+    from rich.progress import Progress
+
+    out = Path(out_dir)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    rows: dict[str, dict[str, Any]] = {}
+    todo = []
+    for run in campaign.runs:
+        done = _finished(out / "runs" / run.run_id)
+        if done is not None:
+            rows[run.run_id] = done
+        else:
+            todo.append(run)
+    if todo:
+        cluster = None
+        if scheduler is None:
+            cluster = LocalCluster(
+                n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+        client = Client(scheduler or cluster)
+        try:
+            futures = {
+                client.submit(
+                    run_one,
+                    scenario_of(campaign, run),
+                    str(out / "runs" / run.run_id),
+                    key=f"{campaign.name}-{run.run_id}",
+                    pure=False,
+                ): run
+                for run in todo
+            }
+            with Progress(disable=not progress) as bar:
+                task = bar.add_task(f"{campaign.name}: {len(todo)} runs", total=len(todo))
+                for future in as_completed(futures):
+                    run = futures[future]
+                    try:
+                        rows[run.run_id] = future.result()
+                    except Exception as exc:  # noqa: BLE001 - a lost worker, say
+                        rows[run.run_id] = {
+                            "status": "failed",
+                            "error": f"{type(exc).__name__}: {exc}",
+                            "kpis": {},
+                        }
+                    bar.advance(task)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    summary = summarise(campaign, rows, out)
+    summary.to_parquet(out / "summary.parquet", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
+    return summary
+
+
+def _recovery_h(run_dir: Path, ref_dir: Path, fault_end: pd.Timestamp) -> float:
+    """Hours after the fault's end until SoC and exchange are back with the reference."""
+    from twin.results import load_results, wide
+
+    try:
+        ours, ref = load_results(run_dir), load_results(ref_dir)
+    except OSError:
+        return math.nan
+    poc = (
+        wide(ours, "grid", "p_kw")["poc"] - wide(ref, "grid", "p_kw")["poc"]
+    ).abs() <= RECOVERY_KW
+    soc_ours, soc_ref = wide(ours, "battery", "soc"), wide(ref, "battery", "soc")
+    back = poc
+    if not soc_ours.empty:
+        back &= ((soc_ours - soc_ref).abs() <= RECOVERY_SOC).all(axis=1)
+    after = back[back.index >= fault_end]
+    if after.empty:
+        return math.nan
+    bad = np.flatnonzero(~after.to_numpy())
+    if bad.size == 0:
+        return 0.0
+    if bad[-1] == len(after) - 1:
+        return math.nan  # not back by the end of the run
+    return float((after.index[bad[-1] + 1] - fault_end).total_seconds() / 3600.0)
+
+
+def summarise(campaign: Campaign, rows: dict[str, dict[str, Any]], out: Path) -> pd.DataFrame:
+    """One row per run: axes, status, KPIs, deltas against the reference, recovery."""
+    records = []
+    for run in campaign.runs:
+        row = rows.get(run.run_id, {"status": "missing", "kpis": {}})
+        record: dict[str, Any] = {
+            "run_id": run.run_id,
+            "reference": run.reference,
+            "status": row["status"],
+            "error": row.get("error"),
+            "wall_s": row.get("wall_s"),
+        }
+        for name, value in run.axes.items():
+            if name == "fault":
+                for key in ("kind", "target", "start", "duration", "severity"):
+                    record[f"fault.{key}"] = (value or {}).get(key)
+            else:
+                record[name] = value if not isinstance(value, list | dict) else json.dumps(value)
+        kpis = row.get("kpis") or {}
+        record.update({k: v for k, v in kpis.items() if isinstance(v, int | float)})
+        ref = rows.get(run.reference or "", {}).get("kpis") or {}
+        for key in RESILIENCE_KPIS:
+            if run.reference is not None:
+                record[f"delta_{key}"] = kpis.get(key, math.nan) - ref.get(key, math.nan)
+        if run.reference is not None and row["status"] == "finished":
+            labels_path = out / "runs" / run.run_id / "labels.json"
+            end = (
+                json.loads(labels_path.read_text())["faults"][-1]["end"]
+                if labels_path.exists()
+                else None
+            )
+            record["recovery_h"] = (
+                _recovery_h(
+                    out / "runs" / run.run_id, out / "runs" / run.reference, pd.Timestamp(end)
+                )
+                if end
+                else math.nan
+            )
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def report(out_dir: str | Path, top: int = 10) -> tuple[Path, pd.DataFrame]:
+    """Heat maps of KPI deltas by fault kind and start time; the worst cases.
+
+    Returns the HTML page and the table of the worst runs (by extra cost).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    summary = pd.read_parquet(out / "summary.parquet")
+    faulted = summary[summary["reference"].notna() & (summary["status"] == "finished")]
+    if faulted.empty:
+        raise TwinError(f"{out}: no finished runs with a fault to report")
+    figures = []
+    for metric in (
+        "delta_cost_scored_eur",
+        "delta_unserved_kwh",
+        "delta_voltage_violations",
+        "recovery_h",
+    ):
+        if metric not in faulted:
+            continue
+        table = faulted.pivot_table(
+            index="fault.kind", columns="fault.start", values=metric, aggfunc="mean"
+        )
+        fig, ax = plt.subplots(figsize=(1.2 * len(table.columns) + 4, 0.4 * len(table) + 2))
+        image = ax.imshow(table.to_numpy(dtype=float), aspect="auto", cmap="magma_r")
+        ax.set_xticks(range(len(table.columns)), [str(c) for c in table.columns])
+        ax.set_yticks(range(len(table.index)), list(table.index))
+        ax.set_xlabel("fault start (after the scenario start)")
+        ax.set_title(f"{metric} (mean over the other axes)")
+        fig.colorbar(image, ax=ax)
+        fig.tight_layout()
+        path = out / f"heatmap_{metric}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        figures.append(path)
+    columns = ["run_id", "fault.kind", "fault.target", "fault.start", "fault.severity"]
+    columns += [c for c in faulted.columns if c in ("controller", "seed")]
+    columns += [
+        c
+        for c in (
+            "delta_cost_scored_eur",
+            "delta_unserved_kwh",
+            "delta_voltage_violations",
+            "recovery_h",
+        )
+        if c in faulted
+    ]
+    worst = faulted.sort_values("delta_cost_scored_eur", ascending=False)[columns].head(top)
+    failed = summary[summary["status"] != "finished"][["run_id", "status", "error"]]
+    html = ["<html><head><meta charset='utf-8'><title>campaign report</title></head><body>"]
+    html.append(f"<h1>Campaign {out.name}: {len(summary)} runs, {len(failed)} failed</h1>")
+    html += [f"<img src='{p.name}'>" for p in figures]
+    html.append("<h2>Worst cases (extra cost against the fault-free twin)</h2>")
+    html.append(worst.to_html(index=False, float_format=lambda v: f"{v:,.3f}"))
+    if not failed.empty:
+        html.append("<h2>Failed runs</h2>" + failed.to_html(index=False))
+    html.append("</body></html>")
+    page = out / "report.html"
+    page.write_text("\n".join(html))
+    return page, worst
