@@ -391,6 +391,16 @@ def summarise(campaign: Campaign, rows: dict[str, dict[str, Any]], out: Path) ->
     return pd.DataFrame.from_records(records)
 
 
+def _start_key(start: Any) -> float:
+    """Order fault starts by time ('2h' before '12h'; timestamps as they are)."""
+    from twin.units import parse_duration_s
+
+    try:
+        return float(parse_duration_s(str(start)))
+    except ValueError:
+        return float(pd.Timestamp(str(start)).timestamp())
+
+
 def report(out_dir: str | Path, top: int = 10) -> tuple[Path, pd.DataFrame]:
     """Heat maps of KPI deltas by fault kind and start time; the worst cases.
 
@@ -418,6 +428,7 @@ def report(out_dir: str | Path, top: int = 10) -> tuple[Path, pd.DataFrame]:
         table = faulted.pivot_table(
             index="fault.kind", columns="fault.start", values=metric, aggfunc="mean"
         )
+        table = table[sorted(table.columns, key=_start_key)]
         fig, ax = plt.subplots(figsize=(1.2 * len(table.columns) + 4, 0.4 * len(table) + 2))
         image = ax.imshow(table.to_numpy(dtype=float), aspect="auto", cmap="magma_r")
         ax.set_xticks(range(len(table.columns)), [str(c) for c in table.columns])

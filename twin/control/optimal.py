@@ -89,7 +89,9 @@ class _Planner(SiteController):
             eta_dis=self.param("eta_dis"),
             soc_min=self.param("soc_min"),
             soc_max=self.param("soc_max"),
-            soc0=np.clip(soc0, 0.0, 1.0),
+            # a measured SoC outside the window (a misreport, a capacity step) would
+            # make the plan infeasible: plan from the nearest feasible state
+            soc0=np.clip(soc0, self.param("soc_min"), self.param("soc_max")),
             degradation_eur_kwh=float(self.control.get("degradation_eur_kwh") or 0.0),
             demand_charge_eur_kw=float(self.context["tariff"].get("demand_charge_eur_kw", 0.0)),
             terminal_price_eur_kwh=terminal_price,

@@ -1,0 +1,76 @@
+"""Campaign throughput: one-day runs one after another vs a dask LocalCluster.
+
+Usage: python -m benchmarks.campaign [--runs 100] [--workers 2]
+
+The runs are the demo day with ``--runs`` different seeds and a PV-shading fault at
+varying start times (distinct, real runs). "sequential" runs them one by one in this
+process (``twin.campaign.run_one``, as a worker would); "cluster" is ``twin campaign``'s
+executor on a ``LocalCluster`` of ``--workers`` single-threaded processes, cluster
+start-up included. The table gives runs per minute and the speed-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from benchmarks.run_year import machine
+from twin.campaign import Campaign, execute, expand, run_one, scenario_of
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_campaign(runs: int) -> Campaign:
+    base_path = ROOT / "scenarios" / "microgrid_day.yaml"
+    starts = [f"{h}h" for h in range(1, 21)]
+    campaign = Campaign(
+        name="bench",
+        base_path=base_path,
+        base=yaml.safe_load(base_path.read_text()),
+        axes={
+            "seed": list(range(runs // len(starts) + 1)),
+            "fault": [
+                {"kind": "pv_shading", "target": "pv_roof", "duration": "3h", "severity": 0.5}
+            ],
+            "fault.start": starts,
+        },
+    )
+    campaign.runs = [r for r in expand(campaign) if r.reference is not None][:runs]
+    return campaign
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    campaign = make_campaign(args.runs)
+    work = Path(tempfile.mkdtemp(prefix="bench-campaign-"))
+
+    started = time.perf_counter()
+    for run in campaign.runs:
+        row = run_one(scenario_of(campaign, run), str(work / "seq" / run.run_id))
+        assert row["status"] == "finished", row["error"]
+    sequential = time.perf_counter() - started
+
+    started = time.perf_counter()
+    summary = execute(campaign, work / "cluster", n_workers=args.workers, progress=False)
+    cluster = time.perf_counter() - started
+    assert (summary["status"] == "finished").all()
+
+    n = len(campaign.runs)
+    print(f"machine: {machine()}; {os.cpu_count()} CPUs; {n} one-day runs (96 steps each)")
+    print(f"{'mode':<34}{'wall s':>9}{'runs/min':>10}{'speed-up':>10}")
+    rate = n / sequential * 60
+    print(f"{'sequential (one process)':<34}{sequential:>9.1f}{rate:>10.1f}{1.0:>10.2f}")
+    label = f"LocalCluster, {args.workers} workers"
+    print(f"{label:<34}{cluster:>9.1f}{n / cluster * 60:>10.1f}{sequential / cluster:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()
