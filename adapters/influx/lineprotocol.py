@@ -80,6 +80,55 @@ def encode_block(
     return lines
 
 
+def encode_block_bytes(
+    prefix: str, names: list[str], values: np.ndarray, seconds: np.ndarray
+) -> tuple[bytes, int]:
+    """Like :func:`encode_block`, as one newline-terminated body chunk, built in Arrow.
+
+    Floats are formatted by Arrow's shortest round-trip conversion (C++), about three
+    times faster than ``repr``; NaN fields are skipped. Returns (chunk, lines).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keep = ~np.isnan(values).all(axis=1)
+    if not keep.all():
+        values, seconds = values[keep], seconds[keep]
+    if len(values) == 0:
+        return b"", 0
+    fields = [
+        pc.binary_join_element_wise(
+            name, pc.cast(pa.array(values[:, j], from_pandas=True), pa.string()), ""
+        )
+        for j, name in enumerate(names)
+    ]
+    joined = pc.binary_join_element_wise(*fields, ",", null_handling="skip")
+    stamps = pc.binary_join_element_wise(pc.cast(pa.array(seconds), pa.string()), "\n", "")
+    lines = pc.binary_join_element_wise(prefix, joined, stamps, " ")
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)
+    start, end = offsets[lines.offset], offsets[lines.offset + len(lines)]
+    return lines.buffers()[2].to_pybytes()[start:end], len(lines)
+
+
+def encode_frame_bytes(results: pd.DataFrame) -> Iterator[tuple[bytes, int]]:
+    """Body chunks of tidy results, one per (kind, source, asset) series (see below)."""
+    for prefix, names, values, seconds in _series_blocks(results):
+        yield encode_block_bytes(prefix, names, values, seconds)
+
+
+def _series_blocks(
+    results: pd.DataFrame,
+) -> Iterator[tuple[str, list[str], np.ndarray, np.ndarray]]:
+    keys = ["kind", "source", "asset", "site", "run_id"]
+    for (kind, source, asset, site, run_id), group in results.groupby(keys, observed=True):
+        table = group.pivot(index="time", columns="quantity", values="value").sort_index()
+        prefix = line_prefix(
+            str(kind), {"asset": asset, "run_id": run_id, "site": site, "source": source}
+        )
+        names = [f"{escape_key(str(q))}=" for q in table.columns]
+        yield prefix, names, table.to_numpy(dtype=float), table.index.as_unit("s").asi8
+
+
 def encode_frame(results: pd.DataFrame) -> Iterator[list[str]]:
     """Line-protocol lines of tidy results, one list per (kind, source, asset) series.
 
@@ -89,12 +138,5 @@ def encode_frame(results: pd.DataFrame) -> Iterator[list[str]]:
         Tidy rows: ``time`` (tz-aware), ``site``, ``run_id``, ``source``, ``asset``,
         ``kind``, ``quantity``, ``value``.
     """
-    keys = ["kind", "source", "asset", "site", "run_id"]
-    for (kind, source, asset, site, run_id), group in results.groupby(keys, observed=True):
-        table = group.pivot(index="time", columns="quantity", values="value").sort_index()
-        prefix = line_prefix(
-            str(kind), {"asset": asset, "run_id": run_id, "site": site, "source": source}
-        )
-        names = [f"{escape_key(str(q))}=" for q in table.columns]
-        seconds = table.index.as_unit("s").asi8
-        yield encode_block(prefix, names, table.to_numpy(dtype=float), seconds)
+    for prefix, names, values, seconds in _series_blocks(results):
+        yield encode_block(prefix, names, values, seconds)

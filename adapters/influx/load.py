@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from adapters.influx.lineprotocol import encode_frame
+from adapters.influx.lineprotocol import encode_frame_bytes
 from adapters.influx.writer import InfluxConfig, InfluxWriter, WriterStats
 
 __all__ = ["write_results"]
@@ -24,8 +24,8 @@ def write_results(results: str | Path | pd.DataFrame, config: InfluxConfig) -> W
         path = Path(results)
         results = pd.read_parquet(path / "results.parquet" if path.is_dir() else path)
     writer = InfluxWriter(config).open()
-    for lines in encode_frame(results):
-        writer.write(lines)
+    for chunk, lines in encode_frame_bytes(results):
+        writer.write_chunk(chunk, lines)
     return writer.close()
 
 

@@ -131,6 +131,8 @@ class InfluxWriter:
         self.config = config
         self.stats = WriterStats()
         self._lines: list[str] = []
+        self._chunks: list[bytes] = []
+        self._chunk_lines = 0
         self._first_line_at = 0.0
         self._queue: queue.Queue[bytes | None] = queue.Queue()
         self._fatal: InfluxError | None = None
@@ -189,8 +191,25 @@ class InfluxWriter:
         if self._lines and time.monotonic() - self._first_line_at > self.config.flush_interval_s:
             self.flush()
 
+    def write_chunk(self, chunk: bytes, lines: int) -> None:
+        """Add a ready body chunk (newline-terminated lines); batches hold whole chunks."""
+        if not lines:
+            return
+        if not self._chunks:
+            self._first_line_at = time.monotonic()
+        self._chunks.append(chunk)
+        self._chunk_lines += lines
+        if self._chunk_lines >= self.config.batch_size:
+            self._flush_chunks()
+
+    def _flush_chunks(self) -> None:
+        if self._chunks:
+            self._queue.put(b"".join(self._chunks))
+            self._chunks, self._chunk_lines = [], 0
+
     def flush(self) -> None:
         """Hand the partial batch to the sender thread."""
+        self._flush_chunks()
         if self._lines:
             self._enqueue(self._lines)
             self._lines = []

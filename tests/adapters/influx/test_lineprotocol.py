@@ -4,7 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.influx.lineprotocol import encode_block, encode_frame, escape_key, line_prefix
+from adapters.influx.lineprotocol import (
+    encode_block,
+    encode_block_bytes,
+    encode_frame,
+    escape_key,
+    line_prefix,
+)
 from adapters.influx.writer import InfluxConfig, InfluxWriter
 
 
@@ -55,3 +61,23 @@ def test_special_characters_and_exact_floats_survive_the_server(influxdb):
     answer = influxdb.query("SELECT v_pu, asset, site FROM bus", db="lp")
     (row,) = answer["results"][0]["series"][0]["values"]
     assert row[1] == value and row[2] == "bus 7,a=b" and row[3] == "my site"
+
+
+def test_the_arrow_encoder_writes_the_same_points_as_the_python_one():
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(500, 3)) * 10.0 ** rng.integers(-8, 8, size=(500, 3))
+    values[rng.random((500, 3)) < 0.1] = np.nan
+    values[7] = np.nan  # a line with nothing to write
+    seconds = np.arange(500) * 900 + 1466481600
+    names = ["a=", "b=", "c="]
+    chunk, count = encode_block_bytes("m,asset=x", names, values, seconds)
+    reference = encode_block("m,asset=x", names, values, seconds)
+    ours = chunk.decode().splitlines()
+    expected = int((~np.isnan(values).all(axis=1)).sum())
+    assert count == len(ours) == len(reference) == expected < 500
+
+    def parse(line: str) -> tuple[str, dict[str, float], str]:
+        prefix, fields, stamp = line.split(" ")
+        return prefix, {k: float(v) for k, v in (f.split("=") for f in fields.split(","))}, stamp
+
+    assert [parse(line) for line in ours] == [parse(line) for line in reference]  # exact floats
