@@ -6,7 +6,8 @@ The runs are the demo day with ``--runs`` different seeds and a PV-shading fault
 varying start times (distinct, real runs). "sequential" runs them one by one in this
 process (``twin.campaign.run_one``, as a worker would); "cluster" is ``twin campaign``'s
 executor on a ``LocalCluster`` of ``--workers`` single-threaded processes, cluster
-start-up included. The table gives runs per minute and the speed-up.
+start-up included ("cold"), and the same on a cluster already up with the twin imported
+("warm", what a long campaign sees). The table gives runs per minute and the speed-up.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 import yaml
+from dask.distributed import Client, LocalCluster
 
 from benchmarks.run_year import machine
 from twin.campaign import Campaign, execute, expand, run_one, scenario_of
@@ -63,13 +65,29 @@ def main() -> None:
     cluster = time.perf_counter() - started
     assert (summary["status"] == "finished").all()
 
+    # The same runs on a cluster that is up and has imported the twin (a long campaign).
+    with (
+        LocalCluster(
+            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as local,
+        Client(local) as client,
+    ):
+        client.run(lambda: __import__("twin.run"))
+        started = time.perf_counter()
+        summary = execute(campaign, work / "warm", progress=False, client=client)
+        warm = time.perf_counter() - started
+    assert (summary["status"] == "finished").all()
+
     n = len(campaign.runs)
     print(f"machine: {machine()}; {os.cpu_count()} CPUs; {n} one-day runs (96 steps each)")
     print(f"{'mode':<34}{'wall s':>9}{'runs/min':>10}{'speed-up':>10}")
     rate = n / sequential * 60
     print(f"{'sequential (one process)':<34}{sequential:>9.1f}{rate:>10.1f}{1.0:>10.2f}")
-    label = f"LocalCluster, {args.workers} workers"
+    label = f"LocalCluster, {args.workers} workers, cold"
     print(f"{label:<34}{cluster:>9.1f}{n / cluster * 60:>10.1f}{sequential / cluster:>10.2f}")
+    label = f"LocalCluster, {args.workers} workers, warm"
+    print(f"{label:<34}{warm:>9.1f}{n / warm * 60:>10.1f}{sequential / warm:>10.2f}")
+    print("cold: cluster start-up and the workers' imports included; warm: a running cluster")
 
 
 if __name__ == "__main__":

@@ -260,6 +260,7 @@ def execute(
     scheduler: str | None = None,
     n_workers: int = 2,
     progress: bool = True,
+    client: Any = None,
 ) -> pd.DataFrame:
     """Run every run not finished yet on dask.distributed; write and return the summary.
 
@@ -268,6 +269,8 @@ def execute(
     scheduler : str, optional
         ``tcp://host:port`` of a running dask scheduler; default: a ``LocalCluster`` of
         ``n_workers`` single-threaded worker processes.
+    client : dask.distributed.Client, optional
+        Use this client (and its cluster) as it is; it is not closed.
     """
     from dask.distributed import Client, LocalCluster, as_completed
     from rich.progress import Progress
@@ -284,11 +287,13 @@ def execute(
             todo.append(run)
     if todo:
         cluster = None
-        if scheduler is None:
+        own_client = client is None
+        if own_client and scheduler is None:
             cluster = LocalCluster(
                 n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
             )
-        client = Client(scheduler or cluster)
+        if own_client:
+            client = Client(scheduler or cluster)
         try:
             futures = {
                 client.submit(
@@ -314,7 +319,8 @@ def execute(
                         }
                     bar.advance(task)
         finally:
-            client.close()
+            if own_client:
+                client.close()
             if cluster is not None:
                 cluster.close()
     summary = summarise(campaign, rows, out)
