@@ -139,7 +139,7 @@ class FastSolver:
         self._weights = internal["bus"][:, SL_FAC].real.astype(float)
         self._base_mva = float(internal["baseMVA"])
         self._v = internal["V"].astype(complex).copy()
-        self._v_ref0 = np.abs(self._v[self._ref])
+        self._v_ref0 = self._v[self._ref].copy()
         n_internal = self._ybus.shape[0]
         lookup = net._pd2ppc_lookups["bus"][net.bus.index.to_numpy()]
         self._bus_int = np.where((lookup >= 0) & (lookup < n_internal), lookup, -1)
@@ -169,8 +169,8 @@ class FastSolver:
         ``v_ext_scale`` multiplies the slack buses' voltage magnitude (a sag or spike).
         """
         s_pu = (p_mw + 1j * q_mvar) / self._base_mva
-        ref = self._ref
-        self._v[ref] = self._v_ref0 * v_ext_scale * np.exp(1j * np.angle(self._v[ref]))
+        # the slack voltages as built, scaled: exact and the same on every call
+        self._v[self._ref] = self._v_ref0 * v_ext_scale
         ok = self._bus_ok
         sbus = (
             self._sbus0

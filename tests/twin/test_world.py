@@ -46,4 +46,14 @@ def test_meta_is_derived_from_ports():
     assert meta["models"]["Grid"]["public"] is True
     assert set(meta["models"]["bus"]["attrs"]) == {"p_kw", "q_kvar", "v_pu", "va_deg"}
     assert meta["models"]["line"]["attrs"] == ["in_service", "loading_pct"]
-    assert set(meta["models"]["grid"]["attrs"]) == {"p_kw", "q_kvar", "losses_kw"}
+    assert set(meta["models"]["grid"]["attrs"]) == {
+        "p_kw",
+        "q_kvar",
+        "losses_kw",
+        "unserved_kw",
+        "curtailed_kw",
+        "f_hz",
+        "v_ext_scale",
+        "islanded",
+        "f_dev_hz",
+    }
