@@ -23,7 +23,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 setup: $(STAMP)
 
-$(SERVERS):
+$(SERVERS) &:
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 		mosquitto mosquitto-clients influxdb >/dev/null
