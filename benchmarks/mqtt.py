@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import subprocess
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -34,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from adapters.mqtt.broker import Mosquitto
+from adapters.mqtt.broker import Mosquitto, Subscriber
 from adapters.mqtt.link import MqttLink
 from benchmarks.run_year import machine
 from twin.run import run_scenario
@@ -65,71 +63,23 @@ def sensor_scenario(sensors: int, seconds: int, broker: str, bundle: str, site: 
     return validate_scenario(raw)
 
 
-class Recorder:
-    """``mosquitto_sub`` printing arrival time (ns), topic and payload of each message."""
-
-    def __init__(self, broker: Mosquitto, topic: str, client_id: str) -> None:
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
-            [
-                "mosquitto_sub",
-                "-p",
-                str(broker.port),
-                "-c",
-                "-i",
-                client_id,
-                "-q",
-                "1",
-                "-t",
-                topic,
-                "-F",
-                "%U %t %p",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        time.sleep(0.5)
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def wait_for(self, count: int, timeout_s: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while len(self.lines) < count and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.5)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(5)
-        self.reader.join(5)
-
-
-def analyse(lines: list[str], steps: int) -> dict[str, float]:
-    """Latency percentiles and losses (per-topic sequence gaps) of the recorded lines."""
+def analyse(sub: Subscriber, steps: int) -> dict[str, float]:
+    """Latency percentiles and losses (per-topic sequence gaps) of what ``sub`` got."""
     latency = []
     seqs: dict[str, set[int]] = defaultdict(set)
-    arrivals = []
-    for line in lines:
-        stamp, topic, payload = line.rstrip("\n").split(" ", 2)
+    for (topic, payload), arrived in zip(sub.messages, sub.arrivals, strict=True):
+        if topic.startswith("probe/"):
+            continue
         body = json.loads(payload)
-        arrived = float(stamp)  # %U: seconds.nanoseconds
-        arrivals.append(arrived)
         latency.append(arrived - body["sent"])
         seqs[topic].add(body["seq"])
-    lost = sum(steps - len(s) for s in seqs.values())
     lat = np.array(latency) * 1e3
     return {
-        "messages": len(lines),
+        "messages": len(latency),
         "topics": len(seqs),
-        "lost": lost,
+        "lost": sum(steps - len(s) for s in seqs.values()),
         "latency_p50_ms": float(np.percentile(lat, 50)),
         "latency_p99_ms": float(np.percentile(lat, 99)),
-        "span_s": max(arrivals) - min(arrivals),
     }
 
 
@@ -170,11 +120,11 @@ def main() -> None:
         # 1. real time, one message per sensor and second
         seconds = int(args.minutes * 60)
         sc = sensor_scenario(args.sensors, seconds, broker.url, "never", "rt")
-        rec = Recorder(broker, "twin/rt/+/p_kw", "bench-rt")
+        rec = Subscriber(broker, "twin/rt/+/p_kw", "bench-rt")
         result = run_scenario(sc, work / "rt", rt_factor=1.0)
-        rec.wait_for(args.sensors * seconds)
+        rec.wait_for(args.sensors * seconds, "twin/", 120.0)
         rec.stop()
-        stats = analyse(rec.lines, seconds)
+        stats = analyse(rec, seconds)
         rt = result.metadata["realtime"]
         rows.append(
             (
@@ -189,23 +139,24 @@ def main() -> None:
         # 2. as fast as possible, unbundled, and the raw paho ceiling
         steps = args.fast_steps
         sc = sensor_scenario(args.sensors, steps, broker.url, "never", "fast")
-        rec = Recorder(broker, "twin/fast/+/p_kw", "bench-fast")
+        rec = Subscriber(broker, "twin/fast/+/p_kw", "bench-fast")
         result = run_scenario(sc, work / "fast")
-        rec.wait_for(args.sensors * steps)
+        rec.wait_for(args.sensors * steps, "twin/", 120.0)
         rec.stop()
-        stats = analyse(rec.lines, steps)
+        stats = analyse(rec, steps)
         fast_rate = args.sensors * steps / result.metadata["loop_s"]
         rows.append((f"fast, {steps} steps", stats["messages"], fast_rate, stats, None))
         ceiling = raw_loop(broker, args.sensors, steps)
 
         # 3. as fast as possible, bundled per kind and step
         sc = sensor_scenario(args.sensors, steps, broker.url, "always", "bundled")
-        rec = Recorder(broker, "twin/bundled/bundle/#", "bench-bundled")
+        rec = Subscriber(broker, "twin/bundled/bundle/#", "bench-bundled")
         result = run_scenario(sc, work / "bundled")
-        rec.wait_for(steps)
+        rec.wait_for(steps, "twin/", 120.0)
         rec.stop()
-        values = sum(len(json.loads(line.split(" ", 2)[2])["values"]) for line in rec.lines)
-        bundles = len(rec.lines)
+        bundles = rec.by_topic("twin/")
+        values = sum(len(p["values"]) for payloads in bundles.values() for p in payloads)
+        bundles = sum(len(payloads) for payloads in bundles.values())
         bundled_rate = values / result.metadata["loop_s"]
 
     print(f"machine: {machine()}")

@@ -160,6 +160,14 @@ class FaultSchedule(Model):
         self.start_s = self.param("start_s")
         self.end_s = self.param("end_s")
         self.sev = self.param("severity")
+        self.kinds = [FAULT_KINDS[u["kind"]] for u in units]
+        self.stuck = [u.get("mode") == "stuck" for u in units]
+        # how each modifier combines and its value with no fault acting
+        self.rules: list[tuple[str, float]] = []
+        for modifier in self.modifiers:
+            i = next(i for i, u in enumerate(units) if u["modifier"] == modifier)
+            neutral = 0.0 if self.stuck[i] else self.kinds[i].neutral
+            self.rules.append((self.kinds[i].combine, neutral))
 
     def step(
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
@@ -169,20 +177,13 @@ class FaultSchedule(Model):
         active = (self.start_s <= t) & (t < self.end_s)
         hours = np.maximum(t - self.start_s, 0.0) / 3600.0
         by_modifier: dict[str, list[float]] = {m: [] for m in self.modifiers}
-        for i, unit in enumerate(self.units):
-            if active[i]:
-                spec = FAULT_KINDS[unit["kind"]]
-                stuck = unit.get("mode") == "stuck"
-                value = 1.0 if stuck else spec.value(self.sev[i], hours[i])
-                by_modifier[unit["modifier"]].append(value)
-        values = []
-        for modifier in self.modifiers:
-            unit = next(u for u in self.units if u["modifier"] == modifier)
-            spec = FAULT_KINDS[unit["kind"]]
-            neutral = spec.neutral
-            if unit.get("mode") == "stuck":
-                neutral = 0.0
-            values.append(_combine(spec.combine, by_modifier[modifier], neutral))
+        for i in np.flatnonzero(active):
+            value = 1.0 if self.stuck[i] else self.kinds[i].value(self.sev[i], hours[i])
+            by_modifier[self.units[i]["modifier"]].append(value)
+        values = [
+            _combine(how, by_modifier[m], neutral)
+            for m, (how, neutral) in zip(self.modifiers, self.rules, strict=True)
+        ]
         return {
             "active": active.astype(float),
             "severity": np.where(active, self.sev, 0.0),

@@ -107,7 +107,14 @@ def load_campaign(path: str | Path) -> Campaign:
         With the field of the campaign file that is wrong.
     """
     path = Path(path)
-    raw = yaml.safe_load(path.read_text())
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ScenarioError(
+            [Problem("", f"cannot read the campaign file: {exc.strerror}")], str(path)
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError([Problem("", f"not valid YAML: {exc}")], str(path)) from None
     problems: list[Problem] = []
     if not isinstance(raw, dict):
         raise ScenarioError([Problem("", "expected a mapping")], str(path))

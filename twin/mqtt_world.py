@@ -29,16 +29,9 @@ def _client_id(scenario: Scenario, role: str) -> str:
     return f"{base}-{role}"
 
 
-def device_parts(scenario: Scenario, out_dir: Path) -> list[str]:
-    """Parquet parts the device bridges record to (measured values, residuals)."""
-    assert scenario.mqtt is not None
-    parts = []
-    for device in scenario.mqtt.devices:
-        parts += [
-            str(out_dir / "parts" / f"device-{device.asset}-{s}.parquet")
-            for s in ("real", "residual")
-        ]
-    return parts
+def device_parts(out_dir: Path, asset: str) -> tuple[Path, Path]:
+    """The Parquet parts a device bridge records to: measured values, residuals."""
+    return tuple(out_dir / "parts" / f"device-{asset}-{s}.parquet" for s in ("real", "residual"))
 
 
 def start_devices(
@@ -48,19 +41,22 @@ def start_devices(
     children: dict[str, dict[str, Any]],
     tags: dict[str, str],
     out_dir: Path,
-) -> dict[tuple[str, str], Any]:
+) -> tuple[dict[tuple[str, str], Any], list[Path]]:
     """One bridge per device, fed by its asset's model (and, for HIL, the controller).
 
     Returns
     -------
     dict
         ``(kind, asset) -> bridge entity``: the source of that asset's values downstream.
+    list of Path
+        The Parquet parts the bridges record to.
     """
     mqtt = scenario.mqtt
     assert mqtt is not None
     kind_of = {u["name"]: k for k in ("battery", "pv", "load") for u in scenario.units(k)}
     window_steps = max(1, parse_duration_s(mqtt.residual_window) // clock.step_s)
     sources = {}
+    parts: list[Path] = []
     for device in mqtt.devices:
         kind = kind_of[device.asset]
         cls = get_model(kind)
@@ -73,9 +69,8 @@ def start_devices(
             stale = parse_duration_s(device.stale_after)
         else:  # HIL: only the answer to this step's setpoint; hybrid: up to a step old
             stale = 0 if hil else clock.step_s
-        real, residual = (
-            out_dir / "parts" / f"device-{device.asset}-{s}.parquet" for s in ("real", "residual")
-        )
+        real, residual = device_parts(out_dir, device.asset)
+        parts += [real, residual]
         config = {
             "broker": mqtt.broker,
             "client_id": _client_id(scenario, f"device-{device.asset}"),
@@ -104,7 +99,7 @@ def start_devices(
         if hil:
             world.connect(children["controller"][device.asset], bridge, "p_set_kw")
         sources[(kind, device.asset)] = bridge
-    return sources
+    return sources, parts
 
 
 def start_publisher(

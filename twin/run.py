@@ -104,12 +104,10 @@ def _write_kpis_to_influx(
 ) -> None:
     """The KPIs as one ``kpi`` point at the last step (dashboards compare runs with it)."""
     from adapters.influx.load import write_kpis
-    from adapters.influx.writer import InfluxConfig, InfluxError
+    from adapters.influx.writer import InfluxError
+    from twin.sinks import influx_config
 
-    spec = scenario.outputs.influx
-    assert spec is not None
-    config = InfluxConfig(**spec.model_dump(exclude={"spool_dir"}))
-    config.spool_dir = spec.spool_dir or str(out / "influx-spool")
+    config = influx_config(scenario, out)
     clock = scenario.clock()
     last = int(clock.times[-1].timestamp())
     tags = {"site": scenario.name, "run_id": metadata["run_id"], "controller": scenario.controller}

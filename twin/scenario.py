@@ -877,15 +877,17 @@ def _device_problems(scenario: Scenario, assets: dict[str, list[dict]]) -> list[
                     Problem(f"{where}.mode", "hil needs a controller to send setpoints")
                 )
         if device.emulate is not None:
-            from adapters.mqtt.emulator import FIELD_BATTERY_DEFAULTS
+            from adapters.mqtt.emulator import battery_parameters
+
+            known = battery_parameters()
 
             if kind != "battery":
                 problems.append(Problem(f"{where}.emulate", "only batteries can be emulated"))
-            for key in set(device.emulate) - set(FIELD_BATTERY_DEFAULTS):
+            for key in sorted(set(device.emulate) - set(known)):
                 problems.append(
                     Problem(
                         f"{where}.emulate.{key}",
-                        f"unknown battery parameter; known: {', '.join(FIELD_BATTERY_DEFAULTS)}",
+                        f"unknown battery parameter; known: {', '.join(known)}",
                     )
                 )
     return problems

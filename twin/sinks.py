@@ -8,11 +8,21 @@ from typing import Any
 
 import mosaik
 
+from adapters.influx.writer import InfluxConfig
 from models.base import Clock
 from twin.registry import get_model
 from twin.scenario import Scenario
 
-__all__ = ["output_plan", "start_influx_sink"]
+__all__ = ["influx_config", "output_plan", "start_influx_sink"]
+
+
+def influx_config(scenario: Scenario, out_dir: Path) -> InfluxConfig:
+    """The writer configuration of ``outputs.influx`` (spool under the run directory)."""
+    spec = scenario.outputs.influx
+    assert spec is not None
+    config = InfluxConfig(**spec.model_dump(exclude={"spool_dir"}))
+    config.spool_dir = spec.spool_dir or str(out_dir / "influx-spool")
+    return config
 
 
 def output_plan(
@@ -99,10 +109,8 @@ def start_influx_sink(
             "measured": measure,
         }
         links.append((bridge, list(fields)))
-    influx = spec.model_dump(exclude={"spool_dir"})
-    influx["spool_dir"] = spec.spool_dir or str(out_dir / "influx-spool")
     config = {
-        "influx": influx,
+        "influx": vars(influx_config(scenario, out_dir)),
         "tags": {"site": tags["site"], "run_id": tags["run_id"]},
         "routes": routes,
         "stats_path": str(out_dir / "parts" / "influx.json"),

@@ -135,8 +135,8 @@ def _populate(
     # Where a device replaces an asset, its bridge is the source of the asset's values.
     sources: dict[tuple[str, str], Any] = {}
     if scenario.mqtt is not None:
-        sources = mqtt_world.start_devices(world, scenario, clock, children, tags, out_dir)
-        start.parts += [Path(p) for p in mqtt_world.device_parts(scenario, out_dir)]
+        sources, parts = mqtt_world.start_devices(world, scenario, clock, children, tags, out_dir)
+        start.parts += parts
 
     observed = start_faults(world, scenario, start, children)
 

@@ -6,14 +6,13 @@ be stopped and restarted mid-run without losing what it stored.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
+import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from adapters.mqtt.broker import free_port
+from adapters.server import ChildServer, free_port
 
 __all__ = ["InfluxServer"]
 
@@ -41,7 +40,7 @@ bind-address = "127.0.0.1:{rpc_port}"
 """
 
 
-class InfluxServer:
+class InfluxServer(ChildServer):
     """An ``influxd`` child process.
 
     Parameters
@@ -54,16 +53,13 @@ class InfluxServer:
         Require credentials (create the first admin user with :meth:`create_admin`).
     """
 
+    name = "influxd"
+    package = "influxdb"
+    start_timeout_s = 30.0
+    stop_timeout_s = 15.0
+
     def __init__(self, data_dir: Path, port: int | None = None, *, auth: bool = False) -> None:
-        executable = shutil.which("influxd")
-        if executable is None:
-            raise FileNotFoundError(
-                "'influxd' not found: install Debian's 'influxdb' package (make test does)"
-            )
-        self.executable = executable
-        self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
+        super().__init__(data_dir, port)
         self.config = self.data_dir / "influxdb.conf"
         self.config.write_text(
             CONFIG.format(
@@ -73,53 +69,26 @@ class InfluxServer:
                 auth="true" if auth else "false",
             )
         )
-        self.log = self.data_dir / "influxd.log"
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>``."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 30.0) -> InfluxServer:
-        """Start the server and wait until ``/ping`` answers."""
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [self.executable, "-config", str(self.config)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"influxd exited with code {self.process.returncode}: "
-                    f"{self.log.read_text()[-2000:]}"
-                )
-            try:
-                with urllib.request.urlopen(f"{self.url}/ping", timeout=0.5):
-                    return self
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.1)
-        self.stop()
-        raise TimeoutError(f"influxd did not answer on port {self.port} within {timeout_s} s")
+    def command(self) -> list[str]:
+        """``influxd -config <config>``."""
+        return [self.executable, "-config", str(self.config)]
 
-    def stop(self, timeout_s: float = 15.0) -> None:
-        """Stop the server (SIGTERM; it closes its shards first)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
+    def ready(self) -> bool:
+        """Whether ``/ping`` answers."""
         try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            with urllib.request.urlopen(f"{self.url}/ping", timeout=0.5):
+                return True
+        except (urllib.error.URLError, OSError):
+            return False
 
     def query(self, q: str, db: str | None = None, auth: tuple[str, str] | None = None) -> dict:
         """Run InfluxQL through ``/query``; returns the decoded JSON answer."""
-        import json
-        import urllib.parse
-
         params = {"q": q}
         if db:
             params["db"] = db
@@ -132,9 +101,3 @@ class InfluxServer:
     def create_admin(self, user: str, password: str) -> None:
         """Create the first admin user (possible without credentials on a fresh server)."""
         self.query(f"CREATE USER \"{user}\" WITH PASSWORD '{password}' WITH ALL PRIVILEGES")
-
-    def __enter__(self) -> InfluxServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -54,7 +54,16 @@ class InfluxSink(mosaik_api_v3.Simulator):
         self.config = config
         self.start_s = int(self.clock.start.timestamp())
         self.prefixes: dict[tuple[str, str], str] = {}
-        self.routes = config["routes"]
+        # field names are escaped once: attr -> (source tag, "escaped_name=")
+        self.routes = {
+            full_id: {
+                **route,
+                "fields": {
+                    a: (src, f"{escape_key(name)}=") for a, (src, name) in route["fields"].items()
+                },
+            }
+            for full_id, route in config["routes"].items()
+        }
         try:
             self.writer = InfluxWriter(InfluxConfig(**config["influx"])).open()
         except InfluxError as exc:
@@ -89,10 +98,8 @@ class InfluxSink(mosaik_api_v3.Simulator):
                     continue
                 if attr in route.get("measured", ()) and quality.get(full_id, 0.0) < 0.5:
                     continue  # the device was silent: no measured value this step
-                source, name = target
-                fields.setdefault((full_id, source), []).append(
-                    f"{escape_key(name)}={float(value)!r}"
-                )
+                source, key = target  # key: the escaped field name and "="
+                fields.setdefault((full_id, source), []).append(f"{key}{float(value)!r}")
         self.writer.write(
             [f"{self._prefix(fid, src)} {','.join(f)} {stamp}" for (fid, src), f in fields.items()]
         )

@@ -107,8 +107,9 @@ class _Spool:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
-        existing = sorted(self.dir.glob("*.lp.gz"))
+        existing = self.files()
         self.next = int(existing[-1].name.split(".")[0]) + 1 if existing else 0
+        self.count = len(existing)  # kept in step with put/remove: no listing per batch
 
     def files(self) -> list[Path]:
         return sorted(self.dir.glob("*.lp.gz"))
@@ -119,9 +120,14 @@ class _Spool:
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(gzip.compress(body, compresslevel=1))
         tmp.rename(path)  # a crash never leaves half a batch to replay
+        self.count += 1
+
+    def remove(self, path: Path) -> None:
+        path.unlink()
+        self.count -= 1
 
     def __len__(self) -> int:
-        return len(self.files())
+        return self.count
 
 
 class InfluxWriter:
@@ -310,7 +316,7 @@ class InfluxWriter:
                 self._fatal = self._fatal or exc
             else:
                 self.stats.points_replayed += body.count(b"\n")
-            path.unlink()
+            self._spool.remove(path)
         return True
 
     def _send_with_retries(self, body: bytes) -> None:

@@ -8,21 +8,17 @@ its persistence file (sessions, subscriptions and queued QoS 1 messages) survive
 from __future__ import annotations
 
 import getpass
-import shutil
+import json
 import socket
 import subprocess
+import threading
 import time
 from importlib.resources import files
 from pathlib import Path
 
-__all__ = ["Mosquitto", "free_port", "mosquitto_config"]
+from adapters.server import ChildServer
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["Mosquitto", "Subscriber", "mosquitto_config"]
 
 
 def mosquitto_config(port: int, data_dir: Path) -> str:
@@ -31,8 +27,8 @@ def mosquitto_config(port: int, data_dir: Path) -> str:
     return template.format(port=port, data_dir=data_dir, user=getpass.getuser())
 
 
-class Mosquitto:
-    """A Mosquitto child process.
+class Mosquitto(ChildServer):
+    """A Mosquitto child process with twin's configuration.
 
     Parameters
     ----------
@@ -40,69 +36,123 @@ class Mosquitto:
         Directory for the configuration, persistence file and log.
     port : int, optional
         Loopback port (default: a free one).
-    executable : str
-        The ``mosquitto`` binary (Debian package ``mosquitto``).
     """
 
-    def __init__(self, data_dir: Path, port: int | None = None, executable: str = "mosquitto"):
-        path = shutil.which(executable) or shutil.which(executable, path="/usr/sbin")
-        if path is None:
-            raise FileNotFoundError(
-                f"{executable!r} not found: install Debian's 'mosquitto' package (make test does)"
-            )
-        self.executable = path
-        self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
+    name = "mosquitto"
+    package = "mosquitto"
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        super().__init__(data_dir, port)
         self.config = self.data_dir / "mosquitto.conf"
         self.config.write_text(mosquitto_config(self.port, self.data_dir))
-        self.log = self.data_dir / "mosquitto.log"
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         """``mqtt://127.0.0.1:<port>``."""
         return f"mqtt://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 10.0) -> Mosquitto:
-        """Start the broker and wait until it accepts connections."""
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [self.executable, "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT
+    def command(self) -> list[str]:
+        """``mosquitto -c <config>``."""
+        return [self.executable, "-c", str(self.config)]
+
+    def ready(self) -> bool:
+        """Whether the broker accepts TCP connections."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+
+class Subscriber:
+    """``mosquitto_sub`` with a persistent QoS 1 session, recording every message.
+
+    A separate process and client library from the twin's, as an independent check
+    (tests) and a consumer that keeps up (benchmarks). ``messages`` holds (topic,
+    payload) in arrival order and ``arrivals`` the arrival times (Unix seconds).
+
+    Parameters
+    ----------
+    broker : Mosquitto
+        The broker.
+    topic : str
+        Topic filter to subscribe to.
+    client_id : str
+        Session name (kept by the broker while the subscriber is away).
+    """
+
+    def __init__(self, broker: Mosquitto, topic: str, client_id: str) -> None:
+        self.broker = broker
+        self.messages: list[tuple[str, str]] = []
+        self.arrivals: list[float] = []
+        self.process = subprocess.Popen(
+            [
+                "mosquitto_sub",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(broker.port),
+                "-c",
+                "-i",
+                client_id,
+                "-q",
+                "1",
+                "-F",
+                "%U %t %p",
+                "-t",
+                topic,
+                "-t",
+                f"probe/{client_id}",
+            ],  # fmt: skip
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        probe = f"probe/{client_id}"
+        deadline = time.monotonic() + 10
+        while not any(t == probe for t, _ in self.messages):  # subscribed once it hears this
+            subprocess.run(
+                ["mosquitto_pub", "-p", str(broker.port), "-q", "1", "-t", probe, "-m", "x"],
+                check=True,
             )
+            time.sleep(0.1)
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError("mosquitto_sub did not subscribe within 10 s")
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            stamp, topic, payload = (line.rstrip("\n").split(" ", 2) + [""])[:3]
+            self.messages.append((topic, payload))
+            self.arrivals.append(float(stamp))
+
+    def count(self, prefix: str) -> int:
+        """Messages so far whose topic starts with ``prefix``."""
+        return sum(t.startswith(prefix) for t, _ in self.messages)
+
+    def wait_for(self, count: int, prefix: str, timeout_s: float = 30.0) -> bool:
+        """Wait until ``count`` messages under ``prefix`` arrived; False on timeout."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"mosquitto exited with code {self.process.returncode}: "
-                    f"{self.log.read_text()[-2000:]}"
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(f"mosquitto did not listen on port {self.port} within {timeout_s} s")
+            if self.count(prefix) >= count:
+                return True
+            time.sleep(0.05)
+        return False
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop the broker with SIGTERM: it saves its persistence file first."""
-        if self.process is None or self.process.poll() is not None:
-            return
+    def by_topic(self, prefix: str) -> dict[str, list[dict]]:
+        """JSON payloads per topic under ``prefix`` (not meta/status), in arrival order."""
+        out: dict[str, list[dict]] = {}
+        for topic, payload in self.messages:
+            if topic.startswith(prefix) and not topic.endswith(("/meta", "/status")):
+                out.setdefault(topic, []).append(json.loads(payload))
+        return out
+
+    def stop(self) -> None:
+        """End the subscriber process."""
         self.process.terminate()
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def restart(self) -> None:
-        """Stop and start again on the same port and data directory."""
-        self.stop()
-        self.start()
-
-    def __enter__(self) -> Mosquitto:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.process.wait(5)
+        self._reader.join(5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()

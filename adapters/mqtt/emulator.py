@@ -28,28 +28,50 @@ from adapters.mqtt.topics import MalformedPayload, decode_measurement
 from models.base import Clock
 from models.battery import Battery
 
-__all__ = ["FIELD_BATTERY_DEFAULTS", "FieldBattery", "FieldBatteryConfig"]
+__all__ = [
+    "FIELD_RATING",
+    "FieldBattery",
+    "FieldBatteryConfig",
+    "battery_parameters",
+    "field_battery_unit",
+]
 
 log = logging.getLogger(__name__)
 
-#: Parameters of the emulated battery where the command line gives none.
-FIELD_BATTERY_DEFAULTS: dict[str, float] = {
-    "e_kwh": 60.0,
-    "p_max_kw": 20.0,
-    "eta_ch": 0.95,
-    "eta_dis": 0.95,
-    "soc_min": 0.1,
-    "soc_max": 0.9,
-    "soc_init": 0.5,
-    "soh_init": 1.0,
-    "t_init_c": 25.0,
-    "t_ambient_c": 25.0,
-    "r_th_k_per_kw": 10.0,
-    "c_th_kj_per_k": 200.0,
-    "cycle_life_efc": 6000.0,
-    "calendar_life_years": 15.0,
-    "soh_eol": 0.8,
-}
+#: Rating of the emulated battery where the command line gives none; every other
+#: parameter defaults as in a scenario (``twin.scenario.BatterySpec``).
+FIELD_RATING = {"e_kwh": 60.0, "p_max_kw": 20.0}
+
+
+def field_battery_unit(asset: str, params: dict[str, float]) -> dict[str, Any]:
+    """The emulated battery's parameters, checked by the scenario's battery schema.
+
+    Raises
+    ------
+    ValueError
+        Naming each bad or unknown parameter and what was expected.
+    """
+    from pydantic import ValidationError
+
+    from twin.scenario import BatterySpec
+
+    try:
+        spec = BatterySpec(name=asset, bus=0, **{**FIELD_RATING, **params})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'battery'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(f"emulated battery {asset!r}: {problems}") from None
+    return spec.model_dump()
+
+
+def battery_parameters() -> list[str]:
+    """Names of the parameters an emulated battery takes."""
+    from twin.scenario import BatterySpec
+
+    return [name for name in BatterySpec.model_fields if name not in ("name", "bus")]
+
+
 MEASURED = ("p_kw", "soc", "t_c")
 
 
@@ -72,14 +94,8 @@ class FieldBattery:
     """The emulated battery; :meth:`serve` runs it until :meth:`stop`."""
 
     def __init__(self, config: FieldBatteryConfig) -> None:
-        unknown = set(config.params) - set(FIELD_BATTERY_DEFAULTS)
-        if unknown:
-            raise ValueError(
-                f"unknown battery parameter(s) {sorted(unknown)}; "
-                f"known: {', '.join(FIELD_BATTERY_DEFAULTS)}"
-            )
         self.config = config
-        unit = {"name": config.asset, **FIELD_BATTERY_DEFAULTS, **config.params}
+        unit = field_battery_unit(config.asset, config.params)
         clock = Clock(pd.Timestamp("2000-01-01", tz="UTC"), 1, 1)
         self.battery = Battery([unit], clock)
         names = {"site": config.site, "asset": config.asset}

@@ -48,7 +48,7 @@ class MqttPublisher(mosaik_api_v3.Simulator):
             }
         )
         self.link: MqttLink | None = None
-        self._topics: dict[tuple[str, str], str] = {}
+        self._topics: dict[tuple[str, str], tuple[str, str]] = {}  # -> (topic, unit)
 
     def init(
         self, sid: str, time_resolution: float = 1.0, *, clock: dict[str, Any], config: dict
@@ -102,10 +102,12 @@ class MqttPublisher(mosaik_api_v3.Simulator):
         for quantity, by_source in values.items():
             for source, value in by_source.items():
                 asset = self._asset_of(source)
-                topic = self._topics.get((asset, quantity))
-                if topic is None:
-                    topic = self._topics[(asset, quantity)] = self.topics.value(asset, quantity)
-                unit = self.assets.get(asset, {}).get("units", {}).get(quantity, "")
+                cached = self._topics.get((asset, quantity))
+                if cached is None:
+                    unit = self.assets.get(asset, {}).get("units", {}).get(quantity, "")
+                    cached = (self.topics.value(asset, quantity), unit)
+                    self._topics[(asset, quantity)] = cached
+                topic, unit = cached
                 payload = encode_value(ts, float(value), unit, k, sent, quality.get(asset, "good"))
                 self.link.publish(topic, payload, qos=self.qos)
         return time_s + self.clock.step_s

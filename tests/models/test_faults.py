@@ -8,6 +8,7 @@ from models.base import Clock
 from models.battery import Battery
 from models.faults import FAULT_KINDS, FaultSchedule
 from models.sensors import Sensors
+from twin.scenario import BatterySpec
 
 CLOCK = Clock(pd.Timestamp("2016-06-21T00:00:00Z"), 900, 8)
 
@@ -123,26 +124,10 @@ def test_sensor_noise_has_the_severity_as_its_spread():
 
 
 def _battery(**params):
-    unit = {
-        "name": "b",
-        "e_kwh": 10.0,
-        "p_max_kw": 5.0,
-        "eta_ch": 1.0,
-        "eta_dis": 1.0,
-        "soc_min": 0.0,
-        "soc_max": 1.0,
-        "soc_init": 0.5,
-        "soh_init": 1.0,
-        "t_init_c": 25.0,
-        "t_ambient_c": 25.0,
-        "r_th_k_per_kw": 10.0,
-        "c_th_kj_per_k": 200.0,
-        "cycle_life_efc": 6000.0,
-        "calendar_life_years": 15.0,
-        "soh_eol": 0.8,
-        **params,
-    }
-    return Battery([unit], CLOCK)
+    """A 10 kWh / 5 kW battery without losses or SoC limits (schema defaults otherwise)."""
+    lossless = {"eta_ch": 1.0, "eta_dis": 1.0, "soc_min": 0.0, "soc_max": 1.0}
+    unit = BatterySpec(name="b", bus=0, e_kwh=10.0, p_max_kw=5.0, **{**lossless, **params})
+    return Battery([unit.model_dump()], CLOCK)
 
 
 def test_battery_derates_linearly_then_trips_on_temperature():

@@ -123,3 +123,8 @@ def test_the_shipped_fault_sweep_expands_and_validates():
     assert kinds == set(FAULT_KINDS)
     assert len({r.run_id for r in campaign.runs}) == len(campaign.runs)
     assert json.dumps(campaign.runs[0].axes)  # ids come from JSON-able axes
+
+
+def test_a_missing_campaign_file_is_named(tmp_path):
+    with pytest.raises(ScenarioError, match="cannot read the campaign file"):
+        load_campaign(tmp_path / "nope.yaml")

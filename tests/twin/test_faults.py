@@ -3,10 +3,10 @@
 import json
 
 import numpy as np
-import pandapower as pp
 import pytest
 
 from models.gridnet import load_net
+from tests.support import runpp_voltages
 from twin.errors import ScenarioError
 from twin.results import load_results, wide
 from twin.run import run_scenario
@@ -80,24 +80,10 @@ def test_a_line_outage_gives_the_voltages_of_runpp_without_that_line(day_scenari
     result = run_scenario(scenario, tmp_path / "run")
     results = load_results(result.out_dir)
     v = wide(results, "bus", "v_pu")
-    assets = {
-        k: {u["name"]: u["bus"] for u in scenario.units(k)} for k in ("pv", "battery", "load")
-    }
-    p = {k: wide(results, k, "p_kw") for k in assets}
-    q_load = wide(results, "load", "q_kvar")
     for k in (50, 60):  # inside the window (steps 48-55), then after it
-        time = v.index[k]
-        net = load_net(scenario.grid.source)
-        net.load["in_service"] = False
-        net.sgen["in_service"] = False
-        net.line.loc[3, "in_service"] = not 48 <= k < 56
-        for kind, names in assets.items():
-            for name, bus in names.items():
-                q = -q_load.at[time, name] / 1000 if kind == "load" else 0.0
-                pp.create_load(net, bus, p_mw=-p[kind].at[time, name] / 1000, q_mvar=q)
-        pp.runpp(net)
-        ours = v.loc[time, [f"bus_{b}" for b in net.bus.index]].to_numpy()
-        np.testing.assert_allclose(ours, net.res_bus["vm_pu"].to_numpy(), atol=1e-6, equal_nan=True)
+        lines_out = (3,) if 48 <= k < 56 else ()
+        ours, reference = runpp_voltages(scenario, results, v.index[k], lines_out)
+        np.testing.assert_allclose(ours, reference, atol=1e-6, equal_nan=True)
     assert np.isnan(v.iloc[50]).any()  # buses behind the line are cut off
     cut_off = result.kpis["unserved_kwh"] + result.kpis["curtailed_kwh"]
     assert cut_off > 0 and result.kpis["balance_residual_kwh"] < 1e-6

@@ -2,13 +2,12 @@ import copy
 import json
 
 import numpy as np
-import pandapower as pp
 import pandas as pd
 import pytest
 import yaml
 
-from models.gridnet import load_net
 from tests.conftest import ROOT
+from tests.support import runpp_voltages
 from twin.errors import RunError
 from twin.results import load_results, wide
 from twin.run import run_scenario
@@ -65,24 +64,9 @@ def test_site_energy_balance_closes(rule_run):
 def test_voltages_equal_runpp_on_the_recorded_injections(rule_run):
     results = load_results(rule_run.out_dir)
     scenario = small_scenario()
-    v = wide(results, "bus", "v_pu")
-    assets = {
-        kind: {u["name"]: u["bus"] for u in scenario.units(kind)}
-        for kind in ("pv", "battery", "load")
-    }
-    p = {kind: wide(results, kind, "p_kw") for kind in assets}
-    q_load = wide(results, "load", "q_kvar")
-    for time in v.index[::5]:
-        net = load_net(scenario.grid.source)
-        net.load["in_service"] = False
-        net.sgen["in_service"] = False
-        for kind, names in assets.items():
-            for name, bus in names.items():
-                q = -q_load.at[time, name] / 1000 if kind == "load" else 0.0
-                pp.create_load(net, bus, p_mw=-p[kind].at[time, name] / 1000, q_mvar=q)
-        pp.runpp(net)
-        ours = v.loc[time, [f"bus_{b}" for b in net.bus.index]].to_numpy()
-        assert np.max(np.abs(ours - net.res_bus["vm_pu"].to_numpy())) <= 1e-6
+    for time in wide(results, "bus", "v_pu").index[::5]:
+        ours, reference = runpp_voltages(scenario, results, time)
+        assert np.max(np.abs(ours - reference)) <= 1e-6
 
 
 def test_same_scenario_and_seed_give_identical_results(rule_run, tmp_path):

@@ -1,15 +1,15 @@
 """A run written to a real InfluxDB as it runs, and a finished run loaded afterwards."""
 
 import json
-import subprocess
-import sys
 import time
 
 import yaml
 
+from adapters.influx.lineprotocol import encode_frame_bytes
 from adapters.influx.load import write_results
 from adapters.influx.writer import InfluxConfig
 from tests.adapters.influx.conftest import counts, parquet_counts
+from tests.support import start_realtime_run
 from twin.results import load_results
 from twin.run import run_scenario
 
@@ -45,7 +45,8 @@ def test_a_finished_run_loads_with_the_library_function(influxdb, tmp_path, day_
     stats = write_results(result.out_dir, config)
     results = load_results(result.out_dir)
     assert counts(influxdb, "loaded", result.metadata["run_id"]) == parquet_counts(results)
-    assert stats.points_written == stats.points_written and stats.points_dropped == 0
+    lines = sum(n for _, n in encode_frame_bytes(results))  # one per element and step
+    assert stats.points_written == lines and stats.points_dropped == 0
     write_results(result.out_dir, config)  # again: the same points overwrite themselves
     assert counts(influxdb, "loaded", result.metadata["run_id"]) == parquet_counts(results)
 
@@ -65,23 +66,7 @@ def test_the_server_goes_down_mid_run_and_nothing_is_lost_or_doubled(own_influx,
     }
     path = tmp_path / "scenario.yaml"
     path.write_text(yaml.safe_dump(raw))
-    rt_factor = 8.0 / (96 * 900)  # the day in about 8 s of wall time
-    run = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "twin.cli",
-            "run",
-            str(path),
-            "--realtime",
-            "--rt-factor",
-            str(rt_factor),
-            "--no-progress",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    run = start_realtime_run(path, 8.0)
     deadline = time.monotonic() + 60
     while not _stored(own_influx):  # the run is writing
         assert run.poll() is None and time.monotonic() < deadline, "the run wrote nothing"

@@ -8,7 +8,7 @@ import pytest
 
 from adapters.influx.server import InfluxServer
 from adapters.influx.writer import InfluxConfig, InfluxError, InfluxWriter
-from adapters.mqtt.broker import free_port
+from adapters.server import free_port
 
 
 def _lines(n: int, start: int = 1466481600) -> list[str]:
@@ -151,3 +151,16 @@ def test_the_v2_path_sends_line_protocol_with_token_org_and_bucket():
     assert headers["authorization"] == "Token my-token"
     assert headers["content-encoding"] == "gzip"
     assert gzip.decompress(request["body"]).decode().splitlines() == _lines(3)
+
+
+def test_the_scenario_section_and_the_writer_config_agree():
+    """``outputs.influx`` is handed to :class:`InfluxConfig` field by field."""
+    import dataclasses
+
+    from twin.scenario import InfluxSpec
+
+    config = {f.name: f.default for f in dataclasses.fields(InfluxConfig)}
+    for name, field in InfluxSpec.model_fields.items():
+        assert name in config, f"outputs.influx.{name} has no InfluxConfig field"
+        if name not in ("url", "create_database"):  # scenarios create the database
+            assert field.default == config[name], name

@@ -135,10 +135,10 @@ def _hil(url: str, **device_changes) -> object:
 
 def _replay(setpoints: np.ndarray, params: dict[str, float], step_s: int) -> dict[str, np.ndarray]:
     """The emulated battery's physics, replayed on the setpoints it was sent."""
-    from adapters.mqtt.emulator import FIELD_BATTERY_DEFAULTS
+    from adapters.mqtt.emulator import field_battery_unit
 
     clock = Clock(pd.Timestamp("2016-06-21", tz="UTC"), step_s, len(setpoints))
-    battery = Battery([{"name": "bess", **FIELD_BATTERY_DEFAULTS, **params}], clock)
+    battery = Battery([field_battery_unit("bess", params)], clock)
     out = [battery.step(clock.time_at(0), step_s, {"p_set_kw": np.array([p])}) for p in setpoints]
     return {q: np.array([o[q][0] for o in out]) for q in ("p_kw", "soc", "t_c")}
 
@@ -216,7 +216,7 @@ def test_device_spec_problems_name_the_field():
 
 
 def test_an_unreachable_broker_is_named(tmp_path, day_scenario):
-    from adapters.mqtt.broker import free_port
+    from adapters.server import free_port
     from twin.errors import RunError
 
     url = f"mqtt://127.0.0.1:{free_port()}"

@@ -2,8 +2,8 @@ import time
 
 import pytest
 
-from adapters.mqtt.broker import free_port
 from adapters.mqtt.link import MqttLink, parse_broker_url
+from adapters.server import free_port
 
 
 @pytest.mark.parametrize(

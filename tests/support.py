@@ -1,0 +1,48 @@
+"""Helpers several test modules share (references and run launchers, not fixtures)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandapower as pp
+import pandas as pd
+
+from models.gridnet import load_net
+from twin.results import wide
+
+
+def runpp_voltages(
+    scenario: Any, results: pd.DataFrame, time: pd.Timestamp, lines_out: tuple[int, ...] = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ours, runpp's) bus voltages at ``time``: pandapower's own ``runpp`` on the
+    scenario's grid with the injections the run recorded (and ``lines_out`` out)."""
+    assets = {
+        kind: {u["name"]: u["bus"] for u in scenario.units(kind)}
+        for kind in ("pv", "battery", "load")
+    }
+    p = {kind: wide(results, kind, "p_kw") for kind in assets}
+    q_load = wide(results, "load", "q_kvar")
+    net = load_net(scenario.grid.source)
+    net.load["in_service"] = False
+    net.sgen["in_service"] = False
+    for line in lines_out:
+        net.line.loc[line, "in_service"] = False
+    for kind, names in assets.items():
+        for name, bus in names.items():
+            q = -q_load.at[time, name] / 1000 if kind == "load" else 0.0
+            pp.create_load(net, bus, p_mw=-p[kind].at[time, name] / 1000, q_mvar=q)
+    pp.runpp(net)
+    ours = wide(results, "bus", "v_pu").loc[time, [f"bus_{b}" for b in net.bus.index]]
+    return ours.to_numpy(), net.res_bus["vm_pu"].to_numpy()
+
+
+def start_realtime_run(scenario_path: Path, wall_s: float, *extra: str) -> subprocess.Popen:
+    """``twin run`` of a one-day, 15-minute scenario paced to last about ``wall_s``."""
+    rt_factor = wall_s / (96 * 900)
+    command = [sys.executable, "-m", "twin.cli", "run", str(scenario_path), "--realtime"]
+    command += ["--rt-factor", str(rt_factor), "--no-progress", *extra]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
