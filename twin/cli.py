@@ -55,15 +55,18 @@ def run(
     ] = None,
 ) -> None:
     """Run a scenario; write results, run metadata and KPIs; print the KPI table."""
-    from twin.run import run_scenario
+    from twin.run import RunCheckError, run_scenario
     from twin.scenario import load_scenario
 
     overrides = list(set_ or [])
     if influx:
         overrides.append(f"outputs.influx.url={influx}")
+    failures = []
     try:
         sc = load_scenario(scenario, overrides)
         result = run_scenario(sc, out, progress=progress, rt_factor=rt_factor if realtime else None)
+    except RunCheckError as exc:
+        result, failures = exc.result, exc.failures
     except (TwinError, ConnectionError) as exc:
         _fail(exc)
         return
@@ -89,6 +92,15 @@ def run(
         )
     wall = result.metadata["wall_s"]
     console.print(f"results in [bold]{result.out_dir}[/] ({wall:.1f} s wall)")
+    if failures:
+        for failure in failures:
+            err_console.print(f"[bold red]check failed:[/] {failure}", highlight=False)
+        err_console.print(
+            f"[bold red]run FAILED[/] {len(failures)} check(s): status 'failed' in "
+            f"{result.out_dir / 'run.json'}",
+            highlight=False,
+        )
+        raise typer.Exit(code=1)
 
 
 @app.command()

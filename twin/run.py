@@ -17,12 +17,13 @@ import pandas as pd
 from mosaik.exceptions import ScenarioError
 
 from twin.adapter_stats import adapter_kpis, adapter_stats, start_emulators, stop_emulators
+from twin.checks import CheckFailure, evaluate_checks
 from twin.errors import RunError
 from twin.kpi import compute_kpis
 from twin.results import load_results, merge_parts
 from twin.scenario import Scenario
 
-__all__ = ["RunResult", "package_versions", "run_scenario"]
+__all__ = ["RunCheckError", "RunResult", "package_versions", "run_scenario"]
 
 VERSIONED_PACKAGES = (
     "twin",
@@ -45,6 +46,22 @@ class RunResult:
     out_dir: Path
     kpis: dict[str, float]
     metadata: dict[str, Any]
+
+
+class RunCheckError(RunError):
+    """A run completed its steps but failed a run check (:mod:`twin.checks`).
+
+    Its results, KPIs and ``run.json`` (``status: failed``, the ``checks``) are on
+    disk for diagnosis; ``result`` holds them.
+    """
+
+    def __init__(self, result: RunResult, failures: list[CheckFailure]) -> None:
+        self.result = result
+        self.failures = failures
+        lines = "\n".join(f"  - {f}" for f in failures)
+        super().__init__(
+            f"run {result.metadata['run_id']} failed {len(failures)} check(s):\n{lines}"
+        )
 
 
 def package_versions() -> dict[str, str]:
@@ -149,6 +166,9 @@ def run_scenario(
 
     Raises
     ------
+    RunCheckError
+        If the run completed but failed a run check (:mod:`twin.checks`): results and
+        KPIs are written, ``run.json`` says ``status: failed`` and lists the checks.
     RunError
         If the co-simulation fails; the steps recorded before the failure are saved
         and ``run.json`` records the error.
@@ -230,7 +250,19 @@ def run_scenario(
         uncontrolled = run_scenario(baseline, out / "uncontrolled", compare_uncontrolled=False)
         kpis["peak_import_uncontrolled_kw"] = uncontrolled.kpis["peak_import_kw"]
     metadata["wall_s"] = time.perf_counter() - started
-    metadata["status"] = "finished"
+    passed, failures = evaluate_checks(scenario, metadata, kpis)
+    metadata["checks"] = {
+        "passed": passed,
+        "failed": [failure.as_dict() for failure in failures],
+    }
+    if failures:
+        metadata["status"] = "failed"
+        metadata["error"] = "; ".join(str(failure) for failure in failures)
+    else:
+        metadata["status"] = "finished"
     _write_json(out / "run.json", metadata)
     _write_json(out / "kpis.json", kpis)
-    return RunResult(out, kpis, metadata)
+    result = RunResult(out, kpis, metadata)
+    if failures:
+        raise RunCheckError(result, failures)
+    return result

@@ -1,0 +1,130 @@
+"""Checks a run must pass before it may call itself ``finished``.
+
+A run can complete every step and still not have done what it was asked: the energy
+balance did not close, a device answered too rarely, the database did not store the
+data. Each such condition is a *run check*: a function of the scenario, the run
+metadata and the KPIs that returns the failures it found. :func:`twin.run.run_scenario`
+evaluates every registered check after the results are written; any failure makes
+the run's ``status`` ``failed`` in ``run.json``, is printed by the CLI and gives a
+non-zero exit code. Results and KPIs stay on disk for diagnosis.
+
+Components register their own checks with :func:`run_check`; the core never names
+them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib import import_module
+from typing import Any
+
+__all__ = [
+    "BALANCE_ABS_TOL_KWH",
+    "BALANCE_REL_TOL",
+    "CHECK_MODULES",
+    "CheckFailure",
+    "RunCheck",
+    "evaluate_checks",
+    "run_check",
+]
+
+
+@dataclass(frozen=True)
+class CheckFailure:
+    """One failed run check: which check and what it found (with numbers)."""
+
+    check: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.check}: {self.message}"
+
+    def as_dict(self) -> dict[str, str]:
+        """The failure as a JSON-ready mapping (for ``run.json``)."""
+        return asdict(self)
+
+
+#: A run check: ``(scenario, metadata, kpis) -> failures`` (an empty list when it holds).
+RunCheck = Callable[[Any, dict[str, Any], dict[str, float]], list[CheckFailure]]
+
+_CHECKS: dict[str, RunCheck] = {}
+
+
+def run_check(name: str) -> Callable[[RunCheck], RunCheck]:
+    """Register a run check under ``name`` (a decorator).
+
+    Parameters
+    ----------
+    name : str
+        The check's name, shown in ``run.json`` and on the console.
+    """
+
+    def register(check: RunCheck) -> RunCheck:
+        _CHECKS[name] = check
+        return check
+
+    return register
+
+
+def evaluate_checks(
+    scenario: Any, metadata: dict[str, Any], kpis: dict[str, float]
+) -> tuple[list[str], list[CheckFailure]]:
+    """Run every registered check.
+
+    Returns
+    -------
+    passed : list of str
+        Names of the checks that held.
+    failures : list of CheckFailure
+        Everything that did not.
+    """
+    _load_builtin_checks()
+    passed: list[str] = []
+    failures: list[CheckFailure] = []
+    for name, check in _CHECKS.items():
+        found = check(scenario, metadata, kpis)
+        if found:
+            failures.extend(found)
+        else:
+            passed.append(name)
+    return passed, failures
+
+
+#: The energy balance must close to this many kWh ...
+BALANCE_ABS_TOL_KWH = 1e-3
+#: ... or to this share of the energy that crossed the site's buses, if larger.
+BALANCE_REL_TOL = 1e-6
+
+
+@run_check("energy_balance")
+def _energy_balance(
+    scenario: Any, metadata: dict[str, Any], kpis: dict[str, float]
+) -> list[CheckFailure]:
+    """Injections + grid exchange - losses must sum to zero over the run."""
+    residual = kpis.get("balance_residual_kwh")
+    if residual is None:
+        return []
+    energies = ("e_import_kwh", "e_export_kwh", "e_pv_kwh", "e_load_kwh")
+    moved = sum(abs(kpis.get(key, 0.0)) for key in energies)
+    tolerance = max(BALANCE_ABS_TOL_KWH, BALANCE_REL_TOL * moved)
+    if residual != residual or residual > tolerance:
+        return [
+            CheckFailure(
+                "energy_balance",
+                f"residual {residual:.6g} kWh exceeds the tolerance {tolerance:.3g} kWh: "
+                "some power enters or leaves the grid outside the assets the twin accounts "
+                "for (a generator or load of the grid file left in service?)",
+            )
+        ]
+    return []
+
+
+#: Modules that register run checks when imported (components add theirs here).
+CHECK_MODULES: tuple[str, ...] = ()
+
+
+def _load_builtin_checks() -> None:
+    """Import the modules whose checks are registered as a side effect of import."""
+    for module in CHECK_MODULES:
+        import_module(module)
