@@ -115,6 +115,12 @@ class Grid(Model):
             )
         self.solver = SOLVERS[solver](net, injection)
 
+    def reset(self) -> None:
+        """Return to the state as built: lines as in the grid file, no warm start."""
+        if not np.array_equal(self._line_in_service, self._line_base_status):
+            self.set_lines_in_service(self._line_base_status.copy())
+        self.solver.reset()
+
     def set_lines_in_service(self, in_service: np.ndarray) -> None:
         """Switch lines in or out of service; the solver model is rebuilt once."""
         self.net.line["in_service"] = in_service

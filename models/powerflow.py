@@ -68,6 +68,9 @@ class PandapowerSolver:
     def topology_changed(self) -> None:
         """Nothing to rebuild: runpp converts the net every call."""
 
+    def reset(self) -> None:
+        """Nothing to forget: ``runpp`` starts every call from its own initial guess."""
+
     def solve(self, p_mw: np.ndarray, q_mvar: np.ndarray, v_ext_scale: float = 1.0) -> GridResult:
         """Set the bus injections (MW, Mvar; > 0 into the bus) and run ``runpp``.
 
@@ -121,6 +124,15 @@ class FastSolver:
         """Rebuild the solver model once after a change of the net's topology."""
         self._build()
 
+    def reset(self) -> None:
+        """Forget the warm start: the next solve starts from the as-built voltages.
+
+        Newton-Raphson converges to the same voltages from any nearby start only to
+        its tolerance; the last bits depend on the start. Reset between episodes so
+        that an episode never depends on the one before.
+        """
+        self._v = self._v_start.copy()
+
     def _build(self) -> None:
         net = self.net
         net.sgen.loc[self.injection, ["p_mw", "q_mvar"]] = 0.0
@@ -138,7 +150,8 @@ class FastSolver:
         self._pq = internal["pq"].astype(np.int32)
         self._weights = internal["bus"][:, SL_FAC].real.astype(float)
         self._base_mva = float(internal["baseMVA"])
-        self._v = internal["V"].astype(complex).copy()
+        self._v_start = internal["V"].astype(complex).copy()
+        self._v = self._v_start.copy()
         self._v_ref0 = self._v[self._ref].copy()
         n_internal = self._ybus.shape[0]
         lookup = net._pd2ppc_lookups["bus"][net.bus.index.to_numpy()]

@@ -17,7 +17,10 @@ def test_realtime_paces_the_run_and_reports_lateness(two_hours, tmp_path):
     assert rt["steps"] == 8 and rt["rt_factor"] == rt_factor
     # The last step is due 7 x 900 s x rt_factor after the first: the run cannot be faster.
     assert result.metadata["loop_s"] >= 7 * 900 * rt_factor
-    assert 0.0 <= rt["lateness_p50_s"] <= rt["lateness_p99_s"] <= rt["lateness_max_s"] < 0.25
+    # No wall-clock bound on lateness (a busy machine may run late); only what must hold:
+    # ordered percentiles, and no step later than the loop itself lasted.
+    assert 0.0 <= rt["lateness_p50_s"] <= rt["lateness_p99_s"] <= rt["lateness_max_s"]
+    assert rt["lateness_max_s"] <= result.metadata["loop_s"]
 
 
 def test_a_run_that_falls_behind_warns_once(two_hours, tmp_path, caplog):

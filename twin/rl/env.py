@@ -210,6 +210,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         self.k = day * self.steps_per_day
         self.k_end = self.k + self.steps_per_day
         self.battery = Battery(self.batteries, self.clock, self.context)
+        self.grid.reset()  # no warm start carried over from the previous episode
         self.e_start = self.battery.soc * self.battery.e_kwh * self.battery.soh
         return self._observation(), {"day": day}
 

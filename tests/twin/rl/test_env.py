@@ -106,3 +106,25 @@ def test_observation_carries_yesterdays_rest_of_day(env):
     expected = pv[k - spd : k].sum() / (env.observer.p_scale * spd)
     assert obs[4] == pytest.approx(expected, rel=1e-5)
     assert expected > 0.05  # a June day has sun
+
+
+def _episode_rewards(env, day, actions):
+    env.reset(options={"day": day})
+    rewards = []
+    for action in actions:
+        _, reward, _, truncated, _ = env.step(action)
+        rewards.append(reward)
+        if truncated:
+            break
+    return rewards
+
+
+def test_an_episode_does_not_depend_on_the_one_before():
+    env = MicrogridEnv(day_scenario(), year_days=3)
+    actions = np.random.default_rng(7).uniform(-1, 1, (96, 1)).astype(np.float32)
+    first = _episode_rewards(env, 1, actions)
+    _episode_rewards(env, 2, actions[::-1])  # another day leaves other voltages behind
+    again = _episode_rewards(env, 1, actions)
+    fresh = _episode_rewards(MicrogridEnv(day_scenario(), year_days=3), 1, actions)
+    assert again == first  # bit for bit, as Gymnasium's checker compares
+    assert fresh == first
