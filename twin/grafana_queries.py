@@ -57,7 +57,7 @@ UNIT_SUFFIXES = (
     ("_eur", "currencyEUR"),
     ("_c", "celsius"),
 )
-RATIOS = ("soc", "soh")
+RATIOS = ("soc", "soh", "self_sufficiency", "self_consumption")
 
 
 def unit_of(quantity: str) -> str:

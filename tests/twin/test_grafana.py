@@ -360,6 +360,15 @@ def test_panel_units_follow_the_quantity_names():
     assert panels["Residual temperature, measured - twin"]["fieldConfig"]["defaults"]["unit"] == (
         "celsius"
     )
+    kpi_units = {t: panels[t]["fieldConfig"]["defaults"]["unit"] for t in KPIS}
+    assert kpi_units == {
+        "Cost": "currencyEUR",
+        "Energy imported": "kwatth",
+        "Energy exported": "kwatth",
+        "Self-sufficiency": "percentunit",
+        "Peak import": "kwatt",
+        "Voltage violations (steps)": "none",
+    }
     assert [unit_of(q) for q in ("p_kw", "e_kwh", "soc", "t_cell_c", "v_pu", "q_kvar")] == [
         "kwatt",
         "kwatth",
