@@ -54,13 +54,13 @@ class DatasourceOptions:
     password_env: str | None = None
 
     def __post_init__(self) -> None:
-        if not re.match(r"^https?://[^\s]+$", self.url):
+        if not re.match(r"^https?://[^\s\"']+$", self.url):
             raise GrafanaConfigError(
                 f"--influx-url: expected http(s)://host:port, got {self.url!r}"
             )
-        if not self.database or any(c in self.database for c in "\n\"'"):
+        if not self.database or any(c.isspace() for c in self.database):
             raise GrafanaConfigError(f"--database: expected a database name, got {self.database!r}")
-        if self.user is not None and (not self.user or any(c in self.user for c in "\n\"'")):
+        if self.user is not None and (not self.user or any(c.isspace() for c in self.user)):
             raise GrafanaConfigError(f"--user: expected a user name, got {self.user!r}")
         if self.password_env is not None and not _ENV_NAME.match(self.password_env):
             raise GrafanaConfigError(
@@ -79,13 +79,13 @@ class DatasourceOptions:
             f"    uid: {DATASOURCE_UID}",
             "    type: influxdb",
             "    access: proxy",
-            f'    url: "{self.url}"',
+            f"    url: {json.dumps(self.url)}",
         ]
         if self.user is not None:
-            lines.append(f'    user: "{self.user}"')
+            lines.append(f"    user: {json.dumps(self.user)}")
         lines += [
             "    jsonData:",
-            f'      dbName: "{self.database}"',
+            f"      dbName: {json.dumps(self.database)}",
             "      httpMode: POST",
         ]
         if self.password_env is not None:

@@ -46,7 +46,7 @@ def run_span_fields(clock: Clock) -> dict[str, float]:
 
 # Grafana unit ids by quantity-name suffix, longest first (``_eur_kwh`` before ``_kwh``).
 UNIT_SUFFIXES = (
-    ("_eur_kwh", "currencyEUR"),
+    ("_eur_kwh", "suffix: EUR/kWh"),
     ("_kwh", "kwatth"),
     ("_kvar", "kvoltampreact"),
     ("_kw", "kwatt"),

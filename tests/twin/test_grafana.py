@@ -445,6 +445,9 @@ def test_datasource_defaults_are_the_compose_services():
     (source,) = yaml.safe_load(DatasourceOptions().yaml())["datasources"]
     assert source["url"] == "http://influxdb:8086" and source["jsonData"]["dbName"] == "twin"
     assert "user" not in source and "secureJsonData" not in source
+    odd = DatasourceOptions(database='db"#: x'.replace(" ", ""), user="a:b#c")
+    (source,) = yaml.safe_load(odd.yaml())["datasources"]
+    assert (source["jsonData"]["dbName"], source["user"]) == ('db"#:x', "a:b#c")
 
 
 @pytest.mark.parametrize(
