@@ -346,11 +346,40 @@ def grafana(
     out: Annotated[Path, typer.Option(help="Directory for dashboards/ and provisioning/.")] = Path(
         "grafana"
     ),
+    influx_url: Annotated[
+        str, typer.Option(help="InfluxDB URL as Grafana's server reaches it.")
+    ] = "http://influxdb:8086",
+    database: Annotated[str, typer.Option(help="InfluxDB database the runs write to.")] = "twin",
+    user: Annotated[str | None, typer.Option(help="InfluxDB user (if auth is on).")] = None,
+    password_env: Annotated[
+        str | None,
+        typer.Option(
+            help="Environment variable holding the InfluxDB password in Grafana's "
+            "environment (the password is never written to a file)."
+        ),
+    ] = None,
+    link: Annotated[
+        Path | None,
+        typer.Option(
+            help="Print the overview URL of this run directory (its time range).", exists=True
+        ),
+    ] = None,
+    grafana_url: Annotated[str, typer.Option(help="Grafana's URL for --link.")] = (
+        "http://localhost:3000"
+    ),
 ) -> None:
     """Generate the Grafana dashboards and provisioning files (InfluxQL over InfluxDB)."""
-    from twin.grafana import write_all
+    from twin.grafana_provision import DatasourceOptions, GrafanaConfigError, run_link, write_all
 
-    for path in write_all(out):
+    try:
+        if link is not None:
+            console.print(run_link(link, grafana_url), soft_wrap=True)
+            return
+        options = DatasourceOptions(influx_url, database, user, password_env)
+    except GrafanaConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    for path in write_all(out, options):
         console.print(f"wrote {path}")
 
 

@@ -7,15 +7,21 @@ mapping) and 3.x all serve. Template variables come from the data:
 - ``site`` and ``run_id``: ``SHOW TAG VALUES``; ``kind``: ``SHOW MEASUREMENTS``;
 - ``asset``: ``SHOW TAG VALUES`` of the chosen kind; ``quantity``: ``SHOW FIELD KEYS``,
 
-so a new plant, run or sensor appears without editing a dashboard. :func:`write_all`
-writes the dashboards and the provisioning files (``twin grafana --out grafana/``).
+so a new plant, run or sensor appears without editing a dashboard. How a panel aggregates
+(per asset, site total, extreme) and its unit come from :mod:`twin.grafana_queries`.
+
+Time range: the dashboards open on the last 24 hours (live and real-time runs). A run of a
+past period (a 2016 scenario) is opened from the "Runs of this site" table (each run id
+links to the overview with that run selected and the time range set to the run's span,
+read from the run's ``kpi`` point), or from the link ``twin grafana --link RUN_DIR``
+prints. :func:`write_all` writes the dashboards and the provisioning files
+(``twin grafana --out grafana/``).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 from grafana_foundation_sdk.builders import dashboard as db
@@ -26,11 +32,23 @@ from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as model
 
-__all__ = ["DATASOURCE_UID", "InfluxQLQuery", "dashboards", "write_all"]
+from twin.grafana_queries import (
+    RUN,
+    RUN_END,
+    RUN_START,
+    extreme,
+    per_asset,
+    residuals,
+    total,
+    unit_of,
+)
+
+__all__ = ["DATASOURCE_UID", "InfluxQLQuery", "dashboards", "to_json"]
 
 DATASOURCE_UID = "twin-influxdb"
 DATASOURCE = model.DataSourceRef(type_val="influxdb", uid=DATASOURCE_UID)
-RUN = "site =~ /^$site$/ AND run_id =~ /^$run_id$/"
+DEFAULT_FROM, DEFAULT_TO = "now-24h", "now"
+OVERVIEW_UID = "twin-overview"
 
 
 class InfluxQLQuery(cogvariants.Dataquery):
@@ -75,19 +93,10 @@ class InfluxQL(cogbuilder.Builder[InfluxQLQuery]):
         return self._query
 
 
-def _series(
-    measurement: str, field: str, where: str = "", by: str = "asset", agg: str = "mean"
-) -> str:
-    extra = f" AND {where}" if where else ""
-    group = f', "{by}"' if by else ""
-    return (
-        f'SELECT {agg}("{field}") AS "{field}" FROM "{measurement}" WHERE {RUN}{extra} '
-        f"AND $timeFilter GROUP BY time($__interval){group} fill(none)"
-    )
-
-
-def _variable(name: str, query: str, *, multi: bool, label: str) -> db.QueryVariable:
-    return (
+def _variable(
+    name: str, query: str, *, multi: bool, label: str, regex: str = ""
+) -> db.QueryVariable:
+    variable = (
         db.QueryVariable(name)
         .label(label)
         .query(query)
@@ -97,6 +106,7 @@ def _variable(name: str, query: str, *, multi: bool, label: str) -> db.QueryVari
         .include_all(multi)
         .sort(model.VariableSort.ALPHABETICAL_ASC)
     )
+    return variable.regex(regex) if regex else variable
 
 
 def _run_variables(board: db.Dashboard) -> db.Dashboard:
@@ -114,13 +124,19 @@ def _run_variables(board: db.Dashboard) -> db.Dashboard:
 
 @dataclass(frozen=True)
 class PanelSpec:
-    """One panel: a title, its InfluxQL queries, its unit and how it is drawn."""
+    """One panel: a title, its InfluxQL queries, its unit and how it is drawn.
+
+    ``overrides`` maps a field name to Grafana field-config properties (``{"unit": ...}``,
+    ``{"links": [...]}``); ``description`` is the panel's help text.
+    """
 
     title: str
     queries: tuple[str, ...]
     unit: str = "none"
     style: str = "timeseries"  # timeseries | stat | table
     span: int = 12
+    description: str = ""
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _panel(spec: PanelSpec) -> cogbuilder.Builder[model.Panel]:
@@ -129,25 +145,48 @@ def _panel(spec: PanelSpec) -> cogbuilder.Builder[model.Panel]:
     kind = {"timeseries": timeseries.Panel, "stat": stat.Panel, "table": table.Panel}[spec.style]
     panel = kind().title(spec.title).datasource(DATASOURCE).unit(spec.unit).span(spec.span)
     panel = panel.height(4 if spec.style == "stat" else 8)
+    if spec.description:
+        panel = panel.description(spec.description)
+    for name, properties in spec.overrides.items():
+        panel = panel.override_by_name(
+            name, [model.DynamicConfigValue(id_val=k, value=v) for k, v in properties.items()]
+        )
     for target in targets:
         panel = panel.with_target(target)
     return panel
 
 
-def _board(
-    uid: str, title: str, description: str, rows: dict[str, list[PanelSpec]]
-) -> db.Dashboard:
+def _links() -> list[db.DashboardLink]:
+    """Every twin dashboard, keeping the time range and the chosen site and run."""
+    return [
+        db.DashboardLink("twin dashboards")
+        .type(model.DashboardLinkType.DASHBOARDS)
+        .tags(["twin"])
+        .as_dropdown(True)
+        .include_vars(True)
+        .keep_time(True)
+    ]
+
+
+def _dashboard(uid: str, title: str, description: str) -> db.Dashboard:
     board = (
         db.Dashboard(title)
         .uid(uid)
         .description(description)
         .tags(["twin"])
         .editable()
-        .time("2016-06-21T00:00:00Z", "2016-06-22T00:00:00Z")
+        .time(DEFAULT_FROM, DEFAULT_TO)
         .timezone("utc")
         .refresh("30s")
+        .links(_links())
     )
-    board = _run_variables(board)
+    return _run_variables(board)
+
+
+def _board(
+    uid: str, title: str, description: str, rows: dict[str, list[PanelSpec]]
+) -> db.Dashboard:
+    board = _dashboard(uid, title, description)
     for row, panels in rows.items():
         board = board.with_row(db.Row(row))
         for spec in panels:
@@ -155,50 +194,96 @@ def _board(
     return board
 
 
-def _kpi(name: str, unit: str) -> PanelSpec:
+def _quantity(title: str, query: str, quantity: str, **kw: Any) -> PanelSpec:
+    """A panel of one quantity, in the unit its name carries."""
+    return PanelSpec(title, (query,), unit_of(quantity), **kw)
+
+
+def _kpi(name: str, title: str) -> PanelSpec:
     return PanelSpec(
-        name.replace("_", " "),
-        (f'SELECT last("{name}") FROM "kpi" WHERE {RUN}',),
-        unit,
+        title,
+        (f'SELECT last("{name}") AS "{name}" FROM "kpi" WHERE {RUN}',),
+        unit_of(name),
         style="stat",
         span=4,
+        description=f"KPI {name} of the chosen run (its kpi point; any time range).",
+    )
+
+
+# The run's span is written with its KPIs (twin.run): it opens a past run at its time range.
+_RUN_LINK = (
+    f"/d/{OVERVIEW_UID}/twin-overview?var-site=${{site}}&var-run_id=${{__data.fields.run_id}}"
+    f"&from=${{__data.fields.{RUN_START}}}&to=${{__data.fields.{RUN_END}}}"
+)
+_EPOCH_MS = {"unit": "none", "decimals": 0}
+
+
+def runs_table() -> PanelSpec:
+    """Every run of the chosen site with its span and KPIs; a run id opens that run."""
+    columns = ", ".join(
+        f'last("{name}") AS "{alias}"'
+        for name, alias in (
+            ("cost_scored_eur", "cost (EUR, storage valued)"),
+            ("peak_import_kw", "peak import (kW)"),
+            ("battery_efc", "cycles"),
+            (RUN_START, RUN_START),
+            (RUN_END, RUN_END),
+        )
+    )
+    return PanelSpec(
+        "Runs of this site (click a run id to open it at its time range)",
+        (f'SELECT {columns} FROM "kpi" WHERE site =~ /^$site$/ GROUP BY "run_id", "controller"',),
+        "none",
+        style="table",
+        span=24,
+        description="Every run written to InfluxDB for this site, whatever the time range.",
+        overrides={
+            "run_id": {"links": [{"title": "Open this run", "url": _RUN_LINK}]},
+            RUN_START: _EPOCH_MS,
+            RUN_END: _EPOCH_MS,
+            "Time": {"custom.hidden": True},
+        },
     )
 
 
 def overview() -> db.Dashboard:
-    """Generation, load, grid exchange, SoC, prices and the run's KPIs."""
+    """Runs, KPIs, generation, load, grid exchange, SoC and prices."""
     twin = "source = 'twin'"
     rows = {
+        "Runs": [runs_table()],
         "KPIs": [
-            _kpi("cost_eur", "currencyEUR"),
-            _kpi("e_import_kwh", "kwatth"),
-            _kpi("e_export_kwh", "kwatth"),
-            _kpi("self_sufficiency", "percentunit"),
-            _kpi("peak_import_kw", "kwatt"),
-            _kpi("voltage_violations", "none"),
+            _kpi("cost_eur", "Cost"),
+            _kpi("e_import_kwh", "Energy imported"),
+            _kpi("e_export_kwh", "Energy exported"),
+            _kpi("self_sufficiency", "Self-sufficiency"),
+            _kpi("peak_import_kw", "Peak import"),
+            _kpi("voltage_violations", "Voltage violations (steps)"),
         ],
         "Power": [
-            PanelSpec("PV generation", (_series("pv", "p_kw", twin),), "kwatt"),
-            PanelSpec("Load", (_series("load", "p_kw", twin, by="", agg="sum"),), "kwatt"),
-            PanelSpec("Grid exchange (import > 0)", (_series("grid", "p_kw", twin),), "kwatt"),
-            PanelSpec(
-                "Battery power (discharge > 0)", (_series("battery", "p_kw", twin),), "kwatt"
+            _quantity("PV generation (per plant)", per_asset("pv", "p_kw", twin), "p_kw"),
+            _quantity(
+                "Load, site total (consumption < 0)",
+                total("load", "p_kw", twin, alias="load p_kw"),
+                "p_kw",
+                description="Sum over loads of each load's mean power in the interval.",
             ),
+            _quantity("Grid exchange (import > 0)", per_asset("grid", "p_kw", twin), "p_kw"),
+            _quantity("Battery power (discharge > 0)", per_asset("battery", "p_kw", twin), "p_kw"),
         ],
         "Storage and prices": [
-            PanelSpec("Battery SoC", (_series("battery", "soc", twin),), "percentunit"),
+            _quantity("Battery SoC", per_asset("battery", "soc", twin), "soc"),
             PanelSpec(
                 "Prices",
                 (
-                    _series("tariff", "price_import_eur_kwh", twin, by=""),
-                    _series("tariff", "price_export_eur_kwh", twin, by=""),
+                    per_asset("tariff", "price_import_eur_kwh", twin),
+                    per_asset("tariff", "price_export_eur_kwh", twin),
                 ),
-                "currencyEUR",
+                unit_of("price_import_eur_kwh"),
             ),
         ],
     }
     return _board(
-        "twin-overview", "twin: overview", "Generation, load, exchange, storage, KPIs", rows
+        OVERVIEW_UID, "twin: overview", "Runs, KPIs, generation, load, exchange, storage", rows
     )
 
 
@@ -206,62 +291,69 @@ def grid_view() -> db.Dashboard:
     """Bus voltages, line and transformer loading, losses."""
     rows = {
         "Voltages": [
-            PanelSpec("Bus voltages", (_series("bus", "v_pu"),), "none", span=24),
+            _quantity("Bus voltages", per_asset("bus", "v_pu"), "v_pu", span=24),
             PanelSpec(
-                "Voltage band",
-                (
-                    _series("bus", "v_pu", by="", agg="min"),
-                    _series("bus", "v_pu", by="", agg="max"),
-                ),
-                "none",
+                "Voltage band (lowest and highest bus)",
+                (extreme("bus", "v_pu", "min"), extreme("bus", "v_pu", "max")),
+                unit_of("v_pu"),
             ),
-            PanelSpec("Grid losses", (_series("grid", "losses_kw"),), "kwatt"),
+            _quantity("Grid losses", per_asset("grid", "losses_kw"), "losses_kw"),
         ],
         "Loading": [
-            PanelSpec("Line loading", (_series("line", "loading_pct"),), "percent"),
-            PanelSpec("Transformer loading", (_series("trafo", "trafo_loading_pct"),), "percent"),
+            _quantity("Line loading", per_asset("line", "loading_pct"), "loading_pct"),
+            _quantity(
+                "Transformer loading",
+                per_asset("trafo", "trafo_loading_pct"),
+                "trafo_loading_pct",
+            ),
         ],
     }
     return _board("twin-grid", "twin: grid", "Voltages, loading, losses", rows)
 
 
+# Residual panels, one per unit: (title, InfluxQL field regex, a quantity of that unit).
+RESIDUAL_PANELS = (
+    ("Residual power, measured - twin", "_kw$", "p_kw"),
+    ("Residual SoC / SoH, measured - twin", "^so[ch]$", "soc"),
+    ("Residual temperature, measured - twin", "_c$", "t_c"),
+)
+
+
 def asset_health() -> db.Dashboard:
     """Battery state of health and temperature, PV cell temperature, device residuals."""
+    twin = "source = 'twin'"
     rows = {
         "Batteries": [
-            PanelSpec(
-                "State of health", (_series("battery", "soh", "source = 'twin'"),), "percentunit"
-            ),
-            PanelSpec(
-                "Cell temperature", (_series("battery", "t_c", "source = 'twin'"),), "celsius"
-            ),
+            _quantity("State of health", per_asset("battery", "soh", twin), "soh"),
+            _quantity("Cell temperature", per_asset("battery", "t_c", twin), "t_c"),
         ],
         "PV": [
-            PanelSpec("PV cell temperature", (_series("pv", "t_cell_c"),), "celsius"),
+            _quantity("PV cell temperature", per_asset("pv", "t_cell_c", twin), "t_cell_c"),
             PanelSpec(
-                "PV available vs delivered",
-                (_series("pv", "p_avail_kw", by=""), _series("pv", "p_kw", by="")),
-                "kwatt",
+                "PV available vs delivered, all plants",
+                (
+                    total("pv", "p_avail_kw", twin, alias="available p_kw"),
+                    total("pv", "p_kw", twin, alias="delivered p_kw"),
+                ),
+                unit_of("p_kw"),
+                description="Sums over plants of each plant's mean power in the interval.",
             ),
         ],
         "Devices (twin vs measured)": [
-            PanelSpec(
-                "Residuals, measured - twin",
-                (
-                    "SELECT mean(*) FROM /^(battery|pv|load)$/ WHERE "
-                    f"{RUN} AND source = 'residual' AND $timeFilter "
-                    'GROUP BY time($__interval), "asset" fill(none)',
-                ),
-                "none",
+            *(
+                _quantity(title, residuals(pattern), quantity, span=8)
+                for title, pattern, quantity in RESIDUAL_PANELS
             ),
             PanelSpec(
                 "Device data quality (1 = measured, 0 = model fallback)",
                 (
-                    'SELECT min("quality") FROM /^(battery|pv|load)$/ WHERE '
+                    'SELECT min("quality") AS "quality" FROM /^(battery|pv|load|ev)$/ WHERE '
                     f"{RUN} AND source = 'real' AND $timeFilter "
                     'GROUP BY time($__interval), "asset" fill(none)',
                 ),
                 "none",
+                span=24,
+                description="Lowest quality flag in the interval: any fallback shows as 0.",
             ),
         ],
     }
@@ -272,40 +364,26 @@ def controller_view() -> db.Dashboard:
     """Setpoints against what the assets did, and runs (controllers) side by side."""
     rows = {
         "Setpoints vs actual": [
-            PanelSpec("Battery setpoint", (_series("controller", "p_set_kw"),), "kwatt"),
-            PanelSpec("Battery actual", (_series("battery", "p_kw", "source = 'twin'"),), "kwatt"),
+            _quantity("Battery setpoint", per_asset("controller", "p_set_kw"), "p_set_kw"),
+            _quantity("Battery actual", per_asset("battery", "p_kw", "source = 'twin'"), "p_kw"),
         ],
-        "Runs of this site (controllers compared)": [
-            PanelSpec(
-                "KPIs per run",
-                (
-                    'SELECT last("cost_scored_eur") AS "cost (EUR, storage valued)", '
-                    'last("peak_import_kw") AS "peak import (kW)", '
-                    'last("battery_efc") AS "cycles" FROM "kpi" WHERE site =~ /^$site$/ '
-                    'GROUP BY "run_id", "controller"',
-                ),
-                "none",
-                style="table",
-                span=24,
-            ),
-        ],
+        "Runs of this site (controllers compared)": [runs_table()],
     }
     return _board("twin-controller", "twin: controller", "Setpoints, actuals, runs compared", rows)
 
 
 def sensor_explorer() -> db.Dashboard:
     """Any quantity of any asset: pick kind, asset(s) and quantity."""
-    board = _run_variables(
-        db.Dashboard("twin: sensor explorer")
-        .uid("twin-sensors")
-        .description("Every sensor the twin wrote, chosen by template variables")
-        .tags(["twin"])
-        .time("2016-06-21T00:00:00Z", "2016-06-22T00:00:00Z")
-        .timezone("utc")
-        .refresh("30s")
+    board = _dashboard(
+        "twin-sensors",
+        "twin: sensor explorer",
+        "Every sensor the twin wrote, chosen by template variables",
     )
     board = (
-        board.with_variable(_variable("kind", "SHOW MEASUREMENTS", multi=False, label="Kind"))
+        board.with_variable(
+            # Every measurement but the run-level ``kpi`` point (it has no assets).
+            _variable("kind", "SHOW MEASUREMENTS", multi=False, label="Kind", regex="/^(?!kpi$)/")
+        )
         .with_variable(
             _variable(
                 "asset",
@@ -319,9 +397,9 @@ def sensor_explorer() -> db.Dashboard:
         )
     )
     spec = PanelSpec(
-        "$kind $quantity",
+        "$kind $quantity (mean per interval)",
         (
-            'SELECT mean("$quantity") FROM /^$kind$/ WHERE '
+            'SELECT mean("$quantity") AS "$quantity" FROM /^$kind$/ WHERE '
             f"{RUN} AND asset =~ /^$asset$/ AND $timeFilter "
             'GROUP BY time($__interval), "asset", "source" fill(none)',
         ),
@@ -341,55 +419,6 @@ def dashboards() -> dict[str, db.Dashboard]:
     }
 
 
-DATASOURCE_YAML = f"""\
-# Grafana provisioning: the InfluxDB the twin writes to (compose.yaml's `influxdb`).
-apiVersion: 1
-datasources:
-  - name: twin InfluxDB
-    uid: {DATASOURCE_UID}
-    type: influxdb
-    access: proxy
-    url: http://influxdb:8086
-    jsonData:
-      dbName: twin
-      httpMode: POST
-    isDefault: true
-"""
-
-DASHBOARDS_YAML = """\
-# Grafana provisioning: load the generated dashboards (written by `twin grafana`).
-apiVersion: 1
-providers:
-  - name: twin
-    folder: twin
-    type: file
-    disableDeletion: false
-    allowUiUpdates: true
-    options:
-      path: /var/lib/grafana/dashboards/twin
-"""
-
-
 def to_json(board: db.Dashboard) -> dict[str, Any]:
     """The dashboard model as Grafana's JSON."""
     return json.loads(json.dumps(board.build(), cls=JSONEncoder))
-
-
-def write_all(out_dir: str | Path) -> list[Path]:
-    """Write ``dashboards/*.json`` and ``provisioning/`` under ``out_dir``."""
-    out = Path(out_dir)
-    written = []
-    for stem, board in dashboards().items():
-        path = out / "dashboards" / f"{stem}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(to_json(board), indent=2, sort_keys=True) + "\n")
-        written.append(path)
-    for rel, text in {
-        "provisioning/datasources/influxdb.yaml": DATASOURCE_YAML,
-        "provisioning/dashboards/twin.yaml": DASHBOARDS_YAML,
-    }.items():
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        written.append(path)
-    return written

@@ -122,6 +122,7 @@ def _write_kpis_to_influx(
     """The KPIs as one ``kpi`` point at the last step (dashboards compare runs with it)."""
     from adapters.influx.load import write_kpis
     from adapters.influx.writer import InfluxError
+    from twin.grafana_queries import run_span_fields
     from twin.sinks import influx_config
 
     config = influx_config(scenario, out)
@@ -129,7 +130,7 @@ def _write_kpis_to_influx(
     last = int(clock.times[-1].timestamp())
     tags = {"site": scenario.name, "run_id": metadata["run_id"], "controller": scenario.controller}
     try:
-        stats = write_kpis(kpis, config, tags, last)
+        stats = write_kpis({**kpis, **run_span_fields(clock)}, config, tags, last)
         metadata.setdefault("influx", {})["kpi_points"] = stats.points_written
     except InfluxError as exc:
         metadata.setdefault("influx", {})["kpi_error"] = str(exc)
