@@ -53,12 +53,14 @@ def test_an_unreachable_server_without_spool_is_an_error():
         InfluxWriter(InfluxConfig(url=url, retries=0)).open()
 
 
-def test_a_rejected_batch_is_counted_and_raised_at_close(influxdb):
+def test_a_rejected_line_is_counted_and_raised_at_close(influxdb):
+    """1.x writes the good lines of a batch: only the bad one is dropped."""
     writer = InfluxWriter(InfluxConfig(url=influxdb.url, db="w2", create_database=True)).open()
     writer.write(["m v=1 1466481600", "m v=not-a-number 1466481601"])
     with pytest.raises(InfluxError, match=r"HTTP 400\): .*unable to parse"):
         writer.close()
-    assert writer.stats.points_dropped == 2
+    assert writer.stats.points_dropped == 1 and writer.stats.points_written == 1
+    assert _count(influxdb, "w2") == 1
 
 
 def test_the_spool_keeps_everything_while_the_server_is_down(own_influx, tmp_path):
