@@ -108,8 +108,11 @@ class InfluxWriter:
         self._transport = Transport(config)
 
     # --- the calling thread -------------------------------------------------------------
-    def open(self) -> InfluxWriter:
+    def open(self, *, require_server: bool = False) -> InfluxWriter:
         """Check the server, the credentials and the database; start the sender thread.
+
+        An unreachable server is an error without a spool or with ``require_server``;
+        otherwise the writer starts spooling.
 
         Raises
         ------
@@ -121,7 +124,7 @@ class InfluxWriter:
         try:
             self._transport.check()
         except Retryable as exc:
-            if self._spool is None:
+            if self._spool is None or require_server:
                 raise InfluxError(f"{self.config.target} unreachable: {exc}") from exc
             self._record(f"{self.config.target} unreachable at start ({exc}): spooling")
         self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)

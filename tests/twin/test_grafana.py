@@ -20,7 +20,7 @@ def written_run(mosquitto, influxdb, tmp_path_factory):
     """The HIL scenario (devices, residuals, controller) written to InfluxDB."""
     raw = yaml.safe_load((ROOT / "scenarios" / "hil_battery.yaml").read_text())
     raw["mqtt"]["broker"] = mosquitto.url
-    raw["outputs"] = {"influx": {"url": influxdb.url, "db": "dash"}}
+    raw["outputs"] = {"influx": {"url": influxdb.url, "db": "dash", "create_database": True}}
     result = run_scenario(validate_scenario(raw), tmp_path_factory.mktemp("dash") / "run")
     return result
 
