@@ -21,13 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from adapters.influx.spool import Spool
-from adapters.influx.writer import InfluxConfig, InfluxError, InfluxWriter, WriterStats
+from adapters.influx.writer import (
+    InfluxConfig,
+    InfluxError,
+    InfluxWriter,
+    WriterStats,
+    delivery_problems,
+)
 from twin.checks import CheckFailure, run_check
 
 __all__ = [
     "FlushSummary",
     "config_from_spec",
-    "delivery_problems",
     "flush_spool",
     "summary_line",
     "write_run_kpis",
@@ -115,25 +120,6 @@ def write_run_kpis(
         stored["kpi_error"] = str(exc)
     left = Spool(Path(stored["spool_dir"])).pending()  # after both writers: what is on disk
     stored["spooled_left"], stored["spooled_points_left"] = left.batches, left.points
-
-
-def delivery_problems(stats: Mapping[str, Any]) -> list[str]:
-    """What went wrong in one writer's counters (:meth:`WriterStats.as_dict`)."""
-    problems = []
-    if stats.get("error"):
-        problems.append(f"writer error: {stats['error']}")
-    for key, what in (
-        ("points_dropped", "points dropped"),
-        ("points_unsent", "points never sent (writer stopped)"),
-        ("points_in_flight", "points still in flight when the writer was stopped"),
-        ("points_unaccounted", "points unaccounted for (a writer bug)"),
-        ("thread_errors", "unexpected errors in the writer thread"),
-    ):
-        if stats.get(key):
-            problems.append(f"{stats[key]:,} {what}")
-    if stats.get("closing_timed_out"):
-        problems.append("the writer did not finish in time")
-    return problems
 
 
 @run_check("influx")

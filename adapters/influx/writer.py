@@ -37,6 +37,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,14 @@ from adapters.influx.transport import (
     Transport,
 )
 
-__all__ = ["InfluxConfig", "InfluxError", "InfluxWriter", "WriterStats"]
+__all__ = [
+    "IncompleteWrite",
+    "InfluxConfig",
+    "InfluxError",
+    "InfluxWriter",
+    "WriterStats",
+    "delivery_problems",
+]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +91,37 @@ class WriterStats:
             "error_count": len(self.errors),
             "errors": self.errors[-5:],
         }
+
+
+class IncompleteWrite(InfluxError):
+    """Not every point reached the server; ``stats`` says where they are."""
+
+    def __init__(self, message: str, stats: WriterStats) -> None:
+        super().__init__(message)
+        self.stats = stats
+
+
+def delivery_problems(stats: Mapping[str, Any]) -> list[str]:
+    """What went wrong, from one writer's counters (:meth:`WriterStats.as_dict`).
+
+    Points left in the spool are not a problem of the writer (they wait for a replay);
+    callers that need them on the server check ``spooled_points_left`` too.
+    """
+    problems = []
+    if stats.get("error"):
+        problems.append(f"writer error: {stats['error']}")
+    for key, what in (
+        ("points_dropped", "points dropped"),
+        ("points_unsent", "points never sent (writer stopped)"),
+        ("points_in_flight", "points still in flight when the writer was stopped"),
+        ("points_unaccounted", "points unaccounted for (a writer bug)"),
+        ("thread_errors", "unexpected errors in the writer thread"),
+    ):
+        if stats.get(key):
+            problems.append(f"{stats[key]:,} {what}")
+    if stats.get("closing_timed_out"):
+        problems.append("the writer did not finish in time")
+    return problems
 
 
 class InfluxWriter:

@@ -4,6 +4,7 @@ import threading
 import time
 from urllib.parse import parse_qs, urlparse
 
+import pandas as pd
 import pytest
 
 from adapters.influx.server import InfluxServer
@@ -255,3 +256,48 @@ def test_the_spool_count_is_exact_across_writers(tmp_path):
     on_disk = sum(gzip.decompress(f.read_bytes()).count(b"\n") for f in files)
     assert (stats.spooled_left, stats.spooled_points_left) == (len(files), on_disk) == (3, 705)
     assert stats.points_unaccounted == 0
+
+
+def test_credentials_refused_mid_run_keep_the_batches_for_a_replay(auth_influx, tmp_path):
+    """A 401 is not the data's fault: the batch waits in the spool, the error is raised."""
+    auth_influx.query(
+        "CREATE USER \"bob\" WITH PASSWORD 'first' WITH ALL PRIVILEGES", auth=("admin", "s3cret")
+    )
+    spool = str(tmp_path / "spool")
+    config = InfluxConfig(
+        url=auth_influx.url, db="twin", username="bob", password="first", spool_dir=spool
+    )
+    writer = InfluxWriter(config).open()
+    auth_influx.query("SET PASSWORD FOR \"bob\" = 'second'", auth=("admin", "s3cret"))
+    writer.write(_lines(400, start=1466500000))
+    with pytest.raises(InfluxError, match=r"HTTP 401\): authorization failed"):
+        writer.close()
+    stats = writer.stats
+    assert (stats.points_spooled, stats.spooled_points_left, stats.points_dropped) == (400, 400, 0)
+    assert "first" not in " ".join(stats.errors)
+    config.password = "second"
+    replay = InfluxWriter(config).open().close()
+    assert replay.points_replayed == 400 and replay.spooled_points_left == 0
+
+
+def test_loading_a_run_that_only_reached_the_spool_raises(tmp_path):
+    from adapters.influx.load import write_results
+    from adapters.influx.writer import IncompleteWrite
+
+    frame = pd.DataFrame(
+        {
+            "time": pd.to_datetime(["2016-06-21T12:00:00Z", "2016-06-21T12:15:00Z"]),
+            "site": "s",
+            "run_id": "r",
+            "kind": "battery",
+            "asset": "bess",
+            "source": "twin",
+            "quantity": "soc",
+            "value": [0.5, 0.6],
+        }
+    )
+    url = f"http://127.0.0.1:{free_port()}"
+    config = InfluxConfig(url=url, retries=0, spool_dir=str(tmp_path / "spool"))
+    with pytest.raises(IncompleteWrite, match=r"2 points left in .*spool") as caught:
+        write_results(frame, config)
+    assert caught.value.stats.spooled_points_left == 2
