@@ -230,7 +230,11 @@ def run_scenario(
         write_run_kpis(scenario, kpis, metadata, out)
     if compare_uncontrolled and scenario.units("ev") and scenario.controller != "none":
         baseline = scenario.model_copy(update={"controller": "none"})
-        uncontrolled = run_scenario(baseline, out / "uncontrolled", compare_uncontrolled=False)
+        try:
+            uncontrolled = run_scenario(baseline, out / "uncontrolled", compare_uncontrolled=False)
+        except RunCheckError as exc:  # its checks are in its run.json; this run still ends
+            uncontrolled = exc.result
+        metadata["uncontrolled_status"] = uncontrolled.metadata["status"]
         kpis["peak_import_uncontrolled_kw"] = uncontrolled.kpis["peak_import_kw"]
     metadata["wall_s"] = time.perf_counter() - started
     passed, failures = evaluate_checks(scenario, metadata, kpis)
