@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from adapters.server import free_port
 from tests.adapters.influx.conftest import counts, parquet_counts
+from tests.conftest import ROOT
 from tests.support import start_realtime_run
 from twin.cli import app
 from twin.errors import RunError
@@ -168,3 +169,15 @@ def test_a_refused_kpi_point_fails_the_run(influxdb, tmp_path, small_raw, day_sc
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     messages = [f["message"] for f in meta["checks"]["failed"] if f["check"] == "influx"]
     assert any("KPI point not written" in m and "field type conflict" in m for m in messages)
+
+
+def test_a_baseline_run_that_fails_its_influx_check_still_leaves_the_run_recorded(tmp_path):
+    """EV scenarios also run uncontrolled; its failed check must not abort this run."""
+    raw = yaml.safe_load((ROOT / "scenarios" / "ev_depot.yaml").read_text())
+    raw["duration"] = "6h"
+    raw["outputs"] = {"influx": {"url": f"http://127.0.0.1:{free_port()}", "retries": 0}}
+    with pytest.raises(RunCheckError):
+        run_scenario(validate_scenario(raw), tmp_path / "run")
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["status"] == "failed" and meta["uncontrolled_status"] == "failed"
+    assert "peak_import_uncontrolled_kw" in json.loads((tmp_path / "run" / "kpis.json").read_text())
