@@ -104,6 +104,7 @@ def write_run_kpis(
     stored = metadata.setdefault("influx", {})
     spec = scenario.outputs.influx
     stored["spool_dir"] = spec.spool_dir or str(out / "influx-spool")
+    stored["run_dir"] = str(out)
     try:
         config = config_from_spec(spec, out)
         clock = scenario.clock()
@@ -141,13 +142,20 @@ def _influx_delivered(
         problems.append(
             f"{stats['spooled_points_left']:,} points in {stats['spooled_left']} batches left "
             f"in the spool {stats.get('spool_dir', '')}: replay them with "
-            "`twin influx flush RUN_DIR`"
+            f"`twin influx flush {stats.get('run_dir', 'RUN_DIR')}`"
         )
     return [CheckFailure("influx", p) for p in problems]
 
 
 def summary_line(stats: Mapping[str, Any]) -> str:
-    """One readable line of a writer's counters."""
+    """One readable line of a run's InfluxDB counters (the sink's, and the KPI point)."""
+    kpi = stats.get("kpi")
+    if kpi is None:
+        kpi_state = "not written" if "kpi_error" in stats else ""
+    elif kpi.get("points_written"):
+        kpi_state = "written"
+    else:
+        kpi_state = "spooled" if kpi.get("points_spooled") else "not written"
     return (
         f"{stats.get('points_written', 0):,} points written, {stats.get('retried', 0)} retries,"
         f" {stats.get('points_spooled', 0):,} spooled and"
@@ -155,6 +163,7 @@ def summary_line(stats: Mapping[str, Any]) -> str:
         f" {stats.get('points_dropped', 0):,} dropped,"
         f" {stats.get('spooled_points_left', 0):,} points in"
         f" {stats.get('spooled_left', 0)} batches left in the spool"
+        + (f"; KPI point {kpi_state}" if kpi_state else "")
     )
 
 

@@ -58,7 +58,7 @@ def test_a_server_down_for_the_whole_run_fails_it_and_flush_delivers(
     (failure,) = [f for f in meta["checks"]["failed"] if f["check"] == "influx"]
     batches, points = _spool_points(run / "influx-spool")
     assert points > 0 and f"{points:,} points in {batches} batches left" in failure["message"]
-    assert "twin influx flush" in failure["message"]
+    assert f"`twin influx flush {run}`" in failure["message"]
     stats = meta["influx"]
     assert (stats["spooled_left"], stats["spooled_points_left"]) == (batches, points)
     assert stats["points_written"] == 0 and stats["points_unaccounted"] == 0
