@@ -301,3 +301,33 @@ def test_loading_a_run_that_only_reached_the_spool_raises(tmp_path):
     with pytest.raises(IncompleteWrite, match=r"2 points left in .*spool") as caught:
         write_results(frame, config)
     assert caught.value.stats.spooled_points_left == 2
+
+
+def test_a_hung_server_at_close_leaves_every_point_accounted_for(own_influx, tmp_path):
+    """influxd stopped (SIGSTOP) answers nothing: close gives up in time and says where
+    each point is (in flight or spooled), none unaccounted."""
+    import os
+    import signal
+
+    config = InfluxConfig(
+        url=own_influx.url,
+        db="hung",
+        create_database=True,
+        retries=0,
+        timeout_s=30,
+        spool_dir=str(tmp_path / "spool"),
+    )
+    writer = InfluxWriter(config).open()
+    os.kill(own_influx.process.pid, signal.SIGSTOP)
+    try:
+        writer.write(_lines(300))
+        writer.flush()
+        writer.write(_lines(200, start=1466490000))
+        stats = writer.close(timeout_s=1.0)
+        snapshot = (stats.closing_timed_out, stats.points_in_flight, stats.points_spooled)
+        unaccounted = stats.points_unaccounted
+    finally:
+        os.kill(own_influx.process.pid, signal.SIGCONT)
+    timed_out, in_flight, spooled = snapshot
+    assert timed_out and in_flight + spooled == 500 and unaccounted == 0
+    assert in_flight in (0, 300)
