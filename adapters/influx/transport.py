@@ -246,8 +246,14 @@ class Transport:
         if not self.config.create_database:
             close = difflib.get_close_matches(self.config.db, databases, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
+            unseen = (
+                f" (or user {self.config.username!r} has no access to it)"
+                if self.config.username
+                else ""
+            )
             raise InfluxError(
-                f"InfluxDB {self.config.url}: database {self.config.db!r} does not exist; "
+                f"InfluxDB {self.config.url}: database {self.config.db!r} does not exist"
+                f"{unseen}; "
                 f"{hint}existing: {', '.join(databases) or 'none'}. Create it "
                 f'(CREATE DATABASE "{self.config.db}") or set create_database: true'
             )
