@@ -239,8 +239,8 @@ class InfluxWriter:
             left = self._spool.pending()
             self.stats.spooled_left, self.stats.spooled_points_left = left.batches, left.points
         s = self.stats
-        s.points_unaccounted = max(
-            0, s.points_submitted - self._settled - s.points_unsent - s.points_in_flight
+        s.points_unaccounted = (  # 0 unless the writer itself is wrong
+            s.points_submitted - self._settled - s.points_unsent - s.points_in_flight
         )
         if self._fatal is not None:
             raise self._fatal
