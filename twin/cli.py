@@ -73,14 +73,9 @@ def run(
     console.print(kpi_table(result.kpis, f"{sc.name}: KPIs"))
     stored = result.metadata.get("influx")
     if stored:
-        console.print(
-            f"InfluxDB: {stored['points_written']:,} points written, {stored['retried']} retries,"
-            f" {stored['points_spooled']:,} spooled and {stored['points_replayed']:,} replayed,"
-            f" {stored['points_dropped']:,} dropped, {stored['spooled_left']} batches left in"
-            " the spool"
-        )
-        if stored.get("error"):
-            err_console.print(f"[bold red]InfluxDB error:[/] {stored['error']}")
+        from twin.influx import summary_line
+
+        console.print(f"InfluxDB: {summary_line(stored)}", highlight=False)
     rt = result.metadata.get("realtime")
     if rt and rt.get("steps"):
         console.print(
@@ -381,6 +376,32 @@ def grafana(
         raise typer.Exit(2) from exc
     for path in write_all(out, options):
         console.print(f"wrote {path}")
+
+
+influx_app = typer.Typer(no_args_is_help=True, help="InfluxDB: replay what a run left behind.")
+app.add_typer(influx_app, name="influx")
+
+
+@influx_app.command("flush")
+def influx_flush(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory (holds run.json).")],
+    url: Annotated[
+        str | None, typer.Option(help="Server URL (default: the run's outputs.influx.url).")
+    ] = None,
+) -> None:
+    """Replay a run's InfluxDB spool (credentials: TWIN_INFLUX_USERNAME/PASSWORD/TOKEN)."""
+    from twin.influx import flush_spool
+
+    try:
+        summary = flush_spool(run_dir, url)
+    except TwinError as exc:
+        _fail(exc)
+        return
+    console.print(str(summary), highlight=False, soft_wrap=True)
+    if summary.error:
+        err_console.print(f"[bold red]error:[/] {summary.error}", highlight=False)
+    if not summary.ok:
+        raise typer.Exit(code=1)
 
 
 if __name__ == "__main__":

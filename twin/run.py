@@ -116,26 +116,6 @@ def fault_labels(scenario: Scenario) -> list[dict[str, Any]]:
     ]
 
 
-def _write_kpis_to_influx(
-    scenario: Scenario, kpis: dict[str, float], metadata: dict[str, Any], out: Path
-) -> None:
-    """The KPIs as one ``kpi`` point at the last step (dashboards compare runs with it)."""
-    from adapters.influx.load import write_kpis
-    from adapters.influx.writer import InfluxError
-    from twin.grafana_queries import run_span_fields
-    from twin.sinks import influx_config
-
-    config = influx_config(scenario, out)
-    clock = scenario.clock()
-    last = int(clock.times[-1].timestamp())
-    tags = {"site": scenario.name, "run_id": metadata["run_id"], "controller": scenario.controller}
-    try:
-        stats = write_kpis({**kpis, **run_span_fields(clock)}, config, tags, last)
-        metadata.setdefault("influx", {})["kpi_points"] = stats.points_written
-    except InfluxError as exc:
-        metadata.setdefault("influx", {})["kpi_error"] = str(exc)
-
-
 def run_scenario(
     scenario: Scenario,
     out_dir: str | Path | None = None,
@@ -245,10 +225,16 @@ def run_scenario(
     kpis = compute_kpis(load_results(out), scenario)
     kpis.update(adapter_kpis(metadata))
     if scenario.outputs.influx is not None:
-        _write_kpis_to_influx(scenario, kpis, metadata, out)
+        from twin.influx import write_run_kpis
+
+        write_run_kpis(scenario, kpis, metadata, out)
     if compare_uncontrolled and scenario.units("ev") and scenario.controller != "none":
         baseline = scenario.model_copy(update={"controller": "none"})
-        uncontrolled = run_scenario(baseline, out / "uncontrolled", compare_uncontrolled=False)
+        try:
+            uncontrolled = run_scenario(baseline, out / "uncontrolled", compare_uncontrolled=False)
+        except RunCheckError as exc:  # its checks are in its run.json; this run still ends
+            uncontrolled = exc.result
+        metadata["uncontrolled_status"] = uncontrolled.metadata["status"]
         kpis["peak_import_uncontrolled_kw"] = uncontrolled.kpis["peak_import_kw"]
     metadata["wall_s"] = time.perf_counter() - started
     passed, failures = evaluate_checks(scenario, metadata, kpis)

@@ -13,6 +13,7 @@ import difflib
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
@@ -24,6 +25,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -290,17 +292,27 @@ class InfluxSpec(Strict):
 
     ``api: v1`` uses the 1.x HTTP API (``db``, ``rp``, ``username``, ``password``);
     ``api: v2`` uses influxdb-client (``token``, ``org``, ``bucket``) for 2.x and 3.x.
-    While the server is unreachable, batches wait in ``spool_dir`` (default
-    ``<run dir>/influx-spool``) and are replayed in order.
+    A secret is given as a value (``password``), the name of an environment variable
+    (``password_env``) or a file holding it (``password_file``); likewise ``token``.
+    Secrets never appear in ``run.json`` (``'**********'``), logs or messages; a
+    ``user:password@`` in the URL is moved to ``username`` and ``password``. The
+    database must exist unless ``create_database: true``. https is verified
+    (``verify_tls``) against the system CAs or ``ca_file``. While the server cannot
+    take the data, batches wait in ``spool_dir`` (default ``<run dir>/influx-spool``)
+    and are replayed in order (``twin influx flush RUN_DIR`` replays what a run left).
     """
 
-    url: Annotated[str, Field(pattern=r"^https?://")]
+    url: Annotated[str, Field(pattern=r"^https?://[^@/]+(/.*)?$")]
     api: Literal["v1", "v2"] = "v1"
     db: str = "twin"
     rp: str | None = None
     username: str | None = None
-    password: str | None = None
-    token: str | None = None
+    password: SecretStr | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    token: SecretStr | None = None
+    token_env: str | None = None
+    token_file: str | None = None
     org: str | None = None
     bucket: str | None = None
     batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 5000
@@ -309,12 +321,37 @@ class InfluxSpec(Strict):
     retries: Annotated[int, Field(ge=0, le=20)] = 3
     timeout_s: Annotated[float, Field(gt=0.0)] = 10.0
     spool_dir: str | None = None
-    create_database: bool = True
+    create_database: bool = False
+    verify_tls: bool = True
+    ca_file: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _credentials_out_of_the_url(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+            return data
+        scheme, sep, rest = data["url"].partition("://")
+        host, slash, path = rest.partition("/")
+        if not sep or "@" not in host:
+            return data
+        userinfo, host = host.rsplit("@", 1)
+        user, _, password = userinfo.partition(":")
+        data = {**data, "url": f"{scheme}://{host}{slash}{path}"}
+        data.setdefault("username", unquote(user) or None)
+        if password:
+            data.setdefault("password", unquote(password))
+        return data
 
     @model_validator(mode="after")
-    def _v2_needs_bucket(self) -> InfluxSpec:
-        if self.api == "v2" and not (self.bucket and self.org and self.token):
-            raise ValueError("api v2 needs token, org and bucket")
+    def _one_source_per_secret(self) -> InfluxSpec:
+        for name in ("password", "token"):
+            given = [f for f in (name, f"{name}_env", f"{name}_file") if getattr(self, f)]
+            if len(given) > 1:
+                raise ValueError(f"give {name} one way, not {' and '.join(given)}")
+        if self.api == "v2" and not (
+            self.bucket and self.org and (self.token or self.token_env or self.token_file)
+        ):
+            raise ValueError("api v2 needs token (or token_env/token_file), org and bucket")
         return self
 
 
@@ -533,11 +570,17 @@ def _unknown_keys(model: type[BaseModel], data: Any, loc: tuple[Any, ...]) -> li
     return problems
 
 
+#: Fields whose values an error message must not repeat.
+SECRET_FIELDS = frozenset({"password", "token", "url"})
+
+
 def _describe(error: dict[str, Any]) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] in ("missing",):
         return "required field is missing"
     value = error.get("input")
+    if any(str(part) in SECRET_FIELDS for part in error["loc"]):
+        return message  # never echo a secret
     if (
         error["type"] not in ("model_type", "dict_type")
         and not isinstance(value, dict | list)
@@ -680,6 +723,8 @@ def _resolve(scenario: Scenario) -> tuple[Scenario, list[Problem]]:
             )
         )
     problems += _device_problems(scenario, assets)
+    if scenario.outputs.influx is not None:
+        data["outputs"]["influx"] = scenario.outputs.influx  # its secrets, not '*****'
     resolved = Scenario.model_validate(data)
     problems += _resolve_faults(resolved)[1]
     return resolved, problems

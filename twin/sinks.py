@@ -18,11 +18,10 @@ __all__ = ["influx_config", "output_plan", "start_influx_sink"]
 
 def influx_config(scenario: Scenario, out_dir: Path) -> InfluxConfig:
     """The writer configuration of ``outputs.influx`` (spool under the run directory)."""
-    spec = scenario.outputs.influx
-    assert spec is not None
-    config = InfluxConfig(**spec.model_dump(exclude={"spool_dir"}))
-    config.spool_dir = spec.spool_dir or str(out_dir / "influx-spool")
-    return config
+    from twin.influx import config_from_spec
+
+    assert scenario.outputs.influx is not None
+    return config_from_spec(scenario.outputs.influx, out_dir)
 
 
 def output_plan(

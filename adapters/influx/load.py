@@ -7,7 +7,13 @@ from pathlib import Path
 import pandas as pd
 
 from adapters.influx.lineprotocol import encode_frame_bytes
-from adapters.influx.writer import InfluxConfig, InfluxWriter, WriterStats
+from adapters.influx.writer import (
+    IncompleteWrite,
+    InfluxConfig,
+    InfluxWriter,
+    WriterStats,
+    delivery_problems,
+)
 
 __all__ = ["write_results"]
 
@@ -17,6 +23,9 @@ def write_results(results: str | Path | pd.DataFrame, config: InfluxConfig) -> W
 
     Raises
     ------
+    IncompleteWrite
+        If a point did not reach the server (dropped, or left in the spool); its
+        ``stats`` say where every point is.
     InfluxError
         If the server refuses the credentials, the database or a batch.
     """
@@ -26,7 +35,13 @@ def write_results(results: str | Path | pd.DataFrame, config: InfluxConfig) -> W
     writer = InfluxWriter(config).open()
     for chunk, lines in encode_frame_bytes(results):
         writer.write_chunk(chunk, lines)
-    return writer.close()
+    stats = writer.close()
+    problems = delivery_problems(stats.as_dict())
+    if stats.spooled_points_left:
+        problems.append(f"{stats.spooled_points_left:,} points left in {config.spool_dir}")
+    if problems:
+        raise IncompleteWrite(f"{config.target}: {'; '.join(problems)}", stats)
+    return stats
 
 
 def kpi_line(kpis: dict[str, float], tags: dict[str, str], time_s: int) -> str | None:

@@ -117,7 +117,6 @@ class InfluxSink(mosaik_api_v3.Simulator):
             log.error("%s", exc)
         out = stats.as_dict()
         out["error"] = error
-        out["spooled_left"] = len(self.writer._spool) if self.writer._spool is not None else 0
         path = self.config.get("stats_path")
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -4,130 +4,62 @@
 there after ``flush_interval_s``) and sends them from a background thread, so the run
 never waits for the database:
 
-- 1.x: ``POST /write?db=&rp=&precision=s`` with user/password (urllib3);
+- 1.x: ``POST /write?db=&rp=&precision=s`` (urllib3), credentials in an HTTP Basic
+  ``Authorization`` header (never in the URL, so no error message or log shows them);
 - 2.x/3.x: influxdb-client's synchronous write API (url, token, org, bucket), which
   serves ``/api/v2/write``; the client's own batching mode, which loses data at exit
-  (PITFALLS.md), is not used.
+  (PITFALLS.md), is not used. A 1.x server older than 1.8 (no ``/api/v2/write``) is
+  refused at :meth:`InfluxWriter.open`.
 
-Bodies are gzipped (``gzip``). 5xx answers, timeouts and connection errors are retried
-with exponential backoff (``retries``, ``backoff_s`` doubling up to ``backoff_max_s``);
-after that the batch goes to an on-disk **spool** (one file per batch), and so does
-every later batch until the spool has been replayed, oldest first, so order is kept and
-nothing is lost. Replaying a batch twice is harmless: the same measurement, tags and
-timestamp overwrite. A 4xx answer (bad credentials, missing database, bad line) is not
-retried: it raises :class:`InfluxError` with the server's message at :meth:`open` or
-:meth:`close`, and the rejected points are counted as dropped.
+https is verified by default (``verify_tls``; ``ca_file`` for a private CA).
+
+Bodies are gzipped. 5xx answers, timeouts and connection errors are retried with
+exponential backoff (``retries``, ``backoff_s`` doubling up to ``backoff_max_s``);
+after that the batch goes to an on-disk **spool** (:mod:`adapters.influx.spool`), and
+so does every later batch until the spool has been replayed, oldest first, so order is
+kept. A batch the server refuses for reasons outside the data (401/403 credentials,
+404 database or endpoint) is spooled too, to be replayed once the cause is fixed
+(``twin influx flush``). A 400 (bad line, field type conflict) drops only the points
+the server reports as dropped (InfluxDB writes the rest of the batch). Replaying a
+batch twice is harmless: the same measurement, tags and timestamp overwrite.
+
+Every point handed to the writer ends in exactly one counter of :class:`WriterStats`
+(written, spooled, dropped, unsent, in flight); ``points_unaccounted`` is what none of
+them holds and must be 0. An unexpected exception in the sender thread is counted
+(``thread_errors``), its batch spooled or counted as dropped, and delivery goes on.
+Refusals raise :class:`InfluxError` at :meth:`InfluxWriter.open` or
+:meth:`InfluxWriter.close`; the counters say what happened to every point.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlencode
 
-import urllib3
+from adapters.influx.spool import Spool, lines_in
+from adapters.influx.stats import IncompleteWrite, WriterStats, delivery_problems
+from adapters.influx.transport import (
+    InfluxConfig,
+    InfluxError,
+    Refused,
+    Rejected,
+    Retryable,
+    Transport,
+)
 
-__all__ = ["InfluxConfig", "InfluxError", "InfluxWriter", "WriterStats"]
+__all__ = [
+    "IncompleteWrite",
+    "InfluxConfig",
+    "InfluxError",
+    "InfluxWriter",
+    "WriterStats",
+    "delivery_problems",
+]
 
 log = logging.getLogger(__name__)
-
-
-class InfluxError(RuntimeError):
-    """The server refused a request (4xx) or could not be reached at start."""
-
-
-class _Retryable(Exception):
-    """A 5xx answer, a timeout or a connection error."""
-
-
-@dataclass
-class InfluxConfig:
-    """Where and how to write.
-
-    ``api``: ``v1`` (``db``, ``rp``, ``username``, ``password``) or ``v2`` (``token``,
-    ``org``, ``bucket``). ``spool_dir`` holds batches while the server is unreachable.
-    """
-
-    url: str
-    api: Literal["v1", "v2"] = "v1"
-    db: str = "twin"
-    rp: str | None = None
-    username: str | None = None
-    password: str | None = None
-    token: str | None = None
-    org: str | None = None
-    bucket: str | None = None
-    batch_size: int = 5000
-    flush_interval_s: float = 1.0
-    gzip: bool = True
-    retries: int = 3
-    backoff_s: float = 0.5
-    backoff_max_s: float = 8.0
-    timeout_s: float = 10.0
-    spool_dir: str | None = None
-    create_database: bool = False
-
-    @property
-    def target(self) -> str:
-        """A readable name of the destination for messages."""
-        where = self.db if self.api == "v1" else f"bucket {self.bucket}"
-        return f"InfluxDB {self.url} ({where})"
-
-
-@dataclass
-class WriterStats:
-    """Counters (points = lines)."""
-
-    points_written: int = 0
-    batches_written: int = 0
-    retried: int = 0
-    points_spooled: int = 0
-    points_replayed: int = 0
-    points_dropped: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The counters and the last errors."""
-        return {
-            **{k: v for k, v in self.__dict__.items() if k != "errors"},
-            "errors": self.errors[-5:],
-        }
-
-
-class _Spool:
-    """Batches on disk, replayed oldest first: ``<dir>/<seq>.lp.gz``."""
-
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        existing = self.files()
-        self.next = int(existing[-1].name.split(".")[0]) + 1 if existing else 0
-        self.count = len(existing)  # kept in step with put/remove: no listing per batch
-
-    def files(self) -> list[Path]:
-        return sorted(self.dir.glob("*.lp.gz"))
-
-    def put(self, body: bytes) -> None:
-        path = self.dir / f"{self.next:012d}.lp.gz"
-        self.next += 1
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(gzip.compress(body, compresslevel=1))
-        tmp.rename(path)  # a crash never leaves half a batch to replay
-        self.count += 1
-
-    def remove(self, path: Path) -> None:
-        path.unlink()
-        self.count -= 1
-
-    def __len__(self) -> int:
-        return self.count
 
 
 class InfluxWriter:
@@ -143,44 +75,35 @@ class InfluxWriter:
         self._queue: queue.Queue[bytes | None] = queue.Queue()
         self._fatal: InfluxError | None = None
         self._thread: threading.Thread | None = None
-        spool = Path(config.spool_dir) if config.spool_dir else None
-        self._spool = _Spool(spool) if spool else None
-        self._http = urllib3.PoolManager(
-            maxsize=2, retries=False, timeout=urllib3.Timeout(total=config.timeout_s)
-        )
-        self._v2 = None
-        if config.api == "v2":
-            from influxdb_client import InfluxDBClient
-            from influxdb_client.client.write_api import SYNCHRONOUS
-
-            client = InfluxDBClient(
-                url=config.url,
-                token=config.token,
-                org=config.org,
-                enable_gzip=config.gzip,
-                timeout=int(config.timeout_s * 1000),
-                retries=False,
-            )
-            self._v2 = (client, client.write_api(write_options=SYNCHRONOUS))
+        self._hand: bytes | None = None  # the batch the sender thread holds
+        self._settled = 0  # submitted points that reached a final counter
+        self._closing = False
+        self._finished = False
+        self._closing_errors = 0
+        self._abandon = threading.Event()
+        self._spool = Spool(Path(config.spool_dir)) if config.spool_dir else None
+        self._transport = Transport(config)
 
     # --- the calling thread -------------------------------------------------------------
-    def open(self) -> InfluxWriter:
-        """Check the server and the credentials, start the sender thread.
+    def open(self, *, require_server: bool = False) -> InfluxWriter:
+        """Check the server, the credentials and the database; start the sender thread.
+
+        An unreachable server is an error without a spool or with ``require_server``;
+        otherwise the writer starts spooling.
 
         Raises
         ------
         InfluxError
             With the server's message on bad credentials or a missing database; if the
-            server is unreachable and no spool is configured.
+            certificate cannot be verified; if the server is unreachable and no spool
+            is configured; for ``api: v2`` against a 1.x server older than 1.8.
         """
         try:
-            self._check()
-        except _Retryable as exc:
-            if self._spool is None:
+            self._transport.check()
+        except Retryable as exc:
+            if self._spool is None or require_server:
                 raise InfluxError(f"{self.config.target} unreachable: {exc}") from exc
-            log.warning(
-                "%s unreachable (%s): spooling to %s", self.config.target, exc, self._spool.dir
-            )
+            self._record(f"{self.config.target} unreachable at start ({exc}): spooling")
         self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
         self._thread.start()
         return self
@@ -190,6 +113,7 @@ class InfluxWriter:
         if not self._lines:
             self._first_line_at = time.monotonic()
         self._lines.extend(lines)
+        self.stats.points_submitted += len(lines)
         size = self.config.batch_size
         while len(self._lines) >= size:
             self._enqueue(self._lines[:size])
@@ -205,6 +129,7 @@ class InfluxWriter:
             self._first_line_at = time.monotonic()
         self._chunks.append(chunk)
         self._chunk_lines += lines
+        self.stats.points_submitted += lines
         if self._chunk_lines >= self.config.batch_size:
             self._flush_chunks()
 
@@ -227,95 +152,159 @@ class InfluxWriter:
         """Flush, wait for the sender (and the spool's replay) up to ``timeout_s``.
 
         What could not be written stays in the spool (and is replayed by the next writer
-        with the same ``spool_dir``).
+        with the same ``spool_dir`` or by ``twin influx flush``). If the sender does not
+        finish in time, what it has not taken yet goes to the spool (``points_unsent``
+        without one) and the batch it holds is counted as ``points_in_flight``.
 
         Raises
         ------
         InfluxError
-            If the server refused a batch (4xx).
+            If the server refused a batch or the credentials.
         """
         self.flush()
         self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout_s)
             if self._thread.is_alive():
-                self._closing_timed_out = True
-        self._http.clear()
-        if self._v2 is not None:
-            self._v2[1].close()
-            self._v2[0].close()
+                self._abandon.set()
+                self.stats.closing_timed_out = True
+                hand = self._hand
+                self.stats.points_in_flight = hand.count(b"\n") if hand is not None else 0
+                self._record(f"{self.config.target}: the writer did not finish in {timeout_s} s")
+        self._park_queue()
+        self._transport.close()
+        if self._spool is not None:
+            left = self._spool.pending()
+            self.stats.spooled_left, self.stats.spooled_points_left = left.batches, left.points
+        s = self.stats
+        s.points_unaccounted = (  # 0 unless the writer itself is wrong
+            s.points_submitted - self._settled - s.points_unsent - s.points_in_flight
+        )
         if self._fatal is not None:
             raise self._fatal
         return self.stats
 
+    def _park_queue(self) -> None:
+        """Move batches nobody will send any more to the spool (or count them unsent)."""
+        while True:
+            try:
+                body = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if body is None:
+                continue
+            lines = body.count(b"\n")
+            try:
+                if self._spool is None:
+                    raise OSError("no spool")
+                self._spool.put(body)
+                self.stats.points_spooled += lines
+                self._settled += lines
+            except OSError:
+                self.stats.points_unsent += lines
+
     # --- the sender thread --------------------------------------------------------------
     def _run(self) -> None:
-        closing = False
-        while True:
-            if self._spool is not None and len(self._spool) and not self._replay():
-                if closing:
-                    return  # the server stays away: the spool keeps the rest
-                # the server is still away: park new batches in the spool, keep order
-                try:
-                    body = self._queue.get(timeout=self.config.backoff_max_s)
-                except queue.Empty:
-                    continue
-                if body is None:
-                    closing = True
-                    continue
-                self._to_spool(body)
-                continue
+        while not self._finished:
             try:
-                body = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                if closing:
-                    return
-                continue
-            if body is None:
-                closing = True
-                if self._spool is None or not len(self._spool):
-                    return
-                continue
+                self._finished = self._cycle()
+            except Exception as exc:  # noqa: BLE001 - counted, never kills delivery
+                self._unexpected(exc)
+
+    def _take(self, timeout_s: float) -> bytes | None:
+        """The next batch, or None (nothing yet, or the end: ``_closing`` is then set)."""
+        try:
+            body = self._queue.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+        if body is None:
+            self._closing = True
+        self._hand = body
+        return body
+
+    def _cycle(self) -> bool:
+        """One round of the sender; True when it is done."""
+        if self._abandon.is_set():
+            return True
+        if self._spool is not None and len(self._spool) and not self._replay():
+            if self._closing:
+                return True  # the server stays away: the spool keeps the rest
+            # the server is still away: park new batches in the spool, keep order
+            body = self._take(self.config.backoff_max_s)
+            if body is not None:
+                self._to_spool(body)
+            return False
+        if self._closing:
+            return True
+        body = self._take(0.5)
+        if body is not None:
             self._deliver(body)
+        return False
+
+    def _settle(self, lines: int) -> None:
+        self._settled += lines
+        self._hand = None
 
     def _deliver(self, body: bytes) -> None:
         """Send with retries; on failure spool (or count as dropped without a spool)."""
         lines = body.count(b"\n")
         try:
             self._send_with_retries(body)
-        except _Retryable as exc:
+        except Retryable as exc:
             if self._spool is not None:
                 self._to_spool(body)
-            else:
-                self.stats.points_dropped += lines
-                self.stats.errors.append(str(exc))
-                log.error("%s: %d points dropped: %s", self.config.target, lines, exc)
-        except InfluxError as exc:
+                return
             self.stats.points_dropped += lines
-            self.stats.errors.append(str(exc))
-            self._fatal = self._fatal or exc
-            log.error("%s", exc)
+            self._record(f"{self.config.target}: {lines} points dropped: {exc}")
+        except Refused as exc:
+            self._fail(exc)
+            if self._spool is not None:
+                self._to_spool(body)
+                return
+            self.stats.points_dropped += lines
+        except Rejected as exc:
+            self._count_rejected(exc, lines, replayed=False)
+        self._settle(lines)
 
     def _to_spool(self, body: bytes) -> None:
         assert self._spool is not None
         self._spool.put(body)
         self.stats.points_spooled += body.count(b"\n")
+        self._settle(body.count(b"\n"))
+
+    def _count_rejected(self, exc: Rejected, lines: int, *, replayed: bool) -> None:
+        stored = max(0, lines - exc.dropped)
+        self.stats.points_written += stored
+        if replayed:
+            self.stats.points_replayed += stored
+        self.stats.points_dropped += lines - stored
+        self._fail(exc)
 
     def _replay(self) -> bool:
-        """Send spooled batches oldest first; False when the server is still away."""
+        """Send spooled batches oldest first; False when the server does not take them."""
         assert self._spool is not None
         for path in self._spool.files():
-            body = gzip.decompress(path.read_bytes())
+            if self._abandon.is_set():
+                return False
+            try:
+                body = self._spool.read(path)
+            except (OSError, EOFError) as exc:  # unreadable: set aside, counted
+                path.rename(path.with_name(f"{path.name}.bad"))
+                self.stats.points_dropped += _lines_or_zero(path)
+                self._record(f"spool file {path.name} unreadable ({exc}): moved to *.bad")
+                continue
+            lines = body.count(b"\n")
             try:
                 self._send(body)
-            except _Retryable:
+            except Retryable:
                 return False
-            except InfluxError as exc:
-                self.stats.points_dropped += body.count(b"\n")
-                self.stats.errors.append(str(exc))
-                self._fatal = self._fatal or exc
+            except Refused as exc:
+                self._fail(exc)
+                return False  # the batch waits for other credentials or a database
+            except Rejected as exc:
+                self._count_rejected(exc, lines, replayed=True)
             else:
-                self.stats.points_replayed += body.count(b"\n")
+                self.stats.points_replayed += lines
             self._spool.remove(path)
         return True
 
@@ -325,98 +314,54 @@ class InfluxWriter:
             try:
                 self._send(body)
                 return
-            except _Retryable:
-                if attempt == self.config.retries:
+            except Retryable:
+                if attempt == self.config.retries or self._abandon.is_set():
                     raise
                 self.stats.retried += 1
                 time.sleep(delay)
                 delay = min(delay * 2, self.config.backoff_max_s)
 
-    # --- HTTP ---------------------------------------------------------------------------
+    def _unexpected(self, exc: Exception) -> None:
+        """Count an unexpected error; spool (or drop) the batch in hand; go on."""
+        self.stats.thread_errors += 1
+        body, self._hand = self._hand, None
+        lines = body.count(b"\n") if body is not None else 0
+        message = f"{self.config.target}: unexpected {type(exc).__name__} in the writer: {exc}"
+        if body is not None:
+            try:
+                if self._spool is None:
+                    raise OSError("no spool")
+                self._spool.put(body)
+                self.stats.points_spooled += lines
+            except OSError:
+                self.stats.points_dropped += lines
+                message += f" ({lines} points dropped)"
+            self._settled += lines
+        self._record(message)
+        if self._closing:
+            self._closing_errors += 1
+            if self._closing_errors >= 3:
+                self._finished = True  # close() parks or counts what is left
+                return
+        time.sleep(min(self.config.backoff_s, 1.0))
+
+    def _record(self, message: str) -> None:
+        message = self.config.redact(message)
+        self.stats.errors.append(message)
+        log.error("%s", message)
+
+    def _fail(self, exc: InfluxError) -> None:
+        self._record(str(exc))
+        self._fatal = self._fatal or exc
+
     def _send(self, body: bytes) -> None:
-        if self._v2 is not None:
-            self._send_v2(body)
-        else:
-            self._send_v1(body)
+        self._transport.send(body)
         self.stats.points_written += body.count(b"\n")
         self.stats.batches_written += 1
 
-    def _v1_params(self, **extra: str) -> dict[str, str]:
-        params = dict(extra)
-        if self.config.username:
-            params.update(u=self.config.username, p=self.config.password or "")
-        return params
 
-    def _request(self, method: str, path: str, params: dict[str, str], **kwargs: Any) -> Any:
-        url = f"{self.config.url.rstrip('/')}{path}?{urlencode(params)}"
-        try:
-            response = self._http.request(method, url, **kwargs)
-        except urllib3.exceptions.HTTPError as exc:
-            raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
-        if response.status >= 500:
-            raise _Retryable(f"HTTP {response.status}: {_message(response.data)}")
-        if response.status >= 400:
-            raise InfluxError(
-                f"{self.config.target} refused the request (HTTP {response.status}): "
-                f"{_message(response.data)}"
-            )
-        return response
-
-    def _send_v1(self, body: bytes) -> None:
-        params = self._v1_params(db=self.config.db, precision="s")
-        if self.config.rp:
-            params["rp"] = self.config.rp
-        headers = {"Content-Type": "text/plain; charset=utf-8"}
-        if self.config.gzip:
-            body = gzip.compress(body, compresslevel=1)
-            headers["Content-Encoding"] = "gzip"
-        self._request("POST", "/write", params, body=body, headers=headers)
-
-    def _send_v2(self, body: bytes) -> None:
-        from influxdb_client.rest import ApiException
-
-        client, write_api = self._v2  # type: ignore[misc]
-        try:
-            write_api.write(
-                bucket=self.config.bucket, org=self.config.org, record=body, write_precision="s"
-            )
-        except ApiException as exc:
-            if exc.status is not None and exc.status < 500:
-                raise InfluxError(
-                    f"{self.config.target} refused the request (HTTP {exc.status}): "
-                    f"{_message(exc.body or b'')}"
-                ) from exc
-            raise _Retryable(f"HTTP {exc.status}") from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
-
-    def _check(self) -> None:
-        """Credentials and database (1.x), or a ping (2.x)."""
-        if self._v2 is not None:
-            self._request("GET", "/ping", {})
-            return
-        response = self._request("GET", "/query", self._v1_params(q="SHOW DATABASES"))
-        answer = json.loads(response.data)
-        error = answer.get("results", [{}])[0].get("error") or answer.get("error")
-        if error:
-            raise InfluxError(f"{self.config.target}: {error}")
-        series = answer["results"][0].get("series") or [{}]
-        databases = {row[0] for row in series[0].get("values", [])}
-        if self.config.db not in databases:
-            if not self.config.create_database:
-                raise InfluxError(
-                    f"{self.config.target}: database {self.config.db!r} does not exist "
-                    f"(known: {', '.join(sorted(databases)) or 'none'}); create it or set "
-                    "create_database: true"
-                )
-            q = f'CREATE DATABASE "{self.config.db}"'
-            self._request("POST", "/query", self._v1_params(q=q))
-
-
-def _message(data: bytes) -> str:
-    """The server's error text (InfluxDB answers ``{"error": "..."}``)."""
-    text = data.decode(errors="replace").strip()
+def _lines_or_zero(path: Path) -> int:
     try:
-        return str(json.loads(text).get("error", text))
-    except (ValueError, AttributeError):
-        return text[:500]
+        return lines_in(path)
+    except (OSError, EOFError, ValueError):
+        return 0

@@ -20,7 +20,7 @@ def _stored(server) -> bool:
 
 
 def test_every_point_of_a_run_arrives(influxdb, tmp_path, day_scenario):
-    influx = {"url": influxdb.url, "db": "sink_run"}
+    influx = {"url": influxdb.url, "db": "sink_run", "create_database": True}
     result = run_scenario(day_scenario(outputs={"influx": influx}), tmp_path / "run")
     results = load_results(result.out_dir)
     run_id = result.metadata["run_id"]
@@ -59,6 +59,7 @@ def test_the_server_goes_down_mid_run_and_nothing_is_lost_or_doubled(own_influx,
             "influx": {
                 "url": own_influx.url,
                 "db": "outage",
+                "create_database": True,
                 "retries": 1,
                 "flush_interval_s": 0.2,
             },
