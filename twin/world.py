@@ -155,8 +155,9 @@ def _populate(
     if scenario.controller != "none":
         _connect_controller(world, scenario, fleets, sources, observed)
     if scenario.mqtt is not None:
+        run = {k: v for k, v in tags.items() if k in ("run_id", "scenario_hash")}
         mqtt_world.start_publisher(
-            world, scenario, clock, fleets, sources, out_dir, bundle=not realtime
+            world, scenario, clock, fleets, sources, out_dir, bundle=not realtime, run=run
         )
     if scenario.outputs.influx is not None:
         from twin.sinks import start_influx_sink
