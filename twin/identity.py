@@ -8,7 +8,8 @@ Two identities, kept apart:
   neither overwrites the other's history.
 - the **scenario hash** names what was run: a hash of the validated scenario and of the
   contents of every file it reads (weather, grid JSON, profile and price CSVs, policy).
-  Equal hashes mean equal inputs; with the same seed, equal numbers.
+  Equal hashes mean equal inputs; with the same seed, equal numbers. Where the
+  results go (``outputs``: directory, InfluxDB) is not part of it.
 """
 
 from __future__ import annotations
@@ -22,15 +23,19 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "HASHED_OUT",
+    "file_digest",
+    "input_changes",
     "input_digests",
     "input_files",
-    "input_changes",
     "new_run_id",
     "scenario_hash",
 ]
 
 #: Hex characters of the scenario hash (48 bits: collisions are not a practical concern).
 HASH_CHARS = 12
+#: Scenario fields left out of the hash: where results go does not change them.
+HASHED_OUT = frozenset({"outputs"})
 
 
 def new_run_id(name: str, now: datetime | None = None) -> str:
@@ -85,6 +90,10 @@ def input_digests(scenario: Any) -> dict[str, dict[str, str]]:
     }
 
 
+def _hashed_fields(dump: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (dump or {}).items() if k not in HASHED_OUT}
+
+
 def scenario_hash(scenario: Any, inputs: dict[str, dict[str, str]] | None = None) -> str:
     """Hash of the validated scenario and of the contents of the files it reads.
 
@@ -98,7 +107,7 @@ def scenario_hash(scenario: Any, inputs: dict[str, dict[str, str]] | None = None
     inputs = input_digests(scenario) if inputs is None else inputs
     text = json.dumps(
         {
-            "scenario": scenario.model_dump(mode="json"),
+            "scenario": _hashed_fields(scenario.model_dump(mode="json")),
             "inputs": {where: entry["sha256"] for where, entry in sorted(inputs.items())},
         },
         sort_keys=True,
@@ -133,7 +142,10 @@ def input_changes(
         return ["the earlier run recorded no scenario hash (made by an older twin)"]
     if previous["scenario_hash"] == scenario_hash(scenario, inputs):
         return []
-    reasons = _diff(previous.get("scenario"), scenario.model_dump(mode="json"))
+    reasons = _diff(
+        _hashed_fields(previous.get("scenario")),
+        _hashed_fields(scenario.model_dump(mode="json")),
+    )
     old_inputs = previous.get("inputs") or {}
     for where in sorted(set(old_inputs) | set(inputs)):
         before, after = old_inputs.get(where), inputs.get(where)

@@ -240,3 +240,9 @@ def test_a_second_process_writing_into_the_same_directory_is_refused(day_raw, tm
     assert meta["status"] == "finished"
     results = load_results(out)
     assert results["time"].nunique() == 96 and set(results["run_id"]) == {meta["run_id"]}
+
+
+def test_where_results_go_is_not_part_of_the_scenario_hash():
+    here = small_scenario(outputs={"dir": "runs/here"})
+    there = small_scenario(outputs={"dir": "runs/there", "influx": {"url": "http://x:1"}})
+    assert scenario_hash(here) == scenario_hash(there)
