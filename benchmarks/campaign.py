@@ -56,7 +56,7 @@ def main() -> None:
 
     started = time.perf_counter()
     for run in campaign.runs:
-        row = run_one(scenario_of(campaign, run), str(work / "seq" / run.run_id))
+        row = run_one(scenario_of(campaign, run), str(work / "seq" / run.point_id))
         assert row["status"] == "finished", row["error"]
     sequential = time.perf_counter() - started
 

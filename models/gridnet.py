@@ -10,6 +10,8 @@ from pathlib import Path
 import pandapower as pp
 import pandapower.networks as pn
 
+from models.filecache import file_stamp
+
 __all__ = ["GridSourceError", "bus_index", "load_net"]
 
 SIMBENCH_CODE = re.compile(r"^\d-[A-Z]{2,4}-[A-Za-z0-9]+--[0-2]-(sw|no_sw)$")
@@ -20,7 +22,8 @@ class GridSourceError(ValueError):
 
 
 @lru_cache(maxsize=8)
-def _load(spec: str) -> pp.pandapowerNet:
+def _load(spec: str, stamp: tuple[int, int] | None = None) -> pp.pandapowerNet:
+    # ``stamp`` only keys the cache: a JSON file edited in place is read again.
     if SIMBENCH_CODE.match(spec):
         import simbench
 
@@ -51,7 +54,7 @@ def load_net(spec: str) -> pp.pandapowerNet:
         A SimBench code, the name of a ``pandapower.networks`` function, or the path
         of a pandapower JSON file.
     """
-    return copy.deepcopy(_load(spec))
+    return copy.deepcopy(_load(spec, file_stamp(spec)))
 
 
 def bus_index(net: pp.pandapowerNet, bus: int | str) -> int:

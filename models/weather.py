@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pvlib
 
+from models.filecache import file_stamp
+
 __all__ = [
     "BUNDLED_TMY_FILES",
     "WEATHER_COLUMNS",
@@ -47,7 +49,8 @@ def resolve_weather_path(name: str | Path) -> Path:
 
 
 @lru_cache(maxsize=8)
-def _read_year(path: str, year: int) -> pd.DataFrame:
+def _read_year(path: str, year: int, stamp: tuple[int, int] | None = None) -> pd.DataFrame:
+    # ``stamp`` only keys the cache: a weather file edited in place is read again.
     data, _ = pvlib.iotools.read_tmy3(path, coerce_year=year, map_variables=True)
     # TMY values are averages over the hour that ends at the stamp: centre them.
     data = data[list(WEATHER_COLUMNS)].astype(float)
@@ -85,7 +88,8 @@ def weather_at(times: pd.DatetimeIndex, source: str | Path) -> pd.DataFrame:
     path = str(resolve_weather_path(source))
     utc = times.tz_convert("UTC")
     years = range(utc.min().year - 1, utc.max().year + 2)
-    hourly = pd.concat([_read_year(path, y) for y in years])
+    stamp = file_stamp(path)
+    hourly = pd.concat([_read_year(path, y, stamp) for y in years])
     hourly = hourly[~hourly.index.duplicated()].sort_index()
     merged = hourly.reindex(hourly.index.union(utc)).interpolate(method="time")
     out = merged.loc[utc].clip(lower=0.0)

@@ -12,12 +12,21 @@ A campaign file names a base scenario and axes to sweep::
       fault.start: [6h, 10h, 14h, 18h]  # ...with these fault fields swept too
       seed: [1, 2]
 
-Each run has a stable id (a hash of its axis values), runs in a directory of its own,
-and its row in ``summary.parquet`` / ``summary.csv`` holds its axes, status, KPIs and
-the KPI deltas against its **reference**: the same run without the fault (added to the
-campaign automatically). A run that raises is recorded with its error and the campaign
-goes on; a re-run skips runs that finished. In random mode numeric axes may be ranges
-(``{min: 0.1, max: 0.9}``) and ``samples`` runs are drawn with ``seed``.
+Each point of the campaign has a stable ``point_id`` (a hash of its axis values) and a
+directory of its own, ``runs/<point_id>``; each execution of a point is a run with a
+unique ``run_id`` (:mod:`twin.identity`). A point's row in ``summary.parquet`` /
+``summary.csv`` holds its axes, ``run_id``, ``scenario_hash``, status, KPIs and the KPI
+deltas against its **reference**: the same point without the fault (added to the
+campaign automatically). A run that raises or fails a run check is a ``failed`` row with
+its reason and the campaign goes on (``twin campaign`` then exits non-zero).
+
+Resume: executing a campaign again skips a point only if its earlier run finished *and*
+ran the same inputs: the scenario hash covers the base scenario, the axis values and the
+contents of every file the scenario reads (weather, grid JSON, profile and price CSVs,
+policy). A point whose inputs changed is run again and its row says why
+(``rerun_reason``, e.g. ``assets.battery[0].e_kwh: 60.0 -> 120.0``). In random mode
+numeric axes may be ranges (``{min: 0.1, max: 0.9}``) and ``samples`` runs are drawn with
+``seed``.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import hashlib
 import itertools
 import json
 import math
+import secrets
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -67,11 +77,11 @@ RECOVERY_KW = 1.0
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of a campaign: its axis values, id and reference."""
+    """One point of a campaign: its axis values, stable id and reference."""
 
-    run_id: str
+    point_id: str
     axes: dict[str, Any]
-    reference: str | None  # run id of the fault-free twin (None: this is one)
+    reference: str | None  # point id of the fault-free twin (None: this is one)
 
     @property
     def fault(self) -> dict[str, Any] | None:
@@ -93,7 +103,7 @@ class Campaign:
     runs: list[RunSpec] = field(default_factory=list)
 
 
-def _run_id(axes: dict[str, Any]) -> str:
+def _point_id(axes: dict[str, Any]) -> str:
     text = json.dumps(axes, sort_keys=True, default=str)
     return "r" + hashlib.sha256(text.encode()).hexdigest()[:10]
 
@@ -187,10 +197,10 @@ def expand(campaign: Campaign) -> list[RunSpec]:
         reference = None
         if axes.get("fault") is not None:
             ref_axes = {k: v for k, v in axes.items() if k != "fault"}
-            reference = _run_id(ref_axes)
+            reference = _point_id(ref_axes)
             runs.setdefault(reference, RunSpec(reference, ref_axes, None))
-        run_id = _run_id(axes)
-        runs[run_id] = RunSpec(run_id, axes, reference)
+        point_id = _point_id(axes)
+        runs[point_id] = RunSpec(point_id, axes, reference)
     return list(runs.values())
 
 
@@ -199,7 +209,7 @@ def scenario_of(campaign: Campaign, run: RunSpec) -> dict[str, Any]:
     from twin.scenario import apply_overrides
 
     raw = copy.deepcopy(campaign.base)
-    raw["name"] = f"{campaign.name}-{run.run_id}"
+    raw["name"] = f"{campaign.name}-{run.point_id}"
     overrides = []
     for name, value in run.axes.items():
         if name == "fault":
@@ -216,7 +226,7 @@ def _validate_runs(campaign: Campaign) -> None:
     problems = []
     for run in campaign.runs:
         try:
-            validate_scenario(scenario_of(campaign, run), f"run {run.run_id}")
+            validate_scenario(scenario_of(campaign, run), f"run {run.point_id}")
         except ScenarioError as exc:
             axes = json.dumps(run.axes, default=str)
             problems += [Problem(f"axes ({axes}): {p.path}", p.message) for p in exc.problems]
@@ -225,39 +235,78 @@ def _validate_runs(campaign: Campaign) -> None:
 
 
 def run_one(raw: dict[str, Any], out_dir: str) -> dict[str, Any]:
-    """Run one scenario (on a worker); never raises: failures come back as a row."""
-    from twin.run import run_scenario
+    """Run one scenario (on a worker); never raises: failures come back as a row.
+
+    A run that fails a run check (:class:`twin.run.RunCheckError`) is a failed row whose
+    error lists the checks; its KPIs stay in its directory, not in the row.
+    """
+    from twin.run import RunCheckError, run_scenario
+    from twin.rundir import RunDirLockedError
     from twin.scenario import validate_scenario
 
     started = time.perf_counter()
     row: dict[str, Any] = {"status": "finished", "error": None}
+    metadata: dict[str, Any] = {}
     try:
         result = run_scenario(validate_scenario(raw), out_dir, compare_uncontrolled=False)
-        row["kpis"] = result.kpis
+        row["kpis"], metadata = result.kpis, result.metadata
+    except RunCheckError as exc:
+        failures = "; ".join(str(failure) for failure in exc.failures)
+        row.update(status="failed", error=f"failed run checks: {failures}", kpis={})
+        metadata = exc.result.metadata
     except Exception as exc:  # noqa: BLE001 - a failed run is a result of the campaign
         row.update(status="failed", error=f"{type(exc).__name__}: {exc}", kpis={})
+        if isinstance(exc, TwinError) and not isinstance(exc, RunDirLockedError):
+            metadata = _read_json(Path(out_dir) / "run.json") or {}  # written by this run
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir) / "error.txt").write_text(traceback.format_exc())
+    row["run_id"] = metadata.get("run_id")
+    row["scenario_hash"] = metadata.get("scenario_hash")
     row["wall_s"] = time.perf_counter() - started
     return row
 
 
-def _finished(out_dir: Path) -> dict[str, Any] | None:
-    """The row of a run that finished in an earlier execution (resume)."""
+def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        meta = json.loads((out_dir / "run.json").read_text())
-        kpis = json.loads((out_dir / "kpis.json").read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
+
+
+def _resumable(
+    campaign: Campaign, run: RunSpec, run_dir: Path
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The row of a point that finished earlier with the same inputs, or why it runs again.
+
+    Returns ``(row, None)`` to resume, ``(None, reason)`` to run again (``reason`` is
+    None for a point that never ran).
+    """
+    from twin.identity import input_changes, input_digests
+    from twin.scenario import validate_scenario
+
+    meta = _read_json(run_dir / "run.json")
+    if meta is None:
+        return None, None
     if meta.get("status") != "finished":
-        return None
-    return {
+        return None, f"the earlier run is {meta.get('status')!r}"
+    kpis = _read_json(run_dir / "kpis.json")
+    if kpis is None:
+        return None, "the earlier run's kpis.json is missing or unreadable"
+    scenario = validate_scenario(scenario_of(campaign, run), f"run {run.point_id}")
+    changes = input_changes(meta, scenario, input_digests(scenario))
+    if changes:
+        return None, "inputs changed: " + "; ".join(changes)
+    row = {
         "status": "finished",
         "error": None,
         "kpis": kpis,
         "wall_s": meta.get("wall_s"),
+        "run_id": meta.get("run_id"),
+        "scenario_hash": meta.get("scenario_hash"),
         "resumed": True,
     }
+    return row, None
 
 
 def execute(
@@ -269,7 +318,10 @@ def execute(
     progress: bool = True,
     client: Any = None,
 ) -> pd.DataFrame:
-    """Run every run not finished yet on dask.distributed; write and return the summary.
+    """Run every point not finished yet (or whose inputs changed); write the summary.
+
+    The campaign directory is locked while it runs (a second campaign into it gets
+    :class:`twin.rundir.RunDirLockedError`).
 
     Parameters
     ----------
@@ -278,20 +330,47 @@ def execute(
         ``n_workers`` single-threaded worker processes.
     client : dask.distributed.Client, optional
         Use this client (and its cluster) as it is; it is not closed.
+
+    Raises
+    ------
+    TwinError
+        If the campaign has no runs (no summary is written).
+    RunDirLockedError
+        If another campaign is executing into ``out_dir``.
     """
+    from twin.rundir import lock_dir
+
+    if not campaign.runs:
+        raise TwinError(f"campaign {campaign.name}: no runs to execute (nothing written)")
+    out = Path(out_dir).resolve()  # workers may run elsewhere: give them absolute paths
+    with lock_dir(out):
+        return _execute(campaign, out, scheduler, n_workers, progress, client)
+
+
+def _execute(
+    campaign: Campaign,
+    out: Path,
+    scheduler: str | None,
+    n_workers: int,
+    progress: bool,
+    client: Any,
+) -> pd.DataFrame:
+    """The body of :func:`execute`, in a locked campaign directory."""
     from dask.distributed import Client, LocalCluster, as_completed
     from rich.progress import Progress
 
-    out = Path(out_dir)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     rows: dict[str, dict[str, Any]] = {}
+    reasons: dict[str, str] = {}
     todo = []
     for run in campaign.runs:
-        done = _finished(out / "runs" / run.run_id)
+        done, reason = _resumable(campaign, run, out / "runs" / run.point_id)
         if done is not None:
-            rows[run.run_id] = done
+            rows[run.point_id] = done
         else:
             todo.append(run)
+            if reason is not None:
+                reasons[run.point_id] = reason
     if todo:
         cluster = None
         own_client = client is None
@@ -306,8 +385,9 @@ def execute(
                 client.submit(
                     run_one,
                     scenario_of(campaign, run),
-                    str(out / "runs" / run.run_id),
-                    key=f"{campaign.name}-{run.run_id}",
+                    str(out / "runs" / run.point_id),
+                    # unique: two campaigns on one scheduler must not share a task
+                    key=f"{campaign.name}-{run.point_id}-{secrets.token_hex(4)}",
                     pure=False,
                 ): run
                 for run in todo
@@ -317,9 +397,9 @@ def execute(
                 for future in as_completed(futures):
                     run = futures[future]
                     try:
-                        rows[run.run_id] = future.result()
+                        rows[run.point_id] = future.result()
                     except Exception as exc:  # noqa: BLE001 - a lost worker, say
-                        rows[run.run_id] = {
+                        rows[run.point_id] = {
                             "status": "failed",
                             "error": f"{type(exc).__name__}: {exc}",
                             "kpis": {},
@@ -330,6 +410,8 @@ def execute(
                 client.close()
             if cluster is not None:
                 cluster.close()
+    for point_id, reason in reasons.items():
+        rows[point_id]["rerun_reason"] = reason
     summary = summarise(campaign, rows, out)
     summary.to_parquet(out / "summary.parquet", index=False)
     summary.to_csv(out / "summary.csv", index=False)
@@ -363,15 +445,19 @@ def _recovery_h(run_dir: Path, ref_dir: Path, fault_end: pd.Timestamp) -> float:
 
 
 def summarise(campaign: Campaign, rows: dict[str, dict[str, Any]], out: Path) -> pd.DataFrame:
-    """One row per run: axes, status, KPIs, deltas against the reference, recovery."""
+    """One row per point: axes, run, status, KPIs, deltas against the reference, recovery."""
     records = []
     for run in campaign.runs:
-        row = rows.get(run.run_id, {"status": "missing", "kpis": {}})
+        row = rows.get(run.point_id, {"status": "missing", "kpis": {}})
         record: dict[str, Any] = {
-            "run_id": run.run_id,
+            "point_id": run.point_id,
             "reference": run.reference,
+            "run_id": row.get("run_id"),
+            "scenario_hash": row.get("scenario_hash"),
             "status": row["status"],
             "error": row.get("error"),
+            "resumed": bool(row.get("resumed", False)),
+            "rerun_reason": row.get("rerun_reason"),
             "wall_s": row.get("wall_s"),
         }
         for name, value in run.axes.items():
@@ -387,7 +473,7 @@ def summarise(campaign: Campaign, rows: dict[str, dict[str, Any]], out: Path) ->
             if run.reference is not None:
                 record[f"delta_{key}"] = kpis.get(key, math.nan) - ref.get(key, math.nan)
         if run.reference is not None and row["status"] == "finished":
-            labels_path = out / "runs" / run.run_id / "labels.json"
+            labels_path = out / "runs" / run.point_id / "labels.json"
             end = (
                 json.loads(labels_path.read_text())["faults"][-1]["end"]
                 if labels_path.exists()
@@ -395,7 +481,7 @@ def summarise(campaign: Campaign, rows: dict[str, dict[str, Any]], out: Path) ->
             )
             record["recovery_h"] = (
                 _recovery_h(
-                    out / "runs" / run.run_id, out / "runs" / run.reference, pd.Timestamp(end)
+                    out / "runs" / run.point_id, out / "runs" / run.reference, pd.Timestamp(end)
                 )
                 if end
                 else math.nan
@@ -454,7 +540,7 @@ def report(out_dir: str | Path, top: int = 10) -> tuple[Path, pd.DataFrame]:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         figures.append(path)
-    columns = ["run_id", "fault.kind", "fault.target", "fault.start", "fault.severity"]
+    columns = ["point_id", "run_id", "fault.kind", "fault.target", "fault.start", "fault.severity"]
     columns += [c for c in faulted.columns if c in ("controller", "seed")]
     columns += [
         c
@@ -467,7 +553,7 @@ def report(out_dir: str | Path, top: int = 10) -> tuple[Path, pd.DataFrame]:
         if c in faulted
     ]
     worst = faulted.sort_values("delta_cost_scored_eur", ascending=False)[columns].head(top)
-    failed = summary[summary["status"] != "finished"][["run_id", "status", "error"]]
+    failed = summary[summary["status"] != "finished"][["point_id", "status", "error"]]
     html = ["<html><head><meta charset='utf-8'><title>campaign report</title></head><body>"]
     html.append(f"<h1>Campaign {out.name}: {len(summary)} runs, {len(failed)} failed</h1>")
     html += [f"<img src='{p.name}'>" for p in figures]

@@ -303,24 +303,34 @@ def campaign(
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Run every run of a campaign (skipping finished ones) and write its summary."""
+    """Run every point of a campaign (resuming finished ones) and write its summary.
+
+    Exits 1 when any run failed (after writing the summary and, with --report, the report).
+    """
     from twin.campaign import execute, load_campaign
     from twin.campaign import report as render
 
+    directory = out
     try:
         spec = load_campaign(file)
+        directory = out or Path("runs") / "campaigns" / spec.name
+        summary = execute(
+            spec, directory, scheduler=scheduler, n_workers=workers, progress=progress
+        )
     except TwinError as exc:
         _fail(exc)
         return
-    directory = out or Path("runs") / "campaigns" / spec.name
-    summary = execute(spec, directory, scheduler=scheduler, n_workers=workers, progress=progress)
     failed = summary[summary["status"] != "finished"]
+    resumed = int(summary["resumed"].sum())
     console.print(
-        f"{len(summary)} runs ({len(summary) - len(failed)} finished, {len(failed)} failed): "
+        f"{len(summary)} runs ({len(summary) - len(failed)} finished, {resumed} of them "
+        f"resumed; {len(failed)} failed): "
         f"{directory / 'summary.parquet'}, {directory / 'summary.csv'}"
     )
+    for _, row in summary[summary["rerun_reason"].notna()].iterrows():
+        console.print(f"ran again {row['point_id']}: {row['rerun_reason']}", highlight=False)
     for _, row in failed.iterrows():
-        err_console.print(f"[red]failed[/] {row['run_id']}: {row['error']}")
+        err_console.print(f"[red]failed[/] {row['point_id']}: {row['error']}", highlight=False)
     if report:
         try:
             page, worst = render(directory)
@@ -334,6 +344,9 @@ def campaign(
             table.add_row(*[_fmt(v) if isinstance(v, float) else str(v) for v in row])
         console.print(table)
         console.print(f"report: {page}")
+    if not failed.empty:
+        err_console.print(f"[bold red]campaign FAILED[/]: {len(failed)} run(s) did not finish")
+        raise typer.Exit(code=1)
 
 
 @app.command()

@@ -113,6 +113,7 @@ def write_run_kpis(
         tags = {
             "site": scenario.name,
             "run_id": metadata["run_id"],
+            "scenario_hash": metadata["scenario_hash"],
             "controller": scenario.controller,
         }
         stats = write_kpis({**kpis, **run_span_fields(clock)}, config, tags, last)

@@ -111,13 +111,19 @@ def start_publisher(
     out_dir: Path,
     *,
     bundle: bool,
+    run: dict[str, str] | None = None,
 ) -> None:
-    """The telemetry sink, connected to every selected value."""
+    """The telemetry sink, connected to every selected value.
+
+    ``run`` (``run_id``, ``scenario_hash``) goes into every retained birth message, so a
+    subscriber can tell which run the telemetry belongs to.
+    """
     mqtt = scenario.mqtt
     assert mqtt is not None
     plan, assets = output_plan(scenario, fleets, sources, scenario.mqtt.publish)
     if not plan:
         return
+    assets = {asset: {**meta, **(run or {})} for asset, meta in assets.items()}
     kinds = {}
     for source, _ in plan:
         kinds[source.full_id] = (

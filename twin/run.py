@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
+import os
 import shutil
 import time
 from contextlib import nullcontext
@@ -19,8 +19,10 @@ from mosaik.exceptions import ScenarioError
 from twin.adapter_stats import adapter_kpis, adapter_stats, start_emulators, stop_emulators
 from twin.checks import CheckFailure, evaluate_checks
 from twin.errors import RunError
+from twin.identity import input_digests, new_run_id, scenario_hash
 from twin.kpi import compute_kpis
 from twin.results import load_results, merge_parts
+from twin.rundir import claim_run_dir
 from twin.scenario import Scenario
 
 __all__ = ["RunCheckError", "RunResult", "package_versions", "run_scenario"]
@@ -75,14 +77,11 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def run_id_of(scenario: Scenario) -> str:
-    """A stable id: the scenario name and a hash of its resolved content."""
-    digest = hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()[:10]
-    return f"{scenario.name}-{digest}"
-
-
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    """Write JSON atomically: readers see the old file or the whole new one."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(partial, path)
 
 
 def _abort_world(world: Any) -> None:
@@ -124,8 +123,15 @@ def run_scenario(
     compare_uncontrolled: bool = True,
     rt_factor: float | None = None,
     warn_late_s: float | None = None,
+    parent_run_id: str | None = None,
 ) -> RunResult:
     """Run a validated scenario and write ``results.parquet``, ``run.json``, ``kpis.json``.
+
+    Every call is a new run with a unique ``run_id`` (:func:`twin.identity.new_run_id`);
+    ``run.json`` also holds the ``scenario_hash`` of what was run and the digests of its
+    input files. The run directory is locked for the run (a second writer gets
+    :class:`twin.rundir.RunDirLockedError`) and an earlier run's outputs in it are
+    removed first; ``run.json`` says ``status: running`` until the run ends.
 
     Parameters
     ----------
@@ -144,9 +150,13 @@ def run_scenario(
         0.5 = twice as fast). Step lateness (p50/p99/max) goes to ``run.json``.
     warn_late_s : float, optional
         Warn (once) when a step starts later than this; default: a tenth of a step.
+    parent_run_id : str, optional
+        Run id of the run this one was made for (the uncontrolled comparison's parent).
 
     Raises
     ------
+    RunDirLockedError
+        If another run is writing into the same directory (nothing is touched).
     RunCheckError
         If the run completed but failed a run check (:mod:`twin.checks`): results and
         KPIs are written, ``run.json`` says ``status: failed`` and lists the checks.
@@ -154,25 +164,60 @@ def run_scenario(
         If the co-simulation fails; the steps recorded before the failure are saved
         and ``run.json`` records the error.
     """
+    out = Path(out_dir) if out_dir is not None else scenario.output_dir()
+    with claim_run_dir(out):
+        inputs = input_digests(scenario)
+        metadata: dict[str, Any] = {
+            "run_id": new_run_id(scenario.name),
+            "scenario_hash": scenario_hash(scenario, inputs),
+            "started_utc": pd.Timestamp.now(tz="UTC").isoformat(),
+            "scenario": scenario.model_dump(mode="json"),
+            "inputs": inputs,
+            "seed": scenario.seed,
+            "versions": package_versions(),
+            "status": "running",
+        }
+        if parent_run_id is not None:
+            metadata["parent_run_id"] = parent_run_id
+        _write_json(out / "run.json", metadata)
+        return _run(
+            scenario,
+            out,
+            metadata,
+            progress=progress,
+            compare_uncontrolled=compare_uncontrolled,
+            rt_factor=rt_factor,
+            warn_late_s=warn_late_s,
+        )
+
+
+def _run(
+    scenario: Scenario,
+    out: Path,
+    metadata: dict[str, Any],
+    *,
+    progress: bool,
+    compare_uncontrolled: bool,
+    rt_factor: float | None,
+    warn_late_s: float | None,
+) -> RunResult:
+    """The body of :func:`run_scenario`, in a claimed run directory."""
     from twin.realtime import LATENESS
     from twin.world import build_world
     from twin.wrapper import ACTIVE, STEP_SECONDS
 
-    out = Path(out_dir) if out_dir is not None else scenario.output_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    run_id = run_id_of(scenario)
-    metadata: dict[str, Any] = {
-        "run_id": run_id,
-        "scenario": scenario.model_dump(mode="json"),
-        "seed": scenario.seed,
-        "versions": package_versions(),
-        "status": "running",
-    }
+    run_id = metadata["run_id"]
     started = time.perf_counter()
     STEP_SECONDS.clear()
     emulators = start_emulators(scenario, out)
     try:
-        plan = build_world(scenario, out, run_id, realtime=rt_factor is not None)
+        plan = build_world(
+            scenario,
+            out,
+            run_id,
+            realtime=rt_factor is not None,
+            scenario_hash=metadata["scenario_hash"],
+        )
     except (ValueError, KeyError, RuntimeError, OSError, ScenarioError) as exc:
         stop_emulators(emulators)
         for key in [k for k in ACTIVE if k.startswith(str(out / "parts"))]:
@@ -231,11 +276,14 @@ def run_scenario(
     if compare_uncontrolled and scenario.units("ev") and scenario.controller != "none":
         baseline = scenario.model_copy(update={"controller": "none"})
         try:
-            uncontrolled = run_scenario(baseline, out / "uncontrolled", compare_uncontrolled=False)
+            uncontrolled = run_scenario(
+                baseline, out / "uncontrolled", compare_uncontrolled=False, parent_run_id=run_id
+            )
         except RunCheckError as exc:  # its checks are in its run.json; this run still ends
             uncontrolled = exc.result
         metadata["uncontrolled_status"] = uncontrolled.metadata["status"]
         kpis["peak_import_uncontrolled_kw"] = uncontrolled.kpis["peak_import_kw"]
+        metadata["uncontrolled_run_id"] = uncontrolled.metadata["run_id"]
     metadata["wall_s"] = time.perf_counter() - started
     passed, failures = evaluate_checks(scenario, metadata, kpis)
     metadata["checks"] = {
@@ -247,8 +295,8 @@ def run_scenario(
         metadata["error"] = "; ".join(str(failure) for failure in failures)
     else:
         metadata["status"] = "finished"
-    _write_json(out / "run.json", metadata)
     _write_json(out / "kpis.json", kpis)
+    _write_json(out / "run.json", metadata)  # last: its status says the rest is complete
     result = RunResult(out, kpis, metadata)
     if failures:
         raise RunCheckError(result, failures)

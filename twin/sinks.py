@@ -110,7 +110,7 @@ def start_influx_sink(
         links.append((bridge, list(fields)))
     config = {
         "influx": vars(influx_config(scenario, out_dir)),
-        "tags": {"site": tags["site"], "run_id": tags["run_id"]},
+        "tags": {k: v for k, v in tags.items() if k != "source"},
         "routes": routes,
         "stats_path": str(out_dir / "parts" / "influx.json"),
     }

@@ -78,6 +78,7 @@ def build_world(
     *,
     debug: bool = False,
     realtime: bool = False,
+    scenario_hash: str = "",
 ) -> WorldPlan:
     """Create every simulator and connection of ``scenario``.
 
@@ -91,13 +92,15 @@ def build_world(
         Tag of the run in the results.
     realtime : bool
         The run is paced in real time (MQTT telemetry is then not bundled by default).
+    scenario_hash : str
+        Hash of the run's inputs (:mod:`twin.identity`), a tag of its InfluxDB points.
     """
     clock = scenario.clock()
     world = mosaik.World(
         SIM_CONFIG, time_resolution=1.0, skip_greetings=True, configure_logging=False, debug=debug
     )
     try:
-        return _populate(world, scenario, clock, out_dir, run_id, realtime)
+        return _populate(world, scenario, clock, out_dir, run_id, realtime, scenario_hash)
     except BaseException:
         world.shutdown()  # stop what was started before the failure
         raise
@@ -110,6 +113,7 @@ def _populate(
     out_dir: Path,
     run_id: str,
     realtime: bool,
+    scenario_hash: str = "",
 ) -> WorldPlan:
     context = {
         "site": scenario.site.model_dump(),
@@ -118,6 +122,8 @@ def _populate(
         "seed": scenario.seed,
     }
     tags = {"site": scenario.name, "run_id": run_id, "source": "twin"}
+    if scenario_hash:
+        tags["scenario_hash"] = scenario_hash
     start = _Starter(world, clock, context, tags, out_dir / "parts")
     fleets: dict[str, Any] = {}
     for kind in ASSET_KINDS:
@@ -149,8 +155,9 @@ def _populate(
     if scenario.controller != "none":
         _connect_controller(world, scenario, fleets, sources, observed)
     if scenario.mqtt is not None:
+        run = {k: v for k, v in tags.items() if k in ("run_id", "scenario_hash")}
         mqtt_world.start_publisher(
-            world, scenario, clock, fleets, sources, out_dir, bundle=not realtime
+            world, scenario, clock, fleets, sources, out_dir, bundle=not realtime, run=run
         )
     if scenario.outputs.influx is not None:
         from twin.sinks import start_influx_sink

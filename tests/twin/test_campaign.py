@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from twin.campaign import execute, load_campaign, scenario_of
+from twin.campaign import Campaign, execute, load_campaign, scenario_of
 from twin.errors import ScenarioError
 from twin.run import run_scenario
 from twin.scenario import validate_scenario
@@ -57,15 +57,15 @@ def test_a_campaign_on_a_local_cluster_matches_runs_one_by_one(executed, tmp_pat
     finished = summary[summary["status"] == "finished"]
     assert len(finished) == 6  # the broken profile fails every run that uses it
     for _, row in finished.head(3).iterrows():
-        run = next(r for r in campaign.runs if r.run_id == row["run_id"])
+        run = next(r for r in campaign.runs if r.point_id == row["point_id"])
         alone = run_scenario(
-            validate_scenario(scenario_of(campaign, run)), tmp_path / row["run_id"]
+            validate_scenario(scenario_of(campaign, run)), tmp_path / row["point_id"]
         )
         for key, value in alone.kpis.items():
             assert row[key] == pytest.approx(value, rel=1e-12, nan_ok=True), key
     faulted = finished[finished["reference"].notna()]
     for _, row in faulted.iterrows():
-        ref = summary.set_index("run_id").loc[row["reference"]]
+        ref = summary.set_index("point_id").loc[row["reference"]]
         assert row["delta_cost_scored_eur"] == pytest.approx(
             row["cost_scored_eur"] - ref["cost_scored_eur"]
         )
@@ -79,22 +79,22 @@ def test_a_run_that_raises_is_recorded_and_the_rest_finish(executed):
     failed = summary[summary["status"] == "failed"]
     assert len(failed) == 6
     assert failed["error"].str.contains("broken.csv|profile", regex=True).all()
-    for run_id in failed["run_id"]:
-        assert (out / "runs" / run_id / "error.txt").exists()
+    for point_id in failed["point_id"]:
+        assert (out / "runs" / point_id / "error.txt").exists()
     on_disk = pd.read_csv(out / "summary.csv")
-    assert list(on_disk["run_id"]) == list(summary["run_id"])
+    assert list(on_disk["point_id"]) == list(summary["point_id"])
 
 
 def test_a_rerun_skips_finished_runs(executed, campaign_file):
     campaign, summary, out = executed
-    finished = summary[summary["status"] == "finished"]["run_id"]
+    finished = summary[summary["status"] == "finished"]["point_id"]
     stamps = {r: (out / "runs" / r / "run.json").stat().st_mtime_ns for r in finished}
     again = execute(load_campaign(campaign_file), out, n_workers=2, progress=False)
-    for run_id, stamp in stamps.items():
-        assert (out / "runs" / run_id / "run.json").stat().st_mtime_ns == stamp
+    for point_id, stamp in stamps.items():
+        assert (out / "runs" / point_id / "run.json").stat().st_mtime_ns == stamp
     pd.testing.assert_series_equal(
-        again.set_index("run_id").loc[finished, "cost_eur"],
-        summary.set_index("run_id").loc[finished, "cost_eur"],
+        again.set_index("point_id").loc[finished, "cost_eur"],
+        summary.set_index("point_id").loc[finished, "cost_eur"],
     )
     assert (again["status"] == summary["status"]).all()  # the failed ones failed again
 
@@ -121,10 +121,127 @@ def test_the_shipped_fault_sweep_expands_and_validates():
     from models.faults import FAULT_KINDS
 
     assert kinds == set(FAULT_KINDS)
-    assert len({r.run_id for r in campaign.runs}) == len(campaign.runs)
+    assert len({r.point_id for r in campaign.runs}) == len(campaign.runs)
     assert json.dumps(campaign.runs[0].axes)  # ids come from JSON-able axes
 
 
 def test_a_missing_campaign_file_is_named(tmp_path):
     with pytest.raises(ScenarioError, match="cannot read the campaign file"):
         load_campaign(tmp_path / "nope.yaml")
+
+
+@pytest.fixture
+def client():
+    from dask.distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def write_profile(path, p_pu):
+    times = pd.date_range("2016-06-21T13:00:00Z", periods=24, freq="15min")
+    frame = pd.DataFrame({"time": times.strftime("%Y-%m-%dT%H:%M:%SZ"), "p_pu": p_pu})
+    frame.to_csv(path, index=False)
+
+
+def test_resume_runs_again_what_changed_and_says_why(tmp_path, client):
+    write_profile(tmp_path / "house.csv", 0.5)
+    base = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
+    base.update(start="2016-06-21T09:00:00-04:00", duration="6h")
+    base["assets"]["load"] = [
+        {"name": "house", "bus": 7, "p_kw": 10.0, "profile": str(tmp_path / "house.csv")}
+    ]
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    spec = {"name": "resume", "base": "base.yaml", "axes": {"controller": ["rule", "none"]}}
+    (tmp_path / "campaign.yaml").write_text(yaml.safe_dump(spec))
+    out = tmp_path / "out"
+
+    def execute_again():
+        summary = execute(
+            load_campaign(tmp_path / "campaign.yaml"), out, client=client, progress=False
+        )
+        assert (summary["status"] == "finished").all(), summary["error"].tolist()
+        return summary.set_index("point_id")
+
+    first = execute_again()
+    assert not first["resumed"].any() and first["rerun_reason"].isna().all()
+    assert first["run_id"].nunique() == 2 and first["scenario_hash"].nunique() == 2
+
+    same = execute_again()  # nothing changed: every point resumed
+    assert same["resumed"].all() and same["rerun_reason"].isna().all()
+    assert (same["run_id"] == first["run_id"]).all()
+
+    base["assets"]["battery"][0]["e_kwh"] = 120.0  # the base changed
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    bigger = execute_again()
+    assert not bigger["resumed"].any()
+    assert not bigger["run_id"].isin(first["run_id"]).any()
+    changed = r"inputs changed: assets\.battery\[0\]\.e_kwh: 60\.0 -> 120\.0"
+    assert bigger["rerun_reason"].str.contains(changed).all()
+    for point_id in bigger.index:
+        meta = json.loads((out / "runs" / point_id / "run.json").read_text())
+        assert meta["scenario"]["assets"]["battery"][0]["e_kwh"] == 120.0
+        assert meta["run_id"] == bigger.loc[point_id, "run_id"]
+    rule = bigger["controller"] == "rule"
+    assert (bigger.loc[rule, "cost_eur"] != first.loc[rule, "cost_eur"]).all()
+
+    write_profile(tmp_path / "house.csv", 0.8)  # a file the scenario reads changed
+    heavier = execute_again()
+    assert not heavier["resumed"].any()
+    assert heavier["rerun_reason"].str.contains(r"input file assets\.load\[0\]\.profile").all()
+    assert (heavier["e_load_kwh"] != bigger["e_load_kwh"]).all()
+
+    assert execute_again()["resumed"].all()
+
+
+def test_a_run_that_fails_its_checks_is_a_failed_row_with_its_reason(tmp_path, monkeypatch):
+    from twin import checks
+    from twin.campaign import run_one
+
+    def always(scenario, metadata, kpis):
+        return [checks.CheckFailure("test_check", "found what the test planted")]
+
+    monkeypatch.setitem(checks._CHECKS, "test_check", always)
+    raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
+    raw.update(start="2016-06-21T09:00:00-04:00", duration="2h")
+    row = run_one(raw, str(tmp_path / "run"))
+    assert row["status"] == "failed" and row["kpis"] == {}
+    assert "test_check: found what the test planted" in row["error"]
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["status"] == "failed" and row["run_id"] == meta["run_id"]
+
+
+def test_a_campaign_with_a_failed_run_exits_non_zero(tmp_path, campaign_file):
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    spec = yaml.safe_load(campaign_file.read_text())
+    spec["axes"] = {"assets.load[0].profile": [str(campaign_file.parent / "broken.csv")]}
+    path = tmp_path / "one.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["campaign", str(path), "--out", str(out), "--workers", "1", "--no-progress"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "campaign FAILED" in result.output
+    assert (pd.read_csv(out / "summary.csv")["status"] == "failed").all()
+
+
+def test_nothing_to_run_or_a_busy_directory_writes_no_summary(tmp_path, campaign_file):
+    from twin.errors import TwinError
+    from twin.rundir import RunDirLockedError, lock_dir
+
+    campaign = load_campaign(campaign_file)
+    empty = Campaign(campaign.name, campaign.base_path, campaign.base, campaign.axes)
+    with pytest.raises(TwinError, match="no runs to execute"):
+        execute(empty, tmp_path / "empty", progress=False)
+    with lock_dir(tmp_path / "busy"), pytest.raises(RunDirLockedError, match="in use"):
+        execute(campaign, tmp_path / "busy", progress=False)
+    assert not list(tmp_path.glob("*/summary.*"))

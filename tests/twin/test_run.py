@@ -1,5 +1,12 @@
 import copy
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from time import monotonic, sleep
 
 import numpy as np
 import pandas as pd
@@ -7,10 +14,12 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.support import runpp_voltages
+from tests.support import runpp_voltages, start_realtime_run
 from twin.errors import RunError
-from twin.results import load_results, wide
+from twin.identity import new_run_id, scenario_hash
+from twin.results import load_results, read_run, wide
 from twin.run import run_scenario
+from twin.rundir import LOCK_NAME, RunDirLockedError, lock_dir
 from twin.scenario import validate_scenario
 
 
@@ -69,10 +78,20 @@ def test_voltages_equal_runpp_on_the_recorded_injections(rule_run):
         assert np.max(np.abs(ours - reference)) <= 1e-6
 
 
-def test_same_scenario_and_seed_give_identical_results(rule_run, tmp_path):
+RUN_ID = re.compile(r"^microgrid_day-\d{8}T\d{6}Z-[0-9a-f]{8}$")
+
+
+def test_same_scenario_and_seed_give_identical_numbers_under_a_new_run_id(rule_run, tmp_path):
     again = run_scenario(small_scenario(), tmp_path)
-    pd.testing.assert_frame_equal(load_results(rule_run.out_dir), load_results(again.out_dir))
+    first, second = load_results(rule_run.out_dir), load_results(again.out_dir)
+    ids = rule_run.metadata["run_id"], again.metadata["run_id"]
+    assert ids[0] != ids[1] and all(RUN_ID.match(run_id) for run_id in ids)
+    assert set(first["run_id"]) == {ids[0]} and set(second["run_id"]) == {ids[1]}
+    pd.testing.assert_frame_equal(first.drop(columns="run_id"), second.drop(columns="run_id"))
     assert again.kpis == rule_run.kpis
+    meta = read_run(again.out_dir)
+    assert meta["run_id"] == ids[1]
+    assert meta["scenario_hash"] == read_run(rule_run.out_dir)["scenario_hash"]
 
 
 def test_rule_controller_keeps_limits_and_beats_no_control(rule_run, tmp_path):
@@ -84,7 +103,8 @@ def test_rule_controller_keeps_limits_and_beats_no_control(rule_run, tmp_path):
     assert soc.min() >= 0.1 - 1e-9 and soc.max() <= 0.9 + 1e-9
 
 
-def test_failed_run_keeps_what_was_recorded(tmp_path):
+def spike_scenario(tmp_path):
+    """Six hours whose load becomes impossible after 10 steps (the power flow fails)."""
     profile = tmp_path / "spike.csv"
     times = pd.date_range("2016-06-21T13:00:00Z", periods=24, freq="15min")
     p_pu = np.where(np.arange(24) < 10, 0.5, 10_000.0)  # 10 steps, then an impossible load
@@ -94,9 +114,143 @@ def test_failed_run_keeps_what_was_recorded(tmp_path):
     raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
     raw.update(start="2016-06-21T09:00:00-04:00", duration="6h")
     raw["assets"]["load"].append({"name": "spike", "bus": 5, "p_kw": 10, "profile": str(profile)})
+    return validate_scenario(copy.deepcopy(raw))
+
+
+def test_failed_run_keeps_what_was_recorded(tmp_path):
     with pytest.raises(RunError, match="did not converge at 2016-06-21T15:30:00"):
-        run_scenario(validate_scenario(copy.deepcopy(raw)), tmp_path / "run")
+        run_scenario(spike_scenario(tmp_path), tmp_path / "run")
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert meta["status"] == "failed" and "GridError" in meta["error"]
     saved = load_results(tmp_path / "run")
     assert saved["time"].nunique() == 10
+
+
+def test_run_ids_are_unique_and_sort_by_start_time():
+    early = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    ids = [new_run_id("site", early + timedelta(seconds=s)) for s in (0, 1, 59, 3600, 86400)]
+    assert ids == sorted(ids)
+    assert ids[0].startswith("site-20260102T030405Z-")
+    assert len({new_run_id("site", early) for _ in range(100)}) == 100
+
+
+def test_the_scenario_hash_covers_fields_and_the_contents_of_input_files(tmp_path):
+    profile = tmp_path / "house.csv"
+    times = pd.date_range("2016-06-21T13:00:00Z", periods=24, freq="15min")
+    frame = pd.DataFrame({"time": times.strftime("%Y-%m-%dT%H:%M:%SZ"), "p_pu": 0.5})
+    frame.to_csv(profile, index=False)
+    raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
+    raw.update(start="2016-06-21T09:00:00-04:00", duration="6h")
+    raw["assets"]["load"].append({"name": "house", "bus": 5, "p_kw": 10, "profile": str(profile)})
+    before = scenario_hash(validate_scenario(copy.deepcopy(raw)))
+    assert scenario_hash(validate_scenario(copy.deepcopy(raw))) == before
+    raw["assets"]["battery"][0]["e_kwh"] *= 2
+    doubled = scenario_hash(validate_scenario(copy.deepcopy(raw)))
+    assert doubled != before
+    frame.assign(p_pu=0.6).to_csv(profile, index=False)  # same path, new contents
+    assert scenario_hash(validate_scenario(copy.deepcopy(raw))) != doubled
+
+
+def test_repeated_runs_keep_their_own_history_in_influxdb(influxdb, tmp_path):
+    outputs = {"influx": {"url": influxdb.url, "db": "repeated"}}
+    runs = [run_scenario(small_scenario(outputs=outputs), tmp_path / "run") for _ in range(2)]
+    ids = {run.metadata["run_id"] for run in runs}
+    assert len(ids) == 2
+    digest = runs[0].metadata["scenario_hash"]
+    assert runs[1].metadata["scenario_hash"] == digest
+    for run in runs:
+        run_id = run.metadata["run_id"]
+        answer = influxdb.query(
+            f"SELECT COUNT(soc) FROM battery WHERE run_id = '{run_id}' "
+            f"AND scenario_hash = '{digest}'",
+            db="repeated",
+        )
+        assert answer["results"][0]["series"][0]["values"][0][1] == 24, run_id
+        answer = influxdb.query(
+            f"SELECT * FROM kpi WHERE run_id = '{run_id}' AND scenario_hash = '{digest}'",
+            db="repeated",
+        )
+        assert len(answer["results"][0]["series"][0]["values"]) == 1, run_id
+
+
+def test_the_uncontrolled_comparison_is_a_run_of_its_own_linked_to_its_parent(tmp_path):
+    raw = yaml.safe_load((ROOT / "scenarios" / "ev_depot.yaml").read_text())
+    raw.update(duration="6h")
+    parent = run_scenario(validate_scenario(raw), tmp_path / "depot")
+    child = read_run(tmp_path / "depot" / "uncontrolled")
+    assert child["run_id"] != parent.metadata["run_id"]
+    assert child["parent_run_id"] == parent.metadata["run_id"]
+    assert parent.metadata["uncontrolled_run_id"] == child["run_id"]
+    assert child["scenario"]["controller"] == "none"
+    assert set(load_results(tmp_path / "depot" / "uncontrolled")["run_id"]) == {child["run_id"]}
+
+
+def test_a_locked_run_directory_is_refused_and_left_alone(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "kpis.json").write_text("{}")
+    with lock_dir(out), pytest.raises(RunDirLockedError, match="in use by another run"):
+        run_scenario(small_scenario(), out)
+    assert (out / "kpis.json").read_text() == "{}"
+
+
+def test_a_run_into_a_used_directory_leaves_nothing_of_the_earlier_run(tmp_path):
+    out = tmp_path / "run"
+    fault = {"kind": "pv_shading", "target": "pv_roof", "start": "1h", "duration": "1h"}
+    earlier = run_scenario(small_scenario(faults=[fault]), out)
+    assert (out / "labels.json").is_file() and (out / "kpis.json").is_file()
+    for name in ("report.html", "power.png", "uncontrolled/run.json"):
+        (out / name).parent.mkdir(exist_ok=True)
+        (out / name).write_text("from the earlier run")
+    with pytest.raises(RunError, match="did not converge"):
+        run_scenario(spike_scenario(tmp_path), out)
+    meta = read_run(out)
+    assert meta["status"] == "failed" and meta["run_id"] != earlier.metadata["run_id"]
+    for name in ("kpis.json", "labels.json", "report.html", "power.png", "uncontrolled"):
+        assert not (out / name).exists(), name
+    assert set(load_results(out)["run_id"]) == {meta["run_id"]}
+
+
+def _lock_holder(out):
+    try:
+        return (out / LOCK_NAME).read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def test_a_second_process_writing_into_the_same_directory_is_refused(day_raw, tmp_path):
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(day_raw))
+    out = tmp_path / "same"
+    first = start_realtime_run(path, 20.0, "--out", str(out))
+    deadline = monotonic() + 180
+    while _lock_holder(out) != f"pid {first.pid}":  # written once the lock is held
+        assert first.poll() is None and monotonic() < deadline, first.stdout.read()
+        sleep(0.05)
+    # Freeze the first run while it holds the lock: the second's start-up time on a
+    # busy machine then cannot matter (a stopped process keeps its locks).
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "twin.cli", "run", str(path), "--out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert first.poll() is None
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    assert second.returncode == 2, second.stdout + second.stderr
+    assert "in use by another run" in second.stderr and f"pid {first.pid}" in second.stderr
+    output, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, output
+    meta = read_run(out)
+    assert meta["status"] == "finished"
+    results = load_results(out)
+    assert results["time"].nunique() == 96 and set(results["run_id"]) == {meta["run_id"]}
+
+
+def test_where_results_go_is_not_part_of_the_scenario_hash():
+    here = small_scenario(outputs={"dir": "runs/here"})
+    there = small_scenario(outputs={"dir": "runs/there", "influx": {"url": "http://x:1"}})
+    assert scenario_hash(here) == scenario_hash(there)

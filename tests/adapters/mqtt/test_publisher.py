@@ -56,11 +56,13 @@ def test_birth_messages_and_status_are_retained(
     mosquitto, subscriber_factory, tmp_path, day_scenario
 ):
     mqtt = {"broker": mosquitto.url, "publish": ["battery/*/*"], "client_id": "t-birth"}
-    run_scenario(day_scenario(mqtt=mqtt), tmp_path / "run")
+    result = run_scenario(day_scenario(mqtt=mqtt), tmp_path / "run")
     late = subscriber_factory(mosquitto, f"twin/{SITE}/+/meta", "late-sub")  # after the run
     late.wait_for(1, f"twin/{SITE}/bess/meta", 5.0)
     meta = json.loads(dict(late.messages)[f"twin/{SITE}/bess/meta"])
     assert meta["kind"] == "battery" and meta["bus"] == 7
+    assert meta["run_id"] == result.metadata["run_id"]  # which run the telemetry is
+    assert meta["scenario_hash"] == result.metadata["scenario_hash"]
     assert meta["units"]["p_kw"] == "kW" and meta["units"]["soc"] == "1"
     status = subscriber_factory(mosquitto, f"twin/{SITE}/status", "status-sub")
     status.wait_for(1, f"twin/{SITE}/status", 5.0)

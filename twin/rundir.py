@@ -1,0 +1,103 @@
+"""A run directory has one writer at a time and never shows an earlier run's outputs.
+
+:func:`claim_run_dir` takes an exclusive OS lock on ``DIR/.lock`` (``fcntl.flock``: the
+kernel releases it when the holder exits or dies, so there are no stale locks) and
+refuses a second writer with :class:`RunDirLockedError`. Under the lock it removes what
+an earlier run left (results, KPIs, run metadata, labels, report, the uncontrolled
+comparison), so nothing in the directory can be mistaken for the new run's output.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from twin.errors import RunError
+
+__all__ = ["LOCK_NAME", "RUN_OUTPUTS", "RunDirLockedError", "claim_run_dir", "lock_dir"]
+
+LOCK_NAME = ".lock"
+#: Files and directories a run writes; an earlier run's are removed before a new one.
+RUN_OUTPUTS = (
+    "results.parquet",
+    "kpis.json",
+    "run.json",
+    "labels.json",
+    "error.txt",
+    "report.html",
+    "parts",
+    "uncontrolled",
+)
+
+
+class RunDirLockedError(RunError):
+    """Another process is writing into the same run (or campaign) directory."""
+
+    def __init__(self, directory: Path, holder: str) -> None:
+        self.directory = directory
+        super().__init__(
+            f"run directory {directory} is in use by another run ({holder}; lock "
+            f"{directory / LOCK_NAME}): wait for it to finish or choose another --out"
+        )
+
+
+@contextmanager
+def lock_dir(directory: str | Path) -> Iterator[Path]:
+    """Hold an exclusive lock on ``directory/.lock`` for the ``with`` block.
+
+    Raises
+    ------
+    RunDirLockedError
+        If another process (or another open of the lock in this one) holds it.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+            raise RunDirLockedError(directory, holder or "holder unknown") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _clear_outputs(directory: Path) -> None:
+    """Remove an earlier run's outputs (only the names a run writes)."""
+    if (directory / "report.html").exists():
+        from twin.report import PLOTS
+
+        for name in PLOTS:
+            (directory / f"{name}.png").unlink(missing_ok=True)
+    for name in RUN_OUTPUTS:
+        path = directory / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+@contextmanager
+def claim_run_dir(directory: str | Path) -> Iterator[Path]:
+    """Lock a run directory and clear an earlier run's outputs from it.
+
+    Raises
+    ------
+    RunDirLockedError
+        If another run is writing into ``directory``.
+    """
+    with lock_dir(directory):
+        _clear_outputs(Path(directory))
+        yield Path(directory)
