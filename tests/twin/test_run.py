@@ -152,7 +152,7 @@ def test_the_scenario_hash_covers_fields_and_the_contents_of_input_files(tmp_pat
 
 
 def test_repeated_runs_keep_their_own_history_in_influxdb(influxdb, tmp_path):
-    outputs = {"influx": {"url": influxdb.url, "db": "repeated"}}
+    outputs = {"influx": {"url": influxdb.url, "db": "repeated", "create_database": True}}
     runs = [run_scenario(small_scenario(outputs=outputs), tmp_path / "run") for _ in range(2)]
     ids = {run.metadata["run_id"] for run in runs}
     assert len(ids) == 2
