@@ -111,8 +111,9 @@ def start_publisher(
     out_dir: Path,
     *,
     bundle: bool,
+    run_id: str = "",
 ) -> None:
-    """The telemetry sink, connected to every selected value."""
+    """The telemetry sink, connected to every selected value (``run_id`` in its birth)."""
     mqtt = scenario.mqtt
     assert mqtt is not None
     plan, assets = output_plan(scenario, fleets, sources, scenario.mqtt.publish)
@@ -131,6 +132,7 @@ def start_publisher(
         "qos": mqtt.qos,
         "bundle": {"always": True, "never": False, "auto": bundle}[mqtt.bundle],
         "buffer_max": mqtt.buffer_max,
+        "run_id": run_id,
         "assets": assets,
         "kinds": kinds,
         "stats_path": str(out_dir / "parts" / "mqtt-publisher.json"),

@@ -150,7 +150,7 @@ def _populate(
         _connect_controller(world, scenario, fleets, sources, observed)
     if scenario.mqtt is not None:
         mqtt_world.start_publisher(
-            world, scenario, clock, fleets, sources, out_dir, bundle=not realtime
+            world, scenario, clock, fleets, sources, out_dir, bundle=not realtime, run_id=run_id
         )
     if scenario.outputs.influx is not None:
         from twin.sinks import start_influx_sink

@@ -2,8 +2,9 @@
 
 Topics (``prefix`` defaults to ``twin``; ``site`` is the scenario name)::
 
-    <prefix>/<site>/status                     retained "online"; the last will sets "offline"
-    <prefix>/<site>/<asset>/meta               retained birth message: kind, bus, units
+    <prefix>/<site>/status                     retained {"state": "online", "run_id": ...};
+                                               the last will (and a clean end) set "offline"
+    <prefix>/<site>/<asset>/meta               retained birth message: run_id, kind, bus, units
     <prefix>/<site>/<asset>/<quantity>         one value per step (telemetry and setpoints)
     <prefix>/<site>/<asset>/residual/<quantity> measured - simulated, with window statistics
     <prefix>/<site>/bundle/<kind>              all values of one kind and step (bundled mode)
@@ -38,6 +39,7 @@ __all__ = [
     "encode_value",
     "format_ts",
     "parse_ts",
+    "status_payload",
 ]
 
 
@@ -84,6 +86,11 @@ def parse_ts(text: str) -> datetime:
     if ts.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no time zone")
     return ts
+
+
+def status_payload(state: str, run_id: str) -> bytes:
+    """The retained status of a run: ``{"state": "online" | "offline", "run_id": ...}``."""
+    return json.dumps({"state": state, "run_id": run_id}, separators=(",", ":")).encode()
 
 
 def encode_value(

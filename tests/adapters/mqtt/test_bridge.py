@@ -39,7 +39,7 @@ class Feeder(threading.Thread):
         self.topic, self.values, self.clock = topic, values, clock
 
     def _status(self, message) -> None:
-        if message.payload == b"online":
+        if json.loads(message.payload)["state"] == "online":
             self.online.set()
 
     def run(self) -> None:

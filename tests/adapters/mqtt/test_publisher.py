@@ -56,15 +56,18 @@ def test_birth_messages_and_status_are_retained(
     mosquitto, subscriber_factory, tmp_path, day_scenario
 ):
     mqtt = {"broker": mosquitto.url, "publish": ["battery/*/*"], "client_id": "t-birth"}
-    run_scenario(day_scenario(mqtt=mqtt), tmp_path / "run")
+    result = run_scenario(day_scenario(mqtt=mqtt), tmp_path / "run")
+    run_id = result.metadata["run_id"]
     late = subscriber_factory(mosquitto, f"twin/{SITE}/+/meta", "late-sub")  # after the run
     late.wait_for(1, f"twin/{SITE}/bess/meta", 5.0)
     meta = json.loads(dict(late.messages)[f"twin/{SITE}/bess/meta"])
     assert meta["kind"] == "battery" and meta["bus"] == 7
+    assert meta["run_id"] == run_id  # which run these values belong to
     assert meta["units"]["p_kw"] == "kW" and meta["units"]["soc"] == "1"
     status = subscriber_factory(mosquitto, f"twin/{SITE}/status", "status-sub")
     status.wait_for(1, f"twin/{SITE}/status", 5.0)
-    assert dict(status.messages)[f"twin/{SITE}/status"] == "offline"  # clean end
+    final = json.loads(dict(status.messages)[f"twin/{SITE}/status"])
+    assert final == {"state": "offline", "run_id": run_id}  # clean end, of this run
 
 
 def test_last_will_marks_a_dead_twin_offline(mosquitto, subscriber_factory):
