@@ -221,6 +221,18 @@ def device(
     garbage_every: Annotated[
         int | None, typer.Option(help="Send a malformed payload every N answers.")
     ] = None,
+    miss_every: Annotated[
+        int | None, typer.Option(help="Lose every N-th answer (intermittent misses).")
+    ] = None,
+    own_clock: Annotated[
+        bool, typer.Option("--own-clock", help="Stamp answers with the wall clock.")
+    ] = False,
+    clock_skew_s: Annotated[
+        float, typer.Option(help="Seconds added to the answers' time stamps.")
+    ] = 0.0,
+    echo_seq: Annotated[
+        bool, typer.Option(help="Echo the setpoint's seq in the answers (the contract).")
+    ] = True,
     ready_file: Annotated[Path | None, typer.Option(help="Touch this file once connected.")] = None,
 ) -> None:
     """Run an emulated field battery that answers setpoints over MQTT (for HIL)."""
@@ -248,6 +260,10 @@ def device(
         topic=topic,
         silent_after=silent_after,
         garbage_every=garbage_every,
+        miss_every=miss_every,
+        own_clock=own_clock,
+        clock_skew_s=clock_skew_s,
+        echo_seq=echo_seq,
     )
     try:
         emulated = FieldBattery(config).start()

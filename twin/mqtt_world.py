@@ -51,14 +51,16 @@ def start_devices(
     list of Path
         The Parquet parts the bridges record to.
     """
+    from adapters.mqtt.payloads import plausible_ranges
+
     mqtt = scenario.mqtt
     assert mqtt is not None
-    kind_of = {u["name"]: k for k in ("battery", "pv", "load") for u in scenario.units(k)}
+    unit_of = {u["name"]: (k, u) for k in ("battery", "pv", "load") for u in scenario.units(k)}
     window_steps = max(1, parse_duration_s(mqtt.residual_window) // clock.step_s)
     sources = {}
     parts: list[Path] = []
     for device in mqtt.devices:
-        kind = kind_of[device.asset]
+        kind, unit = unit_of[device.asset]
         cls = get_model(kind)
         outputs = [n for n, p in cls.outputs.items() if (p.group or cls.kind) == kind]
         hil = device.mode == "hil"
@@ -87,6 +89,9 @@ def start_devices(
             "setpoint_topic": device.setpoint_topic,
             "timeout_s": timeout,
             "stale_after_s": stale,
+            "clock_tolerance_s": device.clock_tolerance_s,
+            "ranges": plausible_ranges(kind, unit),
+            "max_payload_bytes": device.max_payload_bytes,
             "window_steps": window_steps,
             "record": {"real": str(real), "residual": str(residual), "tags": tags},
             "stats_path": str(out_dir / "parts" / f"mqtt-device-{device.asset}.json"),

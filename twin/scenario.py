@@ -372,6 +372,12 @@ class DeviceSpec(Strict):
     measured value still used (default: this step's answer for ``hil``, one step for
     ``hybrid``); older, the asset falls back to its model. ``emulate``: start
     ``twin device`` with these battery parameters for the run.
+
+    ``max_fallback``: largest share of steps that may fall back to the model before the
+    run fails its ``mqtt_device_fallback`` check. ``clock_tolerance_s``: how far a
+    value's ``ts`` may be from a step's time and still belong to it (a HIL answer that
+    echoes the setpoint's ``seq`` needs no clock). ``max_payload_bytes``: larger
+    payloads are rejected unread. See the device contract in :mod:`adapters.mqtt.bridge`.
     """
 
     asset: str
@@ -382,6 +388,9 @@ class DeviceSpec(Strict):
     timeout_s: Annotated[float, Field(ge=0.0, le=600.0)] | None = None
     stale_after: Duration | None = None
     emulate: dict[str, float] | None = None
+    max_fallback: Fraction = 0.05
+    clock_tolerance_s: Annotated[float, Field(ge=0.0)] = 1.0
+    max_payload_bytes: Annotated[int, Field(ge=64, le=1_000_000)] = 4096
 
 
 class MqttSpec(Strict):
@@ -389,6 +398,8 @@ class MqttSpec(Strict):
 
     ``publish`` holds patterns on ``kind/asset/quantity``, e.g. ``battery/*/soc``,
     ``bus/*/v_pu``, ``controller/*/p_set_kw``; ``*`` publishes everything.
+    ``max_dropped``: messages the twin may fail to deliver (dropped from a full buffer
+    or unacknowledged at the end) before the run fails its ``mqtt_delivery`` check.
     """
 
     broker: str = "mqtt://127.0.0.1:1883"
@@ -398,6 +409,7 @@ class MqttSpec(Strict):
     publish: list[str] = ["*"]
     bundle: Literal["auto", "never", "always"] = "auto"
     buffer_max: Annotated[int, Field(ge=1)] = 100_000
+    max_dropped: Annotated[int, Field(ge=0)] = 0
     residual_window: Duration = "1h"
     devices: list[DeviceSpec] = []
 

@@ -123,8 +123,10 @@ def decode_measurement(payload: bytes) -> Measurement:
     """
     try:
         data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedPayload(f"not JSON or a number ({exc})") from None
+    except RecursionError:
+        raise MalformedPayload("JSON nested too deeply") from None
+    except ValueError as exc:  # not UTF-8, not JSON, a number of too many digits
+        raise MalformedPayload(f"not JSON or a number ({str(exc)[:80]})") from None
     ts = None
     extra: dict[str, Any] = {}
     if isinstance(data, dict):
@@ -142,7 +144,11 @@ def decode_measurement(payload: bytes) -> Measurement:
     else:
         value = data
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise MalformedPayload(f"value {value!r} is not a number")
-    if not math.isfinite(value):
+        raise MalformedPayload(f"value {str(value)[:40]!r} is not a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise MalformedPayload("value is too large for a float") from None
+    if not math.isfinite(number):
         raise MalformedPayload(f"value {value!r} is not finite")
-    return Measurement(float(value), ts, extra)
+    return Measurement(number, ts, extra)
