@@ -29,9 +29,12 @@ def _series(results: pd.DataFrame, kind: str, asset: str, quantity: str, source:
 
 
 class Feeder(threading.Thread):
-    """A measured-data source: waits for the twin to come online, then publishes a day."""
+    """A measured-data source: waits for the twin to come online, then publishes a day.
 
-    def __init__(self, url: str, topic: str, values: dict[int, float], clock: Clock):
+    ``values`` maps a step to its value, or to a raw payload (bytes) sent as it is.
+    """
+
+    def __init__(self, url: str, topic: str, values: dict[int, float | bytes], clock: Clock):
         super().__init__(daemon=True)
         self.link = MqttLink(url, "feeder").open()
         self.online = threading.Event()
@@ -46,7 +49,10 @@ class Feeder(threading.Thread):
         assert self.online.wait(30)
         for k, value in self.values.items():
             ts = self.clock.time_at(k * self.clock.step_s).astimezone().isoformat()
-            self.link.publish(self.topic, json.dumps({"ts": ts, "value": value}).encode())
+            if isinstance(value, bytes):  # a raw payload, as it is
+                self.link.publish(self.topic, value)
+            else:
+                self.link.publish(self.topic, json.dumps({"ts": ts, "value": value}).encode())
         self.link.flush()
 
 
