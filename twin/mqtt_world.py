@@ -17,7 +17,7 @@ from twin.scenario import Scenario
 from twin.sinks import output_plan
 from twin.units import parse_duration_s
 
-__all__ = ["device_parts", "start_devices", "start_publisher"]
+__all__ = ["device_parts", "mqtt_auth", "start_devices", "start_publisher"]
 
 #: Wall seconds a hardware-in-the-loop bridge waits per step for the device's answer.
 HIL_TIMEOUT_S = 2.0
@@ -27,6 +27,19 @@ def _client_id(scenario: Scenario, role: str) -> str:
     assert scenario.mqtt is not None
     base = scenario.mqtt.client_id or f"twin-{scenario.name}-{os.getpid()}"
     return f"{base}-{role}"
+
+
+def mqtt_auth(scenario: Scenario, login: Any = None) -> dict[str, Any]:
+    """The link's credentials and TLS files (``login``: another login than the twin's).
+
+    The password is read now (from the scenario, an environment variable or a file)
+    and handed only to in-process simulators, never written anywhere.
+    """
+    from adapters.mqtt.auth import MqttAuth
+
+    mqtt = scenario.mqtt
+    assert mqtt is not None
+    return MqttAuth.from_spec(login or mqtt, mqtt.tls).as_dict()
 
 
 def device_parts(out_dir: Path, asset: str) -> tuple[Path, Path]:
@@ -55,6 +68,7 @@ def start_devices(
 
     mqtt = scenario.mqtt
     assert mqtt is not None
+    auth = mqtt_auth(scenario) if mqtt.devices else {}
     unit_of = {u["name"]: (k, u) for k in ("battery", "pv", "load") for u in scenario.units(k)}
     window_steps = max(1, parse_duration_s(mqtt.residual_window) // clock.step_s)
     sources = {}
@@ -75,6 +89,7 @@ def start_devices(
         parts += [real, residual]
         config = {
             "broker": mqtt.broker,
+            "auth": auth,
             "client_id": _client_id(scenario, f"device-{device.asset}"),
             "prefix": mqtt.prefix,
             "site": scenario.name,
@@ -131,6 +146,7 @@ def start_publisher(
         )
     config = {
         "broker": mqtt.broker,
+        "auth": mqtt_auth(scenario),
         "client_id": _client_id(scenario, "publisher"),
         "prefix": mqtt.prefix,
         "site": scenario.name,

@@ -56,6 +56,7 @@ from typing import Any
 import mosaik_api_v3
 import numpy as np
 
+from adapters.mqtt.auth import MqttAuth
 from adapters.mqtt.health import DeviceHealth
 from adapters.mqtt.link import MqttLink
 from adapters.mqtt.payloads import MAX_PAYLOAD_BYTES, REASONS, Verdict, judge
@@ -79,7 +80,7 @@ MAX_AHEAD = 100_000
 class DeviceBridge(mosaik_api_v3.Simulator):
     """mosaik simulator for one device that replaces (part of) one asset.
 
-    ``init`` parameters: ``clock`` and ``config`` with ``broker``, ``client_id``,
+    ``init`` parameters: ``clock`` and ``config`` with ``broker``, ``auth``, ``client_id``,
     ``prefix``, ``site``, ``asset``, ``kind``, ``mode`` (``hybrid`` | ``hil``),
     ``measure`` (quantities taken from the device), ``setpoints`` (quantities sent to it),
     ``outputs`` (every output of the asset's model, passed through), ``units``,
@@ -132,7 +133,10 @@ class DeviceBridge(mosaik_api_v3.Simulator):
         }
         self.stats = {q: ResidualStats(int(config["window_steps"])) for q in self.measure}
         self.link = MqttLink(
-            config["broker"], config["client_id"], buffer_max=int(config.get("buffer_max", 10000))
+            config["broker"],
+            config["client_id"],
+            buffer_max=int(config.get("buffer_max", 10000)),
+            auth=MqttAuth.from_dict(config.get("auth")),
         )
         for topic in self.topic_of.values():
             self.link.subscribe(topic, self._on_message)

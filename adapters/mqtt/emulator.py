@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from adapters.mqtt.auth import MqttAuth
 from adapters.mqtt.link import MqttLink
 from adapters.mqtt.topics import MalformedPayload, decode_measurement, format_ts
 from models.base import Clock
@@ -97,6 +98,7 @@ class FieldBatteryConfig:
     own_clock: bool = False
     clock_skew_s: float = 0.0
     echo_seq: bool = True
+    auth: MqttAuth | None = None
 
 
 class FieldBattery:
@@ -115,7 +117,9 @@ class FieldBattery:
         self.malformed = 0
         self._stopped = threading.Event()
         self.link = MqttLink(
-            config.broker, config.client_id or f"twin-device-{config.site}-{config.asset}"
+            config.broker,
+            config.client_id or f"twin-device-{config.site}-{config.asset}",
+            auth=config.auth,
         )
         self.link.subscribe(self.setpoint_topic, self._on_setpoint)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import mosaik_api_v3
 
+from adapters.mqtt.auth import MqttAuth
 from adapters.mqtt.link import MqttLink
 from adapters.mqtt.topics import TopicScheme, encode_value, format_ts, status_payload
 from models.base import Clock
@@ -33,7 +34,8 @@ class MqttPublisher(mosaik_api_v3.Simulator):
     """mosaik sink that publishes its inputs.
 
     ``init`` parameters: ``clock`` (a :class:`models.base.Clock` dict) and ``config``
-    with ``broker``, ``prefix``, ``site``, ``qos``, ``bundle`` (bool), ``client_id``,
+    with ``broker``, ``auth`` (:meth:`adapters.mqtt.auth.MqttAuth.as_dict`), ``prefix``,
+    ``site``, ``qos``, ``bundle`` (bool), ``client_id``,
     ``buffer_max``, ``run_id``, ``assets``
     (``{asset: {"kind", "bus", "units": {quantity: unit}}}``), ``kinds``
     (``{source full id: kind}``, to bundle by kind) and ``stats_path`` (JSON file
@@ -71,6 +73,7 @@ class MqttPublisher(mosaik_api_v3.Simulator):
             config["client_id"],
             will=(status, status_payload("offline", self.run_id)),
             buffer_max=int(config["buffer_max"]),
+            auth=MqttAuth.from_dict(config.get("auth")),
         ).open()
         return self.meta
 
