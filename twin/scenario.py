@@ -775,6 +775,8 @@ def _resolve(scenario: Scenario) -> tuple[Scenario, list[Problem]]:
             )
         )
     problems += _device_problems(scenario, assets)
+    if scenario.mqtt is not None:  # as validated: a JSON dump masks its SecretStr password
+        data["mqtt"] = scenario.mqtt
     resolved = Scenario.model_validate(data)
     problems += _resolve_faults(resolved)[1]
     return resolved, problems

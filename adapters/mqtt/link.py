@@ -67,6 +67,16 @@ class LinkStats:
         return {k: v for k, v in self.__dict__.items() if isinstance(v, int | float)}
 
 
+def _close_sockets(exc: BaseException) -> None:
+    """Close the sockets left in the frames of a failed connect."""
+    tb = exc.__traceback__
+    while tb is not None:
+        for value in list(tb.tb_frame.f_locals.values()):
+            if isinstance(value, socket.socket):
+                value.close()
+        tb = tb.tb_next
+
+
 class MqttLink:
     """A paho client running its network loop in a background thread.
 
@@ -166,7 +176,13 @@ class MqttLink:
         self._resumed = False
         self._resume_requested = False
         self.stats.disconnects += 1
-        if self._closing or not self.stats.connects:  # a refused login is raised by open()
+        if not self.stats.connects and not self._closing and not self._refused.is_set():
+            self.stats.errors.append(
+                f"closed before CONNACK: {reason_code}; with TLS, was a client certificate "
+                "required or not accepted?"
+            )
+            self._refused.set()
+        if self._closing or not self.stats.connects:
             return
         log.warning("MQTT %s: lost %s (%s)", client._client_id.decode(), self.url, reason_code)
 
@@ -205,6 +221,7 @@ class MqttLink:
         try:
             self.client.connect(self.host, self.port, keepalive=10)
         except ssl.SSLError as exc:
+            _close_sockets(exc)  # paho leaves the failed TLS socket open
             reason = getattr(exc, "verify_message", None) or exc.reason or exc
             raise ConnectionError(
                 f"MQTT broker {self.url}: TLS handshake failed ({reason}); check ca_file "
@@ -226,7 +243,7 @@ class MqttLink:
         """Why the broker did not accept this client (no password in it)."""
         if not self.stats.errors:
             return f"MQTT broker {self.url} did not accept us: no CONNACK"
-        reason = self.stats.errors[-1]
+        reason = self.stats.errors[0]
         hint = ""
         if "password" in reason.lower() or "authori" in reason.lower():
             who = f"user {self.auth.username!r}" if self.auth.username else "an anonymous client"
