@@ -197,7 +197,7 @@ class MqttLink:
             self._resume_requested = False
             while self._outbox and self.connected:
                 topic, payload, qos, retain = self._outbox.popleft()
-                self._hand(topic, payload, qos, retain)
+                self._hand(topic, payload, qos, retain)  # never QoS 0: not kept in the outbox
             self._resumed = self.connected
 
     def _maybe_resume(self) -> None:
@@ -206,9 +206,17 @@ class MqttLink:
         if self._resume_requested or time.monotonic() - self._connected_at > RESUME_AFTER_S:
             self._resume()
 
-    def _hand(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        self.client.publish(topic, payload, qos=qos, retain=retain)
+    def _hand(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        """Give a message to paho; False if it is lost.
+
+        A QoS 0 message on a connection that just went is lost; paho keeps QoS 1/2
+        messages for the reconnect.
+        """
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        if qos == 0 and info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
         self._handed += 1
+        return True
 
     # --- API ----------------------------------------------------------------------------
     @property
@@ -275,7 +283,9 @@ class MqttLink:
             self._wait_for_acks()
         with self._lock:
             if self._resumed:
-                self._hand(topic, payload, qos, retain)
+                if not self._hand(topic, payload, qos, retain):
+                    self.stats.dropped += 1
+                    return False
             elif qos == 0 or len(self._outbox) >= self.buffer_max:
                 self.stats.dropped += 1
                 return False

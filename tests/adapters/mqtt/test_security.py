@@ -1,6 +1,7 @@
 """Logins, ACL and TLS on a real Mosquitto: refused clearly, never leaked."""
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -157,3 +158,32 @@ def test_a_wrong_password_stops_the_cli_with_a_clear_message(secure_broker, test
     assert "Traceback" not in output and "not-the-password" not in output
     run_json = (tmp_path / "run" / "run.json").read_text()
     assert json.loads(run_json)["status"] == "failed" and "not-the-password" not in run_json
+
+
+def test_twin_broker_makes_a_secure_broker(tmp_path, test_ca):
+    from adapters.server import free_port
+
+    port = free_port()
+    env = {**os.environ, "TWIN_PW": PASSWORDS["twin"], "BESS_PW": PASSWORDS["bess"]}
+    command = [
+        sys.executable, "-m", "twin.cli", "broker", "--data-dir", str(tmp_path / "b"),
+        "--port", str(port), "--user", "twin=TWIN_PW", "--user", "bess=BESS_PW",
+        "--tls-cert", str(test_ca["server"]), "--tls-key", str(test_ca["server.key"]),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # printed once it serves
+        url = f"mqtts://127.0.0.1:{port}"
+        assert url in line
+        ca = {"ca_file": str(test_ca["ca"]), "cert_file": None, "key_file": None}
+        MqttLink(url, "t-cli", auth=_auth(test_ca, "bess", **ca)).open().close()
+        with pytest.raises(ConnectionError, match="Not authorized"):
+            MqttLink(url, "t-cli-bad", auth=_auth(test_ca, "bess", "nope", **ca)).open()
+        conf = (tmp_path / "b" / "mosquitto.conf").read_text()
+        assert "allow_anonymous false" in conf and "acl_file" in conf
+        passwd = (tmp_path / "b" / "passwd").read_text()
+        assert "bess:$7$" in passwd and PASSWORDS["bess"] not in passwd
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
