@@ -137,6 +137,10 @@ def adapter_kpis(metadata: dict[str, Any]) -> dict[str, float]:
             for name in ("rmse", "bias", "max_abs"):
                 kpis[f"residual_{name}_{asset}_{quantity}"] = float(stats[name])
         kpis[f"device_fallback_steps_{asset}"] = float(device["fallback_steps"])
+        steps = device.get("steps") or 0
+        kpis[f"device_fallback_share_{asset}"] = (
+            device["fallback_steps"] / steps if steps else float("nan")
+        )
         kpis[f"mqtt_malformed_{asset}"] = float(device["malformed_total"])
     publisher = mqtt.get("publisher")
     if publisher:

@@ -973,6 +973,10 @@ def _device_problems(scenario: Scenario, assets: dict[str, list[dict]]) -> list[
                 problems.append(
                     Problem(f"{where}.mode", "hil needs a controller to send setpoints")
                 )
+        if device.credentials is not None and device.emulate is None:
+            problems.append(
+                Problem(f"{where}.credentials", "the emulated device's login: needs emulate")
+            )
         if device.emulate is not None:
             from adapters.mqtt.emulator import battery_parameters
 

@@ -143,7 +143,7 @@ def test_a_wrong_password_stops_the_cli_with_a_clear_message(secure_broker, test
     raw = _secure_hil(secure_broker.url, test_ca, tmp_path)
     raw["mqtt"].pop("password_env")
     raw["mqtt"]["password"] = "not-the-password"
-    raw["mqtt"]["devices"][0]["emulate"] = None
+    raw["mqtt"]["devices"][0].update(emulate=None, credentials=None)
     path = tmp_path / "wrong.yaml"
     path.write_text(yaml.safe_dump(raw))
     done = subprocess.run(
