@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,13 +48,37 @@ def start_emulators(scenario: Scenario, out_dir: Path) -> list[subprocess.Popen[
         ]
         for key, value in device.emulate.items():
             command += ["--param", f"{key}={value}"]
+        command, env = _login_arguments(command, scenario, device)
         ready = out_dir / f"device-{device.asset}.ready"
         ready.unlink(missing_ok=True)
         with log_path.open("wb") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         processes.append(process)
         _wait_ready(process, ready, log_path)
     return processes
+
+
+#: Environment variable through which an emulated device gets its password (never argv).
+DEVICE_PASSWORD_ENV = "TWIN_DEVICE_PASSWORD"
+
+
+def _login_arguments(
+    command: list[str], scenario: Scenario, device: Any
+) -> tuple[list[str], dict[str, str]]:
+    """The device's login and TLS files as options; its password in the environment."""
+    from twin.mqtt_world import mqtt_auth
+
+    auth = mqtt_auth(scenario, device.credentials)
+    env = dict(os.environ)
+    if auth["username"]:
+        command = [*command, "--username", auth["username"]]
+    if auth["password"] is not None:
+        env[DEVICE_PASSWORD_ENV] = auth["password"]
+        command = [*command, "--password-env", DEVICE_PASSWORD_ENV]
+    for name in ("ca_file", "cert_file", "key_file"):
+        if auth[name]:
+            command = [*command, f"--{name.replace('_', '-')}", auth[name]]
+    return command, env
 
 
 def _wait_ready(process: subprocess.Popen[bytes], ready: Path, log_path: Path) -> None:
@@ -112,6 +137,10 @@ def adapter_kpis(metadata: dict[str, Any]) -> dict[str, float]:
             for name in ("rmse", "bias", "max_abs"):
                 kpis[f"residual_{name}_{asset}_{quantity}"] = float(stats[name])
         kpis[f"device_fallback_steps_{asset}"] = float(device["fallback_steps"])
+        steps = device.get("steps") or 0
+        kpis[f"device_fallback_share_{asset}"] = (
+            device["fallback_steps"] / steps if steps else float("nan")
+        )
         kpis[f"mqtt_malformed_{asset}"] = float(device["malformed_total"])
     publisher = mqtt.get("publisher")
     if publisher:

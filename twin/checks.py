@@ -121,7 +121,7 @@ def _energy_balance(
 
 
 #: Modules that register run checks when imported (components add theirs here).
-CHECK_MODULES: tuple[str, ...] = ("twin.influx",)
+CHECK_MODULES: tuple[str, ...] = ("twin.influx", "twin.mqtt_checks")
 
 
 def _load_builtin_checks() -> None:

@@ -216,12 +216,35 @@ def device(
     garbage_every: Annotated[
         int | None, typer.Option(help="Send a malformed payload every N answers.")
     ] = None,
+    miss_every: Annotated[
+        int | None, typer.Option(help="Lose every N-th answer (intermittent misses).")
+    ] = None,
+    own_clock: Annotated[
+        bool, typer.Option("--own-clock", help="Stamp answers with the wall clock.")
+    ] = False,
+    clock_skew_s: Annotated[
+        float, typer.Option(help="Seconds added to the answers' time stamps.")
+    ] = 0.0,
+    echo_seq: Annotated[
+        bool, typer.Option(help="Echo the setpoint's seq in the answers (the contract).")
+    ] = True,
+    username: Annotated[str | None, typer.Option(help="Broker login (the asset's name).")] = None,
+    password_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the password.")
+    ] = None,
+    password_file: Annotated[
+        Path | None, typer.Option(help="File whose first line is the password.")
+    ] = None,
+    ca_file: Annotated[Path | None, typer.Option(help="TLS: CA of the broker.")] = None,
+    cert_file: Annotated[Path | None, typer.Option(help="TLS: client certificate.")] = None,
+    key_file: Annotated[Path | None, typer.Option(help="TLS: client key.")] = None,
     ready_file: Annotated[Path | None, typer.Option(help="Touch this file once connected.")] = None,
 ) -> None:
     """Run an emulated field battery that answers setpoints over MQTT (for HIL)."""
     import logging
     import signal
 
+    from adapters.mqtt.auth import MqttAuth, read_secret, redacted
     from adapters.mqtt.emulator import FieldBattery, FieldBatteryConfig
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -234,6 +257,18 @@ def device(
             sep = ""
         if not sep:
             _fail(TwinError(f"--param {item!r}: expected key=number"))
+    try:
+        password = (
+            read_secret(env=password_env, file=password_file, what="device password")
+            if password_env or password_file
+            else None
+        )
+    except TwinError as exc:
+        _fail(exc)
+        return
+    tls = {k: str(v) if v else None for k, v in (("ca_file", ca_file), ("cert_file", cert_file),
+                                                 ("key_file", key_file))}  # fmt: skip
+    auth = MqttAuth(username, password, tls=any(tls.values()), **tls)
     config = FieldBatteryConfig(
         broker,
         site,
@@ -243,6 +278,11 @@ def device(
         topic=topic,
         silent_after=silent_after,
         garbage_every=garbage_every,
+        miss_every=miss_every,
+        own_clock=own_clock,
+        clock_skew_s=clock_skew_s,
+        echo_seq=echo_seq,
+        auth=auth,
     )
     try:
         emulated = FieldBattery(config).start()
@@ -252,7 +292,8 @@ def device(
     signal.signal(signal.SIGTERM, lambda *_: emulated.stop())
     if ready_file is not None:
         ready_file.touch()
-    console.print(f"emulated battery {asset!r} of {site!r} on {broker}; Ctrl-C to stop")
+    shown = redacted(broker)
+    console.print(f"emulated battery {asset!r} of {site!r} on {shown}; Ctrl-C to stop")
     try:
         emulated._stopped.wait()
     except KeyboardInterrupt:
@@ -267,15 +308,43 @@ def broker(
         "runs/mosquitto"
     ),
     port: Annotated[int, typer.Option(help="Loopback port.")] = 1883,
+    user: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=ENV: add user NAME, password from variable ENV (repeatable)."),
+    ] = None,
+    password_file: Annotated[
+        Path | None, typer.Option(help="An existing mosquitto_passwd file to start from.")
+    ] = None,
+    acl_file: Annotated[Path | None, typer.Option(help="ACL (default: the shipped one).")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="TLS: the broker's certificate.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="TLS: the broker's key.")] = None,
+    tls_ca: Annotated[Path | None, typer.Option(help="TLS: CA of client certificates.")] = None,
+    require_certificate: Annotated[
+        bool, typer.Option("--require-certificate", help="Clients must show a certificate.")
+    ] = False,
 ) -> None:
-    """Run Mosquitto with twin's configuration (persistence, deep queues) until Ctrl-C."""
+    """Run Mosquitto with twin's configuration (persistence, deep queues) until Ctrl-C.
+
+    With users (or a password file) it refuses anonymous clients and applies the ACL
+    (a device writes only its own topics); with a certificate it speaks TLS.
+    """
     import time
 
-    from adapters.mqtt.broker import Mosquitto
+    from adapters.mqtt.auth import read_secret
+    from adapters.mqtt.broker import BrokerSecurity, Mosquitto
 
     try:
-        mosquitto = Mosquitto(data_dir, port).start()
-    except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
+        users = {}
+        for item in user or []:
+            name, sep, env = item.partition("=")
+            if not sep or not name:
+                raise TwinError(f"--user {item!r}: expected NAME=ENV_VARIABLE")
+            users[name] = read_secret(env=env, what=f"broker user {name!r}")
+        security = BrokerSecurity(
+            users, password_file, acl_file, tls_ca, tls_cert, tls_key, require_certificate
+        )
+        mosquitto = Mosquitto(data_dir, port, security).start()
+    except (TwinError, FileNotFoundError, ValueError, RuntimeError, TimeoutError) as exc:
         _fail(exc)
         return
     console.print(f"mosquitto on {mosquitto.url} (config {mosquitto.config}); Ctrl-C to stop")

@@ -17,7 +17,7 @@ from twin.scenario import Scenario
 from twin.sinks import output_plan
 from twin.units import parse_duration_s
 
-__all__ = ["device_parts", "start_devices", "start_publisher"]
+__all__ = ["device_parts", "mqtt_auth", "start_devices", "start_publisher"]
 
 #: Wall seconds a hardware-in-the-loop bridge waits per step for the device's answer.
 HIL_TIMEOUT_S = 2.0
@@ -27,6 +27,19 @@ def _client_id(scenario: Scenario, role: str) -> str:
     assert scenario.mqtt is not None
     base = scenario.mqtt.client_id or f"twin-{scenario.name}-{os.getpid()}"
     return f"{base}-{role}"
+
+
+def mqtt_auth(scenario: Scenario, login: Any = None) -> dict[str, Any]:
+    """The link's credentials and TLS files (``login``: another login than the twin's).
+
+    The password is read now (from the scenario, an environment variable or a file)
+    and handed only to in-process simulators, never written anywhere.
+    """
+    from adapters.mqtt.auth import MqttAuth
+
+    mqtt = scenario.mqtt
+    assert mqtt is not None
+    return MqttAuth.from_spec(login or mqtt, mqtt.tls).as_dict()
 
 
 def device_parts(out_dir: Path, asset: str) -> tuple[Path, Path]:
@@ -51,14 +64,17 @@ def start_devices(
     list of Path
         The Parquet parts the bridges record to.
     """
+    from adapters.mqtt.payloads import plausible_ranges
+
     mqtt = scenario.mqtt
     assert mqtt is not None
-    kind_of = {u["name"]: k for k in ("battery", "pv", "load") for u in scenario.units(k)}
+    auth = mqtt_auth(scenario) if mqtt.devices else {}
+    unit_of = {u["name"]: (k, u) for k in ("battery", "pv", "load") for u in scenario.units(k)}
     window_steps = max(1, parse_duration_s(mqtt.residual_window) // clock.step_s)
     sources = {}
     parts: list[Path] = []
     for device in mqtt.devices:
-        kind = kind_of[device.asset]
+        kind, unit = unit_of[device.asset]
         cls = get_model(kind)
         outputs = [n for n, p in cls.outputs.items() if (p.group or cls.kind) == kind]
         hil = device.mode == "hil"
@@ -73,6 +89,7 @@ def start_devices(
         parts += [real, residual]
         config = {
             "broker": mqtt.broker,
+            "auth": auth,
             "client_id": _client_id(scenario, f"device-{device.asset}"),
             "prefix": mqtt.prefix,
             "site": scenario.name,
@@ -87,6 +104,9 @@ def start_devices(
             "setpoint_topic": device.setpoint_topic,
             "timeout_s": timeout,
             "stale_after_s": stale,
+            "clock_tolerance_s": device.clock_tolerance_s,
+            "ranges": plausible_ranges(kind, unit),
+            "max_payload_bytes": device.max_payload_bytes,
             "window_steps": window_steps,
             "record": {"real": str(real), "residual": str(residual), "tags": tags},
             "stats_path": str(out_dir / "parts" / f"mqtt-device-{device.asset}.json"),
@@ -131,12 +151,14 @@ def start_publisher(
         )
     config = {
         "broker": mqtt.broker,
+        "auth": mqtt_auth(scenario),
         "client_id": _client_id(scenario, "publisher"),
         "prefix": mqtt.prefix,
         "site": scenario.name,
         "qos": mqtt.qos,
         "bundle": {"always": True, "never": False, "auto": bundle}[mqtt.bundle],
         "buffer_max": mqtt.buffer_max,
+        "run_id": (run or {}).get("run_id", ""),
         "assets": assets,
         "kinds": kinds,
         "stats_path": str(out_dir / "parts" / "mqtt-publisher.json"),

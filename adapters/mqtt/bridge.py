@@ -6,12 +6,14 @@ consumes its values (grid, controller, telemetry). Each step it
 1. receives the model's simulated outputs (and, in ``hil`` mode, the controller's
    setpoints, which it publishes to the device);
 2. takes the device's measured values from MQTT; with ``timeout_s`` > 0 it waits up to
-   that many wall seconds for values stamped with this step's time (lock-step, so a
-   hardware loop closes within the step even when the twin runs faster than real time);
-3. passes on the measured value where it is fresh (stamped no more than
-   ``stale_after_s`` simulated seconds ago) and the simulated one otherwise: a silent
-   device falls back to the model, flagged by ``quality`` = 0 (1 = all measured values
-   fresh), with one warning when it goes silent and one when it is back;
+   that many wall seconds for this step's values (lock-step, so a hardware loop closes
+   within the step even when the twin runs faster than real time);
+3. passes on the measured value where it is fresh (belonging to a step no more than
+   ``stale_after_s`` simulated seconds ago) and the simulated one otherwise: a step the
+   device missed falls back to the model, flagged by ``quality`` = 0 (1 = all measured
+   values fresh). A miss does not disable the device: the next step waits again
+   (:mod:`adapters.mqtt.health`, which also aggregates the warnings). The share of
+   fallback steps is a run check (``max_fallback`` of the device, :mod:`twin.mqtt_checks`);
 4. computes residuals (measured - simulated) per quantity: RMSE, bias and max error over
    the run and a sliding window, published on ``<prefix>/<site>/<asset>/residual/<q>``
    and recorded as ``source=residual`` rows.
@@ -19,8 +21,24 @@ consumes its values (grid, controller, telemetry). Each step it
 Values stamped ahead of the simulated time (a recording replayed faster than the twin
 runs) are held until their step, so measured data can be fed in bulk.
 
-A payload that does not parse is counted and logged with its topic; it never stops the
-run. The bridge records the measured values as ``source=real`` rows.
+**The device contract.** A device publishes each measured quantity on its own topic
+(``field/<site>/<asset>/<quantity>``) as a bare number or ``{"value": x, "ts": ...,
+"seq": ...}`` (:mod:`adapters.mqtt.topics`). Which step a value belongs to:
+
+- in ``hil`` mode, a HIL device answers every setpoint (``{"ts", "value", "seq",
+  "dt_s", "sent"}`` on its setpoint topic) and **echoes the setpoint's** ``seq``: the
+  answer then belongs to step ``seq`` whatever its ``ts`` says, so a device may stamp
+  answers with its own clock (its offset is recorded as ``clock_offset_s``);
+- otherwise (no ``seq``, or ``hybrid`` mode, where ``seq`` is not read) the value
+  belongs to the time in its ``ts``, which must agree with the twin's simulated clock
+  within ``clock_tolerance_s`` (a value stamped within it of a step's time belongs to
+  that step); without ``ts``, to the step during which it arrives. A HIL answer whose
+  ``ts`` is off every step is not used, counted as ``off_clock`` and warned about once.
+
+Every payload is judged (:mod:`adapters.mqtt.payloads`): too large, malformed or
+outside the asset's plausible range, it is counted and logged per topic (the first
+few), never applied and never fatal. The bridge records the measured values as
+``source=real`` rows.
 """
 
 from __future__ import annotations
@@ -38,9 +56,12 @@ from typing import Any
 import mosaik_api_v3
 import numpy as np
 
+from adapters.mqtt.auth import MqttAuth
+from adapters.mqtt.health import DeviceHealth
 from adapters.mqtt.link import MqttLink
+from adapters.mqtt.payloads import MAX_PAYLOAD_BYTES, REASONS, Verdict, judge
 from adapters.mqtt.residuals import ResidualStats
-from adapters.mqtt.topics import MalformedPayload, TopicScheme, decode_measurement, format_ts
+from adapters.mqtt.topics import Measurement, TopicScheme, format_ts
 from models.base import Clock
 from twin.realtime import LATENESS
 from twin.results import ResultBuffer
@@ -59,12 +80,14 @@ MAX_AHEAD = 100_000
 class DeviceBridge(mosaik_api_v3.Simulator):
     """mosaik simulator for one device that replaces (part of) one asset.
 
-    ``init`` parameters: ``clock`` and ``config`` with ``broker``, ``client_id``,
+    ``init`` parameters: ``clock`` and ``config`` with ``broker``, ``auth``, ``client_id``,
     ``prefix``, ``site``, ``asset``, ``kind``, ``mode`` (``hybrid`` | ``hil``),
     ``measure`` (quantities taken from the device), ``setpoints`` (quantities sent to it),
     ``outputs`` (every output of the asset's model, passed through), ``units``,
     ``topic`` and ``setpoint_topic`` (templates with ``{site}``, ``{asset}``,
-    ``{quantity}``), ``timeout_s``, ``stale_after_s``, ``window_steps``, ``record``
+    ``{quantity}``), ``timeout_s``, ``stale_after_s``, ``clock_tolerance_s``,
+    ``ranges`` (``{quantity: [low, high]}``), ``max_payload_bytes``, ``window_steps``,
+    ``record``
     (``{"real": path, "residual": path, "tags": {...}}``) and ``stats_path``.
     """
 
@@ -74,9 +97,11 @@ class DeviceBridge(mosaik_api_v3.Simulator):
         self.inbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self.latest: dict[str, tuple[float, float]] = {}  # quantity -> (value, t_s)
         self.ahead: list[tuple[float, str, float]] = []  # heap of (t_s, quantity, value)
-        self.malformed: dict[str, int] = {}
-        self.fallback_steps = 0
-        self.silent = False
+        self.malformed: dict[str, int] = {}  # rejected payloads per topic
+        self.counts = dict.fromkeys(
+            (*REASONS, "accepted", "late", "off_clock", "out_of_order", "held_dropped"), 0
+        )
+        self.clock_offset_s: float | None = None
         self.steps_done = 0
 
     def init(
@@ -87,6 +112,13 @@ class DeviceBridge(mosaik_api_v3.Simulator):
         self.clock = Clock.from_dict(clock)
         self.cfg = config
         self.asset = config["asset"]
+        self.hil = config["mode"] == "hil"
+        self.tolerance_s = float(config.get("clock_tolerance_s", 1.0))
+        self.ranges = {
+            q: (float(lo), float(hi)) for q, (lo, hi) in config.get("ranges", {}).items()
+        }
+        self.max_bytes = int(config.get("max_payload_bytes", MAX_PAYLOAD_BYTES))
+        self.health = DeviceHealth(self.asset, float(config["timeout_s"]))
         self.measure: list[str] = list(config["measure"])
         self.setpoints: list[str] = list(config["setpoints"])
         attrs = [*config["outputs"], *self.setpoints, "quality"]
@@ -101,7 +133,10 @@ class DeviceBridge(mosaik_api_v3.Simulator):
         }
         self.stats = {q: ResidualStats(int(config["window_steps"])) for q in self.measure}
         self.link = MqttLink(
-            config["broker"], config["client_id"], buffer_max=int(config.get("buffer_max", 10000))
+            config["broker"],
+            config["client_id"],
+            buffer_max=int(config.get("buffer_max", 10000)),
+            auth=MqttAuth.from_dict(config.get("auth")),
         )
         for topic in self.topic_of.values():
             self.link.subscribe(topic, self._on_message)
@@ -132,30 +167,98 @@ class DeviceBridge(mosaik_api_v3.Simulator):
 
     def _take(self, topic: str, payload: bytes, now_s: int) -> None:
         quantity = self.quantity_of.get(topic)
-        try:
-            if quantity is None:
-                raise MalformedPayload("no quantity is expected on this topic")
-            measured = decode_measurement(payload)
-        except MalformedPayload as exc:
-            count = self.malformed[topic] = self.malformed.get(topic, 0) + 1
-            if count <= LOG_MALFORMED_PER_TOPIC:
-                log.warning(
-                    "MQTT %s: malformed payload #%d on %s ignored: %s (payload %r)",
-                    self.asset,
-                    count,
-                    topic,
-                    exc,
-                    payload[:80],
-                )
+        if quantity is None:
+            verdict = Verdict(None, "malformed", "no quantity is expected on this topic")
+        else:
+            verdict = judge(
+                payload,
+                self.ranges.get(quantity),
+                max_bytes=self.max_bytes,
+                max_seq=self.clock.n_steps - 1,
+            )
+        if verdict.measurement is None or quantity is None:
+            self._reject(topic, payload, verdict)
             return
-        t_s = self._t_s(measured.ts) if measured.ts is not None else float(now_s)
+        self.counts["accepted"] += 1
+        t_s = self._step_time(verdict.measurement, now_s)
+        if t_s is None:
+            return
+        value = verdict.measurement.value
         if t_s > now_s:  # stamped ahead (a replayed recording): hold it until its step
             if len(self.ahead) < MAX_AHEAD:
-                heapq.heappush(self.ahead, (t_s, quantity, measured.value))
+                heapq.heappush(self.ahead, (t_s, quantity, value))
+            else:
+                self.counts["held_dropped"] += 1
             return
+        self.health.heard_from()
         previous = self.latest.get(quantity)
         if previous is None or t_s >= previous[1]:
-            self.latest[quantity] = (measured.value, t_s)
+            self.latest[quantity] = (value, t_s)
+        else:
+            self.counts["out_of_order"] += 1
+
+    def _reject(self, topic: str, payload: bytes, verdict: Verdict) -> None:
+        """Count (per topic and reason) and log the first few; the value is not used."""
+        reason = verdict.reason or "malformed"
+        self.counts[reason] += 1
+        count = self.malformed[topic] = self.malformed.get(topic, 0) + 1
+        if count <= LOG_MALFORMED_PER_TOPIC:
+            more = (
+                " (further ones are counted, not logged)"
+                if count == LOG_MALFORMED_PER_TOPIC
+                else ""
+            )
+            log.warning(
+                "MQTT %s: %s payload #%d on %s ignored: %s (payload %r)%s",
+                self.asset,
+                reason.replace("_", " "),
+                count,
+                topic,
+                verdict.detail,
+                payload[:80],
+                more,
+            )
+
+    def _step_time(self, measured: Measurement, now_s: int) -> float | None:
+        """Simulated time a value belongs to (the device contract in the module docstring).
+
+        None for a HIL answer that cannot be matched to a step (counted as ``off_clock``).
+        """
+        step_s = self.clock.step_s
+        stamped = self._t_s(measured.ts) if measured.ts is not None else None
+        seq = measured.extra.get("seq") if self.hil else None
+        if seq is not None:  # a HIL answer: the setpoint's step, whatever the device's clock
+            t_s = float(seq * step_s)
+            if stamped is not None:
+                self.clock_offset_s = stamped - t_s
+            if t_s < now_s:
+                self.counts["late"] += 1
+            return t_s
+        if stamped is None:
+            return float(now_s)
+        if abs(stamped - now_s) <= self.tolerance_s:
+            return float(now_s)
+        if self.hil:
+            nearest = min(max(round(stamped / step_s), 0), now_s // step_s) * step_s
+            if abs(stamped - nearest) > self.tolerance_s:
+                self._off_clock(stamped - now_s)
+                return None
+            if nearest < now_s:
+                self.counts["late"] += 1
+        return stamped
+
+    def _off_clock(self, offset_s: float) -> None:
+        self.counts["off_clock"] += 1
+        if self.counts["off_clock"] == 1:
+            log.warning(
+                "device %s stamps its answers %.0f s off the step they answer (its own "
+                "clock?) and sends no 'seq': they cannot be matched to steps. A HIL device "
+                "must echo the setpoint's 'seq' (or its 'ts' within %g s); counted as "
+                "off_clock, not logged again",
+                self.asset,
+                offset_s,
+                self.tolerance_s,
+            )
 
     def _promote(self, now_s: int) -> None:
         """Values stamped ahead whose time has come become the latest ones."""
@@ -204,8 +307,7 @@ class DeviceBridge(mosaik_api_v3.Simulator):
                 "sent": time.time(),
             }
             self.link.publish(self.setpoint_topic[q], json.dumps(payload).encode(), qos=1)
-        wait = 0.0 if self.silent else float(self.cfg["timeout_s"])
-        self._drain(time_s, wait)
+        self._drain(time_s, self.health.wait_s())
 
         out = {attr: values.get(attr, math.nan) for attr in self.cfg["outputs"]}
         fresh_all = True
@@ -224,24 +326,10 @@ class DeviceBridge(mosaik_api_v3.Simulator):
             self._publish_residual(q, ts, k, residual, measured, simulated)
         out["quality"] = 1.0 if fresh_all else 0.0
         self._record("real", "quality", k, out["quality"])
-        self._note_silence(fresh_all, ts)
+        self.health.note(fresh_all, ts)
         self.outputs = out
         self.steps_done = k + 1
         return time_s + self.clock.step_s
-
-    def _note_silence(self, fresh: bool, ts: str) -> None:
-        if not fresh:
-            self.fallback_steps += 1
-            if not self.silent:
-                log.warning(
-                    "device %s silent or stale at %s: falling back to the simulated model "
-                    "(quality 0)",
-                    self.asset,
-                    ts,
-                )
-        elif self.silent:
-            log.warning("device %s is back at %s", self.asset, ts)
-        self.silent = not fresh
 
     def _record(self, source: str, quantity: str, k: int, value: float) -> None:
         buffer = self.buffers.get(source)
@@ -285,11 +373,17 @@ class DeviceBridge(mosaik_api_v3.Simulator):
             "asset": self.asset,
             "mode": self.cfg["mode"],
             "residuals": {q: s.run() for q, s in self.stats.items()},
-            "fallback_steps": self.fallback_steps,
+            **self.health.as_dict(),
             "steps": self.steps_done,
             "malformed": self.malformed,
             "malformed_total": int(np.sum(list(self.malformed.values()) or [0])),
-            "link": self.link.stats.as_dict() if self.link else {},
+            "rejected": {reason: self.counts[reason] for reason in REASONS},
+            **{name: n for name, n in self.counts.items() if name not in REASONS},
+            "held_unused": len(self.ahead),
+            "clock_offset_s": self.clock_offset_s,
+            "link": {**self.link.stats.as_dict(), "undelivered": self.link.pending}
+            if self.link
+            else {},
         }
         path = self.cfg.get("stats_path")
         if path:
@@ -297,7 +391,10 @@ class DeviceBridge(mosaik_api_v3.Simulator):
             Path(path).write_text(json.dumps(stats, indent=2))
 
     def finalize(self) -> None:
-        """Record, deliver what is queued, disconnect."""
+        """Deliver what is queued, record, disconnect."""
+        self.health.summary(self.steps_done)
+        if self.link is not None:
+            self.link.flush()
         self.save()
         if self.link is not None:
             self.link.close()

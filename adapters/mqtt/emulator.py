@@ -9,7 +9,11 @@ Its parameters (capacity, efficiencies, limits) may differ from the twin's model
 that mismatch is what the twin's residuals reveal.
 
 For robustness demonstrations it can go silent after a number of answers
-(``silent_after``) and send a malformed payload every ``garbage_every`` answers.
+(``silent_after``), lose every ``miss_every``-th answer (intermittent misses: it still
+acts on the setpoint), send a malformed payload every ``garbage_every`` answers, and
+stamp its answers with its own clock (``own_clock``: the wall clock; ``clock_skew_s``:
+offset added to the stamp) with or without echoing the setpoint's ``seq``
+(``echo_seq``), which is what the device contract of :mod:`adapters.mqtt.bridge` asks.
 """
 
 from __future__ import annotations
@@ -18,13 +22,15 @@ import json
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from adapters.mqtt.auth import MqttAuth
 from adapters.mqtt.link import MqttLink
-from adapters.mqtt.topics import MalformedPayload, decode_measurement
+from adapters.mqtt.topics import MalformedPayload, decode_measurement, format_ts
 from models.base import Clock
 from models.battery import Battery
 
@@ -88,6 +94,11 @@ class FieldBatteryConfig:
     client_id: str | None = None
     silent_after: int | None = None
     garbage_every: int | None = None
+    miss_every: int | None = None
+    own_clock: bool = False
+    clock_skew_s: float = 0.0
+    echo_seq: bool = True
+    auth: MqttAuth | None = None
 
 
 class FieldBattery:
@@ -102,10 +113,13 @@ class FieldBattery:
         self.setpoint_topic = config.setpoint_topic.format(**names, quantity="p_set_kw")
         self.topics = {q: config.topic.format(**names, quantity=q) for q in MEASURED}
         self.answers = 0
+        self.missed = 0
         self.malformed = 0
         self._stopped = threading.Event()
         self.link = MqttLink(
-            config.broker, config.client_id or f"twin-device-{config.site}-{config.asset}"
+            config.broker,
+            config.client_id or f"twin-device-{config.site}-{config.asset}",
+            auth=config.auth,
         )
         self.link.subscribe(self.setpoint_topic, self._on_setpoint)
 
@@ -126,13 +140,26 @@ class FieldBattery:
         now = setpoint.ts or pd.Timestamp.now(tz="UTC")
         out = self.battery.step(now, dt_s, {"p_set_kw": np.array([setpoint.value])})
         self.answers += 1
-        ts = setpoint.extra.get("ts")
+        miss = self.config.miss_every
+        if miss and self.answers % miss == 0:  # acted on, but the answer is lost
+            self.missed += 1
+            return
         every = self.config.garbage_every
         if every and self.answers % every == 0:
             self.link.publish(self.topics["p_kw"], b"{not json")
+        ts = self._stamp(setpoint.ts)
         for q in MEASURED:
-            payload = {"ts": ts, "value": float(out[q][0]), "seq": setpoint.extra.get("seq")}
+            payload: dict[str, Any] = {"ts": ts, "value": float(out[q][0])}
+            if self.config.echo_seq:
+                payload["seq"] = setpoint.extra.get("seq")
             self.link.publish(self.topics[q], json.dumps(payload).encode())
+
+    def _stamp(self, setpoint_ts: datetime | None) -> str | None:
+        """The answer's ``ts``: the setpoint's, or the device's own clock."""
+        base = datetime.now(UTC) if self.config.own_clock else setpoint_ts
+        if base is None:
+            return None
+        return format_ts(base + timedelta(seconds=self.config.clock_skew_s))
 
     def start(self) -> FieldBattery:
         """Connect (raises if the broker is unreachable) and answer in the background."""

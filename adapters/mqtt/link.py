@@ -13,20 +13,25 @@
   small packets, which Nagle's algorithm would hold back by tens of milliseconds.
 - Persistent sessions for subscribers (``clean_session=False``), so a broker restart with
   persistence does not drop what was queued for them.
+- Username/password and TLS (``mqtts://``, CA and client certificates) from
+  :class:`adapters.mqtt.auth.MqttAuth`; a refused login or TLS handshake fails
+  :meth:`MqttLink.open` at once with the broker's URL (never the password) and the reason.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
+
+from adapters.mqtt.auth import MqttAuth, parse_broker
 
 __all__ = ["RESUME_AFTER_S", "LinkStats", "MqttLink", "parse_broker_url"]
 
@@ -38,11 +43,9 @@ log = logging.getLogger(__name__)
 
 
 def parse_broker_url(url: str) -> tuple[str, int]:
-    """``mqtt://host:port`` (or ``host:port``) → (host, port); port defaults to 1883."""
-    parsed = urlparse(url if "://" in url else f"mqtt://{url}")
-    if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
-        raise ValueError(f"broker URL {url!r}: expected mqtt://host:port")
-    return parsed.hostname, parsed.port or 1883
+    """``mqtt[s]://host:port`` (or ``host:port``) → (host, port); 1883 (8883 for mqtts)."""
+    address = parse_broker(url)
+    return address.host, address.port
 
 
 @dataclass
@@ -64,13 +67,23 @@ class LinkStats:
         return {k: v for k, v in self.__dict__.items() if isinstance(v, int | float)}
 
 
+def _close_sockets(exc: BaseException) -> None:
+    """Close the sockets left in the frames of a failed connect."""
+    tb = exc.__traceback__
+    while tb is not None:
+        for value in list(tb.tb_frame.f_locals.values()):
+            if isinstance(value, socket.socket):
+                value.close()
+        tb = tb.tb_next
+
+
 class MqttLink:
     """A paho client running its network loop in a background thread.
 
     Parameters
     ----------
     url : str
-        ``mqtt://host:port`` of the broker.
+        ``mqtt[s]://[user[:password]@]host:port`` of the broker.
     client_id : str
         Unique per broker; a subscriber's session is kept under it.
     will : tuple of (topic, payload), optional
@@ -85,6 +98,8 @@ class MqttLink:
         instead of piling up messages in memory).
     connect_timeout_s : float
         How long :meth:`open` waits for the first connection before it raises.
+    auth : MqttAuth, optional
+        Credentials and TLS files (completed by the URL's scheme and credentials).
     """
 
     def __init__(
@@ -100,10 +115,14 @@ class MqttLink:
         reconnect_min_s: int = 1,
         reconnect_max_s: int = 30,
         connect_timeout_s: float = 10.0,
+        auth: MqttAuth | None = None,
     ) -> None:
-        self.url = url
-        self.host, self.port = parse_broker_url(url)
+        address = parse_broker(url)
+        self.url = address.url  # shown in messages: without the password
+        self.host, self.port = address.host, address.port
+        self.auth = (auth or MqttAuth()).for_url(address)
         self.stats = LinkStats()
+        self._refused = threading.Event()
         self.connect_timeout_s = connect_timeout_s
         self._connected = threading.Event()
         self._subscriptions: dict[str, int] = {}
@@ -119,6 +138,7 @@ class MqttLink:
         )
         client.max_inflight_messages_set(max_inflight)
         client.reconnect_delay_set(reconnect_min_s, reconnect_max_s)
+        self.auth.apply(client)
         if will is not None:
             client.will_set(will[0], will[1], qos=1, retain=True)
         client.on_connect = self._on_connect
@@ -131,7 +151,8 @@ class MqttLink:
     # --- paho callbacks (network thread) ------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
         if reason_code.is_failure:
-            self.stats.errors.append(f"connect refused: {reason_code}")
+            self.stats.errors.append(str(reason_code))
+            self._refused.set()
             return
         self.stats.connects += 1
         sock = client.socket()
@@ -155,7 +176,13 @@ class MqttLink:
         self._resumed = False
         self._resume_requested = False
         self.stats.disconnects += 1
-        if self._closing:
+        if not self.stats.connects and not self._closing and not self._refused.is_set():
+            self.stats.errors.append(
+                f"closed before CONNACK: {reason_code}; with TLS, was a client certificate "
+                "required or not accepted?"
+            )
+            self._refused.set()
+        if self._closing or not self.stats.connects:
             return
         log.warning("MQTT %s: lost %s (%s)", client._client_id.decode(), self.url, reason_code)
 
@@ -170,7 +197,7 @@ class MqttLink:
             self._resume_requested = False
             while self._outbox and self.connected:
                 topic, payload, qos, retain = self._outbox.popleft()
-                self._hand(topic, payload, qos, retain)
+                self._hand(topic, payload, qos, retain)  # never QoS 0: not kept in the outbox
             self._resumed = self.connected
 
     def _maybe_resume(self) -> None:
@@ -179,9 +206,17 @@ class MqttLink:
         if self._resume_requested or time.monotonic() - self._connected_at > RESUME_AFTER_S:
             self._resume()
 
-    def _hand(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        self.client.publish(topic, payload, qos=qos, retain=retain)
+    def _hand(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        """Give a message to paho; False if it is lost.
+
+        A QoS 0 message on a connection that just went is lost; paho keeps QoS 1/2
+        messages for the reconnect.
+        """
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        if qos == 0 and info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
         self._handed += 1
+        return True
 
     # --- API ----------------------------------------------------------------------------
     @property
@@ -193,16 +228,35 @@ class MqttLink:
         """Connect and start the network thread; raise if the broker is unreachable."""
         try:
             self.client.connect(self.host, self.port, keepalive=10)
+        except ssl.SSLError as exc:
+            _close_sockets(exc)  # paho leaves the failed TLS socket open
+            reason = getattr(exc, "verify_message", None) or exc.reason or exc
+            raise ConnectionError(
+                f"MQTT broker {self.url}: TLS handshake failed ({reason}); check ca_file "
+                "(the CA that signed the broker's certificate) and the client certificate"
+            ) from None
         except OSError as exc:
             raise ConnectionError(
                 f"MQTT broker {self.url} unreachable: {exc.strerror or exc}"
-            ) from exc
+            ) from None
         self.client.loop_start()
-        if not self._connected.wait(self.connect_timeout_s):
-            self.close()
-            detail = "; ".join(self.stats.errors) or "no CONNACK"
-            raise ConnectionError(f"MQTT broker {self.url} did not accept us: {detail}")
+        deadline = time.monotonic() + self.connect_timeout_s
+        while not self._connected.wait(0.05):
+            if self._refused.is_set() or time.monotonic() > deadline:
+                self.close(timeout_s=0.0)
+                raise ConnectionError(self._refusal())
         return self
+
+    def _refusal(self) -> str:
+        """Why the broker did not accept this client (no password in it)."""
+        if not self.stats.errors:
+            return f"MQTT broker {self.url} did not accept us: no CONNACK"
+        reason = self.stats.errors[0]
+        hint = ""
+        if "password" in reason.lower() or "authori" in reason.lower():
+            who = f"user {self.auth.username!r}" if self.auth.username else "an anonymous client"
+            hint = f" for {who}: check the username and password"
+        return f"MQTT broker {self.url} refused the connection ({reason}){hint}"
 
     def subscribe(
         self, topic: str, callback: Callable[[mqtt.MQTTMessage], None], qos: int = 1
@@ -229,7 +283,9 @@ class MqttLink:
             self._wait_for_acks()
         with self._lock:
             if self._resumed:
-                self._hand(topic, payload, qos, retain)
+                if not self._hand(topic, payload, qos, retain):
+                    self.stats.dropped += 1
+                    return False
             elif qos == 0 or len(self._outbox) >= self.buffer_max:
                 self.stats.dropped += 1
                 return False

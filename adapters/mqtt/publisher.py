@@ -6,7 +6,8 @@ device bridges' outputs to it. Each step publishes one QoS 1 message per value (
 ``<prefix>/<site>/<asset>/<quantity>``, see :mod:`adapters.mqtt.topics`) or, in bundled
 mode, one message per kind holding every value of that kind. At start it publishes a
 retained birth message per asset and a retained ``online`` status (its last will is a
-retained ``offline``).
+retained ``offline``); both carry the run id, so a consumer can tell which run a value
+belongs to (see :func:`adapters.mqtt.topics.status_payload`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 
 import mosaik_api_v3
 
+from adapters.mqtt.auth import MqttAuth
 from adapters.mqtt.link import MqttLink
-from adapters.mqtt.topics import TopicScheme, encode_value, format_ts
+from adapters.mqtt.topics import TopicScheme, encode_value, format_ts, status_payload
 from models.base import Clock
 from twin.realtime import LATENESS
 
@@ -32,10 +34,12 @@ class MqttPublisher(mosaik_api_v3.Simulator):
     """mosaik sink that publishes its inputs.
 
     ``init`` parameters: ``clock`` (a :class:`models.base.Clock` dict) and ``config``
-    with ``broker``, ``prefix``, ``site``, ``qos``, ``bundle`` (bool), ``client_id``,
-    ``buffer_max``, ``assets`` (``{asset: {"kind", "bus", "units": {quantity: unit}}}``),
-    ``kinds`` (``{source full id: kind}``, to bundle by kind) and ``stats_path`` (JSON
-    file written at the end with the link counters).
+    with ``broker``, ``auth`` (:meth:`adapters.mqtt.auth.MqttAuth.as_dict`), ``prefix``,
+    ``site``, ``qos``, ``bundle`` (bool), ``client_id``,
+    ``buffer_max``, ``run_id``, ``assets``
+    (``{asset: {"kind", "bus", "units": {quantity: unit}}}``), ``kinds``
+    (``{source full id: kind}``, to bundle by kind) and ``stats_path`` (JSON file
+    written at the end with the link counters).
     """
 
     def __init__(self) -> None:
@@ -62,12 +66,14 @@ class MqttPublisher(mosaik_api_v3.Simulator):
         self.kinds: dict[str, str] = config["kinds"]
         self.qos = int(config["qos"])
         self.bundle = bool(config["bundle"])
+        self.run_id = str(config.get("run_id", ""))
         status = self.topics.status()
         self.link = MqttLink(
             config["broker"],
             config["client_id"],
-            will=(status, b"offline"),
+            will=(status, status_payload("offline", self.run_id)),
             buffer_max=int(config["buffer_max"]),
+            auth=MqttAuth.from_dict(config.get("auth")),
         ).open()
         return self.meta
 
@@ -77,9 +83,10 @@ class MqttPublisher(mosaik_api_v3.Simulator):
             raise ValueError("create exactly one Publisher")
         assert self.link is not None
         for asset, meta in self.assets.items():
-            payload = json.dumps({"asset": asset, **meta}).encode()
+            payload = json.dumps({"asset": asset, "run_id": self.run_id, **meta}).encode()
             self.link.publish(self.topics.meta(asset), payload, qos=1, retain=True)
-        self.link.publish(self.topics.status(), b"online", qos=1, retain=True)
+        online = status_payload("online", self.run_id)
+        self.link.publish(self.topics.status(), online, qos=1, retain=True)
         return [{"eid": ENTITY, "type": model, "rel": []}]
 
     def _asset_of(self, source: str) -> str:
@@ -143,7 +150,8 @@ class MqttPublisher(mosaik_api_v3.Simulator):
         """Mark the twin offline, deliver what is queued, record the counters."""
         if self.link is None:
             return
-        self.link.close(final=(self.topics.status(), b"offline"), timeout_s=60.0)
+        offline = status_payload("offline", self.run_id)
+        self.link.close(final=(self.topics.status(), offline), timeout_s=60.0)
         stats = {"client_id": self.config["client_id"], **self.link.stats.as_dict()}
         stats["undelivered"] = self.link.pending
         path = self.config.get("stats_path")

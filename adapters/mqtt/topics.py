@@ -2,8 +2,9 @@
 
 Topics (``prefix`` defaults to ``twin``; ``site`` is the scenario name)::
 
-    <prefix>/<site>/status                     retained "online"; the last will sets "offline"
-    <prefix>/<site>/<asset>/meta               retained birth message: kind, bus, units
+    <prefix>/<site>/status                     retained {"state": "online", "run_id": ...};
+                                               the last will (and a clean end) set "offline"
+    <prefix>/<site>/<asset>/meta               retained birth message: run_id, kind, bus, units
     <prefix>/<site>/<asset>/<quantity>         one value per step (telemetry and setpoints)
     <prefix>/<site>/<asset>/residual/<quantity> measured - simulated, with window statistics
     <prefix>/<site>/bundle/<kind>              all values of one kind and step (bundled mode)
@@ -38,6 +39,7 @@ __all__ = [
     "encode_value",
     "format_ts",
     "parse_ts",
+    "status_payload",
 ]
 
 
@@ -86,6 +88,11 @@ def parse_ts(text: str) -> datetime:
     return ts
 
 
+def status_payload(state: str, run_id: str) -> bytes:
+    """The retained status of a run: ``{"state": "online" | "offline", "run_id": ...}``."""
+    return json.dumps({"state": state, "run_id": run_id}, separators=(",", ":")).encode()
+
+
 def encode_value(
     ts: str, value: float, unit: str, seq: int, sent: float, quality: str = "good"
 ) -> bytes:
@@ -116,8 +123,10 @@ def decode_measurement(payload: bytes) -> Measurement:
     """
     try:
         data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedPayload(f"not JSON or a number ({exc})") from None
+    except RecursionError:
+        raise MalformedPayload("JSON nested too deeply") from None
+    except ValueError as exc:  # not UTF-8, not JSON, a number of too many digits
+        raise MalformedPayload(f"not JSON or a number ({str(exc)[:80]})") from None
     ts = None
     extra: dict[str, Any] = {}
     if isinstance(data, dict):
@@ -135,7 +144,11 @@ def decode_measurement(payload: bytes) -> Measurement:
     else:
         value = data
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise MalformedPayload(f"value {value!r} is not a number")
-    if not math.isfinite(value):
+        raise MalformedPayload(f"value {str(value)[:40]!r} is not a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise MalformedPayload("value is too large for a float") from None
+    if not math.isfinite(number):
         raise MalformedPayload(f"value {value!r} is not finite")
-    return Measurement(float(value), ts, extra)
+    return Measurement(number, ts, extra)

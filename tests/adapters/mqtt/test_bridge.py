@@ -16,7 +16,7 @@ from adapters.mqtt.link import MqttLink
 from models.base import Clock
 from models.battery import Battery
 from twin.results import as_operated, load_results, wide
-from twin.run import run_scenario
+from twin.run import RunCheckError, run_scenario
 from twin.scenario import validate_scenario
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -29,9 +29,12 @@ def _series(results: pd.DataFrame, kind: str, asset: str, quantity: str, source:
 
 
 class Feeder(threading.Thread):
-    """A measured-data source: waits for the twin to come online, then publishes a day."""
+    """A measured-data source: waits for the twin to come online, then publishes a day.
 
-    def __init__(self, url: str, topic: str, values: dict[int, float], clock: Clock):
+    ``values`` maps a step to its value, or to a raw payload (bytes) sent as it is.
+    """
+
+    def __init__(self, url: str, topic: str, values: dict[int, float | bytes], clock: Clock):
         super().__init__(daemon=True)
         self.link = MqttLink(url, "feeder").open()
         self.online = threading.Event()
@@ -39,14 +42,17 @@ class Feeder(threading.Thread):
         self.topic, self.values, self.clock = topic, values, clock
 
     def _status(self, message) -> None:
-        if message.payload == b"online":
+        if json.loads(message.payload)["state"] == "online":
             self.online.set()
 
     def run(self) -> None:
         assert self.online.wait(30)
         for k, value in self.values.items():
             ts = self.clock.time_at(k * self.clock.step_s).astimezone().isoformat()
-            self.link.publish(self.topic, json.dumps({"ts": ts, "value": value}).encode())
+            if isinstance(value, bytes):  # a raw payload, as it is
+                self.link.publish(self.topic, value)
+            else:
+                self.link.publish(self.topic, json.dumps({"ts": ts, "value": value}).encode())
         self.link.flush()
 
 
@@ -56,6 +62,7 @@ def test_hybrid_mode_replaces_the_simulated_values(mosquitto, tmp_path, day_scen
         "measure": ["p_kw"],
         "timeout_s": 2.0,  # lock-step: wait for each step's measurement
         "stale_after": "1min",  # only this step's measurement is fresh
+        "max_fallback": 0.2,  # the gap below is 10 of 96 steps
     }
     scenario = day_scenario(mqtt={"broker": mosquitto.url, "devices": [device]})
     clock = scenario.clock()
@@ -126,6 +133,15 @@ def field_device(tmp_path):
         process.communicate(timeout=10)
 
 
+def _failing(scenario, out_dir: Path, check: str):
+    """Run a scenario that must fail ``check``: its result (run.json says failed)."""
+    with pytest.raises(RunCheckError) as info:
+        run_scenario(scenario, out_dir)
+    assert check in [f.check for f in info.value.failures]
+    assert json.loads((out_dir / "run.json").read_text())["status"] == "failed"
+    return info.value.result
+
+
 def _hil(url: str, **device_changes) -> object:
     raw = yaml.safe_load((ROOT / "scenarios" / "hil_battery.yaml").read_text())
     raw["mqtt"]["broker"] = url
@@ -182,8 +198,8 @@ def test_a_silent_device_falls_back_to_the_model(mosquitto, tmp_path, field_devi
     field_device(mosquitto.url, "--silent-after", "40")
     scenario = _hil(mosquitto.url, emulate=None, timeout_s=1.0)
     started = time.monotonic()
-    result = run_scenario(scenario, tmp_path / "run")
-    assert time.monotonic() - started < 30  # it waits once, not at every silent step
+    result = _failing(scenario, tmp_path / "run", "mqtt_device_fallback")
+    assert time.monotonic() - started < 30  # a silent device is probed, not waited for
     results = load_results(result.out_dir)
     quality = _series(results, "battery", "bess", "quality", "real")
     assert list(np.flatnonzero(quality == 0.0)) == list(range(40, 96))
@@ -193,7 +209,7 @@ def test_a_silent_device_falls_back_to_the_model(mosquitto, tmp_path, field_devi
     twin = _series(results, "battery", "bess", "p_kw", "twin")
     np.testing.assert_allclose(operated[40:], twin[40:])
     assert result.kpis["device_fallback_steps_bess"] == 56
-    silent = [r for r in caplog.records if "falling back" in r.getMessage()]
+    silent = [r for r in caplog.records if "missed the step" in r.getMessage()]
     assert len(silent) == 1  # one warning, not one per step
 
 
@@ -223,3 +239,55 @@ def test_an_unreachable_broker_is_named(tmp_path, day_scenario):
     with pytest.raises(RunError, match=f"MQTT broker {url} unreachable"):
         run_scenario(day_scenario(mqtt={"broker": url}), tmp_path / "run")
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"
+
+
+def test_a_missed_answer_does_not_disable_the_device(mosquitto, tmp_path, field_device, caplog):
+    field_device(mosquitto.url, "--miss-every", "10")  # answers 10, 20, ..., 90 are lost
+    scenario = _hil(mosquitto.url, emulate=None, timeout_s=1.0)
+    result = _failing(scenario, tmp_path / "run", "mqtt_device_fallback")  # 9.4 % > 5 %
+    quality = _series(load_results(result.out_dir), "battery", "bess", "quality", "real")
+    assert list(np.flatnonzero(quality == 0.0)) == [9, 19, 29, 39, 49, 59, 69, 79, 89]
+    stats = result.metadata["mqtt"]["devices"]["bess"]
+    assert stats["fallback_steps"] == 9 and stats["gaps"] == 9 and stats["longest_gap"] == 1
+    failure = result.metadata["checks"]["failed"][0]["message"]
+    assert "9 of 96 steps (9.4 %), more than max_fallback 5 %" in failure
+    gaps = [r for r in caplog.records if "missed the step" in r.getMessage()]
+    assert len(gaps) == 5  # aggregated: the first gaps logged, all counted
+    assert any("9 of 96 steps" in r.getMessage() for r in caplog.records)  # one summary
+
+
+def test_the_fallback_share_a_run_may_have_is_configurable(mosquitto, tmp_path, field_device):
+    field_device(mosquitto.url, "--miss-every", "10")
+    scenario = _hil(mosquitto.url, emulate=None, timeout_s=1.0, max_fallback=0.1)
+    result = run_scenario(scenario, tmp_path / "run")
+    assert result.metadata["status"] == "finished"
+    assert result.kpis["device_fallback_steps_bess"] == 9
+
+
+def test_a_device_on_its_own_clock_is_matched_by_seq(mosquitto, tmp_path, field_device):
+    field_device(mosquitto.url, "--own-clock")  # stamps the wall clock, echoes seq
+    result = run_scenario(_hil(mosquitto.url, emulate=None), tmp_path / "run")
+    stats = result.metadata["mqtt"]["devices"]["bess"]
+    assert stats["fallback_steps"] == 0
+    assert stats["clock_offset_s"] > 3e8  # years after the simulated 2016
+
+
+def test_a_device_without_seq_off_the_clock_fails_the_run(
+    mosquitto, tmp_path, field_device, caplog
+):
+    field_device(mosquitto.url, "--clock-skew-s", "120", "--no-echo-seq")
+    scenario = _hil(mosquitto.url, emulate=None, timeout_s=1.0)
+    started = time.monotonic()
+    result = _failing(scenario, tmp_path / "run", "mqtt_device_fallback")
+    assert time.monotonic() - started < 60  # unusable answers do not keep it waiting
+    stats = result.metadata["mqtt"]["devices"]["bess"]
+    assert stats["fallback_steps"] == 96 and stats["off_clock"] == 3 * 96
+    assert "off_clock 288" in result.metadata["checks"]["failed"][0]["message"]
+    told = [r for r in caplog.records if "echo the setpoint's 'seq'" in r.getMessage()]
+    assert len(told) == 1
+
+
+def test_skew_within_the_tolerance_is_accepted(mosquitto, tmp_path, field_device):
+    field_device(mosquitto.url, "--clock-skew-s", "0.8", "--no-echo-seq")
+    result = run_scenario(_hil(mosquitto.url, emulate=None), tmp_path / "run")
+    assert result.metadata["mqtt"]["devices"]["bess"]["fallback_steps"] == 0

@@ -57,6 +57,7 @@ def test_birth_messages_and_status_are_retained(
 ):
     mqtt = {"broker": mosquitto.url, "publish": ["battery/*/*"], "client_id": "t-birth"}
     result = run_scenario(day_scenario(mqtt=mqtt), tmp_path / "run")
+    run_id = result.metadata["run_id"]
     late = subscriber_factory(mosquitto, f"twin/{SITE}/+/meta", "late-sub")  # after the run
     late.wait_for(1, f"twin/{SITE}/bess/meta", 5.0)
     meta = json.loads(dict(late.messages)[f"twin/{SITE}/bess/meta"])
@@ -66,7 +67,8 @@ def test_birth_messages_and_status_are_retained(
     assert meta["units"]["p_kw"] == "kW" and meta["units"]["soc"] == "1"
     status = subscriber_factory(mosquitto, f"twin/{SITE}/status", "status-sub")
     status.wait_for(1, f"twin/{SITE}/status", 5.0)
-    assert dict(status.messages)[f"twin/{SITE}/status"] == "offline"  # clean end
+    final = json.loads(dict(status.messages)[f"twin/{SITE}/status"])
+    assert final == {"state": "offline", "run_id": run_id}  # clean end, of this run
 
 
 def test_last_will_marks_a_dead_twin_offline(mosquitto, subscriber_factory):
@@ -144,3 +146,28 @@ def test_no_qos1_message_is_lost_across_a_broker_restart(
     assert meta["buffered_peak"] > 0  # messages did wait for the broker
     assert "reconnected" in output and "Simulation too slow" not in output
     assert meta["published"] == meta["acked"] >= sum(len(v) for v in expected.values())
+
+
+def test_telemetry_lost_while_the_broker_is_down_fails_the_run(
+    own_broker, subscriber_factory, tmp_path, day_raw
+):
+    """QoS 0 telemetry published while the broker is away is lost: counted, and the run fails."""
+    sub = subscriber_factory(own_broker, f"twin/{SITE}/#", "loss-sub")
+    mqtt = {"broker": own_broker.url, "client_id": "t-loss", "qos": 0}
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump({**day_raw, "mqtt": mqtt}))
+    run = start_realtime_run(path, 10.0, "--out", str(tmp_path / "run"))
+    sub.wait_for(200, f"twin/{SITE}/", 60.0)  # the run is publishing
+    own_broker.stop()
+    time.sleep(2.0)
+    own_broker.start()
+    output, _ = run.communicate(timeout=120)
+    assert run.returncode == 1, output  # finished its steps, failed a check
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    lost = meta["mqtt"]["publisher"]["dropped"] + meta["mqtt"]["publisher"]["undelivered"]
+    assert meta["status"] == "failed" and lost > 0
+    failed = {f["check"]: f["message"] for f in meta["checks"]["failed"]}
+    assert f"{lost} MQTT message(s) dropped" in failed["mqtt_delivery"]
+    assert "mqtt_delivery" in output
+    sent = meta["mqtt"]["publisher"]["published"] + meta["mqtt"]["publisher"]["dropped"]
+    assert sub.count(f"twin/{SITE}/") < sent  # the loss is real, not a counting artefact

@@ -1,0 +1,80 @@
+"""Run checks of the MQTT bridge: devices answered often enough, telemetry was delivered.
+
+A hardware loop whose device answered too rarely ran mostly on the model; telemetry
+the broker never acknowledged is lost to every consumer. Both complete every step, so
+without these checks the run would say ``finished``. Registered with
+:func:`twin.checks.run_check`; they read the counters the MQTT simulators leave in the
+run metadata (:func:`twin.adapter_stats.adapter_stats`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twin.checks import CheckFailure, run_check
+
+__all__ = ["delivery_failures", "fallback_failures"]
+
+
+@run_check("mqtt_device_fallback")
+def fallback_failures(
+    scenario: Any, metadata: dict[str, Any], kpis: dict[str, float]
+) -> list[CheckFailure]:
+    """Each device's share of steps that fell back to its model must not exceed ``max_fallback``."""
+    if getattr(scenario, "mqtt", None) is None:
+        return []
+    found = metadata.get("mqtt", {}).get("devices", {})
+    failures = []
+    for device in scenario.mqtt.devices:
+        stats = found.get(device.asset)
+        if stats is None:
+            failures.append(
+                CheckFailure("mqtt_device_fallback", f"device {device.asset}: no counters recorded")
+            )
+            continue
+        steps, fallback = int(stats["steps"]), int(stats["fallback_steps"])
+        share = fallback / steps if steps else 1.0
+        if share > device.max_fallback:
+            counts = {**stats, **stats.get("rejected", {})}
+            causes = ", ".join(
+                f"{name} {counts[name]}"
+                for name in ("gaps", "late", "off_clock", "too_large", "malformed", "implausible")
+                if counts.get(name)
+            )
+            failures.append(
+                CheckFailure(
+                    "mqtt_device_fallback",
+                    f"device {device.asset} fell back to its model on {fallback} of {steps} "
+                    f"steps ({100 * share:.1f} %), more than max_fallback "
+                    f"{100 * device.max_fallback:g} %" + (f" ({causes})" if causes else ""),
+                )
+            )
+    return failures
+
+
+@run_check("mqtt_delivery")
+def delivery_failures(
+    scenario: Any, metadata: dict[str, Any], kpis: dict[str, float]
+) -> list[CheckFailure]:
+    """Messages dropped or left unacknowledged must not exceed ``mqtt.max_dropped``."""
+    if getattr(scenario, "mqtt", None) is None:
+        return []
+    found = metadata.get("mqtt", {})
+    links = {"publisher": found.get("publisher") or {}}
+    for asset, device in found.get("devices", {}).items():
+        links[f"device {asset}"] = device.get("link") or {}
+    lost = {
+        name: int(link.get("dropped", 0)) + int(link.get("undelivered", 0))
+        for name, link in links.items()
+    }
+    total = sum(lost.values())
+    if total <= scenario.mqtt.max_dropped:
+        return []
+    detail = ", ".join(f"{name} {n}" for name, n in lost.items() if n)
+    return [
+        CheckFailure(
+            "mqtt_delivery",
+            f"{total} MQTT message(s) dropped or never acknowledged by the broker ({detail}), "
+            f"more than mqtt.max_dropped {scenario.mqtt.max_dropped}",
+        )
+    ]
