@@ -65,6 +65,8 @@ class Site(Strict):
     lon: Annotated[float, Field(ge=-180, le=180)]
     altitude: float = 0.0
     tz: str
+    #: A weather file recorded farther away than this (km) is a validation problem.
+    max_weather_distance_km: Annotated[float, Field(gt=0)] = 100.0
 
     @field_validator("tz")
     @classmethod
@@ -583,13 +585,9 @@ def _drop_unknown(model: type[BaseModel], data: Any) -> Any:
 def _resolve(scenario: Scenario) -> tuple[Scenario, list[Problem]]:
     from models.gridnet import GridSourceError, bus_index, load_net
     from models.profiles import simbench_profile_table
-    from models.weather import resolve_weather_path
+    from twin.weather_checks import weather_problems
 
-    problems: list[Problem] = []
-    try:
-        resolve_weather_path(scenario.weather)
-    except FileNotFoundError as exc:
-        problems.append(Problem("weather", str(exc)))
+    problems: list[Problem] = weather_problems(scenario)
     try:
         net = load_net(scenario.grid.source)
     except GridSourceError as exc:
