@@ -1,13 +1,20 @@
 r"""The electrical grid: a pandapower network with one AC power flow per step.
 
-The scenario's assets replace the network's own loads, static generators and storage
-(those are taken out of service); each bus gets one injection element whose power is
-the sum of the assets connected to it. The point of connection (POC) is the external
-grid: ``grid.p_kw`` > 0 is import into the site, and the site balance reads
+The scenario's assets replace every element of the network that injects or draws power
+(loads, static generators, storage, voltage-controlled generators ``gen``, motors,
+asymmetric loads and generators, wards and extended wards: see
+:data:`models.gridnet.REPLACED_ELEMENTS`); those are taken out of service. Elements whose
+power the twin cannot account for (DC lines, FACTS devices, DC grids) are rejected by
+name. Each bus gets one injection element whose power is the sum of the assets
+connected to it. The point of connection (POC) is the external grid (the sum over all
+external grids in service): ``grid.p_kw`` > 0 is import into the site, and the site
+balance reads
 
 .. math:: P_{grid} + \sum_a P_a - P_{losses} = 0
 
-with every asset's ``p_kw`` counted positive into its bus.
+with every asset's ``p_kw`` counted positive into its bus. Losses are those of every
+branch (lines, two- and three-winding transformers, impedances) plus the active power
+of shunts.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import numpy as np
 import pandapower as pp
 
 from models.base import Clock, Model, Port
-from models.gridnet import load_net
+from models.gridnet import REPLACED_ELEMENTS, GridSourceError, load_net, unsupported_elements
 from models.powerflow import SOLVERS, PowerFlowError
 
 __all__ = ["Grid", "GridError", "prepare_net"]
@@ -34,6 +41,12 @@ class GridError(RuntimeError):
 def prepare_net(spec: str) -> tuple[pp.pandapowerNet, np.ndarray]:
     """Load the net, take its own injections out of service, add one per bus.
 
+    Raises
+    ------
+    GridSourceError
+        If the net holds elements the twin cannot account for (see
+        :func:`models.gridnet.unsupported_elements`).
+
     Returns
     -------
     net : pandapowerNet
@@ -42,8 +55,12 @@ def prepare_net(spec: str) -> tuple[pp.pandapowerNet, np.ndarray]:
         ``sgen`` index of the injection element of every bus, in ``net.bus`` order.
     """
     net = load_net(spec)
-    for table in ("load", "sgen", "storage"):
-        net[table]["in_service"] = False
+    problems = unsupported_elements(net)
+    if problems:
+        raise GridSourceError(f"grid {spec!r}: " + "; ".join(problems))
+    for table in REPLACED_ELEMENTS:
+        if table in net and not net[table].empty:
+            net[table]["in_service"] = False
     injection = np.array(
         [
             pp.create_sgen(net, bus, p_mw=0.0, q_mvar=0.0, name=f"{INJECTION_PREFIX} {bus}")
@@ -113,7 +130,13 @@ class Grid(Model):
             raise ValueError(
                 f"unknown grid solver {solver!r}; expected one of {', '.join(SOLVERS)}"
             )
-        self.solver = SOLVERS[solver](net, injection)
+        try:
+            self.solver = SOLVERS[solver](net, injection)
+        except PowerFlowError as exc:
+            raise GridError(
+                f"grid {self.config['grid']!r} does not converge with its own loads and "
+                f"generators taken out of service (the scenario's assets replace them): {exc}"
+            ) from exc
 
     def set_lines_in_service(self, in_service: np.ndarray) -> None:
         """Switch lines in or out of service; the solver model is rebuilt once."""

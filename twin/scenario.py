@@ -583,7 +583,7 @@ def _drop_unknown(model: type[BaseModel], data: Any) -> Any:
 
 
 def _resolve(scenario: Scenario) -> tuple[Scenario, list[Problem]]:
-    from models.gridnet import GridSourceError, bus_index, load_net
+    from models.gridnet import GridSourceError, bus_index, load_net, unsupported_elements
     from models.profiles import simbench_profile_table
     from twin.weather_checks import weather_problems
 
@@ -592,6 +592,7 @@ def _resolve(scenario: Scenario) -> tuple[Scenario, list[Problem]]:
         net = load_net(scenario.grid.source)
     except GridSourceError as exc:
         return scenario, [*problems, Problem("grid.source", str(exc))]
+    problems += [Problem("grid.source", problem) for problem in unsupported_elements(net)]
 
     data = scenario.model_dump(mode="json")
     assets = data["assets"]
@@ -600,14 +601,16 @@ def _resolve(scenario: Scenario) -> tuple[Scenario, list[Problem]]:
         if not load["from_grid"]:
             loads.append(load)
             continue
-        for idx, row in net.load.iterrows():
+        # the grid's loads as pandapower would run them: in service, times their scaling
+        for idx, row in net.load[net.load["in_service"].astype(bool)].iterrows():
+            scaling = float(row.get("scaling", 1.0))
             loads.append(
                 {
                     "name": f"load_{idx}",
                     "bus": int(row["bus"]),
                     "from_grid": False,
-                    "p_kw": float(row["p_mw"]) * 1000.0,
-                    "q_kvar": float(row["q_mvar"]) * 1000.0,
+                    "p_kw": float(row["p_mw"]) * scaling * 1000.0,
+                    "q_kvar": float(row["q_mvar"]) * scaling * 1000.0,
                     "profile": row.get("profile") if isinstance(row.get("profile"), str) else None,
                 }
             )
