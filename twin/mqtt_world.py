@@ -14,7 +14,7 @@ import mosaik
 from models.base import Clock
 from twin.registry import get_model
 from twin.scenario import Scenario
-from twin.sinks import output_plan
+from twin.sinks import initial_states, output_plan
 from twin.units import parse_duration_s
 
 __all__ = ["device_parts", "start_devices", "start_publisher"]
@@ -111,6 +111,7 @@ def start_publisher(
     out_dir: Path,
     *,
     bundle: bool,
+    context: dict[str, Any],
 ) -> None:
     """The telemetry sink, connected to every selected value."""
     mqtt = scenario.mqtt
@@ -133,6 +134,15 @@ def start_publisher(
         "buffer_max": mqtt.buffer_max,
         "assets": assets,
         "kinds": kinds,
+        # the twin's own states (a device's measured values are stamped as received)
+        "states": [
+            [source.full_id, q]
+            for source, attrs in plan
+            if source.type != "Device"
+            for q in attrs
+            if q in assets[source.eid].get("states", [])
+        ],
+        "initial_states": initial_states(scenario, clock, context, fleets),
         "stats_path": str(out_dir / "parts" / "mqtt-publisher.json"),
     }
     sim = world.start("MqttPublisher", sim_id="mqtt", clock=clock.to_dict(), config=config)

@@ -150,12 +150,12 @@ def _populate(
         _connect_controller(world, scenario, fleets, sources, observed)
     if scenario.mqtt is not None:
         mqtt_world.start_publisher(
-            world, scenario, clock, fleets, sources, out_dir, bundle=not realtime
+            world, scenario, clock, fleets, sources, out_dir, bundle=not realtime, context=context
         )
     if scenario.outputs.influx is not None:
         from twin.sinks import start_influx_sink
 
-        start_influx_sink(world, scenario, clock, fleets, sources, tags, out_dir)
+        start_influx_sink(world, scenario, clock, fleets, sources, tags, out_dir, context)
     return WorldPlan(world, clock, out_dir / "results.parquet", fleets, start.parts)
 
 

@@ -39,7 +39,10 @@ def test_run_writes_tidy_results_metadata_and_kpis(rule_run):
     ]
     assert str(results["time"].dt.tz) == "UTC"
     assert results["time"].min() == pd.Timestamp("2016-06-21T13:00:00Z")
-    assert results["time"].nunique() == 24
+    # 24 step starts, plus the end of the run for the states (SoC, energy, SoH, t_c)
+    assert results["time"].nunique() == 25
+    at_end = results[results["time"] == pd.Timestamp("2016-06-21T19:00:00Z")]
+    assert set(at_end["quantity"]) == {"soc", "soh", "t_c", "e_kwh"}
     assert not results["value"].isna().any()
     meta = json.loads((rule_run.out_dir / "run.json").read_text())
     assert meta["status"] == "finished" and meta["seed"] == 42
@@ -99,4 +102,7 @@ def test_failed_run_keeps_what_was_recorded(tmp_path):
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert meta["status"] == "failed" and "GridError" in meta["error"]
     saved = load_results(tmp_path / "run")
-    assert saved["time"].nunique() == 10
+    states = saved["quantity"].isin(["soc", "soh", "t_c", "e_kwh"])
+    assert saved.loc[~states, "time"].nunique() == 10
+    # the states at the 10 step starts and at the end of the last step saved
+    assert saved.loc[states, "time"].nunique() == 11
