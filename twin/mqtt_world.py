@@ -83,6 +83,7 @@ def start_devices(
             "setpoints": ["p_set_kw"] if hil else [],
             "outputs": outputs,
             "units": {n: p.unit for n, p in cls.outputs.items()},
+            "states": [n for n, p in cls.outputs.items() if p.state],
             "topic": device.topic,
             "setpoint_topic": device.setpoint_topic,
             "timeout_s": timeout,
@@ -134,18 +135,32 @@ def start_publisher(
         "buffer_max": mqtt.buffer_max,
         "assets": assets,
         "kinds": kinds,
-        # the twin's own states (a device's measured values are stamped as received)
         "states": [
             [source.full_id, q]
             for source, attrs in plan
-            if source.type != "Device"
             for q in attrs
             if q in assets[source.eid].get("states", [])
         ],
-        "initial_states": initial_states(scenario, clock, context, fleets),
+        "initial_states": _initial_by_source(scenario, clock, context, fleets, plan),
         "stats_path": str(out_dir / "parts" / "mqtt-publisher.json"),
     }
     sim = world.start("MqttPublisher", sim_id="mqtt", clock=clock.to_dict(), config=config)
     (publisher,) = sim.Publisher.create(1)
     for source, attrs in plan:
         world.connect(source, publisher, *attrs)
+
+
+def _initial_by_source(
+    scenario: Scenario,
+    clock: Clock,
+    context: dict[str, Any],
+    fleets: dict[str, Any],
+    plan: list[tuple[Any, list[str]]],
+) -> dict[str, dict[str, float]]:
+    """Initial states by publisher source: a device bridge starts from its asset's."""
+    by_child = initial_states(scenario, clock, context, fleets)
+    by_eid = {full_id.rsplit(".", 1)[-1]: values for full_id, values in by_child.items()}
+    return {
+        source.full_id: by_child.get(source.full_id) or by_eid.get(source.eid, {})
+        for source, _ in plan
+    }

@@ -71,6 +71,15 @@ class ResultBuffer:
             values = self.series[key] = np.full(len(self.times), np.nan)
         return values
 
+    def state_column(self, asset: str, kind: str, quantity: str) -> np.ndarray:
+        """The array of one state series: ``len(times) + 1`` values, start to end."""
+        key = (asset, kind, quantity)
+        values = self.series.get(key)
+        if values is None:
+            values = self.series[key] = np.full(len(self.instants), np.nan)
+            self.states.add(key)
+        return values
+
     def _table(self, keys: list[tuple[str, str, str]], n: int) -> pa.Table:
         count = len(keys)
 

@@ -106,12 +106,16 @@ class DeviceBridge(mosaik_api_v3.Simulator):
         for topic in self.topic_of.values():
             self.link.subscribe(topic, self._on_message)
         self.link.open()
+        #: Quantities that are states (``Port.state``): recorded at the instant they hold.
+        self.state_quantities = set(config.get("states", []))
         record = config.get("record")
         self.buffers: dict[str, ResultBuffer] = {}
         if record:
             for source in ("real", "residual"):
                 self.buffers[source] = ResultBuffer(
-                    self.clock.times, {**record["tags"], "source": source}
+                    self.clock.times,
+                    {**record["tags"], "source": source},
+                    end=self.clock.time_at(self.clock.end_s),
                 )
             ACTIVE[record["real"]] = self  # saved by the runner if the run fails
         return self.meta
@@ -245,7 +249,11 @@ class DeviceBridge(mosaik_api_v3.Simulator):
 
     def _record(self, source: str, quantity: str, k: int, value: float) -> None:
         buffer = self.buffers.get(source)
-        if buffer is not None:
+        if buffer is None:
+            return
+        if quantity in self.state_quantities:  # a state read after step k: at its end
+            buffer.state_column(self.asset, self.cfg["kind"], quantity)[k + 1] = value
+        else:
             buffer.column(self.asset, self.cfg["kind"], quantity)[k] = value
 
     def _publish_residual(
