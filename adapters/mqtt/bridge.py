@@ -195,6 +195,7 @@ class DeviceBridge(mosaik_api_v3.Simulator):
         LATENESS.observe(time_s)
         k = time_s // self.clock.step_s
         ts = format_ts(self.clock.time_at(time_s))
+        ts_end = format_ts(self.clock.time_at(time_s + self.clock.step_s))
         values = {
             attr: float(sum(sources.values()))
             for attr, sources in inputs.get(self.asset, {}).items()
@@ -225,7 +226,9 @@ class DeviceBridge(mosaik_api_v3.Simulator):
             out[f"{q}_residual"] = residual
             self._record("real", q, k, measured)
             self._record("residual", q, k, residual)
-            self._publish_residual(q, ts, k, residual, measured, simulated)
+            # a state's residual holds at the step's end (see adapters.stamping)
+            stamp = ts_end if q in self.state_quantities else ts
+            self._publish_residual(q, stamp, k, residual, measured, simulated)
         out["quality"] = 1.0 if fresh_all else 0.0
         self._record("real", "quality", k, out["quality"])
         self._note_silence(fresh_all, ts)
