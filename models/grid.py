@@ -103,7 +103,7 @@ class Grid(Model):
         "trafo_loading_pct": Port("%", "loading of the transformer's rating", group="trafo"),
         "p_kw": Port("kW", "import at the point of connection (> 0 into the site)"),
         "q_kvar": Port("kvar", "reactive import at the point of connection"),
-        "losses_kw": Port("kW", "active losses in lines and transformers"),
+        "losses_kw": Port("kW", "active losses: lines, transformers, impedances, shunts"),
         "unserved_kw": Port("kW", "load not served: islanded deficit, buses cut off"),
         "curtailed_kw": Port("kW", "generation curtailed: islanded surplus, buses cut off"),
         "f_hz": Port("Hz", "grid frequency at the POC"),
