@@ -38,6 +38,12 @@ class Port:
         Value used for an input that nothing is connected to.
     may_be_nan : bool
         The output is NaN when it has no meaning (the SoC of an empty charger).
+    state : bool
+        The output is a state at an instant (SoC, stored energy, temperature), not a
+        mean over the step (power, price). :meth:`Model.step` returns a state's value
+        at the *end* of the step; results stamp every value with the instant it holds
+        at (see ``README.md``, "Time stamps"), so a state's row at ``t`` is its value
+        at ``t`` and the run's end state gets a row at the end time.
     """
 
     unit: str
@@ -45,6 +51,7 @@ class Port:
     group: str | None = None
     default: float = 0.0
     may_be_nan: bool = False
+    state: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,6 +164,21 @@ class Model:
             for name, port in self.inputs.items()
         }
 
+    def state_outputs(self) -> list[str]:
+        """Names of the outputs that are states at an instant (``Port.state``).
+
+        A model whose outputs are states or not depending on its units (a sensor
+        measuring a SoC or a power) overrides this.
+        """
+        return [name for name, port in self.outputs.items() if port.state]
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Current value of every state output (before the first step: the initial state).
+
+        Models with state outputs override this; the recorder stamps it at the start.
+        """
+        return {}
+
     def exogenous(self) -> dict[str, np.ndarray]:
         """Outputs that do not depend on the loop, for every step of the run.
 
@@ -169,6 +191,9 @@ class Model:
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
         """Advance all units over ``[now, now + dt_s)`` and return the outputs.
+
+        Interval outputs are means over the step; state outputs (``Port.state``) are
+        values at its end, ``now + dt_s``.
 
         Parameters
         ----------

@@ -124,10 +124,10 @@ class Battery(Model):
     }
     outputs = {
         "p_kw": Port("kW", "power into the bus (> 0 discharge), average over the step"),
-        "soc": Port("1", "state of charge at the end of the step"),
-        "soh": Port("1", "state of health (usable / nominal capacity)"),
-        "t_c": Port("degC", "lumped cell temperature"),
-        "e_kwh": Port("kWh", "stored energy"),
+        "soc": Port("1", "state of charge", state=True),
+        "soh": Port("1", "state of health (usable / nominal capacity)", state=True),
+        "t_c": Port("degC", "lumped cell temperature", state=True),
+        "e_kwh": Port("kWh", "stored energy", state=True),
         "p_loss_kw": Port("kW", "conversion losses"),
         "power_avail": Port("1", "available fraction of the rating (thermal derating x derate)"),
         "tripped": Port("1", "1 while the converter is off (over-temperature or trip)"),
@@ -158,6 +158,15 @@ class Battery(Model):
         self.soc = self.param("soc_init")
         self.soh = self.param("soh_init")
         self.t_c = self.param("t_init_c")
+
+    def state(self) -> dict[str, np.ndarray]:
+        """SoC, SoH, temperature and stored energy now."""
+        return {
+            "soc": self.soc.copy(),
+            "soh": self.soh.copy(),
+            "t_c": self.t_c.copy(),
+            "e_kwh": self.soc * self.e_kwh * self.soh * self._capacity_factor,
+        }
 
     def step(
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]

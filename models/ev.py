@@ -156,10 +156,16 @@ class EVCharging(Model):
     outputs = {
         "p_kw": Port("kW", "power into the bus (< 0 while charging), average over the step", "ev"),
         "q_kvar": Port("kvar", "reactive power into the bus", "ev"),
-        "connected": Port("1", "EVs plugged in at the end of the step (0 or 1)", "ev"),
-        "soc": Port("1", "SoC of the connected EV (NaN when none)", "ev", may_be_nan=True),
-        "e_needed_kwh": Port("kWh", "energy the connected EV still needs (battery side)", "ev"),
-        "t_departure_h": Port("h", "time until the connected EV departs (0 when none)", "ev"),
+        "connected": Port("1", "an EV is plugged in (0 or 1)", "ev", state=True),
+        "soc": Port(
+            "1", "SoC of the connected EV (NaN when none)", "ev", may_be_nan=True, state=True
+        ),
+        "e_needed_kwh": Port(
+            "kWh", "energy the connected EV still needs (battery side)", "ev", state=True
+        ),
+        "t_departure_h": Port(
+            "h", "time until the connected EV departs (0 when none)", "ev", state=True
+        ),
         "p_max_kw": Port("kW", "charger rating (grid side)", "ev"),
         "e_delivered_kwh": Port("kWh", "energy delivered in the step (grid side)"),
         "e_unmet_kwh": Port("kWh", "energy missing at departure of EVs leaving in the step"),
@@ -213,6 +219,17 @@ class EVCharging(Model):
     def needed_kwh(self) -> np.ndarray:
         """Energy (battery side) the connected EVs still need to reach their target."""
         return np.where(self.connected, np.maximum(self.target - self.soc, 0.0) * self.capacity, 0)
+
+    def state(self, t_s: float = 0.0) -> dict[str, np.ndarray]:
+        """Plugged-in EVs, their SoC, energy still needed and time to departure at ``t_s``."""
+        return {
+            "connected": self.connected.astype(float),
+            "soc": np.where(self.connected, self.soc, np.nan),
+            "e_needed_kwh": self.needed_kwh(),
+            "t_departure_h": np.where(
+                self.connected, np.maximum(self.departure_s - t_s, 0.0) / 3600.0, 0.0
+            ),
+        }
 
     def step(
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
@@ -275,12 +292,7 @@ class EVCharging(Model):
         return {
             "p_kw": -p,
             "q_kvar": -p * self.tan_phi,
-            "connected": self.connected.astype(float),
-            "soc": np.where(self.connected, self.soc, np.nan),
-            "e_needed_kwh": self.needed_kwh(),
-            "t_departure_h": np.where(
-                self.connected, np.maximum(self.departure_s - t_end, 0.0) / 3600.0, 0.0
-            ),
+            **self.state(t_end),
             "p_max_kw": self.p_max.copy(),
             "e_delivered_kwh": delivered,
             "e_unmet_kwh": unmet,

@@ -1,13 +1,20 @@
 r"""The electrical grid: a pandapower network with one AC power flow per step.
 
-The scenario's assets replace the network's own loads, static generators and storage
-(those are taken out of service); each bus gets one injection element whose power is
-the sum of the assets connected to it. The point of connection (POC) is the external
-grid: ``grid.p_kw`` > 0 is import into the site, and the site balance reads
+The scenario's assets replace every element of the network that injects or draws power
+(loads, static generators, storage, voltage-controlled generators ``gen``, motors,
+asymmetric loads and generators, wards and extended wards: see
+:data:`models.gridnet.REPLACED_ELEMENTS`); those are taken out of service. Elements whose
+power the twin cannot account for (DC lines, FACTS devices, DC grids) are rejected by
+name. Each bus gets one injection element whose power is the sum of the assets
+connected to it. The point of connection (POC) is the external grid (the sum over all
+external grids in service): ``grid.p_kw`` > 0 is import into the site, and the site
+balance reads
 
 .. math:: P_{grid} + \sum_a P_a - P_{losses} = 0
 
-with every asset's ``p_kw`` counted positive into its bus.
+with every asset's ``p_kw`` counted positive into its bus. Losses are those of every
+branch (lines, two- and three-winding transformers, impedances) plus the active power
+of shunts.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import numpy as np
 import pandapower as pp
 
 from models.base import Clock, Model, Port
-from models.gridnet import load_net
+from models.gridnet import REPLACED_ELEMENTS, GridSourceError, load_net, unsupported_elements
 from models.powerflow import SOLVERS, PowerFlowError
 
 __all__ = ["Grid", "GridError", "prepare_net"]
@@ -34,6 +41,12 @@ class GridError(RuntimeError):
 def prepare_net(spec: str) -> tuple[pp.pandapowerNet, np.ndarray]:
     """Load the net, take its own injections out of service, add one per bus.
 
+    Raises
+    ------
+    GridSourceError
+        If the net holds elements the twin cannot account for (see
+        :func:`models.gridnet.unsupported_elements`).
+
     Returns
     -------
     net : pandapowerNet
@@ -42,8 +55,12 @@ def prepare_net(spec: str) -> tuple[pp.pandapowerNet, np.ndarray]:
         ``sgen`` index of the injection element of every bus, in ``net.bus`` order.
     """
     net = load_net(spec)
-    for table in ("load", "sgen", "storage"):
-        net[table]["in_service"] = False
+    problems = unsupported_elements(net)
+    if problems:
+        raise GridSourceError(f"grid {spec!r}: " + "; ".join(problems))
+    for table in REPLACED_ELEMENTS:
+        if table in net and not net[table].empty:
+            net[table]["in_service"] = False
     injection = np.array(
         [
             pp.create_sgen(net, bus, p_mw=0.0, q_mvar=0.0, name=f"{INJECTION_PREFIX} {bus}")
@@ -86,7 +103,7 @@ class Grid(Model):
         "trafo_loading_pct": Port("%", "loading of the transformer's rating", group="trafo"),
         "p_kw": Port("kW", "import at the point of connection (> 0 into the site)"),
         "q_kvar": Port("kvar", "reactive import at the point of connection"),
-        "losses_kw": Port("kW", "active losses in lines and transformers"),
+        "losses_kw": Port("kW", "active losses: lines, transformers, impedances, shunts"),
         "unserved_kw": Port("kW", "load not served: islanded deficit, buses cut off"),
         "curtailed_kw": Port("kW", "generation curtailed: islanded surplus, buses cut off"),
         "f_hz": Port("Hz", "grid frequency at the POC"),
@@ -113,7 +130,13 @@ class Grid(Model):
             raise ValueError(
                 f"unknown grid solver {solver!r}; expected one of {', '.join(SOLVERS)}"
             )
-        self.solver = SOLVERS[solver](net, injection)
+        try:
+            self.solver = SOLVERS[solver](net, injection)
+        except PowerFlowError as exc:
+            raise GridError(
+                f"grid {self.config['grid']!r} does not converge with its own loads and "
+                f"generators taken out of service (the scenario's assets replace them): {exc}"
+            ) from exc
 
     def reset(self) -> None:
         """Return to the state as built: lines as in the grid file, no warm start."""

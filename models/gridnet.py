@@ -12,9 +12,48 @@ import pandapower.networks as pn
 
 from models.filecache import file_stamp
 
-__all__ = ["GridSourceError", "bus_index", "load_net"]
+__all__ = [
+    "REPLACED_ELEMENTS",
+    "UNSUPPORTED_ELEMENTS",
+    "GridSourceError",
+    "bus_index",
+    "load_net",
+    "unsupported_elements",
+]
 
-SIMBENCH_CODE = re.compile(r"^\d-[A-Z]{2,4}-[A-Za-z0-9]+--[0-2]-(sw|no_sw)$")
+#: Every code ``simbench.collect_all_simbench_codes()`` lists: single-level
+#: (``1-LV-rural1--0-sw``), multi-level (``1-HVMV-mixed-1.105-0-sw``) and complete data.
+SIMBENCH_CODE = re.compile(r"^\d-[A-Za-z_]+-[A-Za-z0-9]+-[A-Za-z0-9.]*-[0-2]-(sw|no_sw)$")
+
+#: Elements that inject or draw power: the scenario's assets replace them, so the grid
+#: loader takes them out of service (see :func:`models.grid.prepare_net`). Wards and
+#: extended wards are equivalents of load and generation behind a bus.
+REPLACED_ELEMENTS = (
+    "load",
+    "sgen",
+    "storage",
+    "gen",
+    "motor",
+    "asymmetric_load",
+    "asymmetric_sgen",
+    "ward",
+    "xward",
+)
+#: Elements whose power the twin's balance cannot account for (DC links, FACTS devices,
+#: DC grids): a grid with one of them in service is rejected by name.
+UNSUPPORTED_ELEMENTS = (
+    "dcline",
+    "svc",
+    "tcsc",
+    "ssc",
+    "vsc",
+    "vsc_stacked",
+    "vsc_bipolar",
+    "bus_dc",
+    "line_dc",
+    "source_dc",
+    "load_dc",
+)
 
 
 class GridSourceError(ValueError):
@@ -55,6 +94,31 @@ def load_net(spec: str) -> pp.pandapowerNet:
         of a pandapower JSON file.
     """
     return copy.deepcopy(_load(spec, file_stamp(spec)))
+
+
+def unsupported_elements(net: pp.pandapowerNet) -> list[str]:
+    """Problems that make a net unusable by the twin, one sentence each (empty if none).
+
+    Names every in-service element of :data:`UNSUPPORTED_ELEMENTS` and a net with no
+    external grid in service (its slack would be a generator the assets replace).
+    """
+    problems = []
+    for table in UNSUPPORTED_ELEMENTS:
+        frame = net.get(table)
+        if frame is None or not hasattr(frame, "columns") or frame.empty:
+            continue
+        live = frame["in_service"].astype(bool).sum() if "in_service" in frame else len(frame)
+        if live:
+            problems.append(
+                f"{live} {table} element(s) in service: the twin cannot account for their "
+                "power; take them out of service or remove them"
+            )
+    if not net.ext_grid["in_service"].astype(bool).any():
+        problems.append(
+            "no ext_grid in service: the point of connection must be an external grid "
+            "(a slack generator is replaced by the scenario's assets like every gen)"
+        )
+    return problems
 
 
 def bus_index(net: pp.pandapowerNet, bus: int | str) -> int:

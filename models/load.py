@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from models.base import Clock, Model, Port
-from models.profiles import csv_series_at, simbench_profile_table, year_profile_at
+from models.profiles import csv_series_means, simbench_profile_table, year_profile_means
 
 __all__ = ["Load"]
 
@@ -23,7 +23,9 @@ class Load(Model):
     Unit parameters: ``p_kw`` (rated consumption, > 0), ``q_kvar`` (rated reactive
     consumption), ``profile``: a SimBench profile name (``H0-A``, ``L2-A``...), a CSV
     path with ``time`` and ``p_pu`` (and optionally ``q_pu``) columns, or ``None``
-    for a constant load.
+    for a constant load. Profiles are averaged over every step (energy-conserving at
+    any step length); SimBench profiles are read on the site's standard time (see
+    :func:`models.profiles.year_profile_means`).
     """
 
     kind = "load"
@@ -37,8 +39,7 @@ class Load(Model):
         self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
     ) -> None:
         super().__init__(units, clock, context)
-        times = clock.times
-        local = times.tz_convert(self.context.get("site", {}).get("tz", "UTC"))
+        tz = self.context.get("site", {}).get("tz", "UTC")
         table = None
         p_pu = np.ones((clock.n_steps, self.n))
         q_pu = np.ones((clock.n_steps, self.n))
@@ -47,16 +48,17 @@ class Load(Model):
             if profile is None:
                 continue
             if str(profile).lower().endswith(".csv"):
-                p_pu[:, i] = csv_series_at(profile, "p_pu", times)
+                p_pu[:, i] = csv_series_means(profile, "p_pu", clock)
                 try:
-                    q_pu[:, i] = csv_series_at(profile, "q_pu", times)
+                    q_pu[:, i] = csv_series_means(profile, "q_pu", clock)
                 except ValueError:
                     q_pu[:, i] = p_pu[:, i]
                 continue
             if table is None:
                 table = simbench_profile_table(self.context.get("grid", ""))
-            p_pu[:, i] = year_profile_at(table[f"{profile}_pload"].to_numpy(), local)
-            q_pu[:, i] = year_profile_at(table[f"{profile}_qload"].to_numpy(), local)
+            columns = [f"{profile}_pload", f"{profile}_qload"]
+            means = year_profile_means(table[columns].to_numpy(), clock, tz)
+            p_pu[:, i], q_pu[:, i] = means[:, 0], means[:, 1]
         self._p_kw = -p_pu * self.param("p_kw")
         self._q_kvar = -q_pu * self.param("q_kvar")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandapower as pp
 from pandapower.pypower.idx_brch import F_BUS, T_BUS
-from pandapower.pypower.idx_bus import BASE_KV, SL_FAC
+from pandapower.pypower.idx_bus import BASE_KV, GS, SL_FAC
 
 __all__ = ["SOLVERS", "FastSolver", "GridResult", "PandapowerSolver", "PowerFlowError"]
 
@@ -93,8 +93,22 @@ class PandapowerSolver:
             trafo_loading_pct=net.res_trafo["loading_percent"].to_numpy(),
             p_ext_mw=float(net.res_ext_grid["p_mw"].sum()),
             q_ext_mvar=float(net.res_ext_grid["q_mvar"].sum()),
-            losses_mw=float(net.res_line["pl_mw"].sum() + net.res_trafo["pl_mw"].sum()),
+            losses_mw=pandapower_losses_mw(net),
         )
+
+
+#: Result tables whose ``pl_mw`` (branches) or ``p_mw`` (shunts) are grid losses.
+LOSS_TABLES = (("line", "pl_mw"), ("trafo", "pl_mw"), ("trafo3w", "pl_mw"), ("impedance", "pl_mw"))
+
+
+def pandapower_losses_mw(net: pp.pandapowerNet) -> float:
+    """Active losses of every branch plus the active power drawn by shunts (MW)."""
+    total = 0.0
+    for table, column in (*LOSS_TABLES, ("shunt", "p_mw")):
+        result = net.get(f"res_{table}")
+        if result is not None and column in result and not result.empty:
+            total += float(result[column].sum())
+    return total
 
 
 class FastSolver:
@@ -158,6 +172,7 @@ class FastSolver:
         self._bus_int = np.where((lookup >= 0) & (lookup < n_internal), lookup, -1)
         self._bus_ok = self._bus_int >= 0
         self._base_kv = internal["bus"][:, BASE_KV].real
+        self._shunt_mw = internal["bus"][:, GS].real.astype(float)  # drawn at 1 pu
         # ppc branch rows of lines/trafos -> rows of the internal (in-service) branch table
         branch_is = internal["branch_is"]
         internal_row = np.cumsum(branch_is) - 1
@@ -240,7 +255,8 @@ class FastSolver:
         va_bus = np.full(len(ok), np.nan)
         vm_bus[ok] = vm[self._bus_int[ok]]
         va_bus[ok] = np.degrees(np.angle(v[self._bus_int[ok]]))
-        losses = (s_f.real + s_t.real).sum()
+        # every branch (lines, trafos, trafo3w, impedances) plus shunts' active power
+        losses = (s_f.real + s_t.real).sum() + (self._shunt_mw * vm**2).sum()
         return GridResult(
             vm_pu=vm_bus,
             va_degree=va_bus,

@@ -1,7 +1,8 @@
 """Time series that drive models: SimBench profiles and user CSV files.
 
-One mechanism for every profile-driven model (loads, prices): a series is looked up
-at the run's step times and returned as a numpy array, once, before the loop starts.
+One mechanism for every profile-driven model (loads, prices, schedules): a series is
+averaged over every step of the run (see :mod:`models.series`) and returned as a numpy
+array, once, before the loop starts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["csv_series_at", "simbench_profile_table", "year_profile_at"]
+from models.base import Clock
+from models.series import clock_means, interval_means
+
+__all__ = [
+    "csv_series_means",
+    "simbench_profile_table",
+    "year_profile_at",
+    "year_profile_means",
+]
 
 SIMBENCH_STEP = pd.Timedelta(minutes=15)
 REFERENCE_PROFILE_GRID = "1-LV-rural1--0-sw"
@@ -53,26 +62,69 @@ def year_profile_at(values: np.ndarray, times_local: pd.DatetimeIndex) -> np.nda
     return values[rows]
 
 
-def csv_series_at(path: str | Path, column: str, times: pd.DatetimeIndex) -> np.ndarray:
-    """Read ``column`` of a CSV time series and hold it (step-wise) at ``times``.
+def year_profile_means(values: np.ndarray, clock: Clock, tz: str) -> np.ndarray:
+    """Step means of a year-long 15-minute profile, read on the site's wall clock.
 
-    The CSV needs a ``time`` column of tz-aware ISO timestamps (or UTC if naive) and
-    must cover the run.
+    Quarter-hour ``i`` of the profile's year is the ``i``-th quarter-hour of the
+    local calendar year, so behaviour follows the clock people live by. On the day
+    the clocks go forward the profile's skipped hour is not used (a 23 h day); on the
+    day they go back the repeated hour is used twice (a 25 h day). Means are exact
+    at any step length (see :mod:`models.series`).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Shape ``(n_rows, ...)``: quarter-hour ``i`` of the year in row ``i``.
+    clock : Clock
+        The run's clock.
+    tz : str
+        The site's IANA time zone (every current UTC offset is a multiple of 15 min,
+        so the local quarter-hours start on UTC quarter-hours).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(clock.n_steps, ...)``: the profile's mean over every step.
+    """
+
+    def value_at(times_utc: pd.DatetimeIndex) -> np.ndarray:
+        return year_profile_at(values, times_utc.tz_convert(tz))
+
+    return clock_means(clock, value_at, int(SIMBENCH_STEP.total_seconds()))
+
+
+def csv_series_means(path: str | Path, column: str, clock: Clock) -> np.ndarray:
+    """Step means of ``column`` of a CSV time series.
+
+    The CSV needs a ``time`` column of tz-aware ISO timestamps (or UTC if naive); each
+    value holds from its stamp to the next one (the last for the median spacing), so
+    the mean over a step is exact at any step length. The series must cover the run.
 
     Raises
     ------
     ValueError
-        If the column is missing or the series does not cover ``times``.
+        If the column is missing or the series does not cover the run.
     """
     frame = pd.read_csv(path)
     if "time" not in frame.columns or column not in frame.columns:
         raise ValueError(
             f"{path}: expected columns 'time' and {column!r}, found {list(frame.columns)}"
         )
-    index = pd.to_datetime(frame["time"], utc=True)
-    series = pd.Series(frame[column].astype(float).to_numpy(), index=index).sort_index()
-    utc = times.tz_convert("UTC")
-    if utc.min() < series.index.min() or utc.max() < series.index.min():
-        raise ValueError(f"{path}: series starts {series.index.min()}, after the run's start")
-    held = series.reindex(series.index.union(utc)).ffill().loc[utc]
-    return held.to_numpy()
+    frame = frame.assign(time=pd.to_datetime(frame["time"], utc=True)).sort_values("time")
+    stamps = frame["time"].drop_duplicates(keep="last")
+    if len(stamps) != len(frame):
+        raise ValueError(f"{path}: the 'time' column repeats time stamps")
+    origin = clock.start.tz_convert("UTC")
+    starts_s = (pd.DatetimeIndex(stamps) - origin).total_seconds().to_numpy()
+    spacing = float(np.median(np.diff(starts_s))) if len(starts_s) > 1 else float(clock.step_s)
+    breaks_s = np.append(starts_s, starts_s[-1] + spacing)
+    first, end = origin, origin + pd.Timedelta(seconds=clock.end_s)
+    if breaks_s[0] > 0 or breaks_s[-1] < clock.end_s:
+        covered_to = origin + pd.Timedelta(seconds=breaks_s[-1])
+        raise ValueError(
+            f"{path}: {column!r} covers {stamps.iloc[0]} to {covered_to} (the last value "
+            f"held for {spacing:g} s); the run needs {first} to {end}"
+        )
+    values = frame[column].astype(float).to_numpy()
+    steps_s = np.arange(clock.n_steps, dtype=float) * clock.step_s
+    return interval_means(breaks_s, values, steps_s, clock.step_s)

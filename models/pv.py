@@ -23,7 +23,11 @@ import pvlib
 from models.base import Clock, Model, Port
 from models.weather import weather_at
 
-__all__ = ["PVPlant", "pv_plant_power"]
+__all__ = ["WEATHER_RESOLUTION_S", "PVPlant", "pv_plant_power"]
+
+#: Resolution of the weather (TMY: hourly); steps longer than this are averaged over
+#: sub-steps no longer than it.
+WEATHER_RESOLUTION_S = 3600
 
 
 def pv_plant_power(
@@ -124,16 +128,27 @@ class PVPlant(Model):
     ) -> None:
         super().__init__(units, clock, context)
         site = self.context["site"]
-        # Evaluate at the middle of each step: the output stands for the step's average.
-        times = (clock.times + pd.Timedelta(seconds=clock.step_s / 2)).tz_convert(site["tz"])
+        # The output stands for the step's mean: evaluate at the middle of each step, or
+        # of equal parts of it no longer than the weather's hour for longer steps.
+        parts = -(-clock.step_s // WEATHER_RESOLUTION_S)
+        offsets = (np.arange(parts) + 0.5) * clock.step_s / parts
+        times = clock.times.repeat(parts) + pd.to_timedelta(
+            np.tile(offsets, clock.n_steps), unit="s"
+        )
+        times = times.tz_convert(site["tz"])
         weather = weather_at(times, self.context["weather"])
         series = [
             pv_plant_power(times, weather, site["lat"], site["lon"], site["altitude"], u)
             for u in units
         ]
+
+        def step_means(column: str) -> np.ndarray:
+            values = np.column_stack([s[column].to_numpy() for s in series])
+            return values.reshape(clock.n_steps, parts, len(units)).mean(axis=1)
+
         # (n_steps, n_units) arrays: the loop only indexes them.
-        self._p_avail_kw = np.column_stack([s["p_ac_kw"].to_numpy() for s in series])
-        self._t_cell_c = np.column_stack([s["t_cell_c"].to_numpy() for s in series])
+        self._p_avail_kw = step_means("p_ac_kw")
+        self._t_cell_c = step_means("t_cell_c")
 
     def exogenous(self) -> dict[str, np.ndarray]:
         """Available AC power (kW) of every plant for every step (before derating)."""

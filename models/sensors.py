@@ -21,7 +21,12 @@ __all__ = ["Sensors"]
 
 
 class Sensors(Model):
-    """A vectorised set of sensors (one per sensed quantity)."""
+    """A vectorised set of sensors (one per sensed quantity).
+
+    Unit parameters: ``state`` (bool, default false): the sensed quantity is a state
+    at an instant (a SoC), so are the measurements (see ``Port.state``); ``initial``
+    (the true state at the start, NaN when unknown).
+    """
 
     kind = "sensor"
     inputs = {
@@ -42,6 +47,15 @@ class Sensors(Model):
         super().__init__(units, clock, context)
         self.rng = np.random.default_rng([int(self.context.get("seed", 0)), 7919])
         self.last = np.full(self.n, np.nan)
+        self._initial = np.array([float(u.get("initial", np.nan)) for u in units])
+
+    def state_outputs(self) -> list[str]:
+        """Both outputs when the sensed quantity is a state, none otherwise."""
+        return ["measured", "value"] if all(u.get("state") for u in self.units) else []
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The true initial state, as measured before any fault."""
+        return {"measured": self._initial.copy(), "value": self._initial.copy()}
 
     def step(
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 
 from models.base import Clock, Model, Port
-from models.profiles import csv_series_at
+from models.profiles import csv_series_means
+from models.series import clock_means
 
-__all__ = ["Tariff", "time_of_use_price"]
+__all__ = ["Tariff", "time_of_use_means", "time_of_use_price"]
 
 
 def _minutes(hhmm: str) -> int:
@@ -46,6 +47,22 @@ def time_of_use_price(
     return price
 
 
+def time_of_use_means(clock: Clock, tz: str, unit: dict[str, Any]) -> np.ndarray:
+    """Mean time-of-use import price over every step (periods in local wall-clock time).
+
+    A step that spans a period boundary gets the time-weighted mean of both prices,
+    so ``price * energy`` summed over the steps is the cost at any step length.
+    """
+    periods = unit.get("periods", [])
+    edges = [_minutes(p[key]) for p in periods for key in ("start", "end")]
+    resolution_min = int(np.gcd.reduce([15, *edges]))
+
+    def value_at(times_utc: pd.DatetimeIndex) -> np.ndarray:
+        return time_of_use_price(times_utc.tz_convert(tz), unit["import_eur_kwh"], periods)
+
+    return clock_means(clock, value_at, resolution_min * 60)
+
+
 class Tariff(Model):
     """The site's tariff (one unit).
 
@@ -66,20 +83,19 @@ class Tariff(Model):
         self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
     ) -> None:
         super().__init__(units, clock, context)
-        local = clock.times.tz_convert(self.context.get("site", {}).get("tz", "UTC"))
+        tz = self.context.get("site", {}).get("tz", "UTC")
         imports, exports = [], []
         for unit in units:
             export = np.full(clock.n_steps, float(unit["export_eur_kwh"]))
             if unit.get("price_csv"):
-                imports.append(csv_series_at(unit["price_csv"], "import_eur_kwh", clock.times))
+                imports.append(csv_series_means(unit["price_csv"], "import_eur_kwh", clock))
                 try:
-                    export = csv_series_at(unit["price_csv"], "export_eur_kwh", clock.times)
-                except ValueError:
-                    pass
+                    export = csv_series_means(unit["price_csv"], "export_eur_kwh", clock)
+                except ValueError as exc:
+                    if "expected columns" not in str(exc):
+                        raise
             else:
-                imports.append(
-                    time_of_use_price(local, unit["import_eur_kwh"], unit.get("periods", []))
-                )
+                imports.append(time_of_use_means(clock, tz, unit))
             exports.append(export)
         self._import = np.column_stack(imports)
         self._export = np.column_stack(exports)

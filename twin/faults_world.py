@@ -13,6 +13,7 @@ from typing import Any
 
 import mosaik
 
+from twin.registry import get_model
 from twin.scenario import Scenario
 
 __all__ = ["start_faults"]
@@ -40,7 +41,9 @@ def start_faults(
     sensed = sorted(t for t in targets if "." in t)
     for name in sensed:
         asset, quantity = name.split(".", 1)
-        fleet = start("sensors", [{"name": name}], sim_id=f"sensor-{asset}-{quantity}")
+        kind = kind_of[asset]
+        unit = {"name": name, **sensed_state(kind, asset, quantity, scenario, start)}
+        fleet = start("sensors", [unit], sim_id=f"sensor-{asset}-{quantity}")
         (sensor,) = fleet.children
         world.connect(children[kind_of[asset]][asset], sensor, (quantity, "true"))
         observed[(asset, quantity)] = sensor
@@ -58,3 +61,18 @@ def start_faults(
             destination = children[kind_of[target]][target]
         world.connect(element, destination, ("value", attr))
     return observed
+
+
+def sensed_state(
+    kind: str, asset: str, quantity: str, scenario: Scenario, start: Any
+) -> dict[str, Any]:
+    """Sensor parameters ``state`` and ``initial`` for a sensed model output.
+
+    A sensor on a state (a SoC) reports a state: its rows are stamped like the model's.
+    """
+    cls = get_model(kind)
+    if not cls.outputs[quantity].state:
+        return {"state": False}
+    model = cls(scenario.units(kind), start.clock, start.context)
+    i = model.elements[cls.outputs[quantity].group or cls.kind].index(asset)
+    return {"state": True, "initial": float(model.state()[quantity][i])}

@@ -78,7 +78,9 @@ def _total(results: pd.DataFrame, kind: str, quantity: str, index: pd.Index) -> 
 def compute_kpis(results: pd.DataFrame, scenario: Scenario) -> dict[str, float]:
     r"""KPIs of a run.
 
-    Energies integrate step-average powers over the step length. Self-sufficiency
+    Energies integrate step-average powers over the step length. States (SoC, stored
+    energy, SoH, temperature) have a row at the start of every step and one at the
+    end of the run: end-minus-start KPIs use the true end state. Self-sufficiency
     counts loads and EV charging as consumption. ``cost_scored_eur`` values the change
     of stored battery energy at ``control.terminal_price_eur_kwh`` (default: the run's
     mean import price), so no controller wins by emptying the battery. The balance
@@ -135,7 +137,7 @@ def compute_kpis(results: pd.DataFrame, scenario: Scenario) -> dict[str, float]:
     # Islanded, the unserved load and the curtailed generation close the balance.
     residual = (poc + unserved - curtailed + injections - losses).abs().sum() * dt_h
     tripped = _total(results, "battery", "tripped", index)
-    t_cells = _total(results, "battery", "t_c", index)
+    t_cells = wide(results, "battery", "t_c")  # a state: from the start to the end of the run
     freq = _poc_series(results, "f_hz", index, default=50.0)
     v_lo, v_hi = scenario.grid.v_min_pu, scenario.grid.v_max_pu
     # Energy cost plus the tariff's demand charge on the run's peak import.

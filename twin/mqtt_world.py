@@ -14,7 +14,7 @@ import mosaik
 from models.base import Clock
 from twin.registry import get_model
 from twin.scenario import Scenario
-from twin.sinks import output_plan
+from twin.sinks import initial_states, output_plan
 from twin.units import parse_duration_s
 
 __all__ = ["device_parts", "mqtt_auth", "start_devices", "start_publisher"]
@@ -100,6 +100,7 @@ def start_devices(
             "setpoints": ["p_set_kw"] if hil else [],
             "outputs": outputs,
             "units": {n: p.unit for n, p in cls.outputs.items()},
+            "states": [n for n, p in cls.outputs.items() if p.state],
             "topic": device.topic,
             "setpoint_topic": device.setpoint_topic,
             "timeout_s": timeout,
@@ -132,6 +133,7 @@ def start_publisher(
     *,
     bundle: bool,
     run: dict[str, str] | None = None,
+    context: dict[str, Any],
 ) -> None:
     """The telemetry sink, connected to every selected value.
 
@@ -161,9 +163,32 @@ def start_publisher(
         "run_id": (run or {}).get("run_id", ""),
         "assets": assets,
         "kinds": kinds,
+        "states": [
+            [source.full_id, q]
+            for source, attrs in plan
+            for q in attrs
+            if q in assets[source.eid].get("states", [])
+        ],
+        "initial_states": _initial_by_source(scenario, clock, context, fleets, plan),
         "stats_path": str(out_dir / "parts" / "mqtt-publisher.json"),
     }
     sim = world.start("MqttPublisher", sim_id="mqtt", clock=clock.to_dict(), config=config)
     (publisher,) = sim.Publisher.create(1)
     for source, attrs in plan:
         world.connect(source, publisher, *attrs)
+
+
+def _initial_by_source(
+    scenario: Scenario,
+    clock: Clock,
+    context: dict[str, Any],
+    fleets: dict[str, Any],
+    plan: list[tuple[Any, list[str]]],
+) -> dict[str, dict[str, float]]:
+    """Initial states by publisher source: a device bridge starts from its asset's."""
+    by_child = initial_states(scenario, clock, context, fleets)
+    by_eid = {full_id.rsplit(".", 1)[-1]: values for full_id, values in by_child.items()}
+    return {
+        source.full_id: by_child.get(source.full_id) or by_eid.get(source.eid, {})
+        for source, _ in plan
+    }

@@ -36,18 +36,32 @@ SERIES_PER_ROW_GROUP = 64
 class ResultBuffer:
     """Preallocated per-series arrays for a run of ``n_steps`` steps.
 
+    Interval series (means over a step) have one value per step, stamped with the
+    step's start. State series (values at an instant, see ``Port.state``) have one
+    more: value ``i`` is the state at ``times[i]``, the last one the state at the end
+    of the run.
+
     Parameters
     ----------
     times : pandas.DatetimeIndex
         UTC start time of every step.
     tags : dict
         Constant tags of the run (``site``, ``run_id``, ``source``).
+    end : pandas.Timestamp, optional
+        End of the last step (needed only for state series).
     """
 
-    def __init__(self, times: pd.DatetimeIndex, tags: dict[str, str]) -> None:
+    def __init__(
+        self, times: pd.DatetimeIndex, tags: dict[str, str], end: pd.Timestamp | None = None
+    ) -> None:
         self.times = times.tz_convert("UTC")
         self.tags = tags
         self.series: dict[tuple[str, str, str], np.ndarray] = {}
+        #: Keys of the state series (``len(times) + 1`` values each).
+        self.states: set[tuple[str, str, str]] = set()
+        self.instants = self.times
+        if end is not None:
+            self.instants = self.times.append(pd.DatetimeIndex([end]).tz_convert("UTC"))
 
     def column(self, asset: str, kind: str, quantity: str) -> np.ndarray:
         """The array of one series (created filled with NaN on first use)."""
@@ -55,6 +69,15 @@ class ResultBuffer:
         values = self.series.get(key)
         if values is None:
             values = self.series[key] = np.full(len(self.times), np.nan)
+        return values
+
+    def state_column(self, asset: str, kind: str, quantity: str) -> np.ndarray:
+        """The array of one state series: ``len(times) + 1`` values, start to end."""
+        key = (asset, kind, quantity)
+        values = self.series.get(key)
+        if values is None:
+            values = self.series[key] = np.full(len(self.instants), np.nan)
+            self.states.add(key)
         return values
 
     def _table(self, keys: list[tuple[str, str, str]], n: int) -> pa.Table:
@@ -71,7 +94,7 @@ class ResultBuffer:
                 pa.array(np.zeros(n * count, dtype=np.int32)), pa.array([value])
             )
 
-        stamps = self.times[:n].as_unit("ns").asi8
+        stamps = self.instants[:n].as_unit("ns").asi8
         time = pa.array(np.tile(stamps, count), pa.timestamp("ns", "UTC"))
         return pa.table(
             {
@@ -89,12 +112,17 @@ class ResultBuffer:
     def write_parquet(self, path: str | Path, n_steps: int | None = None) -> int:
         """Write every series to ``path`` in row groups; return the number of rows.
 
-        ``n_steps`` limits the output to the first steps (a run that stopped early).
+        ``n_steps`` limits the output to the first steps (a run that stopped early);
+        state series get the state at the end of the last step written as well.
         """
         n = len(self.times) if n_steps is None else n_steps
-        keys = sorted(self.series)
+        groups = [
+            (sorted(k for k in self.series if k not in self.states), n),
+            (sorted(self.states), min(n + 1, len(self.instants))),
+        ]
         chunks = (
-            self._table(keys[start : start + SERIES_PER_ROW_GROUP], n)
+            self._table(keys[start : start + SERIES_PER_ROW_GROUP], rows)
+            for keys, rows in groups
             for start in range(0, len(keys), SERIES_PER_ROW_GROUP)
         )
         return write_tables(path, chunks)

@@ -67,6 +67,8 @@ class Site(Strict):
     lon: Annotated[float, Field(ge=-180, le=180)]
     altitude: float = 0.0
     tz: str
+    #: A weather file recorded farther away than this (km) is a validation problem.
+    max_weather_distance_km: Annotated[float, Field(gt=0)] = 100.0
 
     @field_validator("tz")
     @classmethod
@@ -718,19 +720,16 @@ def _drop_unknown(model: type[BaseModel], data: Any) -> Any:
 
 
 def _resolve(scenario: Scenario) -> tuple[Scenario, list[Problem]]:
-    from models.gridnet import GridSourceError, bus_index, load_net
+    from models.gridnet import GridSourceError, bus_index, load_net, unsupported_elements
     from models.profiles import simbench_profile_table
-    from models.weather import resolve_weather_path
+    from twin.weather_checks import weather_problems
 
-    problems: list[Problem] = []
-    try:
-        resolve_weather_path(scenario.weather)
-    except FileNotFoundError as exc:
-        problems.append(Problem("weather", str(exc)))
+    problems: list[Problem] = weather_problems(scenario)
     try:
         net = load_net(scenario.grid.source)
     except GridSourceError as exc:
         return scenario, [*problems, Problem("grid.source", str(exc))]
+    problems += [Problem("grid.source", problem) for problem in unsupported_elements(net)]
 
     data = scenario.model_dump(mode="json")
     assets = data["assets"]
@@ -739,14 +738,16 @@ def _resolve(scenario: Scenario) -> tuple[Scenario, list[Problem]]:
         if not load["from_grid"]:
             loads.append(load)
             continue
-        for idx, row in net.load.iterrows():
+        # the grid's loads as pandapower would run them: in service, times their scaling
+        for idx, row in net.load[net.load["in_service"].astype(bool)].iterrows():
+            scaling = float(row.get("scaling", 1.0))
             loads.append(
                 {
                     "name": f"load_{idx}",
                     "bus": int(row["bus"]),
                     "from_grid": False,
-                    "p_kw": float(row["p_mw"]) * 1000.0,
-                    "q_kvar": float(row["q_mvar"]) * 1000.0,
+                    "p_kw": float(row["p_mw"]) * scaling * 1000.0,
+                    "q_kvar": float(row["q_mvar"]) * scaling * 1000.0,
                     "profile": row.get("profile") if isinstance(row.get("profile"), str) else None,
                 }
             )

@@ -13,7 +13,31 @@ from models.base import Clock
 from twin.registry import get_model
 from twin.scenario import Scenario
 
-__all__ = ["influx_config", "output_plan", "start_influx_sink"]
+__all__ = ["influx_config", "initial_states", "output_plan", "start_influx_sink"]
+
+
+def initial_states(
+    scenario: Scenario, clock: Clock, context: dict[str, Any], fleets: dict[str, Any]
+) -> dict[str, dict[str, float]]:
+    """The state outputs (``Port.state``) of every element at the run's start.
+
+    ``{child full id: {attribute: value}}``, from each model's own :meth:`state` before
+    its first step: what the sinks send with the first time stamp.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for key, fleet in fleets.items():
+        cls = get_model(scenario.controller if key == "controller" else key)
+        if key == "controller" or not any(port.state for port in cls.outputs.values()):
+            continue
+        model = cls(scenario.units(key), clock, context)
+        state = model.state()
+        for child in fleet.children:
+            for attr in model.state_outputs():
+                group = cls.outputs[attr].group or cls.kind
+                if group == child.type and attr in state:
+                    i = model.elements[group].index(child.eid)
+                    out.setdefault(child.full_id, {})[attr] = float(state[attr][i])
+    return out
 
 
 def influx_config(scenario: Scenario, out_dir: Path) -> InfluxConfig:
@@ -34,7 +58,8 @@ def output_plan(
 
     An attribute is selected when ``kind/asset/quantity`` matches one of ``patterns``.
     A replaced asset is taken from its bridge (the values the twin used) with its
-    ``quality`` flag.
+    ``quality`` flag. Each asset's metadata lists which of its quantities are states
+    (``"states"``: values at an instant, see :mod:`adapters.stamping`).
     """
     bus_of = {
         u["name"]: u["bus"] for k in ("pv", "battery", "load", "ev") for u in scenario.units(k)
@@ -62,6 +87,7 @@ def output_plan(
             if child.eid in bus_of:
                 meta["bus"] = bus_of[child.eid]
             meta["units"].update({q: ports[q].unit for q in attrs if q in ports})
+            meta.setdefault("states", []).extend(q for q in attrs if q in ports and ports[q].state)
             if "quality" in attrs:
                 meta["units"]["quality"] = "1"
     return plan, assets
@@ -75,6 +101,7 @@ def start_influx_sink(
     sources: dict[tuple[str, str], Any],
     tags: dict[str, str],
     out_dir: Path,
+    context: dict[str, Any],
 ) -> None:
     """The InfluxDB sink, fed by every model output and every device bridge.
 
@@ -85,10 +112,12 @@ def start_influx_sink(
     assert spec is not None
     routes: dict[str, dict[str, Any]] = {}
     links: list[tuple[Any, list[str]]] = []
+    states: list[list[str]] = []
     for key, fleet in fleets.items():
         cls = get_model(scenario.controller if key == "controller" else key)
         for child in fleet.children:
             attrs = [n for n, p in cls.outputs.items() if (p.group or cls.kind) == child.type]
+            states += [[child.full_id, a] for a in attrs if cls.outputs[a].state]
             routes[child.full_id] = {
                 "kind": child.type,
                 "asset": child.eid,
@@ -112,6 +141,8 @@ def start_influx_sink(
         "influx": vars(influx_config(scenario, out_dir)),
         "tags": {k: v for k, v in tags.items() if k != "source"},
         "routes": routes,
+        "states": states,
+        "initial_states": initial_states(scenario, clock, context, fleets),
         "stats_path": str(out_dir / "parts" / "influx.json"),
     }
     sim = world.start("InfluxSink", sim_id="influx", clock=clock.to_dict(), config=config)

@@ -157,12 +157,20 @@ def _populate(
     if scenario.mqtt is not None:
         run = {k: v for k, v in tags.items() if k in ("run_id", "scenario_hash")}
         mqtt_world.start_publisher(
-            world, scenario, clock, fleets, sources, out_dir, bundle=not realtime, run=run
+            world,
+            scenario,
+            clock,
+            fleets,
+            sources,
+            out_dir,
+            bundle=not realtime,
+            run=run,
+            context=context,
         )
     if scenario.outputs.influx is not None:
         from twin.sinks import start_influx_sink
 
-        start_influx_sink(world, scenario, clock, fleets, sources, tags, out_dir)
+        start_influx_sink(world, scenario, clock, fleets, sources, tags, out_dir, context)
     return WorldPlan(world, clock, out_dir / "results.parquet", fleets, start.parts)
 
 

@@ -7,11 +7,12 @@ inputs into arrays (several sources on one input are summed: power at a bus, sit
 totals), steps the vectorised model once, and serves its outputs.
 
 Each simulator also records its own outputs (when ``create`` gets a ``record``
-parameter): one preallocated ``(n_steps, n_elements)`` array per output, filled with
-one numpy assignment per step and written as a Parquet part at ``finalize``. This
-replaces a mosaik recorder sink, which cost ~75 us per source simulator per step (a
-year run's loop went from 46.8 s to 32.7 s without it, see BENCHMARKS.md); the run
-merges the parts.
+parameter): one preallocated ``(n_steps, n_elements)`` array per output (one row more
+for state outputs: the initial state, then the state at the end of every step, so each
+row holds the value at its time stamp), filled with one numpy assignment per step and
+written as a Parquet part at ``finalize``. This replaces a mosaik recorder sink, which
+cost ~75 us per source simulator per step (a year run's loop went from 46.8 s to
+32.7 s without it, see BENCHMARKS.md); the run merges the parts.
 
 Everything it receives at ``init``/``create`` is plain JSON-able data, so the same
 simulator can run in-process or as a remote mosaik process.
@@ -24,6 +25,7 @@ from typing import Any
 
 import mosaik_api_v3
 import numpy as np
+import pandas as pd
 
 from models.base import Clock, Model
 from twin.realtime import LATENESS
@@ -69,6 +71,8 @@ class ModelSimulator(mosaik_api_v3.Simulator):
         self._outputs: dict[str, np.ndarray] = {}
         self.buffer: ResultBuffer | None = None
         self._blocks: dict[str, np.ndarray] = {}
+        self._states: list[str] = []  # state outputs: recorded at the end of the step
+        self._intervals: list[str] = []  # interval outputs: recorded at its start
         self.steps_done = 0
 
     def init(
@@ -106,14 +110,27 @@ class ModelSimulator(mosaik_api_v3.Simulator):
         """Preallocate one (n_steps, n_elements) block per output; series are its columns."""
         assert self.model is not None
         self.part_path = path
-        self.buffer = ResultBuffer(self.clock.times, tags)
+        clock = self.clock
+        end = clock.times[-1] + pd.Timedelta(seconds=clock.step_s)
+        self.buffer = ResultBuffer(clock.times, tags, end=end)
+        initial = self.model.state()
+        states = set(self.model.state_outputs())
         for attr, port in self.cls.outputs.items():
             group = port.group or self.cls.kind
             names = self.model.elements[group]
-            block = np.full((self.clock.n_steps, len(names)), np.nan)
+            is_state = attr in states
+            # a state's row k is its value at the start of step k: one more row, the end
+            block = np.full((clock.n_steps + is_state, len(names)), np.nan)
+            if is_state:
+                block[0] = initial.get(attr, np.nan)
+                self._states.append(attr)
+            else:
+                self._intervals.append(attr)
             self._blocks[attr] = block
             for i, name in enumerate(names):
                 self.buffer.series[(name, group, attr)] = block[:, i]
+                if is_state:
+                    self.buffer.states.add((name, group, attr))
         ACTIVE[path] = self
 
     def save(self, n_steps: int | None = None) -> int:
@@ -146,8 +163,11 @@ class ModelSimulator(mosaik_api_v3.Simulator):
         done = perf_counter()
         if self.buffer is not None:
             k = time // dt_s
-            for attr, block in self._blocks.items():
-                block[k] = self._outputs[attr]
+            blocks = self._blocks
+            for attr in self._intervals:
+                blocks[attr][k] = self._outputs[attr]
+            for attr in self._states:  # the state at the end of step k = start of k + 1
+                blocks[attr][k + 1] = self._outputs[attr]
             self.steps_done = k + 1
         recorded = perf_counter()
         STEP_SECONDS[self.sid] = STEP_SECONDS.get(self.sid, 0.0) + done - gathered

@@ -19,6 +19,7 @@ import mosaik_api_v3
 
 from adapters.influx.lineprotocol import escape_key, line_prefix
 from adapters.influx.writer import InfluxConfig, InfluxError, InfluxWriter
+from adapters.stamping import StateStamper
 from models.base import Clock
 
 __all__ = ["InfluxSink"]
@@ -33,8 +34,10 @@ class InfluxSink(mosaik_api_v3.Simulator):
     ``init`` parameters: ``clock`` and ``config`` with ``influx`` (the
     :class:`~adapters.influx.writer.InfluxConfig` fields), ``tags`` (``site``,
     ``run_id``), ``routes`` (``{source full id: {"kind", "asset", "fields": {attr:
-    [source tag, field]}, "measured": [attrs written only when quality is 1]}}``) and
-    ``stats_path``.
+    [source tag, field]}, "measured": [attrs written only when quality is 1]}}``),
+    ``states`` (``[source full id, attribute]`` pairs that are states, stamped with
+    their instant: see :mod:`adapters.stamping`), ``initial_states`` (``{source full
+    id: {attribute: value}}`` at the start) and ``stats_path``.
     """
 
     def __init__(self) -> None:
@@ -53,6 +56,7 @@ class InfluxSink(mosaik_api_v3.Simulator):
         self.clock = Clock.from_dict(clock)
         self.config = config
         self.start_s = int(self.clock.start.timestamp())
+        self.stamper = StateStamper(config.get("states", []), config.get("initial_states"))
         self.prefixes: dict[tuple[str, str], str] = {}
         # field names are escaped once: attr -> (source tag, "escaped_name=")
         self.routes = {
@@ -85,10 +89,14 @@ class InfluxSink(mosaik_api_v3.Simulator):
 
     def step(self, time_s: int, inputs: dict[str, Any], max_advance: int) -> int:
         """Encode this step's values and hand them to the writer."""
+        self._write(self.stamper.restamp(inputs.get(ENTITY, {})), time_s)
+        return time_s + self.clock.step_s
+
+    def _write(self, values: dict[str, dict[str, float]], time_s: int) -> None:
+        """Encode the values that belong to time stamp ``time_s``; hand them to the writer."""
         assert self.writer is not None
         stamp = self.start_s + time_s
         fields: dict[tuple[str, str], list[str]] = {}
-        values = inputs.get(ENTITY, {})
         quality = {src: v for src, v in values.get("quality", {}).items()}
         for attr, by_source in values.items():
             for full_id, value in by_source.items():
@@ -103,12 +111,14 @@ class InfluxSink(mosaik_api_v3.Simulator):
         self.writer.write(
             [f"{self._prefix(fid, src)} {','.join(f)} {stamp}" for (fid, src), f in fields.items()]
         )
-        return time_s + self.clock.step_s
 
     def finalize(self) -> None:
         """Flush, wait for the writer (and the spool), record the counters."""
         if self.writer is None:
             return
+        end_states = self.stamper.flush()
+        if end_states:  # the states at the end of the run, stamped with the end time
+            self._write(end_states, self.clock.end_s)
         error = None
         try:
             stats = self.writer.close()

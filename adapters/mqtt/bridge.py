@@ -141,12 +141,16 @@ class DeviceBridge(mosaik_api_v3.Simulator):
         for topic in self.topic_of.values():
             self.link.subscribe(topic, self._on_message)
         self.link.open()
+        #: Quantities that are states (``Port.state``): recorded at the instant they hold.
+        self.state_quantities = set(config.get("states", []))
         record = config.get("record")
         self.buffers: dict[str, ResultBuffer] = {}
         if record:
             for source in ("real", "residual"):
                 self.buffers[source] = ResultBuffer(
-                    self.clock.times, {**record["tags"], "source": source}
+                    self.clock.times,
+                    {**record["tags"], "source": source},
+                    end=self.clock.time_at(self.clock.end_s),
                 )
             ACTIVE[record["real"]] = self  # saved by the runner if the run fails
         return self.meta
@@ -294,6 +298,7 @@ class DeviceBridge(mosaik_api_v3.Simulator):
         LATENESS.observe(time_s)
         k = time_s // self.clock.step_s
         ts = format_ts(self.clock.time_at(time_s))
+        ts_end = format_ts(self.clock.time_at(time_s + self.clock.step_s))
         values = {
             attr: float(sum(sources.values()))
             for attr, sources in inputs.get(self.asset, {}).items()
@@ -323,7 +328,9 @@ class DeviceBridge(mosaik_api_v3.Simulator):
             out[f"{q}_residual"] = residual
             self._record("real", q, k, measured)
             self._record("residual", q, k, residual)
-            self._publish_residual(q, ts, k, residual, measured, simulated)
+            # a state's residual holds at the step's end (see adapters.stamping)
+            stamp = ts_end if q in self.state_quantities else ts
+            self._publish_residual(q, stamp, k, residual, measured, simulated)
         out["quality"] = 1.0 if fresh_all else 0.0
         self._record("real", "quality", k, out["quality"])
         self.health.note(fresh_all, ts)
@@ -333,7 +340,11 @@ class DeviceBridge(mosaik_api_v3.Simulator):
 
     def _record(self, source: str, quantity: str, k: int, value: float) -> None:
         buffer = self.buffers.get(source)
-        if buffer is not None:
+        if buffer is None:
+            return
+        if quantity in self.state_quantities:  # a state read after step k: at its end
+            buffer.state_column(self.asset, self.cfg["kind"], quantity)[k + 1] = value
+        else:
             buffer.column(self.asset, self.cfg["kind"], quantity)[k] = value
 
     def _publish_residual(

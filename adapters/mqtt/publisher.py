@@ -22,6 +22,7 @@ import mosaik_api_v3
 from adapters.mqtt.auth import MqttAuth
 from adapters.mqtt.link import MqttLink
 from adapters.mqtt.topics import TopicScheme, encode_value, format_ts, status_payload
+from adapters.stamping import StateStamper
 from models.base import Clock
 from twin.realtime import LATENESS
 
@@ -35,11 +36,13 @@ class MqttPublisher(mosaik_api_v3.Simulator):
 
     ``init`` parameters: ``clock`` (a :class:`models.base.Clock` dict) and ``config``
     with ``broker``, ``auth`` (:meth:`adapters.mqtt.auth.MqttAuth.as_dict`), ``prefix``,
-    ``site``, ``qos``, ``bundle`` (bool), ``client_id``,
-    ``buffer_max``, ``run_id``, ``assets``
-    (``{asset: {"kind", "bus", "units": {quantity: unit}}}``), ``kinds``
-    (``{source full id: kind}``, to bundle by kind) and ``stats_path`` (JSON file
-    written at the end with the link counters).
+    ``site``, ``qos``, ``bundle`` (bool), ``client_id``, ``buffer_max``, ``run_id``,
+    ``assets`` (``{asset: {"kind", "bus", "units": {quantity: unit}}}``), ``kinds``
+    (``{source full id: kind}``, to bundle by kind), ``states`` (``[source full id,
+    attribute]`` pairs that are states, stamped with their instant: see
+    :mod:`adapters.stamping`), ``initial_states`` (``{source full id: {attribute:
+    value}}`` at the start) and ``stats_path`` (JSON file written at the end with the
+    link counters).
     """
 
     def __init__(self) -> None:
@@ -67,6 +70,7 @@ class MqttPublisher(mosaik_api_v3.Simulator):
         self.qos = int(config["qos"])
         self.bundle = bool(config["bundle"])
         self.run_id = str(config.get("run_id", ""))
+        self.stamper = StateStamper(config.get("states", []), config.get("initial_states"))
         status = self.topics.status()
         self.link = MqttLink(
             config["broker"],
@@ -96,16 +100,22 @@ class MqttPublisher(mosaik_api_v3.Simulator):
         """Publish every input value of this step."""
         assert self.link is not None
         LATENESS.observe(time_s)
+        values = self.stamper.restamp(inputs.get(ENTITY, {}))
+        self._publish(values, time_s)
+        return time_s + self.clock.step_s
+
+    def _publish(self, values: dict[str, dict[str, float]], time_s: int) -> None:
+        """Publish the values that belong to time stamp ``time_s``."""
+        assert self.link is not None
         k = time_s // self.clock.step_s
         ts = format_ts(self.clock.time_at(time_s))
         sent = time.time()
-        values = inputs.get(ENTITY, {})
         quality: dict[str, str] = {}
         for source, flag in values.get("quality", {}).items():
             quality[self._asset_of(source)] = "good" if flag >= 0.5 else "fallback"
         if self.bundle:
             self._publish_bundles(values, ts, k, sent, quality)
-            return time_s + self.clock.step_s
+            return
         for quantity, by_source in values.items():
             for source, value in by_source.items():
                 asset = self._asset_of(source)
@@ -117,7 +127,6 @@ class MqttPublisher(mosaik_api_v3.Simulator):
                 topic, unit = cached
                 payload = encode_value(ts, float(value), unit, k, sent, quality.get(asset, "good"))
                 self.link.publish(topic, payload, qos=self.qos)
-        return time_s + self.clock.step_s
 
     def _publish_bundles(
         self,
@@ -150,6 +159,9 @@ class MqttPublisher(mosaik_api_v3.Simulator):
         """Mark the twin offline, deliver what is queued, record the counters."""
         if self.link is None:
             return
+        end_states = self.stamper.flush()
+        if end_states:  # the states at the end of the run, stamped with the end time
+            self._publish(end_states, self.clock.end_s)
         offline = status_payload("offline", self.run_id)
         self.link.close(final=(self.topics.status(), offline), timeout_s=60.0)
         stats = {"client_id": self.config["client_id"], **self.link.stats.as_dict()}

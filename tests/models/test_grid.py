@@ -9,7 +9,8 @@ from models.gridnet import load_net
 from tests.conftest import make_clock
 
 LV = "1-LV-rural1--0-sw"
-GRIDS = [LV, "1-MV-rural--0-sw", "case33bw", "case118"]
+# example_multivoltage has a gen, xwards, a shunt, a trafo3w and an impedance
+GRIDS = [LV, "1-MV-rural--0-sw", "case33bw", "case30", "example_multivoltage"]
 SOLVERS = ["fast", "pandapower"]
 
 
@@ -37,7 +38,8 @@ def reference(spec, load_p, load_q, sgen_p, lines_out=()):
     net = load_net(spec)
     net.load["p_mw"], net.load["q_mvar"], net.load["scaling"] = load_p, load_q, 1.0
     net.sgen["p_mw"], net.sgen["q_mvar"], net.sgen["scaling"] = sgen_p, 0.0, 1.0
-    net.storage["in_service"] = False
+    for table in ("storage", "gen", "ward", "xward"):  # replaced by the scenario's assets
+        net[table]["in_service"] = False
     net.line.loc[list(lines_out), "in_service"] = False
     pp.runpp(net)
     return net
@@ -64,6 +66,8 @@ def assert_equal_to_runpp(out, ref):
     )
     assert out["p_kw"][0] / 1000 == pytest.approx(ref.res_ext_grid["p_mw"].sum(), abs=1e-6)
     losses = ref.res_line["pl_mw"].sum() + ref.res_trafo["pl_mw"].sum()
+    losses += ref.res_trafo3w["pl_mw"].sum() + ref.res_impedance["pl_mw"].sum()
+    losses += ref.res_shunt["p_mw"].sum()
     assert out["losses_kw"][0] / 1000 == pytest.approx(losses, abs=1e-6)
 
 
@@ -76,10 +80,9 @@ def test_grid_equals_runpp_over_a_day_of_varying_injections(spec, solver):
         inputs = {**grid.default_inputs(), "p_kw": p_kw, "q_kvar": q_kvar}
         out = grid.step(grid.clock.time_at(hour * 3600), 3600, inputs)
         assert_equal_to_runpp(out, reference(spec, load_p, load_q, sgen_p))
-        # Site balance: import + injections - losses = 0 (no shunts in these grids).
-        if spec != "case118":
-            balance_kw = out["p_kw"][0] + p_kw.sum() - out["losses_kw"][0]
-            assert balance_kw == pytest.approx(0, abs=1e-3)  # runpp tolerance 1e-8 MVA per bus
+        # Site balance: import + injections - losses = 0 (shunts count as losses).
+        balance_kw = out["p_kw"][0] + p_kw.sum() - out["losses_kw"][0]
+        assert balance_kw == pytest.approx(0, abs=1e-3)  # runpp tolerance 1e-8 MVA per bus
 
 
 @pytest.mark.parametrize("spec", [LV, "case33bw"])
@@ -126,3 +129,8 @@ def test_elements_cover_buses_lines_and_trafos():
 def test_unknown_solver_is_named():
     with pytest.raises(ValueError, match="unknown grid solver 'newton'"):
         grid_model(LV, "newton")
+
+
+def test_grid_that_needs_its_own_generators_is_a_named_error():
+    with pytest.raises(GridError, match="case118.*generators.*taken out of service"):
+        grid_model("case118", "fast")

@@ -64,9 +64,12 @@ def test_soc_misreport_misleads_the_controller_not_the_physics(day_scenario, tmp
     result, results = _run(day_scenario, tmp_path, [fault])
     true_soc = wide(results, "battery", "soc")["bess"]
     measured = wide(results, "sensor", "value")["bess.soc"]
-    window = slice(24, 80)
+    # both are states: row k is the SoC at the start of step k (one row more, the end);
+    # the misreport over steps 24..79 (6 h to 20 h) corrupts what is read at their ends
+    assert len(measured) == len(true_soc) == 97 and measured.iloc[0] == true_soc.iloc[0]
+    window = slice(25, 81)
     np.testing.assert_allclose(measured.iloc[window], true_soc.iloc[window] + 0.3)
-    np.testing.assert_allclose(measured.iloc[:24], true_soc.iloc[:24])
+    np.testing.assert_allclose(measured.iloc[:25], true_soc.iloc[:25])
     # The rule stops charging when the *measured* SoC reaches soc_max (0.9): the true SoC
     # stays 0.3 below, where the fault-free run charges to 0.9.
     assert true_soc.iloc[window].max() == pytest.approx(0.6, abs=1e-4)

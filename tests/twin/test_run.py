@@ -48,7 +48,10 @@ def test_run_writes_tidy_results_metadata_and_kpis(rule_run):
     ]
     assert str(results["time"].dt.tz) == "UTC"
     assert results["time"].min() == pd.Timestamp("2016-06-21T13:00:00Z")
-    assert results["time"].nunique() == 24
+    # 24 step starts, plus the end of the run for the states (SoC, energy, SoH, t_c)
+    assert results["time"].nunique() == 25
+    at_end = results[results["time"] == pd.Timestamp("2016-06-21T19:00:00Z")]
+    assert set(at_end["quantity"]) == {"soc", "soh", "t_c", "e_kwh"}
     assert not results["value"].isna().any()
     meta = json.loads((rule_run.out_dir / "run.json").read_text())
     assert meta["status"] == "finished" and meta["seed"] == 42
@@ -123,7 +126,10 @@ def test_failed_run_keeps_what_was_recorded(tmp_path):
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert meta["status"] == "failed" and "GridError" in meta["error"]
     saved = load_results(tmp_path / "run")
-    assert saved["time"].nunique() == 10
+    states = saved["quantity"].isin(["soc", "soh", "t_c", "e_kwh"])
+    assert saved.loc[~states, "time"].nunique() == 10
+    # the states at the 10 step starts and at the end of the last step saved
+    assert saved.loc[states, "time"].nunique() == 11
 
 
 def test_run_ids_are_unique_and_sort_by_start_time():
@@ -165,7 +171,8 @@ def test_repeated_runs_keep_their_own_history_in_influxdb(influxdb, tmp_path):
             f"AND scenario_hash = '{digest}'",
             db="repeated",
         )
-        assert answer["results"][0]["series"][0]["values"][0][1] == 24, run_id
+        # 24 steps: the SoC at each step's start and at the end of the last (states)
+        assert answer["results"][0]["series"][0]["values"][0][1] == 25, run_id
         answer = influxdb.query(
             f"SELECT * FROM kpi WHERE run_id = '{run_id}' AND scenario_hash = '{digest}'",
             db="repeated",
@@ -247,7 +254,8 @@ def test_a_second_process_writing_into_the_same_directory_is_refused(day_raw, tm
     meta = read_run(out)
     assert meta["status"] == "finished"
     results = load_results(out)
-    assert results["time"].nunique() == 96 and set(results["run_id"]) == {meta["run_id"]}
+    assert results["time"].nunique() == 97  # 96 steps and the end state
+    assert set(results["run_id"]) == {meta["run_id"]}
 
 
 def test_where_results_go_is_not_part_of_the_scenario_hash():

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from models.base import Clock
-from models.profiles import csv_series_at
+from models.profiles import csv_series_means
 from twin.control.base import SITE_NET, BatteryController
 
 __all__ = ["ScheduleController"]
@@ -32,7 +32,7 @@ class ScheduleController(BatteryController):
     ) -> None:
         super().__init__(units, clock, context)
         path = self.control["schedule_csv"]
-        self._p_set = np.column_stack([csv_series_at(path, u["name"], clock.times) for u in units])
+        self._p_set = np.column_stack([csv_series_means(path, u["name"], clock) for u in units])
 
     def step(
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]

@@ -37,6 +37,14 @@ def test_every_point_of_a_run_arrives(influxdb, tmp_path, day_scenario):
     soc = results[(results["asset"] == "bess") & (results["quantity"] == "soc")]
     expected = soc[soc["time"] == "2016-06-21T16:00:00Z"]["value"].item()
     assert stored == expected
+    # states are stamped with their instant: soc_init at the start, the end state at the end
+    answer = influxdb.query(
+        f"SELECT soc FROM battery WHERE asset = 'bess' AND run_id = '{run_id}'", db="sink_run"
+    )
+    rows = answer["results"][0]["series"][0]["values"]
+    assert rows[0] == ["2016-06-21T04:00:00Z", 0.3]
+    assert rows[-1][0] == "2016-06-22T04:00:00Z" and len(rows) == 97
+    assert rows[-1][1] == soc.sort_values("time")["value"].iloc[-1]
 
 
 def test_a_finished_run_loads_with_the_library_function(influxdb, tmp_path, day_scenario):

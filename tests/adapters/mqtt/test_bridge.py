@@ -166,9 +166,13 @@ def test_hil_loop_closes_with_the_emulated_device(mosquitto, tmp_path):
     setpoints = _series(results, "controller", "bess", "p_set_kw", "twin")
     params = scenario.mqtt.devices[0].emulate
     device = _replay(setpoints, params, scenario.clock().step_s)
-    for q in ("p_kw", "soc", "t_c"):  # every answer is the device's own physics
-        np.testing.assert_allclose(_series(results, "battery", "bess", q, "real"), device[q])
-    twin_soc = _series(results, "battery", "bess", "soc", "twin")
+    real_p = _series(results, "battery", "bess", "p_kw", "real")
+    np.testing.assert_allclose(real_p, device["p_kw"])  # every answer is the device's physics
+    for q in ("soc", "t_c"):  # states: row k+1 is what the device read at the end of step k
+        real = _series(results, "battery", "bess", q, "real")
+        assert len(real) == len(real_p) + 1 and np.isnan(real[0])
+        np.testing.assert_allclose(real[1:], device[q])
+    twin_soc = _series(results, "battery", "bess", "soc", "twin")[1:]  # the same instants
     assert np.abs(device["soc"] - twin_soc).max() > 0.01  # different battery, visible residual
     # The controller acted on the device's SoC: its rule keeps the *device* in its window.
     assert device["soc"].min() >= 0.1 - 1e-9

@@ -17,7 +17,10 @@ SITE = "microgrid_day"
 
 
 def _expected(out_dir) -> dict[str, np.ndarray]:
-    """topic -> the recorded values of the run (source twin), in step order."""
+    """topic -> the recorded values of the run (source twin), in step order.
+
+    States (SoC, energy, SoH, t_c) have one value more: at the start and the end.
+    """
     results = load_results(out_dir)
     results = results[results["source"] == "twin"].sort_values("time")
     return {
@@ -43,10 +46,16 @@ def test_telemetry_arrives_complete_and_in_order(
     received = sub.by_topic(f"twin/{SITE}/")
     assert set(received) == set(expected)  # every recorded series, nothing else
     for topic, payloads in received.items():
-        assert [p["seq"] for p in payloads] == list(range(96)), topic  # complete, in order
+        steps = list(range(len(expected[topic])))
+        assert [p["seq"] for p in payloads] == steps, topic  # complete, in order
         _assert_values(payloads, expected[topic], topic)
-    assert received[f"twin/{SITE}/bess/soc"][0]["unit"] == "1"
+    soc = received[f"twin/{SITE}/bess/soc"]
+    assert soc[0]["unit"] == "1"
+    # a state is stamped with its instant: soc_init at the start, the end state at the end
+    assert soc[0]["ts"] == "2016-06-21T04:00:00Z" and soc[0]["value"] == 0.3
+    assert soc[-1]["ts"] == "2016-06-22T04:00:00Z" and len(soc) == 97
     assert received[f"twin/{SITE}/bess/p_kw"][4]["ts"] == "2016-06-21T05:00:00Z"
+    assert len(received[f"twin/{SITE}/bess/p_kw"]) == 96
     stats = result.metadata["mqtt"]["publisher"]
     assert stats["published"] == stats["acked"] >= total  # plus birth and status messages
     assert stats["dropped"] == 0 and stats["undelivered"] == 0
@@ -101,8 +110,10 @@ def test_bundled_telemetry_carries_every_value(
     bundles = sub.by_topic(f"twin/{SITE}/bundle/")
     assert set(bundles) == {f"twin/{SITE}/bundle/{kind}" for kind in kinds}
     rebuilt: dict[str, list] = {}
-    for payloads in bundles.values():
-        assert [p["seq"] for p in payloads] == list(range(96))
+    for topic, payloads in bundles.items():
+        # the battery's bundles carry its states at the end of the run too
+        steps = 97 if topic.endswith("/battery") else 96
+        assert [p["seq"] for p in payloads] == list(range(steps))
         for p in payloads:
             for asset, values in p["values"].items():
                 for quantity, value in values.items():
@@ -140,7 +151,7 @@ def test_no_qos1_message_is_lost_across_a_broker_restart(
         # acknowledged before it stopped comes again. First arrivals must be complete
         # and in order.
         first = list(dict.fromkeys(seqs))
-        assert first == list(range(96)), f"{topic}: gaps or disorder"
+        assert first == list(range(len(expected[topic]))), f"{topic}: gaps or disorder"
     meta = json.loads((tmp_path / "run" / "run.json").read_text())["mqtt"]["publisher"]
     assert meta["connects"] >= 2 and meta["dropped"] == 0 and meta["undelivered"] == 0
     assert meta["buffered_peak"] > 0  # messages did wait for the broker

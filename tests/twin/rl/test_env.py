@@ -64,6 +64,8 @@ def test_env_step_equals_the_mosaik_run_for_the_same_actions(tmp_path):
     run = run_scenario(scenario, tmp_path / "run")
     results = load_results(run.out_dir)
     soc_mosaik = wide(results, "battery", "soc")["bess"].to_numpy()
+    assert soc_mosaik[0] == scenario.units("battery")[0]["soc_init"]  # states at instants
+    soc_mosaik = soc_mosaik[1:]  # a physics step returns the state at the step's end
     poc = wide(results, "grid", "p_kw")["poc"].to_numpy()
     price = wide(results, "tariff", "price_import_eur_kwh").iloc[:, 0].to_numpy()
     export = wide(results, "tariff", "price_export_eur_kwh").iloc[:, 0].to_numpy()
