@@ -130,6 +130,10 @@ def start_influx_sink(
         fields = {q: ["real", q] for q in measure}
         fields["quality"] = ["real", "quality"]
         fields.update({f"{q}_residual": ["residual", q] for q in measure})
+        ports = get_model(kind).outputs
+        for q in measure:  # a measured state and its residual hold at an instant too
+            if q in ports and ports[q].state:
+                states += [[bridge.full_id, q], [bridge.full_id, f"{q}_residual"]]
         routes[bridge.full_id] = {
             "kind": kind,
             "asset": asset,

@@ -89,23 +89,39 @@ class InfluxSink(mosaik_api_v3.Simulator):
 
     def step(self, time_s: int, inputs: dict[str, Any], max_advance: int) -> int:
         """Encode this step's values and hand them to the writer."""
-        self._write(self.stamper.restamp(inputs.get(ENTITY, {})), time_s)
+        values = self._without_silent(inputs.get(ENTITY, {}))
+        self._write(self.stamper.restamp(values), time_s)
         return time_s + self.clock.step_s
+
+    def _without_silent(self, values: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        """Drop the measured values of devices that were silent this step (quality 0).
+
+        Done before states are held back, so that a measured state keeps the verdict of
+        the step it was measured in, also when it is written a step later.
+        """
+        quality = values.get("quality", {})
+        out: dict[str, dict[str, float]] = {}
+        for attr, by_source in values.items():
+            kept = {
+                full_id: value
+                for full_id, value in by_source.items()
+                if attr not in self.routes[full_id].get("measured", ())
+                or quality.get(full_id, 0.0) >= 0.5
+            }
+            if kept:
+                out[attr] = kept
+        return out
 
     def _write(self, values: dict[str, dict[str, float]], time_s: int) -> None:
         """Encode the values that belong to time stamp ``time_s``; hand them to the writer."""
         assert self.writer is not None
         stamp = self.start_s + time_s
         fields: dict[tuple[str, str], list[str]] = {}
-        quality = {src: v for src, v in values.get("quality", {}).items()}
         for attr, by_source in values.items():
             for full_id, value in by_source.items():
-                route = self.routes[full_id]
-                target = route["fields"].get(attr)
+                target = self.routes[full_id]["fields"].get(attr)
                 if target is None or value is None or math.isnan(value):
                     continue
-                if attr in route.get("measured", ()) and quality.get(full_id, 0.0) < 0.5:
-                    continue  # the device was silent: no measured value this step
                 source, key = target  # key: the escaped field name and "="
                 fields.setdefault((full_id, source), []).append(f"{key}{float(value)!r}")
         self.writer.write(
