@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 import pvlib
-import yaml
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -31,6 +30,14 @@ from pydantic import (
 
 from models.base import Clock
 from twin.errors import Problem, ScenarioError
+from twin.inputs import parse_yaml, read_yaml
+from twin.limits import (
+    NAME_MAX,
+    asset_name_problems,
+    name_problems,
+    output_dir_problems,
+    run_size,
+)
 from twin.units import parse_duration_s
 
 __all__ = ["Scenario", "apply_overrides", "load_scenario", "validate_scenario"]
@@ -39,23 +46,75 @@ __all__ = ["Scenario", "apply_overrides", "load_scenario", "validate_scenario"]
 ASSET_KINDS = ("pv", "battery", "load", "ev")
 SAPM_TEMPERATURE_MODELS = tuple(pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"])
 
+# Bounds of the schema (units in the names). A value outside is a typo or a unit slip,
+# not a study: widen a bound here, deliberately, if a real case needs it.
+MAX_POWER_KW = 1e7  # 10 GW: larger than any single plant
+MAX_ENERGY_KWH = 1e7  # 10 GWh: larger than any single battery
+MIN_ENERGY_KWH = 0.01  # 10 Wh
+C_RATE_PER_H = (0.01, 20.0)  # battery p_max_kw / e_kwh: 100 h storage .. 3-minute power cell
+DC_AC_RATIO = (0.5, 3.0)  # PV p_dc_kw / p_ac_kw
+EV_CAPACITY_MAX_KWH = 2000.0  # an electric truck or bus
+PRICE_MAX_EUR_KWH = 100.0  # beyond, someone wrote EUR/MWh
+MAX_UNITS = 10_000  # assets of one kind, devices
+MAX_TEXT = 4096  # any text field (paths, URLs, names)
+MAX_DESCRIPTION = 10_000  # characters; run.json copies it
+MAX_DURATION_S = 10_000 * 86400  # about 27 years
+MAX_HORIZON_S = 31 * 86400  # planning horizon of the controllers
+START_YEARS = (1900, 2200)  # pandas time stamps span 1677..2262
+
 
 def _duration(value: str) -> str:
     parse_duration_s(value)  # raises with the accepted form
     return value
 
 
+def _range(low: float, high: float, *, low_open: bool = False) -> Any:
+    """A finite float in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+    return Annotated[float, Field(gt=low, le=high) if low_open else Field(ge=low, le=high)]
+
+
+def _safe_name(value: str) -> str:
+    problems = name_problems(value)
+    if problems:
+        raise ValueError(problems[0])
+    return value
+
+
+def _asset_name(value: str) -> str:
+    problems = asset_name_problems(value)
+    if problems:
+        raise ValueError(problems[0])
+    return value
+
+
+def _output_dir(value: str) -> str:
+    problems = output_dir_problems(value)
+    if problems:
+        raise ValueError(problems[0])
+    return value
+
+
 Duration = Annotated[str, AfterValidator(_duration)]
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-Efficiency = Annotated[float, Field(gt=0.0, le=1.0)]
-Positive = Annotated[float, Field(gt=0.0)]
-BusRef = int | str
+Fraction = _range(0.0, 1.0)
+#: Conversion efficiencies below 50 % are not a real converter.
+Efficiency = _range(0.5, 1.0)
+#: Powers and energies of one asset: up to 10 GW / 10 GWh.
+PowerKw = _range(0.0, MAX_POWER_KW, low_open=True)
+EnergyKwh = _range(0.0, MAX_ENERGY_KWH, low_open=True)
+#: Prices: negative prices happen; above 100 EUR/kWh is a typo for EUR/MWh.
+Price = _range(-PRICE_MAX_EUR_KWH, PRICE_MAX_EUR_KWH)
+Temperature = _range(-60.0, 150.0)
+AssetName = Annotated[str, AfterValidator(_asset_name)]
+BusRef = Annotated[int, Field(ge=0, le=10_000_000)] | Annotated[str, Field(max_length=200)]
+Positive = _range(0.0, 1e9, low_open=True)
 
 
 class Strict(BaseModel):
-    """Base of every scenario section: unknown keys are errors."""
+    """Base of every scenario section: unknown keys are errors; numbers finite; text short."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, allow_inf_nan=False, str_max_length=MAX_TEXT
+    )
 
 
 class Site(Strict):
@@ -63,8 +122,8 @@ class Site(Strict):
 
     lat: Annotated[float, Field(ge=-90, le=90)]
     lon: Annotated[float, Field(ge=-180, le=180)]
-    altitude: float = 0.0
-    tz: str
+    altitude: _range(-500.0, 9000.0) = 0.0
+    tz: Annotated[str, Field(max_length=64)]
 
     @field_validator("tz")
     @classmethod
@@ -83,17 +142,17 @@ class GridSpec(Strict):
 
     source: str
     solver: Literal["fast", "pandapower"] = "fast"
-    v_min_pu: Positive = 0.90
-    v_max_pu: Positive = 1.10
+    v_min_pu: _range(0.5, 1.0) = 0.90
+    v_max_pu: _range(1.0, 1.5) = 1.10
 
 
 class PVSpec(Strict):
     """A PV plant (kW ratings, angles in degrees, 180 = south)."""
 
-    name: str | None = None
+    name: AssetName | None = None
     bus: BusRef
-    p_dc_kw: Positive
-    p_ac_kw: Positive | None = None
+    p_dc_kw: PowerKw
+    p_ac_kw: PowerKw | None = None
     tilt_deg: Annotated[float, Field(ge=0, le=90)] = 30.0
     azimuth_deg: Annotated[float, Field(ge=0, le=360)] = 180.0
     gamma_pdc: Annotated[float, Field(ge=-0.02, le=0.0)] = -0.0037
@@ -113,31 +172,38 @@ class PVSpec(Strict):
     def _inverter_default(self) -> PVSpec:
         if self.p_ac_kw is None:
             self.p_ac_kw = self.p_dc_kw / 1.1
+        ratio = self.p_dc_kw / self.p_ac_kw
+        if not DC_AC_RATIO[0] <= ratio <= DC_AC_RATIO[1]:
+            raise ValueError(
+                f"expected p_dc_kw / p_ac_kw (DC/AC ratio) within "
+                f"{DC_AC_RATIO[0]}..{DC_AC_RATIO[1]}, "
+                f"got {self.p_dc_kw:g} / {self.p_ac_kw:g} = {ratio:.3g}"
+            )
         return self
 
 
 class BatterySpec(Strict):
     """A battery: capacity (kWh), converter rating (kW), limits, thermal and ageing data."""
 
-    name: str | None = None
+    name: AssetName | None = None
     bus: BusRef
-    e_kwh: Positive
-    p_max_kw: Positive
+    e_kwh: _range(MIN_ENERGY_KWH, MAX_ENERGY_KWH)
+    p_max_kw: PowerKw
     eta_ch: Efficiency = 0.95
     eta_dis: Efficiency = 0.95
     soc_min: Fraction = 0.1
     soc_max: Fraction = 0.9
     soc_init: Fraction = 0.5
     soh_init: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
-    t_init_c: float = 25.0
-    t_ambient_c: float = 25.0
-    r_th_k_per_kw: Positive = 10.0
-    c_th_kj_per_k: Positive = 200.0
-    cycle_life_efc: Positive = 6000.0
-    calendar_life_years: Positive = 15.0
+    t_init_c: _range(-40.0, 80.0) = 25.0
+    t_ambient_c: _range(-50.0, 60.0) = 25.0
+    r_th_k_per_kw: _range(1e-3, 1e4) = 10.0
+    c_th_kj_per_k: _range(1e-2, 1e9) = 200.0
+    cycle_life_efc: _range(1.0, 1e6) = 6000.0
+    calendar_life_years: _range(0.1, 100.0) = 15.0
     soh_eol: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.8
-    t_derate_c: float = 45.0
-    t_trip_c: float = 55.0
+    t_derate_c: _range(0.0, 150.0) = 45.0
+    t_trip_c: _range(0.0, 150.0) = 55.0
 
     @model_validator(mode="after")
     def _soc_window(self) -> BatterySpec:
@@ -148,17 +214,27 @@ class BatterySpec(Strict):
                 f"expected soc_init within [soc_min, soc_max] = [{self.soc_min}, {self.soc_max}], "
                 f"got {self.soc_init}"
             )
+        c_rate = self.p_max_kw / self.e_kwh
+        if not C_RATE_PER_H[0] <= c_rate <= C_RATE_PER_H[1]:
+            raise ValueError(
+                f"expected p_max_kw / e_kwh (C-rate) within {C_RATE_PER_H[0]}..{C_RATE_PER_H[1]}"
+                f" per hour, got {self.p_max_kw:g} kW / {self.e_kwh:g} kWh = {c_rate:.3g}"
+            )
+        if not self.t_derate_c < self.t_trip_c:
+            raise ValueError(
+                f"expected t_derate_c < t_trip_c, got {self.t_derate_c} >= {self.t_trip_c}"
+            )
         return self
 
 
 class LoadSpec(Strict):
     """A load (kW, kvar consumed), or ``from_grid: true`` for all loads of the grid."""
 
-    name: str | None = None
+    name: AssetName | None = None
     bus: BusRef | None = None
     from_grid: bool = False
-    p_kw: Annotated[float, Field(ge=0.0)] = 0.0
-    q_kvar: float = 0.0
+    p_kw: _range(0.0, MAX_POWER_KW) = 0.0
+    q_kvar: _range(-MAX_POWER_KW, MAX_POWER_KW) = 0.0
     profile: str | None = None
 
     @model_validator(mode="after")
@@ -175,10 +251,10 @@ class LoadSpec(Strict):
 class DistSpec(Strict):
     """A normal distribution clipped to ``[min, max]`` (``std: 0`` for a constant)."""
 
-    mean: float
-    std: Annotated[float, Field(ge=0.0)] = 0.0
-    min: float
-    max: float
+    mean: _range(-1e6, 1e6)
+    std: _range(0.0, 1e6) = 0.0
+    min: _range(-1e6, 1e6)
+    max: _range(-1e6, 1e6)
 
     @model_validator(mode="after")
     def _ordered(self) -> DistSpec:
@@ -203,7 +279,7 @@ class FleetSpec(Strict):
     """The EVs that come to a charging park (arrival profile and EV distributions)."""
 
     profile: str = "workplace"
-    arrivals_per_day: Annotated[float, Field(ge=0.0)] = 10.0
+    arrivals_per_day: _range(0.0, 100_000.0) = 10.0
     capacity_kwh: DistSpec = DistSpec(mean=60.0, std=15.0, min=30.0, max=100.0)
     arrival_soc: SocDistSpec = SocDistSpec(mean=0.35, std=0.15, min=0.05, max=0.8)
     target_soc: SocDistSpec = SocDistSpec(mean=0.9, std=0.0, min=0.9, max=0.9)
@@ -225,20 +301,26 @@ class FleetSpec(Strict):
 
     @model_validator(mode="after")
     def _positive(self) -> FleetSpec:
-        if self.capacity_kwh.min <= 0.0:
-            raise ValueError(f"expected capacity_kwh.min > 0, got {self.capacity_kwh.min}")
-        if self.dwell_h is not None and self.dwell_h.min < 0.0:
-            raise ValueError(f"expected dwell_h.min >= 0, got {self.dwell_h.min}")
+        if not 0.0 < self.capacity_kwh.min <= self.capacity_kwh.max <= EV_CAPACITY_MAX_KWH:
+            raise ValueError(
+                f"expected 0 < capacity_kwh.min <= capacity_kwh.max <= {EV_CAPACITY_MAX_KWH:g}"
+                f" kWh, got {self.capacity_kwh.min:g} .. {self.capacity_kwh.max:g}"
+            )
+        if self.dwell_h is not None and not 0.0 <= self.dwell_h.min <= self.dwell_h.max <= 720:
+            raise ValueError(
+                f"expected 0 <= dwell_h.min <= dwell_h.max <= 720 h (30 days), got "
+                f"{self.dwell_h.min:g} .. {self.dwell_h.max:g}"
+            )
         return self
 
 
 class EVSpec(Strict):
     """A charging park: ``chargers`` plugs of ``p_max_kw`` each at one bus, and its fleet."""
 
-    name: str | None = None
+    name: AssetName | None = None
     bus: BusRef
     chargers: Annotated[int, Field(ge=1, le=10_000)]
-    p_max_kw: Positive = 11.0
+    p_max_kw: _range(0.0, 5_000.0, low_open=True) = 11.0
     efficiency: Efficiency = 0.92
     power_factor: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     fleet: FleetSpec = FleetSpec()
@@ -247,10 +329,10 @@ class EVSpec(Strict):
 class Assets(Strict):
     """The site's assets, by kind."""
 
-    pv: list[PVSpec] = []
-    battery: list[BatterySpec] = []
-    load: list[LoadSpec] = []
-    ev: list[EVSpec] = []
+    pv: Annotated[list[PVSpec], Field(max_length=MAX_UNITS)] = []
+    battery: Annotated[list[BatterySpec], Field(max_length=MAX_UNITS)] = []
+    load: Annotated[list[LoadSpec], Field(max_length=MAX_UNITS)] = []
+    ev: Annotated[list[EVSpec], Field(max_length=MAX_UNITS)] = []
 
 
 class TouPeriod(Strict):
@@ -258,31 +340,44 @@ class TouPeriod(Strict):
 
     start: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
     end: Annotated[str, Field(pattern=r"^([01]\d|2[0-4]):[0-5]\d$")]
-    import_eur_kwh: float
+    import_eur_kwh: Price
 
 
 class TariffSpec(Strict):
     """Import price (base and time-of-use periods), export price, or a price CSV."""
 
-    import_eur_kwh: float = 0.30
-    export_eur_kwh: float = 0.08
-    periods: list[TouPeriod] = []
+    import_eur_kwh: Price = 0.30
+    export_eur_kwh: Price = 0.08
+    periods: Annotated[list[TouPeriod], Field(max_length=96)] = []
     price_csv: str | None = None
-    demand_charge_eur_kw: Annotated[float, Field(ge=0.0)] = 0.0
+    demand_charge_eur_kw: _range(0.0, 10_000.0) = 0.0
 
 
 class ControlSpec(Strict):
     """Controller options: site limits, planning horizon, forecaster, policy, terminal rule."""
 
-    p_import_max_kw: Positive | None = None
+    p_import_max_kw: PowerKw | None = None
     horizon: Duration = "24h"
     resolve_every: Duration | None = None
     forecaster: Literal["persistence", "regression", "perfect"] = "persistence"
     history_days: Annotated[int, Field(ge=2, le=365)] = 14
-    degradation_eur_kwh: Annotated[float, Field(ge=0.0)] = 0.0
-    terminal_price_eur_kwh: float | None = None
+    degradation_eur_kwh: _range(0.0, PRICE_MAX_EUR_KWH) = 0.0
+    terminal_price_eur_kwh: Price | None = None
     policy: str | None = None
     schedule_csv: str | None = None
+
+    @model_validator(mode="after")
+    def _horizon_bounded(self) -> ControlSpec:
+        horizon_s = parse_duration_s(self.horizon)
+        if horizon_s > MAX_HORIZON_S:
+            raise ValueError(
+                f"expected horizon of at most {MAX_HORIZON_S // 86400}d, got {self.horizon}"
+            )
+        if self.resolve_every is not None and parse_duration_s(self.resolve_every) > horizon_s:
+            raise ValueError(
+                f"expected resolve_every <= horizon, got {self.resolve_every} > {self.horizon}"
+            )
+        return self
 
 
 class InfluxSpec(Strict):
@@ -352,8 +447,10 @@ class FaultSpec(Strict):
 class Outputs(Strict):
     """Where results go."""
 
-    dir: str = "runs/{name}"
+    dir: Annotated[str, AfterValidator(_output_dir)] = "runs/{name}"
     influx: InfluxSpec | None = None
+    max_memory_gb: _range(0.0, 1024.0, low_open=True) = 4.0
+    max_disk_gb: _range(0.0, 10_000.0, low_open=True) = 10.0
 
 
 DEVICE_KINDS = ("battery", "pv", "load")
@@ -395,11 +492,11 @@ class MqttSpec(Strict):
     prefix: Annotated[str, Field(pattern=r"^[^#+]+$")] = "twin"
     client_id: str | None = None
     qos: Literal[0, 1, 2] = 1
-    publish: list[str] = ["*"]
+    publish: Annotated[list[str], Field(max_length=1000)] = ["*"]
     bundle: Literal["auto", "never", "always"] = "auto"
-    buffer_max: Annotated[int, Field(ge=1)] = 100_000
+    buffer_max: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000
     residual_window: Duration = "1h"
-    devices: list[DeviceSpec] = []
+    devices: Annotated[list[DeviceSpec], Field(max_length=MAX_UNITS)] = []
 
     @field_validator("broker")
     @classmethod
@@ -413,12 +510,12 @@ class MqttSpec(Strict):
 class Scenario(Strict):
     """A complete, validated scenario."""
 
-    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
-    description: str = ""
+    name: Annotated[str, Field(max_length=NAME_MAX), AfterValidator(_safe_name)]
+    description: Annotated[str, Field(max_length=MAX_DESCRIPTION)] = ""
     start: AwareDatetime
     duration: Duration
     step: Duration
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
     site: Site
     grid: GridSpec
     weather: str = "723170TYA.CSV"
@@ -428,7 +525,16 @@ class Scenario(Strict):
     control: ControlSpec = ControlSpec()
     outputs: Outputs = Outputs()
     mqtt: MqttSpec | None = None
-    faults: list[FaultSpec] = []
+    faults: Annotated[list[FaultSpec], Field(max_length=1000)] = []
+
+    @field_validator("start")
+    @classmethod
+    def _start_year(cls, value: Any) -> Any:
+        if not START_YEARS[0] <= value.year <= START_YEARS[1]:
+            raise ValueError(
+                f"expected a start in the years {START_YEARS[0]}..{START_YEARS[1]}, got {value}"
+            )
+        return value
 
     @field_validator("grid", mode="before")
     @classmethod
@@ -438,6 +544,12 @@ class Scenario(Strict):
     @model_validator(mode="after")
     def _whole_steps(self) -> Scenario:
         duration_s, step_s = parse_duration_s(self.duration), parse_duration_s(self.step)
+        if duration_s > MAX_DURATION_S:
+            raise ValueError(
+                f"expected a duration of at most {MAX_DURATION_S // 86400}d, got {self.duration}"
+            )
+        if step_s > duration_s:
+            raise ValueError(f"expected step <= duration, got {self.step} > {self.duration}")
         if duration_s % step_s:
             raise ValueError(f"duration {self.duration} is not a whole number of steps {self.step}")
         return self
@@ -682,7 +794,29 @@ def _resolve(scenario: Scenario) -> tuple[Scenario, list[Problem]]:
     problems += _device_problems(scenario, assets)
     resolved = Scenario.model_validate(data)
     problems += _resolve_faults(resolved)[1]
+    problems += _size_problems(resolved, len(net.bus), len(net.line), len(net.trafo))
     return resolved, problems
+
+
+def _size_problems(scenario: Scenario, n_buses: int, n_lines: int, n_trafos: int) -> list[Problem]:
+    """Refuse a run whose results would not fit the memory and disk limits of ``outputs``."""
+    size = run_size(scenario, n_buses, n_lines, n_trafos)
+    problems = []
+    for need, limit, key, what in (
+        (size.memory_bytes, scenario.outputs.max_memory_gb, "max_memory_gb", "memory"),
+        (size.disk_bytes, scenario.outputs.max_disk_gb, "max_disk_gb", "disk"),
+    ):
+        if need > limit * 1e9:
+            problems.append(
+                Problem(
+                    "duration",
+                    f"{size.steps:,} steps x about {size.series:,} series = {size.values:,} "
+                    f"values need about {need / 1e9:.1f} GB of {what}, above the limit "
+                    f"outputs.{key} = {limit:g} GB; shorten the duration, lengthen the step, "
+                    f"or raise the limit (--set outputs.{key}=...)",
+                )
+            )
+    return problems
 
 
 def _fault_start_s(scenario: Scenario, text: str) -> int:
@@ -948,8 +1082,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 raise ScenarioError(
                     [Problem(path, f"no element {here!r} to set")], "--set"
                 ) from None
+        value = parse_yaml(text, "--set", path)
         try:
-            node[parts[-1]] = yaml.safe_load(text)
+            node[parts[-1]] = value
         except (IndexError, TypeError):
             raise ScenarioError([Problem(path, f"cannot set {parts[-1]!r}")], "--set") from None
     return raw
@@ -964,12 +1099,7 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
         For a missing or unparsable file and for every invalid field.
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ScenarioError([Problem("", "file not found")], str(path)) from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError([Problem("", f"not valid YAML: {exc}")], str(path)) from None
+    raw = read_yaml(path, "scenario")
     if isinstance(raw, dict):
         if isinstance(raw.get("grid"), str):  # shorthand, so that --set grid.solver=... works
             raw["grid"] = {"source": raw["grid"]}
