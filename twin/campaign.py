@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from twin.errors import Problem, ScenarioError, TwinError
+from twin.errors import Problem, ResultsError, ScenarioError, TwinError
 from twin.inputs import read_yaml
 from twin.limits import name_problems
 
@@ -468,7 +468,13 @@ def report(out_dir: str | Path, top: int = 10) -> tuple[Path, pd.DataFrame]:
     import matplotlib.pyplot as plt
 
     out = Path(out_dir)
-    summary = pd.read_parquet(out / "summary.parquet")
+    try:
+        summary = pd.read_parquet(out / "summary.parquet")
+        summary[["run_id", "reference", "status", "error"]]
+    except (OSError, ValueError, KeyError) as exc:
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc).split("\n")[0]
+        path = out / "summary.parquet"
+        raise ResultsError(f"{path} is not a campaign summary: {detail}") from None
     faulted = summary[summary["reference"].notna() & (summary["status"] == "finished")]
     if faulted.empty:
         raise TwinError(f"{out}: no finished runs with a fault to report")
