@@ -69,7 +69,7 @@ def read_yaml(path: str | Path, what: str = "scenario") -> Any:
             )
         data = path.read_bytes()
     except FileNotFoundError:
-        raise fail(f"file not found; expected a {what} YAML file") from None
+        raise fail(f"cannot read the {what} file: file not found") from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         reason = getattr(exc, "strerror", None) or str(exc)
         raise fail(f"cannot read the {what} file: {reason}") from None

@@ -620,12 +620,13 @@ def _unknown_keys(model: type[BaseModel], data: Any, loc: tuple[Any, ...]) -> li
     fields = model.model_fields
     for key, value in data.items():
         if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+            name = _short(str(key), quote=False)
+            close = difflib.get_close_matches(str(key)[:100], list(fields), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             problems.append(
                 Problem(
-                    f"{_path(loc)}.{key}" if loc else str(key),
-                    f"unknown key {key!r}{hint} (expected one of: {', '.join(fields)})",
+                    f"{_path(loc)}.{name}" if loc else name,
+                    f"unknown key {_short(key)}{hint} (expected one of: {', '.join(fields)})",
                 )
             )
             continue
@@ -655,8 +656,14 @@ def _describe(error: dict[str, Any]) -> str:
         and not isinstance(value, dict | list)
         and "got " not in message
     ):
-        message += f" (got {value!r})"
+        message += f" (got {_short(value)})"
     return message
+
+
+def _short(value: Any, limit: int = 80, *, quote: bool = True) -> str:
+    """``repr`` (or ``str``) of a value, cut to ``limit`` characters (it may be huge)."""
+    text = repr(value) if quote else str(value)
+    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text):,} characters)"
 
 
 def _schema_problems(raw: dict[str, Any]) -> tuple[Scenario | None, list[Problem]]:
