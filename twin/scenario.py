@@ -454,7 +454,7 @@ class Outputs(Strict):
 
 
 DEVICE_KINDS = ("battery", "pv", "load")
-TopicTemplate = Annotated[str, Field(pattern=r"^[^#+]*\{quantity\}[^#+]*$")]
+TopicTemplate = Annotated[str, Field(pattern=r"^[^#+\x00]*\{quantity\}[^#+\x00]*$", max_length=200)]
 
 
 class DeviceSpec(Strict):
@@ -489,10 +489,12 @@ class MqttSpec(Strict):
     """
 
     broker: str = "mqtt://127.0.0.1:1883"
-    prefix: Annotated[str, Field(pattern=r"^[^#+]+$")] = "twin"
+    prefix: Annotated[str, Field(pattern=r"^[^#+\x00]+$", max_length=200)] = "twin"
     client_id: str | None = None
     qos: Literal[0, 1, 2] = 1
-    publish: Annotated[list[str], Field(max_length=1000)] = ["*"]
+    publish: Annotated[
+        list[Annotated[str, Field(pattern=r"^[^\x00]+$", max_length=200)]], Field(max_length=1000)
+    ] = ["*"]
     bundle: Literal["auto", "never", "always"] = "auto"
     buffer_max: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000
     residual_window: Duration = "1h"
@@ -783,6 +785,10 @@ def _resolve(scenario: Scenario) -> tuple[Scenario, list[Problem]]:
         problems.append(Problem("control.policy", f"file {scenario.control.policy!r} not found"))
     if scenario.controller == "schedule" and not scenario.control.schedule_csv:
         problems.append(Problem("control.schedule_csv", "controller 'schedule' needs a CSV"))
+    elif scenario.control.schedule_csv and not Path(scenario.control.schedule_csv).is_file():
+        problems.append(
+            Problem("control.schedule_csv", f"file {scenario.control.schedule_csv!r} not found")
+        )
     if scenario.controller in ("mpc", "oracle", "rl", "schedule") and not assets["battery"]:
         problems.append(
             Problem(
@@ -1018,19 +1024,25 @@ def _device_problems(scenario: Scenario, assets: dict[str, list[dict]]) -> list[
                     Problem(f"{where}.mode", "hil needs a controller to send setpoints")
                 )
         if device.emulate is not None:
-            from adapters.mqtt.emulator import battery_parameters
+            from adapters.mqtt.emulator import battery_parameters, field_battery_unit
 
             known = battery_parameters()
 
             if kind != "battery":
                 problems.append(Problem(f"{where}.emulate", "only batteries can be emulated"))
-            for key in sorted(set(device.emulate) - set(known)):
+            unknown = sorted(set(device.emulate) - set(known))
+            for key in unknown:
                 problems.append(
                     Problem(
                         f"{where}.emulate.{key}",
                         f"unknown battery parameter; known: {', '.join(known)}",
                     )
                 )
+            if not unknown:
+                try:  # the bounds of the battery schema, as `twin device` applies them
+                    field_battery_unit(device.asset, device.emulate)
+                except ValueError as exc:
+                    problems.append(Problem(f"{where}.emulate", str(exc)))
     return problems
 
 

@@ -125,6 +125,9 @@ NONSENSE = [
     (["outputs.dir=runs/{nmae}"], "outputs.dir", "only placeholder is {name}"),
     (["outputs.dir=''"], "outputs.dir", "the working directory itself"),
     (["mqtt.buffer_max=1000000000000"], "mqtt.buffer_max", "less than"),
+    (['mqtt.prefix="a\\0b"'], "mqtt.prefix", "pattern"),
+    (["mqtt.devices=[{asset: bess, emulate: {e_kwh: 1.0e+300}}]"], "mqtt.devices[0]", "e_kwh"),
+    (["control.schedule_csv=nope.csv"], "control.schedule_csv", "not found"),
 ]
 
 
