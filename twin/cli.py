@@ -17,8 +17,16 @@ err_console = Console(stderr=True)
 
 
 def _fail(exc: Exception) -> None:
+    if isinstance(exc, OSError):
+        exc = _file_error(exc)
     err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+def _file_error(exc: OSError) -> TwinError:
+    """A file-system error (an unwritable --out, say) as a named error, path first."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return TwinError(f"{where}{exc.strerror or exc}")
 
 
 def kpi_table(kpis: dict[str, float], title: str) -> Table:
@@ -67,7 +75,7 @@ def run(
         result = run_scenario(sc, out, progress=progress, rt_factor=rt_factor if realtime else None)
     except RunCheckError as exc:
         result, failures = exc.result, exc.failures
-    except (TwinError, ConnectionError) as exc:
+    except (TwinError, OSError) as exc:  # ConnectionError is an OSError
         _fail(exc)
         return
     console.print(kpi_table(result.kpis, f"{sc.name}: KPIs"))
@@ -134,8 +142,12 @@ def report(run_dir: Annotated[Path, typer.Argument(help="Run directory of `twin 
 def train(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (with a battery).")],
     out: Annotated[Path, typer.Option(help="Policy file to write.")] = Path("policy.zip"),
-    days: Annotated[int | None, typer.Option(help="Training days to use (default all).")] = None,
-    timesteps: Annotated[int, typer.Option(help="Environment steps to train for.")] = 100_000,
+    days: Annotated[
+        int | None, typer.Option(min=1, help="Training days to use (default all).")
+    ] = None,
+    timesteps: Annotated[
+        int, typer.Option(min=1, max=10**9, help="Environment steps to train for.")
+    ] = 100_000,
     algo: Annotated[str, typer.Option(help="sac or ppo.")] = "sac",
     seed: Annotated[int, typer.Option(help="Seed (training is reproducible).")] = 0,
     set_: Annotated[
@@ -149,8 +161,11 @@ def train(
     try:
         sc = load_scenario(scenario, set_ or [])
         result = train_policy(sc, out, timesteps=timesteps, days=days, seed=seed, algo=algo)
-    except (TwinError, ValueError) as exc:
-        _fail(exc if isinstance(exc, TwinError) else TwinError(str(exc)))
+    except (TwinError, OSError) as exc:
+        _fail(exc)
+        return
+    except ValueError as exc:
+        _fail(TwinError(str(exc)))
         return
     console.print(
         f"policy [bold]{result.policy}[/] ({len(result.train_days)} training days; "
@@ -172,13 +187,22 @@ def compare(
 ) -> None:
     """Run each controller on the same scenario and print the comparison table."""
     from twin.compare import COMPARE_COLUMNS, compare_controllers
-    from twin.scenario import load_scenario
+    from twin.scenario import CONTROLLERS, load_scenario
 
     names = [c.strip() for c in controllers.split(",") if c.strip()]
+    known = CONTROLLERS
+    unknown = [name for name in names if name not in known]
+    if not names or unknown:
+        _fail(
+            TwinError(
+                f"--controllers {controllers!r}: expected a comma-separated list of "
+                f"{', '.join(known)}" + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            )
+        )
     try:
         sc = load_scenario(scenario, set_ or [])
         table = compare_controllers(sc, names, out, policy=policy)
-    except TwinError as exc:
+    except (TwinError, OSError) as exc:
         _fail(exc)
         return
     view = Table(title=f"{sc.name}: controllers compared")
@@ -280,7 +304,7 @@ def broker(
 
     try:
         mosquitto = Mosquitto(data_dir, port).start()
-    except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
+    except (OSError, RuntimeError, TimeoutError) as exc:
         _fail(exc)
         return
     console.print(f"mosquitto on {mosquitto.url} (config {mosquitto.config}); Ctrl-C to stop")
@@ -318,7 +342,13 @@ def campaign(
         _fail(exc)
         return
     directory = out or Path("runs") / "campaigns" / spec.name
-    summary = execute(spec, directory, scheduler=scheduler, n_workers=workers, progress=progress)
+    try:
+        summary = execute(
+            spec, directory, scheduler=scheduler, n_workers=workers, progress=progress
+        )
+    except OSError as exc:
+        _fail(exc)
+        return
     failed = summary[summary["status"] != "finished"]
     console.print(
         f"{len(summary)} runs ({len(summary) - len(failed)} finished, {len(failed)} failed): "
@@ -350,7 +380,12 @@ def grafana(
     """Generate the Grafana dashboards and provisioning files (InfluxQL over InfluxDB)."""
     from twin.grafana import write_all
 
-    for path in write_all(out):
+    try:
+        written = write_all(out)
+    except OSError as exc:
+        _fail(exc)
+        return
+    for path in written:
         console.print(f"wrote {path}")
 
 

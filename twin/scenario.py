@@ -44,6 +44,8 @@ __all__ = ["Scenario", "apply_overrides", "load_scenario", "validate_scenario"]
 
 #: Asset kinds of a scenario, each a registered model whose units sit at a bus.
 ASSET_KINDS = ("pv", "battery", "load", "ev")
+#: The controllers a scenario may name.
+CONTROLLERS = ("none", "rule", "mpc", "oracle", "rl", "schedule")
 SAPM_TEMPERATURE_MODELS = tuple(pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"])
 
 # Bounds of the schema (units in the names). A value outside is a typo or a unit slip,
@@ -523,7 +525,7 @@ class Scenario(Strict):
     weather: str = "723170TYA.CSV"
     assets: Assets = Assets()
     tariff: TariffSpec = TariffSpec()
-    controller: Literal["none", "rule", "mpc", "oracle", "rl", "schedule"] = "none"
+    controller: Literal[CONTROLLERS] = "none"
     control: ControlSpec = ControlSpec()
     outputs: Outputs = Outputs()
     mqtt: MqttSpec | None = None

@@ -173,3 +173,42 @@ def test_a_run_too_large_for_memory_is_refused_up_front_unless_allowed(workdir):
 def test_the_shipped_scenarios_stay_valid():
     for path in sorted((ROOT / "scenarios").glob("*.yaml")):
         validate_scenario(yaml.safe_load(path.read_text()), str(path))
+
+
+# --- 4. the other commands --------------------------------------------------------------------
+
+OTHER_COMMANDS = [
+    (["train", "day.yaml", "--out", "afile/policy.zip", "--days", "1"], "afile"),
+    (["compare", "day.yaml", "--controllers", "bogus", "--out", "cmp"], "unknown: bogus"),
+    (["compare", "day.yaml", "--controllers", ",", "--out", "cmp"], "--controllers"),
+    (["grafana", "--out", "afile"], "afile"),
+    (["broker", "--data-dir", "afile", "--port", "1"], "afile"),
+    (["run", "day.yaml", "--out", "afile", "--no-progress"], "afile"),
+    (["campaign", "list.yaml", "--no-progress"], "expected a mapping"),
+    (["campaign", "missing.yaml", "--no-progress"], "file not found"),
+    (["campaign", "campaign.yaml", "--out", "afile", "--no-progress"], "afile"),
+    (
+        ["device", "--broker", "mqtt://127.0.0.1:1", "--site", "s", "--asset", "b"]
+        + ["--param", "e_kwh=inf"],
+        "finite",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), OTHER_COMMANDS)
+def test_every_command_names_its_error(workdir, args, needle):
+    (workdir / "afile").write_text("a file where a directory is expected\n")
+    (workdir / "list.yaml").write_text("- a\n- b\n")
+    campaign(workdir)
+    result = runner.invoke(app, args)
+    assert_named_failure(result, needle)
+    assert not results_under(workdir)
+    assert not (workdir / "cmp").exists()
+
+
+@pytest.mark.parametrize("option", [["--days", "-1"], ["--timesteps", "-5"], ["--timesteps", "0"]])
+def test_train_refuses_nonsense_lengths(workdir, option):
+    result = runner.invoke(app, ["train", "day.yaml", *option])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert "Invalid value" in result.output and "Traceback" not in result.output
+    assert not (workdir / "policy.zip").exists()
