@@ -62,7 +62,20 @@ MAX_TEXT = 4096  # any text field (paths, URLs, names)
 MAX_DESCRIPTION = 10_000  # characters; run.json copies it
 MAX_DURATION_S = 10_000 * 86400  # about 27 years
 MAX_HORIZON_S = 31 * 86400  # planning horizon of the controllers
-START_YEARS = (1900, 2200)  # pandas time stamps span 1677..2262
+START_YEARS = (1900, 2200)
+#: Fault severities that mean something (models.faults: what each kind does with it).
+SEVERITY_RANGES = {
+    "pv_shading": (0.0, 1.0),  # output x (1 - severity)
+    "pv_string_outage": (0.0, 1.0),  # fraction of strings out
+    "capacity_fade": (0.0, 1.0),  # capacity x (1 - severity)
+    "battery_cooling_failure": (0.0, 1.0),  # thermal resistance / (1 - severity)
+    "soc_misreport": (-1.0, 1.0),  # SoC offset
+    "sensor_noise": (0.0, 1000.0),  # a standard deviation
+    "voltage_sag": (0.0, 0.9),  # POC voltage x (1 - severity)
+    "voltage_spike": (0.0, 0.5),  # POC voltage x (1 + severity)
+    "frequency_event": (-5.0, 5.0),  # Hz
+    "load_spike": (-1.0, 100.0),  # load x (1 + severity)
+}  # pandas time stamps span 1677..2262
 
 
 def _duration(value: str) -> str:
@@ -444,6 +457,15 @@ class FaultSpec(Strict):
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ValueError(f"unknown fault kind {value!r}; {hint}known: {', '.join(FAULT_KINDS)}")
         return value
+
+    @model_validator(mode="after")
+    def _severity_in_range(self) -> FaultSpec:
+        low, high = SEVERITY_RANGES.get(self.kind, (-1000.0, 1000.0))
+        if not low <= self.severity <= high:
+            raise ValueError(
+                f"expected severity of {self.kind} within {low:g}..{high:g}, got {self.severity:g}"
+            )
+        return self
 
 
 class Outputs(Strict):

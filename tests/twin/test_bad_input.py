@@ -128,6 +128,16 @@ NONSENSE = [
     (['mqtt.prefix="a\\0b"'], "mqtt.prefix", "pattern"),
     (["mqtt.devices=[{asset: bess, emulate: {e_kwh: 1.0e+300}}]"], "mqtt.devices[0]", "e_kwh"),
     (["control.schedule_csv=nope.csv"], "control.schedule_csv", "not found"),
+    (
+        ["faults=[{kind: voltage_sag, target: grid, start: 1h, severity: 1.5}]"],
+        "faults[0]",
+        "within 0..0.9",
+    ),
+    (
+        ["faults=[{kind: pv_shading, target: pv_roof, start: 1h, severity: -2}]"],
+        "faults[0]",
+        "within 0..1",
+    ),
 ]
 
 
