@@ -21,6 +21,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -83,9 +84,25 @@ def _duration(value: str) -> str:
     return value
 
 
-def _range(low: float, high: float, *, low_open: bool = False) -> Any:
-    """A finite float in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
-    return Annotated[float, Field(gt=low, le=high) if low_open else Field(ge=low, le=high)]
+def _not_bool(value: Any) -> Any:
+    """Refuse ``true``/``false`` where a number belongs (pydantic would read 1/0)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value}")
+    return value
+
+
+def _range(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Any:
+    """A finite float in ``[low, high]`` (open at an end with ``low_open``/``high_open``)."""
+    bounds = Field(
+        **({"gt": low} if low_open else {"ge": low}),
+        **({"lt": high} if high_open else {"le": high}),
+    )
+    return Annotated[float, BeforeValidator(_not_bool), bounds]
+
+
+def _whole(low: int, high: int) -> Any:
+    """A whole number in ``[low, high]``."""
+    return Annotated[int, BeforeValidator(_not_bool), Field(ge=low, le=high)]
 
 
 def _safe_name(value: str) -> str:
@@ -120,7 +137,7 @@ EnergyKwh = _range(0.0, MAX_ENERGY_KWH, low_open=True)
 Price = _range(-PRICE_MAX_EUR_KWH, PRICE_MAX_EUR_KWH)
 Temperature = _range(-60.0, 150.0)
 AssetName = Annotated[str, AfterValidator(_asset_name)]
-BusRef = Annotated[int, Field(ge=0, le=10_000_000)] | Annotated[str, Field(max_length=200)]
+BusRef = _whole(0, 10_000_000) | Annotated[str, Field(max_length=200)]
 Positive = _range(0.0, 1e9, low_open=True)
 
 
@@ -135,8 +152,8 @@ class Strict(BaseModel):
 class Site(Strict):
     """Where the site is: position (degrees), altitude (m) and IANA time zone."""
 
-    lat: Annotated[float, Field(ge=-90, le=90)]
-    lon: Annotated[float, Field(ge=-180, le=180)]
+    lat: _range(-90.0, 90.0)
+    lon: _range(-180.0, 180.0)
     altitude: _range(-500.0, 9000.0) = 0.0
     tz: Annotated[str, Field(max_length=64)]
 
@@ -168,11 +185,11 @@ class PVSpec(Strict):
     bus: BusRef
     p_dc_kw: PowerKw
     p_ac_kw: PowerKw | None = None
-    tilt_deg: Annotated[float, Field(ge=0, le=90)] = 30.0
-    azimuth_deg: Annotated[float, Field(ge=0, le=360)] = 180.0
-    gamma_pdc: Annotated[float, Field(ge=-0.02, le=0.0)] = -0.0037
+    tilt_deg: _range(0.0, 90.0) = 30.0
+    azimuth_deg: _range(0.0, 360.0) = 180.0
+    gamma_pdc: _range(-0.02, 0.0) = -0.0037
     eta_inv_nom: Efficiency = 0.96
-    losses_pct: Annotated[float, Field(ge=0, lt=100)] = 14.08
+    losses_pct: _range(0.0, 100.0, high_open=True) = 14.08
     albedo: Fraction = 0.25
     temperature_model: str = "open_rack_glass_polymer"
 
@@ -209,14 +226,14 @@ class BatterySpec(Strict):
     soc_min: Fraction = 0.1
     soc_max: Fraction = 0.9
     soc_init: Fraction = 0.5
-    soh_init: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    soh_init: _range(0.0, 1.0, low_open=True) = 1.0
     t_init_c: _range(-40.0, 80.0) = 25.0
     t_ambient_c: _range(-50.0, 60.0) = 25.0
     r_th_k_per_kw: _range(1e-3, 1e4) = 10.0
     c_th_kj_per_k: _range(1e-2, 1e9) = 200.0
     cycle_life_efc: _range(1.0, 1e6) = 6000.0
     calendar_life_years: _range(0.1, 100.0) = 15.0
-    soh_eol: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.8
+    soh_eol: _range(0.0, 1.0, low_open=True, high_open=True) = 0.8
     t_derate_c: _range(0.0, 150.0) = 45.0
     t_trip_c: _range(0.0, 150.0) = 55.0
 
@@ -334,10 +351,10 @@ class EVSpec(Strict):
 
     name: AssetName | None = None
     bus: BusRef
-    chargers: Annotated[int, Field(ge=1, le=10_000)]
+    chargers: _whole(1, 10_000)
     p_max_kw: _range(0.0, 5_000.0, low_open=True) = 11.0
     efficiency: Efficiency = 0.92
-    power_factor: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    power_factor: _range(0.0, 1.0, low_open=True) = 1.0
     fleet: FleetSpec = FleetSpec()
 
 
@@ -375,7 +392,7 @@ class ControlSpec(Strict):
     horizon: Duration = "24h"
     resolve_every: Duration | None = None
     forecaster: Literal["persistence", "regression", "perfect"] = "persistence"
-    history_days: Annotated[int, Field(ge=2, le=365)] = 14
+    history_days: _whole(2, 365) = 14
     degradation_eur_kwh: _range(0.0, PRICE_MAX_EUR_KWH) = 0.0
     terminal_price_eur_kwh: Price | None = None
     policy: str | None = None
@@ -443,7 +460,7 @@ class FaultSpec(Strict):
     target: str
     start: str
     duration: Duration | None = None
-    severity: Annotated[float, Field(ge=-1000.0, le=1000.0)] = 1.0
+    severity: _range(-1000.0, 1000.0) = 1.0
     restart_delay: Duration | None = None
     mode: Literal["offset", "stuck"] = "offset"
 
@@ -500,7 +517,7 @@ class DeviceSpec(Strict):
     measure: Annotated[list[str], Field(min_length=1)] = ["p_kw"]
     topic: TopicTemplate = "field/{site}/{asset}/{quantity}"
     setpoint_topic: TopicTemplate = "field/{site}/{asset}/set/{quantity}"
-    timeout_s: Annotated[float, Field(ge=0.0, le=600.0)] | None = None
+    timeout_s: _range(0.0, 600.0) | None = None
     stale_after: Duration | None = None
     emulate: dict[str, float] | None = None
 
@@ -520,7 +537,7 @@ class MqttSpec(Strict):
         list[Annotated[str, Field(pattern=r"^[^\x00]+$", max_length=200)]], Field(max_length=1000)
     ] = ["*"]
     bundle: Literal["auto", "never", "always"] = "auto"
-    buffer_max: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000
+    buffer_max: _whole(1, 10_000_000) = 100_000
     residual_window: Duration = "1h"
     devices: Annotated[list[DeviceSpec], Field(max_length=MAX_UNITS)] = []
 
@@ -541,7 +558,7 @@ class Scenario(Strict):
     start: AwareDatetime
     duration: Duration
     step: Duration
-    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+    seed: _whole(0, 2**32 - 1) = 0
     site: Site
     grid: GridSpec
     weather: str = "723170TYA.CSV"

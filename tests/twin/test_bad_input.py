@@ -128,6 +128,9 @@ NONSENSE = [
     (['mqtt.prefix="a\\0b"'], "mqtt.prefix", "pattern"),
     (["mqtt.devices=[{asset: bess, emulate: {e_kwh: 1.0e+300}}]"], "mqtt.devices[0]", "e_kwh"),
     (["control.schedule_csv=nope.csv"], "control.schedule_csv", "not found"),
+    (["assets.battery[0].e_kwh=yes"], "assets.battery[0].e_kwh", "expected a number"),
+    (["assets.pv[0].bus=true"], "assets.pv[0].bus", "expected a number"),
+    (["site.lat=false"], "site.lat", "expected a number"),
     (
         ["faults=[{kind: voltage_sag, target: grid, start: 1h, severity: 1.5}]"],
         "faults[0]",

@@ -81,6 +81,12 @@ def dotted(path: tuple) -> str:
     return out
 
 
+def get(raw: Any, path: tuple) -> Any:
+    for part in path:
+        raw = raw[part]
+    return raw
+
+
 def put(raw: dict, path: tuple, value: Any) -> dict:
     node = raw
     for part in path[:-1]:
@@ -97,6 +103,13 @@ NEVER_VALID = st.one_of(
     st.lists(st.integers(), min_size=1, max_size=3),
     st.dictionaries(st.sampled_from(["x", "bogus"]), st.integers(), min_size=1, max_size=2),
 )
+NUMERIC_LEAVES = [
+    path
+    for path in LEAVES
+    if isinstance(get(BASE, path), int | float) and get(BASE, path) is not True
+]
+#: Wrong types for a number: booleans and text that is not a number.
+NOT_A_NUMBER = st.one_of(st.booleans(), st.text(alphabet="xyz_ ", min_size=1, max_size=8))
 UNKNOWN_KEY = st.text(st.characters(codec="utf-8"), min_size=1, max_size=20).filter(
     lambda key: key not in _FIELD_NAMES
 )
@@ -106,9 +119,13 @@ UNKNOWN_KEY = st.text(st.characters(codec="utf-8"), min_size=1, max_size=20).fil
 def invalid_raw(draw: st.DrawFn) -> dict:
     """The base scenario with one change that makes it invalid."""
     raw = copy.deepcopy(BASE)
-    how = draw(st.sampled_from(["value", "unknown key", "missing", "bad name", "long text"]))
+    how = draw(
+        st.sampled_from(["value", "type", "unknown key", "missing", "bad name", "long text"])
+    )
     if how == "value":
         return put(raw, draw(st.sampled_from(LEAVES)), draw(NEVER_VALID))
+    if how == "type":
+        return put(raw, draw(st.sampled_from(NUMERIC_LEAVES)), draw(NOT_A_NUMBER))
     if how == "unknown key":
         path = draw(st.sampled_from(MAPPINGS))
         node = raw
