@@ -129,7 +129,7 @@ NONSENSE = [
     (["mqtt.devices=[{asset: bess, emulate: {e_kwh: 1.0e+300}}]"], "mqtt.devices[0]", "e_kwh"),
     (["control.schedule_csv=nope.csv"], "control.schedule_csv", "not found"),
     (["assets.battery[0].e_kwh=yes"], "assets.battery[0].e_kwh", "expected a number"),
-    (["assets.pv[0].bus=true"], "assets.pv[0].bus", "expected a number"),
+    (["assets.pv[0].bus=true"], "assets.pv[0].bus", "got True"),
     (["site.lat=false"], "site.lat", "expected a number"),
     (
         ["faults=[{kind: voltage_sag, target: grid, start: 1h, severity: 1.5}]"],
