@@ -21,7 +21,6 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -30,15 +29,34 @@ from pydantic import (
 )
 
 from models.base import Clock
+from twin.bounds import (
+    C_RATE_PER_H,
+    DC_AC_RATIO,
+    EV_CAPACITY_MAX_KWH,
+    MAX_DESCRIPTION,
+    MAX_DURATION_S,
+    MAX_ENERGY_KWH,
+    MAX_HORIZON_S,
+    MAX_POWER_KW,
+    MAX_TEXT,
+    MAX_UNITS,
+    MIN_ENERGY_KWH,
+    PRICE_MAX_EUR_KWH,
+    SEVERITY_RANGES,
+    START_YEARS,
+    AssetName,
+    Efficiency,
+    Fraction,
+    OutputDir,
+    PowerKw,
+    Price,
+    SafeName,
+    bounded,
+    whole,
+)
 from twin.errors import Problem, ScenarioError
 from twin.inputs import parse_yaml, read_yaml
-from twin.limits import (
-    NAME_MAX,
-    asset_name_problems,
-    name_problems,
-    output_dir_problems,
-    run_size,
-)
+from twin.limits import run_size
 from twin.units import parse_duration_s
 
 __all__ = ["Scenario", "apply_overrides", "load_scenario", "validate_scenario"]
@@ -49,96 +67,14 @@ ASSET_KINDS = ("pv", "battery", "load", "ev")
 CONTROLLERS = ("none", "rule", "mpc", "oracle", "rl", "schedule")
 SAPM_TEMPERATURE_MODELS = tuple(pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"])
 
-# Bounds of the schema (units in the names). A value outside is a typo or a unit slip,
-# not a study: widen a bound here, deliberately, if a real case needs it.
-MAX_POWER_KW = 1e7  # 10 GW: larger than any single plant
-MAX_ENERGY_KWH = 1e7  # 10 GWh: larger than any single battery
-MIN_ENERGY_KWH = 0.01  # 10 Wh
-C_RATE_PER_H = (0.01, 20.0)  # battery p_max_kw / e_kwh: 100 h storage .. 3-minute power cell
-DC_AC_RATIO = (0.5, 3.0)  # PV p_dc_kw / p_ac_kw
-EV_CAPACITY_MAX_KWH = 2000.0  # an electric truck or bus
-PRICE_MAX_EUR_KWH = 100.0  # beyond, someone wrote EUR/MWh
-MAX_UNITS = 10_000  # assets of one kind, devices
-MAX_TEXT = 4096  # any text field (paths, URLs, names)
-MAX_DESCRIPTION = 10_000  # characters; run.json copies it
-MAX_DURATION_S = 10_000 * 86400  # about 27 years
-MAX_HORIZON_S = 31 * 86400  # planning horizon of the controllers
-START_YEARS = (1900, 2200)
-#: Fault severities that mean something (models.faults: what each kind does with it).
-SEVERITY_RANGES = {
-    "pv_shading": (0.0, 1.0),  # output x (1 - severity)
-    "pv_string_outage": (0.0, 1.0),  # fraction of strings out
-    "capacity_fade": (0.0, 1.0),  # capacity x (1 - severity)
-    "battery_cooling_failure": (0.0, 1.0),  # thermal resistance / (1 - severity)
-    "soc_misreport": (-1.0, 1.0),  # SoC offset
-    "sensor_noise": (0.0, 1000.0),  # a standard deviation
-    "voltage_sag": (0.0, 0.9),  # POC voltage x (1 - severity)
-    "voltage_spike": (0.0, 0.5),  # POC voltage x (1 + severity)
-    "frequency_event": (-5.0, 5.0),  # Hz
-    "load_spike": (-1.0, 100.0),  # load x (1 + severity)
-}  # pandas time stamps span 1677..2262
-
 
 def _duration(value: str) -> str:
     parse_duration_s(value)  # raises with the accepted form
     return value
 
 
-def _not_bool(value: Any) -> Any:
-    """Refuse ``true``/``false`` where a number belongs (pydantic would read 1/0)."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a number, got {value}")
-    return value
-
-
-def _range(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Any:
-    """A finite float in ``[low, high]`` (open at an end with ``low_open``/``high_open``)."""
-    bounds = Field(
-        **({"gt": low} if low_open else {"ge": low}),
-        **({"lt": high} if high_open else {"le": high}),
-    )
-    return Annotated[float, BeforeValidator(_not_bool), bounds]
-
-
-def _whole(low: int, high: int) -> Any:
-    """A whole number in ``[low, high]``."""
-    return Annotated[int, BeforeValidator(_not_bool), Field(ge=low, le=high)]
-
-
-def _safe_name(value: str) -> str:
-    problems = name_problems(value)
-    if problems:
-        raise ValueError(problems[0])
-    return value
-
-
-def _asset_name(value: str) -> str:
-    problems = asset_name_problems(value)
-    if problems:
-        raise ValueError(problems[0])
-    return value
-
-
-def _output_dir(value: str) -> str:
-    problems = output_dir_problems(value)
-    if problems:
-        raise ValueError(problems[0])
-    return value
-
-
 Duration = Annotated[str, AfterValidator(_duration)]
-Fraction = _range(0.0, 1.0)
-#: Conversion efficiencies below 50 % are not a real converter.
-Efficiency = _range(0.5, 1.0)
-#: Powers and energies of one asset: up to 10 GW / 10 GWh.
-PowerKw = _range(0.0, MAX_POWER_KW, low_open=True)
-EnergyKwh = _range(0.0, MAX_ENERGY_KWH, low_open=True)
-#: Prices: negative prices happen; above 100 EUR/kWh is a typo for EUR/MWh.
-Price = _range(-PRICE_MAX_EUR_KWH, PRICE_MAX_EUR_KWH)
-Temperature = _range(-60.0, 150.0)
-AssetName = Annotated[str, AfterValidator(_asset_name)]
-BusRef = _whole(0, 10_000_000) | Annotated[str, Field(max_length=200)]
-Positive = _range(0.0, 1e9, low_open=True)
+BusRef = whole(0, 10_000_000) | Annotated[str, Field(max_length=200)]
 
 
 class Strict(BaseModel):
@@ -152,9 +88,9 @@ class Strict(BaseModel):
 class Site(Strict):
     """Where the site is: position (degrees), altitude (m) and IANA time zone."""
 
-    lat: _range(-90.0, 90.0)
-    lon: _range(-180.0, 180.0)
-    altitude: _range(-500.0, 9000.0) = 0.0
+    lat: bounded(-90.0, 90.0)
+    lon: bounded(-180.0, 180.0)
+    altitude: bounded(-500.0, 9000.0) = 0.0
     tz: Annotated[str, Field(max_length=64)]
 
     @field_validator("tz")
@@ -174,8 +110,8 @@ class GridSpec(Strict):
 
     source: str
     solver: Literal["fast", "pandapower"] = "fast"
-    v_min_pu: _range(0.5, 1.0) = 0.90
-    v_max_pu: _range(1.0, 1.5) = 1.10
+    v_min_pu: bounded(0.5, 1.0) = 0.90
+    v_max_pu: bounded(1.0, 1.5) = 1.10
 
 
 class PVSpec(Strict):
@@ -185,11 +121,11 @@ class PVSpec(Strict):
     bus: BusRef
     p_dc_kw: PowerKw
     p_ac_kw: PowerKw | None = None
-    tilt_deg: _range(0.0, 90.0) = 30.0
-    azimuth_deg: _range(0.0, 360.0) = 180.0
-    gamma_pdc: _range(-0.02, 0.0) = -0.0037
+    tilt_deg: bounded(0.0, 90.0) = 30.0
+    azimuth_deg: bounded(0.0, 360.0) = 180.0
+    gamma_pdc: bounded(-0.02, 0.0) = -0.0037
     eta_inv_nom: Efficiency = 0.96
-    losses_pct: _range(0.0, 100.0, high_open=True) = 14.08
+    losses_pct: bounded(0.0, 100.0, high_open=True) = 14.08
     albedo: Fraction = 0.25
     temperature_model: str = "open_rack_glass_polymer"
 
@@ -219,23 +155,23 @@ class BatterySpec(Strict):
 
     name: AssetName | None = None
     bus: BusRef
-    e_kwh: _range(MIN_ENERGY_KWH, MAX_ENERGY_KWH)
+    e_kwh: bounded(MIN_ENERGY_KWH, MAX_ENERGY_KWH)
     p_max_kw: PowerKw
     eta_ch: Efficiency = 0.95
     eta_dis: Efficiency = 0.95
     soc_min: Fraction = 0.1
     soc_max: Fraction = 0.9
     soc_init: Fraction = 0.5
-    soh_init: _range(0.0, 1.0, low_open=True) = 1.0
-    t_init_c: _range(-40.0, 80.0) = 25.0
-    t_ambient_c: _range(-50.0, 60.0) = 25.0
-    r_th_k_per_kw: _range(1e-3, 1e4) = 10.0
-    c_th_kj_per_k: _range(1e-2, 1e9) = 200.0
-    cycle_life_efc: _range(1.0, 1e6) = 6000.0
-    calendar_life_years: _range(0.1, 100.0) = 15.0
-    soh_eol: _range(0.0, 1.0, low_open=True, high_open=True) = 0.8
-    t_derate_c: _range(0.0, 150.0) = 45.0
-    t_trip_c: _range(0.0, 150.0) = 55.0
+    soh_init: bounded(0.0, 1.0, low_open=True) = 1.0
+    t_init_c: bounded(-40.0, 80.0) = 25.0
+    t_ambient_c: bounded(-50.0, 60.0) = 25.0
+    r_th_k_per_kw: bounded(1e-3, 1e4) = 10.0
+    c_th_kj_per_k: bounded(1e-2, 1e9) = 200.0
+    cycle_life_efc: bounded(1.0, 1e6) = 6000.0
+    calendar_life_years: bounded(0.1, 100.0) = 15.0
+    soh_eol: bounded(0.0, 1.0, low_open=True, high_open=True) = 0.8
+    t_derate_c: bounded(0.0, 150.0) = 45.0
+    t_trip_c: bounded(0.0, 150.0) = 55.0
 
     @model_validator(mode="after")
     def _soc_window(self) -> BatterySpec:
@@ -265,8 +201,8 @@ class LoadSpec(Strict):
     name: AssetName | None = None
     bus: BusRef | None = None
     from_grid: bool = False
-    p_kw: _range(0.0, MAX_POWER_KW) = 0.0
-    q_kvar: _range(-MAX_POWER_KW, MAX_POWER_KW) = 0.0
+    p_kw: bounded(0.0, MAX_POWER_KW) = 0.0
+    q_kvar: bounded(-MAX_POWER_KW, MAX_POWER_KW) = 0.0
     profile: str | None = None
 
     @model_validator(mode="after")
@@ -283,10 +219,10 @@ class LoadSpec(Strict):
 class DistSpec(Strict):
     """A normal distribution clipped to ``[min, max]`` (``std: 0`` for a constant)."""
 
-    mean: _range(-1e6, 1e6)
-    std: _range(0.0, 1e6) = 0.0
-    min: _range(-1e6, 1e6)
-    max: _range(-1e6, 1e6)
+    mean: bounded(-1e6, 1e6)
+    std: bounded(0.0, 1e6) = 0.0
+    min: bounded(-1e6, 1e6)
+    max: bounded(-1e6, 1e6)
 
     @model_validator(mode="after")
     def _ordered(self) -> DistSpec:
@@ -311,7 +247,7 @@ class FleetSpec(Strict):
     """The EVs that come to a charging park (arrival profile and EV distributions)."""
 
     profile: str = "workplace"
-    arrivals_per_day: _range(0.0, 100_000.0) = 10.0
+    arrivals_per_day: bounded(0.0, 100_000.0) = 10.0
     capacity_kwh: DistSpec = DistSpec(mean=60.0, std=15.0, min=30.0, max=100.0)
     arrival_soc: SocDistSpec = SocDistSpec(mean=0.35, std=0.15, min=0.05, max=0.8)
     target_soc: SocDistSpec = SocDistSpec(mean=0.9, std=0.0, min=0.9, max=0.9)
@@ -351,10 +287,10 @@ class EVSpec(Strict):
 
     name: AssetName | None = None
     bus: BusRef
-    chargers: _whole(1, 10_000)
-    p_max_kw: _range(0.0, 5_000.0, low_open=True) = 11.0
+    chargers: whole(1, 10_000)
+    p_max_kw: bounded(0.0, 5_000.0, low_open=True) = 11.0
     efficiency: Efficiency = 0.92
-    power_factor: _range(0.0, 1.0, low_open=True) = 1.0
+    power_factor: bounded(0.0, 1.0, low_open=True) = 1.0
     fleet: FleetSpec = FleetSpec()
 
 
@@ -382,7 +318,7 @@ class TariffSpec(Strict):
     export_eur_kwh: Price = 0.08
     periods: Annotated[list[TouPeriod], Field(max_length=96)] = []
     price_csv: str | None = None
-    demand_charge_eur_kw: _range(0.0, 10_000.0) = 0.0
+    demand_charge_eur_kw: bounded(0.0, 10_000.0) = 0.0
 
 
 class ControlSpec(Strict):
@@ -392,8 +328,8 @@ class ControlSpec(Strict):
     horizon: Duration = "24h"
     resolve_every: Duration | None = None
     forecaster: Literal["persistence", "regression", "perfect"] = "persistence"
-    history_days: _whole(2, 365) = 14
-    degradation_eur_kwh: _range(0.0, PRICE_MAX_EUR_KWH) = 0.0
+    history_days: whole(2, 365) = 14
+    degradation_eur_kwh: bounded(0.0, PRICE_MAX_EUR_KWH) = 0.0
     terminal_price_eur_kwh: Price | None = None
     policy: str | None = None
     schedule_csv: str | None = None
@@ -460,7 +396,7 @@ class FaultSpec(Strict):
     target: str
     start: str
     duration: Duration | None = None
-    severity: _range(-1000.0, 1000.0) = 1.0
+    severity: bounded(-1000.0, 1000.0) = 1.0
     restart_delay: Duration | None = None
     mode: Literal["offset", "stuck"] = "offset"
 
@@ -476,7 +412,7 @@ class FaultSpec(Strict):
         return value
 
     @model_validator(mode="after")
-    def _severity_in_range(self) -> FaultSpec:
+    def _severity_inbounded(self) -> FaultSpec:
         low, high = SEVERITY_RANGES.get(self.kind, (-1000.0, 1000.0))
         if not low <= self.severity <= high:
             raise ValueError(
@@ -488,10 +424,10 @@ class FaultSpec(Strict):
 class Outputs(Strict):
     """Where results go."""
 
-    dir: Annotated[str, AfterValidator(_output_dir)] = "runs/{name}"
+    dir: OutputDir = "runs/{name}"
     influx: InfluxSpec | None = None
-    max_memory_gb: _range(0.0, 1024.0, low_open=True) = 4.0
-    max_disk_gb: _range(0.0, 10_000.0, low_open=True) = 10.0
+    max_memory_gb: bounded(0.0, 1024.0, low_open=True) = 4.0
+    max_disk_gb: bounded(0.0, 10_000.0, low_open=True) = 10.0
 
 
 DEVICE_KINDS = ("battery", "pv", "load")
@@ -517,7 +453,7 @@ class DeviceSpec(Strict):
     measure: Annotated[list[str], Field(min_length=1)] = ["p_kw"]
     topic: TopicTemplate = "field/{site}/{asset}/{quantity}"
     setpoint_topic: TopicTemplate = "field/{site}/{asset}/set/{quantity}"
-    timeout_s: _range(0.0, 600.0) | None = None
+    timeout_s: bounded(0.0, 600.0) | None = None
     stale_after: Duration | None = None
     emulate: dict[str, float] | None = None
 
@@ -537,7 +473,7 @@ class MqttSpec(Strict):
         list[Annotated[str, Field(pattern=r"^[^\x00]+$", max_length=200)]], Field(max_length=1000)
     ] = ["*"]
     bundle: Literal["auto", "never", "always"] = "auto"
-    buffer_max: _whole(1, 10_000_000) = 100_000
+    buffer_max: whole(1, 10_000_000) = 100_000
     residual_window: Duration = "1h"
     devices: Annotated[list[DeviceSpec], Field(max_length=MAX_UNITS)] = []
 
@@ -553,12 +489,12 @@ class MqttSpec(Strict):
 class Scenario(Strict):
     """A complete, validated scenario."""
 
-    name: Annotated[str, Field(max_length=NAME_MAX), AfterValidator(_safe_name)]
+    name: SafeName
     description: Annotated[str, Field(max_length=MAX_DESCRIPTION)] = ""
     start: AwareDatetime
     duration: Duration
     step: Duration
-    seed: _whole(0, 2**32 - 1) = 0
+    seed: whole(0, 2**32 - 1) = 0
     site: Site
     grid: GridSpec
     weather: str = "723170TYA.CSV"
