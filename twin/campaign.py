@@ -45,9 +45,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from twin.errors import Problem, ScenarioError, TwinError
+from twin.errors import Problem, ResultsError, ScenarioError, TwinError
+from twin.inputs import read_yaml
+from twin.limits import name_problems
 
 __all__ = [
     "RESILIENCE_KPIS",
@@ -69,6 +70,12 @@ RESILIENCE_KPIS = (
     "peak_import_kw",
     "e_import_kwh",
 )
+#: Keys of a campaign file.
+CAMPAIGN_KEYS = ("name", "base", "mode", "samples", "seed", "axes")
+#: Most runs one campaign file may expand to.
+MAX_RUNS = 10_000
+#: Longest campaign name: its runs are named ``<campaign>-r<10 hex digits>``.
+CAMPAIGN_NAME_MAX = 64
 #: Recovered once the battery SoC is within this of the reference...
 RECOVERY_SOC = 0.01
 #: ... and the exchange at the point of connection within this many kW.
@@ -117,53 +124,89 @@ def load_campaign(path: str | Path) -> Campaign:
         With the field of the campaign file that is wrong.
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ScenarioError(
-            [Problem("", f"cannot read the campaign file: {exc.strerror}")], str(path)
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError([Problem("", f"not valid YAML: {exc}")], str(path)) from None
-    problems: list[Problem] = []
+    raw = read_yaml(path, "campaign")
     if not isinstance(raw, dict):
-        raise ScenarioError([Problem("", "expected a mapping")], str(path))
-    unknown = set(raw) - {"name", "base", "mode", "samples", "seed", "axes", "description"}
+        raise ScenarioError(
+            [Problem("", f"expected a mapping of fields, got {type(raw).__name__}")], str(path)
+        )
+    problems: list[Problem] = []
+    unknown = set(map(str, raw)) - {*CAMPAIGN_KEYS, "description"}
     problems += [
         Problem(key, "unknown key; expected name, base, mode, samples, seed, axes")
         for key in sorted(unknown)
     ]
-    base_path = (path.parent / str(raw.get("base", ""))).resolve()
-    if not base_path.is_file():
-        problems.append(
-            Problem("base", f"scenario {raw.get('base')!r} not found (relative to {path.parent})")
-        )
+    name = raw.get("name", path.stem)
+    problems += [Problem("name", message) for message in name_problems(name, CAMPAIGN_NAME_MAX)]
+    base = raw.get("base")
+    base_path = path
+    if not isinstance(base, str) or not base or "\x00" in base:
+        problems.append(Problem("base", f"expected the path of a scenario file, got {base!r}"))
+    else:
+        base_path = (path.parent / base).resolve()
+        if not base_path.is_file():
+            problems.append(
+                Problem("base", f"scenario {base!r} not found (relative to {path.parent})")
+            )
     axes = raw.get("axes") or {}
     if not isinstance(axes, dict) or not axes:
         problems.append(Problem("axes", "expected a mapping of field path -> list of values"))
     mode = raw.get("mode", "grid")
     if mode not in ("grid", "random"):
         problems.append(Problem("mode", f"expected grid or random, got {mode!r}"))
-    for name, values in axes.items() if isinstance(axes, dict) else []:
+    samples = _whole(raw, "samples", 10, 1, MAX_RUNS, problems)
+    seed = _whole(raw, "seed", 0, 0, 2**32 - 1, problems)
+    for axis, values in axes.items() if isinstance(axes, dict) else []:
         ranged = isinstance(values, dict) and set(values) == {"min", "max"}
         if not (isinstance(values, list) and values) and not (ranged and mode == "random"):
             problems.append(
-                Problem(f"axes.{name}", "expected a non-empty list (or {min, max} in random mode)")
+                Problem(f"axes.{axis}", "expected a non-empty list (or {min, max} in random mode)")
             )
+        elif ranged and not all(_finite(values[k]) for k in ("min", "max")):
+            problems.append(Problem(f"axes.{axis}", f"expected finite numbers, got {values}"))
+        elif ranged and values["min"] > values["max"]:
+            problems.append(Problem(f"axes.{axis}", f"expected min <= max, got {values}"))
     if problems:
         raise ScenarioError(problems, str(path))
+    base_raw = read_yaml(base_path, "scenario")
+    if not isinstance(base_raw, dict):
+        raise ScenarioError(
+            [Problem("", f"expected a mapping of fields, got {type(base_raw).__name__}")],
+            str(base_path),
+        )
     campaign = Campaign(
-        name=str(raw.get("name", path.stem)),
+        name=str(name),
         base_path=base_path,
-        base=yaml.safe_load(base_path.read_text()),
+        base=base_raw,
         axes=axes,
         mode=mode,
-        samples=int(raw.get("samples", 10)),
-        seed=int(raw.get("seed", 0)),
+        samples=samples,
+        seed=seed,
     )
+    if mode == "grid":
+        count = math.prod(len(values) for values in axes.values())
+        if count > MAX_RUNS:
+            raise ScenarioError(
+                [Problem("axes", f"{count:,} combinations; expected at most {MAX_RUNS:,} runs")],
+                str(path),
+            )
     campaign.runs = expand(campaign)
     _validate_runs(campaign)
     return campaign
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(
+    raw: dict[str, Any], key: str, default: int, low: int, high: int, problems: list[Problem]
+) -> int:
+    """An integer field of the campaign file within ``[low, high]`` (else a problem)."""
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        problems.append(Problem(key, f"expected a whole number in {low}..{high}, got {value!r}"))
+        return default
+    return value
 
 
 def _combinations(campaign: Campaign) -> list[dict[str, Any]]:
@@ -511,7 +554,13 @@ def report(out_dir: str | Path, top: int = 10) -> tuple[Path, pd.DataFrame]:
     import matplotlib.pyplot as plt
 
     out = Path(out_dir)
-    summary = pd.read_parquet(out / "summary.parquet")
+    try:
+        summary = pd.read_parquet(out / "summary.parquet")
+        summary[["run_id", "reference", "status", "error"]]
+    except (OSError, ValueError, KeyError) as exc:
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc).split("\n")[0]
+        path = out / "summary.parquet"
+        raise ResultsError(f"{path} is not a campaign summary: {detail}") from None
     faulted = summary[summary["reference"].notna() & (summary["status"] == "finished")]
     if faulted.empty:
         raise TwinError(f"{out}: no finished runs with a fault to report")

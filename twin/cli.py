@@ -17,8 +17,16 @@ err_console = Console(stderr=True)
 
 
 def _fail(exc: Exception) -> None:
+    if isinstance(exc, OSError):
+        exc = _file_error(exc)
     err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+def _file_error(exc: OSError) -> TwinError:
+    """A file-system error (an unwritable --out, say) as a named error, path first."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return TwinError(f"{where}{exc.strerror or exc}")
 
 
 def kpi_table(kpis: dict[str, float], title: str) -> Table:
@@ -67,7 +75,7 @@ def run(
         result = run_scenario(sc, out, progress=progress, rt_factor=rt_factor if realtime else None)
     except RunCheckError as exc:
         result, failures = exc.result, exc.failures
-    except (TwinError, ConnectionError) as exc:
+    except (TwinError, OSError) as exc:  # ConnectionError is an OSError
         _fail(exc)
         return
     console.print(kpi_table(result.kpis, f"{sc.name}: KPIs"))
@@ -129,8 +137,12 @@ def report(run_dir: Annotated[Path, typer.Argument(help="Run directory of `twin 
 def train(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (with a battery).")],
     out: Annotated[Path, typer.Option(help="Policy file to write.")] = Path("policy.zip"),
-    days: Annotated[int | None, typer.Option(help="Training days to use (default all).")] = None,
-    timesteps: Annotated[int, typer.Option(help="Environment steps to train for.")] = 100_000,
+    days: Annotated[
+        int | None, typer.Option(min=1, help="Training days to use (default all).")
+    ] = None,
+    timesteps: Annotated[
+        int, typer.Option(min=1, max=10**9, help="Environment steps to train for.")
+    ] = 100_000,
     algo: Annotated[str, typer.Option(help="sac or ppo.")] = "sac",
     seed: Annotated[int, typer.Option(help="Seed (training is reproducible).")] = 0,
     set_: Annotated[
@@ -144,8 +156,11 @@ def train(
     try:
         sc = load_scenario(scenario, set_ or [])
         result = train_policy(sc, out, timesteps=timesteps, days=days, seed=seed, algo=algo)
-    except (TwinError, ValueError) as exc:
-        _fail(exc if isinstance(exc, TwinError) else TwinError(str(exc)))
+    except (TwinError, OSError) as exc:
+        _fail(exc)
+        return
+    except ValueError as exc:
+        _fail(TwinError(str(exc)))
         return
     console.print(
         f"policy [bold]{result.policy}[/] ({len(result.train_days)} training days; "
@@ -167,13 +182,22 @@ def compare(
 ) -> None:
     """Run each controller on the same scenario and print the comparison table."""
     from twin.compare import COMPARE_COLUMNS, compare_controllers
-    from twin.scenario import load_scenario
+    from twin.scenario import CONTROLLERS, load_scenario
 
     names = [c.strip() for c in controllers.split(",") if c.strip()]
+    known = CONTROLLERS
+    unknown = [name for name in names if name not in known]
+    if not names or unknown:
+        _fail(
+            TwinError(
+                f"--controllers {controllers!r}: expected a comma-separated list of "
+                f"{', '.join(known)}" + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            )
+        )
     try:
         sc = load_scenario(scenario, set_ or [])
         table = compare_controllers(sc, names, out, policy=policy)
-    except TwinError as exc:
+    except (TwinError, OSError) as exc:
         _fail(exc)
         return
     view = Table(title=f"{sc.name}: controllers compared")
@@ -344,7 +368,7 @@ def broker(
             users, password_file, acl_file, tls_ca, tls_cert, tls_key, require_certificate
         )
         mosquitto = Mosquitto(data_dir, port, security).start()
-    except (TwinError, FileNotFoundError, ValueError, RuntimeError, TimeoutError) as exc:
+    except (TwinError, OSError, ValueError, RuntimeError, TimeoutError) as exc:
         _fail(exc)
         return
     console.print(f"mosquitto on {mosquitto.url} (config {mosquitto.config}); Ctrl-C to stop")
@@ -386,7 +410,7 @@ def campaign(
         summary = execute(
             spec, directory, scheduler=scheduler, n_workers=workers, progress=progress
         )
-    except TwinError as exc:
+    except (TwinError, OSError) as exc:
         _fail(exc)
         return
     failed = summary[summary["status"] != "finished"]
@@ -453,10 +477,14 @@ def grafana(
             console.print(run_link(link, grafana_url), soft_wrap=True)
             return
         options = DatasourceOptions(influx_url, database, user, password_env)
+        written = write_all(out, options)
     except GrafanaConfigError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
-    for path in write_all(out, options):
+    except OSError as exc:
+        _fail(exc)
+        return
+    for path in written:
         console.print(f"wrote {path}")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Problem", "RunError", "ScenarioError", "TwinError"]
+__all__ = ["Problem", "ResultsError", "RunError", "ScenarioError", "TwinError"]
 
 
 class TwinError(Exception):
@@ -34,3 +34,7 @@ class ScenarioError(TwinError):
 
 class RunError(TwinError):
     """A co-simulation run failed."""
+
+
+class ResultsError(TwinError):
+    """The files of a run (or campaign) directory are missing, corrupt or not the twin's."""

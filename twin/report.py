@@ -6,6 +6,8 @@ import html
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import matplotlib
 
@@ -13,9 +15,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from twin.errors import TwinError  # noqa: E402
+from twin.errors import ResultsError, TwinError  # noqa: E402
 from twin.kpi import kpi_rows  # noqa: E402
-from twin.results import load_results, read_run, wide  # noqa: E402
+from twin.results import RESULT_COLUMNS, load_results, read_run, wide  # noqa: E402
 
 __all__ = ["PLOTS", "render_report"]
 
@@ -116,22 +118,50 @@ PLOTS: dict[str, tuple[Callable[[pd.DataFrame, plt.Axes], None], tuple[str, str]
 }
 
 
+def read_run_dir(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
+    """``run.json``, ``kpis.json`` and the results of a run directory, checked.
+
+    Raises
+    ------
+    ResultsError
+        Naming the file that cannot be read or lacks what a report needs.
+    """
+    where = run_dir / "run.json"
+    try:
+        meta = read_run(run_dir)
+        str(meta["run_id"]), meta["scenario"]["name"], ZoneInfo(meta["scenario"]["site"]["tz"])
+        for key in ("start", "duration", "step"):
+            str(meta["scenario"][key])
+        where = run_dir / "kpis.json"
+        kpis = json.loads(where.read_text())
+        if not isinstance(kpis, dict):
+            raise TypeError(f"expected a mapping of KPIs, got {type(kpis).__name__}")
+        where = run_dir / "results.parquet"
+        results = load_results(run_dir)
+        missing = set(RESULT_COLUMNS) - set(results.columns)
+        if missing:
+            raise KeyError(f"columns {', '.join(sorted(missing))}")
+    except (OSError, ValueError, TypeError, KeyError, IndexError, ZoneInfoNotFoundError) as exc:
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc).split("\n")[0]
+        raise ResultsError(f"{where} is corrupt or not written by twin run: {detail}") from None
+    return meta, kpis, results
+
+
 def render_report(run_dir: str | Path) -> Path:
     """Write ``<name>.png`` for every plot and ``report.html`` into ``run_dir``.
 
     Raises
     ------
     TwinError
-        If ``run_dir`` is not the directory of a finished run.
+        If ``run_dir`` is not the directory of a finished run
+        (:class:`~twin.errors.ResultsError` if one of its files is corrupt).
     """
     run_dir = Path(run_dir)
     for needed in ("results.parquet", "run.json", "kpis.json"):
         if not (run_dir / needed).is_file():
             raise TwinError(f"{run_dir} is not a finished run: {needed} is missing")
-    meta = read_run(run_dir)
-    kpis = json.loads((run_dir / "kpis.json").read_text())
+    meta, kpis, results = read_run_dir(run_dir)
     tz = meta["scenario"]["site"]["tz"]
-    results = load_results(run_dir)
     results["time"] = results["time"].dt.tz_convert(tz)
     images = []
     present = set(zip(results["kind"].astype(str), results["quantity"].astype(str), strict=True))

@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 import pvlib
-import yaml
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -32,13 +31,42 @@ from pydantic import (
 )
 
 from models.base import Clock
+from twin.bounds import (
+    C_RATE_PER_H,
+    DC_AC_RATIO,
+    EV_CAPACITY_MAX_KWH,
+    MAX_DESCRIPTION,
+    MAX_DURATION_S,
+    MAX_ENERGY_KWH,
+    MAX_HORIZON_S,
+    MAX_POWER_KW,
+    MAX_TEXT,
+    MAX_UNITS,
+    MIN_ENERGY_KWH,
+    PRICE_MAX_EUR_KWH,
+    SEVERITY_RANGES,
+    START_YEARS,
+    AssetName,
+    Efficiency,
+    Fraction,
+    OutputDir,
+    PowerKw,
+    Price,
+    SafeName,
+    bounded,
+    whole,
+)
 from twin.errors import Problem, ScenarioError
+from twin.inputs import parse_yaml, read_yaml
+from twin.limits import run_size
 from twin.units import parse_duration_s
 
 __all__ = ["Scenario", "apply_overrides", "load_scenario", "validate_scenario"]
 
 #: Asset kinds of a scenario, each a registered model whose units sit at a bus.
 ASSET_KINDS = ("pv", "battery", "load", "ev")
+#: The controllers a scenario may name.
+CONTROLLERS = ("none", "rule", "mpc", "oracle", "rl", "schedule")
 SAPM_TEMPERATURE_MODELS = tuple(pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"])
 
 
@@ -48,27 +76,26 @@ def _duration(value: str) -> str:
 
 
 Duration = Annotated[str, AfterValidator(_duration)]
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-Efficiency = Annotated[float, Field(gt=0.0, le=1.0)]
-Positive = Annotated[float, Field(gt=0.0)]
-BusRef = int | str
+BusRef = whole(0, 10_000_000) | Annotated[str, Field(max_length=200)]
 
 
 class Strict(BaseModel):
-    """Base of every scenario section: unknown keys are errors."""
+    """Base of every scenario section: unknown keys are errors; numbers finite; text short."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, allow_inf_nan=False, str_max_length=MAX_TEXT
+    )
 
 
 class Site(Strict):
     """Where the site is: position (degrees), altitude (m) and IANA time zone."""
 
-    lat: Annotated[float, Field(ge=-90, le=90)]
-    lon: Annotated[float, Field(ge=-180, le=180)]
-    altitude: float = 0.0
-    tz: str
+    lat: bounded(-90.0, 90.0)
+    lon: bounded(-180.0, 180.0)
+    altitude: bounded(-500.0, 9000.0) = 0.0
+    tz: Annotated[str, Field(max_length=64)]
     #: A weather file recorded farther away than this (km) is a validation problem.
-    max_weather_distance_km: Annotated[float, Field(gt=0)] = 100.0
+    max_weather_distance_km: bounded(0.001, 40_100.0) = 100.0
 
     @field_validator("tz")
     @classmethod
@@ -87,22 +114,22 @@ class GridSpec(Strict):
 
     source: str
     solver: Literal["fast", "pandapower"] = "fast"
-    v_min_pu: Positive = 0.90
-    v_max_pu: Positive = 1.10
+    v_min_pu: bounded(0.5, 1.0) = 0.90
+    v_max_pu: bounded(1.0, 1.5) = 1.10
 
 
 class PVSpec(Strict):
     """A PV plant (kW ratings, angles in degrees, 180 = south)."""
 
-    name: str | None = None
+    name: AssetName | None = None
     bus: BusRef
-    p_dc_kw: Positive
-    p_ac_kw: Positive | None = None
-    tilt_deg: Annotated[float, Field(ge=0, le=90)] = 30.0
-    azimuth_deg: Annotated[float, Field(ge=0, le=360)] = 180.0
-    gamma_pdc: Annotated[float, Field(ge=-0.02, le=0.0)] = -0.0037
+    p_dc_kw: PowerKw
+    p_ac_kw: PowerKw | None = None
+    tilt_deg: bounded(0.0, 90.0) = 30.0
+    azimuth_deg: bounded(0.0, 360.0) = 180.0
+    gamma_pdc: bounded(-0.02, 0.0) = -0.0037
     eta_inv_nom: Efficiency = 0.96
-    losses_pct: Annotated[float, Field(ge=0, lt=100)] = 14.08
+    losses_pct: bounded(0.0, 100.0, high_open=True) = 14.08
     albedo: Fraction = 0.25
     temperature_model: str = "open_rack_glass_polymer"
 
@@ -117,31 +144,38 @@ class PVSpec(Strict):
     def _inverter_default(self) -> PVSpec:
         if self.p_ac_kw is None:
             self.p_ac_kw = self.p_dc_kw / 1.1
+        ratio = self.p_dc_kw / self.p_ac_kw
+        if not DC_AC_RATIO[0] <= ratio <= DC_AC_RATIO[1]:
+            raise ValueError(
+                f"expected p_dc_kw / p_ac_kw (DC/AC ratio) within "
+                f"{DC_AC_RATIO[0]}..{DC_AC_RATIO[1]}, "
+                f"got {self.p_dc_kw:g} / {self.p_ac_kw:g} = {ratio:.3g}"
+            )
         return self
 
 
 class BatterySpec(Strict):
     """A battery: capacity (kWh), converter rating (kW), limits, thermal and ageing data."""
 
-    name: str | None = None
+    name: AssetName | None = None
     bus: BusRef
-    e_kwh: Positive
-    p_max_kw: Positive
+    e_kwh: bounded(MIN_ENERGY_KWH, MAX_ENERGY_KWH)
+    p_max_kw: PowerKw
     eta_ch: Efficiency = 0.95
     eta_dis: Efficiency = 0.95
     soc_min: Fraction = 0.1
     soc_max: Fraction = 0.9
     soc_init: Fraction = 0.5
-    soh_init: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
-    t_init_c: float = 25.0
-    t_ambient_c: float = 25.0
-    r_th_k_per_kw: Positive = 10.0
-    c_th_kj_per_k: Positive = 200.0
-    cycle_life_efc: Positive = 6000.0
-    calendar_life_years: Positive = 15.0
-    soh_eol: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.8
-    t_derate_c: float = 45.0
-    t_trip_c: float = 55.0
+    soh_init: bounded(0.0, 1.0, low_open=True) = 1.0
+    t_init_c: bounded(-40.0, 80.0) = 25.0
+    t_ambient_c: bounded(-50.0, 60.0) = 25.0
+    r_th_k_per_kw: bounded(1e-3, 1e4) = 10.0
+    c_th_kj_per_k: bounded(1e-2, 1e9) = 200.0
+    cycle_life_efc: bounded(1.0, 1e6) = 6000.0
+    calendar_life_years: bounded(0.1, 100.0) = 15.0
+    soh_eol: bounded(0.0, 1.0, low_open=True, high_open=True) = 0.8
+    t_derate_c: bounded(0.0, 150.0) = 45.0
+    t_trip_c: bounded(0.0, 150.0) = 55.0
 
     @model_validator(mode="after")
     def _soc_window(self) -> BatterySpec:
@@ -152,17 +186,27 @@ class BatterySpec(Strict):
                 f"expected soc_init within [soc_min, soc_max] = [{self.soc_min}, {self.soc_max}], "
                 f"got {self.soc_init}"
             )
+        c_rate = self.p_max_kw / self.e_kwh
+        if not C_RATE_PER_H[0] <= c_rate <= C_RATE_PER_H[1]:
+            raise ValueError(
+                f"expected p_max_kw / e_kwh (C-rate) within {C_RATE_PER_H[0]}..{C_RATE_PER_H[1]}"
+                f" per hour, got {self.p_max_kw:g} kW / {self.e_kwh:g} kWh = {c_rate:.3g}"
+            )
+        if not self.t_derate_c < self.t_trip_c:
+            raise ValueError(
+                f"expected t_derate_c < t_trip_c, got {self.t_derate_c} >= {self.t_trip_c}"
+            )
         return self
 
 
 class LoadSpec(Strict):
     """A load (kW, kvar consumed), or ``from_grid: true`` for all loads of the grid."""
 
-    name: str | None = None
+    name: AssetName | None = None
     bus: BusRef | None = None
     from_grid: bool = False
-    p_kw: Annotated[float, Field(ge=0.0)] = 0.0
-    q_kvar: float = 0.0
+    p_kw: bounded(0.0, MAX_POWER_KW) = 0.0
+    q_kvar: bounded(-MAX_POWER_KW, MAX_POWER_KW) = 0.0
     profile: str | None = None
 
     @model_validator(mode="after")
@@ -179,10 +223,10 @@ class LoadSpec(Strict):
 class DistSpec(Strict):
     """A normal distribution clipped to ``[min, max]`` (``std: 0`` for a constant)."""
 
-    mean: float
-    std: Annotated[float, Field(ge=0.0)] = 0.0
-    min: float
-    max: float
+    mean: bounded(-1e6, 1e6)
+    std: bounded(0.0, 1e6) = 0.0
+    min: bounded(-1e6, 1e6)
+    max: bounded(-1e6, 1e6)
 
     @model_validator(mode="after")
     def _ordered(self) -> DistSpec:
@@ -207,7 +251,7 @@ class FleetSpec(Strict):
     """The EVs that come to a charging park (arrival profile and EV distributions)."""
 
     profile: str = "workplace"
-    arrivals_per_day: Annotated[float, Field(ge=0.0)] = 10.0
+    arrivals_per_day: bounded(0.0, 100_000.0) = 10.0
     capacity_kwh: DistSpec = DistSpec(mean=60.0, std=15.0, min=30.0, max=100.0)
     arrival_soc: SocDistSpec = SocDistSpec(mean=0.35, std=0.15, min=0.05, max=0.8)
     target_soc: SocDistSpec = SocDistSpec(mean=0.9, std=0.0, min=0.9, max=0.9)
@@ -229,32 +273,38 @@ class FleetSpec(Strict):
 
     @model_validator(mode="after")
     def _positive(self) -> FleetSpec:
-        if self.capacity_kwh.min <= 0.0:
-            raise ValueError(f"expected capacity_kwh.min > 0, got {self.capacity_kwh.min}")
-        if self.dwell_h is not None and self.dwell_h.min < 0.0:
-            raise ValueError(f"expected dwell_h.min >= 0, got {self.dwell_h.min}")
+        if not 0.0 < self.capacity_kwh.min <= self.capacity_kwh.max <= EV_CAPACITY_MAX_KWH:
+            raise ValueError(
+                f"expected 0 < capacity_kwh.min <= capacity_kwh.max <= {EV_CAPACITY_MAX_KWH:g}"
+                f" kWh, got {self.capacity_kwh.min:g} .. {self.capacity_kwh.max:g}"
+            )
+        if self.dwell_h is not None and not 0.0 <= self.dwell_h.min <= self.dwell_h.max <= 720:
+            raise ValueError(
+                f"expected 0 <= dwell_h.min <= dwell_h.max <= 720 h (30 days), got "
+                f"{self.dwell_h.min:g} .. {self.dwell_h.max:g}"
+            )
         return self
 
 
 class EVSpec(Strict):
     """A charging park: ``chargers`` plugs of ``p_max_kw`` each at one bus, and its fleet."""
 
-    name: str | None = None
+    name: AssetName | None = None
     bus: BusRef
-    chargers: Annotated[int, Field(ge=1, le=10_000)]
-    p_max_kw: Positive = 11.0
+    chargers: whole(1, 10_000)
+    p_max_kw: bounded(0.0, 5_000.0, low_open=True) = 11.0
     efficiency: Efficiency = 0.92
-    power_factor: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    power_factor: bounded(0.0, 1.0, low_open=True) = 1.0
     fleet: FleetSpec = FleetSpec()
 
 
 class Assets(Strict):
     """The site's assets, by kind."""
 
-    pv: list[PVSpec] = []
-    battery: list[BatterySpec] = []
-    load: list[LoadSpec] = []
-    ev: list[EVSpec] = []
+    pv: Annotated[list[PVSpec], Field(max_length=MAX_UNITS)] = []
+    battery: Annotated[list[BatterySpec], Field(max_length=MAX_UNITS)] = []
+    load: Annotated[list[LoadSpec], Field(max_length=MAX_UNITS)] = []
+    ev: Annotated[list[EVSpec], Field(max_length=MAX_UNITS)] = []
 
 
 class TouPeriod(Strict):
@@ -262,31 +312,44 @@ class TouPeriod(Strict):
 
     start: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
     end: Annotated[str, Field(pattern=r"^([01]\d|2[0-4]):[0-5]\d$")]
-    import_eur_kwh: float
+    import_eur_kwh: Price
 
 
 class TariffSpec(Strict):
     """Import price (base and time-of-use periods), export price, or a price CSV."""
 
-    import_eur_kwh: float = 0.30
-    export_eur_kwh: float = 0.08
-    periods: list[TouPeriod] = []
+    import_eur_kwh: Price = 0.30
+    export_eur_kwh: Price = 0.08
+    periods: Annotated[list[TouPeriod], Field(max_length=96)] = []
     price_csv: str | None = None
-    demand_charge_eur_kw: Annotated[float, Field(ge=0.0)] = 0.0
+    demand_charge_eur_kw: bounded(0.0, 10_000.0) = 0.0
 
 
 class ControlSpec(Strict):
     """Controller options: site limits, planning horizon, forecaster, policy, terminal rule."""
 
-    p_import_max_kw: Positive | None = None
+    p_import_max_kw: PowerKw | None = None
     horizon: Duration = "24h"
     resolve_every: Duration | None = None
     forecaster: Literal["persistence", "regression", "perfect"] = "persistence"
-    history_days: Annotated[int, Field(ge=2, le=365)] = 14
-    degradation_eur_kwh: Annotated[float, Field(ge=0.0)] = 0.0
-    terminal_price_eur_kwh: float | None = None
+    history_days: whole(2, 365) = 14
+    degradation_eur_kwh: bounded(0.0, PRICE_MAX_EUR_KWH) = 0.0
+    terminal_price_eur_kwh: Price | None = None
     policy: str | None = None
     schedule_csv: str | None = None
+
+    @model_validator(mode="after")
+    def _horizon_bounded(self) -> ControlSpec:
+        horizon_s = parse_duration_s(self.horizon)
+        if horizon_s > MAX_HORIZON_S:
+            raise ValueError(
+                f"expected horizon of at most {MAX_HORIZON_S // 86400}d, got {self.horizon}"
+            )
+        if self.resolve_every is not None and parse_duration_s(self.resolve_every) > horizon_s:
+            raise ValueError(
+                f"expected resolve_every <= horizon, got {self.resolve_every} > {self.horizon}"
+            )
+        return self
 
 
 class InfluxSpec(Strict):
@@ -318,10 +381,10 @@ class InfluxSpec(Strict):
     org: str | None = None
     bucket: str | None = None
     batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = 5000
-    flush_interval_s: Annotated[float, Field(gt=0.0)] = 1.0
+    flush_interval_s: bounded(0.0, 3600.0, low_open=True) = 1.0
     gzip: bool = True
     retries: Annotated[int, Field(ge=0, le=20)] = 3
-    timeout_s: Annotated[float, Field(gt=0.0)] = 10.0
+    timeout_s: bounded(0.0, 600.0, low_open=True) = 10.0
     spool_dir: str | None = None
     create_database: bool = False
     verify_tls: bool = True
@@ -372,7 +435,7 @@ class FaultSpec(Strict):
     target: str
     start: str
     duration: Duration | None = None
-    severity: Annotated[float, Field(ge=-1000.0, le=1000.0)] = 1.0
+    severity: bounded(-1000.0, 1000.0) = 1.0
     restart_delay: Duration | None = None
     mode: Literal["offset", "stuck"] = "offset"
 
@@ -387,16 +450,27 @@ class FaultSpec(Strict):
             raise ValueError(f"unknown fault kind {value!r}; {hint}known: {', '.join(FAULT_KINDS)}")
         return value
 
+    @model_validator(mode="after")
+    def _severity_inbounded(self) -> FaultSpec:
+        low, high = SEVERITY_RANGES.get(self.kind, (-1000.0, 1000.0))
+        if not low <= self.severity <= high:
+            raise ValueError(
+                f"expected severity of {self.kind} within {low:g}..{high:g}, got {self.severity:g}"
+            )
+        return self
+
 
 class Outputs(Strict):
     """Where results go."""
 
-    dir: str = "runs/{name}"
+    dir: OutputDir = "runs/{name}"
     influx: InfluxSpec | None = None
+    max_memory_gb: bounded(0.0, 1024.0, low_open=True) = 4.0
+    max_disk_gb: bounded(0.0, 10_000.0, low_open=True) = 10.0
 
 
 DEVICE_KINDS = ("battery", "pv", "load")
-TopicTemplate = Annotated[str, Field(pattern=r"^[^#+]*\{quantity\}[^#+]*$")]
+TopicTemplate = Annotated[str, Field(pattern=r"^[^#+\x00]*\{quantity\}[^#+\x00]*$", max_length=200)]
 
 
 class MqttLogin(Strict):
@@ -467,12 +541,12 @@ class DeviceSpec(Strict):
     measure: Annotated[list[str], Field(min_length=1)] = ["p_kw"]
     topic: TopicTemplate = "field/{site}/{asset}/{quantity}"
     setpoint_topic: TopicTemplate = "field/{site}/{asset}/set/{quantity}"
-    timeout_s: Annotated[float, Field(ge=0.0, le=600.0)] | None = None
+    timeout_s: bounded(0.0, 600.0) | None = None
     stale_after: Duration | None = None
     emulate: dict[str, float] | None = None
     credentials: MqttLogin | None = None
     max_fallback: Fraction = 0.05
-    clock_tolerance_s: Annotated[float, Field(ge=0.0)] = 1.0
+    clock_tolerance_s: bounded(0.0, 86_400.0) = 1.0
     max_payload_bytes: Annotated[int, Field(ge=64, le=1_000_000)] = 4096
 
 
@@ -492,16 +566,18 @@ class MqttSpec(MqttLogin):
     """
 
     broker: str = "mqtt://127.0.0.1:1883"
-    prefix: Annotated[str, Field(pattern=r"^[^#+]+$")] = "twin"
+    prefix: Annotated[str, Field(pattern=r"^[^#+\x00]+$", max_length=200)] = "twin"
     client_id: str | None = None
     qos: Literal[0, 1, 2] = 1
-    publish: list[str] = ["*"]
+    publish: Annotated[
+        list[Annotated[str, Field(pattern=r"^[^\x00]+$", max_length=200)]], Field(max_length=1000)
+    ] = ["*"]
     bundle: Literal["auto", "never", "always"] = "auto"
-    buffer_max: Annotated[int, Field(ge=1)] = 100_000
-    max_dropped: Annotated[int, Field(ge=0)] = 0
+    buffer_max: whole(1, 10_000_000) = 100_000
+    max_dropped: whole(0, 10**12) = 0
     residual_window: Duration = "1h"
     tls: TlsSpec | None = None
-    devices: list[DeviceSpec] = []
+    devices: Annotated[list[DeviceSpec], Field(max_length=MAX_UNITS)] = []
 
     @model_validator(mode="before")
     @classmethod
@@ -546,22 +622,31 @@ class MqttSpec(MqttLogin):
 class Scenario(Strict):
     """A complete, validated scenario."""
 
-    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
-    description: str = ""
+    name: SafeName
+    description: Annotated[str, Field(max_length=MAX_DESCRIPTION)] = ""
     start: AwareDatetime
     duration: Duration
     step: Duration
-    seed: int = 0
+    seed: whole(0, 2**32 - 1) = 0
     site: Site
     grid: GridSpec
     weather: str = "723170TYA.CSV"
     assets: Assets = Assets()
     tariff: TariffSpec = TariffSpec()
-    controller: Literal["none", "rule", "mpc", "oracle", "rl", "schedule"] = "none"
+    controller: Literal[CONTROLLERS] = "none"
     control: ControlSpec = ControlSpec()
     outputs: Outputs = Outputs()
     mqtt: MqttSpec | None = None
-    faults: list[FaultSpec] = []
+    faults: Annotated[list[FaultSpec], Field(max_length=1000)] = []
+
+    @field_validator("start")
+    @classmethod
+    def _start_year(cls, value: Any) -> Any:
+        if not START_YEARS[0] <= value.year <= START_YEARS[1]:
+            raise ValueError(
+                f"expected a start in the years {START_YEARS[0]}..{START_YEARS[1]}, got {value}"
+            )
+        return value
 
     @field_validator("grid", mode="before")
     @classmethod
@@ -571,6 +656,12 @@ class Scenario(Strict):
     @model_validator(mode="after")
     def _whole_steps(self) -> Scenario:
         duration_s, step_s = parse_duration_s(self.duration), parse_duration_s(self.step)
+        if duration_s > MAX_DURATION_S:
+            raise ValueError(
+                f"expected a duration of at most {MAX_DURATION_S // 86400}d, got {self.duration}"
+            )
+        if step_s > duration_s:
+            raise ValueError(f"expected step <= duration, got {self.step} > {self.duration}")
         if duration_s % step_s:
             raise ValueError(f"duration {self.duration} is not a whole number of steps {self.step}")
         return self
@@ -641,12 +732,13 @@ def _unknown_keys(model: type[BaseModel], data: Any, loc: tuple[Any, ...]) -> li
     fields = model.model_fields
     for key, value in data.items():
         if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+            name = _short(str(key), quote=False)
+            close = difflib.get_close_matches(str(key)[:100], list(fields), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             problems.append(
                 Problem(
-                    f"{_path(loc)}.{key}" if loc else str(key),
-                    f"unknown key {key!r}{hint} (expected one of: {', '.join(fields)})",
+                    f"{_path(loc)}.{name}" if loc else name,
+                    f"unknown key {_short(key)}{hint} (expected one of: {', '.join(fields)})",
                 )
             )
             continue
@@ -682,8 +774,14 @@ def _describe(error: dict[str, Any]) -> str:
         and not isinstance(value, dict | list)
         and "got " not in message
     ):
-        message += f" (got {value!r})"
+        message += f" (got {_short(value)})"
     return message
+
+
+def _short(value: Any, limit: int = 80, *, quote: bool = True) -> str:
+    """``repr`` (or ``str``) of a value, cut to ``limit`` characters (it may be huge)."""
+    text = repr(value) if quote else str(value)
+    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text):,} characters)"
 
 
 def _schema_problems(raw: dict[str, Any]) -> tuple[Scenario | None, list[Problem]]:
@@ -802,6 +900,10 @@ def _resolve(scenario: Scenario) -> tuple[Scenario, list[Problem]]:
         problems.append(Problem("control.policy", f"file {scenario.control.policy!r} not found"))
     if scenario.controller == "schedule" and not scenario.control.schedule_csv:
         problems.append(Problem("control.schedule_csv", "controller 'schedule' needs a CSV"))
+    elif scenario.control.schedule_csv and not Path(scenario.control.schedule_csv).is_file():
+        problems.append(
+            Problem("control.schedule_csv", f"file {scenario.control.schedule_csv!r} not found")
+        )
     if scenario.controller in ("mpc", "oracle", "rl", "schedule") and not assets["battery"]:
         problems.append(
             Problem(
@@ -824,7 +926,29 @@ def _resolve(scenario: Scenario) -> tuple[Scenario, list[Problem]]:
         data["mqtt"] = scenario.mqtt
     resolved = Scenario.model_validate(data)
     problems += _resolve_faults(resolved)[1]
+    problems += _size_problems(resolved, len(net.bus), len(net.line), len(net.trafo))
     return resolved, problems
+
+
+def _size_problems(scenario: Scenario, n_buses: int, n_lines: int, n_trafos: int) -> list[Problem]:
+    """Refuse a run whose results would not fit the memory and disk limits of ``outputs``."""
+    size = run_size(scenario, n_buses, n_lines, n_trafos)
+    problems = []
+    for need, limit, key, what in (
+        (size.memory_bytes, scenario.outputs.max_memory_gb, "max_memory_gb", "memory"),
+        (size.disk_bytes, scenario.outputs.max_disk_gb, "max_disk_gb", "disk"),
+    ):
+        if need > limit * 1e9:
+            problems.append(
+                Problem(
+                    "duration",
+                    f"{size.steps:,} steps x about {size.series:,} series = {size.values:,} "
+                    f"values need about {need / 1e9:.1f} GB of {what}, above the limit "
+                    f"outputs.{key} = {limit:g} GB; shorten the duration, lengthen the step, "
+                    f"or raise the limit (--set outputs.{key}=...)",
+                )
+            )
+    return problems
 
 
 def _fault_start_s(scenario: Scenario, text: str) -> int:
@@ -1023,19 +1147,25 @@ def _device_problems(scenario: Scenario, assets: dict[str, list[dict]]) -> list[
                 Problem(f"{where}.credentials", "the emulated device's login: needs emulate")
             )
         if device.emulate is not None:
-            from adapters.mqtt.emulator import battery_parameters
+            from adapters.mqtt.emulator import battery_parameters, field_battery_unit
 
             known = battery_parameters()
 
             if kind != "battery":
                 problems.append(Problem(f"{where}.emulate", "only batteries can be emulated"))
-            for key in sorted(set(device.emulate) - set(known)):
+            unknown = sorted(set(device.emulate) - set(known))
+            for key in unknown:
                 problems.append(
                     Problem(
                         f"{where}.emulate.{key}",
                         f"unknown battery parameter; known: {', '.join(known)}",
                     )
                 )
+            if not unknown:
+                try:  # the bounds of the battery schema, as `twin device` applies them
+                    field_battery_unit(device.asset, device.emulate)
+                except ValueError as exc:
+                    problems.append(Problem(f"{where}.emulate", str(exc)))
     return problems
 
 
@@ -1094,8 +1224,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 raise ScenarioError(
                     [Problem(path, f"no element {here!r} to set")], "--set"
                 ) from None
+        value = parse_yaml(text, "--set", path)
         try:
-            node[parts[-1]] = yaml.safe_load(text)
+            node[parts[-1]] = value
         except (IndexError, TypeError):
             raise ScenarioError([Problem(path, f"cannot set {parts[-1]!r}")], "--set") from None
     return raw
@@ -1110,12 +1241,7 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
         For a missing or unparsable file and for every invalid field.
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ScenarioError([Problem("", "file not found")], str(path)) from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError([Problem("", f"not valid YAML: {exc}")], str(path)) from None
+    raw = read_yaml(path, "scenario")
     if isinstance(raw, dict):
         if isinstance(raw.get("grid"), str):  # shorthand, so that --set grid.solver=... works
             raw["grid"] = {"source": raw["grid"]}

@@ -33,7 +33,7 @@ def test_from_grid_loads_are_expanded_with_their_profiles(day_raw):
         (
             lambda r: r["assets"]["battery"][0].update(e_kwh=-5),
             "assets.battery[0].e_kwh",
-            "greater than 0",
+            "greater than or equal to 0.01",
         ),
         (
             lambda r: r["assets"]["battery"][0].update(soc_min=0.95),

@@ -1,0 +1,141 @@
+"""Bounds on what a scenario may ask for: safe names and paths, and the size of a run.
+
+A scenario comes from a file someone wrote, perhaps someone else. Names become
+directories, MQTT topics and InfluxDB tags, so they must be plain identifiers; an
+output directory must stay below the working directory (``twin run --out`` may point
+anywhere); and a run must fit in memory and on disk, which is checked before it starts
+from its steps and series (:func:`run_size`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+__all__ = [
+    "ASSET_NAME_MAX",
+    "BYTES_PER_VALUE_DISK",
+    "BYTES_PER_VALUE_MEMORY",
+    "NAME_MAX",
+    "RunSize",
+    "asset_name_problems",
+    "name_problems",
+    "output_dir_problems",
+    "run_size",
+]
+
+#: Longest scenario name (it names the run directory and the InfluxDB ``site`` tag).
+NAME_MAX = 100
+#: Longest asset name (MQTT topic level, InfluxDB tag, results column).
+ASSET_NAME_MAX = 64
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ASSET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+#: Peak memory per recorded value (the tidy results frame the KPIs read: time stamp,
+#: value and seven categorical tags), measured on these machines, with some margin.
+BYTES_PER_VALUE_MEMORY = 48
+#: Disk per recorded value in ``results.parquet`` (dictionary-encoded tags), generous.
+BYTES_PER_VALUE_DISK = 12
+
+
+def name_problems(value: Any, max_length: int = NAME_MAX) -> list[str]:
+    """What is wrong with ``value`` as a name that becomes one path component.
+
+    Accepted: letters, digits, ``_``, ``.`` and ``-``, starting with a letter or a digit
+    (so never ``.``, ``..``, ``~``, a hidden file or an option), at most ``max_length``.
+    """
+    if not isinstance(value, str):
+        return [f"expected a name (text), got {type(value).__name__}"]
+    if not 1 <= len(value) <= max_length:
+        return [f"expected 1..{max_length} characters, got {len(value)}"]
+    if not _NAME.match(value):
+        return [
+            f"expected letters, digits, '_', '.' or '-', starting with a letter or digit "
+            f"(a safe directory name), got {value!r}"
+        ]
+    return []
+
+
+def asset_name_problems(value: str) -> list[str]:
+    """What is wrong with an asset name (an identifier: no ``.``, ``/``, spaces)."""
+    if not 1 <= len(value) <= ASSET_NAME_MAX:
+        return [f"expected 1..{ASSET_NAME_MAX} characters, got {len(value)}"]
+    if not _ASSET_NAME.match(value):
+        return [f"expected letters, digits, '_' or '-' (an identifier), got {value!r}"]
+    return []
+
+
+def output_dir_problems(template: str) -> list[str]:
+    """What is wrong with ``outputs.dir``: it must be a relative path below the working dir.
+
+    ``{name}`` is the only placeholder. ``..``, absolute paths, ``~`` and backslashes
+    are refused: a scenario file must not write outside the directory it runs in
+    (``twin run --out`` chooses any directory explicitly).
+    """
+    try:
+        text = template.format(name="name")
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        return [f"expected a path whose only placeholder is {{name}}, got {template!r} ({exc!r})"]
+    if "\x00" in text or "\\" in text:
+        return [f"expected a path without NUL or backslash characters, got {template!r}"]
+    path = PurePosixPath(text)
+    if path.is_absolute() or text.startswith("~"):
+        return [
+            f"expected a path relative to the working directory, got {template!r} "
+            "(use `twin run --out DIR` to write elsewhere)"
+        ]
+    if ".." in path.parts:
+        return [f"expected a path below the working directory (no '..'), got {template!r}"]
+    if not path.parts:
+        return [f"expected a run directory, got {template!r} (the working directory itself)"]
+    return []
+
+
+@dataclass(frozen=True)
+class RunSize:
+    """What a run needs: steps, recorded series and values, memory and disk (bytes)."""
+
+    steps: int
+    series: int
+
+    @property
+    def values(self) -> int:
+        """Recorded values (steps x series)."""
+        return self.steps * self.series
+
+    @property
+    def memory_bytes(self) -> int:
+        """Peak memory of the results (the tidy frame the KPIs are computed from)."""
+        return self.values * BYTES_PER_VALUE_MEMORY
+
+    @property
+    def disk_bytes(self) -> int:
+        """Size of ``results.parquet``, an upper estimate."""
+        return self.values * BYTES_PER_VALUE_DISK
+
+
+def _outputs(kind: str) -> tuple[int, int]:
+    """Outputs of a registered model: (per element of its fleet, per unit)."""
+    from twin.registry import get_model
+
+    outputs = get_model(kind).outputs
+    per_element = sum(1 for port in outputs.values() if port.group == kind)
+    return per_element, len(outputs) - per_element
+
+
+def run_size(scenario: Any, n_buses: int, n_lines: int, n_trafos: int) -> RunSize:
+    """An upper estimate of the series a resolved scenario records, and so its size.
+
+    Counts every output of every asset model (twice: true and measured values), the
+    grid's per-bus, per-line and per-transformer outputs, and a margin for the tariff,
+    controller, faults and adapters.
+    """
+    series = 0
+    for kind in ("pv", "battery", "load", "ev"):
+        per_element, per_unit = _outputs(kind)
+        for unit in scenario.units(kind):
+            elements = int(unit.get("chargers") or 1)
+            series += 2 * (per_element * elements + per_unit)
+    series += 2 * n_buses + n_lines + n_trafos + 32
+    return RunSize(steps=scenario.clock().n_steps, series=series)
