@@ -274,7 +274,9 @@ def _run(
 
         write_run_kpis(scenario, kpis, metadata, out)
     if compare_uncontrolled and scenario.units("ev") and scenario.controller != "none":
-        baseline = scenario.model_copy(update={"controller": "none"})
+        # A what-if beside the run, not the twin: it neither publishes on the run's MQTT
+        # topics (it would overwrite the retained birth and status) nor drives devices.
+        baseline = scenario.model_copy(update={"controller": "none", "mqtt": None})
         try:
             uncontrolled = run_scenario(
                 baseline, out / "uncontrolled", compare_uncontrolled=False, parent_run_id=run_id

@@ -9,9 +9,11 @@ import time
 import numpy as np
 import yaml
 
+from tests.conftest import ROOT
 from tests.support import start_realtime_run
 from twin.results import load_results
 from twin.run import run_scenario
+from twin.scenario import validate_scenario
 
 SITE = "microgrid_day"
 
@@ -182,3 +184,20 @@ def test_telemetry_lost_while_the_broker_is_down_fails_the_run(
     assert "mqtt_delivery" in output
     sent = meta["mqtt"]["publisher"]["published"] + meta["mqtt"]["publisher"]["dropped"]
     assert sub.count(f"twin/{SITE}/") < sent  # the loss is real, not a counting artefact
+
+
+def test_the_uncontrolled_comparison_does_not_speak_for_the_run_on_mqtt(
+    mosquitto, subscriber_factory, tmp_path
+):
+    """The EV comparison run is a what-if, not the twin: it publishes nothing."""
+    ev_raw = yaml.safe_load((ROOT / "scenarios" / "ev_depot.yaml").read_text())
+    ev_raw.update(duration="2h")
+    ev_raw["mqtt"] = {"broker": mosquitto.url, "publish": ["*"], "client_id": "t-ev"}
+    result = run_scenario(validate_scenario(ev_raw), tmp_path / "run")
+    site = ev_raw["name"]
+    status = subscriber_factory(mosquitto, f"twin/{site}/status", "ev-status-sub")
+    status.wait_for(1, f"twin/{site}/status", 5.0)
+    final = json.loads(dict(status.messages)[f"twin/{site}/status"])
+    assert final["run_id"] == result.metadata["run_id"]  # not the comparison's
+    child = json.loads((tmp_path / "run" / "uncontrolled" / "run.json").read_text())
+    assert "mqtt" not in child and child["scenario"]["mqtt"] is None
