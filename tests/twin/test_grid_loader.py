@@ -92,7 +92,10 @@ def test_out_of_service_grid_loads_are_not_assets(tmp_path):
 
 def test_grid_generators_are_replaced_and_the_balance_closes(tmp_path):
     # case30: 5 voltage-controlled gen; left in service they fed ~3e5 kWh in 2 h
-    result = CliRunner().invoke(app, ["run", str(write(tmp_path, "case30")), "--no-progress"])
+    result = CliRunner().invoke(
+        app,
+        ["run", str(write(tmp_path, "case30")), "--no-progress", "--out", str(tmp_path / "run")],
+    )
     assert result.exit_code == 0, result.output
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert meta["status"] == "finished"
@@ -110,7 +113,10 @@ def test_unaccounted_grid_element_fails_the_run_via_the_cli(tmp_path, monkeypatc
         "REPLACED_ELEMENTS",
         tuple(t for t in models.grid.REPLACED_ELEMENTS if t != "gen"),
     )
-    result = CliRunner().invoke(app, ["run", str(write(tmp_path, "case30")), "--no-progress"])
+    result = CliRunner().invoke(
+        app,
+        ["run", str(write(tmp_path, "case30")), "--no-progress", "--out", str(tmp_path / "run")],
+    )
     assert result.exit_code == 1, result.output
     assert "energy_balance" in result.output
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
@@ -147,7 +153,7 @@ def test_grid_without_external_grid_is_named(tmp_path):
 
 
 def write(tmp_path, grid: str):
-    raw = raw_scenario(grid, duration="2h", outputs={"dir": str(tmp_path / "run")})
+    raw = raw_scenario(grid, duration="2h")
     path = tmp_path / "scenario.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path

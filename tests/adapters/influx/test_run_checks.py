@@ -95,7 +95,6 @@ def test_a_server_that_dies_mid_run_and_stays_away_fails_the_run(own_influx, tmp
     raw = {
         **day_raw,
         "outputs": {
-            "dir": str(tmp_path / "run"),
             "influx": {
                 "url": own_influx.url,
                 "db": "gone",
@@ -107,7 +106,7 @@ def test_a_server_that_dies_mid_run_and_stays_away_fails_the_run(own_influx, tmp
     }
     path = tmp_path / "scenario.yaml"
     path.write_text(yaml.safe_dump(raw))
-    run = start_realtime_run(path, 8.0)
+    run = start_realtime_run(path, 8.0, "--out", str(tmp_path / "run"))
     deadline = time.monotonic() + 60
     while not own_influx.query('SHOW MEASUREMENTS ON "gone"')["results"][0].get("series"):
         assert run.poll() is None and time.monotonic() < deadline, "the run wrote nothing"
@@ -127,13 +126,12 @@ def test_the_wrong_api_is_a_set_up_error_before_the_run(influxdb, tmp_path, smal
     raw = {
         **small_raw,
         "outputs": {
-            "dir": str(tmp_path / "run"),
             "influx": {"url": influxdb.url, "api": "v2", "token": "t", "org": "o", "bucket": "b"},
         },
     }
     path = tmp_path / "scenario.yaml"
     path.write_text(yaml.safe_dump(raw))
-    done = _twin("run", str(path), "--no-progress")
+    done = _twin("run", str(path), "--no-progress", "--out", str(tmp_path / "run"))
     assert done.returncode == 2, done.stdout + done.stderr
     assert "InfluxDB 1.6.7" in done.stderr and "api: v1" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr

@@ -37,7 +37,8 @@ def _twin_run(raw: dict, tmp_path: Path, env: dict[str, str]) -> subprocess.Comp
     path = tmp_path / "scenario.yaml"
     path.write_text(yaml.safe_dump({**raw, "duration": "1h"}))  # start-up is what counts
     return subprocess.run(
-        [sys.executable, "-m", "twin.cli", "run", str(path), "--no-progress"],
+        [sys.executable, "-m", "twin.cli", "run", str(path), "--no-progress"]
+        + ["--out", str(tmp_path / "run")],
         capture_output=True,
         text=True,
         timeout=300,
@@ -62,7 +63,7 @@ def test_each_way_of_giving_the_password_writes_and_stores_no_secret(
     else:
         influx["password"] = SECRET
     run = tmp_path / "run"
-    raw = {**small_raw, "outputs": {"dir": str(run), "influx": influx}}
+    raw = {**small_raw, "outputs": {"influx": influx}}
     done = _twin_run(raw, tmp_path, env)
     assert done.returncode == 0, done.stdout + done.stderr
     meta = json.loads((run / "run.json").read_text())
@@ -79,7 +80,7 @@ def test_a_wrong_password_stops_the_run_at_set_up_without_a_traceback(
     (tmp_path / "pw").write_text(wrong)
     run = tmp_path / "run"
     influx = {"url": auth_influx.url, "username": "admin", "password_file": str(tmp_path / "pw")}
-    done = _twin_run({**small_raw, "outputs": {"dir": str(run), "influx": influx}}, tmp_path, {})
+    done = _twin_run({**small_raw, "outputs": {"influx": influx}}, tmp_path, {})
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
     assert f"InfluxDB {auth_influx.url}" in done.stderr and "authorization failed" in done.stderr
@@ -91,8 +92,7 @@ def test_a_wrong_password_stops_the_run_at_set_up_without_a_traceback(
 
 def test_an_unset_password_variable_is_named(auth_influx, tmp_path, small_raw):
     influx = {"url": auth_influx.url, "username": "admin", "password_env": "TWIN_NOT_SET_PW"}
-    run = tmp_path / "run"
-    done = _twin_run({**small_raw, "outputs": {"dir": str(run), "influx": influx}}, tmp_path, {})
+    done = _twin_run({**small_raw, "outputs": {"influx": influx}}, tmp_path, {})
     assert done.returncode == 2
     assert "outputs.influx.password_env: environment variable 'TWIN_NOT_SET_PW' is not set" in (
         done.stderr

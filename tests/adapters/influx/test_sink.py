@@ -63,7 +63,6 @@ def test_the_server_goes_down_mid_run_and_nothing_is_lost_or_doubled(own_influx,
     raw = {
         **day_raw,
         "outputs": {
-            "dir": str(tmp_path / "run"),
             "influx": {
                 "url": own_influx.url,
                 "db": "outage",
@@ -75,7 +74,7 @@ def test_the_server_goes_down_mid_run_and_nothing_is_lost_or_doubled(own_influx,
     }
     path = tmp_path / "scenario.yaml"
     path.write_text(yaml.safe_dump(raw))
-    run = start_realtime_run(path, 8.0)
+    run = start_realtime_run(path, 8.0, "--out", str(tmp_path / "run"))
     deadline = time.monotonic() + 60
     while not _stored(own_influx):  # the run is writing
         assert run.poll() is None and time.monotonic() < deadline, "the run wrote nothing"
