@@ -12,7 +12,12 @@ from typing import Any
 import numpy as np
 
 from models.base import Clock, Model, Port
-from models.profiles import csv_series_means, simbench_profile_table, year_profile_means
+from models.profiles import (
+    MissingColumnError,
+    csv_series_means,
+    simbench_profile_table,
+    year_profile_means,
+)
 
 __all__ = ["Load"]
 
@@ -51,7 +56,7 @@ class Load(Model):
                 p_pu[:, i] = csv_series_means(profile, "p_pu", clock)
                 try:
                     q_pu[:, i] = csv_series_means(profile, "q_pu", clock)
-                except ValueError:
+                except MissingColumnError:  # no q_pu column: the p_pu profile
                     q_pu[:, i] = p_pu[:, i]
                 continue
             if table is None:

@@ -17,6 +17,8 @@ from models.base import Clock
 from models.series import clock_means, interval_means
 
 __all__ = [
+    "MissingColumnError",
+    "SeriesFileError",
     "csv_series_means",
     "simbench_profile_table",
     "year_profile_at",
@@ -93,27 +95,63 @@ def year_profile_means(values: np.ndarray, clock: Clock, tz: str) -> np.ndarray:
     return clock_means(clock, value_at, int(SIMBENCH_STEP.total_seconds()))
 
 
+class SeriesFileError(ValueError):
+    """A CSV time series that cannot be used: unreadable, incomplete or too short."""
+
+
+class MissingColumnError(SeriesFileError):
+    """A CSV time series lacks a column (an optional one may fall back to a default)."""
+
+
+def _rows(mask: pd.Series) -> str:
+    """File line numbers (header = line 1) of the rows flagged in ``mask``, a few of them."""
+    lines = [str(i + 2) for i in np.flatnonzero(mask.to_numpy())]
+    more = f" and {len(lines) - 5} more" if len(lines) > 5 else ""
+    return ", ".join(lines[:5]) + more
+
+
 def csv_series_means(path: str | Path, column: str, clock: Clock) -> np.ndarray:
     """Step means of ``column`` of a CSV time series.
 
     The CSV needs a ``time`` column of tz-aware ISO timestamps (or UTC if naive); each
     value holds from its stamp to the next one (the last for the median spacing), so
-    the mean over a step is exact at any step length. The series must cover the run.
+    the mean over a step is exact at any step length. The series must cover the run
+    and every value must be a finite number: an empty or non-numeric cell is an error,
+    never a silent gap (a running mean would carry it into every later step).
 
     Raises
     ------
-    ValueError
-        If the column is missing or the series does not cover the run.
+    MissingColumnError
+        If ``time`` or ``column`` is missing.
+    SeriesFileError
+        If the file cannot be read, a time stamp or value is missing or not a finite
+        number, or the series does not cover the run.
     """
-    frame = pd.read_csv(path)
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise SeriesFileError(f"{path}: not a readable CSV time series ({exc})") from exc
     if "time" not in frame.columns or column not in frame.columns:
-        raise ValueError(
+        raise MissingColumnError(
             f"{path}: expected columns 'time' and {column!r}, found {list(frame.columns)}"
         )
-    frame = frame.assign(time=pd.to_datetime(frame["time"], utc=True)).sort_values("time")
+    times = pd.to_datetime(frame["time"], utc=True, errors="coerce", format="ISO8601")
+    if times.isna().any():
+        raise SeriesFileError(
+            f"{path}: 'time' is missing or not an ISO 8601 time stamp on line(s) "
+            f"{_rows(times.isna())}"
+        )
+    numbers = pd.to_numeric(frame[column], errors="coerce")
+    bad = numbers.isna() | ~np.isfinite(numbers.fillna(0.0))
+    if bad.any():
+        raise SeriesFileError(
+            f"{path}: {column!r} is empty or not a finite number on line(s) {_rows(bad)}; "
+            "fill the gap (a missing value is never taken as zero)"
+        )
+    frame = frame.assign(time=times, **{column: numbers.astype(float)}).sort_values("time")
     stamps = frame["time"].drop_duplicates(keep="last")
     if len(stamps) != len(frame):
-        raise ValueError(f"{path}: the 'time' column repeats time stamps")
+        raise SeriesFileError(f"{path}: the 'time' column repeats time stamps")
     origin = clock.start.tz_convert("UTC")
     starts_s = (pd.DatetimeIndex(stamps) - origin).total_seconds().to_numpy()
     spacing = float(np.median(np.diff(starts_s))) if len(starts_s) > 1 else float(clock.step_s)
@@ -121,7 +159,7 @@ def csv_series_means(path: str | Path, column: str, clock: Clock) -> np.ndarray:
     first, end = origin, origin + pd.Timedelta(seconds=clock.end_s)
     if breaks_s[0] > 0 or breaks_s[-1] < clock.end_s:
         covered_to = origin + pd.Timedelta(seconds=breaks_s[-1])
-        raise ValueError(
+        raise SeriesFileError(
             f"{path}: {column!r} covers {stamps.iloc[0]} to {covered_to} (the last value "
             f"held for {spacing:g} s); the run needs {first} to {end}"
         )

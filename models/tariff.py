@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from models.base import Clock, Model, Port
-from models.profiles import csv_series_means
+from models.profiles import MissingColumnError, csv_series_means
 from models.series import clock_means
 
 __all__ = ["Tariff", "time_of_use_means", "time_of_use_price"]
@@ -91,9 +91,8 @@ class Tariff(Model):
                 imports.append(csv_series_means(unit["price_csv"], "import_eur_kwh", clock))
                 try:
                     export = csv_series_means(unit["price_csv"], "export_eur_kwh", clock)
-                except ValueError as exc:
-                    if "expected columns" not in str(exc):
-                        raise
+                except MissingColumnError:  # an export column is optional
+                    pass
             else:
                 imports.append(time_of_use_means(clock, tz, unit))
             exports.append(export)

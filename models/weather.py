@@ -142,9 +142,20 @@ def _read_weather_file(
             f"weather file {path!r} ({kind}) holds {len(frame)} hours; a typical year has "
             f"{HOURS_PER_TYPICAL_YEAR}"
         )
+    values = frame.to_numpy(dtype=float)
+    missing = ~np.isfinite(values)
+    if missing.any():
+        hours, columns = np.nonzero(missing)
+        names = sorted({WEATHER_COLUMNS[c] for c in columns})
+        first = frame.index[hours[0]]
+        raise WeatherFileError(
+            f"weather file {path!r} ({kind}) has {int(missing.sum())} missing or non-numeric "
+            f"value(s) of {', '.join(names)}, the first at {first}; a typical year must be "
+            "complete (a gap is never taken as zero irradiance)"
+        )
     info = {k: float(meta[k]) for k in ("latitude", "longitude", "altitude")}
     info["tz_hours"] = float(meta["TZ"])
-    return frame.to_numpy(dtype=float), info
+    return values, info
 
 
 @lru_cache(maxsize=8)

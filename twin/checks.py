@@ -120,6 +120,24 @@ def _energy_balance(
     return []
 
 
+@run_check("uncontrolled_comparison")
+def _uncontrolled_comparison(
+    scenario: Any, metadata: dict[str, Any], kpis: dict[str, float]
+) -> list[CheckFailure]:
+    """A KPI taken from the uncontrolled comparison run needs that run to have finished."""
+    status = metadata.get("uncontrolled_status")
+    if status is None or status == "finished":
+        return []
+    return [
+        CheckFailure(
+            "uncontrolled_comparison",
+            f"the uncontrolled comparison run {metadata.get('uncontrolled_run_id')} ended "
+            f"'{status}' (see uncontrolled/run.json): peak_import_uncontrolled_kw is not "
+            "to be trusted",
+        )
+    ]
+
+
 #: Modules that register run checks when imported (components add theirs here).
 CHECK_MODULES: tuple[str, ...] = ("twin.influx", "twin.mqtt_checks")
 

@@ -264,6 +264,47 @@ def _run(
         _write_json(out / "run.json", metadata)
         raise RunError(f"run {run_id} failed: {exc} (recorded steps saved in {out})") from exc
     stop_emulators(emulators)
+    try:
+        kpis = _finish(scenario, out, plan, metadata, compare_uncontrolled)
+    except Exception as exc:
+        # The steps ran but what follows them did not (results, KPIs, the comparison
+        # run): never leave run.json saying "running", never a traceback.
+        metadata.update(
+            status="failed",
+            error=f"after the last step: {type(exc).__name__}: {exc}",
+            wall_s=time.perf_counter() - started,
+        )
+        (out / "kpis.json").unlink(missing_ok=True)
+        _write_json(out / "run.json", metadata)
+        raise RunError(f"run {run_id} failed after its last step: {exc}") from exc
+    metadata["wall_s"] = time.perf_counter() - started
+    passed, failures = evaluate_checks(scenario, metadata, kpis)
+    metadata["checks"] = {
+        "passed": passed,
+        "failed": [failure.as_dict() for failure in failures],
+    }
+    if failures:
+        metadata["status"] = "failed"
+        metadata["error"] = "; ".join(str(failure) for failure in failures)
+    else:
+        metadata["status"] = "finished"
+    _write_json(out / "kpis.json", kpis)
+    _write_json(out / "run.json", metadata)  # last: its status says the rest is complete
+    result = RunResult(out, kpis, metadata)
+    if failures:
+        raise RunCheckError(result, failures)
+    return result
+
+
+def _finish(
+    scenario: Scenario,
+    out: Path,
+    plan: Any,
+    metadata: dict[str, Any],
+    compare_uncontrolled: bool,
+) -> dict[str, float]:
+    """Merge the results, compute the KPIs, write the KPI point, run the comparison."""
+    run_id = metadata["run_id"]
     merge_parts(plan.parts, plan.results_path)
     metadata.update(adapter_stats(out / "parts"))
     shutil.rmtree(out / "parts", ignore_errors=True)
@@ -286,20 +327,4 @@ def _run(
         metadata["uncontrolled_status"] = uncontrolled.metadata["status"]
         kpis["peak_import_uncontrolled_kw"] = uncontrolled.kpis["peak_import_kw"]
         metadata["uncontrolled_run_id"] = uncontrolled.metadata["run_id"]
-    metadata["wall_s"] = time.perf_counter() - started
-    passed, failures = evaluate_checks(scenario, metadata, kpis)
-    metadata["checks"] = {
-        "passed": passed,
-        "failed": [failure.as_dict() for failure in failures],
-    }
-    if failures:
-        metadata["status"] = "failed"
-        metadata["error"] = "; ".join(str(failure) for failure in failures)
-    else:
-        metadata["status"] = "finished"
-    _write_json(out / "kpis.json", kpis)
-    _write_json(out / "run.json", metadata)  # last: its status says the rest is complete
-    result = RunResult(out, kpis, metadata)
-    if failures:
-        raise RunCheckError(result, failures)
-    return result
+    return kpis

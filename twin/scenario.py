@@ -904,6 +904,7 @@ def _resolve(scenario: Scenario) -> tuple[Scenario, list[Problem]]:
         problems.append(
             Problem("control.schedule_csv", f"file {scenario.control.schedule_csv!r} not found")
         )
+    problems += _series_file_problems(scenario, assets)
     if scenario.controller in ("mpc", "oracle", "rl", "schedule") and not assets["battery"]:
         problems.append(
             Problem(
@@ -949,6 +950,40 @@ def _size_problems(scenario: Scenario, n_buses: int, n_lines: int, n_trafos: int
                 )
             )
     return problems
+
+
+def _series_file_problems(scenario: Scenario, assets: dict[str, list[dict]]) -> list[Problem]:
+    """Read every CSV time series as the run will: gaps, bad cells and short files.
+
+    Uses :func:`models.profiles.csv_series_means` with the scenario's clock, so a file
+    that passes validation is a file the run can use (and the reverse).
+    """
+    from models.profiles import MissingColumnError, SeriesFileError, csv_series_means
+
+    clock = scenario.clock()
+    wanted: list[tuple[str, str, str, bool]] = []  # path, column, field path, required
+    for i, unit in enumerate(assets["load"]):
+        profile = unit.get("profile")
+        if profile and str(profile).lower().endswith(".csv") and Path(profile).is_file():
+            wanted += [(profile, "p_pu", f"assets.load[{i}].profile", True)]
+            wanted += [(profile, "q_pu", f"assets.load[{i}].profile", False)]
+    price_csv = scenario.tariff.price_csv
+    if price_csv and Path(price_csv).is_file():
+        wanted += [(price_csv, "import_eur_kwh", "tariff.price_csv", True)]
+        wanted += [(price_csv, "export_eur_kwh", "tariff.price_csv", False)]
+    schedule = scenario.control.schedule_csv
+    if scenario.controller == "schedule" and schedule and Path(schedule).is_file():
+        wanted += [(schedule, u["name"], "control.schedule_csv", True) for u in assets["battery"]]
+    problems = []
+    for path, column, where, required in wanted:
+        try:
+            csv_series_means(path, column, clock)
+        except MissingColumnError as exc:
+            if required:
+                problems.append(Problem(where, str(exc)))
+        except SeriesFileError as exc:
+            problems.append(Problem(where, str(exc)))
+    return list(dict.fromkeys(problems))  # a file unreadable for two columns: once
 
 
 def _fault_start_s(scenario: Scenario, text: str) -> int:
