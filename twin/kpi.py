@@ -81,9 +81,11 @@ def compute_kpis(results: pd.DataFrame, scenario: Scenario) -> dict[str, float]:
     Energies integrate step-average powers over the step length. States (SoC, stored
     energy, SoH, temperature) have a row at the start of every step and one at the
     end of the run: end-minus-start KPIs use the true end state. Self-sufficiency
-    counts loads and EV charging as consumption. ``cost_scored_eur`` values the change
-    of stored battery energy at ``control.terminal_price_eur_kwh`` (default: the run's
-    mean import price), so no controller wins by emptying the battery. The balance
+    counts loads, EV charging and grid losses as consumption (a site that imports
+    everything it uses, losses included, scores 0, never below). ``cost_scored_eur``
+    values the change of stored battery energy at ``control.terminal_price_eur_kwh``
+    (default: the run's mean import price), so no controller wins by emptying the
+    battery. The balance
     residual is :math:`\sum_t |P_{grid} + \sum_a P_a - P_{losses}| \Delta t`.
 
     Parameters
@@ -116,7 +118,8 @@ def compute_kpis(results: pd.DataFrame, scenario: Scenario) -> dict[str, float]:
     e_pv = pv.sum(axis=1).sum() * dt_h
     e_load = -load.sum(axis=1).sum() * dt_h
     ev_kw = -ev.sum(axis=1)
-    e_consumed = e_load + ev_kw.sum() * dt_h
+    e_losses = float(losses.sum() * dt_h)
+    e_consumed = e_load + ev_kw.sum() * dt_h + e_losses
     throughput = battery.abs().sum() * dt_h
     capacities = {u["name"]: u["e_kwh"] for u in scenario.units("battery")}
     efc = sum(throughput.get(name, 0.0) / (2.0 * cap) for name, cap in capacities.items())
@@ -164,7 +167,7 @@ def compute_kpis(results: pd.DataFrame, scenario: Scenario) -> dict[str, float]:
         "v_max_pu": float(np.nanmax(voltages.to_numpy())),
         "voltage_violations": int(((voltages < v_lo) | (voltages > v_hi)).to_numpy().sum()),
         "line_loading_max_pct": float(np.nanmax(lines.to_numpy())) if not lines.empty else 0.0,
-        "losses_kwh": float(losses.sum() * dt_h),
+        "losses_kwh": e_losses,
         "balance_residual_kwh": float(residual),
         "unserved_kwh": float(unserved.sum() * dt_h),
         "curtailed_kwh": float(curtailed.sum() * dt_h),

@@ -46,7 +46,8 @@ def test_kpis_on_an_analytic_case(small_raw):
     assert k["cost_eur"] == pytest.approx(13.5 / 4 * 0.3 - 1.5 / 4 * 0.1)
     assert k["e_pv_kwh"] == pytest.approx(8.0)
     assert k["self_consumption"] == pytest.approx((8.0 - 1.5 / 4) / 8.0)
-    assert k["self_sufficiency"] == pytest.approx(1 - (13.5 / 4) / 10.0)
+    # consumption: 10 kWh of load and 0.5 kWh of grid losses
+    assert k["self_sufficiency"] == pytest.approx(1 - (13.5 / 4) / 10.5)
     assert k["peak_import_kw"] == pytest.approx(8.5)
     assert k["battery_throughput_kwh"] == pytest.approx(10.0 / 4)
     assert k["battery_efc"] == pytest.approx(2.5 / (2 * 60))
@@ -60,3 +61,25 @@ def test_kpis_on_an_analytic_case(small_raw):
     # 60 kWh at SoC 0.3 to start, 20 kWh at the end: +2 kWh valued at the mean price.
     assert k["e_battery_delta_kwh"] == pytest.approx(2.0)
     assert k["cost_scored_eur"] == pytest.approx(k["cost_eur"] - 0.3 * 2.0)
+
+
+def test_a_site_that_imports_everything_it_uses_is_zero_self_sufficient(small_raw):
+    """Grid losses are consumption too: import > load must not give a negative ratio."""
+    small_raw["assets"] = {"load": [{"name": "l", "bus": 1, "p_kw": 10}]}
+    small_raw["controller"] = "none"
+    scenario = validate_scenario(small_raw)
+    times = pd.date_range("2016-06-21T13:00Z", periods=4, freq="15min")
+    losses = np.full(4, 0.7)
+    results = tidy(
+        {
+            ("poc", "grid", "p_kw"): 10.0 + losses,
+            ("poc", "grid", "losses_kw"): losses,
+            ("l", "load", "p_kw"): np.full(4, -10.0),
+            ("tariff", "tariff", "price_import_eur_kwh"): [0.3] * 4,
+            ("tariff", "tariff", "price_export_eur_kwh"): [0.1] * 4,
+            ("bus_1", "bus", "v_pu"): [1.0] * 4,
+        },
+        times,
+    )
+    k = compute_kpis(results, scenario)
+    assert k["self_sufficiency"] == pytest.approx(0.0, abs=1e-12)
