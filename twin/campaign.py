@@ -20,13 +20,14 @@ deltas against its **reference**: the same point without the fault (added to the
 campaign automatically). A run that raises or fails a run check is a ``failed`` row with
 its reason and the campaign goes on (``twin campaign`` then exits non-zero).
 
-Resume: executing a campaign again skips a point only if its earlier run finished *and*
-ran the same inputs: the scenario hash covers the base scenario, the axis values and the
-contents of every file the scenario reads (weather, grid JSON, profile and price CSVs,
-policy). A point whose inputs changed is run again and its row says why
-(``rerun_reason``, e.g. ``assets.battery[0].e_kwh: 60.0 -> 120.0``). In random mode
-numeric axes may be ranges (``{min: 0.1, max: 0.9}``) and ``samples`` runs are drawn with
-``seed``.
+Resume: executing a campaign again skips a point only if its earlier run finished, its
+``kpis.json`` and ``results.parquet`` are there and readable (the Parquet footer is
+read) *and* it ran the same inputs: the scenario hash covers the base scenario, the axis
+values and the contents of every file the scenario reads (weather, grid JSON, profile
+and price CSVs, policy). Any other point is run again and its row says why
+(``rerun_reason``, e.g. ``inputs changed: assets.battery[0].e_kwh: 60.0 -> 120.0`` or
+``the earlier run's results.parquet is missing``). In random mode numeric axes may be
+ranges (``{min: 0.1, max: 0.9}``) and ``samples`` runs are drawn with ``seed``.
 """
 
 from __future__ import annotations
@@ -317,6 +318,25 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _results_problem(path: Path) -> str | None:
+    """Why ``results.parquet`` cannot be used (missing, or its footer unreadable), or None.
+
+    A cheap check: only the Parquet footer (schema and row groups) is read.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        return f"{path.name} is missing"
+    try:
+        with pq.ParquetFile(path) as parquet:
+            parquet.metadata  # noqa: B018 - reading the footer is the check
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+        return f"{path.name} is corrupt ({detail})"
+    return None
+
+
 def _resumable(
     campaign: Campaign, run: RunSpec, run_dir: Path
 ) -> tuple[dict[str, Any] | None, str | None]:
@@ -336,6 +356,9 @@ def _resumable(
     kpis = _read_json(run_dir / "kpis.json")
     if kpis is None:
         return None, "the earlier run's kpis.json is missing or unreadable"
+    damaged = _results_problem(run_dir / "results.parquet")
+    if damaged is not None:
+        return None, f"the earlier run's {damaged}"
     scenario = validate_scenario(scenario_of(campaign, run), f"run {run.point_id}")
     changes = input_changes(meta, scenario, input_digests(scenario))
     if changes:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -107,12 +107,18 @@ def run(
 
 
 @app.command()
-def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")]) -> None:
-    """Check a scenario and report every problem with its field path."""
+def validate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a field: path=value (repeatable), as with run."),
+    ] = None,
+) -> None:
+    """Check a scenario (with its overrides) and report every problem with its field path."""
     from twin.scenario import ASSET_KINDS, load_scenario
 
     try:
-        sc = load_scenario(scenario)
+        sc = load_scenario(scenario, list(set_ or []))
     except TwinError as exc:
         _fail(exc)
         return
@@ -122,8 +128,14 @@ def validate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file."
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="Run directory of `twin run`.")]) -> None:
-    """Render plots (PNG) and one HTML page for a finished run."""
-    from twin.report import render_report
+    """Render plots (PNG) and one HTML page for a run.
+
+    A run that failed its checks or did not end is rendered too, with a red banner on
+    the page and its status, failed checks and error on stderr (the exit code stays 0:
+    the report was written; `twin run` is the command that fails).
+    """
+    from twin.report import render_report, run_outcome
+    from twin.results import read_run
 
     try:
         page = render_report(run_dir)
@@ -131,6 +143,11 @@ def report(run_dir: Annotated[Path, typer.Argument(help="Run directory of `twin 
         _fail(exc)
         return
     console.print(f"report: [bold]{page}[/]")
+    outcome = run_outcome(read_run(run_dir), run_dir)
+    if not outcome.finished:
+        err_console.print(f"[bold red]{outcome.headline}[/]", highlight=False, soft_wrap=True)
+        for line in outcome.details:
+            err_console.print(f"  - {line}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -347,38 +364,73 @@ def broker(
         bool, typer.Option("--require-certificate", help="Clients must show a certificate.")
     ] = False,
 ) -> None:
-    """Run Mosquitto with twin's configuration (persistence, deep queues) until Ctrl-C.
+    """Run Mosquitto with twin's configuration (persistence, deep queues) until stopped.
 
-    With users (or a password file) it refuses anonymous clients and applies the ACL
-    (a device writes only its own topics); with a certificate it speaks TLS.
+    Ctrl-C, SIGTERM or SIGHUP stop the broker (SIGTERM: it saves its state) and then
+    this command. With users (or a password file) it refuses anonymous clients and
+    applies the ACL (a device writes only its own topics); with a certificate it speaks
+    TLS.
     """
+    import signal
     import time
 
     from adapters.mqtt.auth import read_secret
     from adapters.mqtt.broker import BrokerSecurity, Mosquitto
 
+    mosquitto: Mosquitto | None = None
+    previous: dict[int, Any] = {}  # signal -> the handler it had before
+
+    def stop_on(signum: int, frame: object) -> None:
+        for number in previous:  # a second signal must not cut the broker's shutdown short
+            signal.signal(number, signal.SIG_IGN)
+        raise _Stopped(signum)
+
+    def stop_broker() -> None:
+        for number in previous:
+            signal.signal(number, signal.SIG_IGN)
+        try:
+            if mosquitto is not None:
+                mosquitto.stop()
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        previous[number] = signal.signal(number, stop_on)
     try:
-        users = {}
-        for item in user or []:
-            name, sep, env = item.partition("=")
-            if not sep or not name:
-                raise TwinError(f"--user {item!r}: expected NAME=ENV_VARIABLE")
-            users[name] = read_secret(env=env, what=f"broker user {name!r}")
-        security = BrokerSecurity(
-            users, password_file, acl_file, tls_ca, tls_cert, tls_key, require_certificate
-        )
-        mosquitto = Mosquitto(data_dir, port, security).start()
-    except (TwinError, OSError, ValueError, RuntimeError, TimeoutError) as exc:
-        _fail(exc)
-        return
-    console.print(f"mosquitto on {mosquitto.url} (config {mosquitto.config}); Ctrl-C to stop")
-    try:
+        try:
+            users = {}
+            for item in user or []:
+                name, sep, env = item.partition("=")
+                if not sep or not name:
+                    raise TwinError(f"--user {item!r}: expected NAME=ENV_VARIABLE")
+                users[name] = read_secret(env=env, what=f"broker user {name!r}")
+            security = BrokerSecurity(
+                users, password_file, acl_file, tls_ca, tls_cert, tls_key, require_certificate
+            )
+            mosquitto = Mosquitto(data_dir, port, security)
+            mosquitto.start()
+        except (TwinError, OSError, ValueError, RuntimeError, TimeoutError) as exc:
+            _fail(exc)
+            return
+        stop = "Ctrl-C or SIGTERM to stop"
+        console.print(f"mosquitto on {mosquitto.url} (config {mosquitto.config}); {stop}")
         while mosquitto.process is not None and mosquitto.process.poll() is None:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
+    except _Stopped as stopped:
+        console.print(f"{signal.Signals(stopped.signum).name}: stopping mosquitto")
     finally:
-        mosquitto.stop()
+        stop_broker()
+
+
+class _Stopped(BaseException):  # noqa: N818 - a request, not an error (like KeyboardInterrupt)
+    """SIGTERM or SIGHUP asked a long-running command to stop."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 @app.command()

@@ -245,3 +245,38 @@ def test_nothing_to_run_or_a_busy_directory_writes_no_summary(tmp_path, campaign
     with lock_dir(tmp_path / "busy"), pytest.raises(RunDirLockedError, match="in use"):
         execute(campaign, tmp_path / "busy", progress=False)
     assert not list(tmp_path.glob("*/summary.*"))
+
+
+def test_resume_needs_readable_results_and_says_which_file(tmp_path, client):
+    base = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
+    base.update(start="2016-06-21T09:00:00-04:00", duration="2h")
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    spec = {"name": "damaged", "base": "base.yaml", "axes": {"controller": ["rule", "none"]}}
+    (tmp_path / "campaign.yaml").write_text(yaml.safe_dump(spec))
+    out = tmp_path / "out"
+
+    def execute_again():
+        summary = execute(
+            load_campaign(tmp_path / "campaign.yaml"), out, client=client, progress=False
+        )
+        assert (summary["status"] == "finished").all(), summary["error"].tolist()
+        return summary.set_index("point_id")
+
+    first = execute_again()
+    missing, corrupt = first.index
+    (out / "runs" / missing / "results.parquet").unlink()
+    (out / "runs" / corrupt / "results.parquet").write_bytes(b"PAR1 not a parquet file")
+    again = execute_again()
+    assert not again["resumed"].any()
+    assert again.loc[missing, "rerun_reason"] == "the earlier run's results.parquet is missing"
+    assert again.loc[corrupt, "rerun_reason"].startswith(
+        "the earlier run's results.parquet is corrupt ("
+    )
+    assert not again["run_id"].isin(first["run_id"]).any()
+    for point_id in again.index:
+        results = pd.read_parquet(out / "runs" / point_id / "results.parquet")
+        assert (results["run_id"] == again.loc[point_id, "run_id"]).all()
+    pd.testing.assert_series_equal(again["cost_eur"], first["cost_eur"])
+
+    resumed = execute_again()  # repaired: both resume again
+    assert resumed["resumed"].all() and resumed["rerun_reason"].isna().all()

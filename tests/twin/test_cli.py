@@ -1,5 +1,11 @@
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -88,3 +94,84 @@ def test_ev_depot_kpis_and_report_show_ev_charging(tmp_path):
     for name in ("ev_power", "ev_connected", "ev_energy"):
         assert (out / f"{name}.png").stat().st_size > 10_000
     assert "ev_power.png" in (out / "report.html").read_text()
+
+
+def test_validate_applies_set_overrides_as_run_does(day_raw, tmp_path):
+    path = write(tmp_path, day_raw)
+    result = runner.invoke(app, ["validate", str(path), "--set", "duration=2d"])
+    assert result.exit_code == 0, result.output
+    assert "192 steps" in result.output
+    result = runner.invoke(
+        app, ["validate", str(path), "--set", "step=30min", "--set", "duration=1d"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "48 steps of 30min" in result.output
+    result = runner.invoke(app, ["validate", str(path), "--set", "assets.battery[0].e_kwh=-5"])
+    assert result.exit_code == 2
+    assert "assets.battery[0].e_kwh" in result.output
+    result = runner.invoke(app, ["validate", str(path), "--set", "duration"])
+    assert result.exit_code == 2
+    assert "expected --set path=value" in result.output
+
+
+def _children(pid: int, name: str) -> list[int]:
+    """Pids of the live child processes of ``pid`` called ``name`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1 : text.rindex(")")]
+        state, ppid = text[text.rindex(")") + 2 :].split()[:2]
+        if int(ppid) == pid and comm == name and state != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def _accepts(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_broker_stops_mosquitto_on_sigterm_and_sighup(tmp_path, signum):
+    from adapters.server import free_port
+
+    port = free_port()
+    command = [sys.executable, "-m", "twin.cli", "broker", "--port", str(port)]
+    command += ["--data-dir", str(tmp_path / "mosquitto")]
+    broker = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    mosquitto: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not (_accepts(port) and mosquitto):
+            assert broker.poll() is None and time.monotonic() < deadline, broker.stdout.read()
+            mosquitto = _children(broker.pid, "mosquitto")
+            time.sleep(0.05)
+        broker.send_signal(signum)
+        output, _ = broker.communicate(timeout=30)
+        assert broker.returncode == 0, output
+        assert f"{signal.Signals(signum).name}: stopping mosquitto" in output
+        assert not _alive(mosquitto[0]), "mosquitto outlived twin broker"
+        assert not _accepts(port)
+    finally:
+        if broker.poll() is None:
+            broker.kill()
+            broker.communicate(timeout=30)
+        for pid in mosquitto:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
