@@ -56,7 +56,13 @@ def fallback_failures(
 def delivery_failures(
     scenario: Any, metadata: dict[str, Any], kpis: dict[str, float]
 ) -> list[CheckFailure]:
-    """Messages dropped or left unacknowledged must not exceed ``mqtt.max_dropped``."""
+    """Messages dropped or left unacknowledged must not exceed ``mqtt.max_dropped``.
+
+    A message the broker refused (its ACL, reported under MQTT v5, see
+    :mod:`adapters.mqtt.link`) fails the check whatever ``max_dropped`` says: it is a
+    configuration error (a prefix or login the ACL does not allow), not a passing loss,
+    and the message names the refused topics and the login.
+    """
     if getattr(scenario, "mqtt", None) is None:
         return []
     found = metadata.get("mqtt", {})
@@ -67,14 +73,35 @@ def delivery_failures(
         name: int(link.get("dropped", 0)) + int(link.get("undelivered", 0))
         for name, link in links.items()
     }
+    refusals = [_refusal(name, link) for name, link in links.items() if link.get("refused")]
     total = sum(lost.values())
-    if total <= scenario.mqtt.max_dropped:
+    if total <= scenario.mqtt.max_dropped and not refusals:
         return []
     detail = ", ".join(f"{name} {n}" for name, n in lost.items() if n)
-    return [
-        CheckFailure(
-            "mqtt_delivery",
-            f"{total} MQTT message(s) dropped or never acknowledged by the broker ({detail}), "
-            f"more than mqtt.max_dropped {scenario.mqtt.max_dropped}",
+    message = (
+        f"{total} MQTT message(s) dropped or never acknowledged by the broker ({detail}), "
+        f"more than mqtt.max_dropped {scenario.mqtt.max_dropped}"
+        if total > scenario.mqtt.max_dropped
+        else f"{total} MQTT message(s) dropped ({detail})"
+    )
+    if refusals:
+        message += (
+            f"; {'; '.join(refusals)}: check the broker's ACL and mqtt.prefix "
+            f"{scenario.mqtt.prefix!r} (the login may not write these topics)"
         )
-    ]
+    return [CheckFailure("mqtt_delivery", message)]
+
+
+#: Refused topics named per link in a check message (the others are counted).
+SHOW_TOPICS = 5
+
+
+def _refusal(name: str, link: dict[str, Any]) -> str:
+    """``the broker refused N message(s) of <link> on <topics> for user 'u'``."""
+    topics = sorted(link.get("refused_topics", {}).items(), key=lambda item: -item[1])
+    shown = ", ".join(f"{topic} ({n})" for topic, n in topics[:SHOW_TOPICS])
+    if len(topics) > SHOW_TOPICS:
+        shown += f" and {len(topics) - SHOW_TOPICS} more topic(s)"
+    user = link.get("username")
+    who = f"user {user!r}" if user else "an anonymous client"
+    return f"the broker refused {link['refused']} message(s) of {name} on {shown} for {who}"

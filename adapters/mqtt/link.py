@@ -11,8 +11,17 @@
 - A last will (retained) marks the publisher offline when it dies.
 - ``TCP_NODELAY`` on the socket: a hardware loop's setpoint/answer round trip is a few
   small packets, which Nagle's algorithm would hold back by tens of milliseconds.
-- Persistent sessions for subscribers (``clean_session=False``), so a broker restart with
-  persistence does not drop what was queued for them.
+- MQTT v5, so the broker says when it refuses a publication: Mosquitto acknowledges a
+  message its ACL refused like any other under MQTT 3.1.1, but under v5 its PUBACK carries
+  reason code 0x87 (Not authorized). Such a message is counted as ``refused`` (and
+  ``dropped``), per topic in ``refused_topics``, and logged once per topic with the user
+  (never the password): a twin publishing under a prefix its login may not write cannot
+  report its telemetry as delivered.
+- Persistent sessions for subscribers (``clean_session=False``: under v5 ``clean_start``
+  False with a Session Expiry Interval, PITFALLS.md), so a broker restart with persistence
+  does not drop what was queued for them. With ``clean_session=True`` every connect starts
+  a new session that ends with the connection, as under 3.1.1; either way paho re-sends
+  unacknowledged QoS 1 messages after a reconnect.
 - Username/password and TLS (``mqtts://``, CA and client certificates) from
   :class:`adapters.mqtt.auth.MqttAuth`; a refused login or TLS handshake fails
   :meth:`MqttLink.open` at once with the broker's URL (never the password) and the reason.
@@ -23,21 +32,38 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from adapters.mqtt.auth import MqttAuth, parse_broker
 
-__all__ = ["RESUME_AFTER_S", "LinkStats", "MqttLink", "parse_broker_url"]
+__all__ = [
+    "LOG_REFUSED_TOPICS",
+    "RESUME_AFTER_S",
+    "SESSION_NEVER_EXPIRES",
+    "LinkStats",
+    "MqttLink",
+    "parse_broker_url",
+]
 
 #: After a reconnect, the outbox waits for the first acknowledgement of a re-sent message,
 #: or this many seconds.
 RESUME_AFTER_S = 3.0
+#: Session Expiry Interval of a persistent session (``clean_session=False``): never expires,
+#: as a 3.1.1 session without ``clean_session``.
+SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+#: Topics whose first refusal is logged, per link (refusals on all are counted).
+LOG_REFUSED_TOPICS = 10
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +76,53 @@ def parse_broker_url(url: str) -> tuple[str, int]:
 
 @dataclass
 class LinkStats:
-    """Counters of one connection (all since it was opened)."""
+    """Counters of one connection (all since it was opened).
+
+    ``published`` counts the messages accepted by :meth:`MqttLink.publish`; of them the
+    broker acknowledged ``acked`` and refused ``refused`` (an ACL, per topic in
+    ``refused_topics``); ``dropped`` counts the messages lost: not accepted (outbox full,
+    QoS 0 while disconnected) or refused. ``username`` is the login they were sent under.
+    """
 
     published: int = 0
     acked: int = 0
+    refused: int = 0
     dropped: int = 0
     buffered_peak: int = 0
     backpressure_s: float = 0.0
     received: int = 0
     connects: int = 0
     disconnects: int = 0
+    refused_topics: dict[str, int] = field(default_factory=dict)
+    username: str | None = None
     errors: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, int]:
-        """The counters (without the error texts)."""
-        return {k: v for k, v in self.__dict__.items() if isinstance(v, int | float)}
+    def as_dict(self) -> dict[str, Any]:
+        """The counters, refusals per topic and username (without the error texts)."""
+        out: dict[str, Any] = {k: v for k, v in self.__dict__.items() if isinstance(v, int | float)}
+        out["refused_topics"] = dict(self.refused_topics)
+        out["username"] = self.username
+        return out
+
+
+class _Client(mqtt.Client):
+    """paho's client, telling on a QoS 2 message the broker refused.
+
+    Under MQTT v5 a broker refuses a QoS 2 message with a failure reason code in its
+    PUBREC, which paho 2.x ignores (``_handle_pubrec``): it sends PUBREL anyway, Mosquitto
+    answers with a successful PUBCOMP, and ``on_publish`` would report success.
+    """
+
+    on_pubrec_failure: Callable[[int, ReasonCode], None] | None = None
+
+    def _handle_pubrec(self) -> mqtt.MQTTErrorCode:
+        packet = self._in_packet["packet"]
+        # PUBREC (v5): packet identifier, then a reason code (absent: 0, success)
+        if self._protocol == mqtt.MQTTv5 and len(packet) > 2 and packet[2] >= 0x80:
+            (mid,) = struct.unpack("!H", packet[:2])
+            if self.on_pubrec_failure is not None:
+                self.on_pubrec_failure(mid, ReasonCode(PacketTypes.PUBREC, identifier=packet[2]))
+        return super()._handle_pubrec()
 
 
 def _close_sockets(exc: BaseException) -> None:
@@ -89,7 +147,8 @@ class MqttLink:
     will : tuple of (topic, payload), optional
         Retained last-will message.
     clean_session : bool
-        False keeps the subscriptions and queued messages across reconnects.
+        False keeps the subscriptions and queued messages across reconnects (MQTT v5:
+        ``clean_start`` False and a Session Expiry Interval that never ends).
     buffer_max : int
         Messages kept while the broker is unreachable; more are dropped (and counted).
     max_pending : int
@@ -121,7 +180,7 @@ class MqttLink:
         self.url = address.url  # shown in messages: without the password
         self.host, self.port = address.host, address.port
         self.auth = (auth or MqttAuth()).for_url(address)
-        self.stats = LinkStats()
+        self.stats = LinkStats(username=self.auth.username)
         self._refused = threading.Event()
         self.connect_timeout_s = connect_timeout_s
         self._connected = threading.Event()
@@ -133,9 +192,18 @@ class MqttLink:
         self._resume_requested = False
         self._handed = 0
         self._connected_at = 0.0
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session
+        # mid -> topic of the QoS 1/2 messages handed to paho and not yet acknowledged, and
+        # refusals acknowledged before their mid was recorded; guarded by _mids_lock, which
+        # is never held while calling paho (its callbacks run under paho's locks).
+        self._mids_lock = threading.Lock()
+        self._topic_of_mid: dict[int, str] = {}
+        self._early_refusals: dict[int, str] = {}
+        self._refused_at_pubrec: dict[int, str] = {}  # QoS 2: refused, PUBCOMP to come
+        self.clean_session = clean_session
+        client = _Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
+        client.on_pubrec_failure = self._on_pubrec_failure
         client.max_inflight_messages_set(max_inflight)
         client.reconnect_delay_set(reconnect_min_s, reconnect_max_s)
         self.auth.apply(client)
@@ -168,7 +236,7 @@ class MqttLink:
         # the outbox goes after it (once the first re-sent message is acknowledged), so order
         # is kept. Callbacks run under paho's locks: the resume itself happens in the
         # publishing thread, never here.
-        if self._handed == self.stats.acked:
+        if self._handed == self.stats.acked + self.stats.refused:
             self._resume_requested = True
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
@@ -187,9 +255,54 @@ class MqttLink:
         log.warning("MQTT %s: lost %s (%s)", client._client_id.decode(), self.url, reason_code)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
-        self.stats.acked += 1
+        # MQTT v5: a QoS 1 message the broker refused (ACL: 0x87 Not authorized) is
+        # acknowledged with a failure reason code; "No matching subscribers" (0x10) is not
+        # a failure. (QoS 0 messages are reported here, with success, once written.)
+        with self._mids_lock:
+            topic = self._topic_of_mid.pop(mid, None)
+            reason = self._refused_at_pubrec.pop(mid, None)
+            if reason is None and reason_code.is_failure:
+                reason = str(reason_code)
+            if reason is None:
+                self.stats.acked += 1
+            elif topic is None:  # acknowledged before _hand recorded its topic
+                self._early_refusals[mid] = reason
+            else:
+                self._refuse(topic, reason)
         if not self._resumed:
             self._resume_requested = True
+
+    def _on_pubrec_failure(self, mid: int, reason_code: ReasonCode) -> None:
+        """A QoS 2 message refused in its PUBREC; counted when its flow ends (PUBCOMP)."""
+        with self._mids_lock:
+            self._refused_at_pubrec[mid] = str(reason_code)
+
+    def _refuse(self, topic: str, reason: str) -> None:
+        """Count (and the first time per topic, log) a message the broker refused."""
+        self.stats.refused += 1
+        self.stats.dropped += 1
+        count = self.stats.refused_topics.get(topic, 0) + 1
+        self.stats.refused_topics[topic] = count
+        topics = len(self.stats.refused_topics)
+        if count > 1 or topics > LOG_REFUSED_TOPICS:
+            return
+        who = f"user {self.auth.username!r}" if self.auth.username else "an anonymous client"
+        more = (
+            "; refusals on further topics are counted, not logged"
+            if topics == LOG_REFUSED_TOPICS
+            else ""
+        )
+        log.error(
+            "MQTT %s: the broker %s refused a message on %s for %s (%s): check the broker's "
+            "ACL and the topic prefix; further refusals on this topic are counted, not "
+            "logged%s",
+            self.client._client_id.decode(),
+            self.url,
+            topic,
+            who,
+            reason,
+            more,
+        )
 
     def _resume(self) -> None:
         """Hand the outbox to paho, in order, and publish directly from now on."""
@@ -215,6 +328,13 @@ class MqttLink:
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         if qos == 0 and info.rc != mqtt.MQTT_ERR_SUCCESS:
             return False
+        if qos > 0:
+            with self._mids_lock:
+                early = self._early_refusals.pop(info.mid, None)
+                if early is not None:
+                    self._refuse(topic, early)
+                else:
+                    self._topic_of_mid[info.mid] = topic
         self._handed += 1
         return True
 
@@ -226,8 +346,18 @@ class MqttLink:
 
     def open(self) -> MqttLink:
         """Connect and start the network thread; raise if the broker is unreachable."""
+        properties = None
+        if not self.clean_session:  # MQTT v5: without an expiry the session ends at once
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = SESSION_NEVER_EXPIRES
         try:
-            self.client.connect(self.host, self.port, keepalive=10)
+            self.client.connect(
+                self.host,
+                self.port,
+                keepalive=10,
+                clean_start=self.clean_session,
+                properties=properties,
+            )
         except ssl.SSLError as exc:
             _close_sockets(exc)  # paho leaves the failed TLS socket open
             reason = getattr(exc, "verify_message", None) or exc.reason or exc
@@ -306,8 +436,8 @@ class MqttLink:
 
     @property
     def pending(self) -> int:
-        """Messages accepted (outbox or in flight) and not yet acknowledged by the broker."""
-        return self.stats.published - self.stats.acked
+        """Messages accepted (outbox or in flight) the broker has not yet answered."""
+        return self.stats.published - self.stats.acked - self.stats.refused
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until every queued message is acknowledged; False on timeout."""

@@ -42,3 +42,25 @@ def test_buffer_is_bounded_and_counted_while_the_broker_is_down(own_broker, subs
     got = [int(p) for t, p in sub.messages if t.startswith("buf/")]
     assert got == list(range(50))  # in order, none lost, the overflow refused up front
     assert link.stats.connects == 2
+
+
+def test_a_persistent_session_keeps_what_came_while_away(own_broker):
+    """MQTT v5: ``clean_session=False`` is clean_start False plus a Session Expiry
+    Interval; without the interval the broker would end the session at the disconnect."""
+    got: list[bytes] = []
+    sub = MqttLink(own_broker.url, "t-persist", clean_session=False)
+    sub.subscribe("persist/#", lambda m: got.append(m.payload))
+    sub.open().close()
+    pub = MqttLink(own_broker.url, "t-persist-pub").open()
+    for i in range(5):
+        pub.publish("persist/x", str(i).encode())
+    assert pub.flush(10.0)
+    pub.close()
+    again = MqttLink(own_broker.url, "t-persist", clean_session=False)
+    again.subscribe("persist/#", lambda m: got.append(m.payload))
+    again.open()
+    deadline = time.monotonic() + 10
+    while len(got) < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    again.close()
+    assert got == [b"0", b"1", b"2", b"3", b"4"]

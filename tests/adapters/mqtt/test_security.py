@@ -13,7 +13,7 @@ import yaml
 from adapters.mqtt.auth import MqttAuth, redacted
 from adapters.mqtt.broker import BrokerSecurity, Mosquitto
 from adapters.mqtt.link import MqttLink
-from twin.run import run_scenario
+from twin.run import RunCheckError, run_scenario
 from twin.scenario import validate_scenario
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -115,6 +115,27 @@ def test_a_device_writes_only_its_own_topics(secure_broker, test_ca):
     twin.close()
 
 
+@pytest.mark.parametrize("qos", [1, 2])
+def test_a_publication_the_acl_refuses_is_counted_as_refused(secure_broker, test_ca, caplog, qos):
+    """MQTT v5: Mosquitto's PUBACK (QoS 2: PUBREC) says 0x87 (Not authorized); under
+    3.1.1 it said nothing."""
+    bess = MqttLink(secure_broker.url, "t-refused", auth=_auth(test_ca, "bess")).open()
+    for _ in range(3):  # accepted by the link ...
+        assert bess.publish("twin/hil_battery/bess/p_kw", b"1", qos=qos)
+    bess.publish("field/hil_battery/bess/p_kw", b"2", qos=qos)  # its own topic: allowed
+    assert bess.flush(10.0) and bess.pending == 0  # ... answered, not left pending
+    bess.close()
+    stats = bess.stats
+    assert stats.published == 4 and stats.acked == 1
+    assert stats.refused == stats.dropped == 3
+    assert stats.refused_topics == {"twin/hil_battery/bess/p_kw": 3}
+    assert stats.as_dict()["refused_topics"] == {"twin/hil_battery/bess/p_kw": 3}
+    logged = [r.getMessage() for r in caplog.records if "refused a message" in r.getMessage()]
+    assert len(logged) == 1  # once per topic
+    assert "on twin/hil_battery/bess/p_kw for user 'bess' (Not authorized)" in logged[0]
+    assert secure_broker.url in logged[0] and PASSWORDS["bess"] not in logged[0]
+
+
 def _secure_hil(url: str, test_ca, tmp_path: Path) -> dict:
     raw = yaml.safe_load((ROOT / "scenarios" / "hil_battery.yaml").read_text())
     (tmp_path / "bess.pw").write_text(PASSWORDS["bess"] + "\n")
@@ -134,6 +155,13 @@ def test_hil_over_tls_with_logins_and_the_acl(secure_broker, test_ca, tmp_path, 
     result = run_scenario(scenario, tmp_path / "run")  # the emulated device logs in as bess
     assert result.metadata["status"] == "finished"
     assert result.kpis["device_fallback_steps_bess"] == 0
+    links = [
+        result.metadata["mqtt"]["publisher"],
+        result.metadata["mqtt"]["devices"]["bess"]["link"],
+    ]
+    for link in links:  # MQTT v5: the broker would say if it refused any of them
+        assert link["refused"] == 0 and link["refused_topics"] == {} and link["dropped"] == 0
+        assert link["acked"] == link["published"] > 0 and link["username"] == "twin"
     written = "".join(p.read_text() for p in result.out_dir.rglob("*.json"))
     written += "".join(p.read_text() for p in result.out_dir.glob("*.log"))
     assert not any(p in written for p in PASSWORDS.values())
@@ -187,3 +215,55 @@ def test_twin_broker_makes_a_secure_broker(tmp_path, test_ca):
     finally:
         process.terminate()
         process.communicate(timeout=10)
+
+
+def test_telemetry_the_acl_refuses_fails_the_run(
+    secure_broker, test_ca, tmp_path, monkeypatch, caplog
+):
+    """``mqtt.prefix: plant``: user twin may not write plant/#, so the broker refuses
+    every telemetry message (MQTT v5 PUBACK 0x87); the run must not report delivery."""
+    monkeypatch.setenv("TWIN_TEST_MQTT_PW", PASSWORDS["twin"])
+    raw = _secure_hil(secure_broker.url, test_ca, tmp_path)
+    raw["mqtt"]["prefix"] = "plant"
+    with pytest.raises(RunCheckError) as info:
+        run_scenario(validate_scenario(raw), tmp_path / "run")
+    meta = info.value.result.metadata
+    assert meta["status"] == "failed"
+    publisher = meta["mqtt"]["publisher"]
+    assert publisher["refused"] == publisher["published"] > 0  # every message, counted
+    assert publisher["acked"] == 0 and publisher["undelivered"] == 0
+    assert publisher["refused_topics"]["plant/hil_battery/bundle/battery"] == 97
+    assert publisher["refused_topics"]["plant/hil_battery/status"] == 2  # online, offline
+    residuals = meta["mqtt"]["devices"]["bess"]["link"]  # residuals refused, setpoints not
+    assert set(residuals["refused_topics"]) == {
+        f"plant/hil_battery/bess/residual/{q}" for q in ("p_kw", "soc", "t_c")
+    }
+    (message,) = [f["message"] for f in meta["checks"]["failed"] if f["check"] == "mqtt_delivery"]
+    assert f"the broker refused {publisher['refused']} message(s) of publisher" in message
+    assert "plant/hil_battery/bundle/battery (97)" in message and "user 'twin'" in message
+    assert "of device bess on plant/hil_battery/bess/residual/" in message
+    assert "check the broker's ACL and mqtt.prefix 'plant'" in message
+    logged = [r.getMessage() for r in caplog.records if "refused a message on" in r.getMessage()]
+    for q in ("p_kw", "soc", "t_c"):  # once per topic, with the user, never the password
+        assert (
+            sum(f"on plant/hil_battery/bess/residual/{q} for user 'twin'" in m for m in logged) == 1
+        )
+    assert not any(p in m for m in logged for p in PASSWORDS.values())
+    assert info.value.result.kpis["mqtt_dropped"] >= publisher["refused"]
+    assert not any(p in json.dumps(meta) for p in PASSWORDS.values())
+
+
+def test_any_refusal_fails_the_delivery_check_whatever_max_dropped_says():
+    from types import SimpleNamespace
+
+    from twin.mqtt_checks import delivery_failures
+
+    scenario = SimpleNamespace(mqtt=SimpleNamespace(max_dropped=1000, prefix="plant"))
+    link = {"dropped": 2, "refused": 2, "refused_topics": {"plant/s/a/p": 2}, "username": "twin"}
+    metadata = {"mqtt": {"publisher": link, "devices": {}}}
+    (failure,) = delivery_failures(scenario, metadata, {})
+    assert "the broker refused 2 message(s) of publisher on plant/s/a/p (2) for user 'twin'" in (
+        failure.message
+    )
+    ok = {"dropped": 2, "refused": 0, "refused_topics": {}, "username": "twin"}
+    assert delivery_failures(scenario, {"mqtt": {"publisher": ok, "devices": {}}}, {}) == []
