@@ -155,15 +155,15 @@ def write_profile(path, p_pu):
     frame.to_csv(path, index=False)
 
 
-def test_resume_runs_again_what_changed_and_says_why(tmp_path, client):
-    write_profile(tmp_path / "house.csv", 0.5)
+def _two_point_campaign(tmp_path, client, name: str, duration: str, loads=None):
+    """A campaign of the day scenario over two controllers, and a function that executes it
+    (again) into ``tmp_path/out`` and returns its summary by point id, all finished."""
     base = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
-    base.update(start="2016-06-21T09:00:00-04:00", duration="6h")
-    base["assets"]["load"] = [
-        {"name": "house", "bus": 7, "p_kw": 10.0, "profile": str(tmp_path / "house.csv")}
-    ]
+    base.update(start="2016-06-21T09:00:00-04:00", duration=duration)
+    if loads is not None:
+        base["assets"]["load"] = loads
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
-    spec = {"name": "resume", "base": "base.yaml", "axes": {"controller": ["rule", "none"]}}
+    spec = {"name": name, "base": "base.yaml", "axes": {"controller": ["rule", "none"]}}
     (tmp_path / "campaign.yaml").write_text(yaml.safe_dump(spec))
     out = tmp_path / "out"
 
@@ -174,6 +174,13 @@ def test_resume_runs_again_what_changed_and_says_why(tmp_path, client):
         assert (summary["status"] == "finished").all(), summary["error"].tolist()
         return summary.set_index("point_id")
 
+    return base, out, execute_again
+
+
+def test_resume_runs_again_what_changed_and_says_why(tmp_path, client):
+    write_profile(tmp_path / "house.csv", 0.5)
+    house = {"name": "house", "bus": 7, "p_kw": 10.0, "profile": str(tmp_path / "house.csv")}
+    base, out, execute_again = _two_point_campaign(tmp_path, client, "resume", "6h", [house])
     first = execute_again()
     assert not first["resumed"].any() and first["rerun_reason"].isna().all()
     assert first["run_id"].nunique() == 2 and first["scenario_hash"].nunique() == 2
@@ -254,20 +261,7 @@ def test_nothing_to_run_or_a_busy_directory_writes_no_summary(tmp_path, campaign
 
 
 def test_resume_needs_readable_results_and_says_which_file(tmp_path, client):
-    base = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
-    base.update(start="2016-06-21T09:00:00-04:00", duration="2h")
-    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
-    spec = {"name": "damaged", "base": "base.yaml", "axes": {"controller": ["rule", "none"]}}
-    (tmp_path / "campaign.yaml").write_text(yaml.safe_dump(spec))
-    out = tmp_path / "out"
-
-    def execute_again():
-        summary = execute(
-            load_campaign(tmp_path / "campaign.yaml"), out, client=client, progress=False
-        )
-        assert (summary["status"] == "finished").all(), summary["error"].tolist()
-        return summary.set_index("point_id")
-
+    _, out, execute_again = _two_point_campaign(tmp_path, client, "damaged", "2h")
     first = execute_again()
     missing, corrupt = first.index
     (out / "runs" / missing / "results.parquet").unlink()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 
 from adapters.influx.server import InfluxServer
+from tests.support import start_realtime_run
 
 
 @pytest.fixture
@@ -43,3 +48,21 @@ def parquet_counts(results: pd.DataFrame) -> dict[str, int]:
     """Non-NaN rows per kind (line protocol has no NaN)."""
     valid = results[results["value"].notna()]
     return {str(k): int(n) for k, n in valid.groupby("kind", observed=True).size().items() if n}
+
+
+def stop_server_mid_run(
+    server: InfluxServer, day_raw: dict[str, Any], tmp_path: Path, db: str
+) -> subprocess.Popen:
+    """Start a real-time ``twin run`` writing to ``db`` on ``server`` (into
+    ``tmp_path/run``) and stop the server once the run has stored something."""
+    influx = {"url": server.url, "db": db, "create_database": True, "retries": 1}
+    raw = {**day_raw, "outputs": {"influx": {**influx, "flush_interval_s": 0.2}}}
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    run = start_realtime_run(path, 8.0, "--out", str(tmp_path / "run"))
+    deadline = time.monotonic() + 60
+    while not server.query(f'SHOW MEASUREMENTS ON "{db}"')["results"][0].get("series"):
+        assert run.poll() is None and time.monotonic() < deadline, "the run wrote nothing"
+        time.sleep(0.1)
+    server.stop()
+    return run

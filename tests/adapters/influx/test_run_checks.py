@@ -9,7 +9,6 @@ import gzip
 import json
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -18,9 +17,8 @@ import yaml
 from typer.testing import CliRunner
 
 from adapters.server import free_port
-from tests.adapters.influx.conftest import counts, parquet_counts
+from tests.adapters.influx.conftest import counts, parquet_counts, stop_server_mid_run
 from tests.conftest import ROOT
-from tests.support import start_realtime_run
 from twin.cli import app
 from twin.errors import RunError
 from twin.influx import flush_spool
@@ -92,26 +90,7 @@ def test_flush_to_a_server_that_is_still_away_says_so(tmp_path, small_raw, day_s
 
 
 def test_a_server_that_dies_mid_run_and_stays_away_fails_the_run(own_influx, tmp_path, day_raw):
-    raw = {
-        **day_raw,
-        "outputs": {
-            "influx": {
-                "url": own_influx.url,
-                "db": "gone",
-                "create_database": True,
-                "retries": 1,
-                "flush_interval_s": 0.2,
-            },
-        },
-    }
-    path = tmp_path / "scenario.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    run = start_realtime_run(path, 8.0, "--out", str(tmp_path / "run"))
-    deadline = time.monotonic() + 60
-    while not own_influx.query('SHOW MEASUREMENTS ON "gone"')["results"][0].get("series"):
-        assert run.poll() is None and time.monotonic() < deadline, "the run wrote nothing"
-        time.sleep(0.1)
-    own_influx.stop()
+    run = stop_server_mid_run(own_influx, day_raw, tmp_path, "gone")
     output, _ = run.communicate(timeout=300)
     assert run.returncode == 1, output
     meta = json.loads((tmp_path / "run" / "run.json").read_text())

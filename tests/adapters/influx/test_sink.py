@@ -3,20 +3,12 @@
 import json
 import time
 
-import yaml
-
 from adapters.influx.lineprotocol import encode_frame_bytes
 from adapters.influx.load import write_results
 from adapters.influx.writer import InfluxConfig
-from tests.adapters.influx.conftest import counts, parquet_counts
-from tests.support import start_realtime_run
+from tests.adapters.influx.conftest import counts, parquet_counts, stop_server_mid_run
 from twin.results import load_results
 from twin.run import run_scenario
-
-
-def _stored(server) -> bool:
-    answer = server.query('SHOW MEASUREMENTS ON "outage"')
-    return bool(answer["results"][0].get("series"))
 
 
 def test_every_point_of_a_run_arrives(influxdb, tmp_path, day_scenario):
@@ -60,26 +52,7 @@ def test_a_finished_run_loads_with_the_library_function(influxdb, tmp_path, day_
 
 
 def test_the_server_goes_down_mid_run_and_nothing_is_lost_or_doubled(own_influx, tmp_path, day_raw):
-    raw = {
-        **day_raw,
-        "outputs": {
-            "influx": {
-                "url": own_influx.url,
-                "db": "outage",
-                "create_database": True,
-                "retries": 1,
-                "flush_interval_s": 0.2,
-            },
-        },
-    }
-    path = tmp_path / "scenario.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    run = start_realtime_run(path, 8.0, "--out", str(tmp_path / "run"))
-    deadline = time.monotonic() + 60
-    while not _stored(own_influx):  # the run is writing
-        assert run.poll() is None and time.monotonic() < deadline, "the run wrote nothing"
-        time.sleep(0.1)
-    own_influx.stop()
+    run = stop_server_mid_run(own_influx, day_raw, tmp_path, "outage")
     time.sleep(3.0)
     own_influx.start()
     output, _ = run.communicate(timeout=180)
