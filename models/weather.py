@@ -155,6 +155,7 @@ def _read_weather_file(
         )
     info = {k: float(meta[k]) for k in ("latitude", "longitude", "altitude")}
     info["tz_hours"] = float(meta["TZ"])
+    values.flags.writeable = False  # cached and shared by every later run in the process
     return values, info
 
 

@@ -11,7 +11,13 @@ from typing import Any
 
 from twin.scenario import Scenario
 
-__all__ = ["adapter_kpis", "adapter_stats", "start_emulators", "stop_emulators"]
+__all__ = [
+    "adapter_kpis",
+    "adapter_stats",
+    "mqtt_link_losses",
+    "start_emulators",
+    "stop_emulators",
+]
 
 
 def start_emulators(scenario: Scenario, out_dir: Path) -> list[subprocess.Popen[bytes]]:
@@ -54,7 +60,11 @@ def start_emulators(scenario: Scenario, out_dir: Path) -> list[subprocess.Popen[
         with log_path.open("wb") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         processes.append(process)
-        _wait_ready(process, ready, log_path)
+        try:
+            _wait_ready(process, ready, log_path)
+        except Exception:
+            stop_emulators(processes)  # the ones started before it too
+            raise
     return processes
 
 
@@ -145,5 +155,22 @@ def adapter_kpis(metadata: dict[str, Any]) -> dict[str, float]:
     publisher = mqtt.get("publisher")
     if publisher:
         kpis["mqtt_published"] = float(publisher["published"])
-        kpis["mqtt_dropped"] = float(publisher["dropped"])
+    # every link (publisher and device bridges): dropped and never acknowledged
+    kpis["mqtt_dropped"] = float(sum(mqtt_link_losses(mqtt).values()))
     return kpis
+
+
+def mqtt_link_losses(mqtt: dict[str, Any]) -> dict[str, int]:
+    """Messages lost per MQTT link of a run: dropped plus never acknowledged.
+
+    ``mqtt`` is the run metadata's ``mqtt`` section; keys are ``publisher`` and
+    ``device <asset>``. The ``mqtt_dropped`` KPI and the ``mqtt_delivery`` check both
+    count with it.
+    """
+    links = {"publisher": mqtt.get("publisher") or {}}
+    for asset, device in mqtt.get("devices", {}).items():
+        links[f"device {asset}"] = device.get("link") or {}
+    return {
+        name: int(link.get("dropped", 0)) + int(link.get("undelivered", 0))
+        for name, link in links.items()
+    }

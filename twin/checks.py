@@ -83,7 +83,10 @@ def evaluate_checks(
     passed: list[str] = []
     failures: list[CheckFailure] = []
     for name, check in _CHECKS.items():
-        found = check(scenario, metadata, kpis)
+        try:
+            found = check(scenario, metadata, kpis)
+        except Exception as exc:  # a check that cannot decide has not passed
+            found = [CheckFailure(name, f"the check itself failed: {type(exc).__name__}: {exc}")]
         if found:
             failures.extend(found)
         else:

@@ -31,8 +31,11 @@ def parse_yaml(text: str, source: str, path: str = "") -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        detail = " ".join(str(exc).split())
-        raise ScenarioError([Problem(path, f"not valid YAML: {detail}")], source) from None
+        # the problem and where, never PyYAML's quote of the line: it may hold a password
+        problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or "syntax"
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ScenarioError([Problem(path, f"not valid YAML: {problem}{where}")], source) from None
     except RecursionError:
         raise ScenarioError([Problem(path, "YAML nested too deeply")], source) from None
 

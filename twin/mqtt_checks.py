@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twin.adapter_stats import mqtt_link_losses
 from twin.checks import CheckFailure, run_check
 
 __all__ = ["delivery_failures", "fallback_failures"]
@@ -69,10 +70,7 @@ def delivery_failures(
     links = {"publisher": found.get("publisher") or {}}
     for asset, device in found.get("devices", {}).items():
         links[f"device {asset}"] = device.get("link") or {}
-    lost = {
-        name: int(link.get("dropped", 0)) + int(link.get("undelivered", 0))
-        for name, link in links.items()
-    }
+    lost = mqtt_link_losses(found)
     refusals = [_refusal(name, link) for name, link in links.items() if link.get("refused")]
     total = sum(lost.values())
     if total <= scenario.mqtt.max_dropped and not refusals:

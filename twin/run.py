@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from mosaik.exceptions import ScenarioError
 
 from twin.adapter_stats import adapter_kpis, adapter_stats, start_emulators, stop_emulators
 from twin.checks import CheckFailure, evaluate_checks
@@ -209,8 +208,9 @@ def _run(
     run_id = metadata["run_id"]
     started = time.perf_counter()
     STEP_SECONDS.clear()
-    emulators = start_emulators(scenario, out)
+    emulators: list[Any] = []
     try:
+        emulators = start_emulators(scenario, out)
         plan = build_world(
             scenario,
             out,
@@ -218,7 +218,7 @@ def _run(
             realtime=rt_factor is not None,
             scenario_hash=metadata["scenario_hash"],
         )
-    except (ValueError, KeyError, RuntimeError, OSError, ScenarioError) as exc:
+    except Exception as exc:  # any set-up failure: a failed run, never "running"
         stop_emulators(emulators)
         for key in [k for k in ACTIVE if k.startswith(str(out / "parts"))]:
             ACTIVE.pop(key)  # simulators created before the failure record nothing

@@ -759,7 +759,9 @@ def _unknown_keys(model: type[BaseModel], data: Any, loc: tuple[Any, ...]) -> li
 
 
 #: Fields whose values an error message must not repeat.
-SECRET_FIELDS = frozenset({"password", "token", "url"})
+#: Fields whose value may hold a secret (a URL may carry ``user:password@``): an error
+#: about them never echoes the value.
+SECRET_FIELDS = frozenset({"password", "token", "url", "broker"})
 
 
 def _describe(error: dict[str, Any]) -> str:

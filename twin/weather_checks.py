@@ -53,7 +53,9 @@ def weather_problems(scenario) -> list[Problem]:
     problems: list[Problem] = []
     site = scenario.site
     offset_h = _standard_offset_h(site.tz, scenario.start.year)
-    if abs(offset_h - site.lon / 15.0) > MAX_TZ_MISMATCH_H:
+    # around the date line UTC+13 and longitude -172 are 1 h apart, not 25 h
+    mismatch_h = (offset_h - site.lon / 15.0 + 12.0) % 24.0 - 12.0
+    if abs(mismatch_h) > MAX_TZ_MISMATCH_H:
         problems.append(
             Problem(
                 "site.tz",
@@ -65,7 +67,7 @@ def weather_problems(scenario) -> list[Problem]:
     try:
         path = resolve_weather_path(scenario.weather)
         _, meta = read_weather_file(str(path))
-    except (FileNotFoundError, WeatherFileError) as exc:
+    except (OSError, WeatherFileError) as exc:
         return [*problems, Problem("weather", str(exc))]
     distance = great_circle_km(site.lat, site.lon, meta["latitude"], meta["longitude"])
     limit = site.max_weather_distance_km

@@ -178,7 +178,7 @@ class DeviceBridge(mosaik_api_v3.Simulator):
                 payload,
                 self.ranges.get(quantity),
                 max_bytes=self.max_bytes,
-                max_seq=self.clock.n_steps - 1,
+                max_seq=self.clock.n_steps - 1 if self.hil else None,
             )
         if verdict.measurement is None or quantity is None:
             self._reject(topic, payload, verdict)
@@ -312,6 +312,7 @@ class DeviceBridge(mosaik_api_v3.Simulator):
                 "sent": time.time(),
             }
             self.link.publish(self.setpoint_topic[q], json.dumps(payload).encode(), qos=1)
+        self._drain(time_s)  # what already came (a late answer restores the full wait)
         self._drain(time_s, self.health.wait_s())
 
         out = {attr: values.get(attr, math.nan) for attr in self.cfg["outputs"]}

@@ -52,8 +52,13 @@ class DeviceHealth:
         return self.in_gap >= SILENT_AFTER_MISSES
 
     def wait_s(self) -> float:
-        """Wall seconds to wait for this step's answer."""
-        if self.silent and not self.heard:
+        """Wall seconds to wait for this step's answer.
+
+        Call it after taking what already arrived: an answer heard since the last call
+        (a late one included) restores the full wait.
+        """
+        heard, self.heard = self.heard, False
+        if self.silent and not heard:
             return self.timeout_s * PROBE_SHARE
         return self.timeout_s
 
@@ -63,7 +68,6 @@ class DeviceHealth:
 
     def note(self, answered: bool, when: str) -> None:
         """Record whether the step at ``when`` had fresh values for every quantity."""
-        self.heard = False
         if answered:
             if self.in_gap and self.gaps <= LOG_GAPS:
                 log.warning(

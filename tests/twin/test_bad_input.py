@@ -49,6 +49,14 @@ def test_a_set_value_that_is_not_yaml_is_named(workdir):
     assert not results_under(workdir)
 
 
+def test_a_yaml_error_never_quotes_the_line_it_is_on(workdir):
+    """PyYAML's message quotes the bad line: a password on it must not reach the console."""
+    secret = "S3cretPW"
+    result = runner.invoke(app, ["validate", "day.yaml", "--set", f"mqtt.password=[{secret},{{"])
+    assert_named_failure(result, "--set", "not valid YAML")
+    assert "line 1" in result.output and secret not in result.output
+
+
 def campaign(workdir: Path, **fields) -> Path:
     spec = {"name": "sweep", "base": "day.yaml", "axes": {"seed": [1, 2]}, **fields}
     path = workdir / "campaign.yaml"

@@ -284,3 +284,15 @@ def test_a_seeded_stochastic_run_is_the_same_in_a_fresh_process(tmp_path):
     pd.testing.assert_frame_equal(
         load_results(here.out_dir).drop(columns="run_id"), there.drop(columns="run_id")
     )
+
+
+def test_a_device_emulator_that_cannot_start_fails_the_set_up_cleanly(tmp_path):
+    """A set-up failure of any kind: run.json says failed, nothing keeps running."""
+    from adapters.server import free_port
+
+    raw = yaml.safe_load((ROOT / "scenarios" / "hil_battery.yaml").read_text())
+    raw["mqtt"]["broker"] = f"mqtt://127.0.0.1:{free_port()}"  # nobody listens
+    with pytest.raises(RunError, match="could not be set up"):
+        run_scenario(validate_scenario(raw), tmp_path / "run")
+    meta = read_run(tmp_path / "run")
+    assert meta["status"] == "failed" and "emulated device" in meta["error"]

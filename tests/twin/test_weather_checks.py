@@ -37,6 +37,15 @@ def test_time_zone_that_does_not_fit_the_longitude_is_a_problem(small_raw):
     assert "does not fit the site's longitude" in found["site.tz"]
 
 
+@pytest.mark.parametrize(
+    ("tz", "lon"),
+    [("Pacific/Apia", -171.8), ("Pacific/Tongatapu", -175.2), ("Pacific/Kiritimati", -157.4)],
+)
+def test_zones_across_the_date_line_fit_their_longitude(small_raw, tz, lon):
+    small_raw["site"].update(tz=tz, lon=lon, lat=-13.8, max_weather_distance_km=40_000)
+    validate_scenario(small_raw)  # UTC+13/+14 at longitude -172: 1-2 h apart, not 25 h
+
+
 def test_tmy2_file_validates_and_runs(small_raw, tmp_path):
     small_raw.update(site=MIAMI, weather="12839.tm2", duration="2h")
     scenario = validate_scenario(small_raw)

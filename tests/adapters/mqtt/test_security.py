@@ -13,6 +13,7 @@ import yaml
 from adapters.mqtt.auth import MqttAuth, redacted
 from adapters.mqtt.broker import BrokerSecurity, Mosquitto
 from adapters.mqtt.link import MqttLink
+from twin.errors import ScenarioError
 from twin.run import RunCheckError, run_scenario
 from twin.scenario import validate_scenario
 
@@ -267,3 +268,10 @@ def test_any_refusal_fails_the_delivery_check_whatever_max_dropped_says():
     )
     ok = {"dropped": 2, "refused": 0, "refused_topics": {}, "username": "twin"}
     assert delivery_failures(scenario, {"mqtt": {"publisher": ok, "devices": {}}}, {}) == []
+
+
+def test_a_broker_url_that_cannot_be_parsed_never_shows_its_password(day_raw):
+    day_raw["mqtt"] = {"broker": "mqtt://bob:s3cr/et@host"}
+    with pytest.raises(ScenarioError) as caught:
+        validate_scenario(day_raw)
+    assert "mqtt.broker" in str(caught.value) and "s3cr" not in str(caught.value)
