@@ -54,9 +54,10 @@ class DatasourceOptions:
     password_env: str | None = None
 
     def __post_init__(self) -> None:
-        if not re.match(r"^https?://[^\s\"']+$", self.url):
+        if not re.match(r"^https?://[^\s\"'@/]+(/[^\s\"'@]*)?$", self.url):
             raise GrafanaConfigError(
-                f"--influx-url: expected http(s)://host:port, got {self.url!r}"
+                "--influx-url: expected http(s)://host:port with no login in it (give "
+                "--user and --password-env: the password is never written to a file)"
             )
         if not self.database or any(c.isspace() for c in self.database):
             raise GrafanaConfigError(f"--database: expected a database name, got {self.database!r}")

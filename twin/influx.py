@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from adapters.influx.spool import Spool
 from adapters.influx.writer import (
     InfluxConfig,
@@ -229,7 +231,14 @@ def flush_spool(
     for name, variable in FLUSH_ENV.items():
         if variable in env and not any(raw.get(f"{name}{x}") for x in ("", "_env", "_file")):
             raw[name] = env[variable]
-    spec = InfluxSpec.model_validate(raw)
+    try:
+        spec = InfluxSpec.model_validate(raw)
+    except ValidationError as exc:  # the fields named, never their values (a URL's login)
+        fields = ", ".join(".".join(map(str, e["loc"])) or "influx" for e in exc.errors())
+        raise InfluxError(
+            f"{run_dir}: cannot flush: invalid InfluxDB settings ({fields}); "
+            "expected e.g. --url http://host:8086"
+        ) from None
     config = config_from_spec(spec, run_dir, env)
     spool = Spool(Path(config.spool_dir))
     before = spool.pending()

@@ -11,6 +11,7 @@ batch to replay.
 from __future__ import annotations
 
 import gzip
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,14 +58,31 @@ class Spool:
         return sorted(self.dir.glob(f"*{SUFFIX}"), key=self._seq)
 
     def put(self, body: bytes) -> None:
-        """Store one batch (newline-terminated lines)."""
-        with self._lock:
-            seq, self._next = self._next, self._next + 1
+        """Store one batch (newline-terminated lines).
+
+        Several writers may share a directory (a campaign's runs, ``twin influx flush``
+        beside a run): a batch is published with a hard link, which fails rather than
+        replace a file of the same name, and then takes the next free number.
+        """
         lines = body.count(b"\n")
-        path = self.dir / f"{seq:012d}-{lines}{SUFFIX}"
-        tmp = self.dir / f"{path.name}.tmp"
+        tmp = self.dir / f".{os.getpid()}-{threading.get_ident()}{SUFFIX}.tmp"
         tmp.write_bytes(gzip.compress(body, compresslevel=1))
-        tmp.rename(path)
+        try:
+            while True:
+                with self._lock:
+                    seq, self._next = self._next, self._next + 1
+                try:
+                    os.link(tmp, self.dir / f"{seq:012d}-{lines}{SUFFIX}")
+                    return
+                except FileExistsError:  # another writer took the number
+                    with self._lock:
+                        self._next = max(self._next, self._seq_after_last())
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _seq_after_last(self) -> int:
+        existing = self.files()
+        return self._seq(existing[-1]) + 1 if existing else 0
 
     @staticmethod
     def read(path: Path) -> bytes:

@@ -37,6 +37,7 @@ import logging
 import queue
 import threading
 import time
+import zlib
 from pathlib import Path
 
 from adapters.influx.spool import Spool, lines_in
@@ -288,7 +289,7 @@ class InfluxWriter:
                 return False
             try:
                 body = self._spool.read(path)
-            except (OSError, EOFError) as exc:  # unreadable: set aside, counted
+            except (OSError, EOFError, zlib.error) as exc:  # unreadable: set aside, counted
                 path.rename(path.with_name(f"{path.name}.bad"))
                 self.stats.points_dropped += _lines_or_zero(path)
                 self._record(f"spool file {path.name} unreadable ({exc}): moved to *.bad")

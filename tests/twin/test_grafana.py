@@ -464,6 +464,13 @@ def test_bad_datasource_options_are_named(options, match):
         DatasourceOptions(**options)
 
 
+def test_a_login_in_the_datasource_url_is_refused_and_not_repeated():
+    with pytest.raises(GrafanaConfigError, match="no login in it") as caught:
+        DatasourceOptions(url="http://admin:s3cret@influx:8086")
+    assert "s3cret" not in str(caught.value)
+    DatasourceOptions(url="https://influx.example:8086/proxy")  # a path stays allowed
+
+
 def test_bad_option_exits_with_the_message(tmp_path):
     answer = CliRunner().invoke(app, ["grafana", "--out", str(tmp_path), "--influx-url", "ftp://x"])
     assert answer.exit_code == 2 and "--influx-url" in answer.output

@@ -87,6 +87,16 @@ def test_flush_to_a_server_that_is_still_away_says_so(tmp_path, small_raw, day_s
     result = CliRunner().invoke(app, ["influx", "flush", str(tmp_path / "run")])
     assert result.exit_code == 2
     assert f"InfluxDB {dead} (database 'twin') unreachable" in result.output
+    # a URL the settings refuse: named, no traceback, no password echoed
+    result = CliRunner().invoke(
+        app, ["influx", "flush", str(tmp_path / "run"), "--url", "admin:S3cret@host:8086"]
+    )
+    assert result.exit_code == 2 and "invalid InfluxDB settings (url)" in result.output
+    assert (
+        "S3cret" not in result.output
+        and result.exception is None
+        or isinstance(result.exception, SystemExit)
+    )
 
 
 def test_a_server_that_dies_mid_run_and_stays_away_fails_the_run(own_influx, tmp_path, day_raw):

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from adapters.influx.server import InfluxServer
+from adapters.influx.spool import Spool
 from adapters.influx.transport import _message
 from adapters.influx.writer import InfluxConfig, InfluxError, InfluxWriter
 from adapters.server import free_port
@@ -331,3 +332,27 @@ def test_a_hung_server_at_close_leaves_every_point_accounted_for(own_influx, tmp
     timed_out, in_flight, spooled = snapshot
     assert timed_out and in_flight + spooled == 500 and unaccounted == 0
     assert in_flight in (0, 300)
+
+
+def test_two_writers_on_one_spool_keep_both_batches(tmp_path):
+    first, second = Spool(tmp_path), Spool(tmp_path)  # both start numbering at 0
+    first.put(b"a v=1 1\n")
+    second.put(b"b v=1 1\n")  # the same number and line count: the same name before
+    assert first.pending() == second.pending()
+    assert (first.pending().batches, first.pending().points) == (2, 2)
+
+
+def test_a_corrupt_spool_file_is_set_aside_and_the_rest_delivered(influxdb, tmp_path):
+    spool = tmp_path / "spool"
+    Spool(spool).put("\n".join(_lines(10)).encode() + b"\n")
+    Spool(spool).put("\n".join(_lines(20, start=1466500000)).encode() + b"\n")
+    broken = sorted(spool.glob("*.lp.gz"))[0]
+    data = bytearray(broken.read_bytes())
+    data[20] ^= 0xFF  # one flipped byte inside the deflate stream
+    broken.write_bytes(bytes(data))
+    influxdb.query('CREATE DATABASE "mended"')
+    writer = InfluxWriter(InfluxConfig(url=influxdb.url, db="mended", spool_dir=str(spool)))
+    stats = writer.open().close(timeout_s=30)
+    assert stats.points_replayed == 20 and stats.points_dropped == 10
+    assert stats.thread_errors == 0 and len(list(spool.glob("*.bad"))) == 1
+    assert _count(influxdb, "mended") == 20
