@@ -55,7 +55,7 @@ def run(
     ] = False,
     rt_factor: Annotated[
         float,
-        typer.Option(min=1e-6, help="Wall seconds per simulated second with --realtime."),
+        typer.Option(min=1e-9, max=1e6, help="Wall seconds per simulated second with --realtime."),
     ] = 1.0,
     influx: Annotated[
         str | None,
@@ -252,19 +252,20 @@ def device(
         "field/{site}/{asset}/set/{quantity}"
     ),
     silent_after: Annotated[
-        int | None, typer.Option(help="Stop answering after this many setpoints.")
+        int | None, typer.Option(min=0, help="Stop answering after this many setpoints.")
     ] = None,
     garbage_every: Annotated[
-        int | None, typer.Option(help="Send a malformed payload every N answers.")
+        int | None, typer.Option(min=1, help="Send a malformed payload every N answers.")
     ] = None,
     miss_every: Annotated[
-        int | None, typer.Option(help="Lose every N-th answer (intermittent misses).")
+        int | None, typer.Option(min=1, help="Lose every N-th answer (intermittent misses).")
     ] = None,
     own_clock: Annotated[
         bool, typer.Option("--own-clock", help="Stamp answers with the wall clock.")
     ] = False,
     clock_skew_s: Annotated[
-        float, typer.Option(help="Seconds added to the answers' time stamps.")
+        float,
+        typer.Option(min=-1e9, max=1e9, help="Seconds added to the answers' time stamps."),
     ] = 0.0,
     echo_seq: Annotated[
         bool, typer.Option(help="Echo the setpoint's seq in the answers (the contract).")
@@ -442,7 +443,9 @@ def campaign(
     scheduler: Annotated[
         str | None, typer.Option(help="tcp://host:port of a dask scheduler (default: local).")
     ] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Local cluster worker processes.")] = 2,
+    workers: Annotated[
+        int, typer.Option(min=1, max=256, help="Local cluster worker processes.")
+    ] = 2,
     report: Annotated[
         bool, typer.Option("--report", help="Render heat maps and the worst cases after.")
     ] = False,

@@ -233,3 +233,20 @@ def test_train_refuses_nonsense_lengths(workdir, option):
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert "Invalid value" in result.output and "Traceback" not in result.output
     assert not (workdir / "policy.zip").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "day.yaml", "--realtime", "--rt-factor", "nan"],
+        ["run", "day.yaml", "--realtime", "--rt-factor", "inf"],
+        ["campaign", "c.yaml", "--workers", "100000"],
+        ["device", "--broker", "mqtt://h:1", "--site", "s", "--asset", "a", "--miss-every", "0"],
+        ["device", "--broker", "mqtt://h:1", "--site", "s", "--asset", "a"]
+        + ["--clock-skew-s", "inf"],
+    ],
+)
+def test_numeric_cli_options_are_bounded(workdir, args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "Invalid value" in result.output
+    assert not results_under(workdir)
