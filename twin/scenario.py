@@ -1033,7 +1033,9 @@ def _resolve_faults(scenario: Scenario) -> tuple[list[dict[str, Any]], list[Prob
                     )
                 )
                 continue
-            outputs = get_model(kind_of[asset]).outputs
+            cls = get_model(kind_of[asset])
+            # quantities of the asset itself, not of its parts (an EV park's chargers)
+            outputs = [q for q, port in cls.outputs.items() if (port.group or cls.kind) == cls.kind]
             if quantity not in outputs:
                 problems.append(
                     Problem(

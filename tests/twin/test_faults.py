@@ -218,3 +218,16 @@ def test_a_fault_that_cannot_apply_is_named(day_raw, fault, message):
     with pytest.raises(ScenarioError) as info:
         validate_scenario({**day_raw, "faults": [fault]})
     assert message in str(info.value)
+
+
+def test_a_sensor_on_a_quantity_of_an_ev_parks_chargers_is_refused_by_validation():
+    """depot.soc is a charger quantity (depot_c0 ...), not the park's: named, no crash."""
+    import yaml
+
+    from tests.conftest import ROOT
+    from twin.scenario import validate_scenario
+
+    raw = yaml.safe_load((ROOT / "scenarios" / "ev_depot.yaml").read_text())
+    raw["faults"] = [{"kind": "sensor_noise", "target": "depot.soc", "start": "1h"}]
+    with pytest.raises(ScenarioError, match=r"faults\[0\]\.target: ev 'depot' has no quantity"):
+        validate_scenario(raw)
