@@ -21,6 +21,9 @@ from models.profiles import (
 
 __all__ = ["Load"]
 
+#: A load profile is per unit of the load's rating: beyond +-10, not a profile of it.
+PROFILE_LIMITS = (-10.0, 10.0)
+
 
 class Load(Model):
     """A set of loads, each ``p_kw * profile(t)``.
@@ -53,9 +56,9 @@ class Load(Model):
             if profile is None:
                 continue
             if str(profile).lower().endswith(".csv"):
-                p_pu[:, i] = csv_series_means(profile, "p_pu", clock)
+                p_pu[:, i] = csv_series_means(profile, "p_pu", clock, PROFILE_LIMITS)
                 try:
-                    q_pu[:, i] = csv_series_means(profile, "q_pu", clock)
+                    q_pu[:, i] = csv_series_means(profile, "q_pu", clock, PROFILE_LIMITS)
                 except MissingColumnError:  # no q_pu column: the p_pu profile
                     q_pu[:, i] = p_pu[:, i]
                 continue

@@ -110,7 +110,12 @@ def _rows(mask: pd.Series) -> str:
     return ", ".join(lines[:5]) + more
 
 
-def csv_series_means(path: str | Path, column: str, clock: Clock) -> np.ndarray:
+def csv_series_means(
+    path: str | Path,
+    column: str,
+    clock: Clock,
+    limits: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Step means of ``column`` of a CSV time series.
 
     The CSV needs a ``time`` column of tz-aware ISO timestamps (or UTC if naive); each
@@ -118,6 +123,9 @@ def csv_series_means(path: str | Path, column: str, clock: Clock) -> np.ndarray:
     the mean over a step is exact at any step length. The series must cover the run
     and every value must be a finite number: an empty or non-numeric cell is an error,
     never a silent gap (a running mean would carry it into every later step).
+
+    ``limits`` (low, high) bounds every value; a value outside is an error naming its
+    line (a price in EUR/MWh where EUR/kWh is expected, say).
 
     Raises
     ------
@@ -148,6 +156,13 @@ def csv_series_means(path: str | Path, column: str, clock: Clock) -> np.ndarray:
             f"{path}: {column!r} is empty or not a finite number on line(s) {_rows(bad)}; "
             "fill the gap (a missing value is never taken as zero)"
         )
+    if limits is not None:
+        outside = (numbers < limits[0]) | (numbers > limits[1])
+        if outside.any():
+            raise SeriesFileError(
+                f"{path}: {column!r} is outside {limits[0]:g} .. {limits[1]:g} on line(s) "
+                f"{_rows(outside)}"
+            )
     frame = frame.assign(time=times, **{column: numbers.astype(float)}).sort_values("time")
     stamps = frame["time"].drop_duplicates(keep="last")
     if len(stamps) != len(frame):

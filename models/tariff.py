@@ -14,6 +14,10 @@ from models.series import clock_means
 
 __all__ = ["Tariff", "time_of_use_means", "time_of_use_price"]
 
+#: Plausible prices (EUR/kWh) of a price series; beyond, someone wrote EUR/MWh.
+PRICE_MAX_EUR_KWH = 100.0
+PRICE_LIMITS = (-PRICE_MAX_EUR_KWH, PRICE_MAX_EUR_KWH)
+
 
 def _minutes(hhmm: str) -> int:
     hours, minutes = hhmm.split(":")
@@ -88,9 +92,13 @@ class Tariff(Model):
         for unit in units:
             export = np.full(clock.n_steps, float(unit["export_eur_kwh"]))
             if unit.get("price_csv"):
-                imports.append(csv_series_means(unit["price_csv"], "import_eur_kwh", clock))
+                imports.append(
+                    csv_series_means(unit["price_csv"], "import_eur_kwh", clock, PRICE_LIMITS)
+                )
                 try:
-                    export = csv_series_means(unit["price_csv"], "export_eur_kwh", clock)
+                    export = csv_series_means(
+                        unit["price_csv"], "export_eur_kwh", clock, PRICE_LIMITS
+                    )
                 except MissingColumnError:  # an export column is optional
                     pass
             else:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from models.tariff import PRICE_MAX_EUR_KWH as TARIFF_PRICE_MAX
 from twin.limits import NAME_MAX, asset_name_problems, name_problems, output_dir_problems
 
 __all__ = [
@@ -32,7 +33,7 @@ MIN_ENERGY_KWH = 0.01  # 10 Wh
 C_RATE_PER_H = (0.01, 20.0)  # battery p_max_kw / e_kwh: 100 h storage .. 3-minute power cell
 DC_AC_RATIO = (0.5, 3.0)  # PV p_dc_kw / p_ac_kw
 EV_CAPACITY_MAX_KWH = 2000.0  # an electric truck or bus
-PRICE_MAX_EUR_KWH = 100.0  # beyond, someone wrote EUR/MWh
+PRICE_MAX_EUR_KWH = TARIFF_PRICE_MAX  # beyond, someone wrote EUR/MWh
 MAX_UNITS = 10_000  # assets of one kind, devices
 MAX_TEXT = 4096  # any text field (paths, URLs, names)
 MAX_DESCRIPTION = 10_000  # characters; run.json copies it

@@ -960,26 +960,31 @@ def _series_file_problems(scenario: Scenario, assets: dict[str, list[dict]]) -> 
     Uses :func:`models.profiles.csv_series_means` with the scenario's clock, so a file
     that passes validation is a file the run can use (and the reverse).
     """
+    from models.load import PROFILE_LIMITS
     from models.profiles import MissingColumnError, SeriesFileError, csv_series_means
+    from models.tariff import PRICE_LIMITS
 
     clock = scenario.clock()
-    wanted: list[tuple[str, str, str, bool]] = []  # path, column, field path, required
+    # path, column, field path, required, value limits: as the models read them
+    wanted: list[tuple[str, str, str, bool, tuple[float, float] | None]] = []
     for i, unit in enumerate(assets["load"]):
         profile = unit.get("profile")
         if profile and str(profile).lower().endswith(".csv") and Path(profile).is_file():
-            wanted += [(profile, "p_pu", f"assets.load[{i}].profile", True)]
-            wanted += [(profile, "q_pu", f"assets.load[{i}].profile", False)]
+            wanted += [(profile, "p_pu", f"assets.load[{i}].profile", True, PROFILE_LIMITS)]
+            wanted += [(profile, "q_pu", f"assets.load[{i}].profile", False, PROFILE_LIMITS)]
     price_csv = scenario.tariff.price_csv
     if price_csv and Path(price_csv).is_file():
-        wanted += [(price_csv, "import_eur_kwh", "tariff.price_csv", True)]
-        wanted += [(price_csv, "export_eur_kwh", "tariff.price_csv", False)]
+        wanted += [(price_csv, "import_eur_kwh", "tariff.price_csv", True, PRICE_LIMITS)]
+        wanted += [(price_csv, "export_eur_kwh", "tariff.price_csv", False, PRICE_LIMITS)]
     schedule = scenario.control.schedule_csv
     if scenario.controller == "schedule" and schedule and Path(schedule).is_file():
-        wanted += [(schedule, u["name"], "control.schedule_csv", True) for u in assets["battery"]]
+        wanted += [
+            (schedule, u["name"], "control.schedule_csv", True, None) for u in assets["battery"]
+        ]
     problems = []
-    for path, column, where, required in wanted:
+    for path, column, where, required, limits in wanted:
         try:
-            csv_series_means(path, column, clock)
+            csv_series_means(path, column, clock, limits)
         except MissingColumnError as exc:
             if required:
                 problems.append(Problem(where, str(exc)))

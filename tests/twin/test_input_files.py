@@ -114,3 +114,13 @@ def test_a_failed_uncontrolled_comparison_fails_the_run(small_raw):
     assert [f.check for f in failures] == ["uncontrolled_comparison"]
     _, failures = evaluate_checks(scenario, {"uncontrolled_status": "finished"}, {})
     assert failures == []
+
+
+def test_a_price_in_eur_per_mwh_is_refused_by_line(small_raw, tmp_path):
+    path = _price_csv(tmp_path / "p.csv")
+    lines = path.read_text().splitlines()
+    lines[4] = lines[4].rsplit(",", 1)[0] + ",280"  # EUR/MWh slipped in
+    path.write_text("\n".join(lines) + "\n")
+    small_raw["tariff"]["price_csv"] = str(path)
+    with pytest.raises(ScenarioError, match=r"'import_eur_kwh' is outside -100 \.\. 100 on line"):
+        validate_scenario(small_raw)
