@@ -367,7 +367,12 @@ class InfluxSpec(Strict):
     and are replayed in order (``twin influx flush RUN_DIR`` replays what a run left).
     """
 
-    url: Annotated[str, Field(pattern=r"^https?://[^@/]+(/.*)?$")]
+    # no login left in it (moved out below), none after the host (a '/' in a password
+    # must be percent-encoded) and none as query parameters (1.x reads ?u=&p=)
+    url: Annotated[
+        str,
+        Field(pattern=r"^https?://[^@/?#\s]+(/[^@?#\s]*)?$"),
+    ]
     api: Literal["v1", "v2"] = "v1"
     db: str = "twin"
     rp: str | None = None

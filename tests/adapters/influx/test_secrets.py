@@ -119,3 +119,12 @@ def test_a_secret_is_given_one_way(small_raw):
     influx = {"url": "http://h:8086", "password": "x", "password_env": "PW"}
     with pytest.raises(ScenarioError, match="give password one way, not password and"):
         validate_scenario({**small_raw, "outputs": {"influx": influx}})
+
+
+@pytest.mark.parametrize(
+    "url", ["http://h:8086/?u=admin&p=S3cretPW", "http://admin:S3cret/PW@host:8086"]
+)
+def test_a_login_the_url_would_keep_is_refused_without_echo(small_raw, url):
+    with pytest.raises(ScenarioError, match=r"outputs\.influx\.url") as caught:
+        validate_scenario({**small_raw, "outputs": {"influx": {"url": url}}})
+    assert "S3cret" not in str(caught.value)
