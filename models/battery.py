@@ -210,10 +210,7 @@ class Battery(Model):
         self.soh = self.soh - fade
         return {
             "p_kw": p,
-            "soc": self.soc.copy(),
-            "soh": self.soh.copy(),
-            "t_c": self.t_c.copy(),
-            "e_kwh": self.soc * capacity,
+            **self.state(),  # the states at the step's end, as state() reports them
             "p_loss_kw": p_loss,
             "power_avail": avail,
             "tripped": (avail <= 0.0).astype(float),

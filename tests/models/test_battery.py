@@ -112,3 +112,13 @@ def test_sign_convention_discharge_is_positive():
     b = battery(soc_init=0.5)
     (out,) = run(b, 2.0, 1)
     assert out["p_kw"][0] > 0 and out["soc"][0] < 0.5
+
+
+def test_the_states_a_step_reports_are_the_state_after_it():
+    """The end row of a run is state(): a step must report the very same values."""
+    b = battery(cycle_life_efc=50)  # fast fade: SoH moves visibly every step
+    for p_set in (-20.0, 20.0, -5.0):
+        out = run(b, p_set, 3)[-1]
+        after = b.state()
+        for name in ("soc", "soh", "t_c", "e_kwh"):
+            assert out[name] == pytest.approx(after[name], rel=0, abs=0), name
