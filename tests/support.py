@@ -46,3 +46,24 @@ def start_realtime_run(scenario_path: Path, wall_s: float, *extra: str) -> subpr
     command = [sys.executable, "-m", "twin.cli", "run", str(scenario_path), "--realtime"]
     command += ["--rt-factor", str(rt_factor), "--no-progress", *extra]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def spike_scenario(tmp_path: Path):
+    """Six hours of the day scenario whose extra load becomes impossible after 10 steps:
+    a valid scenario (profile within bounds) whose power flow then fails."""
+    import yaml
+
+    from tests.conftest import ROOT
+    from twin.scenario import validate_scenario
+
+    profile = tmp_path / "spike.csv"
+    times = pd.date_range("2016-06-21T13:00:00Z", periods=24, freq="15min")
+    p_pu = np.where(np.arange(24) < 10, 0.0005, 10.0)  # 5 kW for 10 steps, then 100 MW
+    pd.DataFrame({"time": times.strftime("%Y-%m-%dT%H:%M:%SZ"), "p_pu": p_pu}).to_csv(
+        profile, index=False
+    )
+    raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
+    raw.update(start="2016-06-21T09:00:00-04:00", duration="6h")
+    spike = {"name": "spike", "bus": 5, "p_kw": 10_000, "profile": str(profile)}
+    raw["assets"]["load"].append(spike)
+    return validate_scenario(raw)

@@ -18,14 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def campaign_file(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("campaign")
-    # A valid profile whose load becomes impossible in the afternoon: such a point
-    # validates and then fails in its run (the power flow diverges).
-    broken = tmp_path / "broken.csv"
-    times = pd.date_range("2016-06-21T04:00:00Z", periods=96, freq="15min")
-    p_pu = [0.5 if k < 40 else 10_000.0 for k in range(96)]
-    pd.DataFrame({"time": times.strftime("%Y-%m-%dT%H:%M:%SZ"), "p_pu": p_pu}).to_csv(
-        broken, index=False
-    )
+    # A point with an impossible load (100 MW on a LV feeder) validates and then fails
+    # in its run: the power flow diverges.
     spec = {
         "name": "tiny",
         "base": str((tmp_path / "base.yaml").resolve()),
@@ -36,7 +30,7 @@ def campaign_file(tmp_path_factory):
                 {"kind": "grid_outage", "target": "grid", "duration": "2h"},
             ],
             "fault.start": ["17h"],
-            "assets.load[0].profile": [None, str(broken)],
+            "assets.load[0].p_kw": [10.0, 100_000.0],
         },
     }
     base = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
@@ -61,7 +55,7 @@ def test_a_campaign_on_a_local_cluster_matches_runs_one_by_one(executed, tmp_pat
     # 2 controllers x 2 faults x 2 profiles, plus 2 x 2 fault-free references
     assert len(campaign.runs) == 12 and len(summary) == 12
     finished = summary[summary["status"] == "finished"]
-    assert len(finished) == 6  # the broken profile fails every run that uses it
+    assert len(finished) == 6  # the impossible load fails every run that has it
     for _, row in finished.head(3).iterrows():
         run = next(r for r in campaign.runs if r.point_id == row["point_id"])
         alone = run_scenario(
@@ -235,7 +229,7 @@ def test_a_campaign_with_a_failed_run_exits_non_zero(tmp_path, campaign_file):
     from twin.cli import app
 
     spec = yaml.safe_load(campaign_file.read_text())
-    spec["axes"] = {"assets.load[0].profile": [str(campaign_file.parent / "broken.csv")]}
+    spec["axes"] = {"assets.load[0].p_kw": [100_000.0]}
     path = tmp_path / "one.yaml"
     path.write_text(yaml.safe_dump(spec))
     out = tmp_path / "out"

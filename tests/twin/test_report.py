@@ -6,20 +6,16 @@ import signal
 from pathlib import Path
 from time import monotonic, sleep
 
-import numpy as np
-import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.conftest import ROOT
-from tests.support import start_realtime_run
+from tests.support import spike_scenario, start_realtime_run
 from twin.cli import app
 from twin.errors import RunError
 from twin.results import read_run
 from twin.run import run_scenario
 from twin.rundir import LOCK_NAME
-from twin.scenario import validate_scenario
 
 runner = CliRunner()
 BANNER = 'role="alert"'
@@ -65,20 +61,6 @@ def test_a_run_that_failed_a_check_is_reported_as_failed(small_raw, tmp_path, mo
     assert "<li>energy_balance: residual" in page and "status: failed" in page
     assert "(FAILED): twin report</title>" in page
     assert "Peak import (kW)" in page and "power.png" in page  # still there to diagnose
-
-
-def spike_scenario(tmp_path: Path):
-    """Six hours whose load becomes impossible after 10 steps (the power flow fails)."""
-    profile = tmp_path / "spike.csv"
-    times = pd.date_range("2016-06-21T13:00:00Z", periods=24, freq="15min")
-    p_pu = np.where(np.arange(24) < 10, 0.5, 10_000.0)
-    pd.DataFrame({"time": times.strftime("%Y-%m-%dT%H:%M:%SZ"), "p_pu": p_pu}).to_csv(
-        profile, index=False
-    )
-    raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
-    raw.update(start="2016-06-21T09:00:00-04:00", duration="6h")
-    raw["assets"]["load"].append({"name": "spike", "bus": 5, "p_kw": 10, "profile": str(profile)})
-    return validate_scenario(raw)
 
 
 def test_a_run_that_failed_mid_way_is_reported_from_what_it_saved(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.support import runpp_voltages, start_realtime_run
+from tests.support import runpp_voltages, spike_scenario, start_realtime_run
 from twin.errors import RunError
 from twin.identity import new_run_id, scenario_hash
 from twin.results import load_results, read_run, wide
@@ -104,20 +104,6 @@ def test_rule_controller_keeps_limits_and_beats_no_control(rule_run, tmp_path):
     assert rule_run.kpis["self_consumption"] > none.kpis["self_consumption"]
     soc = wide(load_results(rule_run.out_dir), "battery", "soc")["bess"]
     assert soc.min() >= 0.1 - 1e-9 and soc.max() <= 0.9 + 1e-9
-
-
-def spike_scenario(tmp_path):
-    """Six hours whose load becomes impossible after 10 steps (the power flow fails)."""
-    profile = tmp_path / "spike.csv"
-    times = pd.date_range("2016-06-21T13:00:00Z", periods=24, freq="15min")
-    p_pu = np.where(np.arange(24) < 10, 0.5, 10_000.0)  # 10 steps, then an impossible load
-    pd.DataFrame({"time": times.strftime("%Y-%m-%dT%H:%M:%SZ"), "p_pu": p_pu}).to_csv(
-        profile, index=False
-    )
-    raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
-    raw.update(start="2016-06-21T09:00:00-04:00", duration="6h")
-    raw["assets"]["load"].append({"name": "spike", "bus": 5, "p_kw": 10, "profile": str(profile)})
-    return validate_scenario(copy.deepcopy(raw))
 
 
 def test_failed_run_keeps_what_was_recorded(tmp_path):
