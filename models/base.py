@@ -144,6 +144,18 @@ class Model:
         self.context = context or {}
         self.elements: dict[str, list[str]] = {self.kind: [u["name"] for u in units]}
 
+    @classmethod
+    def element_names(
+        cls, units: list[dict[str, Any]], context: dict[str, Any] | None = None
+    ) -> dict[str, list[str]]:
+        """The names of the elements, by group, that ``cls(units, clock, context)`` has.
+
+        A world plan lists every entity before any model is built; a model whose
+        elements are not one per unit (a grid's buses, an EV park's chargers) overrides
+        this, and a test checks it against :attr:`elements` of a built instance.
+        """
+        return {cls.kind: [u["name"] for u in units]}
+
     @property
     def n(self) -> int:
         """Number of units of the model's own kind."""

@@ -211,6 +211,16 @@ class EVCharging(Model):
                 arrivals_process(self.env, rng, unit["fleet"], clock, tz, self.queues[i])
             )
 
+    @classmethod
+    def element_names(
+        cls, units: list[dict[str, Any]], context: dict[str, Any] | None = None
+    ) -> dict[str, list[str]]:
+        """One element per park (group ``ev_park``) and one per charger (group ``ev``)."""
+        return {
+            cls.kind: [u["name"] for u in units],
+            "ev": [name for unit in units for name in cls.charger_names(unit)],
+        }
+
     @staticmethod
     def charger_names(unit: dict[str, Any]) -> list[str]:
         """Names of a park's chargers: ``<park>_c0``, ``<park>_c1``..."""

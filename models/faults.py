@@ -151,6 +151,16 @@ class FaultSchedule(Model):
         "value": Port("1", "combined modifier for the target input", group="modifier"),
     }
 
+    @classmethod
+    def element_names(
+        cls, units: list[dict[str, Any]], context: dict[str, Any] | None = None
+    ) -> dict[str, list[str]]:
+        """One element per fault and one per modifier it drives."""
+        return {
+            "fault": [u["name"] for u in units],
+            "modifier": sorted({u["modifier"] for u in units}),
+        }
+
     def __init__(
         self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
     ) -> None:

@@ -109,6 +109,20 @@ class Grid(Model):
         "f_hz": Port("Hz", "grid frequency at the POC"),
     }
 
+    @classmethod
+    def element_names(
+        cls, units: list[dict[str, Any]], context: dict[str, Any] | None = None
+    ) -> dict[str, list[str]]:
+        """The point of connection, and every bus, line and transformer of the net."""
+        (unit,) = units
+        net = load_net(unit["grid"])
+        return {
+            cls.kind: [unit["name"]],
+            "bus": [f"bus_{i}" for i in net.bus.index],
+            "line": [f"line_{i}" for i in net.line.index],
+            "trafo": [f"trafo_{i}" for i in net.trafo.index],
+        }
+
     def __init__(
         self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
     ) -> None:

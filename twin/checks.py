@@ -8,7 +8,8 @@ evaluates every registered check after the results are written; any failure make
 the run's ``status`` ``failed`` in ``run.json``, is printed by the CLI and gives a
 non-zero exit code. Results and KPIs stay on disk for diagnosis.
 
-Components register their own checks with :func:`run_check`; the core never names
+The core holds the checks every run has (:data:`CORE_CHECKS`); each component
+declares its own (:meth:`twin.component.Component.checks`), and the core never names
 them.
 """
 
@@ -16,17 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from importlib import import_module
 from typing import Any
 
 __all__ = [
     "BALANCE_ABS_TOL_KWH",
     "BALANCE_REL_TOL",
-    "CHECK_MODULES",
+    "CORE_CHECKS",
     "CheckFailure",
     "RunCheck",
+    "all_checks",
     "evaluate_checks",
-    "run_check",
 ]
 
 
@@ -48,24 +48,6 @@ class CheckFailure:
 #: A run check: ``(scenario, metadata, kpis) -> failures`` (an empty list when it holds).
 RunCheck = Callable[[Any, dict[str, Any], dict[str, float]], list[CheckFailure]]
 
-_CHECKS: dict[str, RunCheck] = {}
-
-
-def run_check(name: str) -> Callable[[RunCheck], RunCheck]:
-    """Register a run check under ``name`` (a decorator).
-
-    Parameters
-    ----------
-    name : str
-        The check's name, shown in ``run.json`` and on the console.
-    """
-
-    def register(check: RunCheck) -> RunCheck:
-        _CHECKS[name] = check
-        return check
-
-    return register
-
 
 def evaluate_checks(
     scenario: Any, metadata: dict[str, Any], kpis: dict[str, float]
@@ -79,10 +61,9 @@ def evaluate_checks(
     failures : list of CheckFailure
         Everything that did not.
     """
-    _load_builtin_checks()
     passed: list[str] = []
     failures: list[CheckFailure] = []
-    for name, check in _CHECKS.items():
+    for name, check in all_checks().items():
         try:
             found = check(scenario, metadata, kpis)
         except Exception as exc:  # a check that cannot decide has not passed
@@ -100,7 +81,6 @@ BALANCE_ABS_TOL_KWH = 1e-3
 BALANCE_REL_TOL = 1e-6
 
 
-@run_check("energy_balance")
 def _energy_balance(
     scenario: Any, metadata: dict[str, Any], kpis: dict[str, float]
 ) -> list[CheckFailure]:
@@ -123,7 +103,6 @@ def _energy_balance(
     return []
 
 
-@run_check("uncontrolled_comparison")
 def _uncontrolled_comparison(
     scenario: Any, metadata: dict[str, Any], kpis: dict[str, float]
 ) -> list[CheckFailure]:
@@ -141,11 +120,21 @@ def _uncontrolled_comparison(
     ]
 
 
-#: Modules that register run checks when imported (components add theirs here).
-CHECK_MODULES: tuple[str, ...] = ("twin.influx", "twin.mqtt_checks")
+#: The checks of every run, whatever its components.
+CORE_CHECKS: dict[str, RunCheck] = {
+    "energy_balance": _energy_balance,
+    "uncontrolled_comparison": _uncontrolled_comparison,
+}
 
 
-def _load_builtin_checks() -> None:
-    """Import the modules whose checks are registered as a side effect of import."""
-    for module in CHECK_MODULES:
-        import_module(module)
+def all_checks() -> dict[str, RunCheck]:
+    """The core's checks, then every component's (:meth:`~twin.component.Component.checks`)."""
+    from twin.component import components
+
+    found = dict(CORE_CHECKS)
+    for component in components():
+        for name, check in component.checks().items():
+            if name in found:
+                raise ValueError(f"run check {name!r} is declared twice")
+            found[name] = check
+    return found

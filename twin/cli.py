@@ -81,7 +81,7 @@ def run(
     console.print(kpi_table(result.kpis, f"{sc.name}: KPIs"))
     stored = result.metadata.get("influx")
     if stored:
-        from twin.influx import summary_line
+        from adapters.influx.outputs import summary_line
 
         console.print(f"InfluxDB: {summary_line(stored)}", highlight=False)
     rt = result.metadata.get("realtime")
@@ -115,7 +115,8 @@ def validate(
     ] = None,
 ) -> None:
     """Check a scenario (with its overrides) and report every problem with its field path."""
-    from twin.scenario import ASSET_KINDS, load_scenario
+    from twin.assets.schema import ASSET_KINDS
+    from twin.scenario import load_scenario
 
     try:
         sc = load_scenario(scenario, list(set_ or []))
@@ -199,7 +200,8 @@ def compare(
 ) -> None:
     """Run each controller on the same scenario and print the comparison table."""
     from twin.compare import COMPARE_COLUMNS, compare_controllers
-    from twin.scenario import CONTROLLERS, load_scenario
+    from twin.control.schema import CONTROLLERS
+    from twin.scenario import load_scenario
 
     names = [c.strip() for c in controllers.split(",") if c.strip()]
     known = CONTROLLERS
@@ -555,7 +557,7 @@ def influx_flush(
     ] = None,
 ) -> None:
     """Replay a run's InfluxDB spool (credentials: TWIN_INFLUX_USERNAME/PASSWORD/TOKEN)."""
-    from twin.influx import flush_spool
+    from adapters.influx.outputs import flush_spool
 
     try:
         summary = flush_spool(run_dir, url)

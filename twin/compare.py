@@ -8,7 +8,7 @@ import pandas as pd
 
 from twin.errors import TwinError
 from twin.run import run_scenario
-from twin.scenario import Scenario
+from twin.scenario import ScenarioBase
 
 __all__ = ["COMPARE_COLUMNS", "compare_controllers"]
 
@@ -28,7 +28,7 @@ COMPARE_COLUMNS = {
 
 
 def compare_controllers(
-    scenario: Scenario,
+    scenario: ScenarioBase,
     controllers: list[str],
     out_dir: str | Path,
     *,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from twin.results import as_operated, wide
-from twin.scenario import Scenario
+from twin.scenario import ScenarioBase
 
 __all__ = ["KPI_SPECS", "KpiSpec", "compute_kpis", "kpi_rows"]
 
@@ -75,7 +75,7 @@ def _total(results: pd.DataFrame, kind: str, quantity: str, index: pd.Index) -> 
     return table.reindex(index) if not table.empty else pd.DataFrame(index=index)
 
 
-def compute_kpis(results: pd.DataFrame, scenario: Scenario) -> dict[str, float]:
+def compute_kpis(results: pd.DataFrame, scenario: ScenarioBase) -> dict[str, float]:
     r"""KPIs of a run.
 
     Energies integrate step-average powers over the step length. States (SoC, stored
@@ -92,7 +92,7 @@ def compute_kpis(results: pd.DataFrame, scenario: Scenario) -> dict[str, float]:
     ----------
     results : pandas.DataFrame
         Tidy results of the run.
-    scenario : Scenario
+    scenario : ScenarioBase
         The resolved scenario of the run (ratings, limits, step).
 
     Where a device replaced part of an asset (``source=real`` rows), the KPIs use what

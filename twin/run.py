@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -15,14 +15,14 @@ from typing import Any
 
 import pandas as pd
 
-from twin.adapter_stats import adapter_kpis, adapter_stats, start_emulators, stop_emulators
 from twin.checks import CheckFailure, evaluate_checks
+from twin.component import Component, components
 from twin.errors import RunError
 from twin.identity import input_digests, new_run_id, scenario_hash
 from twin.kpi import compute_kpis
 from twin.results import load_results, merge_parts
 from twin.rundir import claim_run_dir
-from twin.scenario import Scenario
+from twin.scenario import ScenarioBase
 
 __all__ = ["RunCheckError", "RunResult", "package_versions", "run_scenario"]
 
@@ -97,25 +97,16 @@ def _abort_world(world: Any) -> None:
         pass
 
 
-def fault_labels(scenario: Scenario) -> list[dict[str, Any]]:
-    """The ground truth of a run's faults: kind, target, window (UTC) and severity."""
-    start = scenario.start_ts.tz_convert("UTC")
-    return [
-        {
-            "fault": u["name"],
-            "kind": u["kind"],
-            "target": u["target"],
-            "start": (start + pd.Timedelta(seconds=u["start_s"])).isoformat(),
-            "end": (start + pd.Timedelta(seconds=u["end_s"])).isoformat(),
-            "severity": u["severity"],
-            "mode": u["mode"],
-        }
-        for u in scenario.fault_units()
-    ]
+def component_metadata(active: list[Component], scenario: Any, parts_dir: Path) -> dict[str, Any]:
+    """What every component's simulators counted (``run.json``)."""
+    found: dict[str, Any] = {}
+    for component in active:
+        found.update(component.run_metadata(scenario, parts_dir))
+    return found
 
 
 def run_scenario(
-    scenario: Scenario,
+    scenario: ScenarioBase,
     out_dir: str | Path | None = None,
     *,
     progress: bool = False,
@@ -134,7 +125,7 @@ def run_scenario(
 
     Parameters
     ----------
-    scenario : Scenario
+    scenario : ScenarioBase
         A scenario from :func:`twin.scenario.load_scenario`.
     out_dir : str or Path, optional
         Run directory (default: the scenario's ``outputs.dir``).
@@ -191,7 +182,7 @@ def run_scenario(
 
 
 def _run(
-    scenario: Scenario,
+    scenario: ScenarioBase,
     out: Path,
     metadata: dict[str, Any],
     *,
@@ -208,9 +199,11 @@ def _run(
     run_id = metadata["run_id"]
     started = time.perf_counter()
     STEP_SECONDS.clear()
-    emulators: list[Any] = []
+    active = components()
+    services = ExitStack()
     try:
-        emulators = start_emulators(scenario, out)
+        for component in active:
+            services.enter_context(component.services(scenario, out))
         plan = build_world(
             scenario,
             out,
@@ -219,15 +212,15 @@ def _run(
             scenario_hash=metadata["scenario_hash"],
         )
     except Exception as exc:  # any set-up failure: a failed run, never "running"
-        stop_emulators(emulators)
+        services.close()
         for key in [k for k in ACTIVE if k.startswith(str(out / "parts"))]:
             ACTIVE.pop(key)  # simulators created before the failure record nothing
         metadata.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         _write_json(out / "run.json", metadata)
         raise RunError(f"run {run_id} could not be set up: {exc}") from exc
     metadata["setup_s"] = time.perf_counter() - started
-    if scenario.faults:
-        _write_json(out / "labels.json", {"faults": fault_labels(scenario)})
+    for component in active:
+        component.after_setup(scenario, out)
     step_s = plan.clock.step_s
     warn_after = warn_late_s if warn_late_s is not None else 0.1 * step_s * (rt_factor or 1.0)
     try:
@@ -252,8 +245,8 @@ def _run(
             sim.save(completed)
         saved = merge_parts(plan.parts, plan.results_path) if completed else 0
         _abort_world(plan.world)
-        stop_emulators(emulators)
-        metadata.update(adapter_stats(out / "parts"))
+        services.close()
+        metadata.update(component_metadata(active, scenario, out / "parts"))
         shutil.rmtree(out / "parts", ignore_errors=True)
         metadata.update(
             status="failed",
@@ -263,9 +256,9 @@ def _run(
         )
         _write_json(out / "run.json", metadata)
         raise RunError(f"run {run_id} failed: {exc} (recorded steps saved in {out})") from exc
-    stop_emulators(emulators)
+    services.close()
     try:
-        kpis = _finish(scenario, out, plan, metadata, compare_uncontrolled)
+        kpis = _finish(scenario, out, plan, metadata, compare_uncontrolled, active)
     except Exception as exc:
         # The steps ran but what follows them did not (results, KPIs, the comparison
         # run): never leave run.json saying "running", never a traceback.
@@ -297,23 +290,23 @@ def _run(
 
 
 def _finish(
-    scenario: Scenario,
+    scenario: ScenarioBase,
     out: Path,
     plan: Any,
     metadata: dict[str, Any],
     compare_uncontrolled: bool,
+    active: list[Component],
 ) -> dict[str, float]:
-    """Merge the results, compute the KPIs, write the KPI point, run the comparison."""
+    """Merge the results, compute the KPIs, let components act on them, run the comparison."""
     run_id = metadata["run_id"]
     merge_parts(plan.parts, plan.results_path)
-    metadata.update(adapter_stats(out / "parts"))
+    metadata.update(component_metadata(active, scenario, out / "parts"))
     shutil.rmtree(out / "parts", ignore_errors=True)
     kpis = compute_kpis(load_results(out), scenario)
-    kpis.update(adapter_kpis(metadata))
-    if scenario.outputs.influx is not None:
-        from twin.influx import write_run_kpis
-
-        write_run_kpis(scenario, kpis, metadata, out)
+    for component in active:
+        kpis.update(component.kpis(scenario, metadata))
+    for component in active:
+        component.after_run(scenario, kpis, metadata, out)
     if compare_uncontrolled and scenario.units("ev") and scenario.controller != "none":
         # A what-if beside the run, not the twin: it neither publishes on the run's MQTT
         # topics (it would overwrite the retained birth and status) nor drives devices.

@@ -13,7 +13,7 @@ consumes its values (grid, controller, telemetry). Each step it
    device missed falls back to the model, flagged by ``quality`` = 0 (1 = all measured
    values fresh). A miss does not disable the device: the next step waits again
    (:mod:`adapters.mqtt.health`, which also aggregates the warnings). The share of
-   fallback steps is a run check (``max_fallback`` of the device, :mod:`twin.mqtt_checks`);
+   fallback steps is a run check (``max_fallback`` of the device, :mod:`adapters.mqtt.checks`);
 4. computes residuals (measured - simulated) per quantity: RMSE, bias and max error over
    the run and a sliding window, published on ``<prefix>/<site>/<asset>/residual/<q>``
    and recorded as ``source=residual`` rows.

@@ -59,7 +59,7 @@ def field_battery_unit(asset: str, params: dict[str, float]) -> dict[str, Any]:
     """
     from pydantic import ValidationError
 
-    from twin.scenario import BatterySpec
+    from twin.assets.schema import BatterySpec
 
     try:
         spec = BatterySpec(name=asset, bus=0, **{**FIELD_RATING, **params})
@@ -73,7 +73,7 @@ def field_battery_unit(asset: str, params: dict[str, float]) -> dict[str, Any]:
 
 def battery_parameters() -> list[str]:
     """Names of the parameters an emulated battery takes."""
-    from twin.scenario import BatterySpec
+    from twin.assets.schema import BatterySpec
 
     return [name for name in BatterySpec.model_fields if name not in ("name", "bus")]
 

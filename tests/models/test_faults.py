@@ -8,7 +8,7 @@ from models.base import Clock
 from models.battery import Battery
 from models.faults import FAULT_KINDS, FaultSchedule
 from models.sensors import Sensors
-from twin.scenario import BatterySpec
+from twin.assets.schema import BatterySpec
 
 CLOCK = Clock(pd.Timestamp("2016-06-21T00:00:00Z"), 900, 8)
 

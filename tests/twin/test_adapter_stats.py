@@ -1,4 +1,4 @@
-from twin.adapter_stats import adapter_kpis
+from adapters.mqtt.stats import mqtt_kpis as adapter_kpis
 
 
 def test_mqtt_dropped_counts_every_link_and_what_was_never_acknowledged():

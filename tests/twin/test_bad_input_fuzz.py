@@ -25,7 +25,7 @@ from tests.twin.bad_input import assert_named_failure, results_under
 from twin.campaign import load_campaign
 from twin.cli import app
 from twin.errors import ScenarioError
-from twin.scenario import _FIELD_NAMES, validate_scenario
+from twin.scenario import field_names, validate_scenario
 
 runner = CliRunner()
 FUZZ = settings(
@@ -111,7 +111,7 @@ NUMERIC_LEAVES = [
 #: Wrong types for a number: booleans and text that is not a number.
 NOT_A_NUMBER = st.one_of(st.booleans(), st.text(alphabet="xyz_ ", min_size=1, max_size=8))
 UNKNOWN_KEY = st.text(st.characters(codec="utf-8"), min_size=1, max_size=20).filter(
-    lambda key: key not in _FIELD_NAMES
+    lambda key: key not in field_names()
 )
 
 

@@ -35,7 +35,7 @@ def test_world_without_controller_has_none(day_raw, tmp_path):
     day_raw["controller"] = "none"
     plan = build_world(validate_scenario(day_raw), tmp_path, "test")
     try:
-        assert "controller" not in plan.entities
+        assert "controller" not in plan.plan.fleets
         assert not any(n.startswith("rule.") for n in plan.world.entity_graph.nodes)
     finally:
         plan.world.shutdown()

@@ -42,6 +42,13 @@ class BatteryController(Model):
     inputs: dict[str, Port] = {"p_kw": SITE_NET, "soc": SOC}
     outputs = {"p_set_kw": SETPOINT}
 
+    @classmethod
+    def element_names(
+        cls, units: list[dict[str, Any]], context: dict[str, Any] | None = None
+    ) -> dict[str, list[str]]:
+        """One element per battery and the ``site``."""
+        return {**super().element_names(units, context), "site": ["site"]}
+
     def __init__(
         self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
     ) -> None:
@@ -59,6 +66,14 @@ class SiteController(BatteryController):
 
     inputs = {"p_kw": SITE_NET, "soc": SOC, **EV_INPUTS}
     outputs = {"p_set_kw": SETPOINT, "p_ev_set_kw": EV_SETPOINT}
+
+    @classmethod
+    def element_names(
+        cls, units: list[dict[str, Any]], context: dict[str, Any] | None = None
+    ) -> dict[str, list[str]]:
+        """Batteries and the site, and one element per charger of ``context``."""
+        chargers = (context or {}).get("chargers", [])
+        return {**super().element_names(units, context), "charger": [c["name"] for c in chargers]}
 
     def __init__(
         self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None

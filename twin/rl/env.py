@@ -32,7 +32,7 @@ from models.pv import PVPlant
 from models.tariff import Tariff
 from twin.rl.baseline import RuleBaseline
 from twin.rl.observation import ObservationBuilder
-from twin.scenario import Scenario
+from twin.scenario import ScenarioBase
 
 __all__ = ["LIMIT_PENALTY_EUR_KWH", "MicrogridEnv", "StepRecord", "split_days"]
 
@@ -62,7 +62,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
 
     Parameters
     ----------
-    scenario : Scenario
+    scenario : ScenarioBase
         A resolved scenario with at least one battery; its ``start`` date's year
         (``year_days`` days from local midnight of its first day) is the day pool.
     days : list of int, optional
@@ -74,7 +74,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
     metadata = {"render_modes": []}
 
     def __init__(
-        self, scenario: Scenario, days: list[int] | None = None, year_days: int = 365
+        self, scenario: ScenarioBase, days: list[int] | None = None, year_days: int = 365
     ) -> None:
         super().__init__()
         if not scenario.units("battery"):

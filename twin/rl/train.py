@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from twin.rl.env import MicrogridEnv, split_days
-from twin.scenario import Scenario
+from twin.scenario import ScenarioBase
 
 __all__ = ["ALGORITHMS", "TrainResult", "train_policy"]
 
@@ -29,7 +29,7 @@ class TrainResult:
 
 
 def train_policy(
-    scenario: Scenario,
+    scenario: ScenarioBase,
     out: str | Path,
     *,
     timesteps: int = 100_000,

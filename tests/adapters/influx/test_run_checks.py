@@ -16,12 +16,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from adapters.influx.outputs import flush_spool
 from adapters.server import free_port
 from tests.adapters.influx.conftest import counts, parquet_counts, stop_server_mid_run
 from tests.conftest import ROOT
 from twin.cli import app
 from twin.errors import RunError
-from twin.influx import flush_spool
 from twin.results import load_results
 from twin.run import RunCheckError, run_scenario
 from twin.scenario import validate_scenario

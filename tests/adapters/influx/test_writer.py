@@ -162,7 +162,7 @@ def test_the_scenario_section_and_the_writer_config_agree():
     """``outputs.influx`` is handed to :class:`InfluxConfig` field by field."""
     import dataclasses
 
-    from twin.scenario import InfluxSpec
+    from adapters.influx.schema import InfluxSpec
 
     config = {f.name: f.default for f in dataclasses.fields(InfluxConfig)}
     for name, field in InfluxSpec.model_fields.items():

@@ -257,7 +257,7 @@ def test_telemetry_the_acl_refuses_fails_the_run(
 def test_any_refusal_fails_the_delivery_check_whatever_max_dropped_says():
     from types import SimpleNamespace
 
-    from twin.mqtt_checks import delivery_failures
+    from adapters.mqtt.checks import delivery_failures
 
     scenario = SimpleNamespace(mqtt=SimpleNamespace(max_dropped=1000, prefix="plant"))
     link = {"dropped": 2, "refused": 2, "refused_topics": {"plant/s/a/p": 2}, "username": "twin"}

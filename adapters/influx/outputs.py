@@ -5,7 +5,8 @@
   environment variable or a file;
 - :func:`write_run_kpis` writes the run's ``kpi`` point after the run and records the
   spool as it is on disk afterwards;
-- the ``influx`` run check (:mod:`twin.checks`) fails the run when any point did not
+- the ``influx`` run check (:func:`delivery_check`, declared by
+  :mod:`adapters.influx.component`) fails the run when any point did not
   reach the server: dropped, left in the spool, unsent, lost by the writer, or a
   refusal (credentials, database, KPI point);
 - :func:`flush_spool` replays the spool a run left behind (``twin influx flush``).
@@ -30,11 +31,12 @@ from adapters.influx.writer import (
     WriterStats,
     delivery_problems,
 )
-from twin.checks import CheckFailure, run_check
+from twin.checks import CheckFailure
 
 __all__ = [
     "FlushSummary",
     "config_from_spec",
+    "delivery_check",
     "flush_spool",
     "summary_line",
     "write_run_kpis",
@@ -127,8 +129,7 @@ def write_run_kpis(
     stored["spooled_left"], stored["spooled_points_left"] = left.batches, left.points
 
 
-@run_check("influx")
-def _influx_delivered(
+def delivery_check(
     scenario: Any, metadata: dict[str, Any], kpis: dict[str, float]
 ) -> list[CheckFailure]:
     """Every point of the run (and its KPI point) is stored on the server."""
@@ -214,7 +215,7 @@ def flush_spool(
     InfluxError
         If the run has no ``outputs.influx``, or the server is unreachable or refuses.
     """
-    from twin.scenario import InfluxSpec
+    from adapters.influx.schema import InfluxSpec
 
     env = os.environ if env is None else env
     run_dir = Path(run_dir)

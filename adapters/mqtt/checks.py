@@ -2,22 +2,21 @@
 
 A hardware loop whose device answered too rarely ran mostly on the model; telemetry
 the broker never acknowledged is lost to every consumer. Both complete every step, so
-without these checks the run would say ``finished``. Registered with
-:func:`twin.checks.run_check`; they read the counters the MQTT simulators leave in the
-run metadata (:func:`twin.adapter_stats.adapter_stats`).
+without these checks the run would say ``finished``. The MQTT component
+(:mod:`adapters.mqtt.component`) declares them; they read the counters the MQTT
+simulators leave in the run metadata (:func:`adapters.mqtt.stats.mqtt_stats`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from twin.adapter_stats import mqtt_link_losses
-from twin.checks import CheckFailure, run_check
+from adapters.mqtt.stats import mqtt_link_losses
+from twin.checks import CheckFailure
 
 __all__ = ["delivery_failures", "fallback_failures"]
 
 
-@run_check("mqtt_device_fallback")
 def fallback_failures(
     scenario: Any, metadata: dict[str, Any], kpis: dict[str, float]
 ) -> list[CheckFailure]:
@@ -53,7 +52,6 @@ def fallback_failures(
     return failures
 
 
-@run_check("mqtt_delivery")
 def delivery_failures(
     scenario: Any, metadata: dict[str, Any], kpis: dict[str, float]
 ) -> list[CheckFailure]:

@@ -1,7 +1,4 @@
-"""Wiring the MQTT bridge into a world: device bridges and the telemetry publisher.
-
-Kept apart from :mod:`twin.world` so a world without ``mqtt`` imports no MQTT code.
-"""
+"""The MQTT bridge in a world plan: device bridges and the telemetry publisher."""
 
 from __future__ import annotations
 
@@ -9,27 +6,27 @@ import os
 from pathlib import Path
 from typing import Any
 
-import mosaik
-
-from models.base import Clock
+from twin.plan import Entity, SimulatorPlan, WorldPlan
 from twin.registry import get_model
-from twin.scenario import Scenario
 from twin.sinks import initial_states, output_plan
 from twin.units import parse_duration_s
 
-__all__ = ["device_parts", "mqtt_auth", "start_devices", "start_publisher"]
+__all__ = ["device_parts", "mqtt_auth", "plan_devices", "plan_publisher"]
+
+DEVICE_SIMULATOR = {"python": "adapters.mqtt.bridge:DeviceBridge"}
+PUBLISHER_SIMULATOR = {"python": "adapters.mqtt.publisher:MqttPublisher"}
 
 #: Wall seconds a hardware-in-the-loop bridge waits per step for the device's answer.
 HIL_TIMEOUT_S = 2.0
 
 
-def _client_id(scenario: Scenario, role: str) -> str:
+def _client_id(scenario: Any, role: str) -> str:
     assert scenario.mqtt is not None
     base = scenario.mqtt.client_id or f"twin-{scenario.name}-{os.getpid()}"
     return f"{base}-{role}"
 
 
-def mqtt_auth(scenario: Scenario, login: Any = None) -> dict[str, Any]:
+def mqtt_auth(scenario: Any, login: Any = None) -> dict[str, Any]:
     """The link's credentials and TLS files (``login``: another login than the twin's).
 
     The password is read now (from the scenario, an environment variable or a file)
@@ -47,32 +44,16 @@ def device_parts(out_dir: Path, asset: str) -> tuple[Path, Path]:
     return tuple(out_dir / "parts" / f"device-{asset}-{s}.parquet" for s in ("real", "residual"))
 
 
-def start_devices(
-    world: mosaik.World,
-    scenario: Scenario,
-    clock: Clock,
-    children: dict[str, dict[str, Any]],
-    tags: dict[str, str],
-    out_dir: Path,
-) -> tuple[dict[tuple[str, str], Any], list[Path]]:
-    """One bridge per device, fed by its asset's model (and, for HIL, the controller).
-
-    Returns
-    -------
-    dict
-        ``(kind, asset) -> bridge entity``: the source of that asset's values downstream.
-    list of Path
-        The Parquet parts the bridges record to.
-    """
+def plan_devices(scenario: Any, plan: WorldPlan) -> None:
+    """One bridge per device; each registered as the source of its asset's values."""
     from adapters.mqtt.payloads import plausible_ranges
 
     mqtt = scenario.mqtt
     assert mqtt is not None
     auth = mqtt_auth(scenario) if mqtt.devices else {}
     unit_of = {u["name"]: (k, u) for k in ("battery", "pv", "load") for u in scenario.units(k)}
+    clock, out_dir, tags = plan.clock, plan.out_dir, plan.tags
     window_steps = max(1, parse_duration_s(mqtt.residual_window) // clock.step_s)
-    sources = {}
-    parts: list[Path] = []
     for device in mqtt.devices:
         kind, unit = unit_of[device.asset]
         cls = get_model(kind)
@@ -86,7 +67,6 @@ def start_devices(
         else:  # HIL: only the answer to this step's setpoint; hybrid: up to a step old
             stale = 0 if hil else clock.step_s
         real, residual = device_parts(out_dir, device.asset)
-        parts += [real, residual]
         config = {
             "broker": mqtt.broker,
             "auth": auth,
@@ -112,42 +92,51 @@ def start_devices(
             "record": {"real": str(real), "residual": str(residual), "tags": tags},
             "stats_path": str(out_dir / "parts" / f"mqtt-device-{device.asset}.json"),
         }
-        sim = world.start(
-            "MqttDevice", sim_id=f"device-{device.asset}", clock=clock.to_dict(), config=config
+        sid = f"device-{device.asset}"
+        bridge = Entity(sid, device.asset, "Device")
+        plan.add_simulator(
+            SimulatorPlan(
+                sid=sid,
+                sim_config=DEVICE_SIMULATOR,
+                init={"clock": clock.to_dict(), "config": config},
+                model="Device",
+                params={},
+                entities=[bridge],
+                kind="mqtt-device",
+                parts=[real, residual],
+            )
         )
-        (bridge,) = sim.Device.create(1)
-        world.connect(children[kind][device.asset], bridge, *outputs)
-        if hil:
-            world.connect(children["controller"][device.asset], bridge, "p_set_kw")
-        sources[(kind, device.asset)] = bridge
-    return sources, parts
+        plan.sources[(kind, device.asset)] = bridge
 
 
-def start_publisher(
-    world: mosaik.World,
-    scenario: Scenario,
-    clock: Clock,
-    fleets: dict[str, Any],
-    sources: dict[tuple[str, str], Any],
-    out_dir: Path,
-    *,
-    bundle: bool,
-    run: dict[str, str] | None = None,
-    context: dict[str, Any],
-) -> None:
+def connect_devices(scenario: Any, plan: WorldPlan) -> None:
+    """Each bridge is fed by its asset's model (and, for HIL, by the controller)."""
+    assert scenario.mqtt is not None
+    for (kind, asset), bridge in plan.sources.items():
+        if bridge.type != "Device" or bridge.sid != f"device-{asset}":
+            continue
+        outputs = plan.simulators[bridge.sid].init["config"]["outputs"]
+        plan.connect(plan.children(kind)[asset], bridge, *outputs)
+        if plan.simulators[bridge.sid].init["config"]["mode"] == "hil":
+            plan.connect(plan.children("controller")[asset], bridge, "p_set_kw")
+
+
+def plan_publisher(scenario: Any, plan: WorldPlan) -> None:
     """The telemetry sink, connected to every selected value.
 
-    ``run`` (``run_id``, ``scenario_hash``) goes into every retained birth message, so a
-    subscriber can tell which run the telemetry belongs to.
+    The run's ``run_id`` and ``scenario_hash`` go into every retained birth message, so
+    a subscriber can tell which run the telemetry belongs to. Telemetry is bundled
+    unless the run is paced in real time (``mqtt.bundle: auto``).
     """
     mqtt = scenario.mqtt
     assert mqtt is not None
-    plan, assets = output_plan(scenario, fleets, sources, scenario.mqtt.publish)
-    if not plan:
+    selected, assets = output_plan(scenario, plan, mqtt.publish)
+    if not selected:
         return
-    assets = {asset: {**meta, **(run or {})} for asset, meta in assets.items()}
+    run = {k: v for k, v in plan.tags.items() if k in ("run_id", "scenario_hash")}
+    assets = {asset: {**meta, **run} for asset, meta in assets.items()}
     kinds = {}
-    for source, _ in plan:
+    for source, _ in selected:
         kinds[source.full_id] = (
             assets[source.eid]["kind"] if source.type == "Device" else source.type
         )
@@ -158,37 +147,43 @@ def start_publisher(
         "prefix": mqtt.prefix,
         "site": scenario.name,
         "qos": mqtt.qos,
-        "bundle": {"always": True, "never": False, "auto": bundle}[mqtt.bundle],
+        "bundle": {"always": True, "never": False, "auto": not plan.realtime}[mqtt.bundle],
         "buffer_max": mqtt.buffer_max,
-        "run_id": (run or {}).get("run_id", ""),
+        "run_id": run.get("run_id", ""),
         "assets": assets,
         "kinds": kinds,
         "states": [
             [source.full_id, q]
-            for source, attrs in plan
+            for source, attrs in selected
             for q in attrs
             if q in assets[source.eid].get("states", [])
         ],
-        "initial_states": _initial_by_source(scenario, clock, context, fleets, plan),
-        "stats_path": str(out_dir / "parts" / "mqtt-publisher.json"),
+        "initial_states": _initial_by_source(plan, selected),
+        "stats_path": str(plan.out_dir / "parts" / "mqtt-publisher.json"),
     }
-    sim = world.start("MqttPublisher", sim_id="mqtt", clock=clock.to_dict(), config=config)
-    (publisher,) = sim.Publisher.create(1)
-    for source, attrs in plan:
-        world.connect(source, publisher, *attrs)
+    publisher = Entity("mqtt", "publisher", "Publisher")
+    plan.add_simulator(
+        SimulatorPlan(
+            sid="mqtt",
+            sim_config=PUBLISHER_SIMULATOR,
+            init={"clock": plan.clock.to_dict(), "config": config},
+            model="Publisher",
+            params={},
+            entities=[publisher],
+            kind="mqtt-publisher",
+        )
+    )
+    for source, attrs in selected:
+        plan.connect(source, publisher, *attrs)
 
 
 def _initial_by_source(
-    scenario: Scenario,
-    clock: Clock,
-    context: dict[str, Any],
-    fleets: dict[str, Any],
-    plan: list[tuple[Any, list[str]]],
+    plan: WorldPlan, selected: list[tuple[Entity, list[str]]]
 ) -> dict[str, dict[str, float]]:
     """Initial states by publisher source: a device bridge starts from its asset's."""
-    by_child = initial_states(scenario, clock, context, fleets)
+    by_child = initial_states(plan)
     by_eid = {full_id.rsplit(".", 1)[-1]: values for full_id, values in by_child.items()}
     return {
         source.full_id: by_child.get(source.full_id) or by_eid.get(source.eid, {})
-        for source, _ in plan
+        for source, _ in selected
     }

@@ -1,0 +1,1 @@
+"""The plant: the ``assets`` and ``tariff`` components (schema, resolution, world)."""

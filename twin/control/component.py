@@ -1,0 +1,159 @@
+"""The controller component (sections ``controller`` and ``control``).
+
+The controller is one simulator with one element per battery, a ``site`` element for
+site-wide measurements and, under controllers that dispatch EVs, one element per
+charger. It measures the site's PV and load power (or the sensor that observes it, or
+the device bridge that replaces the asset) and each battery's SoC (time-shifted: the
+state at the start of the step), and sets battery and charger power.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from twin.component import Component, Resolution, Section
+from twin.control.schema import CONTROLLERS, ControlSpec
+from twin.errors import Problem
+from twin.plan import WorldPlan
+from twin.registry import get_model
+
+__all__ = ["ControlComponent", "chargers"]
+
+
+def chargers(scenario: Any) -> list[dict[str, Any]]:
+    """The EV chargers a controller dispatches (none under battery-only controllers)."""
+    from models.ev import EVCharging
+
+    found = [
+        {"name": name, "p_max_kw": park["p_max_kw"], "efficiency": park["efficiency"]}
+        for park in scenario.units("ev")
+        for name in EVCharging.charger_names(park)
+    ]
+    controls_ev = "charger" in {p.group for p in get_model(scenario.controller).inputs.values()}
+    return found if controls_ev else []  # else EVs charge at full power
+
+
+class ControlComponent(Component):
+    """The controller in the loop: rule, MPC, oracle, schedule or a trained agent."""
+
+    name = "control"
+    sections = (
+        Section("controller", Literal[CONTROLLERS], "none"),
+        Section("control", ControlSpec, ControlSpec()),
+    )
+    order = 30
+
+    def wanted(self, scenario: Any) -> bool:
+        """A controller other than ``none``."""
+        return scenario.controller != "none"
+
+    def resolve(self, resolution: Resolution) -> list[Problem]:
+        """Files the controller needs, and something for it to dispatch."""
+        scenario = resolution.scenario
+        control = scenario.control
+        assets = resolution.data["assets"]
+        problems = []
+        if scenario.controller == "rl" and not control.policy:
+            problems.append(
+                Problem("control.policy", "controller 'rl' needs a trained policy file")
+            )
+        elif control.policy and not Path(control.policy).is_file():
+            problems.append(Problem("control.policy", f"file {control.policy!r} not found"))
+        if scenario.controller == "schedule" and not control.schedule_csv:
+            problems.append(Problem("control.schedule_csv", "controller 'schedule' needs a CSV"))
+        elif control.schedule_csv and not Path(control.schedule_csv).is_file():
+            problems.append(
+                Problem("control.schedule_csv", f"file {control.schedule_csv!r} not found")
+            )
+        if scenario.controller in ("mpc", "oracle", "rl", "schedule") and not assets["battery"]:
+            problems.append(
+                Problem(
+                    "controller",
+                    f"controller {scenario.controller!r} dispatches batteries: "
+                    "add one under assets.battery",
+                )
+            )
+        elif scenario.controller != "none" and not (assets["battery"] or assets["ev"]):
+            problems.append(
+                Problem(
+                    "controller",
+                    f"controller {scenario.controller!r} needs a battery or an EV park to dispatch",
+                )
+            )
+        return problems
+
+    def problems(self, scenario: Any, resolution: Resolution) -> list[Problem]:
+        """Read the schedule file as the run will: one column per battery."""
+        from twin.scenario import series_file_problems
+
+        schedule = scenario.control.schedule_csv
+        if not (scenario.controller == "schedule" and schedule and Path(schedule).is_file()):
+            return []
+        wanted: list[tuple[str, str, str, bool, tuple[float, float] | None]] = [
+            (schedule, u["name"], "control.schedule_csv", True, None)
+            for u in scenario.units("battery")
+        ]
+        return series_file_problems(scenario, wanted)
+
+    def add_entities(self, scenario: Any, plan: WorldPlan) -> None:
+        """The controller simulator, one element per battery (plus site and chargers)."""
+        if not self.wanted(scenario):
+            return
+        dispatched = chargers(scenario)
+        context = {
+            **plan.context,
+            "chargers": dispatched,
+            "p_import_max_kw": scenario.control.p_import_max_kw,
+            "control": scenario.control.model_dump(mode="json"),
+            "assets": {kind: scenario.units(kind) for kind in ("pv", "load")},
+            "tariff": {"name": "tariff", **scenario.tariff.model_dump()},
+            "ev_parks": scenario.units("ev") if dispatched else [],
+        }
+        plan.add_model(
+            scenario.controller, scenario.units("battery"), role="controller", context=context
+        )
+
+    def add_connections(self, scenario: Any, plan: WorldPlan) -> None:
+        """Measurements to the controller, setpoints back (state feedback time-shifted).
+
+        The controller reads a sensor's ``value`` where a fault corrupts that
+        measurement, a device bridge where a device replaces the asset, else the
+        model's output.
+        """
+        if not self.wanted(scenario):
+            return
+        cls = get_model(scenario.controller)
+        control = plan.children("controller")
+        site_inputs = {n for n, p in cls.inputs.items() if p.group == "site"}
+        for kind in ("pv", "load"):
+            # Controllers measure the site's PV + load as one total or each separately.
+            attr = f"p_{kind}_kw" if f"p_{kind}_kw" in site_inputs else "p_kw"
+            for child in plan.children(kind).values():
+                sensor = plan.observed.get((child.eid, "p_kw"))
+                if sensor is not None:
+                    plan.connect(sensor, control["site"], ("value", attr))
+                else:
+                    plan.connect(plan.source_of(kind, child), control["site"], ("p_kw", attr))
+        battery = plan.children("battery")
+        for unit in scenario.units("battery"):
+            name = unit["name"]
+            plan.connect(control[name], battery[name], "p_set_kw")
+            if "soc" not in cls.inputs:
+                continue
+            sensor = plan.observed.get((name, "soc"))
+            source = sensor or plan.source_of("battery", battery[name])
+            attr = "value" if sensor is not None else "soc"
+            plan.connect(
+                source,
+                control[name],
+                (attr, "soc"),
+                time_shifted=True,
+                initial_data={attr: unit["soc_init"]},
+            )
+        ev = plan.children("ev")
+        state = {"connected": 0.0, "e_needed_kwh": 0.0, "t_departure_h": 0.0}
+        for charger in chargers(scenario):
+            name = charger["name"]
+            plan.connect(control[name], ev[name], ("p_ev_set_kw", "p_set_kw"))
+            plan.connect(ev[name], control[name], *state, time_shifted=True, initial_data=state)

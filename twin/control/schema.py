@@ -1,0 +1,50 @@
+"""Schema of the ``controller`` and ``control`` sections."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import model_validator
+
+from twin.bounds import (
+    MAX_HORIZON_S,
+    PRICE_MAX_EUR_KWH,
+    PowerKw,
+    Price,
+    bounded,
+    whole,
+)
+from twin.scenario import Duration, Strict
+from twin.units import parse_duration_s
+
+__all__ = ["CONTROLLERS", "ControlSpec"]
+
+#: The controllers a scenario may name.
+CONTROLLERS = ("none", "rule", "mpc", "oracle", "rl", "schedule")
+
+
+class ControlSpec(Strict):
+    """Controller options: site limits, planning horizon, forecaster, policy, terminal rule."""
+
+    p_import_max_kw: PowerKw | None = None
+    horizon: Duration = "24h"
+    resolve_every: Duration | None = None
+    forecaster: Literal["persistence", "regression", "perfect"] = "persistence"
+    history_days: whole(2, 365) = 14
+    degradation_eur_kwh: bounded(0.0, PRICE_MAX_EUR_KWH) = 0.0
+    terminal_price_eur_kwh: Price | None = None
+    policy: str | None = None
+    schedule_csv: str | None = None
+
+    @model_validator(mode="after")
+    def _horizon_bounded(self) -> ControlSpec:
+        horizon_s = parse_duration_s(self.horizon)
+        if horizon_s > MAX_HORIZON_S:
+            raise ValueError(
+                f"expected horizon of at most {MAX_HORIZON_S // 86400}d, got {self.horizon}"
+            )
+        if self.resolve_every is not None and parse_duration_s(self.resolve_every) > horizon_s:
+            raise ValueError(
+                f"expected resolve_every <= horizon, got {self.resolve_every} > {self.horizon}"
+            )
+        return self

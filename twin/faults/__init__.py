@@ -1,0 +1,1 @@
+"""Fault injection: the ``faults`` component (schema, resolution, world, labels)."""

@@ -1,0 +1,279 @@
+"""The ``faults`` component: injected faults, the sensors they corrupt, their labels.
+
+Resolution turns each fault into a unit of :class:`models.faults.FaultSchedule`: its
+window in seconds from the run start and the modifier element it drives
+(``<asset>:<input>``, ``poc:<input>``, ``line_3:in_service`` or, for a sensor fault,
+``<asset>.<quantity>:<modifier>``). In the world the schedule is a simulator of its own
+whose modifier elements feed the targeted models' modifier inputs. Sensor faults act on
+a :class:`models.sensors.Sensors` simulator per sensed quantity (one each, so a sensor
+on a same-step path and one on a time-shifted path never form a cycle); observers (the
+controller) then read the sensor's ``value`` instead of the model's true output
+(:attr:`twin.plan.WorldPlan.observed`). The ground truth goes to ``labels.json``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+from pydantic import Field
+
+from twin.assets.schema import ASSET_KINDS
+from twin.component import Component, Resolution, Section
+from twin.errors import Problem
+from twin.faults.schema import FaultSpec
+from twin.plan import WorldPlan
+from twin.registry import get_model
+from twin.units import parse_duration_s
+
+__all__ = ["FaultsComponent", "fault_labels", "fault_units", "resolve_faults", "sensed_state"]
+
+
+class FaultsComponent(Component):
+    """Faults with exact ground truth (section ``faults``)."""
+
+    name = "faults"
+    sections = (Section("faults", Annotated[list[FaultSpec], Field(max_length=1000)], []),)
+    order = 25  # before the controller: it reads the sensors registered here
+
+    def problems(self, scenario: Any, resolution: Resolution) -> list[Problem]:
+        """Every fault must name a target, a window and options that apply."""
+        return resolve_faults(scenario)[1]
+
+    def add_entities(self, scenario: Any, plan: WorldPlan) -> None:
+        """The faulted sensors (registered as observed) and the fault schedule."""
+        units = fault_units(scenario)
+        if not units:
+            return
+        kind_of = _kind_of(scenario)
+        targets = {u["modifier"].split(":")[0] for u in units}
+        for name in sorted(t for t in targets if "." in t):
+            asset, quantity = name.split(".", 1)
+            unit = {"name": name, **sensed_state(kind_of[asset], asset, quantity, scenario, plan)}
+            sim = plan.add_model("sensors", [unit], sid=f"sensor-{asset}-{quantity}", fleet=False)
+            (sensor,) = sim.entities
+            plan.observed[(asset, quantity)] = sensor
+        plan.add_model("faults", units, fleet=False)
+
+    def add_connections(self, scenario: Any, plan: WorldPlan) -> None:
+        """True values into the sensors; every modifier into its target."""
+        schedule = plan.simulators.get("faults")
+        if schedule is None:
+            return
+        kind_of = _kind_of(scenario)
+        for (asset, quantity), sensor in plan.observed.items():
+            if sensor.sid == f"sensor-{asset}-{quantity}":  # one of ours
+                plan.connect(plan.children(kind_of[asset])[asset], sensor, (quantity, "true"))
+        grid = plan.children("grid")
+        for element in schedule.entities:
+            if element.type != "modifier":
+                continue
+            target, attr = element.eid.split(":")
+            if "." in target:
+                destination = plan.observed[tuple(target.split(".", 1))]  # type: ignore[index]
+            elif target == "poc" or target.startswith("line_"):
+                destination = grid[target]
+            else:
+                destination = plan.children(kind_of[target])[target]
+            plan.connect(element, destination, ("value", attr))
+
+    def after_setup(self, scenario: Any, out_dir: Path) -> None:
+        """The ground truth: ``labels.json``."""
+        if scenario.faults:
+            text = json.dumps({"faults": fault_labels(scenario)}, indent=2, default=str)
+            (out_dir / "labels.json").write_text(text)
+
+
+def _kind_of(scenario: Any) -> dict[str, str]:
+    return {u["name"]: k for k in ASSET_KINDS for u in scenario.units(k)}
+
+
+def fault_units(scenario: Any) -> list[dict[str, Any]]:
+    """The faults of a resolved scenario as :class:`models.faults.FaultSchedule` units."""
+    return resolve_faults(scenario)[0]
+
+
+def fault_labels(scenario: Any) -> list[dict[str, Any]]:
+    """The ground truth of a run's faults: kind, target, window (UTC) and severity."""
+    start = scenario.start_ts.tz_convert("UTC")
+    return [
+        {
+            "fault": u["name"],
+            "kind": u["kind"],
+            "target": u["target"],
+            "start": (start + pd.Timedelta(seconds=u["start_s"])).isoformat(),
+            "end": (start + pd.Timedelta(seconds=u["end_s"])).isoformat(),
+            "severity": u["severity"],
+            "mode": u["mode"],
+        }
+        for u in fault_units(scenario)
+    ]
+
+
+def sensed_state(
+    kind: str, asset: str, quantity: str, scenario: Any, plan: WorldPlan
+) -> dict[str, Any]:
+    """Sensor parameters ``state`` and ``initial`` for a sensed model output.
+
+    A sensor on a state (a SoC) reports a state: its rows are stamped like the model's.
+    """
+    cls = get_model(kind)
+    if not cls.outputs[quantity].state:
+        return {"state": False}
+    model = cls(scenario.units(kind), plan.clock, plan.context)
+    i = model.elements[cls.outputs[quantity].group or cls.kind].index(asset)
+    return {"state": True, "initial": float(model.state()[quantity][i])}
+
+
+def _fault_start_s(scenario: Any, text: str) -> int:
+    """Seconds after the scenario start: a duration (``6h``) or a tz-aware timestamp."""
+    try:
+        return parse_duration_s(text)
+    except ValueError:
+        pass
+    try:
+        ts = pd.Timestamp(text)
+    except ValueError as exc:
+        raise ValueError(
+            f"expected a duration after the start (6h) or a timestamp: {exc}"
+        ) from None
+    if ts.tzinfo is None:
+        raise ValueError(f"timestamp {text!r} has no time zone")
+    return int((ts - scenario.start_ts).total_seconds())
+
+
+def resolve_faults(scenario: Any) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """Fault units (start/end seconds, modifier element) and every problem with them.
+
+    The units are what :class:`models.faults.FaultSchedule` runs on.
+    """
+    from models.faults import FAULT_KINDS
+    from models.gridnet import load_net
+
+    if not scenario.faults:
+        return [], []
+    kind_of = {u["name"]: k for k in ASSET_KINDS for u in scenario.units(k)}
+    end_of_run = parse_duration_s(scenario.duration)
+    step_s = parse_duration_s(scenario.step)
+    lines = None
+    units: list[dict[str, Any]] = []
+    problems: list[Problem] = []
+    for i, fault in enumerate(scenario.faults):
+        where = f"faults[{i}]"
+        spec = FAULT_KINDS[fault.kind]
+        target = fault.target
+        if "sensor" in spec.targets:
+            asset, _, quantity = target.partition(".")
+            if asset not in kind_of or not quantity:
+                problems.append(
+                    Problem(
+                        f"{where}.target",
+                        f"expected <asset>.<quantity> of a sensed asset, got {target!r}",
+                    )
+                )
+                continue
+            cls = get_model(kind_of[asset])
+            # quantities of the asset itself, not of its parts (an EV park's chargers)
+            outputs = [q for q, port in cls.outputs.items() if (port.group or cls.kind) == cls.kind]
+            if quantity not in outputs:
+                problems.append(
+                    Problem(
+                        f"{where}.target",
+                        f"{kind_of[asset]} {asset!r} has no quantity {quantity!r}; "
+                        f"expected one of {', '.join(outputs)}",
+                    )
+                )
+                continue
+            modifier = f"{target}:{spec.modifier}"
+        elif fault.kind == "soc_misreport":
+            if kind_of.get(target) != "battery":
+                problems.append(
+                    Problem(f"{where}.target", f"{target!r} is not a battery of the scenario")
+                )
+                continue
+            modifier = f"{target}.soc:{'stuck' if fault.mode == 'stuck' else 'offset'}"
+        elif spec.targets == ("grid",):
+            if target not in ("grid", "poc"):
+                problems.append(
+                    Problem(
+                        f"{where}.target",
+                        f"{fault.kind} acts on the point of connection: target 'grid'",
+                    )
+                )
+                continue
+            modifier = f"poc:{spec.modifier}"
+        elif spec.targets == ("line",):
+            if lines is None:
+                lines = [f"line_{i}" for i in load_net(scenario.grid.source).line.index]
+            if target not in lines:
+                close = difflib.get_close_matches(target, lines, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                problems.append(Problem(f"{where}.target", f"no line {target!r} in the grid{hint}"))
+                continue
+            modifier = f"{target}:{spec.modifier}"
+        else:
+            kind = kind_of.get(target)
+            if kind is None:
+                close = difflib.get_close_matches(target, list(kind_of), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                problems.append(Problem(f"{where}.target", f"no asset named {target!r}{hint}"))
+                continue
+            if kind not in spec.targets:
+                problems.append(
+                    Problem(
+                        f"{where}.kind",
+                        f"{fault.kind} does not apply to {kind} {target!r}; "
+                        f"it targets {', '.join(spec.targets)}",
+                    )
+                )
+                continue
+            modifier = f"{target}:{spec.modifier}"
+        if fault.restart_delay is not None and fault.kind != "inverter_trip":
+            problems.append(
+                Problem(f"{where}.restart_delay", "only inverter_trip has a restart delay")
+            )
+        if fault.mode != "offset" and fault.kind != "soc_misreport":
+            problems.append(Problem(f"{where}.mode", "only soc_misreport has a mode"))
+        try:
+            start_s = _fault_start_s(scenario, fault.start)
+        except ValueError as exc:
+            problems.append(Problem(f"{where}.start", str(exc)))
+            continue
+        if not 0 <= start_s < end_of_run:
+            problems.append(
+                Problem(
+                    f"{where}.start",
+                    f"{fault.start!r} is outside the run (0 .. {scenario.duration} after "
+                    f"{scenario.start_ts.isoformat()})",
+                )
+            )
+            continue
+        end_s = end_of_run if fault.duration is None else start_s + parse_duration_s(fault.duration)
+        if fault.kind == "capacity_fade":
+            end_s = end_of_run  # a fade is permanent
+        if end_s > end_of_run:
+            problems.append(
+                Problem(
+                    f"{where}.duration", f"the fault would end after the run ({scenario.duration})"
+                )
+            )
+            continue
+        if fault.restart_delay is not None:
+            end_s = min(end_s + parse_duration_s(fault.restart_delay), end_of_run)
+        # whole steps: a fault acts on every step that starts inside its window
+        units.append(
+            {
+                "name": f"f{i}_{fault.kind}",
+                "kind": fault.kind,
+                "target": target,
+                "modifier": modifier,
+                "start_s": start_s,
+                "end_s": max(end_s, start_s + step_s) if end_s > start_s else end_s,
+                "severity": fault.severity,
+                "mode": fault.mode,
+            }
+        )
+    return units, problems

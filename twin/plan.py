@@ -1,0 +1,319 @@
+"""A world as data: the simulators, entities and connections of a run, before mosaik.
+
+Building a world first produces a :class:`WorldPlan`: every simulator with its start and
+create parameters and the entities it will have, every connection with its attributes
+and whether it is time-shifted. The plan can be printed (:meth:`WorldPlan.table`,
+:meth:`WorldPlan.mermaid`, :meth:`WorldPlan.dot`; ``twin plan SCENARIO``) and tested
+without running anything; :func:`instantiate` then starts it in mosaik and checks that
+every simulator created exactly the entities the plan promised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from models.base import Clock
+from twin.errors import TwinError
+from twin.registry import get_model
+
+__all__ = [
+    "MODEL_SIMULATOR",
+    "Connection",
+    "Entity",
+    "PlanError",
+    "SimulatorPlan",
+    "WorldPlan",
+    "instantiate",
+]
+
+#: The generic simulator that runs any registered model (:mod:`twin.wrapper`).
+MODEL_SIMULATOR = "twin.wrapper:ModelSimulator"
+#: The parent entity of a model simulator (its elements are the children).
+PARENT_EID = "fleet"
+
+
+class PlanError(TwinError):
+    """A plan that cannot be built or does not match what mosaik created."""
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One entity of the plan: simulator id, entity id and its type (element group)."""
+
+    sid: str
+    eid: str
+    type: str
+
+    @property
+    def full_id(self) -> str:
+        """The id mosaik gives it: ``sid.eid``."""
+        return f"{self.sid}.{self.eid}"
+
+
+@dataclass
+class SimulatorPlan:
+    """One simulator: how mosaik starts it and what it creates.
+
+    ``sim_config`` is mosaik's entry (``{"python": "module:Class"}`` or ``{"cmd": ...}``);
+    ``init`` the keyword parameters of ``world.start``; ``model`` and ``params`` the
+    ``create(1, **params)`` call; ``entities`` what it will hold (the elements of a
+    model, or the one entity of an adapter). ``parts`` are the Parquet parts it records
+    to; ``kind`` what it is in the run (``pv``, ``controller``, ``mqtt``...).
+    """
+
+    sid: str
+    sim_config: dict[str, str]
+    init: dict[str, Any]
+    model: str
+    params: dict[str, Any]
+    entities: list[Entity]
+    kind: str = ""
+    parts: list[Path] = field(default_factory=list)
+
+    @property
+    def model_name(self) -> str:
+        """The registered model a model simulator runs (``""`` for other simulators)."""
+        return str(self.init.get("model", ""))
+
+    def children(self) -> dict[str, Entity]:
+        """Entities by entity id."""
+        return {entity.eid: entity for entity in self.entities}
+
+
+@dataclass(frozen=True)
+class Connection:
+    """``src`` feeds ``dst``: (source attribute, destination attribute) pairs."""
+
+    src: Entity
+    dst: Entity
+    attrs: tuple[tuple[str, str], ...]
+    time_shifted: bool = False
+    initial_data: dict[str, Any] | None = None
+
+
+@dataclass
+class WorldPlan:
+    """Simulators and connections of one run, plus what components share while planning.
+
+    ``fleets`` maps a role (an asset kind, ``tariff``, ``grid``, ``controller``) to its
+    simulator; ``sources`` maps ``(kind, asset)`` to the entity that provides the asset's
+    values downstream when it is not the model (a device bridge); ``observed`` maps
+    ``(asset, quantity)`` to the entity observers read instead of the model (a sensor).
+    ``context`` and ``tags`` are what every model simulator gets.
+    """
+
+    clock: Clock
+    out_dir: Path
+    context: dict[str, Any]
+    tags: dict[str, str]
+    realtime: bool = False
+    simulators: dict[str, SimulatorPlan] = field(default_factory=dict)
+    connections: list[Connection] = field(default_factory=list)
+    fleets: dict[str, SimulatorPlan] = field(default_factory=dict)
+    sources: dict[tuple[str, str], Entity] = field(default_factory=dict)
+    observed: dict[tuple[str, str], Entity] = field(default_factory=dict)
+
+    @property
+    def results_path(self) -> Path:
+        """Where the run's merged results go."""
+        return self.out_dir / "results.parquet"
+
+    @property
+    def parts(self) -> list[Path]:
+        """Every Parquet part a simulator records to, in start order."""
+        return [part for sim in self.simulators.values() for part in sim.parts]
+
+    # --- building -----------------------------------------------------------------------
+
+    def add_simulator(self, sim: SimulatorPlan) -> SimulatorPlan:
+        """Add a simulator (its id must be new)."""
+        if sim.sid in self.simulators:
+            raise PlanError(f"two simulators are named {sim.sid!r}")
+        self.simulators[sim.sid] = sim
+        return sim
+
+    def add_model(
+        self,
+        model: str,
+        units: list[dict[str, Any]],
+        *,
+        sid: str | None = None,
+        role: str | None = None,
+        context: dict[str, Any] | None = None,
+        record: bool = True,
+        fleet: bool = True,
+    ) -> SimulatorPlan:
+        """A simulator running the registered ``model`` over ``units``.
+
+        Its entities are the model's elements (:meth:`models.base.Model.element_names`).
+        It records its outputs to ``parts/<sid>.parquet`` unless ``record`` is false.
+        ``fleet``: register it in :attr:`fleets` under ``role`` (default: ``model``),
+        where sinks (telemetry, database) find what to mirror.
+        """
+        sid = sid or model
+        context = self.context if context is None else context
+        cls = get_model(model)
+        groups = cls.element_names(units, context)
+        entities = [Entity(sid, name, group) for group, names in groups.items() for name in names]
+        params: dict[str, Any] = {"units": units, "context": context}
+        parts = []
+        if record:
+            part = self.out_dir / "parts" / f"{sid}.parquet"
+            params["record"] = {"path": str(part), "tags": self.tags}
+            parts.append(part)
+        sim = SimulatorPlan(
+            sid=sid,
+            sim_config={"python": MODEL_SIMULATOR},
+            init={"model": model, "clock": self.clock.to_dict()},
+            model=cls.__name__,
+            params=params,
+            entities=entities,
+            kind=role or model,
+            parts=parts,
+        )
+        self.add_simulator(sim)
+        if fleet:
+            self.fleets[role or model] = sim
+        return sim
+
+    def connect(
+        self,
+        src: Entity,
+        dst: Entity,
+        *attrs: str | tuple[str, str],
+        time_shifted: bool = False,
+        initial_data: dict[str, Any] | None = None,
+    ) -> None:
+        """Connect ``src`` to ``dst`` (attributes as names or (source, destination) pairs)."""
+        pairs = tuple((a, a) if isinstance(a, str) else (a[0], a[1]) for a in attrs)
+        if not pairs:
+            raise PlanError(f"connection {src.full_id} -> {dst.full_id} names no attribute")
+        self.connections.append(Connection(src, dst, pairs, time_shifted, initial_data))
+
+    def children(self, role: str) -> dict[str, Entity]:
+        """Entities of the fleet ``role`` by name (empty if there is none)."""
+        sim = self.fleets.get(role)
+        return sim.children() if sim is not None else {}
+
+    def source_of(self, kind: str, entity: Entity) -> Entity:
+        """What provides ``entity``'s values downstream (a device bridge, or itself)."""
+        return self.sources.get((kind, entity.eid), entity)
+
+    # --- reading ------------------------------------------------------------------------
+
+    def table(self) -> str:
+        """The plan as two plain-text tables: simulators, then connections."""
+        rows = [("simulator", "runs", "entities", "records")]
+        for sim in self.simulators.values():
+            runs = sim.model_name or next(iter(sim.sim_config.values()))
+            types: dict[str, int] = {}
+            for entity in sim.entities:
+                types[entity.type] = types.get(entity.type, 0) + 1
+            entities = ", ".join(f"{n} {t}" for t, n in types.items())
+            rows.append((sim.sid, runs, entities, "yes" if sim.parts else "no"))
+        out = _format(rows)
+        rows = [("from", "to", "attributes", "time-shifted")]
+        for edge in self.connections:
+            attrs = ", ".join(a if a == b else f"{a}->{b}" for a, b in edge.attrs)
+            rows.append(
+                (edge.src.full_id, edge.dst.full_id, attrs, "yes" if edge.time_shifted else "")
+            )
+        return f"{out}\n\n{_format(rows)}\n"
+
+    def simulator_edges(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Connections folded per pair of simulators: attributes, count, time-shifted."""
+        edges: dict[tuple[str, str], dict[str, Any]] = {}
+        for edge in self.connections:
+            key = (edge.src.sid, edge.dst.sid)
+            entry = edges.setdefault(key, {"attrs": set(), "count": 0, "time_shifted": False})
+            entry["attrs"].update(b for _, b in edge.attrs)
+            entry["count"] += 1
+            entry["time_shifted"] |= edge.time_shifted
+        return edges
+
+    def mermaid(self) -> str:
+        """A mermaid flowchart of simulators (one node each, edges folded per pair)."""
+        lines = ["flowchart LR"]
+        for sim in self.simulators.values():
+            lines.append(f'    {_node(sim.sid)}["{sim.sid}<br/>{len(sim.entities)} entities"]')
+        for (src, dst), edge in self.simulator_edges().items():
+            label = f"{', '.join(sorted(edge['attrs']))} ({edge['count']})"
+            arrow = "-.->" if edge["time_shifted"] else "-->"
+            lines.append(f'    {_node(src)} {arrow}|"{label}"| {_node(dst)}')
+        return "\n".join(lines) + "\n"
+
+    def dot(self) -> str:
+        """A Graphviz digraph of simulators (time-shifted edges dashed)."""
+        lines = ["digraph world {", "    rankdir=LR;", "    node [shape=box];"]
+        for sim in self.simulators.values():
+            lines.append(f'    "{sim.sid}" [label="{sim.sid}\\n{len(sim.entities)} entities"];')
+        for (src, dst), edge in self.simulator_edges().items():
+            label = f"{', '.join(sorted(edge['attrs']))} ({edge['count']})"
+            style = ' style="dashed"' if edge["time_shifted"] else ""
+            lines.append(f'    "{src}" -> "{dst}" [label="{label}"{style}];')
+        return "\n".join([*lines, "}"]) + "\n"
+
+
+def _node(sid: str) -> str:
+    return "n_" + "".join(c if c.isalnum() else "_" for c in sid)
+
+
+def _format(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def instantiate(plan: WorldPlan, *, debug: bool = False) -> tuple[Any, dict[str, Any]]:
+    """Start every simulator of ``plan`` in a new mosaik world and connect it.
+
+    Returns
+    -------
+    world : mosaik.World
+        The world, ready to run (shut down here if anything fails).
+    entities : dict
+        mosaik entities by full id (``sid.eid``).
+
+    Raises
+    ------
+    PlanError
+        If a simulator creates other entities than the plan lists.
+    """
+    import mosaik
+
+    sim_config = {sim.sid: sim.sim_config for sim in plan.simulators.values()}
+    world = mosaik.World(
+        sim_config, time_resolution=1.0, skip_greetings=True, configure_logging=False, debug=debug
+    )
+    try:
+        entities: dict[str, Any] = {}
+        for sim in plan.simulators.values():
+            proxy = world.start(sim.sid, sim_id=sim.sid, **sim.init)
+            created = getattr(proxy, sim.model).create(1, **sim.params)
+            found = {}
+            for entity in created:
+                for child in entity.children or [entity]:
+                    found[child.full_id] = child
+            wanted = {e.full_id for e in sim.entities}
+            if set(found) != wanted:
+                missing, extra = sorted(wanted - set(found)), sorted(set(found) - wanted)
+                raise PlanError(
+                    f"simulator {sim.sid!r} created other entities than planned "
+                    f"(missing: {missing[:5]}, unplanned: {extra[:5]})"
+                )
+            entities.update(found)
+        for edge in plan.connections:
+            world.connect(
+                entities[edge.src.full_id],
+                entities[edge.dst.full_id],
+                *edge.attrs,
+                time_shifted=edge.time_shifted,
+                initial_data=edge.initial_data or {},
+            )
+    except BaseException:
+        world.shutdown()  # stop what was started before the failure
+        raise
+    return world, entities
