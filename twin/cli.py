@@ -128,6 +128,34 @@ def validate(
 
 
 @app.command()
+def plan(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="table, mermaid or dot (Graphviz).")
+    ] = "table",
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a field: path=value (repeatable), as with run."),
+    ] = None,
+) -> None:
+    """Print the world a scenario builds (simulators, entities, connections) without running it."""
+    from twin.scenario import load_scenario
+    from twin.world import plan_world
+
+    if fmt not in ("table", "mermaid", "dot"):
+        _fail(TwinError(f"--format: expected table, mermaid or dot, got {fmt!r}"))
+        return
+    try:
+        sc = load_scenario(scenario, list(set_ or []))
+        world = plan_world(sc, sc.output_dir(), run_id="plan")
+    except TwinError as exc:
+        _fail(exc)
+        return
+    text = {"table": world.table, "mermaid": world.mermaid, "dot": world.dot}[fmt]()
+    print(text, end="")  # plain: a table or a graph to pipe into a file or a renderer
+
+
+@app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="Run directory of `twin run`.")]) -> None:
     """Render plots (PNG) and one HTML page for a run.
 

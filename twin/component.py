@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from twin.errors import Problem, TwinError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from twin.checks import RunCheck
     from twin.plan import WorldPlan
 
@@ -138,8 +140,10 @@ class Component:
         """Counters its simulators left in ``parts_dir``, merged into ``run.json``."""
         return {}
 
-    def kpis(self, scenario: Any, metadata: dict[str, Any]) -> dict[str, float]:
-        """KPIs it contributes from the run metadata."""
+    def kpis(
+        self, scenario: Any, results: pd.DataFrame, metadata: dict[str, Any]
+    ) -> dict[str, float]:
+        """KPIs it contributes, from the run's results (tidy rows) and metadata."""
         return {}
 
     def after_run(

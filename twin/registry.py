@@ -1,15 +1,17 @@
 """Name -> model class table.
 
-The twin knows models only through this registry. Built-in models are listed in the
-``twin.models`` entry-point group of our own package; a user's package adds its models
-to the same group (or calls :func:`register`) and scenarios can name them without any
-edit of the core.
+The twin knows models only through this registry. Every model is listed in the
+``twin.models`` entry-point group of its package (the physics of :mod:`models` also in
+:data:`BUILTIN_MODELS`, so they resolve before the package is installed); a user's
+package adds its models to the same group (or calls :func:`register`) and scenarios can
+name them without any edit of the core.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
+import sys
 from importlib import import_module
 from importlib.metadata import entry_points
 
@@ -25,11 +27,6 @@ BUILTIN_MODELS = {
     "tariff": "models.tariff:Tariff",
     "grid": "models.grid:Grid",
     "ev": "models.ev:EVCharging",
-    "rule": "twin.control.rule:RuleController",
-    "oracle": "twin.control.optimal:OracleController",
-    "mpc": "twin.control.optimal:MPCController",
-    "schedule": "twin.control.schedule:ScheduleController",
-    "rl": "twin.rl.controller:RLController",
     "faults": "models.faults:FaultSchedule",
     "sensors": "models.sensors:Sensors",
 }
@@ -45,15 +42,15 @@ def register(name: str, cls: type[Model]) -> None:
     _registered[name] = cls
 
 
-@functools.cache
-def _entry_point_targets() -> dict[str, str]:
-    """Entry points are read once per process (a scan costs ~5 ms)."""
-    return {ep.name: ep.value for ep in entry_points(group="twin.models")}
+@functools.lru_cache(maxsize=4)
+def _entry_point_targets(path: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Entry points, read once per ``sys.path`` (a scan costs ~5 ms; a new dir is seen)."""
+    return tuple((ep.name, ep.value) for ep in entry_points(group="twin.models"))
 
 
 def _targets() -> dict[str, str]:
     targets = dict(BUILTIN_MODELS)
-    for name, value in _entry_point_targets().items():
+    for name, value in _entry_point_targets(tuple(sys.path)):
         targets.setdefault(name, value)
     return targets
 

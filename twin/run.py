@@ -302,9 +302,10 @@ def _finish(
     merge_parts(plan.parts, plan.results_path)
     metadata.update(component_metadata(active, scenario, out / "parts"))
     shutil.rmtree(out / "parts", ignore_errors=True)
-    kpis = compute_kpis(load_results(out), scenario)
+    results = load_results(out)
+    kpis = compute_kpis(results, scenario)
     for component in active:
-        kpis.update(component.kpis(scenario, metadata))
+        kpis.update(component.kpis(scenario, results, metadata))
     for component in active:
         component.after_run(scenario, kpis, metadata, out)
     if compare_uncontrolled and scenario.units("ev") and scenario.controller != "none":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,11 +77,11 @@ def lock_dir(directory: str | Path) -> Iterator[Path]:
 
 def _clear_outputs(directory: Path) -> None:
     """Remove an earlier run's outputs (only the names a run writes)."""
-    if (directory / "report.html").exists():
-        from twin.report import PLOTS
-
-        for name in PLOTS:
-            (directory / f"{name}.png").unlink(missing_ok=True)
+    report = directory / "report.html"
+    if report.is_file():  # the images the old report shows (plain names in this directory)
+        text = report.read_text(errors="replace")
+        for name in set(re.findall(r'<img src="([A-Za-z0-9_.-]+\.png)"', text)):
+            (directory / name).unlink(missing_ok=True)
     for name in RUN_OUTPUTS:
         path = directory / name
         if path.is_dir() and not path.is_symlink():

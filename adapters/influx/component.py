@@ -73,7 +73,8 @@ def plan_sink(scenario: Any, plan: WorldPlan) -> None:
                 "asset": child.eid,
                 "fields": {a: ["twin", a] for a in attrs},
             }
-            links.append((child, attrs))
+            if attrs:  # an element without outputs (a controller's site) feeds nothing
+                links.append((child, attrs))
     devices = {d.asset: d for d in scenario.mqtt.devices} if getattr(scenario, "mqtt", None) else {}
     for (kind, asset), bridge in plan.sources.items():
         if asset not in devices:

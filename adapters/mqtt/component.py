@@ -65,7 +65,7 @@ class MqttComponent(Component):
         """The publisher's and the bridges' counters."""
         return mqtt_stats(parts_dir)
 
-    def kpis(self, scenario: Any, metadata: dict[str, Any]) -> dict[str, float]:
+    def kpis(self, scenario: Any, results: Any, metadata: dict[str, Any]) -> dict[str, float]:
         """Residuals, fallback shares, malformed payloads, published and dropped messages."""
         return mqtt_kpis(metadata)
 

@@ -1,0 +1,82 @@
+"""A toy third-party package: a meter model and the component that puts it in a world.
+
+It is installed for a test the way a plugin is (a ``*.dist-info`` with entry points in
+the ``twin.models`` and ``twin.components`` groups on ``sys.path``); nothing of the
+twin's core names it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from models.base import Model, Port
+from twin.checks import CheckFailure
+from twin.component import Component, Resolution, Section
+from twin.errors import Problem
+
+
+class Meter(Model):
+    """A meter that reads an asset's power with a gain (a mis-scaled CT, say)."""
+
+    kind = "meter"
+    inputs = {"p_in_kw": Port("kW", "the metered power")}
+    outputs = {"p_kw": Port("kW", "the meter's reading: gain x metered power")}
+
+    def step(self, now: Any, dt_s: int, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"p_kw": self.param("gain") * inputs["p_in_kw"]}
+
+
+class MeterSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    asset: str
+    gain: float = 1.0
+    max_gain: float = 10.0
+
+
+class MeterComponent(Component):
+    name = "meter"
+    sections = (Section("meter", MeterSpec | None, None),)
+    order = 70
+
+    def problems(self, scenario: Any, resolution: Resolution) -> list[Problem]:
+        if scenario.meter is None:
+            return []
+        names = [u["name"] for u in scenario.units("pv")]
+        if scenario.meter.asset not in names:
+            return [Problem("meter.asset", f"no PV plant {scenario.meter.asset!r}")]
+        return []
+
+    def add_entities(self, scenario: Any, plan: Any) -> None:
+        if scenario.meter is not None:
+            unit = {"name": f"meter_{scenario.meter.asset}", "gain": scenario.meter.gain}
+            plan.add_model("toy_meter", [unit], sid="meter", fleet=False)
+
+    def add_connections(self, scenario: Any, plan: Any) -> None:
+        if scenario.meter is not None:
+            pv = plan.children("pv")[scenario.meter.asset]
+            (meter,) = plan.simulators["meter"].entities
+            plan.connect(pv, meter, ("p_kw", "p_in_kw"))
+
+    def run_metadata(self, scenario: Any, parts_dir: Any) -> dict[str, Any]:
+        return {"meter": {"asset": scenario.meter.asset}} if scenario.meter else {}
+
+    def kpis(self, scenario: Any, results: Any, metadata: dict[str, Any]) -> dict[str, float]:
+        if scenario.meter is None:
+            return {}
+        rows = results[(results["kind"] == "meter") & (results["quantity"] == "p_kw")]
+        dt_h = scenario.clock().dt_h
+        return {"meter_energy_kwh": float(rows["value"].sum() * dt_h)}
+
+    def checks(self) -> dict[str, Any]:
+        return {"meter_gain": _gain_check}
+
+
+def _gain_check(scenario: Any, metadata: dict[str, Any], kpis: dict[str, float]) -> list:
+    meter = getattr(scenario, "meter", None)
+    if meter is not None and meter.gain > meter.max_gain:
+        return [CheckFailure("meter_gain", f"gain {meter.gain} above {meter.max_gain}")]
+    return []

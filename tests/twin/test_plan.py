@@ -1,0 +1,112 @@
+"""The world as data: what a scenario plans, checked without starting mosaik."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from twin.plan import Entity, PlanError, WorldPlan, instantiate
+from twin.registry import get_model
+from twin.scenario import validate_scenario
+from twin.world import plan_world
+
+ROOT = Path(__file__).resolve().parents[2]
+FAULTS = [
+    {"kind": "soc_misreport", "target": "bess", "start": "1h", "severity": 0.2},
+    {"kind": "sensor_noise", "target": "pv_roof.p_kw", "start": "2h", "severity": 3.0},
+    {"kind": "line_outage", "target": "line_3", "start": "3h", "duration": "1h"},
+    {"kind": "voltage_sag", "target": "grid", "start": "1h", "severity": 0.1},
+]
+
+
+def scenario(name: str, **changes):
+    raw = yaml.safe_load((ROOT / "scenarios" / name).read_text())
+    raw.update({"start": raw["start"], "duration": "6h", **copy.deepcopy(changes)})
+    return validate_scenario(raw)
+
+
+def edges(plan: WorldPlan) -> set[tuple[str, str]]:
+    return {(c.src.full_id, c.dst.full_id) for c in plan.connections}
+
+
+@pytest.mark.parametrize(
+    "name, changes",
+    [
+        ("microgrid_day.yaml", {}),
+        ("microgrid_day.yaml", {"controller": "mpc"}),
+        ("microgrid_day.yaml", {"faults": FAULTS}),
+        ("ev_depot.yaml", {}),
+        ("ev_depot.yaml", {"controller": "none"}),
+    ],
+)
+def test_planned_entities_are_the_models_elements(name, changes, tmp_path):
+    """Every model simulator's planned entities are what its model builds (no mosaik)."""
+    sc = scenario(name, **changes)
+    plan = plan_world(sc, tmp_path, "test")
+    for sim in plan.simulators.values():
+        if not sim.model_name:
+            continue
+        model = get_model(sim.model_name)(sim.params["units"], plan.clock, sim.params["context"])
+        built = {(group, n) for group, names in model.elements.items() for n in names}
+        assert {(e.type, e.eid) for e in sim.entities} == built, sim.sid
+    # every connection joins two planned entities
+    planned = {e.full_id for sim in plan.simulators.values() for e in sim.entities}
+    assert {end for edge in edges(plan) for end in edge} <= planned
+
+
+def test_day_plan_as_a_graph(tmp_path):
+    sc = scenario("microgrid_day.yaml")
+    plan = plan_world(sc, tmp_path, "test")
+    graph = edges(plan)
+    assert ("pv.pv_roof", "grid.bus_7") in graph
+    assert ("battery.bess", "grid.bus_7") in graph
+    assert ("rule.bess", "battery.bess") in graph
+    (feedback,) = [
+        c for c in plan.connections if c.src.full_id == "battery.bess" and c.dst.sid == "rule"
+    ]
+    assert feedback.time_shifted and feedback.attrs == (("soc", "soc"),)
+    assert feedback.initial_data == {"soc": sc.assets.battery[0].soc_init}
+    assert {p.stem for p in plan.parts} == {"pv", "load", "battery", "tariff", "grid", "rule"}
+    assert set(plan.fleets) == {"pv", "battery", "load", "tariff", "grid", "controller"}
+
+
+def test_faults_put_sensors_between_the_battery_and_the_controller(tmp_path):
+    plan = plan_world(scenario("microgrid_day.yaml", faults=FAULTS), tmp_path, "test")
+    graph = edges(plan)
+    sensor = plan.observed[("bess", "soc")]
+    assert ("battery.bess", sensor.full_id) in graph
+    assert (sensor.full_id, "rule.bess") in graph and ("battery.bess", "rule.bess") not in graph
+    pv_sensor = plan.observed[("pv_roof", "p_kw")]
+    assert (pv_sensor.full_id, "rule.site") in graph and ("pv.pv_roof", "rule.site") not in graph
+    assert ("faults.line_3:in_service", "grid.line_3") in graph
+    assert "faults" not in plan.fleets  # sinks mirror the plant, not the fault schedule
+
+
+def test_plan_renders_as_table_mermaid_and_dot(tmp_path):
+    plan = plan_world(scenario("microgrid_day.yaml"), tmp_path, "test")
+    table = plan.table()
+    assert "grid       grid     1 grid, 15 bus, 13 line, 1 trafo  yes" in table
+    assert "battery.bess  rule.bess     soc           yes" in table
+    mermaid = plan.mermaid()
+    assert mermaid.startswith("flowchart LR")
+    assert 'n_battery -.->|"soc (1)"| n_rule' in mermaid
+    dot = plan.dot()
+    assert '"battery" -> "rule" [label="soc (1)" style="dashed"];' in dot
+    assert dot.rstrip().endswith("}")
+
+
+def test_a_plan_that_does_not_match_its_simulator_is_refused(tmp_path):
+    plan = plan_world(scenario("microgrid_day.yaml", controller="none"), tmp_path, "test")
+    plan.simulators["tariff"].entities.append(Entity("tariff", "ghost", "tariff"))
+    with pytest.raises(PlanError, match=r"'tariff' created other entities than planned"):
+        instantiate(plan)
+
+
+def test_a_connection_needs_an_attribute(tmp_path):
+    plan = plan_world(scenario("microgrid_day.yaml", controller="none"), tmp_path, "test")
+    a, b = plan.children("pv")["pv_roof"], plan.children("grid")["bus_7"]
+    with pytest.raises(PlanError, match="names no attribute"):
+        plan.connect(a, b)
