@@ -18,6 +18,7 @@ Sign convention: ``p_kw`` > 0 is power fed into the plant's bus.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +54,12 @@ WEATHER_INPUTS = {
 }
 
 
+def _nan_as_zero(values: Any) -> np.ndarray:
+    """An irradiance component with NaN (sun below the horizon) read as 0 W/m2."""
+    values = np.asarray(values, dtype=float)
+    return np.where(np.isnan(values), 0.0, values)
+
+
 def solar_geometry(
     times: pd.DatetimeIndex, latitude: float, longitude: float, altitude: float
 ) -> pd.DataFrame:
@@ -76,12 +83,12 @@ def solar_geometry(
 
 def pv_plant_power(
     times: pd.DatetimeIndex,
-    weather: pd.DataFrame,
+    weather: pd.DataFrame | Mapping[str, np.ndarray],
     latitude: float,
     longitude: float,
     altitude: float,
     plant: dict[str, Any],
-    geometry: pd.DataFrame | None = None,
+    geometry: pd.DataFrame | Mapping[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """AC and DC power of one plant over ``times``.
 
@@ -89,8 +96,9 @@ def pv_plant_power(
     ----------
     times : pandas.DatetimeIndex
         Tz-aware times.
-    weather : pandas.DataFrame
-        ``ghi``, ``dni``, ``dhi`` (W/m2), ``temp_air`` (degC), ``wind_speed`` (m/s).
+    weather : pandas.DataFrame or dict of numpy.ndarray
+        ``ghi``, ``dni``, ``dhi`` (W/m2), ``temp_air`` (degC), ``wind_speed`` (m/s)
+        at ``times``.
     latitude, longitude : float
         Site position in degrees.
     altitude : float
@@ -100,7 +108,7 @@ def pv_plant_power(
         ``tilt_deg``, ``azimuth_deg`` (180 = south), ``gamma_pdc`` (1/K),
         ``eta_inv_nom``, ``losses_pct`` (PVWatts system losses), ``albedo``,
         ``temperature_model`` (a key of pvlib's SAPM parameter table).
-    geometry : pandas.DataFrame, optional
+    geometry : pandas.DataFrame or dict of numpy.ndarray, optional
         :func:`solar_geometry` at ``times`` (computed when not given).
 
     Returns
@@ -116,26 +124,29 @@ def pv_plant_power(
     """
     if geometry is None:
         geometry = solar_geometry(times, latitude, longitude, altitude)
-    poa = pvlib.irradiance.get_total_irradiance(
+    # plain arrays through pvlib: the same functions, without pandas' per-call overhead
+    zenith = np.asarray(geometry["apparent_zenith"], dtype=float)
+    azimuth = np.asarray(geometry["azimuth"], dtype=float)
+    met = {name: np.asarray(weather[name], dtype=float) for name in WEATHER_COLUMNS}
+    irradiance = pvlib.irradiance.get_total_irradiance(
         surface_tilt=plant["tilt_deg"],
         surface_azimuth=plant["azimuth_deg"],
-        solar_zenith=geometry["apparent_zenith"],
-        solar_azimuth=geometry["azimuth"],
-        dni=weather["dni"],
-        ghi=weather["ghi"],
-        dhi=weather["dhi"],
-        dni_extra=geometry["dni_extra"],
+        solar_zenith=zenith,
+        solar_azimuth=azimuth,
+        dni=met["dni"],
+        ghi=met["ghi"],
+        dhi=met["dhi"],
+        dni_extra=np.asarray(geometry["dni_extra"], dtype=float),
         model="haydavies",
         albedo=plant["albedo"],
-    ).fillna(0.0)
-    aoi = pvlib.irradiance.aoi(
-        plant["tilt_deg"], plant["azimuth_deg"], geometry["apparent_zenith"], geometry["azimuth"]
     )
+    poa = {name: _nan_as_zero(values) for name, values in irradiance.items()}
+    aoi = pvlib.irradiance.aoi(plant["tilt_deg"], plant["azimuth_deg"], zenith, azimuth)
     iam = pvlib.iam.physical(aoi)
     effective = poa["poa_direct"] * iam + poa["poa_diffuse"]
     temp_params = pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"][plant["temperature_model"]]
     t_cell = pvlib.temperature.sapm_cell(
-        poa["poa_global"], weather["temp_air"], weather["wind_speed"], **temp_params
+        poa["poa_global"], met["temp_air"], met["wind_speed"], **temp_params
     )
     pdc0_w = plant["p_dc_kw"] * 1000.0
     p_dc = pvlib.pvsystem.pvwatts_dc(effective, t_cell, pdc0_w, plant["gamma_pdc"])
@@ -187,11 +198,12 @@ class PVPlant(Model):
             np.tile(offsets, clock.n_steps), unit="s"
         )
         self._times = times = times.tz_convert(site["tz"])
-        self._weather = weather = weather_at(times, self.context["weather"])
-        self._geometry = geometry = solar_geometry(
-            times, site["lat"], site["lon"], site["altitude"]
-        )
+        weather = weather_at(times, self.context["weather"])
+        geometry = solar_geometry(times, site["lat"], site["lon"], site["altitude"])
         series = [self._power(times, weather, geometry, u) for u in units]
+        # kept as arrays for the steps whose weather comes from the inputs
+        self._weather = {name: weather[name].to_numpy(float) for name in WEATHER_COLUMNS}
+        self._geometry = {name: geometry[name].to_numpy(float) for name in geometry}
 
         def step_means(column: str) -> np.ndarray:
             values = np.column_stack([s[column].to_numpy() for s in series])
@@ -204,8 +216,8 @@ class PVPlant(Model):
     def _power(
         self,
         times: pd.DatetimeIndex,
-        weather: pd.DataFrame,
-        geometry: pd.DataFrame,
+        weather: pd.DataFrame | Mapping[str, np.ndarray],
+        geometry: pd.DataFrame | Mapping[str, np.ndarray],
         unit: dict[str, Any],
     ) -> pd.DataFrame:
         site = self.context["site"]
@@ -232,16 +244,16 @@ class PVPlant(Model):
             return None
         p_avail, t_cell = self._p_avail_kw[k].copy(), self._t_cell_c[k].copy()
         rows = slice(k * self._parts, (k + 1) * self._parts)
+        geometry = {name: values[rows] for name, values in self._geometry.items()}
         for i in np.flatnonzero(fed):
-            weather = self._weather.iloc[rows].copy()
+            weather = {name: values[rows] for name, values in self._weather.items()}
             for column, values in given.items():
                 if np.isfinite(values[i]):
                     # irradiance and wind are not negative (as the file's, see weather_at)
                     value = float(values[i])
-                    weather[column] = value if column == "temp_air" else max(value, 0.0)
-            series = self._power(
-                self._times[rows], weather, self._geometry.iloc[rows], self.units[i]
-            )
+                    value = value if column == "temp_air" else max(value, 0.0)
+                    weather[column] = np.full(self._parts, value)
+            series = self._power(self._times[rows], weather, geometry, self.units[i])
             p_avail[i] = series["p_ac_kw"].mean()
             t_cell[i] = series["t_cell_c"].mean()
         return p_avail, t_cell
