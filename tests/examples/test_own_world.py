@@ -9,7 +9,7 @@ import pytest
 from models.pv import PVPlant
 from models.weather import weather_at
 from tests.conftest import ROOT
-from tests.models.test_pv import modelchain_ac_kw
+from tests.support import modelchain_ac_kw
 from twin import assembly
 
 PATH = ROOT / "examples" / "own_world.py"
