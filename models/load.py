@@ -1,7 +1,9 @@
-"""Electrical loads driven by profiles.
+"""Electrical loads driven by profiles, or by absolute power from another simulator.
 
 Sign convention: a consuming load has ``p_kw`` < 0 (power leaves the bus) and an
-inductive load ``q_kvar`` < 0.
+inductive load ``q_kvar`` < 0. The inputs ``p_kw``/``q_kvar`` are consumption, as the
+unit's ratings are (> 0 when consuming): given for a step, they replace
+``rating * profile`` of that quantity; NaN (nothing connected) keeps the profile.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ PROFILE_LIMITS = (-10.0, 10.0)
 
 
 class Load(Model):
-    """A set of loads, each ``p_kw * profile(t)``.
+    """A set of loads, each ``p_kw * profile(t)`` or the power given as input.
 
     Unit parameters: ``p_kw`` (rated consumption, > 0), ``q_kvar`` (rated reactive
     consumption), ``profile``: a SimBench profile name (``H0-A``, ``L2-A``...), a CSV
@@ -37,7 +39,19 @@ class Load(Model):
     """
 
     kind = "load"
-    inputs = {"scale": Port("1", "multiplier on the profile (1 = nominal)", default=1.0)}
+    inputs = {
+        "scale": Port("1", "multiplier on the profile (1 = nominal)", default=1.0),
+        "p_kw": Port(
+            "kW",
+            "active power consumed (> 0), replaces the profile; NaN: the profile's",
+            default=np.nan,
+        ),
+        "q_kvar": Port(
+            "kvar",
+            "reactive power consumed, replaces the profile; NaN: the profile's",
+            default=np.nan,
+        ),
+    }
     outputs = {
         "p_kw": Port("kW", "active power into the bus (< 0 when consuming)"),
         "q_kvar": Port("kvar", "reactive power into the bus (< 0 when inductive)"),
@@ -77,9 +91,11 @@ class Load(Model):
     def step(
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
-        """Profile value of step ``now`` times the ``scale`` input."""
+        """Profile value (or the ``p_kw``/``q_kvar`` inputs) of step ``now`` times ``scale``."""
         k = self.clock.index_of(now)
-        return {
-            "p_kw": self._p_kw[k] * inputs["scale"],
-            "q_kvar": self._q_kvar[k] * inputs["scale"],
-        }
+        p_kw, q_kvar = self._p_kw[k], self._q_kvar[k]
+        if "p_kw" in inputs:
+            p_kw = np.where(np.isnan(inputs["p_kw"]), p_kw, -inputs["p_kw"])
+        if "q_kvar" in inputs:
+            q_kvar = np.where(np.isnan(inputs["q_kvar"]), q_kvar, -inputs["q_kvar"])
+        return {"p_kw": p_kw * inputs["scale"], "q_kvar": q_kvar * inputs["scale"]}

@@ -8,11 +8,17 @@ Everything that does not depend on the co-simulation loop (the whole weather-dri
 chain) is computed once for all steps at construction; :meth:`PVPlant.step` only
 indexes the precomputed series and applies the loop inputs (curtailment/derating).
 
+The weather may instead come from another simulator: the inputs ``ghi``, ``dni``,
+``dhi`` (W/m2), ``temp_air`` (degC) and ``wind_speed`` (m/s), each the mean over the
+step, replace the weather file's value of that quantity for that step. An input that
+nothing is connected to is NaN (its default) and the file's value stands.
+
 Sign convention: ``p_kw`` > 0 is power fed into the plant's bus.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -21,22 +27,68 @@ import pandas as pd
 import pvlib
 
 from models.base import Clock, Model, Port
-from models.weather import weather_at
+from models.weather import WEATHER_COLUMNS, weather_at
 
-__all__ = ["WEATHER_RESOLUTION_S", "PVPlant", "pv_plant_power"]
+__all__ = ["WEATHER_INPUTS", "WEATHER_RESOLUTION_S", "PVPlant", "pv_plant_power", "solar_geometry"]
 
 #: Resolution of the weather (TMY: hourly); steps longer than this are averaged over
 #: sub-steps no longer than it.
 WEATHER_RESOLUTION_S = 3600
 
+_WEATHER_PORTS = {
+    "ghi": ("W/m2", "global horizontal irradiance"),
+    "dni": ("W/m2", "direct normal irradiance"),
+    "dhi": ("W/m2", "diffuse horizontal irradiance"),
+    "temp_air": ("degC", "air temperature"),
+    "wind_speed": ("m/s", "wind speed"),
+}
+#: Exogenous weather inputs, in :data:`models.weather.WEATHER_COLUMNS` order: the mean
+#: over the step; NaN (the default: nothing connected) keeps the weather file's value.
+WEATHER_INPUTS = {
+    name: Port(
+        _WEATHER_PORTS[name][0],
+        f"{_WEATHER_PORTS[name][1]}, mean over the step; NaN: the weather file's",
+        default=np.nan,
+    )
+    for name in WEATHER_COLUMNS
+}
+
+
+def _nan_as_zero(values: Any) -> np.ndarray:
+    """An irradiance component with NaN (sun below the horizon) read as 0 W/m2."""
+    values = np.asarray(values, dtype=float)
+    return np.where(np.isnan(values), 0.0, values)
+
+
+def solar_geometry(
+    times: pd.DatetimeIndex, latitude: float, longitude: float, altitude: float
+) -> pd.DataFrame:
+    """Sun position and extraterrestrial irradiance at ``times`` (shared by all plants).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``apparent_zenith``, ``azimuth`` (degrees) and ``dni_extra`` (W/m2).
+    """
+    solpos = pvlib.solarposition.get_solarposition(times, latitude, longitude, altitude)
+    return pd.DataFrame(
+        {
+            "apparent_zenith": solpos["apparent_zenith"],
+            "azimuth": solpos["azimuth"],
+            "dni_extra": pvlib.irradiance.get_extra_radiation(times),
+        },
+        index=times,
+    )
+
 
 def pv_plant_power(
     times: pd.DatetimeIndex,
-    weather: pd.DataFrame,
+    weather: pd.DataFrame | Mapping[str, np.ndarray],
     latitude: float,
     longitude: float,
     altitude: float,
     plant: dict[str, Any],
+    geometry: pd.DataFrame | Mapping[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """AC and DC power of one plant over ``times``.
 
@@ -44,8 +96,9 @@ def pv_plant_power(
     ----------
     times : pandas.DatetimeIndex
         Tz-aware times.
-    weather : pandas.DataFrame
-        ``ghi``, ``dni``, ``dhi`` (W/m2), ``temp_air`` (degC), ``wind_speed`` (m/s).
+    weather : pandas.DataFrame or dict of numpy.ndarray
+        ``ghi``, ``dni``, ``dhi`` (W/m2), ``temp_air`` (degC), ``wind_speed`` (m/s)
+        at ``times``.
     latitude, longitude : float
         Site position in degrees.
     altitude : float
@@ -55,6 +108,8 @@ def pv_plant_power(
         ``tilt_deg``, ``azimuth_deg`` (180 = south), ``gamma_pdc`` (1/K),
         ``eta_inv_nom``, ``losses_pct`` (PVWatts system losses), ``albedo``,
         ``temperature_model`` (a key of pvlib's SAPM parameter table).
+    geometry : pandas.DataFrame or dict of numpy.ndarray, optional
+        :func:`solar_geometry` at ``times`` (computed when not given).
 
     Returns
     -------
@@ -67,28 +122,31 @@ def pv_plant_power(
     .. [2] King, D. et al., "Sandia Photovoltaic Array Performance Model",
        SAND2004-3535, 2004.
     """
-    solpos = pvlib.solarposition.get_solarposition(times, latitude, longitude, altitude)
-    dni_extra = pvlib.irradiance.get_extra_radiation(times)
-    poa = pvlib.irradiance.get_total_irradiance(
+    if geometry is None:
+        geometry = solar_geometry(times, latitude, longitude, altitude)
+    # plain arrays through pvlib: the same functions, without pandas' per-call overhead
+    zenith = np.asarray(geometry["apparent_zenith"], dtype=float)
+    azimuth = np.asarray(geometry["azimuth"], dtype=float)
+    met = {name: np.asarray(weather[name], dtype=float) for name in WEATHER_COLUMNS}
+    irradiance = pvlib.irradiance.get_total_irradiance(
         surface_tilt=plant["tilt_deg"],
         surface_azimuth=plant["azimuth_deg"],
-        solar_zenith=solpos["apparent_zenith"],
-        solar_azimuth=solpos["azimuth"],
-        dni=weather["dni"],
-        ghi=weather["ghi"],
-        dhi=weather["dhi"],
-        dni_extra=dni_extra,
+        solar_zenith=zenith,
+        solar_azimuth=azimuth,
+        dni=met["dni"],
+        ghi=met["ghi"],
+        dhi=met["dhi"],
+        dni_extra=np.asarray(geometry["dni_extra"], dtype=float),
         model="haydavies",
         albedo=plant["albedo"],
-    ).fillna(0.0)
-    aoi = pvlib.irradiance.aoi(
-        plant["tilt_deg"], plant["azimuth_deg"], solpos["apparent_zenith"], solpos["azimuth"]
     )
+    poa = {name: _nan_as_zero(values) for name, values in irradiance.items()}
+    aoi = pvlib.irradiance.aoi(plant["tilt_deg"], plant["azimuth_deg"], zenith, azimuth)
     iam = pvlib.iam.physical(aoi)
     effective = poa["poa_direct"] * iam + poa["poa_diffuse"]
     temp_params = pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"][plant["temperature_model"]]
     t_cell = pvlib.temperature.sapm_cell(
-        poa["poa_global"], weather["temp_air"], weather["wind_speed"], **temp_params
+        poa["poa_global"], met["temp_air"], met["wind_speed"], **temp_params
     )
     pdc0_w = plant["p_dc_kw"] * 1000.0
     p_dc = pvlib.pvsystem.pvwatts_dc(effective, t_cell, pdc0_w, plant["gamma_pdc"])
@@ -111,11 +169,15 @@ class PVPlant(Model):
 
     Parameters per unit are those of :func:`pv_plant_power`. The weather file and
     the site come from the run context (``context["weather"]``, ``context["site"]``).
+    The weather inputs (:data:`WEATHER_INPUTS`) of a plant replace the file's values
+    for the step they are given in; :meth:`exogenous` (what a forecaster knows) stays
+    the file's.
     """
 
     kind = "pv"
     inputs = {
         "derate": Port("1", "available fraction of the plant's output (1 = no limit)", default=1.0),
+        **WEATHER_INPUTS,
     }
     outputs = {
         "p_kw": Port("kW", "AC power fed into the bus (> 0)"),
@@ -130,17 +192,18 @@ class PVPlant(Model):
         site = self.context["site"]
         # The output stands for the step's mean: evaluate at the middle of each step, or
         # of equal parts of it no longer than the weather's hour for longer steps.
-        parts = -(-clock.step_s // WEATHER_RESOLUTION_S)
+        self._parts = parts = -(-clock.step_s // WEATHER_RESOLUTION_S)
         offsets = (np.arange(parts) + 0.5) * clock.step_s / parts
         times = clock.times.repeat(parts) + pd.to_timedelta(
             np.tile(offsets, clock.n_steps), unit="s"
         )
-        times = times.tz_convert(site["tz"])
+        self._times = times = times.tz_convert(site["tz"])
         weather = weather_at(times, self.context["weather"])
-        series = [
-            pv_plant_power(times, weather, site["lat"], site["lon"], site["altitude"], u)
-            for u in units
-        ]
+        geometry = solar_geometry(times, site["lat"], site["lon"], site["altitude"])
+        series = [self._power(times, weather, geometry, u) for u in units]
+        # kept as arrays for the steps whose weather comes from the inputs
+        self._weather = {name: weather[name].to_numpy(float) for name in WEATHER_COLUMNS}
+        self._geometry = {name: geometry[name].to_numpy(float) for name in geometry}
 
         def step_means(column: str) -> np.ndarray:
             values = np.column_stack([s[column].to_numpy() for s in series])
@@ -150,15 +213,57 @@ class PVPlant(Model):
         self._p_avail_kw = step_means("p_ac_kw")
         self._t_cell_c = step_means("t_cell_c")
 
+    def _power(
+        self,
+        times: pd.DatetimeIndex,
+        weather: pd.DataFrame | Mapping[str, np.ndarray],
+        geometry: pd.DataFrame | Mapping[str, np.ndarray],
+        unit: dict[str, Any],
+    ) -> pd.DataFrame:
+        site = self.context["site"]
+        return pv_plant_power(
+            times, weather, site["lat"], site["lon"], site["altitude"], unit, geometry
+        )
+
     def exogenous(self) -> dict[str, np.ndarray]:
         """Available AC power (kW) of every plant for every step (before derating)."""
         return {"p_kw": self._p_avail_kw}
 
+    def _fed_weather(
+        self, k: int, inputs: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Available power and cell temperature of step ``k`` where weather inputs are given.
+
+        ``None`` when no plant gets a weather input (the precomputed series stand).
+        """
+        given = {c: inputs[c] for c in WEATHER_COLUMNS if c in inputs}
+        fed = np.zeros(self.n, dtype=bool)
+        for values in given.values():
+            fed |= np.isfinite(values)
+        if not fed.any():
+            return None
+        p_avail, t_cell = self._p_avail_kw[k].copy(), self._t_cell_c[k].copy()
+        rows = slice(k * self._parts, (k + 1) * self._parts)
+        geometry = {name: values[rows] for name, values in self._geometry.items()}
+        for i in np.flatnonzero(fed):
+            weather = {name: values[rows] for name, values in self._weather.items()}
+            for column, values in given.items():
+                if np.isfinite(values[i]):
+                    # irradiance and wind are not negative (as the file's, see weather_at)
+                    value = float(values[i])
+                    value = value if column == "temp_air" else max(value, 0.0)
+                    weather[column] = np.full(self._parts, value)
+            series = self._power(self._times[rows], weather, geometry, self.units[i])
+            p_avail[i] = series["p_ac_kw"].mean()
+            t_cell[i] = series["t_cell_c"].mean()
+        return p_avail, t_cell
+
     def step(
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
-        """Deliver the precomputed output of step ``now``, scaled by ``derate``."""
+        """Output of step ``now`` (precomputed, or from the weather inputs), times ``derate``."""
         k = self.clock.index_of(now)
-        p_avail = self._p_avail_kw[k]
+        fed = self._fed_weather(k, inputs)
+        p_avail, t_cell = fed if fed is not None else (self._p_avail_kw[k], self._t_cell_c[k])
         derate = np.clip(inputs["derate"], 0.0, 1.0)
-        return {"p_kw": p_avail * derate, "p_avail_kw": p_avail, "t_cell_c": self._t_cell_c[k]}
+        return {"p_kw": p_avail * derate, "p_avail_kw": p_avail, "t_cell_c": t_cell}

@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 import pandapower as pp
 import pandas as pd
+import pvlib
 
 from models.gridnet import load_net
+from tests.conftest import SITE
 from twin.results import wide
 
 
@@ -67,3 +69,45 @@ def spike_scenario(tmp_path: Path):
     spike = {"name": "spike", "bus": 5, "p_kw": 10_000, "profile": str(profile)}
     raw["assets"]["load"].append(spike)
     return validate_scenario(raw)
+
+
+def modelchain_ac_kw(times: pd.DatetimeIndex, weather: pd.DataFrame, plant: dict) -> pd.Series:
+    """pvlib's own ModelChain on the same inputs: the reference."""
+    location = pvlib.location.Location(SITE["lat"], SITE["lon"], SITE["tz"], SITE["altitude"])
+    system = pvlib.pvsystem.PVSystem(
+        surface_tilt=plant["tilt_deg"],
+        surface_azimuth=plant["azimuth_deg"],
+        albedo=plant["albedo"],
+        module_parameters={"pdc0": plant["p_dc_kw"] * 1000, "gamma_pdc": plant["gamma_pdc"]},
+        inverter_parameters={
+            "pdc0": plant["p_ac_kw"] * 1000 / plant["eta_inv_nom"],
+            "eta_inv_nom": plant["eta_inv_nom"],
+        },
+        temperature_model_parameters=pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"][
+            plant["temperature_model"]
+        ],
+        losses_parameters={
+            "soiling": 2,
+            "shading": 3,
+            "snow": 0,
+            "mismatch": 2,
+            "wiring": 2,
+            "connections": 0.5,
+            "lid": 1.5,
+            "nameplate_rating": 1,
+            "age": 0,
+            "availability": 3,
+        },
+    )
+    chain = pvlib.modelchain.ModelChain(
+        system,
+        location,
+        transposition_model="haydavies",
+        aoi_model="physical",
+        spectral_model="no_loss",
+        losses_model="pvwatts",
+        dc_model="pvwatts",
+        ac_model="pvwatts",
+    )
+    chain.run_model(weather)
+    return chain.results.ac.clip(lower=0).fillna(0) / 1000.0

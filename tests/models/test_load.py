@@ -51,3 +51,33 @@ def test_csv_profile(tmp_path):
         model.step(clock.time_at(k * 900), 900, {"scale": np.ones(1)})["p_kw"][0] for k in range(4)
     ]
     assert p == pytest.approx([-2.0, -2.0, -4.0, -4.0])
+
+
+def test_absolute_power_inputs_replace_the_profile_step_by_step(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text(
+        "time,p_pu,q_pu\n2016-01-01T00:00:00Z,0.5,0.25\n2016-01-01T01:00:00Z,0.5,0.25\n"
+    )
+    clock = Clock(pd.Timestamp("2016-01-01", tz="UTC"), 900, 4)
+    units = [{"name": f"l{i}", "p_kw": 4.0, "q_kvar": 2.0, "profile": str(path)} for i in (1, 2)]
+    model = Load(units, clock)
+    inputs = {
+        "scale": np.ones(2),
+        "p_kw": np.array([3.5, np.nan]),  # consumed: > 0
+        "q_kvar": np.array([np.nan, 0.7]),
+    }
+    out = model.step(clock.time_at(900), 900, inputs)
+    # seen from the bus, a consumption is negative; NaN keeps the profile's value
+    np.testing.assert_array_equal(out["p_kw"], [-3.5, -2.0])
+    np.testing.assert_array_equal(out["q_kvar"], [-0.5, -0.7])
+    doubled = model.step(clock.time_at(900), 900, {**inputs, "scale": np.full(2, 2.0)})
+    np.testing.assert_array_equal(doubled["p_kw"], [-7.0, -4.0])
+
+
+def test_nothing_connected_means_the_profile():
+    clock = Clock(pd.Timestamp("2016-01-01", tz="UTC"), 900, 4)
+    model = Load([{"name": "l", "p_kw": 3.0, "q_kvar": 1.0, "profile": None}], clock)
+    defaults = model.default_inputs()
+    assert np.isnan(defaults["p_kw"]).all() and np.isnan(defaults["q_kvar"]).all()
+    out = model.step(clock.time_at(0), 900, defaults)
+    assert (out["p_kw"][0], out["q_kvar"][0]) == (-3.0, -1.0)
