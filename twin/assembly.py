@@ -29,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from models.base import Clock
 from twin import scenario as schema
+from twin.assets import schema as assets
 from twin.errors import Problem, ScenarioError
 from twin.units import parse_duration_s
 
@@ -59,14 +60,14 @@ def spec_class(kind: str) -> type[BaseModel]:
         For a kind the schema does not have, naming the known ones.
     """
     classes: dict[str, type[BaseModel]] = {
-        "pv": schema.PVSpec,
-        "battery": schema.BatterySpec,
-        "load": schema.LoadSpec,
-        "ev": schema.EVSpec,
-        "tariff": schema.TariffSpec,
+        "pv": assets.PVSpec,
+        "battery": assets.BatterySpec,
+        "load": assets.LoadSpec,
+        "ev": assets.EVSpec,
+        "tariff": assets.TariffSpec,
         "grid": schema.GridSpec,
         "site": schema.Site,
-        "scenario": schema.Scenario,
+        "scenario": schema.scenario_model(),
     }
     if kind not in classes:
         close = difflib.get_close_matches(kind, list(classes), n=1)
@@ -395,7 +396,7 @@ def assemble(
 
 
 def from_scenario(
-    scenario: schema.Scenario | str | Path, overrides: list[str] | None = None
+    scenario: schema.ScenarioBase | str | Path, overrides: list[str] | None = None
 ) -> Assembly:
     """The clock, context and units of a scenario file, as ``twin run`` builds them.
 
@@ -412,16 +413,11 @@ def from_scenario(
     ScenarioError
         For an invalid scenario file, listing every problem.
     """
-    if not isinstance(scenario, schema.Scenario):
+    from twin.world import plan_world
+
+    if not isinstance(scenario, schema.ScenarioBase):
         scenario = schema.load_scenario(scenario, overrides)
-    found = {kind: scenario.units(kind) for kind in ASSET_KINDS}
-    all_units = {kind: values for kind, values in found.items() if values}
-    all_units["tariff"] = tariff_units(scenario.tariff.model_dump())
-    all_units["grid"] = grid_units(scenario.grid.model_dump())
-    ctx = {
-        "site": scenario.site.model_dump(),
-        "weather": scenario.weather,
-        "grid": scenario.grid.source,
-        "seed": scenario.seed,
-    }
-    return Assembly(scenario.clock(), ctx, all_units)
+    # the plan of the run itself: one source of truth for what each model is given
+    plan = plan_world(scenario, scenario.output_dir(), run_id="assembly")
+    plant = {role: sim.params["units"] for role, sim in plan.fleets.items() if role != "controller"}
+    return Assembly(plan.clock, plan.context, plant)
