@@ -73,3 +73,17 @@ def test_threads_take_no_dask_scheduler_and_executors_are_named(two_points, tmp_
     with pytest.raises(TwinError, match="expected one of dask, threads, got 'fibres'"):
         execute(two_points, tmp_path, executor="fibres")
     assert not list(tmp_path.glob("summary.*"))
+
+
+def test_the_command_line_runs_a_campaign_in_threads(two_points, tmp_path):
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    out = tmp_path / "out"
+    args = ["campaign", str(tmp_path / "campaign.yaml"), "--out", str(out), "--no-progress"]
+    result = CliRunner().invoke(app, [*args, "--executor", "threads", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert (pd.read_csv(out / "summary.csv")["status"] == "finished").all()
+    result = CliRunner().invoke(app, [*args, "--executor", "fibres"])
+    assert result.exit_code != 0 and "expected one of dask, threads" in result.output

@@ -3,6 +3,7 @@
 import json
 import logging
 import threading
+from pathlib import Path
 
 import mosaik
 from mosaik_csv import CSV
@@ -35,9 +36,7 @@ def test_local_simulators_are_the_in_process_instances_not_the_remote_ones(tmp_p
     assert local_simulators(world) == found  # the same instances after the run
 
 
-def test_a_run_state_holds_the_world_s_model_simulators_and_their_timings(
-    day_scenario, tmp_path
-):
+def test_a_run_state_holds_the_world_s_model_simulators_and_their_timings(day_scenario, tmp_path):
     scenario = day_scenario(duration="1h")
     plan = build_world(scenario, tmp_path, "run-1")
     state = RunState.of_world(plan.world)
@@ -116,3 +115,51 @@ def test_a_run_that_fails_beside_another_saves_its_own_steps(day_scenario, tmp_p
     assert saved.loc[~states, "time"].nunique() == 10
     assert saved.loc[states, "time"].nunique() == 11
     assert load_results(tmp_path / "good")["time"].nunique() == 25
+
+
+#: Module-level containers that are registries (filled when a plugin or check registers,
+#: read by runs), not run state. Add one only with its reason.
+REGISTRIES = {
+    ("twin/registry.py", "_registered"): "models registered by name (register())",
+    ("twin/checks.py", "_CHECKS"): "run checks registered by name (@run_check)",
+}
+#: Classes whose module-level instances hold no state a run changes: frozen values
+#: (ports, a time step, a Grafana data source reference) and the command line's own.
+STATELESS = {"Port", "Timedelta", "DataSourceRef", "Typer", "Console"}
+
+
+def _module_state(path):
+    """Module-level names bound to an empty container or a class instance; ``global``."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    found = [f"global {', '.join(n.names)}" for n in ast.walk(tree) if isinstance(n, ast.Global)]
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        empty = isinstance(value, ast.Dict | ast.List | ast.Set) and not (
+            getattr(value, "keys", None) or getattr(value, "elts", None)
+        )
+        called = ast.unparse(value.func).split(".")[-1] if isinstance(value, ast.Call) else ""
+        state = empty or called in ("dict", "list", "set", "defaultdict", "deque", "local")
+        state |= called[:1].isupper() and called not in STATELESS
+        found += [ast.unparse(t) for t in targets if state]
+    return found
+
+
+def test_no_module_holds_run_state():
+    root = Path(__file__).resolve().parents[2]
+    found = []
+    for package in ("models", "twin", "adapters"):
+        for path in sorted((root / package).rglob("*.py")):
+            where = path.relative_to(root).as_posix()
+            found += [
+                f"{where}: {name}"
+                for name in _module_state(path)
+                if (where, name) not in REGISTRIES
+            ]
+    assert found == []
