@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +113,41 @@ def modelchain_ac_kw(times: pd.DatetimeIndex, weather: pd.DataFrame, plant: dict
     )
     chain.run_model(weather)
     return chain.results.ac.clip(lower=0).fillna(0) / 1000.0
+
+
+#: Longest a test thread waits for another (a safety net against a hang, not a timing).
+THREAD_WAIT_S = 300.0
+
+
+def hook_step(monkeypatch: Any, sid: str, hook: Callable[[int], None]) -> None:
+    """Call ``hook(time)`` in the stepping thread before each step of the in-process
+    model simulator ``sid`` of every run (to make runs in threads meet mid-run)."""
+    from twin.wrapper import ModelSimulator
+
+    step = ModelSimulator.step
+
+    def hooked(self: ModelSimulator, time: int, inputs: Any, max_advance: int) -> int:
+        if self.sid == sid:
+            hook(time)
+        return step(self, time, inputs, max_advance)
+
+    monkeypatch.setattr(ModelSimulator, "step", hooked)
+
+
+def in_threads(calls: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+    """Run each call in a thread of its name; their results (or exceptions) by name."""
+    out: dict[str, Any] = {}
+
+    def target(name: str) -> None:
+        try:
+            out[name] = calls[name]()
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            out[name] = exc
+
+    threads = [threading.Thread(target=target, args=(name,), name=name) for name in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(THREAD_WAIT_S)
+    assert not any(thread.is_alive() for thread in threads), "a run thread hung"
+    return out

@@ -32,6 +32,7 @@ CORE = {
     "twin.results",
     "twin.run",
     "twin.rundir",
+    "twin.runstate",
     "twin.scenario",
     "twin.sinks",
     "twin.units",

@@ -1,4 +1,4 @@
-"""Campaigns: many runs of one base scenario, in parallel on dask.distributed.
+"""Campaigns: many runs of one base scenario, in parallel on dask.distributed or threads.
 
 A campaign file names a base scenario and axes to sweep::
 
@@ -28,6 +28,12 @@ and price CSVs, policy). Any other point is run again and its row says why
 (``rerun_reason``, e.g. ``inputs changed: assets.battery[0].e_kwh: 60.0 -> 120.0`` or
 ``the earlier run's results.parquet is missing``). In random mode numeric axes may be
 ranges (``{min: 0.1, max: 0.9}``) and ``samples`` runs are drawn with ``seed``.
+
+Runs execute on dask (worker processes of a ``LocalCluster``, or a cluster's) or, with
+``executor="threads"``, in threads of this process: a run keeps all its state in objects
+of its own (:mod:`twin.runstate`), so runs in threads give the results they give alone.
+Threads share one interpreter lock: they suit runs that wait (real time, MQTT, a
+notebook's few runs) more than many CPU-bound ones, which processes run in parallel.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ import math
 import secrets
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +60,7 @@ from twin.inputs import read_yaml
 from twin.limits import name_problems
 
 __all__ = [
+    "EXECUTORS",
     "RESILIENCE_KPIS",
     "Campaign",
     "RunSpec",
@@ -71,6 +80,8 @@ RESILIENCE_KPIS = (
     "peak_import_kw",
     "e_import_kwh",
 )
+#: Where a campaign's runs execute: dask workers, or threads of this process.
+EXECUTORS = ("dask", "threads")
 #: Keys of a campaign file.
 CAMPAIGN_KEYS = ("name", "base", "mode", "samples", "seed", "axes")
 #: Most runs one campaign file may expand to.
@@ -383,6 +394,7 @@ def execute(
     n_workers: int = 2,
     progress: bool = True,
     client: Any = None,
+    executor: str = "dask",
 ) -> pd.DataFrame:
     """Run every point not finished yet (or whose inputs changed); write the summary.
 
@@ -394,23 +406,84 @@ def execute(
     scheduler : str, optional
         ``tcp://host:port`` of a running dask scheduler; default: a ``LocalCluster`` of
         ``n_workers`` single-threaded worker processes.
+    n_workers : int
+        Worker processes of the local cluster, or threads with ``executor="threads"``.
     client : dask.distributed.Client, optional
         Use this client (and its cluster) as it is; it is not closed.
+    executor : {"dask", "threads"}
+        Where the runs execute: on dask, or in ``n_workers`` threads of this process
+        (no ``scheduler`` or ``client`` then).
 
     Raises
     ------
     TwinError
-        If the campaign has no runs (no summary is written).
+        If the campaign has no runs (no summary is written), or the executor is unknown
+        or given a dask scheduler or client.
     RunDirLockedError
         If another campaign is executing into ``out_dir``.
     """
     from twin.rundir import lock_dir
 
+    if executor not in EXECUTORS:
+        raise TwinError(f"executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if executor == "threads" and (scheduler is not None or client is not None):
+        raise TwinError("executor 'threads' runs in this process: give no scheduler or client")
     if not campaign.runs:
         raise TwinError(f"campaign {campaign.name}: no runs to execute (nothing written)")
     out = Path(out_dir).resolve()  # workers may run elsewhere: give them absolute paths
     with lock_dir(out):
-        return _execute(campaign, out, scheduler, n_workers, progress, client)
+        return _execute(campaign, out, scheduler, n_workers, progress, client, executor)
+
+
+def _on_dask(
+    jobs: dict[str, tuple[dict[str, Any], str]],
+    scheduler: str | None,
+    n_workers: int,
+    client: Any,
+    name: str,
+) -> Iterator[tuple[str, Any]]:
+    """Submit ``{key: (raw scenario, run dir)}`` to dask; yield ``(key, future)`` as done."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    own_client = client is None
+    if own_client and scheduler is None:
+        cluster = LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+    if own_client:
+        client = Client(scheduler or cluster)
+    try:
+        futures = {
+            client.submit(
+                run_one,
+                raw,
+                run_dir,
+                # unique: two campaigns on one scheduler must not share a task
+                key=f"{name}-{key}-{secrets.token_hex(4)}",
+                pure=False,
+            ): key
+            for key, (raw, run_dir) in jobs.items()
+        }
+        for future in as_completed(futures):
+            yield futures[future], future
+    finally:
+        if own_client:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _in_threads(
+    jobs: dict[str, tuple[dict[str, Any], str]], n_workers: int
+) -> Iterator[tuple[str, Any]]:
+    """Run ``{key: (raw scenario, run dir)}`` in threads; yield ``(key, future)`` as done."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="twin-run") as pool:
+        futures = {pool.submit(run_one, raw, run_dir): key for key, (raw, run_dir) in jobs.items()}
+        for future in as_completed(futures):
+            yield futures[future], future
 
 
 def _execute(
@@ -420,9 +493,9 @@ def _execute(
     n_workers: int,
     progress: bool,
     client: Any,
+    executor: str,
 ) -> pd.DataFrame:
     """The body of :func:`execute`, in a locked campaign directory."""
-    from dask.distributed import Client, LocalCluster, as_completed
     from rich.progress import Progress
 
     (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -438,44 +511,27 @@ def _execute(
             if reason is not None:
                 reasons[run.point_id] = reason
     if todo:
-        cluster = None
-        own_client = client is None
-        if own_client and scheduler is None:
-            cluster = LocalCluster(
-                n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
-            )
-        if own_client:
-            client = Client(scheduler or cluster)
-        try:
-            futures = {
-                client.submit(
-                    run_one,
-                    scenario_of(campaign, run),
-                    str(out / "runs" / run.point_id),
-                    # unique: two campaigns on one scheduler must not share a task
-                    key=f"{campaign.name}-{run.point_id}-{secrets.token_hex(4)}",
-                    pure=False,
-                ): run
-                for run in todo
-            }
-            with Progress(disable=not progress) as bar:
-                task = bar.add_task(f"{campaign.name}: {len(todo)} runs", total=len(todo))
-                for future in as_completed(futures):
-                    run = futures[future]
-                    try:
-                        rows[run.point_id] = future.result()
-                    except Exception as exc:  # noqa: BLE001 - a lost worker, say
-                        rows[run.point_id] = {
-                            "status": "failed",
-                            "error": f"{type(exc).__name__}: {exc}",
-                            "kpis": {},
-                        }
-                    bar.advance(task)
-        finally:
-            if own_client:
-                client.close()
-            if cluster is not None:
-                cluster.close()
+        jobs = {
+            run.point_id: (scenario_of(campaign, run), str(out / "runs" / run.point_id))
+            for run in todo
+        }
+        done = (
+            _in_threads(jobs, n_workers)
+            if executor == "threads"
+            else _on_dask(jobs, scheduler, n_workers, client, campaign.name)
+        )
+        with closing(done), Progress(disable=not progress) as bar:
+            task = bar.add_task(f"{campaign.name}: {len(todo)} runs", total=len(todo))
+            for point_id, future in done:
+                try:
+                    rows[point_id] = future.result()
+                except Exception as exc:  # noqa: BLE001 - a lost worker, say
+                    rows[point_id] = {
+                        "status": "failed",
+                        "error": f"{type(exc).__name__}: {exc}",
+                        "kpis": {},
+                    }
+                bar.advance(task)
     for point_id, reason in reasons.items():
         rows[point_id]["rerun_reason"] = reason
     summary = summarise(campaign, rows, out)

@@ -474,8 +474,12 @@ def campaign(
         str | None, typer.Option(help="tcp://host:port of a dask scheduler (default: local).")
     ] = None,
     workers: Annotated[
-        int, typer.Option(min=1, max=256, help="Local cluster worker processes.")
+        int, typer.Option(min=1, max=256, help="Local cluster worker processes (or threads).")
     ] = 2,
+    executor: Annotated[
+        str,
+        typer.Option(help="Where runs execute: dask (worker processes) or threads (this process)."),
+    ] = "dask",
     report: Annotated[
         bool, typer.Option("--report", help="Render heat maps and the worst cases after.")
     ] = False,
@@ -493,7 +497,12 @@ def campaign(
         spec = load_campaign(file)
         directory = out or Path("runs") / "campaigns" / spec.name
         summary = execute(
-            spec, directory, scheduler=scheduler, n_workers=workers, progress=progress
+            spec,
+            directory,
+            scheduler=scheduler,
+            n_workers=workers,
+            progress=progress,
+            executor=executor,
         )
     except (TwinError, OSError) as exc:
         _fail(exc)

@@ -1,14 +1,18 @@
 """Real-time pacing: how late each step starts, and one warning instead of one per step.
 
 mosaik paces a run with ``rt_factor`` (wall seconds per simulated second) and warns on
-*every* step it considers late (PITFALLS.md). :data:`LATENESS` measures instead: each
-simulator reports the simulated time of the step it starts. A step's **lateness** is how
-far behind its due wall time (run start + ``rt_factor`` x simulated time) its first
+*every* step it considers late (PITFALLS.md). A :class:`LatenessMeter` measures instead:
+each simulator reports the simulated time of the step it starts. A step's **lateness** is
+how far behind its due wall time (run start + ``rt_factor`` x simulated time) its first
 simulator started it: > 0 means the previous step overran and the twin is behind. Its
 **span** is how long after that the last simulator started it (the in-step chain of
 dependent simulators, e.g. the publisher waits for the models). The run reports
 p50/p99/max of both and warns once when the twin first falls behind by more than
 ``warn_after_s``.
+
+A meter belongs to one run (:class:`twin.runstate.RunState`), which hands it to the
+simulators of its world that run in this process (:class:`Paced`); simulators in other
+processes do not report. Two runs in one process never share a meter.
 """
 
 from __future__ import annotations
@@ -16,46 +20,38 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["LATENESS", "LatenessMeter"]
+__all__ = ["MOSAIK_LATE_WARNING", "LatenessMeter", "Paced", "silence_mosaik_late_steps"]
 
 log = logging.getLogger("twin.realtime")
 
+#: Start of the warning mosaik 3.6 issues at every late step (``scheduler.rt_check``).
+MOSAIK_LATE_WARNING = "Simulation too slow for real-time"
+
 
 class LatenessMeter:
-    """Per-step lateness of a real-time run (inactive unless :meth:`start` was called)."""
+    """Per-step lateness of one real-time run.
 
-    def __init__(self) -> None:
-        self.active = False
-        self.rt_factor = 1.0
-        self.warn_after_s = 0.0
-        self.t0 = 0.0
+    Parameters
+    ----------
+    rt_factor : float
+        Wall seconds per simulated second of the run.
+    warn_after_s : float
+        Warn (once) when a step starts more than this many seconds late.
+    """
+
+    def __init__(self, rt_factor: float, warn_after_s: float) -> None:
+        self.rt_factor = rt_factor
+        self.warn_after_s = warn_after_s
+        self.t0 = 0.0  # wall time of simulated second 0, set by the first observed step
         self.lateness_s: dict[int, float] = {}
         self.last_s: dict[int, float] = {}
         self.warned = False
 
-    def start(self, rt_factor: float, warn_after_s: float) -> None:
-        """Begin measuring; the first observed step sets the wall-clock origin."""
-        self.active = True
-        self.rt_factor = rt_factor
-        self.warn_after_s = warn_after_s
-        self.t0 = 0.0
-        self.lateness_s = {}
-        self.last_s = {}
-        self.warned = False
-
-    def stop(self) -> None:
-        """Stop measuring."""
-        self.active = False
-
     def observe(self, time_s: int) -> None:
         """A simulator starts its step at simulated second ``time_s``."""
-        if not self.active:
-            return
         now = time.perf_counter()
         if not self.t0:
             self.t0 = now - self.rt_factor * time_s
@@ -94,17 +90,30 @@ class LatenessMeter:
             "warn_after_s": self.warn_after_s,
         }
 
-    @contextmanager
-    def measuring(self, rt_factor: float, warn_after_s: float) -> Iterator[LatenessMeter]:
-        """Measure inside the block and silence mosaik's warning per late step."""
-        self.start(rt_factor, warn_after_s)
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Simulation too slow for real-time")
-                yield self
-        finally:
-            self.stop()
+
+class Paced:
+    """Mixin of a simulator whose step starts a run's :class:`LatenessMeter` observes.
+
+    The runner sets :attr:`lateness` on the in-process simulators of a real-time run;
+    it stays None otherwise (and always in a simulator of another process).
+    """
+
+    lateness: LatenessMeter | None = None
+
+    def step_started(self, time_s: int) -> None:
+        """Report the start of the step at simulated second ``time_s`` to the run's meter."""
+        if self.lateness is not None:
+            self.lateness.observe(time_s)
 
 
-#: The process-wide meter every in-process simulator reports to.
-LATENESS = LatenessMeter()
+def silence_mosaik_late_steps() -> None:
+    """Ignore mosaik's warning per late step in this process (the meter replaces it).
+
+    Python's warning filters are process-wide, and ``warnings.catch_warnings`` is not
+    thread-safe: two runs in threads would restore each other's filter lists, and a
+    still-running run would see mosaik's warning again (an error where warnings are
+    errors). So one filter for exactly that message is added, idempotently, and kept.
+    """
+    warnings.filterwarnings(
+        "ignore", message=MOSAIK_LATE_WARNING, category=UserWarning, module="mosaik"
+    )

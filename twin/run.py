@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import time
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -192,13 +192,11 @@ def _run(
     warn_late_s: float | None,
 ) -> RunResult:
     """The body of :func:`run_scenario`, in a claimed run directory."""
-    from twin.realtime import LATENESS
+    from twin.runstate import RunState
     from twin.world import build_world
-    from twin.wrapper import ACTIVE, STEP_SECONDS
 
     run_id = metadata["run_id"]
     started = time.perf_counter()
-    STEP_SECONDS.clear()
     active = components()
     services = ExitStack()
     try:
@@ -213,8 +211,6 @@ def _run(
         )
     except Exception as exc:  # any set-up failure: a failed run, never "running"
         services.close()
-        for key in [k for k in ACTIVE if k.startswith(str(out / "parts"))]:
-            ACTIVE.pop(key)  # simulators created before the failure record nothing
         metadata.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         _write_json(out / "run.json", metadata)
         raise RunError(f"run {run_id} could not be set up: {exc}") from exc
@@ -223,26 +219,23 @@ def _run(
         component.after_setup(scenario, out)
     step_s = plan.clock.step_s
     warn_after = warn_late_s if warn_late_s is not None else 0.1 * step_s * (rt_factor or 1.0)
+    state = RunState()  # this run's simulators, timings and lateness meter
     try:
+        state = RunState.of_world(plan.world, rt_factor=rt_factor, warn_after_s=warn_after)
         run_started = time.perf_counter()
-        pacing = LATENESS.measuring(rt_factor, warn_after) if rt_factor else nullcontext()
-        with pacing:
-            plan.world.run(
-                until=plan.clock.end_s,
-                print_progress=progress,
-                rt_factor=rt_factor,
-                rt_strict=False,
-            )
+        plan.world.run(
+            until=plan.clock.end_s,
+            print_progress=progress,
+            rt_factor=rt_factor,
+            rt_strict=False,
+        )
         metadata["loop_s"] = time.perf_counter() - run_started
-        metadata["component_s"] = dict(STEP_SECONDS)
-        if rt_factor is not None:
-            metadata["realtime"] = LATENESS.summary()
+        metadata["component_s"] = state.component_s()
+        if state.lateness is not None:
+            metadata["realtime"] = state.lateness.summary()
     except Exception as exc:
         # Keep the steps every simulator completed: a consistent, shorter run.
-        sims = [ACTIVE[str(part)] for part in plan.parts if str(part) in ACTIVE]
-        completed = min((sim.steps_done for sim in sims), default=0)
-        for sim in sims:
-            sim.save(completed)
+        completed = state.save_completed()
         saved = merge_parts(plan.parts, plan.results_path) if completed else 0
         _abort_world(plan.world)
         services.close()

@@ -15,7 +15,9 @@ cost ~75 us per source simulator per step (a year run's loop went from 46.8 s to
 32.7 s without it, see BENCHMARKS.md); the run merges the parts.
 
 Everything it receives at ``init``/``create`` is plain JSON-able data, so the same
-simulator can run in-process or as a remote mosaik process.
+simulator can run in-process or as a remote mosaik process. What it measures (its
+:attr:`ModelSimulator.timings`, :attr:`~ModelSimulator.steps_done`) stays on the
+instance: the run that owns it reads it (:mod:`twin.runstate`), so runs never share it.
 """
 
 from __future__ import annotations
@@ -28,22 +30,13 @@ import numpy as np
 import pandas as pd
 
 from models.base import Clock, Model
-from twin.realtime import LATENESS
+from twin.realtime import Paced
 from twin.registry import get_model
 from twin.results import ResultBuffer
 
-__all__ = ["ACTIVE", "PARENT_EID", "STEP_SECONDS", "ModelSimulator", "build_meta"]
+__all__ = ["PARENT_EID", "ModelSimulator", "build_meta"]
 
 PARENT_EID = "fleet"
-
-#: Wall seconds spent per simulator id: ``"<sid>"`` in the model's own ``step``,
-#: ``"<sid>:wrapper"`` in gathering inputs and serving outputs, ``"<sid>:recording"``
-#: in recording and ``"<sid>:setup"`` in building the model. Reset by the runner.
-STEP_SECONDS: dict[str, float] = {}
-
-#: In-process simulators by the Parquet part they record to, so a run that fails can
-#: still save what was recorded.
-ACTIVE: dict[str, ModelSimulator] = {}
 
 
 def build_meta(cls: type[Model]) -> dict[str, Any]:
@@ -61,8 +54,18 @@ def build_meta(cls: type[Model]) -> dict[str, Any]:
     return {"type": "time-based", "models": models}
 
 
-class ModelSimulator(mosaik_api_v3.Simulator):
-    """mosaik simulator wrapping one instance of any registered model class."""
+class ModelSimulator(Paced, mosaik_api_v3.Simulator):
+    """mosaik simulator wrapping one instance of any registered model class.
+
+    Attributes
+    ----------
+    timings : dict of str to float
+        Wall seconds spent: ``"model"`` in the model's own ``step``, ``"wrapper"`` in
+        gathering inputs and serving outputs, ``"recording"`` in recording and
+        ``"setup"`` in building the model.
+    steps_done : int
+        Steps recorded so far (a failed run saves this many).
+    """
 
     def __init__(self) -> None:
         super().__init__({"type": "time-based", "models": {}})
@@ -74,6 +77,7 @@ class ModelSimulator(mosaik_api_v3.Simulator):
         self._states: list[str] = []  # state outputs: recorded at the end of the step
         self._intervals: list[str] = []  # interval outputs: recorded at its start
         self.steps_done = 0
+        self.timings: dict[str, float] = {}
 
     def init(
         self, sid: str, time_resolution: float = 1.0, *, model: str, clock: dict[str, Any]
@@ -93,7 +97,7 @@ class ModelSimulator(mosaik_api_v3.Simulator):
             raise ValueError(f"{self.sid}: create exactly one {model} (it is vectorised)")
         started = perf_counter()
         self.model = self.cls(params["units"], self.clock, params.get("context") or {})
-        STEP_SECONDS[f"{self.sid}:setup"] = perf_counter() - started
+        self.timings["setup"] = perf_counter() - started
         children = []
         for group, names in self.model.elements.items():
             for i, name in enumerate(names):
@@ -131,11 +135,14 @@ class ModelSimulator(mosaik_api_v3.Simulator):
                 self.buffer.series[(name, group, attr)] = block[:, i]
                 if is_state:
                     self.buffer.states.add((name, group, attr))
-        ACTIVE[path] = self
+
+    @property
+    def recording(self) -> bool:
+        """Whether recorded steps wait to be saved (:meth:`save`)."""
+        return self.buffer is not None
 
     def save(self, n_steps: int | None = None) -> int:
         """Write the recorded steps (at most ``n_steps``) as a Parquet part."""
-        ACTIVE.pop(getattr(self, "part_path", ""), None)
         if self.buffer is None:
             return 0
         steps = self.steps_done if n_steps is None else min(n_steps, self.steps_done)
@@ -150,7 +157,7 @@ class ModelSimulator(mosaik_api_v3.Simulator):
     def step(self, time: int, inputs: dict[str, Any], max_advance: int) -> int:
         """Gather inputs into arrays, step the model over one clock step."""
         assert self.model is not None
-        LATENESS.observe(time)
+        self.step_started(time)
         started = perf_counter()
         arrays = self.model.default_inputs()
         for eid, attrs in inputs.items():
@@ -170,11 +177,10 @@ class ModelSimulator(mosaik_api_v3.Simulator):
                 blocks[attr][k + 1] = self._outputs[attr]
             self.steps_done = k + 1
         recorded = perf_counter()
-        STEP_SECONDS[self.sid] = STEP_SECONDS.get(self.sid, 0.0) + done - gathered
-        key = f"{self.sid}:wrapper"
-        STEP_SECONDS[key] = STEP_SECONDS.get(key, 0.0) + gathered - started
-        key = f"{self.sid}:recording"
-        STEP_SECONDS[key] = STEP_SECONDS.get(key, 0.0) + recorded - done
+        timings = self.timings
+        timings["model"] = timings.get("model", 0.0) + done - gathered
+        timings["wrapper"] = timings.get("wrapper", 0.0) + gathered - started
+        timings["recording"] = timings.get("recording", 0.0) + recorded - done
         return time + dt_s
 
     def get_data(self, outputs: dict[str, list[str]]) -> dict[str, Any]:
@@ -184,6 +190,5 @@ class ModelSimulator(mosaik_api_v3.Simulator):
         for eid, attrs in outputs.items():
             i = self._index[eid][1]
             data[eid] = {attr: float(self._outputs[attr][i]) for attr in attrs}
-        key = f"{self.sid}:wrapper"
-        STEP_SECONDS[key] = STEP_SECONDS.get(key, 0.0) + perf_counter() - started
+        self.timings["wrapper"] = self.timings.get("wrapper", 0.0) + perf_counter() - started
         return data

@@ -63,9 +63,8 @@ from adapters.mqtt.payloads import MAX_PAYLOAD_BYTES, REASONS, Verdict, judge
 from adapters.mqtt.residuals import ResidualStats
 from adapters.mqtt.topics import Measurement, TopicScheme, format_ts
 from models.base import Clock
-from twin.realtime import LATENESS
+from twin.realtime import Paced
 from twin.results import ResultBuffer
-from twin.wrapper import ACTIVE
 
 __all__ = ["DeviceBridge", "LOG_MALFORMED_PER_TOPIC"]
 
@@ -77,7 +76,7 @@ LOG_MALFORMED_PER_TOPIC = 5
 MAX_AHEAD = 100_000
 
 
-class DeviceBridge(mosaik_api_v3.Simulator):
+class DeviceBridge(Paced, mosaik_api_v3.Simulator):
     """mosaik simulator for one device that replaces (part of) one asset.
 
     ``init`` parameters: ``clock`` and ``config`` with ``broker``, ``auth``, ``client_id``,
@@ -103,6 +102,7 @@ class DeviceBridge(mosaik_api_v3.Simulator):
         )
         self.clock_offset_s: float | None = None
         self.steps_done = 0
+        self.buffers: dict[str, ResultBuffer] = {}  # by source, while recording
 
     def init(
         self, sid: str, time_resolution: float = 1.0, *, clock: dict[str, Any], config: dict
@@ -144,7 +144,6 @@ class DeviceBridge(mosaik_api_v3.Simulator):
         #: Quantities that are states (``Port.state``): recorded at the instant they hold.
         self.state_quantities = set(config.get("states", []))
         record = config.get("record")
-        self.buffers: dict[str, ResultBuffer] = {}
         if record:
             for source in ("real", "residual"):
                 self.buffers[source] = ResultBuffer(
@@ -152,7 +151,6 @@ class DeviceBridge(mosaik_api_v3.Simulator):
                     {**record["tags"], "source": source},
                     end=self.clock.time_at(self.clock.end_s),
                 )
-            ACTIVE[record["real"]] = self  # saved by the runner if the run fails
         return self.meta
 
     def _on_message(self, message: Any) -> None:
@@ -295,7 +293,7 @@ class DeviceBridge(mosaik_api_v3.Simulator):
     def step(self, time_s: int, inputs: dict[str, Any], max_advance: int) -> int:
         """Publish setpoints, wait for the device, choose measured or simulated values."""
         assert self.link is not None
-        LATENESS.observe(time_s)
+        self.step_started(time_s)
         k = time_s // self.clock.step_s
         ts = format_ts(self.clock.time_at(time_s))
         ts_end = format_ts(self.clock.time_at(time_s + self.clock.step_s))
@@ -373,11 +371,15 @@ class DeviceBridge(mosaik_api_v3.Simulator):
         """Serve the chosen values, the quality flag and the residuals."""
         return {eid: {a: self.outputs[a] for a in attrs} for eid, attrs in outputs.items()}
 
+    @property
+    def recording(self) -> bool:
+        """Whether recorded rows wait to be saved (by the runner if the run fails)."""
+        return bool(self.buffers)
+
     def save(self, n_steps: int | None = None) -> None:
         """Write the recorded rows and the statistics (also after a failed run)."""
         steps = self.steps_done if n_steps is None else min(n_steps, self.steps_done)
         record = self.cfg.get("record") or {}
-        ACTIVE.pop(record.get("real", ""), None)
         for source, buffer in self.buffers.items():
             buffer.write_parquet(record[source], n_steps=steps)
         self.buffers = {}

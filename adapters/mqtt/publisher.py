@@ -24,14 +24,14 @@ from adapters.mqtt.link import MqttLink
 from adapters.mqtt.topics import TopicScheme, encode_value, format_ts, status_payload
 from adapters.stamping import StateStamper
 from models.base import Clock
-from twin.realtime import LATENESS
+from twin.realtime import Paced
 
 __all__ = ["MqttPublisher"]
 
 ENTITY = "publisher"
 
 
-class MqttPublisher(mosaik_api_v3.Simulator):
+class MqttPublisher(Paced, mosaik_api_v3.Simulator):
     """mosaik sink that publishes its inputs.
 
     ``init`` parameters: ``clock`` (a :class:`models.base.Clock` dict) and ``config``
@@ -99,7 +99,7 @@ class MqttPublisher(mosaik_api_v3.Simulator):
     def step(self, time_s: int, inputs: dict[str, Any], max_advance: int) -> int:
         """Publish every input value of this step."""
         assert self.link is not None
-        LATENESS.observe(time_s)
+        self.step_started(time_s)
         values = self.stamper.restamp(inputs.get(ENTITY, {}))
         self._publish(values, time_s)
         return time_s + self.clock.step_s
