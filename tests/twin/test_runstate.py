@@ -121,7 +121,7 @@ def test_a_run_that_fails_beside_another_saves_its_own_steps(day_scenario, tmp_p
 #: read by runs), not run state. Add one only with its reason.
 REGISTRIES = {
     ("twin/registry.py", "_registered"): "models registered by name (register())",
-    ("twin/checks.py", "_CHECKS"): "run checks registered by name (@run_check)",
+    ("twin/component.py", "_registered"): "components registered by name (register_component())",
 }
 #: Classes whose module-level instances hold no state a run changes: frozen values
 #: (ports, a time step, a Grafana data source reference) and the command line's own.
