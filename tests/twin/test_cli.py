@@ -175,3 +175,21 @@ def test_broker_stops_mosquitto_on_sigterm_and_sighup(tmp_path, signum):
         for pid in mosquitto:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_plan_prints_the_world_without_running_it(small_raw, tmp_path):
+    path = write(tmp_path, small_raw)
+    result = runner.invoke(app, ["plan", str(path), "--set", "controller=none"])
+    assert result.exit_code == 0, result.output
+    assert "simulator" in result.output and "grid.bus_7" in result.output
+    assert "rule" not in result.output  # the override reached the plan
+    assert not (tmp_path / "runs").exists()  # nothing written, nothing run
+    mermaid = runner.invoke(app, ["plan", str(path), "--format", "mermaid"])
+    assert mermaid.exit_code == 0 and mermaid.output.startswith("flowchart LR")
+    dot = runner.invoke(app, ["plan", str(path), "--format", "dot"])
+    assert dot.exit_code == 0 and dot.output.startswith("digraph world {")
+    bad = runner.invoke(app, ["plan", str(path), "--format", "svg"])
+    assert bad.exit_code == 2 and "expected table, mermaid or dot" in bad.output
+    small_raw["assets"]["battery"][0]["e_kwh"] = -1
+    invalid = runner.invoke(app, ["plan", str(write(tmp_path, small_raw))])
+    assert invalid.exit_code == 2 and "assets.battery[0].e_kwh" in invalid.output
