@@ -15,8 +15,9 @@ them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from types import MappingProxyType
 from typing import Any
 
 __all__ = [
@@ -121,10 +122,9 @@ def _uncontrolled_comparison(
 
 
 #: The checks of every run, whatever its components.
-CORE_CHECKS: dict[str, RunCheck] = {
-    "energy_balance": _energy_balance,
-    "uncontrolled_comparison": _uncontrolled_comparison,
-}
+CORE_CHECKS: Mapping[str, RunCheck] = MappingProxyType(
+    {"energy_balance": _energy_balance, "uncontrolled_comparison": _uncontrolled_comparison}
+)
 
 
 def all_checks() -> dict[str, RunCheck]:

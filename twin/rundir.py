@@ -20,7 +20,14 @@ from pathlib import Path
 
 from twin.errors import RunError
 
-__all__ = ["LOCK_NAME", "RUN_OUTPUTS", "RunDirLockedError", "claim_run_dir", "lock_dir"]
+__all__ = [
+    "LOCK_NAME",
+    "REPORT_IMAGES",
+    "RUN_OUTPUTS",
+    "RunDirLockedError",
+    "claim_run_dir",
+    "lock_dir",
+]
 
 LOCK_NAME = ".lock"
 #: Files and directories a run writes; an earlier run's are removed before a new one.
@@ -34,6 +41,11 @@ RUN_OUTPUTS = (
     "parts",
     "uncontrolled",
 )
+
+
+#: The images ``twin report`` writes beside ``report.html`` (``twin.report.PLOTS``; a
+#: test keeps the two equal). The core names them so that it need not import the report.
+REPORT_IMAGES = ("power", "soc", "voltages", "prices", "ev_power", "ev_connected", "ev_energy")
 
 
 class RunDirLockedError(RunError):
@@ -80,7 +92,8 @@ def _clear_outputs(directory: Path) -> None:
     report = directory / "report.html"
     if report.is_file():  # the images the old report shows (plain names in this directory)
         text = report.read_text(errors="replace")
-        for name in set(re.findall(r'<img src="([A-Za-z0-9_.-]+\.png)"', text)):
+        shown = set(re.findall(r'<img src="([A-Za-z0-9_.-]+\.png)"', text))
+        for name in shown | {f"{image}.png" for image in REPORT_IMAGES}:
             (directory / name).unlink(missing_ok=True)
     for name in RUN_OUTPUTS:
         path = directory / name

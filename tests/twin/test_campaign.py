@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from twin.campaign import Campaign, execute, load_campaign, scenario_of
+from twin.component import Component, register_component, unregister_component
 from twin.errors import ScenarioError
 from twin.run import run_scenario
 from twin.scenario import validate_scenario
@@ -213,10 +214,19 @@ def test_a_run_that_fails_its_checks_is_a_failed_row_with_its_reason(tmp_path, m
     def always(scenario, metadata, kpis):
         return [checks.CheckFailure("test_check", "found what the test planted")]
 
-    monkeypatch.setitem(checks._CHECKS, "test_check", always)
+    class Planted(Component):  # a component whose only contribution is a failing check
+        name = "planted"
+
+        def checks(self):
+            return {"test_check": always}
+
     raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
     raw.update(start="2016-06-21T09:00:00-04:00", duration="2h")
-    row = run_one(raw, str(tmp_path / "run"))
+    register_component(Planted)
+    try:
+        row = run_one(raw, str(tmp_path / "run"))
+    finally:
+        unregister_component("planted")
     assert row["status"] == "failed" and row["kpis"] == {}
     assert "test_check: found what the test planted" in row["error"]
     meta = json.loads((tmp_path / "run" / "run.json").read_text())

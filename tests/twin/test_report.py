@@ -102,3 +102,10 @@ def test_a_crashed_run_is_named_as_such(day_raw, tmp_path):
     assert "crashed or was killed" in result.output
     assert "results.parquet is missing" in result.output
     assert not (out / "report.html").exists()
+
+
+def test_a_new_run_clears_every_image_the_report_writes():
+    from twin.report import PLOTS
+    from twin.rundir import REPORT_IMAGES
+
+    assert set(PLOTS) == set(REPORT_IMAGES)
