@@ -18,12 +18,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pvlib
 
 from models.base import Clock, Model, Port
 from models.weather import weather_at
 
-__all__ = ["WEATHER_RESOLUTION_S", "PVPlant", "pv_plant_power"]
+__all__ = ["SAPM_TEMPERATURE_MODELS", "WEATHER_RESOLUTION_S", "PVPlant", "pv_plant_power"]
+
+#: Names of pvlib's SAPM cell-temperature parameter sets
+#: (``pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"]``, equal in a test), listed
+#: here so that validating a scenario does not import pvlib (half a second).
+SAPM_TEMPERATURE_MODELS = (
+    "open_rack_glass_glass",
+    "close_mount_glass_glass",
+    "open_rack_glass_polymer",
+    "insulated_back_glass_polymer",
+)
 
 #: Resolution of the weather (TMY: hourly); steps longer than this are averaged over
 #: sub-steps no longer than it.
@@ -67,6 +76,8 @@ def pv_plant_power(
     .. [2] King, D. et al., "Sandia Photovoltaic Array Performance Model",
        SAND2004-3535, 2004.
     """
+    import pvlib  # here, not at the top: validation imports this module, not pvlib
+
     solpos = pvlib.solarposition.get_solarposition(times, latitude, longitude, altitude)
     dni_extra = pvlib.irradiance.get_extra_radiation(times)
     poa = pvlib.irradiance.get_total_irradiance(

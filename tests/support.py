@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +69,20 @@ def spike_scenario(tmp_path: Path):
     spike = {"name": "spike", "bus": 5, "p_kw": 10_000, "profile": str(profile)}
     raw["assets"]["load"].append(spike)
     return validate_scenario(raw)
+
+
+def imported(code: str, *watched: str) -> list[str]:
+    """The watched top-level packages that ``code`` imported, run in a fresh interpreter."""
+    probe = (
+        f"{code}\n"
+        "import json, sys\n"
+        "top = {name.partition('.')[0] for name in sys.modules}\n"
+        f"print(json.dumps(sorted(top & set({list(watched)!r}))))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -97,3 +97,11 @@ def test_weather_rejects_naive_times():
 def test_unknown_weather_file_names_the_bundled_ones():
     with pytest.raises(FileNotFoundError, match="723170TYA.CSV"):
         weather_at(pd.date_range("2016-01-01", periods=3, freq="h", tz="UTC"), "nope.csv")
+
+
+def test_sapm_temperature_model_names_are_pvlibs_and_importing_pv_skips_pvlib():
+    from models.pv import SAPM_TEMPERATURE_MODELS
+    from tests.support import imported
+
+    assert SAPM_TEMPERATURE_MODELS == tuple(pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"])
+    assert imported("import models.pv", "pvlib") == []

@@ -1,13 +1,9 @@
 """The command line starts without the heavy stacks: imports are checked, not timed."""
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
 from tests.conftest import ROOT
+from tests.support import imported
 
 #: Packages that cost a second or more to import and that `twin --help` and `twin
 #: validate` never use (RL, plots, clusters, brokers, databases, solvers, co-simulation).
@@ -22,22 +18,6 @@ HEAVY = (
     "mosaik",
     "mosaik_api_v3",
 )
-
-
-def imported(code: str, *watched: str) -> list[str]:
-    """The watched top-level packages that ``code`` imported, run in a fresh interpreter."""
-    probe = (
-        f"{code}\n"
-        "import json, sys\n"
-        "top = {name.partition('.')[0] for name in sys.modules}\n"
-        f"print(json.dumps(sorted(top & set({list(watched)!r}))))\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_importing_the_command_line_imports_no_heavy_package():
