@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.run_year import machine
+from benchmarks.machine import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 
