@@ -11,25 +11,12 @@ of the loop, measured as loop time minus everything above).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import tempfile
 import time
 
+from benchmarks.machine import machine
 from twin.run import run_scenario
 from twin.scenario import load_scenario
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def main() -> None:

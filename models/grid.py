@@ -26,7 +26,13 @@ import numpy as np
 import pandapower as pp
 
 from models.base import Clock, Model, Port
-from models.gridnet import REPLACED_ELEMENTS, GridSourceError, load_net, unsupported_elements
+from models.gridnet import (
+    REPLACED_ELEMENTS,
+    GridSourceError,
+    load_net,
+    load_tables,
+    unsupported_elements,
+)
 from models.powerflow import SOLVERS, PowerFlowError
 
 __all__ = ["Grid", "GridError", "prepare_net"]
@@ -115,7 +121,7 @@ class Grid(Model):
     ) -> dict[str, list[str]]:
         """The point of connection, and every bus, line and transformer of the net."""
         (unit,) = units
-        net = load_net(unit["grid"])
+        net = load_tables(unit["grid"])
         return {
             cls.kind: [unit["name"]],
             "bus": [f"bus_{i}" for i in net.bus.index],

@@ -1,23 +1,37 @@
-"""Loading pandapower networks from the three sources a scenario may name."""
+"""Loading pandapower networks from the three sources a scenario may name.
+
+Extracting a SimBench grid from its CSV files takes seconds; every grid is therefore
+kept in the user's disk cache (:mod:`models.diskcache`) once extracted, keyed by its
+source (SimBench code, ``pandapower.networks`` name, or a JSON file's digest) and the
+versions of simbench and pandapower. Validation reads only :func:`load_tables` and
+:func:`load_profiles`, which come from that cache without importing pandapower.
+"""
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import pandapower as pp
-import pandapower.networks as pn
-
+from models.diskcache import MISSING, CacheEntry, package_versions
 from models.filecache import file_stamp
+
+if TYPE_CHECKING:
+    import pandapower as pp
+    import pandas as pd
 
 __all__ = [
     "REPLACED_ELEMENTS",
     "UNSUPPORTED_ELEMENTS",
     "GridSourceError",
+    "GridTables",
     "bus_index",
     "load_net",
+    "load_profiles",
+    "load_tables",
     "unsupported_elements",
 ]
 
@@ -60,9 +74,39 @@ class GridSourceError(ValueError):
     """The grid named by a scenario cannot be found or loaded."""
 
 
-@lru_cache(maxsize=8)
-def _load(spec: str, stamp: tuple[int, int] | None = None) -> pp.pandapowerNet:
-    # ``stamp`` only keys the cache: a JSON file edited in place is read again.
+class GridTables(dict):
+    """The element tables of a grid (``tables.bus``, ``tables.get("dcline")``) as DataFrames.
+
+    What validation reads of a net, with a net's access by key and by attribute, loaded
+    without importing pandapower. Result tables (``res_*``) and controllers are left out.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _source_key(spec: str) -> tuple[str, ...]:
+    """What a grid extracted from ``spec`` depends on (the disk cache's key)."""
+    if SIMBENCH_CODE.match(spec):
+        return ("simbench", spec, *package_versions("simbench", "pandapower"))
+    path = Path(spec)
+    if path.suffix.lower() == ".json":
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise GridSourceError(f"pandapower JSON file {spec!r} does not exist") from exc
+        return ("json", digest, *package_versions("pandapower"))
+    return ("networks", spec, *package_versions("pandapower"))
+
+
+def _extract(spec: str) -> pp.pandapowerNet:
+    """The net named by ``spec``, built from its source (slow: seconds for SimBench)."""
+    import pandapower as pp
+    import pandapower.networks as pn
+
     if SIMBENCH_CODE.match(spec):
         import simbench
 
@@ -84,6 +128,45 @@ def _load(spec: str, stamp: tuple[int, int] | None = None) -> pp.pandapowerNet:
     )
 
 
+def _tables_of(net: pp.pandapowerNet) -> GridTables:
+    import pandas as pd
+
+    return GridTables(
+        {
+            name: frame
+            for name, frame in net.items()
+            if isinstance(frame, pd.DataFrame)
+            and not name.startswith(("res_", "_"))
+            and name != "controller"  # holds pandapower controller objects
+        }
+    )
+
+
+def _load_profiles_of(net: pp.pandapowerNet) -> pd.DataFrame | None:
+    profiles = getattr(net, "profiles", None)
+    if profiles is None or "load" not in profiles or profiles["load"].empty:
+        return None
+    return profiles["load"].drop(columns=["time"]).astype(float)
+
+
+def _cached(spec: str, part: str) -> Any:
+    """One part of the grid's disk-cache entry, extracting (and storing) every part on a miss."""
+    entry = CacheEntry("grids", _source_key(spec))
+    value = entry.read(part)
+    if value is MISSING:
+        net = _extract(spec)
+        parts = {"net": net, "tables": _tables_of(net), "load_profiles": _load_profiles_of(net)}
+        entry.write(parts)
+        value = parts[part]
+    return value
+
+
+@lru_cache(maxsize=8)
+def _load(spec: str, stamp: tuple[int, int] | None = None) -> pp.pandapowerNet:
+    # ``stamp`` only keys the cache: a JSON file edited in place is read again.
+    return _cached(spec, "net")
+
+
 def load_net(spec: str) -> pp.pandapowerNet:
     """A fresh copy of the pandapower net named by ``spec``.
 
@@ -92,11 +175,48 @@ def load_net(spec: str) -> pp.pandapowerNet:
     spec : str
         A SimBench code, the name of a ``pandapower.networks`` function, or the path
         of a pandapower JSON file.
+
+    Raises
+    ------
+    GridSourceError
+        If ``spec`` names no grid.
     """
     return copy.deepcopy(_load(spec, file_stamp(spec)))
 
 
-def unsupported_elements(net: pp.pandapowerNet) -> list[str]:
+@lru_cache(maxsize=8)
+def _tables(spec: str, stamp: tuple[int, int] | None = None) -> GridTables:
+    return _cached(spec, "tables")
+
+
+def load_tables(spec: str) -> GridTables:
+    """The element tables of the grid named by ``spec`` (fresh copies), as :func:`load_net`.
+
+    From a warm disk cache this imports neither pandapower nor simbench.
+
+    Raises
+    ------
+    GridSourceError
+        If ``spec`` names no grid.
+    """
+    return GridTables({k: v.copy() for k, v in _tables(spec, file_stamp(spec)).items()})
+
+
+def load_profiles(spec: str) -> pd.DataFrame | None:
+    """Relative load profiles of the grid (columns ``<profile>_pload``/``_qload``), if any.
+
+    A year (2016) of 15-minute values for a SimBench grid; None for a grid without load
+    profiles. Read from the disk cache like :func:`load_tables`.
+
+    Raises
+    ------
+    GridSourceError
+        If ``spec`` names no grid.
+    """
+    return _cached(spec, "load_profiles")
+
+
+def unsupported_elements(net: pp.pandapowerNet | GridTables) -> list[str]:
     """Problems that make a net unusable by the twin, one sentence each (empty if none).
 
     Names every in-service element of :data:`UNSUPPORTED_ELEMENTS` and a net with no
@@ -121,7 +241,7 @@ def unsupported_elements(net: pp.pandapowerNet) -> list[str]:
     return problems
 
 
-def bus_index(net: pp.pandapowerNet, bus: int | str) -> int:
+def bus_index(net: pp.pandapowerNet | GridTables, bus: int | str) -> int:
     """Resolve a bus given by index or by name.
 
     Raises

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from models.base import Clock
+from models.filecache import file_stamp
 from models.series import clock_means, interval_means
 
 __all__ = [
@@ -29,20 +30,23 @@ SIMBENCH_STEP = pd.Timedelta(minutes=15)
 REFERENCE_PROFILE_GRID = "1-LV-rural1--0-sw"
 
 
-@lru_cache(maxsize=4)
 def simbench_profile_table(grid_code: str = REFERENCE_PROFILE_GRID) -> pd.DataFrame:
     """Relative SimBench load profiles (columns ``<profile>_pload``/``_qload``).
 
-    A year (2016) of 15-minute values, read offline from the ``simbench`` package.
+    A year (2016) of 15-minute values: the grid's own (``grid_code`` names a grid as
+    :func:`models.gridnet.load_net` does), else those of :data:`REFERENCE_PROFILE_GRID`.
+    Read offline from the ``simbench`` package once, then from the disk cache.
     """
-    from models.gridnet import load_net
+    return _profile_table(grid_code, file_stamp(grid_code))
 
-    net = load_net(grid_code)
-    profiles = getattr(net, "profiles", None)
-    if profiles is None or "load" not in profiles or profiles["load"].empty:
-        net = load_net(REFERENCE_PROFILE_GRID)
-        profiles = net.profiles
-    return profiles["load"].drop(columns=["time"]).astype(float)
+
+@lru_cache(maxsize=4)
+def _profile_table(grid_code: str, stamp: tuple[int, int] | None) -> pd.DataFrame:
+    # ``stamp`` only keys the cache: a JSON grid edited in place is read again.
+    from models.gridnet import load_profiles
+
+    table = load_profiles(grid_code)
+    return load_profiles(REFERENCE_PROFILE_GRID) if table is None else table
 
 
 def year_profile_at(values: np.ndarray, times_local: pd.DatetimeIndex) -> np.ndarray:

@@ -24,12 +24,28 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pvlib
 
 from models.base import Clock, Model, Port
 from models.weather import WEATHER_COLUMNS, weather_at
 
-__all__ = ["WEATHER_INPUTS", "WEATHER_RESOLUTION_S", "PVPlant", "pv_plant_power", "solar_geometry"]
+__all__ = [
+    "SAPM_TEMPERATURE_MODELS",
+    "WEATHER_INPUTS",
+    "WEATHER_RESOLUTION_S",
+    "PVPlant",
+    "pv_plant_power",
+    "solar_geometry",
+]
+
+#: Names of pvlib's SAPM cell-temperature parameter sets
+#: (``pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"]``, equal in a test), listed
+#: here so that validating a scenario does not import pvlib (half a second).
+SAPM_TEMPERATURE_MODELS = (
+    "open_rack_glass_glass",
+    "close_mount_glass_glass",
+    "open_rack_glass_polymer",
+    "insulated_back_glass_polymer",
+)
 
 #: Resolution of the weather (TMY: hourly); steps longer than this are averaged over
 #: sub-steps no longer than it.
@@ -70,6 +86,8 @@ def solar_geometry(
     pandas.DataFrame
         ``apparent_zenith``, ``azimuth`` (degrees) and ``dni_extra`` (W/m2).
     """
+    import pvlib  # here, not at the top: validation imports this module, not pvlib
+
     solpos = pvlib.solarposition.get_solarposition(times, latitude, longitude, altitude)
     return pd.DataFrame(
         {
@@ -128,6 +146,8 @@ def pv_plant_power(
     zenith = np.asarray(geometry["apparent_zenith"], dtype=float)
     azimuth = np.asarray(geometry["azimuth"], dtype=float)
     met = {name: np.asarray(weather[name], dtype=float) for name in WEATHER_COLUMNS}
+    import pvlib  # here, not at the top: validation imports this module, not pvlib
+
     irradiance = pvlib.irradiance.get_total_irradiance(
         surface_tilt=plant["tilt_deg"],
         surface_azimuth=plant["azimuth_deg"],

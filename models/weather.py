@@ -13,13 +13,15 @@ of 28 February (TMY files have no 29 February).
 from __future__ import annotations
 
 import calendar
+import hashlib
 from functools import lru_cache
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pvlib
 
+from models.diskcache import MISSING, CacheEntry, package_versions
 from models.filecache import file_stamp
 
 __all__ = [
@@ -34,7 +36,8 @@ __all__ = [
 ]
 
 WEATHER_COLUMNS = ("ghi", "dni", "dhi", "temp_air", "wind_speed")
-PVLIB_DATA_DIR = Path(pvlib.__file__).parent / "data"
+#: pvlib's bundled data, found without importing pvlib (half a second of start-up).
+PVLIB_DATA_DIR = Path(find_spec("pvlib").origin).parent / "data"
 BUNDLED_TMY_FILES = ("723170TYA.CSV", "703165TY.csv", "12839.tm2")
 HOURS_PER_TYPICAL_YEAR = 8760
 #: Hours of 1 January to 28 February: the typical year's 29 February goes after them.
@@ -81,12 +84,16 @@ def _is_tmy2(path: Path) -> bool:
 
 
 def _read_tmy3(path: Path) -> tuple[pd.DataFrame, dict]:
+    import pvlib
+
     # a non-leap year, as pvlib coerces: the hour ending 24:00 on 31 Dec is in 1991
     data, meta = pvlib.iotools.read_tmy3(str(path), coerce_year=1990, map_variables=True)
     return data[list(WEATHER_COLUMNS)], meta
 
 
 def _read_tmy2(path: Path) -> tuple[pd.DataFrame, dict]:
+    import pvlib
+
     data, meta = pvlib.iotools.read_tmy2(str(path))
     frame = pd.DataFrame(
         {name: data[column].astype(float) * scale for column, (name, scale) in TMY2_COLUMNS.items()}
@@ -127,7 +134,23 @@ def read_weather_file(path: str) -> tuple[np.ndarray, dict[str, float]]:
 def _read_weather_file(
     path: str, stamp: tuple[int, int] | None = None
 ) -> tuple[np.ndarray, dict[str, float]]:
-    # ``stamp`` only keys the cache (a file edited in place is read again)
+    # ``stamp`` only keys the cache (a file edited in place is read again); the disk
+    # cache (keyed by the file's content) spares later processes pvlib's import
+    try:
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return _parse_weather_file(path)  # its reader names the problem
+    entry = CacheEntry("weather", ("tmy", digest, *package_versions("pvlib")))
+    parsed = entry.read("year")
+    if parsed is MISSING:
+        parsed = _parse_weather_file(path)
+        entry.write({"year": parsed})
+    values, info = parsed
+    values.flags.writeable = False  # cached and shared by every later run in the process
+    return values, info
+
+
+def _parse_weather_file(path: str) -> tuple[np.ndarray, dict[str, float]]:
     file = Path(path)
     kind = "TMY2" if _is_tmy2(file) else "TMY3"
     try:
@@ -155,7 +178,6 @@ def _read_weather_file(
         )
     info = {k: float(meta[k]) for k in ("latitude", "longitude", "altitude")}
     info["tz_hours"] = float(meta["TZ"])
-    values.flags.writeable = False  # cached and shared by every later run in the process
     return values, info
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,20 @@ from models.base import Clock
 ROOT = Path(__file__).resolve().parents[1]
 SITE = {"lat": 36.1, "lon": -79.95, "altitude": 273.0, "tz": "America/New_York"}
 LV_GRID = "1-LV-rural1--0-sw"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def twin_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """A disk cache of extracted grids for the session only: never the user's own."""
+    from models.diskcache import CACHE_ENV
+
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("twin-cache"))
+    yield Path(os.environ[CACHE_ENV])
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import threading
@@ -151,3 +153,20 @@ def in_threads(calls: dict[str, Callable[[], Any]]) -> dict[str, Any]:
         thread.join(THREAD_WAIT_S)
     assert not any(thread.is_alive() for thread in threads), "a run thread hung"
     return out
+
+
+def imported(code: str, *watched: str) -> list[str]:
+    """The watched top-level packages that ``code`` imported, run in a fresh interpreter."""
+    probe = (
+        f"{code}\n"
+        "import json, sys\n"
+        "top = {name.partition('.')[0] for name in sys.modules}\n"
+        f"print(json.dumps(sorted(top & set({list(watched)!r}))))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -355,13 +355,13 @@ def _drop_unknown(model: type[BaseModel], data: Any) -> Any:
 
 def _resolve(scenario: ScenarioBase) -> tuple[ScenarioBase, list[Problem]]:
     """Resolve the scenario against its grid, weather and files: every component's part."""
-    from models.gridnet import GridSourceError, load_net, unsupported_elements
+    from models.gridnet import GridSourceError, load_tables, unsupported_elements
     from twin.component import Resolution, components, section_value
     from twin.weather_checks import weather_problems
 
     problems: list[Problem] = weather_problems(scenario)
     try:
-        net = load_net(scenario.grid.source)
+        net = load_tables(scenario.grid.source)  # no pandapower import from a warm cache
     except GridSourceError as exc:
         return scenario, [*problems, Problem("grid.source", str(exc))]
     problems += [Problem("grid.source", problem) for problem in unsupported_elements(net)]

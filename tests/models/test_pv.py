@@ -125,3 +125,11 @@ def test_an_unconnected_weather_input_keeps_the_files_value():
     assert only_temperature["p_kw"][noon] < unfed["p_kw"][noon]  # hotter cells, less power
     nan = {"derate": np.ones(1), "ghi": np.array([np.nan])}
     assert model.step(clock.time_at(noon * 900), 900, nan)["p_kw"][0] == unfed["p_kw"][noon]
+
+
+def test_sapm_temperature_model_names_are_pvlibs_and_importing_pv_skips_pvlib():
+    from models.pv import SAPM_TEMPERATURE_MODELS
+    from tests.support import imported
+
+    assert SAPM_TEMPERATURE_MODELS == tuple(pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"])
+    assert imported("import models.pv", "pvlib") == []

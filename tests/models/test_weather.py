@@ -84,3 +84,26 @@ def tmy_path(name):
     from models.weather import resolve_weather_path
 
     return resolve_weather_path(name)
+
+
+def test_a_weather_file_read_from_a_warm_disk_cache_equals_the_parse_and_skips_pvlib(
+    tmp_path, monkeypatch
+):
+    from models import weather
+    from models.diskcache import CACHE_ENV
+    from tests.support import imported
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    weather._read_weather_file.cache_clear()
+    path = str(weather.resolve_weather_path("723170TYA.CSV"))
+    cold = read_weather_file(path)
+    weather._read_weather_file.cache_clear()
+    warm = read_weather_file(path)
+    weather._read_weather_file.cache_clear()
+    parsed = weather._parse_weather_file(path)
+    for values, meta in (cold, warm):
+        np.testing.assert_array_equal(values, parsed[0])
+        assert meta == parsed[1] and not values.flags.writeable
+    assert len(list((tmp_path / "weather").iterdir())) == 1
+    probe = f"from models.weather import tmy_metadata\nprint(tmy_metadata({path!r}))"
+    assert imported(probe, "pvlib") == []

@@ -41,10 +41,10 @@ ASSET_KINDS = ("pv", "battery", "load", "ev")
 
 
 def sapm_temperature_models() -> tuple[str, ...]:
-    """The names of pvlib's SAPM cell-temperature parameter sets (pvlib imported here)."""
-    import pvlib
+    """The names of pvlib's SAPM cell-temperature parameter sets (without importing pvlib)."""
+    from models.pv import SAPM_TEMPERATURE_MODELS
 
-    return tuple(pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"])
+    return SAPM_TEMPERATURE_MODELS
 
 
 class PVSpec(Strict):

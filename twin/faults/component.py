@@ -151,7 +151,7 @@ def resolve_faults(scenario: Any) -> tuple[list[dict[str, Any]], list[Problem]]:
     The units are what :class:`models.faults.FaultSchedule` runs on.
     """
     from models.faults import FAULT_KINDS
-    from models.gridnet import load_net
+    from models.gridnet import load_tables
 
     if not scenario.faults:
         return [], []
@@ -207,7 +207,7 @@ def resolve_faults(scenario: Any) -> tuple[list[dict[str, Any]], list[Problem]]:
             modifier = f"poc:{spec.modifier}"
         elif spec.targets == ("line",):
             if lines is None:
-                lines = [f"line_{i}" for i in load_net(scenario.grid.source).line.index]
+                lines = [f"line_{i}" for i in load_tables(scenario.grid.source).line.index]
             if target not in lines:
                 close = difflib.get_close_matches(target, lines, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""

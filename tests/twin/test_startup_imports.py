@@ -1,0 +1,45 @@
+"""The command line starts without the heavy stacks: imports are checked, not timed."""
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.support import imported
+
+#: Packages that cost a second or more to import and that `twin --help` and `twin
+#: validate` never use (RL, plots, clusters, brokers, databases, solvers, co-simulation).
+HEAVY = (
+    "torch",
+    "stable_baselines3",
+    "matplotlib",
+    "dask",
+    "paho",
+    "influxdb_client",
+    "lightsim2grid",
+    "mosaik",
+    "mosaik_api_v3",
+)
+
+
+def test_importing_the_command_line_imports_no_heavy_package():
+    assert imported("import twin.cli", *HEAVY) == []
+
+
+@pytest.mark.parametrize("args", [["--help"], ["validate", "--help"], ["run", "--help"]])
+def test_help_imports_no_heavy_package(args):
+    code = f"from twin.cli import app\ntry:\n    app({args!r})\nexcept SystemExit:\n    pass"
+    assert imported(code, *HEAVY) == []
+
+
+def run_validate(path: str) -> str:
+    return (
+        "from twin.cli import app\n"
+        f"try:\n    app(['validate', {path!r}])\nexcept SystemExit as exit:\n"
+        "    assert not exit.code, exit.code"
+    )
+
+
+def test_validate_on_a_warm_cache_imports_no_heavy_package_pandapower_or_pvlib():
+    scenario = str(ROOT / "scenarios" / "microgrid_day.yaml")
+    imported(run_validate(scenario))  # warms the session's cache dir
+    watched = (*HEAVY, "pandapower", "simbench", "pvlib", "scipy")
+    assert imported(run_validate(scenario), *watched) == []
