@@ -8,6 +8,7 @@ upward import or cycle the day it is written.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,29 @@ def test_no_import_cycle_between_packages(graph):
                 edges.setdefault(group(src), set()).add(group(dst))
     cycle = find_cycle(edges)
     assert cycle is None, " -> ".join(cycle or [])
+
+
+def test_no_import_cycle_between_modules(graph):
+    """Inside a package too (lazy imports included): one module must import first."""
+    cycle = find_cycle(graph)
+    assert cycle is None, " -> ".join(cycle or [])
+
+
+#: Dotted names of the layers above the core, as they would appear in a string (an
+#: ``import_module`` target, a simulator's ``{"python": "module:Class"}``).
+UPPER_NAMES = re.compile(r"^(adapters|twin\.(assets|faults|control|rl|campaign|cli))\b")
+
+
+def test_the_core_names_no_upper_module_in_a_string():
+    """A string import is an import: the core finds components through entry points."""
+    found = []
+    for name in sorted(CORE):
+        path = modules()[name]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if UPPER_NAMES.match(node.value):
+                    found.append(f"{name}:{node.lineno}: {node.value!r}")
+    assert not found, "\n".join(found)
 
 
 def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:

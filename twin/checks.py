@@ -20,11 +20,14 @@ from dataclasses import asdict, dataclass
 from types import MappingProxyType
 from typing import Any
 
+from twin.errors import TwinError
+
 __all__ = [
     "BALANCE_ABS_TOL_KWH",
     "BALANCE_REL_TOL",
     "CORE_CHECKS",
     "CheckFailure",
+    "CheckNameError",
     "RunCheck",
     "all_checks",
     "evaluate_checks",
@@ -51,9 +54,12 @@ RunCheck = Callable[[Any, dict[str, Any], dict[str, float]], list[CheckFailure]]
 
 
 def evaluate_checks(
-    scenario: Any, metadata: dict[str, Any], kpis: dict[str, float]
+    scenario: Any,
+    metadata: dict[str, Any],
+    kpis: dict[str, float],
+    checks: Mapping[str, RunCheck] | None = None,
 ) -> tuple[list[str], list[CheckFailure]]:
-    """Run every registered check.
+    """Run ``checks`` (default: :func:`all_checks` of every available component).
 
     Returns
     -------
@@ -64,7 +70,7 @@ def evaluate_checks(
     """
     passed: list[str] = []
     failures: list[CheckFailure] = []
-    for name, check in all_checks().items():
+    for name, check in (all_checks() if checks is None else checks).items():
         try:
             found = check(scenario, metadata, kpis)
         except Exception as exc:  # a check that cannot decide has not passed
@@ -104,37 +110,32 @@ def _energy_balance(
     return []
 
 
-def _uncontrolled_comparison(
-    scenario: Any, metadata: dict[str, Any], kpis: dict[str, float]
-) -> list[CheckFailure]:
-    """A KPI taken from the uncontrolled comparison run needs that run to have finished."""
-    status = metadata.get("uncontrolled_status")
-    if status is None or status == "finished":
-        return []
-    return [
-        CheckFailure(
-            "uncontrolled_comparison",
-            f"the uncontrolled comparison run {metadata.get('uncontrolled_run_id')} ended "
-            f"'{status}' (see uncontrolled/run.json): peak_import_uncontrolled_kw is not "
-            "to be trusted",
-        )
-    ]
-
-
 #: The checks of every run, whatever its components.
-CORE_CHECKS: Mapping[str, RunCheck] = MappingProxyType(
-    {"energy_balance": _energy_balance, "uncontrolled_comparison": _uncontrolled_comparison}
-)
+CORE_CHECKS: Mapping[str, RunCheck] = MappingProxyType({"energy_balance": _energy_balance})
 
 
-def all_checks() -> dict[str, RunCheck]:
-    """The core's checks, then every component's (:meth:`~twin.component.Component.checks`)."""
+class CheckNameError(TwinError):
+    """Two components declare run checks of the same name."""
+
+
+def all_checks(active: list[Any] | None = None) -> dict[str, RunCheck]:
+    """The core's checks, then each component's (:meth:`~twin.component.Component.checks`).
+
+    ``active``: the components of the run (default: every available one).
+
+    Raises
+    ------
+    CheckNameError
+        If two declare a check of the same name.
+    """
     from twin.component import components
 
     found = dict(CORE_CHECKS)
-    for component in components():
+    for component in components() if active is None else active:
         for name, check in component.checks().items():
             if name in found:
-                raise ValueError(f"run check {name!r} is declared twice")
+                raise CheckNameError(
+                    f"run check {name!r} of component {component.name!r} is declared twice"
+                )
             found[name] = check
     return found

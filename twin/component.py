@@ -27,7 +27,7 @@ import contextlib
 import difflib
 import functools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import import_module
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -38,15 +38,20 @@ from twin.errors import Problem, TwinError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from twin.checks import RunCheck
     from twin.plan import WorldPlan
 
+#: A run check, ``(scenario, metadata, kpis) -> [twin.checks.CheckFailure]`` (the same
+#: type as :data:`twin.checks.RunCheck`, named here so that neither module imports the other).
+RunCheck = Callable[[Any, dict[str, Any], dict[str, float]], list[Any]]
+
 __all__ = [
+    "BUILTIN_COMPONENTS",
     "ENTRY_POINT_GROUP",
     "Component",
     "Resolution",
     "Section",
     "UnknownComponentError",
+    "baseline_of",
     "components",
     "register_component",
     "unregister_component",
@@ -151,6 +156,19 @@ class Component:
     ) -> None:
         """Act once the KPIs are known (write them to a server...); may update metadata."""
 
+    def baseline(self, scenario: Any) -> dict[str, Any]:
+        """Section updates for a what-if run beside this one (:func:`baseline_of`).
+
+        A what-if (the uncontrolled comparison) must not act on the world outside: a
+        component that publishes, drives devices or dispatches returns the updates that
+        switch that off (``{"mqtt": None}``).
+        """
+        return {}
+
+    def input_files(self, scenario: Any) -> dict[str, str | None]:
+        """Files its sections name, by field path (hashed into ``scenario_hash``)."""
+        return {}
+
     def checks(self) -> dict[str, RunCheck]:
         """Run checks by name: ``(scenario, metadata, kpis) -> [CheckFailure]``."""
         return {}
@@ -158,6 +176,14 @@ class Component:
     def wanted(self, scenario: Any) -> bool:
         """Whether the scenario uses this component (default: any of its sections set)."""
         return any(section_value(scenario, s.key) not in (None, [], {}) for s in self.sections)
+
+
+def baseline_of(scenario: Any) -> Any:
+    """``scenario`` as a what-if beside the run: every component's :meth:`baseline`."""
+    updates: dict[str, Any] = {}
+    for component in components():
+        updates.update(component.baseline(scenario))
+    return scenario.model_copy(update=updates)
 
 
 def section_value(scenario: Any, key: str) -> Any:
@@ -199,7 +225,13 @@ def _targets() -> dict[str, str]:
 
 def _load(name: str, target: str) -> type[Component]:
     module, _, attr = target.partition(":")
-    cls = getattr(import_module(module), attr, None)
+    try:
+        cls = getattr(import_module(module), attr, None)
+    except Exception as exc:  # a broken plugin: say which one, not a bare traceback
+        raise UnknownComponentError(
+            f"component {name!r} of {ENTRY_POINT_GROUP!r} ({target}) cannot be imported: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     if not (isinstance(cls, type) and issubclass(cls, Component)):
         raise UnknownComponentError(
             f"entry point {name!r} of {ENTRY_POINT_GROUP!r} ({target}) is not a Component"
@@ -207,12 +239,30 @@ def _load(name: str, target: str) -> type[Component]:
     return cls
 
 
+#: Components of the twin's own package: without them (a checkout that was never
+#: installed, a stale install) every scenario would fail with an unknown key.
+BUILTIN_COMPONENTS = ("assets", "tariff", "faults", "control", "mqtt", "influx")
+
+
 def component_classes() -> list[type[Component]]:
-    """Every available component class, sorted by ``order`` then name."""
+    """Every available component class, sorted by ``order`` then name.
+
+    Raises
+    ------
+    UnknownComponentError
+        If a component cannot be imported, or the twin's own are not installed.
+    """
     found: dict[str, type[Component]] = {}
     for name, target in _targets().items():
         found[name] = _load(name, target)
     found.update(_registered)
+    missing = [name for name in BUILTIN_COMPONENTS if name not in found]
+    if missing:
+        raise UnknownComponentError(
+            f"the twin's components {', '.join(missing)} are not registered in "
+            f"{ENTRY_POINT_GROUP!r}: install the package (pip install -e .) so that its "
+            "entry points are known"
+        )
     return sorted(found.values(), key=lambda cls: (cls.order, cls.name))
 
 

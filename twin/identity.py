@@ -45,7 +45,11 @@ def new_run_id(name: str, now: datetime | None = None) -> str:
 
 
 def input_files(scenario: Any) -> dict[str, Path]:
-    """The files a scenario reads, by the field path that names them."""
+    """The files a scenario reads, by the field path that names them.
+
+    The core's (weather, a grid file) and every component's
+    (:meth:`twin.component.Component.input_files`).
+    """
     from models.weather import resolve_weather_path
 
     files: dict[str, Path] = {}
@@ -53,14 +57,11 @@ def input_files(scenario: Any) -> dict[str, Path]:
         files["weather"] = resolve_weather_path(scenario.weather)
     except FileNotFoundError:
         pass  # validation reports it
-    named = {
-        "grid.source": scenario.grid.source,
-        "tariff.price_csv": scenario.tariff.price_csv,
-        "control.policy": scenario.control.policy,
-        "control.schedule_csv": scenario.control.schedule_csv,
-    }
-    for i, load in enumerate(scenario.assets.load):
-        named[f"assets.load[{i}].profile"] = load.profile
+    from twin.component import components
+
+    named: dict[str, str | None] = {"grid.source": scenario.grid.source}
+    for component in components():  # each names the files of its own sections
+        named.update(component.input_files(scenario))
     for where, value in named.items():
         if value and Path(value).is_file():
             files[where] = Path(value)

@@ -75,7 +75,15 @@ def _total(results: pd.DataFrame, kind: str, quantity: str, index: pd.Index) -> 
     return table.reindex(index) if not table.empty else pd.DataFrame(index=index)
 
 
-def compute_kpis(results: pd.DataFrame, scenario: ScenarioBase) -> dict[str, float]:
+#: What injects into the grid's buses when the caller does not say (the built-in assets).
+INJECTING_KINDS = ("pv", "load", "battery", "ev")
+
+
+def compute_kpis(
+    results: pd.DataFrame,
+    scenario: ScenarioBase,
+    injecting: tuple[str, ...] | list[str] | None = None,
+) -> dict[str, float]:
     r"""KPIs of a run.
 
     Energies integrate step-average powers over the step length. States (SoC, stored
@@ -94,6 +102,10 @@ def compute_kpis(results: pd.DataFrame, scenario: ScenarioBase) -> dict[str, flo
         Tidy results of the run.
     scenario : ScenarioBase
         The resolved scenario of the run (ratings, limits, step).
+    injecting : sequence of str, optional
+        The element kinds whose ``p_kw`` flows into the grid's buses, for the balance
+        residual: the run takes them from its world plan (every component's injections);
+        default :data:`INJECTING_KINDS`.
 
     Where a device replaced part of an asset (``source=real`` rows), the KPIs use what
     the plant saw: the measured values where they were fresh (see
@@ -134,7 +146,10 @@ def compute_kpis(results: pd.DataFrame, scenario: ScenarioBase) -> dict[str, flo
         soh = wide(results, "battery", "soh")
         initial = {u["name"]: u["soh_init"] for u in scenario.units("battery")}
         soh_change = min(soh[name].iloc[-1] - initial[name] for name in capacities)
-    injections = pv.sum(axis=1) + load.sum(axis=1) + battery.sum(axis=1) - ev_kw
+    injections = sum(
+        (_total(results, kind, "p_kw", index).sum(axis=1) for kind in injecting or INJECTING_KINDS),
+        start=pd.Series(0.0, index=index),
+    )
     unserved = _poc_series(results, "unserved_kw", index)
     curtailed = _poc_series(results, "curtailed_kw", index)
     # Islanded, the unserved load and the curtailed generation close the balance.

@@ -10,6 +10,7 @@ every simulator created exactly the entities the plan promised.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,10 @@ from twin.registry import get_model
 __all__ = [
     "MODEL_SIMULATOR",
     "Connection",
+    "Deferred",
     "Entity",
     "PlanError",
+    "Replacement",
     "SimulatorPlan",
     "WorldPlan",
     "instantiate",
@@ -36,6 +39,33 @@ PARENT_EID = "fleet"
 
 class PlanError(TwinError):
     """A plan that cannot be built or does not match what mosaik created."""
+
+
+class Deferred:
+    """A value a plan names but reads only when the world starts: a login, a token.
+
+    A plan can then be built, printed and compared without the secret (an unset
+    ``password_env`` does not stop ``twin plan``), and its ``repr`` never shows it.
+    :func:`instantiate` calls ``read`` right before it starts the simulator.
+    """
+
+    def __init__(self, label: str, read: Callable[[], Any]) -> None:
+        self.label = label
+        self.read = read
+
+    def __repr__(self) -> str:
+        return f"<{self.label}: read when the world starts>"
+
+
+def _resolved(value: Any) -> Any:
+    """``value`` with every :class:`Deferred` inside (dicts, lists) read."""
+    if isinstance(value, Deferred):
+        return value.read()
+    if isinstance(value, dict):
+        return {key: _resolved(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_resolved(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -93,14 +123,32 @@ class Connection:
     initial_data: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class Replacement:
+    """An entity that provides an asset's values downstream instead of its model.
+
+    ``provides``: the attributes it serves (the model's outputs it stands in for);
+    ``quality``: it also serves a ``quality`` flag (1 measured, 0 model fallback);
+    ``fields``: what a database sink stores of it, ``{field: [source tag, quantity]}``;
+    ``states``: which of those fields hold at an instant (stamped like states).
+    """
+
+    entity: Entity
+    provides: tuple[str, ...]
+    quality: bool = False
+    fields: dict[str, list[str]] = field(default_factory=dict)
+    states: tuple[str, ...] = ()
+
+
 @dataclass
 class WorldPlan:
     """Simulators and connections of one run, plus what components share while planning.
 
     ``fleets`` maps a role (an asset kind, ``tariff``, ``grid``, ``controller``) to its
-    simulator; ``sources`` maps ``(kind, asset)`` to the entity that provides the asset's
-    values downstream when it is not the model (a device bridge); ``observed`` maps
-    ``(asset, quantity)`` to the entity observers read instead of the model (a sensor).
+    simulator; ``replacements`` maps ``(kind, asset)`` to what provides the asset's
+    values downstream when it is not the model (a device bridge, :meth:`replace`);
+    ``observed`` maps ``(asset, quantity)`` to the entity observers read instead of the
+    model (a sensor).
     ``context`` and ``tags`` are what every model simulator gets.
     """
 
@@ -112,7 +160,7 @@ class WorldPlan:
     simulators: dict[str, SimulatorPlan] = field(default_factory=dict)
     connections: list[Connection] = field(default_factory=list)
     fleets: dict[str, SimulatorPlan] = field(default_factory=dict)
-    sources: dict[tuple[str, str], Entity] = field(default_factory=dict)
+    replacements: dict[tuple[str, str], Replacement] = field(default_factory=dict)
     observed: dict[tuple[str, str], Entity] = field(default_factory=dict)
 
     @property
@@ -197,9 +245,21 @@ class WorldPlan:
         sim = self.fleets.get(role)
         return sim.children() if sim is not None else {}
 
+    def replace(self, kind: str, asset: str, replacement: Replacement) -> None:
+        """From now on ``replacement`` provides the values of ``asset`` (of ``kind``)."""
+        if (kind, asset) in self.replacements:
+            raise PlanError(f"{kind} {asset!r} is replaced twice")
+        self.replacements[(kind, asset)] = replacement
+
+    @property
+    def sources(self) -> dict[tuple[str, str], Entity]:
+        """``(kind, asset)`` -> the entity that replaces the asset's model downstream."""
+        return {key: r.entity for key, r in self.replacements.items()}
+
     def source_of(self, kind: str, entity: Entity) -> Entity:
-        """What provides ``entity``'s values downstream (a device bridge, or itself)."""
-        return self.sources.get((kind, entity.eid), entity)
+        """What provides ``entity``'s values downstream (a replacement, or itself)."""
+        replacement = self.replacements.get((kind, entity.eid))
+        return replacement.entity if replacement is not None else entity
 
     # --- reading ------------------------------------------------------------------------
 
@@ -291,8 +351,8 @@ def instantiate(plan: WorldPlan, *, debug: bool = False) -> tuple[Any, dict[str,
     try:
         entities: dict[str, Any] = {}
         for sim in plan.simulators.values():
-            proxy = world.start(sim.sid, sim_id=sim.sid, **sim.init)
-            created = getattr(proxy, sim.model).create(1, **sim.params)
+            proxy = world.start(sim.sid, sim_id=sim.sid, **_resolved(sim.init))
+            created = getattr(proxy, sim.model).create(1, **_resolved(sim.params))
             found = {}
             for entity in created:
                 for child in entity.children or [entity]:

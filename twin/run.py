@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import shutil
 import time
 from contextlib import ExitStack
@@ -15,13 +13,13 @@ from typing import Any
 
 import pandas as pd
 
-from twin.checks import CheckFailure, evaluate_checks
+from twin.checks import CheckFailure, all_checks, evaluate_checks
 from twin.component import Component, components
 from twin.errors import RunError
 from twin.identity import input_digests, new_run_id, scenario_hash
 from twin.kpi import compute_kpis
 from twin.results import load_results, merge_parts
-from twin.rundir import claim_run_dir
+from twin.rundir import claim_run_dir, write_json
 from twin.scenario import ScenarioBase
 
 __all__ = ["RunCheckError", "RunResult", "package_versions", "run_scenario"]
@@ -76,13 +74,6 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically: readers see the old file or the whole new one."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(partial, path)
-
-
 def _abort_world(world: Any) -> None:
     """Cancel the simulator tasks mosaik leaves pending after a failure, then shut down."""
     loop = world.loop
@@ -101,7 +92,11 @@ def component_metadata(active: list[Component], scenario: Any, parts_dir: Path) 
     """What every component's simulators counted (``run.json``)."""
     found: dict[str, Any] = {}
     for component in active:
-        found.update(component.run_metadata(scenario, parts_dir))
+        _merge(
+            f"run metadata of {component.name!r}",
+            found,
+            component.run_metadata(scenario, parts_dir),
+        )
     return found
 
 
@@ -165,17 +160,17 @@ def run_scenario(
             "inputs": inputs,
             "seed": scenario.seed,
             "versions": package_versions(),
+            "compare_uncontrolled": compare_uncontrolled,
             "status": "running",
         }
         if parent_run_id is not None:
             metadata["parent_run_id"] = parent_run_id
-        _write_json(out / "run.json", metadata)
+        write_json(out / "run.json", metadata)
         return _run(
             scenario,
             out,
             metadata,
             progress=progress,
-            compare_uncontrolled=compare_uncontrolled,
             rt_factor=rt_factor,
             warn_late_s=warn_late_s,
         )
@@ -187,7 +182,6 @@ def _run(
     metadata: dict[str, Any],
     *,
     progress: bool,
-    compare_uncontrolled: bool,
     rt_factor: float | None,
     warn_late_s: float | None,
 ) -> RunResult:
@@ -197,9 +191,10 @@ def _run(
 
     run_id = metadata["run_id"]
     started = time.perf_counter()
-    active = components()
     services = ExitStack()
     try:
+        active = [component for component in components() if component.wanted(scenario)]
+        checks = all_checks(active)  # a clash of check names fails here, not after the steps
         for component in active:
             services.enter_context(component.services(scenario, out))
         plan = build_world(
@@ -209,14 +204,19 @@ def _run(
             realtime=rt_factor is not None,
             scenario_hash=metadata["scenario_hash"],
         )
+        try:
+            for component in active:
+                component.after_setup(scenario, out)
+        except BaseException:
+            _abort_world(plan.world)
+            raise
     except Exception as exc:  # any set-up failure: a failed run, never "running"
-        services.close()
-        metadata.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-        _write_json(out / "run.json", metadata)
+        error = f"{type(exc).__name__}: {exc}"
+        error += _quietly(services.close, "stopping the services")
+        metadata.update(status="failed", error=error)
+        write_json(out / "run.json", metadata)
         raise RunError(f"run {run_id} could not be set up: {exc}") from exc
     metadata["setup_s"] = time.perf_counter() - started
-    for component in active:
-        component.after_setup(scenario, out)
     step_s = plan.clock.step_s
     warn_after = warn_late_s if warn_late_s is not None else 0.1 * step_s * (rt_factor or 1.0)
     state = RunState()  # this run's simulators, timings and lateness meter
@@ -235,36 +235,37 @@ def _run(
             metadata["realtime"] = state.lateness.summary()
     except Exception as exc:
         # Keep the steps every simulator completed: a consistent, shorter run.
+        error = f"{type(exc).__name__}: {exc}"
         completed = state.save_completed()
         saved = merge_parts(plan.parts, plan.results_path) if completed else 0
         _abort_world(plan.world)
-        services.close()
-        metadata.update(component_metadata(active, scenario, out / "parts"))
+        error += _quietly(services.close, "stopping the services")
+        error += _quietly(
+            lambda: metadata.update(component_metadata(active, scenario, out / "parts")),
+            "reading the components' counters",
+        )
         shutil.rmtree(out / "parts", ignore_errors=True)
         metadata.update(
-            status="failed",
-            error=f"{type(exc).__name__}: {exc}",
-            rows_saved=saved,
-            wall_s=time.perf_counter() - started,
+            status="failed", error=error, rows_saved=saved, wall_s=time.perf_counter() - started
         )
-        _write_json(out / "run.json", metadata)
+        write_json(out / "run.json", metadata)
         raise RunError(f"run {run_id} failed: {exc} (recorded steps saved in {out})") from exc
-    services.close()
     try:
-        kpis = _finish(scenario, out, plan, metadata, compare_uncontrolled, active)
+        services.close()
+        kpis = _finish(scenario, out, plan, metadata, active)
     except Exception as exc:
-        # The steps ran but what follows them did not (results, KPIs, the comparison
-        # run): never leave run.json saying "running", never a traceback.
+        # The steps ran but what follows them did not (services, results, KPIs, the
+        # comparison run): never leave run.json saying "running", never a traceback.
         metadata.update(
             status="failed",
             error=f"after the last step: {type(exc).__name__}: {exc}",
             wall_s=time.perf_counter() - started,
         )
         (out / "kpis.json").unlink(missing_ok=True)
-        _write_json(out / "run.json", metadata)
+        write_json(out / "run.json", metadata)
         raise RunError(f"run {run_id} failed after its last step: {exc}") from exc
     metadata["wall_s"] = time.perf_counter() - started
-    passed, failures = evaluate_checks(scenario, metadata, kpis)
+    passed, failures = evaluate_checks(scenario, metadata, kpis, checks)
     metadata["checks"] = {
         "passed": passed,
         "failed": [failure.as_dict() for failure in failures],
@@ -274,12 +275,21 @@ def _run(
         metadata["error"] = "; ".join(str(failure) for failure in failures)
     else:
         metadata["status"] = "finished"
-    _write_json(out / "kpis.json", kpis)
-    _write_json(out / "run.json", metadata)  # last: its status says the rest is complete
+    write_json(out / "kpis.json", kpis)
+    write_json(out / "run.json", metadata)  # last: its status says the rest is complete
     result = RunResult(out, kpis, metadata)
     if failures:
         raise RunCheckError(result, failures)
     return result
+
+
+def _quietly(action: Any, what: str) -> str:
+    """Run a clean-up ``action`` of a run that already failed; its own error, as text."""
+    try:
+        action()
+    except Exception as exc:  # noqa: BLE001 - the run's own error is the one to raise
+        return f"; and {what} failed: {type(exc).__name__}: {exc}"
+    return ""
 
 
 def _finish(
@@ -287,31 +297,32 @@ def _finish(
     out: Path,
     plan: Any,
     metadata: dict[str, Any],
-    compare_uncontrolled: bool,
     active: list[Component],
 ) -> dict[str, float]:
-    """Merge the results, compute the KPIs, let components act on them, run the comparison."""
-    run_id = metadata["run_id"]
+    """Merge the results, compute the KPIs, let the components add theirs and act on them."""
+    from twin.world import injecting_kinds
+
     merge_parts(plan.parts, plan.results_path)
-    metadata.update(component_metadata(active, scenario, out / "parts"))
+    _merge("run metadata", metadata, component_metadata(active, scenario, out / "parts"))
     shutil.rmtree(out / "parts", ignore_errors=True)
     results = load_results(out)
-    kpis = compute_kpis(results, scenario)
+    injecting = injecting_kinds(plan.plan)
+    metadata["grid_injections"] = injecting
+    kpis = compute_kpis(results, scenario, injecting)
     for component in active:
-        kpis.update(component.kpis(scenario, results, metadata))
+        _merge(
+            f"KPIs of component {component.name!r}",
+            kpis,
+            component.kpis(scenario, results, metadata),
+        )
     for component in active:
         component.after_run(scenario, kpis, metadata, out)
-    if compare_uncontrolled and scenario.units("ev") and scenario.controller != "none":
-        # A what-if beside the run, not the twin: it neither publishes on the run's MQTT
-        # topics (it would overwrite the retained birth and status) nor drives devices.
-        baseline = scenario.model_copy(update={"controller": "none", "mqtt": None})
-        try:
-            uncontrolled = run_scenario(
-                baseline, out / "uncontrolled", compare_uncontrolled=False, parent_run_id=run_id
-            )
-        except RunCheckError as exc:  # its checks are in its run.json; this run still ends
-            uncontrolled = exc.result
-        metadata["uncontrolled_status"] = uncontrolled.metadata["status"]
-        kpis["peak_import_uncontrolled_kw"] = uncontrolled.kpis["peak_import_kw"]
-        metadata["uncontrolled_run_id"] = uncontrolled.metadata["run_id"]
     return kpis
+
+
+def _merge(what: str, into: dict[str, Any], new: dict[str, Any]) -> None:
+    """Add ``new`` to ``into``; a key that is already there is an error, never overwritten."""
+    clash = sorted(set(into) & set(new))
+    if clash:
+        raise RunError(f"{what} would overwrite {', '.join(clash)}")
+    into.update(new)

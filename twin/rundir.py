@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from twin.errors import RunError
 
@@ -27,6 +29,7 @@ __all__ = [
     "RunDirLockedError",
     "claim_run_dir",
     "lock_dir",
+    "write_json",
 ]
 
 LOCK_NAME = ".lock"
@@ -57,6 +60,13 @@ class RunDirLockedError(RunError):
             f"run directory {directory} is in use by another run ({holder}; lock "
             f"{directory / LOCK_NAME}): wait for it to finish or choose another --out"
         )
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically: readers see the old file or the whole new one."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(partial, path)
 
 
 @contextmanager

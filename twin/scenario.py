@@ -210,13 +210,16 @@ def _compose(classes: tuple[type[Any], ...]) -> type[ScenarioBase]:
                 )
             owner[key] = repr(cls.name)
             (nested if inner != key else top)[inner] = (section.annotation, section.default)
-    outputs = create_model("Outputs", __base__=Outputs, **nested)
+    outputs = create_model("ComposedOutputs", __base__=Outputs, **nested)
     return create_model("Scenario", __base__=ScenarioBase, outputs=(outputs, outputs()), **top)
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Scenario":  # the composed model, for ``from twin.scenario import Scenario``
+    # the composed models, for ``from twin.scenario import Scenario`` and for pickle
+    if name == "Scenario":
         return scenario_model()
+    if name == "ComposedOutputs":
+        return scenario_model().model_fields["outputs"].annotation
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -65,9 +65,14 @@ def output_plan(
             ]
             if not attrs:
                 continue
-            source = plan.source_of(key, child)
-            if source is not child:
-                attrs = [*attrs, "quality"]
+            replacement = plan.replacements.get((key, child.eid))
+            source = child
+            if replacement is not None:  # only what it serves, and its quality flag
+                source = replacement.entity
+                attrs = [q for q in attrs if q in replacement.provides]
+                attrs += ["quality"] if replacement.quality else []
+            if not attrs:
+                continue
             selected.append((source, attrs))
             meta = assets.setdefault(child.eid, {"kind": group, "units": {}})
             if child.eid in bus_of:

@@ -1,9 +1,9 @@
 """Planning and building the mosaik world of a scenario.
 
 :func:`plan_world` produces the world as data (:class:`twin.plan.WorldPlan`): the core
-adds the grid, then every component (:mod:`twin.component`) adds its simulators and
-entities, then every component its connections. :func:`build_world` instantiates the
-plan in mosaik. The data flow of one step of the built-in components::
+adds the grid, then every component the scenario uses (:mod:`twin.component`) adds its
+simulators and entities, then every such component its connections. :func:`build_world`
+instantiates the plan in mosaik. The data flow of one step of the built-in components::
 
     tariff
     pv, load ──► controller ──► battery ──► grid
@@ -27,7 +27,7 @@ from twin.component import components
 from twin.plan import WorldPlan, instantiate
 from twin.scenario import ScenarioBase
 
-__all__ = ["BuiltWorld", "build_world", "plan_world"]
+__all__ = ["BuiltWorld", "build_world", "injecting_kinds", "plan_world"]
 
 
 @dataclass
@@ -87,11 +87,11 @@ def plan_world(
     if scenario_hash:
         tags["scenario_hash"] = scenario_hash
     plan = WorldPlan(scenario.clock(), Path(out_dir), context, tags, realtime=realtime)
-    active = components()
-    for component in active:
-        component.add_entities(scenario, plan)
     grid_unit = {"name": "poc", "grid": scenario.grid.source, "solver": scenario.grid.solver}
     plan.add_model("grid", [grid_unit])
+    active = [component for component in components() if component.wanted(scenario)]
+    for component in active:
+        component.add_entities(scenario, plan)
     for component in active:
         component.add_connections(scenario, plan)
     return plan
@@ -110,3 +110,19 @@ def build_world(
     plan = plan_world(scenario, out_dir, run_id, realtime=realtime, scenario_hash=scenario_hash)
     world, entities = instantiate(plan, debug=debug)
     return BuiltWorld(world, plan, entities)
+
+
+def injecting_kinds(plan: WorldPlan) -> list[str]:
+    """The element kinds whose ``p_kw`` the plan connects into the grid's buses.
+
+    A source that replaces an asset (a device bridge) counts as the asset's kind: its
+    values are in the results under that kind (``source=real``).
+    """
+    replaced = {entity.full_id: kind for (kind, _), entity in plan.sources.items()}
+    grid = plan.fleets["grid"].sid
+    kinds = {
+        replaced.get(edge.src.full_id, edge.src.type)
+        for edge in plan.connections
+        if edge.dst.sid == grid and edge.dst.type == "bus" and ("p_kw", "p_kw") in edge.attrs
+    }
+    return sorted(kinds)

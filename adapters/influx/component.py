@@ -16,7 +16,7 @@ from adapters.influx.outputs import config_from_spec, delivery_check, write_run_
 from adapters.influx.schema import InfluxSpec
 from twin.checks import RunCheck
 from twin.component import Component, Section
-from twin.plan import Entity, SimulatorPlan, WorldPlan
+from twin.plan import Deferred, Entity, SimulatorPlan, WorldPlan
 from twin.registry import get_model
 from twin.sinks import initial_states
 
@@ -75,27 +75,25 @@ def plan_sink(scenario: Any, plan: WorldPlan) -> None:
             }
             if attrs:  # an element without outputs (a controller's site) feeds nothing
                 links.append((child, attrs))
-    devices = {d.asset: d for d in scenario.mqtt.devices} if getattr(scenario, "mqtt", None) else {}
-    for (kind, asset), bridge in plan.sources.items():
-        if asset not in devices:
-            continue
-        measure = devices[asset].measure
-        fields = {q: ["real", q] for q in measure}
-        fields["quality"] = ["real", "quality"]
-        fields.update({f"{q}_residual": ["residual", q] for q in measure})
-        ports = get_model(kind).outputs
-        for q in measure:  # a measured state and its residual hold at an instant too
-            if q in ports and ports[q].state:
-                states += [[bridge.full_id, q], [bridge.full_id, f"{q}_residual"]]
-        routes[bridge.full_id] = {
+    for (kind, asset), replacement in plan.replacements.items():
+        if not replacement.fields:
+            continue  # nothing of it to store
+        source = replacement.entity
+        states += [[source.full_id, f] for f in replacement.states]
+        routes[source.full_id] = {
             "kind": kind,
             "asset": asset,
-            "fields": fields,
-            "measured": measure,
+            "fields": replacement.fields,
+            "measured": [
+                f for f, (tag, _) in replacement.fields.items() if tag == "real" and f != "quality"
+            ],
         }
-        links.append((bridge, list(fields)))
+        links.append((source, list(replacement.fields)))
     config = {
-        "influx": vars(config_from_spec(scenario.outputs.influx, plan.out_dir)),
+        "influx": Deferred(
+            "influx connection",
+            lambda: vars(config_from_spec(scenario.outputs.influx, plan.out_dir)),
+        ),
         "tags": {k: v for k, v in plan.tags.items() if k != "source"},
         "routes": routes,
         "states": states,

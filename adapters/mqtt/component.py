@@ -69,6 +69,10 @@ class MqttComponent(Component):
         """Residuals, fallback shares, malformed payloads, published and dropped messages."""
         return mqtt_kpis(metadata)
 
+    def baseline(self, scenario: Any) -> dict[str, Any]:
+        """A what-if neither publishes on the run's topics nor drives its devices."""
+        return {"mqtt": None}
+
     def checks(self) -> dict[str, RunCheck]:
         """Devices answered often enough; telemetry was delivered."""
         return {"mqtt_device_fallback": fallback_failures, "mqtt_delivery": delivery_failures}

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from twin.plan import Entity, SimulatorPlan, WorldPlan
+from twin.plan import Deferred, Entity, Replacement, SimulatorPlan, WorldPlan
 from twin.registry import get_model
 from twin.sinks import initial_states, output_plan
 from twin.units import parse_duration_s
@@ -20,9 +19,14 @@ PUBLISHER_SIMULATOR = {"python": "adapters.mqtt.publisher:MqttPublisher"}
 HIL_TIMEOUT_S = 2.0
 
 
-def _client_id(scenario: Any, role: str) -> str:
+def _client_id(scenario: Any, plan: WorldPlan, role: str) -> str:
+    """The link's MQTT client id: the scenario's, or one per run.
+
+    Two runs of one scenario at once (threads, processes) must not take over each
+    other's broker session, so the default names the run, not the process.
+    """
     assert scenario.mqtt is not None
-    base = scenario.mqtt.client_id or f"twin-{scenario.name}-{os.getpid()}"
+    base = scenario.mqtt.client_id or f"twin-{plan.tags.get('run_id', 'run')}"
     return f"{base}-{role}"
 
 
@@ -50,7 +54,7 @@ def plan_devices(scenario: Any, plan: WorldPlan) -> None:
 
     mqtt = scenario.mqtt
     assert mqtt is not None
-    auth = mqtt_auth(scenario) if mqtt.devices else {}
+    auth = Deferred("mqtt login", lambda: mqtt_auth(scenario))
     unit_of = {u["name"]: (k, u) for k in ("battery", "pv", "load") for u in scenario.units(k)}
     clock, out_dir, tags = plan.clock, plan.out_dir, plan.tags
     window_steps = max(1, parse_duration_s(mqtt.residual_window) // clock.step_s)
@@ -70,7 +74,7 @@ def plan_devices(scenario: Any, plan: WorldPlan) -> None:
         config = {
             "broker": mqtt.broker,
             "auth": auth,
-            "client_id": _client_id(scenario, f"device-{device.asset}"),
+            "client_id": _client_id(scenario, plan, f"device-{device.asset}"),
             "prefix": mqtt.prefix,
             "site": scenario.name,
             "asset": device.asset,
@@ -106,15 +110,32 @@ def plan_devices(scenario: Any, plan: WorldPlan) -> None:
                 parts=[real, residual],
             )
         )
-        plan.sources[(kind, device.asset)] = bridge
+        ports = cls.outputs
+        fields = {q: ["real", q] for q in device.measure}
+        fields["quality"] = ["real", "quality"]
+        fields.update({f"{q}_residual": ["residual", q] for q in device.measure})
+        # a measured state and its residual hold at an instant too
+        states = [q for q in device.measure if q in ports and ports[q].state]
+        plan.replace(
+            kind,
+            device.asset,
+            Replacement(
+                bridge,
+                provides=tuple(outputs),
+                quality=True,
+                fields=fields,
+                states=(*states, *(f"{q}_residual" for q in states)),
+            ),
+        )
 
 
 def connect_devices(scenario: Any, plan: WorldPlan) -> None:
     """Each bridge is fed by its asset's model (and, for HIL, by the controller)."""
     assert scenario.mqtt is not None
-    for (kind, asset), bridge in plan.sources.items():
-        if bridge.type != "Device" or bridge.sid != f"device-{asset}":
-            continue
+    for (kind, asset), replacement in plan.replacements.items():
+        bridge = replacement.entity
+        if bridge.sid != f"device-{asset}":
+            continue  # replaced by another component
         outputs = plan.simulators[bridge.sid].init["config"]["outputs"]
         plan.connect(plan.children(kind)[asset], bridge, *outputs)
         if plan.simulators[bridge.sid].init["config"]["mode"] == "hil":
@@ -142,8 +163,8 @@ def plan_publisher(scenario: Any, plan: WorldPlan) -> None:
         )
     config = {
         "broker": mqtt.broker,
-        "auth": mqtt_auth(scenario),
-        "client_id": _client_id(scenario, "publisher"),
+        "auth": Deferred("mqtt login", lambda: mqtt_auth(scenario)),
+        "client_id": _client_id(scenario, plan, "publisher"),
         "prefix": mqtt.prefix,
         "site": scenario.name,
         "qos": mqtt.qos,

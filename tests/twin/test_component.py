@@ -13,11 +13,12 @@ import pytest
 from twin.component import (
     Component,
     Section,
+    UnknownComponentError,
     component_names,
     register_component,
     unregister_component,
 )
-from twin.errors import ScenarioError
+from twin.errors import RunError, ScenarioError
 from twin.run import RunCheckError, run_scenario
 from twin.scenario import ComponentSectionError, scenario_model, validate_scenario
 from twin.world import plan_world
@@ -35,8 +36,8 @@ def plugin(tmp_path, monkeypatch):
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-meter\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(
-        "[twin.models]\ntoy_meter = toy_meter:Meter\n\n"
-        "[twin.components]\nmeter = toy_meter:MeterComponent\n"
+        "[twin.models]\ntoy_meter = toy_meter:Meter\ntoy_gen = toy_meter:Generator\n\n"
+        "[twin.components]\nmeter = toy_meter:MeterComponent\ngen = toy_meter:GeneratorComponent\n"
     )
     monkeypatch.syspath_prepend(str(site))
     yield site
@@ -108,3 +109,102 @@ def test_two_components_cannot_own_one_section():
     finally:
         unregister_component("clash")
     assert "mqtt" in scenario_model().model_fields
+
+
+def test_a_plugin_that_injects_power_closes_the_energy_balance(plugin, small_raw, tmp_path):
+    """The balance counts what the plan connects into the buses, not a fixed list of kinds."""
+    small_raw["gen"] = {"bus": 7, "p_kw": 5.0}
+    result = run_scenario(
+        validate_scenario(small_raw), tmp_path / "run", compare_uncontrolled=False
+    )
+    assert result.metadata["status"] == "finished"
+    assert "gen" in result.metadata["grid_injections"]
+    assert result.kpis["balance_residual_kwh"] < 1e-6
+
+
+def test_a_component_not_in_the_scenario_is_not_asked(small_raw, tmp_path):
+    class Absent(Component):
+        name = "absent"
+        sections = (Section("absent", dict | None, None),)
+
+        def add_entities(self, scenario, plan):
+            raise AssertionError("asked although the scenario has no 'absent' section")
+
+    register_component(Absent)
+    try:
+        plan = plan_world(validate_scenario(small_raw), tmp_path, "test")
+        assert "absent" not in plan.simulators
+        small_raw["absent"] = {"on": 1}
+        with pytest.raises(AssertionError, match="asked although"):
+            plan_world(validate_scenario(small_raw), tmp_path, "test")
+    finally:
+        unregister_component("absent")
+
+
+def test_a_component_that_fails_after_set_up_fails_the_run(small_raw, tmp_path):
+    class Broken(Component):
+        name = "broken"
+
+        def wanted(self, scenario):
+            return True
+
+        def after_setup(self, scenario, out_dir):
+            raise OSError("disk full")
+
+    register_component(Broken)
+    try:
+        with pytest.raises(RunError, match="could not be set up: disk full"):
+            run_scenario(validate_scenario(small_raw), tmp_path / "run")
+    finally:
+        unregister_component("broken")
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["status"] == "failed" and "OSError: disk full" in meta["error"]
+
+
+def test_two_checks_of_one_name_fail_before_the_steps(small_raw, tmp_path):
+    class Twice(Component):
+        name = "twice"
+
+        def wanted(self, scenario):
+            return True
+
+        def checks(self):
+            return {"energy_balance": lambda scenario, metadata, kpis: []}
+
+    register_component(Twice)
+    try:
+        with pytest.raises(RunError, match="run check 'energy_balance' of component 'twice'"):
+            run_scenario(validate_scenario(small_raw), tmp_path / "run")
+    finally:
+        unregister_component("twice")
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["status"] == "failed" and "loop_s" not in meta
+
+
+def test_a_component_kpi_may_not_overwrite_another(small_raw, tmp_path):
+    class Thief(Component):
+        name = "thief"
+
+        def wanted(self, scenario):
+            return True
+
+        def kpis(self, scenario, results, metadata):
+            return {"cost_eur": 0.0}
+
+    register_component(Thief)
+    try:
+        with pytest.raises(RunError, match="KPIs of component 'thief' would overwrite cost_eur"):
+            run_scenario(validate_scenario(small_raw), tmp_path / "run")
+    finally:
+        unregister_component("thief")
+
+
+def test_a_broken_plugin_is_named(tmp_path, monkeypatch, small_raw):
+    site = tmp_path / "site"
+    info = site / "broken-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[twin.components]\nbroken = broken_pkg:Thing\n")
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(UnknownComponentError, match=r"component 'broken' .* cannot be imported"):
+        validate_scenario(small_raw)

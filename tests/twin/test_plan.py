@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from twin.plan import Entity, PlanError, WorldPlan, instantiate
+from twin.plan import Entity, PlanError, Replacement, WorldPlan, _resolved, instantiate
 from twin.registry import get_model
 from twin.scenario import validate_scenario
 from twin.world import plan_world
@@ -110,3 +110,57 @@ def test_a_connection_needs_an_attribute(tmp_path):
     a, b = plan.children("pv")["pv_roof"], plan.children("grid")["bus_7"]
     with pytest.raises(PlanError, match="names no attribute"):
         plan.connect(a, b)
+
+
+def test_a_plan_holds_no_secret_and_needs_none(tmp_path, monkeypatch):
+    """Logins are read when the world starts: a plan prints without them and never shows them."""
+    monkeypatch.delenv("TWIN_TEST_UNSET", raising=False)
+    mqtt = {
+        "broker": "mqtt://127.0.0.1:1",
+        "username": "twin",
+        "password_env": "TWIN_TEST_UNSET",
+        "devices": [{"asset": "bess", "measure": ["soc"]}],
+    }
+    influx = {"url": "http://127.0.0.1:1", "username": "twin", "password": "hunter2-influx"}
+    sc = scenario("microgrid_day.yaml", mqtt=mqtt, outputs={"influx": influx})
+    plan = plan_world(sc, tmp_path, "test")  # the unset variable does not stop a plan
+    assert "hunter2" not in repr(plan) and "hunter2" not in plan.table()
+    with pytest.raises(Exception, match="TWIN_TEST_UNSET"):
+        _resolved(plan.simulators["mqtt"].init)  # read only when the world starts
+    monkeypatch.setenv("TWIN_TEST_UNSET", "hunter2-mqtt")
+    assert _resolved(plan.simulators["mqtt"].init)["config"]["auth"]["password"] == "hunter2-mqtt"
+    assert _resolved(plan.simulators["influx"].init)["config"]["influx"]["password"] == (
+        "hunter2-influx"
+    )
+
+
+def test_a_replacement_serves_only_what_it_provides(tmp_path):
+    """Sinks mirror a replaced asset with what its replacement declares, nothing more."""
+    sc = scenario(
+        "microgrid_day.yaml",
+        mqtt={"broker": "mqtt://127.0.0.1:1", "publish": ["pv/pv_roof/*"]},
+        outputs={"influx": {"url": "http://127.0.0.1:1"}},
+    )
+    plan = WorldPlan(sc.clock(), tmp_path, {}, {"run_id": "x"})
+    from twin.component import components
+
+    active = [c for c in components() if c.wanted(sc)]
+    plan.add_model("grid", [{"name": "poc", "grid": sc.grid.source, "solver": "fast"}])
+    for component in active:
+        component.add_entities(sc, plan)
+    field = Entity("field", "pv_roof", "FieldPV")
+    plan.replace("pv", "pv_roof", Replacement(field, provides=("p_kw",)))
+    for component in active:
+        component.add_connections(sc, plan)
+    to_publisher = [c for c in plan.connections if c.src == field and c.dst.sid == "mqtt"]
+    assert [c.attrs for c in to_publisher] == [(("p_kw", "p_kw"),)]  # no quality, no p_avail_kw
+    assert not [c for c in plan.connections if c.src == field and c.dst.sid == "influx"]
+    assert ("field.pv_roof", "grid.bus_7") in edges(plan)  # it injects for the asset
+
+
+def test_a_validated_scenario_pickles():
+    import pickle
+
+    sc = scenario("microgrid_day.yaml")
+    again = pickle.loads(pickle.dumps(sc))
+    assert again == sc and type(again.outputs) is type(sc.outputs)

@@ -124,8 +124,9 @@ REGISTRIES = {
     ("twin/component.py", "_registered"): "components registered by name (register_component())",
 }
 #: Classes whose module-level instances hold no state a run changes: frozen values
-#: (ports, a time step, a Grafana data source reference) and the command line's own.
-STATELESS = {"Port", "Timedelta", "DataSourceRef", "Typer", "Console"}
+#: (ports, a time step, a Grafana data source reference, a read-only mapping) and the
+#: command line's own.
+STATELESS = {"Port", "Timedelta", "DataSourceRef", "Typer", "Console", "MappingProxyType"}
 
 
 def _module_state(path):

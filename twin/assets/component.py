@@ -105,6 +105,12 @@ class AssetsComponent(Component):
                 wanted += [(profile, "q_pu", where, False, PROFILE_LIMITS)]
         return series_file_problems(scenario, wanted)
 
+    def input_files(self, scenario: Any) -> dict[str, str | None]:
+        """Load profile files (a SimBench profile name is not a file and is skipped)."""
+        return {
+            f"assets.load[{i}].profile": load.profile for i, load in enumerate(scenario.assets.load)
+        }
+
     def add_entities(self, scenario: Any, plan: WorldPlan) -> None:
         """One simulator per asset kind that the scenario has."""
         for kind in ASSET_KINDS:
@@ -191,6 +197,10 @@ class TariffComponent(Component):
             (price_csv, "export_eur_kwh", "tariff.price_csv", False, PRICE_LIMITS),
         ]
         return series_file_problems(scenario, wanted)
+
+    def input_files(self, scenario: Any) -> dict[str, str | None]:
+        """The price file."""
+        return {"tariff.price_csv": scenario.tariff.price_csv}
 
     def add_entities(self, scenario: Any, plan: WorldPlan) -> None:
         """The tariff simulator (every world has one)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+from twin.checks import CheckFailure
 from twin.component import Component, Resolution, Section
 from twin.control.schema import CONTROLLERS, ControlSpec
 from twin.errors import Problem
@@ -34,6 +35,23 @@ def chargers(scenario: Any) -> list[dict[str, Any]]:
     return found if controls_ev else []  # else EVs charge at full power
 
 
+def _uncontrolled_comparison(
+    scenario: Any, metadata: dict[str, Any], kpis: dict[str, float]
+) -> list[CheckFailure]:
+    """A KPI taken from the uncontrolled comparison run needs that run to have finished."""
+    status = metadata.get("uncontrolled_status")
+    if status is None or status == "finished":
+        return []
+    return [
+        CheckFailure(
+            "uncontrolled_comparison",
+            f"the uncontrolled comparison run {metadata.get('uncontrolled_run_id')} ended "
+            f"'{status}' (see uncontrolled/run.json): peak_import_uncontrolled_kw is not "
+            "to be trusted",
+        )
+    ]
+
+
 class ControlComponent(Component):
     """The controller in the loop: rule, MPC, oracle, schedule or a trained agent."""
 
@@ -47,6 +65,48 @@ class ControlComponent(Component):
     def wanted(self, scenario: Any) -> bool:
         """A controller other than ``none``."""
         return scenario.controller != "none"
+
+    def baseline(self, scenario: Any) -> dict[str, Any]:
+        """The what-if runs uncontrolled."""
+        return {"controller": "none"}
+
+    def input_files(self, scenario: Any) -> dict[str, str | None]:
+        """The policy and the schedule."""
+        return {
+            "control.policy": scenario.control.policy,
+            "control.schedule_csv": scenario.control.schedule_csv,
+        }
+
+    def after_run(
+        self, scenario: Any, kpis: dict[str, float], metadata: dict[str, Any], out_dir: Path
+    ) -> None:
+        """With EVs: the same run uncontrolled beside it, for the uncontrolled peak import.
+
+        A what-if, not the twin (:func:`twin.component.baseline_of`): it neither publishes
+        on the run's MQTT topics (it would overwrite the retained birth and status) nor
+        drives devices. Asked for with ``run_scenario(..., compare_uncontrolled=True)``.
+        """
+        if not (metadata.get("compare_uncontrolled") and scenario.units("ev")):
+            return
+        from twin.component import baseline_of
+        from twin.run import RunCheckError, run_scenario
+
+        try:
+            uncontrolled = run_scenario(
+                baseline_of(scenario),
+                out_dir / "uncontrolled",
+                compare_uncontrolled=False,
+                parent_run_id=metadata["run_id"],
+            )
+        except RunCheckError as exc:  # its checks are in its run.json; this run still ends
+            uncontrolled = exc.result
+        metadata["uncontrolled_status"] = uncontrolled.metadata["status"]
+        kpis["peak_import_uncontrolled_kw"] = uncontrolled.kpis["peak_import_kw"]
+        metadata["uncontrolled_run_id"] = uncontrolled.metadata["run_id"]
+
+    def checks(self) -> dict[str, Any]:
+        """A KPI from the comparison run needs that run to have finished."""
+        return {"uncontrolled_comparison": _uncontrolled_comparison}
 
     def resolve(self, resolution: Resolution) -> list[Problem]:
         """Files the controller needs, and something for it to dispatch."""

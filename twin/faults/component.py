@@ -14,7 +14,6 @@ controller) then read the sensor's ``value`` instead of the model's true output
 from __future__ import annotations
 
 import difflib
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +26,7 @@ from twin.errors import Problem
 from twin.faults.schema import FaultSpec
 from twin.plan import WorldPlan
 from twin.registry import get_model
+from twin.rundir import write_json
 from twin.units import parse_duration_s
 
 __all__ = ["FaultsComponent", "fault_labels", "fault_units", "resolve_faults", "sensed_state"]
@@ -83,8 +83,7 @@ class FaultsComponent(Component):
     def after_setup(self, scenario: Any, out_dir: Path) -> None:
         """The ground truth: ``labels.json``."""
         if scenario.faults:
-            text = json.dumps({"faults": fault_labels(scenario)}, indent=2, default=str)
-            (out_dir / "labels.json").write_text(text)
+            write_json(out_dir / "labels.json", {"faults": fault_labels(scenario)})
 
 
 def _kind_of(scenario: Any) -> dict[str, str]:

@@ -80,3 +80,35 @@ def _gain_check(scenario: Any, metadata: dict[str, Any], kpis: dict[str, float])
     if meter is not None and meter.gain > meter.max_gain:
         return [CheckFailure("meter_gain", f"gain {meter.gain} above {meter.max_gain}")]
     return []
+
+
+class Generator(Model):
+    """A constant generator (a diesel set at a fixed output): power into its bus."""
+
+    kind = "gen"
+    outputs = {"p_kw": Port("kW", "output (> 0 into the bus)")}
+
+    def step(self, now: Any, dt_s: int, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"p_kw": self.param("p_kw")}
+
+
+class GenSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bus: int
+    p_kw: float
+
+
+class GeneratorComponent(Component):
+    """An asset-like component: it injects into the grid like the built-in assets."""
+
+    name = "gen"
+    sections = (Section("gen", GenSpec | None, None),)
+    order = 15
+
+    def add_entities(self, scenario: Any, plan: Any) -> None:
+        plan.add_model("toy_gen", [{"name": "diesel", "p_kw": scenario.gen.p_kw}], role="gen")
+
+    def add_connections(self, scenario: Any, plan: Any) -> None:
+        bus = plan.children("grid")[f"bus_{scenario.gen.bus}"]
+        plan.connect(plan.children("gen")["diesel"], bus, "p_kw")
