@@ -174,7 +174,13 @@ class Component:
         return {}
 
     def wanted(self, scenario: Any) -> bool:
-        """Whether the scenario uses this component (default: any of its sections set)."""
+        """Whether the scenario uses this component.
+
+        Default: any of its sections is set (not ``None``, empty list or mapping); a
+        component without sections is always part of a run.
+        """
+        if not self.sections:
+            return True
         return any(section_value(scenario, s.key) not in (None, [], {}) for s in self.sections)
 
 
