@@ -261,6 +261,42 @@ class WorldPlan:
         replacement = self.replacements.get((kind, entity.eid))
         return replacement.entity if replacement is not None else entity
 
+    def check_ports(self) -> None:
+        """Every connection between model simulators joins an output to an input.
+
+        Raises
+        ------
+        PlanError
+            Listing every attribute a model does not have (with what it has), so a
+            wrong wiring is found in the plan, not inside mosaik.
+        """
+        problems = []
+        for edge in self.connections:
+            for src_attr, dst_attr in edge.attrs:
+                for entity, attr, side in (
+                    (edge.src, src_attr, "outputs"),
+                    (edge.dst, dst_attr, "inputs"),
+                ):
+                    model = self.simulators[entity.sid].model_name
+                    if not model:
+                        continue  # an adapter takes what it is configured for
+                    cls = get_model(model)
+                    ports = [
+                        n
+                        for n, p in getattr(cls, side).items()
+                        if (p.group or cls.kind) == entity.type
+                    ]
+                    if attr not in ports:
+                        problems.append(
+                            f"{edge.src.full_id} -> {edge.dst.full_id}: {entity.full_id} "
+                            f"({model} {entity.type}) has no {side[:-1]} {attr!r}; "
+                            f"{side}: {', '.join(ports) or 'none'}"
+                        )
+        if problems:
+            raise PlanError(
+                "the plan connects attributes that do not exist:\n  " + "\n  ".join(problems)
+            )
+
     # --- reading ------------------------------------------------------------------------
 
     def table(self) -> str:

@@ -94,6 +94,7 @@ def plan_world(
         component.add_entities(scenario, plan)
     for component in active:
         component.add_connections(scenario, plan)
+    plan.check_ports()
     return plan
 
 

@@ -164,3 +164,12 @@ def test_a_validated_scenario_pickles():
     sc = scenario("microgrid_day.yaml")
     again = pickle.loads(pickle.dumps(sc))
     assert again == sc and type(again.outputs) is type(sc.outputs)
+
+
+def test_a_connection_to_a_port_that_does_not_exist_is_refused_in_the_plan(tmp_path):
+    plan = plan_world(scenario("microgrid_day.yaml", controller="none"), tmp_path, "test")
+    plan.connect(plan.children("pv")["pv_roof"], plan.children("grid")["bus_7"], "soc")
+    with pytest.raises(
+        PlanError, match=r"pv\.pv_roof \(pv pv\) has no output 'soc'; outputs: p_kw"
+    ):
+        plan.check_ports()
