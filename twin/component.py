@@ -64,6 +64,9 @@ ENTRY_POINT_GROUP = "twin.components"
 class UnknownComponentError(TwinError, KeyError):
     """An entry point that does not name a :class:`Component` subclass."""
 
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""  # not KeyError's quoted repr
+
 
 class Section:
     """One scenario key a component owns: its schema (a type) and its default.
@@ -154,7 +157,12 @@ class Component:
     def after_run(
         self, scenario: Any, kpis: dict[str, float], metadata: dict[str, Any], out_dir: Path
     ) -> None:
-        """Act once the KPIs are known (write them to a server...); may update metadata."""
+        """Act once the KPIs are known; may add KPIs and metadata (a comparison run)."""
+
+    def export(
+        self, scenario: Any, kpis: dict[str, float], metadata: dict[str, Any], out_dir: Path
+    ) -> None:
+        """Store the final KPIs (after every component's :meth:`after_run`): a sink."""
 
     def baseline(self, scenario: Any) -> dict[str, Any]:
         """Section updates for a what-if run beside this one (:func:`baseline_of`).
@@ -188,7 +196,13 @@ def baseline_of(scenario: Any) -> Any:
     """``scenario`` as a what-if beside the run: every component's :meth:`baseline`."""
     updates: dict[str, Any] = {}
     for component in components():
-        updates.update(component.baseline(scenario))
+        for key, value in component.baseline(scenario).items():
+            if key in updates and updates[key] != value:
+                raise UnknownComponentError(
+                    f"component {component.name!r} sets {key!r} of the what-if run "
+                    "differently from another component"
+                )
+            updates[key] = value
     return scenario.model_copy(update=updates)
 
 

@@ -61,7 +61,10 @@ def input_files(scenario: Any) -> dict[str, Path]:
 
     named: dict[str, str | None] = {"grid.source": scenario.grid.source}
     for component in components():  # each names the files of its own sections
-        named.update(component.input_files(scenario))
+        for where, value in component.input_files(scenario).items():
+            if where in named:
+                raise ValueError(f"component {component.name!r} names input {where!r} again")
+            named[where] = value
     for where, value in named.items():
         if value and Path(value).is_file():
             files[where] = Path(value)
@@ -92,7 +95,32 @@ def input_digests(scenario: Any) -> dict[str, dict[str, str]]:
 
 
 def _hashed_fields(dump: dict[str, Any] | None) -> dict[str, Any]:
-    return {k: v for k, v in (dump or {}).items() if k not in HASHED_OUT}
+    """The dump minus what does not change the numbers and minus unset plugin sections.
+
+    A section of a component outside the twin's own that a scenario leaves unset is not
+    hashed: installing a plugin changes no scenario's hash.
+    """
+    from twin.component import BUILTIN_COMPONENTS, component_classes
+
+    unset = {
+        section.key
+        for cls in component_classes()
+        if cls.name not in BUILTIN_COMPONENTS
+        for section in cls.sections
+        if section.default in (None, [], {})
+    }
+    out = {}
+    for key, value in (dump or {}).items():
+        if key in HASHED_OUT or (key in unset and value in (None, [], {})):
+            continue
+        if key == "outputs" and isinstance(value, dict):
+            value = {
+                k: v
+                for k, v in value.items()
+                if not (f"outputs.{k}" in unset and v in (None, [], {}))
+            }
+        out[key] = value
+    return out
 
 
 def scenario_hash(scenario: Any, inputs: dict[str, dict[str, str]] | None = None) -> str:

@@ -82,7 +82,7 @@ INJECTING_KINDS = ("pv", "load", "battery", "ev")
 def compute_kpis(
     results: pd.DataFrame,
     scenario: ScenarioBase,
-    injecting: tuple[str, ...] | list[str] | None = None,
+    injecting: dict[str, list[str]] | None = None,
 ) -> dict[str, float]:
     r"""KPIs of a run.
 
@@ -102,10 +102,11 @@ def compute_kpis(
         Tidy results of the run.
     scenario : ScenarioBase
         The resolved scenario of the run (ratings, limits, step).
-    injecting : sequence of str, optional
-        The element kinds whose ``p_kw`` flows into the grid's buses, for the balance
-        residual: the run takes them from its world plan (every component's injections);
-        default :data:`INJECTING_KINDS`.
+    injecting : dict of str to list of str, optional
+        The elements whose ``p_kw`` flows into the grid's buses, by kind, for the
+        balance residual: the run takes them from its world plan (every component's
+        injections, :func:`twin.world.grid_injections`); default: every element of
+        :data:`INJECTING_KINDS`.
 
     Where a device replaced part of an asset (``source=real`` rows), the KPIs use what
     the plant saw: the measured values where they were fresh (see
@@ -146,10 +147,12 @@ def compute_kpis(
         soh = wide(results, "battery", "soh")
         initial = {u["name"]: u["soh_init"] for u in scenario.units("battery")}
         soh_change = min(soh[name].iloc[-1] - initial[name] for name in capacities)
-    injections = sum(
-        (_total(results, kind, "p_kw", index).sum(axis=1) for kind in injecting or INJECTING_KINDS),
-        start=pd.Series(0.0, index=index),
-    )
+    if injecting is None:
+        injecting = {kind: list(wide(results, kind, "p_kw").columns) for kind in INJECTING_KINDS}
+    injections = pd.Series(0.0, index=index)
+    for kind, names in injecting.items():
+        table = _total(results, kind, "p_kw", index)
+        injections += table[[n for n in names if n in table.columns]].sum(axis=1)
     unserved = _poc_series(results, "unserved_kw", index)
     curtailed = _poc_series(results, "curtailed_kw", index)
     # Islanded, the unserved load and the curtailed generation close the balance.

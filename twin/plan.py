@@ -101,11 +101,12 @@ class SimulatorPlan:
     entities: list[Entity]
     kind: str = ""
     parts: list[Path] = field(default_factory=list)
+    registered_model: str = ""
 
     @property
     def model_name(self) -> str:
         """The registered model a model simulator runs (``""`` for other simulators)."""
-        return str(self.init.get("model", ""))
+        return self.registered_model
 
     def children(self) -> dict[str, Entity]:
         """Entities by entity id."""
@@ -220,6 +221,7 @@ class WorldPlan:
             entities=entities,
             kind=role or model,
             parts=parts,
+            registered_model=model,
         )
         self.add_simulator(sim)
         if fleet:
@@ -262,7 +264,7 @@ class WorldPlan:
         return replacement.entity if replacement is not None else entity
 
     def check_ports(self) -> None:
-        """Every connection between model simulators joins an output to an input.
+        """Every connection joins planned entities; between models, an output to an input.
 
         Raises
         ------
@@ -271,7 +273,15 @@ class WorldPlan:
             wrong wiring is found in the plan, not inside mosaik.
         """
         problems = []
+        planned = {e.full_id for sim in self.simulators.values() for e in sim.entities}
         for edge in self.connections:
+            missing = [e.full_id for e in (edge.src, edge.dst) if e.full_id not in planned]
+            if missing:
+                problems.append(
+                    f"{edge.src.full_id} -> {edge.dst.full_id}: no planned entity "
+                    f"{' or '.join(missing)}"
+                )
+                continue
             for src_attr, dst_attr in edge.attrs:
                 for entity, attr, side in (
                     (edge.src, src_attr, "outputs"),
@@ -293,9 +303,7 @@ class WorldPlan:
                             f"{side}: {', '.join(ports) or 'none'}"
                         )
         if problems:
-            raise PlanError(
-                "the plan connects attributes that do not exist:\n  " + "\n  ".join(problems)
-            )
+            raise PlanError("the plan connects what does not exist:\n  " + "\n  ".join(problems))
 
     # --- reading ------------------------------------------------------------------------
 

@@ -36,6 +36,9 @@ _registered: dict[str, type[Model]] = {}
 class UnknownModelError(TwinError, KeyError):
     """A model name that nothing registered."""
 
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""  # not KeyError's quoted repr
+
 
 def register(name: str, cls: type[Model]) -> None:
     """Register a model class under ``name`` (overrides entry points)."""

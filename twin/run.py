@@ -88,16 +88,42 @@ def _abort_world(world: Any) -> None:
         pass
 
 
-def component_metadata(active: list[Component], scenario: Any, parts_dir: Path) -> dict[str, Any]:
-    """What every component's simulators counted (``run.json``)."""
-    found: dict[str, Any] = {}
+#: Keys of ``run.json`` the core writes after the components' counters: never theirs.
+RESERVED_METADATA = frozenset(
+    {
+        "status",
+        "error",
+        "checks",
+        "wall_s",
+        "loop_s",
+        "setup_s",
+        "component_s",
+        "realtime",
+        "rows_saved",
+        "grid_injections",
+    }
+)
+
+
+def add_component_metadata(
+    metadata: dict[str, Any], active: list[Component], scenario: Any, parts_dir: Path
+) -> None:
+    """Add what every component's simulators counted to the run metadata (``run.json``).
+
+    Raises
+    ------
+    RunError
+        If a component's key is already there or is one the core writes.
+    """
     for component in active:
-        _merge(
-            f"run metadata of {component.name!r}",
-            found,
-            component.run_metadata(scenario, parts_dir),
-        )
-    return found
+        counted = component.run_metadata(scenario, parts_dir)
+        reserved = sorted(RESERVED_METADATA & set(counted))
+        if reserved:
+            raise RunError(
+                f"run metadata of {component.name!r} uses keys the core writes: "
+                f"{', '.join(reserved)}"
+            )
+        _merge(f"run metadata of {component.name!r}", metadata, counted)
 
 
 def run_scenario(
@@ -151,7 +177,11 @@ def run_scenario(
     """
     out = Path(out_dir) if out_dir is not None else scenario.output_dir()
     with claim_run_dir(out):
-        inputs = input_digests(scenario)
+        try:
+            inputs = input_digests(scenario)
+        except Exception as exc:  # a component naming a file it cannot read, say
+            write_json(out / "run.json", {"status": "failed", "error": f"inputs: {exc}"})
+            raise RunError(f"the scenario's input files could not be read: {exc}") from exc
         metadata: dict[str, Any] = {
             "run_id": new_run_id(scenario.name),
             "scenario_hash": scenario_hash(scenario, inputs),
@@ -185,13 +215,42 @@ def _run(
     rt_factor: float | None,
     warn_late_s: float | None,
 ) -> RunResult:
-    """The body of :func:`run_scenario`, in a claimed run directory."""
+    """The body of :func:`run_scenario`, in a claimed run directory.
+
+    Whatever happens, even an interrupt, the components' services (emulated devices)
+    stop with the run.
+    """
+    services = ExitStack()
+    try:
+        return _run_in(
+            services,
+            scenario,
+            out,
+            metadata,
+            progress=progress,
+            rt_factor=rt_factor,
+            warn_late_s=warn_late_s,
+        )
+    finally:
+        _quietly(services.close, "stopping the services")
+
+
+def _run_in(
+    services: ExitStack,
+    scenario: ScenarioBase,
+    out: Path,
+    metadata: dict[str, Any],
+    *,
+    progress: bool,
+    rt_factor: float | None,
+    warn_late_s: float | None,
+) -> RunResult:
+    """:func:`_run` with the run's services in ``services``."""
     from twin.runstate import RunState
     from twin.world import build_world
 
     run_id = metadata["run_id"]
     started = time.perf_counter()
-    services = ExitStack()
     try:
         active = [component for component in components() if component.wanted(scenario)]
         checks = all_checks(active)  # a clash of check names fails here, not after the steps
@@ -203,6 +262,7 @@ def _run(
             run_id,
             realtime=rt_factor is not None,
             scenario_hash=metadata["scenario_hash"],
+            active=active,
         )
         try:
             for component in active:
@@ -241,7 +301,7 @@ def _run(
         _abort_world(plan.world)
         error += _quietly(services.close, "stopping the services")
         error += _quietly(
-            lambda: metadata.update(component_metadata(active, scenario, out / "parts")),
+            lambda: add_component_metadata(metadata, active, scenario, out / "parts"),
             "reading the components' counters",
         )
         shutil.rmtree(out / "parts", ignore_errors=True)
@@ -251,11 +311,11 @@ def _run(
         write_json(out / "run.json", metadata)
         raise RunError(f"run {run_id} failed: {exc} (recorded steps saved in {out})") from exc
     try:
-        services.close()
         kpis = _finish(scenario, out, plan, metadata, active)
     except Exception as exc:
-        # The steps ran but what follows them did not (services, results, KPIs, the
-        # comparison run): never leave run.json saying "running", never a traceback.
+        # The steps ran but what follows them did not (results, KPIs, the comparison
+        # run): never leave run.json saying "running", never a traceback.
+        services.close()
         metadata.update(
             status="failed",
             error=f"after the last step: {type(exc).__name__}: {exc}",
@@ -264,8 +324,13 @@ def _run(
         (out / "kpis.json").unlink(missing_ok=True)
         write_json(out / "run.json", metadata)
         raise RunError(f"run {run_id} failed after its last step: {exc}") from exc
+    # services stop after the results are safe: a service that cannot stop fails the
+    # run like a check (results and KPIs kept), it does not lose them
+    stopped = _quietly(services.close, "stopping the services")
     metadata["wall_s"] = time.perf_counter() - started
     passed, failures = evaluate_checks(scenario, metadata, kpis, checks)
+    if stopped:
+        failures.append(CheckFailure("services", stopped.removeprefix("; and ")))
     metadata["checks"] = {
         "passed": passed,
         "failed": [failure.as_dict() for failure in failures],
@@ -300,14 +365,14 @@ def _finish(
     active: list[Component],
 ) -> dict[str, float]:
     """Merge the results, compute the KPIs, let the components add theirs and act on them."""
-    from twin.world import injecting_kinds
+    from twin.world import grid_injections
 
     merge_parts(plan.parts, plan.results_path)
-    _merge("run metadata", metadata, component_metadata(active, scenario, out / "parts"))
+    add_component_metadata(metadata, active, scenario, out / "parts")
     shutil.rmtree(out / "parts", ignore_errors=True)
     results = load_results(out)
-    injecting = injecting_kinds(plan.plan)
-    metadata["grid_injections"] = injecting
+    injecting = grid_injections(plan.plan)
+    metadata["grid_injections"] = {kind: len(names) for kind, names in injecting.items()}
     kpis = compute_kpis(results, scenario, injecting)
     for component in active:
         _merge(
@@ -317,6 +382,8 @@ def _finish(
         )
     for component in active:
         component.after_run(scenario, kpis, metadata, out)
+    for component in active:  # the KPIs are final: sinks may store them
+        component.export(scenario, kpis, metadata, out)
     return kpis
 
 

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from models.base import Clock
-from twin.component import components
+from twin.component import Component, components
 from twin.plan import WorldPlan, instantiate
 from twin.scenario import ScenarioBase
 
-__all__ = ["BuiltWorld", "build_world", "injecting_kinds", "plan_world"]
+__all__ = ["BuiltWorld", "build_world", "grid_injections", "plan_world"]
 
 
 @dataclass
@@ -61,6 +61,7 @@ def plan_world(
     *,
     realtime: bool = False,
     scenario_hash: str = "",
+    active: list[Component] | None = None,
 ) -> WorldPlan:
     """Every simulator and connection of ``scenario``, as data.
 
@@ -76,6 +77,9 @@ def plan_world(
         The run is paced in real time (MQTT telemetry is then not bundled by default).
     scenario_hash : str
         Hash of the run's inputs (:mod:`twin.identity`), a tag of its results.
+    active : list of Component, optional
+        The run's own component instances (default: every one the scenario uses), so
+        that what a component's services started is known to its plan.
     """
     context = {
         "site": scenario.site.model_dump(),
@@ -89,7 +93,8 @@ def plan_world(
     plan = WorldPlan(scenario.clock(), Path(out_dir), context, tags, realtime=realtime)
     grid_unit = {"name": "poc", "grid": scenario.grid.source, "solver": scenario.grid.solver}
     plan.add_model("grid", [grid_unit])
-    active = [component for component in components() if component.wanted(scenario)]
+    if active is None:
+        active = [component for component in components() if component.wanted(scenario)]
     for component in active:
         component.add_entities(scenario, plan)
     for component in active:
@@ -106,24 +111,34 @@ def build_world(
     debug: bool = False,
     realtime: bool = False,
     scenario_hash: str = "",
+    active: list[Component] | None = None,
 ) -> BuiltWorld:
     """Plan the world of ``scenario`` and start it in mosaik (see :func:`plan_world`)."""
-    plan = plan_world(scenario, out_dir, run_id, realtime=realtime, scenario_hash=scenario_hash)
+    plan = plan_world(
+        scenario,
+        out_dir,
+        run_id,
+        realtime=realtime,
+        scenario_hash=scenario_hash,
+        active=active,
+    )
     world, entities = instantiate(plan, debug=debug)
     return BuiltWorld(world, plan, entities)
 
 
-def injecting_kinds(plan: WorldPlan) -> list[str]:
-    """The element kinds whose ``p_kw`` the plan connects into the grid's buses.
+def grid_injections(plan: WorldPlan) -> dict[str, list[str]]:
+    """The elements whose ``p_kw`` the plan connects into the grid's buses, by kind.
 
-    A source that replaces an asset (a device bridge) counts as the asset's kind: its
-    values are in the results under that kind (``source=real``).
+    A source that replaces an asset (a device bridge) counts as the asset: its values
+    are in the results under the asset's kind and name (``source=real``).
     """
-    replaced = {entity.full_id: kind for (kind, _), entity in plan.sources.items()}
+    replaced = {r.entity.full_id: key for key, r in plan.replacements.items()}
     grid = plan.fleets["grid"].sid
-    kinds = {
-        replaced.get(edge.src.full_id, edge.src.type)
-        for edge in plan.connections
-        if edge.dst.sid == grid and edge.dst.type == "bus" and ("p_kw", "p_kw") in edge.attrs
-    }
-    return sorted(kinds)
+    found: dict[str, list[str]] = {}
+    for edge in plan.connections:
+        if edge.dst.sid != grid or edge.dst.type != "bus" or ("p_kw", "p_kw") not in edge.attrs:
+            continue
+        kind, name = replaced.get(edge.src.full_id, (edge.src.type, edge.src.eid))
+        if name not in found.setdefault(kind, []):
+            found[kind].append(name)
+    return found

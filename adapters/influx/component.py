@@ -42,10 +42,10 @@ class InfluxComponent(Component):
         stats = parts_dir / "influx.json"
         return {"influx": json.loads(stats.read_text())} if stats.exists() else {}
 
-    def after_run(
+    def export(
         self, scenario: Any, kpis: dict[str, float], metadata: dict[str, Any], out_dir: Path
     ) -> None:
-        """The run's ``kpi`` point."""
+        """The run's ``kpi`` point, with the final KPIs."""
         if scenario.outputs.influx is not None:
             write_run_kpis(scenario, kpis, metadata, out_dir)
 

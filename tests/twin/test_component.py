@@ -208,3 +208,85 @@ def test_a_broken_plugin_is_named(tmp_path, monkeypatch, small_raw):
     monkeypatch.syspath_prepend(str(site))
     with pytest.raises(UnknownComponentError, match=r"component 'broken' .* cannot be imported"):
         validate_scenario(small_raw)
+
+
+def test_a_service_that_cannot_stop_fails_the_run_but_keeps_its_results(small_raw, tmp_path):
+    import contextlib
+
+    class Stubborn(Component):
+        name = "stubborn"
+
+        @contextlib.contextmanager
+        def services(self, scenario, out_dir):
+            yield
+            raise RuntimeError("server did not stop cleanly")
+
+    register_component(Stubborn)
+    try:
+        with pytest.raises(RunCheckError, match="services: stopping the services failed"):
+            run_scenario(validate_scenario(small_raw), tmp_path / "run")
+    finally:
+        unregister_component("stubborn")
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["status"] == "failed" and "server did not stop cleanly" in meta["error"]
+    assert (tmp_path / "run" / "results.parquet").is_file()
+    assert (tmp_path / "run" / "kpis.json").is_file()
+
+
+def test_a_component_may_not_write_the_cores_metadata(small_raw, tmp_path):
+    class Squatter(Component):
+        name = "squatter"
+
+        def run_metadata(self, scenario, parts_dir):
+            return {"grid_injections": ["bogus"]}
+
+    register_component(Squatter)
+    try:
+        with pytest.raises(RunError, match="uses keys the core writes: grid_injections"):
+            run_scenario(validate_scenario(small_raw), tmp_path / "run")
+    finally:
+        unregister_component("squatter")
+
+
+def test_the_balance_counts_only_what_is_connected(small_raw, tmp_path):
+    """A second PV model that feeds nothing (a shadow for comparison) is not an injection."""
+
+    class Shadow(Component):
+        name = "shadow"
+
+        def add_entities(self, scenario, plan):
+            units = [{**u, "name": f"shadow_{u['name']}"} for u in scenario.units("pv")]
+            plan.add_model("pv", units, sid="shadow", fleet=False)
+
+    register_component(Shadow)
+    try:
+        result = run_scenario(validate_scenario(small_raw), tmp_path / "run")
+    finally:
+        unregister_component("shadow")
+    assert result.metadata["status"] == "finished"
+    assert result.metadata["grid_injections"]["pv"] == 2
+    assert result.kpis["balance_residual_kwh"] < 1e-6
+
+
+def test_installing_a_plugin_changes_no_scenario_hash(small_raw, tmp_path, monkeypatch):
+    from twin.identity import scenario_hash
+
+    before = scenario_hash(validate_scenario(small_raw))
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(PLUGIN, site / "toy_meter.py")
+    info = site / "toy_meter-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-meter\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[twin.components]\nmeter = toy_meter:MeterComponent\n")
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        assert scenario_hash(validate_scenario(small_raw)) == before
+        small_raw["meter"] = {"asset": "pv_roof"}
+        assert scenario_hash(validate_scenario(small_raw)) != before
+    finally:
+        sys.modules.pop("toy_meter", None)
+
+
+def test_a_named_error_prints_without_quotes():
+    assert str(UnknownComponentError("component 'x' is broken")) == "component 'x' is broken"

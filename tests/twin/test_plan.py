@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from twin.plan import Entity, PlanError, Replacement, WorldPlan, _resolved, instantiate
+from twin.plan import (
+    Entity,
+    PlanError,
+    Replacement,
+    SimulatorPlan,
+    WorldPlan,
+    _resolved,
+    instantiate,
+)
 from twin.registry import get_model
 from twin.scenario import validate_scenario
 from twin.world import plan_world
@@ -173,3 +181,27 @@ def test_a_connection_to_a_port_that_does_not_exist_is_refused_in_the_plan(tmp_p
         PlanError, match=r"pv\.pv_roof \(pv pv\) has no output 'soc'; outputs: p_kw"
     ):
         plan.check_ports()
+
+
+def test_a_connection_to_an_entity_not_in_the_plan_is_refused(tmp_path):
+    plan = plan_world(scenario("microgrid_day.yaml", controller="none"), tmp_path, "test")
+    plan.connect(Entity("tariff", "tarif", "tariff"), plan.children("grid")["bus_7"], "p_kw")
+    with pytest.raises(PlanError, match=r"no planned entity tariff\.tarif"):
+        plan.check_ports()
+
+
+def test_an_adapter_with_a_model_parameter_is_not_taken_for_a_model(tmp_path):
+    plan = plan_world(scenario("microgrid_day.yaml", controller="none"), tmp_path, "test")
+    plan.add_simulator(
+        SimulatorPlan(
+            sid="forecaster",
+            sim_config={"python": "mypkg:Forecaster"},
+            init={"model": "forecaster.onnx"},
+            model="Forecaster",
+            params={},
+            entities=[Entity("forecaster", "f", "Forecaster")],
+        )
+    )
+    plan.connect(plan.children("pv")["pv_roof"], Entity("forecaster", "f", "Forecaster"), "p_kw")
+    plan.check_ports()  # an adapter takes what it is configured for
+    assert plan.simulators["forecaster"].model_name == ""
