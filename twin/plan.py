@@ -228,6 +228,37 @@ class WorldPlan:
             self.fleets[role or model] = sim
         return sim
 
+    def add_adapter(
+        self,
+        sid: str,
+        target: str,
+        model: str,
+        eid: str,
+        *,
+        init: dict[str, Any],
+        kind: str,
+        parts: list[Path] | None = None,
+    ) -> Entity:
+        """A simulator of one entity (a bridge, a sink) run by the class ``target``.
+
+        ``target`` is ``"module:Class"``; the simulator is started with ``init`` and
+        creates one entity of ``model`` whose id is ``eid``, which this returns.
+        """
+        entity = Entity(sid, eid, model)
+        self.add_simulator(
+            SimulatorPlan(
+                sid=sid,
+                sim_config={"python": target},
+                init=init,
+                model=model,
+                params={},
+                entities=[entity],
+                kind=kind,
+                parts=list(parts or []),
+            )
+        )
+        return entity
+
     def connect(
         self,
         src: Entity,

@@ -222,130 +222,108 @@ def _run(
     """
     services = ExitStack()
     try:
-        return _run_in(
-            services,
-            scenario,
-            out,
-            metadata,
-            progress=progress,
-            rt_factor=rt_factor,
-            warn_late_s=warn_late_s,
-        )
+        from twin.runstate import RunState
+        from twin.world import build_world
+
+        run_id = metadata["run_id"]
+        started = time.perf_counter()
+        try:
+            active = [component for component in components() if component.wanted(scenario)]
+            checks = all_checks(active)  # a clash of check names fails here, not after the steps
+            for component in active:
+                services.enter_context(component.services(scenario, out))
+            plan = build_world(
+                scenario,
+                out,
+                run_id,
+                realtime=rt_factor is not None,
+                scenario_hash=metadata["scenario_hash"],
+                active=active,
+            )
+            try:
+                for component in active:
+                    component.after_setup(scenario, out)
+            except BaseException:
+                _abort_world(plan.world)
+                raise
+        except Exception as exc:  # any set-up failure: a failed run, never "running"
+            error = f"{type(exc).__name__}: {exc}"
+            error += _quietly(services.close, "stopping the services")
+            metadata.update(status="failed", error=error)
+            write_json(out / "run.json", metadata)
+            raise RunError(f"run {run_id} could not be set up: {exc}") from exc
+        metadata["setup_s"] = time.perf_counter() - started
+        step_s = plan.clock.step_s
+        warn_after = warn_late_s if warn_late_s is not None else 0.1 * step_s * (rt_factor or 1.0)
+        state = RunState()  # this run's simulators, timings and lateness meter
+        try:
+            state = RunState.of_world(plan.world, rt_factor=rt_factor, warn_after_s=warn_after)
+            run_started = time.perf_counter()
+            plan.world.run(
+                until=plan.clock.end_s,
+                print_progress=progress,
+                rt_factor=rt_factor,
+                rt_strict=False,
+            )
+            metadata["loop_s"] = time.perf_counter() - run_started
+            metadata["component_s"] = state.component_s()
+            if state.lateness is not None:
+                metadata["realtime"] = state.lateness.summary()
+        except Exception as exc:
+            # Keep the steps every simulator completed: a consistent, shorter run.
+            error = f"{type(exc).__name__}: {exc}"
+            completed = state.save_completed()
+            saved = merge_parts(plan.parts, plan.results_path) if completed else 0
+            _abort_world(plan.world)
+            error += _quietly(services.close, "stopping the services")
+            error += _quietly(
+                lambda: add_component_metadata(metadata, active, scenario, out / "parts"),
+                "reading the components' counters",
+            )
+            shutil.rmtree(out / "parts", ignore_errors=True)
+            metadata.update(
+                status="failed", error=error, rows_saved=saved, wall_s=time.perf_counter() - started
+            )
+            write_json(out / "run.json", metadata)
+            raise RunError(f"run {run_id} failed: {exc} (recorded steps saved in {out})") from exc
+        try:
+            kpis = _finish(scenario, out, plan, metadata, active)
+        except Exception as exc:
+            # The steps ran but what follows them did not (results, KPIs, the comparison
+            # run): never leave run.json saying "running", never a traceback.
+            services.close()
+            metadata.update(
+                status="failed",
+                error=f"after the last step: {type(exc).__name__}: {exc}",
+                wall_s=time.perf_counter() - started,
+            )
+            (out / "kpis.json").unlink(missing_ok=True)
+            write_json(out / "run.json", metadata)
+            raise RunError(f"run {run_id} failed after its last step: {exc}") from exc
+        # services stop after the results are safe: a service that cannot stop fails the
+        # run like a check (results and KPIs kept), it does not lose them
+        stopped = _quietly(services.close, "stopping the services")
+        metadata["wall_s"] = time.perf_counter() - started
+        passed, failures = evaluate_checks(scenario, metadata, kpis, checks)
+        if stopped:
+            failures.append(CheckFailure("services", stopped.removeprefix("; and ")))
+        metadata["checks"] = {
+            "passed": passed,
+            "failed": [failure.as_dict() for failure in failures],
+        }
+        if failures:
+            metadata["status"] = "failed"
+            metadata["error"] = "; ".join(str(failure) for failure in failures)
+        else:
+            metadata["status"] = "finished"
+        write_json(out / "kpis.json", kpis)
+        write_json(out / "run.json", metadata)  # last: its status says the rest is complete
+        result = RunResult(out, kpis, metadata)
+        if failures:
+            raise RunCheckError(result, failures)
+        return result
     finally:
         _quietly(services.close, "stopping the services")
-
-
-def _run_in(
-    services: ExitStack,
-    scenario: ScenarioBase,
-    out: Path,
-    metadata: dict[str, Any],
-    *,
-    progress: bool,
-    rt_factor: float | None,
-    warn_late_s: float | None,
-) -> RunResult:
-    """:func:`_run` with the run's services in ``services``."""
-    from twin.runstate import RunState
-    from twin.world import build_world
-
-    run_id = metadata["run_id"]
-    started = time.perf_counter()
-    try:
-        active = [component for component in components() if component.wanted(scenario)]
-        checks = all_checks(active)  # a clash of check names fails here, not after the steps
-        for component in active:
-            services.enter_context(component.services(scenario, out))
-        plan = build_world(
-            scenario,
-            out,
-            run_id,
-            realtime=rt_factor is not None,
-            scenario_hash=metadata["scenario_hash"],
-            active=active,
-        )
-        try:
-            for component in active:
-                component.after_setup(scenario, out)
-        except BaseException:
-            _abort_world(plan.world)
-            raise
-    except Exception as exc:  # any set-up failure: a failed run, never "running"
-        error = f"{type(exc).__name__}: {exc}"
-        error += _quietly(services.close, "stopping the services")
-        metadata.update(status="failed", error=error)
-        write_json(out / "run.json", metadata)
-        raise RunError(f"run {run_id} could not be set up: {exc}") from exc
-    metadata["setup_s"] = time.perf_counter() - started
-    step_s = plan.clock.step_s
-    warn_after = warn_late_s if warn_late_s is not None else 0.1 * step_s * (rt_factor or 1.0)
-    state = RunState()  # this run's simulators, timings and lateness meter
-    try:
-        state = RunState.of_world(plan.world, rt_factor=rt_factor, warn_after_s=warn_after)
-        run_started = time.perf_counter()
-        plan.world.run(
-            until=plan.clock.end_s,
-            print_progress=progress,
-            rt_factor=rt_factor,
-            rt_strict=False,
-        )
-        metadata["loop_s"] = time.perf_counter() - run_started
-        metadata["component_s"] = state.component_s()
-        if state.lateness is not None:
-            metadata["realtime"] = state.lateness.summary()
-    except Exception as exc:
-        # Keep the steps every simulator completed: a consistent, shorter run.
-        error = f"{type(exc).__name__}: {exc}"
-        completed = state.save_completed()
-        saved = merge_parts(plan.parts, plan.results_path) if completed else 0
-        _abort_world(plan.world)
-        error += _quietly(services.close, "stopping the services")
-        error += _quietly(
-            lambda: add_component_metadata(metadata, active, scenario, out / "parts"),
-            "reading the components' counters",
-        )
-        shutil.rmtree(out / "parts", ignore_errors=True)
-        metadata.update(
-            status="failed", error=error, rows_saved=saved, wall_s=time.perf_counter() - started
-        )
-        write_json(out / "run.json", metadata)
-        raise RunError(f"run {run_id} failed: {exc} (recorded steps saved in {out})") from exc
-    try:
-        kpis = _finish(scenario, out, plan, metadata, active)
-    except Exception as exc:
-        # The steps ran but what follows them did not (results, KPIs, the comparison
-        # run): never leave run.json saying "running", never a traceback.
-        services.close()
-        metadata.update(
-            status="failed",
-            error=f"after the last step: {type(exc).__name__}: {exc}",
-            wall_s=time.perf_counter() - started,
-        )
-        (out / "kpis.json").unlink(missing_ok=True)
-        write_json(out / "run.json", metadata)
-        raise RunError(f"run {run_id} failed after its last step: {exc}") from exc
-    # services stop after the results are safe: a service that cannot stop fails the
-    # run like a check (results and KPIs kept), it does not lose them
-    stopped = _quietly(services.close, "stopping the services")
-    metadata["wall_s"] = time.perf_counter() - started
-    passed, failures = evaluate_checks(scenario, metadata, kpis, checks)
-    if stopped:
-        failures.append(CheckFailure("services", stopped.removeprefix("; and ")))
-    metadata["checks"] = {
-        "passed": passed,
-        "failed": [failure.as_dict() for failure in failures],
-    }
-    if failures:
-        metadata["status"] = "failed"
-        metadata["error"] = "; ".join(str(failure) for failure in failures)
-    else:
-        metadata["status"] = "finished"
-    write_json(out / "kpis.json", kpis)
-    write_json(out / "run.json", metadata)  # last: its status says the rest is complete
-    result = RunResult(out, kpis, metadata)
-    if failures:
-        raise RunCheckError(result, failures)
-    return result
 
 
 def _quietly(action: Any, what: str) -> str:

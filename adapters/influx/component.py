@@ -16,13 +16,13 @@ from adapters.influx.outputs import config_from_spec, delivery_check, write_run_
 from adapters.influx.schema import InfluxSpec
 from twin.checks import RunCheck
 from twin.component import Component, Section
-from twin.plan import Deferred, Entity, SimulatorPlan, WorldPlan
+from twin.plan import Deferred, Entity, WorldPlan
 from twin.registry import get_model
 from twin.sinks import initial_states
 
 __all__ = ["InfluxComponent", "plan_sink"]
 
-SINK_SIMULATOR = {"python": "adapters.influx.sink:InfluxSink"}
+SINK_SIMULATOR = "adapters.influx.sink:InfluxSink"
 
 
 class InfluxComponent(Component):
@@ -100,17 +100,13 @@ def plan_sink(scenario: Any, plan: WorldPlan) -> None:
         "initial_states": initial_states(plan),
         "stats_path": str(plan.out_dir / "parts" / "influx.json"),
     }
-    sink = Entity("influx", "sink", "Sink")
-    plan.add_simulator(
-        SimulatorPlan(
-            sid="influx",
-            sim_config=SINK_SIMULATOR,
-            init={"clock": plan.clock.to_dict(), "config": config},
-            model="Sink",
-            params={},
-            entities=[sink],
-            kind="influx",
-        )
+    sink = plan.add_adapter(
+        "influx",
+        SINK_SIMULATOR,
+        "Sink",
+        "sink",
+        init={"clock": plan.clock.to_dict(), "config": config},
+        kind="influx",
     )
     for source, attrs in links:
         plan.connect(source, sink, *attrs)

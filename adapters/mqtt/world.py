@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from twin.plan import Deferred, Entity, Replacement, SimulatorPlan, WorldPlan
+from twin.plan import Deferred, Entity, Replacement, WorldPlan
 from twin.registry import get_model
 from twin.sinks import initial_states, output_plan
 from twin.units import parse_duration_s
 
 __all__ = ["device_parts", "mqtt_auth", "plan_devices", "plan_publisher"]
 
-DEVICE_SIMULATOR = {"python": "adapters.mqtt.bridge:DeviceBridge"}
-PUBLISHER_SIMULATOR = {"python": "adapters.mqtt.publisher:MqttPublisher"}
+DEVICE_SIMULATOR = "adapters.mqtt.bridge:DeviceBridge"
+PUBLISHER_SIMULATOR = "adapters.mqtt.publisher:MqttPublisher"
 
 #: Wall seconds a hardware-in-the-loop bridge waits per step for the device's answer.
 HIL_TIMEOUT_S = 2.0
@@ -96,19 +96,14 @@ def plan_devices(scenario: Any, plan: WorldPlan) -> None:
             "record": {"real": str(real), "residual": str(residual), "tags": tags},
             "stats_path": str(out_dir / "parts" / f"mqtt-device-{device.asset}.json"),
         }
-        sid = f"device-{device.asset}"
-        bridge = Entity(sid, device.asset, "Device")
-        plan.add_simulator(
-            SimulatorPlan(
-                sid=sid,
-                sim_config=DEVICE_SIMULATOR,
-                init={"clock": clock.to_dict(), "config": config},
-                model="Device",
-                params={},
-                entities=[bridge],
-                kind="mqtt-device",
-                parts=[real, residual],
-            )
+        bridge = plan.add_adapter(
+            f"device-{device.asset}",
+            DEVICE_SIMULATOR,
+            "Device",
+            device.asset,
+            init={"clock": clock.to_dict(), "config": config},
+            kind="mqtt-device",
+            parts=[real, residual],
         )
         ports = cls.outputs
         fields = {q: ["real", q] for q in device.measure}
@@ -182,17 +177,13 @@ def plan_publisher(scenario: Any, plan: WorldPlan) -> None:
         "initial_states": _initial_by_source(plan, selected),
         "stats_path": str(plan.out_dir / "parts" / "mqtt-publisher.json"),
     }
-    publisher = Entity("mqtt", "publisher", "Publisher")
-    plan.add_simulator(
-        SimulatorPlan(
-            sid="mqtt",
-            sim_config=PUBLISHER_SIMULATOR,
-            init={"clock": plan.clock.to_dict(), "config": config},
-            model="Publisher",
-            params={},
-            entities=[publisher],
-            kind="mqtt-publisher",
-        )
+    publisher = plan.add_adapter(
+        "mqtt",
+        PUBLISHER_SIMULATOR,
+        "Publisher",
+        "publisher",
+        init={"clock": plan.clock.to_dict(), "config": config},
+        kind="mqtt-publisher",
     )
     for source, attrs in selected:
         plan.connect(source, publisher, *attrs)

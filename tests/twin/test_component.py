@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
@@ -24,6 +25,16 @@ from twin.scenario import ComponentSectionError, scenario_model, validate_scenar
 from twin.world import plan_world
 
 PLUGIN = Path(__file__).parent / "plugin" / "toy_meter.py"
+
+
+@contextlib.contextmanager
+def registered(cls):
+    """``cls`` registered as a component for the block, as a notebook would."""
+    register_component(cls)
+    try:
+        yield cls
+    finally:
+        unregister_component(cls.name)
 
 
 @pytest.fixture
@@ -102,12 +113,9 @@ def test_two_components_cannot_own_one_section():
         name = "clash"
         sections = (Section("mqtt", dict, None),)
 
-    register_component(Clash)
-    try:
+    with registered(Clash):
         with pytest.raises(ComponentSectionError, match="'mqtt', already owned by 'mqtt'"):
             scenario_model()
-    finally:
-        unregister_component("clash")
     assert "mqtt" in scenario_model().model_fields
 
 
@@ -130,15 +138,12 @@ def test_a_component_not_in_the_scenario_is_not_asked(small_raw, tmp_path):
         def add_entities(self, scenario, plan):
             raise AssertionError("asked although the scenario has no 'absent' section")
 
-    register_component(Absent)
-    try:
+    with registered(Absent):
         plan = plan_world(validate_scenario(small_raw), tmp_path, "test")
         assert "absent" not in plan.simulators
         small_raw["absent"] = {"on": 1}
         with pytest.raises(AssertionError, match="asked although"):
             plan_world(validate_scenario(small_raw), tmp_path, "test")
-    finally:
-        unregister_component("absent")
 
 
 def test_a_component_that_fails_after_set_up_fails_the_run(small_raw, tmp_path):
@@ -151,12 +156,9 @@ def test_a_component_that_fails_after_set_up_fails_the_run(small_raw, tmp_path):
         def after_setup(self, scenario, out_dir):
             raise OSError("disk full")
 
-    register_component(Broken)
-    try:
+    with registered(Broken):
         with pytest.raises(RunError, match="could not be set up: disk full"):
             run_scenario(validate_scenario(small_raw), tmp_path / "run")
-    finally:
-        unregister_component("broken")
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert meta["status"] == "failed" and "OSError: disk full" in meta["error"]
 
@@ -171,12 +173,9 @@ def test_two_checks_of_one_name_fail_before_the_steps(small_raw, tmp_path):
         def checks(self):
             return {"energy_balance": lambda scenario, metadata, kpis: []}
 
-    register_component(Twice)
-    try:
+    with registered(Twice):
         with pytest.raises(RunError, match="run check 'energy_balance' of component 'twice'"):
             run_scenario(validate_scenario(small_raw), tmp_path / "run")
-    finally:
-        unregister_component("twice")
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert meta["status"] == "failed" and "loop_s" not in meta
 
@@ -191,12 +190,9 @@ def test_a_component_kpi_may_not_overwrite_another(small_raw, tmp_path):
         def kpis(self, scenario, results, metadata):
             return {"cost_eur": 0.0}
 
-    register_component(Thief)
-    try:
+    with registered(Thief):
         with pytest.raises(RunError, match="KPIs of component 'thief' would overwrite cost_eur"):
             run_scenario(validate_scenario(small_raw), tmp_path / "run")
-    finally:
-        unregister_component("thief")
 
 
 def test_a_broken_plugin_is_named(tmp_path, monkeypatch, small_raw):
@@ -211,8 +207,6 @@ def test_a_broken_plugin_is_named(tmp_path, monkeypatch, small_raw):
 
 
 def test_a_service_that_cannot_stop_fails_the_run_but_keeps_its_results(small_raw, tmp_path):
-    import contextlib
-
     class Stubborn(Component):
         name = "stubborn"
 
@@ -221,12 +215,9 @@ def test_a_service_that_cannot_stop_fails_the_run_but_keeps_its_results(small_ra
             yield
             raise RuntimeError("server did not stop cleanly")
 
-    register_component(Stubborn)
-    try:
+    with registered(Stubborn):
         with pytest.raises(RunCheckError, match="services: stopping the services failed"):
             run_scenario(validate_scenario(small_raw), tmp_path / "run")
-    finally:
-        unregister_component("stubborn")
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert meta["status"] == "failed" and "server did not stop cleanly" in meta["error"]
     assert (tmp_path / "run" / "results.parquet").is_file()
@@ -240,12 +231,9 @@ def test_a_component_may_not_write_the_cores_metadata(small_raw, tmp_path):
         def run_metadata(self, scenario, parts_dir):
             return {"grid_injections": ["bogus"]}
 
-    register_component(Squatter)
-    try:
+    with registered(Squatter):
         with pytest.raises(RunError, match="uses keys the core writes: grid_injections"):
             run_scenario(validate_scenario(small_raw), tmp_path / "run")
-    finally:
-        unregister_component("squatter")
 
 
 def test_the_balance_counts_only_what_is_connected(small_raw, tmp_path):
@@ -258,11 +246,8 @@ def test_the_balance_counts_only_what_is_connected(small_raw, tmp_path):
             units = [{**u, "name": f"shadow_{u['name']}"} for u in scenario.units("pv")]
             plan.add_model("pv", units, sid="shadow", fleet=False)
 
-    register_component(Shadow)
-    try:
+    with registered(Shadow):
         result = run_scenario(validate_scenario(small_raw), tmp_path / "run")
-    finally:
-        unregister_component("shadow")
     assert result.metadata["status"] == "finished"
     assert result.metadata["grid_injections"]["pv"] == 2
     assert result.kpis["balance_residual_kwh"] < 1e-6
