@@ -372,7 +372,7 @@ class WorldPlan:
         """A mermaid flowchart of simulators (one node each, edges folded per pair)."""
         lines = ["flowchart LR"]
         for sim in self.simulators.values():
-            lines.append(f'    {_node(sim.sid)}["{sim.sid}<br/>{len(sim.entities)} entities"]')
+            lines.append(f'    {_node(sim.sid)}["{sim.sid}<br/>{_count(sim)}"]')
         for (src, dst), edge in self.simulator_edges().items():
             label = f"{', '.join(sorted(edge['attrs']))} ({edge['count']})"
             arrow = "-.->" if edge["time_shifted"] else "-->"
@@ -383,12 +383,17 @@ class WorldPlan:
         """A Graphviz digraph of simulators (time-shifted edges dashed)."""
         lines = ["digraph world {", "    rankdir=LR;", "    node [shape=box];"]
         for sim in self.simulators.values():
-            lines.append(f'    "{sim.sid}" [label="{sim.sid}\\n{len(sim.entities)} entities"];')
+            lines.append(f'    "{sim.sid}" [label="{sim.sid}\\n{_count(sim)}"];')
         for (src, dst), edge in self.simulator_edges().items():
             label = f"{', '.join(sorted(edge['attrs']))} ({edge['count']})"
             style = ' style="dashed"' if edge["time_shifted"] else ""
             lines.append(f'    "{src}" -> "{dst}" [label="{label}"{style}];')
         return "\n".join([*lines, "}"]) + "\n"
+
+
+def _count(sim: SimulatorPlan) -> str:
+    n = len(sim.entities)
+    return f"{n} entity" if n == 1 else f"{n} entities"
 
 
 def _node(sid: str) -> str:
