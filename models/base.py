@@ -38,6 +38,10 @@ class Port:
         Value used for an input that nothing is connected to.
     may_be_nan : bool
         The output is NaN when it has no meaning (the SoC of an empty charger).
+    limits : tuple of float or None
+        For an input other simulators may feed (weather, a measured power): the range of
+        plausible values. A value outside it, or infinite, is refused before the model
+        steps (:func:`check_input`); NaN passes when it is the default (not connected).
     state : bool
         The output is a state at an instant (SoC, stored energy, temperature), not a
         mean over the step (power, price). :meth:`Model.step` returns a state's value
@@ -52,6 +56,34 @@ class Port:
     default: float = 0.0
     may_be_nan: bool = False
     state: bool = False
+    limits: tuple[float, float] | None = None
+
+
+class InputRangeError(ValueError):
+    """An input value another simulator sent that the model's port refuses."""
+
+
+def check_input(name: str, port: Port, values: np.ndarray, elements: list[str]) -> None:
+    """Refuse values of input ``name`` outside ``port.limits`` (or infinite).
+
+    Raises
+    ------
+    InputRangeError
+        Naming the element, the input, the value and the accepted range.
+    """
+    if port.limits is None:
+        return
+    low, high = port.limits
+    nan_ok = bool(np.isnan(port.default))
+    bad = ~((values >= low) & (values <= high))
+    if nan_ok:
+        bad &= ~np.isnan(values)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputRangeError(
+            f"input {elements[i]}.{name} = {float(values[i])!r} {port.unit} is outside "
+            f"{low:g} .. {high:g} {port.unit}" + (" (NaN: not given)" if nan_ok else "")
+        )
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,10 @@ __all__ = ["Load"]
 PROFILE_LIMITS = (-10.0, 10.0)
 
 
+#: Largest power (kW, kvar) a load input may give: 10 GW, more than any one load.
+MAX_INPUT_KW = 1e7
+
+
 class Load(Model):
     """A set of loads, each ``p_kw * profile(t)`` or the power given as input.
 
@@ -45,11 +49,13 @@ class Load(Model):
             "kW",
             "active power consumed (> 0), replaces the profile; NaN: the profile's",
             default=np.nan,
+            limits=(-MAX_INPUT_KW, MAX_INPUT_KW),
         ),
         "q_kvar": Port(
             "kvar",
             "reactive power consumed, replaces the profile; NaN: the profile's",
             default=np.nan,
+            limits=(-MAX_INPUT_KW, MAX_INPUT_KW),
         ),
     }
     outputs = {

@@ -51,12 +51,15 @@ SAPM_TEMPERATURE_MODELS = (
 #: sub-steps no longer than it.
 WEATHER_RESOLUTION_S = 3600
 
+#: Unit, meaning and plausible range of each weather input: irradiance up to 1.5 x the
+#: solar constant at the surface (with cloud enhancement), air temperature of the
+#: recorded extremes, wind up to a strong hurricane's.
 _WEATHER_PORTS = {
-    "ghi": ("W/m2", "global horizontal irradiance"),
-    "dni": ("W/m2", "direct normal irradiance"),
-    "dhi": ("W/m2", "diffuse horizontal irradiance"),
-    "temp_air": ("degC", "air temperature"),
-    "wind_speed": ("m/s", "wind speed"),
+    "ghi": ("W/m2", "global horizontal irradiance", (0.0, 2000.0)),
+    "dni": ("W/m2", "direct normal irradiance", (0.0, 2000.0)),
+    "dhi": ("W/m2", "diffuse horizontal irradiance", (0.0, 2000.0)),
+    "temp_air": ("degC", "air temperature", (-90.0, 60.0)),
+    "wind_speed": ("m/s", "wind speed", (0.0, 100.0)),
 }
 #: Exogenous weather inputs, in :data:`models.weather.WEATHER_COLUMNS` order: the mean
 #: over the step; NaN (the default: nothing connected) keeps the weather file's value.
@@ -65,6 +68,7 @@ WEATHER_INPUTS = {
         _WEATHER_PORTS[name][0],
         f"{_WEATHER_PORTS[name][1]}, mean over the step; NaN: the weather file's",
         default=np.nan,
+        limits=_WEATHER_PORTS[name][2],
     )
     for name in WEATHER_COLUMNS
 }

@@ -29,7 +29,7 @@ import mosaik_api_v3
 import numpy as np
 import pandas as pd
 
-from models.base import Clock, Model
+from models.base import Clock, Model, check_input
 from twin.realtime import Paced
 from twin.registry import get_model
 from twin.results import ResultBuffer
@@ -78,6 +78,7 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         self._intervals: list[str] = []  # interval outputs: recorded at its start
         self.steps_done = 0
         self.timings: dict[str, float] = {}
+        self._limited: set[str] = set()  # inputs with plausible ranges (Port.limits)
 
     def init(
         self, sid: str, time_resolution: float = 1.0, *, model: str, clock: dict[str, Any]
@@ -98,6 +99,7 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         started = perf_counter()
         self.model = self.cls(params["units"], self.clock, params.get("context") or {})
         self.timings["setup"] = perf_counter() - started
+        self._limited = {name for name, port in self.cls.inputs.items() if port.limits}
         children = []
         for group, names in self.model.elements.items():
             for i, name in enumerate(names):
@@ -160,10 +162,15 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         self.step_started(time)
         started = perf_counter()
         arrays = self.model.default_inputs()
+        received = set()
         for eid, attrs in inputs.items():
             i = self._index[eid][1]
             for attr, sources in attrs.items():
                 arrays[attr][i] = sum(sources.values())
+                received.add(attr)
+        for attr in received & self._limited:  # bounded before they touch the physics
+            port = self.cls.inputs[attr]
+            check_input(attr, port, arrays[attr], self.model.elements[port.group or self.cls.kind])
         dt_s = self.clock.step_s
         gathered = perf_counter()
         self._outputs = self.model.step(self.clock.time_at(time), dt_s, arrays)
