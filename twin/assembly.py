@@ -30,7 +30,7 @@ from pydantic import BaseModel, ValidationError
 from models.base import Clock
 from twin import scenario as schema
 from twin.assets import schema as assets
-from twin.errors import Problem, ScenarioError
+from twin.errors import Problem, ScenarioError, did_you_mean
 from twin.units import parse_duration_s
 
 __all__ = [
@@ -70,8 +70,7 @@ def spec_class(kind: str) -> type[BaseModel]:
         "scenario": schema.scenario_model(),
     }
     if kind not in classes:
-        close = difflib.get_close_matches(kind, list(classes), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(kind, list(classes), lead=True)
         raise SpecError(
             [Problem("kind", f"unknown kind {kind!r}; {hint}known: {', '.join(classes)}")]
         )

@@ -24,7 +24,6 @@ installed package, or :func:`register_component`. The core never names one.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import sys
 from collections.abc import Callable, Iterator
@@ -33,7 +32,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from twin.errors import Problem, TwinError
+from twin.errors import Problem, TwinError, did_you_mean
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -302,6 +301,5 @@ def get_component(name: str) -> Component:
         if cls.name == name:
             return cls()
     names = component_names()
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, names)
     raise UnknownComponentError(f"unknown component {name!r}{hint} (known: {', '.join(names)})")

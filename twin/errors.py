@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Problem", "ResultsError", "RunError", "ScenarioError", "TwinError"]
+__all__ = ["Problem", "ResultsError", "RunError", "ScenarioError", "TwinError", "did_you_mean"]
 
 
 class TwinError(Exception):
@@ -38,3 +40,15 @@ class RunError(TwinError):
 
 class ResultsError(TwinError):
     """The files of a run (or campaign) directory are missing, corrupt or not the twin's."""
+
+
+def did_you_mean(value: str, known: Iterable[str], *, lead: bool = False) -> str:
+    """A hint at the known name closest to ``value`` (``""`` when none is close).
+
+    ``"; did you mean 'x'?"`` to follow a message, or with ``lead`` ``"did you mean
+    'x'? "`` to precede a list of the known names.
+    """
+    close = difflib.get_close_matches(value, list(known), n=1)
+    if not close:
+        return ""
+    return f"did you mean {close[0]!r}? " if lead else f"; did you mean {close[0]!r}?"

@@ -238,11 +238,13 @@ class WorldPlan:
         init: dict[str, Any],
         kind: str,
         parts: list[Path] | None = None,
+        feeds: list[tuple[Entity, list[str]]] | None = None,
     ) -> Entity:
         """A simulator of one entity (a bridge, a sink) run by the class ``target``.
 
         ``target`` is ``"module:Class"``; the simulator is started with ``init`` and
         creates one entity of ``model`` whose id is ``eid``, which this returns.
+        ``feeds``: (source, attributes) connected into it (what a sink mirrors).
         """
         entity = Entity(sid, eid, model)
         self.add_simulator(
@@ -257,6 +259,8 @@ class WorldPlan:
                 parts=list(parts or []),
             )
         )
+        for source, attrs in feeds or []:
+            self.connect(source, entity, *attrs)
         return entity
 
     def connect(
@@ -374,7 +378,7 @@ class WorldPlan:
         for sim in self.simulators.values():
             lines.append(f'    {_node(sim.sid)}["{sim.sid}<br/>{_count(sim)}"]')
         for (src, dst), edge in self.simulator_edges().items():
-            label = f"{', '.join(sorted(edge['attrs']))} ({edge['count']})"
+            label = _edge_label(edge)
             arrow = "-.->" if edge["time_shifted"] else "-->"
             lines.append(f'    {_node(src)} {arrow}|"{label}"| {_node(dst)}')
         return "\n".join(lines) + "\n"
@@ -385,10 +389,15 @@ class WorldPlan:
         for sim in self.simulators.values():
             lines.append(f'    "{sim.sid}" [label="{sim.sid}\\n{_count(sim)}"];')
         for (src, dst), edge in self.simulator_edges().items():
-            label = f"{', '.join(sorted(edge['attrs']))} ({edge['count']})"
+            label = _edge_label(edge)
             style = ' style="dashed"' if edge["time_shifted"] else ""
             lines.append(f'    "{src}" -> "{dst}" [label="{label}"{style}];')
         return "\n".join([*lines, "}"]) + "\n"
+
+
+def _edge_label(edge: dict[str, Any]) -> str:
+    """The attributes a pair of simulators exchanges and how many connections carry them."""
+    return f"{', '.join(sorted(edge['attrs']))} ({edge['count']})"
 
 
 def _count(sim: SimulatorPlan) -> str:

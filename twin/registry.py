@@ -9,14 +9,13 @@ name them without any edit of the core.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import sys
 from importlib import import_module
 from importlib.metadata import entry_points
 
 from models.base import Model
-from twin.errors import TwinError
+from twin.errors import TwinError, did_you_mean
 
 __all__ = ["BUILTIN_MODELS", "UnknownModelError", "get_model", "model_names", "register"]
 
@@ -75,8 +74,7 @@ def get_model(name: str) -> type[Model]:
         return _registered[name]
     target = _targets().get(name)
     if target is None:
-        close = difflib.get_close_matches(name, model_names(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, model_names())
         raise UnknownModelError(f"unknown model {name!r}{hint} (known: {', '.join(model_names())})")
     module, _, attr = target.partition(":")
     return getattr(import_module(module), attr)

@@ -15,7 +15,6 @@ model for the components installed now.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import typing
 from pathlib import Path
@@ -46,7 +45,7 @@ from twin.bounds import (
     bounded,
     whole,
 )
-from twin.errors import Problem, ScenarioError, TwinError
+from twin.errors import Problem, ScenarioError, TwinError, did_you_mean
 from twin.inputs import parse_yaml, read_yaml
 from twin.limits import run_size
 from twin.units import parse_duration_s
@@ -273,8 +272,7 @@ def _unknown_keys(model: type[BaseModel], data: Any, loc: tuple[Any, ...]) -> li
     for key, value in data.items():
         if key not in fields:
             name = _short(str(key), quote=False)
-            close = difflib.get_close_matches(str(key)[:100], list(fields), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(str(key)[:100], list(fields))
             problems.append(
                 Problem(
                     f"{_path(loc, field_names())}.{name}" if loc else name,

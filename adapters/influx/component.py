@@ -100,13 +100,12 @@ def plan_sink(scenario: Any, plan: WorldPlan) -> None:
         "initial_states": initial_states(plan),
         "stats_path": str(plan.out_dir / "parts" / "influx.json"),
     }
-    sink = plan.add_adapter(
+    plan.add_adapter(
         "influx",
         SINK_SIMULATOR,
         "Sink",
         "sink",
         init={"clock": plan.clock.to_dict(), "config": config},
         kind="influx",
+        feeds=links,
     )
-    for source, attrs in links:
-        plan.connect(source, sink, *attrs)

@@ -16,7 +16,6 @@ otherwise), never in the URL, and every message is passed through
 
 from __future__ import annotations
 
-import difflib
 import gzip
 import json
 import logging
@@ -28,7 +27,7 @@ from urllib.parse import urlencode
 
 import urllib3
 
-from twin.errors import TwinError
+from twin.errors import TwinError, did_you_mean
 
 __all__ = ["InfluxConfig", "InfluxError", "Refused", "Rejected", "Retryable", "Transport"]
 
@@ -244,8 +243,7 @@ class Transport:
         if self.config.db in databases:
             return
         if not self.config.create_database:
-            close = difflib.get_close_matches(self.config.db, databases, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(self.config.db, databases, lead=True)
             unseen = (
                 f" (or user {self.config.username!r} has no access to it)"
                 if self.config.username

@@ -9,7 +9,6 @@ devices around the run, and contributes the MQTT counters, KPIs and run checks.
 from __future__ import annotations
 
 import contextlib
-import difflib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from adapters.mqtt.world import connect_devices, plan_devices, plan_publisher
 from twin.assets.schema import ASSET_KINDS
 from twin.checks import RunCheck
 from twin.component import Component, Resolution, Section
-from twin.errors import Problem
+from twin.errors import Problem, did_you_mean
 from twin.plan import WorldPlan
 from twin.registry import get_model
 
@@ -89,8 +88,7 @@ def device_problems(scenario: Any, assets: dict[str, list[dict]]) -> list[Proble
         where = f"mqtt.devices[{i}]"
         kind = kind_of.get(device.asset)
         if kind is None:
-            close = difflib.get_close_matches(device.asset, list(kind_of), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(device.asset, list(kind_of))
             problems.append(Problem(f"{where}.asset", f"no asset named {device.asset!r}{hint}"))
             continue
         if device.asset in seen:

@@ -177,16 +177,15 @@ def plan_publisher(scenario: Any, plan: WorldPlan) -> None:
         "initial_states": _initial_by_source(plan, selected),
         "stats_path": str(plan.out_dir / "parts" / "mqtt-publisher.json"),
     }
-    publisher = plan.add_adapter(
+    plan.add_adapter(
         "mqtt",
         PUBLISHER_SIMULATOR,
         "Publisher",
         "publisher",
         init={"clock": plan.clock.to_dict(), "config": config},
         kind="mqtt-publisher",
+        feeds=selected,
     )
-    for source, attrs in selected:
-        plan.connect(source, publisher, *attrs)
 
 
 def _initial_by_source(

@@ -10,13 +10,12 @@ registered in :attr:`twin.plan.WorldPlan.sources`).
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
 from twin.assets.schema import ASSET_KINDS, Assets, TariffSpec
 from twin.component import Component, Resolution, Section
-from twin.errors import Problem
+from twin.errors import Problem, did_you_mean
 from twin.plan import WorldPlan
 from twin.registry import get_model
 from twin.scenario import ScenarioBase, series_file_problems
@@ -161,8 +160,7 @@ def _simbench_profile_problems(where: str, profile: str, profiles: Any) -> list[
     known = sorted({c.rsplit("_", 1)[0] for c in profiles.columns})
     if profile in known:
         return []
-    close = difflib.get_close_matches(profile, known, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    hint = did_you_mean(profile, known, lead=True)
     return [
         Problem(
             f"{where}.profile",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
@@ -23,6 +22,7 @@ from twin.bounds import (
     bounded,
     whole,
 )
+from twin.errors import did_you_mean
 from twin.scenario import BusRef, Strict
 
 __all__ = [
@@ -193,8 +193,7 @@ class FleetSpec(Strict):
         from models.ev import ARRIVAL_PROFILES
 
         if value not in ARRIVAL_PROFILES:
-            close = difflib.get_close_matches(value, list(ARRIVAL_PROFILES), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(value, list(ARRIVAL_PROFILES), lead=True)
             raise ValueError(
                 f"unknown arrival profile {value!r}; {hint}expected one of "
                 f"{', '.join(ARRIVAL_PROFILES)}"

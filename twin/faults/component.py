@@ -13,7 +13,6 @@ controller) then read the sensor's ``value`` instead of the model's true output
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +21,7 @@ from pydantic import Field
 
 from twin.assets.schema import ASSET_KINDS
 from twin.component import Component, Resolution, Section
-from twin.errors import Problem
+from twin.errors import Problem, did_you_mean
 from twin.faults.schema import FaultSpec
 from twin.plan import WorldPlan
 from twin.registry import get_model
@@ -208,16 +207,14 @@ def resolve_faults(scenario: Any) -> tuple[list[dict[str, Any]], list[Problem]]:
             if lines is None:
                 lines = [f"line_{i}" for i in load_tables(scenario.grid.source).line.index]
             if target not in lines:
-                close = difflib.get_close_matches(target, lines, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(target, lines)
                 problems.append(Problem(f"{where}.target", f"no line {target!r} in the grid{hint}"))
                 continue
             modifier = f"{target}:{spec.modifier}"
         else:
             kind = kind_of.get(target)
             if kind is None:
-                close = difflib.get_close_matches(target, list(kind_of), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(target, list(kind_of))
                 problems.append(Problem(f"{where}.target", f"no asset named {target!r}{hint}"))
                 continue
             if kind not in spec.targets:

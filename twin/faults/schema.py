@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Literal
 
 from pydantic import field_validator, model_validator
@@ -11,6 +10,7 @@ from twin.bounds import (
     SEVERITY_RANGES,
     bounded,
 )
+from twin.errors import did_you_mean
 from twin.scenario import Duration, Strict
 
 __all__ = ["FaultSpec"]
@@ -41,8 +41,7 @@ class FaultSpec(Strict):
         from models.faults import FAULT_KINDS
 
         if value not in FAULT_KINDS:
-            close = difflib.get_close_matches(value, list(FAULT_KINDS), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(value, list(FAULT_KINDS), lead=True)
             raise ValueError(f"unknown fault kind {value!r}; {hint}known: {', '.join(FAULT_KINDS)}")
         return value
 
