@@ -36,6 +36,8 @@ __all__ = [
 MODEL_SIMULATOR = "twin.wrapper:ModelSimulator"
 #: The parent entity of a model simulator (its elements are the children).
 PARENT_EID = "fleet"
+#: What the parent entity serves: every measurement of the step, ``{output: [values]}``.
+MEASURED_ATTR = "measured"
 
 
 class PlanError(TwinError):
@@ -354,6 +356,9 @@ class WorldPlan:
         """
         problems = []
         planned = {e.full_id for sim in self.simulators.values() for e in sim.entities}
+        # a model simulator's parent entity serves its measurements as arrays
+        parents = {f"{s.sid}.{PARENT_EID}" for s in self.simulators.values() if s.model_name}
+        planned |= parents
         for edge in self.connections:
             missing = [e.full_id for e in (edge.src, edge.dst) if e.full_id not in planned]
             if missing:
@@ -370,6 +375,13 @@ class WorldPlan:
                     model = self.simulators[entity.sid].model_name
                     if not model:
                         continue  # an adapter takes what it is configured for
+                    if entity.full_id in parents:
+                        if (side, attr) != ("outputs", MEASURED_ATTR):
+                            problems.append(
+                                f"{edge.src.full_id} -> {edge.dst.full_id}: the parent "
+                                f"{entity.full_id} only serves {MEASURED_ATTR!r}"
+                            )
+                        continue
                     cls = get_model(model)
                     ports = [
                         n
@@ -497,6 +509,8 @@ def instantiate(plan: WorldPlan, *, debug: bool = False) -> tuple[Any, dict[str,
             created = getattr(proxy, sim.model).create(1, **_resolved(sim.params))
             found = {}
             for entity in created:
+                if entity.children and sim.model_name:
+                    entities[entity.full_id] = entity  # the parent: measurements as arrays
                 for child in entity.children or [entity]:
                     found[child.full_id] = child
             wanted = {e.full_id for e in sim.entities}

@@ -41,15 +41,12 @@ import pandas as pd
 
 from models.base import Clock, Model, check_input
 from models.sensors import MODIFIERS, Imperfection, SensorBank, sensor_attrs
+from twin.plan import MEASURED_ATTR, PARENT_EID
 from twin.realtime import Paced
 from twin.registry import get_model
 from twin.results import ResultBuffer
 
 __all__ = ["MEASURED_ATTR", "PARENT_EID", "ModelSimulator", "build_meta"]
-
-PARENT_EID = "fleet"
-#: The parent entity's attribute serving every measurement of the step as arrays.
-MEASURED_ATTR = "measured"
 
 
 def build_meta(cls: type[Model]) -> dict[str, Any]:

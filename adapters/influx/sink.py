@@ -26,6 +26,8 @@ __all__ = ["InfluxSink"]
 
 log = logging.getLogger(__name__)
 ENTITY = "sink"
+#: The input through which other simulators hand finished line-protocol lines.
+LINES_ATTR = "lines"
 
 
 class InfluxSink(mosaik_api_v3.Simulator):
@@ -88,9 +90,20 @@ class InfluxSink(mosaik_api_v3.Simulator):
         return prefix
 
     def step(self, time_s: int, inputs: dict[str, Any], max_advance: int) -> int:
-        """Encode this step's values and hand them to the writer."""
-        values = self._without_silent(inputs.get(ENTITY, {}))
+        """Encode this step's values and hand them to the writer.
+
+        An input ``lines`` (from any source: a list of line-protocol lines, time stamps
+        in seconds) is written as it is: how a component stores points of its own schema
+        (diagnostics' ``health`` and ``alert``) through the run's one writer and spool.
+        """
+        received = dict(inputs.get(ENTITY, {}))
+        lines = received.pop(LINES_ATTR, {})
+        values = self._without_silent(received)
         self._write(self.stamper.restamp(values), time_s)
+        for batch in lines.values():
+            if batch:
+                assert self.writer is not None
+                self.writer.write(list(batch))
         return time_s + self.clock.step_s
 
     def _without_silent(self, values: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:

@@ -29,6 +29,9 @@ from twin.realtime import Paced
 __all__ = ["MqttPublisher"]
 
 ENTITY = "publisher"
+#: The input through which other simulators hand finished messages: a list of
+#: ``[topic under <prefix>/<site>/, JSON text, retain]``.
+MESSAGES_ATTR = "messages"
 
 
 class MqttPublisher(Paced, mosaik_api_v3.Simulator):
@@ -97,11 +100,22 @@ class MqttPublisher(Paced, mosaik_api_v3.Simulator):
         return source.split(".", 1)[1]
 
     def step(self, time_s: int, inputs: dict[str, Any], max_advance: int) -> int:
-        """Publish every input value of this step."""
+        """Publish every input value of this step, then the messages handed to it.
+
+        An input ``messages`` (from any source) is published as it is, under the site's
+        topics: how a component publishes its own topics (diagnostics' health and
+        retained alerts) through the run's one link.
+        """
         assert self.link is not None
         self.step_started(time_s)
-        values = self.stamper.restamp(inputs.get(ENTITY, {}))
+        received = dict(inputs.get(ENTITY, {}))
+        messages = received.pop(MESSAGES_ATTR, {})
+        values = self.stamper.restamp(received)
         self._publish(values, time_s)
+        for batch in messages.values():
+            for suffix, payload, retain in batch or ():
+                topic = f"{self.topics.prefix}/{self.topics.site}/{suffix}"
+                self.link.publish(topic, payload.encode(), qos=self.qos, retain=bool(retain))
         return time_s + self.clock.step_s
 
     def _publish(self, values: dict[str, dict[str, float]], time_s: int) -> None:

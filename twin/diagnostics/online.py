@@ -1,0 +1,235 @@
+"""The diagnostics engine as a mosaik simulator: health and alerts in the loop.
+
+One entity, ``engine``. Inputs each step: ``measured`` from every model simulator's
+parent entity (``{output: [reading per element]}``, NaN where nothing was reported)
+and ``p_set_kw`` from the controller's elements (the EMS's setpoints). It steps the
+same :class:`~twin.diagnostics.engine.Engine` as the offline ``twin diagnose``, so
+both give the same indices and alerts, and serves:
+
+- ``lines``: line protocol of the step's health indices (measurement ``health``, tags
+  site, run_id, asset, kind, index; field ``value``) and alert changes (measurement
+  ``alert``, tags site, run_id, asset, alert_id, kind; fields severity, confidence,
+  open (1/0), evidence), for the InfluxDB sink;
+- ``messages``: MQTT messages for the publisher: ``<asset>/health/<index>`` per index
+  (a value payload) and ``alerts/<alert_id>`` (retained JSON while open; an empty
+  retained payload once cleared, which deletes it on the broker);
+- ``health``: ``{asset: {index: value}}`` of the step, for a controller that uses it.
+
+At the end it writes ``health.parquet`` and ``alerts.parquet``/``alerts.json`` into the
+run directory and its counters to ``stats_path``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time as _time
+from pathlib import Path
+from typing import Any
+
+import mosaik_api_v3
+import numpy as np
+
+from models.base import Clock
+
+__all__ = ["DiagnosticsSimulator"]
+
+ENTITY = "engine"
+
+
+def _string_field(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class DiagnosticsSimulator(mosaik_api_v3.Simulator):
+    """mosaik simulator running :class:`twin.diagnostics.engine.Engine` every step."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            {
+                "type": "time-based",
+                "models": {
+                    "Diagnostics": {
+                        "public": True,
+                        "params": [],
+                        "attrs": ["measured", "p_set_kw", "lines", "messages", "health"],
+                    }
+                },
+            }
+        )
+        self.engine: Any = None
+        self.out: dict[str, Any] = {"lines": [], "messages": [], "health": {}}
+
+    def init(
+        self, sid: str, time_resolution: float = 1.0, *, clock: dict[str, Any], config: dict
+    ) -> dict[str, Any]:
+        """Build the engine from the run's resolved scenario and sensor layout."""
+        from twin.diagnostics.catalogue import catalogue_from
+        from twin.diagnostics.engine import Engine, Settings
+        from twin.diagnostics.expected import expectations_from
+        from twin.diagnostics.run import load_diagnoser
+        from twin.scenario import validate_scenario
+
+        started = _time.perf_counter()
+        self.clock = Clock.from_dict(clock)
+        self.config = config
+        scenario = validate_scenario(config["scenario"], "diagnostics: scenario")
+        self.scenario = scenario
+        keys = {
+            (name, kind, quantity)
+            for arrays in config["layout"].values()
+            for quantity, elements in arrays.items()
+            for name, kind in elements
+        }
+        catalogue = catalogue_from(scenario, keys)
+        diagnoser = load_diagnoser(config.get("model"), catalogue)
+        self.engine = Engine(
+            catalogue,
+            expectations_from(scenario, catalogue),
+            Settings(mode=config.get("mode", "residual")),
+            diagnoser,
+        )
+        where = {key: j for j, key in enumerate(self.engine.keys)}
+        # (parent full id, output) -> (positions in the engine's readings, of the array)
+        self.slots: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        for parent, arrays in config["layout"].items():
+            for quantity, elements in arrays.items():
+                pairs = [
+                    (where[(n, k, quantity)], i)
+                    for i, (n, k) in enumerate(elements)
+                    if (n, k, quantity) in where
+                ]
+                to, of = (
+                    (np.array(p, dtype=int) for p in zip(*pairs, strict=True))
+                    if pairs
+                    else (
+                        np.array([], dtype=int),
+                        np.array([], dtype=int),
+                    )
+                )
+                self.slots[(parent, quantity)] = (to, of)
+        self.commands = {key[0]: j for j, key in enumerate(self.engine.command_keys)}
+        n = self.clock.n_steps
+        self.indices = np.full((n, self.engine.n_assets, self.engine.n_indices), np.nan)
+        self.steps = 0
+        self.engine_s = 0.0
+        self.setup_s = _time.perf_counter() - started
+        self.published = {"health_points": 0, "alert_points": 0, "messages": 0}
+        return self.meta
+
+    def create(self, num: int, model: str, **params: Any) -> list[dict[str, Any]]:
+        """The one engine entity."""
+        if num != 1:
+            raise ValueError("create exactly one Diagnostics entity")
+        return [{"eid": ENTITY, "type": model, "rel": []}]
+
+    def step(self, time: int, inputs: dict[str, Any], max_advance: int) -> int:
+        """Read the step's measurements and setpoints, step the engine, format outputs."""
+        engine = self.engine
+        received = inputs.get(ENTITY, {})
+        x = np.full(engine.n_sensors, np.nan)
+        for parent, arrays in received.get("measured", {}).items():
+            for quantity, values in arrays.items():
+                slot = self.slots.get((parent, quantity))
+                if slot is not None and len(slot[0]):
+                    x[slot[0]] = np.asarray(values, dtype=float)[slot[1]]
+        cmd = np.full(len(self.commands), np.nan)
+        for source, value in received.get("p_set_kw", {}).items():
+            j = self.commands.get(source.rsplit(".", 1)[-1])
+            if j is not None:
+                cmd[j] = value
+        k = time // self.clock.step_s
+        now = self.clock.times[k]
+        started = _time.perf_counter()
+        out = engine.step_array(k, now, x, cmd)
+        self.engine_s += _time.perf_counter() - started
+        self.indices[k] = out.indices
+        self.steps = k + 1
+        if self.config.get("publish", True):
+            self._format(now, out)
+        return time + self.clock.step_s
+
+    def _format(self, now: Any, out: Any) -> None:
+        """This step's health and alert changes as line protocol and MQTT messages."""
+        from adapters.influx.lineprotocol import line_prefix
+        from twin.diagnostics.indices import INDEX_NAMES
+
+        tags = self.config["tags"]
+        stamp = int(now.timestamp())
+        ts = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        lines: list[str] = []
+        messages: list[list[Any]] = []
+        health: dict[str, dict[str, float]] = {}
+        for a, (asset, kind) in enumerate(
+            zip(self.engine.assets, self.engine.asset_kinds, strict=True)
+        ):
+            for i, index in enumerate(INDEX_NAMES):
+                value = float(out.indices[a, i])
+                if math.isnan(value):
+                    continue
+                health.setdefault(asset, {})[index] = value
+                prefix = line_prefix(
+                    "health", {**tags, "asset": asset, "kind": kind, "index": index}
+                )
+                lines.append(f"{prefix} value={value!r} {stamp}")
+                payload = json.dumps({"ts": ts, "value": value, "unit": "1"})
+                messages.append([f"{asset}/health/{index}", payload, False])
+        self.published["health_points"] += len(lines)
+        for alert in [*out.opened, *out.updated, *out.cleared]:
+            record = alert.record()
+            is_open = record["status"] == "open"
+            prefix = line_prefix(
+                "alert",
+                {
+                    **tags,
+                    "asset": record["asset"],
+                    "alert_id": record["alert_id"],
+                    "kind": record["kind"],
+                },
+            )
+            fields = (
+                f"severity={float(record['severity'])!r},confidence={float(record['confidence'])!r},"
+                f"open={int(is_open)}i,evidence={_string_field('; '.join(record['evidence']))}"
+            )
+            lines.append(f"{prefix} {fields} {stamp}")
+            self.published["alert_points"] += 1
+            payload = json.dumps(record) if is_open else ""
+            messages.append([f"alerts/{record['alert_id']}", payload, True])
+        self.published["messages"] += len(messages)
+        self.out = {"lines": lines, "messages": messages, "health": health}
+
+    def get_data(self, outputs: dict[str, list[str]]) -> dict[str, Any]:
+        """The step's lines, messages and health for whoever asked."""
+        return {eid: {attr: self.out.get(attr) for attr in attrs} for eid, attrs in outputs.items()}
+
+    def finalize(self) -> None:
+        """Write health and alerts like ``twin diagnose``; record the counters."""
+        if self.engine is None:
+            return
+        from twin.diagnostics.run import write_diagnosis
+
+        times = self.clock.times[: self.steps]
+        alerts = [a.record() for a in self.engine.finish()]
+        tags = self.config["tags"]
+        write_diagnosis(
+            Path(self.config["out_dir"]),
+            self.engine,
+            times,
+            self.indices[: self.steps],
+            alerts,
+            tags.get("site", self.scenario.name),
+            tags.get("run_id", ""),
+        )
+        stats = {
+            "steps": self.steps,
+            "engine_s": round(self.engine_s, 4),
+            "setup_s": round(self.setup_s, 4),
+            "alerts": len(alerts),
+            "open_at_end": sum(a["status"] == "open" for a in alerts),
+            "model": self.config.get("model") or "rules",
+            "mode": self.config.get("mode", "residual"),
+            **self.published,
+        }
+        path = Path(self.config["stats_path"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(stats))
