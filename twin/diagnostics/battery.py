@@ -54,6 +54,7 @@ class BatteryTracker:
     swing = 0.2
     forgetting = 0.8
     jump_tol = 0.03
+    edge = 0.02
 
     def __init__(self, ratings: list[dict[str, Any]], step_s: int) -> None:
         def arr(name: str, default: float) -> np.ndarray:
@@ -90,7 +91,11 @@ class BatteryTracker:
             return np.where(self.sxx > 0, self.sxy / self.sxx, np.nan)
 
     def commanded(self, p_set_kw: np.ndarray) -> np.ndarray:
-        """The setpoint limited by the rating and the SoC window at the last reported SoC."""
+        """The setpoint limited by the rating and the SoC window at the last reported SoC.
+
+        NaN where the reported SoC is within ``edge`` (0.02) of the window's limit the
+        setpoint moves towards (the true SoC may already be at the limit).
+        """
         p_set = np.nan_to_num(p_set_kw)
         limited = limit_power(
             p_set,
@@ -103,8 +108,15 @@ class BatteryTracker:
             self.eta_dis,
             self.dt_h,
         )
+        # at the edge of the SoC window the measured SoC cannot tell whether the battery
+        # may still move towards it: no expectation there
+        edge = ((self.soc_last <= self.soc_min + self.edge) & (p_set > 0)) | (
+            (self.soc_last >= self.soc_max - self.edge) & (p_set < 0)
+        )
         self.p_cmd = np.where(
-            np.isnan(self.soc_last), np.clip(p_set, -self.p_max, self.p_max), limited
+            np.isnan(self.soc_last),
+            np.clip(p_set, -self.p_max, self.p_max),
+            np.where(edge, np.nan, limited),
         )
         return self.p_cmd
 

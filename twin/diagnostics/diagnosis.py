@@ -94,7 +94,7 @@ class RuleDiagnoser:
                 return "sensor_dropout", 0.95
         for q in quantities:
             spread = _get(f, f"spread:{q}", 1.0)
-            if spread > self.noise_ratio and abs(_get(f, f"ewma:{q}", 0.0)) < spread:
+            if spread > self.noise_ratio and abs(_get(f, f"ewma:{q}", 0.0)) < 0.5 * spread:
                 return "sensor_noise", 0.8
         return None
 

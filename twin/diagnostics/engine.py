@@ -215,7 +215,8 @@ class Engine:
         self._bus_v = np.array([sensor(a.name, "bus", "v_pu") for a in buses], dtype=int)
         self._line_a, lines = kind_index("line")
         self._line_l = np.array([sensor(a.name, "line", "loading_pct") for a in lines], dtype=int)
-        self._line_typical = np.full(len(lines), np.nan)
+        self._line_typical = np.zeros(len(lines))
+        self._dead_steps = np.zeros(len(lines), dtype=int)
         self._poc = ai["poc"]
         self._poc_p, self._poc_q = sensor("poc", "grid", "p_kw"), sensor("poc", "grid", "q_kvar")
         self._poc_v = slack
@@ -227,6 +228,10 @@ class Engine:
             ],
             dtype=int,
         )
+        self._inject_q = np.array(
+            [j for j, x in enumerate(sensors) if x.quantity == "q_kvar" and x.kind != "grid"],
+            dtype=int,
+        )
         self._has_exp = np.zeros(n, dtype=bool)
         self._has_exp[np.isfinite(expectations.values).any(axis=0)] = True
         for idx in (self._bat_p, self._bat_soc, self._bat_t):
@@ -236,6 +241,8 @@ class Engine:
         for a, kind in enumerate(self.asset_kinds):
             for name in KIND_INDICES.get(kind, ()):
                 if name in s.thresholds and not (kind == "bus" and name == "voltage_band"):
+                    if name == "data_quality" and s.mode != "threshold":
+                        continue  # the residual mode reads the flags themselves
                     self._thr[a, _I[name]] = s.thresholds[name]
         self._thr[self._bat_a, _I["soh_estimate"]] = self._bat_soh0 - s.soh_drop
         self._applicable = np.zeros_like(self._thr, dtype=bool)
@@ -375,23 +382,23 @@ class Engine:
         n_idx[self._poc, _I["voltage_band"]] = voltage_band(
             np.array([hx[self._poc_v]]), self.cat.v_min_pu, self.cat.v_max_pu
         )[0]
-        unbalance = abs(float(np.nansum(held[self._inject]))) if len(self._inject) else 0.0
+        unbalance = max(
+            abs(float(np.nansum(held[self._inject]))) if len(self._inject) else 0.0,
+            abs(float(np.nansum(held[self._inject_q]))) if len(self._inject_q) else 0.0,
+        )
         quiet = abs(hx[self._poc_p]) < s.outage_kw and abs(hx[self._poc_q]) < s.outage_kw
         extras[self._poc, _X["outage"]] = float(quiet and unbalance > s.unbalance_kw)
         if len(self._line_a):
+            # a line reading nothing that carried power recently while buses go silent
+            # (cut off) is out; its typical loading is a slowly decaying maximum (one day)
             loading = hx[self._line_l]
-            dead = (loading < s.line_dead_pct) & (self._line_typical > s.line_typical_pct)
-            alpha = min(1.0, self.cat.step_s / 86400.0)
-            first = np.isnan(self._line_typical)
-            upd = np.isfinite(loading) & ~dead
-            self._line_typical = np.where(
-                first,
-                loading,
-                np.where(
-                    upd,
-                    self._line_typical + alpha * (loading - self._line_typical),
-                    self._line_typical,
-                ),
+            zero = (np.abs(loading) <= s.line_dead_pct) & (self._line_typical > s.line_typical_pct)
+            self._dead_steps = np.where(zero, self._dead_steps + 1, 0)
+            silent = bool(np.append(self.quality.gap, False)[self._bus_v].any())
+            dead = zero & silent
+            decay = 1.0 - min(1.0, self.cat.step_s / 86400.0)
+            self._line_typical = np.fmax(
+                np.nan_to_num(loading, nan=0.0), self._line_typical * decay
             )
             extras[self._line_a, _X["dead"]] = dead.astype(float)
         # residual charts and data quality of every sensor
@@ -400,7 +407,7 @@ class Engine:
         window = self._stale_window(sigma)
         self.quality.update(x, window)
         ew = self.residuals.ewma
-        spread = np.where(self._has_exp, np.sqrt(ew.var), np.nan)
+        spread = np.where(self._has_exp, self.residuals.spread, np.nan)
         dq = self.quality.index(spread)
         n_idx[:, _I["data_quality"]] = _nanmin_rows(np.append(dq, np.nan)[self._own])
         self.indices, self.extras = n_idx, extras
@@ -414,9 +421,14 @@ class Engine:
             healthy = ~low
         else:
             res_alarm = np.append(alarm, False)[self._reveal].any(axis=1)
-            dq_flag = np.append(flagged, False)[self._own].any(axis=1)
             beyond = np.append(np.abs(ew.mean) > ew.limit, False)[self._reveal].any(axis=1)
+            # an open alert is held by current evidence, not by the CUSUM's memory
+            held_open = list(self.book.open)
+            res_alarm[held_open] = beyond[held_open]
+            dq_flag = np.append(flagged, False)[self._own].any(axis=1)
             firing = res_alarm | dq_flag | (self._low >= s.alerts.open_steps) | sig
+            if len(self._line_a) and extras[self._line_a, _X["dead"]].max() >= 0.5:
+                firing[self._bus_a] = False  # buses cut off by the line: its evidence
             healthy = ~(firing | beyond | low)
         self._pool = np.concatenate(
             [

@@ -13,9 +13,9 @@ so that the online engine and the offline loop give the same flags:
   long with probability below ``p_false`` (:func:`stale_window`), up to ``max_window``.
 - **gap**: no report for more than ``gap_reports`` reporting intervals (the streaming
   form of pvanalytics' completeness score: a lost report every thousand is normal).
-- **noise**: the spread of the normalised residual (the EWMA variance of
-  :class:`twin.diagnostics.detectors.Ewma`) above ``noise_ratio`` times its healthy
-  value 1; only for sensors with an expectation.
+- **noise**: the spread of the normalised residual (``Residuals.spread`` of
+  :mod:`twin.diagnostics.detectors`: the EW mean of its step-to-step change, 1 when
+  healthy) above ``noise_ratio``; only for sensors with an expectation.
 
 Per sensor the data-quality index is 0 while stale or in a gap, otherwise falls
 linearly from 1 at a residual spread of ``noise_ratio / 2`` to 0 at ``noise_ratio``.
