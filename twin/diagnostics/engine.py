@@ -98,8 +98,10 @@ class Settings:
 
 @dataclass
 class StepOutput:
-    """What one step gives: indices ``(n_assets, 7)`` (engine asset order), features per
-    asset kind ``(n, F)``, and the alerts opened, updated and cleared.
+    """What one step gives.
+
+    Indices ``(n_assets, 7)`` in the engine's asset order (``Engine.assets``), features
+    per asset kind ``(n, F)``, and the alerts opened, updated and cleared.
     """
 
     indices: np.ndarray
