@@ -34,7 +34,7 @@ class DiagnosticsComponent(Component):
 
     name = "diagnostics"
     sections = (Section("diagnostics", DiagnosticsSpec | None, None),)
-    order = 40  # after the plant, sensors and controller; before the sinks
+    order = 70  # last: its connections go to the sinks, which plan themselves in theirs
 
     def problems(self, scenario: Any, resolution: Resolution) -> list[Problem]:
         """The engine sees only measurements: it needs the sensors; a model must exist."""
@@ -59,13 +59,17 @@ class DiagnosticsComponent(Component):
             )
         return problems
 
-    def input_files(self, scenario: Any) -> list[tuple[str, Path]]:
+    def baseline(self, scenario: Any) -> dict[str, Any]:
+        """The what-if beside a run needs no diagnostics of its own."""
+        return {"diagnostics": None}
+
+    def input_files(self, scenario: Any) -> dict[str, str | None]:
         """The trained model's files count in the scenario hash."""
         spec = scenario.diagnostics
-        if spec is None or spec.model is None:
-            return []
-        root = Path(spec.model)
-        return [(f"diagnostics.model/{p.name}", p) for p in sorted(root.iterdir()) if p.is_file()]
+        if spec is None or spec.model is None or not Path(spec.model).is_dir():
+            return {}
+        files = sorted(p for p in Path(spec.model).iterdir() if p.is_file())
+        return {f"diagnostics.model/{p.name}": str(p) for p in files}
 
     def add_entities(self, scenario: Any, plan: WorldPlan) -> None:
         """The engine's simulator; what it reads is laid out per fleet and quantity."""
@@ -104,7 +108,7 @@ class DiagnosticsComponent(Component):
             sid = full_id.split(".", 1)[0]
             sim = plan.simulators[sid]
             plan.connect(Entity(sid, PARENT_EID, sim.model), engine, "measured")
-        for name, entity in plan.children("controller").items():
+        for entity in plan.children("controller").values():
             if entity.type == "controller" and "p_set_kw" in _outputs(plan, "controller"):
                 plan.connect(entity, engine, "p_set_kw")
         if not scenario.diagnostics.publish:

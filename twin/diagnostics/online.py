@@ -31,6 +31,7 @@ import mosaik_api_v3
 import numpy as np
 
 from models.base import Clock
+from twin.diagnostics.indices import INDEX_NAMES
 
 __all__ = ["DiagnosticsSimulator"]
 
@@ -67,7 +68,7 @@ class DiagnosticsSimulator(mosaik_api_v3.Simulator):
         from twin.diagnostics.catalogue import catalogue_from
         from twin.diagnostics.engine import Engine, Settings
         from twin.diagnostics.expected import expectations_from
-        from twin.diagnostics.run import load_diagnoser
+        from twin.diagnostics.run import _diagnoser as load_diagnoser
         from twin.scenario import validate_scenario
 
         started = _time.perf_counter()
@@ -110,7 +111,7 @@ class DiagnosticsSimulator(mosaik_api_v3.Simulator):
                 self.slots[(parent, quantity)] = (to, of)
         self.commands = {key[0]: j for j, key in enumerate(self.engine.command_keys)}
         n = self.clock.n_steps
-        self.indices = np.full((n, self.engine.n_assets, self.engine.n_indices), np.nan)
+        self.indices = np.full((n, self.engine.n_assets, len(INDEX_NAMES)), np.nan)
         self.steps = 0
         self.engine_s = 0.0
         self.setup_s = _time.perf_counter() - started
@@ -150,9 +151,8 @@ class DiagnosticsSimulator(mosaik_api_v3.Simulator):
         return time + self.clock.step_s
 
     def _format(self, now: Any, out: Any) -> None:
-        """This step's health and alert changes as line protocol and MQTT messages."""
+        """Format the step's health and alert changes as line protocol and MQTT messages."""
         from adapters.influx.lineprotocol import line_prefix
-        from twin.diagnostics.indices import INDEX_NAMES
 
         tags = self.config["tags"]
         stamp = int(now.timestamp())
@@ -206,20 +206,17 @@ class DiagnosticsSimulator(mosaik_api_v3.Simulator):
         """Write health and alerts like ``twin diagnose``; record the counters."""
         if self.engine is None:
             return
-        from twin.diagnostics.run import write_diagnosis
+        from twin.diagnostics.run import _health_frame, alerts_frame
 
         times = self.clock.times[: self.steps]
         alerts = [a.record() for a in self.engine.finish()]
         tags = self.config["tags"]
-        write_diagnosis(
-            Path(self.config["out_dir"]),
-            self.engine,
-            times,
-            self.indices[: self.steps],
-            alerts,
-            tags.get("site", self.scenario.name),
-            tags.get("run_id", ""),
-        )
+        out = Path(self.config["out_dir"])
+        site, run_id = tags.get("site", self.scenario.name), tags.get("run_id", "")
+        health = _health_frame(self.engine, times, self.indices[: self.steps], site, run_id)
+        health.to_parquet(out / "health.parquet", index=False)
+        alerts_frame(alerts).to_parquet(out / "alerts.parquet", index=False)
+        (out / "alerts.json").write_text(json.dumps(alerts, indent=1) + "\n")
         stats = {
             "steps": self.steps,
             "engine_s": round(self.engine_s, 4),
