@@ -33,6 +33,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as common_model
 from grafana_foundation_sdk.models import dashboard as model
 
+from twin.grafana_alerting import PENDING
 from twin.grafana_health import (
     ALERT_ANNOTATIONS,
     HEALTH_ALERT_BELOW,
@@ -101,8 +102,12 @@ class InfluxAnnotation(model.AnnotationQuery):
     ``query`` and the columns that give each event its title, tags and text.
     """
 
-    _KEYS = (("query", "query"), ("titleColumn", "title_column"))
-    _KEYS += (("tagsColumn", "tags_column"), ("textColumn", "text_column"))
+    _KEYS = (
+        ("query", "query"),
+        ("titleColumn", "title_column"),
+        ("tagsColumn", "tags_column"),
+        ("textColumn", "text_column"),
+    )
 
     def __init__(self, spec: AnnotationSpec | None = None, **kw: Any) -> None:
         super().__init__(**kw)
@@ -434,7 +439,7 @@ def health_panels() -> list[PanelSpec]:
             steps=HEALTH_STEPS,
             description=(
                 "Mean of the index over each interval, per asset (1 = healthy). Below "
-                f"{HEALTH_ALERT_BELOW} for 15 min the provisioned alert rule fires."
+                f"{HEALTH_ALERT_BELOW} for {PENDING} the provisioned alert rule fires."
             ),
         ),
         PanelSpec(
