@@ -41,6 +41,7 @@ from twin.grafana_health import (
     AnnotationSpec,
     alert_table,
     asset_variable,
+    health_now,
     health_per_asset,
     index_variable,
 )
@@ -196,7 +197,8 @@ class PanelSpec:
     template variable: Grafana draws one copy of the panel per chosen value.
     ``transformations`` are Grafana transformations (``{"id": ..., "options": ...}``)
     applied in order; ``steps`` are colour thresholds ``(from value, colour)`` drawn as
-    dashed lines, ``limits`` the axis (min, max).
+    dashed lines, ``limits`` the axis (min, max); ``display`` names each series (Grafana's
+    display name, e.g. ``${__field.labels.asset}``).
     """
 
     title: str
@@ -210,6 +212,7 @@ class PanelSpec:
     transformations: tuple[dict[str, Any], ...] = ()
     steps: tuple[tuple[float | None, str], ...] = ()
     limits: tuple[float, float] | None = None
+    display: str = ""
 
 
 def _decorate(panel: Any, spec: PanelSpec) -> Any:
@@ -224,6 +227,8 @@ def _decorate(panel: Any, spec: PanelSpec) -> Any:
         )
     if spec.limits:
         panel = panel.min(spec.limits[0]).max(spec.limits[1])
+    if spec.display:
+        panel = panel.display_name(spec.display)
     if spec.steps:
         steps = [model.Threshold(value=value, color=color) for value, color in spec.steps]
         panel = panel.thresholds(
@@ -429,6 +434,16 @@ _TIME = {"unit": "dateTimeAsIso"}
 def health_panels() -> list[PanelSpec]:
     """Health indices (one panel per index, a series per asset) and the alerts table."""
     return [
+        PanelSpec(
+            "Health now (last value of each index in the time range)",
+            (health_now(),),
+            "percentunit",
+            style="stat",
+            span=24,
+            steps=HEALTH_STEPS,
+            display="${__field.labels.asset} ${__field.labels.index}",
+            description="Red below the critical level, amber below the warning level.",
+        ),
         PanelSpec(
             "Health index: $index",
             (health_per_asset(),),

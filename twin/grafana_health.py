@@ -34,6 +34,7 @@ __all__ = [
     "AnnotationSpec",
     "alert_table",
     "asset_variable",
+    "health_now",
     "health_per_asset",
     "index_variable",
 ]
@@ -62,6 +63,14 @@ def health_per_asset() -> str:
         f'SELECT mean("value") AS "value" FROM "health" WHERE {RUN} AND {_ASSETS} '
         'AND "index" =~ /^$index$/ AND $timeFilter GROUP BY time($__interval), '
         '"asset" fill(none)'
+    )
+
+
+def health_now() -> str:
+    """The last value of every index of the chosen assets in the time range."""
+    return (
+        f'SELECT last("value") AS "value" FROM "health" WHERE {RUN} AND {_ASSETS} '
+        'AND $timeFilter GROUP BY "asset", "index"'
     )
 
 

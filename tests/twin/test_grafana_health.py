@@ -163,7 +163,7 @@ def _options(influxdb, name: str, values: dict) -> list[str]:
     return variable_values(query, _answer(influxdb, query), variable.get("regex", ""))
 
 
-HEALTH, TABLE = (spec.title for spec in health_panels())
+NOW, HEALTH, TABLE = (spec.title for spec in health_panels())
 RUN_VARS = {"site": SITE, "run_id": RUN}
 
 
@@ -259,6 +259,32 @@ def test_shaded_hours_show_the_index_of_the_shading(written, influxdb):
     ((_, got),) = _series(_answer(influxdb, query)).items()
     assert list(got.index.hour) == [10, 11, 12]
     assert got.to_numpy() == pytest.approx([0.4, 0.4, 0.4])
+
+
+@pytest.mark.parametrize("window", sorted(WINDOWS))
+def test_health_now_is_the_last_value_of_each_index(written, influxdb, window):
+    health, _ = written
+    panel = _panel(NOW)
+    assets = ["pv_roof", "bess"]
+    query = interpolate(
+        panel["targets"][0]["query"],
+        RUN_VARS | {"asset": assets},
+        _multi(),
+        timefilter=time_filter(*WINDOWS[window]),
+    )
+    answer = _answer(influxdb, query)
+    got = {tuple(sorted(s["tags"].items())): s["values"][0][1] for s in answer}
+    start, end = WINDOWS[window]
+    rows = health[(health["site"] == SITE) & (health["run_id"] == RUN)]
+    rows = rows[rows["asset"].isin(assets) & (rows["time"] >= start) & (rows["time"] <= end)]
+    last = rows.sort_values("time").groupby(["asset", "index"])["value"].last()
+    want = {(("asset", a), ("index", i)): v for (a, i), v in last.items()}
+    assert got == pytest.approx(want, rel=1e-12)
+    # Each stat is named from the series' tags.
+    labels = re.findall(r"__field\.labels\.(\w+)", panel["fieldConfig"]["defaults"]["displayName"])
+    assert labels and all(set(labels) <= set(s["tags"]) for s in answer)
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in steps] == [None, 0.5, 0.7]
 
 
 # ---- the alerts table ------------------------------------------------------------------
