@@ -21,6 +21,7 @@ and the alert rules (:mod:`twin.grafana_alerting`) share one definition.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from twin.grafana_queries import RUN
@@ -139,6 +140,7 @@ ALERT_TABLE_TRANSFORMATIONS: tuple[dict[str, Any], ...] = (
 )
 
 
+@dataclass(frozen=True)
 class AnnotationSpec:
     """A Grafana InfluxDB (InfluxQL) annotation: its query and which columns say what.
 
@@ -147,13 +149,12 @@ class AnnotationSpec:
     text (public/app/plugins/datasource/influxdb/response_parser.ts).
     """
 
-    def __init__(self, name: str, color: str, query: str, title: str, tags: str, text: str) -> None:
-        self.name = name
-        self.color = color
-        self.query = query
-        self.title_column = title
-        self.tags_column = tags
-        self.text_column = text
+    name: str
+    color: str
+    query: str
+    title_column: str
+    tags_column: str
+    text_column: str
 
 
 def _episode_marks(where: str = "") -> str:
