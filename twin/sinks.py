@@ -20,7 +20,8 @@ def initial_states(plan: WorldPlan) -> dict[str, dict[str, float]]:
     """The state outputs (``Port.state``) of every element at the run's start.
 
     ``{child full id: {attribute: value}}``, from each model's own :meth:`state` before
-    its first step: what the sinks send with the first time stamp.
+    its first step: what the sinks send with the first time stamp. A measured state's
+    sensor (``<attribute>.measured``) starts from the same value.
     """
     out: dict[str, dict[str, float]] = {}
     for key, sim in plan.fleets.items():
@@ -34,7 +35,10 @@ def initial_states(plan: WorldPlan) -> dict[str, dict[str, float]]:
                 group = cls.outputs[attr].group or cls.kind
                 if group == child.type and attr in state:
                     i = model.elements[group].index(child.eid)
-                    out.setdefault(child.full_id, {})[attr] = float(state[attr][i])
+                    values = out.setdefault(child.full_id, {})
+                    values[attr] = float(state[attr][i])
+                    if attr in sim.params.get("sensors", {}):  # its sensor starts from it
+                        values[f"{attr}.measured"] = values[attr]
     return out
 
 

@@ -57,8 +57,9 @@ class InfluxComponent(Component):
 def plan_sink(scenario: Any, plan: WorldPlan) -> None:
     """The InfluxDB sink, fed by every model output and every device bridge.
 
-    It writes what ``results.parquet`` holds: the models' outputs (``source=twin``) and,
-    for devices, the measured values and quality (``real``) and residuals (``residual``).
+    It writes what ``results.parquet`` holds: the models' outputs (``source=twin``),
+    their sensors' measurements (``measured``) and, for devices, the measured values and
+    quality (``real``) and residuals (``residual``).
     """
     routes: dict[str, dict[str, Any]] = {}
     links: list[tuple[Entity, list[str]]] = []
@@ -67,14 +68,14 @@ def plan_sink(scenario: Any, plan: WorldPlan) -> None:
         cls = get_model(sim.model_name)
         for child in sim.entities:
             attrs = [n for n, p in cls.outputs.items() if (p.group or cls.kind) == child.type]
+            fields = {a: ["twin", a] for a in attrs}
+            measured = [a for a in attrs if a in sim.params.get("sensors", {})]
+            fields.update({f"{a}.measured": ["measured", a] for a in measured})
             states += [[child.full_id, a] for a in attrs if cls.outputs[a].state]
-            routes[child.full_id] = {
-                "kind": child.type,
-                "asset": child.eid,
-                "fields": {a: ["twin", a] for a in attrs},
-            }
+            states += [[child.full_id, f"{a}.measured"] for a in measured if cls.outputs[a].state]
+            routes[child.full_id] = {"kind": child.type, "asset": child.eid, "fields": fields}
             if attrs:  # an element without outputs (a controller's site) feeds nothing
-                links.append((child, attrs))
+                links.append((child, list(fields)))
     for (kind, asset), replacement in plan.replacements.items():
         if not replacement.fields:
             continue  # nothing of it to store
