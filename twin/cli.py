@@ -595,7 +595,7 @@ def grafana(
         "http://localhost:3000"
     ),
 ) -> None:
-    """Generate the Grafana dashboards and provisioning files (InfluxQL over InfluxDB)."""
+    """Generate the Grafana dashboards, provisioning files and alert rules (InfluxQL)."""
     from twin.grafana_provision import DatasourceOptions, GrafanaConfigError, run_link, write_all
 
     try:

@@ -24,14 +24,28 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from grafana_foundation_sdk.builders import common, stat, table, timeseries
 from grafana_foundation_sdk.builders import dashboard as db
-from grafana_foundation_sdk.builders import stat, table, timeseries
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog import runtime as cogruntime
 from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as common_model
 from grafana_foundation_sdk.models import dashboard as model
 
+from twin.grafana_alerting import PENDING
+from twin.grafana_health import (
+    ALERT_ANNOTATIONS,
+    HEALTH_ALERT_BELOW,
+    HEALTH_WARN_BELOW,
+    AnnotationSpec,
+    alert_table,
+    asset_variable,
+    health_now,
+    health_per_asset,
+    index_variable,
+)
+from twin.grafana_health import ALERT_TABLE_TRANSFORMATIONS as ALERT_TRANSFORMATIONS
 from twin.grafana_queries import (
     RUN,
     RUN_END,
@@ -43,7 +57,7 @@ from twin.grafana_queries import (
     unit_of,
 )
 
-__all__ = ["DATASOURCE_UID", "InfluxQLQuery", "dashboards", "to_json"]
+__all__ = ["DATASOURCE_UID", "InfluxAnnotation", "InfluxQLQuery", "dashboards", "to_json"]
 
 DATASOURCE_UID = "twin-influxdb"
 DATASOURCE = model.DataSourceRef(type_val="influxdb", uid=DATASOURCE_UID)
@@ -80,6 +94,58 @@ class InfluxQLQuery(cogvariants.Dataquery):
 cogruntime.Runtime().register_dataquery_variant(
     cogruntime.DataqueryConfig(identifier="influxdb", from_json_hook=InfluxQLQuery.from_json)
 )
+
+
+class InfluxAnnotation(model.AnnotationQuery):
+    """An InfluxQL annotation query as Grafana's InfluxDB datasource stores it.
+
+    The SDK's model knows only the built-in Grafana annotations; an InfluxDB one also has
+    ``query`` and the columns that give each event its title, tags and text.
+    """
+
+    _KEYS = (
+        ("query", "query"),
+        ("titleColumn", "title_column"),
+        ("tagsColumn", "tags_column"),
+        ("textColumn", "text_column"),
+    )
+
+    def __init__(self, spec: AnnotationSpec | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.query = spec.query if spec else ""
+        self.title_column = spec.title_column if spec else ""
+        self.tags_column = spec.tags_column if spec else ""
+        self.text_column = spec.text_column if spec else ""
+
+    def to_json(self) -> dict[str, object]:
+        """The annotation as Grafana stores it."""
+        return {**super().to_json(), **{key: getattr(self, attr) for key, attr in self._KEYS}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        """Parse a stored InfluxDB annotation; anything but InfluxQL is refused."""
+        if not isinstance(data.get("query"), str):
+            raise ValueError(f"annotation {data.get('name')!r} has no InfluxQL query")
+        base = model.AnnotationQuery.from_json(data)
+        spec = AnnotationSpec(
+            base.name,
+            base.icon_color,
+            data["query"],
+            data.get("titleColumn", ""),
+            data.get("tagsColumn", ""),
+            data.get("textColumn", ""),
+        )
+        return cls(spec, **vars(base))
+
+
+class _Annotation(cogbuilder.Builder[model.AnnotationQuery]):
+    def __init__(self, spec: AnnotationSpec) -> None:
+        self._annotation = InfluxAnnotation(
+            spec, name=spec.name, datasource=DATASOURCE, enable=True, icon_color=spec.color
+        )
+
+    def build(self) -> InfluxAnnotation:
+        return self._annotation
 
 
 class InfluxQL(cogbuilder.Builder[InfluxQLQuery]):
@@ -127,7 +193,12 @@ class PanelSpec:
     """One panel: a title, its InfluxQL queries, its unit and how it is drawn.
 
     ``overrides`` maps a field name to Grafana field-config properties (``{"unit": ...}``,
-    ``{"links": [...]}``); ``description`` is the panel's help text.
+    ``{"links": [...]}``); ``description`` is the panel's help text. ``repeat`` names a
+    template variable: Grafana draws one copy of the panel per chosen value.
+    ``transformations`` are Grafana transformations (``{"id": ..., "options": ...}``)
+    applied in order; ``steps`` are colour thresholds ``(from value, colour)`` drawn as
+    dashed lines, ``limits`` the axis (min, max); ``display`` names each series (Grafana's
+    display name, e.g. ``${__field.labels.asset}``).
     """
 
     title: str
@@ -137,6 +208,36 @@ class PanelSpec:
     span: int = 12
     description: str = ""
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    repeat: str = ""
+    transformations: tuple[dict[str, Any], ...] = ()
+    steps: tuple[tuple[float | None, str], ...] = ()
+    limits: tuple[float, float] | None = None
+    display: str = ""
+
+
+def _decorate(panel: Any, spec: PanelSpec) -> Any:
+    """Repeat, transformations, thresholds and axis limits of ``spec``."""
+    if spec.repeat:
+        panel = panel.repeat(spec.repeat).repeat_direction("h")
+    for transformation in spec.transformations:
+        panel = panel.with_transformation(
+            model.DataTransformerConfig(
+                id_val=transformation["id"], options=transformation["options"]
+            )
+        )
+    if spec.limits:
+        panel = panel.min(spec.limits[0]).max(spec.limits[1])
+    if spec.display:
+        panel = panel.display_name(spec.display)
+    if spec.steps:
+        steps = [model.Threshold(value=value, color=color) for value, color in spec.steps]
+        panel = panel.thresholds(
+            db.ThresholdsConfig().mode(model.ThresholdsMode.ABSOLUTE).steps(steps)
+        )
+        if isinstance(panel, timeseries.Panel):  # the SDK spells the enum "Treshold"
+            dashed = common_model.GraphTresholdsStyleMode.DASHED
+            panel = panel.thresholds_style(common.GraphThresholdsStyleConfig().mode(dashed))
+    return panel
 
 
 def _panel(spec: PanelSpec) -> cogbuilder.Builder[model.Panel]:
@@ -153,7 +254,7 @@ def _panel(spec: PanelSpec) -> cogbuilder.Builder[model.Panel]:
         )
     for target in targets:
         panel = panel.with_target(target)
-    return panel
+    return _decorate(panel, spec)
 
 
 def _links() -> list[db.DashboardLink]:
@@ -184,9 +285,15 @@ def _dashboard(uid: str, title: str, description: str) -> db.Dashboard:
 
 
 def _board(
-    uid: str, title: str, description: str, rows: dict[str, list[PanelSpec]]
+    uid: str,
+    title: str,
+    description: str,
+    rows: dict[str, list[PanelSpec]],
+    variables: list[db.QueryVariable] | None = None,
 ) -> db.Dashboard:
     board = _dashboard(uid, title, description)
+    for variable in variables or []:
+        board = board.with_variable(variable)
     for row, panels in rows.items():
         board = board.with_row(db.Row(row))
         for spec in panels:
@@ -319,10 +426,61 @@ RESIDUAL_PANELS = (
 )
 
 
+HEALTH_STEPS = ((None, "red"), (HEALTH_ALERT_BELOW, "orange"), (HEALTH_WARN_BELOW, "green"))
+_STATUS = {"0": {"text": "cleared", "color": "green"}, "1": {"text": "open", "color": "red"}}
+_TIME = {"unit": "dateTimeAsIso"}
+
+
+def health_panels() -> list[PanelSpec]:
+    """Health indices (one panel per index, a series per asset) and the alerts table."""
+    return [
+        PanelSpec(
+            "Health now (last value of each index in the time range)",
+            (health_now(),),
+            "percentunit",
+            style="stat",
+            span=24,
+            steps=HEALTH_STEPS,
+            display="${__field.labels.asset} ${__field.labels.index}",
+            description="Red below the critical level, amber below the warning level.",
+        ),
+        PanelSpec(
+            "Health index: $index",
+            (health_per_asset(),),
+            "percentunit",
+            span=8,
+            repeat="index",
+            limits=(0.0, 1.0),
+            steps=HEALTH_STEPS,
+            description=(
+                "Mean of the index over each interval, per asset (1 = healthy). Below "
+                f"{HEALTH_ALERT_BELOW} for {PENDING} the provisioned alert rule fires."
+            ),
+        ),
+        PanelSpec(
+            "Diagnostics alerts (open and cleared)",
+            (alert_table(),),
+            style="table",
+            span=24,
+            transformations=ALERT_TRANSFORMATIONS,
+            description=(
+                "One row per alert of the chosen assets seen in the time range: its first "
+                "point is the start, its last point the end once cleared."
+            ),
+            overrides={
+                "status": {"mappings": [{"type": "value", "options": _STATUS}]},
+                "start": _TIME,
+                "end (or last report while open)": _TIME,
+            },
+        ),
+    ]
+
+
 def asset_health() -> db.Dashboard:
-    """Battery state of health and temperature, PV cell temperature, device residuals."""
+    """Health indices and alerts; battery ageing and temperatures, device residuals."""
     twin = "source = 'twin'"
     rows = {
+        "Health indices and alerts (diagnostics)": health_panels(),
         "Batteries": [
             _quantity("State of health", per_asset("battery", "soh", twin), "soh"),
             _quantity("Cell temperature", per_asset("battery", "t_c", twin), "t_c"),
@@ -357,7 +515,19 @@ def asset_health() -> db.Dashboard:
             ),
         ],
     }
-    return _board("twin-health", "twin: asset health", "Ageing, temperatures, residuals", rows)
+    board = _board(
+        "twin-health",
+        "twin: asset health",
+        "Health indices, diagnostics alerts, ageing, temperatures, residuals",
+        rows,
+        variables=[
+            _variable("asset", asset_variable(), multi=True, label="Asset"),
+            _variable("index", index_variable(), multi=True, label="Health index"),
+        ],
+    )
+    for spec in ALERT_ANNOTATIONS:
+        board = board.annotation(_Annotation(spec))
+    return board
 
 
 def controller_view() -> db.Dashboard:

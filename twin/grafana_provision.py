@@ -1,7 +1,8 @@
 """Grafana provisioning files for the twin's dashboards, and links to a run.
 
 :func:`write_all` writes ``dashboards/*.json`` and ``provisioning/`` (the InfluxDB
-datasource and the dashboard provider) under a directory: ``twin grafana --out grafana/``.
+datasource, the dashboard provider and the alert rules on the health indices,
+:mod:`twin.grafana_alerting`) under a directory: ``twin grafana --out grafana/``.
 The datasource's URL, database and user are options; a password is never written: the
 file names an environment variable (``secureJsonData.password: $TWIN_INFLUX_PASSWORD``)
 that Grafana expands when it reads its provisioning.
@@ -20,6 +21,7 @@ import pandas as pd
 from models.base import Clock
 from twin.errors import TwinError
 from twin.grafana import DATASOURCE_UID, OVERVIEW_UID, dashboards, to_json
+from twin.grafana_alerting import alert_rules_yaml
 from twin.grafana_queries import RUN_END, RUN_START, run_span_fields
 
 __all__ = ["DatasourceOptions", "GrafanaConfigError", "run_link", "write_all"]
@@ -114,7 +116,7 @@ providers:
 
 
 def write_all(out_dir: str | Path, datasource: DatasourceOptions | None = None) -> list[Path]:
-    """Write ``dashboards/*.json`` and ``provisioning/`` under ``out_dir``."""
+    """Write ``dashboards/*.json`` and ``provisioning/`` (datasource, dashboards, alert rules)."""
     out = Path(out_dir)
     written = []
     for stem, board in dashboards().items():
@@ -125,6 +127,7 @@ def write_all(out_dir: str | Path, datasource: DatasourceOptions | None = None) 
     for rel, text in {
         "provisioning/datasources/influxdb.yaml": (datasource or DatasourceOptions()).yaml(),
         "provisioning/dashboards/twin.yaml": DASHBOARDS_YAML,
+        "provisioning/alerting/twin_health.yaml": alert_rules_yaml(DATASOURCE_UID),
     }.items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,14 @@ from adapters.influx.load import write_kpis, write_results
 from adapters.influx.writer import InfluxConfig
 from tests.twin.grafana_emulation import interpolate, time_filter, variable_values
 from twin.cli import app
-from twin.grafana import InfluxQLQuery, dashboards, runs_table, to_json
+from twin.grafana import (
+    InfluxAnnotation,
+    InfluxQLQuery,
+    dashboards,
+    health_panels,
+    runs_table,
+    to_json,
+)
 from twin.grafana_provision import DatasourceOptions, GrafanaConfigError, run_link, write_all
 from twin.grafana_queries import unit_of
 from twin.run import run_scenario
@@ -185,6 +192,8 @@ KPIS = {
 }
 TABLES = {runs_table().title}
 EXPLORER = "$kind $quantity (mean per interval)"
+# Diagnostics panels read the health and alert measurements: tests/twin/test_grafana_health.py
+DIAGNOSTICS = {spec.title for spec in health_panels()}
 
 
 def _observed(series: list[dict]) -> dict[tuple, pd.Series]:
@@ -233,8 +242,8 @@ def test_every_panel_gives_the_values_of_the_run(written_run, influxdb, interval
         for panel in (p for p in data["panels"] if p.get("targets")):
             title = panel["title"]
             seen.add(title)
-            if title == EXPLORER or title in TABLES:
-                continue  # below
+            if title == EXPLORER or title in TABLES or title in DIAGNOSTICS:
+                continue  # below, or in test_grafana_health.py
             queries = [
                 interpolate(
                     t["query"], variables, multi, interval=interval, timefilter=time_filter(*span)
@@ -254,7 +263,7 @@ def test_every_panel_gives_the_values_of_the_run(written_run, influxdb, interval
                     _observed(_answer(influxdb, query)),
                     expect(results, span, interval),
                 )
-    assert set(SERIES) | set(KPIS) | TABLES | {EXPLORER} <= seen
+    assert set(SERIES) | set(KPIS) | TABLES | {EXPLORER} | DIAGNOSTICS <= seen
 
 
 def test_load_panel_is_the_site_total_at_any_interval(written_run, influxdb):
@@ -406,6 +415,9 @@ def test_dashboards_validate_against_the_sdk_schema(path):
 
     data = json.loads(path.read_text())
     parsed = Dashboard.from_json(data)  # typed models of grafana-foundation-sdk
+    if parsed.annotations and parsed.annotations.list_val:  # InfluxQL annotations
+        stored = data["annotations"]["list"]
+        parsed.annotations.list_val = [InfluxAnnotation.from_json(a) for a in stored]
     again = json.loads(json.dumps(parsed.to_json(), default=lambda o: o.to_json()))
     assert again == data  # nothing unknown to the schema, nothing lost
     targets = [t for p in parsed.panels or [] for t in getattr(p, "targets", None) or []]
