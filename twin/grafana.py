@@ -395,22 +395,23 @@ def overview() -> db.Dashboard:
 
 
 def grid_view() -> db.Dashboard:
-    """Bus voltages, line and transformer loading, losses."""
+    """Bus voltages, line and transformer loading, losses (the twin's values)."""
+    twin = "source = 'twin'"
     rows = {
         "Voltages": [
-            _quantity("Bus voltages", per_asset("bus", "v_pu"), "v_pu", span=24),
+            _quantity("Bus voltages", per_asset("bus", "v_pu", twin), "v_pu", span=24),
             PanelSpec(
                 "Voltage band (lowest and highest bus)",
-                (extreme("bus", "v_pu", "min"), extreme("bus", "v_pu", "max")),
+                (extreme("bus", "v_pu", "min", twin), extreme("bus", "v_pu", "max", twin)),
                 unit_of("v_pu"),
             ),
-            _quantity("Grid losses", per_asset("grid", "losses_kw"), "losses_kw"),
+            _quantity("Grid losses", per_asset("grid", "losses_kw", twin), "losses_kw"),
         ],
         "Loading": [
-            _quantity("Line loading", per_asset("line", "loading_pct"), "loading_pct"),
+            _quantity("Line loading", per_asset("line", "loading_pct", twin), "loading_pct"),
             _quantity(
                 "Transformer loading",
-                per_asset("trafo", "trafo_loading_pct"),
+                per_asset("trafo", "trafo_loading_pct", twin),
                 "trafo_loading_pct",
             ),
         ],
