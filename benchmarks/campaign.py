@@ -68,7 +68,7 @@ def main() -> None:
     # The same runs on a cluster that is up and has imported the twin (a long campaign).
     with (
         LocalCluster(
-            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as local,
         Client(local) as client,
     ):

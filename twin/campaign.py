@@ -448,8 +448,9 @@ def _on_dask(
     cluster = None
     own_client = client is None
     if own_client and scheduler is None:
+        # the scheduler's HTTP server on a free port: two clusters at once never collide
         cluster = LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         )
     if own_client:
         client = Client(scheduler or cluster)

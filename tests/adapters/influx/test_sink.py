@@ -22,16 +22,18 @@ def test_every_point_of_a_run_arrives(influxdb, tmp_path, day_scenario):
     # Values round-trip exactly: the battery's SoC at 16:00 UTC.
     answer = influxdb.query(
         f"SELECT soc FROM battery WHERE asset = 'bess' AND run_id = '{run_id}' "
-        "AND time = '2016-06-21T16:00:00Z'",
+        "AND source = 'twin' AND time = '2016-06-21T16:00:00Z'",
         db="sink_run",
     )
     stored = answer["results"][0]["series"][0]["values"][0][1]
-    soc = results[(results["asset"] == "bess") & (results["quantity"] == "soc")]
+    truth = results[results["source"] == "twin"]
+    soc = truth[(truth["asset"] == "bess") & (truth["quantity"] == "soc")]
     expected = soc[soc["time"] == "2016-06-21T16:00:00Z"]["value"].item()
     assert stored == expected
     # states are stamped with their instant: soc_init at the start, the end state at the end
     answer = influxdb.query(
-        f"SELECT soc FROM battery WHERE asset = 'bess' AND run_id = '{run_id}'", db="sink_run"
+        f"SELECT soc FROM battery WHERE asset = 'bess' AND run_id = '{run_id}' AND source = 'twin'",
+        db="sink_run",
     )
     rows = answer["results"][0]["series"][0]["values"]
     assert rows[0] == ["2016-06-21T04:00:00Z", 0.3]

@@ -38,10 +38,13 @@ def test_oracle_beats_every_other_controller_on_scored_cost(oracle, tmp_path):
 
 
 def no_ageing(scenario):
-    """Perfect knowledge also of the battery: no capacity fade the LP does not model."""
+    """Perfect knowledge also of the battery: no capacity fade the LP does not model, and
+    perfect sensors (MPC re-plans from the SoC it reads; a noisy reading is not perfect)."""
     for battery in scenario.assets.battery:
         battery.cycle_life_efc = battery.calendar_life_years = 1e12
-    return scenario
+    return scenario.model_copy(
+        update={"sensors": scenario.sensors.model_copy(update={"enabled": False})}
+    )
 
 
 def test_mpc_with_perfect_forecasts_over_the_whole_run_equals_the_oracle(tmp_path):
