@@ -32,6 +32,7 @@ servers: $(SERVERS)
 
 demo: setup
 	$(BIN)/twin run scenarios/microgrid_day.yaml --out runs/demo
+	$(BIN)/twin diagnose runs/demo
 	$(BIN)/twin report runs/demo
 
 test: setup servers
