@@ -44,6 +44,7 @@ lose 0.1 % of their messages).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -109,60 +110,64 @@ SENSOR_CLASSES: dict[str, Imperfection] = {
 
 
 class SensorBank:
-    """The sensors of one quantity over ``n`` elements (vectorised).
+    """Sensors over ``n`` elements (vectorised; one pass per step for all of them).
 
     Parameters
     ----------
     n : int
         Number of elements measured.
-    imperfection : Imperfection
-        The sensors' imperfection (the same for all ``n``).
+    imperfection : Imperfection or sequence of Imperfection
+        The sensors' imperfection: one for all ``n``, or one per element (a simulator
+        measures all its outputs, of several sensor classes, in one bank).
     rng : numpy.random.Generator
         Source of noise and dropouts (seeded by the caller: same seed, same readings).
     initial : numpy.ndarray, optional
-        The true value before the first report (a state's initial value).
+        The true value before the first report (a state's initial value; NaN where
+        there is none).
     """
 
     def __init__(
         self,
         n: int,
-        imperfection: Imperfection,
+        imperfection: Imperfection | Sequence[Imperfection],
         rng: np.random.Generator,
         initial: np.ndarray | None = None,
     ) -> None:
+        each = [imperfection] * n if isinstance(imperfection, Imperfection) else list(imperfection)
+        if len(each) != n:
+            raise ValueError(f"expected {n} imperfections, got {len(each)}")
         self.n = n
-        self.imperfection = imperfection
         self.rng = rng
+        self.share = np.array([i.noise_pct for i in each], dtype=float) / 100.0
+        self.floor = np.array([i.noise_abs for i in each], dtype=float)
+        self.resolution = np.array([i.resolution for i in each], dtype=float)
+        self.interval = np.array([i.interval_s for i in each], dtype=np.int64)
+        self.dropout_p = np.array([i.dropout_p for i in each], dtype=float)
+        self._rounded = self.resolution > 0
+        self._step = np.where(self._rounded, self.resolution, 1.0)
+        self._periodic = self.interval > 0
+        self._every = np.maximum(self.interval, 1)
         self.last = np.full(n, np.nan) if initial is None else np.asarray(initial, float).copy()
         # the last reporting interval that reported (an initial value is the report at 0)
-        self._window = -1 if initial is None else 0
-
-    def reports_at(self, t_s: int) -> bool:
-        """Whether the sensors report at ``t_s`` seconds after the start."""
-        interval = self.imperfection.interval_s
-        if interval <= 0:
-            return True
-        window = t_s // interval
-        if window == self._window:
-            return False
-        self._window = window
-        return True
+        self._window = np.where(np.isnan(self.last), -1, 0).astype(np.int64)
 
     def measure(
-        self, true: np.ndarray, t_s: int, modifiers: dict[str, np.ndarray] | None = None
+        self,
+        true: np.ndarray,
+        t_s: int | np.ndarray,
+        modifiers: dict[str, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Measure ``true`` at ``t_s``: ``(measured, value)`` arrays.
+        """Measure ``true`` at ``t_s`` (seconds after the start, one or per element).
 
         ``modifiers``: fault modifiers by name (:data:`MODIFIERS`), arrays of ``n``;
-        missing ones are neutral.
+        missing ones are neutral. Returns ``(measured, value)``.
         """
         mod = modifiers or {}
-        imp = self.imperfection
         true = np.asarray(true, dtype=float)
         # draw every step, report or not, so readings do not depend on what reported before
         gauss = self.rng.standard_normal(self.n)
-        lost = self.rng.random(self.n) < imp.dropout_p
-        spread = np.hypot(imp.noise_pct / 100.0 * np.abs(true), imp.noise_abs)
+        lost = self.rng.random(self.n) < self.dropout_p
+        spread = np.hypot(self.share * np.abs(true), self.floor)
         extra = mod.get("noise_std")
         if extra is not None:
             spread = np.hypot(spread, extra)
@@ -170,18 +175,17 @@ class SensorBank:
         offset = mod.get("offset")
         if offset is not None:
             measured = measured + offset
-        if imp.resolution > 0:
-            measured = np.round(measured / imp.resolution) * imp.resolution
+        measured = np.where(self._rounded, np.round(measured / self._step) * self._step, measured)
         stuck = mod.get("stuck")
         if stuck is not None:
-            held = (stuck >= 0.5) & ~np.isnan(self.last)
-            measured = np.where(held, self.last, measured)
+            measured = np.where((stuck >= 0.5) & ~np.isnan(self.last), self.last, measured)
         dropout = mod.get("dropout")
         if dropout is not None:
-            lost = lost | (dropout >= 0.5)
-        if not self.reports_at(t_s):
-            lost = np.ones(self.n, dtype=bool)
-        measured = np.where(lost, np.nan, measured)
+            lost |= dropout >= 0.5
+        window = np.asarray(t_s, dtype=np.int64) // self._every
+        reports = ~self._periodic | (window != self._window)
+        self._window = np.where(reports, window, self._window)
+        measured = np.where(lost | ~reports, np.nan, measured)
         valid = ~np.isnan(measured)
         self.last = np.where(valid, measured, self.last)
         value = np.where(np.isnan(self.last), true, self.last)  # nothing measured yet

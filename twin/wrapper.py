@@ -96,7 +96,9 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         self.steps_done = 0
         self.timings: dict[str, float] = {}
         self._limited: set[str] = set()  # inputs with plausible ranges (Port.limits)
-        self._banks: dict[str, SensorBank] = {}  # measured output -> its sensors
+        self._bank: SensorBank | None = None  # every sensor of the simulator, one pass
+        self._slices: dict[str, slice] = {}  # measured output -> its part of the bank
+        self._modifier_rows: dict[str, np.ndarray] = {}  # neutral modifiers of the bank
         self._sensed: dict[str, np.ndarray] = {}  # "q.measured"/"q.value" -> this step's
         self._measured_buffer: ResultBuffer | None = None
         self._measured_blocks: dict[str, np.ndarray] = {}
@@ -135,28 +137,39 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
             self._start_sensing(params["sensors"])
         if record:
             self._start_recording(record["path"], record["tags"])
-            if self._banks and record.get("measured_path"):
+            if self._slices and record.get("measured_path"):
                 self._record_measured(record["measured_path"], record["tags"])
         return [{"eid": PARENT_EID, "type": model, "rel": [], "children": children}]
 
     def _start_sensing(self, spec: dict[str, dict[str, Any]]) -> None:
-        """One sensor bank per measured output (seeded by the run's seed and the output)."""
+        """One sensor bank over every measured output (seeded by the run's seed and sid)."""
         assert self.model is not None
         seed = int(self.model.context.get("seed", 0))
         initial = self.model.state()
-        states = self._state_outputs
+        imperfections: list[Imperfection] = []
+        starts: list[np.ndarray] = []
+        state_rows: list[np.ndarray] = []
         for attr, imperfection in spec.items():
             port = self.cls.outputs.get(attr)
             if port is None or not port.sensor:
                 raise ValueError(f"{self.sid}: {attr!r} is not an output a sensor measures")
             n = len(self.model.elements[port.group or self.cls.kind])
-            start = initial.get(attr) if attr in states else None
-            stream = zlib.crc32(f"{self.sid}:{attr}".encode())
-            rng = np.random.default_rng([seed, 7919, stream])
-            self._banks[attr] = SensorBank(n, Imperfection(**imperfection), rng, start)
-            first = np.full(n, np.nan) if start is None else np.asarray(start, float)
-            self._sensed[f"{attr}.measured"] = first.copy()
-            self._sensed[f"{attr}.value"] = first.copy()
+            at = len(imperfections)
+            self._slices[attr] = slice(at, at + n)
+            imperfections += [Imperfection(**imperfection)] * n
+            is_state = attr in self._state_outputs
+            start = np.asarray(initial.get(attr, np.full(n, np.nan)), float) if is_state else None
+            starts.append(np.full(n, np.nan) if start is None else start)
+            state_rows.append(np.full(n, is_state))
+        stream = zlib.crc32(self.sid.encode())
+        rng = np.random.default_rng([seed, 7919, stream])
+        first = np.concatenate(starts)
+        self._bank = SensorBank(len(imperfections), imperfections, rng, first)
+        self._state_row = np.concatenate(state_rows)
+        self._modifier_rows = {m: np.full(len(imperfections), v) for m, v in MODIFIERS.items()}
+        for attr, part in self._slices.items():
+            self._sensed[f"{attr}.measured"] = first[part].copy()
+            self._sensed[f"{attr}.value"] = first[part].copy()
 
     def _record_measured(self, path: str, tags: dict[str, str]) -> None:
         """Record the measurements like the outputs, tagged ``source=measured``."""
@@ -165,7 +178,7 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         self._measured_buffer = ResultBuffer(
             self.clock.times, {**tags, "source": "measured"}, end=self.buffer.instants[-1]
         )
-        for attr in self._banks:
+        for attr in self._slices:
             block = np.full_like(self._blocks[attr], np.nan)
             if attr in self._state_outputs:
                 block[0] = self._sensed[f"{attr}.measured"]
@@ -232,16 +245,15 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         started = perf_counter()
         arrays = self.model.default_inputs()
         received = set()
-        modifiers: dict[str, dict[str, np.ndarray]] = {}
+        modifiers: dict[str, np.ndarray] = {}
         for eid, attrs in inputs.items():
             i = self._index[eid][1]
             for attr, sources in attrs.items():
                 if "." in attr:  # a fault modifier of a sensor: "<output>.<modifier>"
                     quantity, name = attr.split(".", 1)
-                    per_output = modifiers.setdefault(quantity, {})
-                    if name not in per_output:
-                        per_output[name] = np.full(self._banks[quantity].n, MODIFIERS[name])
-                    per_output[name][i] = sum(sources.values())
+                    if name not in modifiers:
+                        modifiers[name] = self._modifier_rows[name].copy()
+                    modifiers[name][self._slices[quantity].start + i] = sum(sources.values())
                     continue
                 arrays[attr][i] = sum(sources.values())
                 received.add(attr)
@@ -252,7 +264,7 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         gathered = perf_counter()
         self._outputs = self.model.step(self.clock.time_at(time), dt_s, arrays)
         done = perf_counter()
-        if self._banks:
+        if self._bank is not None:
             self._measure(time, dt_s, modifiers)
         if self.buffer is not None:
             k = time // dt_s
@@ -273,14 +285,16 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         timings["recording"] = timings.get("recording", 0.0) + recorded - done
         return time + dt_s
 
-    def _measure(self, time: int, dt_s: int, modifiers: dict[str, dict[str, np.ndarray]]) -> None:
+    def _measure(self, time: int, dt_s: int, modifiers: dict[str, np.ndarray]) -> None:
         """Measure every sensed output: an interval's at its start, a state's at its end."""
+        assert self._bank is not None
         started = perf_counter()
-        for attr, bank in self._banks.items():
-            at = time + dt_s if attr in self._state_outputs else time
-            measured, value = bank.measure(self._outputs[attr], at, modifiers.get(attr))
-            self._sensed[f"{attr}.measured"] = measured
-            self._sensed[f"{attr}.value"] = value
+        true = np.concatenate([self._outputs[attr] for attr in self._slices])
+        at = np.where(self._state_row, time + dt_s, time)
+        measured, value = self._bank.measure(true, at, modifiers)
+        for attr, part in self._slices.items():
+            self._sensed[f"{attr}.measured"] = measured[part]
+            self._sensed[f"{attr}.value"] = value[part]
         self.timings["sensors"] = self.timings.get("sensors", 0.0) + perf_counter() - started
 
     def get_data(self, outputs: dict[str, list[str]]) -> dict[str, Any]:
@@ -290,7 +304,7 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         for eid, attrs in outputs.items():
             if eid == PARENT_EID:  # every measurement of the fleet, as arrays
                 data[eid] = {
-                    MEASURED_ATTR: {q: self._sensed[f"{q}.measured"].tolist() for q in self._banks}
+                    MEASURED_ATTR: {q: self._sensed[f"{q}.measured"].tolist() for q in self._slices}
                 }
                 continue
             i = self._index[eid][1]

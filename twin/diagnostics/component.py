@@ -113,8 +113,10 @@ class DiagnosticsComponent(Component):
                 plan.connect(entity, engine, "p_set_kw")
         if not scenario.diagnostics.publish:
             return
+        config = plan.simulators["diagnostics"].init["config"]
         for sid, eid, attr in (("influx", "sink", "lines"), ("mqtt", "publisher", "messages")):
             sink = plan.simulators.get(sid)
+            config[attr] = sink is not None  # formatted only for a sink that takes them
             if sink is not None:
                 plan.connect(engine, Entity(sid, eid, sink.model), attr)
 

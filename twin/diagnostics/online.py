@@ -22,7 +22,6 @@ run directory and its counters to ``stats_path``.
 from __future__ import annotations
 
 import json
-import math
 import time as _time
 from pathlib import Path
 from typing import Any
@@ -59,7 +58,9 @@ class DiagnosticsSimulator(mosaik_api_v3.Simulator):
             }
         )
         self.engine: Any = None
-        self.out: dict[str, Any] = {"lines": [], "messages": [], "health": {}}
+        self.out: dict[str, Any] = {"lines": [], "messages": []}
+        self.last: Any = None  # the engine's last StepOutput
+        self._prefixes: dict[tuple[int, int], str] = {}  # line prefix per (asset, index)
 
     def init(
         self, sid: str, time_resolution: float = 1.0, *, clock: dict[str, Any], config: dict
@@ -146,12 +147,14 @@ class DiagnosticsSimulator(mosaik_api_v3.Simulator):
         self.engine_s += _time.perf_counter() - started
         self.indices[k] = out.indices
         self.steps = k + 1
-        if self.config.get("publish", True):
-            self._format(now, out)
+        self.last = out
+        to_influx, to_mqtt = self.config.get("lines", False), self.config.get("messages", False)
+        if to_influx or to_mqtt:
+            self._format(now, out, to_influx, to_mqtt)
         return time + self.clock.step_s
 
-    def _format(self, now: Any, out: Any) -> None:
-        """Format the step's health and alert changes as line protocol and MQTT messages."""
+    def _format(self, now: Any, out: Any, to_influx: bool, to_mqtt: bool) -> None:
+        """Format the step's health and alert changes for the sinks that take them."""
         from adapters.influx.lineprotocol import line_prefix
 
         tags = self.config["tags"]
@@ -159,48 +162,62 @@ class DiagnosticsSimulator(mosaik_api_v3.Simulator):
         ts = now.strftime("%Y-%m-%dT%H:%M:%SZ")
         lines: list[str] = []
         messages: list[list[Any]] = []
-        health: dict[str, dict[str, float]] = {}
-        for a, (asset, kind) in enumerate(
-            zip(self.engine.assets, self.engine.asset_kinds, strict=True)
-        ):
-            for i, index in enumerate(INDEX_NAMES):
-                value = float(out.indices[a, i])
-                if math.isnan(value):
-                    continue
-                health.setdefault(asset, {})[index] = value
-                prefix = line_prefix(
-                    "health", {**tags, "asset": asset, "kind": kind, "index": index}
-                )
+        for (a, i), value in zip(*self._defined(out.indices), strict=True):
+            asset, kind, index = self.engine.assets[a], self.engine.asset_kinds[a], INDEX_NAMES[i]
+            if to_influx:
+                prefix = self._prefixes.get((a, i))
+                if prefix is None:
+                    labels = {**tags, "asset": asset, "kind": kind, "index": index}
+                    prefix = self._prefixes[(a, i)] = line_prefix("health", labels)
                 lines.append(f"{prefix} value={value!r} {stamp}")
+            if to_mqtt:
                 payload = json.dumps({"ts": ts, "value": value, "unit": "1"})
                 messages.append([f"{asset}/health/{index}", payload, False])
         self.published["health_points"] += len(lines)
         for alert in [*out.opened, *out.updated, *out.cleared]:
             record = alert.record()
             is_open = record["status"] == "open"
-            prefix = line_prefix(
-                "alert",
-                {
+            if to_influx:
+                labels = {
                     **tags,
                     "asset": record["asset"],
                     "alert_id": record["alert_id"],
                     "kind": record["kind"],
-                },
-            )
-            fields = (
-                f"severity={float(record['severity'])!r},confidence={float(record['confidence'])!r},"
-                f"open={int(is_open)}i,evidence={_string_field('; '.join(record['evidence']))}"
-            )
-            lines.append(f"{prefix} {fields} {stamp}")
-            self.published["alert_points"] += 1
-            payload = json.dumps(record) if is_open else ""
-            messages.append([f"alerts/{record['alert_id']}", payload, True])
+                }
+                fields = (
+                    f"severity={float(record['severity'])!r},"
+                    f"confidence={float(record['confidence'])!r},open={int(is_open)}i,"
+                    f"evidence={_string_field('; '.join(record['evidence']))}"
+                )
+                lines.append(f"{line_prefix('alert', labels)} {fields} {stamp}")
+                self.published["alert_points"] += 1
+            if to_mqtt:
+                payload = json.dumps(record) if is_open else ""
+                messages.append([f"alerts/{record['alert_id']}", payload, True])
         self.published["messages"] += len(messages)
-        self.out = {"lines": lines, "messages": messages, "health": health}
+        self.out = {"lines": lines, "messages": messages}
+
+    @staticmethod
+    def _defined(indices: np.ndarray) -> tuple[list[tuple[int, int]], list[float]]:
+        """(asset, index) positions of the defined (not NaN) indices, and their values."""
+        rows, cols = np.nonzero(~np.isnan(indices))
+        return list(zip(rows.tolist(), cols.tolist(), strict=True)), indices[rows, cols].tolist()
+
+    def health(self) -> dict[str, dict[str, float]]:
+        """The last step's defined indices, ``{asset: {index: value}}``."""
+        out: dict[str, dict[str, float]] = {}
+        if self.last is None:
+            return out
+        for (a, i), value in zip(*self._defined(self.last.indices), strict=True):
+            out.setdefault(self.engine.assets[a], {})[INDEX_NAMES[i]] = value
+        return out
 
     def get_data(self, outputs: dict[str, list[str]]) -> dict[str, Any]:
         """The step's lines, messages and health for whoever asked."""
-        return {eid: {attr: self.out.get(attr) for attr in attrs} for eid, attrs in outputs.items()}
+        return {
+            eid: {attr: self.health() if attr == "health" else self.out.get(attr) for attr in attrs}
+            for eid, attrs in outputs.items()
+        }
 
     def finalize(self) -> None:
         """Write health and alerts like ``twin diagnose``; record the counters."""
