@@ -128,8 +128,8 @@ def run_size(scenario: Any, n_buses: int, n_lines: int, n_trafos: int) -> RunSiz
     """An upper estimate of the series a resolved scenario records, and so its size.
 
     Counts every output of every asset model (twice: true and measured values), the
-    grid's per-bus, per-line and per-transformer outputs, and a margin for the tariff,
-    controller, faults and adapters.
+    grid's per-bus, per-line and per-transformer outputs and their sensors' measurements,
+    and a margin for the tariff, controller, faults and adapters.
     """
     series = 0
     for kind in ("pv", "battery", "load", "ev"):
@@ -137,5 +137,6 @@ def run_size(scenario: Any, n_buses: int, n_lines: int, n_trafos: int) -> RunSiz
         for unit in scenario.units(kind):
             elements = int(unit.get("chargers") or 1)
             series += 2 * (per_element * elements + per_unit)
-    series += 2 * n_buses + n_lines + n_trafos + 32
+    # per bus v_pu and va_deg, per line and transformer its loading; measured v_pu and loading
+    series += 3 * n_buses + 2 * n_lines + 2 * n_trafos + 32
     return RunSize(steps=scenario.clock().n_steps, series=series)
