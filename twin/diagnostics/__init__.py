@@ -1,0 +1,1 @@
+"""Diagnostics: health indices, fault detection and diagnosis, alerts and their scores."""
