@@ -46,6 +46,8 @@ __all__ = [
     "ANOMALY_QUANTILE",
     "NONE",
     "DiagnosticsModel",
+    "LearnedAnomalyScorer",
+    "LearnedDiagnoser",
     "ModelError",
     "ModelFeaturesError",
     "ModelFilesError",
@@ -408,3 +410,65 @@ def load(
         anomaly_models[kind] = _Anomaly(scaler, covariance, float(thresholds[kind]))
     meta = {k: v for k, v in document.items() if k not in ("files", "features", "sensors")}
     return DiagnosticsModel(known_features, sensors, anomaly_models, classifiers, meta)
+
+
+def _ordered(model: DiagnosticsModel, asset_kind: str, x: np.ndarray, names: list[str]) -> Any:
+    """``x`` in the model's feature order for ``asset_kind`` (None: kind unknown)."""
+    known = model.features.get(asset_kind)
+    if known is None:
+        return None
+    x = np.asarray(x, dtype=float).reshape(1, -1)
+    if list(names) == known:
+        return x
+    where = {name: i for i, name in enumerate(names)}
+    return np.array([[x[0, where[n]] if n in where else np.nan for n in known]])
+
+
+class LearnedAnomalyScorer:
+    """The engine's anomaly scorer (``score``) backed by a :class:`DiagnosticsModel`.
+
+    The score maps the model's ratio :math:`r = d^2 / d^2_{0.999}` to 0..1 as
+    :math:`r / (1 + r)`: 0.5 at the fault-free training rows' 99.9 % quantile.
+    """
+
+    def __init__(self, model: DiagnosticsModel) -> None:
+        self.model = model
+
+    def score(self, asset_kind: str, features: np.ndarray, names: list[str]) -> float:
+        """Anomaly score 0..1 of one feature vector (0.0 for an unknown asset kind)."""
+        x = _ordered(self.model, asset_kind, features, names)
+        if x is None or asset_kind not in self.model.anomaly_models:
+            return 0.0
+        ratio = float(self.model.anomaly_score(asset_kind, x)[0])
+        return ratio / (1.0 + ratio)
+
+
+class LearnedDiagnoser:
+    """The engine's diagnoser (``diagnose``) backed by the model's classifiers.
+
+    The engine asks only once an alert is open, so something is wrong: the answer is the
+    most probable *fault* kind of the asset's classifier (``none`` is never the answer)
+    with its probability as the confidence. Asset kinds without a classifier go to
+    ``fallback`` (the engine's rules), else ``("anomaly", 0.3)``.
+    """
+
+    def __init__(self, model: DiagnosticsModel, fallback: Any = None) -> None:
+        self.model = model
+        self.fallback = fallback
+
+    def diagnose(
+        self, asset_kind: str, features: np.ndarray, names: list[str]
+    ) -> tuple[str, float]:
+        """Return ``(fault kind or "anomaly", confidence 0..1)``."""
+        classifier = self.model.classifiers.get(asset_kind)
+        x = _ordered(self.model, asset_kind, features, names)
+        if classifier is None or x is None:
+            if self.fallback is not None:
+                return self.fallback.diagnose(asset_kind, features, names)
+            return "anomaly", 0.3
+        proba = classifier.predict_proba(x)[0]
+        classes = [str(c) for c in classifier.classes_]
+        order = [i for i in np.argsort(-proba) if classes[i] != NONE]
+        if not order:
+            return "anomaly", 0.3
+        return classes[order[0]], float(proba[order[0]])

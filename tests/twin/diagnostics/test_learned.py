@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from twin.diagnostics.learned import (
+    LearnedAnomalyScorer,
+    LearnedDiagnoser,
     ModelFeaturesError,
     ModelFilesError,
     ModelSensorsError,
@@ -147,3 +149,28 @@ def test_too_few_fault_free_rows_is_a_named_error():
     frame = table(1, 0, True)
     with pytest.raises(TwinError, match=r"training data \(battery\).*expected at least 2"):
         fit(frame, FEATURES, sensors=SENSORS, training={})
+
+
+class Rules:
+    def diagnose(self, asset_kind, features, names):
+        return "rule_said_so", 0.4
+
+
+def test_engine_protocols_backed_by_the_model(model):
+    scorer, diagnoser = LearnedAnomalyScorer(model), LearnedDiagnoser(model, fallback=Rules())
+    names = FEATURES["pv"]
+    assert scorer.score("pv", np.array([1.0, 0.0, 0.0]), names) < 0.5
+    assert scorer.score("pv", np.array([0.0, -9.0, 0.0]), names) > 0.5
+    # the engine's names in another order are put in the model's order
+    shuffled = ["gap", "pi", "resid"]
+    assert scorer.score("pv", np.array([0.0, 0.0, -9.0]), shuffled) == pytest.approx(
+        scorer.score("pv", np.array([0.0, -9.0, 0.0]), names)
+    )
+    kind, confidence = diagnoser.diagnose("pv", np.array([0.0, -9.0, 0.0]), names)
+    assert kind == "inverter_trip" and 0.5 < confidence <= 1.0
+    # an open alert never gets "none": the most probable fault kind
+    kind, _ = diagnoser.diagnose("pv", np.array([1.0, 0.0, 0.0]), names)
+    assert kind in ("pv_shading", "inverter_trip")
+    assert diagnoser.diagnose("load", np.zeros(1), ["x"]) == ("rule_said_so", 0.4)
+    assert LearnedDiagnoser(model).diagnose("load", np.zeros(1), ["x"]) == ("anomaly", 0.3)
+    assert scorer.score("load", np.zeros(1), ["x"]) == 0.0
