@@ -484,6 +484,17 @@ def campaign(
         bool, typer.Option("--report", help="Render heat maps and the worst cases after.")
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    diagnose: Annotated[
+        bool,
+        typer.Option(
+            "--diagnose",
+            help="Diagnose and score every run; add the columns; write scores.json.",
+        ),
+    ] = False,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Learned model for --diagnose (`twin diagnostics train`)."),
+    ] = None,
 ) -> None:
     """Run every point of a campaign (resuming finished ones) and write its summary.
 
@@ -493,6 +504,16 @@ def campaign(
     from twin.campaign import report as render
 
     directory = out
+    if model is not None and not diagnose:
+        _fail(TwinError("--model: only with --diagnose"))
+        return
+    after = None
+    if diagnose:
+        from functools import partial
+
+        from twin.diagnostics.campaign import diagnose_campaign
+
+        after = partial(diagnose_campaign, model=model)
     try:
         spec = load_campaign(file)
         directory = out or Path("runs") / "campaigns" / spec.name
@@ -503,6 +524,7 @@ def campaign(
             n_workers=workers,
             progress=progress,
             executor=executor,
+            after=after,
         )
     except (TwinError, OSError) as exc:
         _fail(exc)
@@ -518,6 +540,10 @@ def campaign(
         console.print(f"ran again {row['point_id']}: {row['rerun_reason']}", highlight=False)
     for _, row in failed.iterrows():
         err_console.print(f"[red]failed[/] {row['point_id']}: {row['error']}", highlight=False)
+    if diagnose:
+        from twin.diagnostics.report import scores_table
+
+        console.print(scores_table(directory / "scores.json"))
     if report:
         try:
             page, worst = render(directory)
@@ -606,6 +632,33 @@ def influx_flush(
         err_console.print(f"[bold red]error:[/] {summary.error}", highlight=False)
     if not summary.ok:
         raise typer.Exit(code=1)
+
+
+diagnostics_app = typer.Typer(no_args_is_help=True, help="Diagnostics: learned models.")
+app.add_typer(diagnostics_app, name="diagnostics")
+
+
+@diagnostics_app.command("train")
+def diagnostics_train(
+    campaign_dir: Annotated[Path, typer.Argument(help="Directory of a finished campaign.")],
+    out: Annotated[Path, typer.Option(help="Model directory to write.")] = Path("model"),
+    seed: Annotated[int, typer.Option(help="Seed of the classifiers.")] = 0,
+) -> None:
+    """Train the anomaly models and fault classifiers on a campaign's runs and labels."""
+    from twin.diagnostics.train import train_campaign
+
+    try:
+        model = train_campaign(campaign_dir, out, seed=seed)
+    except (TwinError, OSError) as exc:
+        _fail(exc)
+        return
+    training = model.meta["training"]
+    console.print(
+        f"model [bold]{out}[/]: {training['runs']} runs ({training['fault_free_runs']} "
+        f"fault-free), {training['rows']:,} asset-steps; labels {training['labels']}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 if __name__ == "__main__":
