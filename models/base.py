@@ -48,6 +48,11 @@ class Port:
         at the *end* of the step; results stamp every value with the instant it holds
         at (see ``README.md``, "Time stamps"), so a state's row at ``t`` is its value
         at ``t`` and the run's end state gets a row at the end time.
+    sensor : str or None
+        For an output a real plant reports (a meter, a BMS, a temperature probe): its
+        sensor class (``models.sensors.SENSOR_CLASSES``: ``power``, ``voltage``,
+        ``loading``, ``soc``, ``soh``, ``temperature``, ``frequency``). The generic
+        simulator measures it with that class's imperfection (``source=measured``).
     """
 
     unit: str
@@ -57,6 +62,7 @@ class Port:
     may_be_nan: bool = False
     state: bool = False
     limits: tuple[float, float] | None = None
+    sensor: str | None = None
 
 
 class InputRangeError(ValueError):

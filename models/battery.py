@@ -123,10 +123,12 @@ class Battery(Model):
         "capacity_factor": Port("1", "usable fraction of the capacity (a fade step)", default=1.0),
     }
     outputs = {
-        "p_kw": Port("kW", "power into the bus (> 0 discharge), average over the step"),
-        "soc": Port("1", "state of charge", state=True),
-        "soh": Port("1", "state of health (usable / nominal capacity)", state=True),
-        "t_c": Port("degC", "lumped cell temperature", state=True),
+        "p_kw": Port(
+            "kW", "power into the bus (> 0 discharge), average over the step", sensor="power"
+        ),
+        "soc": Port("1", "state of charge", state=True, sensor="soc"),
+        "soh": Port("1", "state of health (usable / nominal capacity)", state=True, sensor="soh"),
+        "t_c": Port("degC", "lumped cell temperature", state=True, sensor="temperature"),
         "e_kwh": Port("kWh", "stored energy", state=True),
         "p_loss_kw": Port("kW", "conversion losses"),
         "power_avail": Port("1", "available fraction of the rating (thermal derating x derate)"),

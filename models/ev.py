@@ -154,7 +154,12 @@ class EVCharging(Model):
         ),
     }
     outputs = {
-        "p_kw": Port("kW", "power into the bus (< 0 while charging), average over the step", "ev"),
+        "p_kw": Port(
+            "kW",
+            "power into the bus (< 0 while charging), average over the step",
+            "ev",
+            sensor="power",
+        ),
         "q_kvar": Port("kvar", "reactive power into the bus", "ev"),
         "connected": Port("1", "an EV is plugged in (0 or 1)", "ev", state=True),
         "soc": Port(

@@ -103,16 +103,20 @@ class Grid(Model):
         "f_dev_hz": Port("Hz", "frequency deviation imposed by the grid", default=0.0),
     }
     outputs = {
-        "v_pu": Port("pu", "voltage magnitude", group="bus"),
+        "v_pu": Port("pu", "voltage magnitude", group="bus", sensor="voltage"),
         "va_deg": Port("deg", "voltage angle", group="bus"),
-        "loading_pct": Port("%", "loading of the line's thermal rating", group="line"),
-        "trafo_loading_pct": Port("%", "loading of the transformer's rating", group="trafo"),
-        "p_kw": Port("kW", "import at the point of connection (> 0 into the site)"),
-        "q_kvar": Port("kvar", "reactive import at the point of connection"),
+        "loading_pct": Port(
+            "%", "loading of the line's thermal rating", group="line", sensor="loading"
+        ),
+        "trafo_loading_pct": Port(
+            "%", "loading of the transformer's rating", group="trafo", sensor="loading"
+        ),
+        "p_kw": Port("kW", "import at the point of connection (> 0 into the site)", sensor="power"),
+        "q_kvar": Port("kvar", "reactive import at the point of connection", sensor="power"),
         "losses_kw": Port("kW", "active losses: lines, transformers, impedances, shunts"),
         "unserved_kw": Port("kW", "load not served: islanded deficit, buses cut off"),
         "curtailed_kw": Port("kW", "generation curtailed: islanded surplus, buses cut off"),
-        "f_hz": Port("Hz", "grid frequency at the POC"),
+        "f_hz": Port("Hz", "grid frequency at the POC", sensor="frequency"),
     }
 
     @classmethod

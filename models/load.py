@@ -59,8 +59,8 @@ class Load(Model):
         ),
     }
     outputs = {
-        "p_kw": Port("kW", "active power into the bus (< 0 when consuming)"),
-        "q_kvar": Port("kvar", "reactive power into the bus (< 0 when inductive)"),
+        "p_kw": Port("kW", "active power into the bus (< 0 when consuming)", sensor="power"),
+        "q_kvar": Port("kvar", "reactive power into the bus (< 0 when inductive)", sensor="power"),
     }
 
     def __init__(

@@ -204,9 +204,9 @@ class PVPlant(Model):
         **WEATHER_INPUTS,
     }
     outputs = {
-        "p_kw": Port("kW", "AC power fed into the bus (> 0)"),
+        "p_kw": Port("kW", "AC power fed into the bus (> 0)", sensor="power"),
         "p_avail_kw": Port("kW", "AC power the plant could deliver without derating"),
-        "t_cell_c": Port("degC", "cell temperature"),
+        "t_cell_c": Port("degC", "cell temperature", sensor="temperature"),
     }
 
     def __init__(

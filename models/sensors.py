@@ -1,15 +1,50 @@
-"""Sensors: what observers (controllers, MQTT, InfluxDB) see of a true value.
+"""Sensors: what observers (controllers, diagnostics, MQTT, InfluxDB) see of a true value.
 
-One element per sensed quantity (``<asset>.<quantity>``). Each step it takes the true
-value and its fault modifiers and reports ``measured`` (NaN while the sensor drops out)
-and ``value`` (the last valid measurement, what a SCADA system holds and a controller
-acts on). Modifiers: ``offset`` (added; drift or a SoC misreport), ``noise_std``
-(Gaussian noise, seeded), ``dropout`` (1 = no measurement), ``stuck`` (1 = the
-measurement holds the value it had when the fault began).
+A sensor measures one quantity of one element each time it reports. Its imperfection
+(:class:`Imperfection`): Gaussian noise (a share of the reading plus a floor), a
+resolution (the value is rounded to it), a reporting interval (between reports it reports
+nothing) and occasional dropouts (a report lost with a probability). Faults add
+modifiers on top: ``offset`` (added; a drift or a SoC misreport), ``noise_std`` (more
+Gaussian noise), ``dropout`` (1 = no measurement) and ``stuck`` (1 = the measurement
+holds the value it had when the fault began).
+
+Each report gives ``measured`` (NaN when the sensor reports nothing: dropout, between
+reports) and ``value`` (the last valid measurement: what a SCADA system holds and a
+controller acts on).
+
+:class:`SensorBank` is the vectorised mechanism (one per measured quantity of a model,
+used by the generic simulator for every output a model declares with
+``Port(sensor=...)``); :class:`Sensors` is the same as a model of its own, for worlds
+that wire sensors as separate simulators.
+
+Default imperfections per sensor class (:data:`SENSOR_CLASSES`): a class-``c`` meter's
+error limit is taken as two standard deviations (``noise_pct = c / 2``).
+
+============  ==========================================================================
+class         default and its basis
+============  ==========================================================================
+power         AC power / energy meters, IEC 62053-21 class 1: sigma 0.5 % of reading +
+              0.01 kW, resolution 0.01 kW, every 5 s
+voltage       power quality / PMD class 0.2 (IEC 61557-12): sigma 0.1 % of reading,
+              resolution 0.0001 pu, every 5 s
+loading       current transformers, IEC 61869-2 class 0.5: sigma 0.25 % of reading +
+              0.05 %, resolution 0.1 %, every 5 s
+soc           a BMS's state-of-charge estimate: sigma 0.002 (0.2 points), resolution
+              0.001, every 10 s
+soh           a BMS's state of health: resolution 0.01, every hour
+temperature   Pt100 class B (IEC 60751, +-(0.3 + 0.005 abs(t)) degC): sigma 0.15 degC +
+              0.25 % of reading, resolution 0.1 degC, every 60 s
+frequency     IEC 61000-4-30 class A (+-10 mHz): sigma 0.005 Hz, resolution 0.001 Hz,
+              every 1 s
+============  ==========================================================================
+
+Every class loses a report with probability 0.001 (telemetry links of a plant typically
+lose 0.1 % of their messages).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,15 +52,149 @@ import numpy as np
 
 from models.base import Clock, Model, Port
 
-__all__ = ["Sensors"]
+__all__ = ["MODIFIERS", "SENSOR_CLASSES", "Imperfection", "SensorBank", "Sensors", "sensor_attrs"]
+
+#: The fault modifiers a sensor reads, with their values when no fault acts.
+MODIFIERS: dict[str, float] = {"offset": 0.0, "noise_std": 0.0, "dropout": 0.0, "stuck": 0.0}
+
+
+def sensor_attrs(quantity: str) -> list[str]:
+    """The attributes a measured output adds to its elements (outputs, then modifiers).
+
+    ``<quantity>.measured`` and ``<quantity>.value`` (see :class:`SensorBank`), then one
+    input per fault modifier, ``<quantity>.<modifier>``.
+    """
+    return [f"{quantity}.measured", f"{quantity}.value"] + [f"{quantity}.{m}" for m in MODIFIERS]
+
+
+@dataclass(frozen=True)
+class Imperfection:
+    """How a sensor departs from the truth.
+
+    Parameters
+    ----------
+    noise_pct : float
+        Standard deviation of the Gaussian noise, in percent of the reading.
+    noise_abs : float
+        Standard deviation floor, in the quantity's unit (added in quadrature).
+    resolution : float
+        The measurement is rounded to a multiple of it (0: not rounded).
+    interval_s : int
+        Seconds between reports (0: every step). A sensor reports at the first instant of
+        each interval; a step shorter than it has no report.
+    dropout_p : float
+        Probability that a report is lost.
+    """
+
+    noise_pct: float = 0.0
+    noise_abs: float = 0.0
+    resolution: float = 0.0
+    interval_s: int = 0
+    dropout_p: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The parameters as plain data (what a simulator receives)."""
+        return asdict(self)
+
+
+SENSOR_CLASSES: dict[str, Imperfection] = {
+    "power": Imperfection(0.5, 0.01, 0.01, 5, 0.001),
+    "voltage": Imperfection(0.1, 0.0, 0.0001, 5, 0.001),
+    "loading": Imperfection(0.25, 0.05, 0.1, 5, 0.001),
+    "soc": Imperfection(0.0, 0.002, 0.001, 10, 0.001),
+    "soh": Imperfection(0.0, 0.0, 0.01, 3600, 0.001),
+    "temperature": Imperfection(0.25, 0.15, 0.1, 60, 0.001),
+    "frequency": Imperfection(0.0, 0.005, 0.001, 1, 0.001),
+}
+
+
+class SensorBank:
+    """The sensors of one quantity over ``n`` elements (vectorised).
+
+    Parameters
+    ----------
+    n : int
+        Number of elements measured.
+    imperfection : Imperfection
+        The sensors' imperfection (the same for all ``n``).
+    rng : numpy.random.Generator
+        Source of noise and dropouts (seeded by the caller: same seed, same readings).
+    initial : numpy.ndarray, optional
+        The true value before the first report (a state's initial value).
+    """
+
+    def __init__(
+        self,
+        n: int,
+        imperfection: Imperfection,
+        rng: np.random.Generator,
+        initial: np.ndarray | None = None,
+    ) -> None:
+        self.n = n
+        self.imperfection = imperfection
+        self.rng = rng
+        self.last = np.full(n, np.nan) if initial is None else np.asarray(initial, float).copy()
+        # the last reporting interval that reported (an initial value is the report at 0)
+        self._window = -1 if initial is None else 0
+
+    def reports_at(self, t_s: int) -> bool:
+        """Whether the sensors report at ``t_s`` seconds after the start."""
+        interval = self.imperfection.interval_s
+        if interval <= 0:
+            return True
+        window = t_s // interval
+        if window == self._window:
+            return False
+        self._window = window
+        return True
+
+    def measure(
+        self, true: np.ndarray, t_s: int, modifiers: dict[str, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Measure ``true`` at ``t_s``: ``(measured, value)`` arrays.
+
+        ``modifiers``: fault modifiers by name (:data:`MODIFIERS`), arrays of ``n``;
+        missing ones are neutral.
+        """
+        mod = modifiers or {}
+        imp = self.imperfection
+        true = np.asarray(true, dtype=float)
+        # draw every step, report or not, so readings do not depend on what reported before
+        gauss = self.rng.standard_normal(self.n)
+        lost = self.rng.random(self.n) < imp.dropout_p
+        spread = np.hypot(imp.noise_pct / 100.0 * np.abs(true), imp.noise_abs)
+        extra = mod.get("noise_std")
+        if extra is not None:
+            spread = np.hypot(spread, extra)
+        measured = true + gauss * spread
+        offset = mod.get("offset")
+        if offset is not None:
+            measured = measured + offset
+        if imp.resolution > 0:
+            measured = np.round(measured / imp.resolution) * imp.resolution
+        stuck = mod.get("stuck")
+        if stuck is not None:
+            held = (stuck >= 0.5) & ~np.isnan(self.last)
+            measured = np.where(held, self.last, measured)
+        dropout = mod.get("dropout")
+        if dropout is not None:
+            lost = lost | (dropout >= 0.5)
+        if not self.reports_at(t_s):
+            lost = np.ones(self.n, dtype=bool)
+        measured = np.where(lost, np.nan, measured)
+        valid = ~np.isnan(measured)
+        self.last = np.where(valid, measured, self.last)
+        value = np.where(np.isnan(self.last), true, self.last)  # nothing measured yet
+        return measured, value
 
 
 class Sensors(Model):
-    """A vectorised set of sensors (one per sensed quantity).
+    """A vectorised set of sensors (one per sensed quantity), as a model of its own.
 
     Unit parameters: ``state`` (bool, default false): the sensed quantity is a state
     at an instant (a SoC), so are the measurements (see ``Port.state``); ``initial``
-    (the true state at the start, NaN when unknown).
+    (the true state at the start, NaN when unknown); ``imperfection`` (a dict of
+    :class:`Imperfection` fields, default: none).
     """
 
     kind = "sensor"
@@ -45,9 +214,10 @@ class Sensors(Model):
         self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
     ) -> None:
         super().__init__(units, clock, context)
-        self.rng = np.random.default_rng([int(self.context.get("seed", 0)), 7919])
-        self.last = np.full(self.n, np.nan)
         self._initial = np.array([float(u.get("initial", np.nan)) for u in units])
+        rng = np.random.default_rng([int(self.context.get("seed", 0)), 7919])
+        imperfection = Imperfection(**(units[0].get("imperfection") or {})) if units else None
+        self.bank = SensorBank(self.n, imperfection or Imperfection(), rng)
 
     def state_outputs(self) -> list[str]:
         """Both outputs when the sensed quantity is a state, none otherwise."""
@@ -61,13 +231,7 @@ class Sensors(Model):
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
         """Measure the true values with the step's faults."""
-        noise = self.rng.standard_normal(self.n) * inputs["noise_std"]
-        measured = inputs["true"] + inputs["offset"] + noise
-        stuck = (inputs["stuck"] >= 0.5) & ~np.isnan(self.last)
-        measured = np.where(stuck, self.last, measured)
-        measured = np.where(inputs["dropout"] >= 0.5, np.nan, measured)
-        valid = ~np.isnan(measured)
-        self.last = np.where(valid, measured, self.last)
-        value = np.where(valid, measured, self.last)
-        value = np.where(np.isnan(value), inputs["true"], value)  # nothing measured yet
+        t_s = int((now - self.clock.start).total_seconds())
+        modifiers = {name: inputs[name] for name in MODIFIERS}
+        measured, value = self.bank.measure(inputs["true"], t_s, modifiers)
         return {"measured": measured, "value": value}

@@ -260,7 +260,7 @@ def _load(name: str, target: str) -> type[Component]:
 
 #: Components of the twin's own package: without them (a checkout that was never
 #: installed, a stale install) every scenario would fail with an unknown key.
-BUILTIN_COMPONENTS = ("assets", "tariff", "faults", "control", "mqtt", "influx")
+BUILTIN_COMPONENTS = ("assets", "tariff", "sensors", "faults", "control", "mqtt", "influx")
 
 
 def component_classes() -> list[type[Component]]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from models.base import Clock
+from models.sensors import sensor_attrs
 from twin.errors import TwinError
 from twin.registry import get_model
 
@@ -148,8 +149,9 @@ class WorldPlan:
     ``fleets`` maps a role (an asset kind, ``tariff``, ``grid``, ``controller``) to its
     simulator; ``replacements`` maps ``(kind, asset)`` to what provides the asset's
     values downstream when it is not the model (a device bridge, :meth:`replace`);
-    ``observed`` maps ``(asset, quantity)`` to the entity observers read instead of the
-    model (a sensor).
+    ``observed`` maps ``(element, quantity)`` to what observers read instead of the
+    model's true output: ``(entity, "<quantity>.value")``, the sensor's last valid
+    measurement (:meth:`measure`, :meth:`observe`).
     ``context`` and ``tags`` are what every model simulator gets.
     """
 
@@ -162,7 +164,7 @@ class WorldPlan:
     connections: list[Connection] = field(default_factory=list)
     fleets: dict[str, SimulatorPlan] = field(default_factory=dict)
     replacements: dict[tuple[str, str], Replacement] = field(default_factory=dict)
-    observed: dict[tuple[str, str], Entity] = field(default_factory=dict)
+    observed: dict[tuple[str, str], tuple[Entity, str]] = field(default_factory=dict)
 
     @property
     def results_path(self) -> Path:
@@ -277,6 +279,49 @@ class WorldPlan:
             raise PlanError(f"connection {src.full_id} -> {dst.full_id} names no attribute")
         self.connections.append(Connection(src, dst, pairs, time_shifted, initial_data))
 
+    def measure(self, sim: SimulatorPlan, quantity: str, imperfection: dict[str, Any]) -> None:
+        """Sensors on ``quantity`` of every element of the model simulator ``sim``.
+
+        The simulator measures the output with ``imperfection`` (fields of
+        :class:`models.sensors.Imperfection`), records the measurements as
+        ``source=measured`` rows (a part of its own) and serves ``<quantity>.value``,
+        which observers read from now on (:attr:`observed`). Measuring an output twice
+        keeps the first imperfection.
+        """
+        cls = get_model(sim.model_name)
+        port = cls.outputs.get(quantity)
+        if port is None or not port.sensor:
+            sensed = [n for n, p in cls.outputs.items() if p.sensor]
+            raise PlanError(
+                f"{sim.sid}: {sim.model_name} reports no {quantity!r}; measured outputs: "
+                f"{', '.join(sensed) or 'none'}"
+            )
+        sensors = sim.params.setdefault("sensors", {})
+        if quantity in sensors:
+            return
+        sensors[quantity] = dict(imperfection)
+        record = sim.params.get("record")
+        if record is not None and "measured_path" not in record:
+            part = self.out_dir / "parts" / f"{sim.sid}.measured.parquet"
+            sim.params["record"] = {**record, "measured_path": str(part)}
+            sim.parts.append(part)
+        group = port.group or cls.kind
+        for entity in sim.entities:
+            if entity.type == group:
+                self.observed.setdefault((entity.eid, quantity), (entity, f"{quantity}.value"))
+
+    def observe(self, kind: str, entity: Entity, quantity: str) -> tuple[Entity, str]:
+        """What an observer (a controller) reads for ``quantity`` of ``entity``.
+
+        A device that replaces the asset and provides the quantity (its measurement), else
+        the sensor's last valid measurement where the quantity is measured, else the
+        model's true output. Returns ``(entity, attribute)``.
+        """
+        replacement = self.replacements.get((kind, entity.eid))
+        if replacement is not None and quantity in replacement.provides:
+            return replacement.entity, quantity
+        return self.observed.get((entity.eid, quantity), (entity, quantity))
+
     def children(self, role: str) -> dict[str, Entity]:
         """Entities of the fleet ``role`` by name (empty if there is none)."""
         sim = self.fleets.get(role)
@@ -331,7 +376,15 @@ class WorldPlan:
                         for n, p in getattr(cls, side).items()
                         if (p.group or cls.kind) == entity.type
                     ]
-                    if attr not in ports:
+                    measured = self.simulators[entity.sid].params.get("sensors", {})
+                    sensed = [
+                        a
+                        for q in measured
+                        if (cls.outputs[q].group or cls.kind) == entity.type
+                        for a in sensor_attrs(q)
+                        if a.endswith((".measured", ".value")) == (side == "outputs")
+                    ]
+                    if attr not in ports + sensed:
                         problems.append(
                             f"{edge.src.full_id} -> {edge.dst.full_id}: {entity.full_id} "
                             f"({model} {entity.type}) has no {side[:-1]} {attr!r}; "

@@ -225,13 +225,19 @@ def __getattr__(name: str) -> Any:
 # --- problems reported with their field path ------------------------------------------------
 
 
-def _path(loc: tuple[Any, ...], names: frozenset[str]) -> str:
+def _path(loc: tuple[Any, ...], names: frozenset[str], keyed: frozenset[str] = frozenset()) -> str:
+    """The field path of an error location: fields, list indices and mapping keys.
+
+    Other parts of a pydantic location (the member of a union it tried) are left out.
+    """
     out = ""
+    key_next = False  # the previous part is a mapping field: this part is one of its keys
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in names:
+        elif key_next or part in names:
             out += f".{part}" if out else str(part)
+        key_next = not key_next and part in keyed
     return out
 
 
@@ -264,6 +270,19 @@ def _field_names(model: type[BaseModel]) -> frozenset[str]:
     return frozenset(_all_fields(model, set()))
 
 
+@functools.lru_cache(maxsize=16)
+def _keyed_fields(model: type[BaseModel]) -> frozenset[str]:
+    """Fields (of ``model`` and its sub-models) mapping names to sub-models."""
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if typing.get_origin(annotation) is dict and _models_in(annotation):
+            names.add(name)
+        for sub in _models_in(annotation):
+            names |= _keyed_fields(sub)
+    return frozenset(names)
+
+
 def _unknown_keys(model: type[BaseModel], data: Any, loc: tuple[Any, ...]) -> list[Problem]:
     if not isinstance(data, dict):
         return []
@@ -288,9 +307,15 @@ def _unknown_keys(model: type[BaseModel], data: Any, loc: tuple[Any, ...]) -> li
         is_list = origin is list or any(
             typing.get_origin(a) is list for a in typing.get_args(annotation)
         )
+        is_dict = origin is dict or any(
+            typing.get_origin(a) is dict for a in typing.get_args(annotation)
+        )
         if is_list and isinstance(value, list):
             for i, item in enumerate(value):
                 problems += _unknown_keys(subs[0], item, (*loc, key, i))
+        elif is_dict and isinstance(value, dict):
+            for name, item in value.items():
+                problems += _unknown_keys(subs[0], item, (*loc, key, name))
         else:
             problems += _unknown_keys(subs[0], value, (*loc, key))
     return problems
@@ -330,7 +355,8 @@ def _schema_problems(raw: dict[str, Any]) -> tuple[ScenarioBase | None, list[Pro
         scenario = model.model_validate(_drop_unknown(model, raw))
     except ValidationError as exc:
         for error in exc.errors():
-            problem = Problem(_path(error["loc"], field_names(model)), _describe(error))
+            where = _path(error["loc"], field_names(model), _keyed_fields(model))
+            problem = Problem(where, _describe(error))
             if problem not in problems:
                 problems.append(problem)
         return None, problems
@@ -344,9 +370,15 @@ def _drop_unknown(model: type[BaseModel], data: Any) -> Any:
     for key, value in data.items():
         if key not in model.model_fields:
             continue
-        subs = _models_in(model.model_fields[key].annotation)
+        annotation = model.model_fields[key].annotation
+        subs = _models_in(annotation)
+        keyed = typing.get_origin(annotation) is dict or any(
+            typing.get_origin(a) is dict for a in typing.get_args(annotation)
+        )
         if subs and isinstance(value, list):
             out[key] = [_drop_unknown(subs[0], v) for v in value]
+        elif subs and keyed and isinstance(value, dict):
+            out[key] = {name: _drop_unknown(subs[0], v) for name, v in value.items()}
         elif subs:
             out[key] = _drop_unknown(subs[0], value)
         else:

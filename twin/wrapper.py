@@ -14,6 +14,15 @@ written as a Parquet part at ``finalize``. This replaces a mosaik recorder sink,
 cost ~75 us per source simulator per step (a year run's loop went from 46.8 s to
 32.7 s without it, see BENCHMARKS.md); the run merges the parts.
 
+Sensors (``create`` parameter ``sensors``, ``{output: imperfection}``) measure outputs a
+model declares with ``Port(sensor=...)``: one :class:`models.sensors.SensorBank` per
+output, stepped right after the model. Each measured output ``q`` adds attributes to its
+elements: ``q.measured`` and ``q.value`` (what observers read) and the fault modifier
+inputs ``q.offset``, ``q.noise_std``, ``q.dropout``, ``q.stuck``; the parent entity
+serves every measurement of the step as arrays (``measured``: ``{output: list}``), one
+connection for a whole fleet. The measurements are recorded as a part of their own
+(``source=measured``).
+
 Everything it receives at ``init``/``create`` is plain JSON-able data, so the same
 simulator can run in-process or as a remote mosaik process. What it measures (its
 :attr:`ModelSimulator.timings`, :attr:`~ModelSimulator.steps_done`) stays on the
@@ -22,6 +31,7 @@ instance: the run that owns it reads it (:mod:`twin.runstate`), so runs never sh
 
 from __future__ import annotations
 
+import zlib
 from time import perf_counter
 from typing import Any
 
@@ -30,13 +40,16 @@ import numpy as np
 import pandas as pd
 
 from models.base import Clock, Model, check_input
+from models.sensors import MODIFIERS, Imperfection, SensorBank, sensor_attrs
 from twin.realtime import Paced
 from twin.registry import get_model
 from twin.results import ResultBuffer
 
-__all__ = ["PARENT_EID", "ModelSimulator", "build_meta"]
+__all__ = ["MEASURED_ATTR", "PARENT_EID", "ModelSimulator", "build_meta"]
 
 PARENT_EID = "fleet"
+#: The parent entity's attribute serving every measurement of the step as arrays.
+MEASURED_ATTR = "measured"
 
 
 def build_meta(cls: type[Model]) -> dict[str, Any]:
@@ -46,8 +59,15 @@ def build_meta(cls: type[Model]) -> dict[str, Any]:
         attrs = groups.setdefault(port.group or cls.kind, [])
         if name not in attrs:
             attrs.append(name)
+    for name, port in cls.outputs.items():
+        if port.sensor:
+            groups[port.group or cls.kind].extend(sensor_attrs(name))
     models: dict[str, Any] = {
-        cls.__name__: {"public": True, "params": ["units", "context", "record"], "attrs": []}
+        cls.__name__: {
+            "public": True,
+            "params": ["units", "context", "record", "sensors"],
+            "attrs": [MEASURED_ATTR],
+        }
     }
     for group, attrs in groups.items():
         models[group] = {"public": False, "params": [], "attrs": attrs}
@@ -79,6 +99,11 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         self.steps_done = 0
         self.timings: dict[str, float] = {}
         self._limited: set[str] = set()  # inputs with plausible ranges (Port.limits)
+        self._banks: dict[str, SensorBank] = {}  # measured output -> its sensors
+        self._sensed: dict[str, np.ndarray] = {}  # "q.measured"/"q.value" -> this step's
+        self._measured_buffer: ResultBuffer | None = None
+        self._measured_blocks: dict[str, np.ndarray] = {}
+        self._state_outputs: set[str] = set()
 
     def init(
         self, sid: str, time_resolution: float = 1.0, *, model: str, clock: dict[str, Any]
@@ -100,6 +125,7 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         self.model = self.cls(params["units"], self.clock, params.get("context") or {})
         self.timings["setup"] = perf_counter() - started
         self._limited = {name for name, port in self.cls.inputs.items() if port.limits}
+        self._state_outputs = set(self.model.state_outputs())
         children = []
         for group, names in self.model.elements.items():
             for i, name in enumerate(names):
@@ -108,9 +134,52 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
                 self._index[name] = (group, i)
                 children.append({"eid": name, "type": group, "rel": []})
         record = params.get("record")
+        if params.get("sensors"):
+            self._start_sensing(params["sensors"])
         if record:
             self._start_recording(record["path"], record["tags"])
+            if self._banks and record.get("measured_path"):
+                self._record_measured(record["measured_path"], record["tags"])
         return [{"eid": PARENT_EID, "type": model, "rel": [], "children": children}]
+
+    def _start_sensing(self, spec: dict[str, dict[str, Any]]) -> None:
+        """One sensor bank per measured output (seeded by the run's seed and the output)."""
+        assert self.model is not None
+        seed = int(self.model.context.get("seed", 0))
+        initial = self.model.state()
+        states = self._state_outputs
+        for attr, imperfection in spec.items():
+            port = self.cls.outputs.get(attr)
+            if port is None or not port.sensor:
+                raise ValueError(f"{self.sid}: {attr!r} is not an output a sensor measures")
+            n = len(self.model.elements[port.group or self.cls.kind])
+            start = initial.get(attr) if attr in states else None
+            stream = zlib.crc32(f"{self.sid}:{attr}".encode())
+            rng = np.random.default_rng([seed, 7919, stream])
+            self._banks[attr] = SensorBank(n, Imperfection(**imperfection), rng, start)
+            first = np.full(n, np.nan) if start is None else np.asarray(start, float)
+            self._sensed[f"{attr}.measured"] = first.copy()
+            self._sensed[f"{attr}.value"] = first.copy()
+
+    def _record_measured(self, path: str, tags: dict[str, str]) -> None:
+        """Record the measurements like the outputs, tagged ``source=measured``."""
+        assert self.buffer is not None
+        self.measured_path = path
+        self._measured_buffer = ResultBuffer(
+            self.clock.times, {**tags, "source": "measured"}, end=self.buffer.instants[-1]
+        )
+        for attr in self._banks:
+            block = np.full_like(self._blocks[attr], np.nan)
+            if attr in self._state_outputs:
+                block[0] = self._sensed[f"{attr}.measured"]
+            self._measured_blocks[attr] = block
+            port = self.cls.outputs[attr]
+            group = port.group or self.cls.kind
+            for i, name in enumerate(self.model.elements[group]):  # type: ignore[union-attr]
+                key = (name, group, attr)
+                self._measured_buffer.series[key] = block[:, i]
+                if attr in self._state_outputs:
+                    self._measured_buffer.states.add(key)
 
     def _start_recording(self, path: str, tags: dict[str, str]) -> None:
         """Preallocate one (n_steps, n_elements) block per output; series are its columns."""
@@ -150,6 +219,9 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         steps = self.steps_done if n_steps is None else min(n_steps, self.steps_done)
         rows = self.buffer.write_parquet(self.part_path, n_steps=steps)
         self.buffer = None
+        if self._measured_buffer is not None:
+            rows += self._measured_buffer.write_parquet(self.measured_path, n_steps=steps)
+            self._measured_buffer = None
         return rows
 
     def finalize(self) -> None:
@@ -163,9 +235,17 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         started = perf_counter()
         arrays = self.model.default_inputs()
         received = set()
+        modifiers: dict[str, dict[str, np.ndarray]] = {}
         for eid, attrs in inputs.items():
             i = self._index[eid][1]
             for attr, sources in attrs.items():
+                if "." in attr:  # a fault modifier of a sensor: "<output>.<modifier>"
+                    quantity, name = attr.split(".", 1)
+                    per_output = modifiers.setdefault(quantity, {})
+                    if name not in per_output:
+                        per_output[name] = np.full(self._banks[quantity].n, MODIFIERS[name])
+                    per_output[name][i] = sum(sources.values())
+                    continue
                 arrays[attr][i] = sum(sources.values())
                 received.add(attr)
         for attr in received & self._limited:  # bounded before they touch the physics
@@ -175,6 +255,8 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         gathered = perf_counter()
         self._outputs = self.model.step(self.clock.time_at(time), dt_s, arrays)
         done = perf_counter()
+        if self._banks:
+            self._measure(time, dt_s, modifiers)
         if self.buffer is not None:
             k = time // dt_s
             blocks = self._blocks
@@ -182,6 +264,10 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
                 blocks[attr][k] = self._outputs[attr]
             for attr in self._states:  # the state at the end of step k = start of k + 1
                 blocks[attr][k + 1] = self._outputs[attr]
+            if self._measured_buffer is not None:
+                for attr, block in self._measured_blocks.items():
+                    row = k + 1 if attr in self._state_outputs else k
+                    block[row] = self._sensed[f"{attr}.measured"]
             self.steps_done = k + 1
         recorded = perf_counter()
         timings = self.timings
@@ -190,12 +276,30 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         timings["recording"] = timings.get("recording", 0.0) + recorded - done
         return time + dt_s
 
+    def _measure(self, time: int, dt_s: int, modifiers: dict[str, dict[str, np.ndarray]]) -> None:
+        """Measure every sensed output: an interval's at its start, a state's at its end."""
+        started = perf_counter()
+        for attr, bank in self._banks.items():
+            at = time + dt_s if attr in self._state_outputs else time
+            measured, value = bank.measure(self._outputs[attr], at, modifiers.get(attr))
+            self._sensed[f"{attr}.measured"] = measured
+            self._sensed[f"{attr}.value"] = value
+        self.timings["sensors"] = self.timings.get("sensors", 0.0) + perf_counter() - started
+
     def get_data(self, outputs: dict[str, list[str]]) -> dict[str, Any]:
         """Serve the latest outputs of the requested children."""
         started = perf_counter()
         data: dict[str, Any] = {}
         for eid, attrs in outputs.items():
+            if eid == PARENT_EID:  # every measurement of the fleet, as arrays
+                data[eid] = {
+                    MEASURED_ATTR: {q: self._sensed[f"{q}.measured"].tolist() for q in self._banks}
+                }
+                continue
             i = self._index[eid][1]
-            data[eid] = {attr: float(self._outputs[attr][i]) for attr in attrs}
+            data[eid] = {
+                attr: float((self._sensed if "." in attr else self._outputs)[attr][i])
+                for attr in attrs
+            }
         self.timings["wrapper"] = self.timings.get("wrapper", 0.0) + perf_counter() - started
         return data

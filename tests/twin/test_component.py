@@ -90,7 +90,8 @@ def test_a_plugin_component_runs_in_a_world(plugin, small_raw, tmp_path):
     result = run_scenario(scenario, tmp_path / "run", compare_uncontrolled=False)
     frame = pd.read_parquet(result.out_dir / "results.parquet")
     meter = frame[(frame["kind"] == "meter")].set_index("time")["value"]
-    pv = frame[(frame["asset"] == "pv_roof") & (frame["quantity"] == "p_kw")]
+    truth = frame[frame["source"] == "twin"]
+    pv = truth[(truth["asset"] == "pv_roof") & (truth["quantity"] == "p_kw")]
     pv = pv.set_index("time")["value"]
     assert len(meter) == scenario.clock().n_steps and meter.abs().max() > 0
     assert (meter - 2.0 * pv).abs().max() < 1e-9

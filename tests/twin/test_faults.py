@@ -63,16 +63,20 @@ def test_soc_misreport_misleads_the_controller_not_the_physics(day_scenario, tmp
     }
     result, results = _run(day_scenario, tmp_path, [fault])
     true_soc = wide(results, "battery", "soc")["bess"]
-    measured = wide(results, "sensor", "value")["bess.soc"]
+    measured = wide(results, "battery", "soc", source="measured")["bess"]
     # both are states: row k is the SoC at the start of step k (one row more, the end);
     # the misreport over steps 24..79 (6 h to 20 h) corrupts what is read at their ends
     assert len(measured) == len(true_soc) == 97 and measured.iloc[0] == true_soc.iloc[0]
     window = slice(25, 81)
-    np.testing.assert_allclose(measured.iloc[window], true_soc.iloc[window] + 0.3)
-    np.testing.assert_allclose(measured.iloc[:25], true_soc.iloc[:25])
+    # (the BMS's SoC reading: 0.002 noise, 0.001 resolution, a report lost now and then)
+    error = (measured - true_soc).to_numpy()
+    assert np.isnan(error).mean() < 0.05
+    inside, before = error[window], error[:25]
+    np.testing.assert_allclose(inside[~np.isnan(inside)], 0.3, atol=0.01)
+    np.testing.assert_allclose(before[~np.isnan(before)], 0.0, atol=0.01)
     # The rule stops charging when the *measured* SoC reaches soc_max (0.9): the true SoC
-    # stays 0.3 below, where the fault-free run charges to 0.9.
-    assert true_soc.iloc[window].max() == pytest.approx(0.6, abs=1e-4)
+    # stays 0.3 below (within the reading's noise), where the fault-free run charges to 0.9.
+    assert true_soc.iloc[window].max() == pytest.approx(0.6, abs=0.006)
     assert wide(baseline, "battery", "soc")["bess"].max() == pytest.approx(0.9, abs=1e-4)
     assert result.kpis["balance_residual_kwh"] < 1e-6
 

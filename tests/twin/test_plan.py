@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from models.sensors import MODIFIERS
 from twin.plan import (
     Entity,
     PlanError,
@@ -75,29 +76,49 @@ def test_day_plan_as_a_graph(tmp_path):
     (feedback,) = [
         c for c in plan.connections if c.src.full_id == "battery.bess" and c.dst.sid == "rule"
     ]
-    assert feedback.time_shifted and feedback.attrs == (("soc", "soc"),)
-    assert feedback.initial_data == {"soc": sc.assets.battery[0].soc_init}
-    assert {p.stem for p in plan.parts} == {"pv", "load", "battery", "tariff", "grid", "rule"}
+    # the controller acts on what the battery's sensor reports
+    assert feedback.time_shifted and feedback.attrs == (("soc.value", "soc"),)
+    assert feedback.initial_data == {"soc.value": sc.assets.battery[0].soc_init}
+    recorded = {"pv", "load", "battery", "tariff", "grid", "rule"}
+    measured = {f"{sid}.measured" for sid in ("pv", "load", "battery", "grid")}
+    assert {p.stem for p in plan.parts} == recorded | measured
     assert set(plan.fleets) == {"pv", "battery", "load", "tariff", "grid", "controller"}
 
 
-def test_faults_put_sensors_between_the_battery_and_the_controller(tmp_path):
+def test_faults_act_on_the_sensors_the_controller_reads(tmp_path):
     plan = plan_world(scenario("microgrid_day.yaml", faults=FAULTS), tmp_path, "test")
-    graph = edges(plan)
-    sensor = plan.observed[("bess", "soc")]
-    assert ("battery.bess", sensor.full_id) in graph
-    assert (sensor.full_id, "rule.bess") in graph and ("battery.bess", "rule.bess") not in graph
-    pv_sensor = plan.observed[("pv_roof", "p_kw")]
-    assert (pv_sensor.full_id, "rule.site") in graph and ("pv.pv_roof", "rule.site") not in graph
-    assert ("faults.line_3:in_service", "grid.line_3") in graph
+    battery, pv = plan.children("battery")["bess"], plan.children("pv")["pv_roof"]
+    assert plan.observed[("bess", "soc")] == (battery, "soc.value")
+    assert plan.observed[("pv_roof", "p_kw")] == (pv, "p_kw.value")
+    attrs = {(c.src.full_id, c.dst.full_id): c.attrs for c in plan.connections}
+    assert attrs[("battery.bess", "rule.bess")] == (("soc.value", "soc"),)
+    assert attrs[("pv.pv_roof", "rule.site")] == (("p_kw.value", "p_kw"),)
+    # sensor faults feed the modifier inputs of the measured outputs
+    faulted = {
+        (c.dst.full_id, c.attrs)
+        for c in plan.connections
+        if c.src.sid == "faults" and "." in c.src.eid
+    }
+    assert faulted
+    assert all(dst_attr.split(".")[1] in MODIFIERS for _, ((_, dst_attr),) in faulted)
+    assert ("faults.line_3:in_service", "grid.line_3") in edges(plan)
     assert "faults" not in plan.fleets  # sinks mirror the plant, not the fault schedule
+    # without the sensors section a sensor fault still gets (a perfect) sensor
+    off = plan_world(
+        scenario("microgrid_day.yaml", faults=FAULTS, sensors={"enabled": False}),
+        tmp_path / "off",
+        "test",
+    )
+    assert off.observed[("bess", "soc")] == (off.children("battery")["bess"], "soc.value")
+    assert off.simulators["battery"].params["sensors"]["soc"] == {}
+    assert ("bess", "p_kw") not in off.observed
 
 
 def test_plan_renders_as_table_mermaid_and_dot(tmp_path):
     plan = plan_world(scenario("microgrid_day.yaml"), tmp_path, "test")
     table = plan.table()
     assert "grid       grid     1 grid, 15 bus, 13 line, 1 trafo  yes" in table
-    assert "battery.bess  rule.bess     soc           yes" in table
+    assert "battery.bess  rule.bess     soc.value->soc    yes" in table
     mermaid = plan.mermaid()
     assert mermaid.startswith("flowchart LR")
     assert 'n_battery -.->|"soc (1)"| n_rule' in mermaid

@@ -1,6 +1,7 @@
 import pytest
 
 from models.grid import Grid
+from models.sensors import sensor_attrs
 from twin.scenario import validate_scenario
 from twin.world import build_world
 from twin.wrapper import build_meta
@@ -26,8 +27,11 @@ def test_world_wiring_as_a_graph(plan, day_raw):
     assert graph.has_edge("pv.pv_roof", "rule.site")
     assert graph.has_edge("load.load_3", "rule.site")
     assert graph.has_edge("rule.bess", "battery.bess")
-    # Every simulator records its own outputs to a Parquet part; nothing else is wired.
-    assert {p.stem for p in plan.parts} == {"pv", "load", "battery", "tariff", "grid", "rule"}
+    # Every simulator records its own outputs to a Parquet part (and its sensors' to
+    # another); nothing else is wired.
+    recorded = {"pv", "load", "battery", "tariff", "grid", "rule"}
+    measured = {f"{sid}.measured" for sid in ("pv", "load", "battery", "grid")}
+    assert {p.stem for p in plan.parts} == recorded | measured
     assert not any(node.startswith("recorder") for node in graph.nodes)
 
 
@@ -44,9 +48,24 @@ def test_world_without_controller_has_none(day_raw, tmp_path):
 def test_meta_is_derived_from_ports():
     meta = build_meta(Grid)
     assert meta["models"]["Grid"]["public"] is True
-    assert set(meta["models"]["bus"]["attrs"]) == {"p_kw", "q_kvar", "v_pu", "va_deg"}
-    assert meta["models"]["line"]["attrs"] == ["in_service", "loading_pct"]
+    # a measured output adds its sensor's outputs and fault modifier inputs
+    assert set(meta["models"]["bus"]["attrs"]) == {
+        "p_kw",
+        "q_kvar",
+        "v_pu",
+        "va_deg",
+        *sensor_attrs("v_pu"),
+    }
+    assert meta["models"]["line"]["attrs"] == [
+        "in_service",
+        "loading_pct",
+        *sensor_attrs("loading_pct"),
+    ]
+    assert meta["models"]["Grid"]["attrs"] == ["measured"]
     assert set(meta["models"]["grid"]["attrs"]) == {
+        *sensor_attrs("p_kw"),
+        *sensor_attrs("q_kvar"),
+        *sensor_attrs("f_hz"),
         "p_kw",
         "q_kvar",
         "losses_kw",

@@ -177,9 +177,9 @@ class ControlComponent(Component):
     def add_connections(self, scenario: Any, plan: WorldPlan) -> None:
         """Measurements to the controller, setpoints back (state feedback time-shifted).
 
-        The controller reads a sensor's ``value`` where a fault corrupts that
-        measurement, a device bridge where a device replaces the asset, else the
-        model's output.
+        The controller reads what the plant reports (:meth:`twin.plan.WorldPlan.observe`):
+        a device that replaces the asset, else the sensor's last valid measurement, else
+        (no sensor) the model's output.
         """
         if not self.wanted(scenario):
             return
@@ -190,26 +190,21 @@ class ControlComponent(Component):
             # Controllers measure the site's PV + load as one total or each separately.
             attr = f"p_{kind}_kw" if f"p_{kind}_kw" in site_inputs else "p_kw"
             for child in plan.children(kind).values():
-                sensor = plan.observed.get((child.eid, "p_kw"))
-                if sensor is not None:
-                    plan.connect(sensor, control["site"], ("value", attr))
-                else:
-                    plan.connect(plan.source_of(kind, child), control["site"], ("p_kw", attr))
+                source, measured = plan.observe(kind, child, "p_kw")
+                plan.connect(source, control["site"], (measured, attr))
         battery = plan.children("battery")
         for unit in scenario.units("battery"):
             name = unit["name"]
             plan.connect(control[name], battery[name], "p_set_kw")
             if "soc" not in cls.inputs:
                 continue
-            sensor = plan.observed.get((name, "soc"))
-            source = sensor or plan.source_of("battery", battery[name])
-            attr = "value" if sensor is not None else "soc"
+            source, measured = plan.observe("battery", battery[name], "soc")
             plan.connect(
                 source,
                 control[name],
-                (attr, "soc"),
+                (measured, "soc"),
                 time_shifted=True,
-                initial_data={attr: unit["soc_init"]},
+                initial_data={measured: unit["soc_init"]},
             )
         ev = plan.children("ev")
         state = {"connected": 0.0, "e_needed_kwh": 0.0, "t_departure_h": 0.0}

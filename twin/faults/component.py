@@ -5,10 +5,10 @@ window in seconds from the run start and the modifier element it drives
 (``<asset>:<input>``, ``poc:<input>``, ``line_3:in_service`` or, for a sensor fault,
 ``<asset>.<quantity>:<modifier>``). In the world the schedule is a simulator of its own
 whose modifier elements feed the targeted models' modifier inputs. Sensor faults act on
-a :class:`models.sensors.Sensors` simulator per sensed quantity (one each, so a sensor
-on a same-step path and one on a time-shifted path never form a cycle); observers (the
-controller) then read the sensor's ``value`` instead of the model's true output
-(:attr:`twin.plan.WorldPlan.observed`). The ground truth goes to ``labels.json``.
+the sensor of the measured output (the ``<quantity>.<modifier>`` inputs of the model's
+element, :mod:`twin.wrapper`); a quantity the ``sensors`` section does not measure gets
+a perfect sensor for the fault. Observers (the controller) read the sensor's ``value``
+(:meth:`twin.plan.WorldPlan.observe`). The ground truth goes to ``labels.json``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from twin.registry import get_model
 from twin.rundir import write_json
 from twin.units import parse_duration_s
 
-__all__ = ["FaultsComponent", "fault_labels", "fault_units", "resolve_faults", "sensed_state"]
+__all__ = ["FaultsComponent", "fault_labels", "fault_units", "resolve_faults"]
 
 
 class FaultsComponent(Component):
@@ -43,7 +43,7 @@ class FaultsComponent(Component):
         return resolve_faults(scenario)[1]
 
     def add_entities(self, scenario: Any, plan: WorldPlan) -> None:
-        """The faulted sensors (registered as observed) and the fault schedule."""
+        """The fault schedule, and a sensor on every quantity a sensor fault corrupts."""
         units = fault_units(scenario)
         if not units:
             return
@@ -51,28 +51,25 @@ class FaultsComponent(Component):
         targets = {u["modifier"].split(":")[0] for u in units}
         for name in sorted(t for t in targets if "." in t):
             asset, quantity = name.split(".", 1)
-            unit = {"name": name, **sensed_state(kind_of[asset], asset, quantity, scenario, plan)}
-            sim = plan.add_model("sensors", [unit], sid=f"sensor-{asset}-{quantity}", fleet=False)
-            (sensor,) = sim.entities
-            plan.observed[(asset, quantity)] = sensor
+            # measured already unless sensors are off or exclude it: then a perfect one
+            plan.measure(plan.fleets[kind_of[asset]], quantity, {})
         plan.add_model("faults", units, fleet=False)
 
     def add_connections(self, scenario: Any, plan: WorldPlan) -> None:
-        """True values into the sensors; every modifier into its target."""
+        """Every modifier into its target: a model's input or a sensor's."""
         schedule = plan.simulators.get("faults")
         if schedule is None:
             return
         kind_of = _kind_of(scenario)
-        for (asset, quantity), sensor in plan.observed.items():
-            if sensor.sid == f"sensor-{asset}-{quantity}":  # one of ours
-                plan.connect(plan.children(kind_of[asset])[asset], sensor, (quantity, "true"))
         grid = plan.children("grid")
         for element in schedule.entities:
             if element.type != "modifier":
                 continue
             target, attr = element.eid.split(":")
-            if "." in target:
-                destination = plan.observed[tuple(target.split(".", 1))]  # type: ignore[index]
+            if "." in target:  # a sensor: the modifier input of the measured output
+                asset, quantity = target.split(".", 1)
+                destination = plan.children(kind_of[asset])[asset]
+                attr = f"{quantity}.{attr}"
             elif target == "poc" or target.startswith("line_"):
                 destination = grid[target]
             else:
@@ -109,21 +106,6 @@ def fault_labels(scenario: Any) -> list[dict[str, Any]]:
         }
         for u in fault_units(scenario)
     ]
-
-
-def sensed_state(
-    kind: str, asset: str, quantity: str, scenario: Any, plan: WorldPlan
-) -> dict[str, Any]:
-    """Sensor parameters ``state`` and ``initial`` for a sensed model output.
-
-    A sensor on a state (a SoC) reports a state: its rows are stamped like the model's.
-    """
-    cls = get_model(kind)
-    if not cls.outputs[quantity].state:
-        return {"state": False}
-    model = cls(scenario.units(kind), plan.clock, plan.context)
-    i = model.elements[cls.outputs[quantity].group or cls.kind].index(asset)
-    return {"state": True, "initial": float(model.state()[quantity][i])}
 
 
 def _fault_start_s(scenario: Any, text: str) -> int:

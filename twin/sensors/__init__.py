@@ -1,0 +1,1 @@
+"""The ``sensors`` component: what the plant reports of every quantity it measures."""
