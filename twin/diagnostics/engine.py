@@ -1,0 +1,508 @@
+"""The streaming diagnostics engine: one :meth:`Engine.step` per simulation step.
+
+The same step runs offline (:func:`twin.diagnostics.run.diagnose_run` loops it over a
+run's measured rows) and online (a simulator in the world calls it every step), so
+both give the same indices and alerts. Per step it
+
+1. holds every sensor's last report and computes the twin's expectation (precomputed
+   exogenous series, PV corrected for the measured module temperature, the battery's
+   commanded power, SoC and temperature from :class:`BatteryTracker`);
+2. updates the residual charts (:class:`Residuals`) and the data-quality checks
+   (:class:`Quality`) of every sensor, vectorised;
+3. computes the seven health indices per asset (:mod:`twin.diagnostics.indices`);
+4. decides per asset whether it fires (a chart alarm, an index below its threshold for
+   ``open_steps`` steps, a data-quality flag, a signature: POC outage, dead line) or is
+   healthy, and updates the alert episodes (:class:`AlertBook`), asking the diagnoser
+   for the kind only when an alert opens or is re-diagnosed.
+
+Inputs of step ``k``: every sensor's report of that step (NaN: none); a state's (SoC,
+temperature) is its value at the *end* of step ``k`` (the results row at ``k + 1``);
+and the EMS's setpoints of step ``k`` (``(battery, "controller", "p_set_kw")``).
+
+``mode="threshold"`` is the static-threshold baseline: an alert while any index is
+below its threshold in this step, cleared at the first step it is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import erf
+
+from twin.diagnostics.alerts import Alert, AlertBook, AlertSettings
+from twin.diagnostics.battery import BatteryTracker
+from twin.diagnostics.catalogue import Catalogue, sensor_sigma
+from twin.diagnostics.detectors import DetectorSettings, Residuals
+from twin.diagnostics.diagnosis import Diagnoser, RuleDiagnoser
+from twin.diagnostics.expected import Expectations, temperature_corrected
+from twin.diagnostics.features import (
+    EXTRAS,
+    KIND_INDICES,
+    SENSOR_STATS,
+    feature_names,
+)
+from twin.diagnostics.indices import (
+    INDEX_NAMES,
+    converter_availability_battery,
+    converter_availability_pv,
+    pv_performance,
+    soc_consistency,
+    soh_estimate,
+    thermal_stress,
+    voltage_band,
+)
+from twin.diagnostics.quality import Quality, QualitySettings
+
+__all__ = ["Engine", "Settings", "StepOutput"]
+
+_I = {name: i for i, name in enumerate(INDEX_NAMES)}
+_EXTRA_NAMES = sorted({n for names in EXTRAS.values() for n in names})
+_X = {name: i for i, name in enumerate(_EXTRA_NAMES)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything tunable of the engine (defaults documented in each part's module).
+
+    ``thresholds``: an index below it is evidence (the static baseline's alert level
+    too); ``soh_drop``: estimated SoH this far below the commissioning SoH is a fade;
+    ``line_dead_pct``/``line_typical_pct``: a line below the first that usually carries
+    more than the second is out; ``outage_kw``: POC exchange below it while the site's
+    injections are unbalanced by more than ``unbalance_kw`` is an outage.
+    """
+
+    detectors: DetectorSettings = DetectorSettings()
+    quality: QualitySettings = QualitySettings()
+    alerts: AlertSettings = AlertSettings()
+    mode: str = "residual"
+    thresholds: dict[str, float] = field(
+        default_factory=lambda: {
+            "pv_performance": 0.9,
+            "converter_availability": 0.5,
+            "thermal_stress": 0.5,
+            "soc_consistency": 0.5,
+            "voltage_band": 0.5,
+            "data_quality": 0.5,
+        }
+    )
+    soh_drop: float = 0.08
+    line_dead_pct: float = 0.1
+    line_typical_pct: float = 1.0
+    outage_kw: float = 0.5
+    unbalance_kw: float = 2.0
+
+
+@dataclass
+class StepOutput:
+    """What one step gives: indices ``(n_assets, 7)`` (engine asset order), features per
+    asset kind ``(n, F)``, and the alerts opened, updated and cleared.
+    """
+
+    indices: np.ndarray
+    features: dict[str, np.ndarray]
+    opened: list[Alert]
+    updated: list[Alert]
+    cleared: list[Alert]
+
+
+def _pad(groups: list[list[int]]) -> np.ndarray:
+    """Ragged index lists as a matrix padded with -1 (gathers a trailing NaN)."""
+    width = max([1, *(len(g) for g in groups)])
+    out = np.full((len(groups), width), -1, dtype=int)
+    for i, g in enumerate(groups):
+        out[i, : len(g)] = g
+    return out
+
+
+def _nanmin_rows(values: np.ndarray) -> np.ndarray:
+    filled = np.where(np.isnan(values), np.inf, values)
+    low = filled.min(axis=1)
+    return np.where(np.isinf(low), np.nan, low)
+
+
+class Engine:
+    """Streaming health indices, residual detection and alert episodes of one run.
+
+    Parameters
+    ----------
+    catalogue : Catalogue
+        The run's sensors and assets.
+    expectations : Expectations
+        The exogenous expectation of every sensor for every step.
+    settings : Settings, optional
+        Parameters (defaults: :class:`Settings`).
+    diagnoser : Diagnoser, optional
+        Names the fault kind of an alert (default :class:`RuleDiagnoser`).
+    """
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        expectations: Expectations,
+        settings: Settings | None = None,
+        diagnoser: Diagnoser | None = None,
+    ) -> None:
+        self.cat, self.exp = catalogue, expectations
+        self.settings = s = settings or Settings()
+        if s.mode == "threshold":
+            s = replace(s, alerts=AlertSettings(open_steps=1, clear_steps=1))
+            self.settings = s
+        self.diagnoser = diagnoser or RuleDiagnoser(
+            h=s.detectors.h,
+            ewma_limit=s.detectors.ewma_limit,
+            noise_ratio=s.quality.noise_ratio,
+            soh_drop=s.soh_drop,
+        )
+        sensors = catalogue.sensors
+        self.keys = [x.key for x in sensors]
+        self.n_sensors = n = len(sensors)
+        where = {x.key: j for j, x in enumerate(sensors)}
+        self.assets = sorted(catalogue.assets)
+        self.asset_kinds = [catalogue.assets[a].kind for a in self.assets]
+        ai = {a: i for i, a in enumerate(self.assets)}
+        self.n_assets = len(self.assets)
+        grid = catalogue.assets["poc"].ratings
+        slack = where.get((grid.get("slack_bus", ""), "bus", "v_pu"), -1)
+
+        def sensor(asset: str, kind: str, quantity: str) -> int:
+            if kind == "grid" and quantity == "v_pu":
+                return slack
+            return where.get((asset, kind, quantity), -1)
+
+        # ownership: data quality by the sensor's asset, residuals by the asset they reveal
+        own = [[] for _ in self.assets]
+        reveal = [[] for _ in self.assets]
+        for j, x in enumerate(sensors):
+            own[ai[x.asset]].append(j)
+            reveal[ai["poc" if j == slack else x.asset]].append(j)
+        self._own, self._reveal = _pad(own), _pad(reveal)
+        params = np.array(
+            [catalogue.imperfection.get(x.sensor_class, (0.0, 0.0, 0.0)) for x in sensors]
+        ).reshape(n, 3)
+        self._resolution = params[:, 2]
+        self._has_noise = (params[:, 0] > 0) | (params[:, 1] > 0)
+        self._q = np.array([x.quantity for x in sensors], dtype=object)
+
+        def kind_index(kind: str) -> tuple[np.ndarray, list[Any]]:
+            names = [a for a in self.assets if catalogue.assets[a].kind == kind]
+            return np.array([ai[a] for a in names], dtype=int), [catalogue.assets[a] for a in names]
+
+        self._pv_a, pv = kind_index("pv")
+        self._pv_p = np.array([sensor(a.name, "pv", "p_kw") for a in pv], dtype=int)
+        self._pv_t = np.array([sensor(a.name, "pv", "t_cell_c") for a in pv], dtype=int)
+        self._pv_ac = np.array([float(a.ratings.get("p_ac_kw", np.nan)) for a in pv])
+        self._pv_gamma = np.array([float(a.ratings.get("gamma_pdc", 0.0)) for a in pv])
+        self._bat_a, bats = kind_index("battery")
+        self._bat_p = np.array([sensor(a.name, "battery", "p_kw") for a in bats], dtype=int)
+        self._bat_soc = np.array([sensor(a.name, "battery", "soc") for a in bats], dtype=int)
+        self._bat_t = np.array([sensor(a.name, "battery", "t_c") for a in bats], dtype=int)
+        self.command_keys = [(a.name, "controller", "p_set_kw") for a in bats]
+        self.tracker = BatteryTracker([a.ratings for a in bats], catalogue.step_s)
+        r = [a.ratings for a in bats]
+        self._bat_e = np.array([float(x.get("e_kwh", np.nan)) for x in r])
+        self._bat_pmax = np.array([float(x.get("p_max_kw", np.nan)) for x in r])
+        self._bat_soh0 = np.array([float(x.get("soh_init", 1.0)) for x in r])
+        self._bat_tder = np.array([float(x.get("t_derate_c", 45.0)) for x in r])
+        self._bat_ttrip = np.array([float(x.get("t_trip_c", 55.0)) for x in r])
+        self._load_a, loads = kind_index("load")
+        self._load_p = np.array([sensor(a.name, "load", "p_kw") for a in loads], dtype=int)
+        self._load_rating = np.array([float(a.ratings.get("p_kw", np.nan)) for a in loads])
+        self._bus_a, buses = kind_index("bus")
+        self._bus_v = np.array([sensor(a.name, "bus", "v_pu") for a in buses], dtype=int)
+        self._line_a, lines = kind_index("line")
+        self._line_l = np.array([sensor(a.name, "line", "loading_pct") for a in lines], dtype=int)
+        self._line_typical = np.full(len(lines), np.nan)
+        self._poc = ai["poc"]
+        self._poc_p, self._poc_q = sensor("poc", "grid", "p_kw"), sensor("poc", "grid", "q_kvar")
+        self._poc_v = slack
+        self._inject = np.array(
+            [
+                j
+                for j, x in enumerate(sensors)
+                if x.quantity == "p_kw" and x.kind in ("pv", "battery", "load", "ev")
+            ],
+            dtype=int,
+        )
+        self._has_exp = np.zeros(n, dtype=bool)
+        self._has_exp[np.isfinite(expectations.values).any(axis=0)] = True
+        for idx in (self._bat_p, self._bat_soc, self._bat_t):
+            self._has_exp[idx[idx >= 0]] = True
+        # thresholds per asset and index (-inf: not evidence for that asset)
+        self._thr = np.full((self.n_assets, len(INDEX_NAMES)), -np.inf)
+        for a, kind in enumerate(self.asset_kinds):
+            for name in KIND_INDICES.get(kind, ()):
+                if name in s.thresholds and not (kind == "bus" and name == "voltage_band"):
+                    self._thr[a, _I[name]] = s.thresholds[name]
+        self._thr[self._bat_a, _I["soh_estimate"]] = self._bat_soh0 - s.soh_drop
+        self._applicable = np.zeros_like(self._thr, dtype=bool)
+        for a, kind in enumerate(self.asset_kinds):
+            for name in KIND_INDICES.get(kind, ()):
+                self._applicable[a, _I[name]] = True
+        self.residuals = Residuals(list(self._q), s.detectors)
+        self.quality = Quality(catalogue.report_steps(), s.quality)
+        self.book = AlertBook(
+            self.assets,
+            self.asset_kinds,
+            s.alerts,
+            "threshold" if s.mode == "threshold" else "residual",
+        )
+        self.held = np.full(n, np.nan)
+        self._low = np.zeros(self.n_assets, dtype=int)
+        self._soc_res = np.full(len(bats), np.nan)
+        self._feature_index = self._features_layout()
+        self.indices = np.full((self.n_assets, len(INDEX_NAMES)), np.nan)
+        self.extras = np.full((self.n_assets, len(_EXTRA_NAMES)), np.nan)
+        self._pool = np.empty(0)
+
+    # --- layout of the per-asset features ----------------------------------------------
+
+    def _features_layout(self) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
+        """Per kind: asset positions, gather indices into the step's pool, names."""
+        n, a_n = self.n_sensors, self.n_assets
+        n_idx, n_stats = len(INDEX_NAMES), len(SENSOR_STATS)
+        base_stats = a_n * n_idx
+        base_extra = base_stats + n_stats * n
+        nan_slot = base_extra + a_n * len(_EXTRA_NAMES)
+        where = {k: j for j, k in enumerate(self.keys)}
+        slack = self._poc_v
+        layout = {}
+        for kind in sorted(set(self.asset_kinds)):
+            names = feature_names(kind)
+            rows = [a for a, k in enumerate(self.asset_kinds) if k == kind]
+            gather = np.full((len(rows), len(names)), nan_slot, dtype=int)
+            for r, a in enumerate(rows):
+                asset = self.assets[a]
+                for c, name in enumerate(names):
+                    if name in _I:
+                        gather[r, c] = a * n_idx + _I[name]
+                    elif ":" in name:
+                        stat, q = name.split(":", 1)
+                        j = (
+                            slack
+                            if (kind == "grid" and q == "v_pu")
+                            else where.get((asset, kind, q), -1)
+                        )
+                        if j >= 0:
+                            gather[r, c] = base_stats + SENSOR_STATS.index(stat) * n + j
+                    else:
+                        gather[r, c] = base_extra + a * len(_EXTRA_NAMES) + _X[name]
+            layout[kind] = (np.array(rows, dtype=int), gather, names)
+        return layout
+
+    def feature_names(self) -> dict[str, list[str]]:
+        """The feature names per asset kind present in this run."""
+        return {kind: names for kind, (_, _, names) in self._feature_index.items()}
+
+    # --- the step ----------------------------------------------------------------------
+
+    def step(
+        self, k: int, time: pd.Timestamp, measured: Mapping[tuple[str, str, str], float]
+    ) -> StepOutput:
+        """One step from a mapping ``(asset, kind, quantity) -> reading`` (NaN/absent: none).
+
+        The EMS setpoints are read from the same mapping under
+        ``(battery, "controller", "p_set_kw")``.
+        """
+        x = np.array([measured.get(key, np.nan) for key in self.keys], dtype=float)
+        cmd = np.array([measured.get(key, np.nan) for key in self.command_keys], dtype=float)
+        return self.step_array(k, time, x, cmd)
+
+    def step_array(self, k: int, time: pd.Timestamp, x: np.ndarray, cmd: np.ndarray) -> StepOutput:
+        """One step from the readings in sensor order and the setpoints in battery order."""
+        s = self.settings
+        fresh = np.isfinite(x)
+        self.held = held = np.where(fresh, x, self.held)
+        hx = np.append(held, np.nan)
+        xx = np.append(x, np.nan)
+        expected = self.exp.values[k].copy()
+        ex = np.append(expected, np.nan)
+        n_idx = np.full((self.n_assets, len(INDEX_NAMES)), np.nan)
+        extras = np.full((self.n_assets, len(_EXTRA_NAMES)), np.nan)
+        # PV: temperature-corrected expectation, performance and availability
+        if len(self._pv_a):
+            p_model = ex[self._pv_p]
+            t_model = np.append(self.exp.t_model[k], np.nan)[self._pv_p]
+            p_exp = temperature_corrected(p_model, t_model, hx[self._pv_t], self._pv_gamma)
+            ok = self._pv_p >= 0
+            expected[self._pv_p[ok]] = p_exp[ok]
+            p_meas = hx[self._pv_p]
+            perf = pv_performance(p_meas, p_exp, self._pv_ac)
+            n_idx[self._pv_a, _I["pv_performance"]] = perf
+            n_idx[self._pv_a, _I["converter_availability"]] = converter_availability_pv(
+                p_meas, p_exp, self._pv_ac
+            )
+            extras[self._pv_a, _X["daylight"]] = np.isfinite(perf).astype(float)
+        # batteries: commanded power, Coulomb counting, thermal model, capacity
+        if len(self._bat_a):
+            tr = self.tracker
+            p_cmd = tr.commanded(cmd)
+            p_meas = hx[self._bat_p]
+            soc_exp, t_exp = tr.update(p_meas, xx[self._bat_soc], xx[self._bat_t])
+            for idx, values in (
+                (self._bat_p, p_cmd),
+                (self._bat_soc, soc_exp),
+                (self._bat_t, t_exp),
+            ):
+                ok = idx >= 0
+                expected[idx[ok]] = values[ok]
+            self._soc_res = np.where(np.isfinite(tr.soc_residual), tr.soc_residual, self._soc_res)
+            soh = soh_estimate(tr.capacity_kwh, self._bat_e)
+            n_idx[self._bat_a, _I["soh_estimate"]] = soh
+            n_idx[self._bat_a, _I["thermal_stress"]] = thermal_stress(
+                hx[self._bat_t], self._bat_tder, self._bat_ttrip
+            )
+            n_idx[self._bat_a, _I["soc_consistency"]] = soc_consistency(self._soc_res)
+            n_idx[self._bat_a, _I["converter_availability"]] = converter_availability_battery(
+                p_meas, p_cmd, self._bat_pmax
+            )
+            extras[self._bat_a, _X["soc_jump"]] = tr.jump.astype(float)
+            extras[self._bat_a, _X["soc_residual"]] = self._soc_res
+            extras[self._bat_a, _X["soh_drop"]] = self._bat_soh0 - soh
+        if len(self._load_a):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                e_p = np.append(expected, np.nan)[self._load_p]
+                big = np.abs(e_p) >= 0.05 * self._load_rating
+                extras[self._load_a, _X["ratio_p"]] = np.where(big, hx[self._load_p] / e_p, np.nan)
+        # grid: voltage band of buses and the POC, outage, dead lines
+        if len(self._bus_a):
+            n_idx[self._bus_a, _I["voltage_band"]] = voltage_band(
+                hx[self._bus_v], self.cat.v_min_pu, self.cat.v_max_pu
+            )
+        n_idx[self._poc, _I["voltage_band"]] = voltage_band(
+            np.array([hx[self._poc_v]]), self.cat.v_min_pu, self.cat.v_max_pu
+        )[0]
+        unbalance = abs(float(np.nansum(held[self._inject]))) if len(self._inject) else 0.0
+        quiet = abs(hx[self._poc_p]) < s.outage_kw and abs(hx[self._poc_q]) < s.outage_kw
+        extras[self._poc, _X["outage"]] = float(quiet and unbalance > s.unbalance_kw)
+        if len(self._line_a):
+            loading = hx[self._line_l]
+            dead = (loading < s.line_dead_pct) & (self._line_typical > s.line_typical_pct)
+            alpha = min(1.0, self.cat.step_s / 86400.0)
+            first = np.isnan(self._line_typical)
+            upd = np.isfinite(loading) & ~dead
+            self._line_typical = np.where(
+                first,
+                loading,
+                np.where(
+                    upd,
+                    self._line_typical + alpha * (loading - self._line_typical),
+                    self._line_typical,
+                ),
+            )
+            extras[self._line_a, _X["dead"]] = dead.astype(float)
+        # residual charts and data quality of every sensor
+        sigma = sensor_sigma(self.cat, held)
+        alarm = self.residuals.update(x, expected, sigma)
+        window = self._stale_window(sigma)
+        self.quality.update(x, window)
+        ew = self.residuals.ewma
+        spread = np.where(self._has_exp, np.sqrt(ew.var), np.nan)
+        dq = self.quality.index(spread)
+        n_idx[:, _I["data_quality"]] = _nanmin_rows(np.append(dq, np.nan)[self._own])
+        self.indices, self.extras = n_idx, extras
+        # evidence per asset and the episodes
+        low = np.any(n_idx < self._thr, axis=1)
+        self._low = np.where(low, self._low + 1, 0)
+        flagged = self.quality.stale | self.quality.gap
+        sig = np.nan_to_num(extras[:, [_X["outage"], _X["dead"]]]).max(axis=1) >= 0.5
+        if s.mode == "threshold":
+            firing = low
+            healthy = ~low
+        else:
+            res_alarm = np.append(alarm, False)[self._reveal].any(axis=1)
+            dq_flag = np.append(flagged, False)[self._own].any(axis=1)
+            beyond = np.append(np.abs(ew.mean) > ew.limit, False)[self._reveal].any(axis=1)
+            firing = res_alarm | dq_flag | (self._low >= s.alerts.open_steps) | sig
+            healthy = ~(firing | beyond | low)
+        self._pool = np.concatenate(
+            [
+                n_idx.ravel(),
+                self.residuals.z,
+                self.residuals.cusum.statistic,
+                ew.mean,
+                spread,
+                self.quality.stale.astype(float),
+                self.quality.gap.astype(float),
+                extras.ravel(),
+                [np.nan],
+            ]
+        )
+        opened, updated, cleared = self.book.update(
+            k, time, firing, healthy, self._diagnose, self._evidence
+        )
+        for alert in cleared:
+            a = self.assets.index(alert.asset)
+            mask = np.zeros(self.n_sensors + 1, dtype=bool)
+            mask[self._reveal[a]] = True
+            self.residuals.reset(mask[:-1])
+            self._low[a] = 0
+        features = {
+            kind: self._pool[gather] for kind, (_, gather, _) in self._feature_index.items()
+        }
+        return StepOutput(n_idx, features, opened, updated, cleared)
+
+    def _stale_window(self, sigma: np.ndarray) -> np.ndarray:
+        """Reports in a row that make a stale flag (see :func:`quality.stale_window`)."""
+        q = self.settings.quality
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = np.where(
+                self._resolution > 0, erf(self._resolution / (2.0 * np.sqrt(2.0) * sigma)), 0.0
+            )
+            n = np.where(p > 0, np.ceil(np.log(q.p_false) / np.log(p)) + 1, q.window)
+        n = np.where(p >= 1.0, q.max_window + 1, n)
+        n = np.clip(np.nan_to_num(n, nan=q.max_window + 1), q.window, q.max_window + 1)
+        return np.where(self._has_noise, n, q.max_window + 1).astype(int)
+
+    def features_of(self, a: int) -> tuple[np.ndarray, list[str]]:
+        """The current feature vector of asset ``a`` (engine order) and its names."""
+        kind = self.asset_kinds[a]
+        rows, gather, names = self._feature_index[kind]
+        r = int(np.flatnonzero(rows == a)[0])
+        return self._pool[gather[r]], names
+
+    def _diagnose(self, a: int) -> tuple[str, float]:
+        values, names = self.features_of(a)
+        kind, confidence = self.diagnoser.diagnose(self.asset_kinds[a], values, names)
+        return kind, float(np.clip(confidence, 0.0, 1.0))
+
+    def _evidence(self, a: int) -> tuple[list[str], float]:
+        """Evidence strings of asset ``a`` and its severity 0..1."""
+        notes = []
+        row, thr = self.indices[a], self._thr[a]
+        for i, name in enumerate(INDEX_NAMES):
+            if row[i] < thr[i]:
+                notes.append(f"{name}={row[i]:.3g}")
+        cus = self.residuals.cusum.statistic
+        h = self.settings.detectors.h
+        for j in self._reveal[a][self._reveal[a] >= 0]:
+            quantity = self._q[j]
+            if abs(cus[j]) > h:
+                notes.append(f"cusum:{quantity}={cus[j]:.3g}")
+            if abs(self.residuals.ewma.mean[j]) > self.residuals.ewma.limit:
+                notes.append(f"ewma:{quantity}={self.residuals.ewma.mean[j]:.3g}")
+        for j in self._own[a][self._own[a] >= 0]:
+            if self.quality.stale[j]:
+                notes.append(f"stale:{self._q[j]}")
+            if self.quality.gap[j]:
+                notes.append(f"gap:{self._q[j]}")
+        for name in ("outage", "dead"):
+            if self.extras[a, _X[name]] >= 0.5:
+                notes.append(name)
+        defined = row[self._applicable[a]]
+        defined = defined[np.isfinite(defined)]
+        severity = 1.0 - float(defined.min()) if len(defined) else 0.0
+        reveal = self._reveal[a][self._reveal[a] >= 0]
+        if len(reveal):
+            z = np.nan_to_num(np.abs(self.residuals.ewma.mean[reveal])).max()
+            severity = max(severity, min(1.0, float(z) / (4.0 * self.residuals.ewma.limit)))
+        if not notes:
+            notes.append("recovering")
+        return notes, float(np.clip(severity, 0.0, 1.0))
+
+    def finish(self) -> list[Alert]:
+        """Every alert of the run (open ones stay open: ``end`` None)."""
+        return self.book.all()

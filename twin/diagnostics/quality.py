@@ -1,0 +1,123 @@
+"""Sensor data quality, step by step: gaps, stale (stuck) values and excess noise.
+
+The checks are those of pvanalytics (``pvanalytics.quality.gaps``), computed causally
+so that the online engine and the offline loop give the same flags:
+
+- **stale**: pvanalytics' :func:`~pvanalytics.quality.gaps.stale_values_diff` with
+  ``mark="end"`` flags report ``i`` when the ``window`` reports ending at ``i`` are all
+  close (``numpy.allclose``, ``rtol``/``atol``) to the first of them. That flag needs
+  only the past, so :class:`Quality` computes exactly it on a ring buffer of the last
+  reports (equal to the library's on the same series: a test). A sensor whose readings
+  may repeat without a fault (its noise is below its resolution: a reading of 0 kW at
+  night) is not informative: its window grows until a healthy sensor would repeat that
+  long with probability below ``p_false`` (:func:`stale_window`), up to ``max_window``.
+- **gap**: no report for more than ``gap_reports`` reporting intervals (the streaming
+  form of pvanalytics' completeness score: a lost report every thousand is normal).
+- **noise**: the spread of the normalised residual (the EWMA variance of
+  :class:`twin.diagnostics.detectors.Ewma`) above ``noise_ratio`` times its healthy
+  value 1; only for sensors with an expectation.
+
+Per sensor the data-quality index is 0 while stale or in a gap, otherwise falls
+linearly from 1 at a residual spread of ``noise_ratio / 2`` to 0 at ``noise_ratio``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import erf, sqrt
+
+import numpy as np
+
+__all__ = ["Quality", "QualitySettings", "stale_window"]
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """Parameters of the data-quality checks (see the module docstring)."""
+
+    window: int = 4
+    max_window: int = 16
+    rtol: float = 1e-5
+    atol: float = 1e-8
+    p_false: float = 1e-4
+    gap_reports: int = 2
+    noise_ratio: float = 4.0
+
+
+def stale_window(
+    sigma: np.ndarray, resolution: np.ndarray, settings: QualitySettings
+) -> np.ndarray:
+    r"""Reports in a row that make a stale flag, per sensor.
+
+    A healthy sensor with Gaussian noise :math:`\sigma` rounded to a resolution
+    :math:`r` repeats its reading with probability about
+    :math:`p = \mathrm{erf}(r / (2 \sqrt{2} \sigma))`; the window is the smallest
+    :math:`N \ge` ``window`` with :math:`p^{N-1} <` ``p_false``, at most ``max_window``
+    (``max_window + 1``, i.e. never, for a noiseless sensor).
+    """
+    sigma = np.asarray(sigma, float)
+    resolution = np.asarray(resolution, float)
+    out = np.empty(sigma.shape, dtype=int)
+    for i, (s, r) in enumerate(zip(sigma.ravel(), resolution.ravel(), strict=True)):
+        if s <= 0.0:
+            out.flat[i] = settings.max_window + 1
+            continue
+        p = erf(r / (2.0 * sqrt(2.0) * s)) if r > 0 else 0.0
+        if p <= 0.0:
+            out.flat[i] = settings.window
+            continue
+        n = int(np.ceil(np.log(settings.p_false) / np.log(p))) + 1 if p < 1 else 10**6
+        out.flat[i] = min(max(settings.window, n), settings.max_window + 1)
+    return out
+
+
+class Quality:
+    """Streaming gap, stale and noise flags of ``n`` sensors.
+
+    Parameters
+    ----------
+    report_steps : numpy.ndarray
+        Steps between two reports of every sensor (1: every step).
+    settings : QualitySettings
+        Check parameters.
+    """
+
+    def __init__(self, report_steps: np.ndarray, settings: QualitySettings) -> None:
+        self.s = settings
+        n = len(report_steps)
+        self.report_steps = np.asarray(report_steps, int)
+        self.buffer = np.full((n, settings.max_window), np.nan)
+        self.count = np.zeros(n, dtype=int)
+        self.missing = np.zeros(n, dtype=int)
+        self.seen = np.zeros(n, dtype=bool)
+        self.stale = np.zeros(n, dtype=bool)
+        self.gap = np.zeros(n, dtype=bool)
+        self._cols = np.arange(settings.max_window)
+
+    def update(self, reading: np.ndarray, window: np.ndarray) -> None:
+        """One step: ``reading`` per sensor (NaN: none), ``window`` of :func:`stale_window`."""
+        fresh = np.isfinite(reading)
+        self.seen |= fresh
+        self.missing = np.where(fresh, 0, self.missing + 1)
+        self.gap = self.seen & (self.missing > self.s.gap_reports * self.report_steps - 1)
+        if fresh.any():
+            rows = np.flatnonzero(fresh)
+            self.buffer[rows, :-1] = self.buffer[rows, 1:]
+            self.buffer[rows, -1] = reading[rows]
+            self.count[rows] += 1
+        m = self.s.max_window
+        w = np.minimum(window, m)
+        first = self.buffer[np.arange(len(w)), m - w]
+        inside = self._cols[None, :] >= (m - w)[:, None]
+        close = np.abs(self.buffer - first[:, None]) <= self.s.atol + self.s.rtol * np.abs(
+            first[:, None]
+        )
+        stale = np.all(close | ~inside, axis=1) & (self.count >= w) & (window <= m)
+        # a flag holds between reports (the last report decides)
+        self.stale = np.where(fresh, stale, self.stale & ~self.gap)
+
+    def index(self, spread: np.ndarray) -> np.ndarray:
+        """Data-quality index per sensor from the flags and the residual spread (NaN: none)."""
+        ratio = self.s.noise_ratio
+        noise = np.clip(2.0 - 2.0 * np.nan_to_num(spread, nan=0.0) / ratio, 0.0, 1.0)
+        return np.where(self.stale | self.gap, 0.0, noise)
