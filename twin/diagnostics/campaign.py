@@ -43,7 +43,7 @@ COLUMNS = (
 
 def _engine_diagnose(run_dir: Path, model: Path | None) -> Any:
     """Run the offline engine on a run directory (writes health and alerts)."""
-    from twin.diagnostics.engine import diagnose_run  # the engine's offline loop
+    from twin.diagnostics.run import diagnose_run  # the engine's offline loop
 
     return diagnose_run(run_dir, model=model)
 

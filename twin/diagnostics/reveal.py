@@ -50,6 +50,10 @@ SENSOR_K = 4.0
 #: A dropout must swallow at least this many of the sensor's expected reports.
 DROPOUT_REPORTS = 2.0
 
+#: Kinds of twin rows that name no asset's own physics (an EMS setpoint of ``bess`` is
+#: ``kind=controller``).
+NOT_ASSET_KINDS = frozenset({"controller", "fault", "modifier", "tariff", "sensor"})
+
 #: Per fault kind: when its events are NOT revealable by the sensors, and why. The
 #: scorer applies the matching rule per event (:func:`revealable`) using the true rows.
 NOT_REVEALABLE: dict[str, str] = {
@@ -146,7 +150,11 @@ class _Truth:
                 ["source", "asset", "kind", "quantity"], observed=True, sort=False
             )
         }
-        self.kind_of = {key[1]: key[2] for key in self.groups if key[0] == "twin"}
+        self.kind_of = {
+            key[1]: key[2]
+            for key in self.groups
+            if key[0] == "twin" and key[2] not in NOT_ASSET_KINDS
+        }
 
     def series(self, asset: str, quantity: str, source: str = "twin") -> pd.Series | None:
         kind = self.kind_of.get(asset)

@@ -66,9 +66,16 @@ class RunFeatures:
 
 def run_features(run_dir: Path, results: pd.DataFrame) -> RunFeatures:
     """The engine's per-asset features of a finished run (offline, measured rows only)."""
-    from twin.diagnostics.features import features_of_run  # the engine's
+    from twin.diagnostics.features import feature_names
+    from twin.diagnostics.run import diagnose_run
 
-    return features_of_run(run_dir, results)
+    found = diagnose_run(run_dir, write=False)
+    kinds = sorted({a.kind for a in found.catalogue.assets.values()})
+    return RunFeatures(
+        found.features,
+        {kind: feature_names(kind) for kind in kinds},
+        [s.key for s in found.catalogue.sensors],
+    )
 
 
 def campaign_runs(campaign_dir: str | Path) -> list[Path]:
@@ -154,7 +161,8 @@ def train_campaign(
         No finished runs, runs without measured rows, no fault-free run, or runs whose
         engines disagree on the feature lists.
     """
-    frames, ids, features, sensors, clean = [], [], None, set(), 0
+    frames, ids, sensors, clean = [], [], set(), 0
+    features: dict[str, list[str]] = {}
     for run_dir in campaign_runs(campaign_dir):
         results = pd.read_parquet(run_dir / "results.parquet")
         if not (results["source"] == "measured").any():
@@ -164,12 +172,13 @@ def train_campaign(
                 "runs with sensors (the scenario's sensors section on)",
             )
         table = featurize(run_dir, results)
-        if features is None:
-            features = table.features
-        elif table.features != features:
-            raise TrainingDataError(
-                str(run_dir), "other feature lists than the campaign's first run", "one engine"
-            )
+        for kind, names in table.features.items():
+            if features.setdefault(kind, names) != names:
+                raise TrainingDataError(
+                    f"{run_dir}: features.{kind}",
+                    "other feature names than the campaign's earlier runs",
+                    f"{features[kind]} (one engine for the whole campaign)",
+                )
         labels = _labels(run_dir)
         frame = table.frame.copy()
         frame["label"] = label_rows(frame, labels, results)
@@ -194,6 +203,6 @@ def train_campaign(
         "rows": len(data),
         "labels": {str(k): int(v) for k, v in data["label"].value_counts().sort_index().items()},
     }
-    model = fit(data, features or {}, sensors=sorted(sensors), training=training, seed=seed)
+    model = fit(data, features, sensors=sorted(sensors), training=training, seed=seed)
     save(model, out_dir)
     return model

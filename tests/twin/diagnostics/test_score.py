@@ -336,3 +336,21 @@ def test_perfect_alerts_score_one(windows):
     assert scores["false_alarms"] == 0
     assert scores["diagnosis_accuracy"] == 1.0
     assert all(e["delay_median_s"] == 0.0 for e in scores["kinds"].values())
+
+
+def test_battery_rows_are_found_beside_the_ems_setpoints():
+    # a battery's twin rows sit beside kind=controller rows of the same asset name
+    t_c = np.r_[np.full(40, 25.0), np.linspace(25.0, 40.0, 24), np.full(32, 30.0)]
+    results = pd.concat(
+        [
+            rows("bess", "battery", "t_c", t_c),
+            rows("bess", "controller", "p_set_kw", np.full(96, 10.0)),
+        ]
+    )
+    hot = [label("battery_cooling_failure", "bess", "10:00", "16:00", 0.9)]
+    scored = score_run([], hot, STEP, START, END, results=results)
+    assert scored["kinds"]["battery_cooling_failure"]["events"] == 1
+    assert "extra temperature K 13.5" in scored["records"][0]["reveal"]
+    idle = [label("battery_cooling_failure", "bess", "00:00", "06:00", 0.9)]
+    scored = score_run([], idle, STEP, START, END, results=results)
+    assert scored["kinds"]["battery_cooling_failure"]["events"] == 0
