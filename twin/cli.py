@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -541,9 +542,11 @@ def campaign(
     for _, row in failed.iterrows():
         err_console.print(f"[red]failed[/] {row['point_id']}: {row['error']}", highlight=False)
     if diagnose:
-        from twin.diagnostics.report import scores_table
+        from twin.diagnostics.report import scores_table, summary_line
 
-        console.print(scores_table(directory / "scores.json"))
+        scored = json.loads((directory / "scores.json").read_text())
+        console.print(scores_table(scored, title="diagnostics: every run"))
+        console.print(summary_line(scored), highlight=False, soft_wrap=True)
     if report:
         try:
             page, worst = render(directory)

@@ -171,13 +171,19 @@ class DiagnosticsModel:
             return np.full(len(x), np.nan)
         return model.distance(x) / model.threshold
 
+    def columns(self, asset_kind: str) -> list[int]:
+        """Positions of the features the asset kind's classifier uses (all measured)."""
+        return self.meta.get("classifier_columns", {}).get(
+            asset_kind, list(range(len(self.features[asset_kind])))
+        )
+
     def classify(self, asset_kind: str, x: np.ndarray) -> tuple[list[str], np.ndarray]:
         """The most likely fault kind (or ``"none"``) of each row, and its probability."""
         x = np.atleast_2d(np.asarray(x, dtype=float))
         classifier = self.classifiers.get(asset_kind)
         if classifier is None:
             return [NONE] * len(x), np.ones(len(x))
-        proba = classifier.predict_proba(x)
+        proba = classifier.predict_proba(x[:, self.columns(asset_kind)])
         best = proba.argmax(axis=1)
         return [str(classifier.classes_[i]) for i in best], proba[np.arange(len(x)), best]
 
@@ -217,7 +223,7 @@ def fit(
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.preprocessing import RobustScaler
 
-    anomaly_models, classifiers = {}, {}
+    anomaly_models, classifiers, columns = {}, {}, {}
     for kind, names in sorted(features.items()):
         rows = frame[frame["asset_kind"] == kind]
         if rows.empty:
@@ -228,6 +234,7 @@ def fit(
             raise ModelError(
                 f"training data ({kind})", f"{len(clean)} fault-free row(s)", "at least 2"
             )
+        clean = np.where(np.isnan(clean).all(axis=0), 0.0, clean)  # a feature never seen
         scaler = RobustScaler(unit_variance=False).fit(clean)
         scaler.scale_ = np.where(scaler.scale_ > 1e-9, scaler.scale_, 1.0)
         z = np.nan_to_num((clean - scaler.center_) / scaler.scale_)
@@ -236,15 +243,18 @@ def fit(
         model.threshold = max(float(np.quantile(model.distance(clean), ANOMALY_QUANTILE)), 1e-9)
         anomaly_models[kind] = model
         labels = rows["label"].astype(str).to_numpy()
-        if len(set(labels)) > 1:
+        used = np.flatnonzero(~np.isnan(x).all(axis=0))  # features the campaign measured
+        if len(set(labels)) > 1 and len(used):
             classifiers[kind] = HistGradientBoostingClassifier(
                 max_iter=150, class_weight="balanced", random_state=seed
-            ).fit(x, labels)
+            ).fit(x[:, used], labels)
+            columns[kind] = used.tolist()
     meta = {
         "training": training,
         "versions": _versions(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "thresholds": {k: m.threshold for k, m in anomaly_models.items()},
+        "classifier_columns": columns,
     }
     return DiagnosticsModel(
         {k: list(v) for k, v in features.items()},
@@ -466,7 +476,7 @@ class LearnedDiagnoser:
             if self.fallback is not None:
                 return self.fallback.diagnose(asset_kind, features, names)
             return "anomaly", 0.3
-        proba = classifier.predict_proba(x)[0]
+        proba = classifier.predict_proba(x[:, self.model.columns(asset_kind)])[0]
         classes = [str(c) for c in classifier.classes_]
         order = [i for i in np.argsort(-proba) if classes[i] != NONE]
         if not order:

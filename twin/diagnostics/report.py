@@ -59,12 +59,12 @@ def summary_line(scores: dict[str, Any]) -> str:
 
 
 def scores_table(scores: dict[str, Any] | str | Path, title: str = "diagnostics") -> Table:
-    """A rich table of scores (a dict or the path of a ``scores.json``)."""
+    """A rich table of scores (a dict or a ``scores.json`` path); see :func:`summary_line`."""
     if not isinstance(scores, dict):
         scores = json.loads(Path(scores).read_text())
-    table = Table(title=title, caption=summary_line(scores))
+    table = Table(title=title)
     for i, name in enumerate(HEADER):
-        table.add_column(name, justify="left" if i == 0 else "right")
+        table.add_column(name, justify="left" if i == 0 else "right", no_wrap=i == 0)
     for row in score_rows(scores):
         table.add_row(*row)
     return table

@@ -174,3 +174,13 @@ def test_engine_protocols_backed_by_the_model(model):
     assert diagnoser.diagnose("load", np.zeros(1), ["x"]) == ("rule_said_so", 0.4)
     assert LearnedDiagnoser(model).diagnose("load", np.zeros(1), ["x"]) == ("anomaly", 0.3)
     assert scorer.score("load", np.zeros(1), ["x"]) == 0.0
+
+
+def test_a_feature_never_measured_does_not_break_the_fit():
+    frame = pd.concat([table(100, 0, True), table(50, 1, False)], ignore_index=True)
+    frame["gap"] = np.nan  # e.g. a sensor class no run of the campaign has
+    model = fit(frame, FEATURES, sensors=SENSORS, training={})
+    assert model.anomaly_score("pv", [[1.0, 0.0, np.nan]])[0] < 1.0
+    names, _ = model.classify("pv", [[0.0, -9.0, np.nan]])
+    assert names == ["inverter_trip"]
+    assert model.columns("pv") == [0, 1]
