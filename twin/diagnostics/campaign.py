@@ -48,25 +48,28 @@ def _engine_diagnose(run_dir: Path, model: Path | None) -> Any:
     return diagnose_run(run_dir, model=model)
 
 
-def score_dir(run_dir: Path, step_s: float | None = None) -> dict[str, Any]:
+def score_dir(
+    run_dir: Path, alerts: list[dict[str, Any]] | None = None, *, write: bool = True
+) -> dict[str, Any]:
     """Scores of a diagnosed run directory: its alerts against its labels (or none).
 
-    The run's true rows decide which labels are revealable. Written to the run's
-    ``scores.json`` when the run has labels.
+    ``alerts`` default to the run's ``alerts.json``. The run's true rows decide which
+    labels are revealable. With ``write``, the scores go to the run's ``scores.json``
+    when the run has labels.
     """
     from twin.units import parse_duration_s
 
     scenario = json.loads((run_dir / "run.json").read_text())["scenario"]
     results = pd.read_parquet(run_dir / "results.parquet")
-    step_s = float(parse_duration_s(scenario["step"])) if step_s is None else step_s
+    step_s = float(parse_duration_s(scenario["step"]))
     start = pd.Timestamp(scenario["start"]).tz_convert("UTC")
     end = start + pd.Timedelta(seconds=parse_duration_s(scenario["duration"]))
-    alerts_path = run_dir / "alerts.json"
-    alerts = json.loads(alerts_path.read_text()) if alerts_path.is_file() else []
+    if alerts is None:
+        alerts = json.loads((run_dir / "alerts.json").read_text())
     labels_path = run_dir / "labels.json"
     labels = json.loads(labels_path.read_text()) if labels_path.is_file() else {"faults": []}
     scores = score_run(alerts, labels, step_s, start, end, results=results)
-    if labels_path.is_file():
+    if write and labels_path.is_file():
         (run_dir / "scores.json").write_text(dumps(scores))
     return scores
 
