@@ -10,7 +10,8 @@ r"""What a battery should do, step by step, from its measurements and the EMS's 
 - the **integrated SoC** (Coulomb counting): the last estimate plus the cell energy of
   the measured power over the nameplate capacity, pulled towards each report with the
   gain :math:`\\Delta t / \\tau` (:math:`\\tau` = 6 h), so that a misreport shows as a
-  residual for hours and sensor noise does not accumulate;
+  residual for hours and sensor noise does not accumulate; a SoC jump back towards the
+  estimate (the misreport ends) restarts it from the report;
 - the **capacity estimate**: between two SoC reports that differ by at least
   ``swing`` (0.2), the cell energy throughput :math:`\\Delta E` and the SoC change
   :math:`\\Delta S` form one segment; the capacity is the weighted least-squares slope
@@ -83,6 +84,7 @@ class BatteryTracker:
         self.jump = np.zeros(n, dtype=bool)
         self.p_cmd = nan.copy()
         self.soc_residual = nan.copy()
+        self._open_residual = np.zeros(n)  # the residual at the last SoC report
 
     @property
     def capacity_kwh(self) -> np.ndarray:
@@ -141,12 +143,23 @@ class BatteryTracker:
         soc_exp = self.soc_int + de / self.capacity
         fresh = np.isfinite(soc)
         first = fresh & np.isnan(self.soc_int)
-        self.soc_residual = np.where(fresh, soc - soc_exp, np.nan)
-        self.soc_int = np.where(
-            first, soc, np.where(fresh, soc_exp + self.gain * (soc - soc_exp), soc_exp)
-        )
+        residual = soc - soc_exp
+        before = self._open_residual
         self._capacity(soc, fresh)
-        return np.where(first, soc, soc_exp), self.t_exp
+        # a jump back towards the integrated SoC ends a misreport: start again from it
+        back = (
+            self.jump
+            & (np.abs(before) > self.jump_tol)
+            & (np.sign(residual) == -np.sign(before))
+        )
+        self.soc_residual = np.where(fresh, np.where(back, 0.0, residual), np.nan)
+        self.soc_int = np.where(
+            first | back,
+            soc,
+            np.where(fresh, soc_exp + self.gain * residual, soc_exp),
+        )
+        self._open_residual = np.where(fresh, self.soc_residual, before)
+        return np.where(first | back, soc, soc_exp), self.t_exp
 
     def _capacity(self, soc: np.ndarray, fresh: np.ndarray) -> None:
         expected = self.e_since / self.capacity

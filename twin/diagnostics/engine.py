@@ -34,6 +34,7 @@ import pandas as pd
 from scipy.special import erf
 
 from twin.diagnostics.alerts import Alert, AlertBook, AlertSettings
+from twin.diagnostics.balance import Balance
 from twin.diagnostics.battery import BatteryTracker
 from twin.diagnostics.catalogue import Catalogue, sensor_sigma
 from twin.diagnostics.detectors import DetectorSettings, Residuals
@@ -94,6 +95,7 @@ class Settings:
     line_typical_pct: float = 1.0
     outage_kw: float = 0.5
     unbalance_kw: float = 2.0
+    balance_floor_kw: float = 0.2
 
 
 @dataclass
@@ -234,6 +236,7 @@ class Engine:
             [j for j, x in enumerate(sensors) if x.quantity == "q_kvar" and x.kind != "grid"],
             dtype=int,
         )
+        self.balance = Balance(catalogue.step_s)
         self._has_exp = np.zeros(n, dtype=bool)
         self._has_exp[np.isfinite(expectations.values).any(axis=0)] = True
         for idx in (self._bat_p, self._bat_soc, self._bat_t):
@@ -328,6 +331,7 @@ class Engine:
         hx = np.append(held, np.nan)
         xx = np.append(x, np.nan)
         expected = self.exp.values[k].copy()
+        sigma = sensor_sigma(self.cat, held)
         ex = np.append(expected, np.nan)
         n_idx = np.full((self.n_assets, len(INDEX_NAMES)), np.nan)
         extras = np.full((self.n_assets, len(_EXTRA_NAMES)), np.nan)
@@ -371,6 +375,13 @@ class Engine:
             extras[self._bat_a, _X["soc_jump"]] = tr.jump.astype(float)
             extras[self._bat_a, _X["soc_residual"]] = self._soc_res
             extras[self._bat_a, _X["soh_drop"]] = self._bat_soh0 - soh
+        # the site's balance: a sensor's residual shows in it, a physical change does not
+        self.balance.update(hx[self._poc_p], held[self._inject])
+        for rows, idx in ((self._pv_a, self._pv_p), (self._load_a, self._load_p)):
+            if len(rows):
+                residual = hx[idx] - np.append(expected, np.nan)[idx]
+                floor = np.maximum(s.balance_floor_kw, 3.0 * np.append(sigma, np.nan)[idx])
+                extras[rows, _X["balance_share"]] = self.balance.share(residual, floor)
         if len(self._load_a):
             with np.errstate(invalid="ignore", divide="ignore"):
                 e_p = np.append(expected, np.nan)[self._load_p]
@@ -404,7 +415,6 @@ class Engine:
             )
             extras[self._line_a, _X["dead"]] = dead.astype(float)
         # residual charts and data quality of every sensor
-        sigma = sensor_sigma(self.cat, held)
         alarm = self.residuals.update(x, expected, sigma)
         window = self._stale_window(sigma)
         self.quality.update(x, window)
