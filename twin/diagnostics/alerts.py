@@ -6,8 +6,9 @@ and whether it is *healthy* (no firing condition and no residual beyond its EWMA
 limit). An asset without an open alert that fires opens one (``start`` = this step);
 while open, its evidence and severity follow the worst seen, and the diagnoser is asked
 again every ``rediagnose_steps`` while it fires (a more confident answer replaces the
-kind: a fading signature does not overwrite a clear one); after ``clear_steps`` healthy steps in a row it is cleared (``end`` = the first
-of them) and the asset's charts restart.
+kind: a fading signature does not overwrite a clear one); after ``clear_steps``
+healthy steps in a row it is cleared (``end`` = the first of them) and the asset's
+charts restart.
 
 :data:`ALERT_COLUMNS` is the schema of ``alerts.parquet``/``alerts.json`` (see the
 issue's design notes).

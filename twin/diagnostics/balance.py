@@ -1,15 +1,15 @@
-"""The site's power balance as a witness: does a residual come from the plant or a sensor?
+r"""The site's power balance as a witness: a residual from the plant or from a sensor.
 
 Kirchhoff holds at the point of connection: the import equals what the site's assets
 draw plus the grid losses,
 
-.. math:: b = P_{POC} + \\sum_i P_i \\approx P_{loss}
+.. math:: b = P_{POC} + \sum_i P_i \approx P_{loss}
 
 with every power measured (injections > 0). The losses change slowly, so the balance
-stays near its recent baseline :math:`\\bar b` (an EW mean over ``tau_s``, frozen while
+stays near its recent baseline :math:`\bar b` (an EW mean over ``tau_s``, frozen while
 the balance is off by more than ``tolerance_kw``). A *physical* change of an asset (a
-load spike, shading) moves its own reading and the POC's alike: :math:`b - \\bar b`
-stays near 0. A *sensor* fault moves only the one reading: :math:`b - \\bar b` follows
+load spike, shading) moves its own reading and the POC's alike: :math:`b - \bar b`
+stays near 0. A *sensor* fault moves only the one reading: :math:`b - \bar b` follows
 the asset's residual. :meth:`Balance.share` is that ratio per asset, about 1 for a
 sensor fault and about 0 for a physical one.
 """

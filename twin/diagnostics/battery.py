@@ -148,9 +148,7 @@ class BatteryTracker:
         self._capacity(soc, fresh)
         # a jump back towards the integrated SoC ends a misreport: start again from it
         back = (
-            self.jump
-            & (np.abs(before) > self.jump_tol)
-            & (np.sign(residual) == -np.sign(before))
+            self.jump & (np.abs(before) > self.jump_tol) & (np.sign(residual) == -np.sign(before))
         )
         self.soc_residual = np.where(fresh, np.where(back, 0.0, residual), np.nan)
         self.soc_int = np.where(

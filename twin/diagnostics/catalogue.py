@@ -82,7 +82,8 @@ class Asset:
     ``p_max_kw``, ``eta_ch``, ``eta_dis``, ``soc_min``, ``soc_max``, ``soh_init``,
     ``t_ambient_c``, ``r_th_k_per_kw``, ``c_th_kj_per_k``, ``t_derate_c``, ``t_trip_c``;
     load ``p_kw``, ``q_kvar``; grid ``v_nom_pu`` (the external grid's set voltage),
-    ``f_nom_hz``, ``slack_bus`` (the bus the POC voltage is measured at).
+    ``f_nom_hz``, ``slack_bus`` (the bus the POC voltage is measured at); line
+    ``from_bus``, ``to_bus``.
     """
 
     name: str
@@ -210,17 +211,28 @@ def _unit_ratings(unit: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any
     return {name: unit[name] for name in names if name in unit}
 
 
-def _grid_ratings(scenario: Any) -> dict[str, Any]:
-    """Set voltage and bus of the external grid (the POC), nominal frequency."""
+def _grid_ratings(scenario: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The POC's ratings and every line's end buses.
+
+    The POC: the external grid's set voltage and bus, the nominal frequency.
+    """
     from models.gridnet import load_tables
 
     net = load_tables(scenario.grid.source)
     ext = net.ext_grid[net.ext_grid["in_service"].astype(bool)]
-    return {
+    poc = {
         "v_nom_pu": float(ext["vm_pu"].iloc[0]),
         "slack_bus": f"bus_{int(ext['bus'].iloc[0])}",
         "f_nom_hz": NOMINAL_HZ,
     }
+    lines = {
+        f"line_{int(i)}": {
+            "from_bus": f"bus_{int(row.from_bus)}",
+            "to_bus": f"bus_{int(row.to_bus)}",
+        }
+        for i, row in net.line.iterrows()
+    }
+    return poc, lines
 
 
 def catalogue_from(scenario: Any, keys: Iterable[tuple[str, str, str]]) -> Catalogue:
@@ -243,10 +255,11 @@ def catalogue_from(scenario: Any, keys: Iterable[tuple[str, str, str]]) -> Catal
     for kind, (unit_list, names) in units.items():
         for unit in unit_list:
             assets[unit["name"]] = Asset(unit["name"], kind, _unit_ratings(unit, names))
-    assets["poc"] = Asset("poc", "grid", _grid_ratings(scenario))
+    poc, lines = _grid_ratings(scenario)
+    assets["poc"] = Asset("poc", "grid", poc)
     for sensor in sensors:
         if sensor.asset not in assets:
-            assets[sensor.asset] = Asset(sensor.asset, sensor.kind)
+            assets[sensor.asset] = Asset(sensor.asset, sensor.kind, lines.get(sensor.asset, {}))
     intervals, noise = _sensor_classes(scenario)
     return Catalogue(
         sensors=sensors,

@@ -220,7 +220,13 @@ class Engine:
         self._line_a, lines = kind_index("line")
         self._line_l = np.array([sensor(a.name, "line", "loading_pct") for a in lines], dtype=int)
         self._line_typical = np.zeros(len(lines))
-        self._dead_steps = np.zeros(len(lines), dtype=int)
+        self._line_from = np.array(
+            [where.get((a.ratings.get("from_bus", ""), "bus", "v_pu"), -1) for a in lines],
+            dtype=int,
+        )
+        self._line_to = np.array(
+            [where.get((a.ratings.get("to_bus", ""), "bus", "v_pu"), -1) for a in lines], dtype=int
+        )
         self._poc = ai["poc"]
         self._poc_p, self._poc_q = sensor("poc", "grid", "p_kw"), sensor("poc", "grid", "q_kvar")
         self._poc_v = slack
@@ -401,19 +407,6 @@ class Engine:
         )
         quiet = abs(hx[self._poc_p]) < s.outage_kw and abs(hx[self._poc_q]) < s.outage_kw
         extras[self._poc, _X["outage"]] = float(quiet and unbalance > s.unbalance_kw)
-        if len(self._line_a):
-            # a line reading nothing that carried power recently while buses go silent
-            # (cut off) is out; its typical loading is a slowly decaying maximum (one day)
-            loading = hx[self._line_l]
-            zero = (np.abs(loading) <= s.line_dead_pct) & (self._line_typical > s.line_typical_pct)
-            self._dead_steps = np.where(zero, self._dead_steps + 1, 0)
-            silent = bool(np.append(self.quality.gap, False)[self._bus_v].any())
-            dead = zero & silent
-            decay = 1.0 - min(1.0, self.cat.step_s / 86400.0)
-            self._line_typical = np.fmax(
-                np.nan_to_num(loading, nan=0.0), self._line_typical * decay
-            )
-            extras[self._line_a, _X["dead"]] = dead.astype(float)
         # residual charts and data quality of every sensor
         alarm = self.residuals.update(x, expected, sigma)
         window = self._stale_window(sigma)
@@ -422,6 +415,8 @@ class Engine:
         spread = np.where(self._has_exp, self.residuals.spread, np.nan)
         dq = self.quality.index(spread)
         n_idx[:, _I["data_quality"]] = _nanmin_rows(np.append(dq, np.nan)[self._own])
+        if len(self._line_a):
+            self._dead_lines(hx, extras)
         self.indices, self.extras = n_idx, extras
         # evidence per asset and the episodes
         low = np.any(n_idx < self._thr, axis=1)
@@ -468,6 +463,25 @@ class Engine:
             kind: self._pool[gather] for kind, (_, gather, _) in self._feature_index.items()
         }
         return StepOutput(n_idx, features, opened, updated, cleared)
+
+    def _dead_lines(self, hx: np.ndarray, extras: np.ndarray) -> None:
+        """Flag lines out of service.
+
+        A line is out when it reads nothing though it carried power recently and one of
+        its end buses went silent (cut off) while the other reports; the typical
+        loading is a slowly decaying maximum (time constant one day).
+        """
+        s = self.settings
+        loading = hx[self._line_l]
+        zero = (np.abs(loading) <= s.line_dead_pct) & (self._line_typical > s.line_typical_pct)
+        gap = np.append(self.quality.gap, True)
+        silent_from, silent_to = gap[self._line_from], gap[self._line_to]
+        measured = (self._line_from >= 0) & (self._line_to >= 0)
+        cut = measured & (silent_from != silent_to)
+        dead = zero & cut
+        decay = 1.0 - min(1.0, self.cat.step_s / 86400.0)
+        self._line_typical = np.fmax(np.nan_to_num(loading, nan=0.0), self._line_typical * decay)
+        extras[self._line_a, _X["dead"]] = dead.astype(float)
 
     def _stale_window(self, sigma: np.ndarray) -> np.ndarray:
         """Reports in a row that make a stale flag (see :func:`quality.stale_window`)."""
