@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from twin.diagnostics.arrays import ratio
+
 __all__ = ["Balance"]
 
 
@@ -55,5 +57,5 @@ class Balance:
 
     def share(self, residual_kw: np.ndarray, floor_kw: np.ndarray) -> np.ndarray:
         """Balance deviation over each asset's residual (NaN where ``|residual| < floor``)."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(np.abs(residual_kw) >= floor_kw, self.deviation / residual_kw, np.nan)
+        share = ratio(np.full(np.shape(residual_kw), self.deviation), residual_kw)
+        return np.where(np.abs(residual_kw) >= floor_kw, share, np.nan)

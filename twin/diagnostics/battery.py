@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from models.battery import limit_power, thermal_step
+from twin.diagnostics.arrays import fill_nan, ratio
 
 __all__ = ["BatteryTracker"]
 
@@ -89,8 +90,7 @@ class BatteryTracker:
     @property
     def capacity_kwh(self) -> np.ndarray:
         """Estimated usable capacity (kWh), NaN until a swing is measured."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.sxx > 0, self.sxy / self.sxx, np.nan)
+        return ratio(self.sxy, self.sxx)
 
     def commanded(self, p_set_kw: np.ndarray) -> np.ndarray:
         """The setpoint limited by the rating and the SoC window at the last reported SoC.
@@ -98,10 +98,10 @@ class BatteryTracker:
         NaN where the reported SoC is within ``edge`` (0.02) of the window's limit the
         setpoint moves towards (the true SoC may already be at the limit).
         """
-        p_set = np.nan_to_num(p_set_kw)
+        p_set = fill_nan(p_set_kw)
         limited = limit_power(
             p_set,
-            np.nan_to_num(self.soc_last, nan=0.5),
+            fill_nan(self.soc_last, 0.5),
             self.capacity,
             self.p_max,
             self.soc_min,
@@ -130,7 +130,7 @@ class BatteryTracker:
         ``soc`` and ``t_c`` are the states at the end of the step (NaN: no report).
         Returns the expected SoC and temperature at the end of the step.
         """
-        p = np.nan_to_num(p_kw)
+        p = fill_nan(p_kw)
         de = np.where(p > 0, -p / self.eta_dis, -p * self.eta_ch) * self.dt_h
         loss = np.where(p > 0, p * (1.0 / self.eta_dis - 1.0), -p * (1.0 - self.eta_ch))
         self.t_exp = np.where(

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from twin.diagnostics.arrays import fill_nan
+
 __all__ = [
     "ASSET_KINDS",
     "QUANTITY_CLASS",
@@ -132,6 +134,13 @@ class Catalogue:
         """The assets of ``kind``, by name."""
         return sorted((a for a in self.assets.values() if a.kind == kind), key=lambda a: a.name)
 
+    def noise_params(self) -> np.ndarray:
+        """``(n_sensors, 3)``: ``noise_pct``, ``noise_abs``, ``resolution`` per sensor."""
+        return np.array(
+            [self.imperfection.get(s.sensor_class, (0.0, 0.0, 0.0)) for s in self.sensors],
+            dtype=float,
+        ).reshape(-1, 3)
+
     def report_steps(self) -> np.ndarray:
         """Steps between two reports of every sensor (1: every step)."""
         return np.array(
@@ -143,7 +152,7 @@ class Catalogue:
         )
 
 
-def sensor_sigma(catalogue: Catalogue, values: np.ndarray) -> np.ndarray:
+def sensor_sigma(params: np.ndarray, values: np.ndarray) -> np.ndarray:
     r"""Standard deviation of every sensor's error at the readings ``values``.
 
     .. math:: \sigma = \sqrt{(p |x| / 100)^2 + a^2 + r^2 / 12}
@@ -154,16 +163,12 @@ def sensor_sigma(catalogue: Catalogue, values: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    catalogue : Catalogue
-        The run's sensors.
+    params : numpy.ndarray
+        ``(n_sensors, 3)``: :meth:`Catalogue.noise_params`.
     values : numpy.ndarray
         One reading per sensor (NaN: the floor alone).
     """
-    params = np.array(
-        [catalogue.imperfection.get(s.sensor_class, (0.0, 0.0, 0.0)) for s in catalogue.sensors],
-        dtype=float,
-    ).reshape(-1, 3)
-    x = np.nan_to_num(np.abs(np.asarray(values, dtype=float)))
+    x = fill_nan(np.abs(np.asarray(values, dtype=float)))
     return np.sqrt((params[:, 0] * x / 100.0) ** 2 + params[:, 1] ** 2 + params[:, 2] ** 2 / 12.0)
 
 

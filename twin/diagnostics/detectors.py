@@ -41,6 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twin.diagnostics.arrays import ratio
+
 __all__ = ["MODEL_UNCERTAINTY", "Cusum", "DetectorSettings", "Ewma", "Residuals", "normalised"]
 
 #: ``(u_rel, u_abs)`` of the twin's expectation per quantity (abs in the quantity's unit).
@@ -82,8 +84,7 @@ def normalised(
 ) -> np.ndarray:
     """Normalised residual ``(measured - expected) / sigma`` (NaN where either is NaN)."""
     sigma = np.sqrt(sigma_sensor**2 + (u_rel * expected) ** 2 + u_abs**2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (measured - expected) / sigma
+    return ratio(measured - expected, sigma)
 
 
 class Cusum:

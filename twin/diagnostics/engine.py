@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import erf
 
 from twin.diagnostics.alerts import Alert, AlertBook, AlertSettings
+from twin.diagnostics.arrays import fill_nan, pad, ratio
 from twin.diagnostics.balance import Balance
 from twin.diagnostics.battery import BatteryTracker
 from twin.diagnostics.catalogue import Catalogue, sensor_sigma
@@ -56,7 +56,7 @@ from twin.diagnostics.indices import (
     thermal_stress,
     voltage_band,
 )
-from twin.diagnostics.quality import Quality, QualitySettings
+from twin.diagnostics.quality import Quality, QualitySettings, stale_window
 
 __all__ = ["Engine", "Settings", "StepOutput"]
 
@@ -184,9 +184,7 @@ class Engine:
             own[ai[x.asset]].append(j)
             reveal[ai["poc" if j == slack else x.asset]].append(j)
         self._own, self._reveal = _pad(own), _pad(reveal)
-        params = np.array(
-            [catalogue.imperfection.get(x.sensor_class, (0.0, 0.0, 0.0)) for x in sensors]
-        ).reshape(n, 3)
+        self._noise = params = catalogue.noise_params()
         self._resolution = params[:, 2]
         self._has_noise = (params[:, 0] > 0) | (params[:, 1] > 0)
         self._q = np.array([x.quantity for x in sensors], dtype=object)
@@ -334,17 +332,17 @@ class Engine:
         s = self.settings
         fresh = np.isfinite(x)
         self.held = held = np.where(fresh, x, self.held)
-        hx = np.append(held, np.nan)
-        xx = np.append(x, np.nan)
+        hx = pad(held, np.nan)
+        xx = pad(x, np.nan)
         expected = self.exp.values[k].copy()
-        sigma = sensor_sigma(self.cat, held)
-        ex = np.append(expected, np.nan)
+        sigma = sensor_sigma(self._noise, held)
+        ex = pad(expected, np.nan)
         n_idx = np.full((self.n_assets, len(INDEX_NAMES)), np.nan)
         extras = np.full((self.n_assets, len(_EXTRA_NAMES)), np.nan)
         # PV: temperature-corrected expectation, performance and availability
         if len(self._pv_a):
             p_model = ex[self._pv_p]
-            t_model = np.append(self.exp.t_model[k], np.nan)[self._pv_p]
+            t_model = pad(self.exp.t_model[k], np.nan)[self._pv_p]
             p_exp = temperature_corrected(p_model, t_model, hx[self._pv_t], self._pv_gamma)
             ok = self._pv_p >= 0
             expected[self._pv_p[ok]] = p_exp[ok]
@@ -385,14 +383,15 @@ class Engine:
         self.balance.update(hx[self._poc_p], held[self._inject])
         for rows, idx in ((self._pv_a, self._pv_p), (self._load_a, self._load_p)):
             if len(rows):
-                residual = hx[idx] - np.append(expected, np.nan)[idx]
-                floor = np.maximum(s.balance_floor_kw, 3.0 * np.append(sigma, np.nan)[idx])
+                residual = hx[idx] - pad(expected, np.nan)[idx]
+                floor = np.maximum(s.balance_floor_kw, 3.0 * pad(sigma, np.nan)[idx])
                 extras[rows, _X["balance_share"]] = self.balance.share(residual, floor)
         if len(self._load_a):
-            with np.errstate(invalid="ignore", divide="ignore"):
-                e_p = np.append(expected, np.nan)[self._load_p]
-                big = np.abs(e_p) >= 0.05 * self._load_rating
-                extras[self._load_a, _X["ratio_p"]] = np.where(big, hx[self._load_p] / e_p, np.nan)
+            e_p = pad(expected, np.nan)[self._load_p]
+            big = np.abs(e_p) >= 0.05 * self._load_rating
+            extras[self._load_a, _X["ratio_p"]] = np.where(
+                big, ratio(hx[self._load_p], e_p), np.nan
+            )
         # grid: voltage band of buses and the POC, outage, dead lines
         if len(self._bus_a):
             n_idx[self._bus_a, _I["voltage_band"]] = voltage_band(
@@ -409,12 +408,12 @@ class Engine:
         extras[self._poc, _X["outage"]] = float(quiet and unbalance > s.unbalance_kw)
         # residual charts and data quality of every sensor
         alarm = self.residuals.update(x, expected, sigma)
-        window = self._stale_window(sigma)
+        window = stale_window(sigma, self._resolution, self._has_noise, s.quality)
         self.quality.update(x, window)
         ew = self.residuals.ewma
         spread = np.where(self._has_exp, self.residuals.spread, np.nan)
         dq = self.quality.index(spread)
-        n_idx[:, _I["data_quality"]] = _nanmin_rows(np.append(dq, np.nan)[self._own])
+        n_idx[:, _I["data_quality"]] = _nanmin_rows(pad(dq, np.nan)[self._own])
         if len(self._line_a):
             self._dead_lines(hx, extras)
         self.indices, self.extras = n_idx, extras
@@ -422,17 +421,17 @@ class Engine:
         low = np.any(n_idx < self._thr, axis=1)
         self._low = np.where(low, self._low + 1, 0)
         flagged = self.quality.stale | self.quality.gap
-        sig = np.nan_to_num(extras[:, [_X["outage"], _X["dead"]]]).max(axis=1) >= 0.5
+        sig = fill_nan(extras[:, [_X["outage"], _X["dead"]]]).max(axis=1) >= 0.5
         if s.mode == "threshold":
             firing = low
             healthy = ~low
         else:
-            res_alarm = np.append(alarm, False)[self._reveal].any(axis=1)
-            beyond = np.append(np.abs(ew.mean) > ew.limit, False)[self._reveal].any(axis=1)
+            res_alarm = pad(alarm, False)[self._reveal].any(axis=1)
+            beyond = pad(np.abs(ew.mean) > ew.limit, False)[self._reveal].any(axis=1)
             # an open alert is held by current evidence, not by the CUSUM's memory
             held_open = list(self.book.open)
             res_alarm[held_open] = beyond[held_open]
-            dq_flag = np.append(flagged, False)[self._own].any(axis=1)
+            dq_flag = pad(flagged, False)[self._own].any(axis=1)
             firing = res_alarm | dq_flag | (self._low >= s.alerts.open_steps) | sig
             if len(self._line_a) and extras[self._line_a, _X["dead"]].max() >= 0.5:
                 firing[self._bus_a] = False  # buses cut off by the line: its evidence
@@ -474,26 +473,14 @@ class Engine:
         s = self.settings
         loading = hx[self._line_l]
         zero = (np.abs(loading) <= s.line_dead_pct) & (self._line_typical > s.line_typical_pct)
-        gap = np.append(self.quality.gap, True)
+        gap = pad(self.quality.gap, True)
         silent_from, silent_to = gap[self._line_from], gap[self._line_to]
         measured = (self._line_from >= 0) & (self._line_to >= 0)
         cut = measured & (silent_from != silent_to)
         dead = zero & cut
         decay = 1.0 - min(1.0, self.cat.step_s / 86400.0)
-        self._line_typical = np.fmax(np.nan_to_num(loading, nan=0.0), self._line_typical * decay)
+        self._line_typical = np.fmax(fill_nan(loading), self._line_typical * decay)
         extras[self._line_a, _X["dead"]] = dead.astype(float)
-
-    def _stale_window(self, sigma: np.ndarray) -> np.ndarray:
-        """Reports in a row that make a stale flag (see :func:`quality.stale_window`)."""
-        q = self.settings.quality
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p = np.where(
-                self._resolution > 0, erf(self._resolution / (2.0 * np.sqrt(2.0) * sigma)), 0.0
-            )
-            n = np.where(p > 0, np.ceil(np.log(q.p_false) / np.log(p)) + 1, q.window)
-        n = np.where(p >= 1.0, q.max_window + 1, n)
-        n = np.clip(np.nan_to_num(n, nan=q.max_window + 1), q.window, q.max_window + 1)
-        return np.where(self._has_noise, n, q.max_window + 1).astype(int)
 
     def features_of(self, a: int) -> tuple[np.ndarray, list[str]]:
         """The current feature vector of asset ``a`` (engine order) and its names."""
@@ -535,7 +522,7 @@ class Engine:
         severity = 1.0 - float(defined.min()) if len(defined) else 0.0
         reveal = self._reveal[a][self._reveal[a] >= 0]
         if len(reveal):
-            z = np.nan_to_num(np.abs(self.residuals.ewma.mean[reveal])).max()
+            z = fill_nan(np.abs(self.residuals.ewma.mean[reveal])).max()
             severity = max(severity, min(1.0, float(z) / (4.0 * self.residuals.ewma.limit)))
         if not notes:
             notes.append("recovering")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from twin.diagnostics.arrays import ratio
+
 __all__ = [
     "INDEX_NAMES",
     "converter_availability_battery",
@@ -32,9 +34,7 @@ INDEX_NAMES = (
 )
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return num / den
+_ratio = ratio
 
 
 def pv_performance(

@@ -24,9 +24,11 @@ linearly from 1 at a residual spread of ``noise_ratio / 2`` to 0 at ``noise_rati
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import erf, sqrt
 
 import numpy as np
+from scipy.special import erf
+
+from twin.diagnostics.arrays import fill_nan, ratio
 
 __all__ = ["Quality", "QualitySettings", "stale_window"]
 
@@ -45,7 +47,7 @@ class QualitySettings:
 
 
 def stale_window(
-    sigma: np.ndarray, resolution: np.ndarray, settings: QualitySettings
+    sigma: np.ndarray, resolution: np.ndarray, noisy: np.ndarray, settings: QualitySettings
 ) -> np.ndarray:
     r"""Reports in a row that make a stale flag, per sensor.
 
@@ -53,22 +55,16 @@ def stale_window(
     :math:`r` repeats its reading with probability about
     :math:`p = \mathrm{erf}(r / (2 \sqrt{2} \sigma))`; the window is the smallest
     :math:`N \ge` ``window`` with :math:`p^{N-1} <` ``p_false``, at most ``max_window``
-    (``max_window + 1``, i.e. never, for a noiseless sensor).
+    (``max_window + 1``, i.e. never, for a sensor without noise: ``noisy`` false).
     """
+    never = settings.max_window + 1
     sigma = np.asarray(sigma, float)
     resolution = np.asarray(resolution, float)
-    out = np.empty(sigma.shape, dtype=int)
-    for i, (s, r) in enumerate(zip(sigma.ravel(), resolution.ravel(), strict=True)):
-        if s <= 0.0:
-            out.flat[i] = settings.max_window + 1
-            continue
-        p = erf(r / (2.0 * sqrt(2.0) * s)) if r > 0 else 0.0
-        if p <= 0.0:
-            out.flat[i] = settings.window
-            continue
-        n = int(np.ceil(np.log(settings.p_false) / np.log(p))) + 1 if p < 1 else 10**6
-        out.flat[i] = min(max(settings.window, n), settings.max_window + 1)
-    return out
+    p = np.where(resolution > 0, erf(ratio(resolution, 2.0 * np.sqrt(2.0) * sigma)), 0.0)
+    log_p = np.log(np.clip(p, 1e-300, 1.0 - 1e-16))
+    n = np.where(p > 0, np.ceil(np.log(settings.p_false) / log_p) + 1, settings.window)
+    n = np.where((p >= 1.0) | np.isnan(p) | ~np.asarray(noisy, bool), never, n)
+    return np.clip(n, settings.window, never).astype(int)
 
 
 class Quality:
@@ -93,6 +89,8 @@ class Quality:
         self.stale = np.zeros(n, dtype=bool)
         self.gap = np.zeros(n, dtype=bool)
         self._cols = np.arange(settings.max_window)
+        self._rows = np.arange(n)
+        self.pos = np.zeros(n, dtype=int)
 
     def update(self, reading: np.ndarray, window: np.ndarray) -> None:
         """One step: ``reading`` per sensor (NaN: none), ``window`` of :func:`stale_window`."""
@@ -100,15 +98,16 @@ class Quality:
         self.seen |= fresh
         self.missing = np.where(fresh, 0, self.missing + 1)
         self.gap = self.seen & (self.missing > self.s.gap_reports * self.report_steps - 1)
-        if fresh.any():
+        if fresh.any():  # a ring buffer of the last reports per sensor
             rows = np.flatnonzero(fresh)
-            self.buffer[rows, :-1] = self.buffer[rows, 1:]
-            self.buffer[rows, -1] = reading[rows]
+            self.buffer[rows, self.pos[rows]] = reading[rows]
+            self.pos[rows] = (self.pos[rows] + 1) % self.s.max_window
             self.count[rows] += 1
         m = self.s.max_window
         w = np.minimum(window, m)
-        first = self.buffer[np.arange(len(w)), m - w]
-        inside = self._cols[None, :] >= (m - w)[:, None]
+        first = self.buffer[self._rows, (self.pos - w) % m]
+        age = (self.pos[:, None] - 1 - self._cols[None, :]) % m  # 0: the newest report
+        inside = age < w[:, None]
         close = np.abs(self.buffer - first[:, None]) <= self.s.atol + self.s.rtol * np.abs(
             first[:, None]
         )
@@ -119,5 +118,5 @@ class Quality:
     def index(self, spread: np.ndarray) -> np.ndarray:
         """Data-quality index per sensor from the flags and the residual spread (NaN: none)."""
         ratio = self.s.noise_ratio
-        noise = np.clip(2.0 - 2.0 * np.nan_to_num(spread, nan=0.0) / ratio, 0.0, 1.0)
+        noise = np.clip(2.0 - 2.0 * fill_nan(spread) / ratio, 0.0, 1.0)
         return np.where(self.stale | self.gap, 0.0, noise)

@@ -1,0 +1,28 @@
+"""Array helpers of the engine's hot path (no warnings machinery per step)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["fill_nan", "pad", "ratio"]
+
+
+def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` as floats, NaN where ``den`` is 0 (or either is NaN), no warning."""
+    num, den = np.asarray(num, float), np.asarray(den, float)
+    if num.shape != den.shape:
+        num, den = np.broadcast_arrays(num, den)
+    out = np.full(num.shape, np.nan)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def fill_nan(values: np.ndarray, fill: float = 0.0) -> np.ndarray:
+    """``values`` with NaN replaced by ``fill`` (a new array)."""
+    values = np.asarray(values, float)
+    return np.where(np.isnan(values), fill, values)
+
+
+def pad(values: np.ndarray, fill: float | bool = np.nan) -> np.ndarray:
+    """``values`` with one ``fill`` appended: index -1 of a gather picks it (no sensor)."""
+    return np.concatenate((values, np.array([fill], dtype=np.asarray(values).dtype)))
