@@ -409,7 +409,7 @@ class Engine:
         # residual charts and data quality of every sensor
         alarm = self.residuals.update(x, expected, sigma)
         window = stale_window(sigma, self._resolution, self._has_noise, s.quality)
-        self.quality.update(x, window)
+        self.quality.update(x, window, expected, sigma)
         ew = self.residuals.ewma
         spread = np.where(self._has_exp, self.residuals.spread, np.nan)
         dq = self.quality.index(spread)
