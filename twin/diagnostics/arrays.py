@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fill_nan", "pad", "ratio"]
+__all__ = ["TINY", "fill_nan", "pad", "ratio"]
+
+#: Below this a denominator is 0: no physical quantity of the twin is that small.
+TINY = 1e-200
 
 
 def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """``num / den`` as floats, NaN where ``den`` is 0 (or either is NaN), no warning."""
+    """``num / den`` as floats, NaN where ``den`` is 0 (or either is NaN), no warning.
+
+    Denominators below :data:`TINY` in magnitude count as 0 (no overflow to infinity).
+    """
     num, den = np.asarray(num, float), np.asarray(den, float)
     if num.shape != den.shape:
         num, den = np.broadcast_arrays(num, den)
     out = np.full(num.shape, np.nan)
-    np.divide(num, den, out=out, where=den != 0)
+    np.divide(num, den, out=out, where=np.abs(den) > TINY)
     return out
 
 
