@@ -194,7 +194,8 @@ def diagnose(
     from twin.diagnostics.run import diagnose_run
 
     try:
-        result = diagnose_run(run_dir, model, Settings(mode="threshold") if baseline else None)
+        settings = Settings(mode="threshold") if baseline else None
+        result = diagnose_run(run_dir, model, settings, features=False)
     except TwinError as exc:
         _fail(exc)
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["TINY", "fill_nan", "pad", "ratio"]
+__all__ = ["TINY", "fill_nan", "pad", "ratio", "unit"]
 
 #: Below this a denominator is 0: no physical quantity of the twin is that small.
 TINY = 1e-200
@@ -15,12 +15,13 @@ def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
     Denominators below :data:`TINY` in magnitude count as 0 (no overflow to infinity).
     """
-    num, den = np.asarray(num, float), np.asarray(den, float)
-    if num.shape != den.shape:
-        num, den = np.broadcast_arrays(num, den)
-    out = np.full(num.shape, np.nan)
-    np.divide(num, den, out=out, where=np.abs(den) > TINY)
-    return out
+    den = np.asarray(den, float)
+    return num / np.where(np.abs(den) > TINY, den, np.nan)
+
+
+def unit(values: np.ndarray) -> np.ndarray:
+    """``values`` clipped to 0..1 (NaN stays NaN)."""
+    return np.minimum(np.maximum(values, 0.0), 1.0)
 
 
 def fill_nan(values: np.ndarray, fill: float = 0.0) -> np.ndarray:

@@ -266,13 +266,24 @@ class Engine:
             s.alerts,
             "threshold" if s.mode == "threshold" else "residual",
         )
-        self.held = np.full(n, np.nan)
+        self._hx = np.full(n + 1, np.nan)
+        self.held = self._hx[:n]  # the last report of every sensor
+        self._xx = np.full(n + 1, np.nan)
+        self._ex = np.full(n + 1, np.nan)
+        self._sx = np.full(n + 1, np.nan)
+        self._t_model = np.concatenate(
+            [expectations.t_model, np.full((expectations.n_steps, 1), np.nan)], axis=1
+        )
         self._low = np.zeros(self.n_assets, dtype=int)
         self._soc_res = np.full(len(bats), np.nan)
         self._feature_index = self._features_layout()
         self.indices = np.full((self.n_assets, len(INDEX_NAMES)), np.nan)
         self.extras = np.full((self.n_assets, len(_EXTRA_NAMES)), np.nan)
-        self._pool = np.empty(0)
+        self._pool: np.ndarray | None = None
+        #: Collect every asset's features each step (``StepOutput.features``, for
+        #: training); off (the default) they are gathered only for the assets the
+        #: diagnoser is asked about.
+        self.collect_features = False
 
     # --- layout of the per-asset features ----------------------------------------------
 
@@ -330,19 +341,23 @@ class Engine:
     def step_array(self, k: int, time: pd.Timestamp, x: np.ndarray, cmd: np.ndarray) -> StepOutput:
         """One step from the readings in sensor order and the setpoints in battery order."""
         s = self.settings
-        fresh = np.isfinite(x)
-        self.held = held = np.where(fresh, x, self.held)
-        hx = pad(held, np.nan)
-        xx = pad(x, np.nan)
-        expected = self.exp.values[k].copy()
-        sigma = sensor_sigma(self._noise, held)
-        ex = pad(expected, np.nan)
+        n = self.n_sensors
+        fresh = x == x  # not NaN
+        # padded buffers: index -1 (a sensor the run does not have) reads NaN
+        hx, xx, ex, sx = self._hx, self._xx, self._ex, self._sx
+        held = hx[:n]
+        held[fresh] = x[fresh]
+        xx[:n] = x
+        expected = ex[:n]
+        expected[:] = self.exp.values[k]
+        sigma = sx[:n]
+        sigma[:] = sensor_sigma(self._noise, held)
         n_idx = np.full((self.n_assets, len(INDEX_NAMES)), np.nan)
         extras = np.full((self.n_assets, len(_EXTRA_NAMES)), np.nan)
         # PV: temperature-corrected expectation, performance and availability
         if len(self._pv_a):
             p_model = ex[self._pv_p]
-            t_model = pad(self.exp.t_model[k], np.nan)[self._pv_p]
+            t_model = self._t_model[k, self._pv_p]
             p_exp = temperature_corrected(p_model, t_model, hx[self._pv_t], self._pv_gamma)
             ok = self._pv_p >= 0
             expected[self._pv_p[ok]] = p_exp[ok]
@@ -383,11 +398,11 @@ class Engine:
         self.balance.update(hx[self._poc_p], held[self._inject])
         for rows, idx in ((self._pv_a, self._pv_p), (self._load_a, self._load_p)):
             if len(rows):
-                residual = hx[idx] - pad(expected, np.nan)[idx]
-                floor = np.maximum(s.balance_floor_kw, 3.0 * pad(sigma, np.nan)[idx])
+                residual = hx[idx] - ex[idx]
+                floor = np.maximum(s.balance_floor_kw, 3.0 * sx[idx])
                 extras[rows, _X["balance_share"]] = self.balance.share(residual, floor)
         if len(self._load_a):
-            e_p = pad(expected, np.nan)[self._load_p]
+            e_p = ex[self._load_p]
             big = np.abs(e_p) >= 0.05 * self._load_rating
             extras[self._load_a, _X["ratio_p"]] = np.where(
                 big, ratio(hx[self._load_p], e_p), np.nan
@@ -411,7 +426,7 @@ class Engine:
         window = stale_window(sigma, self._resolution, self._has_noise, s.quality)
         self.quality.update(x, window, expected, sigma)
         ew = self.residuals.ewma
-        spread = np.where(self._has_exp, self.residuals.spread, np.nan)
+        self._spread = spread = np.where(self._has_exp, self.residuals.spread, np.nan)
         dq = self.quality.index(spread)
         n_idx[:, _I["data_quality"]] = _nanmin_rows(pad(dq, np.nan)[self._own])
         if len(self._line_a):
@@ -436,19 +451,7 @@ class Engine:
             if len(self._line_a) and extras[self._line_a, _X["dead"]].max() >= 0.5:
                 firing[self._bus_a] = False  # buses cut off by the line: its evidence
             healthy = ~(firing | beyond | low)
-        self._pool = np.concatenate(
-            [
-                n_idx.ravel(),
-                self.residuals.z,
-                self.residuals.cusum.statistic,
-                ew.mean,
-                spread,
-                self.quality.stale.astype(float),
-                self.quality.gap.astype(float),
-                extras.ravel(),
-                [np.nan],
-            ]
-        )
+        self._pool = self._make_pool() if self.collect_features else None
         opened, updated, cleared = self.book.update(
             k, time, firing, healthy, self._diagnose, self._evidence
         )
@@ -458,10 +461,28 @@ class Engine:
             mask[self._reveal[a]] = True
             self.residuals.reset(mask[:-1])
             self._low[a] = 0
-        features = {
-            kind: self._pool[gather] for kind, (_, gather, _) in self._feature_index.items()
-        }
+        features = (
+            {kind: self._pool[gather] for kind, (_, gather, _) in self._feature_index.items()}
+            if self._pool is not None and self.collect_features
+            else {}
+        )
         return StepOutput(n_idx, features, opened, updated, cleared)
+
+    def _make_pool(self) -> np.ndarray:
+        """Every feature value of this step in one vector (gathered per kind)."""
+        return np.concatenate(
+            [
+                self.indices.ravel(),
+                self.residuals.z,
+                self.residuals.cusum.statistic,
+                self.residuals.ewma.mean,
+                self._spread,
+                self.quality.stale.astype(float),
+                self.quality.gap.astype(float),
+                self.extras.ravel(),
+                [np.nan],
+            ]
+        )
 
     def _dead_lines(self, hx: np.ndarray, extras: np.ndarray) -> None:
         """Flag lines out of service.
@@ -487,6 +508,8 @@ class Engine:
         kind = self.asset_kinds[a]
         rows, gather, names = self._feature_index[kind]
         r = int(np.flatnonzero(rows == a)[0])
+        if self._pool is None:
+            self._pool = self._make_pool()
         return self._pool[gather[r]], names
 
     def _diagnose(self, a: int) -> tuple[str, float]:

@@ -6,8 +6,8 @@ so that the online engine and the offline loop give the same flags:
 - **stale**: pvanalytics' :func:`~pvanalytics.quality.gaps.stale_values_diff` with
   ``mark="end"`` flags report ``i`` when the ``window`` reports ending at ``i`` are all
   close (``numpy.allclose``, ``rtol``/``atol``) to the first of them. That flag needs
-  only the past, so :class:`Quality` computes exactly it on a ring buffer of the last
-  reports (equal to the library's on the same series: a test). A sensor whose readings
+  only the past, so :class:`Quality` computes it causally from a run-length counter
+  (equal to the library's on the same series: a test). A sensor whose readings
   may repeat without a fault (its noise is below its resolution: a reading of 0 kW at
   night) is not informative: its window grows until a healthy sensor would repeat that
   long with probability below ``p_false`` (:func:`stale_window`; 1e-7 per sensor and
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import erf
 
-from twin.diagnostics.arrays import fill_nan, ratio
+from twin.diagnostics.arrays import fill_nan, ratio, unit
 
 __all__ = ["Quality", "QualitySettings", "stale_window"]
 
@@ -75,6 +75,12 @@ def stale_window(
 class Quality:
     """Streaming gap, stale and noise flags of ``n`` sensors.
 
+    The stale test keeps, per sensor, the run of reports close to the run's first
+    (``anchor``) and the range of the twin's expectation over that run: O(n) per step.
+    A run of ``N`` reports ending now is exactly pvanalytics' window of ``N`` reports
+    all close to their first, where closeness is equality up to ``rtol``/``atol`` (a
+    test compares both).
+
     Parameters
     ----------
     report_steps : numpy.ndarray
@@ -87,17 +93,15 @@ class Quality:
         self.s = settings
         n = len(report_steps)
         self.report_steps = np.asarray(report_steps, int)
-        self.buffer = np.full((n, settings.max_window), np.nan)
-        self.expected = np.full((n, settings.max_window), np.nan)
-        self.count = np.zeros(n, dtype=int)
+        self.gap_after = self.s.gap_reports * self.report_steps - 1
+        self.anchor = np.full(n, np.nan)
+        self.run = np.zeros(n, dtype=int)
+        self.exp_low = np.full(n, np.nan)
+        self.exp_high = np.full(n, np.nan)
         self.missing = np.zeros(n, dtype=int)
         self.seen = np.zeros(n, dtype=bool)
         self.stale = np.zeros(n, dtype=bool)
-        self.stale_value = np.full(n, np.nan)
         self.gap = np.zeros(n, dtype=bool)
-        self._cols = np.arange(settings.max_window)
-        self._rows = np.arange(n)
-        self.pos = np.zeros(n, dtype=int)
 
     def update(
         self,
@@ -119,48 +123,29 @@ class Quality:
             readings that repeat for ``window`` (the setting) reports while the
             expectation moved by more than ``moved_sigmas`` sigma are stale too.
         """
-        fresh = np.isfinite(reading)
+        s = self.s
+        fresh = reading == reading  # not NaN
         self.seen |= fresh
         self.missing = np.where(fresh, 0, self.missing + 1)
-        self.gap = self.seen & (self.missing > self.s.gap_reports * self.report_steps - 1)
-        if fresh.any():  # a ring buffer of the last reports per sensor
-            rows = np.flatnonzero(fresh)
-            self.buffer[rows, self.pos[rows]] = reading[rows]
-            if expected is not None:
-                self.expected[rows, self.pos[rows]] = expected[rows]
-            self.pos[rows] = (self.pos[rows] + 1) % self.s.max_window
-            self.count[rows] += 1
-        stale = self._repeated(np.minimum(window, self.s.max_window)) & (
-            window <= self.s.max_window
-        )
+        self.gap = self.seen & (self.missing > self.gap_after)
+        close = np.abs(reading - self.anchor) <= s.atol + s.rtol * np.abs(self.anchor)
+        extend = fresh & close
+        restart = fresh & ~close
+        self.run = np.where(extend, self.run + 1, np.where(restart, 1, self.run))
+        self.anchor = np.where(restart, reading, self.anchor)
+        stale = (self.run >= window) & (window <= s.max_window)
         if expected is not None and sigma is not None:
-            short = np.full(len(reading), self.s.window)
-            inside = self._inside(short)
-            exp = np.where(inside, self.expected, np.nan)
-            moved = np.fmax.reduce(exp, axis=1) - np.fmin.reduce(exp, axis=1)
-            stale |= self._repeated(short) & (fill_nan(moved) > self.s.moved_sigmas * sigma)
-        # a flagged sensor stays flagged while it repeats its value
-        same = np.abs(reading - self.stale_value) <= self.s.atol + self.s.rtol * np.abs(
-            self.stale_value
-        )
-        stale |= self.stale & same
-        # a flag holds between reports (the last report decides)
+            e = np.where(fresh, expected, np.nan)
+            self.exp_low = np.where(restart, e, np.fmin(self.exp_low, e))
+            self.exp_high = np.where(restart, e, np.fmax(self.exp_high, e))
+            moved = fill_nan(self.exp_high - self.exp_low) > s.moved_sigmas * sigma
+            stale |= (self.run >= s.window) & moved
+        # a flag holds while the run goes on, and between reports (the last report decides)
+        stale |= self.stale & extend
         self.stale = np.where(fresh, stale, self.stale & ~self.gap)
-        self.stale_value = np.where(self.stale, np.where(fresh, reading, self.stale_value), np.nan)
-
-    def _inside(self, w: np.ndarray) -> np.ndarray:
-        """Mask of the last ``w`` reports of every sensor in the ring buffer."""
-        age = (self.pos[:, None] - 1 - self._cols[None, :]) % self.s.max_window
-        return age < w[:, None]
-
-    def _repeated(self, w: np.ndarray) -> np.ndarray:
-        """The last ``w`` reports all close to the first of them (pvanalytics' test)."""
-        first = self.buffer[self._rows, (self.pos - w) % self.s.max_window][:, None]
-        close = np.abs(self.buffer - first) <= self.s.atol + self.s.rtol * np.abs(first)
-        return np.all(close | ~self._inside(w), axis=1) & (self.count >= w)
 
     def index(self, spread: np.ndarray) -> np.ndarray:
         """Data-quality index per sensor from the flags and the residual spread (NaN: none)."""
         ratio = self.s.noise_ratio
-        noise = np.clip(2.0 - 2.0 * fill_nan(spread) / ratio, 0.0, 1.0)
+        noise = unit(2.0 - 2.0 * fill_nan(spread) / ratio)
         return np.where(self.stale | self.gap, 0.0, noise)
