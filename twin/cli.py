@@ -181,6 +181,39 @@ def report(run_dir: Annotated[Path, typer.Argument(help="Run directory of `twin 
 
 
 @app.command()
+def diagnose(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory of `twin run`.")],
+    model: Annotated[
+        Path | None, typer.Option(help="Learned model directory (default: physics rules).")
+    ] = None,
+    baseline: Annotated[
+        bool, typer.Option("--baseline", help="Static-threshold baseline instead.")
+    ] = False,
+) -> None:
+    """Health indices and alerts from a run's measured values (health/alerts files)."""
+    from twin.diagnostics.engine import Settings
+    from twin.diagnostics.run import diagnose_run
+
+    try:
+        settings = Settings(mode="threshold") if baseline else None
+        result = diagnose_run(run_dir, model, settings, features=False)
+    except TwinError as exc:
+        _fail(exc)
+        return
+    console.print(
+        f"{len(result.alerts)} alert(s) in {result.steps} steps "
+        f"(engine {1000 * result.engine_s / max(result.steps, 1):.2f} ms/step); "
+        f"wrote {run_dir / 'health.parquet'}, alerts.parquet, alerts.json"
+    )
+    for alert in result.alerts:
+        console.print(
+            f"  {alert['alert_id']}: {alert['kind']} ({alert['start']} .. "
+            f"{alert['end'] or 'open'}) {', '.join(alert['evidence'][:3])}",
+            highlight=False,
+        )
+
+
+@app.command()
 def train(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (with a battery).")],
     out: Annotated[Path, typer.Option(help="Policy file to write.")] = Path("policy.zip"),

@@ -5,8 +5,10 @@ Every step the engine tells the :class:`AlertBook`, per asset, whether it is *fi
 and whether it is *healthy* (no firing condition and no residual beyond its EWMA
 limit). An asset without an open alert that fires opens one (``start`` = this step);
 while open, its evidence and severity follow the worst seen, and the diagnoser is asked
-again every ``rediagnose_steps``; after ``clear_steps`` healthy steps in a row it is
-cleared (``end`` = the first of them) and the asset's charts restart.
+again every ``rediagnose_steps`` while it fires (a more confident answer replaces the
+kind: a fading signature does not overwrite a clear one); after ``clear_steps``
+healthy steps in a row it is cleared (``end`` = the first of them) and the asset's
+charts restart.
 
 :data:`ALERT_COLUMNS` is the schema of ``alerts.parquet``/``alerts.json`` (see the
 issue's design notes).
@@ -158,7 +160,7 @@ class AlertBook:
             if k - alert._last_diagnosis >= self.s.rediagnose_steps:
                 alert._last_diagnosis = k
                 kind, confidence = diagnose(a)
-                if (kind, confidence) != (alert.kind, alert.confidence):
+                if kind != alert.kind and confidence > alert.confidence:
                     alert.kind, alert.confidence, changed = kind, confidence, True
             if changed:
                 updated.append(alert)

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twin.diagnostics.arrays import ratio
+
 __all__ = ["MODEL_UNCERTAINTY", "Cusum", "DetectorSettings", "Ewma", "Residuals", "normalised"]
 
 #: ``(u_rel, u_abs)`` of the twin's expectation per quantity (abs in the quantity's unit).
@@ -52,6 +54,10 @@ MODEL_UNCERTAINTY: dict[str, tuple[float, float]] = {
     "t_c": (0.0, 0.5),
     "soc": (0.0, 0.01),
 }
+
+
+#: E|z1 - z2| for independent standard normal z1, z2: 2 / sqrt(pi).
+_MEAN_ABS_DIFF = 2.0 / float(np.sqrt(np.pi))
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,7 @@ def normalised(
 ) -> np.ndarray:
     """Normalised residual ``(measured - expected) / sigma`` (NaN where either is NaN)."""
     sigma = np.sqrt(sigma_sensor**2 + (u_rel * expected) ** 2 + u_abs**2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (measured - expected) / sigma
+    return ratio(measured - expected, sigma)
 
 
 class Cusum:
@@ -151,15 +156,25 @@ class Residuals:
         self.cusum = Cusum(n, settings.k, settings.h)
         self.ewma = Ewma(n, settings.lam, settings.ewma_limit)
         self.z = np.full(n, np.nan)
+        self._last = np.full(n, np.nan)
+        self._lam = settings.lam
+        #: EW mean of |z_k - z_(k-1)| / E|N(0,1) - N(0,1)|: 1 for healthy residuals,
+        #: the residual's noise level relative to the expected one (a step counts once).
+        self.spread = np.ones(n)
 
     def update(
         self, measured: np.ndarray, expected: np.ndarray, sigma_sensor: np.ndarray
     ) -> np.ndarray:
         """One step: the residuals of the fresh readings; return the alarms (bool)."""
-        self.z = normalised(measured, expected, sigma_sensor, self.u_rel, self.u_abs)
-        return self.cusum.update(self.z) | self.ewma.update(self.z)
+        self.z = z = normalised(measured, expected, sigma_sensor, self.u_rel, self.u_abs)
+        dz = np.abs(z - self._last) / _MEAN_ABS_DIFF
+        ok = np.isfinite(dz)
+        self.spread = np.where(ok, self.spread + self._lam * (dz - self.spread), self.spread)
+        self._last = np.where(np.isfinite(z), z, self._last)
+        return self.cusum.update(z) | self.ewma.update(z)
 
     def reset(self, mask: np.ndarray) -> None:
         """Restart both charts where ``mask`` is true."""
         self.cusum.reset(mask)
         self.ewma.reset(mask)
+        self.spread[mask] = 1.0

@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import erf
 
 from twin.diagnostics.alerts import Alert, AlertBook, AlertSettings
+from twin.diagnostics.arrays import fill_nan, pad, ratio
+from twin.diagnostics.balance import Balance
 from twin.diagnostics.battery import BatteryTracker
 from twin.diagnostics.catalogue import Catalogue, sensor_sigma
 from twin.diagnostics.detectors import DetectorSettings, Residuals
@@ -55,7 +56,7 @@ from twin.diagnostics.indices import (
     thermal_stress,
     voltage_band,
 )
-from twin.diagnostics.quality import Quality, QualitySettings
+from twin.diagnostics.quality import Quality, QualitySettings, stale_window
 
 __all__ = ["Engine", "Settings", "StepOutput"]
 
@@ -94,12 +95,15 @@ class Settings:
     line_typical_pct: float = 1.0
     outage_kw: float = 0.5
     unbalance_kw: float = 2.0
+    balance_floor_kw: float = 0.2
 
 
 @dataclass
 class StepOutput:
-    """What one step gives: indices ``(n_assets, 7)`` (engine asset order), features per
-    asset kind ``(n, F)``, and the alerts opened, updated and cleared.
+    """What one step gives.
+
+    Indices ``(n_assets, 7)`` in the engine's asset order (``Engine.assets``), features
+    per asset kind ``(n, F)``, and the alerts opened, updated and cleared.
     """
 
     indices: np.ndarray
@@ -180,9 +184,7 @@ class Engine:
             own[ai[x.asset]].append(j)
             reveal[ai["poc" if j == slack else x.asset]].append(j)
         self._own, self._reveal = _pad(own), _pad(reveal)
-        params = np.array(
-            [catalogue.imperfection.get(x.sensor_class, (0.0, 0.0, 0.0)) for x in sensors]
-        ).reshape(n, 3)
+        self._noise = params = catalogue.noise_params()
         self._resolution = params[:, 2]
         self._has_noise = (params[:, 0] > 0) | (params[:, 1] > 0)
         self._q = np.array([x.quantity for x in sensors], dtype=object)
@@ -215,7 +217,14 @@ class Engine:
         self._bus_v = np.array([sensor(a.name, "bus", "v_pu") for a in buses], dtype=int)
         self._line_a, lines = kind_index("line")
         self._line_l = np.array([sensor(a.name, "line", "loading_pct") for a in lines], dtype=int)
-        self._line_typical = np.full(len(lines), np.nan)
+        self._line_typical = np.zeros(len(lines))
+        self._line_from = np.array(
+            [where.get((a.ratings.get("from_bus", ""), "bus", "v_pu"), -1) for a in lines],
+            dtype=int,
+        )
+        self._line_to = np.array(
+            [where.get((a.ratings.get("to_bus", ""), "bus", "v_pu"), -1) for a in lines], dtype=int
+        )
         self._poc = ai["poc"]
         self._poc_p, self._poc_q = sensor("poc", "grid", "p_kw"), sensor("poc", "grid", "q_kvar")
         self._poc_v = slack
@@ -227,6 +236,11 @@ class Engine:
             ],
             dtype=int,
         )
+        self._inject_q = np.array(
+            [j for j, x in enumerate(sensors) if x.quantity == "q_kvar" and x.kind != "grid"],
+            dtype=int,
+        )
+        self.balance = Balance(catalogue.step_s)
         self._has_exp = np.zeros(n, dtype=bool)
         self._has_exp[np.isfinite(expectations.values).any(axis=0)] = True
         for idx in (self._bat_p, self._bat_soc, self._bat_t):
@@ -236,6 +250,8 @@ class Engine:
         for a, kind in enumerate(self.asset_kinds):
             for name in KIND_INDICES.get(kind, ()):
                 if name in s.thresholds and not (kind == "bus" and name == "voltage_band"):
+                    if name == "data_quality" and s.mode != "threshold":
+                        continue  # the residual mode reads the flags themselves
                     self._thr[a, _I[name]] = s.thresholds[name]
         self._thr[self._bat_a, _I["soh_estimate"]] = self._bat_soh0 - s.soh_drop
         self._applicable = np.zeros_like(self._thr, dtype=bool)
@@ -250,13 +266,24 @@ class Engine:
             s.alerts,
             "threshold" if s.mode == "threshold" else "residual",
         )
-        self.held = np.full(n, np.nan)
+        self._hx = np.full(n + 1, np.nan)
+        self.held = self._hx[:n]  # the last report of every sensor
+        self._xx = np.full(n + 1, np.nan)
+        self._ex = np.full(n + 1, np.nan)
+        self._sx = np.full(n + 1, np.nan)
+        self._t_model = np.concatenate(
+            [expectations.t_model, np.full((expectations.n_steps, 1), np.nan)], axis=1
+        )
         self._low = np.zeros(self.n_assets, dtype=int)
         self._soc_res = np.full(len(bats), np.nan)
         self._feature_index = self._features_layout()
         self.indices = np.full((self.n_assets, len(INDEX_NAMES)), np.nan)
         self.extras = np.full((self.n_assets, len(_EXTRA_NAMES)), np.nan)
-        self._pool = np.empty(0)
+        self._pool: np.ndarray | None = None
+        #: Collect every asset's features each step (``StepOutput.features``, for
+        #: training); off (the default) they are gathered only for the assets the
+        #: diagnoser is asked about.
+        self.collect_features = False
 
     # --- layout of the per-asset features ----------------------------------------------
 
@@ -314,18 +341,23 @@ class Engine:
     def step_array(self, k: int, time: pd.Timestamp, x: np.ndarray, cmd: np.ndarray) -> StepOutput:
         """One step from the readings in sensor order and the setpoints in battery order."""
         s = self.settings
-        fresh = np.isfinite(x)
-        self.held = held = np.where(fresh, x, self.held)
-        hx = np.append(held, np.nan)
-        xx = np.append(x, np.nan)
-        expected = self.exp.values[k].copy()
-        ex = np.append(expected, np.nan)
+        n = self.n_sensors
+        fresh = x == x  # not NaN
+        # padded buffers: index -1 (a sensor the run does not have) reads NaN
+        hx, xx, ex, sx = self._hx, self._xx, self._ex, self._sx
+        held = hx[:n]
+        held[fresh] = x[fresh]
+        xx[:n] = x
+        expected = ex[:n]
+        expected[:] = self.exp.values[k]
+        sigma = sx[:n]
+        sigma[:] = sensor_sigma(self._noise, held)
         n_idx = np.full((self.n_assets, len(INDEX_NAMES)), np.nan)
         extras = np.full((self.n_assets, len(_EXTRA_NAMES)), np.nan)
         # PV: temperature-corrected expectation, performance and availability
         if len(self._pv_a):
             p_model = ex[self._pv_p]
-            t_model = np.append(self.exp.t_model[k], np.nan)[self._pv_p]
+            t_model = self._t_model[k, self._pv_p]
             p_exp = temperature_corrected(p_model, t_model, hx[self._pv_t], self._pv_gamma)
             ok = self._pv_p >= 0
             expected[self._pv_p[ok]] = p_exp[ok]
@@ -362,11 +394,19 @@ class Engine:
             extras[self._bat_a, _X["soc_jump"]] = tr.jump.astype(float)
             extras[self._bat_a, _X["soc_residual"]] = self._soc_res
             extras[self._bat_a, _X["soh_drop"]] = self._bat_soh0 - soh
+        # the site's balance: a sensor's residual shows in it, a physical change does not
+        self.balance.update(hx[self._poc_p], held[self._inject])
+        for rows, idx in ((self._pv_a, self._pv_p), (self._load_a, self._load_p)):
+            if len(rows):
+                residual = hx[idx] - ex[idx]
+                floor = np.maximum(s.balance_floor_kw, 3.0 * sx[idx])
+                extras[rows, _X["balance_share"]] = self.balance.share(residual, floor)
         if len(self._load_a):
-            with np.errstate(invalid="ignore", divide="ignore"):
-                e_p = np.append(expected, np.nan)[self._load_p]
-                big = np.abs(e_p) >= 0.05 * self._load_rating
-                extras[self._load_a, _X["ratio_p"]] = np.where(big, hx[self._load_p] / e_p, np.nan)
+            e_p = ex[self._load_p]
+            big = np.abs(e_p) >= 0.05 * self._load_rating
+            extras[self._load_a, _X["ratio_p"]] = np.where(
+                big, ratio(hx[self._load_p], e_p), np.nan
+            )
         # grid: voltage band of buses and the POC, outage, dead lines
         if len(self._bus_a):
             n_idx[self._bus_a, _I["voltage_band"]] = voltage_band(
@@ -375,62 +415,43 @@ class Engine:
         n_idx[self._poc, _I["voltage_band"]] = voltage_band(
             np.array([hx[self._poc_v]]), self.cat.v_min_pu, self.cat.v_max_pu
         )[0]
-        unbalance = abs(float(np.nansum(held[self._inject]))) if len(self._inject) else 0.0
+        unbalance = max(
+            abs(float(np.nansum(held[self._inject]))) if len(self._inject) else 0.0,
+            abs(float(np.nansum(held[self._inject_q]))) if len(self._inject_q) else 0.0,
+        )
         quiet = abs(hx[self._poc_p]) < s.outage_kw and abs(hx[self._poc_q]) < s.outage_kw
         extras[self._poc, _X["outage"]] = float(quiet and unbalance > s.unbalance_kw)
-        if len(self._line_a):
-            loading = hx[self._line_l]
-            dead = (loading < s.line_dead_pct) & (self._line_typical > s.line_typical_pct)
-            alpha = min(1.0, self.cat.step_s / 86400.0)
-            first = np.isnan(self._line_typical)
-            upd = np.isfinite(loading) & ~dead
-            self._line_typical = np.where(
-                first,
-                loading,
-                np.where(
-                    upd,
-                    self._line_typical + alpha * (loading - self._line_typical),
-                    self._line_typical,
-                ),
-            )
-            extras[self._line_a, _X["dead"]] = dead.astype(float)
         # residual charts and data quality of every sensor
-        sigma = sensor_sigma(self.cat, held)
         alarm = self.residuals.update(x, expected, sigma)
-        window = self._stale_window(sigma)
-        self.quality.update(x, window)
+        window = stale_window(sigma, self._resolution, self._has_noise, s.quality)
+        self.quality.update(x, window, expected, sigma)
         ew = self.residuals.ewma
-        spread = np.where(self._has_exp, np.sqrt(ew.var), np.nan)
+        self._spread = spread = np.where(self._has_exp, self.residuals.spread, np.nan)
         dq = self.quality.index(spread)
-        n_idx[:, _I["data_quality"]] = _nanmin_rows(np.append(dq, np.nan)[self._own])
+        n_idx[:, _I["data_quality"]] = _nanmin_rows(pad(dq, np.nan)[self._own])
+        if len(self._line_a):
+            self._dead_lines(hx, extras)
         self.indices, self.extras = n_idx, extras
         # evidence per asset and the episodes
         low = np.any(n_idx < self._thr, axis=1)
         self._low = np.where(low, self._low + 1, 0)
         flagged = self.quality.stale | self.quality.gap
-        sig = np.nan_to_num(extras[:, [_X["outage"], _X["dead"]]]).max(axis=1) >= 0.5
+        sig = fill_nan(extras[:, [_X["outage"], _X["dead"]]]).max(axis=1) >= 0.5
         if s.mode == "threshold":
             firing = low
             healthy = ~low
         else:
-            res_alarm = np.append(alarm, False)[self._reveal].any(axis=1)
-            dq_flag = np.append(flagged, False)[self._own].any(axis=1)
-            beyond = np.append(np.abs(ew.mean) > ew.limit, False)[self._reveal].any(axis=1)
+            res_alarm = pad(alarm, False)[self._reveal].any(axis=1)
+            beyond = pad(np.abs(ew.mean) > ew.limit, False)[self._reveal].any(axis=1)
+            # an open alert is held by current evidence, not by the CUSUM's memory
+            held_open = list(self.book.open)
+            res_alarm[held_open] = beyond[held_open]
+            dq_flag = pad(flagged, False)[self._own].any(axis=1)
             firing = res_alarm | dq_flag | (self._low >= s.alerts.open_steps) | sig
+            if len(self._line_a) and extras[self._line_a, _X["dead"]].max() >= 0.5:
+                firing[self._bus_a] = False  # buses cut off by the line: its evidence
             healthy = ~(firing | beyond | low)
-        self._pool = np.concatenate(
-            [
-                n_idx.ravel(),
-                self.residuals.z,
-                self.residuals.cusum.statistic,
-                ew.mean,
-                spread,
-                self.quality.stale.astype(float),
-                self.quality.gap.astype(float),
-                extras.ravel(),
-                [np.nan],
-            ]
-        )
+        self._pool = self._make_pool() if self.collect_features else None
         opened, updated, cleared = self.book.update(
             k, time, firing, healthy, self._diagnose, self._evidence
         )
@@ -440,28 +461,55 @@ class Engine:
             mask[self._reveal[a]] = True
             self.residuals.reset(mask[:-1])
             self._low[a] = 0
-        features = {
-            kind: self._pool[gather] for kind, (_, gather, _) in self._feature_index.items()
-        }
+        features = (
+            {kind: self._pool[gather] for kind, (_, gather, _) in self._feature_index.items()}
+            if self._pool is not None and self.collect_features
+            else {}
+        )
         return StepOutput(n_idx, features, opened, updated, cleared)
 
-    def _stale_window(self, sigma: np.ndarray) -> np.ndarray:
-        """Reports in a row that make a stale flag (see :func:`quality.stale_window`)."""
-        q = self.settings.quality
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p = np.where(
-                self._resolution > 0, erf(self._resolution / (2.0 * np.sqrt(2.0) * sigma)), 0.0
-            )
-            n = np.where(p > 0, np.ceil(np.log(q.p_false) / np.log(p)) + 1, q.window)
-        n = np.where(p >= 1.0, q.max_window + 1, n)
-        n = np.clip(np.nan_to_num(n, nan=q.max_window + 1), q.window, q.max_window + 1)
-        return np.where(self._has_noise, n, q.max_window + 1).astype(int)
+    def _make_pool(self) -> np.ndarray:
+        """Every feature value of this step in one vector (gathered per kind)."""
+        return np.concatenate(
+            [
+                self.indices.ravel(),
+                self.residuals.z,
+                self.residuals.cusum.statistic,
+                self.residuals.ewma.mean,
+                self._spread,
+                self.quality.stale.astype(float),
+                self.quality.gap.astype(float),
+                self.extras.ravel(),
+                [np.nan],
+            ]
+        )
+
+    def _dead_lines(self, hx: np.ndarray, extras: np.ndarray) -> None:
+        """Flag lines out of service.
+
+        A line is out when it reads nothing though it carried power recently and one of
+        its end buses went silent (cut off) while the other reports; the typical
+        loading is a slowly decaying maximum (time constant one day).
+        """
+        s = self.settings
+        loading = hx[self._line_l]
+        zero = (np.abs(loading) <= s.line_dead_pct) & (self._line_typical > s.line_typical_pct)
+        gap = pad(self.quality.gap, True)
+        silent_from, silent_to = gap[self._line_from], gap[self._line_to]
+        measured = (self._line_from >= 0) & (self._line_to >= 0)
+        cut = measured & (silent_from != silent_to)
+        dead = zero & cut
+        decay = 1.0 - min(1.0, self.cat.step_s / 86400.0)
+        self._line_typical = np.fmax(fill_nan(loading), self._line_typical * decay)
+        extras[self._line_a, _X["dead"]] = dead.astype(float)
 
     def features_of(self, a: int) -> tuple[np.ndarray, list[str]]:
         """The current feature vector of asset ``a`` (engine order) and its names."""
         kind = self.asset_kinds[a]
         rows, gather, names = self._feature_index[kind]
         r = int(np.flatnonzero(rows == a)[0])
+        if self._pool is None:
+            self._pool = self._make_pool()
         return self._pool[gather[r]], names
 
     def _diagnose(self, a: int) -> tuple[str, float]:
@@ -497,7 +545,7 @@ class Engine:
         severity = 1.0 - float(defined.min()) if len(defined) else 0.0
         reveal = self._reveal[a][self._reveal[a] >= 0]
         if len(reveal):
-            z = np.nan_to_num(np.abs(self.residuals.ewma.mean[reveal])).max()
+            z = fill_nan(np.abs(self.residuals.ewma.mean[reveal])).max()
             severity = max(severity, min(1.0, float(z) / (4.0 * self.residuals.ewma.limit)))
         if not notes:
             notes.append("recovering")

@@ -52,14 +52,16 @@ KIND_INDICES: dict[str, tuple[str, ...]] = {
 
 SENSOR_STATS = ("z", "cusum", "ewma", "spread", "stale", "gap")
 
-#: Kind-specific signatures: PV in daylight (1/0); the battery's SoC jump this step, its
+#: Kind-specific signatures: PV in daylight (1/0); the share of a PV plant's or load's
+#: power residual the site's balance shows too (:class:`twin.diagnostics.balance.Balance`:
+#: about 1 for a sensor fault, 0 for a physical change); the battery's SoC jump this step, its
 #: SoC residual and the estimated SoH's drop below its commissioning value; a load's
 #: measured/expected power ratio; the POC exchanging nothing while the site is
 #: unbalanced; a line carrying nothing that usually carries power.
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "pv": ("daylight",),
+    "pv": ("daylight", "balance_share"),
     "battery": ("soc_jump", "soc_residual", "soh_drop"),
-    "load": ("ratio_p",),
+    "load": ("ratio_p", "balance_share"),
     "grid": ("outage",),
     "line": ("dead",),
 }

@@ -139,7 +139,7 @@ def run_engine(
     """Step ``engine`` over every step; return indices, features per kind and loop time."""
     n = len(times)
     indices = np.full((n, engine.n_assets, len(INDEX_NAMES)), np.nan)
-    names = engine.feature_names()
+    names = engine.feature_names() if engine.collect_features else {}
     features = {
         kind: np.full((n, len(engine._feature_index[kind][0]), len(cols)), np.nan)
         for kind, cols in names.items()
@@ -224,6 +224,7 @@ def diagnose_run(
     model: Any = None,
     settings: Settings | None = None,
     write: bool = True,
+    features: bool = True,
 ) -> DiagnosisResult:
     """Diagnose a finished run from what its sensors reported.
 
@@ -238,6 +239,9 @@ def diagnose_run(
         Engine settings (``Settings(mode="threshold")``: the static baseline).
     write : bool
         Write ``health.parquet``, ``alerts.parquet`` and ``alerts.json`` (default).
+    features : bool
+        Collect every asset's features at every step (``DiagnosisResult.features``,
+        the training rows); off, the loop is faster and the frame empty.
 
     Raises
     ------
@@ -271,17 +275,18 @@ def diagnose_run(
     catalogue = catalogue_from(scenario, keys)
     expectations = expectations_from(scenario, catalogue)
     engine = Engine(catalogue, expectations, settings, _diagnoser(model, catalogue))
+    engine.collect_features = features
     times = scenario.clock().times
     readings, setpoints = measured_arrays(
         results, times, [s.key for s in catalogue.sensors], engine.command_keys
     )
-    indices, features, elapsed = run_engine(engine, times, readings, setpoints)
+    indices, collected, elapsed = run_engine(engine, times, readings, setpoints)
     alerts = [a.record() for a in engine.finish()]
     site = str(results["site"].iloc[0]) if len(results) else scenario.name
     run_id = str(meta.get("run_id", ""))
     health = _health_frame(engine, times, indices, site, run_id)
     result = DiagnosisResult(
-        health, alerts, _features_frame(engine, times, features), catalogue, elapsed, len(times)
+        health, alerts, _features_frame(engine, times, collected), catalogue, elapsed, len(times)
     )
     if write:
         health.to_parquet(run_dir / "health.parquet", index=False)
