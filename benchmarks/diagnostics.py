@@ -37,11 +37,10 @@ from typing import Any
 
 from benchmarks.run_year import machine
 from twin.campaign import Campaign, execute, load_campaign
-from twin.diagnostics.campaign import score_dir
 from twin.diagnostics.engine import Settings
 from twin.diagnostics.report import HEADER, score_rows, summary_line
 from twin.diagnostics.run import diagnose_run
-from twin.diagnostics.score import aggregate_scores
+from twin.diagnostics.score import aggregate_scores, score_dir
 from twin.diagnostics.train import campaign_runs, train_campaign
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +85,7 @@ def run_campaign(name: str, work: Path, workers: int, n: int | None) -> Path:
 
 
 def _diagnose_one(run_dir: Path, model: Path | None, settings: Any) -> tuple[Any, ...]:
-    found = diagnose_run(run_dir, model=model, settings=settings, write=False)
+    found = diagnose_run(run_dir, model=model, settings=settings, write=False, features=False)
     meta = json.loads((run_dir / "run.json").read_text())
     return (
         score_dir(run_dir, found.alerts, write=False),

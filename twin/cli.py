@@ -205,6 +205,12 @@ def diagnose(
         f"(engine {1000 * result.engine_s / max(result.steps, 1):.2f} ms/step); "
         f"wrote {run_dir / 'health.parquet'}, alerts.parquet, alerts.json"
     )
+    if (run_dir / "labels.json").is_file():  # the ground truth: score the alerts
+        from twin.diagnostics.report import summary_line
+        from twin.diagnostics.score import score_dir
+
+        scores = score_dir(run_dir, result.alerts)
+        console.print(f"scores.json: {summary_line(scores)}", highlight=False, soft_wrap=True)
     for alert in result.alerts:
         console.print(
             f"  {alert['alert_id']}: {alert['kind']} ({alert['start']} .. "

@@ -23,9 +23,9 @@ from typing import Any
 
 import pandas as pd
 
-from twin.diagnostics.score import aggregate_scores, dumps, score_run
+from twin.diagnostics.score import aggregate_scores, dumps, score_dir
 
-__all__ = ["COLUMNS", "diagnose_campaign", "score_dir"]
+__all__ = ["COLUMNS", "diagnose_campaign"]
 
 #: Summary columns added per run.
 COLUMNS = (
@@ -45,33 +45,7 @@ def _engine_diagnose(run_dir: Path, model: Path | None) -> Any:
     """Run the offline engine on a run directory (writes health and alerts)."""
     from twin.diagnostics.run import diagnose_run  # the engine's offline loop
 
-    return diagnose_run(run_dir, model=model)
-
-
-def score_dir(
-    run_dir: Path, alerts: list[dict[str, Any]] | None = None, *, write: bool = True
-) -> dict[str, Any]:
-    """Scores of a diagnosed run directory: its alerts against its labels (or none).
-
-    ``alerts`` default to the run's ``alerts.json``. The run's true rows decide which
-    labels are revealable. With ``write``, the scores go to the run's ``scores.json``
-    when the run has labels.
-    """
-    from twin.units import parse_duration_s
-
-    scenario = json.loads((run_dir / "run.json").read_text())["scenario"]
-    results = pd.read_parquet(run_dir / "results.parquet")
-    step_s = float(parse_duration_s(scenario["step"]))
-    start = pd.Timestamp(scenario["start"]).tz_convert("UTC")
-    end = start + pd.Timedelta(seconds=parse_duration_s(scenario["duration"]))
-    if alerts is None:
-        alerts = json.loads((run_dir / "alerts.json").read_text())
-    labels_path = run_dir / "labels.json"
-    labels = json.loads(labels_path.read_text()) if labels_path.is_file() else {"faults": []}
-    scores = score_run(alerts, labels, step_s, start, end, results=results)
-    if write and labels_path.is_file():
-        (run_dir / "scores.json").write_text(dumps(scores))
-    return scores
+    return diagnose_run(run_dir, model=model, features=False)
 
 
 def _columns(scores: dict[str, Any], alerts: int, faulted: bool) -> dict[str, Any]:

@@ -34,6 +34,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,7 @@ __all__ = [
     "GRACE_STEPS",
     "aggregate_scores",
     "kind_group",
+    "score_dir",
     "score_run",
 ]
 
@@ -285,6 +287,32 @@ def aggregate_scores(scores: Iterable[dict[str, Any]]) -> dict[str, Any]:
         steps.add(score["step_s"])
     step_s = steps.pop() if len(steps) == 1 else None
     return _summarise(records, tp, fp, false_alarms, days, step_s)
+
+
+def score_dir(
+    run_dir: Path, alerts: list[dict[str, Any]] | None = None, *, write: bool = True
+) -> dict[str, Any]:
+    """Scores of a diagnosed run directory: its alerts against its labels (or none).
+
+    ``alerts`` default to the run's ``alerts.json``. The run's true rows decide which
+    labels are revealable. With ``write``, the scores go to the run's ``scores.json``
+    when the run has labels.
+    """
+    from twin.units import parse_duration_s
+
+    scenario = json.loads((run_dir / "run.json").read_text())["scenario"]
+    results = pd.read_parquet(run_dir / "results.parquet")
+    step_s = float(parse_duration_s(scenario["step"]))
+    start = pd.Timestamp(scenario["start"]).tz_convert("UTC")
+    end = start + pd.Timedelta(seconds=parse_duration_s(scenario["duration"]))
+    if alerts is None:
+        alerts = json.loads((run_dir / "alerts.json").read_text())
+    labels_path = run_dir / "labels.json"
+    labels = json.loads(labels_path.read_text()) if labels_path.is_file() else {"faults": []}
+    scores = score_run(alerts, labels, step_s, start, end, results=results)
+    if write and labels_path.is_file():
+        (run_dir / "scores.json").write_text(dumps(scores))
+    return scores
 
 
 def dumps(scores: dict[str, Any]) -> str:

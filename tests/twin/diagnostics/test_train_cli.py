@@ -158,3 +158,14 @@ def test_model_needs_diagnose(tmp_path):
     result = run_cli("campaign", tmp_path / "c.yaml", "--model", tmp_path)
     assert result.exit_code == 2
     assert "--model: only with --diagnose" in result.output
+
+
+def test_diagnose_scores_a_run_with_labels(campaign):
+    _, out, _ = campaign
+    run_dir = next(p for p in (out / "runs").iterdir() if (p / "labels.json").exists())
+    (run_dir / "scores.json").unlink(missing_ok=True)
+    result = run_cli("diagnose", run_dir)
+    assert result.exit_code == 0, result.output
+    assert "scores.json: macro F1" in result.output
+    scores = json.loads((run_dir / "scores.json").read_text())
+    assert set(scores) >= {"kinds", "macro_f1", "false_alarms_per_day", "confusion"}
