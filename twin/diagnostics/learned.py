@@ -444,6 +444,23 @@ class LearnedAnomalyScorer:
     def __init__(self, model: DiagnosticsModel) -> None:
         self.model = model
 
+    def scores(self, asset_kind: str, features: np.ndarray, names: list[str]) -> np.ndarray:
+        """Anomaly scores 0..1 of every asset of a kind at once (``features``: n x F).
+
+        One matrix product per asset kind: what the engine can afford every step
+        (:class:`twin.diagnostics.engine.StepOutput` gives the features per kind).
+        """
+        x = np.atleast_2d(np.asarray(features, dtype=float))
+        known = self.model.features.get(asset_kind)
+        if known is None or asset_kind not in self.model.anomaly_models:
+            return np.zeros(len(x))
+        if list(names) != known:
+            where = {name: i for i, name in enumerate(names)}
+            pick = [where.get(n, -1) for n in known]
+            x = np.where(np.array(pick) >= 0, x[:, np.maximum(pick, 0)], np.nan)
+        ratio = self.model.anomaly_score(asset_kind, x)
+        return ratio / (1.0 + ratio)
+
     def score(self, asset_kind: str, features: np.ndarray, names: list[str]) -> float:
         """Anomaly score 0..1 of one feature vector (0.0 for an unknown asset kind)."""
         x = _ordered(self.model, asset_kind, features, names)
@@ -458,13 +475,18 @@ class LearnedDiagnoser:
 
     The engine asks only once an alert is open, so something is wrong: the answer is the
     most probable *fault* kind of the asset's classifier (``none`` is never the answer)
-    with its probability as the confidence. Asset kinds without a classifier go to
-    ``fallback`` (the engine's rules), else ``("anomaly", 0.3)``.
+    with its probability as the confidence. Asset kinds without a classifier, and
+    answers less probable than ``min_confidence``, go to ``fallback`` (the engine's
+    rules) when there is one; without one an asset kind without a classifier is
+    ``("anomaly", 0.3)``.
     """
 
-    def __init__(self, model: DiagnosticsModel, fallback: Any = None) -> None:
+    def __init__(
+        self, model: DiagnosticsModel, fallback: Any = None, min_confidence: float = 0.5
+    ) -> None:
         self.model = model
         self.fallback = fallback
+        self.min_confidence = min_confidence
 
     def diagnose(
         self, asset_kind: str, features: np.ndarray, names: list[str]
@@ -481,4 +503,7 @@ class LearnedDiagnoser:
         order = [i for i in np.argsort(-proba) if classes[i] != NONE]
         if not order:
             return "anomaly", 0.3
-        return classes[order[0]], float(proba[order[0]])
+        kind, confidence = classes[order[0]], float(proba[order[0]])
+        if confidence < self.min_confidence and self.fallback is not None:
+            return self.fallback.diagnose(asset_kind, features, names)
+        return kind, confidence

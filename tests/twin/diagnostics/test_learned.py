@@ -168,9 +168,14 @@ def test_engine_protocols_backed_by_the_model(model):
     )
     kind, confidence = diagnoser.diagnose("pv", np.array([0.0, -9.0, 0.0]), names)
     assert kind == "inverter_trip" and 0.5 < confidence <= 1.0
-    # an open alert never gets "none": the most probable fault kind
-    kind, _ = diagnoser.diagnose("pv", np.array([1.0, 0.0, 0.0]), names)
-    assert kind in ("pv_shading", "inverter_trip")
+    # an open alert never gets "none": the most probable fault kind, or the rules when
+    # that is improbable
+    normal = np.array([1.0, 0.0, 0.0])
+    assert diagnoser.diagnose("pv", normal, names) == ("rule_said_so", 0.4)
+    assert LearnedDiagnoser(model).diagnose("pv", normal, names)[0] in (
+        "pv_shading",
+        "inverter_trip",
+    )
     assert diagnoser.diagnose("load", np.zeros(1), ["x"]) == ("rule_said_so", 0.4)
     assert LearnedDiagnoser(model).diagnose("load", np.zeros(1), ["x"]) == ("anomaly", 0.3)
     assert scorer.score("load", np.zeros(1), ["x"]) == 0.0
@@ -184,3 +189,24 @@ def test_a_feature_never_measured_does_not_break_the_fit():
     names, _ = model.classify("pv", [[0.0, -9.0, np.nan]])
     assert names == ["inverter_trip"]
     assert model.columns("pv") == [0, 1]
+
+
+class Sure:
+    def diagnose(self, asset_kind, features, names):
+        return "rules_answer", 0.9
+
+
+def test_unsure_classifier_defers_to_the_rules_and_batch_scores(model):
+    names = FEATURES["pv"]
+    ambiguous = np.array([0.3, -6.5, 0.0])  # between shading and a trip
+    _, p = model.classify("pv", [ambiguous])
+    picky = LearnedDiagnoser(model, fallback=Sure(), min_confidence=float(p[0]) + 0.01)
+    assert picky.diagnose("pv", ambiguous, names) == ("rules_answer", 0.9)
+    relaxed = LearnedDiagnoser(model, fallback=Sure(), min_confidence=0.0)
+    assert relaxed.diagnose("pv", ambiguous, names)[0] in ("pv_shading", "inverter_trip")
+    scorer = LearnedAnomalyScorer(model)
+    x = np.array([[1.0, 0.0, 0.0], [0.0, -9.0, 0.0], [0.6, -4.0, 0.0]])
+    batch = scorer.scores("pv", x, names)
+    assert batch == pytest.approx([scorer.score("pv", row, names) for row in x])
+    assert scorer.scores("pv", x[:, [2, 0, 1]], ["gap", "pi", "resid"]) == pytest.approx(batch)
+    assert (scorer.scores("load", x, names) == 0).all()
