@@ -538,7 +538,8 @@ def campaign(
 ) -> None:
     """Run every point of a campaign (resuming finished ones) and write its summary.
 
-    Exits 1 when any run failed (after writing the summary and, with --report, the report).
+    Exits 1 when any run failed or, with --diagnose, could not be diagnosed (after
+    writing the summary and, with --report, the report).
     """
     from twin.campaign import execute, load_campaign
     from twin.campaign import report as render
@@ -580,12 +581,7 @@ def campaign(
         console.print(f"ran again {row['point_id']}: {row['rerun_reason']}", highlight=False)
     for _, row in failed.iterrows():
         err_console.print(f"[red]failed[/] {row['point_id']}: {row['error']}", highlight=False)
-    if diagnose:
-        from twin.diagnostics.report import scores_table, summary_line
-
-        scored = json.loads((directory / "scores.json").read_text())
-        console.print(scores_table(scored, title="diagnostics: every run"))
-        console.print(summary_line(scored), highlight=False, soft_wrap=True)
+    refused = _print_diagnostics(summary, directory) if diagnose else 0
     if report:
         try:
             page, worst = render(directory)
@@ -601,7 +597,28 @@ def campaign(
         console.print(f"report: {page}")
     if not failed.empty:
         err_console.print(f"[bold red]campaign FAILED[/]: {len(failed)} run(s) did not finish")
+    if refused:
+        err_console.print(f"[bold red]diagnostics FAILED[/] for {refused} run(s)")
+    if refused or not failed.empty:
         raise typer.Exit(code=1)
+
+
+def _print_diagnostics(summary: Any, directory: Path) -> int:
+    """Print a campaign's pooled scores and the runs not diagnosed; return their count."""
+    from twin.diagnostics.report import scores_table, summary_line
+
+    refused = summary[summary["diagnose_error"].notna()]
+    for _, row in refused.iterrows():
+        err_console.print(
+            f"[red]not diagnosed[/] {row['point_id']}: {row['diagnose_error']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if (directory / "scores.json").is_file():
+        scored = json.loads((directory / "scores.json").read_text())
+        console.print(scores_table(scored, title="diagnostics: every run"))
+        console.print(summary_line(scored), highlight=False, soft_wrap=True)
+    return len(refused)
 
 
 @app.command()

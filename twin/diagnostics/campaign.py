@@ -11,7 +11,8 @@ Columns (:data:`COLUMNS`), for the campaign's own fault of the run (the last lab
 campaign appends its fault to the base scenario's): ``alerts``, ``false_alarms``,
 ``revealable``, ``detected``, ``delay_s``, ``delay_steps``, ``diagnosed_kind``,
 ``diagnosis_correct`` and ``f1`` (the run's macro F1); fault-free runs have only
-``alerts`` and ``false_alarms``.
+``alerts`` and ``false_alarms``. A run the engine refuses (no measured rows, a model
+that does not know its sensors) gets its reason in ``diagnose_error`` and no scores.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from twin.diagnostics.score import aggregate_scores, dumps, score_dir
+from twin.errors import TwinError
 
 __all__ = ["COLUMNS", "diagnose_campaign"]
 
@@ -38,6 +40,7 @@ COLUMNS = (
     "diagnosed_kind",
     "diagnosis_correct",
     "f1",
+    "diagnose_error",
 )
 
 
@@ -99,7 +102,11 @@ def diagnose_campaign(
         if point["status"] != "finished":
             rows.append({})
             continue
-        diagnose(run_dir, model_dir)
+        try:
+            diagnose(run_dir, model_dir)
+        except TwinError as exc:  # a run the engine cannot read: a row, not a stop
+            rows.append({"diagnose_error": f"{type(exc).__name__}: {exc}"})
+            continue
         scores = score_dir(run_dir)
         pooled.append(scores)
         alerts = json.loads((run_dir / "alerts.json").read_text())

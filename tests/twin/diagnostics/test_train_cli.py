@@ -169,3 +169,33 @@ def test_diagnose_scores_a_run_with_labels(campaign):
     assert "scores.json: macro F1" in result.output
     scores = json.loads((run_dir / "scores.json").read_text())
     assert set(scores) >= {"kinds", "macro_f1", "false_alarms_per_day", "confusion"}
+
+
+def test_campaign_with_a_model_of_other_sensors_says_which_runs_and_fails(campaign, tmp_path):
+    tmp, out, _ = campaign
+    model_dir = tmp / "model"
+    if not model_dir.exists():
+        assert run_cli("diagnostics", "train", out, "--out", model_dir).exit_code == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    for path in model_dir.iterdir():
+        (other / path.name).write_bytes(path.read_bytes())
+    document = json.loads((other / "model.json").read_text())
+    document["sensors"].remove("battery.t_c")  # trained where the BMS reports no temperature
+    (other / "model.json").write_text(json.dumps(document))
+    result = run_cli(
+        "campaign",
+        tmp / "c.yaml",
+        "--out",
+        out,
+        "--executor",
+        "threads",
+        "--no-progress",
+        "--diagnose",
+        "--model",
+        other,
+    )
+    assert result.exit_code == 1
+    assert "not diagnosed" in result.output and "unknown sensors ['battery.t_c']" in result.output
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["diagnose_error"].str.contains("ModelSensorsError").all()
