@@ -20,12 +20,17 @@ trained on one grid applies to another grid with the same kinds of sensors):
   fault whose target is that asset while the fault acts, else ``none``.
 
 Saved models (:func:`save`) are a directory: ``model.json`` (the feature lists, the
-sensors the model knows, the training data fingerprint, package versions, creation
-time) and one ``.skops`` file per estimator (skops: no pickle; :func:`load` admits only
+sensors the model knows and their fingerprint, the training data fingerprint and the
+training runs' sensor-catalogue fingerprints, package versions, creation time) and one
+``.skops`` file per estimator (skops: no pickle; :func:`load` admits only
 scikit-learn and numpy types). :func:`load` refuses, with a :class:`ModelError`
 subclass naming the field and what was expected, a model whose files are missing, whose
 scikit-learn major version differs, whose features differ from the engine's, or whose
-sensors do not cover the run's.
+sensors do not cover the run's. The sensors a model knows are sensor *types*
+(``pv.p_kw``, ``bus.v_pu``: :func:`sensor_types`), not asset names, because its features
+are per asset kind: a model trained on one grid diagnoses another grid with the same
+kinds of sensors, and refuses a run with a kind of sensor it never saw (an EV park's
+power) or without one it was trained with (a BMS that reports no temperature).
 """
 
 from __future__ import annotations

@@ -57,11 +57,14 @@ class RunFeatures:
         Feature columns per asset kind.
     sensors : list of tuple
         The run's measured series ``(asset, kind, quantity)``.
+    catalogue_fingerprint : str
+        :meth:`twin.diagnostics.catalogue.Catalogue.fingerprint` of the run.
     """
 
     frame: pd.DataFrame
     features: dict[str, list[str]]
     sensors: list[tuple[str, str, str]]
+    catalogue_fingerprint: str = ""
 
 
 def run_features(run_dir: Path, results: pd.DataFrame) -> RunFeatures:
@@ -75,6 +78,7 @@ def run_features(run_dir: Path, results: pd.DataFrame) -> RunFeatures:
         found.features,
         {kind: feature_names(kind) for kind in kinds},
         [s.key for s in found.catalogue.sensors],
+        found.catalogue.fingerprint(),
     )
 
 
@@ -161,7 +165,7 @@ def train_campaign(
         No finished runs, runs without measured rows, no fault-free run, or runs whose
         engines disagree on the feature lists.
     """
-    frames, ids, sensors, clean = [], [], set(), 0
+    frames, ids, sensors, clean, catalogues = [], [], set(), 0, set()
     features: dict[str, list[str]] = {}
     for run_dir in campaign_runs(campaign_dir):
         results = pd.read_parquet(run_dir / "results.parquet")
@@ -186,6 +190,7 @@ def train_campaign(
         clean += not labels
         frames.append(frame)
         sensors |= set(sensor_types(table.sensors))
+        catalogues.add(table.catalogue_fingerprint)
         meta = json.loads((run_dir / "run.json").read_text())
         ids.append([meta.get("run_id"), meta.get("scenario_hash"), len(results), len(frame)])
     data = pd.concat(frames, ignore_index=True)
@@ -201,6 +206,7 @@ def train_campaign(
         "runs": len(ids),
         "fault_free_runs": clean,
         "rows": len(data),
+        "catalogue_fingerprints": sorted(catalogues),
         "labels": {str(k): int(v) for k, v in data["label"].value_counts().sort_index().items()},
     }
     model = fit(data, features, sensors=sorted(sensors), training=training, seed=seed)

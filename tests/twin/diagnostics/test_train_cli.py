@@ -82,6 +82,8 @@ def test_train_saves_a_model_that_reloads_and_predicts_the_same(campaign):
     assert document["training"]["labels"]["pv_shading"] > 0
     assert "pv.p_kw" in document["sensors"] and "battery.soc" in document["sensors"]
     assert len(document["training"]["fingerprint"]) == 64
+    assert len(document["sensor_fingerprint"]) == 64
+    (catalogue,) = document["training"]["catalogue_fingerprints"]  # one grid, one sensor set
     run_dir = next(p for p in (out / "runs").iterdir() if (p / "labels.json").exists())
     found = diagnose_run(run_dir, write=False)
     first, again = load(model_dir), load(model_dir, found.catalogue)
