@@ -104,7 +104,7 @@ class RuleDiagnoser:
                 and abs(_get(f, f"ewma:{q}", 0.0)) < 0.5 * spread
                 and not jump
             ):
-                return "sensor_noise", 0.8
+                return "sensor_noise", 0.85
         return None
 
     def diagnose(
@@ -156,7 +156,7 @@ class RuleDiagnoser:
         share = _get(f, "balance_share")
         if p != 0 and np.isfinite(share):
             # the POC sees a real change of the load, not a sensor's
-            return ("sensor_drift", 0.75) if share > 0.5 else ("load_spike", 0.85)
+            return ("sensor_drift", 0.8) if share > 0.5 else ("load_spike", 0.8)
         if p != 0 and q == p:
             return "load_spike", 0.8  # the scale acts on p and q alike
         if p != 0 or q != 0:

@@ -153,7 +153,7 @@ class Engine:
         self.cat, self.exp = catalogue, expectations
         self.settings = s = settings or Settings()
         if s.mode == "threshold":
-            s = replace(s, alerts=AlertSettings(open_steps=1, clear_steps=1))
+            s = replace(s, alerts=AlertSettings(open_steps=1, clear_steps=1, clear_min_s=0.0))
             self.settings = s
         self.diagnoser = diagnoser or RuleDiagnoser(
             h=s.detectors.h,
@@ -265,6 +265,9 @@ class Engine:
             self.asset_kinds,
             s.alerts,
             "threshold" if s.mode == "threshold" else "residual",
+        )
+        self.book.clear_steps = max(
+            s.alerts.clear_steps, int(np.ceil(s.alerts.clear_min_s / catalogue.step_s))
         )
         self._hx = np.full(n + 1, np.nan)
         self.held = self._hx[:n]  # the last report of every sensor
@@ -448,7 +451,10 @@ class Engine:
             res_alarm[held_open] = beyond[held_open]
             dq_flag = pad(flagged, False)[self._own].any(axis=1)
             firing = res_alarm | dq_flag | (self._low >= s.alerts.open_steps) | sig
-            if len(self._line_a) and extras[self._line_a, _X["dead"]].max() >= 0.5:
+            if len(self._line_a) and (
+                extras[self._line_a, _X["dead"]].max() >= 0.5
+                or any(self.asset_kinds[a] == "line" for a in self.book.open)
+            ):
                 firing[self._bus_a] = False  # buses cut off by the line: its evidence
             healthy = ~(firing | beyond | low)
         self._pool = self._make_pool() if self.collect_features else None
