@@ -428,7 +428,6 @@ class Engine:
         alarm = self.residuals.update(x, expected, sigma)
         window = stale_window(sigma, self._resolution, self._has_noise, s.quality)
         self.quality.update(x, window, expected, sigma)
-        ew = self.residuals.ewma
         self._spread = spread = np.where(self._has_exp, self.residuals.spread, np.nan)
         dq = self.quality.index(spread)
         n_idx[:, _I["data_quality"]] = _nanmin_rows(pad(dq, np.nan)[self._own])
@@ -445,7 +444,13 @@ class Engine:
             healthy = ~low
         else:
             res_alarm = pad(alarm, False)[self._reveal].any(axis=1)
-            beyond = pad(np.abs(ew.mean) > ew.limit, False)[self._reveal].any(axis=1)
+            # back to health: the latest residual of every sensor within clear_z sigma and
+            # its EWMA within its limit (a small sustained shift is not health)
+            ew = self.residuals.ewma
+            out_z = (np.abs(self.residuals.z_last) > s.detectors.clear_z) | (
+                np.abs(ew.mean) > ew.limit
+            )
+            beyond = pad(out_z, False)[self._reveal].any(axis=1)
             # an open alert is held by current evidence, not by the CUSUM's memory
             held_open = list(self.book.open)
             res_alarm[held_open] = beyond[held_open]
