@@ -376,7 +376,10 @@ class Engine:
             tr = self.tracker
             p_cmd = tr.commanded(cmd)
             p_meas = hx[self._bat_p]
-            soc_exp, t_exp = tr.update(p_meas, xx[self._bat_soc], xx[self._bat_t])
+            # the energy of the step: the reading, or without one the EMS's command
+            fresh_p = xx[self._bat_p]
+            p_step = np.where(fresh_p == fresh_p, fresh_p, np.where(p_cmd == p_cmd, p_cmd, p_meas))
+            soc_exp, t_exp = tr.update(p_step, xx[self._bat_soc], xx[self._bat_t])
             for idx, values in (
                 (self._bat_p, p_cmd),
                 (self._bat_soc, soc_exp),
