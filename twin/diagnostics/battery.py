@@ -98,7 +98,7 @@ class BatteryTracker:
         The SoC now is the Coulomb-counting estimate (the last report carried on by the
         measured power, so a lost SoC report does not leave it behind). NaN where it is
         within ``edge`` (0.02) of the window's limit the setpoint moves towards (the
-        true SoC may already be at the limit) and where the window limits the setpoint.
+        true SoC may already be at the limit).
         """
         p_set = fill_nan(p_set_kw)
         soc = np.where(np.isnan(self.soc_int), self.soc_last, self.soc_int)
@@ -119,10 +119,7 @@ class BatteryTracker:
             (soc >= self.soc_max - self.edge) & (p_set < 0)
         )
         rated = np.clip(p_set, -self.p_max, self.p_max)
-        # where the SoC window limits the command, a SoC error of a few thousandths
-        # moves the limit by about a kW: no expectation either
-        binding = np.abs(limited - rated) > 1e-9
-        self.p_cmd = np.where(np.isnan(soc), rated, np.where(edge | binding, np.nan, limited))
+        self.p_cmd = np.where(np.isnan(soc), rated, np.where(edge, np.nan, limited))
         return self.p_cmd
 
     def update(
