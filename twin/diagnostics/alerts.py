@@ -47,6 +47,8 @@ class AlertSettings:
     open_steps: int = 2
     clear_steps: int = 4
     rediagnose_steps: int = 4
+    #: At short steps clearing takes at least this long (s): several reports.
+    clear_min_s: float = 60.0
 
 
 @dataclass
@@ -118,6 +120,7 @@ class AlertBook:
         self.open: dict[int, Alert] = {}
         self.closed: list[Alert] = []
         self.counts = [0] * len(assets)
+        self.clear_steps = settings.clear_steps
 
     def update(
         self,
@@ -172,7 +175,7 @@ class AlertBook:
                 continue
             if alert.healthy_since is None:
                 alert.healthy_since, alert.healthy_time = k, time
-            if k - alert.healthy_since + 1 >= self.s.clear_steps:
+            if k - alert.healthy_since + 1 >= self.clear_steps:
                 alert.end = alert.healthy_time
                 del self.open[a]
                 self.closed.append(alert)

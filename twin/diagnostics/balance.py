@@ -34,10 +34,20 @@ class Balance:
         Time constant of the baseline (s), default 2 h.
     tolerance_kw : float
         Deviations larger than this do not move the baseline.
+    smooth_s : float
+        The deviation is an EW mean with gain ``min(1, step_s / smooth_s)``: at short
+        steps the meters' noise averages out over about a minute.
     """
 
-    def __init__(self, step_s: int, tau_s: float = 7200.0, tolerance_kw: float = 1.0) -> None:
+    def __init__(
+        self,
+        step_s: int,
+        tau_s: float = 7200.0,
+        tolerance_kw: float = 1.0,
+        smooth_s: float = 60.0,
+    ) -> None:
         self.alpha = min(1.0, step_s / tau_s)
+        self.smooth = min(1.0, step_s / smooth_s)
         self.tolerance_kw = tolerance_kw
         self.baseline = np.nan
         self.deviation = np.nan
@@ -50,9 +60,11 @@ class Balance:
         elif not np.isfinite(self.baseline):
             self.baseline, self.deviation = b, 0.0
         else:
-            self.deviation = b - self.baseline
-            if abs(self.deviation) < self.tolerance_kw:
-                self.baseline += self.alpha * self.deviation
+            now = b - self.baseline
+            previous = self.deviation if np.isfinite(self.deviation) else now
+            self.deviation = previous + self.smooth * (now - previous)
+            if abs(now) < self.tolerance_kw:
+                self.baseline += self.alpha * now
         return self.deviation
 
     def share(self, residual_kw: np.ndarray, floor_kw: np.ndarray) -> np.ndarray:

@@ -93,15 +93,18 @@ class BatteryTracker:
         return ratio(self.sxy, self.sxx)
 
     def commanded(self, p_set_kw: np.ndarray) -> np.ndarray:
-        """The setpoint limited by the rating and the SoC window at the last reported SoC.
+        """The setpoint limited by the rating and the SoC window at the estimated SoC.
 
-        NaN where the reported SoC is within ``edge`` (0.02) of the window's limit the
-        setpoint moves towards (the true SoC may already be at the limit).
+        The SoC now is the Coulomb-counting estimate (the last report carried on by the
+        measured power, so a lost SoC report does not leave it behind). NaN where it is
+        within ``edge`` (0.02) of the window's limit the setpoint moves towards (the
+        true SoC may already be at the limit).
         """
         p_set = fill_nan(p_set_kw)
+        soc = np.where(np.isnan(self.soc_int), self.soc_last, self.soc_int)
         limited = limit_power(
             p_set,
-            fill_nan(self.soc_last, 0.5),
+            fill_nan(soc, 0.5),
             self.capacity,
             self.p_max,
             self.soc_min,
@@ -112,14 +115,11 @@ class BatteryTracker:
         )
         # at the edge of the SoC window the measured SoC cannot tell whether the battery
         # may still move towards it: no expectation there
-        edge = ((self.soc_last <= self.soc_min + self.edge) & (p_set > 0)) | (
-            (self.soc_last >= self.soc_max - self.edge) & (p_set < 0)
+        edge = ((soc <= self.soc_min + self.edge) & (p_set > 0)) | (
+            (soc >= self.soc_max - self.edge) & (p_set < 0)
         )
-        self.p_cmd = np.where(
-            np.isnan(self.soc_last),
-            np.clip(p_set, -self.p_max, self.p_max),
-            np.where(edge, np.nan, limited),
-        )
+        rated = np.clip(p_set, -self.p_max, self.p_max)
+        self.p_cmd = np.where(np.isnan(soc), rated, np.where(edge, np.nan, limited))
         return self.p_cmd
 
     def update(

@@ -90,12 +90,15 @@ class RuleDiagnoser:
             return float(np.sign(cusum if abs(cusum) > self.h else ewma))
         return 0.0
 
-    def _sensor(self, f: dict[str, float], quantities: list[str]) -> tuple[str, float] | None:
+    def _flags(self, f: dict[str, float], quantities: list[str]) -> tuple[str, float] | None:
         for q in quantities:
             if _get(f, f"stale:{q}", 0.0) >= 0.5:
                 return "sensor_stuck", 0.9
             if _get(f, f"gap:{q}", 0.0) >= 0.5:
                 return "sensor_dropout", 0.95
+        return None
+
+    def _noise(self, f: dict[str, float], quantities: list[str]) -> tuple[str, float] | None:
         for q in quantities:
             spread = _get(f, f"spread:{q}", 1.0)
             jump = _get(f, "soc_jump", 0.0) >= 0.5  # a SoC step, not noise
@@ -104,7 +107,7 @@ class RuleDiagnoser:
                 and abs(_get(f, f"ewma:{q}", 0.0)) < 0.5 * spread
                 and not jump
             ):
-                return "sensor_noise", 0.8
+                return "sensor_noise", 0.85
         return None
 
     def diagnose(
@@ -113,12 +116,28 @@ class RuleDiagnoser:
         """Return ``(fault kind or "anomaly", confidence)`` by the rules."""
         f = dict(zip(names, (float(v) for v in features), strict=True))
         quantities = sorted({n.split(":", 1)[1] for n in names if n.startswith("stale:")})
-        found = self._sensor(f, quantities)
+        found = self._flags(f, quantities) or self._strong(asset_kind, f)
+        found = found or self._noise(f, quantities)
         if found is not None:
             return found
         rule = getattr(self, f"_{asset_kind}", None)
         found = rule(f) if rule is not None else None
         return found if found is not None else ("anomaly", 0.3)
+
+    def _strong(self, asset_kind: str, f: dict[str, float]) -> tuple[str, float] | None:
+        """Signatures no sensor fault mimics (checked before excess noise)."""
+        if asset_kind == "battery":
+            if self.shifted(f, "t_c") > 0 or _get(f, "thermal_stress", 1.0) < 0.5:
+                return "battery_cooling_failure", 0.85
+            if _get(f, "soh_drop", 0.0) > self.soh_drop:
+                return "capacity_fade", 0.8
+        if asset_kind == "pv" and _get(f, "converter_availability", 1.0) < 0.5:
+            return "inverter_trip", 0.9
+        if asset_kind == "grid" and _get(f, "outage", 0.0) >= 0.5:
+            return "grid_outage", 0.9
+        if asset_kind == "line" and _get(f, "dead", 0.0) >= 0.5:
+            return "line_outage", 0.9
+        return None
 
     def _pv(self, f: dict[str, float]) -> tuple[str, float] | None:
         shift = self.shifted(f, "p_kw")
@@ -156,7 +175,7 @@ class RuleDiagnoser:
         share = _get(f, "balance_share")
         if p != 0 and np.isfinite(share):
             # the POC sees a real change of the load, not a sensor's
-            return ("sensor_drift", 0.75) if share > 0.5 else ("load_spike", 0.85)
+            return ("sensor_drift", 0.8) if share > 0.5 else ("load_spike", 0.8)
         if p != 0 and q == p:
             return "load_spike", 0.8  # the scale acts on p and q alike
         if p != 0 or q != 0:

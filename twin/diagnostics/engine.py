@@ -153,7 +153,7 @@ class Engine:
         self.cat, self.exp = catalogue, expectations
         self.settings = s = settings or Settings()
         if s.mode == "threshold":
-            s = replace(s, alerts=AlertSettings(open_steps=1, clear_steps=1))
+            s = replace(s, alerts=AlertSettings(open_steps=1, clear_steps=1, clear_min_s=0.0))
             self.settings = s
         self.diagnoser = diagnoser or RuleDiagnoser(
             h=s.detectors.h,
@@ -266,6 +266,9 @@ class Engine:
             s.alerts,
             "threshold" if s.mode == "threshold" else "residual",
         )
+        self.book.clear_steps = max(
+            s.alerts.clear_steps, int(np.ceil(s.alerts.clear_min_s / catalogue.step_s))
+        )
         self._hx = np.full(n + 1, np.nan)
         self.held = self._hx[:n]  # the last report of every sensor
         self._xx = np.full(n + 1, np.nan)
@@ -373,7 +376,10 @@ class Engine:
             tr = self.tracker
             p_cmd = tr.commanded(cmd)
             p_meas = hx[self._bat_p]
-            soc_exp, t_exp = tr.update(p_meas, xx[self._bat_soc], xx[self._bat_t])
+            # the energy of the step: the reading, or without one the EMS's command
+            fresh_p = xx[self._bat_p]
+            p_step = np.where(fresh_p == fresh_p, fresh_p, np.where(p_cmd == p_cmd, p_cmd, p_meas))
+            soc_exp, t_exp = tr.update(p_step, xx[self._bat_soc], xx[self._bat_t])
             for idx, values in (
                 (self._bat_p, p_cmd),
                 (self._bat_soc, soc_exp),
@@ -425,7 +431,6 @@ class Engine:
         alarm = self.residuals.update(x, expected, sigma)
         window = stale_window(sigma, self._resolution, self._has_noise, s.quality)
         self.quality.update(x, window, expected, sigma)
-        ew = self.residuals.ewma
         self._spread = spread = np.where(self._has_exp, self.residuals.spread, np.nan)
         dq = self.quality.index(spread)
         n_idx[:, _I["data_quality"]] = _nanmin_rows(pad(dq, np.nan)[self._own])
@@ -442,13 +447,22 @@ class Engine:
             healthy = ~low
         else:
             res_alarm = pad(alarm, False)[self._reveal].any(axis=1)
-            beyond = pad(np.abs(ew.mean) > ew.limit, False)[self._reveal].any(axis=1)
+            # back to health: the latest residual of every sensor within clear_z sigma and
+            # its EWMA within its limit (a small sustained shift is not health)
+            ew = self.residuals.ewma
+            out_z = (np.abs(self.residuals.z_last) > s.detectors.clear_z) | (
+                np.abs(ew.mean) > ew.limit
+            )
+            beyond = pad(out_z, False)[self._reveal].any(axis=1)
             # an open alert is held by current evidence, not by the CUSUM's memory
             held_open = list(self.book.open)
             res_alarm[held_open] = beyond[held_open]
             dq_flag = pad(flagged, False)[self._own].any(axis=1)
             firing = res_alarm | dq_flag | (self._low >= s.alerts.open_steps) | sig
-            if len(self._line_a) and extras[self._line_a, _X["dead"]].max() >= 0.5:
+            if len(self._line_a) and (
+                extras[self._line_a, _X["dead"]].max() >= 0.5
+                or any(self.asset_kinds[a] == "line" for a in self.book.open)
+            ):
                 firing[self._bus_a] = False  # buses cut off by the line: its evidence
             healthy = ~(firing | beyond | low)
         self._pool = self._make_pool() if self.collect_features else None
