@@ -16,6 +16,8 @@ sensor fault and about 0 for a physical one.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from twin.diagnostics.arrays import ratio
@@ -49,19 +51,22 @@ class Balance:
         self.alpha = min(1.0, step_s / tau_s)
         self.smooth = min(1.0, step_s / smooth_s)
         self.tolerance_kw = tolerance_kw
-        self.baseline = np.nan
-        self.deviation = np.nan
+        self.baseline = math.nan
+        self.deviation = math.nan
 
-    def update(self, p_poc_kw: float, p_assets_kw: np.ndarray) -> float:
-        """One step with the held readings; return the deviation from the baseline (kW)."""
-        b = float(p_poc_kw) + float(np.nansum(p_assets_kw))
-        if not np.isfinite(b):
-            self.deviation = np.nan
-        elif not np.isfinite(self.baseline):
+    def update(self, p_poc_kw: float, p_assets_kw: float) -> float:
+        """One step with the held POC reading and the sum of the assets' held readings.
+
+        Returns the deviation from the baseline (kW).
+        """
+        b = float(p_poc_kw) + float(p_assets_kw)
+        if math.isnan(b):
+            self.deviation = math.nan
+        elif math.isnan(self.baseline):
             self.baseline, self.deviation = b, 0.0
         else:
             now = b - self.baseline
-            previous = self.deviation if np.isfinite(self.deviation) else now
+            previous = now if math.isnan(self.deviation) else self.deviation
             self.deviation = previous + self.smooth * (now - previous)
             if abs(now) < self.tolerance_kw:
                 self.baseline += self.alpha * now

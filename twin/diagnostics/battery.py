@@ -95,13 +95,13 @@ class BatteryTracker:
     def commanded(self, p_set_kw: np.ndarray) -> np.ndarray:
         """The setpoint limited by the rating and the SoC window at the estimated SoC.
 
-        The SoC now is the Coulomb-counting estimate (the last report carried on by the
-        measured power, so a lost SoC report does not leave it behind). NaN where it is
+        The SoC now is the last report carried on by the energy measured since (a lost
+        SoC report does not leave it behind; the BMS limits by the SoC it reports). NaN where it is
         within ``edge`` (0.02) of the window's limit the setpoint moves towards (the
         true SoC may already be at the limit).
         """
         p_set = fill_nan(p_set_kw)
-        soc = np.where(np.isnan(self.soc_int), self.soc_last, self.soc_int)
+        soc = self.soc_last + self.e_since / self.capacity
         limited = limit_power(
             p_set,
             fill_nan(soc, 0.5),

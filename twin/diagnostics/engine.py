@@ -401,7 +401,11 @@ class Engine:
             extras[self._bat_a, _X["soc_residual"]] = self._soc_res
             extras[self._bat_a, _X["soh_drop"]] = self._bat_soh0 - soh
         # the site's balance: a sensor's residual shows in it, a physical change does not
-        self.balance.update(hx[self._poc_p], held[self._inject])
+        inject = held[self._inject]
+        p_sum = float(inject[inject == inject].sum())
+        inject_q = held[self._inject_q]
+        q_sum = float(inject_q[inject_q == inject_q].sum())
+        self.balance.update(hx[self._poc_p], p_sum)
         for rows, idx in ((self._pv_a, self._pv_p), (self._load_a, self._load_p)):
             if len(rows):
                 residual = hx[idx] - ex[idx]
@@ -421,10 +425,7 @@ class Engine:
         n_idx[self._poc, _I["voltage_band"]] = voltage_band(
             np.array([hx[self._poc_v]]), self.cat.v_min_pu, self.cat.v_max_pu
         )[0]
-        unbalance = max(
-            abs(float(np.nansum(held[self._inject]))) if len(self._inject) else 0.0,
-            abs(float(np.nansum(held[self._inject_q]))) if len(self._inject_q) else 0.0,
-        )
+        unbalance = max(abs(p_sum), abs(q_sum))
         quiet = abs(hx[self._poc_p]) < s.outage_kw and abs(hx[self._poc_q]) < s.outage_kw
         extras[self._poc, _X["outage"]] = float(quiet and unbalance > s.unbalance_kw)
         # residual charts and data quality of every sensor

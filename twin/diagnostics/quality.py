@@ -30,7 +30,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import erf
 
 from twin.diagnostics.arrays import fill_nan, ratio, unit
 
@@ -58,18 +57,21 @@ def stale_window(
 
     A healthy sensor with Gaussian noise :math:`\sigma` rounded to a resolution
     :math:`r` repeats its reading with probability about
-    :math:`p = \mathrm{erf}(r / (2 \sqrt{2} \sigma))`; the window is the smallest
-    :math:`N \ge` ``window`` with :math:`p^{N-1} <` ``p_false``, at most ``max_window``
-    (``max_window + 1``, i.e. never, for a sensor without noise: ``noisy`` false).
+    :math:`\mathrm{erf}(r / (2 \sqrt{2} \sigma)) \le p = r / (\sqrt{2 \pi} \sigma)`;
+    the window is the smallest :math:`N \ge` ``window`` with :math:`p^{N-1} <`
+    ``p_false`` (the bound :math:`p` errs towards longer windows), at most
+    ``max_window`` (``max_window + 1``, i.e. never, for a sensor without noise:
+    ``noisy`` false).
     """
     never = settings.max_window + 1
-    sigma = np.asarray(sigma, float)
-    resolution = np.asarray(resolution, float)
-    p = np.where(resolution > 0, erf(ratio(resolution, 2.0 * np.sqrt(2.0) * sigma)), 0.0)
-    log_p = np.log(np.clip(p, 1e-300, 1.0 - 1e-16))
-    n = np.where(p > 0, np.ceil(np.log(settings.p_false) / log_p) + 1, settings.window)
-    n = np.where((p >= 1.0) | np.isnan(p) | ~np.asarray(noisy, bool), never, n)
-    return np.clip(n, settings.window, never).astype(int)
+    p = np.minimum(ratio(resolution, _SQRT_2PI * sigma), 0.999999)
+    with_p = np.ceil(np.log(settings.p_false) / np.log(np.maximum(p, 1e-300))) + 1
+    n = np.where(p > 0, with_p, settings.window)
+    n = np.where(noisy & (p == p), n, never)
+    return np.minimum(np.maximum(n, settings.window), never).astype(int)
+
+
+_SQRT_2PI = float(np.sqrt(2.0 * np.pi))
 
 
 class Quality:

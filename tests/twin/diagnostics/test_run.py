@@ -11,6 +11,7 @@ from twin.diagnostics.catalogue import catalogue_from
 from twin.diagnostics.engine import Engine, Settings
 from twin.diagnostics.expected import expectations_from
 from twin.diagnostics.run import NoMeasurementsError, diagnose_run, measured_arrays
+from twin.errors import ResultsError
 from twin.results import load_results, read_run
 from twin.scenario import validate_scenario
 
@@ -99,8 +100,34 @@ def test_run_without_measured_values_is_a_named_error(tmp_path):
     out = _run(tmp_path / "blind", "sensors.enabled=false")
     with pytest.raises(NoMeasurementsError, match="no rows with source='measured'"):
         diagnose_run(out)
+    cli = subprocess.run(
+        [sys.executable, "-m", "twin.cli", "diagnose", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert cli.returncode == 2
+    assert "no rows with source='measured'" in " ".join(cli.stderr.split())
     assert not (out / "health.parquet").exists()
     assert not (out / "alerts.json").exists()
+
+
+def test_not_a_run_directory_is_a_named_error(tmp_path):
+    with pytest.raises(ResultsError, match="results.parquet: missing"):
+        diagnose_run(tmp_path)
+
+
+def test_cli_writes_the_files(runs):
+    cli = subprocess.run(
+        [sys.executable, "-m", "twin.cli", "diagnose", str(runs["shaded"])],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert "1 alert(s) in 96 steps" in cli.stdout
+    records = json.loads((runs["shaded"] / "alerts.json").read_text())
+    assert [r["alert_id"] for r in records] == ["pv_roof-1"]
 
 
 def test_stepping_with_mappings_gives_the_offline_alerts_and_indices(runs):
