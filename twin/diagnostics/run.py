@@ -216,7 +216,10 @@ def load_diagnoser(model: Any, catalogue: Catalogue) -> Diagnoser | None:
     """
     if model is None or hasattr(model, "diagnose"):
         return model
-    from twin.diagnostics import learned  # the learned models (scikit-learn)
+    try:
+        from twin.diagnostics import learned  # the learned models (scikit-learn)
+    except ImportError as exc:
+        raise TwinError(f"--model {model}: the learned models are not available ({exc})") from None
 
     wanted = {a.kind: feature_names(a.kind) for a in catalogue.assets.values()}
     loaded = learned.load(model, catalogue, None)
