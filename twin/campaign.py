@@ -46,7 +46,7 @@ import math
 import secrets
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -395,6 +395,7 @@ def execute(
     progress: bool = True,
     client: Any = None,
     executor: str = "dask",
+    after: Callable[[Path, pd.DataFrame], pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Run every point not finished yet (or whose inputs changed); write the summary.
 
@@ -413,6 +414,10 @@ def execute(
     executor : {"dask", "threads"}
         Where the runs execute: on dask, or in ``n_workers`` threads of this process
         (no ``scheduler`` or ``client`` then).
+    after : callable, optional
+        ``(campaign dir, summary) -> summary``, called once every point is done and the
+        summary written: a feature adds its columns (``twin campaign --diagnose``) and
+        the summary is written again with them.
 
     Raises
     ------
@@ -432,7 +437,11 @@ def execute(
         raise TwinError(f"campaign {campaign.name}: no runs to execute (nothing written)")
     out = Path(out_dir).resolve()  # workers may run elsewhere: give them absolute paths
     with lock_dir(out):
-        return _execute(campaign, out, scheduler, n_workers, progress, client, executor)
+        summary = _execute(campaign, out, scheduler, n_workers, progress, client, executor)
+        if after is not None:
+            summary = after(out, summary)
+            _write_summary(summary, out)
+        return summary
 
 
 def _on_dask(
@@ -536,9 +545,13 @@ def _execute(
     for point_id, reason in reasons.items():
         rows[point_id]["rerun_reason"] = reason
     summary = summarise(campaign, rows, out)
+    _write_summary(summary, out)
+    return summary
+
+
+def _write_summary(summary: pd.DataFrame, out: Path) -> None:
     summary.to_parquet(out / "summary.parquet", index=False)
     summary.to_csv(out / "summary.csv", index=False)
-    return summary
 
 
 def _recovery_h(run_dir: Path, ref_dir: Path, fault_end: pd.Timestamp) -> float:

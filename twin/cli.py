@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -194,7 +195,8 @@ def diagnose(
     from twin.diagnostics.run import diagnose_run
 
     try:
-        result = diagnose_run(run_dir, model, Settings(mode="threshold") if baseline else None)
+        settings = Settings(mode="threshold") if baseline else None
+        result = diagnose_run(run_dir, model, settings, features=False)
     except TwinError as exc:
         _fail(exc)
         return
@@ -203,6 +205,12 @@ def diagnose(
         f"(engine {1000 * result.engine_s / max(result.steps, 1):.2f} ms/step); "
         f"wrote {run_dir / 'health.parquet'}, alerts.parquet, alerts.json"
     )
+    if (run_dir / "labels.json").is_file():  # the ground truth: score the alerts
+        from twin.diagnostics.report import summary_line
+        from twin.diagnostics.score import score_dir
+
+        scores = score_dir(run_dir, result.alerts)
+        console.print(f"scores.json: {summary_line(scores)}", highlight=False, soft_wrap=True)
     for alert in result.alerts:
         console.print(
             f"  {alert['alert_id']}: {alert['kind']} ({alert['start']} .. "
@@ -516,15 +524,37 @@ def campaign(
         bool, typer.Option("--report", help="Render heat maps and the worst cases after.")
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    diagnose: Annotated[
+        bool,
+        typer.Option(
+            "--diagnose",
+            help="Diagnose and score every run; add the columns; write scores.json.",
+        ),
+    ] = False,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Learned model for --diagnose (`twin diagnostics train`)."),
+    ] = None,
 ) -> None:
     """Run every point of a campaign (resuming finished ones) and write its summary.
 
-    Exits 1 when any run failed (after writing the summary and, with --report, the report).
+    Exits 1 when any run failed or, with --diagnose, could not be diagnosed (after
+    writing the summary and, with --report, the report).
     """
     from twin.campaign import execute, load_campaign
     from twin.campaign import report as render
 
     directory = out
+    if model is not None and not diagnose:
+        _fail(TwinError("--model: only with --diagnose"))
+        return
+    after = None
+    if diagnose:
+        from functools import partial
+
+        from twin.diagnostics.campaign import diagnose_campaign
+
+        after = partial(diagnose_campaign, model=model)
     try:
         spec = load_campaign(file)
         directory = out or Path("runs") / "campaigns" / spec.name
@@ -535,6 +565,7 @@ def campaign(
             n_workers=workers,
             progress=progress,
             executor=executor,
+            after=after,
         )
     except (TwinError, OSError) as exc:
         _fail(exc)
@@ -550,6 +581,7 @@ def campaign(
         console.print(f"ran again {row['point_id']}: {row['rerun_reason']}", highlight=False)
     for _, row in failed.iterrows():
         err_console.print(f"[red]failed[/] {row['point_id']}: {row['error']}", highlight=False)
+    refused = _print_diagnostics(summary, directory) if diagnose else 0
     if report:
         try:
             page, worst = render(directory)
@@ -565,7 +597,28 @@ def campaign(
         console.print(f"report: {page}")
     if not failed.empty:
         err_console.print(f"[bold red]campaign FAILED[/]: {len(failed)} run(s) did not finish")
+    if refused:
+        err_console.print(f"[bold red]diagnostics FAILED[/] for {refused} run(s)")
+    if refused or not failed.empty:
         raise typer.Exit(code=1)
+
+
+def _print_diagnostics(summary: Any, directory: Path) -> int:
+    """Print a campaign's pooled scores and the runs not diagnosed; return their count."""
+    from twin.diagnostics.report import scores_table, summary_line
+
+    refused = summary[summary["diagnose_error"].notna()]
+    for _, row in refused.iterrows():
+        err_console.print(
+            f"[red]not diagnosed[/] {row['point_id']}: {row['diagnose_error']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if (directory / "scores.json").is_file():
+        scored = json.loads((directory / "scores.json").read_text())
+        console.print(scores_table(scored, title="diagnostics: every run"))
+        console.print(summary_line(scored), highlight=False, soft_wrap=True)
+    return len(refused)
 
 
 @app.command()
@@ -638,6 +691,33 @@ def influx_flush(
         err_console.print(f"[bold red]error:[/] {summary.error}", highlight=False)
     if not summary.ok:
         raise typer.Exit(code=1)
+
+
+diagnostics_app = typer.Typer(no_args_is_help=True, help="Diagnostics: learned models.")
+app.add_typer(diagnostics_app, name="diagnostics")
+
+
+@diagnostics_app.command("train")
+def diagnostics_train(
+    campaign_dir: Annotated[Path, typer.Argument(help="Directory of a finished campaign.")],
+    out: Annotated[Path, typer.Option(help="Model directory to write.")] = Path("model"),
+    seed: Annotated[int, typer.Option(help="Seed of the classifiers.")] = 0,
+) -> None:
+    """Train the anomaly models and fault classifiers on a campaign's runs and labels."""
+    from twin.diagnostics.train import train_campaign
+
+    try:
+        model = train_campaign(campaign_dir, out, seed=seed)
+    except (TwinError, OSError) as exc:
+        _fail(exc)
+        return
+    training = model.meta["training"]
+    console.print(
+        f"model [bold]{out}[/]: {training['runs']} runs ({training['fault_free_runs']} "
+        f"fault-free), {training['rows']:,} asset-steps; labels {training['labels']}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 if __name__ == "__main__":

@@ -5,10 +5,10 @@ Every step the engine tells the :class:`AlertBook`, per asset, whether it is *fi
 and whether it is *healthy* (no firing condition and no residual beyond its EWMA
 limit). An asset without an open alert that fires opens one (``start`` = this step);
 while open, its evidence and severity follow the worst seen, and the diagnoser is asked
-again every ``rediagnose_steps`` while it fires (its answer replaces the kind unless it
-is less confident by more than 0.1: a fading signature does not overwrite a clear
-one); after ``clear_steps`` healthy steps in a row it is cleared (``end`` = the first
-of them) and the asset's charts restart.
+again every ``rediagnose_steps`` while it fires (a more confident answer replaces the
+kind: a fading signature does not overwrite a clear one); after ``clear_steps``
+healthy steps in a row it is cleared (``end`` = the first of them) and the asset's
+charts restart.
 
 :data:`ALERT_COLUMNS` is the schema of ``alerts.parquet``/``alerts.json`` (see the
 issue's design notes).
@@ -47,6 +47,8 @@ class AlertSettings:
     open_steps: int = 2
     clear_steps: int = 4
     rediagnose_steps: int = 4
+    #: At short steps clearing takes at least this long (s): several reports.
+    clear_min_s: float = 60.0
 
 
 @dataclass
@@ -118,6 +120,7 @@ class AlertBook:
         self.open: dict[int, Alert] = {}
         self.closed: list[Alert] = []
         self.counts = [0] * len(assets)
+        self.clear_steps = settings.clear_steps
 
     def update(
         self,
@@ -160,7 +163,7 @@ class AlertBook:
             if k - alert._last_diagnosis >= self.s.rediagnose_steps:
                 alert._last_diagnosis = k
                 kind, confidence = diagnose(a)
-                if kind != alert.kind and confidence >= alert.confidence - 0.1:
+                if kind != alert.kind and confidence > alert.confidence:
                     alert.kind, alert.confidence, changed = kind, confidence, True
             if changed:
                 updated.append(alert)
@@ -172,7 +175,7 @@ class AlertBook:
                 continue
             if alert.healthy_since is None:
                 alert.healthy_since, alert.healthy_time = k, time
-            if k - alert.healthy_since + 1 >= self.s.clear_steps:
+            if k - alert.healthy_since + 1 >= self.clear_steps:
                 alert.end = alert.healthy_time
                 del self.open[a]
                 self.closed.append(alert)

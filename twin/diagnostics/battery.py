@@ -10,7 +10,8 @@ r"""What a battery should do, step by step, from its measurements and the EMS's 
 - the **integrated SoC** (Coulomb counting): the last estimate plus the cell energy of
   the measured power over the nameplate capacity, pulled towards each report with the
   gain :math:`\\Delta t / \\tau` (:math:`\\tau` = 6 h), so that a misreport shows as a
-  residual for hours and sensor noise does not accumulate;
+  residual for hours and sensor noise does not accumulate; a SoC jump back towards the
+  estimate (the misreport ends) restarts it from the report;
 - the **capacity estimate**: between two SoC reports that differ by at least
   ``swing`` (0.2), the cell energy throughput :math:`\\Delta E` and the SoC change
   :math:`\\Delta S` form one segment; the capacity is the weighted least-squares slope
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from models.battery import limit_power, thermal_step
+from twin.diagnostics.arrays import fill_nan, ratio
 
 __all__ = ["BatteryTracker"]
 
@@ -83,23 +85,26 @@ class BatteryTracker:
         self.jump = np.zeros(n, dtype=bool)
         self.p_cmd = nan.copy()
         self.soc_residual = nan.copy()
+        self._open_residual = np.zeros(n)  # the residual at the last SoC report
 
     @property
     def capacity_kwh(self) -> np.ndarray:
         """Estimated usable capacity (kWh), NaN until a swing is measured."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.sxx > 0, self.sxy / self.sxx, np.nan)
+        return ratio(self.sxy, self.sxx)
 
     def commanded(self, p_set_kw: np.ndarray) -> np.ndarray:
-        """The setpoint limited by the rating and the SoC window at the last reported SoC.
+        """The setpoint limited by the rating and the SoC window at the estimated SoC.
 
-        NaN where the reported SoC is within ``edge`` (0.02) of the window's limit the
-        setpoint moves towards (the true SoC may already be at the limit).
+        The SoC now is the last report carried on by the energy measured since (a lost
+        SoC report does not leave it behind; the BMS limits by the SoC it reports). NaN where it is
+        within ``edge`` (0.02) of the window's limit the setpoint moves towards (the
+        true SoC may already be at the limit).
         """
-        p_set = np.nan_to_num(p_set_kw)
+        p_set = fill_nan(p_set_kw)
+        soc = self.soc_last + self.e_since / self.capacity
         limited = limit_power(
             p_set,
-            np.nan_to_num(self.soc_last, nan=0.5),
+            fill_nan(soc, 0.5),
             self.capacity,
             self.p_max,
             self.soc_min,
@@ -110,14 +115,11 @@ class BatteryTracker:
         )
         # at the edge of the SoC window the measured SoC cannot tell whether the battery
         # may still move towards it: no expectation there
-        edge = ((self.soc_last <= self.soc_min + self.edge) & (p_set > 0)) | (
-            (self.soc_last >= self.soc_max - self.edge) & (p_set < 0)
+        edge = ((soc <= self.soc_min + self.edge) & (p_set > 0)) | (
+            (soc >= self.soc_max - self.edge) & (p_set < 0)
         )
-        self.p_cmd = np.where(
-            np.isnan(self.soc_last),
-            np.clip(p_set, -self.p_max, self.p_max),
-            np.where(edge, np.nan, limited),
-        )
+        rated = np.clip(p_set, -self.p_max, self.p_max)
+        self.p_cmd = np.where(np.isnan(soc), rated, np.where(edge, np.nan, limited))
         return self.p_cmd
 
     def update(
@@ -128,7 +130,7 @@ class BatteryTracker:
         ``soc`` and ``t_c`` are the states at the end of the step (NaN: no report).
         Returns the expected SoC and temperature at the end of the step.
         """
-        p = np.nan_to_num(p_kw)
+        p = fill_nan(p_kw)
         de = np.where(p > 0, -p / self.eta_dis, -p * self.eta_ch) * self.dt_h
         loss = np.where(p > 0, p * (1.0 / self.eta_dis - 1.0), -p * (1.0 - self.eta_ch))
         self.t_exp = np.where(
@@ -141,12 +143,21 @@ class BatteryTracker:
         soc_exp = self.soc_int + de / self.capacity
         fresh = np.isfinite(soc)
         first = fresh & np.isnan(self.soc_int)
-        self.soc_residual = np.where(fresh, soc - soc_exp, np.nan)
-        self.soc_int = np.where(
-            first, soc, np.where(fresh, soc_exp + self.gain * (soc - soc_exp), soc_exp)
-        )
+        residual = soc - soc_exp
+        before = self._open_residual
         self._capacity(soc, fresh)
-        return np.where(first, soc, soc_exp), self.t_exp
+        # a jump back towards the integrated SoC ends a misreport: start again from it
+        back = (
+            self.jump & (np.abs(before) > self.jump_tol) & (np.sign(residual) == -np.sign(before))
+        )
+        self.soc_residual = np.where(fresh, np.where(back, 0.0, residual), np.nan)
+        self.soc_int = np.where(
+            first | back,
+            soc,
+            np.where(fresh, soc_exp + self.gain * residual, soc_exp),
+        )
+        self._open_residual = np.where(fresh, self.soc_residual, before)
+        return np.where(first | back, soc, soc_exp), self.t_exp
 
     def _capacity(self, soc: np.ndarray, fresh: np.ndarray) -> None:
         expected = self.e_since / self.capacity

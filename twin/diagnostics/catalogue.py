@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from twin.diagnostics.arrays import fill_nan
+
 __all__ = [
     "ASSET_KINDS",
     "QUANTITY_CLASS",
@@ -82,7 +84,8 @@ class Asset:
     ``p_max_kw``, ``eta_ch``, ``eta_dis``, ``soc_min``, ``soc_max``, ``soh_init``,
     ``t_ambient_c``, ``r_th_k_per_kw``, ``c_th_kj_per_k``, ``t_derate_c``, ``t_trip_c``;
     load ``p_kw``, ``q_kvar``; grid ``v_nom_pu`` (the external grid's set voltage),
-    ``f_nom_hz``, ``slack_bus`` (the bus the POC voltage is measured at).
+    ``f_nom_hz``, ``slack_bus`` (the bus the POC voltage is measured at); line
+    ``from_bus``, ``to_bus``.
     """
 
     name: str
@@ -131,6 +134,13 @@ class Catalogue:
         """The assets of ``kind``, by name."""
         return sorted((a for a in self.assets.values() if a.kind == kind), key=lambda a: a.name)
 
+    def noise_params(self) -> np.ndarray:
+        """``(n_sensors, 3)``: ``noise_pct``, ``noise_abs``, ``resolution`` per sensor."""
+        return np.array(
+            [self.imperfection.get(s.sensor_class, (0.0, 0.0, 0.0)) for s in self.sensors],
+            dtype=float,
+        ).reshape(-1, 3)
+
     def report_steps(self) -> np.ndarray:
         """Steps between two reports of every sensor (1: every step)."""
         return np.array(
@@ -142,7 +152,7 @@ class Catalogue:
         )
 
 
-def sensor_sigma(catalogue: Catalogue, values: np.ndarray) -> np.ndarray:
+def sensor_sigma(params: np.ndarray, values: np.ndarray) -> np.ndarray:
     r"""Standard deviation of every sensor's error at the readings ``values``.
 
     .. math:: \sigma = \sqrt{(p |x| / 100)^2 + a^2 + r^2 / 12}
@@ -153,16 +163,12 @@ def sensor_sigma(catalogue: Catalogue, values: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    catalogue : Catalogue
-        The run's sensors.
+    params : numpy.ndarray
+        ``(n_sensors, 3)``: :meth:`Catalogue.noise_params`.
     values : numpy.ndarray
         One reading per sensor (NaN: the floor alone).
     """
-    params = np.array(
-        [catalogue.imperfection.get(s.sensor_class, (0.0, 0.0, 0.0)) for s in catalogue.sensors],
-        dtype=float,
-    ).reshape(-1, 3)
-    x = np.nan_to_num(np.abs(np.asarray(values, dtype=float)))
+    x = fill_nan(np.abs(np.asarray(values, dtype=float)))
     return np.sqrt((params[:, 0] * x / 100.0) ** 2 + params[:, 1] ** 2 + params[:, 2] ** 2 / 12.0)
 
 
@@ -210,17 +216,28 @@ def _unit_ratings(unit: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any
     return {name: unit[name] for name in names if name in unit}
 
 
-def _grid_ratings(scenario: Any) -> dict[str, Any]:
-    """Set voltage and bus of the external grid (the POC), nominal frequency."""
+def _grid_ratings(scenario: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The POC's ratings and every line's end buses.
+
+    The POC: the external grid's set voltage and bus, the nominal frequency.
+    """
     from models.gridnet import load_tables
 
     net = load_tables(scenario.grid.source)
     ext = net.ext_grid[net.ext_grid["in_service"].astype(bool)]
-    return {
+    poc = {
         "v_nom_pu": float(ext["vm_pu"].iloc[0]),
         "slack_bus": f"bus_{int(ext['bus'].iloc[0])}",
         "f_nom_hz": NOMINAL_HZ,
     }
+    lines = {
+        f"line_{int(i)}": {
+            "from_bus": f"bus_{int(row.from_bus)}",
+            "to_bus": f"bus_{int(row.to_bus)}",
+        }
+        for i, row in net.line.iterrows()
+    }
+    return poc, lines
 
 
 def catalogue_from(scenario: Any, keys: Iterable[tuple[str, str, str]]) -> Catalogue:
@@ -243,10 +260,11 @@ def catalogue_from(scenario: Any, keys: Iterable[tuple[str, str, str]]) -> Catal
     for kind, (unit_list, names) in units.items():
         for unit in unit_list:
             assets[unit["name"]] = Asset(unit["name"], kind, _unit_ratings(unit, names))
-    assets["poc"] = Asset("poc", "grid", _grid_ratings(scenario))
+    poc, lines = _grid_ratings(scenario)
+    assets["poc"] = Asset("poc", "grid", poc)
     for sensor in sensors:
         if sensor.asset not in assets:
-            assets[sensor.asset] = Asset(sensor.asset, sensor.kind)
+            assets[sensor.asset] = Asset(sensor.asset, sensor.kind, lines.get(sensor.asset, {}))
     intervals, noise = _sensor_classes(scenario)
     return Catalogue(
         sensors=sensors,

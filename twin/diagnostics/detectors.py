@@ -41,6 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twin.diagnostics.arrays import ratio
+
 __all__ = ["MODEL_UNCERTAINTY", "Cusum", "DetectorSettings", "Ewma", "Residuals", "normalised"]
 
 #: ``(u_rel, u_abs)`` of the twin's expectation per quantity (abs in the quantity's unit).
@@ -66,6 +68,9 @@ class DetectorSettings:
     h: float = 10.0
     lam: float = 0.3
     L: float = 5.0
+    #: An open alert clears once every residual it rests on is back within this many
+    #: sigma (for ``AlertSettings.clear_steps`` steps).
+    clear_z: float = 3.0
 
     @property
     def ewma_limit(self) -> float:
@@ -82,8 +87,7 @@ def normalised(
 ) -> np.ndarray:
     """Normalised residual ``(measured - expected) / sigma`` (NaN where either is NaN)."""
     sigma = np.sqrt(sigma_sensor**2 + (u_rel * expected) ** 2 + u_abs**2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (measured - expected) / sigma
+    return ratio(measured - expected, sigma)
 
 
 class Cusum:
@@ -156,6 +160,8 @@ class Residuals:
         self.ewma = Ewma(n, settings.lam, settings.ewma_limit)
         self.z = np.full(n, np.nan)
         self._last = np.full(n, np.nan)
+        #: The latest finite residual of every sensor (held between reports).
+        self.z_last = self._last
         self._lam = settings.lam
         #: EW mean of |z_k - z_(k-1)| / E|N(0,1) - N(0,1)|: 1 for healthy residuals,
         #: the residual's noise level relative to the expected one (a step counts once).
@@ -170,6 +176,7 @@ class Residuals:
         ok = np.isfinite(dz)
         self.spread = np.where(ok, self.spread + self._lam * (dz - self.spread), self.spread)
         self._last = np.where(np.isfinite(z), z, self._last)
+        self.z_last = self._last
         return self.cusum.update(z) | self.ewma.update(z)
 
     def reset(self, mask: np.ndarray) -> None:

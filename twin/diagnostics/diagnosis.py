@@ -13,9 +13,13 @@ Ambiguities the physics cannot resolve (said here, not hidden):
   ``1 - severity``: the same signature; the rules report ``pv_shading``.
 - a SoC misreport in ``stuck`` mode looks like a stuck SoC sensor (``sensor_stuck``).
 - a capacity fade first shows as a SoC jump (the model keeps the stored energy and
-  rescales the SoC) and is named ``soc_misreport`` until a SoC swing has been measured
-  and the capacity estimate is low.
-- a negative drift of a PV power sensor looks like shading.
+  rescales the SoC), named ``soc_misreport`` unless the converter then delivers only
+  part of its command (the SoC window ends sooner than the nameplate says) or a SoC
+  swing has been measured and the capacity estimate is low.
+- a drift of a PV or load power sensor and a physical change of the asset are told
+  apart by the site's balance at the POC (:mod:`twin.diagnostics.balance`); without a
+  POC power sensor a load's p and q moving together mean a spike, and a negative PV
+  sensor drift looks like shading.
 """
 
 from __future__ import annotations
@@ -86,16 +90,24 @@ class RuleDiagnoser:
             return float(np.sign(cusum if abs(cusum) > self.h else ewma))
         return 0.0
 
-    def _sensor(self, f: dict[str, float], quantities: list[str]) -> tuple[str, float] | None:
+    def _flags(self, f: dict[str, float], quantities: list[str]) -> tuple[str, float] | None:
         for q in quantities:
             if _get(f, f"stale:{q}", 0.0) >= 0.5:
                 return "sensor_stuck", 0.9
             if _get(f, f"gap:{q}", 0.0) >= 0.5:
                 return "sensor_dropout", 0.95
+        return None
+
+    def _noise(self, f: dict[str, float], quantities: list[str]) -> tuple[str, float] | None:
         for q in quantities:
             spread = _get(f, f"spread:{q}", 1.0)
-            if spread > self.noise_ratio and abs(_get(f, f"ewma:{q}", 0.0)) < 0.5 * spread:
-                return "sensor_noise", 0.8
+            jump = _get(f, "soc_jump", 0.0) >= 0.5  # a SoC step, not noise
+            if (
+                spread > self.noise_ratio
+                and abs(_get(f, f"ewma:{q}", 0.0)) < 0.5 * spread
+                and not jump
+            ):
+                return "sensor_noise", 0.85
         return None
 
     def diagnose(
@@ -104,16 +116,33 @@ class RuleDiagnoser:
         """Return ``(fault kind or "anomaly", confidence)`` by the rules."""
         f = dict(zip(names, (float(v) for v in features), strict=True))
         quantities = sorted({n.split(":", 1)[1] for n in names if n.startswith("stale:")})
-        found = self._sensor(f, quantities)
+        found = self._flags(f, quantities) or self._strong(asset_kind, f)
+        found = found or self._noise(f, quantities)
         if found is not None:
             return found
         rule = getattr(self, f"_{asset_kind}", None)
         found = rule(f) if rule is not None else None
         return found if found is not None else ("anomaly", 0.3)
 
+    def _strong(self, asset_kind: str, f: dict[str, float]) -> tuple[str, float] | None:
+        """Signatures no sensor fault mimics (checked before excess noise)."""
+        if asset_kind == "battery":
+            if self.shifted(f, "t_c") > 0 or _get(f, "thermal_stress", 1.0) < 0.5:
+                return "battery_cooling_failure", 0.85
+            if _get(f, "soh_drop", 0.0) > self.soh_drop:
+                return "capacity_fade", 0.8
+        if asset_kind == "pv" and _get(f, "converter_availability", 1.0) < 0.5:
+            return "inverter_trip", 0.9
+        if asset_kind == "grid" and _get(f, "outage", 0.0) >= 0.5:
+            return "grid_outage", 0.9
+        if asset_kind == "line" and _get(f, "dead", 0.0) >= 0.5:
+            return "line_outage", 0.9
+        return None
+
     def _pv(self, f: dict[str, float]) -> tuple[str, float] | None:
-        if self.shifted(f, "p_kw") > 0:
-            return "sensor_drift", 0.7  # more than the sun gives: the sensor, not the plant
+        shift = self.shifted(f, "p_kw")
+        if shift > 0 or (shift < 0 and _get(f, "balance_share", 0.0) > 0.5):
+            return "sensor_drift", 0.7  # more than the sun gives, or the POC disagrees
         perf = _get(f, "pv_performance")
         if _get(f, "converter_availability", 1.0) < 0.5 or perf <= 0.1:
             return "inverter_trip", 0.9
@@ -132,14 +161,23 @@ class RuleDiagnoser:
             or _get(f, "soc_consistency", 1.0) < 0.5
         ):
             return "soc_misreport", 0.7
-        if _get(f, "converter_availability", 1.0) < 0.5 or self.shifted(f, "p_kw") != 0:
+        available = _get(f, "converter_availability", 1.0)
+        if available < 0.2:
             return "inverter_trip", 0.8
+        if available < 0.9 or self.shifted(f, "p_kw") != 0:
+            # part of the command delivered, cool: the SoC window ends sooner than the
+            # nameplate capacity says
+            return "capacity_fade", 0.75
         return None
 
     def _load(self, f: dict[str, float]) -> tuple[str, float] | None:
         p, q = self.shifted(f, "p_kw"), self.shifted(f, "q_kvar")
+        share = _get(f, "balance_share")
+        if p != 0 and np.isfinite(share):
+            # the POC sees a real change of the load, not a sensor's
+            return ("sensor_drift", 0.8) if share > 0.5 else ("load_spike", 0.8)
         if p != 0 and q == p:
-            return "load_spike", 0.85  # the scale acts on p and q alike
+            return "load_spike", 0.8  # the scale acts on p and q alike
         if p != 0 or q != 0:
             return "sensor_drift", 0.7  # one sensor alone
         if abs(_get(f, "ratio_p", 1.0) - 1.0) > 0.1:

@@ -31,19 +31,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import erf
 
 from twin.diagnostics.alerts import Alert, AlertBook, AlertSettings
+from twin.diagnostics.arrays import fill_nan, pad, ratio
+from twin.diagnostics.balance import Balance
 from twin.diagnostics.battery import BatteryTracker
 from twin.diagnostics.catalogue import Catalogue, sensor_sigma
 from twin.diagnostics.detectors import DetectorSettings, Residuals
 from twin.diagnostics.diagnosis import Diagnoser, RuleDiagnoser
 from twin.diagnostics.expected import Expectations, temperature_corrected
 from twin.diagnostics.features import (
-    EXTRAS,
+    EXTRA_NAMES,
     KIND_INDICES,
-    SENSOR_STATS,
-    feature_names,
+    FeatureLayout,
 )
 from twin.diagnostics.indices import (
     INDEX_NAMES,
@@ -55,13 +55,12 @@ from twin.diagnostics.indices import (
     thermal_stress,
     voltage_band,
 )
-from twin.diagnostics.quality import Quality, QualitySettings
+from twin.diagnostics.quality import Quality, QualitySettings, stale_window
 
 __all__ = ["Engine", "Settings", "StepOutput"]
 
 _I = {name: i for i, name in enumerate(INDEX_NAMES)}
-_EXTRA_NAMES = sorted({n for names in EXTRAS.values() for n in names})
-_X = {name: i for i, name in enumerate(_EXTRA_NAMES)}
+_X = {name: i for i, name in enumerate(EXTRA_NAMES)}
 
 
 @dataclass(frozen=True)
@@ -94,6 +93,7 @@ class Settings:
     line_typical_pct: float = 1.0
     outage_kw: float = 0.5
     unbalance_kw: float = 2.0
+    balance_floor_kw: float = 0.2
 
 
 @dataclass
@@ -151,7 +151,7 @@ class Engine:
         self.cat, self.exp = catalogue, expectations
         self.settings = s = settings or Settings()
         if s.mode == "threshold":
-            s = replace(s, alerts=AlertSettings(open_steps=1, clear_steps=1))
+            s = replace(s, alerts=AlertSettings(open_steps=1, clear_steps=1, clear_min_s=0.0))
             self.settings = s
         self.diagnoser = diagnoser or RuleDiagnoser(
             h=s.detectors.h,
@@ -182,9 +182,7 @@ class Engine:
             own[ai[x.asset]].append(j)
             reveal[ai["poc" if j == slack else x.asset]].append(j)
         self._own, self._reveal = _pad(own), _pad(reveal)
-        params = np.array(
-            [catalogue.imperfection.get(x.sensor_class, (0.0, 0.0, 0.0)) for x in sensors]
-        ).reshape(n, 3)
+        self._noise = params = catalogue.noise_params()
         self._resolution = params[:, 2]
         self._has_noise = (params[:, 0] > 0) | (params[:, 1] > 0)
         self._q = np.array([x.quantity for x in sensors], dtype=object)
@@ -198,11 +196,18 @@ class Engine:
         self._pv_t = np.array([sensor(a.name, "pv", "t_cell_c") for a in pv], dtype=int)
         self._pv_ac = np.array([float(a.ratings.get("p_ac_kw", np.nan)) for a in pv])
         self._pv_gamma = np.array([float(a.ratings.get("gamma_pdc", 0.0)) for a in pv])
+        self._pv_ok = self._pv_p >= 0
+        self._pv_p_ok = self._pv_p[self._pv_ok]
         self._bat_a, bats = kind_index("battery")
         self._bat_p = np.array([sensor(a.name, "battery", "p_kw") for a in bats], dtype=int)
         self._bat_soc = np.array([sensor(a.name, "battery", "soc") for a in bats], dtype=int)
         self._bat_t = np.array([sensor(a.name, "battery", "t_c") for a in bats], dtype=int)
         self.command_keys = [(a.name, "controller", "p_set_kw") for a in bats]
+        # (sensor positions, which batteries have them, 0 power / 1 SoC / 2 temperature)
+        self._bat_slots = [
+            (idx[idx >= 0], idx >= 0, which)
+            for which, idx in enumerate((self._bat_p, self._bat_soc, self._bat_t))
+        ]
         self.tracker = BatteryTracker([a.ratings for a in bats], catalogue.step_s)
         r = [a.ratings for a in bats]
         self._bat_e = np.array([float(x.get("e_kwh", np.nan)) for x in r])
@@ -215,10 +220,18 @@ class Engine:
         self._load_rating = np.array([float(a.ratings.get("p_kw", np.nan)) for a in loads])
         self._bus_a, buses = kind_index("bus")
         self._bus_v = np.array([sensor(a.name, "bus", "v_pu") for a in buses], dtype=int)
+        self._band_rows = np.append(self._bus_a, ai["poc"]).astype(int)
+        self._band_v = np.append(self._bus_v, slack).astype(int)
         self._line_a, lines = kind_index("line")
         self._line_l = np.array([sensor(a.name, "line", "loading_pct") for a in lines], dtype=int)
         self._line_typical = np.zeros(len(lines))
-        self._dead_steps = np.zeros(len(lines), dtype=int)
+        self._line_from = np.array(
+            [where.get((a.ratings.get("from_bus", ""), "bus", "v_pu"), -1) for a in lines],
+            dtype=int,
+        )
+        self._line_to = np.array(
+            [where.get((a.ratings.get("to_bus", ""), "bus", "v_pu"), -1) for a in lines], dtype=int
+        )
         self._poc = ai["poc"]
         self._poc_p, self._poc_q = sensor("poc", "grid", "p_kw"), sensor("poc", "grid", "q_kvar")
         self._poc_v = slack
@@ -234,6 +247,7 @@ class Engine:
             [j for j, x in enumerate(sensors) if x.quantity == "q_kvar" and x.kind != "grid"],
             dtype=int,
         )
+        self.balance = Balance(catalogue.step_s)
         self._has_exp = np.zeros(n, dtype=bool)
         self._has_exp[np.isfinite(expectations.values).any(axis=0)] = True
         for idx in (self._bat_p, self._bat_soc, self._bat_t):
@@ -259,52 +273,33 @@ class Engine:
             s.alerts,
             "threshold" if s.mode == "threshold" else "residual",
         )
-        self.held = np.full(n, np.nan)
+        self.book.clear_steps = max(
+            s.alerts.clear_steps, int(np.ceil(s.alerts.clear_min_s / catalogue.step_s))
+        )
+        self._hx = np.full(n + 1, np.nan)
+        self.held = self._hx[:n]  # the last report of every sensor
+        self._xx = np.full(n + 1, np.nan)
+        self._ex = np.full(n + 1, np.nan)
+        self._sx = np.full(n + 1, np.nan)
+        self._t_model = np.concatenate(
+            [expectations.t_model, np.full((expectations.n_steps, 1), np.nan)], axis=1
+        )
         self._low = np.zeros(self.n_assets, dtype=int)
         self._soc_res = np.full(len(bats), np.nan)
-        self._feature_index = self._features_layout()
+        self.layout = FeatureLayout(self.assets, self.asset_kinds, self.keys, self._poc_v)
         self.indices = np.full((self.n_assets, len(INDEX_NAMES)), np.nan)
-        self.extras = np.full((self.n_assets, len(_EXTRA_NAMES)), np.nan)
-        self._pool = np.empty(0)
+        self.extras = np.full((self.n_assets, len(EXTRA_NAMES)), np.nan)
+        self._pool: np.ndarray | None = None
+        #: Collect every asset's features each step (``StepOutput.features``, for
+        #: training); off (the default) they are gathered only for the assets the
+        #: diagnoser is asked about.
+        self.collect_features = False
 
     # --- layout of the per-asset features ----------------------------------------------
 
-    def _features_layout(self) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
-        """Per kind: asset positions, gather indices into the step's pool, names."""
-        n, a_n = self.n_sensors, self.n_assets
-        n_idx, n_stats = len(INDEX_NAMES), len(SENSOR_STATS)
-        base_stats = a_n * n_idx
-        base_extra = base_stats + n_stats * n
-        nan_slot = base_extra + a_n * len(_EXTRA_NAMES)
-        where = {k: j for j, k in enumerate(self.keys)}
-        slack = self._poc_v
-        layout = {}
-        for kind in sorted(set(self.asset_kinds)):
-            names = feature_names(kind)
-            rows = [a for a, k in enumerate(self.asset_kinds) if k == kind]
-            gather = np.full((len(rows), len(names)), nan_slot, dtype=int)
-            for r, a in enumerate(rows):
-                asset = self.assets[a]
-                for c, name in enumerate(names):
-                    if name in _I:
-                        gather[r, c] = a * n_idx + _I[name]
-                    elif ":" in name:
-                        stat, q = name.split(":", 1)
-                        j = (
-                            slack
-                            if (kind == "grid" and q == "v_pu")
-                            else where.get((asset, kind, q), -1)
-                        )
-                        if j >= 0:
-                            gather[r, c] = base_stats + SENSOR_STATS.index(stat) * n + j
-                    else:
-                        gather[r, c] = base_extra + a * len(_EXTRA_NAMES) + _X[name]
-            layout[kind] = (np.array(rows, dtype=int), gather, names)
-        return layout
-
     def feature_names(self) -> dict[str, list[str]]:
         """The feature names per asset kind present in this run."""
-        return {kind: names for kind, (_, _, names) in self._feature_index.items()}
+        return {kind: names for kind, (_, _, names) in self.layout.kinds.items()}
 
     # --- the step ----------------------------------------------------------------------
 
@@ -322,129 +317,26 @@ class Engine:
 
     def step_array(self, k: int, time: pd.Timestamp, x: np.ndarray, cmd: np.ndarray) -> StepOutput:
         """One step from the readings in sensor order and the setpoints in battery order."""
-        s = self.settings
-        fresh = np.isfinite(x)
-        self.held = held = np.where(fresh, x, self.held)
-        hx = np.append(held, np.nan)
-        xx = np.append(x, np.nan)
-        expected = self.exp.values[k].copy()
-        ex = np.append(expected, np.nan)
-        n_idx = np.full((self.n_assets, len(INDEX_NAMES)), np.nan)
-        extras = np.full((self.n_assets, len(_EXTRA_NAMES)), np.nan)
-        # PV: temperature-corrected expectation, performance and availability
+        n = self.n_sensors
+        fresh = x == x  # not NaN
+        # padded buffers: index -1 (a sensor the run does not have) reads NaN
+        hx, xx, ex, sx = self._hx, self._xx, self._ex, self._sx
+        hx[:n][fresh] = x[fresh]
+        xx[:n] = x
+        ex[:n] = self.exp.values[k]
+        sx[:n] = sensor_sigma(self._noise, hx[:n])
+        self.indices = np.full((self.n_assets, len(INDEX_NAMES)), np.nan)
+        self.extras = np.full((self.n_assets, len(EXTRA_NAMES)), np.nan)
         if len(self._pv_a):
-            p_model = ex[self._pv_p]
-            t_model = np.append(self.exp.t_model[k], np.nan)[self._pv_p]
-            p_exp = temperature_corrected(p_model, t_model, hx[self._pv_t], self._pv_gamma)
-            ok = self._pv_p >= 0
-            expected[self._pv_p[ok]] = p_exp[ok]
-            p_meas = hx[self._pv_p]
-            perf = pv_performance(p_meas, p_exp, self._pv_ac)
-            n_idx[self._pv_a, _I["pv_performance"]] = perf
-            n_idx[self._pv_a, _I["converter_availability"]] = converter_availability_pv(
-                p_meas, p_exp, self._pv_ac
-            )
-            extras[self._pv_a, _X["daylight"]] = np.isfinite(perf).astype(float)
-        # batteries: commanded power, Coulomb counting, thermal model, capacity
+            self._pv(k)
         if len(self._bat_a):
-            tr = self.tracker
-            p_cmd = tr.commanded(cmd)
-            p_meas = hx[self._bat_p]
-            soc_exp, t_exp = tr.update(p_meas, xx[self._bat_soc], xx[self._bat_t])
-            for idx, values in (
-                (self._bat_p, p_cmd),
-                (self._bat_soc, soc_exp),
-                (self._bat_t, t_exp),
-            ):
-                ok = idx >= 0
-                expected[idx[ok]] = values[ok]
-            self._soc_res = np.where(np.isfinite(tr.soc_residual), tr.soc_residual, self._soc_res)
-            soh = soh_estimate(tr.capacity_kwh, self._bat_e)
-            n_idx[self._bat_a, _I["soh_estimate"]] = soh
-            n_idx[self._bat_a, _I["thermal_stress"]] = thermal_stress(
-                hx[self._bat_t], self._bat_tder, self._bat_ttrip
-            )
-            n_idx[self._bat_a, _I["soc_consistency"]] = soc_consistency(self._soc_res)
-            n_idx[self._bat_a, _I["converter_availability"]] = converter_availability_battery(
-                p_meas, p_cmd, self._bat_pmax
-            )
-            extras[self._bat_a, _X["soc_jump"]] = tr.jump.astype(float)
-            extras[self._bat_a, _X["soc_residual"]] = self._soc_res
-            extras[self._bat_a, _X["soh_drop"]] = self._bat_soh0 - soh
-        if len(self._load_a):
-            with np.errstate(invalid="ignore", divide="ignore"):
-                e_p = np.append(expected, np.nan)[self._load_p]
-                big = np.abs(e_p) >= 0.05 * self._load_rating
-                extras[self._load_a, _X["ratio_p"]] = np.where(big, hx[self._load_p] / e_p, np.nan)
-        # grid: voltage band of buses and the POC, outage, dead lines
-        if len(self._bus_a):
-            n_idx[self._bus_a, _I["voltage_band"]] = voltage_band(
-                hx[self._bus_v], self.cat.v_min_pu, self.cat.v_max_pu
-            )
-        n_idx[self._poc, _I["voltage_band"]] = voltage_band(
-            np.array([hx[self._poc_v]]), self.cat.v_min_pu, self.cat.v_max_pu
-        )[0]
-        unbalance = max(
-            abs(float(np.nansum(held[self._inject]))) if len(self._inject) else 0.0,
-            abs(float(np.nansum(held[self._inject_q]))) if len(self._inject_q) else 0.0,
-        )
-        quiet = abs(hx[self._poc_p]) < s.outage_kw and abs(hx[self._poc_q]) < s.outage_kw
-        extras[self._poc, _X["outage"]] = float(quiet and unbalance > s.unbalance_kw)
+            self._battery(cmd)
+        self._site()
+        alarm = self._sensors(x)
         if len(self._line_a):
-            # a line reading nothing that carried power recently while buses go silent
-            # (cut off) is out; its typical loading is a slowly decaying maximum (one day)
-            loading = hx[self._line_l]
-            zero = (np.abs(loading) <= s.line_dead_pct) & (self._line_typical > s.line_typical_pct)
-            self._dead_steps = np.where(zero, self._dead_steps + 1, 0)
-            silent = bool(np.append(self.quality.gap, False)[self._bus_v].any())
-            dead = zero & silent
-            decay = 1.0 - min(1.0, self.cat.step_s / 86400.0)
-            self._line_typical = np.fmax(
-                np.nan_to_num(loading, nan=0.0), self._line_typical * decay
-            )
-            extras[self._line_a, _X["dead"]] = dead.astype(float)
-        # residual charts and data quality of every sensor
-        sigma = sensor_sigma(self.cat, held)
-        alarm = self.residuals.update(x, expected, sigma)
-        window = self._stale_window(sigma)
-        self.quality.update(x, window)
-        ew = self.residuals.ewma
-        spread = np.where(self._has_exp, self.residuals.spread, np.nan)
-        dq = self.quality.index(spread)
-        n_idx[:, _I["data_quality"]] = _nanmin_rows(np.append(dq, np.nan)[self._own])
-        self.indices, self.extras = n_idx, extras
-        # evidence per asset and the episodes
-        low = np.any(n_idx < self._thr, axis=1)
-        self._low = np.where(low, self._low + 1, 0)
-        flagged = self.quality.stale | self.quality.gap
-        sig = np.nan_to_num(extras[:, [_X["outage"], _X["dead"]]]).max(axis=1) >= 0.5
-        if s.mode == "threshold":
-            firing = low
-            healthy = ~low
-        else:
-            res_alarm = np.append(alarm, False)[self._reveal].any(axis=1)
-            beyond = np.append(np.abs(ew.mean) > ew.limit, False)[self._reveal].any(axis=1)
-            # an open alert is held by current evidence, not by the CUSUM's memory
-            held_open = list(self.book.open)
-            res_alarm[held_open] = beyond[held_open]
-            dq_flag = np.append(flagged, False)[self._own].any(axis=1)
-            firing = res_alarm | dq_flag | (self._low >= s.alerts.open_steps) | sig
-            if len(self._line_a) and extras[self._line_a, _X["dead"]].max() >= 0.5:
-                firing[self._bus_a] = False  # buses cut off by the line: its evidence
-            healthy = ~(firing | beyond | low)
-        self._pool = np.concatenate(
-            [
-                n_idx.ravel(),
-                self.residuals.z,
-                self.residuals.cusum.statistic,
-                ew.mean,
-                spread,
-                self.quality.stale.astype(float),
-                self.quality.gap.astype(float),
-                extras.ravel(),
-                [np.nan],
-            ]
-        )
+            self._dead_lines(hx, self.extras)
+        firing, healthy = self._decide(alarm)
+        self._pool = self._make_pool() if self.collect_features else None
         opened, updated, cleared = self.book.update(
             k, time, firing, healthy, self._diagnose, self._evidence
         )
@@ -454,29 +346,155 @@ class Engine:
             mask[self._reveal[a]] = True
             self.residuals.reset(mask[:-1])
             self._low[a] = 0
-        features = {
-            kind: self._pool[gather] for kind, (_, gather, _) in self._feature_index.items()
-        }
-        return StepOutput(n_idx, features, opened, updated, cleared)
+        features = self.layout.all(self._pool) if self.collect_features else {}
+        return StepOutput(self.indices, features, opened, updated, cleared)
 
-    def _stale_window(self, sigma: np.ndarray) -> np.ndarray:
-        """Reports in a row that make a stale flag (see :func:`quality.stale_window`)."""
-        q = self.settings.quality
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p = np.where(
-                self._resolution > 0, erf(self._resolution / (2.0 * np.sqrt(2.0) * sigma)), 0.0
+    def _pv(self, k: int) -> None:
+        """PV: temperature-corrected expectation, performance and availability."""
+        hx, ex, n_idx = self._hx, self._ex, self.indices
+        p_exp = temperature_corrected(
+            ex[self._pv_p], self._t_model[k, self._pv_p], hx[self._pv_t], self._pv_gamma
+        )
+        ex[self._pv_p_ok] = p_exp[self._pv_ok]
+        p_meas = hx[self._pv_p]
+        perf = pv_performance(p_meas, p_exp, self._pv_ac)
+        n_idx[self._pv_a, _I["pv_performance"]] = perf
+        n_idx[self._pv_a, _I["converter_availability"]] = converter_availability_pv(
+            p_meas, p_exp, self._pv_ac
+        )
+        self.extras[self._pv_a, _X["daylight"]] = (perf == perf).astype(float)
+
+    def _battery(self, cmd: np.ndarray) -> None:
+        """Batteries: commanded power, Coulomb counting, thermal model, capacity."""
+        hx, xx, ex, n_idx, extras = self._hx, self._xx, self._ex, self.indices, self.extras
+        tr = self.tracker
+        p_cmd = tr.commanded(cmd)
+        p_meas = hx[self._bat_p]
+        # the energy of the step: the reading, or without one the EMS's command
+        fresh_p = xx[self._bat_p]
+        p_step = np.where(fresh_p == fresh_p, fresh_p, np.where(p_cmd == p_cmd, p_cmd, p_meas))
+        soc_exp, t_exp = tr.update(p_step, xx[self._bat_soc], xx[self._bat_t])
+        for idx, ok, values in self._bat_slots:
+            ex[idx] = (p_cmd, soc_exp, t_exp)[values][ok]
+        self._soc_res = np.where(tr.soc_residual == tr.soc_residual, tr.soc_residual, self._soc_res)
+        soh = soh_estimate(tr.capacity_kwh, self._bat_e)
+        rows = self._bat_a
+        n_idx[rows, _I["soh_estimate"]] = soh
+        n_idx[rows, _I["thermal_stress"]] = thermal_stress(
+            hx[self._bat_t], self._bat_tder, self._bat_ttrip
+        )
+        n_idx[rows, _I["soc_consistency"]] = soc_consistency(self._soc_res)
+        n_idx[rows, _I["converter_availability"]] = converter_availability_battery(
+            p_meas, p_cmd, self._bat_pmax
+        )
+        extras[rows, _X["soc_jump"]] = tr.jump.astype(float)
+        extras[rows, _X["soc_residual"]] = self._soc_res
+        extras[rows, _X["soh_drop"]] = self._bat_soh0 - soh
+
+    def _site(self) -> None:
+        """The site's balance, load ratios, voltage bands and the POC outage signature."""
+        s = self.settings
+        hx, ex, sx, extras = self._hx, self._ex, self._sx, self.extras
+        # the site's balance: a sensor's residual shows in it, a physical change does not
+        inject = hx[self._inject]
+        p_sum = float(inject[inject == inject].sum())
+        inject_q = hx[self._inject_q]
+        q_sum = float(inject_q[inject_q == inject_q].sum())
+        self.balance.update(hx[self._poc_p], p_sum)
+        for rows, idx in ((self._pv_a, self._pv_p), (self._load_a, self._load_p)):
+            if len(rows):
+                floor = np.maximum(s.balance_floor_kw, 3.0 * sx[idx])
+                extras[rows, _X["balance_share"]] = self.balance.share(hx[idx] - ex[idx], floor)
+        if len(self._load_a):
+            e_p = ex[self._load_p]
+            big = np.abs(e_p) >= 0.05 * self._load_rating
+            extras[self._load_a, _X["ratio_p"]] = np.where(
+                big, ratio(hx[self._load_p], e_p), np.nan
             )
-            n = np.where(p > 0, np.ceil(np.log(q.p_false) / np.log(p)) + 1, q.window)
-        n = np.where(p >= 1.0, q.max_window + 1, n)
-        n = np.clip(np.nan_to_num(n, nan=q.max_window + 1), q.window, q.max_window + 1)
-        return np.where(self._has_noise, n, q.max_window + 1).astype(int)
+        # voltage band of the buses and of the POC (its bus) in one call
+        self.indices[self._band_rows, _I["voltage_band"]] = voltage_band(
+            hx[self._band_v], self.cat.v_min_pu, self.cat.v_max_pu
+        )
+        quiet = abs(hx[self._poc_p]) < s.outage_kw and abs(hx[self._poc_q]) < s.outage_kw
+        unbalance = max(abs(p_sum), abs(q_sum))
+        extras[self._poc, _X["outage"]] = float(quiet and unbalance > s.unbalance_kw)
+
+    def _sensors(self, x: np.ndarray) -> np.ndarray:
+        """Residual charts and data quality of every sensor; return the chart alarms."""
+        n = self.n_sensors
+        expected, sigma = self._ex[:n], self._sx[:n]
+        alarm = self.residuals.update(x, expected, sigma)
+        q = self.settings.quality
+        window = stale_window(sigma, self._resolution, self._has_noise, q)
+        self.quality.update(x, window, expected, sigma)
+        self._spread = np.where(self._has_exp, self.residuals.spread, np.nan)
+        dq = self.quality.index(self._spread)
+        self.indices[:, _I["data_quality"]] = _nanmin_rows(pad(dq, np.nan)[self._own])
+        return alarm
+
+    def _decide(self, alarm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per asset: firing (evidence of a fault) and healthy (none, residuals back)."""
+        s, extras = self.settings, self.extras
+        low = np.any(self.indices < self._thr, axis=1)
+        self._low = np.where(low, self._low + 1, 0)
+        if s.mode == "threshold":
+            return low, ~low
+        flagged = self.quality.stale | self.quality.gap
+        sig = fill_nan(extras[:, [_X["outage"], _X["dead"]]]).max(axis=1) >= 0.5
+        res_alarm = pad(alarm, False)[self._reveal].any(axis=1)
+        # back to health: the latest residual of every sensor within clear_z sigma and
+        # its EWMA within its limit (a small sustained shift is not health)
+        ew = self.residuals.ewma
+        out_z = (np.abs(self.residuals.z_last) > s.detectors.clear_z) | (np.abs(ew.mean) > ew.limit)
+        beyond = pad(out_z, False)[self._reveal].any(axis=1)
+        # an open alert is held by current evidence, not by the CUSUM's memory
+        held_open = list(self.book.open)
+        res_alarm[held_open] = beyond[held_open]
+        dq_flag = pad(flagged, False)[self._own].any(axis=1)
+        firing = res_alarm | dq_flag | (self._low >= s.alerts.open_steps) | sig
+        if len(self._line_a) and (
+            extras[self._line_a, _X["dead"]].max() >= 0.5
+            or any(self.asset_kinds[a] == "line" for a in self.book.open)
+        ):
+            firing[self._bus_a] = False  # buses cut off by the line: its evidence
+        return firing, ~(firing | beyond | low)
+
+    def _make_pool(self) -> np.ndarray:
+        """Every feature value of this step in one vector (see :class:`FeatureLayout`)."""
+        stats = (
+            self.residuals.z,
+            self.residuals.cusum.statistic,
+            self.residuals.ewma.mean,
+            self._spread,
+            self.quality.stale.astype(float),
+            self.quality.gap.astype(float),
+        )
+        return self.layout.pool(self.indices, stats, self.extras)
+
+    def _dead_lines(self, hx: np.ndarray, extras: np.ndarray) -> None:
+        """Flag lines out of service.
+
+        A line is out when it reads nothing though it carried power recently and one of
+        its end buses went silent (cut off) while the other reports; the typical
+        loading is a slowly decaying maximum (time constant one day).
+        """
+        s = self.settings
+        loading = hx[self._line_l]
+        zero = (np.abs(loading) <= s.line_dead_pct) & (self._line_typical > s.line_typical_pct)
+        gap = pad(self.quality.gap, True)
+        silent_from, silent_to = gap[self._line_from], gap[self._line_to]
+        measured = (self._line_from >= 0) & (self._line_to >= 0)
+        cut = measured & (silent_from != silent_to)
+        dead = zero & cut
+        decay = 1.0 - min(1.0, self.cat.step_s / 86400.0)
+        self._line_typical = np.fmax(fill_nan(loading), self._line_typical * decay)
+        extras[self._line_a, _X["dead"]] = dead.astype(float)
 
     def features_of(self, a: int) -> tuple[np.ndarray, list[str]]:
         """The current feature vector of asset ``a`` (engine order) and its names."""
-        kind = self.asset_kinds[a]
-        rows, gather, names = self._feature_index[kind]
-        r = int(np.flatnonzero(rows == a)[0])
-        return self._pool[gather[r]], names
+        if self._pool is None:
+            self._pool = self._make_pool()
+        return self.layout.of(self._pool, a, self.asset_kinds[a])
 
     def _diagnose(self, a: int) -> tuple[str, float]:
         values, names = self.features_of(a)
@@ -511,7 +529,7 @@ class Engine:
         severity = 1.0 - float(defined.min()) if len(defined) else 0.0
         reveal = self._reveal[a][self._reveal[a] >= 0]
         if len(reveal):
-            z = np.nan_to_num(np.abs(self.residuals.ewma.mean[reveal])).max()
+            z = fill_nan(np.abs(self.residuals.ewma.mean[reveal])).max()
             severity = max(severity, min(1.0, float(z) / (4.0 * self.residuals.ewma.limit)))
         if not notes:
             notes.append("recovering")

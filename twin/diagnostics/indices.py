@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from twin.diagnostics.arrays import ratio, unit
+
 __all__ = [
     "INDEX_NAMES",
     "converter_availability_battery",
@@ -32,9 +34,7 @@ INDEX_NAMES = (
 )
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return num / den
+_ratio = ratio
 
 
 def pv_performance(
@@ -55,7 +55,7 @@ def pv_performance(
        clause 10 (performance ratio, temperature-corrected).
     """
     day = p_exp_kw >= daylight * p_ac_kw
-    return np.where(day, np.clip(_ratio(p_meas_kw, p_exp_kw), 0.0, 1.0), np.nan)
+    return np.where(day, unit(_ratio(p_meas_kw, p_exp_kw)), np.nan)
 
 
 def converter_availability_pv(
@@ -74,7 +74,7 @@ def converter_availability_pv(
        evaluation method (availability as delivered while the resource is present).
     """
     day = p_exp_kw >= daylight * p_ac_kw
-    return np.where(day, np.clip(_ratio(p_meas_kw, 0.1 * p_exp_kw), 0.0, 1.0), np.nan)
+    return np.where(day, unit(_ratio(p_meas_kw, 0.1 * p_exp_kw)), np.nan)
 
 
 def converter_availability_battery(
@@ -93,7 +93,7 @@ def converter_availability_battery(
     .. [1] IEC 61724-3:2016 (availability: energy delivered over energy requested).
     """
     asked = np.abs(p_cmd_kw) >= active * p_max_kw
-    return np.where(asked, np.clip(_ratio(p_meas_kw, p_cmd_kw), 0.0, 1.0), np.nan)
+    return np.where(asked, unit(_ratio(p_meas_kw, p_cmd_kw)), np.nan)
 
 
 def thermal_stress(
@@ -113,7 +113,7 @@ def thermal_stress(
     .. [1] IEC 62619:2022, Safety requirements for secondary lithium cells and batteries
        for use in industrial applications (upper temperature limit of operation).
     """
-    return np.clip(_ratio(t_trip_c - t_meas_c, t_trip_c - (t_derate_c - margin_k)), 0.0, 1.0)
+    return unit(_ratio(t_trip_c - t_meas_c, t_trip_c - (t_derate_c - margin_k)))
 
 
 def soc_consistency(residual: np.ndarray, tolerance: float = 0.1) -> np.ndarray:
@@ -131,7 +131,7 @@ def soc_consistency(residual: np.ndarray, tolerance: float = 0.1) -> np.ndarray:
     .. [1] Plett, G. L., "Battery Management Systems, Vol. II: Equivalent-Circuit
        Methods", Artech House, 2015, ch. 3 (Coulomb counting and its consistency).
     """
-    return np.clip(1.0 - np.abs(residual) / tolerance, 0.0, 1.0)
+    return unit(1.0 - np.abs(residual) / tolerance)
 
 
 def soh_estimate(capacity_kwh: np.ndarray, e_kwh: np.ndarray) -> np.ndarray:
@@ -148,7 +148,7 @@ def soh_estimate(capacity_kwh: np.ndarray, e_kwh: np.ndarray) -> np.ndarray:
     .. [1] Plett, G. L., "Recursive approximate weighted total least squares estimation
        of battery cell total capacity", J. Power Sources 196(4), 2011.
     """
-    return np.clip(_ratio(capacity_kwh, e_kwh), 0.0, 1.0)
+    return unit(_ratio(capacity_kwh, e_kwh))
 
 
 def voltage_band(v_pu: np.ndarray, v_min_pu: float, v_max_pu: float) -> np.ndarray:
@@ -172,7 +172,7 @@ def voltage_band(v_pu: np.ndarray, v_min_pu: float, v_max_pu: float) -> np.ndarr
     """
     lo = 1.0 - (1.0 - v_min_pu) / 2.0
     hi = 1.0 + (v_max_pu - 1.0) / 2.0
-    low = np.clip((v_pu - v_min_pu) / (lo - v_min_pu), 0.0, 1.0)
-    high = np.clip((v_max_pu - v_pu) / (v_max_pu - hi), 0.0, 1.0)
+    low = unit((v_pu - v_min_pu) / (lo - v_min_pu))
+    high = unit((v_max_pu - v_pu) / (v_max_pu - hi))
     out = np.where(v_pu < lo, low, np.where(v_pu > hi, high, 1.0))
     return np.where(np.isnan(v_pu), np.nan, out)

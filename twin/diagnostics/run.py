@@ -32,6 +32,7 @@ __all__ = [
     "DiagnosisResult",
     "NoMeasurementsError",
     "diagnose_run",
+    "load_diagnoser",
     "measured_arrays",
     "run_engine",
 ]
@@ -139,9 +140,9 @@ def run_engine(
     """Step ``engine`` over every step; return indices, features per kind and loop time."""
     n = len(times)
     indices = np.full((n, engine.n_assets, len(INDEX_NAMES)), np.nan)
-    names = engine.feature_names()
+    names = engine.feature_names() if engine.collect_features else {}
     features = {
-        kind: np.full((n, len(engine._feature_index[kind][0]), len(cols)), np.nan)
+        kind: np.full((n, len(engine.layout.kinds[kind][0]), len(cols)), np.nan)
         for kind, cols in names.items()
     }
     stamps = list(times)
@@ -186,7 +187,7 @@ def _features_frame(
 ) -> pd.DataFrame:
     frames = []
     for kind, values in features.items():
-        rows, _, names = engine._feature_index[kind]
+        rows, _, names = engine.layout.kinds[kind]
         n, m, f = values.shape
         frame = pd.DataFrame(values.transpose(1, 0, 2).reshape(m * n, f), columns=names)
         frame.insert(0, "asset_kind", kind)
@@ -205,10 +206,20 @@ def alerts_frame(alerts: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-def _diagnoser(model: Any, catalogue: Catalogue) -> Diagnoser | None:
+def load_diagnoser(model: Any, catalogue: Catalogue) -> Diagnoser | None:
+    """The diagnoser of ``model``: None (the rules), a diagnoser object, or a directory.
+
+    A directory is a learned model (``twin diagnostics train``), loaded by
+    :mod:`twin.diagnostics.learned` against the run's sensors and the engine's feature
+    names (a model trained on other sensors or features is a named error); asset
+    kinds it has no classifier for fall back to the rules.
+    """
     if model is None or hasattr(model, "diagnose"):
         return model
-    from twin.diagnostics import learned  # the learned models (scikit-learn)
+    try:
+        from twin.diagnostics import learned  # the learned models (scikit-learn)
+    except ImportError as exc:
+        raise TwinError(f"--model {model}: the learned models are not available ({exc})") from None
 
     wanted = {a.kind: feature_names(a.kind) for a in catalogue.assets.values()}
     loaded = learned.load(model, catalogue, None)
@@ -224,6 +235,7 @@ def diagnose_run(
     model: Any = None,
     settings: Settings | None = None,
     write: bool = True,
+    features: bool = True,
 ) -> DiagnosisResult:
     """Diagnose a finished run from what its sensors reported.
 
@@ -238,6 +250,9 @@ def diagnose_run(
         Engine settings (``Settings(mode="threshold")``: the static baseline).
     write : bool
         Write ``health.parquet``, ``alerts.parquet`` and ``alerts.json`` (default).
+    features : bool
+        Collect every asset's features at every step (``DiagnosisResult.features``,
+        the training rows); off, the loop is faster and the frame empty.
 
     Raises
     ------
@@ -270,24 +285,28 @@ def diagnose_run(
     )
     catalogue = catalogue_from(scenario, keys)
     expectations = expectations_from(scenario, catalogue)
-    engine = Engine(catalogue, expectations, settings, _diagnoser(model, catalogue))
+    engine = Engine(catalogue, expectations, settings, load_diagnoser(model, catalogue))
+    engine.collect_features = features
     times = scenario.clock().times
     readings, setpoints = measured_arrays(
         results, times, [s.key for s in catalogue.sensors], engine.command_keys
     )
-    indices, features, elapsed = run_engine(engine, times, readings, setpoints)
+    indices, collected, elapsed = run_engine(engine, times, readings, setpoints)
     alerts = [a.record() for a in engine.finish()]
     site = str(results["site"].iloc[0]) if len(results) else scenario.name
     run_id = str(meta.get("run_id", ""))
     health = _health_frame(engine, times, indices, site, run_id)
     result = DiagnosisResult(
-        health, alerts, _features_frame(engine, times, features), catalogue, elapsed, len(times)
+        health, alerts, _features_frame(engine, times, collected), catalogue, elapsed, len(times)
     )
     if write:
         health.to_parquet(run_dir / "health.parquet", index=False)
         alerts_frame(alerts).to_parquet(run_dir / "alerts.parquet", index=False)
         (run_dir / "alerts.json").write_text(json.dumps(alerts, indent=1) + "\n")
     return result
+
+
+_diagnoser = load_diagnoser  # the name the online simulator imported first
 
 
 def alert_records(alerts: list[Alert]) -> list[dict[str, Any]]:

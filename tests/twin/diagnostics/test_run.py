@@ -7,7 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from twin.diagnostics.run import NoMeasurementsError, diagnose_run
+from twin.diagnostics.catalogue import catalogue_from
+from twin.diagnostics.engine import Engine, Settings
+from twin.diagnostics.expected import expectations_from
+from twin.diagnostics.run import NoMeasurementsError, diagnose_run, measured_arrays
+from twin.errors import ResultsError
+from twin.results import load_results, read_run
+from twin.scenario import validate_scenario
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow
@@ -42,6 +48,10 @@ def runs(tmp_path_factory):
         "stuck": _run(
             base / "stuck",
             "faults=[{kind: sensor_stuck, target: load_1.p_kw, start: 12h, duration: 4h}]",
+        ),
+        "spike": _run(
+            base / "spike",
+            "faults=[{kind: load_spike, target: load_1, start: 12h, duration: 2h, severity: 1.5}]",
         ),
     }
 
@@ -90,5 +100,112 @@ def test_run_without_measured_values_is_a_named_error(tmp_path):
     out = _run(tmp_path / "blind", "sensors.enabled=false")
     with pytest.raises(NoMeasurementsError, match="no rows with source='measured'"):
         diagnose_run(out)
+    cli = subprocess.run(
+        [sys.executable, "-m", "twin.cli", "diagnose", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert cli.returncode == 2
+    assert "no rows with source='measured'" in " ".join(cli.stderr.split())
     assert not (out / "health.parquet").exists()
     assert not (out / "alerts.json").exists()
+
+
+def test_not_a_run_directory_is_a_named_error(tmp_path):
+    with pytest.raises(ResultsError, match="results.parquet: missing"):
+        diagnose_run(tmp_path)
+
+
+def test_cli_writes_the_files(runs):
+    cli = subprocess.run(
+        [sys.executable, "-m", "twin.cli", "diagnose", str(runs["shaded"])],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert "1 alert(s) in 96 steps" in cli.stdout
+    records = json.loads((runs["shaded"] / "alerts.json").read_text())
+    assert [r["alert_id"] for r in records] == ["pv_roof-1"]
+
+
+def test_stepping_with_mappings_gives_the_offline_alerts_and_indices(runs):
+    """What an online simulator does: one mapping of readings per step."""
+    offline = diagnose_run(runs["spike"], write=False)
+    scenario = validate_scenario(read_run(runs["spike"])["scenario"])
+    results = load_results(runs["spike"])
+    measured = results[results["source"].astype(str) == "measured"]
+    keys = set(
+        zip(
+            measured["asset"].astype(str),
+            measured["kind"].astype(str),
+            measured["quantity"].astype(str),
+            strict=True,
+        )
+    )
+    catalogue = catalogue_from(scenario, keys)
+    engine = Engine(catalogue, expectations_from(scenario, catalogue))
+    times = scenario.clock().times
+    sensor_keys = [x.key for x in catalogue.sensors]
+    readings, setpoints = measured_arrays(results, times, sensor_keys, engine.command_keys)
+    indices = []
+    for k, time in enumerate(times):
+        row = {key: v for key, v in zip(sensor_keys, readings[k], strict=True) if np.isfinite(v)}
+        row.update(zip(engine.command_keys, setpoints[k], strict=True))
+        indices.append(engine.step(k, time, row).indices)
+    online = [a.record() for a in engine.finish()]
+    assert online == offline.alerts
+    assert [(a["asset"], a["kind"]) for a in online] == [("load_1", "load_spike")]
+    h = offline.health
+    pi = h[(h["asset"] == "pv_roof") & (h["quantity"] == "pv_performance")]["value"].to_numpy()
+    a = engine.assets.index("pv_roof")
+    assert np.array_equal(np.array(indices)[:, a, 0], pi, equal_nan=True)
+
+
+def test_static_threshold_baseline_sees_indices_only(runs):
+    shaded = diagnose_run(runs["shaded"], settings=Settings(mode="threshold"), write=False)
+    assert {(a["asset"], a["detector"]) for a in shaded.alerts} == {("pv_roof", "threshold")}
+    spike = diagnose_run(runs["spike"], settings=Settings(mode="threshold"), write=False)
+    # a load has one index: its data quality, which the step disturbs for a moment
+    assert all(a["evidence"][0].startswith("data_quality=") for a in spike.alerts)
+    assert (
+        diagnose_run(runs["clean"], settings=Settings(mode="threshold"), write=False).alerts == []
+    )
+
+
+class _Always:
+    def __init__(self):
+        self.calls = []
+
+    def diagnose(self, asset_kind, features, names):
+        self.calls.append((asset_kind, len(features), tuple(names)))
+        return "pv_string_outage", 0.66
+
+
+def test_a_diagnoser_object_replaces_the_rules(runs):
+    diagnoser = _Always()
+    result = diagnose_run(runs["shaded"], model=diagnoser, write=False)
+    assert [(a["kind"], a["confidence"]) for a in result.alerts] == [("pv_string_outage", 0.66)]
+    kind, n, names = diagnoser.calls[0]
+    assert kind == "pv" and n == len(names) and "pv_performance" in names
+
+
+def test_capacity_fade_of_20_percent_in_a_run_within_5_percent_after_two_cycles(tmp_path):
+    out = _run(
+        tmp_path / "fade",
+        "duration=4d",
+        "faults=[{kind: capacity_fade, target: bess, start: 1h, severity: 0.2}]",
+    )
+    result = diagnose_run(out, write=False)
+    h = result.health
+    soh = h[(h["asset"] == "bess") & (h["quantity"] == "soh_estimate")].set_index("time")["value"]
+    results = load_results(out)
+    p = results[(results["source"] == "twin") & (results["kind"] == "battery")]
+    p = p[p["quantity"] == "p_kw"].set_index("time")["value"]
+    cycles = (p.abs().cumsum() * 0.25) / (2 * 60.0 * 0.8)  # equivalent full cycles
+    after = soh[cycles.reindex(soh.index) >= 2.0].dropna()
+    assert len(after) > 10
+    assert np.all(np.abs(after - 0.8) <= 0.05 * 0.8)
+    assert result.alerts and {a["kind"] for a in result.alerts} == {"capacity_fade"}
+    assert result.alerts[-1]["status"] == "open"  # the fade stays: so does its alert
