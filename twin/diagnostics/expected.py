@@ -82,12 +82,19 @@ def _model_series(scenario: Any) -> dict[tuple[str, str, str], np.ndarray]:
     """Exogenous series of the PV plants and loads, by (asset, kind, quantity)."""
     from models.load import Load
     from models.pv import PVPlant
-    from twin.assembly import from_scenario
+    from twin.assembly import context as model_context
 
-    assembly = from_scenario(scenario)
-    clock, context = assembly.clock, assembly.context
+    # the units and context the run's models were built with (as twin.assembly gives
+    # them, without planning a world: no mosaik import for an offline diagnosis)
+    clock = scenario.clock()
+    context = model_context(
+        site=scenario.site.model_dump(),
+        grid=scenario.grid.model_dump(),
+        weather=scenario.weather,
+        seed=scenario.seed,
+    )
     series: dict[tuple[str, str, str], np.ndarray] = {}
-    pv_units = assembly.units.get("pv") or []
+    pv_units = scenario.units("pv")
     if pv_units:
         plant = PVPlant(pv_units, clock, context)
         derate = {"derate": np.ones(plant.n)}
@@ -99,7 +106,7 @@ def _model_series(scenario: Any) -> dict[tuple[str, str, str], np.ndarray]:
         for i, unit in enumerate(pv_units):
             series[(unit["name"], "pv", "p_kw")] = p_kw[:, i]
             series[(unit["name"], "pv", "t_model")] = t_cell[:, i]
-    load_units = assembly.units.get("load") or []
+    load_units = scenario.units("load")
     if load_units:
         nominal = Load(load_units, clock, context).exogenous()
         for i, unit in enumerate(load_units):
