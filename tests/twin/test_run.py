@@ -194,14 +194,16 @@ def test_a_run_into_a_used_directory_leaves_nothing_of_the_earlier_run(tmp_path)
     fault = {"kind": "pv_shading", "target": "pv_roof", "start": "1h", "duration": "1h"}
     earlier = run_scenario(small_scenario(faults=[fault]), out)
     assert (out / "labels.json").is_file() and (out / "kpis.json").is_file()
-    for name in ("report.html", "power.png", "uncontrolled/run.json"):
+    diagnosis = ("health.parquet", "alerts.parquet", "alerts.json", "scores.json")
+    for name in ("report.html", "power.png", "uncontrolled/run.json", *diagnosis):
         (out / name).parent.mkdir(exist_ok=True)
         (out / name).write_text("from the earlier run")
     with pytest.raises(RunError, match="did not converge"):
         run_scenario(spike_scenario(tmp_path), out)
     meta = read_run(out)
     assert meta["status"] == "failed" and meta["run_id"] != earlier.metadata["run_id"]
-    for name in ("kpis.json", "labels.json", "report.html", "power.png", "uncontrolled"):
+    gone = ("kpis.json", "labels.json", "report.html", "power.png", "uncontrolled", *diagnosis)
+    for name in gone:
         assert not (out / name).exists(), name
     assert set(load_results(out)["run_id"]) == {meta["run_id"]}
 
