@@ -213,6 +213,11 @@ def test_labels_match_the_schedule(day_scenario, tmp_path):
             {"kind": "sensor_drift", "target": "bess.socc", "start": "1h"},
             "faults[0].target: battery 'bess' has no quantity 'socc'",
         ),
+        (  # the available power is the model's, no sensor reports it
+            {"kind": "sensor_drift", "target": "pv_roof.p_avail_kw", "start": "1h"},
+            "faults[0].target: pv 'pv_roof' has no quantity 'p_avail_kw' that a sensor reports; "
+            "expected one of p_kw, t_cell_c",
+        ),
         ({"kind": "pv_shadin", "target": "pv_roof", "start": "1h"}, "did you mean 'pv_shading'?"),
     ],
 )
@@ -235,3 +240,27 @@ def test_a_sensor_on_a_quantity_of_an_ev_parks_chargers_is_refused_by_validation
     raw["faults"] = [{"kind": "sensor_noise", "target": "depot.soc", "start": "1h"}]
     with pytest.raises(ScenarioError, match=r"faults\[0\]\.target: ev 'depot' has no quantity"):
         validate_scenario(raw)
+
+
+def test_sensor_faults_reach_grid_sensors_too(day_scenario, tmp_path):
+    """A bus voltage, the POC meter: faults on any measured element, not only assets."""
+    faults = [
+        {"kind": "sensor_drift", "target": "bus_7.v_pu", "start": "10h", "severity": 0.04},
+        {"kind": "sensor_stuck", "target": "poc.p_kw", "start": "10h", "duration": "2h"},
+    ]
+    _, results = _run(day_scenario, tmp_path, faults)
+    error = (
+        wide(results, "bus", "v_pu", "measured")["bus_7"] - wide(results, "bus", "v_pu")["bus_7"]
+    )
+    hours = np.arange(len(error)) * 0.25 - 10.0  # the drift grows 0.04 pu per hour from 10 h
+    inside = (hours >= 0) & error.notna().to_numpy()
+    np.testing.assert_allclose(error[inside], 0.04 * hours[inside], atol=0.005)
+    assert error[(hours < 0) & error.notna().to_numpy()].abs().max() < 0.005
+    poc = wide(results, "grid", "p_kw", "measured")["poc"].iloc[40:48].dropna()
+    assert poc.nunique() == 1  # held while stuck
+    labels = {f["target"] for f in _labels(results, tmp_path)}
+    assert labels == {"bus_7.v_pu", "poc.p_kw"}
+
+
+def _labels(results, tmp_path):
+    return json.loads((tmp_path / "run" / "labels.json").read_text())["faults"]

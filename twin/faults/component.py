@@ -47,12 +47,12 @@ class FaultsComponent(Component):
         units = fault_units(scenario)
         if not units:
             return
-        kind_of = _kind_of(scenario)
+        sensed = sensed_elements(scenario)
         targets = {u["modifier"].split(":")[0] for u in units}
         for name in sorted(t for t in targets if "." in t):
-            asset, quantity = name.split(".", 1)
+            element, quantity = name.split(".", 1)
             # measured already unless sensors are off or exclude it: then a perfect one
-            plan.measure(plan.fleets[kind_of[asset]], quantity, {})
+            plan.measure(plan.fleets[sensed[element][0]], quantity, {})
         plan.add_model("faults", units, fleet=False)
 
     def add_connections(self, scenario: Any, plan: WorldPlan) -> None:
@@ -61,14 +61,15 @@ class FaultsComponent(Component):
         if schedule is None:
             return
         kind_of = _kind_of(scenario)
+        sensed = sensed_elements(scenario)
         grid = plan.children("grid")
         for element in schedule.entities:
             if element.type != "modifier":
                 continue
             target, attr = element.eid.split(":")
             if "." in target:  # a sensor: the modifier input of the measured output
-                asset, quantity = target.split(".", 1)
-                destination = plan.children(kind_of[asset])[asset]
+                name, quantity = target.split(".", 1)
+                destination = plan.children(sensed[name][0])[name]
                 attr = f"{quantity}.{attr}"
             elif target == "poc" or target.startswith("line_"):
                 destination = grid[target]
@@ -84,6 +85,23 @@ class FaultsComponent(Component):
 
 def _kind_of(scenario: Any) -> dict[str, str]:
     return {u["name"]: k for k in ASSET_KINDS for u in scenario.units(k)}
+
+
+def sensed_elements(scenario: Any) -> dict[str, tuple[str, str]]:
+    """Every element a sensor may measure: ``{name: (fleet role, element group)}``.
+
+    The plant's assets and their parts (an EV park's chargers) and the grid's point of
+    connection, buses, lines and transformers.
+    """
+    out: dict[str, tuple[str, str]] = {}
+    grid_unit = {"name": "poc", "grid": scenario.grid.source}
+    fleets = [("grid", [grid_unit])] + [(k, scenario.units(k)) for k in ASSET_KINDS]
+    for role, units in fleets:
+        if not units:
+            continue
+        for group, names in get_model(role).element_names(units, {}).items():
+            out.update({name: (role, group) for name in names})
+    return out
 
 
 def fault_units(scenario: Any) -> list[dict[str, Any]]:
@@ -139,6 +157,7 @@ def resolve_faults(scenario: Any) -> tuple[list[dict[str, Any]], list[Problem]]:
     end_of_run = parse_duration_s(scenario.duration)
     step_s = parse_duration_s(scenario.step)
     lines = None
+    sensed: dict[str, tuple[str, str]] | None = None
     units: list[dict[str, Any]] = []
     problems: list[Problem] = []
     for i, fault in enumerate(scenario.faults):
@@ -146,24 +165,34 @@ def resolve_faults(scenario: Any) -> tuple[list[dict[str, Any]], list[Problem]]:
         spec = FAULT_KINDS[fault.kind]
         target = fault.target
         if "sensor" in spec.targets:
+            if sensed is None:
+                sensed = sensed_elements(scenario)
             asset, _, quantity = target.partition(".")
-            if asset not in kind_of or not quantity:
+            if asset not in sensed or not quantity:
+                hint = did_you_mean(asset, list(sensed))
                 problems.append(
                     Problem(
                         f"{where}.target",
-                        f"expected <asset>.<quantity> of a sensed asset, got {target!r}",
+                        f"expected <element>.<quantity> of an asset, a charger or a grid "
+                        f"element (bus_7.v_pu, poc.p_kw), got {target!r}{hint}",
                     )
                 )
                 continue
-            cls = get_model(kind_of[asset])
-            # quantities of the asset itself, not of its parts (an EV park's chargers)
-            outputs = [q for q, port in cls.outputs.items() if (port.group or cls.kind) == cls.kind]
+            role, group = sensed[asset]
+            cls = get_model(role)
+            # what a sensor reports of this element (an EV park's own quantities are not its
+            # chargers'); a model's internal outputs (available power, a trip flag) have none
+            outputs = [
+                q
+                for q, port in cls.outputs.items()
+                if (port.group or cls.kind) == group and port.sensor
+            ]
             if quantity not in outputs:
                 problems.append(
                     Problem(
                         f"{where}.target",
-                        f"{kind_of[asset]} {asset!r} has no quantity {quantity!r}; "
-                        f"expected one of {', '.join(outputs)}",
+                        f"{kind_of.get(asset, group)} {asset!r} has no quantity {quantity!r} "
+                        f"that a sensor reports; expected one of {', '.join(outputs) or 'none'}",
                     )
                 )
                 continue
