@@ -12,10 +12,10 @@ Each report gives ``measured`` (NaN when the sensor reports nothing: dropout, be
 reports) and ``value`` (the last valid measurement: what a SCADA system holds and a
 controller acts on).
 
-:class:`SensorBank` is the vectorised mechanism (one per measured quantity of a model,
-used by the generic simulator for every output a model declares with
-``Port(sensor=...)``); :class:`Sensors` is the same as a model of its own, for worlds
-that wire sensors as separate simulators.
+:class:`SensorBank` is the vectorised mechanism: the generic simulator measures every
+output a model declares with ``Port(sensor=...)`` with one bank (one pass per step, a
+random stream per output); :class:`Sensors` is the same as a model of its own, for
+worlds that wire sensors as separate simulators.
 
 Default imperfections per sensor class (:data:`SENSOR_CLASSES`): a class-``c`` meter's
 error limit is taken as two standard deviations (``noise_pct = c / 2``).
@@ -119,8 +119,11 @@ class SensorBank:
     imperfection : Imperfection or sequence of Imperfection
         The sensors' imperfection: one for all ``n``, or one per element (a simulator
         measures all its outputs, of several sensor classes, in one bank).
-    rng : numpy.random.Generator
-        Source of noise and dropouts (seeded by the caller: same seed, same readings).
+    rng : numpy.random.Generator or sequence of (int, numpy.random.Generator)
+        Source of noise and dropouts (seeded by the caller: same seed, same readings),
+        or one per consecutive segment of elements (``(size, generator)``): a simulator
+        gives each measured output a stream of its own, so measuring one output more or
+        less leaves the others' readings unchanged.
     initial : numpy.ndarray, optional
         The true value before the first report (a state's initial value; NaN where
         there is none).
@@ -130,14 +133,16 @@ class SensorBank:
         self,
         n: int,
         imperfection: Imperfection | Sequence[Imperfection],
-        rng: np.random.Generator,
+        rng: np.random.Generator | Sequence[tuple[int, np.random.Generator]],
         initial: np.ndarray | None = None,
     ) -> None:
+        self.streams = [(n, rng)] if isinstance(rng, np.random.Generator) else list(rng)
+        if sum(size for size, _ in self.streams) != n:
+            raise ValueError(f"the random streams cover {sum(s for s, _ in self.streams)} of {n}")
         each = [imperfection] * n if isinstance(imperfection, Imperfection) else list(imperfection)
         if len(each) != n:
             raise ValueError(f"expected {n} imperfections, got {len(each)}")
         self.n = n
-        self.rng = rng
         self.share = np.array([i.noise_pct for i in each], dtype=float) / 100.0
         self.floor = np.array([i.noise_abs for i in each], dtype=float)
         self.resolution = np.array([i.resolution for i in each], dtype=float)
@@ -165,8 +170,13 @@ class SensorBank:
         mod = modifiers or {}
         true = np.asarray(true, dtype=float)
         # draw every step, report or not, so readings do not depend on what reported before
-        gauss = self.rng.standard_normal(self.n)
-        lost = self.rng.random(self.n) < self.dropout_p
+        if len(self.streams) == 1:
+            rng = self.streams[0][1]
+            gauss, draws = rng.standard_normal(self.n), rng.random(self.n)
+        else:
+            gauss = np.concatenate([rng.standard_normal(size) for size, rng in self.streams])
+            draws = np.concatenate([rng.random(size) for size, rng in self.streams])
+        lost = draws < self.dropout_p
         spread = np.hypot(self.share * np.abs(true), self.floor)
         extra = mod.get("noise_std")
         if extra is not None:

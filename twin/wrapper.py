@@ -15,8 +15,8 @@ cost ~75 us per source simulator per step (a year run's loop went from 46.8 s to
 32.7 s without it, see BENCHMARKS.md); the run merges the parts.
 
 Sensors (``create`` parameter ``sensors``, ``{output: imperfection}``) measure outputs a
-model declares with ``Port(sensor=...)``: one :class:`models.sensors.SensorBank` per
-output, stepped right after the model. Each measured output ``q`` adds attributes to its
+model declares with ``Port(sensor=...)``: one :class:`models.sensors.SensorBank` over
+all of them (one vectorised pass, a random stream per output), right after the model. Each measured output ``q`` adds attributes to its
 elements: ``q.measured`` and ``q.value`` (what observers read) and the fault modifier
 inputs ``q.offset``, ``q.noise_std``, ``q.dropout``, ``q.stuck``; the parent entity
 serves every measurement of the step as arrays (``measured``: ``{output: list}``), one
@@ -147,6 +147,7 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         seed = int(self.model.context.get("seed", 0))
         initial = self.model.state()
         imperfections: list[Imperfection] = []
+        streams: list[tuple[int, np.random.Generator]] = []
         starts: list[np.ndarray] = []
         state_rows: list[np.ndarray] = []
         for attr, imperfection in spec.items():
@@ -157,14 +158,14 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
             at = len(imperfections)
             self._slices[attr] = slice(at, at + n)
             imperfections += [Imperfection(**imperfection)] * n
+            key = zlib.crc32(f"{self.sid}:{attr}".encode())  # a stream per output
+            streams.append((n, np.random.default_rng([seed, 7919, key])))
             is_state = attr in self._state_outputs
             start = np.asarray(initial.get(attr, np.full(n, np.nan)), float) if is_state else None
             starts.append(np.full(n, np.nan) if start is None else start)
             state_rows.append(np.full(n, is_state))
-        stream = zlib.crc32(self.sid.encode())
-        rng = np.random.default_rng([seed, 7919, stream])
         first = np.concatenate(starts)
-        self._bank = SensorBank(len(imperfections), imperfections, rng, first)
+        self._bank = SensorBank(len(imperfections), imperfections, streams, first)
         self._state_row = np.concatenate(state_rows)
         self._modifier_rows = {m: np.full(len(imperfections), v) for m, v in MODIFIERS.items()}
         for attr, part in self._slices.items():

@@ -129,3 +129,15 @@ def test_every_model_declares_known_sensor_classes():
         cls = get_model(name)
         for port in cls.outputs.values():
             assert port.sensor is None or port.sensor in SENSOR_CLASSES, name
+
+
+def test_measuring_one_quantity_less_leaves_the_other_readings_alone(tmp_path, small_raw):
+    """Each output has its own random stream: excluding the module temperature does not
+    change a single PV power reading (nor what the controller does with them)."""
+    from twin.scenario import validate_scenario
+
+    def pv_power(name, **sensors):
+        run_scenario(validate_scenario({**small_raw, "sensors": sensors}), tmp_path / name)
+        return wide(load_results(tmp_path / name), "pv", "p_kw", "measured")
+
+    pd.testing.assert_frame_equal(pv_power("all"), pv_power("less", exclude=["pv.t_cell_c"]))
