@@ -16,11 +16,12 @@ cost ~75 us per source simulator per step (a year run's loop went from 46.8 s to
 
 Sensors (``create`` parameter ``sensors``, ``{output: imperfection}``) measure outputs a
 model declares with ``Port(sensor=...)``: one :class:`models.sensors.SensorBank` over
-all of them (one vectorised pass, a random stream per output), right after the model. Each measured output ``q`` adds attributes to its
-elements: ``q.measured`` and ``q.value`` (what observers read) and the fault modifier
-inputs ``q.offset``, ``q.noise_std``, ``q.dropout``, ``q.stuck``; the parent entity
-serves every measurement of the step as arrays (``measured``: ``{output: list}``), one
-connection for a whole fleet. The measurements are recorded as a part of their own
+all of them (one vectorised pass, a random stream per output), right after the model.
+Each measured output ``q`` adds attributes to its elements: ``q.measured`` and
+``q.value`` (what observers read) and the fault modifier inputs ``q.offset``,
+``q.noise_std``, ``q.dropout``, ``q.stuck``; the parent entity serves every measurement
+of the step as arrays (``measured``: ``{output: list}``), one connection for a whole
+fleet. The measurements are recorded as a part of their own
 (``source=measured``).
 
 Everything it receives at ``init``/``create`` is plain JSON-able data, so the same

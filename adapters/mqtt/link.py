@@ -402,6 +402,43 @@ class MqttLink:
         if self.connected:
             self.client.subscribe(topic, qos)
 
+    def unsubscribe(self, topic: str) -> None:
+        """Stop a subscription (also after reconnects)."""
+        self.client.message_callback_remove(topic)
+        self._subscriptions.pop(topic, None)
+        if self.connected:
+            self.client.unsubscribe(topic)
+
+    def clear_retained(self, topic_filter: str, probe: str, timeout_s: float = 10.0) -> list[str]:
+        """Delete every retained message under ``topic_filter``; return their topics.
+
+        Subscribes to the filter, then to ``probe`` and publishes to it: the broker
+        handles one client's packets in order, so the filter's retained messages arrive
+        before the probe comes back. Each is then replaced by an empty retained message
+        (which deletes it).
+
+        Raises
+        ------
+        TimeoutError
+            If the probe does not come back within ``timeout_s``.
+        """
+        found: list[str] = []
+        back = threading.Event()
+        self.subscribe(
+            topic_filter, lambda m: found.append(m.topic) if m.retain and m.payload else None
+        )
+        self.subscribe(probe, lambda m: back.set())
+        self.publish(probe, b"probe", qos=1)
+        try:
+            if not back.wait(timeout_s):
+                raise TimeoutError(f"{self.url}: no answer on {probe} within {timeout_s:g} s")
+        finally:
+            self.unsubscribe(topic_filter)
+            self.unsubscribe(probe)
+        for topic in found:
+            self.publish(topic, b"", qos=1, retain=True)
+        return found
+
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> bool:
         """Publish one message, or keep it in the outbox while the broker is away.
 

@@ -82,6 +82,15 @@ class MqttPublisher(Paced, mosaik_api_v3.Simulator):
             buffer_max=int(config["buffer_max"]),
             auth=MqttAuth.from_dict(config.get("auth")),
         ).open()
+        # retained state an earlier run left (diagnostics' open alerts) is this run's no more
+        self.cleared = [
+            topic
+            for suffix in config.get("clear_retained", [])
+            for topic in self.link.clear_retained(
+                f"{self.topics.prefix}/{self.topics.site}/{suffix}",
+                f"{self.topics.prefix}/{self.topics.site}/_probe/{config['client_id']}",
+            )
+        ]
         return self.meta
 
     def create(self, num: int, model: str, **params: Any) -> list[dict[str, Any]]:
@@ -180,6 +189,7 @@ class MqttPublisher(Paced, mosaik_api_v3.Simulator):
         self.link.close(final=(self.topics.status(), offline), timeout_s=60.0)
         stats = {"client_id": self.config["client_id"], **self.link.stats.as_dict()}
         stats["undelivered"] = self.link.pending
+        stats["retained_cleared"] = len(getattr(self, "cleared", []))
         path = self.config.get("stats_path")
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)

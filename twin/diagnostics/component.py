@@ -119,6 +119,9 @@ class DiagnosticsComponent(Component):
             config[attr] = sink is not None  # formatted only for a sink that takes them
             if sink is not None:
                 plan.connect(engine, Entity(sid, eid, sink.model), attr)
+        publisher = plan.simulators.get("mqtt")
+        if publisher is not None:  # an earlier run's open alerts are not this run's
+            publisher.init["config"].setdefault("clear_retained", []).append("alerts/#")
 
     def run_metadata(self, scenario: Any, parts_dir: Path) -> dict[str, Any]:
         """What the engine did: steps, its loop time, the alerts it raised."""

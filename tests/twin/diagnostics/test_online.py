@@ -111,6 +111,19 @@ def test_health_and_alerts_reach_mqtt_and_influxdb(mosquitto, influxdb, day_scen
     last = {s["tags"]["alert_id"]: s["values"][0][1] for s in answer["results"][0]["series"]}
     assert last == {a["alert_id"]: int(a["status"] == "open") for a in alerts}
     assert result.metadata["influx"]["points_unaccounted"] == 0
+    # the next run of the site starts by deleting the alerts the last one left open
+    again = run_scenario(day_scenario(diagnostics={}, mqtt=mqtt), tmp_path / "again")
+    assert again.metadata["mqtt"]["publisher"]["retained_cleared"] == len(open_ids)
+    assert _retained_alerts(mosquitto) == {}
+
+
+def _retained_alerts(mosquitto) -> dict:
+    late = Subscriber(mosquitto, f"twin/{SITE}/alerts/#", "t-alerts-again")
+    try:
+        late.wait_for(1, f"twin/{SITE}/alerts/", 2.0)  # a retained message comes at once
+        return {t: p for t, p in late.messages if t.startswith(f"twin/{SITE}/alerts/") and p}
+    finally:
+        late.stop()
 
 
 @pytest.mark.parametrize(
