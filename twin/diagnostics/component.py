@@ -49,6 +49,15 @@ class DiagnosticsComponent(Component):
                     "the diagnostics see only what sensors report: set sensors.enabled: true",
                 )
             )
+        mqtt = getattr(scenario, "mqtt", None)
+        if spec.publish and mqtt is not None and not mqtt.publish:
+            problems.append(
+                Problem(
+                    "diagnostics.publish",
+                    "mqtt.publish selects nothing, so no publisher runs and health and alerts "
+                    "would not reach MQTT: publish a quantity or set diagnostics.publish: false",
+                )
+            )
         if spec.model is not None and not (Path(spec.model) / "model.json").is_file():
             problems.append(
                 Problem(

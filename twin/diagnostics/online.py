@@ -69,7 +69,7 @@ class DiagnosticsSimulator(mosaik_api_v3.Simulator):
         from twin.diagnostics.catalogue import catalogue_from
         from twin.diagnostics.engine import Engine, Settings
         from twin.diagnostics.expected import expectations_from
-        from twin.diagnostics.run import _diagnoser as load_diagnoser
+        from twin.diagnostics.run import load_diagnoser
         from twin.scenario import validate_scenario
 
         started = _time.perf_counter()
@@ -223,17 +223,14 @@ class DiagnosticsSimulator(mosaik_api_v3.Simulator):
         """Write health and alerts like ``twin diagnose``; record the counters."""
         if self.engine is None:
             return
-        from twin.diagnostics.run import _health_frame, alerts_frame
+        from twin.diagnostics.run import health_frame, write_diagnosis
 
         times = self.clock.times[: self.steps]
         alerts = [a.record() for a in self.engine.finish()]
         tags = self.config["tags"]
-        out = Path(self.config["out_dir"])
         site, run_id = tags.get("site", self.scenario.name), tags.get("run_id", "")
-        health = _health_frame(self.engine, times, self.indices[: self.steps], site, run_id)
-        health.to_parquet(out / "health.parquet", index=False)
-        alerts_frame(alerts).to_parquet(out / "alerts.parquet", index=False)
-        (out / "alerts.json").write_text(json.dumps(alerts, indent=1) + "\n")
+        health = health_frame(self.engine, times, self.indices[: self.steps], site, run_id)
+        write_diagnosis(Path(self.config["out_dir"]), health, alerts)
         stats = {
             "steps": self.steps,
             "engine_s": round(self.engine_s, 4),

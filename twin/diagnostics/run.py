@@ -32,9 +32,11 @@ __all__ = [
     "DiagnosisResult",
     "NoMeasurementsError",
     "diagnose_run",
+    "health_frame",
     "load_diagnoser",
     "measured_arrays",
     "run_engine",
+    "write_diagnosis",
 ]
 
 
@@ -155,9 +157,14 @@ def run_engine(
     return indices, features, _time.perf_counter() - started
 
 
-def _health_frame(
+def health_frame(
     engine: Engine, times: pd.DatetimeIndex, indices: np.ndarray, site: str, run_id: str
 ) -> pd.DataFrame:
+    """The indices ``(steps, assets, 7)`` of an engine as the tidy ``health.parquet`` rows.
+
+    Each asset gets the indices of its kind (:data:`~twin.diagnostics.features.
+    KIND_INDICES`), tagged ``source=diagnostics``; NaN where an index is undefined.
+    """
     parts = []
     for a, (asset, kind) in enumerate(zip(engine.assets, engine.asset_kinds, strict=True)):
         for name in KIND_INDICES.get(kind, ()):
@@ -295,18 +302,23 @@ def diagnose_run(
     alerts = [a.record() for a in engine.finish()]
     site = str(results["site"].iloc[0]) if len(results) else scenario.name
     run_id = str(meta.get("run_id", ""))
-    health = _health_frame(engine, times, indices, site, run_id)
+    health = health_frame(engine, times, indices, site, run_id)
     result = DiagnosisResult(
         health, alerts, _features_frame(engine, times, collected), catalogue, elapsed, len(times)
     )
     if write:
-        health.to_parquet(run_dir / "health.parquet", index=False)
-        alerts_frame(alerts).to_parquet(run_dir / "alerts.parquet", index=False)
-        (run_dir / "alerts.json").write_text(json.dumps(alerts, indent=1) + "\n")
+        write_diagnosis(run_dir, health, alerts)
     return result
 
 
-_diagnoser = load_diagnoser  # the name the online simulator imported first
+def write_diagnosis(run_dir: Path, health: pd.DataFrame, alerts: list[dict[str, Any]]) -> None:
+    """``health.parquet``, ``alerts.parquet`` and ``alerts.json`` into ``run_dir``.
+
+    The one writer of both paths: ``twin diagnose`` and the engine in the loop.
+    """
+    health.to_parquet(run_dir / "health.parquet", index=False)
+    alerts_frame(alerts).to_parquet(run_dir / "alerts.parquet", index=False)
+    (run_dir / "alerts.json").write_text(json.dumps(alerts, indent=1) + "\n")
 
 
 def alert_records(alerts: list[Alert]) -> list[dict[str, Any]]:

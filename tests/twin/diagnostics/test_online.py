@@ -132,6 +132,10 @@ def _retained_alerts(mosquitto) -> dict:
         ({"sensors": {"enabled": False}, "diagnostics": {}}, "diagnostics"),
         ({"diagnostics": {"model": "no/such/model"}}, "diagnostics.model"),
         ({"diagnostics": {"mode": "psychic"}}, "diagnostics.mode"),
+        (
+            {"diagnostics": {}, "mqtt": {"broker": "mqtt://127.0.0.1:1", "publish": []}},
+            "diagnostics.publish",
+        ),
     ],
 )
 def test_bad_diagnostics_settings_are_named(day_scenario, changes, field):
