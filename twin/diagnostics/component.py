@@ -120,6 +120,13 @@ class DiagnosticsComponent(Component):
         for entity in plan.children("controller").values():
             if entity.type == "controller" and "p_set_kw" in _outputs(plan, "controller"):
                 plan.connect(entity, engine, "p_set_kw")
+        # a device that replaced an asset is the plant: its readings, where fresh
+        devices = plan.simulators["diagnostics"].init["config"].setdefault("devices", {})
+        for (kind, asset), replacement in plan.replacements.items():
+            read = [f for f, (tag, _) in replacement.fields.items() if tag == "real"]
+            if replacement.quality and read:
+                devices[replacement.entity.full_id] = [asset, kind]
+                plan.connect(replacement.entity, engine, *read)
         if not scenario.diagnostics.publish:
             return
         config = plan.simulators["diagnostics"].init["config"]

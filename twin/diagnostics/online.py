@@ -53,6 +53,7 @@ class DiagnosticsSimulator(mosaik_api_v3.Simulator):
                         "public": True,
                         "params": [],
                         "attrs": ["measured", "p_set_kw", "lines", "messages", "health"],
+                        "any_inputs": True,  # a device bridge's readings, by quantity
                     }
                 },
             }
@@ -91,7 +92,7 @@ class DiagnosticsSimulator(mosaik_api_v3.Simulator):
             Settings(mode=config.get("mode", "residual")),
             diagnoser,
         )
-        where = {key: j for j, key in enumerate(self.engine.keys)}
+        self._where = where = {key: j for j, key in enumerate(self.engine.keys)}
         # (parent full id, output) -> (positions in the engine's readings, of the array)
         self.slots: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         for parent, arrays in config["layout"].items():
@@ -135,6 +136,9 @@ class DiagnosticsSimulator(mosaik_api_v3.Simulator):
                 slot = self.slots.get((parent, quantity))
                 if slot is not None and len(slot[0]):
                     x[slot[0]] = np.asarray(values, dtype=float)[slot[1]]
+        devices = self.config.get("devices", {})
+        if devices:
+            self._device_readings(received, devices, x)
         cmd = np.full(len(self.commands), np.nan)
         for source, value in received.get("p_set_kw", {}).items():
             j = self.commands.get(source.rsplit(".", 1)[-1])
@@ -152,6 +156,22 @@ class DiagnosticsSimulator(mosaik_api_v3.Simulator):
         if to_influx or to_mqtt:
             self._format(now, out, to_influx, to_mqtt)
         return time + self.clock.step_s
+
+    def _device_readings(
+        self, received: dict[str, Any], devices: dict[str, list[str]], x: np.ndarray
+    ) -> None:
+        """A device's readings replace its asset's (none where its bridge fell back)."""
+        where = self._where
+        fresh = received.get("quality", {})
+        for attr, by_source in received.items():
+            if attr in ("measured", "p_set_kw", "quality"):
+                continue
+            for source, value in by_source.items():
+                asset, kind = devices.get(source, (None, None))
+                j = where.get((asset, kind, attr))
+                if j is not None:
+                    ok = fresh.get(source, 0.0) >= 0.5
+                    x[j] = float(value) if ok else np.nan
 
     def _format(self, now: Any, out: Any, to_influx: bool, to_mqtt: bool) -> None:
         """Format the step's health and alert changes for the sinks that take them."""

@@ -97,6 +97,9 @@ def measured_arrays(
 
     A series with a row at the run's end instant is a state: step ``k`` gets its value
     at the end of the step (the row at ``k + 1``), as the online engine receives it.
+    Where a device replaced an asset (hybrid, hardware in the loop), the plant's readings
+    of it are the device's (``source=real``), in the steps its bridge marked fresh
+    (``quality`` 1) and none otherwise: what the online engine receives from the bridge.
     """
     n = len(times)
     step = times[1] - times[0] if n > 1 else pd.Timedelta(0)
@@ -133,7 +136,25 @@ def measured_arrays(
     source = results["source"].astype(str)
     measured = results[source == "measured"]
     control = results[(source == "twin") & (results["kind"].astype(str) == "controller")]
-    return table(measured, keys), table(control, commands)
+    readings = table(measured, keys)
+    real = results[source == "real"]
+    if len(real):
+        device = table(real, keys)
+        series = set(
+            zip(
+                real["asset"].astype(str),
+                real["kind"].astype(str),
+                real["quantity"].astype(str),
+                strict=True,
+            )
+        )
+        bridges = sorted({(a, k) for a, k, q in series if q == "quality"})
+        fresh = table(real, [(a, k, "quality") for a, k in bridges])
+        for j, (asset, kind, quantity) in enumerate(keys):
+            if (asset, kind, quantity) in series and (asset, kind) in bridges:
+                ok = fresh[:, bridges.index((asset, kind))] >= 0.5
+                readings[:, j] = np.where(ok, device[:, j], np.nan)
+    return readings, table(control, commands)
 
 
 def run_engine(

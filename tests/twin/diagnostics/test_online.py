@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -142,3 +143,33 @@ def test_bad_diagnostics_settings_are_named(day_scenario, changes, field):
     with pytest.raises(ScenarioError) as info:
         day_scenario(**changes)
     assert f"{field}:" in str(info.value)
+
+
+def test_in_the_loop_with_hardware_the_engine_reads_the_device(mosquitto, tmp_path):
+    """hil_battery: the battery is an emulated device (aged, less efficient than its model).
+    The plant's readings of it are the device's, online and offline alike."""
+    import yaml
+
+    from tests.conftest import ROOT
+    from twin.diagnostics.run import measured_arrays
+    from twin.results import load_results, wide
+    from twin.scenario import validate_scenario
+
+    raw = yaml.safe_load((ROOT / "scenarios" / "hil_battery.yaml").read_text())
+    raw["mqtt"]["broker"] = mosquitto.url
+    raw["diagnostics"] = {}
+    scenario = validate_scenario(raw)
+    run_scenario(scenario, tmp_path / "run")
+    online = pd.read_parquet(tmp_path / "run" / "health.parquet")
+    offline = tmp_path / "offline"
+    shutil.copytree(tmp_path / "run", offline)
+    diagnose_run(offline)
+    pd.testing.assert_frame_equal(online, pd.read_parquet(offline / "health.parquet"))
+    results = load_results(tmp_path / "run")
+    keys = [("bess", "battery", "soc")]
+    readings, _ = measured_arrays(results, scenario.clock().times, keys, [])
+    device = wide(results, "battery", "soc", source="real")["bess"].to_numpy()[1:]
+    fresh = wide(results, "battery", "quality", source="real")["bess"].to_numpy() >= 0.5
+    np.testing.assert_array_equal(readings[fresh, 0], device[fresh])  # the device's SoC
+    model = wide(results, "battery", "soc", source="measured")["bess"].to_numpy()[1:]
+    assert np.nanmax(np.abs(model - device)) > 0.02  # which is not the model's
