@@ -493,25 +493,37 @@ class LearnedAnomalyScorer:
 class LearnedDiagnoser:
     """The engine's diagnoser (``diagnose``) backed by the model's classifiers.
 
-    The engine asks only once an alert is open, so something is wrong: the answer is the
+    The engine asks only once an alert is open, so something is wrong. Physics first:
+    where the ``fallback`` (the engine's rules) recognises a signature with at least
+    ``trust_rules`` confidence, its answer stands (measured on held-out campaigns of
+    another season and grid, a classifier trained on one site mistook sensor drifts and
+    SoC misreports the rules name surely; BENCHMARKS.md). Otherwise the answer is the
     most probable *fault* kind of the asset's classifier (``none`` is never the answer)
     with its probability as the confidence. Asset kinds without a classifier, and
-    answers less probable than ``min_confidence``, go to ``fallback`` (the engine's
-    rules) when there is one; without one an asset kind without a classifier is
-    ``("anomaly", 0.3)``.
+    answers less probable than ``min_confidence``, go to the rules when there are any;
+    without them an asset kind without a classifier is ``("anomaly", 0.3)``.
     """
 
     def __init__(
-        self, model: DiagnosticsModel, fallback: Any = None, min_confidence: float = 0.5
+        self,
+        model: DiagnosticsModel,
+        fallback: Any = None,
+        min_confidence: float = 0.5,
+        trust_rules: float = 0.7,
     ) -> None:
         self.model = model
         self.fallback = fallback
         self.min_confidence = min_confidence
+        self.trust_rules = trust_rules
 
     def diagnose(
         self, asset_kind: str, features: np.ndarray, names: list[str]
     ) -> tuple[str, float]:
         """Return ``(fault kind or "anomaly", confidence 0..1)``."""
+        if self.fallback is not None:
+            kind, confidence = self.fallback.diagnose(asset_kind, features, names)
+            if kind != "anomaly" and confidence >= self.trust_rules:
+                return kind, confidence
         classifier = self.model.classifiers.get(asset_kind)
         x = _ordered(self.model, asset_kind, features, names)
         if classifier is None or x is None:

@@ -202,7 +202,13 @@ def test_unsure_classifier_defers_to_the_rules_and_batch_scores(model):
     _, p = model.classify("pv", [ambiguous])
     picky = LearnedDiagnoser(model, fallback=Sure(), min_confidence=float(p[0]) + 0.01)
     assert picky.diagnose("pv", ambiguous, names) == ("rules_answer", 0.9)
-    relaxed = LearnedDiagnoser(model, fallback=Sure(), min_confidence=0.0)
+    # rules sure of a signature are not overruled (physics first) ...
+    assert LearnedDiagnoser(model, fallback=Sure()).diagnose("pv", ambiguous, names) == (
+        "rules_answer",
+        0.9,
+    )
+    # ... unless trusted less than the classifier
+    relaxed = LearnedDiagnoser(model, fallback=Sure(), min_confidence=0.0, trust_rules=1.01)
     assert relaxed.diagnose("pv", ambiguous, names)[0] in ("pv_shading", "inverter_trip")
     scorer = LearnedAnomalyScorer(model)
     x = np.array([[1.0, 0.0, 0.0], [0.0, -9.0, 0.0], [0.6, -4.0, 0.0]])
