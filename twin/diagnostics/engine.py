@@ -55,7 +55,7 @@ from twin.diagnostics.indices import (
     thermal_stress,
     voltage_band,
 )
-from twin.diagnostics.quality import Quality, QualitySettings, stale_window
+from twin.diagnostics.quality import Quality, QualitySettings
 
 __all__ = ["Engine", "Settings", "StepOutput"]
 
@@ -266,7 +266,7 @@ class Engine:
             for name in KIND_INDICES.get(kind, ()):
                 self._applicable[a, _I[name]] = True
         self.residuals = Residuals(list(self._q), s.detectors)
-        self.quality = Quality(catalogue.report_steps(), s.quality)
+        self.quality = Quality(catalogue.report_steps(), s.quality, catalogue.step_s)
         self.book = AlertBook(
             self.assets,
             self.asset_kinds,
@@ -424,8 +424,7 @@ class Engine:
         n = self.n_sensors
         expected, sigma = self._ex[:n], self._sx[:n]
         alarm = self.residuals.update(x, expected, sigma)
-        q = self.settings.quality
-        window = stale_window(sigma, self._resolution, self._has_noise, q)
+        window = self.quality.window(sigma, self._resolution, self._has_noise)
         self.quality.update(x, window, expected, sigma)
         self._spread = np.where(self._has_exp, self.residuals.spread, np.nan)
         dq = self.quality.index(self._spread)
