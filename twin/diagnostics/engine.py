@@ -288,6 +288,7 @@ class Engine:
         for idx in (self._bat_soc, self._bat_t):
             self._blind[idx[blind & (idx >= 0)]] = True
         self._has_exp &= ~self._blind
+        self._blind_idx = np.flatnonzero(self._blind)
         for name in ("soh_estimate", "soc_consistency"):
             self._thr[self._bat_a[blind], _I[name]] = -np.inf
         self.residuals = Residuals(list(self._q), s.detectors)
@@ -359,7 +360,8 @@ class Engine:
         if len(self._bat_a):
             self._battery(cmd)
         self._site()
-        ex[:n][self._blind] = np.nan
+        if len(self._blind_idx):
+            ex[self._blind_idx] = np.nan
         alarm = self._sensors(x)
         if len(self._line_a):
             self._dead_lines(hx, self.extras)
