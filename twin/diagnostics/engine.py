@@ -289,6 +289,7 @@ class Engine:
             self._blind[idx[blind & (idx >= 0)]] = True
         self._has_exp &= ~self._blind
         self._blind_idx = np.flatnonzero(self._blind)
+        self._bat_blind_rows = self._bat_a[blind]
         for name in ("soh_estimate", "soc_consistency"):
             self._thr[self._bat_a[blind], _I[name]] = -np.inf
         self.residuals = Residuals(list(self._q), s.detectors)
@@ -427,8 +428,9 @@ class Engine:
             converter_availability_battery(fresh_p, p_cmd, self._bat_pmax),
             self._held_idx[rows, _I["converter_availability"]],
         )
-        n_idx[rows[self._bat_blind], _I["soh_estimate"]] = np.nan
-        n_idx[rows[self._bat_blind], _I["soc_consistency"]] = np.nan
+        if len(self._bat_blind_rows):
+            n_idx[self._bat_blind_rows, _I["soh_estimate"]] = np.nan
+            n_idx[self._bat_blind_rows, _I["soc_consistency"]] = np.nan
         extras[rows, _X["soc_jump"]] = tr.jump.astype(float)
         extras[rows, _X["soc_residual"]] = self._soc_res
         extras[rows, _X["soh_drop"]] = self._bat_soh0 - soh
