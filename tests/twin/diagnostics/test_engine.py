@@ -245,3 +245,21 @@ def test_learned_anomaly_score_fires_after_two_high_steps_on_loads_and_batteries
     assert opened.get("load_0") is not None
     plain = Engine(_catalogue(), _expectations())
     assert plain.scorer is None
+
+
+def test_no_battery_power_sensor_no_energy_evidence():
+    # without the battery's power the temperature, SoC and capacity expectations are
+    # unknown: a warm, working battery is no cooling failure
+    sensors = tuple(s for s in SENSORS if s.key != ("bess", "battery", "p_kw"))
+    full = _catalogue()
+    catalogue = Catalogue(sensors, full.assets, 900, imperfection=full.imperfection)
+    keep = [i for i, s in enumerate(SENSORS) if s in sensors]
+    exp = _expectations()
+    engine = Engine(catalogue, Expectations(exp.values[:, keep], exp.t_model[:, keep]))
+    for k in range(N_STEPS):
+        row = _healthy(k)
+        row[("bess", "battery", "t_c")] = 35.0 + 0.5 * k  # heated by power nobody measures
+        row[("bess", "battery", "soc")] = 0.5 - 0.02 * k
+        row[("bess", "controller", "p_set_kw")] = np.nan
+        assert not engine.step(k, T0 + pd.Timedelta(minutes=15 * k), row).opened
+    assert engine.finish() == []
