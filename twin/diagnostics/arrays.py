@@ -30,6 +30,16 @@ def fill_nan(values: np.ndarray, fill: float = 0.0) -> np.ndarray:
     return np.where(np.isnan(values), fill, values)
 
 
+_TAILS = {True: np.array([True]), False: np.array([False])}
+_NAN_TAIL = np.array([np.nan])
+
+
 def pad(values: np.ndarray, fill: float | bool = np.nan) -> np.ndarray:
     """``values`` with one ``fill`` appended: index -1 of a gather picks it (no sensor)."""
-    return np.concatenate((values, np.array([fill], dtype=np.asarray(values).dtype)))
+    if isinstance(fill, bool):
+        tail = _TAILS[fill]
+    elif fill != fill:
+        tail = _NAN_TAIL
+    else:
+        tail = np.array([fill], dtype=np.asarray(values).dtype)
+    return np.concatenate((values, tail))

@@ -55,7 +55,7 @@ from twin.diagnostics.indices import (
     thermal_stress,
     voltage_band,
 )
-from twin.diagnostics.quality import Quality, QualitySettings, stale_window
+from twin.diagnostics.quality import Quality, QualitySettings
 
 __all__ = ["Engine", "Settings", "StepOutput"]
 
@@ -89,6 +89,9 @@ class Settings:
         }
     )
     soh_drop: float = 0.08
+    anomaly_score: float = 0.5
+    anomaly_steps: int = 2
+    anomaly_kinds: tuple[str, ...] = ("battery", "load")
     line_dead_pct: float = 0.1
     line_typical_pct: float = 1.0
     outage_kw: float = 0.5
@@ -139,6 +142,11 @@ class Engine:
         Parameters (defaults: :class:`Settings`).
     diagnoser : Diagnoser, optional
         Names the fault kind of an alert (default :class:`RuleDiagnoser`).
+    scorer : AnomalyScorer, optional
+        Learned anomaly scores (``scores(kind, X, names)``, vectorised per asset kind):
+        a battery or load scoring above ``anomaly_score`` for ``anomaly_steps`` steps
+        in a row fires. Default: the anomaly model of a learned diagnoser's ``model``
+        (none with the rules).
     """
 
     def __init__(
@@ -147,6 +155,7 @@ class Engine:
         expectations: Expectations,
         settings: Settings | None = None,
         diagnoser: Diagnoser | None = None,
+        scorer: Any = None,
     ) -> None:
         self.cat, self.exp = catalogue, expectations
         self.settings = s = settings or Settings()
@@ -159,6 +168,11 @@ class Engine:
             noise_ratio=s.quality.noise_ratio,
             soh_drop=s.soh_drop,
         )
+        if scorer is None and getattr(self.diagnoser, "model", None) is not None:
+            from twin.diagnostics.learned import LearnedAnomalyScorer  # scikit-learn
+
+            scorer = LearnedAnomalyScorer(self.diagnoser.model)
+        self.scorer = scorer if s.mode != "threshold" else None
         sensors = catalogue.sensors
         self.keys = [x.key for x in sensors]
         self.n_sensors = n = len(sensors)
@@ -265,8 +279,21 @@ class Engine:
         for a, kind in enumerate(self.asset_kinds):
             for name in KIND_INDICES.get(kind, ()):
                 self._applicable[a, _I[name]] = True
+        # the energy balance of a battery (SoC expectation, temperature, capacity) needs
+        # its power every step: without a power sensor reporting every step that evidence
+        # is not defined (no expectation, no threshold) rather than a false alarm
+        every = catalogue.report_steps() == 1
+        self._bat_blind = blind = ~((self._bat_p >= 0) & every[np.maximum(self._bat_p, 0)])
+        self._blind = np.zeros(n, dtype=bool)
+        for idx in (self._bat_soc, self._bat_t):
+            self._blind[idx[blind & (idx >= 0)]] = True
+        self._has_exp &= ~self._blind
+        self._blind_idx = np.flatnonzero(self._blind)
+        self._bat_blind_rows = self._bat_a[blind]
+        for name in ("soh_estimate", "soc_consistency"):
+            self._thr[self._bat_a[blind], _I[name]] = -np.inf
         self.residuals = Residuals(list(self._q), s.detectors)
-        self.quality = Quality(catalogue.report_steps(), s.quality)
+        self.quality = Quality(catalogue.report_steps(), s.quality, catalogue.step_s)
         self.book = AlertBook(
             self.assets,
             self.asset_kinds,
@@ -285,6 +312,7 @@ class Engine:
             [expectations.t_model, np.full((expectations.n_steps, 1), np.nan)], axis=1
         )
         self._low = np.zeros(self.n_assets, dtype=int)
+        self._anomalous = np.zeros(self.n_assets, dtype=int)
         self._soc_res = np.full(len(bats), np.nan)
         self.layout = FeatureLayout(self.assets, self.asset_kinds, self.keys, self._poc_v)
         self.indices = np.full((self.n_assets, len(INDEX_NAMES)), np.nan)
@@ -325,6 +353,7 @@ class Engine:
         xx[:n] = x
         ex[:n] = self.exp.values[k]
         sx[:n] = sensor_sigma(self._noise, hx[:n])
+        self._held_idx = self.indices
         self.indices = np.full((self.n_assets, len(INDEX_NAMES)), np.nan)
         self.extras = np.full((self.n_assets, len(EXTRA_NAMES)), np.nan)
         if len(self._pv_a):
@@ -332,11 +361,15 @@ class Engine:
         if len(self._bat_a):
             self._battery(cmd)
         self._site()
+        if len(self._blind_idx):
+            ex[self._blind_idx] = np.nan
         alarm = self._sensors(x)
         if len(self._line_a):
             self._dead_lines(hx, self.extras)
+        self._pool = None
         firing, healthy = self._decide(alarm)
-        self._pool = self._make_pool() if self.collect_features else None
+        if self.collect_features and self._pool is None:
+            self._pool = self._make_pool()
         opened, updated, cleared = self.book.update(
             k, time, firing, healthy, self._diagnose, self._evidence
         )
@@ -356,11 +389,16 @@ class Engine:
             ex[self._pv_p], self._t_model[k, self._pv_p], hx[self._pv_t], self._pv_gamma
         )
         ex[self._pv_p_ok] = p_exp[self._pv_ok]
-        p_meas = hx[self._pv_p]
+        # a reading against the expectation of its own report time; held between reports
+        p_meas = self._xx[self._pv_p]
+        fresh = p_meas == p_meas
         perf = pv_performance(p_meas, p_exp, self._pv_ac)
+        avail = converter_availability_pv(p_meas, p_exp, self._pv_ac)
+        held = self._held_idx[self._pv_a]
+        perf = np.where(fresh, perf, held[:, _I["pv_performance"]])
         n_idx[self._pv_a, _I["pv_performance"]] = perf
-        n_idx[self._pv_a, _I["converter_availability"]] = converter_availability_pv(
-            p_meas, p_exp, self._pv_ac
+        n_idx[self._pv_a, _I["converter_availability"]] = np.where(
+            fresh, avail, held[:, _I["converter_availability"]]
         )
         self.extras[self._pv_a, _X["daylight"]] = (perf == perf).astype(float)
 
@@ -384,9 +422,15 @@ class Engine:
             hx[self._bat_t], self._bat_tder, self._bat_ttrip
         )
         n_idx[rows, _I["soc_consistency"]] = soc_consistency(self._soc_res)
-        n_idx[rows, _I["converter_availability"]] = converter_availability_battery(
-            p_meas, p_cmd, self._bat_pmax
+        fresh = fresh_p == fresh_p
+        n_idx[rows, _I["converter_availability"]] = np.where(
+            fresh,
+            converter_availability_battery(fresh_p, p_cmd, self._bat_pmax),
+            self._held_idx[rows, _I["converter_availability"]],
         )
+        if len(self._bat_blind_rows):
+            n_idx[self._bat_blind_rows, _I["soh_estimate"]] = np.nan
+            n_idx[self._bat_blind_rows, _I["soc_consistency"]] = np.nan
         extras[rows, _X["soc_jump"]] = tr.jump.astype(float)
         extras[rows, _X["soc_residual"]] = self._soc_res
         extras[rows, _X["soh_drop"]] = self._bat_soh0 - soh
@@ -424,8 +468,7 @@ class Engine:
         n = self.n_sensors
         expected, sigma = self._ex[:n], self._sx[:n]
         alarm = self.residuals.update(x, expected, sigma)
-        q = self.settings.quality
-        window = stale_window(sigma, self._resolution, self._has_noise, q)
+        window = self.quality.window(sigma, self._resolution, self._has_noise)
         self.quality.update(x, window, expected, sigma)
         self._spread = np.where(self._has_exp, self.residuals.spread, np.nan)
         dq = self.quality.index(self._spread)
@@ -452,12 +495,27 @@ class Engine:
         res_alarm[held_open] = beyond[held_open]
         dq_flag = pad(flagged, False)[self._own].any(axis=1)
         firing = res_alarm | dq_flag | (self._low >= s.alerts.open_steps) | sig
+        if self.scorer is not None:
+            firing |= self._anomaly()
         if len(self._line_a) and (
             extras[self._line_a, _X["dead"]].max() >= 0.5
             or any(self.asset_kinds[a] == "line" for a in self.book.open)
         ):
             firing[self._bus_a] = False  # buses cut off by the line: its evidence
         return firing, ~(firing | beyond | low)
+
+    def _anomaly(self) -> np.ndarray:
+        """Assets whose learned anomaly score stayed high ``anomaly_steps`` steps."""
+        s = self.settings
+        high = np.zeros(self.n_assets, dtype=bool)
+        self._pool = self._make_pool()
+        for kind in s.anomaly_kinds:
+            if kind not in self.layout.kinds:
+                continue
+            rows, gather, names = self.layout.kinds[kind]
+            high[rows] = self.scorer.scores(kind, self._pool[gather], names) > s.anomaly_score
+        self._anomalous = np.where(high, self._anomalous + 1, 0)
+        return self._anomalous >= s.anomaly_steps
 
     def _make_pool(self) -> np.ndarray:
         """Every feature value of this step in one vector (see :class:`FeatureLayout`)."""

@@ -44,7 +44,7 @@ def test_stale_flag_equals_pvanalytics_on_the_same_series():
     values[50:60] = values[50]
     values[120:124] = values[120]
     settings = QualitySettings(window=6, max_window=6)
-    quality = Quality(np.array([1]), settings)
+    quality = Quality(np.array([1]), settings, step_s=900)
     flags = []
     for v in values:
         quality.update(np.array([v]), np.array([6]))
@@ -55,7 +55,7 @@ def test_stale_flag_equals_pvanalytics_on_the_same_series():
 
 
 def test_gap_after_two_missed_reports():
-    quality = Quality(np.array([1, 2]), QualitySettings())
+    quality = Quality(np.array([1, 2]), QualitySettings(), step_s=900)
     gaps = []
     for v in [1.0, np.nan, np.nan, np.nan, np.nan]:
         quality.update(np.array([v, v]), np.array([4, 4]))

@@ -199,3 +199,67 @@ def test_rules_name_the_physical_signatures():
     assert kind("grid", outage=1.0) == "grid_outage"
     assert kind("line", dead=1.0) == "line_outage"
     assert kind("bus", gap_v_pu=1.0) == "sensor_dropout"
+
+
+def _trained_scorer():
+    from twin.diagnostics.learned import LearnedAnomalyScorer, fit
+
+    engine = Engine(_catalogue(), _expectations())
+    engine.collect_features = True
+    parts = []
+    for k in range(N_STEPS):
+        out = engine.step(k, T0 + pd.Timedelta(minutes=15 * k), _healthy(k))
+        for kind, x in out.features.items():
+            part = pd.DataFrame(x, columns=engine.feature_names()[kind])
+            part["asset_kind"], part["label"], part["fault_free"] = kind, "none", True
+            parts.append(part)
+    names = engine.feature_names()
+    model = fit(pd.concat(parts, ignore_index=True), names, sensors=[], training={"rows": 1})
+    return LearnedAnomalyScorer(model)
+
+
+class _Counting:
+    def __init__(self, scorer):
+        self.scorer, self.calls = scorer, []
+
+    def scores(self, kind, x, names):
+        self.calls.append(kind)
+        return self.scorer.scores(kind, x, names)
+
+
+def test_learned_anomaly_score_fires_after_two_high_steps_on_loads_and_batteries():
+    scorer = _Counting(_trained_scorer())
+    engine = Engine(_catalogue(), _expectations(), scorer=scorer)
+    for k in range(N_STEPS):
+        assert not engine.step(k, T0 + pd.Timedelta(minutes=15 * k), _healthy(k)).opened
+    assert scorer.calls == ["battery", "load"] * N_STEPS  # once per kind and step
+    engine = Engine(_catalogue(), _expectations(), scorer=scorer)
+    opened = {}
+    for k in range(N_STEPS):
+        row = _healthy(k)
+        if k >= 4:
+            row[("load_0", "load", "q_kvar")] = -1.2  # a small shift only the model sees
+        for alert in engine.step(k, T0 + pd.Timedelta(minutes=15 * k), row).opened:
+            opened.setdefault(alert.asset, k)
+    assert engine._anomalous[engine.assets.index("load_0")] >= 2
+    assert opened.get("load_0") is not None
+    plain = Engine(_catalogue(), _expectations())
+    assert plain.scorer is None
+
+
+def test_no_battery_power_sensor_no_energy_evidence():
+    # without the battery's power the temperature, SoC and capacity expectations are
+    # unknown: a warm, working battery is no cooling failure
+    sensors = tuple(s for s in SENSORS if s.key != ("bess", "battery", "p_kw"))
+    full = _catalogue()
+    catalogue = Catalogue(sensors, full.assets, 900, imperfection=full.imperfection)
+    keep = [i for i, s in enumerate(SENSORS) if s in sensors]
+    exp = _expectations()
+    engine = Engine(catalogue, Expectations(exp.values[:, keep], exp.t_model[:, keep]))
+    for k in range(N_STEPS):
+        row = _healthy(k)
+        row[("bess", "battery", "t_c")] = 35.0 + 0.5 * k  # heated by power nobody measures
+        row[("bess", "battery", "soc")] = 0.5 - 0.02 * k
+        row[("bess", "controller", "p_set_kw")] = np.nan
+        assert not engine.step(k, T0 + pd.Timedelta(minutes=15 * k), row).opened
+    assert engine.finish() == []
