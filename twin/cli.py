@@ -211,12 +211,49 @@ def diagnose(
 
         scores = score_dir(run_dir, result.alerts)
         console.print(f"scores.json: {summary_line(scores)}", highlight=False, soft_wrap=True)
-    for alert in result.alerts:
-        console.print(
-            f"  {alert['alert_id']}: {alert['kind']} ({alert['start']} .. "
-            f"{alert['end'] or 'open'}) {', '.join(alert['evidence'][:3])}",
-            highlight=False,
+    console.print(_health_table(result.health))
+    if result.alerts:
+        alerts = Table(title="alerts")
+        for column in ("alert", "kind", "severity", "confidence", "start", "end", "evidence"):
+            alerts.add_column(
+                column, justify="right" if column in ("severity", "confidence") else "left"
+            )
+        for a in result.alerts:
+            alerts.add_row(
+                a["alert_id"],
+                a["kind"],
+                f"{a['severity']:.2f}",
+                f"{a['confidence']:.2f}",
+                a["start"][:16],
+                (a["end"] or "open")[:16],
+                ", ".join(a["evidence"][:3]),
+            )
+        console.print(alerts)
+
+
+def _health_table(health: Any, healthy: float = 0.95) -> Table:
+    """The assets whose lowest health index fell below ``healthy``, worst first."""
+    rows = health.dropna(subset=["value"])
+    worst = rows.loc[rows.groupby(["asset"], observed=True)["value"].idxmin()]
+    worst = worst.sort_values("value")
+    low = worst[worst["value"] < healthy]
+    table = Table(
+        title=f"health: assets whose lowest index fell below {healthy:g}",
+        caption=f"{len(worst) - len(low)} other asset(s): every index >= {healthy:g}",
+    )
+    for column in ("asset", "kind", "index", "lowest", "at (UTC)", "mean"):
+        table.add_column(column, justify="right" if column in ("lowest", "mean") else "left")
+    for _, row in low.iterrows():
+        series = rows[(rows["asset"] == row["asset"]) & (rows["quantity"] == row["quantity"])]
+        table.add_row(
+            str(row["asset"]),
+            str(row["kind"]),
+            str(row["quantity"]),
+            f"{row['value']:.3f}",
+            str(row["time"])[:16],
+            f"{series['value'].mean():.3f}",
         )
+    return table
 
 
 @app.command()
