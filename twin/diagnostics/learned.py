@@ -57,6 +57,7 @@ __all__ = [
     "ModelFeaturesError",
     "ModelFilesError",
     "ModelSensorsError",
+    "ModelStepError",
     "ModelVersionError",
     "fit",
     "load",
@@ -105,6 +106,10 @@ class ModelFeaturesError(ModelError):
 
 class ModelSensorsError(ModelError):
     """The run has sensors the model does not know, or lacks sensors it needs."""
+
+
+class ModelStepError(ModelError):
+    """The run's step differs from the step of the runs the model was trained on."""
 
 
 def sensor_types(keys: Any) -> list[str]:
@@ -396,7 +401,7 @@ def load(
 
     Raises
     ------
-    ModelFilesError, ModelVersionError, ModelFeaturesError, ModelSensorsError
+    ModelFilesError, ModelVersionError, ModelFeaturesError, ModelSensorsError, ModelStepError
         Named, with the field path and what was expected.
     """
     root = Path(model_dir)
@@ -426,6 +431,14 @@ def load(
                 )
     if catalogue is not None:
         check_sensors(sensors, sensor_types(catalogue.sensors), f"{path}: sensors")
+        trained = document.get("training", {}).get("step_s")
+        if trained is not None and int(trained) != int(catalogue.step_s):
+            raise ModelStepError(
+                f"{path}: training.step_s",
+                f"trained on runs of {trained} s steps, this run steps {catalogue.step_s} s",
+                f"a model trained on a campaign at {catalogue.step_s} s steps (chart "
+                "statistics and thresholds depend on the step)",
+            )
     anomaly_models, classifiers = {}, {}
     thresholds = document.get("thresholds", {})
     for key, name in sorted(files.items()):

@@ -25,6 +25,7 @@ import pandas as pd
 from twin.diagnostics.learned import DiagnosticsModel, fingerprint, fit, save, sensor_types
 from twin.diagnostics.reveal import label_asset, revealable
 from twin.errors import TwinError
+from twin.units import parse_duration_s
 
 __all__ = [
     "RunFeatures",
@@ -165,7 +166,7 @@ def train_campaign(
         No finished runs, runs without measured rows, no fault-free run, or runs whose
         engines disagree on the feature lists.
     """
-    frames, ids, sensors, clean, catalogues = [], [], set(), 0, set()
+    frames, ids, sensors, clean, catalogues, steps = [], [], set(), 0, set(), set()
     features: dict[str, list[str]] = {}
     for run_dir in campaign_runs(campaign_dir):
         results = pd.read_parquet(run_dir / "results.parquet")
@@ -192,6 +193,7 @@ def train_campaign(
         sensors |= set(sensor_types(table.sensors))
         catalogues.add(table.catalogue_fingerprint)
         meta = json.loads((run_dir / "run.json").read_text())
+        steps.add(parse_duration_s(meta["scenario"]["step"]))
         ids.append([meta.get("run_id"), meta.get("scenario_hash"), len(results), len(frame)])
     data = pd.concat(frames, ignore_index=True)
     if not data["fault_free"].any():
@@ -200,8 +202,15 @@ def train_campaign(
             "no fault-free run",
             "the campaign's fault-free reference points (runs without labels.json)",
         )
+    if len(steps) > 1:
+        raise TrainingDataError(
+            str(campaign_dir),
+            f"runs of several step lengths ({', '.join(f'{s} s' for s in sorted(steps))})",
+            "one step length (features such as chart statistics depend on it)",
+        )
     training = {
         "campaign": str(Path(campaign_dir).resolve()),
+        "step_s": steps.pop(),
         "fingerprint": fingerprint(sorted(ids, key=str)),
         "runs": len(ids),
         "fault_free_runs": clean,

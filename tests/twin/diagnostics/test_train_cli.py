@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from twin.cli import app
 from twin.diagnostics.campaign import COLUMNS
-from twin.diagnostics.learned import LearnedDiagnoser, ModelSensorsError, load
+from twin.diagnostics.learned import LearnedDiagnoser, ModelSensorsError, ModelStepError, load
 from twin.diagnostics.run import diagnose_run
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -127,6 +127,31 @@ def test_a_model_refuses_a_run_with_other_sensors(campaign, tmp_path):
     )
     assert result.exit_code == 0, result.output
     with pytest.raises(ModelSensorsError, match=r"missing sensors \['battery\.t_c'\]"):
+        diagnose_run(run_dir, model=model_dir, write=False)
+
+
+def test_a_model_refuses_a_run_of_another_step(campaign, tmp_path):
+    """Trained on 15-minute runs: its chart statistics mean nothing at 5-minute steps."""
+    tmp, out, _ = campaign
+    model_dir = tmp / "model"
+    if not model_dir.exists():
+        assert run_cli("diagnostics", "train", out, "--out", model_dir).exit_code == 0
+    assert json.loads((model_dir / "model.json").read_text())["training"]["step_s"] == 900
+    run_dir = tmp_path / "run"
+    day = ROOT / "scenarios" / "microgrid_day.yaml"
+    args = (
+        "run",
+        day,
+        "--out",
+        run_dir,
+        "--no-progress",
+        "--set",
+        "step=5min",
+        "--set",
+        "duration=6h",
+    )
+    assert run_cli(*args).exit_code == 0
+    with pytest.raises(ModelStepError, match=r"training\.step_s: trained on runs of 900 s steps"):
         diagnose_run(run_dir, model=model_dir, write=False)
 
 
