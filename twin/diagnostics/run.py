@@ -36,6 +36,7 @@ __all__ = [
     "load_diagnoser",
     "measured_arrays",
     "run_engine",
+    "series_keys",
     "write_diagnosis",
 ]
 
@@ -85,6 +86,18 @@ def _scenario(run_dir: Path) -> Any:
     if not isinstance(meta.get("scenario"), dict):
         raise ResultsError(f"{run_dir / 'run.json'}: no resolved 'scenario' mapping")
     return meta, validate_scenario(meta["scenario"], f"{run_dir / 'run.json'}: scenario")
+
+
+def series_keys(rows: pd.DataFrame) -> set[tuple[str, str, str]]:
+    """The ``(asset, kind, quantity)`` series of tidy result rows."""
+    return set(
+        zip(
+            rows["asset"].astype(str),
+            rows["kind"].astype(str),
+            rows["quantity"].astype(str),
+            strict=True,
+        )
+    )
 
 
 def measured_arrays(
@@ -140,14 +153,7 @@ def measured_arrays(
     real = results[source == "real"]
     if len(real):
         device = table(real, keys)
-        series = set(
-            zip(
-                real["asset"].astype(str),
-                real["kind"].astype(str),
-                real["quantity"].astype(str),
-                strict=True,
-            )
-        )
+        series = series_keys(real)
         bridges = sorted({(a, k) for a, k, q in series if q == "quality"})
         fresh = table(real, [(a, k, "quality") for a, k in bridges])
         for j, (asset, kind, quantity) in enumerate(keys):
@@ -303,15 +309,7 @@ def diagnose_run(
             f"{run_dir / 'results.parquet'}: no rows with source='measured'; the diagnostics "
             "see only what sensors report (run with the sensors section enabled)"
         )
-    keys = set(
-        zip(
-            measured["asset"].astype(str),
-            measured["kind"].astype(str),
-            measured["quantity"].astype(str),
-            strict=True,
-        )
-    )
-    catalogue = catalogue_from(scenario, keys)
+    catalogue = catalogue_from(scenario, series_keys(measured))
     expectations = expectations_from(scenario, catalogue)
     engine = Engine(catalogue, expectations, settings, load_diagnoser(model, catalogue))
     engine.collect_features = features

@@ -10,7 +10,7 @@ import pytest
 from twin.diagnostics.catalogue import catalogue_from
 from twin.diagnostics.engine import Engine, Settings
 from twin.diagnostics.expected import expectations_from
-from twin.diagnostics.run import NoMeasurementsError, diagnose_run, measured_arrays
+from twin.diagnostics.run import NoMeasurementsError, diagnose_run, measured_arrays, series_keys
 from twin.errors import ResultsError
 from twin.results import load_results, read_run
 from twin.scenario import validate_scenario
@@ -136,15 +136,7 @@ def test_stepping_with_mappings_gives_the_offline_alerts_and_indices(runs):
     scenario = validate_scenario(read_run(runs["spike"])["scenario"])
     results = load_results(runs["spike"])
     measured = results[results["source"].astype(str) == "measured"]
-    keys = set(
-        zip(
-            measured["asset"].astype(str),
-            measured["kind"].astype(str),
-            measured["quantity"].astype(str),
-            strict=True,
-        )
-    )
-    catalogue = catalogue_from(scenario, keys)
+    catalogue = catalogue_from(scenario, series_keys(measured))
     engine = Engine(catalogue, expectations_from(scenario, catalogue))
     times = scenario.clock().times
     sensor_keys = [x.key for x in catalogue.sensors]
