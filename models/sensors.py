@@ -55,6 +55,8 @@ from models.base import Clock, Model, Port
 
 __all__ = ["MODIFIERS", "SENSOR_CLASSES", "Imperfection", "SensorBank", "Sensors", "sensor_attrs"]
 
+#: A resolution below this rounds nothing a float can hold (treated as none).
+MIN_RESOLUTION = 1e-9
 #: The fault modifiers a sensor reads, with their values when no fault acts.
 MODIFIERS: dict[str, float] = {"offset": 0.0, "noise_std": 0.0, "dropout": 0.0, "stuck": 0.0}
 
@@ -79,7 +81,7 @@ class Imperfection:
     noise_abs : float
         Standard deviation floor, in the quantity's unit (added in quadrature).
     resolution : float
-        The measurement is rounded to a multiple of it (0: not rounded).
+        The measurement is rounded to a multiple of it (0, or below 1e-9: not rounded).
     interval_s : int
         Seconds between reports (0: every step). A sensor reports at the first instant of
         each interval; a step shorter than it has no report.
@@ -148,7 +150,7 @@ class SensorBank:
         self.resolution = np.array([i.resolution for i in each], dtype=float)
         self.interval = np.array([i.interval_s for i in each], dtype=np.int64)
         self.dropout_p = np.array([i.dropout_p for i in each], dtype=float)
-        self._rounded = self.resolution > 0
+        self._rounded = self.resolution >= MIN_RESOLUTION
         self._step = np.where(self._rounded, self.resolution, 1.0)
         self._periodic = self.interval > 0
         self._every = np.maximum(self.interval, 1)
