@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from models.sensors import SENSOR_CLASSES, Imperfection, SensorBank
@@ -72,6 +72,7 @@ def test_the_same_seed_gives_the_same_readings():
 
 
 @settings(max_examples=60, deadline=None)
+@example(true=1.0, imperfection=Imperfection(noise_abs=1.0, resolution=5e-324))  # overflowed
 @given(
     true=st.floats(-1e4, 1e4),
     imperfection=st.builds(
