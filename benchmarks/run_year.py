@@ -37,11 +37,13 @@ def main() -> None:
     models = sum(v for k, v in parts.items() if ":" not in k and k != "grid")
     wrapper = sum(v for k, v in parts.items() if k.endswith(":wrapper"))
     recording = sum(v for k, v in parts.items() if k.endswith(":recording"))
-    mosaik = meta["loop_s"] - grid - models - wrapper - recording
+    sensors = sum(v for k, v in parts.items() if k.endswith(":sensors"))
+    mosaik = meta["loop_s"] - grid - models - wrapper - recording - sensors
     rows = [
         ("power flow (grid model)", grid),
         ("other models (pv, load, battery, tariff, controller)", models),
         ("generic wrapper (inputs/outputs)", wrapper),
+        ("sensors (measuring every reported output)", sensors),
         ("recording (arrays; Parquet parts at finalize)", recording),
         ("mosaik scheduling and data exchange", mosaik),
         ("loop total", meta["loop_s"]),

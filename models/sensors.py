@@ -55,6 +55,8 @@ from models.base import Clock, Model, Port
 
 __all__ = ["MODIFIERS", "SENSOR_CLASSES", "Imperfection", "SensorBank", "Sensors", "sensor_attrs"]
 
+#: Steps of random numbers a sensor bank draws at a time (per stream, in one call).
+BLOCK = 128
 #: A resolution below this rounds nothing a float can hold (treated as none).
 MIN_RESOLUTION = 1e-9
 #: The fault modifiers a sensor reads, with their values when no fault acts.
@@ -151,9 +153,14 @@ class SensorBank:
         self.interval = np.array([i.interval_s for i in each], dtype=np.int64)
         self.dropout_p = np.array([i.dropout_p for i in each], dtype=float)
         self._rounded = self.resolution >= MIN_RESOLUTION
+        self._all_rounded = bool(self._rounded.all())
         self._step = np.where(self._rounded, self.resolution, 1.0)
         self._periodic = self.interval > 0
         self._every = np.maximum(self.interval, 1)
+        self._floor2 = self.floor**2
+        # random numbers drawn for BLOCK steps at a time, per stream (one row per step)
+        self._block = 0
+        self._row = BLOCK
         self.last = np.full(n, np.nan) if initial is None else np.asarray(initial, float).copy()
         # the last reporting interval that reported (an initial value is the report at 0)
         self._window = np.where(np.isnan(self.last), -1, 0).astype(np.int64)
@@ -172,22 +179,18 @@ class SensorBank:
         mod = modifiers or {}
         true = np.asarray(true, dtype=float)
         # draw every step, report or not, so readings do not depend on what reported before
-        if len(self.streams) == 1:
-            rng = self.streams[0][1]
-            gauss, draws = rng.standard_normal(self.n), rng.random(self.n)
-        else:
-            gauss = np.concatenate([rng.standard_normal(size) for size, rng in self.streams])
-            draws = np.concatenate([rng.random(size) for size, rng in self.streams])
+        gauss, draws = self._draw()
         lost = draws < self.dropout_p
-        spread = np.hypot(self.share * np.abs(true), self.floor)
+        variance = (self.share * true) ** 2 + self._floor2
         extra = mod.get("noise_std")
         if extra is not None:
-            spread = np.hypot(spread, extra)
-        measured = true + gauss * spread
+            variance = variance + extra**2
+        measured = true + gauss * np.sqrt(variance)
         offset = mod.get("offset")
         if offset is not None:
             measured = measured + offset
-        measured = np.where(self._rounded, np.round(measured / self._step) * self._step, measured)
+        rounded = np.round(measured / self._step) * self._step
+        measured = rounded if self._all_rounded else np.where(self._rounded, rounded, measured)
         stuck = mod.get("stuck")
         if stuck is not None:
             measured = np.where((stuck >= 0.5) & ~np.isnan(self.last), self.last, measured)
@@ -195,13 +198,23 @@ class SensorBank:
         if dropout is not None:
             lost |= dropout >= 0.5
         window = np.asarray(t_s, dtype=np.int64) // self._every
-        reports = ~self._periodic | (window != self._window)
-        self._window = np.where(reports, window, self._window)
-        measured = np.where(lost | ~reports, np.nan, measured)
+        silent = self._periodic & (window == self._window)
+        self._window = np.where(silent, self._window, window)
+        measured = np.where(lost | silent, np.nan, measured)
         valid = ~np.isnan(measured)
         self.last = np.where(valid, measured, self.last)
         value = np.where(np.isnan(self.last), true, self.last)  # nothing measured yet
         return measured, value
+
+    def _draw(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the step's standard normals and uniforms (a row of the streams' blocks)."""
+        if self._row == BLOCK:
+            self._gauss = np.hstack([g.standard_normal((BLOCK, size)) for size, g in self.streams])
+            self._uniform = np.hstack([g.random((BLOCK, size)) for size, g in self.streams])
+            self._row = 0
+        row = self._row
+        self._row += 1
+        return self._gauss[row], self._uniform[row]
 
 
 class Sensors(Model):

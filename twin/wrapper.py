@@ -78,9 +78,9 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
     Attributes
     ----------
     timings : dict of str to float
-        Wall seconds spent: ``"model"`` in the model's own ``step``, ``"wrapper"`` in
-        gathering inputs and serving outputs, ``"recording"`` in recording and
-        ``"setup"`` in building the model.
+        Wall seconds spent: ``"model"`` in the model's own ``step``, ``"sensors"`` in
+        measuring its reported outputs, ``"wrapper"`` in gathering inputs and serving
+        outputs, ``"recording"`` in recording and ``"setup"`` in building the model.
     steps_done : int
         Steps recorded so far (a failed run saves this many).
     """
@@ -265,9 +265,10 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         dt_s = self.clock.step_s
         gathered = perf_counter()
         self._outputs = self.model.step(self.clock.time_at(time), dt_s, arrays)
-        done = perf_counter()
+        stepped = perf_counter()
         if self._bank is not None:
             self._measure(time, dt_s, modifiers)
+        done = perf_counter()
         if self.buffer is not None:
             k = time // dt_s
             blocks = self._blocks
@@ -282,7 +283,9 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
             self.steps_done = k + 1
         recorded = perf_counter()
         timings = self.timings
-        timings["model"] = timings.get("model", 0.0) + done - gathered
+        timings["model"] = timings.get("model", 0.0) + stepped - gathered
+        if self._bank is not None:
+            timings["sensors"] = timings.get("sensors", 0.0) + done - stepped
         timings["wrapper"] = timings.get("wrapper", 0.0) + gathered - started
         timings["recording"] = timings.get("recording", 0.0) + recorded - done
         return time + dt_s
@@ -290,14 +293,12 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
     def _measure(self, time: int, dt_s: int, modifiers: dict[str, np.ndarray]) -> None:
         """Measure every sensed output: an interval's at its start, a state's at its end."""
         assert self._bank is not None
-        started = perf_counter()
         true = np.concatenate([self._outputs[attr] for attr in self._slices])
         at = np.where(self._state_row, time + dt_s, time)
         measured, value = self._bank.measure(true, at, modifiers)
         for attr, part in self._slices.items():
             self._sensed[f"{attr}.measured"] = measured[part]
             self._sensed[f"{attr}.value"] = value[part]
-        self.timings["sensors"] = self.timings.get("sensors", 0.0) + perf_counter() - started
 
     def get_data(self, outputs: dict[str, list[str]]) -> dict[str, Any]:
         """Serve the latest outputs of the requested children."""
