@@ -112,9 +112,7 @@ def test_train_saves_a_model_that_reloads_and_predicts_the_same(campaign):
 
 def test_a_model_refuses_a_run_with_other_sensors(campaign, tmp_path):
     tmp, out, _ = campaign
-    model_dir = tmp / "model"
-    if not model_dir.exists():
-        assert run_cli("diagnostics", "train", out, "--out", model_dir).exit_code == 0
+    model_dir = _trained(tmp, out)
     run_dir = tmp_path / "run"
     result = run_cli(
         "run",
@@ -133,9 +131,7 @@ def test_a_model_refuses_a_run_with_other_sensors(campaign, tmp_path):
 def test_a_model_refuses_a_run_of_another_step(campaign, tmp_path):
     """Trained on 15-minute runs: its chart statistics mean nothing at 5-minute steps."""
     tmp, out, _ = campaign
-    model_dir = tmp / "model"
-    if not model_dir.exists():
-        assert run_cli("diagnostics", "train", out, "--out", model_dir).exit_code == 0
+    model_dir = _trained(tmp, out)
     assert json.loads((model_dir / "model.json").read_text())["training"]["step_s"] == 900
     run_dir = tmp_path / "run"
     day = ROOT / "scenarios" / "microgrid_day.yaml"
@@ -200,9 +196,7 @@ def test_diagnose_scores_a_run_with_labels(campaign):
 
 def test_campaign_with_a_model_of_other_sensors_says_which_runs_and_fails(campaign, tmp_path):
     tmp, out, _ = campaign
-    model_dir = tmp / "model"
-    if not model_dir.exists():
-        assert run_cli("diagnostics", "train", out, "--out", model_dir).exit_code == 0
+    model_dir = _trained(tmp, out)
     other = tmp_path / "other"
     other.mkdir()
     for path in model_dir.iterdir():
@@ -226,3 +220,11 @@ def test_campaign_with_a_model_of_other_sensors_says_which_runs_and_fails(campai
     assert "not diagnosed" in result.output and "unknown sensors ['battery.t_c']" in result.output
     summary = pd.read_csv(out / "summary.csv")
     assert summary["diagnose_error"].str.contains("ModelSensorsError").all()
+
+
+def _trained(tmp, out):
+    """The campaign's model (trained by the first test that needs it)."""
+    model_dir = tmp / "model"
+    if not model_dir.exists():
+        assert run_cli("diagnostics", "train", out, "--out", model_dir).exit_code == 0
+    return model_dir
