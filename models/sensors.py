@@ -245,8 +245,9 @@ class Sensors(Model):
         super().__init__(units, clock, context)
         self._initial = np.array([float(u.get("initial", np.nan)) for u in units])
         rng = np.random.default_rng([int(self.context.get("seed", 0)), 7919])
-        imperfection = Imperfection(**(units[0].get("imperfection") or {})) if units else None
-        self.bank = SensorBank(self.n, imperfection or Imperfection(), rng)
+        each = [Imperfection(**(u.get("imperfection") or {})) for u in units]
+        initial = self._initial if self.state_outputs() else None
+        self.bank = SensorBank(self.n, each, rng, initial)
 
     def state_outputs(self) -> list[str]:
         """Both outputs when the sensed quantity is a state, none otherwise."""

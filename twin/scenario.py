@@ -241,6 +241,13 @@ def _path(loc: tuple[Any, ...], names: frozenset[str], keyed: frozenset[str] = f
     return out
 
 
+def _is_mapping(annotation: Any) -> bool:
+    """A ``dict[...]`` annotation, also inside a union (``dict[str, X] | None``)."""
+    return typing.get_origin(annotation) is dict or any(
+        typing.get_origin(a) is dict for a in typing.get_args(annotation)
+    )
+
+
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
@@ -276,7 +283,7 @@ def _keyed_fields(model: type[BaseModel]) -> frozenset[str]:
     names: set[str] = set()
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        if typing.get_origin(annotation) is dict and _models_in(annotation):
+        if _is_mapping(annotation) and _models_in(annotation):
             names.add(name)
         for sub in _models_in(annotation):
             names |= _keyed_fields(sub)
@@ -294,7 +301,9 @@ def _unknown_keys(model: type[BaseModel], data: Any, loc: tuple[Any, ...]) -> li
             hint = did_you_mean(str(key)[:100], list(fields))
             problems.append(
                 Problem(
-                    f"{_path(loc, field_names())}.{name}" if loc else name,
+                    f"{_path(loc, field_names(), _keyed_fields(scenario_model()))}.{name}"
+                    if loc
+                    else name,
                     f"unknown key {_short(key)}{hint} (expected one of: {', '.join(fields)})",
                 )
             )
@@ -307,9 +316,7 @@ def _unknown_keys(model: type[BaseModel], data: Any, loc: tuple[Any, ...]) -> li
         is_list = origin is list or any(
             typing.get_origin(a) is list for a in typing.get_args(annotation)
         )
-        is_dict = origin is dict or any(
-            typing.get_origin(a) is dict for a in typing.get_args(annotation)
-        )
+        is_dict = _is_mapping(annotation)
         if is_list and isinstance(value, list):
             for i, item in enumerate(value):
                 problems += _unknown_keys(subs[0], item, (*loc, key, i))
@@ -372,9 +379,7 @@ def _drop_unknown(model: type[BaseModel], data: Any) -> Any:
             continue
         annotation = model.model_fields[key].annotation
         subs = _models_in(annotation)
-        keyed = typing.get_origin(annotation) is dict or any(
-            typing.get_origin(a) is dict for a in typing.get_args(annotation)
-        )
+        keyed = _is_mapping(annotation)
         if subs and isinstance(value, list):
             out[key] = [_drop_unknown(subs[0], v) for v in value]
         elif subs and keyed and isinstance(value, dict):

@@ -431,7 +431,10 @@ class MqttLink:
         self.publish(probe, b"probe", qos=1)
         try:
             if not back.wait(timeout_s):
-                raise TimeoutError(f"{self.url}: no answer on {probe} within {timeout_s:g} s")
+                raise TimeoutError(
+                    f"{self.url}: no answer on {probe} within {timeout_s:g} s (may this "
+                    f"login subscribe to {topic_filter} and {probe}? see the broker's ACL)"
+                )
         finally:
             self.unsubscribe(topic_filter)
             self.unsubscribe(probe)

@@ -83,14 +83,18 @@ class MqttPublisher(Paced, mosaik_api_v3.Simulator):
             auth=MqttAuth.from_dict(config.get("auth")),
         ).open()
         # retained state an earlier run left (diagnostics' open alerts) is this run's no more
-        self.cleared = [
-            topic
-            for suffix in config.get("clear_retained", [])
-            for topic in self.link.clear_retained(
-                f"{self.topics.prefix}/{self.topics.site}/{suffix}",
-                f"{self.topics.prefix}/{self.topics.site}/_probe/{config['client_id']}",
-            )
-        ]
+        try:
+            self.cleared = [
+                topic
+                for suffix in config.get("clear_retained", [])
+                for topic in self.link.clear_retained(
+                    f"{self.topics.prefix}/{self.topics.site}/{suffix}",
+                    f"{self.topics.prefix}/{self.topics.site}/_probe/{config['client_id']}",
+                )
+            ]
+        except BaseException:  # mosaik never finalizes a simulator whose init failed
+            self.link.close(final=(status, status_payload("offline", self.run_id)), timeout_s=5)
+            raise
         return self.meta
 
     def create(self, num: int, model: str, **params: Any) -> list[dict[str, Any]]:
@@ -124,7 +128,9 @@ class MqttPublisher(Paced, mosaik_api_v3.Simulator):
         for batch in messages.values():
             for suffix, payload, retain in batch or ():
                 topic = f"{self.topics.prefix}/{self.topics.site}/{suffix}"
-                self.link.publish(topic, payload.encode(), qos=self.qos, retain=bool(retain))
+                # a retained state (an alert, its deletion) must not be lost with QoS 0
+                qos = max(1, self.qos) if retain else self.qos
+                self.link.publish(topic, payload.encode(), qos=qos, retain=bool(retain))
         return time_s + self.clock.step_s
 
     def _publish(self, values: dict[str, dict[str, float]], time_s: int) -> None:

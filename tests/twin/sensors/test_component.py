@@ -110,7 +110,8 @@ def test_same_seed_same_measurements_other_seed_other_noise(tmp_path, small_raw)
 @pytest.mark.parametrize(
     ("sensors", "field"),
     [
-        ({"classes": {"powr": {"noise_pct": 1}}}, "sensors.classes"),
+        ({"classes": {"powr": {"noise_pct": 1}}}, "sensors.classes: unknown sensor class 'powr'"),
+        ({"classes": {"power": {"noise_pctt": 1}}}, "sensors.classes.power.noise_pctt: unknown"),
         ({"classes": {"power": {"noise_pct": -1}}}, "sensors.classes.power.noise_pct"),
         ({"exclude": ["line.loading"]}, "sensors.exclude[0]"),
         ({"enabled": "sometimes"}, "sensors.enabled"),
