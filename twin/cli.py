@@ -192,11 +192,15 @@ def diagnose(
 ) -> None:
     """Health indices and alerts from a run's measured values (health/alerts files)."""
     from twin.diagnostics.engine import Settings
+    from twin.diagnostics.report import summary_line
     from twin.diagnostics.run import diagnose_run
+    from twin.diagnostics.score import read_labels, score_dir
 
     try:
+        labels = read_labels(run_dir / "labels.json")  # checked before anything is written
         settings = Settings(mode="threshold") if baseline else None
         result = diagnose_run(run_dir, model, settings, features=False)
+        scores = score_dir(run_dir, result.alerts) if labels else None
     except TwinError as exc:
         _fail(exc)
         return
@@ -205,11 +209,7 @@ def diagnose(
         f"(engine {1000 * result.engine_s / max(result.steps, 1):.2f} ms/step); "
         f"wrote {run_dir / 'health.parquet'}, alerts.parquet, alerts.json"
     )
-    if (run_dir / "labels.json").is_file():  # the ground truth: score the alerts
-        from twin.diagnostics.report import summary_line
-        from twin.diagnostics.score import score_dir
-
-        scores = score_dir(run_dir, result.alerts)
+    if scores is not None:  # the ground truth: the alerts scored
         console.print(f"scores.json: {summary_line(scores)}", highlight=False, soft_wrap=True)
     console.print(_health_table(result.health))
     if result.alerts:

@@ -104,12 +104,12 @@ def diagnose_campaign(
             continue
         try:
             diagnose(run_dir, model_dir)
-        except TwinError as exc:  # a run the engine cannot read: a row, not a stop
+            scores = score_dir(run_dir)
+            alerts = json.loads((run_dir / "alerts.json").read_text())
+        except (TwinError, OSError, ValueError) as exc:  # a run we cannot read: a row
             rows.append({"diagnose_error": f"{type(exc).__name__}: {exc}"})
             continue
-        scores = score_dir(run_dir)
         pooled.append(scores)
-        alerts = json.loads((run_dir / "alerts.json").read_text())
         rows.append(_columns(scores, len(alerts), pd.notna(point.get("reference"))))
     added = pd.DataFrame.from_records(rows, index=summary.index, columns=list(COLUMNS))
     out = pd.concat([summary.drop(columns=[c for c in COLUMNS if c in summary]), added], axis=1)

@@ -353,6 +353,25 @@ def _read(path: Path) -> Any:
     return sio.load(path, trusted=untrusted)
 
 
+def _check_shape(document: dict[str, Any], root: Path, where: Path) -> None:
+    """The sections of ``model.json`` have the types :func:`save` writes; files stay inside."""
+    for key in ("files", "versions", "training", "thresholds", "features"):
+        if not isinstance(document.get(key, {}), dict):
+            raise ModelFilesError(f"{where}: {key}", "is not a mapping", "a mapping")
+    for key, name in document["files"].items():
+        inside = (root / str(name)).resolve().is_relative_to(root.resolve())
+        if len(str(key).split(".")) < 2 or not isinstance(name, str) or not inside:
+            raise ModelFilesError(
+                f"{where}: files.{key}", f"is {name!r}", "<part>.<kind>: a file of the model"
+            )
+    step = document.get("training", {}).get("step_s")
+    if step is not None and not isinstance(step, int | float):
+        raise ModelFilesError(f"{where}: training.step_s", f"is {step!r}", "seconds")
+    thresholds = document.get("thresholds", {}).values()
+    if not all(isinstance(t, int | float) for t in thresholds):
+        raise ModelFilesError(f"{where}: thresholds", "has a value that is no number", "numbers")
+
+
 def _check_versions(document: dict[str, Any], where: Path) -> None:
     from sklearn import __version__ as sklearn_version
 
@@ -419,6 +438,7 @@ def load(
         ) from None
     if document.get("format") != FORMAT:
         raise ModelFilesError(f"{path}: format", f"is {document.get('format')!r}", str(FORMAT))
+    _check_shape(document, root, path)
     _check_versions(document, path)
     if features is not None:
         wanted = {k: list(v) for k, v in features.items()}

@@ -301,7 +301,10 @@ def diagnose_run(
     if not (run_dir / "results.parquet").is_file():
         raise ResultsError(f"{run_dir / 'results.parquet'}: missing (not a run directory?)")
     meta, scenario = _scenario(run_dir)
-    results = load_results(run_dir)
+    try:
+        results = load_results(run_dir)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise ResultsError(f"{run_dir / 'results.parquet'}: unreadable ({exc})") from None
     source = results["source"].astype(str) if "source" in results else pd.Series([], dtype=str)
     measured = results[source == "measured"]
     if measured.empty:

@@ -289,6 +289,45 @@ def aggregate_scores(scores: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return _summarise(records, tp, fp, false_alarms, days, step_s)
 
 
+LABEL_FIELDS = ("kind", "target", "start", "end")
+
+
+def read_labels(path: Path) -> list[dict[str, Any]]:
+    """The fault labels of ``labels.json`` (none if the file is absent).
+
+    Raises
+    ------
+    ResultsError
+        The file is unreadable, or an entry lacks a field or has a bad time, named by
+        its path (``labels.json: faults[3].start``).
+    """
+    from twin.errors import ResultsError
+
+    if not path.is_file():
+        return []
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{path}: unreadable ({exc})") from None
+    faults = document.get("faults") if isinstance(document, dict) else None
+    if not isinstance(faults, list):
+        raise ResultsError(f"{path}: expected {{'faults': [...]}} as twin run writes it")
+    for i, label in enumerate(faults):
+        if not isinstance(label, dict):
+            raise ResultsError(f"{path}: faults[{i}]: expected a mapping, got {label!r:.40}")
+        for field in LABEL_FIELDS:
+            if not isinstance(label.get(field), str):
+                raise ResultsError(f"{path}: faults[{i}].{field}: missing or not text")
+        for field in ("start", "end"):
+            try:
+                pd.Timestamp(label[field])
+            except ValueError:
+                raise ResultsError(
+                    f"{path}: faults[{i}].{field}: expected an ISO time, got {label[field]!r:.40}"
+                ) from None
+    return [dict(label) for label in faults]
+
+
 def score_dir(
     run_dir: Path, alerts: list[dict[str, Any]] | None = None, *, write: bool = True
 ) -> dict[str, Any]:
@@ -298,17 +337,22 @@ def score_dir(
     labels are revealable. With ``write``, the scores go to the run's ``scores.json``
     when the run has labels.
     """
+    from twin.errors import ResultsError
+    from twin.results import load_results, read_run
     from twin.units import parse_duration_s
 
-    scenario = json.loads((run_dir / "run.json").read_text())["scenario"]
-    results = pd.read_parquet(run_dir / "results.parquet")
+    try:
+        scenario = read_run(run_dir)["scenario"]
+        results = load_results(run_dir)
+        if alerts is None:
+            alerts = json.loads((run_dir / "alerts.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # pyarrow's errors too
+        raise ResultsError(f"{run_dir}: a run's files are unreadable ({exc})") from None
     step_s = float(parse_duration_s(scenario["step"]))
     start = pd.Timestamp(scenario["start"]).tz_convert("UTC")
     end = start + pd.Timedelta(seconds=parse_duration_s(scenario["duration"]))
-    if alerts is None:
-        alerts = json.loads((run_dir / "alerts.json").read_text())
     labels_path = run_dir / "labels.json"
-    labels = json.loads(labels_path.read_text()) if labels_path.is_file() else {"faults": []}
+    labels = read_labels(labels_path)
     scores = score_run(alerts, labels, step_s, start, end, results=results)
     if write and labels_path.is_file():
         (run_dir / "scores.json").write_text(dumps(scores))

@@ -110,10 +110,9 @@ def campaign_runs(campaign_dir: str | Path) -> list[Path]:
 
 
 def _labels(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "labels.json"
-    if not path.is_file():
-        return []
-    return list(json.loads(path.read_text()).get("faults", []))
+    from twin.diagnostics.score import read_labels
+
+    return read_labels(run_dir / "labels.json")
 
 
 def label_rows(

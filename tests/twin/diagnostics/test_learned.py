@@ -216,3 +216,23 @@ def test_unsure_classifier_defers_to_the_rules_and_batch_scores(model):
     assert batch == pytest.approx([scorer.score("pv", row, names) for row in x])
     assert scorer.scores("pv", x[:, [2, 0, 1]], ["gap", "pi", "resid"]) == pytest.approx(batch)
     assert (scorer.scores("load", x, names) == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda d: d.update(files=["x"]), "files"),
+        (lambda d: d["files"].update(nodot="x"), "files.nodot"),
+        (lambda d: d["files"].update({"classifier.pv": "../../run.json"}), "files.classifier.pv"),
+        (lambda d: d.update(versions=[]), "versions"),
+        (lambda d: d.update(training={"step_s": "fast"}), "training.step_s"),
+        (lambda d: d.update(thresholds={"pv": "high"}), "thresholds"),
+    ],
+)
+def test_a_malformed_model_json_is_a_named_error(model, tmp_path, change, field):
+    path = save(model, tmp_path / "m")
+    document = json.loads((path / "model.json").read_text())
+    change(document)
+    (path / "model.json").write_text(json.dumps(document))
+    with pytest.raises(ModelFilesError, match=f"model.json: {field}"):
+        load(path)

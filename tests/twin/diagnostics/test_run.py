@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -6,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from twin.diagnostics.catalogue import catalogue_from
 from twin.diagnostics.engine import Engine, Settings
@@ -201,3 +203,38 @@ def test_capacity_fade_of_20_percent_in_a_run_within_5_percent_after_two_cycles(
     assert np.all(np.abs(after - 0.8) <= 0.05 * 0.8)
     assert result.alerts and {a["kind"] for a in result.alerts} == {"capacity_fade"}
     assert result.alerts[-1]["status"] == "open"  # the fade stays: so does its alert
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ("{bad", "labels.json: unreadable"),
+        ('{"faults": [1]}', r"labels.json: faults\[0\]: expected a mapping"),
+        ('{"faults": [{"kind": "pv_shading"}]}', r"labels.json: faults\[0\].target: missing"),
+        ("[]", "labels.json: expected {'faults'"),
+    ],
+)
+def test_bad_labels_are_named_and_nothing_is_written(runs, tmp_path, labels, message):
+    import shutil
+
+    from twin.cli import app
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["shaded"], run)
+    for name in ("health.parquet", "alerts.parquet", "alerts.json", "scores.json"):
+        (run / name).unlink(missing_ok=True)
+    (run / "labels.json").write_text(labels)
+    result = CliRunner().invoke(app, ["diagnose", str(run)])
+    assert result.exit_code == 2, result.output
+    assert re.search(message, " ".join(result.output.split())), result.output
+    assert not (run / "health.parquet").exists() and not (run / "alerts.json").exists()
+
+
+def test_an_unreadable_results_file_is_a_named_error(runs, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["shaded"], run)
+    (run / "results.parquet").write_bytes(b"")
+    with pytest.raises(ResultsError, match="results.parquet: unreadable"):
+        diagnose_run(run, write=False)

@@ -59,9 +59,9 @@ def test_campaign_diagnose_adds_columns_and_pooled_scores(campaign):
     faulted = summary[summary["reference"].notna()].set_index("fault.kind")
     assert faulted.loc["voltage_sag", "detected"]
     assert faulted.loc["voltage_sag", "diagnosed_kind"] == "voltage_sag"
-    assert faulted.loc["voltage_sag", "delay_s"] >= 0
+    assert 0 <= faulted.loc["voltage_sag", "delay_s"] <= 2 * 900  # within two steps
     reference = summary[summary["reference"].isna()].iloc[0]
-    assert pd.isna(reference["detected"]) and reference["false_alarms"] >= 0
+    assert pd.isna(reference["detected"]) and reference["false_alarms"] == 0  # fault-free
     scores = json.loads((out / "scores.json").read_text())
     assert {"pv_shading", "voltage_sag"} <= set(scores["kinds"])
     assert scores["days"] == 3.0  # three one-day runs, the reference included
