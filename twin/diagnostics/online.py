@@ -241,12 +241,14 @@ class DiagnosticsSimulator(mosaik_api_v3.Simulator):
 
     def finalize(self) -> None:
         """Write health and alerts like ``twin diagnose``; record the counters."""
-        if self.engine is None:
+        from twin.diagnostics.run import alert_records, health_frame, write_diagnosis
+
+        if self.engine is None:  # init failed: say so in run.json rather than nothing
+            self._write_stats({"error": "the diagnostics engine was not initialised"})
             return
-        from twin.diagnostics.run import health_frame, write_diagnosis
 
         times = self.clock.times[: self.steps]
-        alerts = [a.record() for a in self.engine.finish()]
+        alerts = alert_records(self.engine.finish())
         tags = self.config["tags"]
         site, run_id = tags.get("site", self.scenario.name), tags.get("run_id", "")
         health = health_frame(self.engine, times, self.indices[: self.steps], site, run_id)
@@ -261,6 +263,13 @@ class DiagnosticsSimulator(mosaik_api_v3.Simulator):
             "mode": self.config.get("mode", "residual"),
             **self.published,
         }
-        path = Path(self.config["stats_path"])
+        self._write_stats(stats)
+
+    def _write_stats(self, stats: dict[str, Any]) -> None:
+        """The counters for ``run.json`` (``diagnostics``), where the component reads them."""
+        config = getattr(self, "config", None)
+        if config is None:  # init failed before it knew where
+            return
+        path = Path(config["stats_path"])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(stats))

@@ -117,7 +117,7 @@ def measured_arrays(
     n = len(times)
     step = times[1] - times[0] if n > 1 else pd.Timedelta(0)
     instants = times.append(pd.DatetimeIndex([times[-1] + step]))
-    pos = {t: i for i, t in enumerate(instants.asi8)}
+    positions = pd.Index(instants.asi8)
 
     def table(rows: pd.DataFrame, wanted: list[tuple[str, str, str]]) -> np.ndarray:
         out = np.full((n, len(wanted)), np.nan)
@@ -139,7 +139,7 @@ def measured_arrays(
             j = col.get(key)
             if j is None:
                 continue
-            at = np.array([pos.get(t, -1) for t in stamps[idx]])
+            at = positions.get_indexer(stamps[idx])  # -1 where no instant matches
             state = (at == n).any()
             rows_at = at - 1 if state else at
             ok = (rows_at >= 0) & (rows_at < n)
@@ -321,7 +321,7 @@ def diagnose_run(
         results, times, [s.key for s in catalogue.sensors], engine.command_keys
     )
     indices, collected, elapsed = run_engine(engine, times, readings, setpoints)
-    alerts = [a.record() for a in engine.finish()]
+    alerts = alert_records(engine.finish())
     site = str(results["site"].iloc[0]) if len(results) else scenario.name
     run_id = str(meta.get("run_id", ""))
     health = health_frame(engine, times, indices, site, run_id)

@@ -12,7 +12,13 @@ from typer.testing import CliRunner
 from twin.diagnostics.catalogue import catalogue_from
 from twin.diagnostics.engine import Engine, Settings
 from twin.diagnostics.expected import expectations_from
-from twin.diagnostics.run import NoMeasurementsError, diagnose_run, measured_arrays, series_keys
+from twin.diagnostics.run import (
+    NoMeasurementsError,
+    alert_records,
+    diagnose_run,
+    measured_arrays,
+    series_keys,
+)
 from twin.errors import ResultsError
 from twin.results import load_results, read_run
 from twin.scenario import validate_scenario
@@ -148,7 +154,7 @@ def test_stepping_with_mappings_gives_the_offline_alerts_and_indices(runs):
         row = {key: v for key, v in zip(sensor_keys, readings[k], strict=True) if np.isfinite(v)}
         row.update(zip(engine.command_keys, setpoints[k], strict=True))
         indices.append(engine.step(k, time, row).indices)
-    online = [a.record() for a in engine.finish()]
+    online = alert_records(engine.finish())
     assert online == offline.alerts
     assert [(a["asset"], a["kind"]) for a in online] == [("load_1", "load_spike")]
     h = offline.health
