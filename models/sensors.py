@@ -101,6 +101,20 @@ class Imperfection:
         """The parameters as plain data (what a simulator receives)."""
         return asdict(self)
 
+    def std(self, reading: np.ndarray | float) -> np.ndarray:
+        r"""Standard deviation of a measurement of ``reading`` (the quantity's unit).
+
+        The noise (a share of the reading and the floor, in quadrature) and the
+        rounding to the resolution (uniform: ``resolution / sqrt(12)``):
+
+        .. math:: \sigma = \sqrt{(p |x| / 100)^2 + a^2 + r^2 / 12}
+
+        What an estimator weighs a reading with (:mod:`models.estimation`).
+        """
+        x = np.abs(np.asarray(reading, dtype=float))
+        rounding = self.resolution if self.resolution >= MIN_RESOLUTION else 0.0
+        return np.sqrt((self.noise_pct / 100.0 * x) ** 2 + self.noise_abs**2 + rounding**2 / 12.0)
+
 
 SENSOR_CLASSES: dict[str, Imperfection] = {
     "power": Imperfection(0.5, 0.01, 0.01, 5, 0.001),

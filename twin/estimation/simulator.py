@@ -1,0 +1,321 @@
+"""State estimation as a mosaik simulator: the grid's state from the field, every step.
+
+One entity, ``estimator``. Inputs each step, from the ingest's entity: ``readings``
+(one closed window of field values: ``t_s``, ``ids``, ``values`` in twin units,
+``quality``, ``flags``) and ``sensors`` (the ingest's table ``(key, asset,
+quantity)``, index = id; it grows as sensors appear, and the estimator is rebuilt for
+the new table). A value with quality 0 or a flag (outside its plausibility limits) is
+kept out of the estimate.
+
+Per window it lays the readings out as measurements (:class:`twin.estimation.layout.
+Layout`), runs :class:`models.estimation.WLSEstimator` (warm-started) and
+
+- records the estimate as ``source=estimate`` rows (buses ``v_pu``, ``va_deg``; lines
+  and transformers their flows and currents at both ends) at the window's time;
+- follows every sensor's normalised residual: a sensor the bad-data loop takes out of a
+  window is a *suspect*; after ``persistence`` windows in a row it is *flagged*
+  (inconsistent with the rest of the plant's sensors) until a window keeps it again.
+  Every change, and each suspect window, is a row of ``sensor_health.parquet``
+  (time, sensor, asset, quantity, rn, state); sensors that no other measurement can
+  check (critical measurements) are counted as unverifiable, never as healthy;
+- serves ``lines`` (line protocol for the InfluxDB sink: the estimate, measurement =
+  element kind with ``source=estimate``; ``sensor_health`` points for suspects and
+  state changes) and ``health`` (``{sensor key: state}`` of the flagged sensors).
+
+At the end it writes its counters to ``stats_path`` (``run.json`` ``estimation``).
+"""
+
+from __future__ import annotations
+
+import json
+import time as _time
+from pathlib import Path
+from typing import Any
+
+import mosaik_api_v3
+import numpy as np
+import pandas as pd
+
+from models.base import Clock
+from twin.results import ResultBuffer
+
+__all__ = ["EstimationSimulator"]
+
+ENTITY = "estimator"
+#: Branch results of the estimator -> twin quantities (kW, kvar, kA).
+BRANCH_FIELDS: dict[str, tuple[tuple[str, str, float], ...]] = {
+    "line": (
+        ("p_from_mw", "p_from_kw", 1e3),
+        ("q_from_mvar", "q_from_kvar", 1e3),
+        ("i_from_ka", "i_from_ka", 1.0),
+        ("p_to_mw", "p_to_kw", 1e3),
+        ("q_to_mvar", "q_to_kvar", 1e3),
+        ("i_to_ka", "i_to_ka", 1.0),
+    ),
+    "trafo": (
+        ("p_hv_mw", "p_hv_kw", 1e3),
+        ("q_hv_mvar", "q_hv_kvar", 1e3),
+        ("i_hv_ka", "i_hv_ka", 1.0),
+        ("p_lv_mw", "p_lv_kw", 1e3),
+        ("q_lv_mvar", "q_lv_kvar", 1e3),
+        ("i_lv_ka", "i_lv_ka", 1.0),
+    ),
+}
+
+
+def _escape_tag(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ").replace("=", "\\=")
+
+
+class EstimationSimulator(mosaik_api_v3.Simulator):
+    """mosaik simulator running the WLS state estimator on each ingested window."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            {
+                "type": "time-based",
+                "models": {
+                    "Estimator": {
+                        "public": True,
+                        "params": [],
+                        "attrs": ["readings", "sensors", "lines", "health"],
+                    }
+                },
+            }
+        )
+        self.out: dict[str, Any] = {"lines": [], "health": {}}
+        self.layout: Any = None
+        self.estimator: Any = None
+        self.n_known = -1
+        self.last_window = -1
+        self.stats: dict[str, Any] = {
+            "windows": 0,
+            "solved": 0,
+            "failures": {},
+            "iterations": 0,
+            "bad_data_windows": 0,
+            "suspect_windows": 0,
+            "rebuilds": 0,
+        }
+        self.seconds: list[float] = []
+        self.health_rows: list[tuple[int, int, float, str]] = []
+        self.flagged_at: dict[int, int] = {}
+        self.max_rn: dict[int, float] = {}
+        self.unverifiable: set[int] = set()
+
+    def init(
+        self, sid: str, time_resolution: float = 1.0, *, clock: dict[str, Any], config: dict
+    ) -> dict[str, Any]:
+        """Build the grid's estimation model (once) from the twin's grid."""
+        from models.estimation import SEModel
+        from models.grid import prepare_net
+
+        started = _time.perf_counter()
+        self.clock = Clock.from_dict(clock)
+        self.config = config
+        self.spec = config["spec"]
+        net, _ = prepare_net(config["grid"])
+        self.net = net
+        self.model = SEModel.from_net(net)
+        buses = [int(b) for b in net.bus.index[net.bus.in_service.to_numpy(bool)]]
+        self.buses = buses
+        solver_bus = self.model.ppci_bus(np.array(buses))
+        self.joined = dict(zip(buses, (int(b) for b in solver_bus), strict=True))
+        self.injectors = [(str(n), int(b)) for n, b in config["injectors"]]
+        self.buffer = ResultBuffer(self.clock.times, {**config["tags"], "source": "estimate"})
+        self.streak = np.zeros(0, dtype=int)
+        self.state = np.zeros(0, dtype=np.int8)  # 0 ok, 1 suspect, 2 flagged
+        self.sensors: list[tuple[str, str, str]] = []
+        self.setup_s = _time.perf_counter() - started
+        return self.meta
+
+    def create(self, num: int, model: str, **params: Any) -> list[dict[str, Any]]:
+        """The one estimator entity."""
+        if num != 1:
+            raise ValueError("create exactly one Estimator entity")
+        return [{"eid": ENTITY, "type": model, "rel": []}]
+
+    def _rebuild(self, sensors: list[tuple[str, str, str]]) -> None:
+        """A new sensor table: lay it out and build its estimator (the grid stays)."""
+        from models.estimation import Sensors, WLSEstimator
+        from twin.estimation.layout import Layout
+
+        spec = self.spec
+        self.sensors = [tuple(s) for s in sensors]
+        self.layout = layout = Layout(
+            self.sensors, self.injectors, self.buses, spec["zero_injection"], self.joined
+        )
+        table = Sensors.from_records(
+            (r.meas_type, r.element_type, r.element, r.side) for r in layout.rows
+        )
+        self.estimator = WLSEstimator(
+            self.model,
+            table,
+            zero_injection=layout.zero_buses or None,
+            alpha=spec["chi2_alpha"],
+            rn_threshold=spec["rn_threshold"],
+            max_removals=spec["max_removals"],
+        )
+        grow = len(self.sensors) - len(self.streak)
+        self.streak = np.r_[self.streak, np.zeros(grow, dtype=int)]
+        self.state = np.r_[self.state, np.zeros(grow, dtype=np.int8)]
+        self.n_known = len(self.sensors)
+        self.stats["rebuilds"] += 1
+
+    def step(self, time: int, inputs: dict[str, Any], max_advance: int) -> int:
+        """Estimate the newest closed window the ingest handed over."""
+        self.out = {"lines": [], "health": self.out.get("health", {})}
+        received = inputs.get(ENTITY, {})
+        readings = next(iter(received.get("readings", {}).values()), None)
+        sensors = next(iter(received.get("sensors", {}).values()), None)
+        if not readings or sensors is None:
+            return time + self.clock.step_s
+        t_s = int(readings["t_s"])
+        k = t_s // self.clock.step_s
+        if k <= self.last_window or not 0 <= k < self.clock.n_steps:
+            return time + self.clock.step_s
+        self.last_window = k
+        if len(sensors) != self.n_known:
+            self._rebuild(list(sensors))
+        started = _time.perf_counter()
+        by_id = np.full(len(self.sensors), np.nan)
+        ids = np.asarray(readings["ids"], dtype=int)
+        good = (np.asarray(readings["quality"]) >= 1) & (np.asarray(readings["flags"]) == 0)
+        by_id[ids[good]] = np.asarray(readings["values"], dtype=float)[good]
+        window = self.layout.window(by_id)
+        if not window.present.any():
+            return time + self.clock.step_s
+        estimate = self.estimator.estimate(window.values, window.std, window.present)
+        self.stats["windows"] += 1
+        if estimate.success:
+            self.stats["solved"] += 1
+            self.stats["iterations"] += int(estimate.iterations)
+            self.stats["bad_data_windows"] += int(bool(estimate.bad_data))
+            self._record(k, estimate)
+            self._follow_sensors(k, estimate)
+        else:
+            reason = estimate.reason or "unknown"
+            self.stats["failures"][reason] = self.stats["failures"].get(reason, 0) + 1
+        self.seconds.append(_time.perf_counter() - started)
+        return time + self.clock.step_s
+
+    def _record(self, k: int, estimate: Any) -> None:
+        """The estimate as ``source=estimate`` rows and, for the sink, line protocol."""
+        buffer = self.buffer
+        lines: list[str] = []
+        stamp = int(self.clock.times[k].timestamp())
+        to_influx = self.config.get("lines", False)
+        prefix = ",".join(
+            f"{key}={_escape_tag(str(value))}"
+            for key, value in sorted({**self.config["tags"], "source": "estimate"}.items())
+            if value != ""
+        )
+        for i, bus in enumerate(self.net.bus.index):
+            vm, va = float(estimate.vm_pu[i]), float(estimate.va_degree[i])
+            buffer.column(f"bus_{bus}", "bus", "v_pu")[k] = vm
+            buffer.column(f"bus_{bus}", "bus", "va_deg")[k] = va
+            if to_influx and vm == vm:
+                lines.append(f"bus,asset=bus_{bus},{prefix} v_pu={vm!r},va_deg={va!r} {stamp}")
+        for table, fields in BRANCH_FIELDS.items():
+            results = getattr(estimate, table)
+            if not results:
+                continue
+            for i, index in enumerate(self.net[table].index):
+                parts = []
+                for source, quantity, factor in fields:
+                    value = float(results[source][i]) * factor
+                    buffer.column(f"{table}_{index}", table, quantity)[k] = value
+                    if value == value:
+                        parts.append(f"{quantity}={value!r}")
+                if to_influx and parts:
+                    lines.append(f"{table},asset={table}_{index},{prefix} {','.join(parts)} {stamp}")
+        self.out["lines"] = lines
+
+    def _follow_sensors(self, k: int, estimate: Any) -> None:
+        """Suspects (taken out this window) and flagged sensors (out ``persistence`` times)."""
+        layout = self.layout
+        own = layout.row_sensor >= 0
+        sensor = layout.row_sensor[own]
+        rn = np.asarray(estimate.rn, dtype=float)[: len(layout.rows)][own]
+        out = np.asarray(estimate.flagged, dtype=bool)[: len(layout.rows)][own]
+        unverifiable = np.asarray(estimate.unverifiable, dtype=bool)[: len(layout.rows)][own]
+        self.unverifiable.update(int(s) for s in sensor[unverifiable])
+        for s, value in zip(sensor, rn, strict=True):
+            if value == value and value > self.max_rn.get(int(s), 0.0):
+                self.max_rn[int(s)] = float(value)
+        # a suspect's rn is the one that took it out (NaN once out): keep the threshold
+        before = self.state[sensor].copy()
+        self.streak[sensor] = np.where(out, self.streak[sensor] + 1, 0)
+        persistence = int(self.spec["persistence"])
+        state = np.where(out, np.where(self.streak[sensor] >= persistence, 2, 1), 0)
+        self.state[sensor] = state
+        stamp = int(self.clock.times[k].timestamp())
+        names = ("ok", "suspect", "flagged")
+        lines = self.out["lines"]
+        for j in np.flatnonzero((state != before) | (state == 1)):
+            s = int(sensor[j])
+            self.health_rows.append((k, s, float(rn[j]), names[state[j]]))
+            if state[j] == 2 and s not in self.flagged_at:
+                self.flagged_at[s] = k
+            if self.config.get("lines", False):
+                key, asset, quantity = self.sensors[s]
+                tags = {**self.config["tags"], "sensor": key, "asset": asset, "source": "estimate"}
+                prefix = ",".join(
+                    f"{t}={_escape_tag(str(v))}" for t, v in sorted(tags.items()) if v != ""
+                )
+                lines.append(f"sensor_health,{prefix} state={int(state[j])}i {stamp}")
+        self.stats["suspect_windows"] += int(np.sum(state == 1))
+        self.out["health"] = {
+            self.sensors[int(s)][0]: "flagged" for s in sensor[state == 2]
+        }
+
+    def get_data(self, outputs: dict[str, list[str]]) -> dict[str, Any]:
+        """The step's lines and the flagged sensors."""
+        return {eid: {a: self.out.get(a) for a in attrs} for eid, attrs in outputs.items()}
+
+    def finalize(self) -> None:
+        """Write the estimate, the sensors' health and the counters."""
+        config = self.config
+        n = min(self.last_window + 1, self.clock.n_steps)
+        if n > 0 and self.buffer.series:
+            Path(config["record"]).parent.mkdir(parents=True, exist_ok=True)
+            self.buffer.write_parquet(config["record"], n_steps=n)
+        times = self.clock.times
+        rows = [
+            {
+                "time": times[k],
+                "sensor": self.sensors[s][0],
+                "asset": self.sensors[s][1],
+                "quantity": self.sensors[s][2],
+                "rn": rn,
+                "state": state,
+            }
+            for k, s, rn, state in self.health_rows
+        ]
+        columns = ["time", "sensor", "asset", "quantity", "rn", "state"]
+        pd.DataFrame(rows, columns=columns).to_parquet(config["health_path"], index=False)
+        seconds = np.array(self.seconds) * 1e3
+        solved = self.stats["solved"]
+        flagged = [
+            {
+                "sensor": self.sensors[s][0],
+                "asset": self.sensors[s][1],
+                "quantity": self.sensors[s][2],
+                "since": times[k].isoformat(),
+                "max_rn": round(self.max_rn.get(s, float("nan")), 3),
+            }
+            for s, k in sorted(self.flagged_at.items(), key=lambda item: item[1])
+        ]
+        stats = {
+            **self.stats,
+            "iterations_mean": round(self.stats["iterations"] / solved, 3) if solved else None,
+            "sensors": len(self.sensors),
+            "rows": len(self.layout.rows) if self.layout is not None else 0,
+            "unverifiable": sorted(self.sensors[s][0] for s in self.unverifiable),
+            "flagged": flagged,
+            "setup_s": round(self.setup_s, 3),
+            "step_ms_p50": round(float(np.percentile(seconds, 50)), 3) if len(seconds) else None,
+            "step_ms_p99": round(float(np.percentile(seconds, 99)), 3) if len(seconds) else None,
+        }
+        Path(config["stats_path"]).parent.mkdir(parents=True, exist_ok=True)
+        Path(config["stats_path"]).write_text(json.dumps(stats, indent=2))
