@@ -89,12 +89,23 @@ class MeasurementSet:
     theta_cols: np.ndarray
 
     @classmethod
-    def build(cls, model: SEModel, sensors: Sensors, positions: np.ndarray) -> MeasurementSet:
-        """Compile ``sensors`` (already checked; ``positions`` in their element tables)."""
+    def build(
+        cls,
+        model: SEModel,
+        sensors: Sensors,
+        positions: np.ndarray,
+        zero_bus: np.ndarray,
+        zero_std: np.ndarray,
+    ) -> MeasurementSet:
+        """Compile ``sensors`` (already checked; ``positions`` in their element tables).
+
+        ``zero_bus``/``zero_std``: ppci buses and std (pu) of virtual P = Q = 0 rows,
+        appended after the sensors (P rows, then Q rows).
+        """
         n_bus = model.n_bus
         n_branch = len(model.f_bus)
         n = len(sensors)
-        zero = model.zero_injection
+        zero = np.asarray(zero_bus, np.int64)
         m = n + 2 * len(zero)
         kind = np.empty(m, np.int64)
         kind[:n] = [_KINDS[t] for t in sensors.meas_type]
@@ -176,7 +187,7 @@ class MeasurementSet:
         h_col = np.concatenate(cols_r).astype(np.int64)
         src = np.concatenate(src_r).astype(np.int64)
         csr = np.lexsort((h_col, h_row))
-        virtual = np.r_[model.zero_injection_std, model.zero_injection_std]
+        virtual = np.r_[zero_std, zero_std].astype(float)
         return cls(
             n_sensors=n,
             kind=kind,
@@ -209,18 +220,23 @@ class MeasurementSet:
         current = self._ysel @ v
         s = v[self._term] * np.conj(current)
         h = np.empty(self.n_rows)
-        kind = self.kind
-        u = self._upos
-        for code, values in (
-            (KIND_P, s.real),
-            (KIND_Q, s.imag),
-            (KIND_I, np.abs(current)),
-        ):
-            rows = kind == code
-            h[rows] = values[u[rows]]
-        rows = kind == KIND_V
-        h[rows] = np.abs(v[self._bus[rows]])
+        (p_rows, p_u), (q_rows, q_u), (i_rows, i_u), (v_rows, v_bus) = self._gather
+        h[p_rows] = s.real[p_u]
+        h[q_rows] = s.imag[q_u]
+        if len(i_rows):
+            h[i_rows] = np.abs(current[i_u])
+        h[v_rows] = np.abs(v[v_bus])
         return h, current
+
+    @property
+    def _gather(self) -> tuple:
+        cached = self.__dict__.get("_gather_cache")
+        if cached is None:
+            kind, u = self.kind, self._upos
+            rows = [np.flatnonzero(kind == code) for code in (KIND_P, KIND_Q, KIND_I, KIND_V)]
+            cached = tuple((r, u[r]) for r in rows[:3]) + ((rows[3], self._bus[rows[3]]),)
+            self.__dict__["_gather_cache"] = cached
+        return cached
 
     def jacobian_values(self, v: np.ndarray, current: np.ndarray) -> np.ndarray:
         """Values of H (pu) on ``(h_row, h_col)`` at the voltages ``v``."""

@@ -30,6 +30,7 @@ from pandapower.pypower.idx_bus import BUS_TYPE
 from models.estimation.measurement import MeasurementSet
 from models.estimation.sensors import (
     BRANCH_SIDES,
+    EstimatorOptionError,
     OutOfServiceError,
     Sensors,
     UnknownElementError,
@@ -77,10 +78,10 @@ class SEModel:
         (False for buses fused into another one, as ``res_bus_est``).
     shunt_pu : numpy.ndarray
         Complex power drawn at 1 pu by shunts/wards at every pandapower bus (pu).
-    zero_injection : numpy.ndarray
-        ppci buses with virtual P = Q = 0 rows (aux buses, zero-injection buses).
-    zero_injection_std : numpy.ndarray
-        Standard deviation (pu) of those rows.
+    aux_bus : numpy.ndarray
+        pandapower's auxiliary ppci buses (zero injection with ``zero_injection="aux_bus"``).
+    open_switch_bus : numpy.ndarray
+        ppci buses created for open line switches: always P = Q = 0 rows (std 1e-6 pu).
     """
 
     ybus: object
@@ -100,25 +101,18 @@ class SEModel:
     vn_kv: np.ndarray
     primary: np.ndarray
     shunt_pu: np.ndarray
-    zero_injection: np.ndarray
-    zero_injection_std: np.ndarray
+    aux_bus: np.ndarray
+    open_switch_bus: np.ndarray
     branch_end_bus: dict
 
     @classmethod
-    def from_net(
-        cls, net: pp.pandapowerNet, *, zero_injection: str | None | list = "aux_bus"
-    ) -> SEModel:
+    def from_net(cls, net: pp.pandapowerNet) -> SEModel:
         """Build the model from a pandapower net (the net itself is not modified).
 
         Parameters
         ----------
         net : pandapowerNet
             The grid. Its ``measurement`` table is ignored.
-        zero_injection : {"aux_bus", None} or list of int
-            As ``pandapower.estimation.estimate``: ``"aux_bus"`` (default) adds virtual
-            P = Q = 0 measurements (std 1e-3 pu) at pandapower's auxiliary buses; a list
-            adds them at those pandapower buses too; ``None`` adds none. Buses created for
-            open line switches always get P = Q = 0 rows (std 1e-6 pu), as pandapower.
         """
         from pandapower.estimation.ppc_conversion import pp2eppci
 
@@ -128,7 +122,7 @@ class SEModel:
         pp.create_measurement(work, "v", "bus", 1.0, 1.0, int(first))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _, _, eppci = pp2eppci(work, zero_injection=zero_injection)
+            _, _, eppci = pp2eppci(work, zero_injection="aux_bus")
         ybus, yf, yt = (m.tocsr() for m in eppci.get_Y())
         bus = eppci["bus"]
         branch = eppci["branch"]
@@ -152,16 +146,10 @@ class SEModel:
             end_bus[table] = {
                 side: index_positions(bus_index, frame[f"{side}_bus"].to_numpy()) for side in sides
             }
-        # Virtual P = Q = 0 rows (ppc_conversion._add_zero_injection and open-switch buses)
-        zero = _zero_injection(eppci)
+        # Buses with virtual P = Q = 0 rows: pandapower's aux buses
+        # (ppc_conversion._add_zero_injection) and the buses of open line switches
         open_switch = np.setdiff1d(np.arange(n_bus), raw[raw >= 0])
-        zero = np.setdiff1d(zero, open_switch)
-        zero_bus = np.r_[zero, open_switch].astype(np.int64)
-        zero_std = np.r_[
-            np.full(len(zero), ZERO_INJECTION_STD_PU),
-            np.full(len(open_switch), OPEN_SWITCH_BUS_STD_PU),
-        ]
-        order = np.argsort(zero_bus, kind="stable")
+        aux = np.setdiff1d(_zero_injection(eppci), open_switch)
         merged = np.asarray(lookups["merged_bus"], bool)
         primary = (bus_lookup >= 0) & ~merged[bus_index] if len(merged) else bus_lookup >= 0
         vn_kv = work.bus["vn_kv"].to_numpy(float)
@@ -183,8 +171,8 @@ class SEModel:
             vn_kv=vn_kv,
             primary=primary,
             shunt_pu=_shunt_pu(work, bus_index, vn_kv) / float(eppci["baseMVA"]),
-            zero_injection=zero_bus[order],
-            zero_injection_std=zero_std[order],
+            aux_bus=aux.astype(np.int64),
+            open_switch_bus=open_switch.astype(np.int64),
             branch_end_bus=end_bus,
         )
 
@@ -193,8 +181,21 @@ class SEModel:
         """Number of ppci buses (after fusing, plus open-switch buses)."""
         return self.ybus.shape[0]
 
-    def compile(self, sensors: Sensors) -> MeasurementSet:
+    def compile(
+        self, sensors: Sensors, zero_injection: str | None | list = "aux_bus"
+    ) -> MeasurementSet:
         """Check ``sensors`` against the grid and precompute their measurement functions.
+
+        Parameters
+        ----------
+        sensors : Sensors
+            The sensor table.
+        zero_injection : {"aux_bus", None} or list of int
+            Virtual P = Q = 0 rows appended after the sensors, as
+            ``pandapower.estimation.estimate``: ``"aux_bus"`` at pandapower's auxiliary
+            buses (std 1e-3 pu); a list of pandapower bus indices: there and at the aux
+            buses; ``None``: none. Buses of open line switches always get rows (std
+            1e-6 pu), as pandapower.
 
         Raises
         ------
@@ -203,6 +204,11 @@ class SEModel:
         OutOfServiceError
             If a sensor's element is out of service (not in the solved grid).
         """
+        bus, std = self.zero_injection_rows(zero_injection)
+        return MeasurementSet.build(self, sensors, self._positions(sensors), bus, std)
+
+    def _positions(self, sensors: Sensors) -> np.ndarray:
+        """Row of every sensor's element in its table; raises named errors."""
         n = len(sensors)
         found = np.empty(n, np.int64)
         for table in ("bus", "line", "trafo"):
@@ -226,7 +232,30 @@ class SEModel:
                     "(not part of the estimated grid); expected an in-service element"
                 )
             found[rows] = pos
-        return MeasurementSet.build(self, sensors, found)
+        return found
+
+    def zero_injection_rows(
+        self, zero_injection: str | None | list
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ppci buses and standard deviations (pu) of the virtual P = Q = 0 rows."""
+        if zero_injection is None:
+            zero = np.zeros(0, np.int64)
+        elif isinstance(zero_injection, str):
+            if zero_injection != "aux_bus":
+                raise EstimatorOptionError(
+                    f"zero_injection: {zero_injection!r} is not supported; expected "
+                    "'aux_bus', None or a list of pandapower bus indices"
+                )
+            zero = self.aux_bus
+        else:
+            zero = np.union1d(self.aux_bus, self.ppci_bus(np.asarray(list(zero_injection))))
+        zero = np.setdiff1d(zero, self.open_switch_bus)
+        bus = np.r_[zero, self.open_switch_bus].astype(np.int64)
+        std = np.r_[
+            np.full(len(zero), ZERO_INJECTION_STD_PU),
+            np.full(len(self.open_switch_bus), OPEN_SWITCH_BUS_STD_PU),
+        ]
+        return bus, std
 
     def measure(
         self, vm_pu: np.ndarray, va_degree: np.ndarray, sensors: Sensors | MeasurementSet
@@ -250,7 +279,11 @@ class SEModel:
             into that ppci bus together); branch p/q in MW/Mvar into the branch at that
             side; i in kA.
         """
-        mset = sensors if isinstance(sensors, MeasurementSet) else self.compile(sensors)
+        if isinstance(sensors, MeasurementSet):
+            mset = sensors
+        else:
+            none = np.zeros(0, np.int64)
+            mset = MeasurementSet.build(self, sensors, self._positions(sensors), none, none)
         return mset.measure(self.voltage(vm_pu, va_degree))
 
     def voltage(self, vm_pu: np.ndarray, va_degree: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ import numpy as np
 
 __all__ = [
     "BRANCH_SIDES",
+    "EstimatorOptionError",
     "MEAS_TYPES",
     "OutOfServiceError",
     "SensorError",
@@ -44,6 +45,10 @@ __all__ = [
 MEAS_TYPES = {"bus": ("v", "p", "q"), "line": ("p", "q", "i"), "trafo": ("p", "q", "i")}
 #: Valid sides per branch element type: (from side, to side).
 BRANCH_SIDES = {"line": ("from", "to"), "trafo": ("hv", "lv")}
+
+
+class EstimatorOptionError(ValueError):
+    """An estimator option has a value that is not supported; the message lists the valid ones."""
 
 
 class SensorError(ValueError):
