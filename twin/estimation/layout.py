@@ -118,6 +118,7 @@ class Layout:
     buses: Sequence[int]
     zero_injection: bool = True
     joined: dict[int, int] | None = None
+    slack: Sequence[int] = ()
     rows: list[Row] = field(init=False)
     #: Rows read from one sensor each: row index, ingest id, factor.
     direct_row: np.ndarray = field(init=False)
@@ -181,8 +182,9 @@ class Layout:
                     rows.append(Row(meas, "bus", first_bus[solver_bus]))
                     row_sensor.append(-1)
         #: Buses whose injection is exactly zero (no element on their solver bus).
+        fed = set(elements_at) | {joined.get(int(b), int(b)) for b in self.slack}
         self.zero_buses = (
-            [b for b in self.buses if joined.get(int(b), int(b)) not in elements_at]
+            [b for b in self.buses if joined.get(int(b), int(b)) not in fed]
             if self.zero_injection
             else []
         )

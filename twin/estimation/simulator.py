@@ -42,6 +42,10 @@ from twin.results import ResultBuffer
 __all__ = ["EstimationSimulator"]
 
 ENTITY = "estimator"
+#: Convergence of the Gauss-Newton steps (largest state change, pu or rad): pandapower's
+#: ``estimate`` default. The weights span 1e-5 pu to percent-level sensors, so a tighter
+#: tolerance can stall at the floating-point floor of the gain matrix.
+TOLERANCE = 1e-6
 #: Branch results of the estimator -> twin quantities (kW, kvar, kA).
 BRANCH_FIELDS: dict[str, tuple[tuple[str, str, float], ...]] = {
     "line": (
@@ -143,7 +147,12 @@ class EstimationSimulator(mosaik_api_v3.Simulator):
         spec = self.spec
         self.sensors = [tuple(s) for s in sensors]
         self.layout = layout = Layout(
-            self.sensors, self.injectors, self.buses, spec["zero_injection"], self.joined
+            self.sensors,
+            self.injectors,
+            self.buses,
+            spec["zero_injection"],
+            self.joined,
+            [int(b) for b in self.net.ext_grid.bus],
         )
         table = Sensors.from_records(
             (r.meas_type, r.element_type, r.element, r.side) for r in layout.rows
@@ -152,6 +161,7 @@ class EstimationSimulator(mosaik_api_v3.Simulator):
             self.model,
             table,
             zero_injection=layout.zero_buses or None,
+            tolerance=TOLERANCE,
             alpha=spec["chi2_alpha"],
             rn_threshold=spec["rn_threshold"],
             max_removals=spec["max_removals"],
@@ -228,7 +238,9 @@ class EstimationSimulator(mosaik_api_v3.Simulator):
                     if value == value:
                         parts.append(f"{quantity}={value!r}")
                 if to_influx and parts:
-                    lines.append(f"{table},asset={table}_{index},{prefix} {','.join(parts)} {stamp}")
+                    lines.append(
+                        f"{table},asset={table}_{index},{prefix} {','.join(parts)} {stamp}"
+                    )
         self.out["lines"] = lines
 
     def _follow_sensors(self, k: int, estimate: Any) -> None:
@@ -265,9 +277,7 @@ class EstimationSimulator(mosaik_api_v3.Simulator):
                 )
                 lines.append(f"sensor_health,{prefix} state={int(state[j])}i {stamp}")
         self.stats["suspect_windows"] += int(np.sum(state == 1))
-        self.out["health"] = {
-            self.sensors[int(s)][0]: "flagged" for s in sensor[state == 2]
-        }
+        self.out["health"] = {self.sensors[int(s)][0]: "flagged" for s in sensor[state == 2]}
 
     def get_data(self, outputs: dict[str, list[str]]) -> dict[str, Any]:
         """The step's lines and the flagged sensors."""
