@@ -147,5 +147,3 @@ def field_command(args: dict[str, Any], console: Any, err_console: Any, fail: An
         for problem in result.summary["problems"]:
             err_console.print(f"[bold red]field run FAILED:[/] {problem}", highlight=False)
         raise typer.Exit(code=1)
-
-

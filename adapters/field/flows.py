@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from adapters.field.errors import FieldError
+from models.estimation import SEModel, SensorError, Sensors
 
 __all__ = ["BRANCH_QUANTITIES", "branch_flows"]
 
@@ -44,17 +45,10 @@ def branch_flows(
     Raises
     ------
     FieldError
-        When :mod:`models.estimation` is not available.
+        When a branch is not in the grid or out of service.
     """
     if not elements:
         return {}
-    try:
-        from models.estimation import SEModel
-    except ImportError as exc:
-        raise FieldError(
-            "line/trafo sensors need models.estimation (SEModel); publish --groups "
-            f"without line,trafo until it is installed ({exc})"
-        ) from None
     meas, kinds, index, side, keys = [], [], [], [], []
     for element in elements:
         kind, _, i = element.partition("_")
@@ -65,15 +59,21 @@ def branch_flows(
                 index.append(int(i))
                 side.append(s)
                 keys.append((element, f"{stem}_{s}_{_UNITS[meas_type]}"))
-    sensors = {
-        "meas_type": np.array(meas),
-        "element_type": np.array(kinds),
-        "element": np.array(index, dtype=np.int64),
-        "side": np.array(side, dtype=object),
-    }
     model = SEModel.from_net(net)
-    scale = np.array([dict((m, f) for m, _, f in BRANCH_QUANTITIES)[m] for m in meas])
+    try:
+        sensors = model.compile(
+            Sensors(
+                np.array(meas, object),
+                np.array(kinds, object),
+                np.array(index, np.int64),
+                np.array(side, object),
+            )
+        )
+    except SensorError as exc:
+        raise FieldError(f"branch sensors: {exc}") from None
+    to_twin = {m: f for m, _, f in BRANCH_QUANTITIES}
+    scale = np.array([to_twin[m] for m in meas])
     out = np.empty((len(vm_pu), len(keys)))
     for k in range(len(vm_pu)):
-        out[k] = np.asarray(model.measure(vm_pu[k], va_degree[k], sensors), dtype=float) * scale
+        out[k] = model.measure(vm_pu[k], va_degree[k], sensors) * scale
     return {key: out[:, j] for j, key in enumerate(keys)}

@@ -134,11 +134,12 @@ def _locations(plant: Plant, groups: tuple[str, ...]) -> list[dict[str, Any]]:
         if group not in groups:
             continue
         if group == "bus":
-            for i, vn_kv in net.bus["vn_kv"].items():
+            buses = net.bus[net.bus["in_service"].astype(bool)]
+            for i, vn_kv in buses["vn_kv"].items():
                 ch, voltage = bus_voltage_channel(float(vn_kv))
                 add(f"bus_{i}", "bus", ch, voltage=voltage, vn_kv=float(vn_kv))
         elif group in BRANCH_CHANNELS:
-            for i in net[group].index:
+            for i in net[group].index[net[group]["in_service"].astype(bool)]:
                 for ch in BRANCH_CHANNELS[group]:
                     side = ch.channel.split("_", 1)[1]
                     add(f"{group}_{i}", group, ch, rating_ka=_rating_ka(net, group, i, side))
