@@ -15,9 +15,7 @@ ROOT = Path(__file__).resolve().parents[3]
 def compile_pattern(pattern: str) -> re.Pattern:
     """live15's grammar: ``{name}`` matches within one level; literal text around it."""
     parts = re.split(r"(\{[a-z_]+\})", pattern)
-    regex = "".join(
-        f"(?P<{p[1:-1]}>[^/]+)" if p.startswith("{") else re.escape(p) for p in parts
-    )
+    regex = "".join(f"(?P<{p[1:-1]}>[^/]+)" if p.startswith("{") else re.escape(p) for p in parts)
     return re.compile(f"^{regex}$")
 
 
