@@ -1,9 +1,9 @@
 """What each field sensor publishes: channel, twin quantity, field unit and noise class.
 
 A channel's field value is the twin value times its ``factor`` (units and sign): powers
-in W and var, currents in A, SoC and SoH in %, temperatures in Cel (``temp`` a battery's, ``t_cell`` a PV plant's
-cells), frequency in Hz. A bus
-voltage is V phase-to-neutral on a low-voltage bus (< 1 kV) and kV line-to-line above.
+in W and var, currents in A, SoC and SoH in %, temperatures in Cel (``temp`` a battery's,
+``t_cell`` a PV plant's cells), frequency in Hz. A bus voltage is V phase-to-neutral on a
+low-voltage bus (< 1 kV) and kV line-to-line above.
 Loads and EV parks are metered as consumers: their channels ``p_load``/``q_load`` carry
 consumption positive (the field sign), so a mapping needs ``scale: -1`` for them.
 """

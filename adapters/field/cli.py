@@ -120,13 +120,21 @@ def field_command(args: dict[str, Any], console: Any, err_console: Any, fail: An
             return
         out = args["out"] or Path("runs") / "field" / scenario.name
         stop = threading.Event()
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+        def request_stop(signum: int, frame: object) -> None:
+            if stop.is_set() or signum == signal.SIGINT and not publishing.is_set():
+                raise KeyboardInterrupt  # a second Ctrl-C, or before publishing began
+            stop.set()  # publishing ends; the truth says what went out
+
+        publishing = threading.Event()
+        previous = {n: signal.signal(n, request_stop) for n in (signal.SIGTERM, signal.SIGINT)}
 
         def ready(prepared: Any) -> None:
+            publishing.set()
             console.print(count_table(scenario.name, prepared.sensors))
             console.print(
                 f"publishing to {options.broker.split('@')[-1]} from wall "
-                f"{prepared.wall_start:.3f} at speed {options.speed:g}; Ctrl-C to stop",
+                f"{prepared.wall_start:.3f} at speed {options.speed:g}; Ctrl-C stops (truth kept)",
                 highlight=False,
             )
 
@@ -137,7 +145,8 @@ def field_command(args: dict[str, Any], console: Any, err_console: Any, fail: An
         except KeyboardInterrupt:
             raise typer.Exit(code=130) from None
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
     except (TwinError, OSError) as exc:
         fail(exc)
         return

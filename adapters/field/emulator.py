@@ -348,15 +348,16 @@ def run_field(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    prepared = prepare(scenario, options, out_dir)
+    options.check()
     link = MqttLink(
         options.broker, options.client_id, auth=options.auth, buffer_max=options.buffer_max
     )
-    try:
+    try:  # first: a refused login fails before the plant runs
         link.open()
     except ConnectionError as exc:
         raise FieldLinkError(str(exc)) from None
     try:
+        prepared = prepare(scenario, options, out_dir)
         prepared.wall_start = (
             default_wall_start() if options.wall_start is None else options.wall_start
         )

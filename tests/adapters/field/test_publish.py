@@ -1,6 +1,7 @@
 """The emulator on a real Mosquitto: what a subscriber receives is exactly the truth."""
 
 import json
+import threading
 import time
 from collections import Counter
 
@@ -153,3 +154,26 @@ def test_cli_exit_codes(secure_broker, tmp_path, monkeypatch):
     assert bad.exit_code == 2 and "--format" in bad.output
     plan = runner.invoke(app, ["field", str(scenario), "--plan-only", "--redundancy", "2"])
     assert plan.exit_code == 0 and "gateway" in plan.output
+
+
+def test_a_stop_ends_publishing_and_the_truth_says_what_went_out(
+    mosquitto, subscriber_factory, tiny, tmp_path
+):
+    sub = subscriber_factory(mosquitto, "field/#", "field-stop-sub")
+    stop = threading.Event()
+    options = FieldOptions(
+        plan=PlanOptions(groups=("bus", "poc")), speed=2.0, broker=mosquitto.url,
+        client_id="field-stop",
+    )  # fmt: skip
+    watcher = threading.Thread(
+        target=lambda: sub.wait_for(30, "field/", 60.0) and stop.set(), daemon=True
+    )
+    watcher.start()
+    result = run_field(tiny, options, tmp_path, stop=stop)
+    assert not result.ok and "stopped early" in result.summary["problems"][0]
+    truth = pd.read_parquet(tmp_path / "truth.parquet")
+    sent = int(truth["copies"].sum())
+    assert 30 <= sent < len(truth)
+    assert sub.wait_for(sent, "field/", 30.0)
+    time.sleep(0.3)
+    assert sub.count("field/") == sent == result.summary["link"]["acked"]
