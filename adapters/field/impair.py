@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adapters.field.errors import FieldError
+from adapters.field.plan import Gateways
 
 __all__ = ["Impairments", "Messages", "plan_messages"]
 
@@ -77,8 +78,7 @@ class Messages:
 def plan_messages(
     impair: Impairments,
     present: np.ndarray,
-    gateway: np.ndarray,
-    n_gateways: int,
+    gw: Gateways,
     step_s: float,
     batched: bool,
 ) -> Messages:
@@ -90,10 +90,8 @@ def plan_messages(
         Settings.
     present : numpy.ndarray
         (steps, sensors) bool: the sample has a true value.
-    gateway : numpy.ndarray
-        Gateway index of every sensor.
-    n_gateways : int
-        Number of gateways.
+    gw : Gateways
+        The plan's gateways.
     step_s : float
         Plant seconds per step (a reordered message is held back one step).
     batched : bool
@@ -101,15 +99,12 @@ def plan_messages(
     """
     impair.check()
     steps, n = present.shape
-    skew = impair.rng(1).uniform(-impair.skew_s, impair.skew_s, n_gateways)
+    skew = impair.rng(1).uniform(-impair.skew_s, impair.skew_s, len(gw))
     if impair.skew_s == 0.0:
-        skew = np.zeros(n_gateways)
+        skew = np.zeros(len(gw))
     sent = present & ~(impair.rng(2).random((steps, n)) < impair.dropout)
     if batched:
-        starts = np.flatnonzero(np.r_[True, np.diff(gateway) != 0])
-        if len(starts) != n_gateways:
-            raise FieldError("a gateway's sensors must be consecutive in the plan")
-        has = np.logical_or.reduceat(sent, starts, axis=1) if n else sent
+        has = np.logical_or.reduceat(sent, gw.starts[:-1], axis=1) if n else sent
         step, unit = np.nonzero(has)
     else:
         step, unit = np.nonzero(sent)

@@ -30,7 +30,7 @@ from adapters.field.channels import (
 from adapters.field.errors import FieldError
 from models.sensors import SENSOR_CLASSES
 
-__all__ = ["FORMATS", "PlanOptions", "Plant", "sensor_plan"]
+__all__ = ["FORMATS", "Gateways", "PlanOptions", "Plant", "gateways", "sensor_plan"]
 
 #: Wire formats: per-sensor topics, a JSON array or a SenML pack per gateway and interval.
 FORMATS = ("topic", "json", "senml")
@@ -212,3 +212,34 @@ def sensor_plan(plant: Plant, options: PlanOptions) -> pd.DataFrame:
         dup = table.loc[table["sensor"].duplicated(), "sensor"].iloc[0]
         raise FieldError(f"sensor key {dup!r} twice: two elements share a name")
     return table[columns].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Gateways:
+    """The gateways of a plan: each sensor's gateway index, the names, the first sensors.
+
+    A gateway's sensors are consecutive: gateway ``g`` holds sensors
+    ``starts[g]:starts[g + 1]`` (``starts`` ends with the number of sensors).
+    """
+
+    index: np.ndarray
+    names: list[str]
+    starts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def gateways(sensors: pd.DataFrame) -> Gateways:
+    """The gateways of a plan (:func:`sensor_plan`).
+
+    Raises
+    ------
+    FieldError
+        If a gateway's sensors are not consecutive.
+    """
+    index, names = pd.factorize(sensors["gateway"], sort=False)
+    starts = np.flatnonzero(np.r_[True, np.diff(index) != 0])
+    if len(starts) != len(names):
+        raise FieldError("a gateway's sensors must be consecutive in the plan")
+    return Gateways(index, [str(n) for n in names], np.r_[starts, len(index)])

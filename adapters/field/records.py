@@ -20,6 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from adapters.field.plan import gateways
+
 __all__ = ["Samples", "write_mapping_csv", "write_sensors", "write_truth"]
 
 TAG_COLUMNS = ("sensor", "topic", "gateway", "element", "quantity", "unit")
@@ -76,8 +78,7 @@ def write_truth(path: Path, sensors: pd.DataFrame, samples: Samples) -> int:
 def write_sensors(path: Path, sensors: pd.DataFrame, skew_s: np.ndarray) -> None:
     """Write ``sensors.parquet``: the plan plus each sensor's gateway clock skew."""
     table = sensors.copy()
-    gateways = pd.factorize(table["gateway"], sort=False)[0]
-    table["skew_s"] = skew_s[gateways]
+    table["skew_s"] = skew_s[gateways(sensors).index]
     table.to_parquet(path, index=False)
 
 

@@ -1,25 +1,25 @@
 import numpy as np
-import pandas as pd
 import pytest
 
 from adapters.field.errors import FieldError
 from adapters.field.impair import Impairments, plan_messages
+from adapters.field.plan import gateways
 from tests.adapters.field.conftest import IMPAIRED
 
 
 def _gateways(prepared):
-    return pd.factorize(prepared.sensors["gateway"], sort=False)[0]
+    return gateways(prepared.sensors)
 
 
 def test_impairments_are_seeded(prepared):
     present = np.isfinite(prepared.samples.truth_twin)
     gw = _gateways(prepared)
-    a = plan_messages(IMPAIRED, present, gw, gw.max() + 1, 1.0, True)
-    b = plan_messages(IMPAIRED, present, gw, gw.max() + 1, 1.0, True)
+    a = plan_messages(IMPAIRED, present, gw, 1.0, True)
+    b = plan_messages(IMPAIRED, present, gw, 1.0, True)
     for name in ("step", "unit", "delay_s", "reordered", "copies", "skew_s", "sent"):
         assert (getattr(a, name) == getattr(b, name)).all()
     other = Impairments(**{**IMPAIRED.__dict__, "seed": 4})
-    c = plan_messages(other, present, gw, gw.max() + 1, 1.0, True)
+    c = plan_messages(other, present, gw, 1.0, True)
     assert not (c.sent == a.sent).all()
 
 
@@ -27,8 +27,8 @@ def test_skew_is_per_gateway_and_in_the_payload_time(prepared):
     m, s = prepared.messages, prepared.samples
     gw = _gateways(prepared)
     offset = s.t - s.t_true[:, None]
-    assert np.allclose(offset, m.skew_s[gw][None, :], atol=1e-6)
-    assert (np.abs(m.skew_s) <= 0.5).all() and len(np.unique(m.skew_s)) == gw.max() + 1
+    assert np.allclose(offset, m.skew_s[gw.index][None, :], atol=1e-6)
+    assert (np.abs(m.skew_s) <= 0.5).all() and len(np.unique(m.skew_s)) == len(gw)
 
 
 def test_dropouts_jitter_reorder_and_duplicates(prepared):
@@ -41,13 +41,13 @@ def test_dropouts_jitter_reorder_and_duplicates(prepared):
     # batches: one per gateway and step with a record left
     gw = _gateways(prepared)
     for k, g in zip(m.step, m.unit, strict=True):
-        assert m.sent[k, gw == g].any()
+        assert m.sent[k, gw.index == g].any()
 
 
 def test_per_sensor_messages_are_the_samples_sent(prepared):
     present = np.isfinite(prepared.samples.truth_twin)
     gw = _gateways(prepared)
-    m = plan_messages(IMPAIRED, present, gw, gw.max() + 1, 1.0, False)
+    m = plan_messages(IMPAIRED, present, gw, 1.0, False)
     assert len(m.step) == m.sent.sum()
     assert (m.sent[m.step, m.unit]).all()
 

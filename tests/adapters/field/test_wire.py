@@ -1,12 +1,11 @@
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from adapters.field.emulator import FieldOptions, Prepared, renderer
 from adapters.field.impair import plan_messages
-from adapters.field.plan import PlanOptions, sensor_plan
+from adapters.field.plan import PlanOptions, gateways, sensor_plan
 
 
 def senml_resolve(pack: list[dict]) -> list[dict]:
@@ -27,9 +26,8 @@ def as_format(prepared: Prepared, fmt: str) -> Prepared:
     options = FieldOptions(plan=plan, impair=prepared.options.impair)
     sensors = sensor_plan(_plant(prepared), plan)
     assert (sensors["sensor"] == prepared.sensors["sensor"]).all()
-    gw = pd.factorize(sensors["gateway"], sort=False)[0]
     present = np.isfinite(prepared.samples.truth_twin)
-    messages = plan_messages(options.impair, present, gw, gw.max() + 1, 1.0, fmt != "topic")
+    messages = plan_messages(options.impair, present, gateways(sensors), 1.0, fmt != "topic")
     return Prepared(prepared.scenario, options, sensors, prepared.truth, prepared.samples,
                     messages, prepared.seed)  # fmt: skip
 
