@@ -35,6 +35,8 @@ __all__ = ["FORMATS", "Gateways", "PlanOptions", "Plant", "gateways", "sensor_pl
 #: Wire formats: per-sensor topics, a JSON array or a SenML pack per gateway and interval.
 FORMATS = ("topic", "json", "senml")
 POC = "poc"
+#: Quantities a consumer's meter reports consumption positive.
+CONSUMED = ("p_kw", "q_kvar")
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,8 @@ class Plant:
     net : pandapowerNet
         The scenario's grid (its ``bus``, ``line`` and ``trafo`` tables).
     assets : list of (name, kind, quantities)
-        Every asset with the twin quantities its model outputs.
+        Every asset element (an EV park's chargers) with its kind (the element group) and
+        the twin quantities its model outputs.
     """
 
     net: Any
@@ -104,9 +107,20 @@ class Plant:
 
         assets = []
         for kind in ASSET_KINDS:
-            outputs = get_model(kind).outputs
-            quantities = tuple(q for q in ASSET_CHANNELS if q in outputs)
-            assets += [(unit["name"], kind, quantities) for unit in scenario.units(kind)]
+            units = scenario.units(kind)
+            if not units:
+                continue
+            model = get_model(kind)
+            names = model.element_names(units)
+            measured: dict[str, tuple[str, list[str]]] = {}
+            for quantity in ASSET_CHANNELS:
+                port = model.outputs.get(quantity)
+                if port is None:
+                    continue
+                group = port.group or model.kind  # an EV park's outputs are its chargers'
+                for name in names.get(group, []):
+                    measured.setdefault(name, (group, []))[1].append(quantity)
+            assets += [(name, group, tuple(qs)) for name, (group, qs) in measured.items()]
         return cls(load_net(scenario.grid.source), assets)
 
 
@@ -147,7 +161,8 @@ def _locations(plant: Plant, groups: tuple[str, ...]) -> list[dict[str, Any]]:
             for name, kind, quantities in plant.assets:
                 for q in quantities:
                     ch = ASSET_CHANNELS[q]
-                    add(name, kind, consumer(ch) if kind in CONSUMER_KINDS else ch)
+                    metered = kind in CONSUMER_KINDS and q in CONSUMED
+                    add(name, kind, consumer(ch) if metered else ch)
         else:
             for ch in POC_CHANNELS:
                 add(POC, "grid", ch)

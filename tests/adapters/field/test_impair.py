@@ -63,3 +63,12 @@ def test_per_sensor_messages_are_the_samples_sent(prepared):
 def test_bad_impairments_are_named(change, message):
     with pytest.raises(FieldError, match=message):
         Impairments(**change).check()
+
+
+def test_samples_without_a_true_value_are_never_sent(prepared):
+    present = np.isfinite(prepared.samples.truth_twin)
+    present[:, 0] = False  # an EV's SoC while no EV is plugged in, say
+    gw = _gateways(prepared)
+    for batched in (True, False):
+        m = plan_messages(Impairments(), present, gw, 1.0, batched)
+        assert not m.sent[:, 0].any() and m.sent[:, 1:].all()

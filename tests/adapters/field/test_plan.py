@@ -80,3 +80,17 @@ def test_topics_per_format_and_the_key_is_the_same(plant, fmt, topic):
 def test_bad_options_are_named(plant, options, message):
     with pytest.raises(FieldError, match=message):
         sensor_plan(plant, options)
+
+
+def test_ev_chargers_are_metered_as_consumers_and_their_soc_as_is():
+    from tests.adapters.field.conftest import ROOT
+    from twin.scenario import load_scenario
+
+    scenario = load_scenario(ROOT / "scenarios" / "ev_depot.yaml")
+    s = sensor_plan(Plant.from_scenario(scenario), PlanOptions(groups=("assets",)))
+    ev = s[s["kind"] == "ev"].set_index("sensor")
+    park = scenario.units("ev")[0]
+    assert len(ev) == 3 * park["chargers"]
+    c0 = f"field/{park['name']}_c0"
+    assert ev.loc[f"{c0}/p_load", "scale"] == -1 and ev.loc[f"{c0}/q_load", "scale"] == -1
+    assert ev.loc[f"{c0}/soc", "factor"] == 100 and ev.loc[f"{c0}/soc", "scale"] == 1
