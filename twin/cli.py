@@ -478,7 +478,8 @@ def field(
     skew_s: Annotated[float, typer.Option(help="Gateway clock skew U(-S, S), s.")] = 0.0,
     impair_seed: Annotated[int, typer.Option(help="Seed of the impairments.")] = 0,
     bias: Annotated[
-        list[str] | None, typer.Option(help="SENSOR_KEY=SIGMAS[@FROM_S] bias (repeatable).")
+        list[str] | None,
+        typer.Option(help="Bias: KEY=SIGMAS or KEY=SIGMAS@FROM_S (plant s); repeatable."),
     ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a scenario field: path=value.")
@@ -504,8 +505,8 @@ def field(
 ) -> None:
     """Emulate a plant's field sensors over MQTT (ground truth to Parquet).
 
-    Exits 1 when the link dropped, or the broker refused or did not acknowledge, any
-    message (field.json says which), 2 on bad options or a refused login.
+    Exits 1 when a message was dropped, refused or not acknowledged (see field.json),
+    2 on bad options or a refused login.
     """
     from adapters.field.cli import field_command
 

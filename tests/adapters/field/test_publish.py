@@ -11,7 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from adapters.field.emulator import FieldOptions, run_field
+from adapters.field.emulator import FieldOptions, default_wall_start, run_field
 from adapters.field.errors import FieldLinkError
 from adapters.field.plan import PlanOptions
 from adapters.mqtt.auth import MqttAuth
@@ -136,9 +136,19 @@ def test_cli_exit_codes(secure_broker, tmp_path, monkeypatch):
     common = ["field", str(scenario), "--broker", secure_broker.url, "--speed", "100",
               "--groups", "poc", "--no-progress", "--password-env", "FIELD_PW"]  # fmt: skip
     monkeypatch.setenv("FIELD_PW", PASSWORDS["twin"])
-    ok = runner.invoke(app, [*common, "--username", "twin", "--out", str(tmp_path / "ok")])
+    ok = runner.invoke(
+        app,
+        [*common, "--username", "twin", "--out", str(tmp_path / "ok"),
+         "--bias", "field/poc/p=10@2"],
+    )  # fmt: skip
     assert ok.exit_code == 0, ok.output
     assert json.loads((tmp_path / "ok" / "field.json").read_text())["status"] == "ok"
+    truth = pd.read_parquet(tmp_path / "ok" / "truth.parquet")
+    offset = truth["t_true"] - truth["t_true"].min()
+    biased = truth["bias_twin"] != 0
+    assert (biased == ((truth["sensor"] == "field/poc/p") & (offset >= 2))).all()
+    rows = truth[biased]
+    assert rows["bias_twin"].to_numpy() == pytest.approx(10 * rows["sigma_twin"].to_numpy())
     # the ACL lets bess write only field/<site>/bess/...: every message refused
     monkeypatch.setenv("FIELD_PW", PASSWORDS["bess"])
     refused = runner.invoke(app, [*common, "--username", "bess", "--out", str(tmp_path / "no")])
@@ -177,3 +187,8 @@ def test_a_stop_ends_publishing_and_the_truth_says_what_went_out(
     assert sub.wait_for(sent, "field/", 30.0)
     time.sleep(0.3)
     assert sub.count("field/") == sent == result.summary["link"]["acked"]
+
+
+def test_the_default_wall_start_is_the_next_second_plus_one():
+    assert default_wall_start(1000.2) == 1002.0
+    assert default_wall_start(1000.0) == 1001.0
