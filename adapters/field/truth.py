@@ -48,6 +48,27 @@ def _series(results: pd.DataFrame, times: pd.DatetimeIndex) -> dict[tuple[str, s
     return {(str(a), str(q)): table[(a, q)].to_numpy(float) for a, q in table.columns}
 
 
+#: The twin's loading output of each branch kind (0 while out of service).
+LOADING = {"line": "loading_pct", "trafo": "trafo_loading_pct"}
+
+
+def _switched_off(
+    flows: dict[tuple[str, str], np.ndarray], series: dict[tuple[str, str], np.ndarray]
+) -> dict[tuple[str, str], np.ndarray]:
+    """Zero the flows of a branch while it is out of service (a line outage fault).
+
+    Those are the steps where the twin's loading of it is exactly 0, whatever the
+    voltages at its ends.
+    """
+    out = {}
+    for (element, quantity), values in flows.items():
+        loading = series.get((element, LOADING[element.partition("_")[0]]))
+        out[(element, quantity)] = (
+            values if loading is None else np.where(loading == 0, 0.0, values)
+        )
+    return out
+
+
 def run_truth(
     scenario: Any,
     run_dir: Path,
@@ -57,6 +78,9 @@ def run_truth(
     flows: FlowFunction = branch_flows,
 ) -> Truth:
     """Run ``scenario`` into ``run_dir`` and collect its true values.
+
+    Branch flows come from the true bus voltages (``flows``), zero while a branch is out
+    of service.
 
     Raises
     ------
@@ -80,7 +104,7 @@ def run_truth(
         buses = [f"bus_{i}" for i in net.bus.index]
         vm = np.column_stack([series[(b, "v_pu")] for b in buses])
         va = np.column_stack([series[(b, "va_deg")] for b in buses])
-        series.update(flows(net, vm, va, branches))
+        series.update(_switched_off(flows(net, vm, va, branches), series))
     return Truth(times, float(clock.step_s), series, run_dir, result.metadata["run_id"])
 
 

@@ -108,3 +108,16 @@ def test_a_bias_on_an_unknown_sensor_suggests_keys(prepared):
     truth = prepared.samples.truth_twin
     with pytest.raises(FieldError, match="did you mean field/bus_7/v"):
         measure(truth, prepared.sensors, 1, np.arange(len(truth)), (Bias("field/bus_7/vv", 3),))
+
+
+def test_a_line_out_of_service_carries_nothing(tmp_path):
+    from adapters.field.emulator import FieldOptions, prepare
+    from tests.adapters.field.conftest import tiny_raw
+    from twin.scenario import validate_scenario
+
+    raw = tiny_raw(8)
+    raw["faults"] = [{"kind": "line_outage", "target": "line_3", "start": "3s", "duration": "3s"}]
+    p = prepare(validate_scenario(raw), FieldOptions(), tmp_path)
+    for channel in ("p_from", "q_from", "i_from", "p_to", "q_to", "i_to"):
+        flow = p.samples.truth_twin[:, _column(p, "line_3", channel)]
+        assert (flow[3:6] == 0).all() and (flow[[0, 1, 2, 6, 7]] != 0).all(), channel
