@@ -41,9 +41,10 @@ def _records(topic: str, payload: str, prefix: str = "field") -> list[tuple[str,
 def test_a_subscriber_receives_exactly_what_the_truth_says(
     mosquitto, subscriber_factory, tiny, tmp_path, fmt
 ):
-    sub = subscriber_factory(mosquitto, "field/#", f"field-sub-{fmt}")
+    prefix = f"emu/{fmt}"  # of this test alone on the session's broker
+    sub = subscriber_factory(mosquitto, f"{prefix}/#", f"field-sub-{fmt}")
     options = FieldOptions(
-        plan=PlanOptions(fmt=fmt, gateway_size=40),
+        plan=PlanOptions(fmt=fmt, gateway_size=40, prefix=prefix),
         impair=IMPAIRED,
         speed=50.0,
         broker=mosquitto.url,
@@ -55,11 +56,11 @@ def test_a_subscriber_receives_exactly_what_the_truth_says(
     assert list(truth.columns) == TRUTH_COLUMNS
     counts = result.summary["counts"]
     messages = counts["message_copies_accepted"]
-    assert sub.wait_for(messages, "field/", timeout_s=30)
+    assert sub.wait_for(messages, f"{prefix}/", timeout_s=30)
     time.sleep(0.3)  # nothing more may come
-    received = [(t, p) for t, p in sub.messages if t.startswith("field/")]
+    received = [(t, p) for t, p in sub.messages if t.startswith(f"{prefix}/")]
     assert len(received) == messages == result.summary["link"]["acked"]
-    got = Counter(r for topic, payload in received for r in _records(topic, payload))
+    got = Counter(r for topic, payload in received for r in _records(topic, payload, prefix))
     published = truth[truth["published"]]
     expected = Counter(
         {(k, round(t, 6)): int(c) for k, t, c in published[["sensor", "t", "copies"]].values}
@@ -169,14 +170,15 @@ def test_cli_exit_codes(secure_broker, tmp_path, monkeypatch):
 def test_a_stop_ends_publishing_and_the_truth_says_what_went_out(
     mosquitto, subscriber_factory, tiny, tmp_path
 ):
-    sub = subscriber_factory(mosquitto, "field/#", "field-stop-sub")
+    sub = subscriber_factory(mosquitto, "emu-stop/#", "field-stop-sub")
     stop = threading.Event()
     options = FieldOptions(
-        plan=PlanOptions(groups=("bus", "poc")), speed=2.0, broker=mosquitto.url,
+        plan=PlanOptions(groups=("bus", "poc"), prefix="emu-stop"), speed=2.0,
+        broker=mosquitto.url,
         client_id="field-stop",
     )  # fmt: skip
     watcher = threading.Thread(
-        target=lambda: sub.wait_for(30, "field/", 60.0) and stop.set(), daemon=True
+        target=lambda: sub.wait_for(30, "emu-stop/", 60.0) and stop.set(), daemon=True
     )
     watcher.start()
     result = run_field(tiny, options, tmp_path, stop=stop)
@@ -184,9 +186,9 @@ def test_a_stop_ends_publishing_and_the_truth_says_what_went_out(
     truth = pd.read_parquet(tmp_path / "truth.parquet")
     sent = int(truth["copies"].sum())
     assert 30 <= sent < len(truth)
-    assert sub.wait_for(sent, "field/", 30.0)
+    assert sub.wait_for(sent, "emu-stop/", 30.0)
     time.sleep(0.3)
-    assert sub.count("field/") == sent == result.summary["link"]["acked"]
+    assert sub.count("emu-stop/") == sent == result.summary["link"]["acked"]
 
 
 def test_the_default_wall_start_is_the_next_second_plus_one():
