@@ -1,10 +1,12 @@
-"""Sensor readings: the truth with the noise of each sensor's class, and bias faults.
+r"""Sensor readings: the truth with the noise of each sensor's class, and bias faults.
 
 Every sensor draws from its own random stream (seeded by the field seed and its key),
-so adding or removing sensors leaves the others' readings unchanged. The noise's
-standard deviation is that of the class (:data:`models.sensors.SENSOR_CLASSES`): a share
-of the true reading plus a floor, in quadrature; the reading is rounded to the class's
-resolution. A bias fault adds ``sigmas`` standard deviations from a plant time on.
+so adding or removing sensors leaves the others' readings unchanged. The Gaussian noise
+is that of the class (:data:`models.sensors.SENSOR_CLASSES`): a share of the true
+reading plus a floor, in quadrature; the reading is then rounded to the class's
+resolution. A sensor's standard deviation ``sigma`` counts both, as an estimator weighs
+it (``Imperfection.std``): :math:`\sqrt{(p x)^2 + a^2 + r^2 / 12}`. A bias fault adds
+``sigmas`` of them from a plant time on.
 """
 
 from __future__ import annotations
@@ -79,7 +81,8 @@ def measure(
     Returns
     -------
     value, sigma, bias : numpy.ndarray
-        Readings, their noise standard deviations and the biases added (steps, sensors).
+        Readings, their standard deviations (noise and rounding) and the biases added
+        (steps, sensors).
 
     Raises
     ------
@@ -92,7 +95,10 @@ def measure(
         gauss[:, j] = _stream(seed, key).standard_normal(steps)
     share = sensors["noise_share"].to_numpy(float)
     floor = sensors["noise_floor"].to_numpy(float)
-    sigma = np.sqrt((share * truth) ** 2 + floor**2)
+    resolution = sensors["resolution"].to_numpy(float)
+    rounded = resolution >= MIN_RESOLUTION
+    noise = np.sqrt((share * truth) ** 2 + floor**2)
+    sigma = np.sqrt(noise**2 + np.where(rounded, resolution, 0.0) ** 2 / 12.0)
     bias = np.zeros_like(truth)
     column = {key: j for j, key in enumerate(sensors["sensor"])}
     for b in biases:
@@ -103,9 +109,7 @@ def measure(
         j = column[b.sensor]
         on = offsets_s >= b.from_s
         bias[on, j] += b.sigmas * sigma[on, j]
-    value = truth + gauss * sigma + bias
-    resolution = sensors["resolution"].to_numpy(float)
-    rounded = resolution >= MIN_RESOLUTION
+    value = truth + gauss * noise + bias
     step = np.where(rounded, resolution, 1.0)
     value = np.where(rounded, np.round(value / step) * step, value)
     return value, sigma, bias

@@ -4,7 +4,8 @@
 ...): ``sensor`` (key), ``topic``, ``gateway``, ``element``, ``quantity`` (twin),
 ``unit`` (field), ``t`` (payload time, epoch s, with the gateway's skew), ``t_true``,
 ``value`` (published, field unit), ``truth`` (true, field unit), ``value_twin`` and
-``truth_twin`` (twin units), ``sigma_twin``, ``bias_twin``, ``published`` (False: a
+``truth_twin`` (twin units), ``sigma_twin`` (the sensor's standard deviation: noise and
+rounding), ``bias_twin`` (a bias fault's offset), ``published`` (False: a
 dropout, no true value, or refused by the link), ``copies`` (copies the link accepted: 1,
 2 for a duplicate, 0 when not published) and ``publish_wall`` (epoch s the message was
 handed to the link; NaN when never).

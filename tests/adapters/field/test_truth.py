@@ -76,13 +76,20 @@ def test_noise_is_the_class_noise_seeded_per_sensor(prepared):
     assert (fewer == value[:, 1:]).all()
     v = _column(prepared, "bus_7", "v")
     cls = SENSOR_CLASSES["voltage"]
-    assert sigma[0, v] == pytest.approx(cls.noise_pct / 100 * truth[0, v])
+    assert sigma[0, v] == pytest.approx(
+        np.hypot(cls.noise_pct / 100 * truth[0, v], cls.resolution / np.sqrt(12))
+    )
     steps = value[:, v] / cls.resolution
     assert np.allclose(steps, np.round(steps), atol=1e-6)
     p = _column(prepared, "bess", "p")
     power = SENSOR_CLASSES["power"]
-    expected = np.hypot(power.noise_pct / 100 * truth[:, p], power.noise_abs)
+    expected = np.sqrt(
+        (power.noise_pct / 100 * truth[:, p]) ** 2 + power.noise_abs**2 + power.resolution**2 / 12
+    )
     assert sigma[:, p] == pytest.approx(expected)
+    # the readings' spread is the class's noise (plus rounding)
+    noisy = value[:, p] - truth[:, p]
+    assert np.abs(noisy).max() < 6 * sigma[:, p].max()
 
 
 def test_a_bias_is_added_from_its_time_and_recorded(prepared):
