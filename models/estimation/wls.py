@@ -47,7 +47,7 @@ STD_FLOOR_PU = 1e-5
 #: pandapower's largest Gauss-Newton step (rad or pu).
 MAX_STEP = 0.35
 #: Above this many states the sparse factorisation is used (``solver="auto"``).
-DENSE_MAX_STATES = 400
+DENSE_MAX_STATES = 150
 SQRT3 = np.sqrt(3.0)
 
 
@@ -134,7 +134,7 @@ class WLSEstimator:
     flat_start : bool
         Start every estimate from pandapower's flat start instead of the last estimate.
     solver : {"auto", "dense", "sparse"}
-        Factorisation of the gain matrix; ``"auto"`` is dense up to 400 states.
+        Factorisation of the gain matrix; ``"auto"`` is dense up to 150 states.
     alpha : float
         False-alarm probability of the chi-square test.
     rn_threshold : float

@@ -209,9 +209,10 @@ def test_masked_sensor_is_left_out():
     assert est.dof == ref.dof
 
 
-def test_unobservable_step_fails_with_a_reason_and_keeps_the_warm_start():
+@pytest.mark.parametrize("solver", ["dense", "sparse"])
+def test_unobservable_step_fails_with_a_reason_and_keeps_the_warm_start(solver):
     net, model, sensors, truth, std = redundant_case()
-    estimator = WLSEstimator(model, sensors)
+    estimator = WLSEstimator(model, sensors, solver=solver)
     first = estimator.estimate(truth, std)
     only_v = sensors.meas_type == "v"
     est = estimator.estimate(truth, std, present=only_v)
