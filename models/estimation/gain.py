@@ -203,8 +203,30 @@ class SparseGain(_Gain):
         return self._check_step(self._solve(self._gradient(r)) * self._scale)
 
     def hgh_diagonal(self) -> np.ndarray:
-        r""":math:`\operatorname{diag}(H G^{-1} H^T)`, one value per row of H."""
-        self._lu_factor(self._g_upper)  # SuperLU: many right-hand sides at once
+        r""":math:`\operatorname{diag}(H G^{-1} H^T)`, one value per row of H.
+
+        Every pair of entries of a row of H is an entry of G, so only the entries of
+        :math:`G^{-1}` on G's pattern are needed: the sparse inverse subset of the
+        LDL^T factor (Takahashi's equations, Abur & Exposito ch. 5.7 [1]_), without
+        forming :math:`G^{-1}` or solving for every row.
+        """
+        if self._qdldl is None:  # pragma: no cover - qdldl is a dependency
+            return self._hgh_by_solves()
+        lower, d, perm = self._qdldl.factors()
+        z = selected_inverse(lower.tocsc(), d)
+        inverse_perm = np.empty_like(perm)
+        inverse_perm[perm] = np.arange(len(perm))
+        a = inverse_perm[self.h_col[self._p1]]
+        b = inverse_perm[self.h_col[self._p2]]
+        z_ab = z[np.maximum(a, b), np.minimum(a, b)]
+        hs = self._values * self._scale[self.h_col]
+        twice = np.where(self._p1 == self._p2, 1.0, 2.0)
+        return np.bincount(
+            self._prow, weights=twice * hs[self._p1] * hs[self._p2] * z_ab, minlength=self.shape[0]
+        )
+
+    def _hgh_by_solves(self) -> np.ndarray:  # pragma: no cover - without qdldl
+        self._lu_factor(self._g_upper)
         hs = (self.h_sparse() @ sp.diags(self._scale)).tocsr()
         out = np.empty(self.shape[0])
         for start in range(0, self.shape[0], BLOCK):
@@ -212,3 +234,37 @@ class SparseGain(_Gain):
             x = self._lu.solve(block.T.toarray())
             out[start : start + BLOCK] = np.asarray(block.multiply(x.T).sum(axis=1)).ravel()
         return out
+
+
+def selected_inverse(lower: sp.csc_matrix, d: np.ndarray) -> np.ndarray:
+    r"""Entries of :math:`A^{-1}` on the pattern of :math:`L + L^T + I`, :math:`A = (I+L) D (I+L)^T`.
+
+    Takahashi's recurrence, from the last column to the first
+    (:math:`S_i` = rows of column i of the strictly lower L):
+
+    .. math::
+
+        Z_{S_i, i} = -Z_{S_i, S_i} L_{S_i, i}, \qquad
+        Z_{ii} = 1/d_i - L_{S_i, i}^T Z_{S_i, i}.
+
+    Returns a dense array holding those entries (others are undefined).
+
+    References
+    ----------
+    .. [1] K. Takahashi, J. Fagan, M.-S. Chen, "Formation of a sparse bus impedance
+       matrix and its application to short circuit study", PICA 1973.
+    """
+    n = len(d)
+    z = np.empty((n, n))
+    indptr, indices, data = lower.indptr, lower.indices, lower.data
+    for i in range(n - 1, -1, -1):
+        rows = indices[indptr[i] : indptr[i + 1]]
+        if len(rows):
+            values = data[indptr[i] : indptr[i + 1]]
+            column = -(z[rows[:, None], rows] @ values)
+            z[rows, i] = column
+            z[i, rows] = column
+            z[i, i] = 1.0 / d[i] - values @ column
+        else:
+            z[i, i] = 1.0 / d[i]
+    return z
