@@ -31,7 +31,7 @@ import numpy as np
 import pandapower as pp
 
 from benchmarks.machine import machine
-from models.estimation import Sensors, SEModel, WLSEstimator
+from models.estimation import SEModel, Sensors, WLSEstimator
 from models.gridnet import load_net
 
 #: (grid, large?): the large one (SimBench HV + MV) has 1791 buses and ~6,800 sensors.

@@ -237,7 +237,7 @@ class SparseGain(_Gain):
 
 
 def selected_inverse(lower: sp.csc_matrix, d: np.ndarray) -> np.ndarray:
-    r"""Entries of :math:`A^{-1}` on the pattern of :math:`L + L^T + I`, :math:`A = (I+L) D (I+L)^T`.
+    r"""Entries of :math:`A^{-1}` on the pattern of :math:`L + L^T + I`, A = (I+L) D (I+L)^T.
 
     Takahashi's recurrence, from the last column to the first
     (:math:`S_i` = rows of column i of the strictly lower L):
