@@ -93,7 +93,7 @@ def time_pandapower(net, sensors, values, std):
         t, et, e, side = sensors.row(i)
         pp.create_measurement(ref, t, et, values[0, i], std[i], e, side=side, index=i)
     estimate(ref, init="flat")  # warm-up
-    seconds, vm, va = [], [], []
+    seconds, vm, va, iterations = [], [], [], []
     for k in range(len(values)):
         ref.measurement["value"] = values[k]
         started = time.perf_counter_ns()
@@ -102,7 +102,8 @@ def time_pandapower(net, sensors, values, std):
         assert result["success"], f"pandapower failed at step {k}"
         vm.append(ref.res_bus_est.vm_pu.to_numpy())
         va.append(np.radians(ref.res_bus_est.va_degree.to_numpy()))
-    return np.array(seconds), np.array(vm), np.array(va), [result["num_iterations"]]
+        iterations.append(result["num_iterations"])
+    return np.array(seconds), np.array(vm), np.array(va), iterations
 
 
 def time_fast(model, sensors, values, std, bad_data: bool):
