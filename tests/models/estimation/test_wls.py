@@ -64,6 +64,27 @@ def test_warm_started_steps_equal_fresh_pandapower(spec):
     assert max(iterations[1:]) < iterations[0], iterations  # the warm start pays
 
 
+def test_zero_injection_buses_equal_pandapower():
+    net, model, sensors, _, std, values = noisy_case("1-LV-rural1--0-sw")
+    loads = set(net.load.bus) | set(net.sgen.bus)
+    empty = [b for b in net.bus.index if b not in loads and b not in set(net.ext_grid.bus)]
+    assert empty
+    keep = ~(
+        (sensors.element_type == "bus")
+        & (sensors.meas_type != "v")
+        & np.isin(sensors.element, empty)
+    )
+    reduced = Sensors(
+        sensors.meas_type[keep],
+        sensors.element_type[keep],
+        sensors.element[keep],
+        sensors.side[keep],
+    )
+    ref = pandapower_reference(net, reduced, values[keep], std[keep], zero_injection=empty)
+    est = WLSEstimator(model, reduced, zero_injection=empty, max_removals=0)
+    assert_same_state(est.estimate(values[keep], std[keep]), ref)
+
+
 def test_dense_and_sparse_solvers_agree():
     _, model, sensors, _, std, values = noisy_case("1-LV-semiurb4--0-sw")
     dense = WLSEstimator(model, sensors, solver="dense").estimate(values, std)
