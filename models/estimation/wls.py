@@ -253,11 +253,18 @@ class WLSEstimator:
         active[:n] = present
         flagged = np.zeros(n, bool)
         first_chi2 = None
+        kept = None  # the last good estimate, if a removal makes the next one fail
         while True:
             w = np.where(active, w_all, 0.0)
             solved = self._solve(z, w, active)
             if isinstance(solved, str):
-                return self._failure(solved, flagged, active)
+                if kept is None:
+                    return self._failure(solved, flagged, active)
+                # the removed sensor was needed after all: keep it, stop removing
+                worst = kept[-1]
+                flagged[worst], active[worst] = False, True
+                self._theta, self._vm = kept[-2]
+                return self._result(*kept[:-2], flagged, active)
             v, iterations, r, J = solved
             dof = int(active.sum()) - self.n_state
             threshold = chi2_threshold(dof, self.alpha)
@@ -272,6 +279,9 @@ class WLSEstimator:
                 candidates = rn[:n]
                 if flagged.sum() < self.max_removals and np.any(candidates > self.rn_threshold):
                     worst = int(np.nanargmax(candidates))
+                    state = (self._theta.copy(), self._vm.copy())
+                    result = (v, iterations, r, J, dof, threshold, first_chi2, rn, unverifiable)
+                    kept = (*result, state, worst)
                     flagged[worst] = True
                     active[worst] = False
                     continue

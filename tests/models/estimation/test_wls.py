@@ -306,3 +306,22 @@ def test_noisy_estimate_equals_pandapower(seed):
     net, model, sensors, _, std, values = noisy_case("1-LV-rural1--0-sw", seed=seed)
     ref = pandapower_reference(net, sensors, values, std)
     assert_same_state(WLSEstimator(model, sensors, max_removals=0).estimate(values, std), ref)
+
+
+def test_a_removal_that_breaks_the_estimate_is_undone():
+    # numerical safety net: if the re-estimate after a removal fails, the sensor is kept
+    model = SEModel.from_net(one_bus_net())
+    sensors = Sensors.from_records([("v", "bus", 0, None)] * 4)
+    values, std = np.array([1.05, 1.0, 1.0, 1.0]), np.full(4, 0.01)
+    estimator = WLSEstimator(model, sensors)
+    solve, calls = estimator._solve, []
+
+    def second_fails(*args):
+        calls.append(1)
+        return solve(*args) if len(calls) == 1 else "unobservable: made to fail"
+
+    estimator._solve = second_fails
+    est = estimator.estimate(values, std)
+    assert est.success and not est.flagged.any() and est.used.all()
+    assert est.vm_pu[0] == pytest.approx(1.0125)
+    assert est.rn[0] == pytest.approx(0.0375 / np.sqrt(0.75e-4))
