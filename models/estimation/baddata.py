@@ -23,6 +23,8 @@ References
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy.stats import chi2
 
@@ -33,6 +35,7 @@ __all__ = ["UNVERIFIABLE_RATIO", "chi2_threshold", "normalised_residuals"]
 UNVERIFIABLE_RATIO = 1e-6
 
 
+@lru_cache(maxsize=256)
 def chi2_threshold(dof: int, alpha: float = 0.05) -> float:
     r"""The chi-square test threshold :math:`\chi^2_{dof}(1 - \alpha)` (NaN if dof < 1).
 

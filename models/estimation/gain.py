@@ -1,32 +1,42 @@
 r"""The gain matrix :math:`G = H^T W H` of the normal equations: assembly and factorisation.
 
-Two interchangeable implementations on the fixed pattern of H: :class:`DenseGain`
-(LAPACK Cholesky, fastest for a few hundred states) and :class:`SparseGain` (SuperLU
-with a minimum-degree ordering, for thousands). Both factorise the diagonally scaled
-:math:`\tilde G = D^{-1/2} G D^{-1/2}` (:math:`D = \operatorname{diag} G`) so that a
-zero pivot of :math:`\tilde G` means an unobservable state whatever the spread of the
-weights, and both give :math:`\operatorname{diag}(H G^{-1} H^T)` for the normalised
-residuals.
+H has a fixed pattern per sensor set, so G's pattern (upper triangle) and the pairs of
+H entries that make each of its entries are computed once; per iteration
+
+.. math:: G_{ab} = \sum_i w_i H_{ia} H_{ib}
+
+is one ``bincount`` over those pairs, and :math:`H^T W r` one more. Two factorisations
+share this: :class:`DenseGain` (LAPACK Cholesky, fastest up to a few hundred states)
+and :class:`SparseGain` (QDLDL's sparse LDL^T with its ordering and symbolic analysis
+done once, for thousands of states; SuperLU when qdldl is not installed). Both
+factorise the diagonally scaled :math:`\tilde G = D^{-1/2} G D^{-1/2}`
+(:math:`D = \operatorname{diag} G`) so that a tiny pivot of :math:`\tilde G` means an
+unobservable state whatever the spread of the weights, and both give
+:math:`\operatorname{diag}(H G^{-1} H^T)` for the normalised residuals.
 
 References
 ----------
 .. [1] A. Abur and A. G. Exposito, *Power System State Estimation: Theory and
-   Implementation*, ch. 2.6 and 4. New York: Marcel Dekker, 2004.
+   Implementation*, ch. 2 and 4. New York: Marcel Dekker, 2004.
+.. [2] G. Banjac, B. Stellato, P. Goulart, "QDLDL: a free LDL factorization routine",
+   https://github.com/osqp/qdldl
 """
 
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg as la
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from scipy.linalg import lapack
 
 __all__ = ["DenseGain", "SingularGainError", "SparseGain"]
 
 #: Smallest pivot of the diagonally scaled gain matrix still taken as observable.
 PIVOT_TOLERANCE = 1e-11
-#: Columns per block when solving for diag(H G^-1 H^T) with the sparse factor.
-BLOCK = 512
+#: A Gauss-Newton step larger than this (rad or pu) comes from a numerically singular G.
+MAX_SANE_STEP = 1e4
+#: Rows per block when solving for diag(H G^-1 H^T) with the sparse factor.
+BLOCK = 256
 
 
 class SingularGainError(np.linalg.LinAlgError):
@@ -34,82 +44,150 @@ class SingularGainError(np.linalg.LinAlgError):
 
 
 class _Gain:
+    """Shared part: H values on the pattern, G's upper triangle by pair products."""
+
     def __init__(self, h_row: np.ndarray, h_col: np.ndarray, shape: tuple[int, int]) -> None:
         self.h_row, self.h_col, self.shape = h_row, h_col, shape
-        self._scale = np.ones(shape[1])
+        n = shape[1]
+        starts = np.r_[0, np.cumsum(np.bincount(h_row, minlength=shape[0]))]
+        first, second = [], []
+        for i in range(shape[0]):  # once per sensor set
+            entries = np.arange(starts[i], starts[i + 1])
+            a, b = np.triu_indices(len(entries))
+            first.append(entries[a])
+            second.append(entries[b])
+        p1 = np.concatenate(first).astype(np.int64) if first else np.zeros(0, np.int64)
+        p2 = np.concatenate(second).astype(np.int64) if second else np.zeros(0, np.int64)
+        c1, c2 = h_col[p1], h_col[p2]
+        lo, hi = np.minimum(c1, c2), np.maximum(c1, c2)
+        key = hi * n + lo  # CSC order of the upper triangle: by column hi, then row lo
+        keys, slot = np.unique(np.r_[key, np.arange(n) * (n + 1)], return_inverse=True)
+        self._p1, self._p2, self._prow = p1, p2, h_row[p1]
+        self._slot = slot[: len(key)]
+        self.g_row = (keys % n).astype(np.int64)  # upper triangle: g_row <= g_col
+        self.g_col = (keys // n).astype(np.int64)
+        self._diag = np.searchsorted(keys, np.arange(n) * (n + 1))
+        self._n_g = len(keys)
+        self._scale = np.ones(n)
+        self._values = np.zeros(len(h_row))
+        self._w = np.zeros(shape[0])
 
-    def _check_diagonal(self, diagonal: np.ndarray) -> np.ndarray:
-        if not np.all(np.isfinite(diagonal)):
+    def _assemble(self, values: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Scaled upper-triangle data of G (CSC order); keeps H and w for later."""
+        self._values, self._w = values, w
+        g = np.bincount(
+            self._slot,
+            weights=values[self._p1] * values[self._p2] * w[self._prow],
+            minlength=self._n_g,
+        )
+        diagonal = g[self._diag]
+        if not np.all(np.isfinite(g)):
             raise SingularGainError("the gain matrix has non-finite entries")
         empty = np.flatnonzero(diagonal <= 0)
         if len(empty):
             raise SingularGainError(
                 f"{len(empty)} state(s) have no weighted measurement (first: state {empty[0]})"
             )
-        return 1.0 / np.sqrt(diagonal)
+        scale = 1.0 / np.sqrt(diagonal)
+        self._scale = scale
+        return g * scale[self.g_row] * scale[self.g_col]
+
+    def _gradient(self, r: np.ndarray) -> np.ndarray:
+        r"""Scaled :math:`D^{-1/2} H^T W r`."""
+        weighted = self._values * (self._w * r)[self.h_row]
+        return np.bincount(self.h_col, weights=weighted, minlength=self.shape[1]) * self._scale
+
+    def _check_step(self, dx: np.ndarray) -> np.ndarray:
+        step = np.max(np.abs(dx)) if len(dx) else 0.0
+        if not np.isfinite(step) or step > MAX_SANE_STEP:
+            raise SingularGainError(f"the gain matrix is numerically singular (step {step:.1e})")
+        return dx
+
+    def h_dense(self) -> np.ndarray:
+        """H as a dense array (for the normalised residuals)."""
+        h = np.zeros(self.shape)
+        h[self.h_row, self.h_col] = self._values
+        return h
+
+    def h_sparse(self) -> sp.csr_matrix:
+        """H as a CSR matrix."""
+        return sp.csr_matrix((self._values, (self.h_row, self.h_col)), shape=self.shape)
 
 
 class DenseGain(_Gain):
-    """Dense H and Cholesky factor of G (``scipy.linalg.cho_factor``)."""
+    """Dense Cholesky factor of G (LAPACK ``potrf``/``potrs``)."""
 
     def __init__(self, h_row: np.ndarray, h_col: np.ndarray, shape: tuple[int, int]) -> None:
         super().__init__(h_row, h_col, shape)
-        self.h = np.zeros(shape)
-        self._flat = h_row * shape[1] + h_col
+        n = shape[1]
+        self._flat = self.g_col * n + self.g_row  # row-major (g_col, g_row): Fortran upper
+        self._g = np.zeros((n, n))
 
     def factor(self, values: np.ndarray, w: np.ndarray) -> None:
-        """Fill H with ``values`` on its pattern and factorise G for weights ``w``."""
-        h = self.h
-        h.ravel()[self._flat] = values
-        self._hw = h * w[:, None]
-        g = h.T @ self._hw
-        scale = self._check_diagonal(np.diag(g).copy())
-        g *= scale[:, None]
-        g *= scale[None, :]
-        try:
-            self._cho = la.cho_factor(g, lower=False, check_finite=False)
-        except np.linalg.LinAlgError as exc:
-            raise SingularGainError(f"the gain matrix is not positive definite: {exc}") from exc
-        pivots = np.diag(self._cho[0]) ** 2
+        """Take H's ``values`` on its pattern and factorise G for weights ``w``."""
+        g = self._g
+        g.ravel()[self._flat] = self._assemble(values, w)
+        # g holds G's upper triangle in Fortran order, read in place by LAPACK via g.T
+        factor, info = lapack.dpotrf(g.T, lower=False, clean=False, overwrite_a=False)
+        if info != 0:
+            raise SingularGainError(f"the gain matrix is not positive definite (pivot {info})")
+        pivots = np.diag(factor) ** 2
         if pivots.min() < PIVOT_TOLERANCE:
             raise SingularGainError(
                 f"the gain matrix is singular (scaled pivot {pivots.min():.1e} at state "
                 f"{int(np.argmin(pivots))})"
             )
-        self._scale = scale
+        self._factor = factor
 
     def solve(self, r: np.ndarray) -> np.ndarray:
-        """The Gauss-Newton step :math:`G^{-1} H^T W r`."""
-        rhs = (self._hw.T @ r) * self._scale
-        return la.cho_solve(self._cho, rhs, check_finite=False) * self._scale
+        """The Gauss-Newton step :math:`G^{-1} H^T W r` for residuals ``r``."""
+        x, _ = lapack.dpotrs(self._factor, self._gradient(r), lower=False)
+        return self._check_step(x * self._scale)
 
     def hgh_diagonal(self) -> np.ndarray:
         r""":math:`\operatorname{diag}(H G^{-1} H^T)`, one value per row of H."""
-        hs = self.h * self._scale[None, :]
-        x = la.cho_solve(self._cho, hs.T, check_finite=False)
+        hs = self.h_dense() * self._scale[None, :]
+        x, _ = lapack.dpotrs(self._factor, hs.T, lower=False)
         return np.einsum("ij,ji->i", hs, x)
 
 
 class SparseGain(_Gain):
-    """Sparse H (CSR on the fixed pattern) and a SuperLU factor of G."""
+    """Sparse LDL^T factor of G (QDLDL, symbolic analysis reused; else SuperLU)."""
 
     def __init__(self, h_row: np.ndarray, h_col: np.ndarray, shape: tuple[int, int]) -> None:
         super().__init__(h_row, h_col, shape)
-        self._indptr = np.r_[0, np.cumsum(np.bincount(h_row, minlength=shape[0]))]
-        self._indices = h_col.astype(np.int32)
+        n = shape[1]
+        self._indptr = np.r_[0, np.cumsum(np.bincount(self.g_col, minlength=n))].astype(np.int32)
+        self._indices = self.g_row.astype(np.int32)
+        self._qdldl = None
+
+    def _upper(self, data: np.ndarray) -> sp.csc_matrix:
+        n = self.shape[1]
+        return sp.csc_matrix((data, self._indices, self._indptr), shape=(n, n))
 
     def factor(self, values: np.ndarray, w: np.ndarray) -> None:
-        """Fill H with ``values`` on its pattern and factorise G for weights ``w``."""
-        self.h = sp.csr_matrix((values, self._indices, self._indptr), shape=self.shape)
-        self._hw = sp.csr_matrix(
-            (values * w[self.h_row], self._indices, self._indptr), shape=self.shape
-        )
-        g = (self.h.T @ self._hw).tocsc()
-        scale = self._check_diagonal(g.diagonal())
-        d = sp.diags(scale)
-        gs = (d @ g @ d).tocsc()
+        """Take H's ``values`` on its pattern and factorise G for weights ``w``."""
+        upper = self._upper(self._assemble(values, w))
+        self._g_upper = upper
         try:
-            lu = spla.splu(gs, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0)
+            import qdldl
+        except ImportError:  # pragma: no cover - qdldl is a dependency
+            self._lu_factor(upper)
+            return
+        try:
+            if self._qdldl is None:
+                self._qdldl = qdldl.Solver(upper, upper=True)
+            else:
+                self._qdldl.update(upper, upper=True)
+        except ValueError as exc:
+            self._qdldl = None
+            raise SingularGainError(f"the gain matrix is singular: {exc}") from exc
+        self._solve = self._qdldl.solve
+
+    def _lu_factor(self, upper: sp.csc_matrix) -> None:
+        full = (upper + sp.triu(upper, 1).T).tocsc()
+        try:
+            lu = spla.splu(full, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0)
         except RuntimeError as exc:
             raise SingularGainError(f"the gain matrix is singular: {exc}") from exc
         pivots = np.abs(lu.U.diagonal())
@@ -117,20 +195,76 @@ class SparseGain(_Gain):
             raise SingularGainError(
                 f"the gain matrix is singular (scaled pivot {pivots.min():.1e})"
             )
+        self._solve = lu.solve
         self._lu = lu
-        self._scale = scale
 
     def solve(self, r: np.ndarray) -> np.ndarray:
-        """The Gauss-Newton step :math:`G^{-1} H^T W r`."""
-        rhs = (self._hw.T @ r) * self._scale
-        return self._lu.solve(rhs) * self._scale
+        """The Gauss-Newton step :math:`G^{-1} H^T W r` for residuals ``r``."""
+        return self._check_step(self._solve(self._gradient(r)) * self._scale)
 
     def hgh_diagonal(self) -> np.ndarray:
-        r""":math:`\operatorname{diag}(H G^{-1} H^T)`, one value per row of H."""
-        hs = (self.h @ sp.diags(self._scale)).tocsr()
+        r""":math:`\operatorname{diag}(H G^{-1} H^T)`, one value per row of H.
+
+        Every pair of entries of a row of H is an entry of G, so only the entries of
+        :math:`G^{-1}` on G's pattern are needed: the sparse inverse subset of the
+        LDL^T factor (Takahashi's equations, Abur & Exposito ch. 5.7 [1]_), without
+        forming :math:`G^{-1}` or solving for every row.
+        """
+        if self._qdldl is None:  # pragma: no cover - qdldl is a dependency
+            return self._hgh_by_solves()
+        lower, d, perm = self._qdldl.factors()
+        z = selected_inverse(lower.tocsc(), d)
+        inverse_perm = np.empty_like(perm)
+        inverse_perm[perm] = np.arange(len(perm))
+        a = inverse_perm[self.h_col[self._p1]]
+        b = inverse_perm[self.h_col[self._p2]]
+        z_ab = z[np.maximum(a, b), np.minimum(a, b)]
+        hs = self._values * self._scale[self.h_col]
+        twice = np.where(self._p1 == self._p2, 1.0, 2.0)
+        return np.bincount(
+            self._prow, weights=twice * hs[self._p1] * hs[self._p2] * z_ab, minlength=self.shape[0]
+        )
+
+    def _hgh_by_solves(self) -> np.ndarray:  # pragma: no cover - without qdldl
+        self._lu_factor(self._g_upper)
+        hs = (self.h_sparse() @ sp.diags(self._scale)).tocsr()
         out = np.empty(self.shape[0])
         for start in range(0, self.shape[0], BLOCK):
             block = hs[start : start + BLOCK]
             x = self._lu.solve(block.T.toarray())
             out[start : start + BLOCK] = np.asarray(block.multiply(x.T).sum(axis=1)).ravel()
         return out
+
+
+def selected_inverse(lower: sp.csc_matrix, d: np.ndarray) -> np.ndarray:
+    r"""Entries of :math:`A^{-1}` on the pattern of :math:`L + L^T + I`, A = (I+L) D (I+L)^T.
+
+    Takahashi's recurrence, from the last column to the first
+    (:math:`S_i` = rows of column i of the strictly lower L):
+
+    .. math::
+
+        Z_{S_i, i} = -Z_{S_i, S_i} L_{S_i, i}, \qquad
+        Z_{ii} = 1/d_i - L_{S_i, i}^T Z_{S_i, i}.
+
+    Returns a dense array holding those entries (others are undefined).
+
+    References
+    ----------
+    .. [1] K. Takahashi, J. Fagan, M.-S. Chen, "Formation of a sparse bus impedance
+       matrix and its application to short circuit study", PICA 1973.
+    """
+    n = len(d)
+    z = np.empty((n, n))
+    indptr, indices, data = lower.indptr, lower.indices, lower.data
+    for i in range(n - 1, -1, -1):
+        rows = indices[indptr[i] : indptr[i + 1]]
+        if len(rows):
+            values = data[indptr[i] : indptr[i + 1]]
+            column = -(z[rows[:, None], rows] @ values)
+            z[rows, i] = column
+            z[i, rows] = column
+            z[i, i] = 1.0 / d[i] - values @ column
+        else:
+            z[i, i] = 1.0 / d[i]
+    return z

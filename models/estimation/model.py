@@ -71,6 +71,11 @@ class SEModel:
         order (-1 if out of service).
     element_index : dict
         ``{"bus"|"line"|"trafo": index array}`` of the net's tables.
+    element_in_service : dict
+        ``{"bus"|"line"|"trafo": bool array}``: part of the estimated grid.
+    branch_end_bus : dict
+        ``{"line": {"from": pos, "to": pos}, "trafo": {"hv": ..., "lv": ...}}``: position
+        in ``net.bus`` of every branch end.
     vn_kv : numpy.ndarray
         Nominal voltage (kV) of every pandapower bus, in ``net.bus`` order.
     primary : numpy.ndarray

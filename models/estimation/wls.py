@@ -47,7 +47,7 @@ STD_FLOOR_PU = 1e-5
 #: pandapower's largest Gauss-Newton step (rad or pu).
 MAX_STEP = 0.35
 #: Above this many states the sparse factorisation is used (``solver="auto"``).
-DENSE_MAX_STATES = 400
+DENSE_MAX_STATES = 150
 SQRT3 = np.sqrt(3.0)
 
 
@@ -134,7 +134,7 @@ class WLSEstimator:
     flat_start : bool
         Start every estimate from pandapower's flat start instead of the last estimate.
     solver : {"auto", "dense", "sparse"}
-        Factorisation of the gain matrix; ``"auto"`` is dense up to 400 states.
+        Factorisation of the gain matrix; ``"auto"`` is dense up to 150 states.
     alpha : float
         False-alarm probability of the chi-square test.
     rn_threshold : float
@@ -253,11 +253,18 @@ class WLSEstimator:
         active[:n] = present
         flagged = np.zeros(n, bool)
         first_chi2 = None
+        kept = None  # the last good estimate, if a removal makes the next one fail
         while True:
             w = np.where(active, w_all, 0.0)
             solved = self._solve(z, w, active)
             if isinstance(solved, str):
-                return self._failure(solved, flagged, active)
+                if kept is None:
+                    return self._failure(solved, flagged, active)
+                # the removed sensor was needed after all: keep it, stop removing
+                worst = kept[-1]
+                flagged[worst], active[worst] = False, True
+                self._theta, self._vm = kept[-2]
+                return self._result(*kept[:-2], flagged, active)
             v, iterations, r, J = solved
             dof = int(active.sum()) - self.n_state
             threshold = chi2_threshold(dof, self.alpha)
@@ -272,6 +279,9 @@ class WLSEstimator:
                 candidates = rn[:n]
                 if flagged.sum() < self.max_removals and np.any(candidates > self.rn_threshold):
                     worst = int(np.nanargmax(candidates))
+                    state = (self._theta.copy(), self._vm.copy())
+                    result = (v, iterations, r, J, dof, threshold, first_chi2, rn, unverifiable)
+                    kept = (*result, state, worst)
                     flagged[worst] = True
                     active[worst] = False
                     continue

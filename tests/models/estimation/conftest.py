@@ -59,7 +59,9 @@ def sensor_std(sensors, sn_mva=1.0):
     )
 
 
-def pandapower_reference(net, sensors, values, std, tolerance=1e-6, init="flat"):
+def pandapower_reference(
+    net, sensors, values, std, tolerance=1e-6, init="flat", zero_injection="aux_bus"
+):
     """pandapower.estimation.estimate on a copy of ``net`` with these measurements."""
     import copy
 
@@ -72,6 +74,6 @@ def pandapower_reference(net, sensors, values, std, tolerance=1e-6, init="flat")
         pp.create_measurement(ref, t, et, values[i], std[i], e, side=side, index=i)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pandapower's own casts and pandas warnings
-        result = estimate(ref, init=init, tolerance=tolerance)
+        result = estimate(ref, init=init, tolerance=tolerance, zero_injection=zero_injection)
     assert result["success"]
     return ref

@@ -64,6 +64,27 @@ def test_warm_started_steps_equal_fresh_pandapower(spec):
     assert max(iterations[1:]) < iterations[0], iterations  # the warm start pays
 
 
+def test_zero_injection_buses_equal_pandapower():
+    net, model, sensors, _, std, values = noisy_case("1-LV-rural1--0-sw")
+    loads = set(net.load.bus) | set(net.sgen.bus)
+    empty = [b for b in net.bus.index if b not in loads and b not in set(net.ext_grid.bus)]
+    assert empty
+    keep = ~(
+        (sensors.element_type == "bus")
+        & (sensors.meas_type != "v")
+        & np.isin(sensors.element, empty)
+    )
+    reduced = Sensors(
+        sensors.meas_type[keep],
+        sensors.element_type[keep],
+        sensors.element[keep],
+        sensors.side[keep],
+    )
+    ref = pandapower_reference(net, reduced, values[keep], std[keep], zero_injection=empty)
+    est = WLSEstimator(model, reduced, zero_injection=empty, max_removals=0)
+    assert_same_state(est.estimate(values[keep], std[keep]), ref)
+
+
 def test_dense_and_sparse_solvers_agree():
     _, model, sensors, _, std, values = noisy_case("1-LV-semiurb4--0-sw")
     dense = WLSEstimator(model, sensors, solver="dense").estimate(values, std)
@@ -209,9 +230,10 @@ def test_masked_sensor_is_left_out():
     assert est.dof == ref.dof
 
 
-def test_unobservable_step_fails_with_a_reason_and_keeps_the_warm_start():
+@pytest.mark.parametrize("solver", ["dense", "sparse"])
+def test_unobservable_step_fails_with_a_reason_and_keeps_the_warm_start(solver):
     net, model, sensors, truth, std = redundant_case()
-    estimator = WLSEstimator(model, sensors)
+    estimator = WLSEstimator(model, sensors, solver=solver)
     first = estimator.estimate(truth, std)
     only_v = sensors.meas_type == "v"
     est = estimator.estimate(truth, std, present=only_v)
@@ -284,3 +306,22 @@ def test_noisy_estimate_equals_pandapower(seed):
     net, model, sensors, _, std, values = noisy_case("1-LV-rural1--0-sw", seed=seed)
     ref = pandapower_reference(net, sensors, values, std)
     assert_same_state(WLSEstimator(model, sensors, max_removals=0).estimate(values, std), ref)
+
+
+def test_a_removal_that_breaks_the_estimate_is_undone():
+    # numerical safety net: if the re-estimate after a removal fails, the sensor is kept
+    model = SEModel.from_net(one_bus_net())
+    sensors = Sensors.from_records([("v", "bus", 0, None)] * 4)
+    values, std = np.array([1.05, 1.0, 1.0, 1.0]), np.full(4, 0.01)
+    estimator = WLSEstimator(model, sensors)
+    solve, calls = estimator._solve, []
+
+    def second_fails(*args):
+        calls.append(1)
+        return solve(*args) if len(calls) == 1 else "unobservable: made to fail"
+
+    estimator._solve = second_fails
+    est = estimator.estimate(values, std)
+    assert est.success and not est.flagged.any() and est.used.all()
+    assert est.vm_pu[0] == pytest.approx(1.0125)
+    assert est.rn[0] == pytest.approx(0.0375 / np.sqrt(0.75e-4))
