@@ -30,15 +30,12 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from models.estimation.sensors import BRANCH_SIDES, Sensors
-
-if TYPE_CHECKING:
-    from models.estimation.model import SEModel
 
 __all__ = ["KIND_I", "KIND_P", "KIND_Q", "KIND_V", "MeasurementSet"]
 
@@ -91,7 +88,7 @@ class MeasurementSet:
     @classmethod
     def build(
         cls,
-        model: SEModel,
+        model: Any,  # models.estimation.model.SEModel (which builds this set)
         sensors: Sensors,
         positions: np.ndarray,
         zero_bus: np.ndarray,
