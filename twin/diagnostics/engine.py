@@ -131,6 +131,10 @@ def _nanmin_rows(values: np.ndarray) -> np.ndarray:
     return np.where(np.isinf(low), np.nan, low)
 
 
+#: Confidence of a ``sensor_drift`` diagnosis from the state estimate's bad-data test.
+INCONSISTENT_CONFIDENCE = 0.9
+
+
 class Engine:
     """Streaming health indices, residual detection and alert episodes of one run.
 
@@ -183,6 +187,11 @@ class Engine:
         self.asset_kinds = [catalogue.assets[a].kind for a in self.assets]
         ai = {a: i for i, a in enumerate(self.assets)}
         self.n_assets = len(self.assets)
+        #: Assets a sensor of which the state estimate found inconsistent with the rest
+        #: of the plant's sensors (:meth:`set_inconsistent`), and those quantities.
+        self._inconsistent = np.zeros(self.n_assets, dtype=bool)
+        self._inconsistent_q: dict[int, list[str]] = {}
+        self._asset_index = ai
         grid = catalogue.assets["poc"].ratings
         slack = where.get((grid.get("slack_bus", ""), "bus", "v_pu"), -1)
 
@@ -346,6 +355,22 @@ class Engine:
         cmd = np.array([measured.get(key, np.nan) for key in self.command_keys], dtype=float)
         return self.step_array(k, time, x, cmd)
 
+    def set_inconsistent(self, sensors: dict[str, list[str]]) -> None:
+        """Sensors the state estimate flags as inconsistent, ``{asset: [quantity, ...]}``.
+
+        A sensor-health signal from outside the engine (:mod:`twin.estimation`): while
+        a sensor of an asset is flagged, the asset fires (an alert episode of kind
+        ``sensor_drift``, evidence ``inconsistent:<quantity>``) and its data-quality
+        index is 0. Holds until the next call; unknown assets are ignored.
+        """
+        self._inconsistent[:] = False
+        self._inconsistent_q = {}
+        for asset, quantities in sensors.items():
+            a = self._asset_index.get(asset)
+            if a is not None:
+                self._inconsistent[a] = True
+                self._inconsistent_q[a] = sorted(quantities)
+
     def step_array(self, k: int, time: pd.Timestamp, x: np.ndarray, cmd: np.ndarray) -> StepOutput:
         """One step from the readings in sensor order and the setpoints in battery order."""
         n = self.n_sensors
@@ -476,6 +501,7 @@ class Engine:
         self._spread = np.where(self._has_exp, self.residuals.spread, np.nan)
         dq = self.quality.index(self._spread)
         self.indices[:, _I["data_quality"]] = _nanmin_rows(pad(dq, np.nan)[self._own])
+        self.indices[self._inconsistent, _I["data_quality"]] = 0.0
         return alarm
 
     def _decide(self, alarm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -498,6 +524,7 @@ class Engine:
         res_alarm[held_open] = beyond[held_open]
         dq_flag = pad(flagged, False)[self._own].any(axis=1)
         firing = res_alarm | dq_flag | (self._low >= s.alerts.open_steps) | sig
+        firing |= self._inconsistent
         if self.scorer is not None:
             firing |= self._anomaly()
         if len(self._line_a) and (
@@ -558,6 +585,8 @@ class Engine:
         return self.layout.of(self._pool, a, self.asset_kinds[a])
 
     def _diagnose(self, a: int) -> tuple[str, float]:
+        if self._inconsistent[a]:  # the other sensors of the plant contradict this one
+            return "sensor_drift", INCONSISTENT_CONFIDENCE
         values, names = self.features_of(a)
         kind, confidence = self.diagnoser.diagnose(self.asset_kinds[a], values, names)
         return kind, float(np.clip(confidence, 0.0, 1.0))
@@ -585,6 +614,7 @@ class Engine:
         for name in ("outage", "dead"):
             if self.extras[a, _X[name]] >= 0.5:
                 notes.append(name)
+        notes += [f"inconsistent:{q}" for q in self._inconsistent_q.get(a, [])]
         defined = row[self._applicable[a]]
         defined = defined[np.isfinite(defined)]
         severity = 1.0 - float(defined.min()) if len(defined) else 0.0

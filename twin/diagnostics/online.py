@@ -2,7 +2,10 @@
 
 One entity, ``engine``. Inputs each step: ``measured`` from every model simulator's
 parent entity (``{output: [reading per element]}``, NaN where nothing was reported)
-and ``p_set_kw`` from the controller's elements (the EMS's setpoints). It steps the
+and ``p_set_kw`` from the controller's elements (the EMS's setpoints), and, in a live
+twin, ``sensor_health`` from the state estimate (``{sensor key: {"asset", "quantity"}}``
+of the sensors it flags as inconsistent with the rest: see
+:meth:`~twin.diagnostics.engine.Engine.set_inconsistent`). It steps the
 same :class:`~twin.diagnostics.engine.Engine` as the offline ``twin diagnose``, so
 both give the same indices and alerts, and serves:
 
@@ -52,7 +55,14 @@ class DiagnosticsSimulator(mosaik_api_v3.Simulator):
                     "Diagnostics": {
                         "public": True,
                         "params": [],
-                        "attrs": ["measured", "p_set_kw", "lines", "messages", "health"],
+                        "attrs": [
+                            "measured",
+                            "p_set_kw",
+                            "sensor_health",
+                            "lines",
+                            "messages",
+                            "health",
+                        ],
                         "any_inputs": True,  # a device bridge's readings, by quantity
                     }
                 },
@@ -139,6 +149,11 @@ class DiagnosticsSimulator(mosaik_api_v3.Simulator):
         devices = self.config.get("devices", {})
         if devices:
             self._device_readings(received, devices, x)
+        flagged: dict[str, list[str]] = {}
+        for by_sensor in received.get("sensor_health", {}).values():
+            for info in (by_sensor or {}).values():
+                flagged.setdefault(info["asset"], []).append(info["quantity"])
+        engine.set_inconsistent(flagged)
         cmd = np.full(len(self.commands), np.nan)
         for source, value in received.get("p_set_kw", {}).items():
             j = self.commands.get(source.rsplit(".", 1)[-1])

@@ -96,7 +96,7 @@ class EstimationComponent(Component):
         )
 
     def add_connections(self, scenario: Any, plan: WorldPlan) -> None:
-        """The ingest's windows in; estimates and sensor health out to the sink."""
+        """The ingest's windows in; estimates and sensor health out (sink, diagnostics)."""
         estimator = plan.simulators["estimation"].entities[0]
         (ingest,) = [sim for sim in plan.simulators.values() if sim.kind == INGEST_KIND]
         plan.connect(ingest.entities[0], estimator, "readings", "sensors")
@@ -105,6 +105,9 @@ class EstimationComponent(Component):
         config["lines"] = sink is not None
         if sink is not None:
             plan.connect(estimator, Entity("influx", "sink", sink.model), "lines")
+        engine = plan.simulators.get("diagnostics")
+        if engine is not None:  # flagged sensors: the engine's sensor-health signal
+            plan.connect(estimator, engine.entities[0], ("health", "sensor_health"))
 
     def run_metadata(self, scenario: Any, parts_dir: Path) -> dict[str, Any]:
         """What the estimator did: steps solved, iterations, flagged sensors."""

@@ -20,7 +20,8 @@ Layout`), runs :class:`models.estimation.WLSEstimator` (warm-started) and
   check (critical measurements) are counted as unverifiable, never as healthy;
 - serves ``lines`` (line protocol for the InfluxDB sink: the estimate, measurement =
   element kind with ``source=estimate``; ``sensor_health`` points for suspects and
-  state changes) and ``health`` (``{sensor key: state}`` of the flagged sensors).
+  state changes) and ``health`` (``{sensor key: {"asset", "quantity"}}`` of the flagged
+  sensors: the diagnostics engine's sensor-health signal).
 
 At the end it writes its counters to ``stats_path`` (``run.json`` ``estimation``).
 """
@@ -277,7 +278,13 @@ class EstimationSimulator(mosaik_api_v3.Simulator):
                 )
                 lines.append(f"sensor_health,{prefix} state={int(state[j])}i {stamp}")
         self.stats["suspect_windows"] += int(np.sum(state == 1))
-        self.out["health"] = {self.sensors[int(s)][0]: "flagged" for s in sensor[state == 2]}
+        self.out["health"] = {
+            self.sensors[int(s)][0]: {
+                "asset": self.sensors[int(s)][1],
+                "quantity": self.sensors[int(s)][2],
+            }
+            for s in sensor[state == 2]
+        }
 
     def get_data(self, outputs: dict[str, list[str]]) -> dict[str, Any]:
         """The step's lines and the flagged sensors."""

@@ -9,6 +9,7 @@ from twin.diagnostics.diagnosis import RuleDiagnoser
 from twin.diagnostics.engine import Engine
 from twin.diagnostics.expected import Expectations
 from twin.diagnostics.features import feature_names
+from twin.diagnostics.indices import INDEX_NAMES
 
 N_STEPS = 16
 T0 = pd.Timestamp("2016-06-21T12:00Z")
@@ -263,3 +264,21 @@ def test_no_battery_power_sensor_no_energy_evidence():
         row[("bess", "controller", "p_set_kw")] = np.nan
         assert not engine.step(k, T0 + pd.Timedelta(minutes=15 * k), row).opened
     assert engine.finish() == []
+
+
+def test_a_sensor_the_state_estimate_flags_opens_a_sensor_alert_until_it_is_consistent():
+    engine = Engine(_catalogue(), _expectations())
+    opened = []
+    for k in range(N_STEPS):
+        engine.set_inconsistent(
+            {"line_0": ["p_from_kw"], "unknown_asset": ["v_pu"]} if 2 <= k < 5 else {}
+        )
+        out = engine.step(k, T0 + pd.Timedelta(minutes=15 * k), _healthy(k))
+        opened += out.opened
+        dq = out.indices[engine.assets.index("line_0"), list(INDEX_NAMES).index("data_quality")]
+        assert (dq == 0.0) == (2 <= k < 5)
+    assert [a.alert_id for a in opened] == ["line_0-1"]
+    (alert,) = engine.finish()
+    assert (alert.asset, alert.kind, alert.status) == ("line_0", "sensor_drift", "cleared")
+    assert "inconsistent:p_from_kw" in alert.evidence
+    assert alert.start == T0 + pd.Timedelta(minutes=30)
