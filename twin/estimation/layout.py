@@ -32,6 +32,7 @@ from models.sensors import SENSOR_CLASSES, Imperfection
 
 __all__ = [
     "BRANCH_QUANTITIES",
+    "attribute",
     "Layout",
     "Row",
     "Window",
@@ -57,8 +58,9 @@ BRANCH_QUANTITIES: dict[str, dict[str, tuple[str, str, float]]] = {
         "i_lv_ka": ("i", "lv", 1.0),
     },
 }
-#: Current sensors: a class 0.5 current transformer's share of the reading, no floor.
-CURRENT_CLASS = Imperfection(noise_pct=SENSOR_CLASSES["loading"].noise_pct)
+#: Current sensors are current transformers of the ``loading`` class, whose floor and
+#: resolution are percent of the branch's rating: in kA per kA of rating (x 1/100).
+CURRENT_CLASS = SENSOR_CLASSES["loading"]
 #: Powers of an asset that make up its bus injection (twin sign: into the bus > 0).
 INJECTION_QUANTITIES = {"p": "p_kw", "q": "q_kvar"}
 
@@ -111,6 +113,12 @@ class Layout:
     joined : dict of int to int, optional
         The solver bus of every bus (buses joined by bus-bar switches share one): the
         elements of joined buses make one injection.
+    slack : sequence of int
+        Buses of the external grid: never zero injections (the grid feeds them).
+    rating_ka : dict, optional
+        Rated current (kA) of each branch side ``(table, index, side)``: a current
+        sensor's floor and resolution are shares of it (current transformers of the
+        ``loading`` class). Without it a current sensor's std is its share of the reading.
     """
 
     sensors: Sequence[tuple[str, str, str]]
@@ -119,6 +127,7 @@ class Layout:
     zero_injection: bool = True
     joined: dict[int, int] | None = None
     slack: Sequence[int] = ()
+    rating_ka: dict[tuple[str, int, str], float] | None = None
     rows: list[Row] = field(init=False)
     #: Rows read from one sensor each: row index, ingest id, factor.
     direct_row: np.ndarray = field(init=False)
@@ -145,7 +154,14 @@ class Layout:
                 if spec is not None:
                     meas, side, factor = spec
                     row = Row(meas, where[0], where[1], side)
-                    imperfection = CURRENT_CLASS if meas == "i" else SENSOR_CLASSES["power"]
+                    imperfection = SENSOR_CLASSES["power"]
+                    if meas == "i":
+                        rating = (self.rating_ka or {}).get((where[0], where[1], side), 0.0)
+                        imperfection = Imperfection(
+                            noise_pct=CURRENT_CLASS.noise_pct,
+                            noise_abs=CURRENT_CLASS.noise_abs / 100.0 * rating,
+                            resolution=CURRENT_CLASS.resolution / 100.0 * rating,
+                        )
             elif asset in bus_of:
                 for meas, name in INJECTION_QUANTITIES.items():
                     if quantity == name:
@@ -168,6 +184,8 @@ class Layout:
         # by bus-bar switches are one bus), when one of its elements has a sensor of that
         # quantity (else nothing measures the bus)
         self._bus_rows: dict[str, list[tuple[int, list[str]]]] = {"p": [], "q": []}
+        #: The sensors summed into each bus-injection row: ``row -> [(element, id)]``.
+        self.bus_row_members: dict[int, list[tuple[str, int]]] = {}
         joined = dict(self.joined or {})
         elements_at: dict[int, list[str]] = {}
         first_bus: dict[int, int] = {}
@@ -178,6 +196,9 @@ class Layout:
         for meas in ("p", "q"):
             for solver_bus, names in sorted(elements_at.items()):
                 if any(n in self._members[meas] for n in names):
+                    self.bus_row_members[len(rows)] = [
+                        (n, sid) for n in names for sid in self._members[meas].get(n, [])
+                    ]
                     self._bus_rows[meas].append((len(rows), names))
                     rows.append(Row(meas, "bus", first_bus[solver_bus]))
                     row_sensor.append(-1)
@@ -239,3 +260,33 @@ def _std(noise: np.ndarray, reading: np.ndarray) -> np.ndarray:
     x = np.abs(np.nan_to_num(reading))
     pct, floor, resolution = noise.T
     return np.sqrt((pct / 100.0 * x) ** 2 + floor**2 + resolution**2 / 12.0)
+
+
+def attribute(members: list[tuple[str, int]], values_by_id: np.ndarray) -> int | None:
+    """The sensor to blame for a bus injection the estimate took out, if one can be named.
+
+    A bus injection is a sum: the estimate can say it is inconsistent, not which of its
+    meters lies. One meter alone is that meter; among several meters of one element
+    (redundant metering), the one farthest from the others' median by more than three
+    of the class's standard deviations. Otherwise None: the meters of the bus are to
+    be checked together (counted, not blamed on a healthy meter).
+    """
+    read = [(name, sid, values_by_id[sid]) for name, sid in members]
+    read = [(name, sid, v) for name, sid, v in read if v == v]
+    if len(read) == 1:
+        return read[0][1]
+    power = SENSOR_CLASSES["power"]
+    worst, worst_z = None, 3.0
+    by_element: dict[str, list[tuple[int, float]]] = {}
+    for name, sid, value in read:
+        by_element.setdefault(name, []).append((sid, float(value)))
+    for readings in by_element.values():
+        if len(readings) < 2:
+            continue
+        for sid, value in readings:
+            others = [v for s, v in readings if s != sid]
+            median = float(np.median(others))
+            z = abs(value - median) / float(power.std(median))
+            if z > worst_z:
+                worst, worst_z = sid, z
+    return worst

@@ -68,6 +68,25 @@ BRANCH_FIELDS: dict[str, tuple[tuple[str, str, float], ...]] = {
 }
 
 
+def branch_ratings_ka(net: Any) -> dict[tuple[str, int, str], float]:
+    """Rated current (kA) of every branch side, as pandapower's loading uses it.
+
+    Lines ``max_i_ka * df * parallel``; transformers ``sn_mva / (sqrt(3) vn_kv)`` of
+    the side.
+    """
+    ratings: dict[tuple[str, int, str], float] = {}
+    line = net.line
+    rated = line["max_i_ka"] * line["df"] * line["parallel"]
+    for index, value in zip(line.index, rated, strict=True):
+        ratings[("line", int(index), "from")] = ratings[("line", int(index), "to")] = float(value)
+    trafo = net.trafo
+    for side in ("hv", "lv"):
+        rated = trafo["sn_mva"] / (np.sqrt(3.0) * trafo[f"vn_{side}_kv"])
+        for index, value in zip(trafo.index, rated, strict=True):
+            ratings[("trafo", int(index), side)] = float(value)
+    return ratings
+
+
 def _escape_tag(text: str) -> str:
     return text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ").replace("=", "\\=")
 
@@ -101,6 +120,7 @@ class EstimationSimulator(mosaik_api_v3.Simulator):
             "bad_data_windows": 0,
             "suspect_windows": 0,
             "rebuilds": 0,
+            "unattributed": 0,
         }
         self.seconds: list[float] = []
         self.health_rows: list[tuple[int, int, float, str]] = []
@@ -127,6 +147,7 @@ class EstimationSimulator(mosaik_api_v3.Simulator):
         solver_bus = self.model.ppci_bus(np.array(buses))
         self.joined = dict(zip(buses, (int(b) for b in solver_bus), strict=True))
         self.injectors = [(str(n), int(b)) for n, b in config["injectors"]]
+        self.rating_ka = branch_ratings_ka(net)
         self.buffer = ResultBuffer(self.clock.times, {**config["tags"], "source": "estimate"})
         self.streak = np.zeros(0, dtype=int)
         self.state = np.zeros(0, dtype=np.int8)  # 0 ok, 1 suspect, 2 flagged
@@ -154,6 +175,7 @@ class EstimationSimulator(mosaik_api_v3.Simulator):
             spec["zero_injection"],
             self.joined,
             [int(b) for b in self.net.ext_grid.bus],
+            self.rating_ka,
         )
         table = Sensors.from_records(
             (r.meas_type, r.element_type, r.element, r.side) for r in layout.rows
@@ -203,7 +225,7 @@ class EstimationSimulator(mosaik_api_v3.Simulator):
             self.stats["iterations"] += int(estimate.iterations)
             self.stats["bad_data_windows"] += int(bool(estimate.bad_data))
             self._record(k, estimate)
-            self._follow_sensors(k, estimate)
+            self._follow_sensors(k, estimate, by_id)
         else:
             reason = estimate.reason or "unknown"
             self.stats["failures"][reason] = self.stats["failures"].get(reason, 0) + 1
@@ -244,31 +266,54 @@ class EstimationSimulator(mosaik_api_v3.Simulator):
                     )
         self.out["lines"] = lines
 
-    def _follow_sensors(self, k: int, estimate: Any) -> None:
-        """Suspects (taken out this window) and flagged sensors (out ``persistence`` times)."""
+    def _follow_sensors(self, k: int, estimate: Any, by_id: np.ndarray) -> None:
+        """Suspects (taken out this window) and flagged sensors (out ``persistence`` times).
+
+        A bus injection taken out is blamed on one of its meters where one can be named
+        (:func:`twin.estimation.layout.attribute`), otherwise counted (``unattributed``).
+        """
+        from twin.estimation.layout import attribute
+
         layout = self.layout
+        n_rows = len(layout.rows)
+        rn_rows = np.asarray(estimate.rn, dtype=float)[:n_rows]
+        out_rows = np.asarray(estimate.flagged, dtype=bool)[:n_rows]
+        used_rows = np.asarray(estimate.used, dtype=bool)[:n_rows]
+        n = len(self.sensors)
+        out = np.zeros(n, dtype=bool)
+        seen = np.zeros(n, dtype=bool)
+        rn = np.full(n, np.nan)
         own = layout.row_sensor >= 0
         sensor = layout.row_sensor[own]
-        rn = np.asarray(estimate.rn, dtype=float)[: len(layout.rows)][own]
-        out = np.asarray(estimate.flagged, dtype=bool)[: len(layout.rows)][own]
-        unverifiable = np.asarray(estimate.unverifiable, dtype=bool)[: len(layout.rows)][own]
+        out[sensor] = out_rows[own]
+        seen[sensor] = used_rows[own] | out_rows[own]
+        rn[sensor] = rn_rows[own]
+        unverifiable = np.asarray(estimate.unverifiable, dtype=bool)[:n_rows][own]
         self.unverifiable.update(int(s) for s in sensor[unverifiable])
-        for s, value in zip(sensor, rn, strict=True):
-            if value == value and value > self.max_rn.get(int(s), 0.0):
-                self.max_rn[int(s)] = float(value)
-        # a suspect's rn is the one that took it out (NaN once out): keep the threshold
-        before = self.state[sensor].copy()
-        self.streak[sensor] = np.where(out, self.streak[sensor] + 1, 0)
+        for row in np.flatnonzero(out_rows & ~own):
+            blamed = attribute(layout.bus_row_members.get(int(row), []), by_id)
+            if blamed is None:
+                self.stats["unattributed"] += 1
+            else:
+                out[blamed] = seen[blamed] = True
+        finite = np.flatnonzero(np.isfinite(rn))
+        for s in finite[rn[finite] > 0]:
+            if rn[s] > self.max_rn.get(int(s), 0.0):
+                self.max_rn[int(s)] = float(rn[s])
+        before = self.state.copy()
+        # a sensor the window did not read keeps its streak; one read and kept ends it
+        self.streak = np.where(out, self.streak + 1, np.where(seen, 0, self.streak))
         persistence = int(self.spec["persistence"])
-        state = np.where(out, np.where(self.streak[sensor] >= persistence, 2, 1), 0)
-        self.state[sensor] = state
+        self.state = np.where(self.streak >= persistence, 2, np.where(out, 1, 0)).astype(np.int8)
+        self.state[seen & ~out] = 0
         stamp = int(self.clock.times[k].timestamp())
         names = ("ok", "suspect", "flagged")
         lines = self.out["lines"]
-        for j in np.flatnonzero((state != before) | (state == 1)):
-            s = int(sensor[j])
-            self.health_rows.append((k, s, float(rn[j]), names[state[j]]))
-            if state[j] == 2 and s not in self.flagged_at:
+        for s in np.flatnonzero((self.state != before) | (self.state == 1)):
+            s = int(s)
+            state = int(self.state[s])
+            self.health_rows.append((k, s, float(rn[s]), names[state]))
+            if state == 2 and s not in self.flagged_at:
                 self.flagged_at[s] = k
             if self.config.get("lines", False):
                 key, asset, quantity = self.sensors[s]
@@ -276,14 +321,14 @@ class EstimationSimulator(mosaik_api_v3.Simulator):
                 prefix = ",".join(
                     f"{t}={_escape_tag(str(v))}" for t, v in sorted(tags.items()) if v != ""
                 )
-                lines.append(f"sensor_health,{prefix} state={int(state[j])}i {stamp}")
-        self.stats["suspect_windows"] += int(np.sum(state == 1))
+                lines.append(f"sensor_health,{prefix} state={state}i {stamp}")
+        self.stats["suspect_windows"] += int(np.sum(self.state == 1))
         self.out["health"] = {
             self.sensors[int(s)][0]: {
                 "asset": self.sensors[int(s)][1],
                 "quantity": self.sensors[int(s)][2],
             }
-            for s in sensor[state == 2]
+            for s in np.flatnonzero(self.state == 2)
         }
 
     def get_data(self, outputs: dict[str, list[str]]) -> dict[str, Any]:
