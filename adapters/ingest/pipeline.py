@@ -20,8 +20,6 @@ import time
 import warnings
 from typing import Any
 
-import numpy as np
-
 from adapters.ingest.decode import decode
 from adapters.ingest.mapping import Mapper
 from adapters.ingest.stats import IngestCounts
@@ -31,6 +29,9 @@ from adapters.ingest.window import OK, SKEWED, ClockSkewWarning, PlantClock, Win
 __all__ = ["Ingestor"]
 
 log = logging.getLogger(__name__)
+
+#: Marks the topics of read-access probes (:func:`adapters.ingest.simulator.subscribe`).
+PROBE_MARKER = "_ingest_probe/"
 
 
 class Ingestor:
@@ -75,8 +76,11 @@ class Ingestor:
     # --- the network thread -------------------------------------------------------------
     def on_message(self, message: Any) -> None:
         """Paho callback: never raises (an error is counted and logged)."""
+        topic = message.topic
+        if PROBE_MARKER in topic:
+            return  # the read-access probe (adapters.ingest.simulator.subscribe)
         try:
-            self.receive(message.topic, message.payload, time.time())
+            self.receive(topic, message.payload, time.time())
         except Exception:  # noqa: BLE001 - the network thread must live on
             self.counts.callback_errors += 1
             if self.counts.callback_errors == 1:
@@ -172,6 +176,7 @@ class Ingestor:
             j, arrays, skipped = self.windows.close(upto)
             self.counts.windows += 1
             self.counts.skipped += skipped
+            self.counts.delivered += len(arrays["ids"])
         self.warn_skew()
         return {"t_s": j * self.windows.step_s, **arrays}
 
@@ -198,13 +203,3 @@ class Ingestor:
         """``(sensor key, element, quantity)`` by sensor id."""
         with self.lock:
             return [(s.key, s.element, s.quantity) for s in self.mapper.sensors]
-
-    def empty_readings(self) -> dict[str, Any]:
-        """Readings without values (before the first window)."""
-        return {
-            "t_s": None,
-            **{
-                k: np.array([], dtype=float if k in ("t", "values") else np.int64)
-                for k in ("ids", "t", "values", "quality", "flags")
-            },
-        }

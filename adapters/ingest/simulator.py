@@ -36,6 +36,7 @@ from adapters.ingest.mapping import ElementInfo, Mapper, Rule, read_mapping_csv
 from adapters.ingest.pipeline import Ingestor
 from adapters.ingest.stats import summary_line
 from adapters.ingest.store import RawStore
+from adapters.ingest.subscribe import subscribe
 from adapters.ingest.window import PlantClock, Windows
 from adapters.mqtt.auth import MqttAuth
 from adapters.mqtt.link import MqttLink
@@ -111,6 +112,7 @@ class IngestSimulator(Paced, mosaik_api_v3.Simulator):
         self.outputs: dict[str, Any] = {}
         self._sensors: list[tuple[str, str, str]] = []
         self.steps_done = 0
+        self.step_offset_s: float | None = None
 
     def init(
         self, sid: str, time_resolution: float = 1.0, *, clock: dict[str, Any], config: dict
@@ -128,9 +130,15 @@ class IngestSimulator(Paced, mosaik_api_v3.Simulator):
             clean_session=bool(config.get("clean_session", False)),
             auth=MqttAuth.from_dict(config.get("auth")),
         )
-        for topic in config["topics"]:
-            self.link.subscribe(topic, self.ingestor.on_message, qos=int(config.get("qos", 1)))
-        self.link.open()
+        try:
+            self.subscriptions = subscribe(
+                self.link, config["topics"], self.ingestor.on_message, int(config.get("qos", 1))
+            )
+        except BaseException:
+            self.link = None
+            if self.ingestor.store is not None:
+                self.ingestor.store.close(timeout_s=1.0)
+            raise
         return self.meta
 
     def create(self, num: int, model: str, **params: Any) -> list[dict[str, Any]]:
@@ -151,6 +159,8 @@ class IngestSimulator(Paced, mosaik_api_v3.Simulator):
                 ingestor.start_clock(time.time() - time_s / speed, speed)
         else:
             ingestor.follow(float(time_s))
+        if self.steps_done == 0:  # > 0: the steps run behind the plant clock
+            self.step_offset_s = ingestor.clock.now() - (ingestor.clock.start + time_s)
         readings = ingestor.readings(time_s)
         if len(ingestor.mapper.sensors) != len(self._sensors):
             self._sensors = ingestor.sensor_table()
@@ -171,11 +181,15 @@ class IngestSimulator(Paced, mosaik_api_v3.Simulator):
         if self.link is not None:
             self.link.close(timeout_s=5.0)
             stats["link"] = self.link.stats.as_dict()
+            stats["subscriptions_refused"] = self.subscriptions["refused"]
+            stats["read_probe"] = self.subscriptions["probe"]
             self.link = None
         with ingestor.lock:
             counts = ingestor.counts.as_dict()
             sensors = len(ingestor.mapper.sensors)
-        stats.update(counts, sensors=sensors, steps=self.steps_done)
+        stats.update(
+            counts, sensors=sensors, steps=self.steps_done, step_offset_s=self.step_offset_s
+        )
         if ingestor.store is not None:
             stats["store"] = ingestor.store.close()
             stats["spool_dir"] = ingestor.store.writer.config.spool_dir

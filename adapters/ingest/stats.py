@@ -27,6 +27,8 @@ class IngestCounts:
     writer) and placed in a window unless ``late``; ``implausible`` of the accepted ones
     are stored with quality 0 and flagged. ``malformed`` and ``too_large`` count bad
     records and rejected payloads; ``untimed`` values without a time (receipt time used).
+    ``windows`` closed, ``delivered`` values in their readings (one per sensor and
+    window), ``skipped`` values of windows a longer step passed over.
     """
 
     messages: int = 0
@@ -45,6 +47,7 @@ class IngestCounts:
     untimed: int = 0
     callback_errors: int = 0
     windows: int = 0
+    delivered: int = 0
     skipped: int = 0
     unknown_keys: dict[str, int] = field(default_factory=dict)
     implausible_sensors: dict[str, int] = field(default_factory=dict)

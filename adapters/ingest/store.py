@@ -6,9 +6,11 @@ replayed in order while the server is down): measurement = the element's kind (`
 ``line``, ``pv``...), tags ``site``, ``asset``, ``sensor`` (the sensor key) and
 ``source=real``, fields ``<quantity>`` (twin unit) and ``quality`` (1 good, 0 bad or
 implausible; a float like the sink's ``quality``, so one measurement never mixes field
-types), timestamp = the payload time in nanoseconds. There is no ``run_id`` tag: raw data
-belongs to the plant, so a re-delivered message (QoS 1 after a broker restart), a
-writer's retry or a restarted twin writes the same point again, which overwrites it.
+types), timestamp = the payload time in nanoseconds, rounded to the microsecond (a
+float epoch time holds no more: the same payload time always gives the same point).
+There is no ``run_id`` tag: raw data belongs to the plant, so a re-delivered message
+(QoS 1 after a broker restart), a writer's retry or a restarted twin writes the same
+point again, which overwrites it.
 
 Points are handed to the writer every ``flush_interval_s`` by a thread of the store, not
 at window close, so a value is stored within about that interval plus a round trip.
@@ -103,7 +105,7 @@ class RawStore:
         head = sensor.head
         if not head:
             head = sensor.head = self.head(sensor)  # type: ignore[assignment]
-        line = f"{head}{value!r},quality={quality}.0 {round(t * 1e9)}\n"
+        line = f"{head}{value!r},quality={quality}.0 {round(t * 1e6)}000\n"
         with self._lock:
             self._lines.append(line)
             if self.trace:
