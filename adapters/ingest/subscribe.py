@@ -91,6 +91,8 @@ def subscribe(
             return state
         if probed.wait(SUBACK_TIMEOUT_S):
             state["probe"] = "ok"
+            for topic in probes.values():  # one filter less to match per message
+                link.client.message_callback_remove(topic)
             return state
         state["reasons"].append("granted, but the probe never came back: no read access")
     link.close(timeout_s=0.0)
