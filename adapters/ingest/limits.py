@@ -61,7 +61,7 @@ def _branch_ranges(kind: str, s_kva: float, i_ka: dict[str, float], k: float) ->
 
 
 def element_table(
-    scenario: Any, tables: Any, margin: float, poc: str = "grid"
+    scenario: Any, tables: Any, margin: float, poc: str = "poc"
 ) -> dict[str, ElementInfo]:
     """Every element a sensor may measure: assets, buses, lines, transformers, the POC.
 
