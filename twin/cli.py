@@ -456,6 +456,68 @@ def device(
 
 
 @app.command()
+def field(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (the true plant).")],
+    broker: Annotated[str, typer.Option(help="Broker URL, mqtt[s]://host:port.")] = (
+        "mqtt://127.0.0.1:1883"
+    ),
+    out: Annotated[
+        Path | None, typer.Option(help="Truth directory (default runs/field/<name>).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="topic, json or senml.")] = "topic",
+    groups: Annotated[str, typer.Option(help="Sensor groups.")] = "bus,line,trafo,assets,poc",
+    redundancy: Annotated[int, typer.Option(help="Sensors per quantity and location.")] = 1,
+    gateway_size: Annotated[int, typer.Option(help="Sensors per gateway.")] = 50,
+    prefix: Annotated[str, typer.Option(help="Topic prefix.")] = "field",
+    speed: Annotated[float, typer.Option(help="Plant seconds per wall second.")] = 1.0,
+    wall_start: Annotated[
+        float | None, typer.Option(help="Epoch s of the start (default: next second + 1).")
+    ] = None,
+    duration: Annotated[str | None, typer.Option(help="Plant time to publish (10min).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Noise seed (default: the scenario's).")] = None,
+    jitter_s: Annotated[float, typer.Option(help="Publish delay U(0, J), plant s.")] = 0.0,
+    reorder: Annotated[float, typer.Option(help="Share of messages held back a step.")] = 0.0,
+    duplicates: Annotated[float, typer.Option(help="Share of messages sent twice.")] = 0.0,
+    dropout: Annotated[float, typer.Option(help="Share of samples not sent.")] = 0.0,
+    skew_s: Annotated[float, typer.Option(help="Gateway clock skew U(-S, S), s.")] = 0.0,
+    impair_seed: Annotated[int, typer.Option(help="Seed of the impairments.")] = 0,
+    bias: Annotated[
+        list[str] | None,
+        typer.Option(help="Bias: KEY=SIGMAS or KEY=SIGMAS@FROM_S (plant s); repeatable."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a scenario field: path=value.")
+    ] = None,
+    client_id: Annotated[str, typer.Option(help="MQTT client id.")] = "twin-field",
+    buffer: Annotated[int, typer.Option(help="Outbox (messages) while the broker is away.")] = (
+        100_000
+    ),
+    username: Annotated[str | None, typer.Option(help="Broker login.")] = None,
+    password_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the password.")
+    ] = None,
+    password_file: Annotated[
+        Path | None, typer.Option(help="File whose first line is the password.")
+    ] = None,
+    ca_file: Annotated[Path | None, typer.Option(help="TLS: CA of the broker.")] = None,
+    cert_file: Annotated[Path | None, typer.Option(help="TLS: client certificate.")] = None,
+    key_file: Annotated[Path | None, typer.Option(help="TLS: client key.")] = None,
+    plan_only: Annotated[
+        bool, typer.Option("--plan-only", help="Print the sensor counts; publish nothing.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Emulate a plant's field sensors over MQTT (ground truth to Parquet).
+
+    Exits 1 when a message was dropped, refused or not acknowledged (see field.json),
+    2 on bad options or a refused login.
+    """
+    from adapters.field.cli import field_command
+
+    field_command(locals(), console, err_console, _fail)
+
+
+@app.command()
 def broker(
     data_dir: Annotated[Path, typer.Option(help="Persistence and log directory.")] = Path(
         "runs/mosquitto"
