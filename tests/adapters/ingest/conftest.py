@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from adapters.influx.server import InfluxServer
 from adapters.ingest.component import IngestComponent
 from adapters.ingest.limits import element_table, limit_of
 from adapters.ingest.mapping import Mapper, Rule
@@ -115,3 +116,10 @@ def own_broker(tmp_path: Path) -> Mosquitto:
     broker = Mosquitto(tmp_path / "mosquitto").start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def own_influx(tmp_path: Path) -> InfluxServer:
+    server = InfluxServer(tmp_path / "influxdb").start()
+    yield server
+    server.stop()

@@ -27,13 +27,6 @@ BUSES = [f"bus_{i}" for i in range(1, 11)]
 LINES = [f"line_{i}" for i in range(5)]
 
 
-@pytest.fixture
-def own_influx(tmp_path: Path) -> InfluxServer:
-    server = InfluxServer(tmp_path / "influxdb").start()
-    yield server
-    server.stop()
-
-
 def stored(server: InfluxServer, db: str, measurement: str, field: str) -> dict[str, int]:
     """Stored points per sensor tag."""
     q = f'SELECT COUNT("{field}") FROM "{measurement}" GROUP BY "sensor"'
