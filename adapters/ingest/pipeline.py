@@ -170,11 +170,18 @@ class Ingestor:
             self._take(topic, payload, wall)
 
     def readings(self, time_s: float) -> dict[str, Any]:
-        """The readings of the window that closes at the step ``time_s`` (see simulator)."""
+        """The readings of the newest window closed on the plant clock (see simulator).
+
+        A window closes once its end plus ``late_window_s`` has passed on the plant
+        clock (not the step's simulated time: mosaik may start a real-time step early).
+        """
         with self.lock:
-            upto = self.windows.due(time_s)
+            clock = self.clock
+            now_s = clock.now() - clock.start if clock.known else float(time_s)
+            upto = self.windows.due(now_s)
+            fresh = upto > self.windows.closed
             j, arrays, skipped = self.windows.close(upto)
-            self.counts.windows += 1
+            self.counts.windows += int(fresh)
             self.counts.skipped += skipped
             self.counts.delivered += len(arrays["ids"])
         self.warn_skew()

@@ -8,10 +8,12 @@ never waits on the network or the database.
 Outputs of entity ``ingest`` (Python objects, in-process):
 
 - ``readings``: ``{"t_s": <window start, scenario s>, "ids", "t", "values" (twin units),
-  "quality", "flags" (0 ok, 1 implausible)}`` of the newest window that closed when
-  the step at ``time_s`` starts: window ``floor((time_s - late_window_s) / step) - 1``
-  (at the first step, window -1: empty). One value per sensor and window (its latest
-  sample), ordered by sensor id;
+  "quality", "flags" (0 ok, 1 implausible)}`` of the newest window closed on the plant
+  clock when the step starts: window ``floor((now - late_window_s) / step) - 1`` with
+  ``now`` the plant time since the start (the step's time in a run not paced in real
+  time). Before the first window closes, and at a step that closes no new window, the
+  same ``t_s`` comes again with empty arrays. One value per sensor and window (its
+  latest sample), ordered by sensor id;
 - ``sensors``: ``[(sensor key, element, quantity), ...]``, index = sensor id; it only
   grows (a new key is appended when it is first mapped).
 

@@ -10,9 +10,10 @@ step)``. At receipt, with the plant clock ``now`` (:class:`PlantClock`):
 - a value whose ``(sensor, t)`` was seen before is a duplicate (QoS 1 re-delivery, a
   gateway's repeat) and dropped (``duplicates``); the memory of seen pairs spans the
   accepted age, so nothing older can slip through;
-- otherwise it is placed in its window; a window closes when the step at its end plus
-  ``late_window_s`` starts, and a value for a closed window is ``late``: stored, but not
-  given to the estimate. Within a window a sensor's latest sample (by ``t``) counts.
+- otherwise it is placed in its window; a window closes at the first step after its end
+  plus ``late_window_s`` on the plant clock, and a value for a closed window is
+  ``late``: stored, but not given to the estimate. Within a window a sensor's latest
+  sample (by ``t``) counts.
 """
 
 from __future__ import annotations
@@ -133,9 +134,9 @@ class Windows:
             window[sid] = (t, value, quality, flag)
         return True
 
-    def due(self, time_s: float) -> int:
-        """The newest window that is closed once the step at ``time_s`` starts."""
-        return math.floor((time_s - self.late_window_s) / self.step_s) - 1
+    def due(self, now_s: float) -> int:
+        """The newest window closed at ``now_s`` (plant seconds since the start)."""
+        return math.floor((now_s - self.late_window_s) / self.step_s) - 1
 
     def close(self, upto: int) -> tuple[int, dict[str, np.ndarray], int]:
         """Close every window up to ``upto``: (window, its arrays, values of older ones).

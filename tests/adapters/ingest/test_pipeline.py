@@ -16,6 +16,12 @@ def at(ingestor, plant_s):
     ingestor.clock.follow_s = plant_s
 
 
+def step(ingestor, time_s):
+    """A step of a run not paced in real time: plant time is the step's time."""
+    ingestor.follow(time_s)
+    return ingestor.readings(time_s)
+
+
 def test_out_of_order_values_land_in_their_windows_and_duplicates_are_dropped(elements):
     ing = make_ingestor(elements)
     at(ing, 3.5)
@@ -23,31 +29,31 @@ def test_out_of_order_values_land_in_their_windows_and_duplicates_are_dropped(el
         send(ing, "field/bus_7/v", t, 230.0 + t, u="V")
     c = ing.counts
     assert (c.values, c.accepted, c.duplicates, c.late) == (6, 4, 2, 0)
-    w0 = ing.readings(1.0)  # at step 1 window 0 closes: its latest sample is t = 0.5
+    w0 = step(ing, 1.0)  # at step 1 window 0 closes: its latest sample is t = 0.5
     assert w0["t_s"] == 0.0 and w0["t"].tolist() == [START + 0.5]
     sensor = ing.mapper.sensors[0]
     assert w0["values"][0] == pytest.approx(sensor.a * 230.5)
-    assert ing.readings(2.0)["t"].tolist() == [START + 1.0]
-    assert ing.readings(3.0)["t"].tolist() == [START + 2.0]
+    assert step(ing, 2.0)["t"].tolist() == [START + 1.0]
+    assert step(ing, 3.0)["t"].tolist() == [START + 2.0]
 
 
 def test_a_late_value_is_counted_and_not_given_to_its_closed_window(elements):
     ing = make_ingestor(elements)
     at(ing, 1.2)
     send(ing, "field/bus_7/v", 0.2, 231.0)
-    assert ing.readings(1.0)["ids"].tolist() == [0]
+    assert step(ing, 1.0)["ids"].tolist() == [0]
     send(ing, "field/bus_7/v", 0.7, 232.0)  # window 0 closed already
     assert ing.counts.late == 1 and ing.counts.accepted == 2
-    assert ing.readings(2.0)["ids"].size == 0
+    assert step(ing, 2.0)["ids"].size == 0
 
 
 def test_late_window_keeps_a_window_open_longer(elements):
     ing = make_ingestor(elements, late_window_s=0.5)
     at(ing, 1.2)
     send(ing, "field/bus_7/v", 0.2, 231.0)
-    assert ing.readings(1.0)["t_s"] == -1.0  # window 0 closes at 1.5: not yet
+    assert step(ing, 1.0)["t_s"] == -1.0  # window 0 closes at 1.5: not yet
     send(ing, "field/bus_7/v", 0.7, 232.0)
-    assert ing.readings(2.0)["t"].tolist() == [START + 0.7] and ing.counts.late == 0
+    assert step(ing, 2.0)["t"].tolist() == [START + 0.7] and ing.counts.late == 0
 
 
 def test_clock_skew_beyond_tolerance_is_dropped_counted_and_warned_once_per_sensor(elements):
@@ -60,12 +66,12 @@ def test_clock_skew_beyond_tolerance_is_dropped_counted_and_warned_once_per_sens
     send(ing, "field/bus_9/v", 89.0, 230.0)  # 11 s old: a delayed value, fine
     assert ing.counts.skewed == 3 and ing.counts.accepted == 2
     with pytest.warns(ClockSkewWarning) as caught:
-        ing.readings(100.0)
+        step(ing, 100.0)
     messages = sorted(str(w.message) for w in caught)
     assert len(messages) == 2
     assert "'field/bus_7/v': timestamp +3.000 s off" in messages[0]
     assert "'field/bus_8/v': timestamp -13.000 s off" in messages[1]
-    ing.readings(101.0)  # no second warning for the same sensors
+    step(ing, 101.0)  # no second warning for the same sensors
 
 
 def test_untimed_values_take_the_receipt_time(elements):
@@ -73,7 +79,7 @@ def test_untimed_values_take_the_receipt_time(elements):
     at(ing, 4.25)
     ing.receive("field/bess/soc", b"55", 0.0)
     assert ing.counts.untimed == 1
-    readings = ing.readings(5.0)
+    readings = step(ing, 5.0)
     assert readings["t"].tolist() == [START + 4.25] and readings["values"][0] == pytest.approx(0.55)
 
 
@@ -99,7 +105,7 @@ def test_a_spoofed_value_is_counted_flagged_and_kept_out_of_the_readings(element
     c = ing.counts
     assert c.implausible == 2 and c.accepted == 3
     assert c.implausible_sensors == {"field/bess/p": 1, "field/bus_7/v": 1}
-    readings = ing.readings(1.0)
+    readings = step(ing, 1.0)
     by_key = {ing.mapper.sensors[i].key: k for k, i in enumerate(readings["ids"])}
     flags, quality = readings["flags"], readings["quality"]
     assert flags[by_key["field/pv_roof/p"]] == 0 and quality[by_key["field/pv_roof/p"]] == 1
@@ -128,7 +134,7 @@ def test_a_gateway_batch_and_a_senml_pack_map_like_per_sensor_topics(elements):
         {"n": "bess/soc", "u": "%", "v": 40},
     ]
     ing.receive("field/gw/g2/senml", json.dumps(pack).encode(), 0.0)
-    readings = ing.readings(10.0)
+    readings = step(ing, 10.0)
     keys = [ing.mapper.sensors[i].key for i in readings["ids"]]
     assert keys == ["field/bus_7/v", "field/pv_roof/p", "field/bus_8/v", "field/bess/soc"]
     np.testing.assert_allclose(readings["values"][1:4:2], [20.0, 0.4])
@@ -156,3 +162,21 @@ def test_messages_before_the_plant_clock_wait_for_it(elements):
     assert ing.counts.messages == 0
     ing.follow(1.0)
     assert ing.counts.accepted == 1
+
+
+def test_windows_close_on_the_plant_clock_not_on_an_early_steps_time(elements):
+    """mosaik may start a real-time step early: a window whose end has not come on the
+    plant clock stays open, so its values are not late."""
+    import time
+
+    from adapters.ingest.window import PlantClock, Windows
+
+    ing = make_ingestor(elements)
+    ing.windows = Windows(START, 10, 2.0, 60.0, 0.0)
+    ing.clock = PlantClock(START, time.time() - 55.0, 1.0)  # plant time: 55 s (+ test time)
+    payload = json.dumps({"t": START + 53.0, "v": 230.0}).encode()
+    ing.receive("field/bus_7/v", payload, time.time())  # window 5: [50, 60)
+    readings = ing.readings(70.0)  # a step at 70 s: window 5 has not ended on the plant clock
+    assert readings["t_s"] == 40.0 and ing.counts.late == 0
+    ing.clock.wall_start -= 10.0  # plant time 65 s: window 5 is over
+    assert ing.readings(70.0)["t"].tolist() == [START + 53.0]
