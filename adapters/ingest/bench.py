@@ -186,10 +186,43 @@ def throughput(messages: int = 100_000, sensors: int = 1000) -> dict[str, Any]:
     }
 
 
-def live(sensors: int = 1000, seconds: int = 60) -> dict[str, Any]:
+#: Messages per second one publishing process (paho, QoS 1) is asked to send.
+PUBLISHER_RATE = 2500
+
+
+def _publish(
+    url: str, client_id: str, ids: range, seconds: int, go: Any, wall: Any, batch: int
+) -> None:
+    """A publishing process: sensors ``ids``, one sample each per second from ``wall``.
+
+    Per-sensor messages (``batch`` 1) or gateway JSON arrays of ``batch`` records.
+    """
+    from adapters.mqtt.link import MqttLink
+
+    link = MqttLink(url, client_id, buffer_max=1_000_000)
+    link.open()
+    go.wait(600)
+    keys = [f"bus_{1 + i % 10}/v-{i}" for i in ids]
+    for k in range(seconds):
+        time.sleep(max(0.0, wall.value + k + 0.05 - time.time()))
+        t = START + k + 0.05
+        if batch == 1:
+            payload = json.dumps({"t": t, "v": 230.0, "u": "V"}).encode()
+            for key in keys:
+                link.publish(f"field/{key}", payload)
+            continue
+        for g in range(0, len(keys), batch):
+            records = [{"n": key, "t": t, "v": 230.0, "u": "V"} for key in keys[g : g + batch]]
+            link.publish(f"field/gw/{client_id}-{g}", json.dumps(records).encode())
+    link.flush(120)
+    link.close()
+
+
+def live(sensors: int = 1000, seconds: int = 60, batch: int = 1) -> dict[str, Any]:
     """A real-time run (1 s steps) ingesting ``sensors`` per-sensor messages per second.
 
-    Mosquitto and InfluxDB 1.x child servers; a paho publisher starts with the twin's
+    Mosquitto and InfluxDB 1.x child servers; paho publishing processes (up to
+    :data:`PUBLISHER_RATE` messages/s each) start with the twin's
     first step (the same plant clock). Returns the publish -> stored latency (the
     trace's ``stored_wall`` minus the sample's due wall time) and the step lateness.
     """
@@ -201,7 +234,6 @@ def live(sensors: int = 1000, seconds: int = 60) -> dict[str, Any]:
     from adapters.ingest.component import IngestComponent
     from adapters.ingest.simulator import IngestSimulator
     from adapters.mqtt.broker import Mosquitto
-    from adapters.mqtt.link import MqttLink
     from twin.component import register_component
     from twin.run import run_scenario
     from twin.scenario import validate_scenario
@@ -224,37 +256,48 @@ def live(sensors: int = 1000, seconds: int = 60) -> dict[str, Any]:
                 k: v for k, v in raw["ingest"]["mapping"][0].items() if v is not None
             }
             scenario = validate_scenario(raw)
-            started = threading.Event()
-            clock: dict[str, float] = {}
+            import multiprocessing
 
-            def publish() -> None:
-                link = MqttLink(broker.url, "bench-plant", buffer_max=1_000_000)
-                link.open()
-                started.wait(600)
-                for k in range(seconds):
-                    time.sleep(max(0.0, clock["wall"] + k + 0.05 - time.time()))
-                    for i in range(sensors):
-                        payload = {"t": START + k + 0.05, "v": 230.0, "u": "V"}
-                        link.publish(f"field/bus_{1 + i % 10}/v-{i}", json.dumps(payload).encode())
-                link.flush(60)
-                link.close()
+            context = multiprocessing.get_context("fork")  # before any thread of ours
+            wall = context.Value("d", 0.0)
+            go = context.Event()
+            rate = PUBLISHER_RATE * batch  # values/s of one process
+            share = max(1, -(-sensors // rate))
+            publishers = [
+                context.Process(
+                    target=_publish,
+                    args=(
+                        broker.url,
+                        f"bench-plant-{p}",
+                        range(p, sensors, share),
+                        seconds,
+                        go,
+                        wall,
+                        batch,
+                    ),
+                    daemon=True,
+                )
+                for p in range(share)
+            ]
+            for process in publishers:
+                process.start()
+            clock: dict[str, float] = {}
 
             step = IngestSimulator.step
 
             def hooked(self: Any, time_s: int, inputs: Any, max_advance: int) -> int:
                 if time_s == 0:
-                    clock["wall"] = time.time()
-                    started.set()
+                    clock["wall"] = wall.value = time.time()
+                    go.set()
                 return step(self, time_s, inputs, max_advance)
 
             IngestSimulator.step = hooked  # type: ignore[method-assign]
-            publisher = threading.Thread(target=publish, daemon=True)
-            publisher.start()
             try:
                 result = run_scenario(scenario, Path(tmp) / "run", progress=False, rt_factor=1.0)
             finally:
                 IngestSimulator.step = step  # type: ignore[method-assign]
-            publisher.join(120)
+            for process in publishers:
+                process.join(120)
             trace = pd.read_parquet(Path(tmp) / "trace.parquet")
         finally:
             influx.stop()
@@ -284,9 +327,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--skip-broker", action="store_true")
     parser.add_argument("--live", type=int, default=0, help="seconds of a real-time run")
+    parser.add_argument("--batch", type=int, default=1, help="records per message (--live)")
     args = parser.parse_args(argv)
     if args.live:
-        for name, value in live(args.sensors, args.live).items():
+        for name, value in live(args.sensors, args.live, args.batch).items():
             print(f"{name}: {value}")
         return
     for name, value in micro(args.sensors).items():
