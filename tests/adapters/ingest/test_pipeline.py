@@ -180,3 +180,18 @@ def test_windows_close_on_the_plant_clock_not_on_an_early_steps_time(elements):
     assert readings["t_s"] == 40.0 and ing.counts.late == 0
     ing.clock.wall_start -= 10.0  # plant time 65 s: window 5 is over
     assert ing.readings(70.0)["t"].tolist() == [START + 53.0]
+
+
+def test_a_late_value_is_still_handed_to_the_store(elements):
+    from adapters.influx.transport import InfluxConfig
+    from adapters.ingest.store import RawStore
+
+    store = RawStore(InfluxConfig("http://127.0.0.1:9"), "site")  # not opened: collects lines
+    ing = make_ingestor(elements, store=store)
+    at(ing, 1.2)
+    step(ing, 1.0)  # window 0 closes
+    send(ing, "field/bus_7/v", 0.7, 232.0)
+    assert ing.counts.late == 1 and ing.counts.submitted == 1
+    (line,) = store._lines
+    assert line.startswith("bus,asset=bus_7,sensor=field/bus_7/v,site=site,source=real v_pu=")
+    assert line.endswith(",quality=1.0 1466481600700000000\n")
