@@ -85,6 +85,10 @@ def run(
         from adapters.influx.outputs import summary_line
 
         console.print(f"InfluxDB: {summary_line(stored)}", highlight=False)
+    if result.metadata.get("ingest"):
+        from adapters.ingest.stats import summary_line as ingest_line
+
+        console.print(ingest_line(result.metadata["ingest"]), highlight=False)
     rt = result.metadata.get("realtime")
     if rt and rt.get("steps"):
         console.print(

@@ -1,0 +1,160 @@
+"""Raw measurements into InfluxDB on receipt, exactly once; optionally a latency trace.
+
+One point per accepted value, written through an
+:class:`~adapters.influx.writer.InfluxWriter` of its own (batches, retries, a disk spool
+replayed in order while the server is down): measurement = the element's kind (``bus``,
+``line``, ``pv``...), tags ``site``, ``asset``, ``sensor`` (the sensor key) and
+``source=real``, fields ``<quantity>`` (twin unit) and ``quality`` (1 good, 0 bad or
+implausible; a float like the sink's ``quality``, so one measurement never mixes field
+types), timestamp = the payload time in nanoseconds, rounded to the microsecond (a
+float epoch time holds no more: the same payload time always gives the same point).
+There is no ``run_id`` tag: raw data belongs to the plant, so a re-delivered message
+(QoS 1 after a broker restart), a writer's retry or a restarted twin writes the same
+point again, which overwrites it.
+
+Points are handed to the writer every ``flush_interval_s`` by a thread of the store, not
+at window close, so a value is stored within about that interval plus a round trip.
+Only the 1.x write API is used (``precision=ns``).
+
+With ``trace``, a Parquet file gets one row per stored value: ``sensor``, ``t``,
+``received_wall`` and ``stored_wall`` (when InfluxDB acknowledged its batch; batches are
+acknowledged in the order they were written, spooled ones included).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from adapters.influx.lineprotocol import escape_key, line_prefix
+from adapters.influx.transport import InfluxConfig, Transport
+from adapters.influx.writer import InfluxWriter
+from adapters.ingest.mapping import Sensor
+
+__all__ = ["NanosecondTransport", "RawStore", "RawWriter"]
+
+
+class NanosecondTransport(Transport):
+    """The 1.x transport writing with ``precision=ns`` (payload times are not whole s)."""
+
+    def request(
+        self, method: str, path: str, params: dict[str, str], lines: int = 0, **kwargs: Any
+    ) -> Any:
+        """As :meth:`Transport.request`; a ``/write`` is sent with nanosecond precision."""
+        if path == "/write":
+            params = {**params, "precision": "ns"}
+        return super().request(method, path, params, lines, **kwargs)
+
+
+class RawWriter(InfluxWriter):
+    """An :class:`InfluxWriter` at nanosecond precision that notes when batches are stored."""
+
+    def __init__(self, config: InfluxConfig) -> None:
+        super().__init__(config)
+        self._transport = NanosecondTransport(config)
+        #: (points written so far, wall time) after every acknowledged batch.
+        self.acks: list[tuple[int, float]] = []
+
+    def _send(self, body: bytes) -> None:
+        super()._send(body)
+        self.acks.append((self.stats.points_written, time.time()))
+
+
+class RawStore:
+    """Collects lines from the receiving thread; a thread of its own hands them over.
+
+    Parameters
+    ----------
+    config : InfluxConfig
+        Where to write (its ``flush_interval_s`` is the hand-over interval).
+    site : str
+        The ``site`` tag.
+    trace : bool
+        Keep ``(sensor id, t, received wall)`` per value for :meth:`trace_rows`.
+    """
+
+    def __init__(self, config: InfluxConfig, site: str, *, trace: bool = False) -> None:
+        self.writer = RawWriter(config)
+        self.site = site
+        self.interval_s = config.flush_interval_s
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.submitted = 0
+        self.trace = trace
+        self._trace: list[tuple[int, float, float]] = []
+
+    def open(self) -> RawStore:
+        """Check the server (spooling if it is down) and start the hand-over thread."""
+        self.writer.open()
+        self._thread = threading.Thread(target=self._run, name="ingest-store", daemon=True)
+        self._thread.start()
+        return self
+
+    def head(self, sensor: Sensor) -> str:
+        """``measurement,tags <quantity>=`` of a sensor's lines."""
+        tags = {"site": self.site, "asset": sensor.element, "sensor": sensor.key, "source": "real"}
+        return f"{line_prefix(sensor.kind, tags)} {escape_key(sensor.quantity)}="
+
+    def add(self, sensor: Sensor, t: float, value: float, quality: int, wall: float) -> None:
+        """One point (called by the receiving thread)."""
+        head = sensor.head
+        if not head:
+            head = sensor.head = self.head(sensor)  # type: ignore[assignment]
+        line = f"{head}{value!r},quality={quality}.0 {round(t * 1e6)}000\n"
+        with self._lock:
+            self._lines.append(line)
+            if self.trace:
+                self._trace.append((sensor.id, t, wall))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        with self._lock:
+            lines, self._lines = self._lines, []
+        if lines:
+            self.submitted += len(lines)
+            self.writer.write_chunk("".join(lines).encode(), len(lines))
+        self.writer.flush()
+
+    def close(self, timeout_s: float = 60.0) -> dict[str, Any]:
+        """Hand over the rest, wait for the writer; the writer's counters.
+
+        The writer's refusals (credentials, database) are recorded, never raised.
+        """
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._hand_over()
+        error = None
+        try:
+            self.writer.close(timeout_s)
+        except Exception as exc:  # noqa: BLE001 - counted in the run's metadata
+            error = str(exc)
+        stats = self.writer.stats.as_dict()
+        if error:
+            stats["error"] = error
+        return stats
+
+    def trace_rows(self, keys: list[str]) -> dict[str, np.ndarray]:
+        """The trace as columns (``stored_wall`` NaN for values not yet stored)."""
+        n = len(self._trace)
+        ids = np.array([r[0] for r in self._trace], dtype=np.int64)
+        written = np.array([a[0] for a in self.writer.acks], dtype=np.int64)
+        walls = np.array([a[1] for a in self.writer.acks], dtype=float)
+        at = np.searchsorted(written, np.arange(1, n + 1), side="left")
+        stored = np.full(n, np.nan)
+        ok = at < len(walls)
+        stored[ok] = walls[at[ok]]
+        return {
+            "sensor": np.array(keys, dtype=object)[ids] if n else np.array([], dtype=object),
+            "t": np.array([r[1] for r in self._trace], dtype=float),
+            "received_wall": np.array([r[2] for r in self._trace], dtype=float),
+            "stored_wall": stored,
+        }

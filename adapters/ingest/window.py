@@ -1,0 +1,166 @@
+"""Timing of values: clock skew, duplicates, and placement into step windows.
+
+A value stamped ``t`` (plant time, epoch s) belongs to window ``j = floor((t - start) /
+step)``. At receipt, with the plant clock ``now`` (:class:`PlantClock`):
+
+- ``t - now > clock_tolerance_s`` (stamped in the future) or ``now - t >
+  clock_tolerance_s + max_delay_s`` (older than any delivery delay explains): the
+  sender's clock is off; the value is dropped (``skewed``) and a
+  :class:`ClockSkewWarning` names the sensor and the offset, once per sensor;
+- a value whose ``(sensor, t)`` was seen before is a duplicate (QoS 1 re-delivery, a
+  gateway's repeat) and dropped (``duplicates``); the memory of seen pairs spans the
+  accepted age, so nothing older can slip through;
+- otherwise it is placed in its window; a window closes at the first step after its end
+  plus ``late_window_s`` on the plant clock, and a value for a closed window is
+  ``late``: stored, but not given to the estimate. Within a window a sensor's latest
+  sample (by ``t``) counts.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+
+import numpy as np
+
+__all__ = ["ClockSkewWarning", "PlantClock", "Windows"]
+
+#: admit() verdicts.
+OK, SKEWED, DUPLICATE = 0, 1, 2
+
+
+class ClockSkewWarning(UserWarning):
+    """A sensor's timestamps are further from the plant clock than the tolerance."""
+
+
+class PlantClock:
+    """Plant time from wall time: ``start + (wall - wall_start) * speed`` (epoch s).
+
+    Without a ``wall_start`` the clock is not set until :meth:`set` (the run's first
+    step); ``follow`` (a run not paced in real time) makes plant time the simulated
+    time of the latest step instead.
+    """
+
+    def __init__(self, start: float, wall_start: float | None, speed: float) -> None:
+        self.start = start
+        self.wall_start = wall_start
+        self.speed = speed
+        self.follow_s: float | None = None
+
+    @property
+    def known(self) -> bool:
+        """Whether plant time can be told."""
+        return self.wall_start is not None or self.follow_s is not None
+
+    def set(self, wall_start: float, speed: float) -> None:
+        """Start the clock (when the section gave no ``wall_start``)."""
+        if self.wall_start is None:
+            self.wall_start, self.speed = wall_start, speed
+
+    def now(self, wall: float | None = None) -> float:
+        """Plant time at ``wall`` (default: now)."""
+        if self.wall_start is None:
+            assert self.follow_s is not None
+            return self.start + self.follow_s
+        return self.start + ((time.time() if wall is None else wall) - self.wall_start) * self.speed
+
+
+class Windows:
+    """Admission (skew, duplicates) and placement of values into step windows.
+
+    Parameters
+    ----------
+    start : float
+        Plant time (epoch s) of the scenario's first step.
+    step_s : float
+        Window length (the scenario's step).
+    tolerance_s, max_delay_s, late_window_s : float
+        See the module docstring.
+    """
+
+    def __init__(
+        self,
+        start: float,
+        step_s: float,
+        tolerance_s: float,
+        max_delay_s: float,
+        late_window_s: float,
+    ) -> None:
+        self.start = start
+        self.step_s = float(step_s)
+        self.tolerance_s = tolerance_s
+        self.oldest_s = tolerance_s + max_delay_s
+        self.late_window_s = late_window_s
+        self.closed = -1  # windows up to this index are closed
+        self.open: dict[int, dict[int, tuple[float, float, int, int]]] = {}
+        self._seen: set[tuple[int, float]] = set()
+        self._order: deque[tuple[float, int]] = deque()
+        self.skew_offsets: dict[int, float] = {}  # first offset per sensor (the warning)
+
+    def admit(self, sid: int, t: float, now: float) -> int:
+        """OK, SKEWED or DUPLICATE for sensor ``sid``'s value stamped ``t``."""
+        offset = t - now
+        if offset > self.tolerance_s or -offset > self.oldest_s or offset != offset:
+            if sid not in self.skew_offsets:
+                self.skew_offsets[sid] = offset
+            return SKEWED
+        key = (sid, t)
+        if key in self._seen:
+            return DUPLICATE
+        self._seen.add(key)
+        order = self._order
+        order.append((t, sid))
+        horizon = now - self.oldest_s
+        while order[0][0] < horizon:
+            self._seen.discard((order[0][1], order[0][0]))
+            order.popleft()
+        return OK
+
+    def index(self, t: float) -> int:
+        """The window of plant time ``t``."""
+        return math.floor((t - self.start) / self.step_s)
+
+    def place(self, sid: int, t: float, value: float, quality: int, flag: int) -> bool:
+        """Put a value into its window; False (late) when that window is closed."""
+        j = math.floor((t - self.start) / self.step_s)
+        if j <= self.closed:
+            return False
+        window = self.open.get(j)
+        if window is None:
+            window = self.open[j] = {}
+        held = window.get(sid)
+        if held is None or t >= held[0]:
+            window[sid] = (t, value, quality, flag)
+        return True
+
+    def due(self, now_s: float) -> int:
+        """The newest window closed at ``now_s`` (plant seconds since the start)."""
+        return math.floor((now_s - self.late_window_s) / self.step_s) - 1
+
+    def close(self, upto: int) -> tuple[int, dict[str, np.ndarray], int]:
+        """Close every window up to ``upto``: (window, its arrays, values of older ones).
+
+        The newest closed window's values are returned as arrays ``ids``, ``t``,
+        ``values``, ``quality``, ``flags`` (ordered by sensor id); windows it skipped
+        (a step longer than the window) count their values as not delivered.
+        """
+        skipped = 0
+        chosen: dict[int, tuple[float, float, int, int]] = {}
+        for j in sorted(k for k in self.open if k <= upto):
+            window = self.open.pop(j)
+            if j == upto:
+                chosen = window
+            else:
+                skipped += len(window)
+        self.closed = max(self.closed, upto)
+        ids = np.fromiter(sorted(chosen), dtype=np.int64, count=len(chosen))
+        rows = [chosen[i] for i in ids.tolist()]
+        arrays = {
+            "ids": ids,
+            "t": np.array([r[0] for r in rows], dtype=float),
+            "values": np.array([r[1] for r in rows], dtype=float),
+            "quality": np.array([r[2] for r in rows], dtype=np.int64),
+            "flags": np.array([r[3] for r in rows], dtype=np.int64),
+        }
+        return upto, arrays, skipped
