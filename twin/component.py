@@ -269,6 +269,8 @@ BUILTIN_COMPONENTS = (
     "diagnostics",
     "mqtt",
     "influx",
+    "ingest",
+    "estimation",
 )
 
 

@@ -24,7 +24,14 @@ from adapters.ingest.decode import decode
 from adapters.ingest.mapping import Mapper
 from adapters.ingest.stats import IngestCounts
 from adapters.ingest.store import RawStore
-from adapters.ingest.window import OK, SKEWED, ClockSkewWarning, PlantClock, Windows
+from adapters.ingest.window import (
+    OK,
+    SKEWED,
+    ClockSkewWarning,
+    PlantClock,
+    Windows,
+    window_arrays,
+)
 
 __all__ = ["Ingestor"]
 
@@ -172,6 +179,10 @@ class Ingestor:
     def readings(self, time_s: float) -> dict[str, Any]:
         """The readings of the newest window closed on the plant clock (see simulator).
 
+        ``windows`` lists every window closed by this call that has values, oldest
+        first (a step may close several), each ``{"t_s", "ids", "t", "values",
+        "quality", "flags"}``; the top-level arrays are the newest window's.
+
         A window closes once its end plus ``late_window_s`` has passed on the plant
         clock (not the step's simulated time: mosaik may start a real-time step early).
         """
@@ -180,12 +191,17 @@ class Ingestor:
             now_s = clock.now() - clock.start if clock.known else float(time_s)
             upto = self.windows.due(now_s)
             fresh = upto > self.windows.closed
-            j, arrays, skipped = self.windows.close(upto)
+            closed = self.windows.close(upto)
             self.counts.windows += int(fresh)
-            self.counts.skipped += skipped
-            self.counts.delivered += len(arrays["ids"])
+            self.counts.delivered += sum(len(arrays["ids"]) for _, arrays in closed)
         self.warn_skew()
-        return {"t_s": j * self.windows.step_s, **arrays}
+        step_s = self.windows.step_s
+        newest = closed[-1][1] if closed and closed[-1][0] == upto else window_arrays({})
+        return {
+            "t_s": upto * step_s,
+            **newest,
+            "windows": [{"t_s": j * step_s, **arrays} for j, arrays in closed],
+        }
 
     def warn_skew(self) -> None:
         """One :class:`ClockSkewWarning` per sensor whose values were skewed (so far)."""

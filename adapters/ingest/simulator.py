@@ -48,6 +48,8 @@ from twin.realtime import Paced
 __all__ = ["IngestSimulator", "build_ingestor"]
 
 ATTRS = ["readings", "sensors"]
+#: Longest wait for a ``wall_start`` ahead of the run's set-up (s).
+MAX_WAIT_S = 3600.0
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +150,29 @@ class IngestSimulator(Paced, mosaik_api_v3.Simulator):
         if num != 1:
             raise ValueError("create exactly one Ingest entity")
         return [{"eid": "ingest", "type": model, "rel": []}]
+
+    def setup_done(self) -> None:
+        """Wait for the plant's first second when ``wall_start`` lies ahead.
+
+        mosaik starts its real-time clock right after every simulator's ``setup_done``,
+        so a twin set up before the plant starts talking begins stepping with it (a twin
+        and a field emulator started together with one ``wall_start``).
+        """
+        wall_start = self.cfg.get("wall_start")
+        if wall_start is None:
+            return
+        if not self.cfg.get("speed") and self.lateness is not None:
+            # plant seconds per wall second: the run's pace unless the section says
+            self.ingestor.clock.speed = 1.0 / self.lateness.rt_factor
+        wait_s = float(wall_start) - time.time()
+        if wait_s > MAX_WAIT_S:
+            raise ValueError(
+                f"ingest.wall_start is {wait_s:.0f} s ahead; expected at most {MAX_WAIT_S:.0f} s "
+                "(the epoch second of the plant's first step)"
+            )
+        if wait_s > 0:
+            log.info("ingest: waiting %.1f s for the plant's first second", wait_s)
+            time.sleep(wait_s)
 
     def step(self, time_s: int, inputs: dict[str, Any], max_advance: int) -> int:
         """Close the window that is due; serve its readings and the sensor table."""

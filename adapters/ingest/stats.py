@@ -28,7 +28,7 @@ class IngestCounts:
     are stored with quality 0 and flagged. ``malformed`` and ``too_large`` count bad
     records and rejected payloads; ``untimed`` values without a time (receipt time used).
     ``windows`` closed, ``delivered`` values in their readings (one per sensor and
-    window), ``skipped`` values of windows a longer step passed over.
+    window; every closed window is delivered, also when one step closes several).
     """
 
     messages: int = 0
@@ -48,7 +48,6 @@ class IngestCounts:
     callback_errors: int = 0
     windows: int = 0
     delivered: int = 0
-    skipped: int = 0
     unknown_keys: dict[str, int] = field(default_factory=dict)
     implausible_sensors: dict[str, int] = field(default_factory=dict)
 

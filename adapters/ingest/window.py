@@ -138,29 +138,29 @@ class Windows:
         """The newest window closed at ``now_s`` (plant seconds since the start)."""
         return math.floor((now_s - self.late_window_s) / self.step_s) - 1
 
-    def close(self, upto: int) -> tuple[int, dict[str, np.ndarray], int]:
-        """Close every window up to ``upto``: (window, its arrays, values of older ones).
+    def close(self, upto: int) -> list[tuple[int, dict[str, np.ndarray]]]:
+        """Close every window up to ``upto``; return each one's values, oldest first.
 
-        The newest closed window's values are returned as arrays ``ids``, ``t``,
-        ``values``, ``quality``, ``flags`` (ordered by sensor id); windows it skipped
-        (a step longer than the window) count their values as not delivered.
+        A window's values are arrays ``ids``, ``t``, ``values``, ``quality``, ``flags``
+        (ordered by sensor id). Windows without a value are left out; when a step
+        passes over several windows (a step longer than the window, or a real-time
+        step that starts early) each of them is returned: none is dropped.
         """
-        skipped = 0
-        chosen: dict[int, tuple[float, float, int, int]] = {}
+        closed = []
         for j in sorted(k for k in self.open if k <= upto):
-            window = self.open.pop(j)
-            if j == upto:
-                chosen = window
-            else:
-                skipped += len(window)
+            closed.append((j, window_arrays(self.open.pop(j))))
         self.closed = max(self.closed, upto)
-        ids = np.fromiter(sorted(chosen), dtype=np.int64, count=len(chosen))
-        rows = [chosen[i] for i in ids.tolist()]
-        arrays = {
-            "ids": ids,
-            "t": np.array([r[0] for r in rows], dtype=float),
-            "values": np.array([r[1] for r in rows], dtype=float),
-            "quality": np.array([r[2] for r in rows], dtype=np.int64),
-            "flags": np.array([r[3] for r in rows], dtype=np.int64),
-        }
-        return upto, arrays, skipped
+        return closed
+
+
+def window_arrays(window: dict[int, tuple[float, float, int, int]]) -> dict[str, np.ndarray]:
+    """One window's values as arrays ordered by sensor id."""
+    ids = np.fromiter(sorted(window), dtype=np.int64, count=len(window))
+    rows = [window[i] for i in ids.tolist()]
+    return {
+        "ids": ids,
+        "t": np.array([r[0] for r in rows], dtype=float),
+        "values": np.array([r[1] for r in rows], dtype=float),
+        "quality": np.array([r[2] for r in rows], dtype=np.int64),
+        "flags": np.array([r[3] for r in rows], dtype=np.int64),
+    }

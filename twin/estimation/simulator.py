@@ -7,7 +7,8 @@ quantity)``, index = id; it grows as sensors appear, and the estimator is rebuil
 the new table). A value with quality 0 or a flag (outside its plausibility limits) is
 kept out of the estimate.
 
-Per window it lays the readings out as measurements (:class:`twin.estimation.layout.
+Per window (each one the ingest closed since the last step, under ``windows``) it lays
+the readings out as measurements (:class:`twin.estimation.layout.
 Layout`), runs :class:`models.estimation.WLSEstimator` (warm-started) and
 
 - records the estimate as ``source=estimate`` rows (buses ``v_pu``, ``va_deg``; lines
@@ -196,20 +197,30 @@ class EstimationSimulator(mosaik_api_v3.Simulator):
         self.stats["rebuilds"] += 1
 
     def step(self, time: int, inputs: dict[str, Any], max_advance: int) -> int:
-        """Estimate the newest closed window the ingest handed over."""
+        """Estimate every window the ingest closed since the last step, oldest first."""
         self.out = {"lines": [], "health": self.out.get("health", {})}
         received = inputs.get(ENTITY, {})
         readings = next(iter(received.get("readings", {}).values()), None)
         sensors = next(iter(received.get("sensors", {}).values()), None)
-        if not readings or sensors is None:
+        if not readings or not sensors:
             return time + self.clock.step_s
-        t_s = int(readings["t_s"])
-        k = t_s // self.clock.step_s
-        if k <= self.last_window or not 0 <= k < self.clock.n_steps:
-            return time + self.clock.step_s
-        self.last_window = k
         if len(sensors) != self.n_known:
             self._rebuild(list(sensors))
+        lines: list[str] = []
+        # every window the ingest closed since the last step, oldest first
+        for window in readings.get("windows", [readings]):
+            self._estimate_window(window)
+            lines += self.out["lines"]
+        self.out["lines"] = lines
+        return time + self.clock.step_s
+
+    def _estimate_window(self, readings: dict[str, Any]) -> None:
+        """Estimate one closed window (a repeated or out-of-run window is skipped)."""
+        self.out["lines"] = []
+        k = int(readings["t_s"]) // self.clock.step_s
+        if k <= self.last_window or not 0 <= k < self.clock.n_steps:
+            return
+        self.last_window = k
         started = _time.perf_counter()
         by_id = np.full(len(self.sensors), np.nan)
         ids = np.asarray(readings["ids"], dtype=int)
@@ -217,7 +228,7 @@ class EstimationSimulator(mosaik_api_v3.Simulator):
         by_id[ids[good]] = np.asarray(readings["values"], dtype=float)[good]
         window = self.layout.window(by_id)
         if not window.present.any():
-            return time + self.clock.step_s
+            return
         estimate = self.estimator.estimate(window.values, window.std, window.present)
         self.stats["windows"] += 1
         if estimate.success:
@@ -230,7 +241,6 @@ class EstimationSimulator(mosaik_api_v3.Simulator):
             reason = estimate.reason or "unknown"
             self.stats["failures"][reason] = self.stats["failures"].get(reason, 0) + 1
         self.seconds.append(_time.perf_counter() - started)
-        return time + self.clock.step_s
 
     def _record(self, k: int, estimate: Any) -> None:
         """The estimate as ``source=estimate`` rows and, for the sink, line protocol."""
