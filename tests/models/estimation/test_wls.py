@@ -382,3 +382,35 @@ def test_auto_rn_threshold_is_the_default_and_spares_healthy_sensors():
     # the expected false removals at ~alpha per step (1 over 20 steps)
     assert fixed >= 10, fixed
     assert auto <= 3, auto
+
+
+@pytest.mark.parametrize(
+    "pick", [("v", "bus", 20, None), ("p", "line", 10, "from"), ("q", "line", 30, "to")]
+)
+def test_ten_sigma_bias_is_flagged_in_noisy_steps_and_healthy_sensors_are_spared(pick):
+    # SimBench LV semiurb4, voltages, bus injections and branch flows with seeded noise;
+    # 20 warm-started steps, the picked sensor biased by 10 sigma in steps 5, 6 and 7.
+    from scipy.stats import poisson
+
+    net, model, sensors, truth, std = redundant_case()
+    biased = [sensors.row(i) for i in range(len(sensors))].index(pick)
+    estimator = WLSEstimator(model, sensors)
+    rng = np.random.default_rng(2024)
+    steps, bias_steps = 20, (5, 6, 7)
+    false_flags = 0
+    for k in range(steps):
+        values = truth + rng.normal(0.0, std)
+        if k in bias_steps:
+            values[biased] += 10 * std[biased]
+        est = estimator.estimate(values, std)
+        assert est.success, est.reason
+        if k in bias_steps:
+            assert est.flagged[biased], (k, est.rn[biased])
+        healthy = est.flagged.copy()
+        healthy[biased] &= k not in bias_steps
+        false_flags += int(healthy.sum())
+    # the auto threshold makes P(a healthy step loses a sensor) ~ alpha_rn = 0.05: about
+    # Poisson(20 * 0.05 = 1) false removals over 20 steps; bound at its 99.9 % quantile
+    bound = int(poisson.ppf(0.999, steps * 0.05))
+    assert bound == 5
+    assert false_flags <= bound, false_flags
