@@ -201,7 +201,7 @@ def main() -> None:
         )
         notes.append(
             f"{spec}: {steps} steps (pp bad data {len(ppb_s)}, {pp_failed} more failed with "
-            "KeyError: it picked a virtual zero-injection row), solver {estimator.solver}, "
+            f"KeyError: it picked a virtual zero-injection row), solver {estimator.solver}, "
             f"p99 ms: pp estimate {np.percentile(ref_s, 99) * 1e3:.2f}, fast "
             f"{np.percentile(fast_s, 99) * 1e3:.2f}, fast + bd {np.percentile(bad_s, 99) * 1e3:.2f}"
             f"; fast iterations median {int(np.median(fast_it))}"
