@@ -481,6 +481,7 @@ def field(
     dropout: Annotated[float, typer.Option(help="Share of samples not sent.")] = 0.0,
     skew_s: Annotated[float, typer.Option(help="Gateway clock skew U(-S, S), s.")] = 0.0,
     impair_seed: Annotated[int, typer.Option(help="Seed of the impairments.")] = 0,
+    bad_quality: Annotated[float, typer.Option(help="Share of samples sent with q=0.")] = 0.0,
     bias: Annotated[
         list[str] | None,
         typer.Option(help="Bias: KEY=SIGMAS or KEY=SIGMAS@FROM_S (plant s); repeatable."),
@@ -502,6 +503,9 @@ def field(
     ca_file: Annotated[Path | None, typer.Option(help="TLS: CA of the broker.")] = None,
     cert_file: Annotated[Path | None, typer.Option(help="TLS: client certificate.")] = None,
     key_file: Annotated[Path | None, typer.Option(help="TLS: client key.")] = None,
+    max_lateness_s: Annotated[
+        float, typer.Option(help="Fail (exit 1) when publish lateness p99 exceeds this, s.")
+    ] = 2.0,
     plan_only: Annotated[
         bool, typer.Option("--plan-only", help="Print the sensor counts; publish nothing.")
     ] = False,
@@ -509,8 +513,9 @@ def field(
 ) -> None:
     """Emulate a plant's field sensors over MQTT (ground truth to Parquet).
 
-    Exits 1 when a message was dropped, refused or not acknowledged (see field.json),
-    2 on bad options or a refused login.
+    Exits 1 when a message was dropped, refused or not acknowledged or publishing fell
+    behind (lateness p99 > --max-lateness-s; see field.json), 2 on bad options, a refused
+    login or a --wall-start more than one step in the past.
     """
     from adapters.field.cli import field_command
 

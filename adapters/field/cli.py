@@ -45,6 +45,7 @@ def options_from(args: dict[str, Any]) -> FieldOptions:
         dropout=args["dropout"],
         skew_s=args["skew_s"],
         seed=args["impair_seed"],
+        bad_quality=args["bad_quality"],
     )
     password = None
     if args["password_env"] or args["password_file"]:
@@ -64,6 +65,7 @@ def options_from(args: dict[str, Any]) -> FieldOptions:
         client_id=args["client_id"],
         auth=auth,
         buffer_max=args["buffer"],
+        max_lateness_s=args["max_lateness_s"],
     )
     options.check()
     return options

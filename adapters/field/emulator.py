@@ -36,6 +36,8 @@ __all__ = ["FieldOptions", "FieldResult", "Prepared", "default_wall_start", "pre
 
 #: Outbox of the link: 20 s of 5,000 messages/s (a broker restart of ~5 s is ridden out).
 BUFFER_MAX = 100_000
+#: A run whose publish lateness p99 exceeds this (wall s) failed (``--max-lateness-s``).
+MAX_LATENESS_S = 2.0
 
 
 def default_wall_start(now: float | None = None) -> float:
@@ -58,6 +60,7 @@ class FieldOptions:
     auth: MqttAuth | None = None
     buffer_max: int = BUFFER_MAX
     flush_timeout_s: float = 30.0
+    max_lateness_s: float = MAX_LATENESS_S
 
     def check(self) -> None:
         """Raise :class:`FieldError` naming a bad option."""
@@ -67,6 +70,10 @@ class FieldOptions:
             raise FieldError(f"--speed: expected 0.001..1e6, got {self.speed}")
         if self.wall_start is not None and not 0 < self.wall_start < 1e11:
             raise FieldError(f"--wall-start: expected epoch seconds, got {self.wall_start}")
+        if not 0.0 <= self.max_lateness_s <= 86400.0:
+            raise FieldError(
+                f"--max-lateness-s: expected 0..86400 wall seconds, got {self.max_lateness_s}"
+            )
         if self.buffer_max < 1:
             raise FieldError(f"--buffer: expected >= 1, got {self.buffer_max}")
 
@@ -83,6 +90,7 @@ class FieldOptions:
             "client_id": self.client_id,
             "buffer_max": self.buffer_max,
             "flush_timeout_s": self.flush_timeout_s,
+            "max_lateness_s": self.max_lateness_s,
         }
         out["auth"] = self.auth.public() if self.auth is not None else None
         return out
@@ -105,6 +113,23 @@ class Prepared:
     def batched(self) -> bool:
         """Gateway batches (JSON array, SenML) rather than per-sensor messages."""
         return self.options.plan.fmt != "topic"
+
+    def check_not_late(self, now: float) -> None:
+        """Refuse a wall start more than one step (in wall seconds) before ``now``.
+
+        Raises
+        ------
+        FieldError
+            Naming ``--wall-start``, how far in the past it is and what is accepted.
+        """
+        step_wall = self.truth.step_s / self.options.speed
+        late = now - float(self.wall_start)
+        if late > step_wall:
+            raise FieldError(
+                f"--wall-start: {self.wall_start:.3f} is {late:.3f} s in the past when "
+                f"publishing starts; expected at most one step ({step_wall:g} wall s) ago, "
+                "or omit it (now + 1 s): messages would all go out at once, late"
+            )
 
     def due_wall(self, wall_start: float) -> np.ndarray:
         """Epoch seconds each message is due on the plant clock."""
@@ -145,6 +170,7 @@ def prepare(scenario: Any, options: FieldOptions, out_dir: Path) -> Prepared:
         published=np.zeros(truth_twin.shape, dtype=bool),
         copies=np.zeros(truth_twin.shape, dtype=np.int8),
         publish_wall=np.full(truth_twin.shape, np.nan),
+        quality=messages.quality,
     )
     return Prepared(scenario, options, sensors, truth, samples, messages, seed)
 
@@ -156,12 +182,13 @@ def renderer(prepared: Prepared) -> Callable[[int], tuple[str, bytes]]:
     topics = sensors["topic"].tolist()
     units = sensors["unit"].tolist()
     field_values = samples.value_twin * sensors["factor"].to_numpy(float)
+    quality = messages.quality
     if fmt == "topic":
 
         def one(m: int) -> tuple[str, bytes]:
             k, s = int(messages.step[m]), int(messages.unit[m])
             return topics[s], topic_payload(
-                float(samples.t[k, s]), float(field_values[k, s]), units[s]
+                float(samples.t[k, s]), float(field_values[k, s]), units[s], int(quality[k, s])
             )
 
         return one
@@ -182,9 +209,10 @@ def renderer(prepared: Prepared) -> Callable[[int], tuple[str, bytes]]:
         v = row_v[idx].tolist()
         n = [names[i] for i in s]
         u = [units[i] for i in s]
+        q = quality[k, idx].tolist()
         if fmt == "json":
-            return topics[starts[g]], json_batch(n, t, v, u)
-        return topics[starts[g]], senml_pack(prefix, t[0], n, t, v, u)
+            return topics[starts[g]], json_batch(n, t, v, u, q)
+        return topics[starts[g]], senml_pack(prefix, t[0], n, t, v, u, q)
 
     return batch
 
@@ -234,7 +262,8 @@ def run_field(
     FieldLinkError
         If the broker is unreachable or refuses the login or TLS handshake.
     FieldError
-        For bad options or a failed plant run.
+        For bad options, a failed plant run or a wall start more than one step in the
+        past when publishing starts.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -255,6 +284,7 @@ def run_field(
         prepared.wall_start = (
             default_wall_start() if options.wall_start is None else options.wall_start
         )
+        prepared.check_not_late(time.time())
         due = prepared.due_wall(prepared.wall_start)
         if on_ready is not None:
             on_ready(prepared)

@@ -8,6 +8,8 @@
   leaves after later messages; records inside a gateway batch are shuffled.
 - **duplicates**: a message is published twice (same payload) with probability
   ``duplicates``.
+- **bad quality**: a sample is sent with quality ``q = 0`` (the meter's own "bad" flag,
+  value as measured) with probability ``bad_quality``.
 
 Messages are one per sensor and step (``topic``) or one per gateway and step (batches,
 only the records not dropped; none when all are). Delays are in plant seconds (a wall
@@ -36,12 +38,13 @@ class Impairments:
     dropout: float = 0.0
     skew_s: float = 0.0
     seed: int = 0
+    bad_quality: float = 0.0
 
     def check(self) -> None:
         """Raise :class:`FieldError` naming every bad setting."""
         problems = [
-            f"--{name}: expected 0..1, got {getattr(self, name)}"
-            for name in ("reorder", "duplicates", "dropout")
+            f"--{name.replace('_', '-')}: expected 0..1, got {getattr(self, name)}"
+            for name in ("reorder", "duplicates", "dropout", "bad_quality")
             if not 0.0 <= getattr(self, name) <= 1.0
         ]
         problems += [
@@ -63,7 +66,8 @@ class Messages:
 
     ``step``: step index; ``unit``: sensor (topic format) or gateway index; ``delay_s``:
     plant seconds after the step's time it leaves; ``reordered``, ``copies`` (1 or 2).
-    ``skew_s`` is per gateway, ``sent`` the sample mask (steps, sensors): not dropped.
+    ``skew_s`` is per gateway, ``sent`` the sample mask (steps, sensors): not dropped;
+    ``quality`` the quality flag each sample is sent with (steps, sensors; 1 good, 0 bad).
     """
 
     step: np.ndarray
@@ -73,6 +77,7 @@ class Messages:
     copies: np.ndarray
     skew_s: np.ndarray
     sent: np.ndarray
+    quality: np.ndarray
 
 
 def plan_messages(
@@ -113,6 +118,7 @@ def plan_messages(
     reordered = impair.rng(4).random(m) < impair.reorder
     delay = delay + np.where(reordered, step_s, 0.0)
     copies = np.where(impair.rng(5).random(m) < impair.duplicates, 2, 1).astype(np.int8)
+    quality = np.where(impair.rng(6).random((steps, n)) < impair.bad_quality, 0, 1)
     if m and not np.isfinite(delay).all():
         raise FieldError("impairments gave a non-finite delay")
-    return Messages(step, unit, delay, reordered, copies, skew, sent)
+    return Messages(step, unit, delay, reordered, copies, skew, sent, quality.astype(np.int8))

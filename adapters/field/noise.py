@@ -6,7 +6,9 @@ is that of the class (:data:`models.sensors.SENSOR_CLASSES`): a share of the tru
 reading plus a floor, in quadrature; the reading is then rounded to the class's
 resolution. A sensor's standard deviation ``sigma`` counts both, as an estimator weighs
 it (``Imperfection.std``): :math:`\sqrt{(p x)^2 + a^2 + r^2 / 12}`. A bias fault adds
-``sigmas`` of them from a plant time on.
+``sigmas`` of them from a plant time on. Magnitudes (voltages ``v_pu``, currents ``i_*``)
+are never negative: a meter of a dead line end reads 0, not minus its noise, so those
+readings are clipped at 0 after noise, bias and rounding.
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ import pandas as pd
 from adapters.field.errors import FieldError
 from models.sensors import MIN_RESOLUTION
 
-__all__ = ["Bias", "measure", "parse_bias"]
+__all__ = ["Bias", "is_magnitude", "measure", "parse_bias"]
+
+
+def is_magnitude(quantities: pd.Series) -> np.ndarray:
+    """Twin quantities that are magnitudes (bus ``v_pu``, branch currents ``i_*``)."""
+    q = quantities.astype(str)
+    return ((q == "v_pu") | q.str.startswith("i_")).to_numpy()
 
 
 @dataclass(frozen=True)
@@ -81,8 +89,8 @@ def measure(
     Returns
     -------
     value, sigma, bias : numpy.ndarray
-        Readings, their standard deviations (noise and rounding) and the biases added
-        (steps, sensors).
+        Readings (magnitudes clipped at 0), their standard deviations (noise and
+        rounding) and the biases added (steps, sensors).
 
     Raises
     ------
@@ -112,4 +120,6 @@ def measure(
     value = truth + gauss * noise + bias
     step = np.where(rounded, resolution, 1.0)
     value = np.where(rounded, np.round(value / step) * step, value)
+    magnitude = is_magnitude(sensors["quantity"])
+    value[:, magnitude] = np.maximum(value[:, magnitude], 0.0)  # NaN (no truth) stays NaN
     return value, sigma, bias

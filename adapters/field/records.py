@@ -8,7 +8,8 @@
 rounding), ``bias_twin`` (a bias fault's offset), ``published`` (False: a
 dropout, no true value, or refused by the link), ``copies`` (copies the link accepted: 1,
 2 for a duplicate, 0 when not published) and ``publish_wall`` (epoch s the message was
-handed to the link; NaN when never).
+handed to the link; NaN when never) and ``quality`` (the flag sent: 1 good, 0 bad,
+``--bad-quality``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Samples:
     published: np.ndarray
     copies: np.ndarray
     publish_wall: np.ndarray
+    quality: np.ndarray
 
 
 def _tag(values: pd.Series, steps: int) -> pa.DictionaryArray:
@@ -67,6 +69,7 @@ def write_truth(path: Path, sensors: pd.DataFrame, samples: Samples) -> int:
         "published": samples.published,
         "copies": samples.copies.astype(np.int8),
         "publish_wall": samples.publish_wall,
+        "quality": samples.quality.astype(np.int8),
     }
     for name, values in flat.items():
         columns[name] = pa.array(np.ascontiguousarray(values).reshape(-1))

@@ -71,6 +71,13 @@ def summarize(
         problems.append(f"{link.pending} message(s) not acknowledged by the broker in time")
     if outcome.stopped:
         problems.append(f"stopped early: {int((~handed).sum())} message(s) not published")
+    lateness = _percentiles(outcome.handed_wall - due)
+    limit = prepared.options.max_lateness_s
+    if lateness["p99_s"] is not None and lateness["p99_s"] > limit:
+        problems.append(
+            f"published late: lateness p99 {lateness['p99_s']:.3f} s > --max-lateness-s "
+            f"{limit:g} s (the machine or the link could not keep up with the plant clock)"
+        )
     names = gateways(prepared.sensors).names
     truth = prepared.truth
     return {
@@ -101,6 +108,7 @@ def summarize(
             "duplicated_messages": int((msg.copies == 2).sum()),
             "reordered_messages": int(msg.reordered.sum()),
             "biased_samples": int((s.bias_twin != 0).sum()),
+            "bad_quality_samples": int((msg.sent & (msg.quality == 0)).sum()),
         },
         "skew_s": {str(g): float(v) for g, v in zip(names, msg.skew_s, strict=True)},
         "rates": {
@@ -109,7 +117,7 @@ def summarize(
             "publish_wall_s": busy_s,
             "wall_s": wall_s,
         },
-        "lateness": _percentiles(outcome.handed_wall - due),
+        "lateness": lateness,
         "link": stats,
         "flushed": flushed,
     }

@@ -31,12 +31,17 @@ def topic_payload(t: float, v: float, unit: str, q: int = GOOD) -> bytes:
 
 
 def json_batch(
-    names: Sequence[str], t: Sequence[float], v: Sequence[float], units: Sequence[str]
+    names: Sequence[str],
+    t: Sequence[float],
+    v: Sequence[float],
+    units: Sequence[str],
+    quality: Sequence[int] | None = None,
 ) -> bytes:
-    """A gateway's JSON array (``n`` relative to the prefix)."""
+    """A gateway's JSON array (``n`` relative to the prefix; quality 1 unless given)."""
+    q = [GOOD] * len(names) if quality is None else quality
     records = ",".join(
-        f'{{"n":{_text(n)},"t":{tt!r},"v":{vv!r},"u":{_text(u)},"q":{GOOD}}}'
-        for n, tt, vv, u in zip(names, t, v, units, strict=True)
+        f'{{"n":{_text(n)},"t":{tt!r},"v":{vv!r},"u":{_text(u)},"q":{qq}}}'
+        for n, tt, vv, u, qq in zip(names, t, v, units, q, strict=True)
     )
     return f"[{records}]".encode()
 
@@ -48,12 +53,14 @@ def senml_pack(
     t: Sequence[float],
     v: Sequence[float],
     units: Sequence[str],
+    quality: Sequence[int] | None = None,
 ) -> bytes:
     """A gateway's SenML pack: ``bn`` = ``<prefix>/``, ``bt``, record times relative."""
+    q = [GOOD] * len(names) if quality is None else quality
     records = []
-    for i, (n, tt, vv, u) in enumerate(zip(names, t, v, units, strict=True)):
+    for i, (n, tt, vv, u, qq) in enumerate(zip(names, t, v, units, q, strict=True)):
         head = f'"bn":{_text(prefix + "/")},"bt":{bt!r},' if i == 0 else ""
         records.append(
-            f'{{{head}"n":{_text(n)},"u":{_text(u)},"v":{vv!r},"t":{tt - bt!r},"q":{GOOD}}}'
+            f'{{{head}"n":{_text(n)},"u":{_text(u)},"v":{vv!r},"t":{tt - bt!r},"q":{qq}}}'
         )
     return f"[{','.join(records)}]".encode()

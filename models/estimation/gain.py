@@ -160,6 +160,7 @@ class SparseGain(_Gain):
         self._indptr = np.r_[0, np.cumsum(np.bincount(self.g_col, minlength=n))].astype(np.int32)
         self._indices = self.g_row.astype(np.int32)
         self._qdldl = None
+        self._selected = None  # (perm, SelectedInverse, positions of H's pairs in Z)
 
     def _upper(self, data: np.ndarray) -> sp.csc_matrix:
         n = self.shape[1]
@@ -213,12 +214,20 @@ class SparseGain(_Gain):
         if self._qdldl is None:  # pragma: no cover - qdldl is a dependency
             return self._hgh_by_solves()
         lower, d, perm = self._qdldl.factors()
-        z = selected_inverse(lower.tocsc(), d)
-        inverse_perm = np.empty_like(perm)
-        inverse_perm[perm] = np.arange(len(perm))
-        a = inverse_perm[self.h_col[self._p1]]
-        b = inverse_perm[self.h_col[self._p2]]
-        z_ab = z[np.maximum(a, b), np.minimum(a, b)]
+        lower = lower.tocsc()
+        if self._selected is None or not np.array_equal(self._selected[0], perm):
+            inverse = SelectedInverse(lower)
+            inverse_perm = np.empty_like(perm)
+            inverse_perm[perm] = np.arange(len(perm))
+            a = inverse_perm[self.h_col[self._p1]]
+            b = inverse_perm[self.h_col[self._p2]]
+            self._selected = (
+                perm.copy(),
+                inverse,
+                inverse.position(np.maximum(a, b), np.minimum(a, b)),
+            )
+        _, inverse, at = self._selected
+        z_ab = inverse.compute(lower, d)[at]
         hs = self._values * self._scale[self.h_col]
         twice = np.where(self._p1 == self._p2, 1.0, 2.0)
         return np.bincount(
@@ -236,23 +245,84 @@ class SparseGain(_Gain):
         return out
 
 
-def selected_inverse(lower: sp.csc_matrix, d: np.ndarray) -> np.ndarray:
+class SelectedInverse:
     r"""Entries of :math:`A^{-1}` on the pattern of :math:`L + L^T + I`, A = (I+L) D (I+L)^T.
 
-    Takahashi's recurrence, from the last column to the first
-    (:math:`S_i` = rows of column i of the strictly lower L):
+    Takahashi's recurrence (:math:`S_i` = rows of column i of the strictly lower L):
 
     .. math::
 
         Z_{S_i, i} = -Z_{S_i, S_i} L_{S_i, i}, \qquad
         Z_{ii} = 1/d_i - L_{S_i, i}^T Z_{S_i, i}.
 
-    Returns a dense array holding those entries (others are undefined).
+    Column i needs only columns of its ancestors in the elimination tree (the rows of
+    :math:`S_i` are), so all columns of one depth of the tree are computed together, one
+    vectorised batch per depth, and Z is kept only on the pattern (lower triangle). The
+    gather/scatter indices depend on L's pattern alone and are built once.
+
+    Parameters
+    ----------
+    lower : scipy.sparse.csc_matrix
+        The strictly lower factor L (its pattern is fixed for the object's life).
 
     References
     ----------
     .. [1] K. Takahashi, J. Fagan, M.-S. Chen, "Formation of a sparse bus impedance
        matrix and its application to short circuit study", PICA 1973.
+    """
+
+    def __init__(self, lower: sp.csc_matrix) -> None:
+        n = lower.shape[0]
+        indptr, indices = lower.indptr, lower.indices
+        counts = np.diff(indptr)
+        col = np.repeat(np.arange(n), counts)
+        # lower-triangle keys (row, col), row >= col: the pattern and the diagonal
+        keys = np.unique(np.r_[indices.astype(np.int64) * n + col, np.arange(n) * (n + 1)])
+        self.n, self._keys = n, keys
+        self._zero, self._trash = len(keys), len(keys) + 1  # padding: reads 0, writes lost
+        # depth in the elimination tree (parent = first row of the column), roots first
+        parent = np.where(counts > 0, indices[np.minimum(indptr[:-1], len(indices) - 1)], -1)
+        depth = np.zeros(n, np.int64)
+        for i in range(n - 1, -1, -1):  # parents have larger indices
+            if parent[i] >= 0:
+                depth[i] = depth[parent[i]] + 1
+        self._batches = []
+        for level in range(int(depth.max()) + 1 if n else 0):
+            cols = np.flatnonzero(depth == level)
+            k = int(counts[cols].max())
+            j = np.arange(k)
+            valid = j[None, :] < counts[cols][:, None]
+            pos = np.where(valid, indptr[cols][:, None] + j[None, :], 0)
+            rows = np.where(valid, indices[pos], 0)
+            a, b = rows[:, :, None], rows[:, None, :]
+            both = valid[:, :, None] & valid[:, None, :]
+            block = np.where(both, self.position(np.maximum(a, b), np.minimum(a, b)), self._zero)
+            column = np.where(valid, self.position(rows, cols[:, None]), self._trash)
+            data_at = np.where(valid, pos, len(indices))  # L's data with a 0 appended
+            self._batches.append((cols, block, column, data_at, self.position(cols, cols)))
+
+    def position(self, row: np.ndarray, col: np.ndarray) -> np.ndarray:
+        """Index into the values of Z (:meth:`compute`) of lower entries (row >= col)."""
+        return np.searchsorted(self._keys, np.asarray(row, np.int64) * self.n + col)
+
+    def compute(self, lower: sp.csc_matrix, d: np.ndarray) -> np.ndarray:
+        """Z on the pattern, in :meth:`position` order (then two padding slots)."""
+        z = np.zeros(len(self._keys) + 2)
+        data = np.r_[lower.data, 0.0]
+        for cols, block, column, data_at, diagonal in self._batches:
+            values = data[data_at]
+            found = -np.einsum("bkl,bl->bk", z[block], values)
+            z[column] = found
+            z[diagonal] = 1.0 / d[cols] - np.einsum("bk,bk->b", values, found)
+            z[self._trash] = 0.0
+        return z
+
+
+def selected_inverse(lower: sp.csc_matrix, d: np.ndarray) -> np.ndarray:
+    r"""Entries of :math:`A^{-1}` on the pattern of :math:`L + L^T + I` as a dense array.
+
+    The reference (one column at a time) form of :class:`SelectedInverse`; other
+    entries of the returned array are undefined.
     """
     n = len(d)
     z = np.empty((n, n))

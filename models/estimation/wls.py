@@ -17,7 +17,11 @@ estimate (warm start); :meth:`WLSEstimator.reset` forgets it.
 
 After convergence: the chi-square test on :math:`J`, normalised residuals, and (by
 default) the largest-normalised-residual loop that removes the worst sensor and
-re-estimates while :math:`\max r^N > 3` (see :mod:`models.estimation.baddata`).
+re-estimates while :math:`\max r^N` exceeds the threshold: by default ("auto") the
+Bonferroni bound :math:`\max(3, \Phi^{-1}(1 - \alpha_{rN} / 2m))` over the m sensors used,
+so a step of healthy sensors loses one by chance with probability about
+:math:`\alpha_{rN}` whatever the number of sensors (see
+:func:`models.estimation.baddata.rn_threshold`).
 
 References
 ----------
@@ -35,7 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.estimation.baddata import chi2_threshold, normalised_residuals
+from models.estimation.baddata import chi2_threshold, normalised_residuals, rn_threshold
 from models.estimation.gain import DenseGain, SingularGainError, SparseGain
 from models.estimation.model import SEModel
 from models.estimation.sensors import EstimatorOptionError, Sensors
@@ -116,7 +120,7 @@ class Estimate:
 
 
 class WLSEstimator:
-    """WLS state estimator for a fixed sensor table on a model built once.
+    r"""WLS state estimator for a fixed sensor table on a model built once.
 
     Parameters
     ----------
@@ -137,8 +141,14 @@ class WLSEstimator:
         Factorisation of the gain matrix; ``"auto"`` is dense up to 150 states.
     alpha : float
         False-alarm probability of the chi-square test.
-    rn_threshold : float
-        Normalised residual above which the largest one is removed.
+    rn_threshold : float or "auto"
+        Normalised residual above which the largest one is removed. ``"auto"``
+        (default): per estimate :math:`\max(3, \Phi^{-1}(1 - \alpha_{rN} / 2m))`, m the
+        sensors used (:func:`models.estimation.baddata.rn_threshold`); a float is used
+        as is (3.0 is the textbook value, right for tens of sensors).
+    alpha_rn : float
+        With ``rn_threshold="auto"``: chance that a step of healthy sensors loses one
+        to the removal loop (Bonferroni bound).
     max_removals : int
         Sensors removed per step at most; 0 computes ``rn`` but removes nothing.
     bad_data : bool
@@ -157,7 +167,8 @@ class WLSEstimator:
         flat_start: bool = False,
         solver: str = "auto",
         alpha: float = 0.05,
-        rn_threshold: float = 3.0,
+        rn_threshold: float | str = "auto",
+        alpha_rn: float = 0.05,
         max_removals: int = 10,
         bad_data: bool = True,
     ) -> None:
@@ -165,6 +176,18 @@ class WLSEstimator:
             raise EstimatorOptionError(
                 f"solver: {solver!r} is not one of ['auto', 'dense', 'sparse']"
             )
+        if isinstance(rn_threshold, str):
+            if rn_threshold != "auto":
+                raise EstimatorOptionError(
+                    f"rn_threshold: {rn_threshold!r} is neither 'auto' nor a number > 0"
+                )
+        elif not (np.isfinite(rn_threshold) and rn_threshold > 0):
+            raise EstimatorOptionError(
+                f"rn_threshold: expected 'auto' or a finite number > 0, got {rn_threshold!r}"
+            )
+        if not 0.0 < alpha_rn < 1.0:
+            raise EstimatorOptionError(f"alpha_rn: expected 0 < alpha_rn < 1, got {alpha_rn!r}")
+        self.alpha_rn = alpha_rn
         self.model = model
         self.sensors = sensors
         self.tolerance = tolerance
@@ -216,7 +239,8 @@ class WLSEstimator:
         values : numpy.ndarray
             One reading per sensor, in sensor order and units (see :class:`Sensors`).
         std : numpy.ndarray
-            Standard deviation per sensor, same units (clipped at 1e-5 pu).
+            Standard deviation per sensor, same units; finite and > 0 for every present
+            sensor (clipped at 1e-5 pu as pandapower does); ignored for missing ones.
         present : numpy.ndarray of bool, optional
             Sensors with a reading this step (default: all). Missing ones get weight 0;
             their ``values`` are ignored (may be NaN).
@@ -226,6 +250,11 @@ class WLSEstimator:
         Estimate
             Never raises for a bad step: an unobservable or diverging step returns
             ``success=False`` with a ``reason``; the warm start is then kept.
+
+        Raises
+        ------
+        EstimatorOptionError
+            Wrong array lengths, or a present sensor whose ``std`` is not finite and > 0.
         """
         mset = self.mset
         n = self.n_sensors
@@ -240,7 +269,14 @@ class WLSEstimator:
                 f"values, std, present: expected {n} entries each (one per sensor), got "
                 f"{values.shape}, {std.shape}, {present.shape}"
             )
-        present = present & np.isfinite(values) & np.isfinite(std)
+        bad_std = np.flatnonzero(present & ~(np.isfinite(std) & (std > 0)))
+        if len(bad_std):
+            i = int(bad_std[0])
+            raise EstimatorOptionError(
+                f"std[{i}]: expected a finite standard deviation > 0 for a present sensor, "
+                f"got {std[i]!r} ({len(bad_std)} present sensor(s) affected)"
+            )
+        present = present & np.isfinite(values)
         z = np.zeros(mset.n_rows)
         sigma = np.ones(mset.n_rows)
         z[:n] = np.where(present, values, 0.0) / self._factor[:n]
@@ -277,7 +313,8 @@ class WLSEstimator:
                     r, variance, self._gain.hgh_diagonal(), active
                 )
                 candidates = rn[:n]
-                if flagged.sum() < self.max_removals and np.any(candidates > self.rn_threshold):
+                limit = self._rn_limit(int(active[:n].sum()))
+                if flagged.sum() < self.max_removals and np.any(candidates > limit):
                     worst = int(np.nanargmax(candidates))
                     state = (self._theta.copy(), self._vm.copy())
                     result = (v, iterations, r, J, dof, threshold, first_chi2, rn, unverifiable)
@@ -289,6 +326,12 @@ class WLSEstimator:
         return self._result(
             v, iterations, r, J, dof, threshold, first_chi2, rn, unverifiable, flagged, active
         )
+
+    def _rn_limit(self, m: int) -> float:
+        """The normalised-residual threshold for ``m`` sensors used."""
+        if self.rn_threshold == "auto":
+            return rn_threshold(m, self.alpha_rn)
+        return float(self.rn_threshold)
 
     def _solve(self, z: np.ndarray, w: np.ndarray, active: np.ndarray):
         """Gauss-Newton from the warm start; (V, iterations, r, J) or a failure reason."""

@@ -58,11 +58,26 @@ def test_per_sensor_messages_are_the_samples_sent(prepared):
         ({"dropout": 1.5}, "--dropout"),
         ({"jitter_s": -1}, "--jitter-s"),
         ({"reorder": -0.1}, "--reorder"),
+        ({"bad_quality": 1.2}, "--bad-quality"),
     ],  # fmt: skip
 )
 def test_bad_impairments_are_named(change, message):
     with pytest.raises(FieldError, match=message):
         Impairments(**change).check()
+
+
+def test_bad_quality_is_seeded_and_good_by_default(prepared):
+    present = np.isfinite(prepared.samples.truth_twin)
+    gw = _gateways(prepared)
+    assert (plan_messages(IMPAIRED, present, gw, 1.0, True).quality == 1).all()
+    bad = Impairments(**{**IMPAIRED.__dict__, "bad_quality": 0.2})
+    a = plan_messages(bad, present, gw, 1.0, True)
+    b = plan_messages(bad, present, gw, 1.0, True)
+    assert (a.quality == b.quality).all() and set(np.unique(a.quality)) == {0, 1}
+    assert 0.1 < (a.quality == 0).mean() < 0.3
+    # its own stream: the other impairments are unchanged
+    plain = plan_messages(IMPAIRED, present, gw, 1.0, True)
+    assert (a.sent == plain.sent).all() and (a.delay_s == plain.delay_s).all()
 
 
 def test_samples_without_a_true_value_are_never_sent(prepared):

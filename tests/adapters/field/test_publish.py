@@ -1,5 +1,6 @@
 """The emulator on a real Mosquitto: what a subscriber receives is exactly the truth."""
 
+import copy
 import json
 import threading
 import time
@@ -12,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from adapters.field.emulator import FieldOptions, default_wall_start, run_field
-from adapters.field.errors import FieldLinkError
+from adapters.field.errors import FieldError, FieldLinkError
 from adapters.field.plan import PlanOptions
 from adapters.mqtt.auth import MqttAuth
 from adapters.mqtt.broker import BrokerSecurity, Mosquitto
@@ -23,7 +24,7 @@ from twin.cli import app
 TRUTH_COLUMNS = [
     "sensor", "topic", "gateway", "element", "quantity", "unit", "t", "t_true", "value",
     "truth", "value_twin", "truth_twin", "sigma_twin", "bias_twin", "published", "copies",
-    "publish_wall",
+    "publish_wall", "quality",
 ]  # fmt: skip
 PASSWORDS = {"twin": "tw1n-f13ld", "bess": "b3ss-f13ld"}
 
@@ -85,7 +86,7 @@ def test_a_subscriber_receives_exactly_what_the_truth_says(
 
 
 def test_messages_leave_on_the_plant_clock(mosquitto, tiny, tmp_path):
-    wall_start = time.time() + 1.0
+    wall_start = time.time() + 6.0  # after the plant's run: a start already past is refused
     speed = 10.0
     options = FieldOptions(
         plan=PlanOptions(groups=("bus", "poc"), gateway_size=8, fmt="json"),
@@ -194,3 +195,71 @@ def test_a_stop_ends_publishing_and_the_truth_says_what_went_out(
 def test_the_default_wall_start_is_the_next_second_plus_one():
     assert default_wall_start(1000.2) == 1002.0
     assert default_wall_start(1000.0) == 1001.0
+
+
+def test_a_wall_start_in_the_past_is_refused(mosquitto, tiny, tmp_path):
+    options = FieldOptions(
+        plan=PlanOptions(groups=("poc",)),
+        wall_start=time.time() - 3600.0,
+        broker=mosquitto.url,
+        client_id="field-past",
+    )
+    with pytest.raises(FieldError, match=r"--wall-start: .* s in the past .* one step \(1 wall s"):
+        run_field(tiny, options, tmp_path / "api")
+    runner = CliRunner()
+    scenario = _write_tiny(tmp_path)
+    past = runner.invoke(
+        app,
+        ["field", str(scenario), "--broker", mosquitto.url, "--groups", "poc", "--no-progress",
+         "--client-id", "field-past-cli", "--wall-start", str(time.time() - 3600.0),
+         "--out", str(tmp_path / "cli")],
+    )  # fmt: skip
+    assert past.exit_code == 2, past.output
+    assert "--wall-start" in past.output and "in the past" in past.output
+    bad = runner.invoke(app, ["field", str(scenario), "--max-lateness-s", "-1"])
+    assert bad.exit_code == 2 and "--max-lateness-s" in bad.output
+
+
+def test_late_publishing_is_a_failed_run(prepared):
+    from adapters.field.schedule import Outcome
+    from adapters.field.summary import settle, summarize
+    from adapters.mqtt.link import MqttLink
+
+    prepared = copy.deepcopy(prepared)
+    prepared.wall_start = 1000.0
+    due = prepared.due_wall(prepared.wall_start)
+    link = MqttLink("mqtt://127.0.0.1:1", "field-late")  # never opened: nothing dropped
+    for late_s, status in ((0.5, "ok"), (3.0, "failed")):
+        handed = due + late_s
+        outcome = Outcome(handed, prepared.messages.copies.copy(), 999.0, handed.max(), False)
+        settle(prepared, outcome)
+        summary = summarize(prepared, outcome, due, link, True)
+        assert summary["status"] == status, summary["problems"]
+        assert summary["lateness"]["p99_s"] == pytest.approx(late_s)
+    assert summary["problems"] == [
+        "published late: lateness p99 3.000 s > --max-lateness-s 2 s (the machine or the link "
+        "could not keep up with the plant clock)"
+    ]
+
+
+def test_bad_quality_samples_are_sent_with_q0_and_recorded(mosquitto, subscriber_factory, tmp_path):
+    prefix = "emu-quality"
+    sub = subscriber_factory(mosquitto, f"{prefix}/#", "field-quality-sub")
+    scenario = _write_tiny(tmp_path)
+    result = CliRunner().invoke(
+        app,
+        ["field", str(scenario), "--broker", mosquitto.url, "--groups", "bus,poc",
+         "--no-progress", "--speed", "100", "--prefix", prefix, "--bad-quality", "0.3",
+         "--impair-seed", "5", "--client-id", "field-quality", "--out", str(tmp_path / "q")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    truth = pd.read_parquet(tmp_path / "q" / "truth.parquet")
+    assert set(truth["quality"]) == {0, 1}
+    field = json.loads((tmp_path / "q" / "field.json").read_text())
+    assert field["counts"]["bad_quality_samples"] == int((truth["quality"] == 0).sum())
+    assert field["options"]["impair"]["bad_quality"] == 0.3
+    assert sub.wait_for(len(truth), f"{prefix}/", timeout_s=30)
+    received = [(t, json.loads(p)) for t, p in sub.messages if t.startswith(f"{prefix}/")]
+    got = {(t, round(body["t"], 6)): body["q"] for t, body in received}
+    expected = {(k, round(t, 6)): int(q) for k, t, q in truth[["sensor", "t", "quality"]].values}
+    assert got == expected

@@ -128,3 +128,23 @@ def test_a_line_out_of_service_carries_nothing(tmp_path):
     for channel in ("p_from", "q_from", "i_from", "p_to", "q_to", "i_to"):
         flow = p.samples.truth_twin[:, _column(p, "line_3", channel)]
         assert (flow[3:6] == 0).all() and (flow[[0, 1, 2, 6, 7]] != 0).all(), channel
+
+
+def test_no_magnitude_reading_is_negative(prepared):
+    s = prepared.sensors
+    magnitude = ((s["quantity"] == "v_pu") | s["quantity"].str.startswith("i_")).to_numpy()
+    assert magnitude.sum() >= 10
+    truth = prepared.samples.truth_twin.copy()
+    truth[:, magnitude] = 0.0  # open line ends, a dead bus: noise alone around 0
+    offsets = np.arange(truth.shape[0], dtype=float)
+    value, sigma, _ = measure(truth, s, 7, offsets)
+    assert (value[:, magnitude] >= 0).all()
+    current = s["quantity"].str.startswith("i_").to_numpy()
+    assert current.sum() >= 10
+    # currents have a noise floor: ~16 % fell below 0 (rounded), now read 0
+    assert (value[:, current] == 0).mean() > 0.5
+    assert (sigma[:, magnitude] > 0).all()
+    # powers keep their sign: consumption and back-feed are both real
+    assert (value[:, ~magnitude] < 0).any()
+    # and the emulator's own readings
+    assert (prepared.samples.value_twin[:, magnitude] >= 0).all()

@@ -87,3 +87,31 @@ def test_senml_names_resolve_to_the_sensor_keys(prepared):
     assert pack[0]["bn"] == "field/" and isinstance(pack[0]["bt"], float)
     names = [r["n"] for r in senml_resolve(pack)]
     assert all(n.startswith("field/") and n.count("/") == 2 for n in names)
+
+
+@pytest.mark.parametrize("fmt", ["topic", "json", "senml"])
+def test_payloads_carry_each_samples_quality(prepared, fmt):
+    from adapters.field.impair import Impairments
+
+    bad = Impairments(**{**prepared.options.impair.__dict__, "bad_quality": 0.3})
+    laid = as_format(prepared, fmt)
+    laid.messages = plan_messages(
+        bad, np.isfinite(laid.samples.truth_twin), gateways(laid.sensors), 1.0, fmt != "topic"
+    )
+    column = {key: j for j, key in enumerate(laid.sensors["sensor"])}
+    render, prefix = renderer(laid), laid.options.plan.prefix
+    seen = []
+    for m in range(len(laid.messages.step)):
+        topic, payload = render(m)
+        k = int(laid.messages.step[m])
+        body = json.loads(payload)
+        if fmt == "topic":
+            records = [(topic, body["q"])]
+        elif fmt == "json":
+            records = [(f"{prefix}/{r['n']}", r["q"]) for r in body]
+        else:
+            records = [(r["n"], r["q"]) for r in senml_resolve(body)]
+        for key, q in records:
+            assert q == laid.messages.quality[k, column[key]]
+            seen.append(q)
+    assert set(seen) == {0, 1}

@@ -325,3 +325,92 @@ def test_a_removal_that_breaks_the_estimate_is_undone():
     assert est.success and not est.flagged.any() and est.used.all()
     assert est.vm_pu[0] == pytest.approx(1.0125)
     assert est.rn[0] == pytest.approx(0.0375 / np.sqrt(0.75e-4))
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.01, np.nan, np.inf])
+def test_present_sensor_with_unusable_std_is_named(bad):
+    _, model, sensors, truth, std = redundant_case()
+    std = std.copy()
+    std[5] = bad
+    with pytest.raises(EstimatorOptionError, match=r"std\[5\]: expected a finite .* > 0"):
+        WLSEstimator(model, sensors).estimate(truth, std)
+    # a missing sensor's std is ignored
+    present = np.ones(len(std), bool)
+    present[5] = False
+    assert WLSEstimator(model, sensors).estimate(truth, std, present).success
+
+
+def test_rn_threshold_options_are_named():
+    _, model, sensors, _, _ = redundant_case()
+    for bad in ("bonferroni", 0.0, -1.0, np.nan):
+        with pytest.raises(EstimatorOptionError, match="rn_threshold"):
+            WLSEstimator(model, sensors, rn_threshold=bad)
+    with pytest.raises(EstimatorOptionError, match="alpha_rn"):
+        WLSEstimator(model, sensors, alpha_rn=1.5)
+
+
+def test_auto_rn_threshold_is_the_bonferroni_bound():
+    from scipy.stats import norm
+
+    from models.estimation.baddata import rn_threshold
+
+    assert rn_threshold(10) == 3.0  # never below the textbook value
+    assert rn_threshold(6515) == pytest.approx(norm.isf(0.05 / (2 * 6515)))
+    assert rn_threshold(6515) > 4.4
+    # P(a healthy step loses a sensor) = 1 - (1 - P(|N| > t))^m ~ alpha
+    for m in (100, 1000, 6515):
+        tail = 2 * norm.sf(rn_threshold(m))
+        assert 1 - (1 - tail) ** m == pytest.approx(0.05, rel=0.03)
+
+
+def healthy_flags(rn_threshold, steps=20):
+    """Sensors flagged over seeded noisy steps of healthy sensors (semiurb4, ~300)."""
+    _, model, sensors, truth, std = redundant_case()
+    estimator = WLSEstimator(model, sensors, rn_threshold=rn_threshold)
+    rng = np.random.default_rng(11)
+    return sum(
+        int(estimator.estimate(truth + rng.normal(0, std), std).flagged.sum()) for _ in range(steps)
+    )
+
+
+def test_auto_rn_threshold_is_the_default_and_spares_healthy_sensors():
+    _, model, sensors, _, _ = redundant_case()
+    assert WLSEstimator(model, sensors).rn_threshold == "auto"
+    fixed = healthy_flags(3.0)
+    auto = healthy_flags("auto")
+    # ~300 sensors: rN > 3 happens by chance in most steps; the auto bound (3.7) keeps
+    # the expected false removals at ~alpha per step (1 over 20 steps)
+    assert fixed >= 10, fixed
+    assert auto <= 3, auto
+
+
+@pytest.mark.parametrize(
+    "pick", [("v", "bus", 20, None), ("p", "line", 10, "from"), ("q", "line", 30, "to")]
+)
+def test_ten_sigma_bias_is_flagged_in_noisy_steps_and_healthy_sensors_are_spared(pick):
+    # SimBench LV semiurb4, voltages, bus injections and branch flows with seeded noise;
+    # 20 warm-started steps, the picked sensor biased by 10 sigma in steps 5, 6 and 7.
+    from scipy.stats import poisson
+
+    net, model, sensors, truth, std = redundant_case()
+    biased = [sensors.row(i) for i in range(len(sensors))].index(pick)
+    estimator = WLSEstimator(model, sensors)
+    rng = np.random.default_rng(2024)
+    steps, bias_steps = 20, (5, 6, 7)
+    false_flags = 0
+    for k in range(steps):
+        values = truth + rng.normal(0.0, std)
+        if k in bias_steps:
+            values[biased] += 10 * std[biased]
+        est = estimator.estimate(values, std)
+        assert est.success, est.reason
+        if k in bias_steps:
+            assert est.flagged[biased], (k, est.rn[biased])
+        healthy = est.flagged.copy()
+        healthy[biased] &= k not in bias_steps
+        false_flags += int(healthy.sum())
+    # the auto threshold makes P(a healthy step loses a sensor) ~ alpha_rn = 0.05: about
+    # Poisson(20 * 0.05 = 1) false removals over 20 steps; bound at its 99.9 % quantile
+    bound = int(poisson.ppf(0.999, steps * 0.05))
+    assert bound == 5
+    assert false_flags <= bound, false_flags
