@@ -188,6 +188,7 @@ class EstimationSimulator(mosaik_api_v3.Simulator):
             tolerance=TOLERANCE,
             alpha=spec["chi2_alpha"],
             rn_threshold=spec["rn_threshold"],
+            alpha_rn=spec["alpha_rn"],
             max_removals=spec["max_removals"],
         )
         grow = len(self.sensors) - len(self.streak)
