@@ -32,8 +32,6 @@ class EstimationSpec(Strict):
       ``max_removals``: sensors taken out per step at most.
     - ``zero_injection``: buses without any element are exact zero injections (they are
       known, and they make feeders observable).
-    - ``sigma_floor_pu``: the weights' floor (pandapower clips standard deviations at
-      1e-5 pu).
     """
 
     rn_threshold: bounded(1.0, 100.0) | Literal["auto"] = "auto"
@@ -42,4 +40,3 @@ class EstimationSpec(Strict):
     chi2_alpha: bounded(0.0, 0.5, low_open=True) = 0.05
     max_removals: Annotated[int, Field(ge=0, le=1000)] = 10
     zero_injection: bool = True
-    sigma_floor_pu: bounded(0.0, 1.0, low_open=True) = 1e-5
