@@ -84,10 +84,10 @@ def live_scenario(work: Path, minutes: int, broker: str, influx: str, trace: Pat
             "topics": ["field/#"],
             "mapping": mapping,
             "trace": str(trace),
-            "influx": {"url": influx, "db": DB, "create_database": True},
         },
         estimation={},
-        outputs={"dir": str(work / "twin")},
+        # raw values (ingest), the twin's own and the estimate: one database
+        outputs={"influx": {"url": influx, "db": DB, "create_database": True}},
     )
     path = work / "live_plant.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -102,7 +102,8 @@ def restart_later(server: Any, at_wall: float, what: str, log: list[str]) -> thr
         began = time.time()
         server.stop()
         server.start()
-        log.append(f"{what} restarted at +{began - at_wall:.1f} s, down {time.time() - began:.1f} s")
+        down = time.time() - began
+        log.append(f"{what} restarted at +{began - at_wall:.1f} s, down {down:.1f} s")
 
     thread = threading.Thread(target=restart, daemon=True)
     thread.start()
@@ -136,7 +137,8 @@ def delivery(truth: pd.DataFrame, stored: pd.DataFrame) -> dict[str, Any]:
     expected = sent.groupby("sensor").agg(
         expected=("t", "size"), expected_sum=("value_twin", "sum")
     )
-    both = expected.join(stored.set_index("sensor"), how="outer").fillna(0.0)
+    both = expected.join(stored.set_index("sensor"), how="outer")
+    both = both.astype(float).fillna(0.0)
     lost = int(np.clip(both["expected"] - both["stored"], 0, None).sum())
     extra = int(np.clip(both["stored"] - both["expected"], 0, None).sum())
     scale = np.maximum(np.abs(both["expected_sum"]), 1.0)
@@ -170,9 +172,9 @@ def latency(truth: pd.DataFrame, trace_path: Path) -> dict[str, float]:
 def estimate_accuracy(truth: pd.DataFrame, run_dir: Path, step_s: int) -> dict[str, Any]:
     """Estimated bus voltages against the truth, in voltage-sensor sigmas."""
     results = pd.read_parquet(run_dir / "results.parquet")
-    est = results[
-        (results["source"] == "estimate") & (results["quantity"] == "v_pu")
-    ].dropna(subset=["value"])
+    est = results[(results["source"] == "estimate") & (results["quantity"] == "v_pu")].dropna(
+        subset=["value"]
+    )
     volts = truth[truth["quantity"] == "v_pu"]
     true_v = volts.groupby(["element", "t_true"]).agg(
         truth=("truth_twin", "first"), sigma=("sigma_twin", "min")
@@ -219,6 +221,8 @@ def run_size(size: int, minutes: int, restarts: bool, flood_s: int, keep: Path |
                 str(scenario),
                 "--realtime",
                 "--no-progress",
+                "--out",
+                str(work / "twin"),
                 "--set",
                 f"ingest.wall_start={wall_start}",
             ],
@@ -272,33 +276,175 @@ def run_size(size: int, minutes: int, restarts: bool, flood_s: int, keep: Path |
         }
         meta = json.loads((work / "twin" / "run.json").read_text())
         row["lateness"] = meta.get("realtime", {})
-        row["ingest"] = {k: meta.get("ingest", {}).get(k) for k in ("status", "values", "stored")}
+        row["status"] = meta.get("status")
+        row["ingest"] = {
+            k: meta.get("ingest", {}).get(k)
+            for k in ("messages", "values", "accepted", "duplicates", "late", "skewed")
+        }
         row["estimation"] = {
             k: meta.get("estimation", {}).get(k)
-            for k in ("windows", "solved", "iterations_mean", "step_ms_p50", "step_ms_p99")
+            for k in (
+                "windows",
+                "solved",
+                "failures",
+                "iterations_mean",
+                "step_ms_p50",
+                "step_ms_p99",
+                "flagged",
+            )
         }
         row["accuracy"] = estimate_accuracy(truth, work / "twin", 1)
         row["bias_flagged_after_steps"] = bias_detection(work / "twin", plant_start, bias_from_s, 1)
-        row["flood"] = flood(work, broker, influx, size, flood_s)
+        if flood_s > 0:
+            row["flood"] = flood(work, broker, influx, size, flood_s)
     row["work"] = str(work)
     return row
 
 
 def flood(work: Path, broker: Mosquitto, influx: InfluxServer, size: int, seconds: int) -> dict:
-    """As fast as possible: the ingest path against a bare ``mosquitto_sub``."""
-    from benchmarks.live_flood import ingest_rate
+    """As fast as possible: the twin's ingest path beside a bare ``mosquitto_sub``.
 
-    return ingest_rate(work, broker, influx, PLANS[size], seconds)
+    The emulator publishes ``seconds`` of plant time at speed 1000 (as fast as it can);
+    the ingest (the twin's own :class:`~adapters.ingest.simulator.IngestSimulator`:
+    decode, map, convert, admit, store to InfluxDB) and ``mosquitto_sub`` are subscribed
+    to the same broker at the same time. Values/s of each: values received from the first
+    to the last message (``mosquitto_sub``'s values counted in its SenML packs).
+    """
+    from adapters.influx.transport import InfluxConfig
+    from adapters.ingest.limits import element_table
+    from adapters.ingest.schema import MappingRuleSpec
+    from adapters.ingest.simulator import IngestSimulator
+    from models.gridnet import load_tables
+    from twin.scenario import validate_scenario
+
+    scenario = validate_scenario(yaml.safe_load(PLANT.read_text()))
+    elements = element_table(scenario, load_tables(scenario.grid.source), 1.5)
+    wall_start = float(int(time.time()) + 45)
+    clock = {"start": scenario.start.isoformat(), "step_s": 1, "n_steps": seconds}
+    config = {
+        "broker": broker.url,
+        "auth": None,
+        "client_id": f"flood-ingest-{size}",
+        "clean_session": True,
+        "qos": 1,
+        "topics": ["field/#"],
+        "site": "flood",
+        "mapping": [
+            MappingRuleSpec(**rule).model_dump(exclude_none=False)
+            for rule in yaml.safe_load(MAPPING.read_text())["mapping"]
+        ],
+        "mapping_csv": None,
+        "elements": {
+            name: [info.kind, sorted(info.quantities), info.vn_kv, dict(info.ranges)]
+            for name, info in elements.items()
+        },
+        "wall_start": wall_start,
+        "speed": 1000.0,
+        "clock_tolerance_s": 86_400.0,  # plant seconds: 1,000 per wall second here
+        "max_delay_s": 86_400.0,
+        "late_window_s": 0.0,
+        "max_payload_bytes": 262_144,
+        "max_batch_records": 10_000,
+        "influx": vars(
+            InfluxConfig(
+                url=influx.url,
+                db="flood",
+                create_database=True,
+                flush_interval_s=0.2,
+                spool_dir=str(work / "flood-spool"),
+            )
+        ),
+        "trace": None,
+        "stats_path": str(work / "flood-ingest.json"),
+    }
+    bare = Subscriber(broker, "field/#", f"flood-bare-{size}")
+    sim = IngestSimulator()
+    sim.init("ingest", clock=clock, config=config)
+    counted: list[tuple[float, int]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            counted.append((time.time(), sim.ingestor.counts.values))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    field = subprocess.run(
+        [
+            *cli(),
+            "field",
+            str(PLANT),
+            "--broker",
+            broker.url,
+            "--format",
+            "senml",
+            *PLANS[size],
+            "--duration",
+            f"{seconds}s",
+            "--speed",
+            "1000",
+            "--wall-start",
+            str(wall_start),
+            "--max-lateness-s",
+            "1000",
+            "--client-id",
+            f"flood-field-{size}",
+            "--out",
+            str(work / "flood-field"),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    truth = pd.read_parquet(work / "flood-field" / "truth.parquet")
+    expected = int((truth["copies"] > 0).sum())
+    deadline = time.time() + 120
+    while time.time() < deadline and (
+        sim.ingestor.counts.values < expected or len(bare.messages) < 1
+    ):
+        time.sleep(0.2)
+    time.sleep(2.0)
+    done.set()
+    watcher.join()
+    bare.stop()
+    sim.finalize()
+    # sensor packs only (the ingest's read-access probe is a message too)
+    packs = [(t, p) for t, (_, p) in zip(bare.arrivals, bare.messages, strict=True)]
+    packs = [(t, p) for t, p in packs if p.startswith("[")]
+    values = [len(json.loads(p)) for _, p in packs]
+    arrivals = np.array([t for t, _ in packs])
+    bare_s = float(arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else float("nan")
+    seen = np.array([c for _, c in counted])
+    times = np.array([t for t, _ in counted])
+    moving = np.flatnonzero(np.diff(seen) > 0)
+    ingest_s = float(times[moving[-1] + 1] - times[moving[0]]) if len(moving) else float("nan")
+    ingest_values = int(seen[-1]) if len(seen) else 0
+    bare_rate = sum(values) / bare_s
+    ingest_rate = ingest_values / ingest_s
+    return {
+        "field_exit": field.returncode,
+        "published_values": expected,
+        "bare_values": int(sum(values)),
+        "bare_values_per_s": bare_rate,
+        "ingest_values": ingest_values,
+        "ingest_values_per_s": ingest_rate,
+        "ratio": ingest_rate / bare_rate,
+    }
 
 
 def print_table(rows: list[dict]) -> None:
     """The benchmark's table (markdown, for BENCHMARKS.md)."""
     print(f"\nmachine: {machine()}")
-    print("| sensors | lost | duplicated | latency p50 / p99 s | lateness p50 / p99 ms "
-          "| V within 3 sigma | bias flagged after | ingest vs mosquitto_sub |")
+    print(
+        "| sensors | lost | duplicated | latency p50 / p99 s | lateness p50 / p99 ms "
+        "| V within 3 sigma | bias flagged after | ingest vs mosquitto_sub |"
+    )
     print("|---:|---:|---:|---|---|---:|---:|---|")
     for r in rows:
-        d, lat, late, acc, fl = r["delivery"], r["latency"], r["lateness"], r["accuracy"], r["flood"]
+        d, lat, late = r["delivery"], r["latency"], r["lateness"]
+        acc = r["accuracy"]
+        fl = r.get("flood") or {"ingest_values_per_s": 0, "bare_values_per_s": 0, "ratio": 0}
         print(
             f"| {r['sensors']:,} | {d['lost']:,} | {d['duplicated']:,} "
             f"| {lat['p50_s']:.3f} / {lat['p99_s']:.3f} "
