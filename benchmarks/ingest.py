@@ -1,6 +1,6 @@
 """Cost of the per-message path and throughput against a bare ``mosquitto_sub``.
 
-``python -m adapters.ingest.bench [--sensors N] [--messages M]`` prints
+``python -m benchmarks.ingest [--sensors N] [--messages M]`` prints
 
 - the cost per message of decode + map + convert + admit + check + store hand-over +
   place (:meth:`~adapters.ingest.pipeline.Ingestor.receive`, no server) for per-sensor
