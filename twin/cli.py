@@ -16,6 +16,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Microgrid di
 console = Console()
 err_console = Console(stderr=True)
 
+# The broker login and TLS options of the commands that connect to MQTT.
+PasswordEnv = Annotated[str | None, typer.Option(help="Environment variable holding the password.")]
+PasswordFile = Annotated[Path | None, typer.Option(help="File whose first line is the password.")]
+CaFile = Annotated[Path | None, typer.Option(help="TLS: CA of the broker.")]
+CertFile = Annotated[Path | None, typer.Option(help="TLS: client certificate.")]
+KeyFile = Annotated[Path | None, typer.Option(help="TLS: client key.")]
+
 
 def _fail(exc: Exception) -> None:
     if isinstance(exc, OSError):
@@ -382,15 +389,11 @@ def device(
         bool, typer.Option(help="Echo the setpoint's seq in the answers (the contract).")
     ] = True,
     username: Annotated[str | None, typer.Option(help="Broker login (the asset's name).")] = None,
-    password_env: Annotated[
-        str | None, typer.Option(help="Environment variable holding the password.")
-    ] = None,
-    password_file: Annotated[
-        Path | None, typer.Option(help="File whose first line is the password.")
-    ] = None,
-    ca_file: Annotated[Path | None, typer.Option(help="TLS: CA of the broker.")] = None,
-    cert_file: Annotated[Path | None, typer.Option(help="TLS: client certificate.")] = None,
-    key_file: Annotated[Path | None, typer.Option(help="TLS: client key.")] = None,
+    password_env: PasswordEnv = None,
+    password_file: PasswordFile = None,
+    ca_file: CaFile = None,
+    cert_file: CertFile = None,
+    key_file: KeyFile = None,
     ready_file: Annotated[Path | None, typer.Option(help="Touch this file once connected.")] = None,
 ) -> None:
     """Run an emulated field battery that answers setpoints over MQTT (for HIL)."""
@@ -494,15 +497,11 @@ def field(
         100_000
     ),
     username: Annotated[str | None, typer.Option(help="Broker login.")] = None,
-    password_env: Annotated[
-        str | None, typer.Option(help="Environment variable holding the password.")
-    ] = None,
-    password_file: Annotated[
-        Path | None, typer.Option(help="File whose first line is the password.")
-    ] = None,
-    ca_file: Annotated[Path | None, typer.Option(help="TLS: CA of the broker.")] = None,
-    cert_file: Annotated[Path | None, typer.Option(help="TLS: client certificate.")] = None,
-    key_file: Annotated[Path | None, typer.Option(help="TLS: client key.")] = None,
+    password_env: PasswordEnv = None,
+    password_file: PasswordFile = None,
+    ca_file: CaFile = None,
+    cert_file: CertFile = None,
+    key_file: KeyFile = None,
     max_lateness_s: Annotated[
         float, typer.Option(help="Fail (exit 1) when publish lateness p99 exceeds this, s.")
     ] = 2.0,
