@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -149,3 +150,22 @@ def test_a_what_if_beside_the_run_takes_no_plant_data(day_raw):
 
     scenario = validate_scenario({**day_raw, "ingest": {"mapping": FIELD_RULES}})
     assert baseline_of(scenario).ingest is None
+
+
+def test_setup_waits_for_the_plant_and_runs_its_clock_at_the_runs_pace():
+    from adapters.ingest.window import PlantClock
+    from twin.realtime import LatenessMeter
+
+    sim = IngestSimulator()
+    sim.cfg = {"wall_start": time.time() + 7200.0}
+    with pytest.raises(ValueError, match="ingest.wall_start is .* ahead"):
+        sim.setup_done()
+    sim.cfg = {"wall_start": time.time() - 1.0, "speed": None}
+    sim.ingestor = SimpleNamespace(clock=PlantClock(0.0, sim.cfg["wall_start"], 1.0))
+    sim.lateness = LatenessMeter(0.25, 0.1)  # a run four times faster than real time
+    sim.setup_done()
+    assert sim.ingestor.clock.speed == 4.0
+    sim.cfg["speed"] = 2.0  # the section's own speed wins
+    sim.ingestor.clock.speed = 2.0
+    sim.setup_done()
+    assert sim.ingestor.clock.speed == 2.0
