@@ -19,7 +19,7 @@ import pandas as pd
 from adapters.field.errors import FieldError
 from adapters.field.flows import branch_flows
 
-__all__ = ["Truth", "run_truth", "truth_matrix"]
+__all__ = ["LIVE_TWIN_SECTIONS", "Truth", "run_truth", "true_plant", "truth_matrix"]
 
 FlowFunction = Callable[[Any, np.ndarray, np.ndarray, list[str]], dict]
 
@@ -69,6 +69,25 @@ def _switched_off(
     return out
 
 
+#: Sections of a live twin that the true plant does without: they listen to the field
+#: (or talk to the outside) rather than make up the plant.
+LIVE_TWIN_SECTIONS = ("ingest", "estimation", "mqtt", "diagnostics")
+
+
+def true_plant(scenario: Any) -> Any:
+    """The scenario as the true plant: its physics, faults and sensors only.
+
+    One scenario file can drive both ``twin field`` and the live twin (``twin run``):
+    the plant drops the live twin's sections (:data:`LIVE_TWIN_SECTIONS`) and its
+    InfluxDB output, so it neither subscribes to its own sensors nor writes the truth
+    where the twin writes.
+    """
+    updates: dict[str, Any] = {k: None for k in LIVE_TWIN_SECTIONS if hasattr(scenario, k)}
+    if getattr(scenario.outputs, "influx", None) is not None:
+        updates["outputs"] = scenario.outputs.model_copy(update={"influx": None})
+    return scenario.model_copy(update=updates)
+
+
 def run_truth(
     scenario: Any,
     run_dir: Path,
@@ -92,7 +111,7 @@ def run_truth(
     from twin.run import RunCheckError, run_scenario
 
     try:
-        result = run_scenario(scenario, run_dir, compare_uncontrolled=False)
+        result = run_scenario(true_plant(scenario), run_dir, compare_uncontrolled=False)
     except RunCheckError as exc:
         raise FieldError(f"the true plant's run failed its checks: {exc}") from None
     except RunError as exc:
