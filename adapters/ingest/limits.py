@@ -74,11 +74,21 @@ def element_table(
     table: dict[str, ElementInfo] = {}
     for kind in ASSET_KINDS:
         cls = get_model(kind)
-        outputs = frozenset(n for n, p in cls.outputs.items() if (p.group or cls.kind) == kind)
         for unit in scenario.units(kind):
             ranges = plausible_ranges(kind, unit) if kind in ("pv", "battery", "load") else {}
-            ranges = {q: r for q, r in {**FIXED_RANGES, **ranges}.items() if q in outputs}
-            table[unit["name"]] = ElementInfo(kind, outputs, None, ranges)
+            if kind == "ev":  # a charger draws at most its rating (into the bus < 0)
+                p = float(unit["p_max_kw"]) * margin
+                ranges = {"p_kw": (-p, 0.05 * p)}
+            # every element of the unit (an EV park and each of its chargers)
+            for group, names in cls.element_names([unit]).items():
+                outputs = frozenset(
+                    n for n, port in cls.outputs.items() if (port.group or cls.kind) == group
+                )
+                if not outputs:
+                    continue
+                kept = {q: r for q, r in {**FIXED_RANGES, **ranges}.items() if q in outputs}
+                for name in names:
+                    table[name] = ElementInfo(kind, outputs, None, kept)
     bus = tables.bus
     vn = {int(i): float(v) for i, v in bus["vn_kv"].items()}
     for i in bus.index:

@@ -27,11 +27,15 @@ from adapters.ingest.store import RawStore
 from adapters.ingest.window import (
     OK,
     SKEWED,
+    STALE,
     ClockSkewWarning,
     PlantClock,
     Windows,
     window_arrays,
 )
+
+#: A converted value must lie strictly inside (-INF, INF) (finite).
+INF = float("inf")
 
 __all__ = ["Ingestor"]
 
@@ -126,10 +130,19 @@ class Ingestor:
                 c.bad_unit += 1
                 continue
             x = factors[0] * value + factors[1]
+            if not -INF < x < INF:  # 1e308 MW is inf kW: never stored or estimated
+                c.malformed += 1
+                continue
             if t is None:
                 t = now
                 c.untimed += 1
             verdict = windows.admit(sensor.id, t, now)
+            if verdict == STALE:  # stored (raw history), not estimated
+                c.stale += 1
+                if store is not None:
+                    store.add(sensor, t, x, quality, wall)
+                    c.submitted += 1
+                continue
             if verdict != OK:
                 if verdict == SKEWED:
                     c.skewed += 1
@@ -214,15 +227,25 @@ class Ingestor:
         sensors = self.mapper.sensors
         tolerance = self.windows.tolerance_s
         for sid, offset in new:
+            verdict = (
+                "its values are dropped (skewed)"
+                if offset > 0
+                else "its values are stored but kept out of the estimate (stale: a backlog "
+                "or a clock behind)"
+            )
             warnings.warn(
                 f"sensor {sensors[sid].key!r}: timestamp {offset:+.3f} s off the plant clock "
                 f"(tolerance {tolerance:g} s, max delay "
-                f"{self.windows.oldest_s - tolerance:g} s): its values are dropped (skewed)",
+                f"{self.windows.oldest_s - tolerance:g} s): {verdict}",
                 ClockSkewWarning,
                 stacklevel=2,
             )
 
-    def sensor_table(self) -> list[tuple[str, str, str]]:
-        """``(sensor key, element, quantity)`` by sensor id."""
+    def sensor_table(self) -> list[tuple[str, str, str, float | None]]:
+        """``(sensor key, element, quantity, sigma)`` by sensor id.
+
+        ``sigma``: the sensor's standard deviation (twin unit) from the mapping, or None
+        (the estimate then weighs it by its sensor class).
+        """
         with self.lock:
-            return [(s.key, s.element, s.quantity) for s in self.mapper.sensors]
+            return [(s.key, s.element, s.quantity, s.sigma) for s in self.mapper.sensors]

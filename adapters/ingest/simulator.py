@@ -219,6 +219,7 @@ class IngestSimulator(Paced, mosaik_api_v3.Simulator):
         )
         if ingestor.store is not None:
             stats["store"] = ingestor.store.close()
+            stats["handed"] = ingestor.store.submitted  # lines handed to the writer
             stats["spool_dir"] = ingestor.store.writer.config.spool_dir
             trace = self.cfg.get("trace")
             if trace:

@@ -38,6 +38,7 @@ class IngestCounts:
     duplicates: int = 0
     late: int = 0
     skewed: int = 0
+    stale: int = 0
     implausible: int = 0
     malformed: int = 0
     too_large: int = 0
@@ -82,11 +83,27 @@ def ingest_problems(stats: dict[str, Any], max_unknown_share: float) -> list[str
     problems = []
     if stats.get("error"):
         problems.append(f"ingest: {stats['error']}")
+    if not stats["messages"]:
+        problems.append(
+            "no message arrived: check ingest.topics, the broker, the login's ACL and "
+            "wall_start (the plant clock)"
+        )
+    if stats.get("callback_errors"):
+        problems.append(
+            f"{stats['callback_errors']:,} messages failed in the ingest (their values are "
+            "lost; the first error is in the log)"
+        )
     store = stats.get("store")
     if store is not None:
-        lost = stats["accepted"] - stats["submitted"]
+        lost = stats["accepted"] + stats.get("stale", 0) - stats["submitted"]
         if lost:
             problems.append(f"{lost:,} accepted values were never handed to the writer")
+        handed = stats.get("handed")
+        if handed is not None and handed != stats["submitted"]:
+            problems.append(
+                f"{stats['submitted'] - handed:,} values submitted to the store never "
+                "reached the writer"
+            )
         problems += delivery_problems(store)
         if store.get("spooled_points_left"):
             problems.append(
@@ -117,10 +134,13 @@ def summary_line(stats: dict[str, Any]) -> str:
         "late",
         "duplicates",
         "skewed",
+        "stale",
         "implausible",
         "malformed",
         "too_large",
         "unknown",
+        "bad_unit",
+        "callback_errors",
     ):
         if stats.get(name):
             parts.append(f"{stats[name]:,} {name.replace('_', ' ')}")

@@ -27,7 +27,7 @@ import numpy as np
 __all__ = ["ClockSkewWarning", "PlantClock", "Windows"]
 
 #: admit() verdicts.
-OK, SKEWED, DUPLICATE = 0, 1, 2
+OK, SKEWED, DUPLICATE, STALE = 0, 1, 2, 3
 
 
 class ClockSkewWarning(UserWarning):
@@ -99,12 +99,23 @@ class Windows:
         self.skew_offsets: dict[int, float] = {}  # first offset per sensor (the warning)
 
     def admit(self, sid: int, t: float, now: float) -> int:
-        """OK, SKEWED or DUPLICATE for sensor ``sid``'s value stamped ``t``."""
+        """OK, SKEWED, DUPLICATE or STALE for sensor ``sid``'s value stamped ``t``.
+
+        SKEWED: stamped more than the tolerance ahead of the plant clock (or no time):
+        dropped. STALE: older than tolerance + max delay: a backlog (a twin restarted, a
+        broker down for long) or a clock behind; stored, but kept out of the windows
+        (duplicates that old are no longer remembered: re-storing one rewrites its own
+        point). Both are warned about once per sensor.
+        """
         offset = t - now
-        if offset > self.tolerance_s or -offset > self.oldest_s or offset != offset:
+        if offset > self.tolerance_s or offset != offset:
             if sid not in self.skew_offsets:
                 self.skew_offsets[sid] = offset
             return SKEWED
+        if -offset > self.oldest_s:
+            if sid not in self.skew_offsets:
+                self.skew_offsets[sid] = offset
+            return STALE
         key = (sid, t)
         if key in self._seen:
             return DUPLICATE

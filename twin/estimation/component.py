@@ -72,10 +72,16 @@ class EstimationComponent(Component):
         grid = plan.fleets["grid"]
         (unit,) = grid.params["units"]
         tables = load_tables(unit["grid"])
-        members = [[name, int(bus)] for _, name, bus in injectors(scenario, plan)]
+        members = [
+            [name, int(bus), sorted(get_model(plan.fleets[kind].model_name).outputs)]
+            for kind, name, bus in injectors(scenario, plan)
+        ]
         poc = get_model(grid.model_name).element_names(grid.params["units"], grid.params["context"])
-        for name in poc.get("grid", []):  # the import at the point of connection
-            members += [[name, int(bus)] for bus in tables.ext_grid.bus]
+        feeding = tables.ext_grid[tables.ext_grid["in_service"].astype(bool)]
+        if len(feeding) == 1:  # the import at the point of connection is the slack's
+            members += [[name, int(feeding.bus.iloc[0])] for name in poc.get("grid", [])]
+        # with several external grids the POC's import (their sum) cannot be placed on
+        # one bus: its meter is left out of the injections
         config = {
             "grid": unit["grid"],
             "injectors": members,
@@ -128,7 +134,15 @@ def solved_check(scenario: Any, metadata: dict[str, Any], kpis: dict[str, float]
         return [CheckFailure("estimation", "the estimator left no statistics (it did not run)")]
     windows = int(stats.get("windows", 0))
     solved = int(stats.get("solved", 0))
-    if windows and solved < MIN_SOLVED_SHARE * windows:
+    if not windows:
+        return [
+            CheckFailure(
+                "estimation",
+                "no window had measurements to estimate from: check the ingest (topics, "
+                "mapping, wall_start) and that the field sends bus voltages or flows",
+            )
+        ]
+    if solved < MIN_SOLVED_SHARE * windows:
         reasons = ", ".join(f"{k}: {v}" for k, v in stats.get("failures", {}).items())
         return [
             CheckFailure(

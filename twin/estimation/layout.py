@@ -101,11 +101,14 @@ class Layout:
 
     Parameters
     ----------
-    sensors : sequence of (str, str, str)
-        The ingest's sensor table so far.
-    injectors : sequence of (str, int)
-        ``(element name, bus)`` of every element that injects into a bus (assets,
-        grid loads, the point of connection at the slack bus).
+    sensors : sequence of tuple
+        The ingest's sensor table so far: ``(key, element, quantity[, sigma])``; a
+        sigma (twin unit) from the mapping replaces the sensor class's.
+    injectors : sequence of tuple
+        ``(element name, bus[, quantities])`` of every element that injects into a bus
+        (assets, grid loads, the point of connection at the slack bus); an element
+        whose model has no ``q_kvar`` (PV, batteries) injects no reactive power: it
+        counts as a known zero in its bus's q row.
     buses : sequence of int
         Every in-service bus of the net (pandapower index).
     zero_injection : bool
@@ -121,8 +124,8 @@ class Layout:
         ``loading`` class). Without it a current sensor's std is its share of the reading.
     """
 
-    sensors: Sequence[tuple[str, str, str]]
-    injectors: Sequence[tuple[str, int]]
+    sensors: Sequence[tuple]
+    injectors: Sequence[tuple]
     buses: Sequence[int]
     zero_injection: bool = True
     joined: dict[int, int] | None = None
@@ -141,9 +144,12 @@ class Layout:
         rows: list[Row] = []
         direct_row, direct_id, direct_factor, classes = [], [], [], []
         row_sensor: list[int] = []
-        bus_of = {name: int(bus) for name, bus in self.injectors}
+        bus_of = {item[0]: int(item[1]) for item in self.injectors}
         self._members: dict[str, dict[str, list[int]]] = {"p": {}, "q": {}}
-        for sid, (_, asset, quantity) in enumerate(self.sensors):
+        sigma_of: dict[int, float] = {}
+        for sid, (_, asset, quantity, *extra) in enumerate(self.sensors):
+            if extra and extra[0] is not None and float(extra[0]) > 0:
+                sigma_of[sid] = float(extra[0])
             where = element_of(asset)
             row: Row | None = None
             if where is not None and where[0] == "bus" and quantity == "v_pu":
@@ -173,6 +179,7 @@ class Layout:
                 classes.append(imperfection)
                 rows.append(row)
                 row_sensor.append(sid)
+        self.sigma_of = sigma_of
         self.direct_row = np.array(direct_row, dtype=int)
         self.direct_id = np.array(direct_id, dtype=int)
         self.direct_factor = np.array(direct_factor)
@@ -180,6 +187,8 @@ class Layout:
         self._direct_noise = np.array(
             [(c.noise_pct, c.noise_abs, c.resolution) for c in classes], dtype=float
         ).reshape(-1, 3)
+        #: The mapping's sigma of a direct row (twin unit), NaN: the class's.
+        self._direct_sigma = np.array([sigma_of.get(int(s), np.nan) for s in direct_id])
         # bus injections: one p and one q row per solver bus with elements (buses joined
         # by bus-bar switches are one bus), when one of its elements has a sensor of that
         # quantity (else nothing measures the bus)
@@ -189,12 +198,16 @@ class Layout:
         joined = dict(self.joined or {})
         elements_at: dict[int, list[str]] = {}
         first_bus: dict[int, int] = {}
-        for name, bus in self.injectors:
+        injects: dict[str, dict[int, list[str]]] = {"p": {}, "q": {}}
+        for name, bus, *quantities in self.injectors:
             solver_bus = joined.get(int(bus), int(bus))
             elements_at.setdefault(solver_bus, []).append(name)
             first_bus.setdefault(solver_bus, int(bus))
+            for meas, quantity in INJECTION_QUANTITIES.items():
+                if not quantities or quantity in quantities[0]:
+                    injects[meas].setdefault(solver_bus, []).append(name)
         for meas in ("p", "q"):
-            for solver_bus, names in sorted(elements_at.items()):
+            for solver_bus, names in sorted(injects[meas].items()):
                 if any(n in self._members[meas] for n in names):
                     self.bus_row_members[len(rows)] = [
                         (n, sid) for n in names for sid in self._members[meas].get(n, [])
@@ -232,7 +245,10 @@ class Layout:
             rows = self.direct_row
             values[rows] = np.where(ok, read, 0.0) * self.direct_factor
             present[rows] = ok
-            std[rows] = np.where(ok, _std(self._direct_noise, read), 1.0) * self.direct_factor
+            sigma = np.where(
+                np.isnan(self._direct_sigma), _std(self._direct_noise, read), self._direct_sigma
+            )
+            std[rows] = np.where(ok, sigma, 1.0) * self.direct_factor
         for meas, bus_rows in self._bus_rows.items():
             members = self._members[meas]
             for row, names in bus_rows:
@@ -247,7 +263,9 @@ class Layout:
                         break
                     mean = float(readings.mean())
                     total_kw += mean
-                    var_kw += float(self._power.std(mean)) ** 2 / len(readings)
+                    given = [self.sigma_of[i] for i in ids if i in self.sigma_of]
+                    one = float(np.mean(given)) if given else float(self._power.std(mean))
+                    var_kw += one**2 / len(readings)
                 if complete:  # load convention: consumption positive, MW
                     values[row] = -total_kw * 1e-3
                     std[row] = np.sqrt(var_kw) * 1e-3

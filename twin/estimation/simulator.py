@@ -301,6 +301,9 @@ class EstimationSimulator(mosaik_api_v3.Simulator):
         rn[sensor] = rn_rows[own]
         unverifiable = np.asarray(estimate.unverifiable, dtype=bool)[:n_rows][own]
         self.unverifiable.update(int(s) for s in sensor[unverifiable])
+        for row in np.flatnonzero(used_rows & ~own):  # a kept injection clears its meters
+            members = [sid for _, sid in layout.bus_row_members.get(int(row), [])]
+            seen[members] = True
         for row in np.flatnonzero(out_rows & ~own):
             blamed = attribute(layout.bus_row_members.get(int(row), []), by_id)
             if blamed is None:
@@ -327,7 +330,7 @@ class EstimationSimulator(mosaik_api_v3.Simulator):
             if state == 2 and s not in self.flagged_at:
                 self.flagged_at[s] = k
             if self.config.get("lines", False):
-                key, asset, quantity = self.sensors[s]
+                key, asset, quantity = self.sensors[s][:3]
                 tags = {**self.config["tags"], "sensor": key, "asset": asset, "source": "estimate"}
                 prefix = ",".join(
                     f"{t}={_escape_tag(str(v))}" for t, v in sorted(tags.items()) if v != ""

@@ -60,8 +60,8 @@ def test_the_simulator_serves_readings_and_the_sensor_table(own_broker, day_raw,
     first = sim.get_data({"ingest": ["readings", "sensors"]})["ingest"]
     assert first["readings"]["t_s"] == -1.0 and first["readings"]["ids"].size == 0
     assert first["sensors"] == [
-        ("field/bus_7/v", "bus_7", "v_pu"),
-        ("field/bess/soc", "bess", "soc"),
+        ("field/bus_7/v", "bus_7", "v_pu", None),
+        ("field/bess/soc", "bess", "soc", None),
     ]
     sim.step(1, {}, 10)
     readings = sim.get_data({"ingest": ["readings"]})["ingest"]["readings"]

@@ -207,3 +207,20 @@ def test_phase_and_line_voltages_give_the_same_per_unit(vn_kv, pu):
     line, _ = conversion("kV", "v_pu", vn_kv=vn_kv)
     phase, _ = conversion("kV", "v_pu", vn_kv=vn_kv, voltage="phase")
     assert line * (pu * vn_kv) == pytest.approx(phase * (pu * vn_kv / math.sqrt(3)))
+
+
+def test_an_ev_parks_chargers_are_elements_with_their_rating_as_limit():
+    import yaml
+
+    from adapters.ingest.limits import element_table
+    from models.gridnet import load_tables
+    from tests.conftest import ROOT
+    from twin.scenario import validate_scenario
+
+    raw = yaml.safe_load((ROOT / "scenarios" / "ev_depot.yaml").read_text())
+    scenario = validate_scenario(raw)
+    table = element_table(scenario, load_tables(scenario.grid.source), 1.5)
+    (park,) = scenario.units("ev")
+    charger = table[f"{park['name']}_c0"]  # what twin field publishes and the estimate sums
+    assert "p_kw" in charger.quantities
+    assert charger.ranges["p_kw"][0] == pytest.approx(-1.5 * park["p_max_kw"])

@@ -64,7 +64,8 @@ def test_clock_skew_beyond_tolerance_is_dropped_counted_and_warned_once_per_sens
     send(ing, "field/bus_8/v", 87.0, 230.0)  # 13 s behind: older than tolerance + max delay
     send(ing, "field/bus_8/v", 101.5, 230.0)  # within the tolerance: fine
     send(ing, "field/bus_9/v", 89.0, 230.0)  # 11 s old: a delayed value, fine
-    assert ing.counts.skewed == 3 and ing.counts.accepted == 2
+    # ahead: dropped; too old (a backlog or a clock behind): stored, not estimated
+    assert ing.counts.skewed == 2 and ing.counts.stale == 1 and ing.counts.accepted == 2
     with pytest.warns(ClockSkewWarning) as caught:
         step(ing, 100.0)
     messages = sorted(str(w.message) for w in caught)
@@ -138,7 +139,7 @@ def test_a_gateway_batch_and_a_senml_pack_map_like_per_sensor_topics(elements):
     keys = [ing.mapper.sensors[i].key for i in readings["ids"]]
     assert keys == ["field/bus_7/v", "field/pv_roof/p", "field/bus_8/v", "field/bess/soc"]
     np.testing.assert_allclose(readings["values"][1:4:2], [20.0, 0.4])
-    assert ing.sensor_table()[3] == ("field/bess/soc", "bess", "soc")
+    assert ing.sensor_table()[3] == ("field/bess/soc", "bess", "soc", None)
 
 
 def test_a_unit_the_quantity_cannot_take_is_counted(elements):
@@ -195,3 +196,11 @@ def test_a_late_value_is_still_handed_to_the_store(elements):
     (line,) = store._lines
     assert line.startswith("bus,asset=bus_7,sensor=field/bus_7/v,site=site,source=real v_pu=")
     assert line.endswith(",quality=1.0 1466481600700000000\n")
+
+
+def test_a_value_that_converts_to_infinity_is_malformed_never_stored(elements):
+    ing = make_ingestor(elements)
+    at(ing, 4.0)
+    send(ing, "field/pv_roof/p", 3.5, 1e308, u="MW")  # 1e308 MW is inf kW
+    assert ing.counts.malformed == 1 and ing.counts.accepted == 0 and ing.counts.submitted == 0
+    assert len(step(ing, 5.0)["ids"]) == 0

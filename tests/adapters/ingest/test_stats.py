@@ -37,3 +37,15 @@ def test_unknown_keys_are_kept_for_the_first_hundred_only():
     out = counts.as_dict()
     assert out["unknown"] == 151 and out["unknown_topics"] == 100
     assert next(iter(out["unknown_top"])) == "k/0"
+
+
+def test_a_run_that_received_nothing_fails_the_check():
+    (problem,) = ingest_problems(_stats(messages=0, values=0, accepted=0, submitted=0), 0.01)
+    assert "no message arrived" in problem
+
+
+def test_lost_messages_and_values_lost_between_store_and_writer_fail_the_check():
+    problems = ingest_problems(_stats(callback_errors=2, handed=8), 0.01)
+    assert any("2 messages failed in the ingest" in p for p in problems)
+    assert any("2 values submitted to the store never reached the writer" in p for p in problems)
+    assert "2 callback errors" in summary_line(_stats(callback_errors=2))

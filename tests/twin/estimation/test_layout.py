@@ -100,3 +100,21 @@ def test_quantities_that_are_not_the_grids_are_left_out():
     assert element_of("line_12") == ("line", 12)
     assert element_of("pv_roof") is None
     assert set(BRANCH_QUANTITIES) == {"line", "trafo"}
+
+
+def test_an_element_without_reactive_power_is_a_known_zero_in_its_bus_q_row():
+    sensors = [("a/p", "pv_a", "p_kw"), ("b/p", "load_b", "p_kw"), ("b/q", "load_b", "q_kvar")]
+    injectors = [("pv_a", 3, ["p_kw", "p_avail_kw"]), ("load_b", 3, ["p_kw", "q_kvar"])]
+    layout = Layout(sensors, injectors, [0, 3], False, None)
+    p_row, q_row = layout.rows
+    assert (p_row.meas_type, q_row.meas_type) == ("p", "q")
+    window = layout.window(np.array([10.0, -4.0, -1.5]))
+    assert window.present.all()  # PV reports no q: its q is 0, not missing
+    assert window.values[1] == pytest.approx(1.5 / 1e3)
+
+
+def test_a_sigma_from_the_mapping_replaces_the_sensor_class():
+    sensors = [("v", "bus_1", "v_pu", 0.02), ("v2", "bus_1", "v_pu", None)]
+    window = Layout(sensors, [], [0, 1], False, None).window(np.array([1.01, 1.0]))
+    assert window.std[0] == pytest.approx(0.02)
+    assert window.std[1] == pytest.approx(float(np.sqrt((0.001 * 1.0) ** 2 + 1e-8 / 12)))
