@@ -54,7 +54,7 @@ from benchmarks.machine import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANT = ROOT / "scenarios" / "field_plant.yaml"
-MAPPING = ROOT / "scenarios" / "field_mapping.yaml"
+MAPPING = ROOT / "scenarios" / "mappings" / "field.yaml"
 #: The sensor given a 10-sigma bias (a line flow in the middle of a feeder: redundant).
 BIASED = "field/line_40/p_from"
 #: Emulator options per size: the plan that gives about that many sensors.
