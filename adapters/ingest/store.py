@@ -50,6 +50,8 @@ def float_reprs(values: Sequence[float]) -> list[str]:
     with an exponent or a leading ``0.0000`` anywhere is given to ``repr`` instead.
     """
     text = orjson.dumps(values).decode()
+    if text == "[]":
+        return []
     if "e" in text or "0.0000" in text:
         return [repr(v) for v in values]
     return text[1:-1].split(",")
