@@ -26,8 +26,8 @@ import numpy as np
 
 __all__ = ["ClockSkewWarning", "PlantClock", "Windows"]
 
-#: admit() verdicts (and admit_place()'s LATE).
-OK, SKEWED, DUPLICATE, STALE, LATE = 0, 1, 2, 3, 4
+#: admit() verdicts.
+OK, SKEWED, DUPLICATE, STALE = 0, 1, 2, 3
 
 
 class ClockSkewWarning(UserWarning):
