@@ -54,7 +54,7 @@ from benchmarks.machine import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANT = ROOT / "scenarios" / "field_plant.yaml"
-MAPPING = ROOT / "scenarios" / "field_mapping.yaml"
+MAPPING = ROOT / "scenarios" / "mappings" / "field.yaml"
 #: The sensor given a 10-sigma bias (a line flow in the middle of a feeder: redundant).
 BIASED = "field/line_40/p_from"
 #: Emulator options per size: the plan that gives about that many sensors.
@@ -70,6 +70,30 @@ START_MARGIN_S = 60.0
 def cli() -> list[str]:
     """The twin command line of this interpreter."""
     return [sys.executable, "-m", "twin.cli"]
+
+
+def field_command(
+    broker: str, size: int, duration: str, wall_start: float, out: Path, *extra: str
+) -> list[str]:
+    """``twin field`` on the plant: SenML packs, the size's plan, on ``wall_start``."""
+    return [
+        *cli(),
+        "field",
+        str(PLANT),
+        "--broker",
+        broker,
+        "--format",
+        "senml",
+        *PLANS[size],
+        "--duration",
+        duration,
+        "--wall-start",
+        str(wall_start),
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
 
 
 def live_scenario(work: Path, minutes: int, broker: str, influx: str, trace: Path) -> Path:
@@ -234,25 +258,15 @@ def run_size(size: int, minutes: int, restarts: bool, flood_s: int, keep: Path |
             stderr=subprocess.STDOUT,
         )
         field = subprocess.Popen(
-            [
-                *cli(),
-                "field",
-                str(PLANT),
-                "--broker",
+            field_command(
                 broker.url,
-                "--format",
-                "senml",
-                *PLANS[size],
-                "--duration",
+                size,
                 f"{minutes}min",
-                "--wall-start",
-                str(wall_start),
+                wall_start,
+                work / "field",
                 "--bias",
                 f"{BIASED}=10@{bias_from_s}",
-                "--out",
-                str(work / "field"),
-                "--no-progress",
-            ],
+            ),
             stdout=open(work / "field.log", "w"),
             stderr=subprocess.STDOUT,
         )
@@ -378,29 +392,19 @@ def flood(work: Path, broker: Mosquitto, influx: InfluxServer, size: int, second
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     field = subprocess.run(
-        [
-            *cli(),
-            "field",
-            str(PLANT),
-            "--broker",
+        field_command(
             broker.url,
-            "--format",
-            "senml",
-            *PLANS[size],
-            "--duration",
+            size,
             f"{seconds}s",
+            wall_start,
+            work / "flood-field",
             "--speed",
             "1000",
-            "--wall-start",
-            str(wall_start),
             "--max-lateness-s",
             "1000",
             "--client-id",
             f"flood-field-{size}",
-            "--out",
-            str(work / "flood-field"),
-            "--no-progress",
-        ],
+        ),
         capture_output=True,
         text=True,
     )

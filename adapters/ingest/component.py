@@ -171,6 +171,7 @@ def plan_ingest(scenario: Any, plan: WorldPlan) -> None:
         "late_window_s": spec.late_window_s,
         "max_payload_bytes": spec.max_payload_bytes,
         "max_batch_records": spec.max_batch_records,
+        "max_sensors": spec.max_sensors,
         "influx": Deferred("ingest influx connection", influx_config),
         "trace": str(spec.trace) if spec.trace else None,
         "stats_path": str(out_dir / "parts" / STATS_FILE),

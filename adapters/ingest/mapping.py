@@ -337,6 +337,10 @@ class Sensor:
 _MISSING = object()
 
 
+#: Sensors an ingest admits by default (``ingest.max_sensors``).
+MAX_SENSORS = 100_000
+
+
 class Mapper:
     """Sensor key -> :class:`Sensor` (or None: unknown), cached per key.
 
@@ -350,6 +354,10 @@ class Mapper:
         ``element name -> ElementInfo`` of the scenario.
     limits : callable
         ``(info, quantity) -> (low, high)``: the plausible range of a quantity.
+    max_sensors : int
+        Sensors it admits at most: a key beyond them is unknown (counted), so a field
+        that invents keys (a counter in a topic level) cannot grow the sensor table,
+        the series in InfluxDB and the estimator without bound.
     """
 
     def __init__(
@@ -358,7 +366,9 @@ class Mapper:
         table: Mapping[str, tuple[str, Channel]],
         elements: Mapping[str, ElementInfo],
         limits: Callable[[ElementInfo, str], tuple[float, float]],
+        max_sensors: int = MAX_SENSORS,
     ) -> None:
+        self.max_sensors = max_sensors
         self.rules = list(rules)
         self.table = dict(table)
         self.elements = dict(elements)
@@ -393,6 +403,8 @@ class Mapper:
                 yield matched
 
     def _resolve(self, key: str) -> Sensor | None:
+        if len(self.sensors) >= self.max_sensors:
+            return None
         for element, channel in self.candidates(key):
             info = self.elements.get(element)
             if info is None or channel.quantity not in info.quantities:

@@ -90,7 +90,8 @@ class IngestSpec(MqttLogin):
     the estimate.
 
     Bounds: payloads over ``max_payload_bytes`` and batches of more than
-    ``max_batch_records`` are rejected unread. Plausible ranges come from ratings times
+    ``max_batch_records`` are rejected unread; keys beyond ``max_sensors`` sensors are
+    unknown (counted). Plausible ranges come from ratings times
     ``rating_margin`` (:mod:`adapters.ingest.limits`).
 
     Storage: raw values go to ``influx`` (default: ``outputs.influx``; none: not stored),
@@ -116,6 +117,7 @@ class IngestSpec(MqttLogin):
     late_window_s: bounded(0.0, 86_400.0) = 0.0
     max_payload_bytes: whole(64, 16_000_000) = 262_144
     max_batch_records: whole(1, 1_000_000) = 10_000
+    max_sensors: whole(1, 10_000_000) = 100_000
     rating_margin: bounded(1.0, 100.0) = 1.5
     influx: InfluxSpec | None = None
     flush_interval_s: bounded(0.0, 60.0, low_open=True) = 0.2

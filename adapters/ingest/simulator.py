@@ -34,7 +34,13 @@ from typing import Any
 import mosaik_api_v3
 
 from adapters.ingest.limits import limit_of
-from adapters.ingest.mapping import ElementInfo, Mapper, Rule, read_mapping_csv
+from adapters.ingest.mapping import (
+    MAX_SENSORS,
+    ElementInfo,
+    Mapper,
+    Rule,
+    read_mapping_csv,
+)
 from adapters.ingest.pipeline import Ingestor
 from adapters.ingest.stats import summary_line
 from adapters.ingest.store import RawStore
@@ -84,7 +90,7 @@ def build_ingestor(clock: Clock, config: dict[str, Any]) -> Ingestor:
             InfluxConfig(**config["influx"]), config["site"], trace=bool(config.get("trace"))
         )
     return Ingestor(
-        Mapper(rules, table, elements, limit_of),
+        Mapper(rules, table, elements, limit_of, config.get("max_sensors", MAX_SENSORS)),
         windows,
         plant,
         store,

@@ -147,7 +147,8 @@ class EstimationSimulator(mosaik_api_v3.Simulator):
         self.buses = buses
         solver_bus = self.model.ppci_bus(np.array(buses))
         self.joined = dict(zip(buses, (int(b) for b in solver_bus), strict=True))
-        self.injectors = [(str(n), int(b)) for n, b in config["injectors"]]
+        # (element, bus[, its model's outputs]) of everything that injects into a bus
+        self.injectors = [(str(n), int(b), *rest) for n, b, *rest in config["injectors"]]
         self.rating_ka = branch_ratings_ka(net)
         self.buffer = ResultBuffer(self.clock.times, {**config["tags"], "source": "estimate"})
         self.streak = np.zeros(0, dtype=int)

@@ -10,6 +10,7 @@ from adapters.field.plan import PlanOptions, Plant, sensor_plan
 from twin.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[3]
+FIELD_MAPPING = ROOT / "scenarios" / "mappings" / "field.yaml"
 
 
 def compile_pattern(pattern: str) -> re.Pattern:
@@ -34,7 +35,7 @@ def plant_sensors():
 
 
 def test_every_field_plant_sensor_maps_to_its_quantity_unit_and_sign(plant_sensors):
-    mapping = yaml.safe_load((ROOT / "scenarios" / "field_mapping.yaml").read_text())["mapping"]
+    mapping = yaml.safe_load(FIELD_MAPPING.read_text())["mapping"]
     for row in plant_sensors.itertuples():
         found = resolve(mapping, row.sensor)
         assert found is not None, row.sensor

@@ -25,10 +25,12 @@ from tests.adapters.field.conftest import IMPAIRED, tiny_raw
 from tests.conftest import ROOT
 from tests.support import THREAD_WAIT_S
 
+FIELD_MAPPING = ROOT / "scenarios" / "mappings" / "field.yaml"
+
 
 def _lv_mapping() -> list[dict]:
     """The shipped mapping, with the LV feeder's bus voltages in V phase-to-neutral."""
-    mapping = yaml.safe_load((ROOT / "scenarios" / "field_mapping.yaml").read_text())["mapping"]
+    mapping = yaml.safe_load(FIELD_MAPPING.read_text())["mapping"]
     mapping = copy.deepcopy(mapping)
     for rule in mapping:
         rule["quantities"]["v"] = {"quantity": "v_pu", "unit": "V", "voltage": "phase"}

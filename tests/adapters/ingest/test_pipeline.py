@@ -204,3 +204,14 @@ def test_a_value_that_converts_to_infinity_is_malformed_never_stored(elements):
     send(ing, "field/pv_roof/p", 3.5, 1e308, u="MW")  # 1e308 MW is inf kW
     assert ing.counts.malformed == 1 and ing.counts.accepted == 0 and ing.counts.submitted == 0
     assert len(step(ing, 5.0)["ids"]) == 0
+
+
+def test_keys_beyond_max_sensors_are_unknown_not_new_sensors(elements):
+    ing = make_ingestor(elements)
+    ing.mapper.max_sensors = 2  # ingest.max_sensors
+    at(ing, 4.0)
+    for topic in ("field/bus_7/v", "field/bus_8/v", "field/bus_9/v"):
+        send(ing, topic, 3.5, 230.0)
+    assert len(ing.mapper.sensors) == 2
+    assert ing.counts.unknown == 1 and ing.counts.accepted == 2
+    assert "field/bus_9/v" in ing.counts.unknown_keys

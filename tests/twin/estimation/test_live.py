@@ -24,6 +24,8 @@ from adapters.field.plan import PlanOptions
 from tests.conftest import ROOT
 from tests.support import THREAD_WAIT_S
 
+FIELD_MAPPING = ROOT / "scenarios" / "mappings" / "field.yaml"
+
 SECONDS = 24
 SPEED = 4.0
 BIASED = "field/line_3/p_from"
@@ -38,7 +40,7 @@ def _raw(seconds: int) -> dict:
 
 def _mapping() -> list[dict]:
     """The shipped mapping, with the LV feeder's voltages in V phase-to-neutral."""
-    mapping = yaml.safe_load((ROOT / "scenarios" / "field_mapping.yaml").read_text())["mapping"]
+    mapping = yaml.safe_load(FIELD_MAPPING.read_text())["mapping"]
     mapping = copy.deepcopy(mapping)
     for rule in mapping:
         rule["quantities"]["v"] = {"quantity": "v_pu", "unit": "V", "voltage": "phase"}
