@@ -378,7 +378,8 @@ def flood(work: Path, broker: Mosquitto, influx: InfluxServer, size: int, second
         "trace": None,
         "stats_path": str(work / "flood-ingest.json"),
     }
-    bare = Subscriber(broker, "field/#", f"flood-bare-{size}")
+    # its own process writing a file: nothing shared with the ingest's process
+    bare = Subscriber(broker, "field/#", f"flood-bare-{size}", work / f"flood-bare-{size}.txt")
     sim = IngestSimulator()
     sim.init("ingest", clock=clock, config=config)
     counted: list[tuple[float, int]] = []
@@ -412,7 +413,7 @@ def flood(work: Path, broker: Mosquitto, influx: InfluxServer, size: int, second
     expected = int((truth["copies"] > 0).sum())
     deadline = time.time() + 120
     while time.time() < deadline and (
-        sim.ingestor.counts.values < expected or len(bare.messages) < 1
+        sim.ingestor.counts.values < expected or len(bare.refresh()) < 1
     ):
         time.sleep(0.2)
     time.sleep(2.0)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from operator import itemgetter
 
 import orjson
 
@@ -34,6 +35,11 @@ __all__ = ["SENML_RELATIVE_BELOW", "Decoded", "decode"]
 SENML_RELATIVE_BELOW = 2**28
 _BASE_FIELDS = ("bn", "bt", "bu", "bv", "bver", "bs")
 _QUALITY_WORDS = {"good": 1, "fallback": 0, "bad": 0}
+_BASE_SET = frozenset(_BASE_FIELDS)
+#: A record with every plain field (and nothing else).
+_FULL = frozenset("nvtuq")
+_full = itemgetter("n", "v", "t", "u", "q")
+_NONE = object()
 
 #: One record: (sensor key, time or None, value, unit or None, quality).
 Record = tuple[str, float | None, float, str | None, int]
@@ -111,7 +117,111 @@ def _batch_base(topic: str) -> str:
     return head if sep else topic.rpartition("/")[0]
 
 
-def _array(topic: str, data: list, now: float) -> Decoded:
+def _plain_senml(data: list, start: int, now: float, base: tuple) -> list[Record] | None:
+    """Records of ``data[start:]`` when all are plain SenML records, else None.
+
+    Plain: a dict without base fields whose ``n`` is text, ``v`` a finite float or an
+    int (not a bool), ``t`` absent or the same, ``u`` absent or text, ``q`` absent or an
+    int. The result equals the general loop's on the same records (tested); anything
+    else returns None and the general loop decides.
+    """
+    bn, bt, bu, bv = base
+    records: list[Record] = []
+    append = records.append
+    disjoint = _BASE_SET.isdisjoint
+    for i in range(start, len(data)):
+        item = data[i]
+        if item.__class__ is not dict:
+            return None
+        if item.keys() == _FULL:  # the field emulator's records
+            name, v, t, u, q = _full(item)
+        elif disjoint(item):
+            name = item.get("n", "")
+            v = item.get("v")
+            t = item.get("t", 0.0)
+            u = item.get("u", bu)
+            q = item.get("q")
+        else:
+            return None
+        if name.__class__ is not str or not (key := bn + name):
+            return None
+        if v.__class__ is float:
+            if v - v != 0.0:  # nan or inf
+                return None
+        elif v.__class__ is int:
+            v = float(v)
+        else:
+            return None
+        if t.__class__ is float:
+            if t - t != 0.0:
+                return None
+        elif t.__class__ is int:
+            t = float(t)
+        else:
+            return None
+        if u is not None and u.__class__ is not str:
+            return None
+        if q is None:
+            q = 1
+        elif q.__class__ is int:
+            q = 1 if q else 0
+        else:
+            return None
+        when = bt + t
+        if when < SENML_RELATIVE_BELOW:
+            when += now
+        append((key, when, bv + v, u, q))
+    return records
+
+
+def _plain_batch(data: list, base: str) -> list[Record] | None:
+    """Records of a gateway array when all are plain, else None (see :func:`_plain_senml`).
+
+    Plain: a dict with a non-empty text ``n`` and ``v`` (a finite float or an int, not
+    a bool), ``t`` absent, null or the same, ``u`` absent, null or text, ``q`` absent,
+    null or an int, and no ``value`` key read instead.
+    """
+    records: list[Record] = []
+    append = records.append
+    for item in data:
+        if item.__class__ is not dict:
+            return None
+        name = item.get("n")
+        v = item.get("v", _NONE)
+        t = item.get("t")
+        u = item.get("u")
+        q = item.get("q")
+        if name.__class__ is not str or not name:
+            return None
+        if v.__class__ is float:
+            if v - v != 0.0:
+                return None
+        elif v.__class__ is int:
+            v = float(v)
+        else:
+            return None
+        if t is not None:
+            if t.__class__ is float:
+                if t - t != 0.0:
+                    return None
+            elif t.__class__ is int:
+                t = float(t)
+            else:
+                return None
+        if u is not None and u.__class__ is not str:
+            return None
+        if q is None:
+            q = 1
+        elif q.__class__ is int:
+            q = 1 if q else 0
+        else:
+            return None
+        append((base + name, t, v, u, q))
+    return records
+
+
+def _array(topic: str, data: list, now: float, *, plain: bool = True) -> Decoded:
+    """The records of an array; ``plain``: try the plain fast paths first (same result)."""
     records: list[Record] = []
     bad = 0
     first = data[0] if data else None
@@ -119,12 +229,21 @@ def _array(topic: str, data: list, now: float) -> Decoded:
         isinstance(first, dict) and any(k in first for k in _BASE_FIELDS)
     )
     base = "" if senml else _batch_base(topic) + "/"
+    if plain and not senml:
+        fast = _plain_batch(data, base)
+        if fast is not None:
+            return Decoded(fast)
     bn, bt, bu, bv = "", 0.0, None, 0.0
-    for item in data:
+    for i, item in enumerate(data):
         if not isinstance(item, dict):
             bad += 1
             continue
         if senml:
+            if i == 1 and plain:  # past the base record: the rest in one go if all plain
+                fast = _plain_senml(data, 1, now, (bn, bt, bu, bv))
+                if fast is not None:
+                    records += fast
+                    break
             if "bn" in item:
                 bn = item["bn"] if isinstance(item["bn"], str) else None
             if "bt" in item:

@@ -376,6 +376,8 @@ class Mapper:
         self.sensors: list[Sensor] = []
         self._cache: dict[str, Sensor | None] = {}
         self._unknown_cached = 0
+        #: ``cached(key, default)``: the cached answer of :meth:`lookup` (the hot path).
+        self.cached = self._cache.get
 
     def lookup(self, key: str) -> Sensor | None:
         """The sensor of ``key``, or None when no rule maps it to a known element."""

@@ -21,7 +21,7 @@ import warnings
 from typing import Any
 
 from adapters.ingest.decode import decode
-from adapters.ingest.mapping import Mapper
+from adapters.ingest.mapping import Mapper, Sensor
 from adapters.ingest.stats import IngestCounts
 from adapters.ingest.store import RawStore
 from adapters.ingest.window import (
@@ -40,6 +40,8 @@ INF = float("inf")
 __all__ = ["Ingestor"]
 
 log = logging.getLogger(__name__)
+
+_MISSING = object()
 
 #: Marks the topics of read-access probes (:func:`adapters.ingest.simulator.subscribe`).
 PROBE_MARKER = "_ingest_probe/"
@@ -116,52 +118,70 @@ class Ingestor:
         if decoded.reason == "too_large":
             c.too_large += 1
             return
-        lookup, windows, store = self.mapper.lookup, self.windows, self.store
-        known = 0
-        for key, t, value, unit, quality in decoded.records:
-            c.values += 1
-            sensor = lookup(key)
-            if sensor is None:
-                c.note_unknown(key)
-                continue
-            known += 1
-            factors = sensor.factors(unit)
-            if factors is None:
-                c.bad_unit += 1
-                continue
-            x = factors[0] * value + factors[1]
-            if not -INF < x < INF:  # 1e308 MW is inf kW: never stored or estimated
-                c.malformed += 1
-                continue
-            if t is None:
-                t = now
-                c.untimed += 1
-            verdict = windows.admit(sensor.id, t, now)
-            if verdict == STALE:  # stored (raw history), not estimated
-                c.stale += 1
-                if store is not None:
-                    store.add(sensor, t, x, quality, wall)
-                    c.submitted += 1
-                continue
-            if verdict != OK:
-                if verdict == SKEWED:
-                    c.skewed += 1
+        records = decoded.records
+        c.values += len(records)
+        lookup, store = self.mapper.lookup, self.store
+        cached = self.mapper.cached
+        check, place = self.windows.check, self.windows.place
+        points: list[tuple[Sensor, float, float, int]] = []
+        keep = points.append
+        # per-message tallies, added to the counters once (finally: even on an error)
+        known = accepted = stale = skewed = duplicates = late = 0
+        try:
+            for key, t, value, unit, quality in records:
+                sensor = cached(key, _MISSING)
+                if sensor is _MISSING:
+                    sensor = lookup(key)
+                if sensor is None:
+                    c.note_unknown(key)
+                    continue
+                known += 1
+                if unit is None or unit == sensor.unit:
+                    x = sensor.a * value + sensor.b
                 else:
-                    c.duplicates += 1
-                continue
-            c.accepted += 1
-            flag = 0
-            if not sensor.low <= x <= sensor.high:
-                flag, quality = 1, 0
-                c.implausible += 1
-                flagged = c.implausible_sensors
-                flagged[sensor.key] = flagged.get(sensor.key, 0) + 1
-            if store is not None:
-                store.add(sensor, t, x, quality, wall)
-                c.submitted += 1
-            if not windows.place(sensor.id, t, x, quality, flag):
-                c.late += 1
-        if decoded.records and not known:
+                    factors = sensor.factors(unit)
+                    if factors is None:
+                        c.bad_unit += 1
+                        continue
+                    x = factors[0] * value + factors[1]
+                if not -INF < x < INF:  # 1e308 MW is inf kW: never stored or estimated
+                    c.malformed += 1
+                    continue
+                if t is None:
+                    t = now
+                    c.untimed += 1
+                verdict = check(sensor.id, t, now)
+                if verdict != OK:
+                    if verdict == STALE:  # stored (raw history), not estimated
+                        stale += 1
+                        keep((sensor, t, x, quality))
+                    elif verdict == SKEWED:
+                        skewed += 1
+                    else:
+                        duplicates += 1
+                    continue
+                accepted += 1
+                flag = 0
+                if not sensor.low <= x <= sensor.high:
+                    flag, quality = 1, 0
+                    c.implausible += 1
+                    flagged = c.implausible_sensors
+                    flagged[sensor.key] = flagged.get(sensor.key, 0) + 1
+                keep((sensor, t, x, quality))
+                if not place(sensor.id, t, x, quality, flag):
+                    late += 1
+        finally:
+            if accepted:
+                self.windows.forget(now)  # as admit() would have after each of them
+            c.accepted += accepted
+            c.stale += stale
+            c.skewed += skewed
+            c.duplicates += duplicates
+            c.late += late
+            if store is not None and points:
+                store.add_many(points, wall)
+                c.submitted += len(points)
+        if records and not known:
             c.unknown_messages += 1
             if not self._logged_unknown:
                 self._logged_unknown = True

@@ -25,16 +25,36 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 
 from adapters.influx.lineprotocol import escape_key, line_prefix
 from adapters.influx.transport import InfluxConfig, Transport
 from adapters.influx.writer import InfluxWriter
 from adapters.ingest.mapping import Sensor
 
-__all__ = ["NanosecondTransport", "RawStore", "RawWriter"]
+__all__ = ["NanosecondTransport", "RawStore", "RawWriter", "float_reprs"]
+
+#: The field between a value and its timestamp, by quality (0 or 1).
+_QUALITY = (",quality=0.0 ", ",quality=1.0 ")
+
+
+def float_reprs(values: Sequence[float]) -> list[str]:
+    """``[repr(v) for v in values]`` of finite floats, several times faster.
+
+    orjson writes the same shortest round-trip digits as ``repr`` but positional where
+    ``repr`` switches to an exponent below 1e-4 (at 1e16 both write ``1e+16``); a batch
+    with an exponent or a leading ``0.0000`` anywhere is given to ``repr`` instead.
+    """
+    text = orjson.dumps(values).decode()
+    if text == "[]":
+        return []
+    if "e" in text or "0.0000" in text:
+        return [repr(v) for v in values]
+    return text[1:-1].split(",")
 
 
 class NanosecondTransport(Transport):
@@ -102,14 +122,28 @@ class RawStore:
 
     def add(self, sensor: Sensor, t: float, value: float, quality: int, wall: float) -> None:
         """One point (called by the receiving thread)."""
-        head = sensor.head
-        if not head:
-            head = sensor.head = self.head(sensor)  # type: ignore[assignment]
-        line = f"{head}{value!r},quality={quality}.0 {round(t * 1e6)}000\n"
+        self.add_many([(sensor, t, value, quality)], wall)
+
+    def add_many(self, points: list[tuple[Sensor, float, float, int]], wall: float) -> None:
+        """The points ``(sensor, t, value, quality)`` of one message, received at ``wall``."""
+        sensors, times, values, qualities = zip(*points, strict=True)
+        heads = []
+        for sensor in sensors:
+            head = sensor.head
+            if not head:
+                head = sensor.head = self.head(sensor)  # type: ignore[assignment]
+            heads.append(head)
+        lines = [
+            f"{head}{value}{_QUALITY[quality]}{round(t * 1e6)}000\n"
+            for head, value, quality, t in zip(
+                heads, float_reprs(values), qualities, times, strict=True
+            )
+        ]
         with self._lock:
-            self._lines.append(line)
+            self._lines += lines
             if self.trace:
-                self._trace.append((sensor.id, t, wall))
+                pairs = zip(sensors, times, strict=True)
+                self._trace += [(sensor.id, t, wall) for sensor, t in pairs]
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):

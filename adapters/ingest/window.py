@@ -95,7 +95,7 @@ class Windows:
         self.closed = -1  # windows up to this index are closed
         self.open: dict[int, dict[int, tuple[float, float, int, int]]] = {}
         self._seen: set[tuple[int, float]] = set()
-        self._order: deque[tuple[float, int]] = deque()
+        self._order: deque[tuple[int, float]] = deque()  # the seen pairs, oldest first
         self.skew_offsets: dict[int, float] = {}  # first offset per sensor (the warning)
 
     def admit(self, sid: int, t: float, now: float) -> int:
@@ -107,6 +107,17 @@ class Windows:
         (duplicates that old are no longer remembered: re-storing one rewrites its own
         point). Both are warned about once per sensor.
         """
+        verdict = self.check(sid, t, now)
+        if verdict == OK:
+            self.forget(now)
+        return verdict
+
+    def check(self, sid: int, t: float, now: float) -> int:
+        """:meth:`admit` without forgetting old pairs: call :meth:`forget` after a batch.
+
+        The verdicts of a batch at one ``now`` are the same either way: a pair older
+        than the accepted age is STALE before it is looked up.
+        """
         offset = t - now
         if offset > self.tolerance_s or offset != offset:
             if sid not in self.skew_offsets:
@@ -117,16 +128,19 @@ class Windows:
                 self.skew_offsets[sid] = offset
             return STALE
         key = (sid, t)
-        if key in self._seen:
+        seen = self._seen
+        if key in seen:
             return DUPLICATE
-        self._seen.add(key)
-        order = self._order
-        order.append((t, sid))
-        horizon = now - self.oldest_s
-        while order[0][0] < horizon:
-            self._seen.discard((order[0][1], order[0][0]))
-            order.popleft()
+        seen.add(key)
+        self._order.append(key)
         return OK
+
+    def forget(self, now: float) -> None:
+        """Forget the oldest seen pairs up to the first one still within the accepted age."""
+        order = self._order
+        horizon = now - self.oldest_s
+        while order and order[0][1] < horizon:
+            self._seen.discard(order.popleft())
 
     def index(self, t: float) -> int:
         """The window of plant time ``t``."""

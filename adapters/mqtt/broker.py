@@ -185,12 +185,20 @@ class Subscriber:
         Topic filter to subscribe to.
     client_id : str
         Session name (kept by the broker while the subscriber is away).
+    output : Path, optional
+        Write ``mosquitto_sub``'s output to this file instead of reading it in a thread
+        of this process: a consumer that shares nothing with the caller (throughput
+        benchmarks); :meth:`refresh` reads what arrived so far.
     """
 
-    def __init__(self, broker: Mosquitto, topic: str, client_id: str) -> None:
+    def __init__(
+        self, broker: Mosquitto, topic: str, client_id: str, output: Path | None = None
+    ) -> None:
         self.broker = broker
         self.messages: list[tuple[str, str]] = []
         self.arrivals: list[float] = []
+        self._output = output
+        self._sink = open(output, "w") if output is not None else None  # noqa: SIM115
         self.process = subprocess.Popen(
             [
                 "mosquitto_sub",
@@ -210,14 +218,15 @@ class Subscriber:
                 "-t",
                 f"probe/{client_id}",
             ],  # fmt: skip
-            stdout=subprocess.PIPE,
+            stdout=self._sink if self._sink is not None else subprocess.PIPE,
             text=True,
         )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        if self._sink is None:
+            self._reader = threading.Thread(target=self._read, daemon=True)
+            self._reader.start()
         probe = f"probe/{client_id}"
         deadline = time.monotonic() + 10
-        while not any(t == probe for t, _ in self.messages):  # subscribed once it hears this
+        while not any(t == probe for t, _ in self.refresh()):  # subscribed once it hears this
             subprocess.run(
                 ["mosquitto_pub", "-p", str(broker.port), "-q", "1", "-t", probe, "-m", "x"],
                 check=True,
@@ -230,9 +239,22 @@ class Subscriber:
     def _read(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            stamp, topic, payload = (line.rstrip("\n").split(" ", 2) + [""])[:3]
-            self.messages.append((topic, payload))
-            self.arrivals.append(float(stamp))
+            self._add(line)
+
+    def _add(self, line: str) -> None:
+        stamp, topic, payload = (line.rstrip("\n").split(" ", 2) + [""])[:3]
+        self.messages.append((topic, payload))
+        self.arrivals.append(float(stamp))
+
+    def refresh(self) -> list[tuple[str, str]]:
+        """The messages so far (read from ``output`` when the subscriber writes a file)."""
+        if self._output is not None:
+            self.messages, self.arrivals = [], []
+            with open(self._output) as lines:
+                for line in lines:
+                    if line.endswith("\n"):  # a line mosquitto_sub finished writing
+                        self._add(line)
+        return self.messages
 
     def count(self, prefix: str) -> int:
         """Messages so far whose topic starts with ``prefix``."""
@@ -256,9 +278,13 @@ class Subscriber:
         return out
 
     def stop(self) -> None:
-        """End the subscriber process."""
+        """End the subscriber process (and read its file, if it writes one)."""
         self.process.terminate()
         self.process.wait(5)
-        self._reader.join(5)
+        if self._sink is None:
+            self._reader.join(5)
+        else:
+            self._sink.close()
+            self.refresh()
         if self.process.stdout is not None:
             self.process.stdout.close()
