@@ -135,9 +135,9 @@ def _policy_detail(policy: str | None) -> str:
     """Policy file stem, then algorithm and seed from ``<stem>_train.json`` if present."""
     if not policy:
         return ""
-    path = Path(policy)
-    if policy == "builtin" or not path.suffix:
+    if policy == "builtin":  # the policy shipped with the package
         return policy
+    path = Path(policy)
     parts = [path.stem]
     record = path.with_name(f"{path.stem}_train.json")
     try:
