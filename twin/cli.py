@@ -310,15 +310,20 @@ def compare(
     ] = "none,rule,mpc,oracle",
     policy: Annotated[str | None, typer.Option(help="Policy file for the rl controller.")] = None,
     out: Annotated[Path, typer.Option(help="Directory for the runs.")] = Path("runs/compare"),
+    fmt: Annotated[
+        str, typer.Option("--format", help="table, csv or json (one record per controller).")
+    ] = "table",
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a field: path=value.")
     ] = None,
 ) -> None:
-    """Run each controller on the same scenario and print the comparison table."""
-    from twin.compare import COMPARE_COLUMNS, compare_controllers
+    """Run each controller on the same scenario and print the comparison."""
+    from twin.compare import FORMATS, compare_controllers, write_comparison
     from twin.control.schema import CONTROLLERS
     from twin.scenario import load_scenario
 
+    if fmt not in FORMATS:
+        _fail(TwinError(f"--format: expected {', '.join(FORMATS)}, got {fmt!r}"))
     names = [c.strip() for c in controllers.split(",") if c.strip()]
     known = CONTROLLERS
     unknown = [name for name in names if name not in known]
@@ -335,19 +340,7 @@ def compare(
     except (TwinError, OSError) as exc:
         _fail(exc)
         return
-    view = Table(title=f"{sc.name}: controllers compared")
-    for column in table.columns:
-        view.add_column(
-            COMPARE_COLUMNS[column], justify="left" if column == "controller" else "right"
-        )
-    for _, row in table.iterrows():
-        view.add_row(*[row[c] if c == "controller" else _fmt(row[c]) for c in table.columns])
-    console.print(view)
-    console.print(
-        "cost*: energy cost with the change of stored battery energy valued at the terminal "
-        "price; saved: vs none; of oracle: share of the oracle's savings; ms/step: controller "
-        "compute time including set-up"
-    )
+    write_comparison(table, fmt, console, f"{sc.name}: controllers compared")
 
 
 def _fmt(value: float) -> str:
