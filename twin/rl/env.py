@@ -9,7 +9,7 @@ mosaik run (tested to 1e-9 on SoC and cost).
 Actions are corrections in -1..1 of each battery's rating added to the rule-based
 self-consumption setpoint (:mod:`twin.rl.baseline`; > 0 discharge). The
 reward is the step's saving against doing nothing (energy cost with the battery idle,
-at this step's grid losses, minus the cost with it, EUR), minus the degradation cost
+at this step's grid losses, minus the cost with it, EUR), minus the wear cost
 of the throughput and a penalty for asking beyond the battery's limits; the last step
 adds the change of stored energy valued at the terminal price, so emptying the battery
 earns nothing.

@@ -158,3 +158,15 @@ def test_no_controller_scores_below_the_oracle_beyond_its_grid_losses(site, tmp_
         assert k["cost_scored_eur"] == pytest.approx(k["cost_scored_no_wear_eur"] + k["wear_eur"])
     # (an idle battery's stored energy shrinks only by calendar fade: next to no wear)
     assert runs["none"].kpis["wear_eur"] < 1e-3 < runs["oracle"].kpis["wear_eur"]
+
+
+def test_degradation_price_is_gone_wear_comes_from_the_battery(day_raw):
+    from twin.errors import ScenarioError
+
+    day_raw["control"] = {"degradation_eur_kwh": 0.02}
+    with pytest.raises(ScenarioError, match="control.degradation_eur_kwh: unknown key"):
+        validate_scenario(day_raw)
+    day_raw["control"] = {}
+    day_raw["assets"]["battery"][0]["replacement_eur_kwh"] = 6000.0
+    with pytest.raises(ScenarioError, match=r"assets.battery\[0\].replacement_eur_kwh"):
+        validate_scenario(day_raw)
