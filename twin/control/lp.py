@@ -20,12 +20,19 @@ with import :math:`G^+`, export :math:`G^-`, bus-side charge :math:`C` and disch
 :math:`D` (the battery model's own equations, see :mod:`models.battery`). This is the
 scored cost :math:`J` of :mod:`twin.objective` up to a constant: the wear cost
 :math:`w_b` is per kWh through the cells, and a step's cell-side throughput is
-:math:`(\eta^{ch} C + D / \eta^{dis})\Delta t` (the LP never charges and discharges a
-battery at once, see the tie-break below); the terminal value :math:`v_b` prices the
-energy left, :math:`v_b E_{T b}` differing from :math:`v_b (E_{Tb} - E_{0b})` by a
-constant. With ``terminal_value_eur_kwh`` None the terminal rule is instead the
-constraint :math:`E_{Tb} \ge E_{0b}` (or at least ``e_terminal_min_kwh``). Grid losses
-are not part of the LP (they are small and the grid's physics stays in the power flow).
+:math:`(\eta^{ch} C + D / \eta^{dis})\Delta t` as long as a battery does not charge and
+discharge at once (that only loses energy, and among equal plans the tie-break takes
+the least throughput); the terminal value :math:`v_b` prices the energy left,
+:math:`v_b E_{T b}` differing from :math:`v_b (E_{Tb} - E_{0b})` by a constant. With
+``terminal_value_eur_kwh`` None the terminal rule is instead the constraint
+:math:`E_{Tb} \ge E_{0b}` (or at least ``e_terminal_min_kwh``).
+
+Two solves: the first minimises the cost above, the second picks among its optima (the
+end state nearest ``e_end_preferred_kwh``, then the least throughput, earlier steps
+first) without giving up more than the solver's accuracy of cost, so the plan is unique
+and still the optimum of :math:`J`. Grid losses are not part of the LP (the grid's physics
+stays in the power flow; on the shipped feeder they are mostly the transformer's no-load
+losses, which no dispatch changes).
 """
 
 from __future__ import annotations
