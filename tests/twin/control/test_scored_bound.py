@@ -266,3 +266,25 @@ def test_the_rule_is_never_price_blind():
     inputs = {**controller.default_inputs(), "p_kw": np.array([-3.0]), "soc": np.array([0.5])}
     with pytest.raises(PriceUnknownError, match="price_eur_kwh"):
         controller.step(clock.start, 900, inputs)
+
+
+def test_the_run_objective_comes_from_the_context_or_the_runs_prices():
+    from twin.control.site import ObjectiveUnknownError, run_objective
+
+    battery = {"name": "b", "eta_ch": 0.9, "eta_dis": 0.9, "replacement_eur_kwh": 120.0,
+               "cycle_life_efc": 3000.0}  # fmt: skip
+    clock = Clock(pd.Timestamp("2016-01-11T05:00Z"), 3600, 24)
+    tariff = {"name": "tariff", "import_eur_kwh": 0.3, "export_eur_kwh": 0.0,
+              "periods": [{"start": "00:00", "end": "06:00", "import_eur_kwh": 0.18}]}  # fmt: skip
+    context = {"tariff": tariff, "site": {"tz": "America/New_York"}}
+    objective = run_objective([battery], clock, context)
+    assert objective.wear[0] == pytest.approx(0.02)
+    assert objective.terminal_value[0] == pytest.approx(0.18 / 0.9 + 0.02)
+    overridden = run_objective(
+        [battery], clock, {**context, "control": {"terminal_price_eur_kwh": 0.1}}
+    )
+    assert overridden.terminal_value[0] == 0.1
+    given = Objective(np.array([0.5]), np.array([0.7]))
+    assert run_objective([battery], clock, {"objective": given}) is given
+    with pytest.raises(ObjectiveUnknownError, match="objective"):
+        run_objective([battery], clock, {})
