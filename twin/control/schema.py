@@ -8,10 +8,8 @@ from pydantic import model_validator
 
 from twin.bounds import (
     MAX_HORIZON_S,
-    PRICE_MAX_EUR_KWH,
     PowerKw,
     Price,
-    bounded,
     whole,
 )
 from twin.scenario import Duration, Strict
@@ -24,14 +22,17 @@ CONTROLLERS = ("none", "rule", "mpc", "oracle", "rl", "schedule")
 
 
 class ControlSpec(Strict):
-    """Controller options: site limits, planning horizon, forecaster, policy, terminal rule."""
+    """Controller options: site limits, planning horizon, forecaster, policy, terminal value.
+
+    ``terminal_price_eur_kwh`` overrides the objective's terminal value of every battery
+    (:func:`twin.objective.terminal_values`).
+    """
 
     p_import_max_kw: PowerKw | None = None
     horizon: Duration = "24h"
     resolve_every: Duration | None = None
     forecaster: Literal["persistence", "regression", "perfect"] = "persistence"
     history_days: whole(2, 365) = 14
-    degradation_eur_kwh: bounded(0.0, PRICE_MAX_EUR_KWH) = 0.0
     terminal_price_eur_kwh: Price | None = None
     policy: str | None = None
     schedule_csv: str | None = None
