@@ -22,7 +22,7 @@ import yaml
 from dask.distributed import Client, LocalCluster
 
 from benchmarks.run_year import machine
-from twin.campaign import Campaign, execute, expand, run_one, scenario_of
+from twin.campaign import Campaign, execute, expand, local_cluster, run_one, scenario_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,18 +65,24 @@ def main() -> None:
     cluster = time.perf_counter() - started
     assert (summary["status"] == "finished").all()
 
-    # The same runs on a cluster that is up and has imported the twin (a long campaign).
-    with (
+    # The same runs on a cluster that is up and has imported the twin (a long campaign):
+    # dask's default workers (statistical profiler on) and the campaign's own.
+    def warm_run(local: LocalCluster, label: str) -> float:
+        with local, Client(local) as client:
+            client.run(lambda: __import__("twin.run"))
+            started = time.perf_counter()
+            summary = execute(campaign, work / label, progress=False, client=client)
+            elapsed = time.perf_counter() - started
+        assert (summary["status"] == "finished").all()
+        return elapsed
+
+    default = warm_run(
         LocalCluster(
             n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as local,
-        Client(local) as client,
-    ):
-        client.run(lambda: __import__("twin.run"))
-        started = time.perf_counter()
-        summary = execute(campaign, work / "warm", progress=False, client=client)
-        warm = time.perf_counter() - started
-    assert (summary["status"] == "finished").all()
+        ),
+        "warm-default",
+    )
+    warm = warm_run(local_cluster(args.workers), "warm")
 
     n = len(campaign.runs)
     print(f"machine: {machine()}; {os.cpu_count()} CPUs; {n} one-day runs (96 steps each)")
@@ -85,9 +91,14 @@ def main() -> None:
     print(f"{'sequential (one process)':<34}{sequential:>9.1f}{rate:>10.1f}{1.0:>10.2f}")
     label = f"LocalCluster, {args.workers} workers, cold"
     print(f"{label:<34}{cluster:>9.1f}{n / cluster * 60:>10.1f}{sequential / cluster:>10.2f}")
+    label = f"dask defaults, {args.workers} workers, warm"
+    print(f"{label:<34}{default:>9.1f}{n / default * 60:>10.1f}{sequential / default:>10.2f}")
     label = f"LocalCluster, {args.workers} workers, warm"
     print(f"{label:<34}{warm:>9.1f}{n / warm * 60:>10.1f}{sequential / warm:>10.2f}")
-    print("cold: cluster start-up and the workers' imports included; warm: a running cluster")
+    print(
+        "cold: cluster start-up and the workers' imports included; warm: a running cluster; "
+        "dask defaults: its workers' statistical profiler on"
+    )
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import secrets
 import time
 import traceback
@@ -61,13 +62,16 @@ from twin.limits import name_problems
 
 __all__ = [
     "EXECUTORS",
+    "LOCAL_WORKER_CONFIG",
     "RESILIENCE_KPIS",
     "Campaign",
     "RunSpec",
     "execute",
     "load_campaign",
+    "local_cluster",
     "run_one",
     "summarise",
+    "usable_cpus",
 ]
 
 #: KPIs whose change against the fault-free reference measures resilience.
@@ -82,6 +86,24 @@ RESILIENCE_KPIS = (
 )
 #: Where a campaign's runs execute: dask workers, or threads of this process.
 EXECUTORS = ("dask", "threads")
+
+#: dask settings for the workers of a local cluster the campaign starts. A worker's
+#: statistical profiler samples every thread's stack every 10 ms on the worker's event
+#: loop; each sample takes the GIL from the run in the worker's task thread.
+LOCAL_WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its CPU affinity; at least 1).
+
+    The default number of local workers: one single-threaded run per CPU.
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 #: Keys of a campaign file.
 CAMPAIGN_KEYS = ("name", "base", "mode", "samples", "seed", "axes")
 #: Most runs one campaign file may expand to.
@@ -391,7 +413,7 @@ def execute(
     out_dir: str | Path,
     *,
     scheduler: str | None = None,
-    n_workers: int = 2,
+    n_workers: int | None = None,
     progress: bool = True,
     client: Any = None,
     executor: str = "dask",
@@ -407,8 +429,9 @@ def execute(
     scheduler : str, optional
         ``tcp://host:port`` of a running dask scheduler; default: a ``LocalCluster`` of
         ``n_workers`` single-threaded worker processes.
-    n_workers : int
-        Worker processes of the local cluster, or threads with ``executor="threads"``.
+    n_workers : int, optional
+        Worker processes of the local cluster, or threads with ``executor="threads"``;
+        default: one per usable CPU (:func:`usable_cpus`).
     client : dask.distributed.Client, optional
         Use this client (and its cluster) as it is; it is not closed.
     executor : {"dask", "threads"}
@@ -436,12 +459,38 @@ def execute(
     if not campaign.runs:
         raise TwinError(f"campaign {campaign.name}: no runs to execute (nothing written)")
     out = Path(out_dir).resolve()  # workers may run elsewhere: give them absolute paths
+    n_workers = usable_cpus() if n_workers is None else n_workers
     with lock_dir(out):
         summary = _execute(campaign, out, scheduler, n_workers, progress, client, executor)
         if after is not None:
             summary = after(out, summary)
             _write_summary(summary, out)
         return summary
+
+
+def local_cluster(n_workers: int) -> Any:
+    """A ``LocalCluster`` of ``n_workers`` single-threaded worker processes for runs.
+
+    The scheduler's HTTP server listens on a free port (two clusters at once never
+    collide); the workers start with :data:`LOCAL_WORKER_CONFIG` (a remote cluster keeps
+    its own configuration).
+
+    Parameters
+    ----------
+    n_workers : int
+        Worker processes.
+
+    Returns
+    -------
+    dask.distributed.LocalCluster
+    """
+    import dask
+    from dask.distributed import LocalCluster
+
+    with dask.config.set(LOCAL_WORKER_CONFIG):
+        return LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
 
 
 def _on_dask(
@@ -452,15 +501,12 @@ def _on_dask(
     name: str,
 ) -> Iterator[tuple[str, Any]]:
     """Submit ``{key: (raw scenario, run dir)}`` to dask; yield ``(key, future)`` as done."""
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, as_completed
 
     cluster = None
     own_client = client is None
     if own_client and scheduler is None:
-        # the scheduler's HTTP server on a free port: two clusters at once never collide
-        cluster = LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
-        )
+        cluster = local_cluster(n_workers)
     if own_client:
         client = Client(scheduler or cluster)
     try:

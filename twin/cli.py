@@ -614,8 +614,13 @@ def campaign(
         str | None, typer.Option(help="tcp://host:port of a dask scheduler (default: local).")
     ] = None,
     workers: Annotated[
-        int, typer.Option(min=1, max=256, help="Local cluster worker processes (or threads).")
-    ] = 2,
+        int | None,
+        typer.Option(
+            min=1,
+            max=256,
+            help="Local cluster worker processes (or threads); default: one per CPU.",
+        ),
+    ] = None,
     executor: Annotated[
         str,
         typer.Option(help="Where runs execute: dask (worker processes) or threads (this process)."),

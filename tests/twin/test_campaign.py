@@ -284,3 +284,25 @@ def test_resume_needs_readable_results_and_says_which_file(tmp_path, client):
 
     resumed = execute_again()  # repaired: both resume again
     assert resumed["resumed"].all() and resumed["rerun_reason"].isna().all()
+
+
+def test_local_workers_run_without_the_profiler_and_default_to_one_per_cpu():
+    import os
+
+    from dask.distributed import Client
+
+    from twin.campaign import local_cluster, usable_cpus
+
+    assert usable_cpus() == len(os.sched_getaffinity(0))
+    cluster = local_cluster(1)
+    try:
+        with Client(cluster) as client:
+
+            def profiling() -> bool:
+                import dask
+
+                return dask.config.get("distributed.worker.profile.enabled")
+
+            assert list(client.run(profiling).values()) == [False]
+    finally:
+        cluster.close()
