@@ -50,10 +50,8 @@ def capital_recovery_factor(rate: float, years: float) -> float:
     """
     if years <= 0 or rate < 0:
         raise ValueError(f"need years > 0 and rate >= 0, got years={years}, rate={rate}")
-    if rate == 0:
-        return 1.0 / years
-    growth = (1.0 + rate) ** years
-    return rate * growth / (growth - 1.0)
+    repaid = -math.expm1(-years * math.log1p(rate))  # 1 - (1+r)^-N, exact for tiny r
+    return rate / repaid if repaid > 0 else 1.0 / years
 
 
 def discount(amount: float, rate: float, years: float) -> float:
