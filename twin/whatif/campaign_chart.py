@@ -89,9 +89,10 @@ def what_to_build_figure(
 
     labels = labels or {}
     titles = [kpi_label(kpi) for kpi in kpis]
-    figure = make_subplots(rows=1, cols=len(kpis), subplot_titles=titles)
+    figure = make_subplots(rows=1, cols=len(kpis), subplot_titles=titles, horizontal_spacing=0.2)
     for i, kpi in enumerate(kpis, start=1):
         table = what_to_build_table(summary, x, y, kpi)
+        right = figure.get_subplot(1, i).xaxis.domain[1]  # its colour bar beside it
         figure.add_trace(
             go.Heatmap(
                 x=[str(v) for v in table.columns],
@@ -100,7 +101,7 @@ def what_to_build_figure(
                 name=kpi,
                 colorscale="RdYlGn",
                 texttemplate="%{z:,.0f}",
-                colorbar={"x": i / len(kpis) - 0.02, "len": 0.9, "title": {"text": ""}},
+                colorbar={"x": right + 0.01, "len": 0.9},
                 hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{kpi}=%{{z:,.1f}}<extra></extra>",
             ),
             row=1,

@@ -33,8 +33,9 @@ __all__ = [
 
 #: Where a reference made beside a run is written (inside the run directory).
 REFERENCE_DIR = "reference"
-#: Sections the reference leaves at their empty value (what the investment adds or watches).
-EMPTIED = {"controller": "none", "faults": [], "economics": None, "carbon": None}
+#: Sections the reference leaves at their empty value (what the investment adds or watches);
+#: ``economics`` and ``carbon`` go with :meth:`WhatIfComponent.baseline` (no study of its own).
+EMPTIED = {"controller": "none", "faults": []}
 #: Sections set to ``None`` in the reference when the scenario has them.
 DROPPED = ("diagnostics", "estimation")
 SECONDS_PER_YEAR = 365 * 86_400
