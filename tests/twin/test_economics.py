@@ -22,6 +22,7 @@ from twin.whatif.campaign_chart import (
     what_to_build_figure,
     what_to_build_table,
 )
+from twin.whatif.component import WhatIfComponent
 from twin.whatif.economics import ECONOMICS_KPIS, economics_section
 from twin.whatif.reference import year_factor
 
@@ -234,6 +235,23 @@ def test_a_given_reference_run_gives_the_same_figures(studied, tmp_path):
     assert again.metadata["reference_run_id"] == result.metadata["reference_run_id"]
     for key in ("npv_eur", "co2_avoided_kg", "saving_year_eur"):
         assert again.kpis[key] == pytest.approx(result.kpis[key])
+
+
+def test_a_reference_of_other_steps_is_refused(studied):
+    _, result = studied
+    given = dict(ECONOMICS, reference_run=str(result.out_dir / "reference"))
+    with pytest.raises(ScenarioError) as info:
+        validate_scenario(day(economics=given, duration="12h"))
+    (problem,) = info.value.problems
+    assert problem.path == "economics.reference_run"
+    assert "+ 86400 s in steps of 900 s; expected the same steps" in problem.message
+
+
+def test_a_failed_reference_fails_the_run_check():
+    (check,) = WhatIfComponent().checks().values()
+    assert check(None, {"reference_status": "finished"}, {}) == []
+    (failure,) = check(None, {"reference_status": "failed", "reference_run_id": "x-1"}, {})
+    assert failure.check == "reference_run" and "x-1 ended 'failed'" in failure.message
 
 
 def test_economics_section_for_the_report(studied):

@@ -73,16 +73,9 @@ def emissions_kg(
 
 def carbon_kpis(scenario: Any, results: pd.DataFrame, reference: Reference) -> dict[str, float]:
     """The carbon KPIs of a run against its reference (see the module's equation)."""
-    from twin.errors import ResultsError
-
     grid_i = intensity(scenario)
     dt_h, credit = scenario.clock().dt_h, scenario.carbon.credit_exports
-    reference_kw = exchange_kw(reference.results)
-    if reference_kw.size != grid_i.size:
-        raise ResultsError(
-            f"economics.reference_run: the reference run {reference.directory} has "
-            f"{reference_kw.size} steps, this run {grid_i.size}: compare runs of one length"
-        )
+    reference_kw = exchange_kw(reference.results)  # the same steps (reference_problem)
     run = emissions_kg(exchange_kw(results), grid_i, dt_h, credit)
     ref = emissions_kg(reference_kw, grid_i, dt_h, credit)
     factor = year_factor(scenario)

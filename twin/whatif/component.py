@@ -53,7 +53,7 @@ class WhatIfComponent(Component):
         scenario, problems = resolution.scenario, []
         economics, carbon = scenario.economics, scenario.carbon
         if economics is not None and economics.reference_run:
-            problem = reference_problem(economics.reference_run)
+            problem = reference_problem(economics.reference_run, scenario)
             if problem:
                 problems.append(Problem("economics.reference_run", problem))
         if carbon is not None and carbon.intensity_csv:

@@ -56,18 +56,45 @@ def year_factor(scenario: Any) -> float:
     return SECONDS_PER_YEAR / scenario.clock().end_s
 
 
-def reference_problem(directory: str | Path) -> str | None:
-    """Why ``directory`` is not a finished run to compare with (``None``: it is)."""
+def _span(scenario: dict[str, Any]) -> tuple[pd.Timestamp, int, int]:
+    """(start, duration s, step s) of a run's recorded scenario."""
+    from twin.units import parse_duration_s
+
+    start = pd.Timestamp(scenario["start"])
+    return start, parse_duration_s(scenario["duration"]), parse_duration_s(scenario["step"])
+
+
+def reference_problem(directory: str | Path, scenario: Any = None) -> str | None:
+    """Why ``directory`` is not a finished run to compare with (``None``: it is).
+
+    With ``scenario``, the reference must also cover the same steps (start, duration,
+    step): a week compared with a day would scale the wrong costs to a year.
+    """
     path = Path(directory)
     missing = [n for n in ("run.json", "kpis.json", "results.parquet") if not (path / n).is_file()]
     if missing:
         return f"{path} is not a run directory: {', '.join(missing)} missing"
     try:
-        status = json.loads((path / "run.json").read_text()).get("status")
+        meta = json.loads((path / "run.json").read_text())
+        status = meta.get("status")
     except (OSError, ValueError, AttributeError) as exc:
         return f"{path / 'run.json'} is not readable run metadata ({exc})"
     if status != "finished":
         return f"the run in {path} did not finish (status {status!r})"
+    if scenario is None:
+        return None
+    try:
+        theirs = _span(meta["scenario"])
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"{path / 'run.json'} does not say which steps the run covered ({exc})"
+    clock = scenario.clock()
+    ours = (scenario.start_ts, clock.end_s, clock.step_s)
+    if theirs != ours:
+        return (
+            f"the run in {path} covers {theirs[0].isoformat()} + {theirs[1]} s in steps of "
+            f"{theirs[2]} s; expected the same steps as this run: {ours[0].isoformat()} + "
+            f"{ours[1]} s in steps of {ours[2]} s"
+        )
     return None
 
 
@@ -83,17 +110,17 @@ def reference_scenario(scenario: Any) -> Any:
     return validate_scenario(raw, "reference run (the scenario without batteries and PV)")
 
 
-def load_reference(directory: str | Path) -> Reference:
-    """Read a finished run as a reference.
+def load_reference(directory: str | Path, scenario: Any = None) -> Reference:
+    """Read a finished run (of the same steps as ``scenario``) as a reference.
 
     Raises
     ------
     twin.errors.ResultsError
-        If ``directory`` does not hold a finished run.
+        If ``directory`` does not hold a finished run (of the same steps).
     """
     from twin.results import load_results
 
-    problem = reference_problem(directory)
+    problem = reference_problem(directory, scenario)
     if problem:
         raise ResultsError(f"economics.reference_run: {problem}")
     path = Path(directory)
@@ -113,7 +140,7 @@ def run_reference(scenario: Any, out_dir: Path, metadata: dict[str, Any]) -> Ref
     """
     given = scenario.economics.reference_run if scenario.economics else None
     if given:
-        reference = load_reference(given)
+        reference = load_reference(given, scenario)
     else:
         from twin.run import RunCheckError, run_scenario
 
