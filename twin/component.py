@@ -271,6 +271,7 @@ BUILTIN_COMPONENTS = (
     "influx",
     "ingest",
     "estimation",
+    "whatif",
 )
 
 

@@ -58,6 +58,23 @@ KPI_SPECS = (
     KpiSpec("ev_turned_away", "EVs turned away", "{:.0f}"),
     KpiSpec("ev_charging_cost_eur", "EV charging cost at import price (EUR)"),
     KpiSpec("peak_import_uncontrolled_kw", "Peak import, uncontrolled charging (kW)"),
+    # What-if studies (twin.whatif: the economics and carbon sections).
+    KpiSpec("capex_eur", "Capital cost of batteries and PV (EUR)", "{:,.0f}"),
+    KpiSpec("opex_year_eur", "Operating cost per year (EUR/year)", "{:,.0f}"),
+    KpiSpec("reference_opex_year_eur", "Operating cost per year, reference (EUR/year)", "{:,.0f}"),
+    KpiSpec("saving_year_eur", "Operating cost saved per year (EUR/year)", "{:,.0f}"),
+    KpiSpec("battery_years_to_eol", "Battery life at the measured fade (years)", "{:,.1f}"),
+    KpiSpec("replacement_pv_eur", "Battery replacements, present value (EUR)", "{:,.0f}"),
+    KpiSpec("annualised_cost_eur_year", "Annualised investment cost (EUR/year)", "{:,.0f}"),
+    KpiSpec("npv_eur", "Net present value vs reference (EUR)", "{:,.0f}"),
+    KpiSpec("payback_simple_years", "Simple payback (years)", "{:,.1f}"),
+    KpiSpec("payback_discounted_years", "Discounted payback (years)", "{:,.1f}"),
+    KpiSpec("co2_kg", "Grid emissions (kgCO2)", "{:,.1f}"),
+    KpiSpec("co2_year_kg", "Grid emissions per year (kgCO2/year)", "{:,.0f}"),
+    KpiSpec("co2_reference_kg", "Grid emissions, reference (kgCO2)", "{:,.1f}"),
+    KpiSpec("co2_avoided_kg", "Avoided emissions vs reference (kgCO2)", "{:,.1f}"),
+    KpiSpec("co2_avoided_year_kg", "Avoided emissions per year (kgCO2/year)", "{:,.0f}"),
+    KpiSpec("carbon_intensity_mean_g_kwh", "Mean grid carbon intensity (gCO2/kWh)", "{:,.0f}"),
 )
 
 

@@ -47,6 +47,7 @@ RUN_OUTPUTS = (
     "report.html",
     "parts",
     "uncontrolled",
+    "reference",
 )
 
 

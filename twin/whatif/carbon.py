@@ -1,0 +1,130 @@
+r"""Carbon of a run: grid emissions from the exchange and the grid's carbon intensity.
+
+.. math::
+
+    m = \sum_t (G^+_t - c\,G^-_t)\, I_t\, \Delta t / 1000
+
+with import :math:`G^+` and export :math:`G^-` (kW) at the point of connection, the
+intensity :math:`I` (gCO2/kWh) of each step, and :math:`c = 1` if exports are credited
+(``carbon.credit_exports``: an exported kWh displaces a grid kWh), else 0. Emissions are
+in kgCO2; avoided emissions are the reference run's minus the run's, both priced with the
+run's intensity. Per year: times ``365 days / run days``.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from twin.results import as_operated, wide
+from twin.whatif.reference import Reference, year_factor
+from twin.whatif.schema import CARBON_LIMITS
+
+__all__ = ["CARBON_KPIS", "carbon_kpis", "carbon_section", "emissions_kg", "intensity"]
+
+#: The KPIs of the ``carbon`` section.
+CARBON_KPIS = (
+    "co2_kg",
+    "co2_year_kg",
+    "co2_reference_kg",
+    "co2_avoided_kg",
+    "co2_avoided_year_kg",
+    "carbon_intensity_mean_g_kwh",
+)
+
+
+def intensity(scenario: Any) -> np.ndarray:
+    """The grid carbon intensity of every step of the run (gCO2/kWh).
+
+    Raises
+    ------
+    models.profiles.SeriesFileError
+        If the CSV cannot be read, has a gap or does not cover the run.
+    """
+    carbon = scenario.carbon
+    clock = scenario.clock()
+    if carbon.intensity_csv is None:
+        return np.full(clock.n_steps, float(carbon.intensity_g_kwh))
+    from models.profiles import csv_series_means
+
+    return csv_series_means(carbon.intensity_csv, "g_co2_kwh", clock, CARBON_LIMITS)
+
+
+def exchange_kw(results: pd.DataFrame) -> np.ndarray:
+    """Power at the point of connection per step (kW, + import), as the plant operated."""
+    return wide(as_operated(results), "grid", "p_kw")["poc"].to_numpy()
+
+
+def emissions_kg(
+    grid_kw: np.ndarray, intensity_g_kwh: np.ndarray, dt_h: float, credit_exports: bool
+) -> float:
+    """Emissions of a grid exchange (kgCO2); exports subtract only if credited."""
+    grid_kw = np.asarray(grid_kw, dtype=float)
+    if grid_kw.shape != np.shape(intensity_g_kwh):
+        raise ValueError(
+            f"{grid_kw.size} steps of exchange but {np.size(intensity_g_kwh)} of intensity"
+        )
+    counted = grid_kw if credit_exports else np.clip(grid_kw, 0.0, None)
+    return float(np.sum(counted * intensity_g_kwh) * dt_h / 1000.0)
+
+
+def carbon_kpis(scenario: Any, results: pd.DataFrame, reference: Reference) -> dict[str, float]:
+    """The carbon KPIs of a run against its reference (see the module's equation)."""
+    grid_i = intensity(scenario)
+    dt_h, credit = scenario.clock().dt_h, scenario.carbon.credit_exports
+    reference_kw = exchange_kw(reference.results)  # the same steps (reference_problem)
+    run = emissions_kg(exchange_kw(results), grid_i, dt_h, credit)
+    ref = emissions_kg(reference_kw, grid_i, dt_h, credit)
+    factor = year_factor(scenario)
+    return {
+        "co2_kg": run,
+        "co2_year_kg": run * factor,
+        "co2_reference_kg": ref,
+        "co2_avoided_kg": ref - run,
+        "co2_avoided_year_kg": (ref - run) * factor,
+        "carbon_intensity_mean_g_kwh": float(np.mean(grid_i)),
+    }
+
+
+def carbon_section(meta: dict[str, Any], kpis: dict[str, float]) -> tuple[str, list[Any]]:
+    """The report's carbon section: a table and a bar chart of run vs reference.
+
+    Parameters
+    ----------
+    meta : dict
+        The run metadata (``run.json``): its reference run id.
+    kpis : dict
+        The run's KPIs (``kpis.json``).
+
+    Returns
+    -------
+    html : str
+        An HTML fragment (empty if the run had no ``carbon`` section).
+    figures : list of plotly.graph_objects.Figure
+        Emissions per year of the run and its reference.
+    """
+    if "co2_kg" not in kpis:
+        return "", []
+    import plotly.graph_objects as go
+
+    from twin.whatif.labels import kpi_table
+
+    reference = escape(str(meta.get("reference_run_id") or "the reference run"))
+    html = (
+        "<section class='carbon'><h2>Carbon</h2>"
+        f"<p>Grid emissions of this run and of {reference} (the site without the "
+        "investment), at the same grid carbon intensity.</p>"
+        f"{kpi_table(kpis, CARBON_KPIS)}</section>"
+    )
+    figure = go.Figure(
+        go.Bar(
+            x=["this run", "reference"],
+            y=[kpis["co2_year_kg"], kpis["co2_year_kg"] + kpis["co2_avoided_year_kg"]],
+            marker_color=["#2ca02c", "#7f7f7f"],
+        )
+    )
+    figure.update_layout(title="Grid emissions per year", yaxis_title="kgCO2/year")
+    return html, [figure]

@@ -1,0 +1,164 @@
+"""The reference of a what-if study: the site without the investment, and a run's year.
+
+A study compares a run with a **reference run** of the same site without the
+investment. Either the ``economics.reference_run`` directory names a finished run, or
+the reference is made beside the run, into ``<run>/reference``: the same scenario
+without batteries, PV plants, controller and faults (nothing left to invest in, control
+or break), and without the sections that watch those (diagnostics, estimation). The
+what-if acts on nothing outside (:func:`twin.component.baseline_of`).
+
+A run's figures are scaled to a year by its length: ``365 days / run days`` (a summer
+day stands for a year of summer days; use a year-long run for a year's answer).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from twin.errors import ResultsError
+
+__all__ = [
+    "REFERENCE_DIR",
+    "Reference",
+    "reference_problem",
+    "reference_scenario",
+    "run_reference",
+    "year_factor",
+]
+
+#: Where a reference made beside a run is written (inside the run directory).
+REFERENCE_DIR = "reference"
+#: Sections the reference leaves at their empty value (what the investment adds or watches);
+#: ``economics`` and ``carbon`` go with :meth:`WhatIfComponent.baseline` (no study of its own).
+EMPTIED = {"controller": "none", "faults": []}
+#: Sections set to ``None`` in the reference when the scenario has them.
+DROPPED = ("diagnostics", "estimation")
+SECONDS_PER_YEAR = 365 * 86_400
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A finished reference run: its directory, KPIs, tidy results and metadata."""
+
+    directory: Path
+    kpis: dict[str, float]
+    results: pd.DataFrame
+    metadata: dict[str, Any]
+
+
+def year_factor(scenario: Any) -> float:
+    """How many runs of this length make a year (``365 days / run days``)."""
+    return SECONDS_PER_YEAR / scenario.clock().end_s
+
+
+def _span(scenario: dict[str, Any]) -> tuple[pd.Timestamp, int, int]:
+    """(start, duration s, step s) of a run's recorded scenario."""
+    from twin.units import parse_duration_s
+
+    start = pd.Timestamp(scenario["start"])
+    return start, parse_duration_s(scenario["duration"]), parse_duration_s(scenario["step"])
+
+
+def reference_problem(directory: str | Path, scenario: Any = None) -> str | None:
+    """Why ``directory`` is not a finished run to compare with (``None``: it is).
+
+    With ``scenario``, the reference must also cover the same steps (start, duration,
+    step): a week compared with a day would scale the wrong costs to a year.
+    """
+    path = Path(directory)
+    missing = [n for n in ("run.json", "kpis.json", "results.parquet") if not (path / n).is_file()]
+    if missing:
+        return f"{path} is not a run directory: {', '.join(missing)} missing"
+    try:
+        meta = json.loads((path / "run.json").read_text())
+        status = meta.get("status")
+    except (OSError, ValueError, AttributeError) as exc:
+        return f"{path / 'run.json'} is not readable run metadata ({exc})"
+    if status != "finished":
+        return f"the run in {path} did not finish (status {status!r})"
+    if scenario is None:
+        return None
+    try:
+        theirs = _span(meta["scenario"])
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"{path / 'run.json'} does not say which steps the run covered ({exc})"
+    clock = scenario.clock()
+    ours = (scenario.start_ts, clock.end_s, clock.step_s)
+    if theirs != ours:
+        return (
+            f"the run in {path} covers {theirs[0].isoformat()} + {theirs[1]} s in steps of "
+            f"{theirs[2]} s; expected the same steps as this run: {ours[0].isoformat()} + "
+            f"{ours[1]} s in steps of {ours[2]} s"
+        )
+    return None
+
+
+def reference_scenario(scenario: Any) -> Any:
+    """The scenario of the reference run: ``scenario`` without the investment."""
+    from twin.component import baseline_of
+    from twin.scenario import validate_scenario
+
+    raw = baseline_of(scenario).model_dump(mode="json")
+    raw["assets"] = {**raw["assets"], "battery": [], "pv": []}
+    raw.update({key: value for key, value in EMPTIED.items() if key in raw})
+    raw.update({key: None for key in DROPPED if key in raw})
+    return validate_scenario(raw, "reference run (the scenario without batteries and PV)")
+
+
+def load_reference(directory: str | Path, scenario: Any = None) -> Reference:
+    """Read a finished run (of the same steps as ``scenario``) as a reference.
+
+    Raises
+    ------
+    twin.errors.ResultsError
+        If ``directory`` does not hold a finished run (of the same steps).
+    """
+    from twin.results import load_results
+
+    problem = reference_problem(directory, scenario)
+    if problem:
+        raise ResultsError(f"economics.reference_run: {problem}")
+    path = Path(directory)
+    return Reference(
+        path,
+        json.loads((path / "kpis.json").read_text()),
+        load_results(path),
+        json.loads((path / "run.json").read_text()),
+    )
+
+
+def run_reference(scenario: Any, out_dir: Path, metadata: dict[str, Any]) -> Reference:
+    """The reference of ``scenario``: the run it names, or one made beside it.
+
+    A reference made here whose run checks fail still serves (its ``run.json`` says
+    so); ``metadata`` records its run id and status.
+    """
+    given = scenario.economics.reference_run if scenario.economics else None
+    if given:
+        reference = load_reference(given, scenario)
+    else:
+        from twin.run import RunCheckError, run_scenario
+
+        try:
+            result = run_scenario(
+                reference_scenario(scenario),
+                out_dir / REFERENCE_DIR,
+                compare_uncontrolled=False,
+                parent_run_id=metadata["run_id"],
+            )
+        except RunCheckError as exc:
+            result = exc.result
+        from twin.results import load_results
+
+        reference = Reference(
+            result.out_dir, result.kpis, load_results(result.out_dir), result.metadata
+        )
+    metadata["reference_run_id"] = reference.metadata.get("run_id")
+    metadata["reference_status"] = reference.metadata.get("status")
+    metadata["reference_dir"] = str(reference.directory)
+    return reference
