@@ -64,6 +64,7 @@ def base_layout(fig: go.Figure, title: str, y_title: str, x_title: str, height: 
         margin={"l": 70, "r": 30, "t": 90, "b": 50},
         legend={"orientation": "h", "x": 0.0, "xanchor": "left", "y": 1.02, "yanchor": "bottom"},
         hovermode="x unified",
+        showlegend=True,
         xaxis={"title": {"text": x_title}},
         yaxis={"title": {"text": y_title}},
     )

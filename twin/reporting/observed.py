@@ -29,18 +29,24 @@ TOP_INDICES = 8
 
 
 def _measured_keys(run: RunData) -> list[tuple[str, str, str, str]]:
-    """(source, kind, asset, quantity) of the measured series to set against the twin."""
+    """(source, kind, asset, quantity) of the measured series to set against the twin.
+
+    Every device measurement (``real``), and the sensed values (``measured``) of the
+    targets of sensor faults (``<asset>.<quantity>``).
+    """
     rows = run.results
     if "source" not in rows:
         return []
-    targets = {str(f["target"]).split(".")[0] for f in run.faults}
+    sensed = {tuple(str(f["target"]).split(".", 1)) for f in run.faults if "." in str(f["target"])}
     keys = []
     for source in ("real", "measured"):
         sel = rows[(rows["source"] == source) & (rows["quantity"] != "quality")]
-        if source == "measured":
-            sel = sel[sel["asset"].astype(str).isin(targets)]
         found = sel[["kind", "asset", "quantity"]].astype(str).drop_duplicates()
-        keys += [(source, k, a, q) for k, a, q in found.itertuples(index=False)]
+        keys += [
+            (source, k, a, q)
+            for k, a, q in found.itertuples(index=False)
+            if source == "real" or (a, q) in sensed
+        ]
     return sorted(keys)
 
 
