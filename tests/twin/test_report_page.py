@@ -316,3 +316,37 @@ def test_component_kpi_keys_get_labels_with_units():
     assert kpi_spec("residual_max_abs_bess_soc").label == "Largest residual, bess SoC"
     assert kpi_spec("cost_scored_no_wear_eur").label == "Cost scored no wear (EUR)"
     assert kpi_spec("e_import_kwh").label == "Energy imported (kWh)"
+
+
+def test_a_hil_run_shows_device_vs_twin_residuals_and_quality(mosquitto, browser, tmp_path):
+    from twin.run import run_scenario
+    from twin.scenario import validate_scenario
+
+    raw = yaml.safe_load((Path(__file__).parents[2] / "scenarios" / "hil_battery.yaml").read_text())
+    raw["mqtt"]["broker"] = mosquitto.url
+    raw["start"], raw["duration"] = "2016-06-21T09:00:00-04:00", "6h"
+    result = run_scenario(validate_scenario(raw), tmp_path / "hil")  # starts `twin device`
+    _invoke("report", str(result.out_dir))
+    _open(browser, result.out_dir / "report.html")
+    assert "sec-measured" in _sections(browser)
+    titles = browser.evaluate(
+        "Array.from(document.querySelectorAll('#sec-measured .plotly-graph-div'))"
+        ".map(g => [g.id, g._fullLayout.title.text, g._fullData.map(t => t.name)])"
+    )
+    by_title = {title: (div, names) for div, title, names in titles}
+    assert by_title["bess power (kW): device vs twin"][1] == ["device bess", "twin bess"]
+    assert (
+        "bess SoC: device vs twin" in by_title
+        and "bess temperature (degC): device vs twin" in by_title
+    )
+    residuals = by_title["Residuals, device - twin"][1]
+    assert {"bess power (kW)", "bess SoC", "bess temperature (degC)"} == set(residuals)
+    quality = next(
+        names for title, (_, names) in by_title.items() if title.startswith("Data quality")
+    )
+    assert quality == ["bess quality"]
+    labels = browser.evaluate(
+        "Array.from(document.querySelectorAll('#sec-kpis tr td:first-child')).map(td => td.innerText)"
+    )
+    assert "Device bess: steps on the model (no fresh measurement)" in labels
+    assert not [label for label in labels if SNAKE.match(label)]
