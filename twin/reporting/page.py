@@ -89,6 +89,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}.worse{color:#b71c1c}
 .better{color:#1b5e20}nav a{margin-right:1em}.note{color:#555}.figure{margin:.4em 0}
 .failed{background:#b71c1c;color:#fff;padding:1em 1.5em;margin-bottom:1.5em;
 border-radius:4px;font-size:1.1em}.failed code{color:#fff}
+@media (min-width:1100px){main.single #sec-summary,main.single #sec-kpis{display:inline-block;
+vertical-align:top;width:48%;margin-right:1.5%}}
 """
 
 #: Zoom one linked graph, the others follow (guarded against relayout echo).
@@ -198,7 +200,8 @@ def render_page(
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}: twin report</title>"
         f"<style>{CSS}</style><script>{_plotly_js()}</script></head>\n"
-        f"<body>{_banners(runs)}<h1>{html.escape(title)}</h1>"
+        f'<body>{_banners(runs)}<main class="{"single" if len(runs) == 1 else "several"}">'
+        f"<h1>{html.escape(title)}</h1>"
         f'<p class="note">{html.escape(subtitle)}</p><nav>{nav}</nav>\n'
-        f"{body}\n{notes}\n<script>{LINK_JS}</script></body></html>\n"
+        f"{body}\n{notes}</main>\n<script>{LINK_JS}</script></body></html>\n"
     )
