@@ -346,7 +346,27 @@ def test_a_hil_run_shows_device_vs_twin_residuals_and_quality(mosquitto, browser
     )
     assert quality == ["bess quality"]
     labels = browser.evaluate(
-        "Array.from(document.querySelectorAll('#sec-kpis tr td:first-child')).map(td => td.innerText)"
+        "Array.from(document.querySelectorAll('#sec-kpis tr td:first-child'))"
+        ".map(td => td.innerText)"
     )
     assert "Device bess: steps on the model (no fresh measurement)" in labels
     assert not [label for label in labels if SNAKE.match(label)]
+
+
+def test_an_ev_depot_page_draws_ev_charging(browser, tmp_path):
+    out = tmp_path / "ev"
+    scenario = str(Path(__file__).parents[2] / "scenarios" / "ev_depot.yaml")
+    _invoke("run", scenario, "--out", str(out), "--no-progress", "--set", "duration=1d")
+    _invoke("report", str(out))
+    _open(browser, out / "report.html")
+    assert "sec-ev" in _sections(browser)
+    titles = []
+    for i in range(3):
+        figure = _figure(browser, f"fig-ev-{i}")
+        assert figure["traces"] and all(t["n"] > 0 for t in figure["traces"])
+        titles.append(
+            browser.evaluate(f"document.getElementById('fig-ev-{i}')._fullLayout.title.text")
+        )
+    assert titles == ["EV charging per charger", "Connected EVs", "EV energy"]
+    summary = browser.evaluate("document.getElementById('sec-summary').innerText")
+    assert "EV park" in summary and "charger(s) of" in summary
