@@ -370,3 +370,18 @@ def test_an_ev_depot_page_draws_ev_charging(browser, tmp_path):
     assert titles == ["EV charging per charger", "Connected EVs", "EV energy"]
     summary = browser.evaluate("document.getElementById('sec-summary').innerText")
     assert "EV park" in summary and "charger(s) of" in summary
+
+
+def test_runs_compared_get_distinct_labels(compared, tmp_path):
+    from twin.reporting.runs import label_runs, load_run
+
+    runs = compared / "runs"
+    pair = [load_run(runs / "none"), load_run(runs / "rule")]
+    label_runs(pair)
+    assert [r.label for r in pair] == ["none", "rule"]  # the same scenario: controllers
+    same = [load_run(runs / "rule"), load_run(runs / "rule")]
+    label_runs(same)
+    assert [r.label for r in same] == ["rule [rule] #1", "rule [rule] #2"]
+    page = tmp_path / "same.html"
+    _invoke("report", str(runs / "rule"), str(runs / "rule"), "--out", str(page))
+    assert "change vs rule [rule] #1" in page.read_text()

@@ -137,7 +137,7 @@ def _read_table(path: Path) -> pd.DataFrame | None:
         raise ResultsError(f"{path} is corrupt or not written by twin: {detail}") from None
 
 
-def _faults(run_dir: Path, scenario: dict[str, Any]) -> list[dict[str, Any]]:
+def _faults(run_dir: Path) -> list[dict[str, Any]]:
     """The fault windows: ``labels.json`` (the ground truth the run wrote).
 
     Raises
@@ -174,7 +174,7 @@ def load_run(run_dir: str | Path) -> RunData:
         outcome=outcome,
         kpis=kpis,
         results=results,
-        faults=_faults(run_dir, meta["scenario"]),
+        faults=_faults(run_dir),
         health=_read_table(run_dir / "health.parquet"),
         alerts=_read_table(run_dir / "alerts.parquet"),
     )
@@ -202,3 +202,8 @@ def label_runs(runs: list[RunData]) -> None:
         if labels.count(label) > 1:
             label = f"{label} [{run.run_dir.name}]"
         run.label = label
+    seen: dict[str, int] = {}
+    for run in runs:  # still shared (directories of the same name): number them
+        seen[run.label] = seen.get(run.label, 0) + 1
+        if [r.label for r in runs].count(run.label) > 1 or seen[run.label] > 1:
+            run.label = f"{run.label} #{seen[run.label]}"
