@@ -261,11 +261,24 @@ def test_a_comparison_shows_kpi_changes_against_the_first_and_overlays(compared,
         assert {k for k, _, _ in cells} == set(kpis["none"])
         for key, delta, text in cells:
             assert delta == pytest.approx(kpis["rule"][key] - kpis["none"][key], rel=1e-12)
+            base = kpis["none"][key]
+            if "%" in text:  # a share only of a first value that is not next to nothing
+                assert abs(100 * delta / base) <= 1000
+            if key == "e_battery_delta_kwh":  # none leaves the battery as it was
+                assert abs(base) < 1e-3 and "%" not in text
             if key == "cost_eur":
                 change = kpis["rule"][key] - kpis["none"][key]
                 assert text.startswith(f"{'+' if change > 0 else '-'}{abs(change):,.2f}")
-        names = [t["name"] for t in _figure(browser, "fig-power-0")["traces"]]
+        power = _figure(browser, "fig-power-0")
+        names = [t["name"] for t in power["traces"]]
         assert "none: PV" in names and "rule: PV" in names
+        faults = [s for s in power["shapes"] if (s["name"] or "").startswith("fault:")]
+        assert len(faults) == 1  # the runs share it: shaded once
+        differ = browser.evaluate(
+            "Array.from(document.querySelectorAll('#sec-summary tr.differs th'))"
+            ".map(th => th.innerText)"
+        )
+        assert differ == ["Controller"]
         assert "rule: battery (> 0 discharging)" in names
         assert "sec-soc" in _sections(browser)
 

@@ -118,15 +118,17 @@ def time_figure(
         return None
     tz = sorted({run.tz for run in runs})
     base_layout(fig, title, y_title, f"time ({', '.join(tz)})", height)
-    for run in runs:
-        for fault in run.faults:
-            shade(
-                fig,
-                run.local([fault["start"]])[0],
-                run.local([fault["end"]])[0],
-                f"fault: {fault['kind']} {fault['target']}",
-                FAULT_FILL,
-            )
+    windows = {  # a fault the runs share is shaded once
+        (
+            run.local([fault["start"]])[0],
+            run.local([fault["end"]])[0],
+            f"fault: {fault['kind']} {fault['target']}",
+        ): None
+        for run in runs
+        for fault in run.faults
+    }
+    for start, end, text in windows:
+        shade(fig, start, end, text, FAULT_FILL)
     return fig
 
 

@@ -85,8 +85,8 @@ body{font-family:system-ui,sans-serif;margin:1.5em 2em;color:#222;max-width:1400
 h1{margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:3px 12px;text-align:left;
 vertical-align:top}th{background:#eee}tr:nth-child(even) td{background:#f6f6f6}
-td.num{text-align:right;font-variant-numeric:tabular-nums}.worse{color:#b71c1c}
-.better{color:#1b5e20}nav a{margin-right:1em}.note{color:#555}.figure{margin:.4em 0}
+td.num{text-align:right;font-variant-numeric:tabular-nums}tr.differs td{font-weight:600}
+nav a{margin-right:1em}.note{color:#555}.figure{margin:.4em 0}
 .failed{background:#b71c1c;color:#fff;padding:1em 1.5em;margin-bottom:1.5em;
 border-radius:4px;font-size:1.1em}.failed code{color:#fff}
 @media (min-width:1100px){main.single #sec-summary,main.single #sec-kpis{display:inline-block;

@@ -20,6 +20,10 @@ from twin.reporting.runs import RunData
 
 __all__ = ["kpi_deltas", "kpi_section", "summary_rows", "summary_section"]
 
+#: A change in % of the first run's value is shown up to this (beyond, the first run's
+#: value is next to nothing and the share says nothing).
+MAX_SHARE_PCT = 1000.0
+
 
 def _num(value: Any, unit: str = "") -> str:
     try:
@@ -139,6 +143,20 @@ def summary_rows(run: RunData) -> list[tuple[str, list[str]]]:
     ]
 
 
+#: Summary rows marked (bold) when the runs compared differ in them.
+COMPARED = (
+    "Scenario",
+    "Period",
+    "Site",
+    "Grid",
+    "Assets",
+    "Tariff",
+    "Controller",
+    "Faults",
+    "Seed",
+)
+
+
 def summary_section(runs: Sequence[RunData]) -> Content:
     """What ran: one column per run."""
     tables = [summary_rows(run) for run in runs]
@@ -149,7 +167,9 @@ def summary_section(runs: Sequence[RunData]) -> Content:
             "<td>" + "<br>".join(html.escape(line) for line in table[i][1]) + "</td>"
             for table in tables
         )
-        body.append(f"<tr><th>{html.escape(heading)}</th>{cells}</tr>")
+        differs = len(runs) > 1 and heading in COMPARED and len({str(t[i][1]) for t in tables}) > 1
+        mark = ' class="differs"' if differs else ""
+        body.append(f"<tr{mark}><th>{html.escape(heading)}</th>{cells}</tr>")
     head = head if len(runs) > 1 else ""
     return Content(html=f'<table class="summary">{head}{"".join(body)}</table>', linked=False)
 
@@ -180,8 +200,9 @@ def _delta_cell(key: str, delta: float | None, base: Any) -> str:
     text = format_kpi(key, abs(delta))
     sign = "+" if delta > 0 else "-" if delta < 0 else "±"
     rel = ""
-    if isinstance(base, int | float) and base not in (0, 0.0) and base == base:
-        rel = f" ({100.0 * delta / abs(base):+.1f} %)"
+    if isinstance(base, int | float) and abs(base) > 1e-9:  # NaN fails too
+        share = 100.0 * delta / abs(base)
+        rel = f" ({share:+.1f} %)" if abs(share) <= MAX_SHARE_PCT else ""
     return f'<td class="num" data-kpi="{key}" data-delta="{delta!r}">{sign}{text}{rel}</td>'
 
 
