@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.twin-installed
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Servers the tests talk to (Debian packages): Mosquitto (+ its clients) and InfluxDB.
-SERVERS := /usr/sbin/mosquitto /usr/bin/mosquitto_sub /usr/bin/influxd
+# Servers the tests talk to (Debian packages): Mosquitto (+ its clients) and InfluxDB;
+# and headless Chromium, in which the tests open `twin report` pages.
+SERVERS := /usr/sbin/mosquitto /usr/bin/mosquitto_sub /usr/bin/influxd /usr/bin/chromium
 
 .PHONY: setup servers demo test lint format bench clean
 
@@ -26,7 +27,7 @@ setup: $(STAMP)
 $(SERVERS) &:
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-		mosquitto mosquitto-clients influxdb >/dev/null
+		mosquitto mosquitto-clients influxdb chromium >/dev/null
 
 servers: $(SERVERS)
 

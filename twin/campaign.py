@@ -685,12 +685,14 @@ def _start_key(start: Any) -> float:
 def report(out_dir: str | Path, top: int = 10) -> tuple[Path, pd.DataFrame]:
     """Heat maps of KPI deltas by fault kind and start time; the worst cases.
 
-    Returns the HTML page and the table of the worst runs (by extra cost).
+    One self-contained interactive page (the components of ``twin report``:
+    :mod:`twin.reporting.page`): a heat map per delta, the worst runs by extra cost, the
+    runs that failed. Returns the HTML page and the table of the worst runs.
     """
-    import matplotlib
+    import plotly.graph_objects as go
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from twin.reporting.labels import kpi_spec
+    from twin.reporting.page import Absent, Content, Section, render_page
 
     out = Path(out_dir)
     try:
@@ -703,53 +705,71 @@ def report(out_dir: str | Path, top: int = 10) -> tuple[Path, pd.DataFrame]:
     faulted = summary[summary["reference"].notna() & (summary["status"] == "finished")]
     if faulted.empty:
         raise TwinError(f"{out}: no finished runs with a fault to report")
-    figures = []
-    for metric in (
-        "delta_cost_scored_eur",
-        "delta_unserved_kwh",
-        "delta_voltage_violations",
-        "recovery_h",
-    ):
-        if metric not in faulted:
-            continue
-        table = faulted.pivot_table(
-            index="fault.kind", columns="fault.start", values=metric, aggfunc="mean"
-        )
-        table = table[sorted(table.columns, key=_start_key)]
-        fig, ax = plt.subplots(figsize=(1.2 * len(table.columns) + 4, 0.4 * len(table) + 2))
-        image = ax.imshow(table.to_numpy(dtype=float), aspect="auto", cmap="magma_r")
-        ax.set_xticks(range(len(table.columns)), [str(c) for c in table.columns])
-        ax.set_yticks(range(len(table.index)), list(table.index))
-        ax.set_xlabel("fault start (after the scenario start)")
-        ax.set_title(f"{metric} (mean over the other axes)")
-        fig.colorbar(image, ax=ax)
-        fig.tight_layout()
-        path = out / f"heatmap_{metric}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        figures.append(path)
-    columns = ["point_id", "run_id", "fault.kind", "fault.target", "fault.start", "fault.severity"]
-    columns += [c for c in faulted.columns if c in ("controller", "seed")]
-    columns += [
-        c
-        for c in (
+    metrics = [
+        m
+        for m in (
             "delta_cost_scored_eur",
             "delta_unserved_kwh",
             "delta_voltage_violations",
             "recovery_h",
         )
-        if c in faulted
+        if m in faulted
     ]
+    figures = []
+    for metric in metrics:
+        table = faulted.pivot_table(
+            index="fault.kind", columns="fault.start", values=metric, aggfunc="mean"
+        )
+        table = table[sorted(table.columns, key=_start_key)]
+        what = (
+            "recovery time (h)"
+            if metric == "recovery_h"
+            else f"change of {kpi_spec(metric.removeprefix('delta_')).label}"
+        )
+        fig = go.Figure(
+            go.Heatmap(
+                z=table.to_numpy(dtype=float),
+                x=[str(c) for c in table.columns],
+                y=[str(i) for i in table.index],
+                colorscale="Magma",
+                reversescale=True,
+                colorbar={"title": {"text": metric}},
+                hovertemplate="%{y} at %{x}: %{z:,.3f}<extra></extra>",
+            )
+        )
+        fig.update_layout(
+            title={"text": f"{what}, mean over the other axes", "x": 0.0},
+            height=int(40 * len(table) + 200),
+            template="plotly_white",
+            xaxis={"title": {"text": "fault start (after the scenario start)"}, "type": "category"},
+            yaxis={"title": {"text": "fault kind"}, "type": "category"},
+        )
+        figures.append(fig)
+    columns = ["point_id", "run_id", "fault.kind", "fault.target", "fault.start", "fault.severity"]
+    columns += [c for c in faulted.columns if c in ("controller", "seed")]
+    columns += metrics
     worst = faulted.sort_values("delta_cost_scored_eur", ascending=False)[columns].head(top)
     failed = summary[summary["status"] != "finished"][["point_id", "status", "error"]]
-    html = ["<html><head><meta charset='utf-8'><title>campaign report</title></head><body>"]
-    html.append(f"<h1>Campaign {out.name}: {len(summary)} runs, {len(failed)} failed</h1>")
-    html += [f"<img src='{p.name}'>" for p in figures]
-    html.append("<h2>Worst cases (extra cost against the fault-free twin)</h2>")
-    html.append(worst.to_html(index=False, float_format=lambda v: f"{v:,.3f}"))
-    if not failed.empty:
-        html.append("<h2>Failed runs</h2>" + failed.to_html(index=False))
-    html.append("</body></html>")
+
+    def heat_maps(runs: object) -> Content | Absent:
+        return Content(figures=tuple(figures), linked=False) if figures else Absent("no deltas")
+
+    def worst_cases(runs: object) -> Content:
+        table = worst.to_html(index=False, float_format=lambda v: f"{v:,.3f}")
+        return Content(html=table, linked=False)
+
+    def failures(runs: object) -> Content | Absent:
+        if failed.empty:
+            return Absent("every run finished")
+        return Content(html=failed.to_html(index=False), linked=False)
+
+    sections = [
+        Section("heatmaps", "KPI changes by fault kind and start", heat_maps),
+        Section("worst", "Worst cases (extra cost against the fault-free twin)", worst_cases),
+        Section("failed", "Failed runs", failures),
+    ]
+    title = f"Campaign {out.name}: {len(summary)} runs, {len(failed)} failed"
+    subtitle = f"{out}: faulted runs against their fault-free reference"
     page = out / "report.html"
-    page.write_text("\n".join(html))
+    page.write_text(render_page([], title, subtitle, sections), encoding="utf-8")
     return page, worst

@@ -168,27 +168,51 @@ def plan(
 
 
 @app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="Run directory of `twin run`.")]) -> None:
-    """Render plots (PNG) and one HTML page for a run.
+def report(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="Run directory of `twin run`; several to compare.")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Page of a comparison (default: comparison.html beside the first run); "
+            "a single run's page is its report.html."
+        ),
+    ] = None,
+) -> None:
+    """Write one interactive HTML page for a run, or compare runs side by side.
 
-    A run that failed its checks or did not end is rendered too, with a red banner on
-    the page and its status, failed checks and error on stderr (the exit code stays 0:
-    the report was written; `twin run` is the command that fails).
+    One run: its report.html (plotly inline: opens offline, one file to mail). Several:
+    one page with the KPI changes against the first run and the series overlaid. A run
+    that failed its checks or did not end is rendered too, with a red banner on the page
+    and its status, failed checks and error on stderr (the exit code stays 0: the report
+    was written; `twin run` is the command that fails).
     """
-    from twin.report import render_report, run_outcome
+    from twin.report import render_comparison, render_report, run_outcome
     from twin.results import read_run
 
+    if out is not None and len(run_dirs) == 1:
+        _fail(TwinError("--out: only when comparing runs (a run's page is its report.html)"))
+        return
     try:
-        page = render_report(run_dir)
-    except TwinError as exc:
+        if len(run_dirs) == 1:
+            page = render_report(run_dirs[0])
+        else:
+            target = out or run_dirs[0].resolve().parent / "comparison.html"
+            page = render_comparison(run_dirs, target)
+    except (TwinError, OSError) as exc:
         _fail(exc)
         return
-    console.print(f"report: [bold]{page}[/]")
-    outcome = run_outcome(read_run(run_dir), run_dir)
-    if not outcome.finished:
-        err_console.print(f"[bold red]{outcome.headline}[/]", highlight=False, soft_wrap=True)
-        for line in outcome.details:
-            err_console.print(f"  - {line}", highlight=False, soft_wrap=True)
+    console.print(f"report: [bold]{page}[/]", soft_wrap=True)
+    for run_dir in run_dirs:
+        outcome = run_outcome(read_run(run_dir), run_dir)
+        if not outcome.finished:
+            where = f"{run_dir}: " if len(run_dirs) > 1 else ""
+            err_console.print(
+                f"[bold red]{where}{outcome.headline}[/]", highlight=False, soft_wrap=True
+            )
+            for line in outcome.details:
+                err_console.print(f"  - {line}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -316,6 +340,10 @@ def compare(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a field: path=value.")
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Also write the runs compared as one HTML page here."),
+    ] = None,
 ) -> None:
     """Run each controller on the same scenario and print the comparison."""
     from twin.compare import FORMATS, compare_controllers, write_comparison
@@ -341,6 +369,15 @@ def compare(
         _fail(exc)
         return
     write_comparison(table, fmt, console, f"{sc.name}: controllers compared")
+    if report is not None:
+        from twin.report import render_comparison
+
+        try:
+            page = render_comparison([out / name for name in names], report)
+        except (TwinError, OSError) as exc:
+            _fail(exc)
+            return
+        (console if fmt == "table" else err_console).print(f"report: {page}", soft_wrap=True)
 
 
 def _fmt(value: float) -> str:

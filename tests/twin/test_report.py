@@ -60,7 +60,7 @@ def test_a_run_that_failed_a_check_is_reported_as_failed(small_raw, tmp_path, mo
     assert "run FAILED 1 check(s): energy_balance" in page
     assert "<li>energy_balance: residual" in page and "status: failed" in page
     assert "(FAILED): twin report</title>" in page
-    assert "Peak import (kW)" in page and "power.png" in page  # still there to diagnose
+    assert "Peak import (kW)" in page and 'id="fig-power-0"' in page  # still there to diagnose
 
 
 def test_a_run_that_failed_mid_way_is_reported_from_what_it_saved(tmp_path):
@@ -74,7 +74,7 @@ def test_a_run_that_failed_mid_way_is_reported_from_what_it_saved(tmp_path):
     assert "did not converge" in result.stderr and "rows recorded before" in result.stderr
     page = (out / "report.html").read_text()
     assert BANNER in page and "did not converge" in page
-    assert "No KPIs" in page and "power.png" in page
+    assert "No KPIs" in page and 'id="fig-power-0"' in page
 
 
 def test_a_crashed_run_is_named_as_such(day_raw, tmp_path):
@@ -104,8 +104,13 @@ def test_a_crashed_run_is_named_as_such(day_raw, tmp_path):
     assert not (out / "report.html").exists()
 
 
-def test_a_new_run_clears_every_image_the_report_writes():
-    from twin.report import PLOTS
-    from twin.rundir import REPORT_IMAGES
+def test_a_new_run_clears_every_file_the_report_writes(small_raw, tmp_path):
+    from twin.rundir import RUN_OUTPUTS
 
-    assert set(PLOTS) == set(REPORT_IMAGES)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(write(tmp_path, small_raw)), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    before = set(os.listdir(out))
+    assert runner.invoke(app, ["report", str(out)]).exit_code == 0
+    written = set(os.listdir(out)) - before
+    assert written == {"report.html"} and written <= set(RUN_OUTPUTS)
