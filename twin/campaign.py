@@ -682,6 +682,26 @@ def _start_key(start: Any) -> float:
         return float(pd.Timestamp(str(start)).timestamp())
 
 
+def _sizing_axes(summary: pd.DataFrame) -> tuple[str, str] | None:
+    """The two numeric axes a what-if campaign varies, when it priced its points.
+
+    Axes are the summary's scenario paths (``assets.battery[0].e_kwh``); the chart needs
+    money or carbon figures (``npv_eur``, ``co2_avoided_year_kg``) and exactly two numeric
+    paths with more than one value.
+    """
+    if not {"npv_eur", "co2_avoided_year_kg"} & set(summary.columns):
+        return None
+    varying = [
+        c
+        for c in summary.columns
+        if isinstance(c, str)
+        and ("." in c or "[" in c)
+        and pd.api.types.is_numeric_dtype(summary[c])
+        and summary[c].nunique() > 1
+    ]
+    return (varying[0], varying[1]) if len(varying) == 2 else None
+
+
 def report(out_dir: str | Path, top: int = 10) -> tuple[Path, pd.DataFrame]:
     """Heat maps of KPI deltas by fault kind and start time; the worst cases.
 
@@ -703,8 +723,12 @@ def report(out_dir: str | Path, top: int = 10) -> tuple[Path, pd.DataFrame]:
         path = out / "summary.parquet"
         raise ResultsError(f"{path} is not a campaign summary: {detail}") from None
     faulted = summary[summary["reference"].notna() & (summary["status"] == "finished")]
-    if faulted.empty:
-        raise TwinError(f"{out}: no finished runs with a fault to report")
+    sizing = _sizing_axes(summary)
+    if faulted.empty and sizing is None:
+        raise TwinError(
+            f"{out}: nothing to report: no finished runs with a fault, and no economics or "
+            "carbon figures over two numeric axes"
+        )
     metrics = [
         m
         for m in (
@@ -713,7 +737,7 @@ def report(out_dir: str | Path, top: int = 10) -> tuple[Path, pd.DataFrame]:
             "delta_voltage_violations",
             "recovery_h",
         )
-        if m in faulted
+        if m in faulted and not faulted.empty
     ]
     figures = []
     for metric in metrics:
@@ -748,15 +772,29 @@ def report(out_dir: str | Path, top: int = 10) -> tuple[Path, pd.DataFrame]:
     columns = ["point_id", "run_id", "fault.kind", "fault.target", "fault.start", "fault.severity"]
     columns += [c for c in faulted.columns if c in ("controller", "seed")]
     columns += metrics
-    worst = faulted.sort_values("delta_cost_scored_eur", ascending=False)[columns].head(top)
+    columns = [c for c in columns if c in faulted.columns]
+    extra = "delta_cost_scored_eur"
+    ranked = faulted.sort_values(extra, ascending=False) if extra in metrics else faulted
+    worst = ranked[columns].head(top)
     failed = summary[summary["status"] != "finished"][["point_id", "status", "error"]]
 
     def heat_maps(runs: object) -> Content | Absent:
-        return Content(figures=tuple(figures), linked=False) if figures else Absent("no deltas")
+        return Content(figures=tuple(figures), linked=False) if figures else Absent("no faults")
 
-    def worst_cases(runs: object) -> Content:
+    def worst_cases(runs: object) -> Content | Absent:
+        if worst.empty:
+            return Absent("no runs with a fault")
         table = worst.to_html(index=False, float_format=lambda v: f"{v:,.3f}")
         return Content(html=table, linked=False)
+
+    def what_to_build(runs: object) -> Content | Absent:
+        if sizing is None:
+            return Absent("no economics or carbon figures over two numeric axes")
+        from twin.whatif.campaign_chart import WHAT_TO_BUILD_KPIS, what_to_build_figure
+
+        x, y = sizing
+        kpis = tuple(k for k in WHAT_TO_BUILD_KPIS if k in summary.columns)
+        return Content(figures=(what_to_build_figure(summary, x, y, kpis),), linked=False)
 
     def failures(runs: object) -> Content | Absent:
         if failed.empty:
@@ -764,6 +802,7 @@ def report(out_dir: str | Path, top: int = 10) -> tuple[Path, pd.DataFrame]:
         return Content(html=failed.to_html(index=False), linked=False)
 
     sections = [
+        Section("build", "What should I build: NPV and avoided emissions", what_to_build),
         Section("heatmaps", "KPI changes by fault kind and start", heat_maps),
         Section("worst", "Worst cases (extra cost against the fault-free twin)", worst_cases),
         Section("failed", "Failed runs", failures),

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from tests.conftest import ROOT
 from tests.twin.whatif_support import day, whatif_registered  # noqa: F401 - the fixture
 from twin.campaign import execute, expand, load_campaign
+from twin.campaign import report as campaign_report
 from twin.errors import ScenarioError
 from twin.run import run_scenario
 from twin.rundir import claim_run_dir
@@ -289,6 +290,11 @@ def test_campaign_chart_shows_the_campaign_table(tmp_path):
     # a bigger PV plant avoids more emissions at either battery size
     table = what_to_build_table(summary, BATTERY, PV, "co2_avoided_year_kg")
     assert (table.loc[90] > table.loc[20]).all()
+    # `twin campaign --report` of a what-if campaign (no faults): the chart on its page
+    page, worst = campaign_report(tmp_path / "camp")
+    html = page.read_text()
+    assert 'id="sec-build"' in html and 'id="fig-build-0"' in html
+    assert 'id="absent-heatmaps"' in html and worst.empty
 
 
 def test_campaign_chart_refuses_what_it_cannot_draw():

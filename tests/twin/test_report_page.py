@@ -398,3 +398,29 @@ def test_runs_compared_get_distinct_labels(compared, tmp_path):
     page = tmp_path / "same.html"
     _invoke("report", str(runs / "rule"), str(runs / "rule"), "--out", str(page))
     assert "change vs rule [rule] #1" in page.read_text()
+
+
+def test_economics_and_carbon_sections_show_what_the_run_computed(raw, browser, tmp_path):
+    study = {k: v for k, v in raw.items() if k != "faults"}
+    study["economics"] = {
+        "battery_eur_kwh": 350,
+        "battery_eur_kw": 150,
+        "pv_eur_kwp": 900,
+        "lifetime_years": 20,
+        "discount_rate": 0.05,
+    }
+    study["carbon"] = {"intensity_g_kwh": 380}
+    run = tmp_path / "run"
+    _invoke("run", str(_write(tmp_path / "study.yaml", study)), "--out", str(run))
+    _invoke("report", str(run))
+    _open(browser, run / "report.html")
+    sections = _sections(browser)
+    assert "sec-economics" in sections and "sec-carbon" in sections
+    kpis = json.loads((run / "kpis.json").read_text())
+    text = browser.evaluate("document.getElementById('sec-economics').innerText")
+    assert f"{kpis['npv_eur']:,.0f}" in text
+    cash = _figure(browser, "fig-economics-0")
+    flows = json.loads((run / "run.json").read_text())["economics_cash_flows"]
+    assert cash["traces"][0]["n"] == len(flows) > study["economics"]["lifetime_years"]
+    emissions = _figure(browser, "fig-carbon-0")
+    assert emissions["traces"][0]["n"] == 2  # the run and its reference

@@ -19,6 +19,7 @@ from twin.reporting.series import (
     voltage_section,
 )
 from twin.reporting.summary import kpi_section, summary_section
+from twin.reporting.whatif import carbon_report, economics_report
 
 __all__ = ["SECTIONS"]
 
@@ -36,4 +37,6 @@ SECTIONS: list[Section] = [
     Section("measured", "Measured vs twin", measured_section),
     Section("health", "Health indices", health_section),
     Section("alerts", "Alert episodes", alerts_section),
+    Section("economics", "Economics", economics_report),
+    Section("carbon", "Carbon", carbon_report),
 ]

@@ -114,10 +114,10 @@ def carbon_section(meta: dict[str, Any], kpis: dict[str, float]) -> tuple[str, l
 
     reference = escape(str(meta.get("reference_run_id") or "the reference run"))
     html = (
-        "<section class='carbon'><h2>Carbon</h2>"
+        "<div class='carbon'>"
         f"<p>Grid emissions of this run and of {reference} (the site without the "
         "investment), at the same grid carbon intensity.</p>"
-        f"{kpi_table(kpis, CARBON_KPIS)}</section>"
+        f"{kpi_table(kpis, CARBON_KPIS)}</div>"
     )
     figure = go.Figure(
         go.Bar(
@@ -126,5 +126,10 @@ def carbon_section(meta: dict[str, Any], kpis: dict[str, float]) -> tuple[str, l
             marker_color=["#2ca02c", "#7f7f7f"],
         )
     )
-    figure.update_layout(title="Grid emissions per year", yaxis_title="kgCO2/year")
+    figure.update_layout(
+        title="Grid emissions per year",
+        yaxis_title="kgCO2/year",
+        height=360,
+        template="plotly_white",
+    )
     return html, [figure]

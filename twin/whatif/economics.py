@@ -186,11 +186,11 @@ def economics_section(meta: dict[str, Any], kpis: dict[str, float]) -> tuple[str
 
     reference = escape(str(meta.get("reference_run_id") or "the reference run"))
     html = (
-        "<section class='economics'><h2>Economics</h2>"
+        "<div class='economics'>"
         f"<p>The batteries and PV of this run against {reference} (the site without "
         "them): operating costs scaled to a year by the run's length, battery "
         "replacements from the state of health the run lost.</p>"
-        f"{kpi_table(kpis, ECONOMICS_KPIS)}</section>"
+        f"{kpi_table(kpis, ECONOMICS_KPIS)}</div>"
     )
     flows = meta.get("economics_cash_flows") or []
     rate = float(meta.get("economics_discount_rate", 0.0))
@@ -205,5 +205,7 @@ def economics_section(meta: dict[str, Any], kpis: dict[str, float]) -> tuple[str
         title=f"Cumulative discounted cash flow (NPV {kpis['npv_eur']:,.0f} EUR)",
         xaxis_title="years from the investment",
         yaxis_title="EUR (discounted)",
+        height=360,
+        template="plotly_white",
     )
     return html, [figure]
