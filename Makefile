@@ -31,10 +31,14 @@ $(SERVERS) &:
 
 servers: $(SERVERS)
 
+# The demo day with its rule controller, diagnosed, and the same day without control:
+# runs/demo/report.html is the run; runs/demo/compare.html puts it beside `none`.
 demo: setup
 	$(BIN)/twin run scenarios/microgrid_day.yaml --out runs/demo
 	$(BIN)/twin diagnose runs/demo
+	$(BIN)/twin run scenarios/microgrid_day.yaml --set controller=none --out runs/demo-none
 	$(BIN)/twin report runs/demo
+	$(BIN)/twin report runs/demo-none runs/demo --out runs/demo/compare.html
 
 test: setup servers
 	$(BIN)/ruff check .
