@@ -97,6 +97,7 @@ def test_run_with_an_intensity_series_and_export_credit(tmp_path):
 
     steps = np.repeat([300.0, 500.0], 48)
     run_kg = (poc(results) * steps).sum() * 0.25 / 1000  # exports credited
+    run_kg -= result.kpis["e_battery_delta_kwh"] * 400.0 / 1000  # stored, at the mean
     ref_kg = (poc(ref) * steps).sum() * 0.25 / 1000
     kpis = result.kpis
     assert kpis["co2_kg"] == pytest.approx(run_kg) and (poc(results) < 0).any()

@@ -189,9 +189,17 @@ def test_run_economics_kpis_equal_the_hand_computation(studied):
     assert year_factor(scenario) == pytest.approx(365.0)
     capex = 400 * 60 + 100 * 20 + 900 * (45 + 30)
     assert kpis["capex_eur"] == pytest.approx(capex)
-    saving = (reference["cost_eur"] - kpis["cost_eur"]) * 365
+    # energy less the stored energy's value x 365, the demand charge x 12 months
+    demand = scenario.tariff.demand_charge_eur_kw
+
+    def year(k):
+        peak = demand * k["peak_import_kw"]
+        return (k["cost_scored_no_wear_eur"] - peak) * 365 + peak * 12
+
+    saving = year(reference) - year(kpis)
     assert kpis["saving_year_eur"] == pytest.approx(saving)
-    assert kpis["opex_year_eur"] == pytest.approx(kpis["cost_eur"] * 365)
+    assert kpis["opex_year_eur"] == pytest.approx(year(kpis))
+    assert reference["terminal_value_eur"] == 0 != kpis["terminal_value_eur"]
 
     soh_end = _twin(result.out_dir, "battery", "soh")[-1]
     fade_year = (1.0 - soh_end) * 365
@@ -206,7 +214,10 @@ def test_run_economics_kpis_equal_the_hand_computation(studied):
     assert kpis["npv_eur"] == pytest.approx(-capex + net * annuity - replacement)
     crf = r * (1 + r) ** n / ((1 + r) ** n - 1)
     assert kpis["annualised_cost_eur_year"] == pytest.approx((capex + replacement) * crf + 200)
-    assert kpis["payback_simple_years"] == pytest.approx(capex / net)
+    flows = [(0, -capex)] + [(t, net) for t in range(1, 21)] + [(t, -300 * 60) for t in times]
+    assert kpis["payback_simple_years"] == pytest.approx(
+        finance.discounted_payback_years(flows, 0.0), nan_ok=True
+    )
     stored = json.loads((result.out_dir / "kpis.json").read_text())
     assert all(stored[key] == pytest.approx(kpis[key], nan_ok=True) for key in ECONOMICS_KPIS)
 
@@ -216,6 +227,7 @@ def test_run_carbon_kpis_equal_the_hand_computation(studied):
     poc = _twin(result.out_dir, "grid", "p_kw")
     ref_poc = _twin(result.out_dir / "reference", "grid", "p_kw")
     run_kg = np.clip(poc, 0, None).sum() * 0.25 * 400 / 1000
+    run_kg -= result.kpis["e_battery_delta_kwh"] * 400 / 1000  # the stored energy's carbon
     ref_kg = np.clip(ref_poc, 0, None).sum() * 0.25 * 400 / 1000
     kpis = result.kpis
     assert kpis["co2_kg"] == pytest.approx(run_kg)

@@ -6,9 +6,16 @@ r"""Carbon of a run: grid emissions from the exchange and the grid's carbon inte
 
 with import :math:`G^+` and export :math:`G^-` (kW) at the point of connection, the
 intensity :math:`I` (gCO2/kWh) of each step, and :math:`c = 1` if exports are credited
-(``carbon.credit_exports``: an exported kWh displaces a grid kWh), else 0. Emissions are
-in kgCO2; avoided emissions are the reference run's minus the run's, both priced with the
-run's intensity. Per year: times ``365 days / run days``.
+(``carbon.credit_exports``: an exported kWh displaces a grid kWh), else 0, less the
+change of stored energy :math:`\Delta E` (``e_battery_delta_kwh``, kWh) at the run's
+mean intensity :math:`\bar I`:
+
+.. math:: m_{run} = m - \Delta E\, \bar I / 1000
+
+(a battery that ends lower has displaced imports it must import again later; one that
+ends higher has imported for later). Emissions are in kgCO2; avoided emissions are the
+reference run's minus the run's, both priced with the run's intensity. Per year: times
+``365 days / run days``.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from twin.results import as_operated, wide
 from twin.whatif.reference import Reference, year_factor
 from twin.whatif.schema import CARBON_LIMITS
 
-__all__ = ["CARBON_KPIS", "carbon_kpis", "carbon_section", "emissions_kg", "intensity"]
+__all__ = ["CARBON_KPIS", "carbon_kpis", "carbon_section", "emissions_kg", "intensity", "stored_energy_kg"]
 
 #: The KPIs of the ``carbon`` section.
 CARBON_KPIS = (
@@ -71,13 +78,22 @@ def emissions_kg(
     return float(np.sum(counted * intensity_g_kwh) * dt_h / 1000.0)
 
 
-def carbon_kpis(scenario: Any, results: pd.DataFrame, reference: Reference) -> dict[str, float]:
-    """The carbon KPIs of a run against its reference (see the module's equation)."""
+def stored_energy_kg(kpis: dict[str, float], intensity_g_kwh: np.ndarray) -> float:
+    """Emissions the change of stored energy stands for (kgCO2, + stored energy gained)."""
+    return kpis.get("e_battery_delta_kwh", 0.0) * float(np.mean(intensity_g_kwh)) / 1000.0
+
+
+def carbon_kpis(
+    scenario: Any, results: pd.DataFrame, kpis: dict[str, float], reference: Reference
+) -> dict[str, float]:
+    """The carbon KPIs of a run (its ``kpis``) against its reference (the module's equation)."""
     grid_i = intensity(scenario)
     dt_h, credit = scenario.clock().dt_h, scenario.carbon.credit_exports
     reference_kw = exchange_kw(reference.results)  # the same steps (reference_problem)
     run = emissions_kg(exchange_kw(results), grid_i, dt_h, credit)
+    run -= stored_energy_kg(kpis, grid_i)
     ref = emissions_kg(reference_kw, grid_i, dt_h, credit)
+    ref -= stored_energy_kg(reference.kpis, grid_i)
     factor = year_factor(scenario)
     return {
         "co2_kg": run,

@@ -15,7 +15,7 @@ from twin.checks import CheckFailure
 from twin.component import Component, Resolution, Section
 from twin.errors import Problem
 from twin.scenario import series_file_problems
-from twin.whatif.reference import reference_problem, run_reference
+from twin.whatif.reference import INVESTED_KINDS, invested, reference_problem, run_reference
 from twin.whatif.schema import CARBON_LIMITS, CarbonSpec, EconomicsSpec
 
 __all__ = ["WhatIfComponent"]
@@ -38,6 +38,32 @@ def _reference_finished(
     ]
 
 
+def _investment_problems(scenario: Any) -> list[Problem]:
+    """Invested names must be batteries or PV; an invested battery must be able to age."""
+    problems: list[Problem] = []
+    known = {unit["name"] for kind in INVESTED_KINDS for unit in scenario.units(kind)}
+    for i, name in enumerate(scenario.economics.invest or []):
+        if name not in known:
+            problems.append(
+                Problem(
+                    f"economics.invest[{i}]",
+                    f"{name!r} is not a battery or PV plant of the scenario "
+                    f"(known: {', '.join(sorted(known)) or 'none'})",
+                )
+            )
+    names = invested(scenario)
+    for i, unit in enumerate(scenario.units("battery")):
+        if unit["name"] in names and unit["soh_init"] <= unit["soh_eol"]:
+            problems.append(
+                Problem(
+                    f"assets.battery[{i}].soh_init",
+                    f"{unit['soh_init']} is at or below soh_eol {unit['soh_eol']}: expected "
+                    "an invested battery above its end of life (its replacements are costed)",
+                )
+            )
+    return problems
+
+
 class WhatIfComponent(Component):
     """Money and carbon of a run against a reference run without its batteries and PV."""
 
@@ -56,6 +82,8 @@ class WhatIfComponent(Component):
             problem = reference_problem(economics.reference_run, scenario)
             if problem:
                 problems.append(Problem("economics.reference_run", problem))
+        if economics is not None:
+            problems += _investment_problems(scenario)
         if carbon is not None and carbon.intensity_csv:
             if not Path(carbon.intensity_csv).is_file():
                 problems.append(
@@ -99,7 +127,7 @@ class WhatIfComponent(Component):
         if scenario.carbon is not None:
             from twin.whatif.carbon import carbon_kpis
 
-            kpis.update(carbon_kpis(scenario, results, reference))
+            kpis.update(carbon_kpis(scenario, results, kpis, reference))
 
     def checks(self) -> dict[str, Any]:
         """The reference run must have finished."""

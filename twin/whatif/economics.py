@@ -1,13 +1,23 @@
 r"""Money of a what-if study: capital, battery replacements, NPV and payback.
 
-The investment is every battery and PV plant of the run, its capital cost
+The investment is the batteries and PV plants of ``economics.invest`` (default: every
+one of the run), its capital cost
 
 .. math:: K = c_{kWh} \sum_b E_b + c_{kW} \sum_b P_b + c_{kWp} \sum_p P^{dc}_p
 
 paid at year 0. Each year it saves the operating cost it avoids against the reference
-run (``cost_eur``: energy and demand charge), both runs scaled to a year by their length
-(``365 days / run days``), less the O&M cost. A battery is replaced (at its
-``replacement_eur_kwh`` times its capacity) when its state of health, fading at the
+run, less the O&M cost. A run's operating cost per year is
+
+.. math:: C_{year} = (C_{energy} - V_{stored})\, y + 12\, d\, P^{peak}
+
+with the energy cost :math:`C_{energy}` and the value of the change of stored energy
+:math:`V_{stored}` (``terminal_value_eur``: a battery that ends lower has spent energy
+it did not pay for) scaled to a year by the run's length (:math:`y = 365` days / run
+days), and the tariff's demand charge :math:`d` (EUR/kW) taken as **monthly**: the
+run's peak import :math:`P^{peak}` paid in each of 12 months (never times :math:`y`).
+A battery is replaced (at its ``replacement_eur_kwh`` times its capacity, or at
+``economics.battery_eur_kwh`` when that is 0: ageing always costs what the battery
+cost) when its state of health, fading at the
 rate the run measured (SoH lost in the run times the year factor; cycling and calendar
 ageing together), reaches ``soh_eol``: first after :math:`(SoH_0 - SoH_{eol}) / f`
 years, then every :math:`(1 - SoH_{eol}) / f` years. The run's wear cost is left out of
@@ -15,7 +25,8 @@ the operating cost: the replacements pay for the ageing once.
 
 Outputs: the net present value of these cash flows at the discount rate over the
 lifetime, the annualised cost :math:`(K + PV_{repl}) \cdot CRF + O\&M`, and the simple
-(capital over net yearly saving) and discounted payback (NaN: never).
+(undiscounted) and discounted payback: the time after which the cumulative cash flow,
+replacements included, stays at or above 0 (NaN: never).
 """
 
 from __future__ import annotations
@@ -26,17 +37,28 @@ from typing import Any
 
 import pandas as pd
 
+from twin.errors import TwinError
 from twin.results import wide
 from twin.whatif import finance
-from twin.whatif.reference import Reference, year_factor
+from twin.whatif.reference import Reference, invested, year_factor
 
 __all__ = [
     "ECONOMICS_KPIS",
+    "MONTHS_PER_YEAR",
+    "EconomicsError",
     "battery_replacements",
     "capex_eur",
     "economics_kpis",
     "economics_section",
+    "operating_cost_year_eur",
 ]
+
+#: The tariff's demand charge is monthly: the run's peak is paid this many times a year.
+MONTHS_PER_YEAR = 12
+
+
+class EconomicsError(TwinError):
+    """The economics of a run cannot be computed from what it measured."""
 
 #: The KPIs of the ``economics`` section.
 ECONOMICS_KPIS = (
@@ -62,11 +84,30 @@ def capex_eur(spec: Any, batteries: list[dict[str, Any]], pv: list[dict[str, Any
     )
 
 
+def operating_cost_year_eur(kpis: dict[str, float], demand_charge_eur_kw: float, factor: float) -> float:
+    """A run's operating cost per year: energy less stored value times ``factor``, demand x 12.
+
+    Parameters
+    ----------
+    kpis : dict
+        The run's KPIs: ``cost_scored_no_wear_eur`` (energy + demand - value of the change
+        of stored energy) and ``peak_import_kw``.
+    demand_charge_eur_kw : float
+        The tariff's demand charge (EUR per kW of peak import, per month).
+    factor : float
+        Runs per year (``365 days / run days``).
+    """
+    demand = demand_charge_eur_kw * kpis["peak_import_kw"]
+    energy_net = kpis["cost_scored_no_wear_eur"] - demand
+    return energy_net * factor + demand * MONTHS_PER_YEAR
+
+
 def battery_replacements(
     batteries: list[dict[str, Any]],
     soh_end: dict[str, float],
     factor: float,
     lifetime_years: float,
+    fallback_eur_kwh: float = 0.0,
 ) -> tuple[list[finance.CashFlow], float]:
     """Replacements of every battery at its measured fade, and the shortest battery life.
 
@@ -81,6 +122,9 @@ def battery_replacements(
         Runs per year (``365 days / run days``).
     lifetime_years : float
         Lifetime of the investment (years).
+    fallback_eur_kwh : float
+        Replacement cost per kWh of a battery whose ``replacement_eur_kwh`` is 0 (the
+        capital cost ``economics.battery_eur_kwh``).
 
     Returns
     -------
@@ -88,17 +132,35 @@ def battery_replacements(
         ``(years, EUR)`` of every replacement within the lifetime.
     years_to_eol : float
         Years until the first battery reaches end of life (``inf``: none ages).
+
+    Raises
+    ------
+    EconomicsError
+        If a battery starts at or below its end of life, or its final state of health is
+        not a number.
     """
     flows: list[finance.CashFlow] = []
     shortest = math.inf
-    for unit in batteries:
-        fade_year = (unit["soh_init"] - soh_end[unit["name"]]) * factor
+    for i, unit in enumerate(batteries):
+        path = f"assets.battery[{i}] ({unit['name']})"
+        if unit["soh_init"] <= unit["soh_eol"]:
+            raise EconomicsError(
+                f"{path}.soh_init: {unit['soh_init']} is at or below soh_eol "
+                f"{unit['soh_eol']}; expected a battery above its end of life"
+            )
+        end = soh_end[unit["name"]]
+        if not math.isfinite(end):
+            raise EconomicsError(
+                f"{path}: the run recorded no final state of health ({end}); expected a "
+                "number to age the battery by"
+            )
+        fade_year = (unit["soh_init"] - end) * factor
         if fade_year <= 0:
             continue
         first = max(unit["soh_init"] - unit["soh_eol"], 0.0) / fade_year
         shortest = min(shortest, first)
         every = (1.0 - unit["soh_eol"]) / fade_year
-        cost = unit["replacement_eur_kwh"] * unit["e_kwh"]
+        cost = (unit["replacement_eur_kwh"] or fallback_eur_kwh) * unit["e_kwh"]
         times = finance.replacement_times(first, every, lifetime_years)
         flows += [(t, cost) for t in times if cost > 0]
     return flows, shortest
@@ -128,17 +190,21 @@ def economics_kpis(
         The reference run (its ``cost_eur``).
     """
     spec = scenario.economics
-    batteries, pv = scenario.units("battery"), scenario.units("pv")
+    names = invested(scenario)
+    batteries = [unit for unit in scenario.units("battery") if unit["name"] in names]
+    pv = [unit for unit in scenario.units("pv") if unit["name"] in names]
     factor = year_factor(scenario)
     soh_end: dict[str, float] = {}
     if batteries:
         soh = wide(results, "battery", "soh")
         soh_end = {unit["name"]: float(soh[unit["name"]].iloc[-1]) for unit in batteries}
     replacements, years_to_eol = battery_replacements(
-        batteries, soh_end, factor, spec.lifetime_years
+        batteries, soh_end, factor, spec.lifetime_years, spec.battery_eur_kwh
     )
     capex = capex_eur(spec, batteries, pv)
-    opex, reference_opex = kpis["cost_eur"] * factor, reference.kpis["cost_eur"] * factor
+    demand_charge = scenario.tariff.demand_charge_eur_kw
+    opex = operating_cost_year_eur(kpis, demand_charge, factor)
+    reference_opex = operating_cost_year_eur(reference.kpis, demand_charge, factor)
     saving = reference_opex - opex
     net_saving = saving - spec.om_eur_year
     flows = finance.cash_flows(capex, net_saving, spec.lifetime_years, replacements)
@@ -154,7 +220,7 @@ def economics_kpis(
         "replacement_pv_eur": replacement_pv,
         "annualised_cost_eur_year": (capex + replacement_pv) * crf + spec.om_eur_year,
         "npv_eur": finance.net_present_value(flows, rate),
-        "payback_simple_years": _nan_if_inf(finance.simple_payback_years(capex, net_saving)),
+        "payback_simple_years": _nan_if_inf(finance.discounted_payback_years(flows, 0.0)),
         "payback_discounted_years": _nan_if_inf(finance.discounted_payback_years(flows, rate)),
     }
     return out, flows

@@ -106,7 +106,11 @@ def net_present_value(flows: Sequence[CashFlow], rate: float) -> float:
 
 
 def simple_payback_years(capex_eur: float, annual_net_saving_eur: float) -> float:
-    """Years for the undiscounted net saving to repay the capital; ``inf`` if it never does."""
+    """Capital over the net yearly saving, **excluding replacements**; ``inf`` if never.
+
+    The economics KPIs use :func:`discounted_payback_years` at rate 0 instead, which
+    counts the replacements too.
+    """
     if capex_eur <= 0:
         return 0.0
     if annual_net_saving_eur <= 0:
@@ -115,18 +119,20 @@ def simple_payback_years(capex_eur: float, annual_net_saving_eur: float) -> floa
 
 
 def discounted_payback_years(flows: Sequence[CashFlow], rate: float) -> float:
-    """When the cumulative discounted cash flow first turns non-negative (years).
+    """The time after which the cumulative discounted cash flow stays non-negative (years).
 
-    Interpolated linearly between the cash flow before the crossing and the one that
-    crosses; ``inf`` if it never does within the flows, 0 if nothing is owed at time 0.
+    A replacement that pushes the total below 0 again later undoes an earlier crossing:
+    the payback is the last crossing, interpolated linearly between the cash flow before
+    it and the one that crosses; ``inf`` if the total ends below 0, 0 if it never drops
+    below 0. At ``rate`` 0 this is the simple (undiscounted) payback.
     """
-    total, previous_t = 0.0, 0.0
+    total, previous_t, payback = 0.0, 0.0, 0.0
     for t, amount in sorted(flows, key=lambda flow: flow[0]):
         value = discount(amount, rate, t)
-        if total < 0 <= total + value:
-            return previous_t + (t - previous_t) * (-total / value)
-        total += value
-        if t == 0 and total >= 0:
-            return 0.0
+        before, total = total, total + value
+        if total < 0:
+            payback = math.inf
+        elif before < 0:
+            payback = previous_t + (t - previous_t) * (-before / value)
         previous_t = t
-    return 0.0 if not flows else math.inf
+    return payback

@@ -3,9 +3,11 @@
 A study compares a run with a **reference run** of the same site without the
 investment. Either the ``economics.reference_run`` directory names a finished run, or
 the reference is made beside the run, into ``<run>/reference``: the same scenario
-without batteries, PV plants, controller and faults (nothing left to invest in, control
-or break), and without the sections that watch those (diagnostics, estimation). The
-what-if acts on nothing outside (:func:`twin.component.baseline_of`).
+without the invested assets (``economics.invest``, default every battery and PV plant),
+the faults whose target was one of them, the controller if no battery is left for it to
+drive, and without the sections that watch the assets (diagnostics, estimation). What
+it removed is recorded (``reference_removed`` in ``run.json``) and said in the report.
+The what-if acts on nothing outside (:func:`twin.component.baseline_of`).
 
 A run's figures are scaled to a year by its length: ``365 days / run days`` (a summer
 day stands for a year of summer days; use a year-long run for a year's answer).
@@ -25,7 +27,9 @@ from twin.errors import ResultsError
 __all__ = [
     "REFERENCE_DIR",
     "Reference",
+    "invested",
     "reference_problem",
+    "reference_removed",
     "reference_scenario",
     "run_reference",
     "year_factor",
@@ -33,10 +37,12 @@ __all__ = [
 
 #: Where a reference made beside a run is written (inside the run directory).
 REFERENCE_DIR = "reference"
-#: Sections the reference leaves at their empty value (what the investment adds or watches);
-#: ``economics`` and ``carbon`` go with :meth:`WhatIfComponent.baseline` (no study of its own).
-EMPTIED = {"controller": "none", "faults": []}
-#: Sections set to ``None`` in the reference when the scenario has them.
+#: Asset kinds an investment is made of (``economics.invest`` names units of these).
+INVESTED_KINDS = ("battery", "pv")
+#: Asset kinds a controller drives: with none left, the reference runs uncontrolled.
+DRIVEN_KINDS = ("battery", "ev")
+#: Sections set to ``None`` in the reference when the scenario has them (they watch the
+#: assets); ``economics`` and ``carbon`` go with :meth:`WhatIfComponent.baseline`.
 DROPPED = ("diagnostics", "estimation")
 SECONDS_PER_YEAR = 365 * 86_400
 
@@ -98,16 +104,61 @@ def reference_problem(directory: str | Path, scenario: Any = None) -> str | None
     return None
 
 
+def invested(scenario: Any) -> set[str]:
+    """Names of the invested assets: ``economics.invest``, default every battery and PV."""
+    spec = scenario.economics
+    if spec is not None and spec.invest is not None:
+        return set(spec.invest)
+    return {unit["name"] for kind in INVESTED_KINDS for unit in scenario.units(kind)}
+
+
+def _fault_kept(fault: dict[str, Any], removed: set[str]) -> bool:
+    """A fault stays unless its target (``asset`` or ``asset.quantity``) was removed."""
+    return fault["target"].split(".", 1)[0] not in removed
+
+
+def _reference_raw(scenario: Any) -> tuple[dict[str, Any], list[str]]:
+    """The reference's raw scenario and what it removed, in words."""
+    from twin.component import baseline_of
+
+    names = invested(scenario)
+    raw = baseline_of(scenario).model_dump(mode="json")
+    removed: list[str] = []
+    assets = dict(raw["assets"])
+    for kind in INVESTED_KINDS:
+        units = assets.get(kind) or []
+        removed += [f"{kind} {u['name']}" for u in units if u["name"] in names]
+        assets[kind] = [u for u in units if u["name"] not in names]
+    raw["assets"] = assets
+    faults = raw.get("faults") or []
+    kept = [f for f in faults if _fault_kept(f, names)]
+    removed += [f"fault {f['kind']} on {f['target']}" for f in faults if f not in kept]
+    if "faults" in raw:
+        raw["faults"] = kept
+    controller = getattr(scenario, "controller", "none")
+    if controller != "none":  # the what-if baseline drops it: kept if it has a unit left
+        driven = any(assets.get(kind) for kind in DRIVEN_KINDS)
+        raw["controller"] = controller if driven else "none"
+        if not driven:
+            removed.append(f"controller {controller} (no battery or EV left to drive)")
+    for key in DROPPED:
+        if getattr(scenario, key, None) is not None:
+            removed.append(key)
+            raw[key] = None
+    return raw, removed
+
+
+def reference_removed(scenario: Any) -> list[str]:
+    """What the reference made beside ``scenario`` leaves out, in words (one per item)."""
+    return _reference_raw(scenario)[1]
+
+
 def reference_scenario(scenario: Any) -> Any:
     """The scenario of the reference run: ``scenario`` without the investment."""
-    from twin.component import baseline_of
     from twin.scenario import validate_scenario
 
-    raw = baseline_of(scenario).model_dump(mode="json")
-    raw["assets"] = {**raw["assets"], "battery": [], "pv": []}
-    raw.update({key: value for key, value in EMPTIED.items() if key in raw})
-    raw.update({key: None for key in DROPPED if key in raw})
-    return validate_scenario(raw, "reference run (the scenario without batteries and PV)")
+    raw, _ = _reference_raw(scenario)
+    return validate_scenario(raw, "reference run (the scenario without the investment)")
 
 
 def load_reference(directory: str | Path, scenario: Any = None) -> Reference:
@@ -158,6 +209,7 @@ def run_reference(scenario: Any, out_dir: Path, metadata: dict[str, Any]) -> Ref
         reference = Reference(
             result.out_dir, result.kpis, load_results(result.out_dir), result.metadata
         )
+        metadata["reference_removed"] = reference_removed(scenario)
     metadata["reference_run_id"] = reference.metadata.get("run_id")
     metadata["reference_status"] = reference.metadata.get("status")
     metadata["reference_dir"] = str(reference.directory)

@@ -23,12 +23,13 @@ PathText = Annotated[str, Field(min_length=1, max_length=1000)]
 class EconomicsSpec(Strict):
     """Money of the investment: capital, lifetime, discount rate, O&M, reference run.
 
-    The investment is every battery and PV plant of the scenario, priced per kWh and kW
+    The investment is the battery and PV units named in ``invest`` (default: every
+    battery and PV plant of the scenario), priced per kWh and kW
     of storage and per kWp (DC) of PV; its savings are the operating cost it avoids
     against the reference run, scaled to a year. ``reference_run``: the directory of a
     finished run of the site without the investment; unset, that run is made beside this
-    one (``<run>/reference``: the same scenario without batteries, PV, controller and
-    faults).
+    one (``<run>/reference``: the same scenario without the invested assets, their
+    faults, and the controller if no battery is left).
     """
 
     battery_eur_kwh: UnitCost = 0.0
@@ -38,6 +39,7 @@ class EconomicsSpec(Strict):
     discount_rate: bounded(0.0, 1.0) = 0.05
     om_eur_year: bounded(0.0, 1e9) = 0.0
     reference_run: PathText | None = None
+    invest: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = None
 
 
 class CarbonSpec(Strict):
