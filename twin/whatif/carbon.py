@@ -30,7 +30,14 @@ from twin.results import as_operated, wide
 from twin.whatif.reference import Reference, year_factor
 from twin.whatif.schema import CARBON_LIMITS
 
-__all__ = ["CARBON_KPIS", "carbon_kpis", "carbon_section", "emissions_kg", "intensity", "stored_energy_kg"]
+__all__ = [
+    "CARBON_KPIS",
+    "carbon_kpis",
+    "carbon_section",
+    "emissions_kg",
+    "intensity",
+    "stored_energy_kg",
+]
 
 #: The KPIs of the ``carbon`` section.
 CARBON_KPIS = (

@@ -60,6 +60,7 @@ MONTHS_PER_YEAR = 12
 class EconomicsError(TwinError):
     """The economics of a run cannot be computed from what it measured."""
 
+
 #: The KPIs of the ``economics`` section.
 ECONOMICS_KPIS = (
     "capex_eur",
@@ -84,7 +85,9 @@ def capex_eur(spec: Any, batteries: list[dict[str, Any]], pv: list[dict[str, Any
     )
 
 
-def operating_cost_year_eur(kpis: dict[str, float], demand_charge_eur_kw: float, factor: float) -> float:
+def operating_cost_year_eur(
+    kpis: dict[str, float], demand_charge_eur_kw: float, factor: float
+) -> float:
     """A run's operating cost per year: energy less stored value times ``factor``, demand x 12.
 
     Parameters
