@@ -319,3 +319,36 @@ def test_campaign_chart_refuses_what_it_cannot_draw():
         what_to_build_table(summary.iloc[:1], BATTERY, PV, "co2_kg")
     failed = summary.iloc[:1].assign(status="failed")
     assert what_to_build_table(failed, BATTERY, PV, "npv_eur").isna().all().all()
+
+
+def test_the_page_states_the_assumptions(studied):
+    from twin.reporting.runs import load_run
+    from twin.reporting.summary import summary_rows
+
+    _, result = studied
+    html, _ = economics_section(result.metadata, result.kpis)
+    assert "<h4>Assumptions</h4>" in html
+    for text in ("400 EUR/kWh", "20 years", "5 % per year", "200 EUR/year", "x 365 = 365"):
+        assert text in html, text
+    assert "without: battery bess, pv pv_roof, pv pv_barn, controller rule" in html
+    assert "monthly" in html and "x 12" in html
+    rows = dict(summary_rows(load_run(result.out_dir)))
+    assert any("Carbon intensity: constant 400" in line for line in rows["What-if assumptions"])
+
+
+def test_a_run_that_crashed_before_its_economics_says_so(studied, tmp_path):
+    import shutil
+
+    from twin.reporting.runs import load_run
+    from twin.reporting.whatif import economics_report
+
+    _, result = studied
+    copy = tmp_path / "run"
+    shutil.copytree(result.out_dir, copy)
+    (copy / "kpis.json").unlink()
+    meta = json.loads((copy / "run.json").read_text())
+    meta.update(status="failed", error="after the last step: boom")
+    (copy / "run.json").write_text(json.dumps(meta))
+    absent = economics_report([load_run(copy)])
+    assert "ended before its economics figures were computed" in absent.note
+    assert "no economics section" not in absent.note

@@ -17,6 +17,7 @@ from twin.kpi import KPI_SPECS
 from twin.reporting.labels import format_kpi, kpi_spec
 from twin.reporting.page import Content
 from twin.reporting.runs import RunData
+from twin.whatif.assumptions import assumptions_summary
 
 __all__ = ["kpi_deltas", "kpi_section", "summary_rows", "summary_section"]
 
@@ -136,6 +137,7 @@ def summary_rows(run: RunData) -> list[tuple[str, list[str]]]:
         ("Tariff", [_tariff(sc)]),
         ("Controller", [run.controller()]),
         ("Faults", _faults(run) or ["none"]),
+        ("What-if assumptions", assumptions_summary(run.meta) or ["no economics or carbon"]),
         ("Seed", [str(run.meta.get("seed", sc.get("seed")))]),
         ("Run", [str(run.meta["run_id"]), str(run.run_dir)]),
         ("Status", _status(run) + ([f"wall time {wall:.1f} s"] if wall is not None else [])),
@@ -153,6 +155,7 @@ COMPARED = (
     "Tariff",
     "Controller",
     "Faults",
+    "What-if assumptions",
     "Seed",
 )
 

@@ -29,6 +29,10 @@ def _per_run(runs: Sequence[RunData], section: SectionOf, what: str) -> Content 
                 figure.update_layout(title={"text": f"{run.label}: {title}", "x": 0.0})
             figures.append(figure)
     if not parts:
+        ended = [run for run in runs if run.scenario.get(what) is not None]
+        if ended:
+            names = ", ".join(f"{run.label} ({run.outcome.headline})" for run in ended)
+            return Absent(f"the run ended before its {what} figures were computed: {names}")
         return Absent(f"no {what} section in the scenario")
     return Content(html="".join(parts), figures=tuple(figures), linked=False)
 

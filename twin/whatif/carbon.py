@@ -133,14 +133,15 @@ def carbon_section(meta: dict[str, Any], kpis: dict[str, float]) -> tuple[str, l
         return "", []
     import plotly.graph_objects as go
 
+    from twin.whatif.assumptions import assumptions_table
     from twin.whatif.labels import kpi_table
 
     reference = escape(str(meta.get("reference_run_id") or "the reference run"))
     html = (
         "<div class='carbon'>"
         f"<p>Grid emissions of this run and of {reference} (the site without the "
-        "investment), at the same grid carbon intensity.</p>"
-        f"{kpi_table(kpis, CARBON_KPIS)}</div>"
+        "investment, see the assumptions), at the same grid carbon intensity.</p>"
+        f"{kpi_table(kpis, CARBON_KPIS)}{assumptions_table(meta)}</div>"
     )
     figure = go.Figure(
         go.Bar(

@@ -32,7 +32,6 @@ replacements included, stays at or above 0 (NaN: never).
 from __future__ import annotations
 
 import math
-from html import escape
 from typing import Any
 
 import pandas as pd
@@ -251,15 +250,16 @@ def economics_section(meta: dict[str, Any], kpis: dict[str, float]) -> tuple[str
         return "", []
     import plotly.graph_objects as go
 
+    from twin.whatif.assumptions import assumptions_table
     from twin.whatif.labels import kpi_table
 
-    reference = escape(str(meta.get("reference_run_id") or "the reference run"))
     html = (
         "<div class='economics'>"
-        f"<p>The batteries and PV of this run against {reference} (the site without "
-        "them): operating costs scaled to a year by the run's length, battery "
-        "replacements from the state of health the run lost.</p>"
-        f"{kpi_table(kpis, ECONOMICS_KPIS)}</div>"
+        "<p>The investment of this run against its reference (the site without it, see "
+        "the assumptions): operating costs per year (energy and the stored energy's value "
+        "scaled by the run's length, the monthly demand charge on the run's peak x 12), "
+        "battery replacements from the state of health the run lost.</p>"
+        f"{kpi_table(kpis, ECONOMICS_KPIS)}{assumptions_table(meta)}</div>"
     )
     flows = meta.get("economics_cash_flows") or []
     rate = float(meta.get("economics_discount_rate", 0.0))
