@@ -687,7 +687,8 @@ def _sizing_axes(summary: pd.DataFrame) -> tuple[str, str] | None:
 
     Axes are the summary's scenario paths (``assets.battery[0].e_kwh``); the chart needs
     money or carbon figures (``npv_eur``, ``co2_avoided_year_kg``) and exactly two numeric
-    paths with more than one value.
+    paths with more than one value among the fault-free points (``summary`` holds only
+    those: :func:`_fault_free`).
     """
     if not {"npv_eur", "co2_avoided_year_kg"} & set(summary.columns):
         return None
@@ -700,6 +701,11 @@ def _sizing_axes(summary: pd.DataFrame) -> tuple[str, str] | None:
         and summary[c].nunique() > 1
     ]
     return (varying[0], varying[1]) if len(varying) == 2 else None
+
+
+def _fault_free(summary: pd.DataFrame) -> pd.DataFrame:
+    """The points of a campaign without a fault (no fault-free ``reference`` of their own)."""
+    return summary[summary["reference"].isna()]
 
 
 def report(out_dir: str | Path, top: int = 10) -> tuple[Path, pd.DataFrame]:
@@ -723,7 +729,8 @@ def report(out_dir: str | Path, top: int = 10) -> tuple[Path, pd.DataFrame]:
         path = out / "summary.parquet"
         raise ResultsError(f"{path} is not a campaign summary: {detail}") from None
     faulted = summary[summary["reference"].notna() & (summary["status"] == "finished")]
-    sizing = _sizing_axes(summary)
+    fault_free = _fault_free(summary)
+    sizing = _sizing_axes(fault_free)
     if faulted.empty and sizing is None:
         raise TwinError(
             f"{out}: nothing to report: no finished runs with a fault, and no economics or "
@@ -793,8 +800,12 @@ def report(out_dir: str | Path, top: int = 10) -> tuple[Path, pd.DataFrame]:
         from twin.whatif.campaign_chart import WHAT_TO_BUILD_KPIS, what_to_build_figure
 
         x, y = sizing
-        kpis = tuple(k for k in WHAT_TO_BUILD_KPIS if k in summary.columns)
-        return Content(figures=(what_to_build_figure(summary, x, y, kpis),), linked=False)
+        kpis = tuple(k for k in WHAT_TO_BUILD_KPIS if k in fault_free.columns)
+        try:
+            figure = what_to_build_figure(fault_free, x, y, kpis)
+        except Exception as exc:  # noqa: BLE001 - one chart that cannot be drawn, not the page
+            return Absent(f"the chart could not be drawn: {type(exc).__name__}: {exc}")
+        return Content(figures=(figure,), linked=False)
 
     def failures(runs: object) -> Content | Absent:
         if failed.empty:

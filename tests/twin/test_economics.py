@@ -352,3 +352,48 @@ def test_a_run_that_crashed_before_its_economics_says_so(studied, tmp_path):
     absent = economics_report([load_run(copy)])
     assert "ended before its economics figures were computed" in absent.note
     assert "no economics section" not in absent.note
+
+
+def _sized_and_faulted(duplicate: bool = False) -> pd.DataFrame:
+    """A campaign over two sizes with a fault at each point (and its fault-free twin)."""
+    rows = []
+    for battery in (30, 60):
+        for pv in (20, 45):
+            npv = battery * 10 - pv * 100.0
+            free = {BATTERY: battery, PV: pv, "npv_eur": npv, "co2_avoided_year_kg": pv * 9.0}
+            rows.append({**free, "run_id": f"r{battery}{pv}", "reference": None})
+            rows.append(
+                {
+                    **free,
+                    "run_id": f"f{battery}{pv}",
+                    "reference": f"r{battery}{pv}",
+                    "fault.kind": "pv_shading",
+                    "fault.start": "2h",
+                    "delta_cost_scored_eur": 1.0,
+                }
+            )
+    summary = pd.DataFrame(rows).assign(status="finished", error=None, point_id=range(len(rows)))
+    if duplicate:  # another numeric axis the chart cannot show varies between two points
+        summary = pd.concat([summary, summary.iloc[:1]], ignore_index=True)
+    return summary
+
+
+def test_campaign_report_of_sizes_and_faults_draws_the_fault_free_points(tmp_path):
+    _sized_and_faulted().to_parquet(tmp_path / "summary.parquet")
+    page, worst = campaign_report(tmp_path)
+    html = page.read_text()
+    assert 'id="fig-build-0"' in html and 'id="absent-build"' not in html
+    assert len(worst) == 4
+
+
+def test_a_chart_that_cannot_be_drawn_leaves_the_rest_of_the_page(tmp_path):
+    _sized_and_faulted(duplicate=True).to_parquet(tmp_path / "summary.parquet")
+    page, _ = campaign_report(tmp_path)
+    html = page.read_text()
+    assert 'id="absent-build"' in html and "another axis varies" in html
+    assert 'id="sec-heatmaps"' in html
+
+
+def test_what_to_build_colours_are_centred_on_zero():
+    figure = what_to_build_figure(_sized_and_faulted().query("reference.isna()"), BATTERY, PV)
+    assert all(trace.zmid == 0 for trace in figure.data)

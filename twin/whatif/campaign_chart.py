@@ -100,6 +100,7 @@ def what_to_build_figure(
                 z=table.to_numpy(),
                 name=kpi,
                 colorscale="RdYlGn",
+                zmid=0.0,  # red loses, green gains, whatever the range
                 texttemplate="%{z:,.0f}",
                 colorbar={"x": right + 0.01, "len": 0.9},
                 hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{kpi}=%{{z:,.1f}}<extra></extra>",
