@@ -397,3 +397,45 @@ def test_a_chart_that_cannot_be_drawn_leaves_the_rest_of_the_page(tmp_path):
 def test_what_to_build_colours_are_centred_on_zero():
     figure = what_to_build_figure(_sized_and_faulted().query("reference.isna()"), BATTERY, PV)
     assert all(trace.zmid == 0 for trace in figure.data)
+
+
+def test_a_crashed_reference_fails_its_check_but_keeps_the_run(tmp_path, monkeypatch):
+    import twin.run
+    from twin.errors import RunError
+    from twin.run import RunCheckError
+
+    real = twin.run.run_scenario
+
+    def crashing_reference(scenario, out_dir, **kwargs):
+        if kwargs.get("parent_run_id"):  # the reference made beside the run
+            raise RunError("reference exploded")
+        return real(scenario, out_dir, **kwargs)
+
+    monkeypatch.setattr(twin.run, "run_scenario", crashing_reference)
+    scenario = validate_scenario(day(economics=ECONOMICS, duration="2h"))
+    with pytest.raises(RunCheckError) as info:
+        real(scenario, tmp_path / "run", compare_uncontrolled=False)
+    (failure,) = info.value.failures
+    assert failure.check == "reference_run" and "reference exploded" in failure.message
+    kpis = json.loads((tmp_path / "run" / "kpis.json").read_text())
+    assert "cost_eur" in kpis and "npv_eur" not in kpis
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["reference_status"] == "crashed"
+
+
+def test_economics_of_a_run_that_failed_its_checks_are_marked(studied, tmp_path):
+    import shutil
+
+    from twin.reporting.runs import load_run
+    from twin.reporting.whatif import economics_report
+
+    _, result = studied
+    copy = tmp_path / "run"
+    shutil.copytree(result.out_dir, copy)
+    meta = json.loads((copy / "run.json").read_text())
+    failed = [{"check": "energy_balance", "message": "residual 3 kWh"}]
+    meta.update(status="failed", checks={"passed": [], "failed": failed}, error="x")
+    (copy / "run.json").write_text(json.dumps(meta))
+    content = economics_report([load_run(copy)])
+    assert "Not to be trusted" in content.html and "energy_balance" in content.html
+    assert "Not to be trusted" not in economics_report([load_run(result.out_dir)]).html

@@ -22,6 +22,11 @@ def _per_run(runs: Sequence[RunData], section: SectionOf, what: str) -> Content 
         if not fragment:
             continue
         heading = f"<h3>{html.escape(run.label)}</h3>" if len(runs) > 1 else ""
+        if not run.outcome.finished:  # computed before the run's own checks failed
+            heading += (
+                "<p class='untrusted'><strong>Not to be trusted:</strong> "
+                f"{html.escape(run.outcome.headline)}; these {what} figures rest on it.</p>"
+            )
         parts.append(heading + fragment)
         for figure in figs:
             if len(runs) > 1:

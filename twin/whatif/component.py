@@ -28,6 +28,14 @@ def _reference_finished(
     status = metadata.get("reference_status")
     if status is None or status == "finished":
         return []
+    if status == "crashed":
+        return [
+            CheckFailure(
+                "reference_run",
+                f"the reference run made in {metadata.get('reference_dir')} crashed "
+                f"({metadata.get('reference_error')}): no economics or carbon KPIs",
+            )
+        ]
     return [
         CheckFailure(
             "reference_run",
@@ -117,6 +125,8 @@ class WhatIfComponent(Component):
 
         results = load_results(out_dir)
         reference = run_reference(scenario, out_dir, metadata)
+        if reference is None:  # it crashed: the reference_run check says so
+            return
         if scenario.economics is not None:
             from twin.whatif.economics import economics_kpis
 

@@ -183,11 +183,13 @@ def load_reference(directory: str | Path, scenario: Any = None) -> Reference:
     )
 
 
-def run_reference(scenario: Any, out_dir: Path, metadata: dict[str, Any]) -> Reference:
+def run_reference(scenario: Any, out_dir: Path, metadata: dict[str, Any]) -> Reference | None:
     """The reference of ``scenario``: the run it names, or one made beside it.
 
     A reference made here whose run checks fail still serves (its ``run.json`` says
-    so); ``metadata`` records its run id and status.
+    so); ``metadata`` records its run id and status. One that crashes gives ``None``:
+    ``metadata`` records ``reference_status: crashed`` and the error (the
+    ``reference_run`` check fails the run, its own KPIs stay).
     """
     given = scenario.economics.reference_run if scenario.economics else None
     if given:
@@ -204,6 +206,12 @@ def run_reference(scenario: Any, out_dir: Path, metadata: dict[str, Any]) -> Ref
             )
         except RunCheckError as exc:
             result = exc.result
+        except Exception as exc:  # noqa: BLE001 - the run's own results must survive it
+            metadata["reference_run_id"] = None
+            metadata["reference_status"] = "crashed"
+            metadata["reference_error"] = f"{type(exc).__name__}: {exc}"
+            metadata["reference_dir"] = str(out_dir / REFERENCE_DIR)
+            return None
         from twin.results import load_results
 
         reference = Reference(
