@@ -439,3 +439,16 @@ def test_economics_of_a_run_that_failed_its_checks_are_marked(studied, tmp_path)
     content = economics_report([load_run(copy)])
     assert "Not to be trusted" in content.html and "energy_balance" in content.html
     assert "Not to be trusted" not in economics_report([load_run(result.out_dir)]).html
+
+
+def test_a_reference_of_another_site_is_refused(studied):
+    _, result = studied
+    given = dict(ECONOMICS, reference_run=str(result.out_dir / "reference"))
+    raw = day(economics=given)
+    raw["tariff"] = {**raw["tariff"], "import_eur_kwh": 0.99}
+    raw["assets"]["load"] = [{"from_grid": True}, {"bus": 5, "p_kw": 3.0}]
+    with pytest.raises(ScenarioError) as info:
+        validate_scenario(raw)
+    (problem,) = info.value.problems
+    assert problem.path == "economics.reference_run"
+    assert "its tariff, assets.load differ" in problem.message

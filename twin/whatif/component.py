@@ -87,7 +87,7 @@ class WhatIfComponent(Component):
         scenario, problems = resolution.scenario, []
         economics, carbon = scenario.economics, scenario.carbon
         if economics is not None and economics.reference_run:
-            problem = reference_problem(economics.reference_run, scenario)
+            problem = reference_problem(economics.reference_run, scenario, resolution.data)
             if problem:
                 problems.append(Problem("economics.reference_run", problem))
         if economics is not None:

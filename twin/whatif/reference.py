@@ -70,11 +70,15 @@ def _span(scenario: dict[str, Any]) -> tuple[pd.Timestamp, int, int]:
     return start, parse_duration_s(scenario["duration"]), parse_duration_s(scenario["step"])
 
 
-def reference_problem(directory: str | Path, scenario: Any = None) -> str | None:
+def reference_problem(
+    directory: str | Path, scenario: Any = None, resolved: dict[str, Any] | None = None
+) -> str | None:
     """Why ``directory`` is not a finished run to compare with (``None``: it is).
 
     With ``scenario``, the reference must also cover the same steps (start, duration,
-    step): a week compared with a day would scale the wrong costs to a year.
+    step): a week compared with a day would scale the wrong costs to a year; and be of
+    the same site: its site, grid, tariff and loads (:data:`SAME_SITE`) as the run's
+    (``resolved``: the scenario as resolved so far, while it is validated).
     """
     path = Path(directory)
     missing = [n for n in ("run.json", "kpis.json", "results.parquet") if not (path / n).is_file()]
@@ -101,7 +105,29 @@ def reference_problem(directory: str | Path, scenario: Any = None) -> str | None
             f"{theirs[2]} s; expected the same steps as this run: {ours[0].isoformat()} + "
             f"{ours[1]} s in steps of {ours[2]} s"
         )
+    differ = _site_differences(meta["scenario"], resolved or scenario.model_dump(mode="json"))
+    if differ:
+        return (
+            f"the run in {path} is not of the same site: its {', '.join(differ)} differ "
+            "from this run's (expected the same site, grid, loads and tariff)"
+        )
     return None
+
+
+#: What a given reference must share with the run (the site without the investment).
+SAME_SITE = ("site", "grid", "tariff", "assets.load")
+
+
+def _section(raw: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        raw = (raw or {}).get(part) if isinstance(raw, dict) else None
+    return raw
+
+
+def _site_differences(recorded: dict[str, Any], ours: dict[str, Any]) -> list[str]:
+    """Which of :data:`SAME_SITE` a recorded scenario has other than ``ours``."""
+    ours = json.loads(json.dumps(ours))
+    return [key for key in SAME_SITE if _section(recorded, key) != _section(ours, key)]
 
 
 def invested(scenario: Any) -> set[str]:
