@@ -17,9 +17,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+from twin.reporting.downsample import BUCKETS, WEBGL_POINTS, bucket_means, min_max_buckets
 from twin.reporting.runs import RunData
 
-__all__ = ["Trace", "base_layout", "limit_line", "shade", "time_figure"]
+__all__ = ["Trace", "base_layout", "fault_windows", "limit_line", "shade", "time_figure"]
 
 #: One colour per run when runs are compared.
 RUN_COLORS = qualitative.D3
@@ -93,17 +94,23 @@ def time_figure(
     """
     fig = go.Figure()
     many = len(runs) > 1
-    drawn = 0
+    drawn, reduced = 0, False
     for i, run in enumerate(runs):
         for j, trace in enumerate(traces_of(run)):
-            values = trace.values.dropna()
+            values = trace.values  # NaNs kept: plotly breaks the line at a gap
+            long = len(values) > WEBGL_POINTS
+            if long:
+                stacked = "stackgroup" in trace.options  # areas add up: means, not extremes
+                values = bucket_means(values) if stacked else min_max_buckets(values)
+                reduced = True
+            kind = go.Scattergl if long and "stackgroup" not in trace.options else go.Scatter
             line: dict[str, Any] = {"shape": "hv" if trace.step else "linear"}
             if many:
                 line |= {"color": RUN_COLORS[i % len(RUN_COLORS)], "dash": DASHES[j % len(DASHES)]}
             elif trace.dash:
                 line["dash"] = trace.dash
             fig.add_trace(
-                go.Scatter(
+                kind(
                     x=values.index,
                     y=values.to_numpy(),
                     name=f"{run.label}: {trace.name}" if many else trace.name,
@@ -116,20 +123,32 @@ def time_figure(
             drawn += 1
     if not drawn:
         return None
-    tz = sorted({run.tz for run in runs})
+    tz = sorted({run.time_title for run in runs})
+    if reduced:
+        title += f" (long series: min and max of {BUCKETS:,} time slices)"
     base_layout(fig, title, y_title, f"time ({', '.join(tz)})", height)
-    windows = {  # a fault the runs share is shaded once
-        (
-            run.local([fault["start"]])[0],
-            run.local([fault["end"]])[0],
-            f"fault: {fault['kind']} {fault['target']}",
-        ): None
-        for run in runs
-        for fault in run.faults
-    }
-    for start, end, text in windows:
+    for start, end, text in fault_windows(runs):
         shade(fig, start, end, text, FAULT_FILL)
     return fig
+
+
+def fault_windows(runs: Sequence[RunData]) -> list[tuple[Any, Any, str]]:
+    """(start, end, label) of every fault of the runs, in site time, each window once.
+
+    A fault every run had is labelled ``fault: kind target``; one only some runs had
+    names them: ``fault (run a, run b): kind target``.
+    """
+    had: dict[tuple[Any, Any, str], list[str]] = {}
+    for run in runs:
+        for fault in run.faults:
+            start, end = run.local([fault["start"], fault["end"]])
+            key = (start, end, f"{fault['kind']} {fault['target']}")
+            had.setdefault(key, []).append(run.label)
+    windows = []
+    for (start, end, what), labels in had.items():
+        who = "" if len(runs) == 1 or len(labels) == len(runs) else f" ({', '.join(labels)})"
+        windows.append((start, end, f"fault{who}: {what}"))
+    return windows
 
 
 def shade(fig: go.Figure, start: Any, end: Any, text: str, fill: str) -> None:

@@ -125,14 +125,14 @@ def health_section(runs: Sequence[RunData]) -> Content | Absent:
         health = run.health
         if health is None or health.empty:
             return []
-        health = health.assign(time=run.local(health["time"]))
-        table = health.pivot_table(
+        table = health.pivot_table(  # on UTC: two instants never share a row
             index="time",
             columns=["asset", "quantity"],
             values="value",
             aggfunc="mean",
             observed=True,
         )
+        table.index = run.local(table.index)
         lowest = table.min().dropna().sort_values().index[:TOP_INDICES]
         return [Trace(f"{a} {q}", table[(a, q)], step=True) for a, q in lowest]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -75,11 +76,37 @@ class RunData:
         """The scenario's assets of ``kind`` (battery, pv, ev, ...)."""
         return list((self.scenario.get("assets") or {}).get(kind) or [])
 
+    @cached_property
+    def standard_offset(self) -> pd.Timedelta | None:
+        """The site's standard UTC offset if the run crosses a DST change (else None).
+
+        Wall-clock time repeats an hour in autumn and skips one in spring; a run that
+        crosses such a change is drawn in the site's standard time (one fixed offset), so
+        no two instants share an x value. A run within one offset keeps wall-clock time.
+        """
+        return _standard_offset(self.results, self.tz)
+
+    @property
+    def time_title(self) -> str:
+        """What the x axes show: the site's wall-clock time, or its standard time."""
+        offset = self.standard_offset
+        if offset is None:
+            return self.tz
+        hours = offset.total_seconds() / 3600
+        return f"{self.tz} standard time, UTC{hours:+g} h, no DST shift"
+
     def local(self, times: pd.Series | pd.DatetimeIndex) -> pd.DatetimeIndex:
-        """UTC times as the site's wall-clock times (naive: plotly shows them as they are)."""
+        """UTC times as site times for the x axes (naive: plotly shows them as they are).
+
+        Wall-clock time, or the site's standard time where the run crosses a DST change
+        (:attr:`standard_offset`): never two instants at one x value.
+        """
         index = pd.DatetimeIndex(times)
         if index.tz is None:
             index = index.tz_localize("UTC")
+        offset = self.standard_offset
+        if offset is not None:
+            return index.tz_convert("UTC").tz_localize(None) + offset
         return index.tz_convert(self.tz).tz_localize(None)
 
     def series(self, kind: str, quantity: str, source: str = "twin") -> pd.DataFrame:
@@ -98,6 +125,22 @@ class RunData:
     def controller(self) -> str:
         """The controller with what it ran with (``mpc (persistence, 24h horizon)``)."""
         return controller_text(self.scenario)
+
+
+def _standard_offset(results: pd.DataFrame, tz: str) -> pd.Timedelta | None:
+    """The standard UTC offset of ``tz`` if the results' times cross a DST change."""
+    if results.empty or "time" not in results:
+        return None
+    times = pd.DatetimeIndex(results["time"].unique())
+    if times.tz is None:
+        times = times.tz_localize("UTC")
+    local = times.tz_convert(tz)
+    hourly = pd.date_range(times.min(), times.max(), freq="h").tz_convert(tz)
+    offsets = {stamp.utcoffset() for stamp in local} | {stamp.utcoffset() for stamp in hourly}
+    if len(offsets) <= 1:
+        return None
+    first = local.min()
+    return pd.Timedelta(first.utcoffset() - first.dst())
 
 
 def controller_text(scenario: dict[str, Any]) -> str:
