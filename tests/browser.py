@@ -21,6 +21,22 @@ from typing import Any
 import websocket
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+#: Set to 1 to skip the browser tests where chromium cannot be installed.
+SKIP_ENV = "TWIN_SKIP_BROWSER"
+
+
+def require_chromium(chromium: str | None = CHROMIUM) -> str:
+    """The chromium binary; a missing one fails the test unless ``TWIN_SKIP_BROWSER=1``."""
+    import os
+
+    import pytest
+
+    if chromium:
+        return chromium
+    if os.environ.get(SKIP_ENV) == "1":
+        pytest.skip(f"chromium missing and {SKIP_ENV}=1")
+    pytest.fail(f"chromium missing: `make servers` installs it ({SKIP_ENV}=1 skips these tests)")
+
 
 #: Resolves once every plotly graph on the page has drawn its SVG.
 PLOTS_DRAWN = """

@@ -48,11 +48,12 @@ RUN_OUTPUTS = (
     "parts",
     "uncontrolled",
     "reference",
+    "compare.html",
 )
 
 
-#: The images ``twin report`` writes beside ``report.html`` (``twin.report.PLOTS``; a
-#: test keeps the two equal). The core names them so that it need not import the report.
+#: PNG images earlier versions of ``twin report`` wrote beside ``report.html`` (the
+#: report is one self-contained page now and writes none): a new run still removes them.
 REPORT_IMAGES = ("power", "soc", "voltages", "prices", "ev_power", "ev_connected", "ev_energy")
 
 
@@ -105,7 +106,7 @@ def lock_dir(directory: str | Path) -> Iterator[Path]:
 def _clear_outputs(directory: Path) -> None:
     """Remove an earlier run's outputs (only the names a run writes)."""
     report = directory / "report.html"
-    if report.is_file():  # the images the old report shows (plain names in this directory)
+    if report.is_file():  # an old report's images (plain names in this directory)
         text = report.read_text(errors="replace")
         shown = set(re.findall(r'<img src="([A-Za-z0-9_.-]+\.png)"', text))
         for name in shown | {f"{image}.png" for image in REPORT_IMAGES}:

@@ -114,3 +114,11 @@ def test_a_new_run_clears_every_file_the_report_writes(small_raw, tmp_path):
     assert runner.invoke(app, ["report", str(out)]).exit_code == 0
     written = set(os.listdir(out)) - before
     assert written == {"report.html"} and written <= set(RUN_OUTPUTS)
+
+
+def test_a_new_run_clears_the_demo_comparison_page(tmp_path):
+    from twin.rundir import claim_run_dir
+
+    (tmp_path / "compare.html").write_text("<html>an old comparison</html>")
+    with claim_run_dir(tmp_path):
+        assert not (tmp_path / "compare.html").exists()

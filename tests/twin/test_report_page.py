@@ -15,12 +15,19 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.browser import CHROMIUM, Browser
+from tests.browser import SKIP_ENV, Browser, require_chromium
 from twin.cli import app
 from twin.reporting.labels import kpi_spec
 
 runner = CliRunner()
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium missing: `make servers`")
+#: A missing chromium fails the page tests, never a silent skip; ``TWIN_SKIP_BROWSER=1``
+#: skips them on purpose (the module-level check runs before any run is made).
+
+
+@pytest.fixture(scope="module", autouse=True)
+def chromium() -> str:
+    return require_chromium()
+
 
 TIME_SERIES = ("power", "pv", "soc", "voltages", "loading", "prices", "health")
 SNAKE = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)+$")
@@ -424,3 +431,13 @@ def test_economics_and_carbon_sections_show_what_the_run_computed(raw, browser, 
     assert cash["traces"][0]["n"] == len(flows) > study["economics"]["lifetime_years"]
     emissions = _figure(browser, "fig-carbon-0")
     assert emissions["traces"][0]["n"] == 2  # the run and its reference
+
+
+def test_a_missing_chromium_fails_unless_skipped_on_purpose(monkeypatch):
+    monkeypatch.delenv(SKIP_ENV, raising=False)
+    with pytest.raises(pytest.fail.Exception, match="chromium missing"):
+        require_chromium(None)
+    monkeypatch.setenv(SKIP_ENV, "1")
+    with pytest.raises(pytest.skip.Exception):
+        require_chromium(None)
+    assert require_chromium("/usr/bin/chromium") == "/usr/bin/chromium"
