@@ -797,7 +797,8 @@ def report(out_dir: str | Path, top: int = 10) -> tuple[Path, pd.DataFrame]:
     def what_to_build(runs: object) -> Content | Absent:
         if sizing is None:
             return Absent("no economics or carbon figures over two numeric axes")
-        from twin.whatif.campaign_chart import WHAT_TO_BUILD_KPIS, what_to_build_figure
+        from twin.reporting.what_to_build import what_to_build_figure
+        from twin.whatif.campaign_chart import WHAT_TO_BUILD_KPIS
 
         x, y = sizing
         kpis = tuple(k for k in WHAT_TO_BUILD_KPIS if k in fault_free.columns)

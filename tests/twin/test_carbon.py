@@ -7,9 +7,10 @@ from hypothesis.extra.numpy import arrays
 
 from tests.twin.whatif_support import day, whatif_registered  # noqa: F401 - the fixture
 from twin.errors import ScenarioError
+from twin.reporting.whatif import carbon_section
 from twin.run import run_scenario
 from twin.scenario import validate_scenario
-from twin.whatif.carbon import CARBON_KPIS, carbon_section, emissions_kg, intensity
+from twin.whatif.carbon import CARBON_KPIS, emissions_kg, intensity
 
 STEPS = 96  # the demo day at 15 min
 exchange = arrays(float, STEPS, elements=st.floats(-500, 500))

@@ -13,6 +13,8 @@ from tests.twin.whatif_support import day, whatif_registered  # noqa: F401 - the
 from twin.campaign import execute, expand, load_campaign
 from twin.campaign import report as campaign_report
 from twin.errors import ScenarioError
+from twin.reporting.what_to_build import what_to_build_figure
+from twin.reporting.whatif import economics_section
 from twin.run import run_scenario
 from twin.rundir import claim_run_dir
 from twin.scenario import validate_scenario
@@ -20,11 +22,10 @@ from twin.whatif import finance
 from twin.whatif.campaign_chart import (
     WHAT_TO_BUILD_KPIS,
     CampaignChartError,
-    what_to_build_figure,
     what_to_build_table,
 )
 from twin.whatif.component import WhatIfComponent
-from twin.whatif.economics import ECONOMICS_KPIS, economics_section
+from twin.whatif.economics import ECONOMICS_KPIS
 from twin.whatif.reference import year_factor
 
 rates = st.floats(0.0, 0.5)

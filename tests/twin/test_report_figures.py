@@ -1,5 +1,6 @@
 """The report's time figures built from synthetic runs: DST, gaps, fault labels, size."""
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -152,3 +153,16 @@ def test_a_year_page_stays_small_and_keeps_every_extreme():
     (drawn,) = [t for t in fig.data if t.name == "pv_roof delivered"]
     assert max(drawn.y) == delivered.max() and min(drawn.y) == delivered.min()
     assert len(drawn.y) <= 4_000
+
+
+# --- 18: one set of KPI labels ----------------------------------------------------------------
+
+
+def test_what_if_sections_use_the_reports_kpi_labels():
+    from twin.reporting.labels import kpi_spec
+    from twin.reporting.whatif import kpi_table
+
+    assert importlib.util.find_spec("twin.whatif.labels") is None
+    html = kpi_table({"co2_stored_energy_kg": 1.5}, ["co2_stored_energy_kg"])
+    assert kpi_spec("co2_stored_energy_kg").label in html
+    assert "co2_stored_energy_kg" not in html  # words, never the raw key

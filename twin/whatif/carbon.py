@@ -20,7 +20,6 @@ reference run's minus the run's, both priced with the run's intensity. Per year:
 
 from __future__ import annotations
 
-from html import escape
 from typing import Any
 
 import numpy as np
@@ -33,7 +32,6 @@ from twin.whatif.schema import CARBON_LIMITS
 __all__ = [
     "CARBON_KPIS",
     "carbon_kpis",
-    "carbon_section",
     "emissions_kg",
     "intensity",
     "stored_energy_kg",
@@ -110,50 +108,3 @@ def carbon_kpis(
         "co2_avoided_year_kg": (ref - run) * factor,
         "carbon_intensity_mean_g_kwh": float(np.mean(grid_i)),
     }
-
-
-def carbon_section(meta: dict[str, Any], kpis: dict[str, float]) -> tuple[str, list[Any]]:
-    """The report's carbon section: a table and a bar chart of run vs reference.
-
-    Parameters
-    ----------
-    meta : dict
-        The run metadata (``run.json``): its reference run id.
-    kpis : dict
-        The run's KPIs (``kpis.json``).
-
-    Returns
-    -------
-    html : str
-        An HTML fragment (empty if the run had no ``carbon`` section).
-    figures : list of plotly.graph_objects.Figure
-        Emissions per year of the run and its reference.
-    """
-    if "co2_kg" not in kpis:
-        return "", []
-    import plotly.graph_objects as go
-
-    from twin.whatif.assumptions import assumptions_table
-    from twin.whatif.labels import kpi_table
-
-    reference = escape(str(meta.get("reference_run_id") or "the reference run"))
-    html = (
-        "<div class='carbon'>"
-        f"<p>Grid emissions of this run and of {reference} (the site without the "
-        "investment, see the assumptions), at the same grid carbon intensity.</p>"
-        f"{kpi_table(kpis, CARBON_KPIS)}{assumptions_table(meta)}</div>"
-    )
-    figure = go.Figure(
-        go.Bar(
-            x=["this run", "reference"],
-            y=[kpis["co2_year_kg"], kpis["co2_year_kg"] + kpis["co2_avoided_year_kg"]],
-            marker_color=["#2ca02c", "#7f7f7f"],
-        )
-    )
-    figure.update_layout(
-        title="Grid emissions per year",
-        yaxis_title="kgCO2/year",
-        height=360,
-        template="plotly_white",
-    )
-    return html, [figure]

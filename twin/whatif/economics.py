@@ -48,7 +48,6 @@ __all__ = [
     "battery_replacements",
     "capex_eur",
     "economics_kpis",
-    "economics_section",
     "operating_cost_year_eur",
 ]
 
@@ -226,55 +225,3 @@ def economics_kpis(
         "payback_discounted_years": _nan_if_inf(finance.discounted_payback_years(flows, rate)),
     }
     return out, flows
-
-
-def economics_section(meta: dict[str, Any], kpis: dict[str, float]) -> tuple[str, list[Any]]:
-    """The report's economics section: a KPI table and the cumulative discounted cash flow.
-
-    Parameters
-    ----------
-    meta : dict
-        The run metadata (``run.json``): the cash flows (``economics_cash_flows``), the
-        discount rate and the reference run id the run recorded.
-    kpis : dict
-        The run's KPIs (``kpis.json``).
-
-    Returns
-    -------
-    html : str
-        An HTML fragment (empty if the run had no ``economics`` section).
-    figures : list of plotly.graph_objects.Figure
-        The cumulative discounted cash flow over the lifetime (payback where it crosses 0).
-    """
-    if "npv_eur" not in kpis:
-        return "", []
-    import plotly.graph_objects as go
-
-    from twin.whatif.assumptions import assumptions_table
-    from twin.whatif.labels import kpi_table
-
-    html = (
-        "<div class='economics'>"
-        "<p>The investment of this run against its reference (the site without it, see "
-        "the assumptions): operating costs per year (energy and the stored energy's value "
-        "scaled by the run's length, the monthly demand charge on the run's peak x 12), "
-        "battery replacements from the state of health the run lost.</p>"
-        f"{kpi_table(kpis, ECONOMICS_KPIS)}{assumptions_table(meta)}</div>"
-    )
-    flows = meta.get("economics_cash_flows") or []
-    rate = float(meta.get("economics_discount_rate", 0.0))
-    times, cumulative, total = [], [], 0.0
-    for t, amount in flows:
-        total += finance.discount(amount, rate, t)
-        times.append(t)
-        cumulative.append(total)
-    figure = go.Figure(go.Scatter(x=times, y=cumulative, mode="lines+markers", line_shape="hv"))
-    figure.add_hline(y=0.0, line_dash="dot", line_color="grey")
-    figure.update_layout(
-        title=f"Cumulative discounted cash flow (NPV {kpis['npv_eur']:,.0f} EUR)",
-        xaxis_title="years from the investment",
-        yaxis_title="EUR (discounted)",
-        height=360,
-        template="plotly_white",
-    )
-    return html, [figure]
