@@ -209,7 +209,7 @@ def test_kpis_have_human_labels_device_kpis_too(compared, browser, tmp_path):
     assert "Device bess: steps on the model (no fresh measurement)" in labels
     assert "Device bess: share of steps on the model" in labels
     assert "Residual RMS, bess power (kW), device - twin" in labels
-    assert "Peak import (kW)" in labels and "Wear (EUR)" in labels
+    assert "Peak import (kW)" in labels and "Battery wear cost (EUR)" in labels  # KPI_SPECS
     share = browser.evaluate(
         "document.querySelector('#sec-kpis td[data-kpi=device_fallback_share_bess]').innerText"
     )
@@ -322,7 +322,9 @@ def test_a_campaign_report_uses_the_same_page(browser, tmp_path):
     assert list(worst["point_id"]) == ["p2", "p1"]
     assert _open(browser, page) == 4  # a heat map per delta
     sections = _sections(browser)
-    assert sections == ["sec-heatmaps", "sec-worst", "sec-failed"]
+    assert sections == ["sec-heatmaps", "sec-worst", "sec-failed", "absent"]
+    absent = browser.evaluate("document.getElementById('absent-build').innerText")
+    assert "no economics or carbon figures" in absent  # no sizing axes: named, not drawn
     heat = _figure(browser, "fig-heatmaps-0")
     assert heat["traces"][0]["n"] == 2  # fault kinds
     failed = browser.evaluate("document.getElementById('sec-failed').innerText")
@@ -334,7 +336,7 @@ def test_component_kpi_keys_get_labels_with_units():
         "Device pv_roof: steps on the model (no fresh measurement)"
     )
     assert kpi_spec("residual_max_abs_bess_soc").label == "Largest residual, bess SoC"
-    assert kpi_spec("cost_scored_no_wear_eur").label == "Cost scored no wear (EUR)"
+    assert kpi_spec("cost_scored_no_wear_eur").label == "Scored cost without battery wear (EUR)"
     assert kpi_spec("e_import_kwh").label == "Energy imported (kWh)"
 
 
