@@ -37,6 +37,11 @@ def test_a_battery_that_empties_itself_saves_nothing_it_did_not_pay_for():
     assert operating_cost_year_eur(spent, 0.0, 365) == operating_cost_year_eur(bill, 0.0, 365)
 
 
+def test_kpis_of_an_older_run_are_named():
+    with pytest.raises(EconomicsError, match="no cost_scored_no_wear_eur"):
+        operating_cost_year_eur({"cost_eur": 1.0, "peak_import_kw": 2.0}, 0.0, 365)
+
+
 def test_stored_energy_counts_in_the_emissions():
     assert stored_energy_kg({"e_battery_delta_kwh": -12.0}, np.full(4, 500.0)) == -6.0
     assert stored_energy_kg({}, np.full(4, 500.0)) == 0.0

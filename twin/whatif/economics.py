@@ -97,7 +97,18 @@ def operating_cost_year_eur(
         The tariff's demand charge (EUR per kW of peak import, per month).
     factor : float
         Runs per year (``365 days / run days``).
+
+    Raises
+    ------
+    EconomicsError
+        If the KPIs lack the scored cost or the peak import (a run of an older twin).
     """
+    missing = [k for k in ("cost_scored_no_wear_eur", "peak_import_kw") if k not in kpis]
+    if missing:
+        raise EconomicsError(
+            f"kpis.json has no {', '.join(missing)}: expected a run of this version of the "
+            "twin (re-run the reference given as economics.reference_run)"
+        )
     demand = demand_charge_eur_kw * kpis["peak_import_kw"]
     energy_net = kpis["cost_scored_no_wear_eur"] - demand
     return energy_net * factor + demand * MONTHS_PER_YEAR
