@@ -19,16 +19,14 @@ of shunts.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from models.base import Clock, Model, Port
-from models.diskcache import MISSING, CacheEntry, package_versions
+from models.diskcache import MISSING, CacheEntry, code_digest, package_versions
 from models.filecache import file_stamp
 from models.gridnet import (
     REPLACED_ELEMENTS,
@@ -85,15 +83,7 @@ def prepare_net(spec: str) -> tuple[pp.pandapowerNet, np.ndarray]:
 
 
 #: The code the solver model is derived by: a stored model of older code misses.
-_MODEL_CODE = ("grid.py", "gridnet.py", "powerflow.py")
-
-
-def _code_digest(names: tuple[str, ...]) -> str:
-    """sha256 of the named files of this package (what derived data depends on)."""
-    digest = hashlib.sha256()
-    for name in names:
-        digest.update((Path(__file__).parent / name).read_bytes())
-    return digest.hexdigest()
+MODEL_CODE = ("grid", "gridnet", "powerflow")
 
 
 def solver_model_key(spec: str) -> tuple[str, ...]:
@@ -101,7 +91,7 @@ def solver_model_key(spec: str) -> tuple[str, ...]:
     return (
         *source_key(spec),
         *package_versions("pandapower", "lightsim2grid", "scipy"),
-        f"code={_code_digest(_MODEL_CODE)}",
+        code_digest(*MODEL_CODE),
     )
 
 
