@@ -76,15 +76,17 @@ def package_versions(*names: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-def code_digest(*modules: str) -> str:
+def code_digest(*modules: str, root: Path | None = None) -> str:
     """``code=<sha256>`` of the source of the named modules of this package (``"pv"``).
 
     Data derived by code (a solver model, a precomputed series) goes in a key with the
     digest of that code: an edit of it misses instead of reading what older code derived.
+    ``root`` is the directory of the modules (default: this package's).
     """
     digest = hashlib.sha256()
     for module in modules:
-        digest.update((Path(__file__).parent / f"{module}.py").read_bytes())
+        digest.update(module.encode() + b"\0")
+        digest.update(((root or Path(__file__).parent) / f"{module}.py").read_bytes())
     return f"code={digest.hexdigest()}"
 
 
