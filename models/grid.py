@@ -27,7 +27,6 @@ import numpy as np
 
 from models.base import Clock, Model, Port
 from models.diskcache import MISSING, CacheEntry, code_digest, package_versions
-from models.filecache import file_stamp
 from models.gridnet import (
     REPLACED_ELEMENTS,
     GridSourceError,
@@ -90,6 +89,7 @@ def solver_model_key(spec: str) -> tuple[str, ...]:
     """What the solver model of grid ``spec`` depends on (its disk-cache key)."""
     return (
         *source_key(spec),
+        "replaced=" + ",".join(REPLACED_ELEMENTS),  # what prepare_net takes out of service
         *package_versions("pandapower", "lightsim2grid", "scipy"),
         code_digest(*MODEL_CODE),
     )
@@ -110,13 +110,12 @@ def solver_model(spec: str) -> SolverModel:
     PowerFlowError
         If the unloaded grid does not converge.
     """
-    return _solver_model(spec, file_stamp(spec))
+    return _solver_model(spec, solver_model_key(spec))
 
 
 @lru_cache(maxsize=8)
-def _solver_model(spec: str, stamp: tuple[int, int] | None) -> SolverModel:
-    # ``stamp`` only keys the cache: a JSON file edited in place is read again.
-    entry = CacheEntry("solver", solver_model_key(spec))
+def _solver_model(spec: str, key: tuple[str, ...]) -> SolverModel:
+    entry = CacheEntry("solver", key)
     model = entry.read("model")
     if model is MISSING:
         model = build_model(*prepare_net(spec))
