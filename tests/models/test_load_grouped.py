@@ -68,3 +68,22 @@ def test_grouped_profiles_equal_the_per_unit_means(tmp_path):
     p_pu, q_pu = per_unit(units, clock, tz, SPEC)
     np.testing.assert_allclose(model._p_kw, -p_pu * model.param("p_kw"), rtol=0, atol=1e-12)
     np.testing.assert_allclose(model._q_kvar, -q_pu * model.param("q_kvar"), rtol=0, atol=1e-12)
+
+
+def test_each_profile_is_averaged_once_for_all_its_loads(monkeypatch):
+    import models.load
+
+    calls = []
+
+    def counted(values, clock, tz):
+        calls.append(values.shape)
+        return year_profile_means(values, clock, tz)
+
+    monkeypatch.setattr(models.load, "year_profile_means", counted)
+    loads = load_tables(SPEC).load
+    units = [
+        {"name": f"l{i}", "p_kw": 1.0, "q_kvar": 0.1, "profile": profile}
+        for i, profile in enumerate(loads["profile"])
+    ]
+    Load(units, Clock(pd.Timestamp("2016-06-01", tz="UTC"), 900, 8), {"grid": SPEC})
+    assert calls == [(35136, 2 * loads["profile"].nunique())]

@@ -130,3 +130,17 @@ def test_an_unconverging_grid_is_not_cached(cache, monkeypatch):
     with pytest.raises(grid_module.GridError, match="does not converge"):
         Grid([{"name": "poc", "grid": LV}], make_clock(n=2))
     assert entries(cache) == []
+
+
+def test_the_injection_elements_are_created_in_one_call(monkeypatch):
+    import pandapower as pp
+
+    def one_by_one(*args, **kwargs):
+        raise AssertionError("create_sgen called per bus")
+
+    monkeypatch.setattr(pp, "create_sgen", one_by_one)
+    net, injection = prepare_net("1-MV-rural--0-sw")
+    assert list(net.sgen.loc[injection, "bus"]) == list(net.bus.index)
+    assert (net.sgen.loc[injection, ["p_mw", "q_mvar"]].to_numpy() == 0).all()
+    assert net.sgen.loc[injection, "in_service"].all()
+    assert list(net.sgen.loc[injection, "name"]) == [f"twin injection {b}" for b in net.bus.index]
