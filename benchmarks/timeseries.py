@@ -40,14 +40,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def measure(args: list[str], env: dict[str, str]) -> dict[str, float]:
     """Wall, CPU (user + system) seconds and peak RSS (MB) of one fresh process."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    out = proc.stdout.read() if proc.stdout else ""
-    error = proc.stderr.read() if proc.stderr else ""
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        started = time.perf_counter()  # files, not pipes: a full pipe would stall the child
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        stdout.seek(0)
+        stderr.seek(0)
+        out, error = stdout.read(), stderr.read()
     if os.waitstatus_to_exitcode(status):
         raise SystemExit(f"{' '.join(args)} failed:\n{error[-3000:]}")
     reported = [line for line in out.splitlines() if line.startswith("{")]
