@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse
 
 from models import grid as grid_module
-from models import powerflow
+from models import gridnet, powerflow
 from models.diskcache import CACHE_ENV, code_digest
 from models.grid import Grid, prepare_net, solver_model, solver_model_key
 from models.powerflow import FastSolver, build_model
@@ -23,12 +23,19 @@ LV = "1-LV-rural1--0-sw"
 GRIDS = [LV, "example_multivoltage", "1-MV-rural--0-sw"]
 
 
+def forget_in_process() -> None:
+    """Drop the per-process caches, so the next load reads (or fills) the disk cache."""
+    grid_module._solver_model.cache_clear()
+    gridnet._load.cache_clear()
+    gridnet._tables.cache_clear()
+
+
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
-    grid_module._solver_model.cache_clear()
+    forget_in_process()
     yield tmp_path / "cache"
-    grid_module._solver_model.cache_clear()
+    forget_in_process()
 
 
 def entries(cache) -> list:
