@@ -1,6 +1,7 @@
 """Start-up of the command line: wall time and peak memory of fresh processes.
 
 Usage: python -m benchmarks.startup [--repeat 5] [--scenarios 'scenarios/*.yaml']
+       python -m benchmarks.startup --grid-setup 1-MVLV-urban-all-0-sw [--repeat 2]
 
 Every command runs as a fresh subprocess (``python -m twin.cli ...``), as a user types
 it. ``twin validate`` runs once on an empty disk cache ("cold": the grid is extracted
@@ -10,6 +11,11 @@ The baseline, measured in the same run, is what the cache saves: a fresh process
 imports pandapower and simbench and extracts the scenario's grid. The table gives the
 median wall time, the largest peak RSS of the runs (from ``wait4``, per process) and the
 ratio of the median to the baseline's.
+
+``--grid-setup CODE`` instead times ``twin run`` of one hour of the day scenario on the
+grid ``CODE`` with the grid's own loads (no PV, battery or controller): once on an empty
+cache (cold: extraction, solver model), then ``--repeat`` times warm, with ``run.json``'s
+``setup_s``, ``first_step_s``, ``first_step_process_s`` and the models' set-up seconds.
 """
 
 from __future__ import annotations
@@ -73,11 +79,45 @@ def grid_of(scenario: Path) -> str:
     return grid["source"] if isinstance(grid, dict) else str(grid)
 
 
+def grid_setup(code: str, repeat_n: int) -> None:
+    """Set-up of ``twin run`` on grid ``code``: cold once, then warm (see the module doc)."""
+    import json
+
+    raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
+    raw.update(name="grid_setup", grid=code, duration="1h", controller="none")
+    raw["assets"] = {"load": [{"from_grid": True}]}
+    print(f"machine: {machine()}")
+    print(f"twin run, 1 h at 15 min on {code}, the grid's own loads")
+    print(f"{'cache':<5} {'wall s':>7} {'RSS MB':>7} {'setup_s':>8} {'first_step_s':>12} "
+          f"{'first_step_process_s':>20}  models' set-up s")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="twin-grid-setup-") as tmp:
+        scenario = Path(tmp) / "scenario.yaml"
+        scenario.write_text(yaml.safe_dump(raw, sort_keys=False))
+        out = Path(tmp) / "run"
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "TWIN_CACHE_DIR": str(Path(tmp) / "c")}
+        command = [sys.executable, "-m", "twin.cli", "run", str(scenario), "--out", str(out)]
+        for cache in ["cold"] + ["warm"] * repeat_n:
+            wall, rss = measure([*command, "--no-progress"], env)
+            meta = json.loads((out / "run.json").read_text())
+            models = {
+                k.removesuffix(":setup"): round(v, 3)
+                for k, v in meta["component_s"].items()
+                if k.endswith(":setup")
+            }
+            print(f"{cache:<5} {wall:>7.2f} {rss:>7.0f} {meta['setup_s']:>8.2f} "
+                  f"{meta['first_step_s']:>12.2f} {meta['first_step_process_s']:>20.2f}  "
+                  f"{models}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="Warm runs per command.")
     parser.add_argument("--scenarios", default="scenarios/*.yaml", help="Glob under the repo.")
+    parser.add_argument("--grid-setup", metavar="CODE", help="Time twin run's set-up on CODE.")
     args = parser.parse_args()
+    if args.grid_setup:
+        grid_setup(args.grid_setup, args.repeat)
+        return
     python, n = sys.executable, args.repeat
     cli = [python, "-m", "twin.cli"]
     print(f"machine: {machine()}")

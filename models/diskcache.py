@@ -29,7 +29,14 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CACHE_ENV", "MISSING", "CacheEntry", "cache_dir", "package_versions"]
+__all__ = [
+    "CACHE_ENV",
+    "MISSING",
+    "CacheEntry",
+    "cache_dir",
+    "code_digest",
+    "package_versions",
+]
 
 #: Environment variable naming the cache directory (tests point it at a temporary one).
 CACHE_ENV = "TWIN_CACHE_DIR"
@@ -67,6 +74,20 @@ def package_versions(*names: str) -> tuple[str, ...]:
         except PackageNotFoundError:
             found.append(f"{name}==?")
     return tuple(found)
+
+
+def code_digest(*modules: str, root: Path | None = None) -> str:
+    """``code=<sha256>`` of the source of the named modules of this package (``"pv"``).
+
+    Data derived by code (a solver model, a precomputed series) goes in a key with the
+    digest of that code: an edit of it misses instead of reading what older code derived.
+    ``root`` is the directory of the modules (default: this package's).
+    """
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(module.encode() + b"\0")
+        digest.update(((root or Path(__file__).parent) / f"{module}.py").read_bytes())
+    return f"code={digest.hexdigest()}"
 
 
 class CacheEntry:

@@ -20,22 +20,28 @@ of shunts.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandapower as pp
 
 from models.base import Clock, Model, Port
+from models.diskcache import MISSING, CacheEntry, code_digest, package_versions
 from models.gridnet import (
     REPLACED_ELEMENTS,
     GridSourceError,
+    GridTables,
     load_net,
     load_tables,
+    source_key,
     unsupported_elements,
 )
-from models.powerflow import SOLVERS, PowerFlowError
+from models.powerflow import SOLVERS, FastSolver, PowerFlowError, SolverModel, build_model
 
-__all__ = ["Grid", "GridError", "prepare_net"]
+if TYPE_CHECKING:
+    import pandapower as pp
+
+__all__ = ["Grid", "GridError", "prepare_net", "solver_model"]
 
 INJECTION_PREFIX = "twin injection"
 
@@ -67,14 +73,54 @@ def prepare_net(spec: str) -> tuple[pp.pandapowerNet, np.ndarray]:
     for table in REPLACED_ELEMENTS:
         if table in net and not net[table].empty:
             net[table]["in_service"] = False
-    injection = np.array(
-        [
-            pp.create_sgen(net, bus, p_mw=0.0, q_mvar=0.0, name=f"{INJECTION_PREFIX} {bus}")
-            for bus in net.bus.index
-        ],
-        dtype=np.int64,
+    import pandapower as pp
+
+    buses = net.bus.index
+    names = [f"{INJECTION_PREFIX} {bus}" for bus in buses]
+    injection = pp.create_sgens(net, buses, p_mw=0.0, q_mvar=0.0, name=names)
+    return net, np.asarray(injection, dtype=np.int64)
+
+
+#: The code the solver model is derived by: a stored model of older code misses.
+MODEL_CODE = ("grid", "gridnet", "powerflow")
+
+
+def solver_model_key(spec: str) -> tuple[str, ...]:
+    """What the solver model of grid ``spec`` depends on (its disk-cache key)."""
+    return (
+        *source_key(spec),
+        "replaced=" + ",".join(REPLACED_ELEMENTS),  # what prepare_net takes out of service
+        *package_versions("pandapower", "lightsim2grid", "scipy"),
+        code_digest(*MODEL_CODE),
     )
-    return net, injection
+
+
+def solver_model(spec: str) -> SolverModel:
+    """The fast solver's model of grid ``spec`` as prepared, from the disk cache.
+
+    Derived on a miss (:func:`prepare_net`, one ``runpp``: imports pandapower) and
+    stored; a warm read imports neither pandapower nor simbench. The key moves with
+    the grid source, the versions of pandapower, lightsim2grid and scipy, and the code
+    of this module, :mod:`models.gridnet` and :mod:`models.powerflow`.
+
+    Raises
+    ------
+    GridSourceError
+        If the grid cannot be loaded or holds elements the twin cannot account for.
+    PowerFlowError
+        If the unloaded grid does not converge.
+    """
+    return _solver_model(spec, solver_model_key(spec))
+
+
+@lru_cache(maxsize=8)
+def _solver_model(spec: str, key: tuple[str, ...]) -> SolverModel:
+    entry = CacheEntry("solver", key)
+    model = entry.read("model")
+    if model is MISSING:
+        model = build_model(*prepare_net(spec))
+        entry.write({"model": model})
+    return model
 
 
 #: Nominal frequency (Hz) of the grids twin models (European).
@@ -125,7 +171,10 @@ class Grid(Model):
     ) -> dict[str, list[str]]:
         """The point of connection, and every bus, line and transformer of the net."""
         (unit,) = units
-        net = load_tables(unit["grid"])
+        return cls._names(unit, load_tables(unit["grid"]))
+
+    @classmethod
+    def _names(cls, unit: dict[str, Any], net: GridTables) -> dict[str, list[str]]:
         return {
             cls.kind: [unit["name"]],
             "bus": [f"bus_{i}" for i in net.bus.index],
@@ -138,16 +187,14 @@ class Grid(Model):
     ) -> None:
         super().__init__(units, clock, context)
         (self.config,) = units
-        self.net, injection = prepare_net(self.config["grid"])
-        net = self.net
-        self.elements.update(
-            {
-                "bus": [f"bus_{i}" for i in net.bus.index],
-                "line": [f"line_{i}" for i in net.line.index],
-                "trafo": [f"trafo_{i}" for i in net.trafo.index],
-            }
-        )
-        self._line_base_status = net.line["in_service"].to_numpy(bool).copy()
+        spec = self.config["grid"]
+        self._prepared: tuple[pp.pandapowerNet, np.ndarray] | None = None
+        tables = load_tables(spec)
+        problems = unsupported_elements(tables)
+        if problems:
+            raise GridSourceError(f"grid {spec!r}: " + "; ".join(problems))
+        self.elements = self._names(self.config, tables)
+        self._line_base_status = tables.line["in_service"].to_numpy(bool).copy()
         self._line_in_service = self._line_base_status.copy()
         solver = self.config.get("solver", "fast")
         if solver not in SOLVERS:
@@ -155,12 +202,26 @@ class Grid(Model):
                 f"unknown grid solver {solver!r}; expected one of {', '.join(SOLVERS)}"
             )
         try:
-            self.solver = SOLVERS[solver](net, injection)
+            if solver == "fast":  # pandapower only if the topology changes
+                self.solver = FastSolver.from_model(solver_model(spec), self._prepare)
+            else:
+                self.solver = SOLVERS[solver](*self._prepare())
         except PowerFlowError as exc:
             raise GridError(
                 f"grid {self.config['grid']!r} does not converge with its own loads and "
                 f"generators taken out of service (the scenario's assets replace them): {exc}"
             ) from exc
+
+    def _prepare(self) -> tuple[pp.pandapowerNet, np.ndarray]:
+        """The prepared net and its injection elements, built on first use."""
+        if self._prepared is None:
+            self._prepared = prepare_net(self.config["grid"])
+        return self._prepared
+
+    @property
+    def net(self) -> pp.pandapowerNet:
+        """The grid's pandapower net as prepared (loaded on first use: imports pandapower)."""
+        return self._prepare()[0]
 
     def reset(self) -> None:
         """Return to the state as built: lines as in the grid file, no warm start."""

@@ -32,6 +32,7 @@ __all__ = [
     "load_net",
     "load_profiles",
     "load_tables",
+    "source_key",
     "unsupported_elements",
 ]
 
@@ -88,7 +89,7 @@ class GridTables(dict):
             raise AttributeError(name) from None
 
 
-def _source_key(spec: str) -> tuple[str, ...]:
+def source_key(spec: str) -> tuple[str, ...]:
     """What a grid extracted from ``spec`` depends on (the disk cache's key)."""
     if SIMBENCH_CODE.match(spec):
         return ("simbench", spec, *package_versions("simbench", "pandapower"))
@@ -151,7 +152,7 @@ def _load_profiles_of(net: pp.pandapowerNet) -> pd.DataFrame | None:
 
 def _cached(spec: str, part: str) -> Any:
     """One part of the grid's disk-cache entry, extracting (and storing) every part on a miss."""
-    entry = CacheEntry("grids", _source_key(spec))
+    entry = CacheEntry("grids", source_key(spec))
     value = entry.read(part)
     if value is MISSING:
         net = _extract(spec)

@@ -68,25 +68,31 @@ class Load(Model):
     ) -> None:
         super().__init__(units, clock, context)
         tz = self.context.get("site", {}).get("tz", "UTC")
-        table = None
         p_pu = np.ones((clock.n_steps, self.n))
         q_pu = np.ones((clock.n_steps, self.n))
+        # Units grouped by profile: each profile's means are computed once (a SimBench
+        # grid has thousands of loads and tens of profiles).
+        by_profile: dict[str, list[int]] = {}
         for i, unit in enumerate(units):
-            profile = unit.get("profile")
-            if profile is None:
-                continue
-            if str(profile).lower().endswith(".csv"):
-                p_pu[:, i] = csv_series_means(profile, "p_pu", clock, PROFILE_LIMITS)
-                try:
-                    q_pu[:, i] = csv_series_means(profile, "q_pu", clock, PROFILE_LIMITS)
-                except MissingColumnError:  # no q_pu column: the p_pu profile
-                    q_pu[:, i] = p_pu[:, i]
-                continue
-            if table is None:
-                table = simbench_profile_table(self.context.get("grid", ""))
-            columns = [f"{profile}_pload", f"{profile}_qload"]
+            if unit.get("profile") is not None:
+                by_profile.setdefault(str(unit["profile"]), []).append(i)
+        files = [name for name in by_profile if name.lower().endswith(".csv")]
+        simbench = [name for name in by_profile if name not in files]
+        for name in files:
+            p_means = csv_series_means(name, "p_pu", clock, PROFILE_LIMITS)
+            try:
+                q_means = csv_series_means(name, "q_pu", clock, PROFILE_LIMITS)
+            except MissingColumnError:  # no q_pu column: the p_pu profile
+                q_means = p_means
+            p_pu[:, by_profile[name]] = p_means[:, None]
+            q_pu[:, by_profile[name]] = q_means[:, None]
+        if simbench:
+            table = simbench_profile_table(self.context.get("grid", ""))
+            columns = [f"{name}_{part}" for name in simbench for part in ("pload", "qload")]
             means = year_profile_means(table[columns].to_numpy(), clock, tz)
-            p_pu[:, i], q_pu[:, i] = means[:, 0], means[:, 1]
+            for j, name in enumerate(simbench):
+                p_pu[:, by_profile[name]] = means[:, 2 * j, None]
+                q_pu[:, by_profile[name]] = means[:, 2 * j + 1, None]
         self._p_kw = -p_pu * self.param("p_kw")
         self._q_kvar = -q_pu * self.param("q_kvar")
 

@@ -10,18 +10,40 @@ formulas (branch currents from |S| / (sqrt(3) |V| U_n), line loading against
 ``max_i_ka * df * parallel``, transformer loading from rated current), so the fast
 path equals ``runpp``. A topology change (a line switched in or out of service)
 rebuilds the model once.
+
+The solver model (:class:`SolverModel`) is plain arrays: :func:`build_model` derives it
+from a net with one ``runpp``; :class:`FastSolver` can start from a stored one
+(:meth:`FastSolver.from_model`, see :func:`models.grid.solver_model`) and then needs
+pandapower only when the topology changes. pandapower is imported where it is used.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandapower as pp
-from pandapower.pypower.idx_brch import F_BUS, T_BUS
-from pandapower.pypower.idx_bus import BASE_KV, GS, SL_FAC
 
-__all__ = ["SOLVERS", "FastSolver", "GridResult", "PandapowerSolver", "PowerFlowError"]
+if TYPE_CHECKING:
+    import pandapower as pp
+    import scipy.sparse
+
+__all__ = [
+    "SOLVERS",
+    "FastSolver",
+    "GridResult",
+    "PandapowerSolver",
+    "PowerFlowError",
+    "SolverModel",
+    "build_model",
+]
+
+#: Columns of pandapower's internal (PYPOWER) tables the fast path reads, as in
+#: ``pandapower.pypower.idx_brch``/``idx_bus`` (equal in a test): importing those
+#: modules imports all of pandapower (a second), which a warm run does not need.
+F_BUS, T_BUS = 0, 1  # idx_brch: from and to bus
+GS, BASE_KV, SL_FAC = 4, 9, 15  # idx_bus: shunt MW at 1 pu, base kV, slack weight
 
 SQRT3 = np.sqrt(3.0)
 #: Mismatch tolerance (MVA on the net's base) of the fast path. runpp's default is 1e-8;
@@ -82,6 +104,8 @@ class PandapowerSolver:
         net.ext_grid["vm_pu"] = self._vm_ext0 * v_ext_scale
         net.sgen.loc[self.injection, "p_mw"] = p_mw
         net.sgen.loc[self.injection, "q_mvar"] = q_mvar
+        import pandapower as pp
+
         try:
             pp.runpp(net, numba=False)
         except pp.LoadflowNotConverged as exc:
@@ -111,6 +135,97 @@ def pandapower_losses_mw(net: pp.pandapowerNet) -> float:
     return total
 
 
+@dataclass(frozen=True)
+class SolverModel:
+    """What the fast path solves with: pandapower's conversion of one net, as arrays.
+
+    Derived once per net and topology by :func:`build_model`; deterministic, so it can
+    be stored (:func:`models.grid.solver_model`) and read without importing pandapower.
+    Never changed after it is built (a solver copies what it changes).
+    """
+
+    ybus: scipy.sparse.csc_matrix  # bus admittance matrix (internal buses, per unit)
+    yf: scipy.sparse.csr_matrix  # branch from-end admittances
+    yt: scipy.sparse.csr_matrix  # branch to-end admittances
+    sbus0: np.ndarray  # injections of the unloaded grid (pu, complex)
+    ref: np.ndarray  # internal slack buses
+    pv: np.ndarray  # internal voltage-controlled buses
+    pq: np.ndarray  # internal load buses
+    weights: np.ndarray  # slack weights
+    base_mva: float
+    v_start: np.ndarray  # voltages of the unloaded grid (pu, complex)
+    bus_int: np.ndarray  # internal bus of every ``net.bus`` row (-1: out of service)
+    base_kv: np.ndarray  # base voltage of every internal bus
+    shunt_mw: np.ndarray  # shunt active power of every internal bus at 1 pu
+    f: np.ndarray  # from bus of every internal branch
+    t: np.ndarray  # to bus of every internal branch
+    line_rows: np.ndarray  # internal branch of every ``net.line`` row (-1: out)
+    trafo_rows: np.ndarray  # internal branch of every ``net.trafo`` row (-1: out)
+    line_i_max: np.ndarray  # line rating (kA): max_i_ka * df * parallel
+    trafo_vn: np.ndarray  # (n_trafo, 2) rated voltages hv, lv (kV)
+    trafo_scale: np.ndarray  # sn_mva * parallel * df
+
+
+def build_model(net: pp.pandapowerNet, injection: np.ndarray) -> SolverModel:
+    """The solver model of ``net`` (one ``runpp`` of the unloaded grid).
+
+    Parameters
+    ----------
+    net : pandapowerNet
+        The prepared net (see :func:`models.grid.prepare_net`); its injection elements
+        are set to zero.
+    injection : numpy.ndarray
+        ``sgen`` index of each bus's injection element, in ``net.bus`` order.
+
+    Raises
+    ------
+    PowerFlowError
+        If the unloaded grid does not converge.
+    """
+    import pandapower as pp
+
+    net.sgen.loc[injection, ["p_mw", "q_mvar"]] = 0.0
+    try:
+        pp.runpp(net, numba=False)
+    except pp.LoadflowNotConverged as exc:
+        raise PowerFlowError(f"the unloaded grid does not converge: {exc}") from exc
+    internal = net._ppc["internal"]
+    ybus = internal["Ybus"].tocsc()
+    n_internal = ybus.shape[0]
+    lookup = net._pd2ppc_lookups["bus"][net.bus.index.to_numpy()]
+    # ppc branch rows of lines/trafos -> rows of the internal (in-service) branch table
+    branch_is = internal["branch_is"]
+    internal_row = np.cumsum(branch_is) - 1
+    rows = {}
+    for table in ("line", "trafo"):
+        start, end = net._pd2ppc_lookups["branch"].get(table, (0, 0))
+        ppc_rows = np.arange(start, end)
+        rows[table] = np.where(branch_is[ppc_rows], internal_row[ppc_rows], -1)
+    line, trafo = net.line, net.trafo
+    return SolverModel(
+        ybus=ybus,
+        yf=internal["Yf"].tocsr(),
+        yt=internal["Yt"].tocsr(),
+        sbus0=internal["Sbus"].astype(complex).copy(),
+        ref=internal["ref"].astype(np.int32),
+        pv=internal["pv"].astype(np.int32),
+        pq=internal["pq"].astype(np.int32),
+        weights=internal["bus"][:, SL_FAC].real.astype(float),
+        base_mva=float(internal["baseMVA"]),
+        v_start=internal["V"].astype(complex).copy(),
+        bus_int=np.where((lookup >= 0) & (lookup < n_internal), lookup, -1),
+        base_kv=internal["bus"][:, BASE_KV].real.copy(),
+        shunt_mw=internal["bus"][:, GS].real.astype(float),  # drawn at 1 pu
+        f=internal["branch"][:, F_BUS].real.astype(np.int64),
+        t=internal["branch"][:, T_BUS].real.astype(np.int64),
+        line_rows=rows["line"],
+        trafo_rows=rows["trafo"],
+        line_i_max=(line["max_i_ka"] * line["df"] * line["parallel"]).to_numpy(float),
+        trafo_vn=trafo[["vn_hv_kv", "vn_lv_kv"]].to_numpy(float),
+        trafo_scale=(trafo["sn_mva"] * trafo["parallel"] * trafo["df"]).to_numpy(float),
+    )
+
+
 class FastSolver:
     """Fast path: the solver model is built once; each step updates injections only.
 
@@ -126,17 +241,45 @@ class FastSolver:
     name = "fast"
 
     def __init__(self, net: pp.pandapowerNet, injection: np.ndarray) -> None:
-        from lightsim2grid.algorithm import NRSing_KLU
-
-        self.net = net
-        self.injection = injection
-        self._algorithm = NRSing_KLU
+        self._prepared = lambda: (net, injection)
         self.rebuilds = 0
-        self._build()
+        self._use(build_model(net, injection))
+
+    @classmethod
+    def from_model(
+        cls,
+        model: SolverModel,
+        prepared: Callable[[], tuple[pp.pandapowerNet, np.ndarray]],
+    ) -> FastSolver:
+        """A solver starting from a stored model; ``prepared()`` gives the net if needed.
+
+        Parameters
+        ----------
+        model : SolverModel
+            The model of the net as prepared (its own topology).
+        prepared : callable
+            Returns the prepared net and its injection elements (the net whose topology
+            :meth:`topology_changed` reads); called only on a topology change.
+        """
+        solver = cls.__new__(cls)
+        solver._prepared = prepared
+        solver.rebuilds = 0
+        solver._use(model)
+        return solver
+
+    @property
+    def net(self) -> pp.pandapowerNet:
+        """The prepared net (built on first use when the solver started from a model)."""
+        return self._prepared()[0]
+
+    @property
+    def model(self) -> SolverModel:
+        """The solver model in use (of the topology as last built)."""
+        return self._model
 
     def topology_changed(self) -> None:
         """Rebuild the solver model once after a change of the net's topology."""
-        self._build()
+        self._use(build_model(*self._prepared()))
 
     def reset(self) -> None:
         """Forget the warm start: the next solve starts from the as-built voltages.
@@ -145,50 +288,16 @@ class FastSolver:
         its tolerance; the last bits depend on the start. Reset between episodes so
         that an episode never depends on the one before.
         """
-        self._v = self._v_start.copy()
+        self._v = self._model.v_start.copy()
 
-    def _build(self) -> None:
-        net = self.net
-        net.sgen.loc[self.injection, ["p_mw", "q_mvar"]] = 0.0
-        try:
-            pp.runpp(net, numba=False)
-        except pp.LoadflowNotConverged as exc:
-            raise PowerFlowError(f"the unloaded grid does not converge: {exc}") from exc
-        internal = net._ppc["internal"]
-        self._ybus = internal["Ybus"].tocsc()
-        self._yf = internal["Yf"].tocsr()
-        self._yt = internal["Yt"].tocsr()
-        self._sbus0 = internal["Sbus"].astype(complex).copy()
-        self._ref = internal["ref"].astype(np.int32)
-        self._pv = internal["pv"].astype(np.int32)
-        self._pq = internal["pq"].astype(np.int32)
-        self._weights = internal["bus"][:, SL_FAC].real.astype(float)
-        self._base_mva = float(internal["baseMVA"])
-        self._v_start = internal["V"].astype(complex).copy()
-        self._v = self._v_start.copy()
-        self._v_ref0 = self._v[self._ref].copy()
-        n_internal = self._ybus.shape[0]
-        lookup = net._pd2ppc_lookups["bus"][net.bus.index.to_numpy()]
-        self._bus_int = np.where((lookup >= 0) & (lookup < n_internal), lookup, -1)
-        self._bus_ok = self._bus_int >= 0
-        self._base_kv = internal["bus"][:, BASE_KV].real
-        self._shunt_mw = internal["bus"][:, GS].real.astype(float)  # drawn at 1 pu
-        # ppc branch rows of lines/trafos -> rows of the internal (in-service) branch table
-        branch_is = internal["branch_is"]
-        internal_row = np.cumsum(branch_is) - 1
-        self._f = internal["branch"][:, F_BUS].real.astype(np.int64)
-        self._t = internal["branch"][:, T_BUS].real.astype(np.int64)
-        self._rows = {}
-        for table in ("line", "trafo"):
-            start, end = net._pd2ppc_lookups["branch"].get(table, (0, 0))
-            rows = np.arange(start, end)
-            self._rows[table] = np.where(branch_is[rows], internal_row[rows], -1)
-        line = net.line
-        self._line_i_max = (line["max_i_ka"] * line["df"] * line["parallel"]).to_numpy(float)
-        trafo = net.trafo
-        self._trafo_vn = trafo[["vn_hv_kv", "vn_lv_kv"]].to_numpy(float)
-        self._trafo_scale = (trafo["sn_mva"] * trafo["parallel"] * trafo["df"]).to_numpy(float)
-        self._solver = self._algorithm()
+    def _use(self, model: SolverModel) -> None:
+        from lightsim2grid.algorithm import NRSing_KLU
+
+        self._model = model
+        self._v = model.v_start.copy()
+        self._v_ref0 = self._v[model.ref].copy()
+        self._bus_ok = model.bus_int >= 0
+        self._solver = NRSing_KLU()
         self.rebuilds += 1
 
     def solve(self, p_mw: np.ndarray, q_mvar: np.ndarray, v_ext_scale: float = 1.0) -> GridResult:
@@ -196,24 +305,26 @@ class FastSolver:
 
         ``v_ext_scale`` multiplies the slack buses' voltage magnitude (a sag or spike).
         """
-        s_pu = (p_mw + 1j * q_mvar) / self._base_mva
+        m = self._model
+        s_pu = (p_mw + 1j * q_mvar) / m.base_mva
         # the slack voltages as built, scaled: exact and the same on every call
-        self._v[self._ref] = self._v_ref0 * v_ext_scale
+        self._v[m.ref] = self._v_ref0 * v_ext_scale
         ok = self._bus_ok
+        bus_int = m.bus_int[ok]
         sbus = (
-            self._sbus0
-            + np.bincount(self._bus_int[ok], weights=s_pu.real[ok], minlength=len(self._sbus0))
-            + 1j * np.bincount(self._bus_int[ok], weights=s_pu.imag[ok], minlength=len(self._sbus0))
+            m.sbus0
+            + np.bincount(bus_int, weights=s_pu.real[ok], minlength=len(m.sbus0))
+            + 1j * np.bincount(bus_int, weights=s_pu.imag[ok], minlength=len(m.sbus0))
         )
         solver = self._solver
         solver.solve(
-            self._ybus,
+            m.ybus,
             self._v,
             sbus,
-            self._ref,
-            self._weights,
-            self._pv,
-            self._pq,
+            m.ref,
+            m.weights,
+            m.pv,
+            m.pq,
             MAX_ITERATION,
             TOLERANCE_MVA,
         )
@@ -225,12 +336,13 @@ class FastSolver:
         return self._results(v, s_pu)
 
     def _results(self, v: np.ndarray, s_pu: np.ndarray) -> GridResult:
-        base = self._base_mva
-        s_f = v[self._f] * np.conj(self._yf @ v) * base
-        s_t = v[self._t] * np.conj(self._yt @ v) * base
+        m = self._model
+        base = m.base_mva
+        s_f = v[m.f] * np.conj(m.yf @ v) * base
+        s_t = v[m.t] * np.conj(m.yt @ v) * base
         vm = np.abs(v)
-        i_f = np.abs(s_f) / (vm[self._f] * self._base_kv[self._f]) / SQRT3
-        i_t = np.abs(s_t) / (vm[self._t] * self._base_kv[self._t]) / SQRT3
+        i_f = np.abs(s_f) / (vm[m.f] * m.base_kv[m.f]) / SQRT3
+        i_t = np.abs(s_t) / (vm[m.t] * m.base_kv[m.t]) / SQRT3
 
         def per_element(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
             out = np.zeros(len(rows))  # out-of-service elements carry nothing
@@ -238,25 +350,26 @@ class FastSolver:
             out[live] = values[rows[live]]
             return out
 
-        lines = self._rows["line"]
+        lines = m.line_rows
         line_i = np.maximum(per_element(i_f, lines), per_element(i_t, lines))
-        trafos = self._rows["trafo"]
+        trafos = m.trafo_rows
         trafo_i = np.column_stack([per_element(i_f, trafos), per_element(i_t, trafos)])
         with np.errstate(invalid="ignore", divide="ignore"):
-            line_loading = line_i / self._line_i_max * 100.0
-            trafo_loading = (trafo_i * self._trafo_vn).max(axis=1) * SQRT3 / self._trafo_scale * 100
-        s_bus = v * np.conj(self._ybus @ v) * base
+            line_loading = line_i / m.line_i_max * 100.0
+            trafo_loading = (trafo_i * m.trafo_vn).max(axis=1) * SQRT3 / m.trafo_scale * 100
+        s_bus = v * np.conj(m.ybus @ v) * base
         ok = self._bus_ok
+        bus_int = m.bus_int[ok]
         s_inj_ref = np.bincount(
-            self._bus_int[ok], weights=(s_pu.real * base)[ok], minlength=len(v)
-        ) + 1j * np.bincount(self._bus_int[ok], weights=(s_pu.imag * base)[ok], minlength=len(v))
-        s_ext = (s_bus[self._ref] - s_inj_ref[self._ref]).sum()
+            bus_int, weights=(s_pu.real * base)[ok], minlength=len(v)
+        ) + 1j * np.bincount(bus_int, weights=(s_pu.imag * base)[ok], minlength=len(v))
+        s_ext = (s_bus[m.ref] - s_inj_ref[m.ref]).sum()
         vm_bus = np.full(len(ok), np.nan)
         va_bus = np.full(len(ok), np.nan)
-        vm_bus[ok] = vm[self._bus_int[ok]]
-        va_bus[ok] = np.degrees(np.angle(v[self._bus_int[ok]]))
+        vm_bus[ok] = vm[bus_int]
+        va_bus[ok] = np.degrees(np.angle(v[bus_int]))
         # every branch (lines, trafos, trafo3w, impedances) plus shunts' active power
-        losses = (s_f.real + s_t.real).sum() + (self._shunt_mw * vm**2).sum()
+        losses = (s_f.real + s_t.real).sum() + (m.shunt_mw * vm**2).sum()
         return GridResult(
             vm_pu=vm_bus,
             va_degree=va_bus,

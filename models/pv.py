@@ -7,6 +7,9 @@ The chain per plant is: solar position -> plane-of-array transposition (Hay-Davi
 Everything that does not depend on the co-simulation loop (the whole weather-driven
 chain) is computed once for all steps at construction; :meth:`PVPlant.step` only
 indexes the precomputed series and applies the loop inputs (curtailment/derating).
+The precomputed step means are kept in the disk cache (:mod:`models.diskcache`),
+keyed by the weather file's content, the site, the clock, the plants' parameters,
+pvlib's version and this module's code: a warm run imports no pvlib.
 
 The weather may instead come from another simulator: the inputs ``ghi``, ``dni``,
 ``dhi`` (W/m2), ``temp_air`` (degC) and ``wind_speed`` (m/s), each the mean over the
@@ -18,6 +21,7 @@ Sign convention: ``p_kw`` > 0 is power fed into the plant's bus.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -26,16 +30,21 @@ import numpy as np
 import pandas as pd
 
 from models.base import Clock, Model, Port
-from models.weather import WEATHER_COLUMNS, weather_at
+from models.diskcache import MISSING, CacheEntry, code_digest, package_versions
+from models.weather import WEATHER_COLUMNS, weather_at, weather_digest
 
 __all__ = [
     "SAPM_TEMPERATURE_MODELS",
     "WEATHER_INPUTS",
     "WEATHER_RESOLUTION_S",
     "PVPlant",
+    "precompute_key",
     "pv_plant_power",
     "solar_geometry",
 ]
+
+#: The code the precomputed series are derived by: a stored series of older code misses.
+PRECOMPUTE_CODE = ("pv", "weather", "base")
 
 #: Names of pvlib's SAPM cell-temperature parameter sets
 #: (``pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"]``, equal in a test), listed
@@ -188,6 +197,26 @@ def pv_plant_power(
     )
 
 
+def precompute_key(
+    units: list[dict[str, Any]], clock: Clock, context: dict[str, Any]
+) -> tuple[str, ...]:
+    """What the precomputed series of ``units`` depend on (their disk-cache key).
+
+    The weather file's content, the site, the clock, every unit's parameters (its name
+    and bus too: a key never too wide), pvlib's version and the code of this module,
+    :mod:`models.weather` and :mod:`models.base`.
+    """
+    site = {k: context["site"][k] for k in ("lat", "lon", "altitude", "tz")}
+    return (
+        f"weather={weather_digest(context['weather'])}",
+        "site=" + json.dumps(site, sort_keys=True, default=str),
+        "clock=" + json.dumps(clock.to_dict(), sort_keys=True),
+        "units=" + json.dumps(units, sort_keys=True, default=str),
+        *package_versions("pvlib"),
+        code_digest(*PRECOMPUTE_CODE),
+    )
+
+
 class PVPlant(Model):
     """A fleet of PV plants (one unit per plant).
 
@@ -213,29 +242,47 @@ class PVPlant(Model):
         self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
     ) -> None:
         super().__init__(units, clock, context)
-        site = self.context["site"]
         # The output stands for the step's mean: evaluate at the middle of each step, or
         # of equal parts of it no longer than the weather's hour for longer steps.
-        self._parts = parts = -(-clock.step_s // WEATHER_RESOLUTION_S)
-        offsets = (np.arange(parts) + 0.5) * clock.step_s / parts
-        times = clock.times.repeat(parts) + pd.to_timedelta(
-            np.tile(offsets, clock.n_steps), unit="s"
-        )
-        self._times = times = times.tz_convert(site["tz"])
-        weather = weather_at(times, self.context["weather"])
-        geometry = solar_geometry(times, site["lat"], site["lon"], site["altitude"])
-        series = [self._power(times, weather, geometry, u) for u in units]
-        # kept as arrays for the steps whose weather comes from the inputs
-        self._weather = {name: weather[name].to_numpy(float) for name in WEATHER_COLUMNS}
-        self._geometry = {name: geometry[name].to_numpy(float) for name in geometry}
+        self._parts = -(-clock.step_s // WEATHER_RESOLUTION_S)
+        self._sampled: tuple[pd.DatetimeIndex, dict, dict] | None = None
+        entry = CacheEntry("pv", precompute_key(units, clock, self.context))
+        means = entry.read("step_means")
+        if means is MISSING:
+            means = self._step_means()
+            entry.write({"step_means": means})
+        # (n_steps, n_units) arrays: the loop only indexes them.
+        self._p_avail_kw, self._t_cell_c = means
+
+    def _sample(self) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Times, weather and sun geometry at the sub-step centres (on first use)."""
+        if self._sampled is None:
+            clock, site, parts = self.clock, self.context["site"], self._parts
+            offsets = (np.arange(parts) + 0.5) * clock.step_s / parts
+            times = clock.times.repeat(parts) + pd.to_timedelta(
+                np.tile(offsets, clock.n_steps), unit="s"
+            )
+            times = times.tz_convert(site["tz"])
+            weather = weather_at(times, self.context["weather"])
+            geometry = solar_geometry(times, site["lat"], site["lon"], site["altitude"])
+            self._sampled = (
+                times,
+                {name: weather[name].to_numpy(float) for name in WEATHER_COLUMNS},
+                {name: geometry[name].to_numpy(float) for name in geometry},
+            )
+        return self._sampled
+
+    def _step_means(self) -> tuple[np.ndarray, np.ndarray]:
+        """Available AC power and cell temperature, mean over every step, of every plant."""
+        times, weather, geometry = self._sample()
+        series = [self._power(times, weather, geometry, u) for u in self.units]
+        shape = (self.clock.n_steps, self._parts, self.n)
 
         def step_means(column: str) -> np.ndarray:
             values = np.column_stack([s[column].to_numpy() for s in series])
-            return values.reshape(clock.n_steps, parts, len(units)).mean(axis=1)
+            return values.reshape(shape).mean(axis=1)
 
-        # (n_steps, n_units) arrays: the loop only indexes them.
-        self._p_avail_kw = step_means("p_ac_kw")
-        self._t_cell_c = step_means("t_cell_c")
+        return step_means("p_ac_kw"), step_means("t_cell_c")
 
     def _power(
         self,
@@ -268,16 +315,17 @@ class PVPlant(Model):
             return None
         p_avail, t_cell = self._p_avail_kw[k].copy(), self._t_cell_c[k].copy()
         rows = slice(k * self._parts, (k + 1) * self._parts)
-        geometry = {name: values[rows] for name, values in self._geometry.items()}
+        times, file_weather, file_geometry = self._sample()
+        geometry = {name: values[rows] for name, values in file_geometry.items()}
         for i in np.flatnonzero(fed):
-            weather = {name: values[rows] for name, values in self._weather.items()}
+            weather = {name: values[rows] for name, values in file_weather.items()}
             for column, values in given.items():
                 if np.isfinite(values[i]):
                     # irradiance and wind are not negative (as the file's, see weather_at)
                     value = float(values[i])
                     value = value if column == "temp_air" else max(value, 0.0)
                     weather[column] = np.full(self._parts, value)
-            series = self._power(self._times[rows], weather, geometry, self.units[i])
+            series = self._power(times[rows], weather, geometry, self.units[i])
             p_avail[i] = series["p_ac_kw"].mean()
             t_cell[i] = series["t_cell_c"].mean()
         return p_avail, t_cell

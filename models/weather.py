@@ -33,6 +33,7 @@ __all__ = [
     "resolve_weather_path",
     "tmy_metadata",
     "weather_at",
+    "weather_digest",
 ]
 
 WEATHER_COLUMNS = ("ghi", "dni", "dhi", "temp_air", "wind_speed")
@@ -137,7 +138,7 @@ def _read_weather_file(
     # ``stamp`` only keys the cache (a file edited in place is read again); the disk
     # cache (keyed by the file's content) spares later processes pvlib's import
     try:
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        digest = _file_digest(path, stamp)
     except OSError:
         return _parse_weather_file(path)  # its reader names the problem
     entry = CacheEntry("weather", ("tmy", digest, *package_versions("pvlib")))
@@ -148,6 +149,24 @@ def _read_weather_file(
     values, info = parsed
     values.flags.writeable = False  # cached and shared by every later run in the process
     return values, info
+
+
+@lru_cache(maxsize=8)
+def _file_digest(path: str, stamp: tuple[int, int] | None = None) -> str:
+    # ``stamp`` only keys the cache: a file edited in place is read again
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def weather_digest(source: str | Path) -> str:
+    """sha256 of the weather file's content (what data derived from it depends on).
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read.
+    """
+    path = str(resolve_weather_path(source))
+    return _file_digest(path, file_stamp(path))
 
 
 def _parse_weather_file(path: str) -> tuple[np.ndarray, dict[str, float]]:

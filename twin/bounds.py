@@ -34,7 +34,8 @@ C_RATE_PER_H = (0.01, 20.0)  # battery p_max_kw / e_kwh: 100 h storage .. 3-minu
 DC_AC_RATIO = (0.5, 3.0)  # PV p_dc_kw / p_ac_kw
 EV_CAPACITY_MAX_KWH = 2000.0  # an electric truck or bus
 PRICE_MAX_EUR_KWH = TARIFF_PRICE_MAX  # beyond, someone wrote EUR/MWh
-MAX_UNITS = 10_000  # assets of one kind, devices
+#: assets of one kind, devices: SimBench's 1-MVLV-urban-all-0-sw alone has 11,542 loads
+MAX_UNITS = 100_000
 MAX_TEXT = 4096  # any text field (paths, URLs, names)
 MAX_DESCRIPTION = 10_000  # characters; run.json copies it
 MAX_DURATION_S = 10_000 * 86400  # about 27 years

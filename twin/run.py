@@ -97,6 +97,8 @@ RESERVED_METADATA = frozenset(
         "wall_s",
         "loop_s",
         "setup_s",
+        "first_step_s",
+        "first_step_process_s",
         "component_s",
         "realtime",
         "rows_saved",
@@ -258,6 +260,7 @@ def _run(
         state = RunState()  # this run's simulators, timings and lateness meter
         try:
             state = RunState.of_world(plan.world, rt_factor=rt_factor, warn_after_s=warn_after)
+            state.watch_first_step()
             run_started = time.perf_counter()
             plan.world.run(
                 until=plan.clock.end_s,
@@ -266,6 +269,7 @@ def _run(
                 rt_strict=False,
             )
             metadata["loop_s"] = time.perf_counter() - run_started
+            metadata.update(state.first_step_times(started))
             metadata["component_s"] = state.component_s()
             if state.lateness is not None:
                 metadata["realtime"] = state.lateness.summary()

@@ -21,7 +21,12 @@ What a simulator offers, by duck typing (:class:`twin.wrapper.ModelSimulator`,
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass, field
+from inspect import isgeneratorfunction
+from pathlib import Path
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from twin.realtime import LatenessMeter, Paced, silence_mosaik_late_steps
@@ -29,7 +34,20 @@ from twin.realtime import LatenessMeter, Paced, silence_mosaik_late_steps
 if TYPE_CHECKING:
     import mosaik
 
-__all__ = ["RunState", "local_simulators"]
+__all__ = ["RunState", "local_simulators", "process_age_s"]
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux ``/proc``; None where unknown).
+
+    Process start is what a user waits from: interpreter, imports, scenario loading.
+    """
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started_s = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: start time
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - started_s
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 def local_simulators(world: mosaik.World) -> dict[str, Any]:
@@ -63,6 +81,8 @@ class RunState:
 
     sims: dict[str, Any] = field(default_factory=dict)
     lateness: LatenessMeter | None = None
+    #: ``perf_counter`` when each watched simulator finished its first step.
+    first_steps: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def of_world(
@@ -87,6 +107,44 @@ class RunState:
                 if isinstance(sim, Paced):
                     sim.lateness = state.lateness
         return state
+
+    def watch_first_step(self) -> None:
+        """Note when each in-process simulator finishes its first step (:meth:`first_step_at`).
+
+        Each simulator's ``step`` is wrapped for this run (mosaik calls it by name); a
+        simulator whose ``step`` is a generator (it calls back into mosaik) is left out.
+        """
+        for sid, sim in self.sims.items():
+            step = getattr(sim, "step", None)
+            if step is None or isgeneratorfunction(step):
+                continue
+
+            def timed(*args: Any, _step: Any = step, _sid: str = sid, **kwargs: Any) -> Any:
+                done = _step(*args, **kwargs)
+                self.first_steps.setdefault(_sid, perf_counter())
+                return done
+
+            sim.step = timed
+
+    def first_step_at(self) -> float | None:
+        """``perf_counter`` when every watched simulator had finished its first step."""
+        return max(self.first_steps.values(), default=None)
+
+    def first_step_times(self, run_started: float) -> dict[str, float]:
+        """Seconds to the end of the first step (``run.json``), empty if none was watched.
+
+        ``first_step_s`` counts from ``run_started`` (a ``perf_counter``, the origin of
+        ``setup_s``), ``first_step_process_s`` from the process's start (interpreter,
+        imports and scenario loading included; where the platform tells it).
+        """
+        first = self.first_step_at()
+        if first is None:
+            return {}
+        out = {"first_step_s": first - run_started}
+        age = process_age_s()
+        if age is not None:
+            out["first_step_process_s"] = age - (perf_counter() - first)
+        return out
 
     def component_s(self) -> dict[str, float]:
         """Wall seconds per simulator part: ``"<sid>"`` (the model), ``"<sid>:<part>"``."""

@@ -361,13 +361,17 @@ def _schema_problems(raw: dict[str, Any]) -> tuple[ScenarioBase | None, list[Pro
     try:
         scenario = model.model_validate(_drop_unknown(model, raw))
     except ValidationError as exc:
-        for error in exc.errors():
-            where = _path(error["loc"], field_names(model), _keyed_fields(model))
-            problem = Problem(where, _describe(error))
+        for problem in _validation_problems(model, exc):
             if problem not in problems:
                 problems.append(problem)
         return None, problems
     return (None if problems else scenario), problems
+
+
+def _validation_problems(model: type[BaseModel], exc: ValidationError) -> list[Problem]:
+    """One problem per error of a failed validation, at its field path."""
+    names, keyed = field_names(model), _keyed_fields(model)
+    return [Problem(_path(error["loc"], names, keyed), _describe(error)) for error in exc.errors()]
 
 
 def _drop_unknown(model: type[BaseModel], data: Any) -> Any:
@@ -417,7 +421,12 @@ def _resolve(scenario: ScenarioBase) -> tuple[ScenarioBase, list[Problem]]:
     resolution = Resolution(scenario, data, net)
     for component in active:
         problems += component.resolve(resolution)
-    resolved = type(scenario).model_validate(data)
+    try:
+        resolved = type(scenario).model_validate(data)
+    except ValidationError as exc:  # what resolution brought in (the grid's loads) is refused
+        note = " (as resolved against the grid and input files)"
+        found = _validation_problems(type(scenario), exc)
+        return scenario, [*problems, *(Problem(p.path, p.message + note) for p in found)]
     for component in active:
         problems += component.problems(resolved, resolution)
     problems += _size_problems(resolved, len(net.bus), len(net.line), len(net.trafo))

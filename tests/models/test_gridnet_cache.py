@@ -134,7 +134,7 @@ def test_a_package_version_change_misses(cache, monkeypatch):
     load_tables(LV_GRID)
     (first,) = entries(cache)
     real = gridnet.package_versions("simbench", "pandapower")
-    assert set(real) <= set(CacheEntry("grids", gridnet._source_key(LV_GRID)).key)
+    assert set(real) <= set(CacheEntry("grids", gridnet.source_key(LV_GRID)).key)
     monkeypatch.setattr(
         gridnet, "package_versions", lambda *names: tuple(f"{n}==99.0" for n in names)
     )

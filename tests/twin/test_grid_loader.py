@@ -157,3 +157,18 @@ def write(tmp_path, grid: str):
     path = tmp_path / "scenario.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
+
+
+def test_a_grid_load_out_of_bounds_is_a_scenario_problem_at_its_path(tmp_path):
+    net = pn.case33bw()
+    net.load.loc[net.load.index[4], "p_mw"] = 2e4  # 20 GW: beyond any load's bound
+    path = tmp_path / "grid.json"
+    pp.to_json(net, str(path))
+    with pytest.raises(ScenarioError, match=r"assets\.load\[4\]\.p_kw: .*as resolved"):
+        validate_scenario(raw_scenario(str(path)))
+
+
+@pytest.mark.slow
+def test_the_largest_simbench_all_grid_validates_with_its_11542_loads():
+    scenario = validate_scenario(raw_scenario("1-MVLV-urban-all-0-sw"))
+    assert len(scenario.units("load")) == 11542

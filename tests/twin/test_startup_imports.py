@@ -1,5 +1,10 @@
 """The command line starts without the heavy stacks: imports are checked, not timed."""
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 from tests.conftest import ROOT
@@ -43,3 +48,24 @@ def test_validate_on_a_warm_cache_imports_no_heavy_package_pandapower_or_pvlib()
     imported(run_validate(scenario))  # warms the session's cache dir
     watched = (*HEAVY, "pandapower", "simbench", "pvlib", "scipy")
     assert imported(run_validate(scenario), *watched) == []
+
+
+def test_a_warm_run_of_the_day_imports_no_pandapower_matplotlib_or_scipy_stats(tmp_path):
+    scenario = str(ROOT / "scenarios" / "microgrid_day.yaml")
+    code = (
+        "from twin.cli import app\n"
+        f"try:\n    app(['run', {scenario!r}, '--out', {str(tmp_path)!r}, '--no-progress'])\n"
+        "except SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "import sys\n"
+        "print('modules', sorted(m for m in ('pandapower', 'matplotlib', 'scipy.stats', "
+        "'pvlib', 'simbench') if m in sys.modules))\n"
+    )
+    imported(code)  # warms the session's cache dir (grid, solver model, PV)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith("modules ")]
+    assert line == "modules []"
+    assert json.loads((tmp_path / "run.json").read_text())["status"] == "finished"
