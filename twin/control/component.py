@@ -19,7 +19,7 @@ from twin.errors import Problem
 from twin.plan import WorldPlan
 from twin.registry import get_model
 
-__all__ = ["PRICE_PORTS", "ControlComponent", "chargers"]
+__all__ = ["PRICE_PORTS", "ControlComponent", "chargers", "standing_loss_kw"]
 
 #: Controller price inputs and the tariff output each is connected to.
 PRICE_PORTS = {
@@ -39,6 +39,25 @@ def chargers(scenario: Any) -> list[dict[str, Any]]:
     ]
     controls_ev = "charger" in {p.group for p in get_model(scenario.controller).inputs.values()}
     return found if controls_ev else []  # else EVs charge at full power
+
+
+def standing_loss_kw(tables: Any) -> float:
+    """The grid's no-load losses (kW): its in-service transformers' iron losses.
+
+    Parameters
+    ----------
+    tables : mapping of pandas.DataFrame
+        The grid's element tables (:func:`models.gridnet.load_tables`).
+    """
+    total = 0.0
+    for name in ("trafo", "trafo3w"):
+        frame = tables.get(name)
+        if frame is None or frame.empty:
+            continue
+        on = frame["in_service"].astype(bool)
+        parallel = frame["parallel"] if "parallel" in frame else 1.0
+        total += float((frame["pfe_kw"] * parallel)[on].sum())
+    return total
 
 
 def _uncontrolled_comparison(
@@ -166,8 +185,11 @@ class ControlComponent(Component):
         """The controller simulator, one element per battery (plus site and chargers)."""
         if not self.wanted(scenario):
             return
+        from models.gridnet import load_tables
+
         dispatched = chargers(scenario)
         context = {
+            "standing_loss_kw": standing_loss_kw(load_tables(scenario.grid.source)),
             **plan.context,
             "chargers": dispatched,
             "p_import_max_kw": scenario.control.p_import_max_kw,
@@ -205,6 +227,17 @@ class ControlComponent(Component):
         for tariff in plan.children("tariff").values():
             if prices:
                 plan.connect(tariff, control["site"], *prices)
+        poc = plan.children("grid").get("poc")
+        if "p_poc_kw" in cls.inputs and poc is not None:
+            # The POC import over the previous step (what the grid's losses took).
+            source, measured = plan.observe("grid", poc, "p_kw")
+            plan.connect(
+                source,
+                control["site"],
+                (measured, "p_poc_kw"),
+                time_shifted=True,
+                initial_data={measured: float("nan")},
+            )
         battery = plan.children("battery")
         for unit in scenario.units("battery"):
             name = unit["name"]

@@ -16,6 +16,7 @@ from twin.objective import Objective, rule_thresholds
 
 __all__ = [
     "PRICE_EXPORT",
+    "POC_IMPORT",
     "PRICE_IMPORT",
     "PriceUnknownError",
     "RuleController",
@@ -26,6 +27,11 @@ __all__ = [
 #: The step's prices, as the tariff publishes them (NaN: not connected).
 PRICE_IMPORT = Port("EUR/kWh", "import price of the step", group="site", default=float("nan"))
 PRICE_EXPORT = Port("EUR/kWh", "export price of the step", group="site", default=float("nan"))
+#: The import at the point of connection measured over the previous step (NaN: unknown).
+POC_IMPORT = Port(
+    "kW", "import at the POC over the previous step (> 0 into the site)", group="site",
+    default=float("nan"),
+)
 
 #: Prices within this of a threshold count as at it (a flat tariff's discharge threshold
 #: is its price, up to rounding): the tie costs nothing.
@@ -99,8 +105,13 @@ class RuleController(SiteController):
     only when the import price is at least its discharge threshold and absorbs a surplus
     only when the export price is at most its charge threshold
     (:func:`twin.objective.rule_thresholds`). It never charges from the grid, so each
-    step costs no more than without the battery (grid losses aside) and the peak import
-    never rises. With a site import limit (``context["p_import_max_kw"]``), EV charging
+    step costs no more than without the battery and the peak import never rises: the
+    grid's own losses (transformer no-load losses above all) are fed by a small PV
+    surplus before any of it reaches the POC, so the batteries absorb only the surplus
+    beyond the grid's losses. Those are estimated from the POC import measured over the
+    previous step (``p_poc_kw``, time-shifted) and the rule's own setpoints then, else
+    (first step, or not connected) taken as ``context["standing_loss_kw"]`` (the
+    transformers' no-load losses; default 0). With a site import limit (``context["p_import_max_kw"]``), EV charging
     that is not urgent is cut first.
 
     Units are the batteries it dispatches (their scenario parameters); the chargers come
@@ -113,6 +124,7 @@ class RuleController(SiteController):
         "p_kw": SITE_NET,
         "price_eur_kwh": PRICE_IMPORT,
         "price_export_eur_kwh": PRICE_EXPORT,
+        "p_poc_kw": POC_IMPORT,
         "soc": SOC,
         **EV_INPUTS,
     }
@@ -126,6 +138,9 @@ class RuleController(SiteController):
             for name in ("p_max_kw", "soc_min", "soc_max", "eta_ch", "eta_dis", "e_kwh")
         }
         self._import_max = self.context.get("p_import_max_kw")
+        self._standing_loss_kw = float(self.context.get("standing_loss_kw", 0.0))
+        #: Measured site surplus and the setpoints' net injection (kW) of the last step.
+        self._last: tuple[float, float] | None = None
         self.objective = run_objective(units, clock, self.context)
 
     @property
@@ -167,6 +182,13 @@ class RuleController(SiteController):
             )
         )
 
+    def _grid_loss_kw(self, poc_import_kw: float) -> float:
+        """The grid's losses over the last step: what the site's injections did not export."""
+        if self._last is None or not np.isfinite(poc_import_kw):
+            return self._standing_loss_kw
+        surplus_kw, injected_kw = self._last
+        return max(poc_import_kw + surplus_kw + injected_kw, 0.0)
+
     def step(
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
@@ -186,6 +208,10 @@ class RuleController(SiteController):
                 f"rule: expected the step's prices (inputs price_eur_kwh, "
                 f"price_export_eur_kwh from the tariff), got {price}, {price_export}"
             )
+        measured_kw = surplus_kw
+        loss_kw = self._grid_loss_kw(float(inputs.get("p_poc_kw", [np.nan])[0]))
+        # A surplus feeds the grid's losses first; only what is left would be exported.
+        surplus_kw = surplus_kw - min(max(surplus_kw, 0.0), loss_kw)
         ev, must = ev_setpoints(
             surplus_kw,
             inputs["connected"] >= 0.5,
@@ -204,4 +230,5 @@ class RuleController(SiteController):
             excess = -(net_kw + battery.sum()) - self._import_max
             if excess > 0.0:
                 ev = ev - share_by_headroom(excess, np.maximum(ev - must, 0.0))
+        self._last = (measured_kw, float(battery.sum() - ev.sum()))
         return {"p_set_kw": battery, "p_ev_set_kw": ev}
