@@ -29,7 +29,9 @@ PRICE_IMPORT = Port("EUR/kWh", "import price of the step", group="site", default
 PRICE_EXPORT = Port("EUR/kWh", "export price of the step", group="site", default=float("nan"))
 #: The import at the point of connection measured over the previous step (NaN: unknown).
 POC_IMPORT = Port(
-    "kW", "import at the POC over the previous step (> 0 into the site)", group="site",
+    "kW",
+    "import at the POC over the previous step (> 0 into the site)",
+    group="site",
     default=float("nan"),
 )
 
@@ -111,8 +113,8 @@ class RuleController(SiteController):
     beyond the grid's losses. Those are estimated from the POC import measured over the
     previous step (``p_poc_kw``, time-shifted) and the rule's own setpoints then, else
     (first step, or not connected) taken as ``context["standing_loss_kw"]`` (the
-    transformers' no-load losses; default 0). With a site import limit (``context["p_import_max_kw"]``), EV charging
-    that is not urgent is cut first.
+    transformers' no-load losses; default 0). With a site import limit
+    (``context["p_import_max_kw"]``), EV charging that is not urgent is cut first.
 
     Units are the batteries it dispatches (their scenario parameters); the chargers come
     from ``context["chargers"]`` (``name``, ``p_max_kw``, ``efficiency``); the objective
