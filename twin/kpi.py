@@ -28,7 +28,10 @@ KPI_SPECS = (
     KpiSpec("e_export_kwh", "Energy exported (kWh)"),
     KpiSpec("cost_eur", "Energy cost (EUR)"),
     KpiSpec("e_battery_delta_kwh", "Battery energy change, end - start (kWh)"),
-    KpiSpec("cost_scored_eur", "Scored cost: energy + wear - stored energy gained (EUR)"),
+    KpiSpec(
+        "cost_scored_eur",
+        "Scored cost: energy + wear - stored energy gained + EV energy unmet (EUR)",
+    ),
     KpiSpec("cost_scored_no_wear_eur", "Scored cost without battery wear (EUR)"),
     KpiSpec("wear_eur", "Battery wear cost (EUR)"),
     KpiSpec("terminal_value_eur", "Value of the battery energy change (EUR)"),
@@ -54,6 +57,7 @@ KPI_SPECS = (
     KpiSpec("frequency_excursion_steps", "Frequency excursions > 0.2 Hz (steps)", "{:.0f}"),
     KpiSpec("e_ev_delivered_kwh", "EV energy delivered (kWh)"),
     KpiSpec("e_ev_unmet_kwh", "EV energy unmet at departure (kWh)"),
+    KpiSpec("ev_unmet_eur", "EV energy unmet, in the scored cost (EUR)"),
     KpiSpec("ev_served", "EVs served", "{:.0f}"),
     KpiSpec("ev_turned_away", "EVs turned away", "{:.0f}"),
     KpiSpec("ev_charging_cost_eur", "EV charging cost at import price (EUR)"),
@@ -122,6 +126,9 @@ def compute_kpis(
     (``terminal_value_eur``: per battery at its terminal value, the cost of putting a
     kWh back from the grid at the run's cheapest import price, never more than the most
     it can displace; ``control.terminal_price_eur_kwh`` overrides it).
+    With EVs, the energy they still needed at departure counts in it too
+    (``ev_unmet_eur``: grid side, ``e_ev_unmet_kwh`` over the charger's efficiency, at
+    :data:`twin.objective.UNMET_EV_EUR_KWH`, the price the dispatch LP puts on it).
     ``cost_scored_no_wear_eur`` leaves the wear out. A controller that empties the
     battery is credited what the energy saved and debited what refilling it costs, so it
     gains only what a real arbitrage gains, and no controller scores below the oracle,
@@ -196,7 +203,8 @@ def compute_kpis(
     t_cells = wide(results, "battery", "t_c")  # a state: from the start to the end of the run
     freq = _poc_series(results, "f_hz", index, default=50.0)
     v_lo, v_hi = scenario.grid.v_min_pu, scenario.grid.v_max_pu
-    scored = _scored(scenario, imp, exp, prices, export_prices, throughput_cell, delta_e)
+    ev_unmet = _ev_unmet_grid_kwh(results, scenario)
+    scored = _scored(scenario, imp, exp, prices, export_prices, throughput_cell, delta_e, ev_unmet)
     kpis = {
         "e_import_kwh": float(e_import),
         "e_export_kwh": float(e_export),
@@ -232,7 +240,17 @@ def compute_kpis(
     }
     if scenario.units("ev"):
         kpis.update(_ev_kpis(results, ev_kw, prices, dt_h))
+        kpis["ev_unmet_eur"] = scored.ev_unmet
     return kpis
+
+
+def _ev_unmet_grid_kwh(results: pd.DataFrame, scenario: ScenarioBase) -> float:
+    """EV energy still needed at departure, grid side (over each park's efficiency)."""
+    parks = scenario.units("ev")
+    if not parks:
+        return 0.0
+    unmet = wide(results, "ev_park", "e_unmet_kwh")
+    return float(sum(unmet[p["name"]].sum() / p["efficiency"] for p in parks))
 
 
 def _scored(
@@ -243,6 +261,7 @@ def _scored(
     export_prices: pd.Series,
     throughput_cell: np.ndarray,
     delta_e: np.ndarray,
+    ev_unmet_kwh: float = 0.0,
 ) -> ScoredCost:
     """The run's scored cost (:func:`twin.objective.scored_cost`) over its own prices."""
     control = getattr(scenario, "control", None)
@@ -258,6 +277,7 @@ def _scored(
         throughput_cell,
         delta_e,
         objective,
+        ev_unmet_kwh,
     )
 
 

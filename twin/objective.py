@@ -7,10 +7,19 @@ minus what the energy left in it is worth:
 
     J = \sum_t (\pi^{imp}_t G^+_t - \pi^{exp}_t G^-_t)\Delta t + c_{dem} \max_t G^+_t
         + \sum_b w_b \sum_t |\Delta E_{tb}| - \sum_b v_b (E_{Tb} - E_{0b})
+        + \pi^{EV} U
 
 with import :math:`G^+` and export :math:`G^-` (kW), cell-side stored energy :math:`E`
-(kWh), the **wear cost** :math:`w_b` (EUR per kWh through the cells) and the **terminal
-value** :math:`v_b` (EUR per kWh left in the cells).
+(kWh), the **wear cost** :math:`w_b` (EUR per kWh through the cells), the **terminal
+value** :math:`v_b` (EUR per kWh left in the cells) and, with EVs, the energy :math:`U`
+(kWh, grid side: what the charger would have drawn) the EVs still needed when they left,
+at :math:`\pi^{EV}` = :data:`UNMET_EV_EUR_KWH` (the price the dispatch LP puts on it, so
+no controller scores below the oracle by leaving EVs uncharged).
+
+EV energy not delivered
+    :math:`\pi^{EV}` is far above any energy price: a missed kWh costs more than any
+    saving on it, so a planner delivers what the stays allow and trades delivery only
+    against a hard limit (the site import limit).
 
 Wear
     The battery model's cycle ageing takes :math:`(1 - SoH_{eol}) / (2 L)` of state of
@@ -49,6 +58,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "UNMET_EV_EUR_KWH",
     "Objective",
     "ScoredCost",
     "objective_for",
@@ -57,6 +67,11 @@ __all__ = [
     "terminal_values",
     "wear_eur_kwh",
 ]
+
+
+#: Price of a kWh (grid side) an EV still needed at departure, in the scored cost and
+#: in the dispatch LP alike (EUR/kWh).
+UNMET_EV_EUR_KWH = 10.0
 
 
 def wear_eur_kwh(replacement_eur_kwh: Any, cycle_life_efc: Any) -> np.ndarray:
@@ -175,22 +190,25 @@ class ScoredCost:
         Wear cost of the cell-side throughput.
     terminal : float
         Value of the change of stored energy (positive: energy gained).
+    ev_unmet : float
+        Price of the EV energy not delivered by departure (:data:`UNMET_EV_EUR_KWH`).
     """
 
     energy: float
     demand: float
     wear: float
     terminal: float
+    ev_unmet: float = 0.0
 
     @property
     def total(self) -> float:
-        """The scored cost: energy + demand + wear - terminal."""
-        return self.energy + self.demand + self.wear - self.terminal
+        """The scored cost: energy + demand + wear - terminal + EV energy unmet."""
+        return self.without_wear + self.wear
 
     @property
     def without_wear(self) -> float:
-        """The scored cost without the wear cost (energy + demand - terminal)."""
-        return self.energy + self.demand - self.terminal
+        """The scored cost without the wear cost (energy + demand - terminal + EV unmet)."""
+        return self.energy + self.demand - self.terminal + self.ev_unmet
 
 
 def scored_cost(
@@ -203,6 +221,7 @@ def scored_cost(
     throughput_cell_kwh: Any,
     delta_e_kwh: Any,
     objective: Objective,
+    ev_unmet_kwh: float = 0.0,
 ) -> ScoredCost:
     """The scored cost of a run (see the module notes).
 
@@ -222,6 +241,8 @@ def scored_cost(
         Cell-side stored energy at the end minus at the start, per battery (kWh).
     objective : Objective
         Wear cost and terminal value per battery.
+    ev_unmet_kwh : float, optional
+        EV energy (grid side) still needed at departure over the run (kWh).
 
     Returns
     -------
@@ -235,6 +256,7 @@ def scored_cost(
         demand=float(demand_charge_eur_kw) * (float(imp.max()) if imp.size else 0.0),
         wear=float(objective.wear @ np.asarray(throughput_cell_kwh, dtype=float)),
         terminal=float(objective.terminal_value @ np.asarray(delta_e_kwh, dtype=float)),
+        ev_unmet=UNMET_EV_EUR_KWH * float(ev_unmet_kwh),
     )
 
 

@@ -121,3 +121,17 @@ def test_rule_thresholds_break_even():
     assert discharge[0] * 1.0 - (0.25 + 0.02) / 0.95 == pytest.approx(0.0)
     # Absorbing 1 kWh (bus): forgoes the export price, stores 0.9 kWh worth v - w each.
     assert 0.9 * (0.25 - 0.02) - charge[0] == pytest.approx(0.0)
+
+
+def test_ev_energy_unmet_is_part_of_the_scored_cost_at_the_lps_price():
+    from twin.control.lp import DispatchProblem
+    from twin.objective import UNMET_EV_EUR_KWH
+
+    objective = Objective(wear=np.zeros(0), terminal_value=np.zeros(0))
+    args = ([1.0], [0.0], [0.3], [0.1], 1.0, 0.0, [], [], objective)
+    cost = scored_cost(*args, ev_unmet_kwh=2.5)
+    assert cost.ev_unmet == pytest.approx(2.5 * UNMET_EV_EUR_KWH)
+    assert cost.total == pytest.approx(scored_cost(*args).total + 2.5 * UNMET_EV_EUR_KWH)
+    assert cost.without_wear == pytest.approx(cost.total)
+    fields = DispatchProblem.__dataclass_fields__
+    assert fields["unmet_ev_penalty_eur_kwh"].default == UNMET_EV_EUR_KWH

@@ -44,6 +44,7 @@ from scipy import sparse
 from scipy.optimize import linprog
 
 from twin.errors import TwinError
+from twin.objective import UNMET_EV_EUR_KWH
 
 __all__ = ["DispatchPlan", "DispatchProblem", "EVSession", "LPError", "solve_dispatch"]
 
@@ -64,6 +65,10 @@ class EVSession:
     """A flexible EV charge: ``e_kwh`` (grid side) between steps ``start`` and ``end``.
 
     ``end`` is exclusive; the EV can draw up to ``p_max_kw`` at charger ``charger``.
+    With the EV's battery known (``capacity_kwh``, its SoC at ``start`` and the
+    charger's ``efficiency``), the plan keeps to the EV's acceptance, which tapers
+    from full power at :data:`models.ev.TAPER_START_SOC` to zero when full, as the EV
+    model does (linear in the energy charged so far).
     """
 
     charger: int
@@ -71,6 +76,9 @@ class EVSession:
     end: int
     e_kwh: float
     p_max_kw: float
+    capacity_kwh: float | None = None
+    soc_start: float = 0.0
+    efficiency: float = 1.0
 
 
 @dataclass
@@ -106,7 +114,7 @@ class DispatchProblem:
     steps_total: int = 1
     ev_sessions: list[EVSession] | None = None
     n_chargers: int = 0
-    unmet_ev_penalty_eur_kwh: float = 10.0
+    unmet_ev_penalty_eur_kwh: float = UNMET_EV_EUR_KWH
     p_import_max_kw: float | None = None
 
 
@@ -266,6 +274,10 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
         bounds[i_gp:i_gm, 1] = pr.p_import_max_kw
     bounds[i_x:i_u, 1] = np.array([sessions[j].p_max_kw for j in ev_session])
 
+    taper = _taper_rows(sessions, ev_session, i_x, dt, n_var)
+    if taper is not None:
+        ub_rows.append(taper[0])
+        b_ub.append(taper[1])
     a_ub = sparse.vstack(ub_rows).tocsr()
     x = _solve_lexicographic(cost, tie, a_ub, np.concatenate(b_ub), a_eq, b_eq, bounds)
     charge = x[i_c:i_d].reshape(t_n, b_n)
@@ -291,6 +303,35 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
         e_ev_unmet_kwh=float(x[i_u:i_dev].sum()),
         wear_eur=wear_eur,
     )
+
+
+def _taper_rows(
+    sessions: list[EVSession], ev_session: np.ndarray, i_x: int, dt: float, n_var: int
+) -> tuple[sparse.csr_matrix, np.ndarray] | None:
+    """The EVs' acceptance: ``X_t <= P (1 - SoC_t) / (1 - SoC_taper)`` per session step.
+
+    With ``SoC_t = SoC_start + eta dt sum_{u<t} X_u / capacity`` this is linear in the
+    session's charging so far (and slack below the taper's start).
+    """
+    from models.ev import TAPER_START_SOC
+
+    rows, cols, vals, rhs = [], [], [], []
+    span = 1.0 - TAPER_START_SOC
+    for j, s in enumerate(sessions):
+        if s.capacity_kwh is None:
+            continue
+        columns = i_x + np.flatnonzero(ev_session == j)
+        slope = s.p_max_kw * s.efficiency * dt / (span * s.capacity_kwh)
+        for i, col in enumerate(columns):
+            row = len(rhs)
+            rows += [row] * (i + 1)
+            cols += [*columns[:i], col]
+            vals += [slope] * i + [1.0]
+            rhs.append(s.p_max_kw * (1.0 - s.soc_start) / span)
+    if not rhs:
+        return None
+    matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(rhs), n_var))
+    return matrix, np.array(rhs)
 
 
 def _solve_lexicographic(

@@ -44,7 +44,8 @@ def ev_sessions_ahead(
 
     Plug assignment and departures do not depend on how EVs are charged, so running
     the EV model once without charging reveals every session: its charger, the steps it
-    can charge in and the energy it needs (grid side).
+    can charge in, the energy it needs (grid side) and its battery (for the acceptance
+    taper near full).
     """
     if not parks:
         return []
@@ -60,7 +61,18 @@ def ev_sessions_ahead(
             end = min(int(np.ceil(model.departure_s[c] / clock.step_s)), clock.n_steps)
             need = max(model.target[c] - model.soc[c], 0.0) * model.capacity[c] / model.eta[c]
             if end > k + 1 and need > 0.0:
-                sessions.append(EVSession(int(c), k + 1, end, need, float(model.p_max[c])))
+                sessions.append(
+                    EVSession(
+                        int(c),
+                        k + 1,
+                        end,
+                        need,
+                        float(model.p_max[c]),
+                        capacity_kwh=float(model.capacity[c]),
+                        soc_start=float(model.soc[c]),
+                        efficiency=float(model.eta[c]),
+                    )
+                )
     return sessions
 
 

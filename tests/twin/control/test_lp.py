@@ -111,3 +111,26 @@ def test_flexible_ev_charges_in_the_cheapest_steps_of_its_stay():
     )
     assert short.e_ev_unmet_kwh == pytest.approx(8.0, abs=1e-6)  # 22 of 30 kWh fit
     np.testing.assert_allclose(plan.p_import_kw, plan.p_ev_kw.sum(axis=1), atol=1e-6)
+
+
+def test_ev_plan_keeps_to_the_evs_acceptance_taper():
+    """An EV at 80 % accepts less and less as it fills: the plan does not plan beyond it."""
+    from models.ev import taper
+    from twin.control.lp import EVSession
+
+    n = 12
+    price = [0.4] * 8 + [0.1] * 4  # cheap at the end: the plan wants to charge late
+    session = EVSession(0, 0, n, e_kwh=6.0, p_max_kw=11.0, capacity_kwh=50.0,
+                        soc_start=0.8, efficiency=0.9)  # fmt: skip
+    plan = solve_dispatch(
+        problem(
+            [0.0] * n, price, ev_sessions=[session], n_chargers=1, p_max_kw=np.zeros(1), dt_h=0.25
+        )
+    )
+    assert plan.e_ev_unmet_kwh == pytest.approx(0.0, abs=1e-6)
+    # Replayed through the EV model's own acceptance: every planned kW is taken.
+    soc = 0.8
+    for p in plan.p_ev_kw[:, 0]:
+        assert p <= 11.0 * float(taper(np.array([soc]))[0]) + 1e-6
+        soc += p * 0.9 * 0.25 / 50.0
+    assert soc == pytest.approx(0.8 + 6.0 * 0.9 / 50.0)

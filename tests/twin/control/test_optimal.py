@@ -102,6 +102,13 @@ def test_oracle_and_mpc_dispatch_ev_chargers(tmp_path):
         assert kpis[planner]["peak_import_kw"] <= 62.0
         delivered = kpis[planner]["e_ev_delivered_kwh"]
         assert delivered >= 0.95 * kpis["none"]["e_ev_delivered_kwh"]
+    # The oracle plans the EVs' acceptance taper: it leaves no more unmet than charging at
+    # full power does, and the unmet energy is part of the score it is a lower bound of.
+    oracle, none = kpis["oracle"], kpis["none"]
+    assert oracle["e_ev_unmet_kwh"] <= none["e_ev_unmet_kwh"] + 1e-6
+    assert oracle["cost_scored_eur"] <= none["cost_scored_eur"]
+    for k in kpis.values():
+        assert k["ev_unmet_eur"] == pytest.approx(10.0 * k["e_ev_unmet_kwh"] / 0.92)
 
 
 THREE_LEVEL = {
