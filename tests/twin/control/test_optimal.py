@@ -135,13 +135,38 @@ SITES = {
 }
 
 
-@pytest.mark.parametrize("site", SITES)
-def test_no_controller_scores_below_the_oracle_beyond_its_grid_losses(site, tmp_path):
-    """The oracle minimises the scored cost save the grid losses its LP leaves out.
+def loss_free_scored_cost(run, tariff) -> float:
+    """The scored cost of a run's dispatch on a site without grid losses.
 
-    So no controller's scored cost is below the oracle's by more than the oracle's
-    losses at the dearest price (and the demand charge on its largest loss); and the
-    price-aware rule never scores worse than no battery.
+    The grid exchange is what PV, loads, batteries and EVs inject (no losses), priced as
+    the run's; wear, stored energy and EV energy unmet as the run's KPIs count them.
+    The oracle's LP minimises exactly this, so no dispatch the batteries could follow
+    scores below the oracle's own.
+    """
+    results = load_results(run.out_dir)
+    injected = sum(
+        wide(results, kind, "p_kw").sum(axis=1)
+        for kind in ("pv", "load", "battery", "ev")
+        if not wide(results, kind, "p_kw").empty
+    )
+    grid = -injected.to_numpy()  # > 0 import
+    price = wide(results, "tariff", "price_import_eur_kwh").iloc[:, 0].to_numpy()
+    price_export = wide(results, "tariff", "price_export_eur_kwh").iloc[:, 0].to_numpy()
+    imp, exp = np.clip(grid, 0.0, None), np.clip(-grid, 0.0, None)
+    dt_h = 0.25  # microgrid_day's 15-minute step
+    k = run.kpis
+    energy = float(imp @ price - exp @ price_export) * dt_h
+    demand = tariff.get("demand_charge_eur_kw", 0.0) * float(imp.max())
+    return energy + demand + k["wear_eur"] - k["terminal_value_eur"] + k.get("ev_unmet_eur", 0.0)
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_no_controller_scores_below_the_oracle_on_the_loss_free_site(site, tmp_path):
+    """The oracle minimises the scored cost of the site without the grid's losses.
+
+    So no controller's dispatch scores below the oracle's there (up to the slow capacity
+    fade the LP leaves out), and the price-aware rule never scores worse than no
+    battery, losses included.
     """
     raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
     raw.update(SITES[site])
@@ -149,21 +174,12 @@ def test_no_controller_scores_below_the_oracle_beyond_its_grid_losses(site, tmp_
     for controller in ("oracle", "none", "rule", "mpc"):
         raw["controller"] = controller
         runs[controller] = run_scenario(validate_scenario(raw), tmp_path / controller)
-    results = load_results(runs["oracle"].out_dir)
-    price_max = wide(results, "tariff", "price_import_eur_kwh").to_numpy().max()
-    loss_max = wide(results, "grid", "losses_kw")["poc"].max()
-    demand_charge = raw["tariff"].get("demand_charge_eur_kw", 0.0)
-    oracle = runs["oracle"].kpis
-    tolerance = price_max * oracle["losses_kwh"] + demand_charge * loss_max
-    scored = {name: run.kpis["cost_scored_eur"] for name, run in runs.items()}
+    loss_free = {name: loss_free_scored_cost(run, raw["tariff"]) for name, run in runs.items()}
     for name in ("none", "rule", "mpc"):
-        assert scored[name] >= scored["oracle"] - tolerance, name
+        assert loss_free[name] >= loss_free["oracle"] - 1e-3, (name, loss_free)
+    scored = {name: run.kpis["cost_scored_eur"] for name, run in runs.items()}
     assert scored["rule"] <= scored["none"]
-    # Wear is part of the score, and reported on its own.
-    for run in runs.values():
-        k = run.kpis
-        assert k["cost_scored_eur"] == pytest.approx(k["cost_scored_no_wear_eur"] + k["wear_eur"])
-    # (an idle battery's stored energy shrinks only by calendar fade: next to no wear)
+    # (an idle battery's stored energy shrinks only by calendar fade: no wear)
     assert runs["none"].kpis["wear_eur"] < 1e-3 < runs["oracle"].kpis["wear_eur"]
 
 
