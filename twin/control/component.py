@@ -60,6 +60,29 @@ def standing_loss_kw(tables: Any) -> float:
     return total
 
 
+def _lp_tariff_problems(scenario: Any) -> list[Problem]:
+    """The dispatch LP (oracle, MPC) needs export at most import at every step.
+
+    Checked here for a tariff without a price file (its lowest import price against its
+    export price); a price file's series is checked when the LP is set up
+    (:class:`twin.control.lp.ExportAboveImportError`).
+    """
+    tariff = scenario.tariff
+    if scenario.controller not in ("mpc", "oracle") or tariff.price_csv:
+        return []
+    lowest = min([tariff.import_eur_kwh, *(p.import_eur_kwh for p in tariff.periods)])
+    if tariff.export_eur_kwh <= lowest:
+        return []
+    return [
+        Problem(
+            "tariff.export_eur_kwh",
+            f"controller {scenario.controller!r} plans with a linear program: expected an "
+            f"export price at most the lowest import price ({lowest:g} EUR/kWh), got "
+            f"{tariff.export_eur_kwh:g}",
+        )
+    ]
+
+
 def _uncontrolled_comparison(
     scenario: Any, metadata: dict[str, Any], kpis: dict[str, float]
 ) -> list[CheckFailure]:
@@ -151,6 +174,7 @@ class ControlComponent(Component):
             problems.append(
                 Problem("control.schedule_csv", f"file {control.schedule_csv!r} not found")
             )
+        problems += _lp_tariff_problems(scenario)
         if scenario.controller in ("mpc", "oracle", "rl", "schedule") and not assets["battery"]:
             problems.append(
                 Problem(

@@ -46,7 +46,14 @@ from scipy.optimize import linprog
 from twin.errors import TwinError
 from twin.objective import UNMET_EV_EUR_KWH
 
-__all__ = ["DispatchPlan", "DispatchProblem", "EVSession", "LPError", "solve_dispatch"]
+__all__ = [
+    "DispatchPlan",
+    "DispatchProblem",
+    "EVSession",
+    "ExportAboveImportError",
+    "LPError",
+    "solve_dispatch",
+]
 
 TIE_BREAK_EUR_KWH = 1e-5
 TIE_BREAK_RAMP_EUR_KWH = 1e-4
@@ -58,6 +65,26 @@ OPTIMUM_TOLERANCE_EUR = 1e-7
 
 class LPError(TwinError):
     """The dispatch LP has no solution (infeasible limits) or the solver failed."""
+
+
+class ExportAboveImportError(LPError):
+    """An export price above the import price of its step: the LP is unbounded there.
+
+    Importing and exporting in the same step would pay without limit; the true cost of
+    the net exchange is then not convex and a linear program cannot plan it.
+    """
+
+
+def check_prices(price_import: np.ndarray, price_export: np.ndarray) -> None:
+    """Raise :class:`ExportAboveImportError` unless export <= import at every step."""
+    above = np.flatnonzero(np.asarray(price_export) > np.asarray(price_import))
+    if above.size:
+        k = int(above[0])
+        raise ExportAboveImportError(
+            f"tariff.export_eur_kwh: expected at most the import price at every step for "
+            f"the dispatch LP (oracle, MPC); step {k} (of {above.size} such) exports at "
+            f"{float(price_export[k]):g} EUR/kWh and imports at {float(price_import[k]):g}"
+        )
 
 
 @dataclass(frozen=True)
@@ -137,11 +164,14 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
 
     Raises
     ------
+    ExportAboveImportError
+        If an export price exceeds the import price of its step (the LP is unbounded).
     LPError
         If the problem is infeasible (e.g. an import limit that cannot be kept) or the
         solver fails.
     """
     pr = problem
+    check_prices(pr.price_import_eur_kwh, pr.price_export_eur_kwh)
     t_n, b_n = len(pr.net_kw), len(pr.e_kwh)
     dt = pr.dt_h
     # Variable layout: [C (T*B), D (T*B), E (T+1)*B, G+ (T), G- (T), peak (1)]

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from twin.control.lp import DispatchProblem, LPError, solve_dispatch
+from twin.control.lp import DispatchProblem, ExportAboveImportError, LPError, solve_dispatch
 
 
 def problem(net_kw, price, **changes) -> DispatchProblem:
@@ -134,3 +136,24 @@ def test_ev_plan_keeps_to_the_evs_acceptance_taper():
         assert p <= 11.0 * float(taper(np.array([soc]))[0]) + 1e-6
         soc += p * 0.9 * 0.25 / 50.0
     assert soc == pytest.approx(0.8 + 6.0 * 0.9 / 50.0)
+
+
+price_values = st.floats(-0.5, 1.0, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(price_values, price_values), min_size=2, max_size=8),
+    st.lists(st.floats(-30.0, 30.0), min_size=8, max_size=8),
+)
+def test_any_tariff_is_solved_or_named(prices, net):
+    """Negative prices solve; an export price above the import price names the tariff."""
+    imp = np.array([p[0] for p in prices])
+    exp = np.array([p[1] for p in prices])
+    pr = problem(net[: len(prices)], imp, price_export_eur_kwh=exp)
+    if np.any(exp > imp):
+        with pytest.raises(ExportAboveImportError, match=r"tariff\.export_eur_kwh"):
+            solve_dispatch(pr)
+    else:
+        plan = solve_dispatch(pr)
+        assert np.all(plan.p_import_kw >= -1e-9) and np.all(plan.p_export_kw >= -1e-9)
