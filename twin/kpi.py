@@ -11,7 +11,7 @@ from twin.objective import ScoredCost, objective_for, scored_cost
 from twin.results import as_operated, wide
 from twin.scenario import ScenarioBase
 
-__all__ = ["KPI_SPECS", "KpiSpec", "compute_kpis", "kpi_rows"]
+__all__ = ["KPI_SPECS", "KpiSpec", "cell_energy_kwh", "compute_kpis", "kpi_rows"]
 
 
 @dataclass(frozen=True)
@@ -133,8 +133,12 @@ def compute_kpis(
     battery is credited what the energy saved and debited what refilling it costs, so it
     gains only what a real arbitrage gains, and no controller scores below the oracle,
     which minimises the same :math:`J` (beyond the grid losses its plan leaves out).
-    ``throughput_cell_kwh`` is the stored energy's total variation, the initial state
-    first (what wears the cells).
+    ``throughput_cell_kwh`` is the energy through the cells, from the battery's power and
+    its efficiencies (:func:`cell_energy_kwh`; what wears the cells); the terminal value
+    prices the net energy put into the cells the same way, so capacity fade (stored
+    energy shrinking at constant SoC) is neither wear nor lost value, and an idle
+    battery scores zero for both. ``e_battery_delta_kwh`` is the stored energy's change,
+    fade included.
 
     Parameters
     ----------
@@ -179,13 +183,15 @@ def compute_kpis(
     soh_change = 0.0
     batteries = scenario.units("battery")
     delta_e, throughput_cell = np.zeros(len(batteries)), np.zeros(len(batteries))
+    delta_cell = np.zeros(len(batteries))
     if capacities:
         stored = wide(results, "battery", "e_kwh")
         for i, u in enumerate(batteries):
             e = stored[u["name"]].to_numpy()
-            e_start = u["soc_init"] * u["e_kwh"] * u["soh_init"]
-            delta_e[i] = e[-1] - e_start
-            throughput_cell[i] = np.abs(np.diff(e, prepend=e_start)).sum()
+            delta_e[i] = e[-1] - u["soc_init"] * u["e_kwh"] * u["soh_init"]
+            flow = cell_energy_kwh(battery[u["name"]].to_numpy(), u["eta_ch"], u["eta_dis"], dt_h)
+            throughput_cell[i] = np.abs(flow).sum()
+            delta_cell[i] = flow.sum()
         soh = wide(results, "battery", "soh")
         initial = {u["name"]: u["soh_init"] for u in scenario.units("battery")}
         soh_change = min(soh[name].iloc[-1] - initial[name] for name in capacities)
@@ -204,7 +210,9 @@ def compute_kpis(
     freq = _poc_series(results, "f_hz", index, default=50.0)
     v_lo, v_hi = scenario.grid.v_min_pu, scenario.grid.v_max_pu
     ev_unmet = _ev_unmet_grid_kwh(results, scenario)
-    scored = _scored(scenario, imp, exp, prices, export_prices, throughput_cell, delta_e, ev_unmet)
+    scored = _scored(
+        scenario, imp, exp, prices, export_prices, throughput_cell, delta_cell, ev_unmet
+    )
     kpis = {
         "e_import_kwh": float(e_import),
         "e_export_kwh": float(e_export),
@@ -251,6 +259,17 @@ def _ev_unmet_grid_kwh(results: pd.DataFrame, scenario: ScenarioBase) -> float:
         return 0.0
     unmet = wide(results, "ev_park", "e_unmet_kwh")
     return float(sum(unmet[p["name"]].sum() / p["efficiency"] for p in parks))
+
+
+def cell_energy_kwh(p_kw: np.ndarray, eta_ch: float, eta_dis: float, dt_h: float) -> np.ndarray:
+    """Energy into the cells per step (kWh, < 0 out) from bus-side power (> 0 discharge).
+
+    The battery model's own equation: ``-P / eta_dis`` discharging, ``-P eta_ch``
+    charging. Unlike differences of the stored energy, it leaves out the capacity fade
+    (a fading battery's stored energy shrinks at constant SoC): no dispatch, no wear.
+    """
+    p = np.nan_to_num(np.asarray(p_kw, dtype=float))
+    return np.where(p > 0.0, -p / eta_dis, -p * eta_ch) * dt_h
 
 
 def _scored(
