@@ -9,6 +9,7 @@ state at the start of the step), and sets battery and charger power.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +20,10 @@ from twin.errors import Problem
 from twin.plan import WorldPlan
 from twin.registry import get_model
 
-__all__ = ["PRICE_PORTS", "ControlComponent", "chargers", "standing_loss_kw"]
+__all__ = ["NOTES_FILE", "PRICE_PORTS", "ControlComponent", "chargers", "standing_loss_kw"]
+
+#: What the controller noted while planning (a dropped limit...), in the run's parts.
+NOTES_FILE = "control_notes.json"
 
 #: Controller price inputs and the tariff output each is connected to.
 PRICE_PORTS = {
@@ -152,6 +156,11 @@ class ControlComponent(Component):
         kpis["peak_import_uncontrolled_kw"] = uncontrolled.kpis["peak_import_kw"]
         metadata["uncontrolled_run_id"] = uncontrolled.metadata["run_id"]
 
+    def run_metadata(self, scenario: Any, parts_dir: Path) -> dict[str, Any]:
+        """What the controller noted while planning (``control_notes``), if anything."""
+        path = parts_dir / NOTES_FILE
+        return {"control_notes": json.loads(path.read_text())} if path.is_file() else {}
+
     def checks(self) -> dict[str, Any]:
         """A KPI from the comparison run needs that run to have finished."""
         return {"uncontrolled_comparison": _uncontrolled_comparison}
@@ -221,6 +230,7 @@ class ControlComponent(Component):
             "assets": {kind: scenario.units(kind) for kind in ("pv", "load")},
             "tariff": {"name": "tariff", **scenario.tariff.model_dump()},
             "ev_parks": scenario.units("ev") if dispatched else [],
+            "notes_path": str(plan.out_dir / "parts" / NOTES_FILE),
         }
         plan.add_model(
             scenario.controller, scenario.units("battery"), role="controller", context=context

@@ -37,7 +37,8 @@ losses, which no dispatch changes).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
@@ -52,6 +53,8 @@ __all__ = [
     "EVSession",
     "ExportAboveImportError",
     "LPError",
+    "LPInfeasibleError",
+    "LPWarning",
     "solve_dispatch",
 ]
 
@@ -65,6 +68,14 @@ OPTIMUM_TOLERANCE_EUR = 1e-7
 
 class LPError(TwinError):
     """The dispatch LP has no solution (infeasible limits) or the solver failed."""
+
+
+class LPInfeasibleError(LPError):
+    """No dispatch keeps every limit (e.g. an import limit above what the site needs)."""
+
+
+class LPWarning(UserWarning):
+    """The LP solved, but not as asked (a tie-break that failed, a limit dropped)."""
 
 
 class ExportAboveImportError(LPError):
@@ -157,6 +168,8 @@ class DispatchPlan:
     p_ev_kw: np.ndarray  # (T, n_chargers) EV charging, grid side (>= 0)
     e_ev_unmet_kwh: float = 0.0
     wear_eur: float = 0.0  # the wear part of cost_eur
+    #: What did not go as asked (each also warned as :class:`LPWarning`).
+    notes: list[str] = field(default_factory=list)
 
 
 def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
@@ -309,7 +322,8 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
         ub_rows.append(taper[0])
         b_ub.append(taper[1])
     a_ub = sparse.vstack(ub_rows).tocsr()
-    x = _solve_lexicographic(cost, tie, a_ub, np.concatenate(b_ub), a_eq, b_eq, bounds)
+    notes: list[str] = []
+    x = _solve_lexicographic(cost, tie, a_ub, np.concatenate(b_ub), a_eq, b_eq, bounds, notes)
     charge = x[i_c:i_d].reshape(t_n, b_n)
     discharge = x[i_d:i_e].reshape(t_n, b_n)
     wear_eur = float(wear_c @ x[i_c:i_d] + wear_d @ x[i_d:i_e]) * dt
@@ -332,6 +346,7 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
         p_ev_kw=p_ev,
         e_ev_unmet_kwh=float(x[i_u:i_dev].sum()),
         wear_eur=wear_eur,
+        notes=notes,
     )
 
 
@@ -372,14 +387,18 @@ def _solve_lexicographic(
     a_eq: sparse.csr_matrix,
     b_eq: np.ndarray,
     bounds: np.ndarray,
+    notes: list[str],
 ) -> np.ndarray:
     """Minimise ``cost``, then ``tie`` among the minimisers of ``cost`` (two HiGHS solves).
 
     The second solve keeps ``cost`` within :data:`OPTIMUM_TOLERANCE_EUR` (plus a 1e-9
     relative margin) of the first's optimum, so the tie-break never costs more than the
-    solver's accuracy. Should it fail numerically, the first solution stands.
+    solver's accuracy. Should it fail numerically, the first solution stands (an
+    optimum too, not the tie-break's pick): said in ``notes`` and warned (:class:`LPWarning`).
     """
     first = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+    if first.status == 2:
+        raise LPInfeasibleError(f"dispatch LP infeasible: {first.message}")
     if first.status != 0:
         raise LPError(f"dispatch LP failed ({first.status}): {first.message}")
     margin = OPTIMUM_TOLERANCE_EUR + 1e-9 * abs(first.fun)
@@ -392,4 +411,12 @@ def _solve_lexicographic(
         bounds=bounds,
         method="highs",
     )
-    return second.x if second.status == 0 else first.x
+    if second.status == 0:
+        return second.x
+    note = (
+        f"dispatch LP: the tie-break solve failed ({second.status}: {second.message}); "
+        "the cost optimum's first solution is used"
+    )
+    notes.append(note)
+    warnings.warn(note, LPWarning, stacklevel=3)
+    return first.x

@@ -157,3 +157,30 @@ def test_any_tariff_is_solved_or_named(prices, net):
     else:
         plan = solve_dispatch(pr)
         assert np.all(plan.p_import_kw >= -1e-9) and np.all(plan.p_export_kw >= -1e-9)
+
+
+def test_a_failed_tie_break_is_warned_and_noted(monkeypatch):
+    """The solver failing on the second solve is not silent (the first optimum stands)."""
+    import twin.control.lp as lp
+
+    calls = []
+    real = lp.linprog
+
+    def second_fails(*args, **kwargs):
+        calls.append(1)
+        result = real(*args, **kwargs)
+        if len(calls) == 2:
+            result.status, result.message = 4, "numerical difficulties (injected)"
+        return result
+
+    monkeypatch.setattr(lp, "linprog", second_fails)
+    with pytest.warns(lp.LPWarning, match="tie-break solve failed"):
+        plan = solve_dispatch(problem([-5.0] * 4, [0.2, 0.2, 0.4, 0.4]))
+    assert plan.notes and "injected" in plan.notes[0]
+
+
+def test_an_infeasible_lp_is_named_as_such():
+    from twin.control.lp import LPInfeasibleError
+
+    with pytest.raises(LPInfeasibleError):
+        solve_dispatch(problem([-50.0] * 4, [0.3] * 4, p_import_max_kw=20.0))

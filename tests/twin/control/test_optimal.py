@@ -217,3 +217,15 @@ def test_rule_never_charges_from_the_grid_at_the_tie_tariff(sensors, tmp_path):
     charging = wide(results, "battery", "p_kw")["bess"] < -1e-6
     poc = wide(results, "grid", "p_kw")["poc"]
     assert (poc[charging] <= 0.05).all()  # kW: charges from surplus, not from the grid
+
+
+def test_a_dropped_import_limit_is_warned_and_in_the_run_metadata(tmp_path):
+    import json
+
+    from twin.control.lp import LPWarning
+
+    with pytest.warns(LPWarning, match=r"control\.p_import_max_kw"):
+        run = run_scenario(day("oracle", p_import_max_kw=1.0), tmp_path)
+    notes = json.loads((run.out_dir / "run.json").read_text())["control_notes"]
+    assert len(notes) == 1 and "control.p_import_max_kw" in notes[0]
+    assert run.metadata["control_notes"] == notes
