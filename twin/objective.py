@@ -13,8 +13,9 @@ with import :math:`G^+` and export :math:`G^-` (kW), the energy :math:`\Delta E_
 (kWh) put into battery b's cells over step t (its bus-side power through its
 efficiencies, :math:`-P/\eta^{dis}` discharging, :math:`-P\eta^{ch}` charging: the stored
 energy's change :math:`E_{Tb} - E_{0b}` over the run, save capacity fade, which shrinks
-the stored energy at constant SoC and is neither dispatch nor wear), the **wear cost** :math:`w_b` (EUR per kWh through the cells), the **terminal
-value** :math:`v_b` (EUR per kWh left in the cells) and, with EVs, the energy :math:`U`
+the stored energy at constant SoC and is neither dispatch nor wear), the **wear cost**
+:math:`w_b` (EUR per kWh through the cells), the **terminal value** :math:`v_b` (EUR
+per kWh left in the cells) and, with EVs, the energy :math:`U`
 (kWh, grid side: what the charger would have drawn) the EVs still needed when they left,
 at :math:`\pi^{EV}` = :data:`UNMET_EV_EUR_KWH` (the price the dispatch LP puts on it, so
 no controller scores below the oracle by leaving EVs uncharged).
