@@ -20,6 +20,7 @@ __all__ = [
     "PRICE_IMPORT",
     "PriceUnknownError",
     "RuleController",
+    "cheapest_share",
     "ev_setpoints",
     "share_by_headroom",
 ]
@@ -55,6 +56,28 @@ def share_by_headroom(total_kw: float, headroom_kw: np.ndarray) -> np.ndarray:
     return headroom_kw * min(abs(total_kw) / capacity, 1.0) * np.sign(total_kw)
 
 
+def cheapest_share(need_kwh: float, cap_kw: float, prices: np.ndarray, dt_h: float) -> float:
+    """Power now (kW) that delivers ``need_kwh`` in the cheapest steps of ``prices``.
+
+    ``prices`` are the import prices of the steps left, now first. Steps cheaper than
+    the dearest price still needed get full power; ``need`` left over is spread evenly
+    over the steps at that price (so on a flat tariff: the even share over the stay).
+    """
+    if need_kwh <= 0.0 or cap_kw <= 0.0 or prices.size == 0:
+        return 0.0
+    levels = np.unique(prices)
+    for level in levels:
+        if np.count_nonzero(prices <= level) * cap_kw * dt_h >= need_kwh - 1e-12:
+            break
+    now = prices[0]
+    if now > level:
+        return 0.0
+    if now < level:
+        return cap_kw
+    rest = need_kwh - np.count_nonzero(prices < level) * cap_kw * dt_h
+    return min(max(rest, 0.0) / (np.count_nonzero(prices == level) * dt_h), cap_kw)
+
+
 def ev_setpoints(
     surplus_kw: float,
     connected: np.ndarray,
@@ -63,13 +86,16 @@ def ev_setpoints(
     p_max_kw: np.ndarray,
     efficiency: np.ndarray,
     dt_h: float,
+    prices_ahead: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Charging setpoints (kW, grid side) and the part of them that must not be cut.
 
-    Every connected EV gets at least the even power that completes its need one step
-    before its departure (so charging is spread over the stay instead of peaking on
-    arrival); PV surplus beyond that goes to the most urgent EVs first (least laxity:
-    time left minus time needed at full power).
+    Every connected EV gets at least its share of what it needs in the cheapest steps
+    before its departure (:func:`cheapest_share` over ``prices_ahead``, the import prices
+    from this step on; without them, or on a flat tariff, the even power that completes
+    its need one step before departure, so charging is spread over the stay instead of
+    peaking on arrival); PV surplus beyond that goes to the most urgent EVs first (least
+    laxity: time left minus time needed at full power).
 
     Returns
     -------
@@ -80,6 +106,11 @@ def ev_setpoints(
     cap = np.minimum(p_max_kw, need_grid / dt_h)  # what finishes the need this step
     time_left = np.maximum(t_departure_h - dt_h, dt_h)
     even = np.minimum(need_grid / time_left, cap)
+    if prices_ahead is not None and prices_ahead.size:
+        for i in np.flatnonzero(need_grid > 0.0):
+            window = prices_ahead[: max(int(round(time_left[i] / dt_h)), 1)]
+            even[i] = cheapest_share(need_grid[i], p_max_kw[i], window, dt_h)
+        even = np.minimum(even, cap)
     laxity = t_departure_h - need_grid / p_max_kw
     must = np.where(laxity <= dt_h, cap, 0.0)
     setpoint = np.maximum(even, must)
@@ -94,14 +125,25 @@ def ev_setpoints(
     return setpoint, must
 
 
+def _prices_ahead(clock: Clock, context: dict[str, Any]) -> np.ndarray | None:
+    """The run's import prices per step from the context's tariff (None: no tariff)."""
+    if context.get("tariff") is None:
+        return None
+    from models.tariff import Tariff
+
+    prices = Tariff([context["tariff"]], clock, context).exogenous()["price_import_eur_kwh"]
+    return np.asarray(prices[:, 0], dtype=float)
+
+
 class RuleController(SiteController):
     """Self-consumption where it pays, and smart EV charging.
 
     It measures the site's net non-dispatchable power (PV plus loads, > 0 when there
     is a surplus), the step's import and export prices (``price_eur_kwh``,
     ``price_export_eur_kwh``, from the tariff), each battery's SoC and each charger's EV
-    (connected, energy needed, time to departure). EVs get their even share of what they
-    need plus PV surplus by urgency (:func:`ev_setpoints`); the batteries then absorb
+    (connected, energy needed, time to departure). EVs get what they need in the cheapest
+    steps of their stay (the tariff is known ahead; evenly over them) plus PV surplus by
+    urgency (:func:`ev_setpoints`); the batteries then absorb
     what is left of the surplus or cover the deficit, inside their limits, but only
     where that lowers the scored cost (:mod:`twin.objective`): a battery covers a deficit
     only when the import price is at least its discharge threshold and absorbs a surplus
@@ -144,6 +186,8 @@ class RuleController(SiteController):
         #: Measured site surplus and the setpoints' net injection (kW) of the last step.
         self._last: tuple[float, float] | None = None
         self.objective = run_objective(units, clock, self.context)
+        #: The run's import prices, known ahead (a tariff is), for smart EV charging.
+        self._prices = _prices_ahead(clock, self.context) if self.chargers else None
 
     @property
     def objective(self) -> Objective:
@@ -222,6 +266,7 @@ class RuleController(SiteController):
             self.ev_p_max_kw,
             self.ev_efficiency,
             dt_h,
+            None if self._prices is None else self._prices[self.clock.index_of(now) :],
         )
         net_kw = surplus_kw - ev.sum()  # > 0: surplus left for the batteries
         headroom = self._battery_limit(-net_kw, inputs["soc"], dt_h)

@@ -229,3 +229,17 @@ def test_a_dropped_import_limit_is_warned_and_in_the_run_metadata(tmp_path):
     notes = json.loads((run.out_dir / "run.json").read_text())["control_notes"]
     assert len(notes) == 1 and "control.p_import_max_kw" in notes[0]
     assert run.metadata["control_notes"] == notes
+
+
+def test_rule_charges_evs_in_cheap_hours_and_never_scores_worse_than_none(tmp_path):
+    raw = yaml.safe_load((ROOT / "scenarios" / "ev_depot.yaml").read_text())
+    raw.update(duration="2d", tariff=THREE_LEVEL)
+    kpis = {}
+    for controller in ("none", "rule"):
+        raw["controller"] = controller
+        run = run_scenario(
+            validate_scenario(raw), tmp_path / controller, compare_uncontrolled=False
+        )
+        kpis[controller] = run.kpis
+    assert kpis["rule"]["cost_scored_eur"] <= kpis["none"]["cost_scored_eur"]
+    assert kpis["rule"]["e_ev_unmet_kwh"] <= kpis["none"]["e_ev_unmet_kwh"] + 1e-6

@@ -46,3 +46,23 @@ def test_the_loss_is_estimated_from_the_last_steps_poc_import():
     assert step(controller, 2.0) == pytest.approx([-1.5])
     # Last step: surplus 2.0, battery took 1.5, POC imported 0.1 -> the grid lost 0.6.
     assert step(controller, 2.0, p_poc_kw=np.array([0.1])) == pytest.approx([-1.4])
+
+
+def test_ev_charging_takes_the_cheapest_steps_of_the_stay():
+    from twin.control.rule import cheapest_share, ev_setpoints
+
+    flat = np.full(8, 0.3)
+    assert cheapest_share(4.0, 11.0, flat, 0.25) == pytest.approx(4.0 / (8 * 0.25))
+    tou = np.array([0.45, 0.45, 0.3, 0.3, 0.2, 0.2, 0.2, 0.2])
+    assert cheapest_share(4.0, 11.0, tou, 0.25) == 0.0  # dear now: wait for the night
+    assert cheapest_share(4.0, 11.0, tou[4:], 0.25) == pytest.approx(4.0)  # even over 4
+    # 11 kWh fit in the four cheap steps: the 2 kWh left are spread over the two at 0.3.
+    assert cheapest_share(13.0, 11.0, tou[2:], 0.25) == pytest.approx(4.0)
+    assert cheapest_share(3.0, 11.0, np.array([0.2, 0.3, 0.3]), 0.25) == 11.0  # full now
+    # Through the rule's EV logic: the price-blind even share without prices ahead.
+    args = (0.0, np.array([True]), np.array([3.68]), np.array([2.25]), np.array([11.0]),
+            np.array([0.92]), 0.25)  # fmt: skip
+    blind, _ = ev_setpoints(*args)
+    assert blind == pytest.approx([4.0 / 2.0])
+    aware, _ = ev_setpoints(*args, prices_ahead=tou)
+    assert aware == pytest.approx([0.0])
