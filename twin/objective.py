@@ -61,9 +61,12 @@ from typing import Any
 
 import numpy as np
 
+from twin.errors import TwinError
+
 __all__ = [
     "UNMET_EV_EUR_KWH",
     "Objective",
+    "PricesUnknownError",
     "ScoredCost",
     "objective_for",
     "rule_thresholds",
@@ -71,6 +74,10 @@ __all__ = [
     "terminal_values",
     "wear_eur_kwh",
 ]
+
+
+class PricesUnknownError(TwinError):
+    """The run's prices are missing or not finite: the objective cannot be known."""
 
 
 #: Price of a kWh (grid side) an EV still needed at departure, in the scored cost and
@@ -122,12 +129,24 @@ def terminal_values(
     -------
     numpy.ndarray
         Terminal value per battery (EUR per cell-side kWh), never negative.
+
+    Raises
+    ------
+    PricesUnknownError
+        If there are no prices or one is not finite (and no override).
     """
     eta_ch = np.asarray(eta_ch, dtype=float)
     eta_dis, wear = np.broadcast_arrays(np.asarray(eta_dis, dtype=float), np.asarray(wear, float))
     if override is not None:
         return np.full(eta_ch.shape, float(override))
     prices = np.asarray(price_import, dtype=float)
+    if prices.size == 0 or not np.all(np.isfinite(prices)):
+        bad = "none" if prices.size == 0 else f"{np.count_nonzero(~np.isfinite(prices))} not finite"
+        raise PricesUnknownError(
+            f"price_import_eur_kwh: expected the run's import prices, finite, to value "
+            f"stored energy (got {prices.size} prices, {bad}); a controller is never "
+            "price-blind"
+        )
     refill = prices.min() / eta_ch + wear
     displace = prices.max() * eta_dis - wear
     return np.maximum(0.0, np.minimum(refill, displace))

@@ -135,3 +135,16 @@ def test_ev_energy_unmet_is_part_of_the_scored_cost_at_the_lps_price():
     assert cost.without_wear == pytest.approx(cost.total)
     fields = DispatchProblem.__dataclass_fields__
     assert fields["unmet_ev_penalty_eur_kwh"].default == UNMET_EV_EUR_KWH
+
+
+@pytest.mark.parametrize("prices", [[], [0.2, float("nan")], [0.3, float("inf")]])
+def test_missing_or_not_finite_prices_are_named_not_idled(prices):
+    from twin.errors import TwinError
+    from twin.objective import PricesUnknownError
+
+    battery = {"eta_ch": 0.95, "eta_dis": 0.95, "replacement_eur_kwh": 300.0}
+    with pytest.raises(PricesUnknownError, match="price_import_eur_kwh"):
+        objective_for([battery], prices)
+    assert issubclass(PricesUnknownError, TwinError)
+    # A stated terminal value needs no prices.
+    assert objective_for([battery], prices, override=0.1).terminal_value[0] == 0.1
