@@ -276,16 +276,21 @@ class ControlComponent(Component):
         for unit in scenario.units("battery"):
             name = unit["name"]
             plan.connect(control[name], battery[name], "p_set_kw")
-            if "soc" not in cls.inputs:
-                continue
-            source, measured = plan.observe("battery", battery[name], "soc")
-            plan.connect(
-                source,
-                control[name],
-                (measured, "soc"),
-                time_shifted=True,
-                initial_data={measured: unit["soc_init"]},
-            )
+            # Measured states, time-shifted (the state at the start of the step); one
+            # connection per source (a sensor may measure both).
+            by_source: dict[Any, list[tuple[str, str]]] = {}
+            for state in ("soc", "soh"):
+                if state in cls.inputs:
+                    source, measured = plan.observe("battery", battery[name], state)
+                    by_source.setdefault(source, []).append((measured, state))
+            for source, pairs in by_source.items():
+                plan.connect(
+                    source,
+                    control[name],
+                    *pairs,
+                    time_shifted=True,
+                    initial_data={m: unit[f"{state}_init"] for m, state in pairs},
+                )
         ev = plan.children("ev")
         state = {"connected": 0.0, "e_needed_kwh": 0.0, "t_departure_h": 0.0}
         for charger in chargers(scenario):

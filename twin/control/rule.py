@@ -18,6 +18,7 @@ __all__ = [
     "PRICE_EXPORT",
     "POC_IMPORT",
     "PRICE_IMPORT",
+    "SOH",
     "PriceUnknownError",
     "RuleController",
     "cheapest_share",
@@ -39,6 +40,10 @@ POC_IMPORT = Port(
 #: Prices within this of a threshold count as at it (a flat tariff's discharge threshold
 #: is its price, up to rounding): the tie costs nothing.
 THRESHOLD_TOLERANCE_EUR_KWH = 1e-9
+
+
+#: The battery's measured state of health (NaN: not connected; its initial one then).
+SOH = Port("1", "measured state of health of the battery", default=float("nan"))
 
 
 class PriceUnknownError(TwinError):
@@ -170,6 +175,7 @@ class RuleController(SiteController):
         "price_export_eur_kwh": PRICE_EXPORT,
         "p_poc_kw": POC_IMPORT,
         "soc": SOC,
+        "soh": SOH,
         **EV_INPUTS,
     }
 
@@ -181,6 +187,9 @@ class RuleController(SiteController):
             name: self.param(name)
             for name in ("p_max_kw", "soc_min", "soc_max", "eta_ch", "eta_dis", "e_kwh")
         }
+        #: State of health at the start (usable / nominal capacity); the measured one
+        #: (input ``soh``) replaces it when connected.
+        self._soh_init = np.array([float(u.get("soh_init", 1.0)) for u in units])
         self._import_max = self.context.get("p_import_max_kw")
         self._standing_loss_kw = float(self.context.get("standing_loss_kw", 0.0))
         #: Measured site surplus and the setpoints' net injection (kW) of the last step.
@@ -209,8 +218,13 @@ class RuleController(SiteController):
             return price >= self.discharge_min_eur_kwh - tol
         return price_export <= self.charge_max_eur_kwh + tol
 
-    def _battery_limit(self, want_kw: float, soc: np.ndarray, dt_h: float) -> np.ndarray:
-        """Largest power each battery can give in the direction of ``want_kw``."""
+    def _battery_limit(
+        self, want_kw: float, soc: np.ndarray, soh: np.ndarray, dt_h: float
+    ) -> np.ndarray:
+        """Largest power each battery can give in the direction of ``want_kw``.
+
+        On the usable capacity, ``e_kwh * soh`` (SoC is relative to it).
+        """
         if want_kw == 0.0 or self.n == 0:
             return np.zeros(self.n)
         lim = self._limits
@@ -218,7 +232,7 @@ class RuleController(SiteController):
             limit_power(
                 np.full(self.n, np.sign(want_kw) * np.inf),
                 soc,
-                lim["e_kwh"],
+                lim["e_kwh"] * soh,
                 lim["p_max_kw"],
                 lim["soc_min"],
                 lim["soc_max"],
@@ -269,7 +283,9 @@ class RuleController(SiteController):
             None if self._prices is None else self._prices[self.clock.index_of(now) :],
         )
         net_kw = surplus_kw - ev.sum()  # > 0: surplus left for the batteries
-        headroom = self._battery_limit(-net_kw, inputs["soc"], dt_h)
+        soh = np.asarray(inputs.get("soh", np.full(self.n, np.nan)), dtype=float)
+        soh = np.where(np.isfinite(soh), soh, self._soh_init)
+        headroom = self._battery_limit(-net_kw, inputs["soc"], soh, dt_h)
         headroom = np.where(self._allowed(-net_kw, price, price_export), headroom, 0.0)
         battery = share_by_headroom(-net_kw, headroom)
         if self._import_max is not None and ev.size:

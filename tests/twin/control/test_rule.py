@@ -66,3 +66,13 @@ def test_ev_charging_takes_the_cheapest_steps_of_the_stay():
     assert blind == pytest.approx([4.0 / 2.0])
     aware, _ = ev_setpoints(*args, prices_ahead=tou)
     assert aware == pytest.approx([0.0])
+
+
+def test_headroom_is_on_the_usable_capacity():
+    """A battery at half health holds half the energy at the same SoC."""
+    worn = {**BATTERY, "p_max_kw": 100.0, "soh_init": 0.5}
+    controller = RuleController([worn], CLOCK, {"objective": objective_for([worn], [0.3])})
+    usable_out = (0.5 - 0.1) * 10.0 * 0.5 * 0.95 / 0.25  # kW over the step
+    assert step(controller, -100.0) == pytest.approx([usable_out])
+    # The measured SoH, when connected, replaces the initial one.
+    assert step(controller, -100.0, soh=np.array([0.25])) == pytest.approx([usable_out / 2])
