@@ -71,9 +71,10 @@ _UNBOUNDED = 100_000
 #: Printed under the table.
 LEGEND = (
     "cost*: the scored cost (energy, demand charge, battery wear where costed, the change "
-    "of stored battery energy valued by the terminal rule); saved and vs none: against "
-    "none; of oracle: share of the oracle's savings; ms/step: controller compute per step; "
-    "setup s: its one-off set-up (imports, policy load, forecaster training, the oracle's LP)"
+    "of stored battery energy valued by the terminal rule, EV energy unmet); saved and vs "
+    "none: against none; of oracle: share of the oracle's savings; ms/step: controller "
+    "compute per step; setup s: its one-off construction (policy load, forecaster "
+    "training, the oracle's LP; not the import of its module)"
 )
 
 
@@ -81,8 +82,9 @@ def controller_seconds(component_s: dict[str, float], sid: str) -> tuple[float, 
     """Wall seconds a controller spent on its set-up and on its steps.
 
     The wrapper times the model's construction as ``"<sid>:setup"`` (imports the model
-    makes there, a policy load, forecaster training, the oracle's whole-run LP) and its
-    ``step`` calls as ``"<sid>"`` (:meth:`twin.runstate.RunState.component_s`).
+    makes there, a policy load, forecaster training, the oracle's whole-run LP; not the
+    import of the model's module, done before) and its ``step`` calls as ``"<sid>"``
+    (:meth:`twin.runstate.RunState.component_s`).
 
     Parameters
     ----------
@@ -185,6 +187,12 @@ def compare_controllers(
     pandas.DataFrame
         One row per controller; the columns of :data:`COMPARE_COLUMNS` that apply.
     """
+    repeated = sorted({name for name in controllers if controllers.count(name) > 1})
+    if repeated:
+        raise TwinError(
+            f"--controllers: expected each controller once (its runs share a directory), "
+            f"got {', '.join(repeated)} more than once"
+        )
     if "rl" in controllers and not (policy or scenario.control.policy):
         raise TwinError("controller 'rl' needs --policy (a file from `twin train`)")
     control = scenario.control

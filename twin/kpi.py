@@ -11,7 +11,7 @@ from twin.objective import ScoredCost, objective_for, scored_cost
 from twin.results import as_operated, wide
 from twin.scenario import ScenarioBase
 
-__all__ = ["KPI_SPECS", "KpiSpec", "compute_kpis", "kpi_rows"]
+__all__ = ["KPI_SPECS", "KpiSpec", "cell_energy_kwh", "compute_kpis", "kpi_rows"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,10 @@ KPI_SPECS = (
     KpiSpec("e_export_kwh", "Energy exported (kWh)"),
     KpiSpec("cost_eur", "Energy cost (EUR)"),
     KpiSpec("e_battery_delta_kwh", "Battery energy change, end - start (kWh)"),
-    KpiSpec("cost_scored_eur", "Scored cost: energy + wear - stored energy gained (EUR)"),
+    KpiSpec(
+        "cost_scored_eur",
+        "Scored cost: energy + wear - stored energy gained + EV energy unmet (EUR)",
+    ),
     KpiSpec("cost_scored_no_wear_eur", "Scored cost without battery wear (EUR)"),
     KpiSpec("wear_eur", "Battery wear cost (EUR)"),
     KpiSpec("terminal_value_eur", "Value of the battery energy change (EUR)"),
@@ -54,6 +57,7 @@ KPI_SPECS = (
     KpiSpec("frequency_excursion_steps", "Frequency excursions > 0.2 Hz (steps)", "{:.0f}"),
     KpiSpec("e_ev_delivered_kwh", "EV energy delivered (kWh)"),
     KpiSpec("e_ev_unmet_kwh", "EV energy unmet at departure (kWh)"),
+    KpiSpec("ev_unmet_eur", "EV energy unmet, in the scored cost (EUR)"),
     KpiSpec("ev_served", "EVs served", "{:.0f}"),
     KpiSpec("ev_turned_away", "EVs turned away", "{:.0f}"),
     KpiSpec("ev_charging_cost_eur", "EV charging cost at import price (EUR)"),
@@ -122,12 +126,19 @@ def compute_kpis(
     (``terminal_value_eur``: per battery at its terminal value, the cost of putting a
     kWh back from the grid at the run's cheapest import price, never more than the most
     it can displace; ``control.terminal_price_eur_kwh`` overrides it).
+    With EVs, the energy they still needed at departure counts in it too
+    (``ev_unmet_eur``: grid side, ``e_ev_unmet_kwh`` over the charger's efficiency, at
+    :data:`twin.objective.UNMET_EV_EUR_KWH`, the price the dispatch LP puts on it).
     ``cost_scored_no_wear_eur`` leaves the wear out. A controller that empties the
     battery is credited what the energy saved and debited what refilling it costs, so it
     gains only what a real arbitrage gains, and no controller scores below the oracle,
     which minimises the same :math:`J` (beyond the grid losses its plan leaves out).
-    ``throughput_cell_kwh`` is the stored energy's total variation, the initial state
-    first (what wears the cells).
+    ``throughput_cell_kwh`` is the energy through the cells, from the battery's power and
+    its efficiencies (:func:`cell_energy_kwh`; what wears the cells); the terminal value
+    prices the net energy put into the cells the same way, so capacity fade (stored
+    energy shrinking at constant SoC) is neither wear nor lost value, and an idle
+    battery scores zero for both. ``e_battery_delta_kwh`` is the stored energy's change,
+    fade included.
 
     Parameters
     ----------
@@ -172,13 +183,15 @@ def compute_kpis(
     soh_change = 0.0
     batteries = scenario.units("battery")
     delta_e, throughput_cell = np.zeros(len(batteries)), np.zeros(len(batteries))
+    delta_cell = np.zeros(len(batteries))
     if capacities:
         stored = wide(results, "battery", "e_kwh")
         for i, u in enumerate(batteries):
             e = stored[u["name"]].to_numpy()
-            e_start = u["soc_init"] * u["e_kwh"] * u["soh_init"]
-            delta_e[i] = e[-1] - e_start
-            throughput_cell[i] = np.abs(np.diff(e, prepend=e_start)).sum()
+            delta_e[i] = e[-1] - u["soc_init"] * u["e_kwh"] * u["soh_init"]
+            flow = cell_energy_kwh(battery[u["name"]].to_numpy(), u["eta_ch"], u["eta_dis"], dt_h)
+            throughput_cell[i] = np.abs(flow).sum()
+            delta_cell[i] = flow.sum()
         soh = wide(results, "battery", "soh")
         initial = {u["name"]: u["soh_init"] for u in scenario.units("battery")}
         soh_change = min(soh[name].iloc[-1] - initial[name] for name in capacities)
@@ -196,7 +209,10 @@ def compute_kpis(
     t_cells = wide(results, "battery", "t_c")  # a state: from the start to the end of the run
     freq = _poc_series(results, "f_hz", index, default=50.0)
     v_lo, v_hi = scenario.grid.v_min_pu, scenario.grid.v_max_pu
-    scored = _scored(scenario, imp, exp, prices, export_prices, throughput_cell, delta_e)
+    ev_unmet = _ev_unmet_grid_kwh(results, scenario)
+    scored = _scored(
+        scenario, imp, exp, prices, export_prices, throughput_cell, delta_cell, ev_unmet
+    )
     kpis = {
         "e_import_kwh": float(e_import),
         "e_export_kwh": float(e_export),
@@ -232,7 +248,28 @@ def compute_kpis(
     }
     if scenario.units("ev"):
         kpis.update(_ev_kpis(results, ev_kw, prices, dt_h))
+        kpis["ev_unmet_eur"] = scored.ev_unmet
     return kpis
+
+
+def _ev_unmet_grid_kwh(results: pd.DataFrame, scenario: ScenarioBase) -> float:
+    """EV energy still needed at departure, grid side (over each park's efficiency)."""
+    parks = scenario.units("ev")
+    if not parks:
+        return 0.0
+    unmet = wide(results, "ev_park", "e_unmet_kwh")
+    return float(sum(unmet[p["name"]].sum() / p["efficiency"] for p in parks))
+
+
+def cell_energy_kwh(p_kw: np.ndarray, eta_ch: float, eta_dis: float, dt_h: float) -> np.ndarray:
+    """Energy into the cells per step (kWh, < 0 out) from bus-side power (> 0 discharge).
+
+    The battery model's own equation: ``-P / eta_dis`` discharging, ``-P eta_ch``
+    charging. Unlike differences of the stored energy, it leaves out the capacity fade
+    (a fading battery's stored energy shrinks at constant SoC): no dispatch, no wear.
+    """
+    p = np.nan_to_num(np.asarray(p_kw, dtype=float))
+    return np.where(p > 0.0, -p / eta_dis, -p * eta_ch) * dt_h
 
 
 def _scored(
@@ -243,6 +280,7 @@ def _scored(
     export_prices: pd.Series,
     throughput_cell: np.ndarray,
     delta_e: np.ndarray,
+    ev_unmet_kwh: float = 0.0,
 ) -> ScoredCost:
     """The run's scored cost (:func:`twin.objective.scored_cost`) over its own prices."""
     control = getattr(scenario, "control", None)
@@ -258,6 +296,7 @@ def _scored(
         throughput_cell,
         delta_e,
         objective,
+        ev_unmet_kwh,
     )
 
 

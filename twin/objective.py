@@ -6,11 +6,24 @@ minus what the energy left in it is worth:
 .. math::
 
     J = \sum_t (\pi^{imp}_t G^+_t - \pi^{exp}_t G^-_t)\Delta t + c_{dem} \max_t G^+_t
-        + \sum_b w_b \sum_t |\Delta E_{tb}| - \sum_b v_b (E_{Tb} - E_{0b})
+        + \sum_b w_b \sum_t |\Delta E_{tb}| - \sum_b v_b \sum_t \Delta E_{tb}
+        + \pi^{EV} U
 
-with import :math:`G^+` and export :math:`G^-` (kW), cell-side stored energy :math:`E`
-(kWh), the **wear cost** :math:`w_b` (EUR per kWh through the cells) and the **terminal
-value** :math:`v_b` (EUR per kWh left in the cells).
+with import :math:`G^+` and export :math:`G^-` (kW), the energy :math:`\Delta E_{tb}`
+(kWh) put into battery b's cells over step t (its bus-side power through its
+efficiencies, :math:`-P/\eta^{dis}` discharging, :math:`-P\eta^{ch}` charging: the stored
+energy's change :math:`E_{Tb} - E_{0b}` over the run, save capacity fade, which shrinks
+the stored energy at constant SoC and is neither dispatch nor wear), the **wear cost**
+:math:`w_b` (EUR per kWh through the cells), the **terminal value** :math:`v_b` (EUR
+per kWh left in the cells) and, with EVs, the energy :math:`U`
+(kWh, grid side: what the charger would have drawn) the EVs still needed when they left,
+at :math:`\pi^{EV}` = :data:`UNMET_EV_EUR_KWH` (the price the dispatch LP puts on it, so
+no controller scores below the oracle by leaving EVs uncharged).
+
+EV energy not delivered
+    :math:`\pi^{EV}` is far above any energy price: a missed kWh costs more than any
+    saving on it, so a planner delivers what the stays allow and trades delivery only
+    against a hard limit (the site import limit).
 
 Wear
     The battery model's cycle ageing takes :math:`(1 - SoH_{eol}) / (2 L)` of state of
@@ -48,8 +61,12 @@ from typing import Any
 
 import numpy as np
 
+from twin.errors import TwinError
+
 __all__ = [
+    "UNMET_EV_EUR_KWH",
     "Objective",
+    "PricesUnknownError",
     "ScoredCost",
     "objective_for",
     "rule_thresholds",
@@ -57,6 +74,15 @@ __all__ = [
     "terminal_values",
     "wear_eur_kwh",
 ]
+
+
+class PricesUnknownError(TwinError):
+    """The run's prices are missing or not finite: the objective cannot be known."""
+
+
+#: Price of a kWh (grid side) an EV still needed at departure, in the scored cost and
+#: in the dispatch LP alike (EUR/kWh).
+UNMET_EV_EUR_KWH = 10.0
 
 
 def wear_eur_kwh(replacement_eur_kwh: Any, cycle_life_efc: Any) -> np.ndarray:
@@ -103,12 +129,24 @@ def terminal_values(
     -------
     numpy.ndarray
         Terminal value per battery (EUR per cell-side kWh), never negative.
+
+    Raises
+    ------
+    PricesUnknownError
+        If there are no prices or one is not finite (and no override).
     """
     eta_ch = np.asarray(eta_ch, dtype=float)
     eta_dis, wear = np.broadcast_arrays(np.asarray(eta_dis, dtype=float), np.asarray(wear, float))
     if override is not None:
         return np.full(eta_ch.shape, float(override))
     prices = np.asarray(price_import, dtype=float)
+    if prices.size == 0 or not np.all(np.isfinite(prices)):
+        bad = "none" if prices.size == 0 else f"{np.count_nonzero(~np.isfinite(prices))} not finite"
+        raise PricesUnknownError(
+            f"price_import_eur_kwh: expected the run's import prices, finite, to value "
+            f"stored energy (got {prices.size} prices, {bad}); a controller is never "
+            "price-blind"
+        )
     refill = prices.min() / eta_ch + wear
     displace = prices.max() * eta_dis - wear
     return np.maximum(0.0, np.minimum(refill, displace))
@@ -175,22 +213,25 @@ class ScoredCost:
         Wear cost of the cell-side throughput.
     terminal : float
         Value of the change of stored energy (positive: energy gained).
+    ev_unmet : float
+        Price of the EV energy not delivered by departure (:data:`UNMET_EV_EUR_KWH`).
     """
 
     energy: float
     demand: float
     wear: float
     terminal: float
+    ev_unmet: float = 0.0
 
     @property
     def total(self) -> float:
-        """The scored cost: energy + demand + wear - terminal."""
-        return self.energy + self.demand + self.wear - self.terminal
+        """The scored cost: energy + demand + wear - terminal + EV energy unmet."""
+        return self.without_wear + self.wear
 
     @property
     def without_wear(self) -> float:
-        """The scored cost without the wear cost (energy + demand - terminal)."""
-        return self.energy + self.demand - self.terminal
+        """The scored cost without the wear cost (energy + demand - terminal + EV unmet)."""
+        return self.energy + self.demand - self.terminal + self.ev_unmet
 
 
 def scored_cost(
@@ -203,6 +244,7 @@ def scored_cost(
     throughput_cell_kwh: Any,
     delta_e_kwh: Any,
     objective: Objective,
+    ev_unmet_kwh: float = 0.0,
 ) -> ScoredCost:
     """The scored cost of a run (see the module notes).
 
@@ -222,6 +264,8 @@ def scored_cost(
         Cell-side stored energy at the end minus at the start, per battery (kWh).
     objective : Objective
         Wear cost and terminal value per battery.
+    ev_unmet_kwh : float, optional
+        EV energy (grid side) still needed at departure over the run (kWh).
 
     Returns
     -------
@@ -235,6 +279,7 @@ def scored_cost(
         demand=float(demand_charge_eur_kw) * (float(imp.max()) if imp.size else 0.0),
         wear=float(objective.wear @ np.asarray(throughput_cell_kwh, dtype=float)),
         terminal=float(objective.terminal_value @ np.asarray(delta_e_kwh, dtype=float)),
+        ev_unmet=UNMET_EV_EUR_KWH * float(ev_unmet_kwh),
     )
 
 

@@ -199,3 +199,44 @@ def test_piped_table_shows_every_digit(tmp_path):
         cost = kpis_json(tmp_path, name)["cost_scored_eur"]
         assert f"{cost:,.3f}" in done.stdout
     assert LEGEND in done.stdout
+
+
+def test_duplicate_controllers_are_named(tmp_path):
+    from twin.errors import TwinError
+
+    with pytest.raises(TwinError, match="--controllers.*none"):
+        compare_controllers(day_scenario(), ["none", "rule", "none"], tmp_path)
+    result = CliRunner().invoke(
+        app, ["compare", str(DAY), "--controllers", "none,none", "--out", str(tmp_path / "c")]
+    )
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "--controllers" in result.output
+
+
+INIT_SLEEP_S, FIRST_STEP_SLEEP_S = 0.5, 3.0
+
+
+def test_setup_and_step_time_land_where_they_are_spent(tmp_path, monkeypatch):
+    """A controller that sleeps once in its construction and once on its first step."""
+    import time
+
+    from twin import registry
+    from twin.control.rule import RuleController
+
+    class Sleepy(RuleController):
+        def __init__(self, *args, **kwargs):
+            time.sleep(INIT_SLEEP_S)
+            super().__init__(*args, **kwargs)
+            self.slept = False
+
+        def step(self, now, dt_s, inputs):
+            if not self.slept:
+                time.sleep(FIRST_STEP_SLEEP_S)
+                self.slept = True
+            return super().step(now, dt_s, inputs)
+
+    monkeypatch.setitem(registry._registered, "rule", Sleepy)
+    table = compare_controllers(day_scenario(), ["rule"], tmp_path).set_index("controller")
+    setup_s, steps_s = table.loc["rule", "setup_s"], table.loc["rule", "ms_per_step"] * N_STEPS
+    assert setup_s >= INIT_SLEEP_S and steps_s / 1000 >= FIRST_STEP_SLEEP_S
+    assert setup_s < FIRST_STEP_SLEEP_S  # the step's sleep is not in the set-up

@@ -64,13 +64,42 @@ def test_kpis_on_an_analytic_case(small_raw):
     assert scenario.units("battery")[0]["replacement_eur_kwh"] == 300.0
     v = 0.3 * 0.95 - 0.025
     assert k["e_battery_delta_kwh"] == pytest.approx(2.0)
-    assert k["terminal_value_eur"] == pytest.approx(v * 2.0)
-    # Cell side, from the start state (18 kWh): 1 + 0 + 1.5 + 1.5 kWh.
-    assert k["throughput_cell_kwh"] == pytest.approx(4.0)
-    assert k["wear_eur"] == pytest.approx(0.025 * 4.0)
-    assert k["cost_scored_eur"] == pytest.approx(k["cost_eur"] + 0.025 * 4.0 - v * 2.0)
-    assert k["cost_scored_no_wear_eur"] == pytest.approx(k["cost_eur"] - v * 2.0)
-    assert ("Battery wear cost (EUR)", "0.10") in kpi_rows(k)
+    # Cell side, from the battery's power (the stored series above is not physical: its
+    # changes would count fade and anything else as dispatch): 1 kWh out at 0.95, then
+    # 1.5 kWh in at 0.95.
+    out_kwh, in_kwh = 4.0 * 0.25 / 0.95, 6.0 * 0.25 * 0.95
+    assert k["terminal_value_eur"] == pytest.approx(v * (in_kwh - out_kwh))
+    assert k["throughput_cell_kwh"] == pytest.approx(in_kwh + out_kwh)
+    assert k["wear_eur"] == pytest.approx(0.025 * (in_kwh + out_kwh))
+    scored = k["cost_eur"] + 0.025 * (in_kwh + out_kwh) - v * (in_kwh - out_kwh)
+    assert k["cost_scored_eur"] == pytest.approx(scored)
+    assert k["cost_scored_no_wear_eur"] == pytest.approx(scored - k["wear_eur"])
+    assert ("Battery wear cost (EUR)", "0.06") in kpi_rows(k)
+
+
+def test_an_idle_fading_battery_has_no_wear_and_keeps_its_value(small_raw):
+    small_raw["assets"]["load"] = [{"name": "l", "bus": 1, "p_kw": 10}]
+    scenario = validate_scenario(small_raw)
+    times = pd.date_range("2016-06-21T13:00Z", periods=4, freq="15min")
+    results = tidy(
+        {
+            ("poc", "grid", "p_kw"): [10.0] * 4,
+            ("poc", "grid", "losses_kw"): [0.0] * 4,
+            ("l", "load", "p_kw"): [-10.0] * 4,
+            ("bess", "battery", "p_kw"): [0.0] * 4,
+            ("bess", "battery", "soh"): [1.0, 0.999, 0.998, 0.997],
+            ("bess", "battery", "e_kwh"): [18.0, 17.98, 17.96, 17.94],  # fade at SoC 0.3
+            ("tariff", "tariff", "price_import_eur_kwh"): [0.3] * 4,
+            ("tariff", "tariff", "price_export_eur_kwh"): [0.1] * 4,
+            ("bus_1", "bus", "v_pu"): [1.0] * 4,
+        },
+        times,
+    )
+    k = compute_kpis(results, scenario)
+    assert k["e_battery_delta_kwh"] < 0.0  # the stored energy shrank ...
+    assert k["throughput_cell_kwh"] == 0.0  # ... but nothing went through the cells
+    assert k["wear_eur"] == 0.0 and k["terminal_value_eur"] == 0.0
+    assert k["cost_scored_eur"] == pytest.approx(k["cost_eur"])
 
 
 def test_a_site_that_imports_everything_it_uses_is_zero_self_sufficient(small_raw):

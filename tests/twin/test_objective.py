@@ -121,3 +121,30 @@ def test_rule_thresholds_break_even():
     assert discharge[0] * 1.0 - (0.25 + 0.02) / 0.95 == pytest.approx(0.0)
     # Absorbing 1 kWh (bus): forgoes the export price, stores 0.9 kWh worth v - w each.
     assert 0.9 * (0.25 - 0.02) - charge[0] == pytest.approx(0.0)
+
+
+def test_ev_energy_unmet_is_part_of_the_scored_cost_at_the_lps_price():
+    from twin.control.lp import DispatchProblem
+    from twin.objective import UNMET_EV_EUR_KWH
+
+    objective = Objective(wear=np.zeros(0), terminal_value=np.zeros(0))
+    args = ([1.0], [0.0], [0.3], [0.1], 1.0, 0.0, [], [], objective)
+    cost = scored_cost(*args, ev_unmet_kwh=2.5)
+    assert cost.ev_unmet == pytest.approx(2.5 * UNMET_EV_EUR_KWH)
+    assert cost.total == pytest.approx(scored_cost(*args).total + 2.5 * UNMET_EV_EUR_KWH)
+    assert cost.without_wear == pytest.approx(cost.total)
+    fields = DispatchProblem.__dataclass_fields__
+    assert fields["unmet_ev_penalty_eur_kwh"].default == UNMET_EV_EUR_KWH
+
+
+@pytest.mark.parametrize("prices", [[], [0.2, float("nan")], [0.3, float("inf")]])
+def test_missing_or_not_finite_prices_are_named_not_idled(prices):
+    from twin.errors import TwinError
+    from twin.objective import PricesUnknownError
+
+    battery = {"eta_ch": 0.95, "eta_dis": 0.95, "replacement_eur_kwh": 300.0}
+    with pytest.raises(PricesUnknownError, match="price_import_eur_kwh"):
+        objective_for([battery], prices)
+    assert issubclass(PricesUnknownError, TwinError)
+    # A stated terminal value needs no prices.
+    assert objective_for([battery], prices, override=0.1).terminal_value[0] == 0.1

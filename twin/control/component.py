@@ -9,6 +9,7 @@ state at the start of the step), and sets battery and charger power.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +20,10 @@ from twin.errors import Problem
 from twin.plan import WorldPlan
 from twin.registry import get_model
 
-__all__ = ["PRICE_PORTS", "ControlComponent", "chargers"]
+__all__ = ["NOTES_FILE", "PRICE_PORTS", "ControlComponent", "chargers", "standing_loss_kw"]
+
+#: What the controller noted while planning (a dropped limit...), in the run's parts.
+NOTES_FILE = "control_notes.json"
 
 #: Controller price inputs and the tariff output each is connected to.
 PRICE_PORTS = {
@@ -39,6 +43,48 @@ def chargers(scenario: Any) -> list[dict[str, Any]]:
     ]
     controls_ev = "charger" in {p.group for p in get_model(scenario.controller).inputs.values()}
     return found if controls_ev else []  # else EVs charge at full power
+
+
+def standing_loss_kw(tables: Any) -> float:
+    """The grid's no-load losses (kW): its in-service transformers' iron losses.
+
+    Parameters
+    ----------
+    tables : mapping of pandas.DataFrame
+        The grid's element tables (:func:`models.gridnet.load_tables`).
+    """
+    total = 0.0
+    for name in ("trafo", "trafo3w"):
+        frame = tables.get(name)
+        if frame is None or frame.empty:
+            continue
+        on = frame["in_service"].astype(bool)
+        parallel = frame["parallel"] if "parallel" in frame else 1.0
+        total += float((frame["pfe_kw"] * parallel)[on].sum())
+    return total
+
+
+def _lp_tariff_problems(scenario: Any) -> list[Problem]:
+    """The dispatch LP (oracle, MPC) needs export at most import at every step.
+
+    Checked here for a tariff without a price file (its lowest import price against its
+    export price); a price file's series is checked when the LP is set up
+    (:class:`twin.control.lp.ExportAboveImportError`).
+    """
+    tariff = scenario.tariff
+    if scenario.controller not in ("mpc", "oracle") or tariff.price_csv:
+        return []
+    lowest = min([tariff.import_eur_kwh, *(p.import_eur_kwh for p in tariff.periods)])
+    if tariff.export_eur_kwh <= lowest:
+        return []
+    return [
+        Problem(
+            "tariff.export_eur_kwh",
+            f"controller {scenario.controller!r} plans with a linear program: expected an "
+            f"export price at most the lowest import price ({lowest:g} EUR/kWh), got "
+            f"{tariff.export_eur_kwh:g}",
+        )
+    ]
 
 
 def _uncontrolled_comparison(
@@ -110,6 +156,11 @@ class ControlComponent(Component):
         kpis["peak_import_uncontrolled_kw"] = uncontrolled.kpis["peak_import_kw"]
         metadata["uncontrolled_run_id"] = uncontrolled.metadata["run_id"]
 
+    def run_metadata(self, scenario: Any, parts_dir: Path) -> dict[str, Any]:
+        """What the controller noted while planning (``control_notes``), if anything."""
+        path = parts_dir / NOTES_FILE
+        return {"control_notes": json.loads(path.read_text())} if path.is_file() else {}
+
     def checks(self) -> dict[str, Any]:
         """A KPI from the comparison run needs that run to have finished."""
         return {"uncontrolled_comparison": _uncontrolled_comparison}
@@ -132,6 +183,7 @@ class ControlComponent(Component):
             problems.append(
                 Problem("control.schedule_csv", f"file {control.schedule_csv!r} not found")
             )
+        problems += _lp_tariff_problems(scenario)
         if scenario.controller in ("mpc", "oracle", "rl", "schedule") and not assets["battery"]:
             problems.append(
                 Problem(
@@ -166,8 +218,11 @@ class ControlComponent(Component):
         """The controller simulator, one element per battery (plus site and chargers)."""
         if not self.wanted(scenario):
             return
+        from models.gridnet import load_tables
+
         dispatched = chargers(scenario)
         context = {
+            "standing_loss_kw": standing_loss_kw(load_tables(scenario.grid.source)),
             **plan.context,
             "chargers": dispatched,
             "p_import_max_kw": scenario.control.p_import_max_kw,
@@ -175,6 +230,7 @@ class ControlComponent(Component):
             "assets": {kind: scenario.units(kind) for kind in ("pv", "load")},
             "tariff": {"name": "tariff", **scenario.tariff.model_dump()},
             "ev_parks": scenario.units("ev") if dispatched else [],
+            "notes_path": str(plan.out_dir / "parts" / NOTES_FILE),
         }
         plan.add_model(
             scenario.controller, scenario.units("battery"), role="controller", context=context
@@ -205,20 +261,36 @@ class ControlComponent(Component):
         for tariff in plan.children("tariff").values():
             if prices:
                 plan.connect(tariff, control["site"], *prices)
+        poc = plan.children("grid").get("poc")
+        if "p_poc_kw" in cls.inputs and poc is not None:
+            # The POC import over the previous step (what the grid's losses took).
+            source, measured = plan.observe("grid", poc, "p_kw")
+            plan.connect(
+                source,
+                control["site"],
+                (measured, "p_poc_kw"),
+                time_shifted=True,
+                initial_data={measured: float("nan")},
+            )
         battery = plan.children("battery")
         for unit in scenario.units("battery"):
             name = unit["name"]
             plan.connect(control[name], battery[name], "p_set_kw")
-            if "soc" not in cls.inputs:
-                continue
-            source, measured = plan.observe("battery", battery[name], "soc")
-            plan.connect(
-                source,
-                control[name],
-                (measured, "soc"),
-                time_shifted=True,
-                initial_data={measured: unit["soc_init"]},
-            )
+            # Measured states, time-shifted (the state at the start of the step); one
+            # connection per source (a sensor may measure both).
+            by_source: dict[Any, list[tuple[str, str]]] = {}
+            for state in ("soc", "soh"):
+                if state in cls.inputs:
+                    source, measured = plan.observe("battery", battery[name], state)
+                    by_source.setdefault(source, []).append((measured, state))
+            for source, pairs in by_source.items():
+                plan.connect(
+                    source,
+                    control[name],
+                    *pairs,
+                    time_shifted=True,
+                    initial_data={m: unit[f"{state}_init"] for m, state in pairs},
+                )
         ev = plan.children("ev")
         state = {"connected": 0.0, "e_needed_kwh": 0.0, "t_departure_h": 0.0}
         for charger in chargers(scenario):

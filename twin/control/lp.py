@@ -37,15 +37,26 @@ losses, which no dispatch changes).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
 from scipy.optimize import linprog
 
 from twin.errors import TwinError
+from twin.objective import UNMET_EV_EUR_KWH
 
-__all__ = ["DispatchPlan", "DispatchProblem", "EVSession", "LPError", "solve_dispatch"]
+__all__ = [
+    "DispatchPlan",
+    "DispatchProblem",
+    "EVSession",
+    "ExportAboveImportError",
+    "LPError",
+    "LPInfeasibleError",
+    "LPWarning",
+    "solve_dispatch",
+]
 
 TIE_BREAK_EUR_KWH = 1e-5
 TIE_BREAK_RAMP_EUR_KWH = 1e-4
@@ -59,11 +70,43 @@ class LPError(TwinError):
     """The dispatch LP has no solution (infeasible limits) or the solver failed."""
 
 
+class LPInfeasibleError(LPError):
+    """No dispatch keeps every limit (e.g. an import limit above what the site needs)."""
+
+
+class LPWarning(UserWarning):
+    """The LP solved, but not as asked (a tie-break that failed, a limit dropped)."""
+
+
+class ExportAboveImportError(LPError):
+    """An export price above the import price of its step: the LP is unbounded there.
+
+    Importing and exporting in the same step would pay without limit; the true cost of
+    the net exchange is then not convex and a linear program cannot plan it.
+    """
+
+
+def check_prices(price_import: np.ndarray, price_export: np.ndarray) -> None:
+    """Raise :class:`ExportAboveImportError` unless export <= import at every step."""
+    above = np.flatnonzero(np.asarray(price_export) > np.asarray(price_import))
+    if above.size:
+        k = int(above[0])
+        raise ExportAboveImportError(
+            f"tariff.export_eur_kwh: expected at most the import price at every step for "
+            f"the dispatch LP (oracle, MPC); step {k} (of {above.size} such) exports at "
+            f"{float(price_export[k]):g} EUR/kWh and imports at {float(price_import[k]):g}"
+        )
+
+
 @dataclass(frozen=True)
 class EVSession:
     """A flexible EV charge: ``e_kwh`` (grid side) between steps ``start`` and ``end``.
 
     ``end`` is exclusive; the EV can draw up to ``p_max_kw`` at charger ``charger``.
+    With the EV's battery known (``capacity_kwh``, its SoC at ``start`` and the
+    charger's ``efficiency``), the plan keeps to the EV's acceptance, which tapers
+    from full power at :data:`models.ev.TAPER_START_SOC` to zero when full, as the EV
+    model does (linear in the energy charged so far).
     """
 
     charger: int
@@ -71,6 +114,9 @@ class EVSession:
     end: int
     e_kwh: float
     p_max_kw: float
+    capacity_kwh: float | None = None
+    soc_start: float = 0.0
+    efficiency: float = 1.0
 
 
 @dataclass
@@ -106,7 +152,7 @@ class DispatchProblem:
     steps_total: int = 1
     ev_sessions: list[EVSession] | None = None
     n_chargers: int = 0
-    unmet_ev_penalty_eur_kwh: float = 10.0
+    unmet_ev_penalty_eur_kwh: float = UNMET_EV_EUR_KWH
     p_import_max_kw: float | None = None
 
 
@@ -122,6 +168,8 @@ class DispatchPlan:
     p_ev_kw: np.ndarray  # (T, n_chargers) EV charging, grid side (>= 0)
     e_ev_unmet_kwh: float = 0.0
     wear_eur: float = 0.0  # the wear part of cost_eur
+    #: What did not go as asked (each also warned as :class:`LPWarning`).
+    notes: list[str] = field(default_factory=list)
 
 
 def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
@@ -129,11 +177,14 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
 
     Raises
     ------
+    ExportAboveImportError
+        If an export price exceeds the import price of its step (the LP is unbounded).
     LPError
         If the problem is infeasible (e.g. an import limit that cannot be kept) or the
         solver fails.
     """
     pr = problem
+    check_prices(pr.price_import_eur_kwh, pr.price_export_eur_kwh)
     t_n, b_n = len(pr.net_kw), len(pr.e_kwh)
     dt = pr.dt_h
     # Variable layout: [C (T*B), D (T*B), E (T+1)*B, G+ (T), G- (T), peak (1)]
@@ -266,8 +317,13 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
         bounds[i_gp:i_gm, 1] = pr.p_import_max_kw
     bounds[i_x:i_u, 1] = np.array([sessions[j].p_max_kw for j in ev_session])
 
+    taper = _taper_rows(sessions, ev_session, i_x, dt, n_var)
+    if taper is not None:
+        ub_rows.append(taper[0])
+        b_ub.append(taper[1])
     a_ub = sparse.vstack(ub_rows).tocsr()
-    x = _solve_lexicographic(cost, tie, a_ub, np.concatenate(b_ub), a_eq, b_eq, bounds)
+    notes: list[str] = []
+    x = _solve_lexicographic(cost, tie, a_ub, np.concatenate(b_ub), a_eq, b_eq, bounds, notes)
     charge = x[i_c:i_d].reshape(t_n, b_n)
     discharge = x[i_d:i_e].reshape(t_n, b_n)
     wear_eur = float(wear_c @ x[i_c:i_d] + wear_d @ x[i_d:i_e]) * dt
@@ -290,7 +346,37 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
         p_ev_kw=p_ev,
         e_ev_unmet_kwh=float(x[i_u:i_dev].sum()),
         wear_eur=wear_eur,
+        notes=notes,
     )
+
+
+def _taper_rows(
+    sessions: list[EVSession], ev_session: np.ndarray, i_x: int, dt: float, n_var: int
+) -> tuple[sparse.csr_matrix, np.ndarray] | None:
+    """The EVs' acceptance: ``X_t <= P (1 - SoC_t) / (1 - SoC_taper)`` per session step.
+
+    With ``SoC_t = SoC_start + eta dt sum_{u<t} X_u / capacity`` this is linear in the
+    session's charging so far (and slack below the taper's start).
+    """
+    from models.ev import TAPER_START_SOC
+
+    rows, cols, vals, rhs = [], [], [], []
+    span = 1.0 - TAPER_START_SOC
+    for j, s in enumerate(sessions):
+        if s.capacity_kwh is None:
+            continue
+        columns = i_x + np.flatnonzero(ev_session == j)
+        slope = s.p_max_kw * s.efficiency * dt / (span * s.capacity_kwh)
+        for i, col in enumerate(columns):
+            row = len(rhs)
+            rows += [row] * (i + 1)
+            cols += [*columns[:i], col]
+            vals += [slope] * i + [1.0]
+            rhs.append(s.p_max_kw * (1.0 - s.soc_start) / span)
+    if not rhs:
+        return None
+    matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(rhs), n_var))
+    return matrix, np.array(rhs)
 
 
 def _solve_lexicographic(
@@ -301,14 +387,18 @@ def _solve_lexicographic(
     a_eq: sparse.csr_matrix,
     b_eq: np.ndarray,
     bounds: np.ndarray,
+    notes: list[str],
 ) -> np.ndarray:
     """Minimise ``cost``, then ``tie`` among the minimisers of ``cost`` (two HiGHS solves).
 
     The second solve keeps ``cost`` within :data:`OPTIMUM_TOLERANCE_EUR` (plus a 1e-9
     relative margin) of the first's optimum, so the tie-break never costs more than the
-    solver's accuracy. Should it fail numerically, the first solution stands.
+    solver's accuracy. Should it fail numerically, the first solution stands (an
+    optimum too, not the tie-break's pick): said in ``notes`` and warned (:class:`LPWarning`).
     """
     first = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+    if first.status == 2:
+        raise LPInfeasibleError(f"dispatch LP infeasible: {first.message}")
     if first.status != 0:
         raise LPError(f"dispatch LP failed ({first.status}): {first.message}")
     margin = OPTIMUM_TOLERANCE_EUR + 1e-9 * abs(first.fun)
@@ -321,4 +411,12 @@ def _solve_lexicographic(
         bounds=bounds,
         method="highs",
     )
-    return second.x if second.status == 0 else first.x
+    if second.status == 0:
+        return second.x
+    note = (
+        f"dispatch LP: the tie-break solve failed ({second.status}: {second.message}); "
+        "the cost optimum's first solution is used"
+    )
+    notes.append(note)
+    warnings.warn(note, LPWarning, stacklevel=3)
+    return first.x

@@ -20,7 +20,10 @@ mean price over the window, used before, rewarded draining at every horizon end)
 
 from __future__ import annotations
 
+import json
+import warnings
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,7 +32,14 @@ import pandas as pd
 from models.base import Clock
 from models.ev import EVCharging
 from twin.control.base import SiteController
-from twin.control.lp import DispatchPlan, DispatchProblem, EVSession, LPError, solve_dispatch
+from twin.control.lp import (
+    DispatchPlan,
+    DispatchProblem,
+    EVSession,
+    LPInfeasibleError,
+    LPWarning,
+    solve_dispatch,
+)
 from twin.control.site import run_objective, site_series
 from twin.forecast import FORECASTERS
 from twin.units import parse_duration_s
@@ -44,7 +54,8 @@ def ev_sessions_ahead(
 
     Plug assignment and departures do not depend on how EVs are charged, so running
     the EV model once without charging reveals every session: its charger, the steps it
-    can charge in and the energy it needs (grid side).
+    can charge in, the energy it needs (grid side) and its battery (for the acceptance
+    taper near full).
     """
     if not parks:
         return []
@@ -60,7 +71,18 @@ def ev_sessions_ahead(
             end = min(int(np.ceil(model.departure_s[c] / clock.step_s)), clock.n_steps)
             need = max(model.target[c] - model.soc[c], 0.0) * model.capacity[c] / model.eta[c]
             if end > k + 1 and need > 0.0:
-                sessions.append(EVSession(int(c), k + 1, end, need, float(model.p_max[c])))
+                sessions.append(
+                    EVSession(
+                        int(c),
+                        k + 1,
+                        end,
+                        need,
+                        float(model.p_max[c]),
+                        capacity_kwh=float(model.capacity[c]),
+                        soc_start=float(model.soc[c]),
+                        efficiency=float(model.eta[c]),
+                    )
+                )
     return sessions
 
 
@@ -71,6 +93,8 @@ class _Planner(SiteController):
         self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
     ) -> None:
         super().__init__(units, clock, context)
+        #: What did not go as planned (LP notes), also in ``run.json`` (``control_notes``).
+        self.notes: list[str] = []
         self.site = site_series(self.context, clock)
         self.e_kwh = self.param("e_kwh") * self.param("soh_init")
         self.soc_init = self.param("soc_init")
@@ -121,14 +145,37 @@ class _Planner(SiteController):
         )
 
     def solve(self, problem: DispatchProblem) -> DispatchPlan:
-        """Solve; an import limit that cannot be kept is dropped rather than failing."""
+        """Solve; an import limit that cannot be kept is dropped rather than failing.
+
+        Only when the LP is infeasible with it; that, and a tie-break that failed, is
+        warned (:class:`twin.control.lp.LPWarning`) and noted in the run metadata
+        (``control_notes`` in ``run.json``).
+        """
         try:
-            return solve_dispatch(problem)
-        except LPError:
+            plan = solve_dispatch(problem)
+        except LPInfeasibleError:
             if problem.p_import_max_kw is None:
                 raise
+            note = (
+                f"control.p_import_max_kw: no dispatch keeps the import under "
+                f"{problem.p_import_max_kw:g} kW from step {problem.step_offset or 0}: "
+                "planned without the limit"
+            )
+            warnings.warn(note, LPWarning, stacklevel=2)
+            self.note(note)
             problem.p_import_max_kw = None
-            return solve_dispatch(problem)
+            plan = solve_dispatch(problem)
+        for note in plan.notes:
+            self.note(note)
+        return plan
+
+    def note(self, message: str) -> None:
+        """Record what did not go as planned in the run's notes (``context["notes_path"]``)."""
+        self.notes.append(message)
+        path = self.context.get("notes_path")
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(json.dumps(self.notes))
 
 
 class OracleController(_Planner):

@@ -16,9 +16,12 @@ from twin.objective import Objective, rule_thresholds
 
 __all__ = [
     "PRICE_EXPORT",
+    "POC_IMPORT",
     "PRICE_IMPORT",
+    "SOH",
     "PriceUnknownError",
     "RuleController",
+    "cheapest_share",
     "ev_setpoints",
     "share_by_headroom",
 ]
@@ -26,10 +29,21 @@ __all__ = [
 #: The step's prices, as the tariff publishes them (NaN: not connected).
 PRICE_IMPORT = Port("EUR/kWh", "import price of the step", group="site", default=float("nan"))
 PRICE_EXPORT = Port("EUR/kWh", "export price of the step", group="site", default=float("nan"))
+#: The import at the point of connection measured over the previous step (NaN: unknown).
+POC_IMPORT = Port(
+    "kW",
+    "import at the POC over the previous step (> 0 into the site)",
+    group="site",
+    default=float("nan"),
+)
 
 #: Prices within this of a threshold count as at it (a flat tariff's discharge threshold
 #: is its price, up to rounding): the tie costs nothing.
 THRESHOLD_TOLERANCE_EUR_KWH = 1e-9
+
+
+#: The battery's measured state of health (NaN: not connected; its initial one then).
+SOH = Port("1", "measured state of health of the battery", default=float("nan"))
 
 
 class PriceUnknownError(TwinError):
@@ -47,6 +61,28 @@ def share_by_headroom(total_kw: float, headroom_kw: np.ndarray) -> np.ndarray:
     return headroom_kw * min(abs(total_kw) / capacity, 1.0) * np.sign(total_kw)
 
 
+def cheapest_share(need_kwh: float, cap_kw: float, prices: np.ndarray, dt_h: float) -> float:
+    """Power now (kW) that delivers ``need_kwh`` in the cheapest steps of ``prices``.
+
+    ``prices`` are the import prices of the steps left, now first. Steps cheaper than
+    the dearest price still needed get full power; ``need`` left over is spread evenly
+    over the steps at that price (so on a flat tariff: the even share over the stay).
+    """
+    if need_kwh <= 0.0 or cap_kw <= 0.0 or prices.size == 0:
+        return 0.0
+    levels = np.unique(prices)
+    for level in levels:
+        if np.count_nonzero(prices <= level) * cap_kw * dt_h >= need_kwh - 1e-12:
+            break
+    now = prices[0]
+    if now > level:
+        return 0.0
+    if now < level:
+        return cap_kw
+    rest = need_kwh - np.count_nonzero(prices < level) * cap_kw * dt_h
+    return min(max(rest, 0.0) / (np.count_nonzero(prices == level) * dt_h), cap_kw)
+
+
 def ev_setpoints(
     surplus_kw: float,
     connected: np.ndarray,
@@ -55,13 +91,16 @@ def ev_setpoints(
     p_max_kw: np.ndarray,
     efficiency: np.ndarray,
     dt_h: float,
+    prices_ahead: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Charging setpoints (kW, grid side) and the part of them that must not be cut.
 
-    Every connected EV gets at least the even power that completes its need one step
-    before its departure (so charging is spread over the stay instead of peaking on
-    arrival); PV surplus beyond that goes to the most urgent EVs first (least laxity:
-    time left minus time needed at full power).
+    Every connected EV gets at least its share of what it needs in the cheapest steps
+    before its departure (:func:`cheapest_share` over ``prices_ahead``, the import prices
+    from this step on; without them, or on a flat tariff, the even power that completes
+    its need one step before departure, so charging is spread over the stay instead of
+    peaking on arrival); PV surplus beyond that goes to the most urgent EVs first (least
+    laxity: time left minus time needed at full power).
 
     Returns
     -------
@@ -72,6 +111,11 @@ def ev_setpoints(
     cap = np.minimum(p_max_kw, need_grid / dt_h)  # what finishes the need this step
     time_left = np.maximum(t_departure_h - dt_h, dt_h)
     even = np.minimum(need_grid / time_left, cap)
+    if prices_ahead is not None and prices_ahead.size:
+        for i in np.flatnonzero(need_grid > 0.0):
+            window = prices_ahead[: max(int(round(time_left[i] / dt_h)), 1)]
+            even[i] = cheapest_share(need_grid[i], p_max_kw[i], window, dt_h)
+        even = np.minimum(even, cap)
     laxity = t_departure_h - need_grid / p_max_kw
     must = np.where(laxity <= dt_h, cap, 0.0)
     setpoint = np.maximum(even, must)
@@ -86,22 +130,38 @@ def ev_setpoints(
     return setpoint, must
 
 
+def _prices_ahead(clock: Clock, context: dict[str, Any]) -> np.ndarray | None:
+    """The run's import prices per step from the context's tariff (None: no tariff)."""
+    if context.get("tariff") is None:
+        return None
+    from models.tariff import Tariff
+
+    prices = Tariff([context["tariff"]], clock, context).exogenous()["price_import_eur_kwh"]
+    return np.asarray(prices[:, 0], dtype=float)
+
+
 class RuleController(SiteController):
     """Self-consumption where it pays, and smart EV charging.
 
     It measures the site's net non-dispatchable power (PV plus loads, > 0 when there
     is a surplus), the step's import and export prices (``price_eur_kwh``,
     ``price_export_eur_kwh``, from the tariff), each battery's SoC and each charger's EV
-    (connected, energy needed, time to departure). EVs get their even share of what they
-    need plus PV surplus by urgency (:func:`ev_setpoints`); the batteries then absorb
+    (connected, energy needed, time to departure). EVs get what they need in the cheapest
+    steps of their stay (the tariff is known ahead; evenly over them) plus PV surplus by
+    urgency (:func:`ev_setpoints`); the batteries then absorb
     what is left of the surplus or cover the deficit, inside their limits, but only
     where that lowers the scored cost (:mod:`twin.objective`): a battery covers a deficit
     only when the import price is at least its discharge threshold and absorbs a surplus
     only when the export price is at most its charge threshold
     (:func:`twin.objective.rule_thresholds`). It never charges from the grid, so each
-    step costs no more than without the battery (grid losses aside) and the peak import
-    never rises. With a site import limit (``context["p_import_max_kw"]``), EV charging
-    that is not urgent is cut first.
+    step costs no more than without the battery and the peak import never rises: the
+    grid's own losses (transformer no-load losses above all) are fed by a small PV
+    surplus before any of it reaches the POC, so the batteries absorb only the surplus
+    beyond the grid's losses. Those are estimated from the POC import measured over the
+    previous step (``p_poc_kw``, time-shifted) and the rule's own setpoints then, else
+    (first step, or not connected) taken as ``context["standing_loss_kw"]`` (the
+    transformers' no-load losses; default 0). With a site import limit
+    (``context["p_import_max_kw"]``), EV charging that is not urgent is cut first.
 
     Units are the batteries it dispatches (their scenario parameters); the chargers come
     from ``context["chargers"]`` (``name``, ``p_max_kw``, ``efficiency``); the objective
@@ -113,7 +173,9 @@ class RuleController(SiteController):
         "p_kw": SITE_NET,
         "price_eur_kwh": PRICE_IMPORT,
         "price_export_eur_kwh": PRICE_EXPORT,
+        "p_poc_kw": POC_IMPORT,
         "soc": SOC,
+        "soh": SOH,
         **EV_INPUTS,
     }
 
@@ -125,8 +187,16 @@ class RuleController(SiteController):
             name: self.param(name)
             for name in ("p_max_kw", "soc_min", "soc_max", "eta_ch", "eta_dis", "e_kwh")
         }
+        #: State of health at the start (usable / nominal capacity); the measured one
+        #: (input ``soh``) replaces it when connected.
+        self._soh_init = np.array([float(u.get("soh_init", 1.0)) for u in units])
         self._import_max = self.context.get("p_import_max_kw")
+        self._standing_loss_kw = float(self.context.get("standing_loss_kw", 0.0))
+        #: Measured site surplus and the setpoints' net injection (kW) of the last step.
+        self._last: tuple[float, float] | None = None
         self.objective = run_objective(units, clock, self.context)
+        #: The run's import prices, known ahead (a tariff is), for smart EV charging.
+        self._prices = _prices_ahead(clock, self.context) if self.chargers else None
 
     @property
     def objective(self) -> Objective:
@@ -148,8 +218,13 @@ class RuleController(SiteController):
             return price >= self.discharge_min_eur_kwh - tol
         return price_export <= self.charge_max_eur_kwh + tol
 
-    def _battery_limit(self, want_kw: float, soc: np.ndarray, dt_h: float) -> np.ndarray:
-        """Largest power each battery can give in the direction of ``want_kw``."""
+    def _battery_limit(
+        self, want_kw: float, soc: np.ndarray, soh: np.ndarray, dt_h: float
+    ) -> np.ndarray:
+        """Largest power each battery can give in the direction of ``want_kw``.
+
+        On the usable capacity, ``e_kwh * soh`` (SoC is relative to it).
+        """
         if want_kw == 0.0 or self.n == 0:
             return np.zeros(self.n)
         lim = self._limits
@@ -157,7 +232,7 @@ class RuleController(SiteController):
             limit_power(
                 np.full(self.n, np.sign(want_kw) * np.inf),
                 soc,
-                lim["e_kwh"],
+                lim["e_kwh"] * soh,
                 lim["p_max_kw"],
                 lim["soc_min"],
                 lim["soc_max"],
@@ -166,6 +241,13 @@ class RuleController(SiteController):
                 dt_h,
             )
         )
+
+    def _grid_loss_kw(self, poc_import_kw: float) -> float:
+        """The grid's losses over the last step: what the site's injections did not export."""
+        if self._last is None or not np.isfinite(poc_import_kw):
+            return self._standing_loss_kw
+        surplus_kw, injected_kw = self._last
+        return max(poc_import_kw + surplus_kw + injected_kw, 0.0)
 
     def step(
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
@@ -186,6 +268,10 @@ class RuleController(SiteController):
                 f"rule: expected the step's prices (inputs price_eur_kwh, "
                 f"price_export_eur_kwh from the tariff), got {price}, {price_export}"
             )
+        measured_kw = surplus_kw
+        loss_kw = self._grid_loss_kw(float(inputs.get("p_poc_kw", [np.nan])[0]))
+        # A surplus feeds the grid's losses first; only what is left would be exported.
+        surplus_kw = surplus_kw - min(max(surplus_kw, 0.0), loss_kw)
         ev, must = ev_setpoints(
             surplus_kw,
             inputs["connected"] >= 0.5,
@@ -194,9 +280,12 @@ class RuleController(SiteController):
             self.ev_p_max_kw,
             self.ev_efficiency,
             dt_h,
+            None if self._prices is None else self._prices[self.clock.index_of(now) :],
         )
         net_kw = surplus_kw - ev.sum()  # > 0: surplus left for the batteries
-        headroom = self._battery_limit(-net_kw, inputs["soc"], dt_h)
+        soh = np.asarray(inputs.get("soh", np.full(self.n, np.nan)), dtype=float)
+        soh = np.where(np.isfinite(soh), soh, self._soh_init)
+        headroom = self._battery_limit(-net_kw, inputs["soc"], soh, dt_h)
         headroom = np.where(self._allowed(-net_kw, price, price_export), headroom, 0.0)
         battery = share_by_headroom(-net_kw, headroom)
         if self._import_max is not None and ev.size:
@@ -204,4 +293,5 @@ class RuleController(SiteController):
             excess = -(net_kw + battery.sum()) - self._import_max
             if excess > 0.0:
                 ev = ev - share_by_headroom(excess, np.maximum(ev - must, 0.0))
+        self._last = (measured_kw, float(battery.sum() - ev.sum()))
         return {"p_set_kw": battery, "p_ev_set_kw": ev}

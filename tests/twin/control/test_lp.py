@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from twin.control.lp import DispatchProblem, LPError, solve_dispatch
+from twin.control.lp import DispatchProblem, ExportAboveImportError, LPError, solve_dispatch
 
 
 def problem(net_kw, price, **changes) -> DispatchProblem:
@@ -111,3 +113,74 @@ def test_flexible_ev_charges_in_the_cheapest_steps_of_its_stay():
     )
     assert short.e_ev_unmet_kwh == pytest.approx(8.0, abs=1e-6)  # 22 of 30 kWh fit
     np.testing.assert_allclose(plan.p_import_kw, plan.p_ev_kw.sum(axis=1), atol=1e-6)
+
+
+def test_ev_plan_keeps_to_the_evs_acceptance_taper():
+    """An EV at 80 % accepts less and less as it fills: the plan does not plan beyond it."""
+    from models.ev import taper
+    from twin.control.lp import EVSession
+
+    n = 12
+    price = [0.4] * 8 + [0.1] * 4  # cheap at the end: the plan wants to charge late
+    session = EVSession(0, 0, n, e_kwh=6.0, p_max_kw=11.0, capacity_kwh=50.0,
+                        soc_start=0.8, efficiency=0.9)  # fmt: skip
+    plan = solve_dispatch(
+        problem(
+            [0.0] * n, price, ev_sessions=[session], n_chargers=1, p_max_kw=np.zeros(1), dt_h=0.25
+        )
+    )
+    assert plan.e_ev_unmet_kwh == pytest.approx(0.0, abs=1e-6)
+    # Replayed through the EV model's own acceptance: every planned kW is taken.
+    soc = 0.8
+    for p in plan.p_ev_kw[:, 0]:
+        assert p <= 11.0 * float(taper(np.array([soc]))[0]) + 1e-6
+        soc += p * 0.9 * 0.25 / 50.0
+    assert soc == pytest.approx(0.8 + 6.0 * 0.9 / 50.0)
+
+
+price_values = st.floats(-0.5, 1.0, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(price_values, price_values), min_size=2, max_size=8),
+    st.lists(st.floats(-30.0, 30.0), min_size=8, max_size=8),
+)
+def test_any_tariff_is_solved_or_named(prices, net):
+    """Negative prices solve; an export price above the import price names the tariff."""
+    imp = np.array([p[0] for p in prices])
+    exp = np.array([p[1] for p in prices])
+    pr = problem(net[: len(prices)], imp, price_export_eur_kwh=exp)
+    if np.any(exp > imp):
+        with pytest.raises(ExportAboveImportError, match=r"tariff\.export_eur_kwh"):
+            solve_dispatch(pr)
+    else:
+        plan = solve_dispatch(pr)
+        assert np.all(plan.p_import_kw >= -1e-9) and np.all(plan.p_export_kw >= -1e-9)
+
+
+def test_a_failed_tie_break_is_warned_and_noted(monkeypatch):
+    """The solver failing on the second solve is not silent (the first optimum stands)."""
+    import twin.control.lp as lp
+
+    calls = []
+    real = lp.linprog
+
+    def second_fails(*args, **kwargs):
+        calls.append(1)
+        result = real(*args, **kwargs)
+        if len(calls) == 2:
+            result.status, result.message = 4, "numerical difficulties (injected)"
+        return result
+
+    monkeypatch.setattr(lp, "linprog", second_fails)
+    with pytest.warns(lp.LPWarning, match="tie-break solve failed"):
+        plan = solve_dispatch(problem([-5.0] * 4, [0.2, 0.2, 0.4, 0.4]))
+    assert plan.notes and "injected" in plan.notes[0]
+
+
+def test_an_infeasible_lp_is_named_as_such():
+    from twin.control.lp import LPInfeasibleError
+
+    with pytest.raises(LPInfeasibleError):
+        solve_dispatch(problem([-50.0] * 4, [0.3] * 4, p_import_max_kw=20.0))

@@ -102,6 +102,13 @@ def test_oracle_and_mpc_dispatch_ev_chargers(tmp_path):
         assert kpis[planner]["peak_import_kw"] <= 62.0
         delivered = kpis[planner]["e_ev_delivered_kwh"]
         assert delivered >= 0.95 * kpis["none"]["e_ev_delivered_kwh"]
+    # The oracle plans the EVs' acceptance taper: it leaves no more unmet than charging at
+    # full power does, and the unmet energy is part of the score it is a lower bound of.
+    oracle, none = kpis["oracle"], kpis["none"]
+    assert oracle["e_ev_unmet_kwh"] <= none["e_ev_unmet_kwh"] + 1e-6
+    assert oracle["cost_scored_eur"] <= none["cost_scored_eur"]
+    for k in kpis.values():
+        assert k["ev_unmet_eur"] == pytest.approx(10.0 * k["e_ev_unmet_kwh"] / 0.92)
 
 
 THREE_LEVEL = {
@@ -128,13 +135,38 @@ SITES = {
 }
 
 
-@pytest.mark.parametrize("site", SITES)
-def test_no_controller_scores_below_the_oracle_beyond_its_grid_losses(site, tmp_path):
-    """The oracle minimises the scored cost save the grid losses its LP leaves out.
+def loss_free_scored_cost(run, tariff) -> float:
+    """The scored cost of a run's dispatch on a site without grid losses.
 
-    So no controller's scored cost is below the oracle's by more than the oracle's
-    losses at the dearest price (and the demand charge on its largest loss); and the
-    price-aware rule never scores worse than no battery.
+    The grid exchange is what PV, loads, batteries and EVs inject (no losses), priced as
+    the run's; wear, stored energy and EV energy unmet as the run's KPIs count them.
+    The oracle's LP minimises exactly this, so no dispatch the batteries could follow
+    scores below the oracle's own.
+    """
+    results = load_results(run.out_dir)
+    injected = sum(
+        wide(results, kind, "p_kw").sum(axis=1)
+        for kind in ("pv", "load", "battery", "ev")
+        if not wide(results, kind, "p_kw").empty
+    )
+    grid = -injected.to_numpy()  # > 0 import
+    price = wide(results, "tariff", "price_import_eur_kwh").iloc[:, 0].to_numpy()
+    price_export = wide(results, "tariff", "price_export_eur_kwh").iloc[:, 0].to_numpy()
+    imp, exp = np.clip(grid, 0.0, None), np.clip(-grid, 0.0, None)
+    dt_h = 0.25  # microgrid_day's 15-minute step
+    k = run.kpis
+    energy = float(imp @ price - exp @ price_export) * dt_h
+    demand = tariff.get("demand_charge_eur_kw", 0.0) * float(imp.max())
+    return energy + demand + k["wear_eur"] - k["terminal_value_eur"] + k.get("ev_unmet_eur", 0.0)
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_no_controller_scores_below_the_oracle_on_the_loss_free_site(site, tmp_path):
+    """The oracle minimises the scored cost of the site without the grid's losses.
+
+    So no controller's dispatch scores below the oracle's there (up to the slow capacity
+    fade the LP leaves out), and the price-aware rule never scores worse than no
+    battery, losses included.
     """
     raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
     raw.update(SITES[site])
@@ -142,22 +174,13 @@ def test_no_controller_scores_below_the_oracle_beyond_its_grid_losses(site, tmp_
     for controller in ("oracle", "none", "rule", "mpc"):
         raw["controller"] = controller
         runs[controller] = run_scenario(validate_scenario(raw), tmp_path / controller)
-    results = load_results(runs["oracle"].out_dir)
-    price_max = wide(results, "tariff", "price_import_eur_kwh").to_numpy().max()
-    loss_max = wide(results, "grid", "losses_kw")["poc"].max()
-    demand_charge = raw["tariff"].get("demand_charge_eur_kw", 0.0)
-    oracle = runs["oracle"].kpis
-    tolerance = price_max * oracle["losses_kwh"] + demand_charge * loss_max
-    scored = {name: run.kpis["cost_scored_eur"] for name, run in runs.items()}
+    loss_free = {name: loss_free_scored_cost(run, raw["tariff"]) for name, run in runs.items()}
     for name in ("none", "rule", "mpc"):
-        assert scored[name] >= scored["oracle"] - tolerance, name
+        assert loss_free[name] >= loss_free["oracle"] - 1e-3, (name, loss_free)
+    scored = {name: run.kpis["cost_scored_eur"] for name, run in runs.items()}
     assert scored["rule"] <= scored["none"]
-    # Wear is part of the score, and reported on its own.
-    for run in runs.values():
-        k = run.kpis
-        assert k["cost_scored_eur"] == pytest.approx(k["cost_scored_no_wear_eur"] + k["wear_eur"])
-    # (an idle battery's stored energy shrinks only by calendar fade: next to no wear)
-    assert runs["none"].kpis["wear_eur"] < 1e-3 < runs["oracle"].kpis["wear_eur"]
+    # (an idle battery's stored energy shrinks only by calendar fade: no wear)
+    assert runs["none"].kpis["wear_eur"] == 0.0 < runs["oracle"].kpis["wear_eur"]
 
 
 def test_degradation_price_is_gone_wear_comes_from_the_battery(day_raw):
@@ -170,3 +193,53 @@ def test_degradation_price_is_gone_wear_comes_from_the_battery(day_raw):
     day_raw["assets"]["battery"][0]["replacement_eur_kwh"] = 6000.0
     with pytest.raises(ScenarioError, match=r"assets.battery\[0\].replacement_eur_kwh"):
         validate_scenario(day_raw)
+
+
+#: A flat tariff whose export price is the rule's charge threshold (0.95 * (v - w)):
+#: absorbing PV surplus gains nothing, so any grid import it causes costs.
+TIE_TARIFF = {"import_eur_kwh": 0.30, "export_eur_kwh": 0.2232}
+
+
+@pytest.mark.parametrize("sensors", [True, False])
+def test_rule_never_charges_from_the_grid_at_the_tie_tariff(sensors, tmp_path):
+    """The transformer's no-load loss is fed by a small PV surplus: the rule leaves it."""
+    raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
+    raw["tariff"] = TIE_TARIFF
+    raw["sensors"] = {**raw.get("sensors", {}), "enabled": sensors}
+    runs = {}
+    for controller in ("none", "rule"):
+        raw["controller"] = controller
+        runs[controller] = run_scenario(validate_scenario(raw), tmp_path / controller)
+    assert runs["rule"].kpis["cost_scored_eur"] <= runs["none"].kpis["cost_scored_eur"]
+    if sensors:
+        return  # a noisy PV reading can overstate a surplus by a few hundred watts
+    results = load_results(runs["rule"].out_dir)
+    charging = wide(results, "battery", "p_kw")["bess"] < -1e-6
+    poc = wide(results, "grid", "p_kw")["poc"]
+    assert (poc[charging] <= 0.05).all()  # kW: charges from surplus, not from the grid
+
+
+def test_a_dropped_import_limit_is_warned_and_in_the_run_metadata(tmp_path):
+    import json
+
+    from twin.control.lp import LPWarning
+
+    with pytest.warns(LPWarning, match=r"control\.p_import_max_kw"):
+        run = run_scenario(day("oracle", p_import_max_kw=1.0), tmp_path)
+    notes = json.loads((run.out_dir / "run.json").read_text())["control_notes"]
+    assert len(notes) == 1 and "control.p_import_max_kw" in notes[0]
+    assert run.metadata["control_notes"] == notes
+
+
+def test_rule_charges_evs_in_cheap_hours_and_never_scores_worse_than_none(tmp_path):
+    raw = yaml.safe_load((ROOT / "scenarios" / "ev_depot.yaml").read_text())
+    raw.update(duration="2d", tariff=THREE_LEVEL)
+    kpis = {}
+    for controller in ("none", "rule"):
+        raw["controller"] = controller
+        run = run_scenario(
+            validate_scenario(raw), tmp_path / controller, compare_uncontrolled=False
+        )
+        kpis[controller] = run.kpis
+    assert kpis["rule"]["cost_scored_eur"] <= kpis["none"]["cost_scored_eur"]
+    assert kpis["rule"]["e_ev_unmet_kwh"] <= kpis["none"]["e_ev_unmet_kwh"] + 1e-6

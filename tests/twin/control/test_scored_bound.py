@@ -258,7 +258,9 @@ def test_the_rule_is_never_price_blind():
     battery = {"name": "b", "e_kwh": 10.0, "p_max_kw": 5.0, "eta_ch": 0.95, "eta_dis": 0.95,
                "soc_min": 0.1, "soc_max": 0.9, "soc_init": 0.5}  # fmt: skip
     clock = Clock(pd.Timestamp("2016-01-11T00:00Z"), 900, 4)
-    with pytest.raises(Exception, match="objective"):
+    from twin.control.site import ObjectiveUnknownError
+
+    with pytest.raises(ObjectiveUnknownError, match="objective"):
         RuleController([battery], clock, {"chargers": []})
     # From the run's prices when no objective is given.
     controller = RuleController([battery], clock, {"price_import_eur_kwh": [0.2, 0.4]})
