@@ -18,7 +18,7 @@ from twin.component import Component, components
 from twin.errors import RunError
 from twin.identity import input_digests, new_run_id, scenario_hash
 from twin.kpi import compute_kpis
-from twin.results import load_results, merge_parts
+from twin.results import merge_parts, open_results
 from twin.rundir import claim_run_dir, write_json
 from twin.scenario import ScenarioBase
 
@@ -273,7 +273,7 @@ def _run(
             # Keep the steps every simulator completed: a consistent, shorter run.
             error = f"{type(exc).__name__}: {exc}"
             completed = state.save_completed()
-            saved = merge_parts(plan.parts, plan.results_path) if completed else 0
+            saved = merge_parts(plan.parts, plan.results_path, completed) if completed else 0
             _abort_world(plan.world)
             error += _quietly(services.close, "stopping the services")
             error += _quietly(
@@ -348,7 +348,7 @@ def _finish(
     merge_parts(plan.parts, plan.results_path)
     add_component_metadata(metadata, active, scenario, out / "parts")
     shutil.rmtree(out / "parts", ignore_errors=True)
-    results = load_results(out)
+    results = open_results(out)  # lazy: each KPI reads its quantity, not the whole file
     injecting = grid_injections(plan.plan)
     metadata["grid_injections"] = {kind: len(names) for kind, names in injecting.items()}
     kpis = compute_kpis(results, scenario, injecting)
