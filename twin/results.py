@@ -18,8 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from twin.errors import ResultsError
@@ -45,6 +43,10 @@ __all__ = [
 
 RESULT_COLUMNS = ("time", "site", "run_id", "source", "asset", "kind", "quantity", "value")
 SERIES_PER_ROW_GROUP = 64
+#: Most rows of a row group of ``results.parquet`` (what a lazy reader decodes at once).
+ROWS_PER_ROW_GROUP = 1 << 18
+#: Key of the tidy file's index (assets in order, sources) in its Parquet metadata.
+INDEX_KEY = b"twin"
 
 
 class ResultBuffer:
@@ -156,18 +158,67 @@ def tidy_table(
     )
 
 
+class _TidyIndex:
+    """What a tidy file holds, gathered while it is written.
+
+    Its assets in order of first occurrence (the order of :func:`load_results`'
+    categories, so of :func:`wide`'s columns) and its sources; stored in the file's
+    metadata (key :data:`INDEX_KEY`).
+    """
+
+    def __init__(self) -> None:
+        self.assets: dict[str, None] = {}
+        self.sources: set[str] = set()
+
+    def add(self, table: pa.Table) -> None:
+        if "asset" not in table.column_names or "source" not in table.column_names:
+            return
+        for chunk in table.column("asset").chunks:
+            self.assets.update(dict.fromkeys(_first_occurrence(chunk)))
+        for chunk in table.column("source").chunks:
+            self.sources.update(_first_occurrence(chunk))
+
+    def metadata(self) -> dict[bytes, bytes]:
+        text = json.dumps({"assets": list(self.assets), "sources": sorted(self.sources)})
+        return {INDEX_KEY: text.encode()}
+
+
+def _first_occurrence(chunk: pa.Array) -> list[str]:
+    """The distinct labels of a tag column's chunk, in order of first occurrence."""
+    labels, codes = _labels_codes(chunk)
+    used, first = np.unique(codes, return_index=True)
+    return [labels[c] for c in used[np.argsort(first, kind="stable")]]
+
+
+def _labels_codes(chunk: pa.Array) -> tuple[list[str], np.ndarray]:
+    """Labels and per-row codes of a tag column's chunk (dictionary-encoded or not)."""
+    if pa.types.is_dictionary(chunk.type):
+        codes = chunk.indices.to_numpy(zero_copy_only=False)
+        return chunk.dictionary.to_pylist(), codes
+    labels, codes = np.unique(np.asarray(chunk.to_pylist(), dtype=object), return_inverse=True)
+    return labels.tolist(), codes
+
+
 def write_tables(path: str | Path, tables: Iterable[pa.Table]) -> int:
-    """Write tables of one schema as row groups of one Parquet file; return its rows."""
+    """Write tables of one schema as row groups of one Parquet file; return its rows.
+
+    Row groups hold at most :data:`ROWS_PER_ROW_GROUP` rows, so a reader decodes little
+    at a time; a tidy file gets its index in the metadata (:class:`Results` uses it).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
     writer = None
+    index = _TidyIndex()
     try:
         for table in tables:
             if writer is None:
                 writer = pq.ParquetWriter(path, table.schema, compression="zstd")
-            writer.write_table(table)
+            writer.write_table(table, row_group_size=ROWS_PER_ROW_GROUP)
+            index.add(table)
             rows += table.num_rows
+        if writer is not None:
+            writer.add_key_value_metadata(index.metadata())
     finally:
         if writer is not None:
             writer.close()
@@ -267,10 +318,14 @@ def load_results(run_dir: str | Path) -> pd.DataFrame:
 class Results:
     """The tidy results of a run, read lazily (:func:`open_results`).
 
-    Only what is asked for is read: a filter on ``kind``, ``quantity``, ``source``,
-    ``asset`` and a time window become Parquet predicates, so memory holds the rows
-    selected, not the file. :func:`wide` and :func:`as_operated` accept it in place of a
-    frame (as :func:`twin.kpi.compute_kpis` does), with equal results.
+    Only what is asked for is read, a row group at a time (a row group holds one
+    recorded chunk of steps of a group of series): a filter on ``kind``, ``quantity``,
+    ``source``, ``asset``, ``site``, ``run_id`` (a value or a list of values) and a time
+    window (``start``, ``end`` excluded; row groups outside it are skipped) reads the
+    filter's columns, then the wanted columns of the matching rows. Memory holds the
+    rows selected and one row group, not the file. :func:`wide` and :func:`as_operated`
+    accept it in place of a frame (as :func:`twin.kpi.compute_kpis` does), with equal
+    results.
 
     Parameters
     ----------
@@ -282,73 +337,147 @@ class Results:
         self.path = Path(path)
         if not self.path.is_file():
             raise ResultsError(f"{self.path}: no results file")
-        self.dataset = ds.dataset(self.path, format="parquet")
+        self.schema = pq.read_schema(self.path)
+        meta = pq.read_metadata(self.path).metadata or {}
+        #: The file's index (:func:`write_tables`): ``assets`` in order, ``sources``.
+        self.index: dict[str, Any] | None = (
+            json.loads(meta[INDEX_KEY]) if INDEX_KEY in meta else None
+        )
 
-    def _filter(self, **where: Any) -> ds.Expression | None:
-        expression = None
-        for column, value in where.items():
-            if value is None:
-                continue
-            if column == "start":
-                term = ds.field("time") >= pa.scalar(pd.Timestamp(value), pa.timestamp("ns", "UTC"))
-            elif column == "end":
-                term = ds.field("time") < pa.scalar(pd.Timestamp(value), pa.timestamp("ns", "UTC"))
-            elif isinstance(value, str):
-                term = ds.field(column) == value
-            else:
-                term = ds.field(column).isin(list(value))
-            expression = term if expression is None else expression & term
-        return expression
+    def _selected(
+        self, columns: list[str] | None, where: dict[str, Any]
+    ) -> Iterator[tuple[pa.Table, int]]:
+        """Per row group: the wanted columns of its matching rows, and how many match."""
+        tags = {k: v for k, v in where.items() if k not in ("start", "end") and v is not None}
+        window = [
+            None if where.get(edge) is None else pd.Timestamp(where[edge]).as_unit("ns").value
+            for edge in ("start", "end")
+        ]
+        start, end = window
+        wanted = list(self.schema.names) if columns is None else columns
+        with pq.ParquetFile(self.path, pre_buffer=False) as file:
+            time_at = file.schema_arrow.get_field_index("time")
+            for i in range(file.num_row_groups):
+                group = file.metadata.row_group(i)
+                if not _overlaps(group.column(time_at).statistics, start, end):
+                    continue
+                mask = self._mask(file, i, tags, start, end)
+                matched = group.num_rows if mask is None else int(mask.sum())
+                if matched == 0:
+                    continue
+                rows = file.read_row_group(i, columns=wanted)
+                yield (rows if mask is None else rows.filter(mask)), matched
+
+    @staticmethod
+    def _mask(
+        file: pq.ParquetFile, i: int, tags: dict[str, Any], start: int | None, end: int | None
+    ) -> np.ndarray | None:
+        """Rows of row group ``i`` that pass the filter (``None``: all of them)."""
+        names = [*tags, *(["time"] if (start, end) != (None, None) else [])]
+        if not names:
+            return None
+        read = file.read_row_group(i, columns=names)
+        mask = np.ones(read.num_rows, bool)
+        for name, value in tags.items():
+            values = [value] if isinstance(value, str) else list(value)
+            hit = np.zeros(read.num_rows, bool)
+            for one in values:
+                hit |= _equal(read.column(name), one)
+            mask &= hit
+        if "time" in names:
+            stamps = read.column("time").cast(pa.int64()).to_numpy()
+            if start is not None:
+                mask &= stamps >= start
+            if end is not None:
+                mask &= stamps < end
+        return mask
 
     def table(self, columns: list[str] | None = None, **where: Any) -> pa.Table:
-        """The rows matching ``where`` as an Arrow table.
-
-        ``where``: ``kind``, ``quantity``, ``source``, ``asset``, ``site``, ``run_id`` (a
-        value or a list of values), ``start``/``end`` (a time window, end excluded).
-        """
-        return self.dataset.to_table(columns=columns, filter=self._filter(**where))
+        """The rows matching ``where`` (see the class) as an Arrow table."""
+        tables = [rows for rows, _ in self._selected(columns, where)]
+        if not tables:
+            empty = self.schema.empty_table()
+            return empty if columns is None else empty.select(columns)
+        return pa.concat_tables(tables)
 
     def frame(self, columns: list[str] | None = None, **where: Any) -> pd.DataFrame:
         """The rows matching ``where`` as a tidy frame (categorical tags, as loaded)."""
         return self.table(columns, **where).to_pandas()
 
     def count(self, **where: Any) -> int:
-        """Rows matching ``where`` (reads only the filtered columns)."""
-        return self.dataset.count_rows(filter=self._filter(**where))
+        """Rows matching ``where`` (reads only the filter's columns)."""
+        return sum(matched for _, matched in self._selected(["time"], where))
 
-    def wide(self, kind: str, quantity: str, source: str = "twin") -> pd.DataFrame:
-        """One quantity of one kind and source as a time x asset table (as :func:`wide`)."""
-        return wide(self.frame(kind=kind, quantity=quantity, source=source), kind, quantity, source)
-
-    def batches(self, rows: int = 1 << 20, **where: Any) -> Iterator[pd.DataFrame]:
+    def batches(self, rows: int = 1 << 18, **where: Any) -> Iterator[pd.DataFrame]:
         """The rows matching ``where`` as tidy frames of at most ``rows`` rows, in file order."""
-        scanner = self.dataset.scanner(filter=self._filter(**where), batch_size=rows)
-        for batch in scanner.to_batches():
-            if batch.num_rows:
-                yield batch.to_pandas()
+        for table, _ in self._selected(None, where):
+            for at in range(0, table.num_rows, rows):
+                yield table.slice(at, rows).to_pandas()
 
     def chunks(self, freq: str = "1D", **where: Any) -> Iterator[pd.DataFrame]:
         """The rows matching ``where`` per time window of ``freq`` (a day by default).
 
-        Each window reads only the row groups that overlap it (a row group holds one
-        recorded chunk of steps), so memory holds one window.
+        Each window reads only the row groups that overlap it, so memory holds one window.
         """
-        times = self.dataset.to_table(columns=["time"]).column("time")
-        if len(times) == 0:
+        meta = pq.read_metadata(self.path)
+        time_at = self.schema.get_field_index("time")
+        bounds = [
+            (stats.min, stats.max)
+            for i in range(meta.num_row_groups)
+            if (stats := meta.row_group(i).column(time_at).statistics) is not None
+            and stats.has_min_max
+        ]
+        if not bounds:
             return
-        first = pd.Timestamp(pc.min(times).as_py())
-        last = pd.Timestamp(pc.max(times).as_py())
-        del times
-        edges = pd.date_range(first.floor(freq), last, freq=freq)
-        for start in edges:
-            frame = self.frame(
-                start=start, end=start + pd.tseries.frequencies.to_offset(freq), **where
-            )
+        first = pd.Timestamp(min(low for low, _ in bounds))
+        last = pd.Timestamp(max(high for _, high in bounds))
+        width = pd.tseries.frequencies.to_offset(freq)
+        for start in pd.date_range(first.floor(freq), last, freq=freq):
+            frame = self.frame(start=start, end=start + width, **where)
             if len(frame):
                 yield frame
 
+    def wide(self, kind: str, quantity: str, source: str = "twin") -> pd.DataFrame:
+        """One quantity of one kind and source as a time x asset table (as :func:`wide`).
+
+        Reads the matching rows' time, asset and value into one array: memory holds
+        the table, not tidy rows.
+        """
+        if self.index is None:  # a file written before the index: through a tidy frame
+            rows = self.frame(kind=kind, quantity=quantity, source=source)
+            return wide(rows, kind, quantity, source)
+        return self._wide(kind, quantity, source).dropna(axis=1, how="all")
+
+    def _wide(self, kind: str, quantity: str, source: str) -> pd.DataFrame:
+        """:meth:`wide` before its all-NaN columns are dropped (needs the index)."""
+        order = self.index["assets"]  # type: ignore[index]
+        position = {name: j for j, name in enumerate(order)}
+        times, assets, values = [], [], []
+        where = {"kind": kind, "quantity": quantity, "source": source}
+        for rows, _ in self._selected(["time", "asset", "value"], where):
+            times.append(rows.column("time").cast(pa.int64()).to_numpy())
+            values.append(rows.column("value").to_numpy())
+            for chunk in rows.column("asset").chunks:
+                labels, codes = _labels_codes(chunk)
+                lookup = np.array([position[label] for label in labels], dtype=np.int64)
+                assets.append(lookup[codes] if len(lookup) else codes.astype(np.int64))
+        if not times:  # nothing matches: what the tidy path gives for no rows
+            empty = self.schema.empty_table().to_pandas()
+            return wide(empty, kind, quantity, source)
+        stamps, at_row = np.unique(np.concatenate(times), return_inverse=True)
+        present, at_column = np.unique(np.concatenate(assets), return_inverse=True)
+        table = np.full((len(stamps), len(present)), np.nan)
+        table[at_row, at_column] = np.concatenate(values)
+        return pd.DataFrame(
+            table,
+            index=pd.DatetimeIndex(pd.to_datetime(stamps, unit="ns", utc=True), name="time"),
+            columns=pd.Index([order[j] for j in present], dtype=object, name="asset"),
+        )
+
     def has_source(self, source: str) -> bool:
         """Whether any row has the source tag ``source``."""
+        if self.index is not None:
+            return source in self.index["sources"]
         return self.count(source=source) > 0
 
     def as_operated(self) -> Results:
@@ -361,12 +490,36 @@ class Operated(Results):
 
     def wide(self, kind: str, quantity: str, source: str = "twin") -> pd.DataFrame:
         """As :func:`wide` of :func:`as_operated` of the whole results."""
-        rows = self.frame(kind=kind, quantity=quantity, source=["twin", "real"])
-        return wide(_as_operated_frame(rows, any_real=True), kind, quantity, source)
+        if self.index is None:
+            rows = self.frame(kind=kind, quantity=quantity, source=["twin", "real"])
+            return wide(_as_operated_frame(rows, any_real=True), kind, quantity, source)
+        if source != "twin":  # the operated view holds the twin's rows only
+            return wide(self.schema.empty_table().to_pandas(), kind, quantity, source)
+        twin = self._wide(kind, quantity, "twin")
+        real = self._wide(kind, quantity, "real").reindex(index=twin.index, columns=twin.columns)
+        return twin.mask(real.notna(), real).dropna(axis=1, how="all")
 
     def as_operated(self) -> Results:
         """Itself: real values are in already."""
         return self
+
+
+def _overlaps(stats: Any, start: int | None, end: int | None) -> bool:
+    """Whether a row group whose time statistics are ``stats`` may hold ``[start, end)``."""
+    if stats is None or not stats.has_min_max or (start, end) == (None, None):
+        return True
+    low, high = (pd.Timestamp(t).as_unit("ns").value for t in (stats.min, stats.max))
+    return not ((end is not None and low >= end) or (start is not None and high < start))
+
+
+def _equal(column: pa.ChunkedArray, value: str) -> np.ndarray:
+    """Rows of a tag column equal to ``value`` (compares dictionary codes)."""
+    parts = []
+    for chunk in column.chunks:
+        labels, codes = _labels_codes(chunk)
+        code = labels.index(value) if value in labels else -1
+        parts.append(codes == code)
+    return np.concatenate(parts) if parts else np.zeros(0, bool)
 
 
 def open_results(run_dir: str | Path) -> Results:

@@ -134,3 +134,19 @@ def test_tidy_table_keeps_the_public_schema():
     ]
     assert table.schema.field("time").type == pa.timestamp("ns", "UTC")
     assert pa.types.is_dictionary(table.schema.field("asset").type)
+
+
+def test_a_file_without_the_index_is_read_through_tidy_frames(runs, tmp_path):
+    """Files written before the index (or by other tools) give the same tables."""
+    import pyarrow.parquet as pq
+
+    run = runs[1]
+    assert open_results(run.out_dir).index is not None
+    table = pq.read_table(run.out_dir / "results.parquet")
+    pq.write_table(table.replace_schema_metadata(None), tmp_path / "results.parquet")
+    bare, eager = open_results(tmp_path), load_results(run.out_dir)
+    assert bare.index is None
+    for kind, quantity, source in [("bus", "v_pu", "twin"), ("load", "p_kw", "measured")]:
+        got = wide(bare, kind, quantity, source)
+        pd.testing.assert_frame_equal(got, wide(eager, kind, quantity, source), check_exact=True)
+    assert not bare.has_source("real") and bare.has_source("measured")
