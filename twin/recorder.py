@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 #: Bytes of values a recorder holds per simulator: steps per chunk = this / (8 x series).
-CHUNK_BYTES = 8 * 2**20
+CHUNK_BYTES = 2 * 2**20
 #: Key of the chunk description in a chunk file's Parquet metadata.
 METADATA_KEY = b"twin"
 
