@@ -31,6 +31,7 @@ CORE = {
     "twin.objective",
     "twin.plan",
     "twin.realtime",
+    "twin.recorder",
     "twin.registry",
     "twin.results",
     "twin.run",

@@ -4,7 +4,10 @@ A scenario comes from a file someone wrote, perhaps someone else. Names become
 directories, MQTT topics and InfluxDB tags, so they must be plain identifiers; an
 output directory must stay below the working directory (``twin run --out`` may point
 anywhere); and a run must fit in memory and on disk, which is checked before it starts
-from its steps and series (:func:`run_size`).
+from its steps and series (:func:`run_size`). Recorded results stream to disk in chunks
+(:mod:`twin.recorder`), so they take disk in proportion to the steps but memory only a
+chunk per simulator: what still takes memory per step is the KPIs' time x asset tables
+and the exogenous series the models precompute over the run.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "ASSET_NAME_MAX",
+    "BYTES_PER_UNIT_STEP",
     "BYTES_PER_VALUE_DISK",
     "BYTES_PER_VALUE_MEMORY",
     "NAME_MAX",
@@ -32,9 +36,14 @@ NAME_MAX = 100
 ASSET_NAME_MAX = 64
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ASSET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
-#: Peak memory per recorded value (the tidy results frame the KPIs read: time stamp,
-#: value and seven categorical tags), measured on these machines, with some margin.
+#: Peak memory per value of a series the KPIs read (its time x asset table, what
+#: :meth:`twin.results.Results.wide` reads to build it and the KPIs' temporaries),
+#: measured on these machines, with some margin. Other recorded series take no memory
+#: per step (they stream to disk).
 BYTES_PER_VALUE_MEMORY = 48
+#: Memory per step and asset unit of the series models precompute over the whole run
+#: (load profiles, PV, tariff: about 21 B measured on the demo site), with a margin.
+BYTES_PER_UNIT_STEP = 32
 #: Disk per recorded value in ``results.parquet`` (dictionary-encoded tags), generous.
 BYTES_PER_VALUE_DISK = 12
 
@@ -94,10 +103,16 @@ def output_dir_problems(template: str) -> list[str]:
 
 @dataclass(frozen=True)
 class RunSize:
-    """What a run needs: steps, recorded series and values, memory and disk (bytes)."""
+    """What a run needs: steps, recorded series and values, memory and disk (bytes).
+
+    ``series`` are recorded (disk); ``kpi_series`` of them are read whole by the KPIs
+    and ``units`` precompute exogenous series (memory per step).
+    """
 
     steps: int
     series: int
+    kpi_series: int = 0
+    units: int = 0
 
     @property
     def values(self) -> int:
@@ -106,8 +121,9 @@ class RunSize:
 
     @property
     def memory_bytes(self) -> int:
-        """Peak memory of the results (the tidy frame the KPIs are computed from)."""
-        return self.values * BYTES_PER_VALUE_MEMORY
+        """Peak memory that grows with the steps: the KPIs' tables, exogenous series."""
+        per_step = self.kpi_series * BYTES_PER_VALUE_MEMORY + self.units * BYTES_PER_UNIT_STEP
+        return self.steps * per_step
 
     @property
     def disk_bytes(self) -> int:
@@ -129,14 +145,21 @@ def run_size(scenario: Any, n_buses: int, n_lines: int, n_trafos: int) -> RunSiz
 
     Counts every output of every asset model (twice: true and measured values), the
     grid's per-bus, per-line and per-transformer outputs and their sensors' measurements,
-    and a margin for the tariff, controller, faults and adapters.
+    and a margin for the tariff, controller, faults and adapters. The KPIs read every
+    asset's power (and a battery's five states), every bus voltage and line loading,
+    and a dozen site series; every asset unit holds exogenous series.
     """
     series = 0
+    kpi_series = 16  # point of connection, tariff, margin
+    units = 0
     for kind in ("pv", "battery", "load", "ev"):
         per_element, per_unit = _outputs(kind)
         for unit in scenario.units(kind):
             elements = int(unit.get("chargers") or 1)
             series += 2 * (per_element * elements + per_unit)
+            kpi_series += elements + (5 if kind == "battery" else 0)
+            units += 1
     # per bus v_pu and va_deg, per line and transformer its loading; measured v_pu and loading
     series += 3 * n_buses + 2 * n_lines + 2 * n_trafos + 32
-    return RunSize(steps=scenario.clock().n_steps, series=series)
+    kpi_series += n_buses + n_lines
+    return RunSize(scenario.clock().n_steps, series, kpi_series, units)

@@ -18,7 +18,7 @@ from twin.component import Component, components
 from twin.errors import RunError
 from twin.identity import input_digests, new_run_id, scenario_hash
 from twin.kpi import compute_kpis
-from twin.results import load_results, merge_parts
+from twin.results import load_results, merge_parts, open_results
 from twin.rundir import claim_run_dir, write_json
 from twin.scenario import ScenarioBase
 
@@ -277,7 +277,7 @@ def _run(
             # Keep the steps every simulator completed: a consistent, shorter run.
             error = f"{type(exc).__name__}: {exc}"
             completed = state.save_completed()
-            saved = merge_parts(plan.parts, plan.results_path) if completed else 0
+            saved = merge_parts(plan.parts, plan.results_path, completed) if completed else 0
             _abort_world(plan.world)
             error += _quietly(services.close, "stopping the services")
             error += _quietly(
@@ -352,15 +352,18 @@ def _finish(
     merge_parts(plan.parts, plan.results_path)
     add_component_metadata(metadata, active, scenario, out / "parts")
     shutil.rmtree(out / "parts", ignore_errors=True)
-    results = load_results(out)
+    results = open_results(out)  # lazy: each KPI reads its quantity, not the whole file
     injecting = grid_injections(plan.plan)
     metadata["grid_injections"] = {kind: len(names) for kind, names in injecting.items()}
     kpis = compute_kpis(results, scenario, injecting)
-    for component in active:
+    # components' KPIs get the tidy frame (their API); loaded only if one computes any
+    own = [c for c in active if type(c).kpis is not Component.kpis]
+    frame = load_results(out) if own else None
+    for component in own:
         _merge(
             f"KPIs of component {component.name!r}",
             kpis,
-            component.kpis(scenario, results, metadata),
+            component.kpis(scenario, frame, metadata),
         )
     for component in active:
         component.after_run(scenario, kpis, metadata, out)

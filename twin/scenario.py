@@ -436,21 +436,37 @@ def _resolve(scenario: ScenarioBase) -> tuple[ScenarioBase, list[Problem]]:
 def _size_problems(
     scenario: ScenarioBase, n_buses: int, n_lines: int, n_trafos: int
 ) -> list[Problem]:
-    """Refuse a run whose results would not fit the memory and disk limits of ``outputs``."""
+    """Refuse a run that would not fit the memory and disk limits of ``outputs``.
+
+    Disk: every recorded value (``results.parquet``). Memory: only what grows with the
+    steps once results stream to disk (the KPIs' tables and the exogenous series).
+    """
     size = run_size(scenario, n_buses, n_lines, n_trafos)
     problems = []
-    for need, limit, key, what in (
-        (size.memory_bytes, scenario.outputs.max_memory_gb, "max_memory_gb", "memory"),
-        (size.disk_bytes, scenario.outputs.max_disk_gb, "max_disk_gb", "disk"),
+    for need, limit, key, what, counted in (
+        (
+            size.memory_bytes,
+            scenario.outputs.max_memory_gb,
+            "max_memory_gb",
+            "memory",
+            f"about {size.kpi_series:,} series the KPIs read and {size.units:,} units' "
+            "exogenous series",
+        ),
+        (
+            size.disk_bytes,
+            scenario.outputs.max_disk_gb,
+            "max_disk_gb",
+            "disk",
+            f"about {size.series:,} recorded series = {size.values:,} values",
+        ),
     ):
         if need > limit * 1e9:
             problems.append(
                 Problem(
                     "duration",
-                    f"{size.steps:,} steps x about {size.series:,} series = {size.values:,} "
-                    f"values need about {need / 1e9:.1f} GB of {what}, above the limit "
-                    f"outputs.{key} = {limit:g} GB; shorten the duration, lengthen the step, "
-                    f"or raise the limit (--set outputs.{key}=...)",
+                    f"{size.steps:,} steps x {counted} need about {need / 1e9:.1f} GB of "
+                    f"{what}, above the limit outputs.{key} = {limit:g} GB; shorten the "
+                    f"duration, lengthen the step, or raise the limit (--set outputs.{key}=...)",
                 )
             )
     return problems

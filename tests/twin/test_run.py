@@ -286,3 +286,125 @@ def test_a_device_emulator_that_cannot_start_fails_the_set_up_cleanly(tmp_path):
         run_scenario(validate_scenario(raw), tmp_path / "run")
     meta = read_run(tmp_path / "run")
     assert meta["status"] == "failed" and "emulated device" in meta["error"]
+
+
+def canonical(frame):
+    """A tidy frame in one row order, tags as text (row order is not the format's)."""
+    frame = frame.drop(columns="run_id").astype({"asset": str, "kind": str, "quantity": str})
+    frame = frame.astype({"site": str, "source": str})
+    return frame.sort_values(["source", "kind", "quantity", "asset", "time"], ignore_index=True)
+
+
+def test_a_failed_run_with_chunks_saves_what_one_chunk_saves(tmp_path, monkeypatch):
+    """Chunks closed while the run goes (3 steps each, beyond the failing step for some
+    simulators) are cut to the step every simulator completed: the same rows."""
+    import twin.recorder
+
+    with pytest.raises(RunError):
+        run_scenario(spike_scenario(tmp_path), tmp_path / "one")
+    monkeypatch.setattr(twin.recorder, "chunk_steps_for", lambda n_series, n_steps: 3)
+    with pytest.raises(RunError, match="did not converge at 2016-06-21T15:30:00"):
+        run_scenario(spike_scenario(tmp_path), tmp_path / "chunked")
+    saved = load_results(tmp_path / "chunked")
+    states = saved["quantity"].isin(["soc", "soh", "t_c", "e_kwh"])
+    assert saved.loc[~states, "time"].nunique() == 10
+    assert saved.loc[states, "time"].nunique() == 11
+
+    pd.testing.assert_frame_equal(
+        canonical(saved), canonical(load_results(tmp_path / "one")), check_exact=True
+    )
+
+
+KILLED_RUN = """
+import sys
+import twin.recorder
+twin.recorder.chunk_steps_for = lambda n_series, n_steps: 4
+from twin.run import run_scenario
+from twin.scenario import load_scenario
+scenario = load_scenario(sys.argv[1], ["duration=1d", "step=15min"])
+run_scenario(scenario, sys.argv[2], rt_factor=float(sys.argv[3]), compare_uncontrolled=False)
+"""
+
+
+def test_a_killed_run_leaves_readable_chunks_that_recover_its_first_steps(tmp_path):
+    """SIGKILL mid-run: every closed chunk is a whole Parquet file; recovering them gives
+    the rows of the same run's first steps (the steps every simulator closed)."""
+    import pyarrow.parquet as pq
+
+    from twin.recorder import read_chunk_meta
+    from twin.results import recover
+    from twin.scenario import load_scenario
+
+    path = ROOT / "scenarios" / "microgrid_day.yaml"
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    rt_factor = 60.0 / 86_400  # the day paced over about a minute
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, str(path), str(out), str(rt_factor)], env=env
+    )
+    try:
+        deadline = monotonic() + 300
+        while monotonic() < deadline and child.poll() is None:
+            dirs = [d for d in (out / "parts").glob("*") if d.is_dir()]
+            if dirs and all(len(list(d.glob("[0-9]*.parquet"))) >= 3 for d in dirs):
+                break
+            sleep(0.2)
+        assert child.poll() is None, "the run ended before it could be killed"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    chunks = sorted((out / "parts").glob("*/[0-9]*.parquet"))
+    assert chunks
+    for chunk in chunks:
+        meta = read_chunk_meta(pq.read_table(chunk).schema)
+        assert meta["steps"] == 4 and meta["start"] % 4 == 0
+    steps = recover(out)
+    assert 12 <= steps < 96 and steps % 4 == 0
+    assert json.loads((out / "run.json").read_text())["status"] == "running"  # killed
+
+    full = run_scenario(
+        load_scenario(path, ["duration=1d", "step=15min"]),
+        tmp_path / "full",
+        rt_factor=1e-9,
+        warn_late_s=1e9,
+        compare_uncontrolled=False,
+    )
+    expected = load_results(full.out_dir)
+    end = expected["time"].min() + pd.Timedelta(minutes=15 * steps)
+    states = expected["quantity"].isin(["soc", "soh", "t_c", "e_kwh"])
+    kept = (expected["time"] < end) | (states & (expected["time"] == end))
+    got = load_results(out)
+
+    pd.testing.assert_frame_equal(canonical(got), canonical(expected[kept]), check_exact=True)
+
+
+MEASURED_RUN = """
+import resource
+import sys
+from twin.run import run_scenario
+from twin.scenario import load_scenario
+scenario = load_scenario(sys.argv[1], ["duration=" + sys.argv[3], "step=1s"])
+run_scenario(scenario, sys.argv[2], compare_uncontrolled=False)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+@pytest.mark.slow
+def test_peak_memory_does_not_grow_with_the_steps(tmp_path):
+    """2 h and 8 h at 1 s, each in a fresh process: peak RSS within 20 % (results are
+    recorded in bounded chunks, merged a chunk at a time, and the KPIs read one
+    quantity at a time, never the whole tidy frame)."""
+    path = ROOT / "scenarios" / "microgrid_day.yaml"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    peak_kb = {}
+    for duration in ("2h", "8h"):
+        done = subprocess.run(
+            [sys.executable, "-c", MEASURED_RUN, str(path), str(tmp_path / duration), duration],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        peak_kb[duration] = int(done.stdout.split()[-1])
+    assert peak_kb["8h"] <= 1.2 * peak_kb["2h"], peak_kb

@@ -1,0 +1,229 @@
+"""Recording a simulator's series in bounded chunks written while the run goes.
+
+A :class:`ChunkRecorder` holds one block of ``K`` steps for every series of one
+simulator (``K`` from a byte budget, :data:`CHUNK_BYTES`), filled with one numpy row
+assignment per output and step. When the block is full it is written and **closed** as
+``<dir>/<chunk:06d>.parquet`` and the block is reused, so memory does not grow with the
+number of steps and a run that dies (an exception, even ``SIGKILL``) keeps every closed
+chunk on disk, readable with any Parquet reader.
+
+A chunk is *wide*: a ``time`` column (UTC) and one ``float64`` column per series named
+by its position; the file's metadata (key ``twin``) holds the tags, the series keys
+``(asset, kind, quantity)``, which of them are states, the chunk's first step and its
+steps. A chunk of ``s`` steps has ``s + 1`` rows, the instants ``start .. start + s``:
+interval series (means over a step) fill the first ``s`` and leave the last ``NaN``;
+state series (values at an instant) fill all of them, the last row being the state at
+the end of the chunk, which is also the first row of the next one.
+:func:`twin.results.merge_parts` turns chunks into tidy rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = [
+    "CHUNK_BYTES",
+    "METADATA_KEY",
+    "ChunkRecorder",
+    "chunk_dir",
+    "chunk_steps_for",
+    "read_chunk_meta",
+]
+
+#: Bytes of values a recorder holds per simulator: steps per chunk = this / (8 x series).
+CHUNK_BYTES = 2 * 2**20
+#: Key of the chunk description in a chunk file's Parquet metadata.
+METADATA_KEY = b"twin"
+
+
+def chunk_dir(part: str | Path) -> Path:
+    """The chunk directory of a part path: ``parts/<sid>.parquet`` -> ``parts/<sid>``."""
+    part = Path(part)
+    return part.parent / part.name.removesuffix(".parquet")
+
+
+def chunk_steps_for(n_series: int, n_steps: int, budget: int | None = None) -> int:
+    """Steps per chunk: as many as ``budget`` bytes of float64 allow, at most ``n_steps``."""
+    budget = CHUNK_BYTES if budget is None else budget
+    return max(1, min(n_steps, budget // (8 * max(n_series, 1))))
+
+
+@dataclass(frozen=True)
+class _Output:
+    """Where one output's elements live in the block."""
+
+    name: str
+    columns: slice
+    state: bool
+
+
+class ChunkRecorder:
+    """Record one simulator's outputs into closed Parquet chunks of ``chunk_steps`` steps.
+
+    Parameters
+    ----------
+    directory : str or Path
+        Where the chunk files go (created on the first write).
+    start_ns : int
+        UTC start of step 0, nanoseconds since the epoch.
+    step_s : int
+        Step length in seconds.
+    n_steps : int
+        Steps of the run.
+    tags : dict of str to str
+        Constant tags of every row (``site``, ``run_id``, ``source``).
+    chunk_steps : int, optional
+        Steps per chunk; default from :data:`CHUNK_BYTES` once the series are known.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        start_ns: int,
+        step_s: int,
+        n_steps: int,
+        tags: Mapping[str, str],
+        chunk_steps: int | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.start_ns = int(start_ns)
+        self.step_ns = int(step_s) * 1_000_000_000
+        self.n_steps = int(n_steps)
+        self.tags = dict(tags)
+        self.chunk_steps = chunk_steps
+        self.keys: list[tuple[str, str, str]] = []
+        self.states: list[bool] = []
+        self._outputs: list[_Output] = []
+        self._initial: list[np.ndarray] = []
+        self._block: np.ndarray | None = None
+        self._intervals: list[tuple[str, slice]] = []
+        self._state_outputs: list[tuple[str, slice]] = []
+        #: Steps recorded so far.
+        self.steps_done = 0
+        #: Chunk files written so far.
+        self.chunks_written = 0
+        self._chunk_start = 0  # first step of the open chunk
+        self._closed = False
+
+    def add(
+        self,
+        name: str,
+        kind: str,
+        elements: Iterable[str],
+        *,
+        state: bool = False,
+        initial: Any = None,
+    ) -> None:
+        """Declare output ``name``: one series per element, tagged ``kind``.
+
+        A state output's row ``k`` is its value at the start of step ``k``; ``initial``
+        is its value at the start of the run (``NaN`` if not given).
+        """
+        if self._block is not None:
+            raise RuntimeError(f"{self.directory}: outputs are declared before the first step")
+        elements = list(elements)
+        at = len(self.keys)
+        self.keys += [(element, kind, name) for element in elements]
+        self.states += [state] * len(elements)
+        columns = slice(at, at + len(elements))
+        self._outputs.append(_Output(name, columns, state))
+        first = np.full(len(elements), np.nan)
+        if state and initial is not None:
+            first[:] = initial
+        self._initial.append(first)
+
+    def _start(self) -> np.ndarray:
+        """Allocate the block (``K + 1`` rows) once every output is declared."""
+        if self.chunk_steps is None:
+            self.chunk_steps = chunk_steps_for(len(self.keys), self.n_steps)
+        block = np.full((self.chunk_steps + 1, len(self.keys)), np.nan)
+        for output, first in zip(self._outputs, self._initial, strict=True):
+            if output.state:
+                block[0, output.columns] = first
+                self._state_outputs.append((output.name, output.columns))
+            else:
+                self._intervals.append((output.name, output.columns))
+        self._block = block
+        return block
+
+    def record(self, k: int, outputs: Mapping[str, Any]) -> None:
+        """Record step ``k``'s outputs (interval ones at row ``k``, states at ``k + 1``)."""
+        block = self._block if self._block is not None else self._start()
+        row = k - self._chunk_start
+        if row >= self.chunk_steps:  # type: ignore[operator]
+            self._flush(self.chunk_steps)  # type: ignore[arg-type]
+            row = k - self._chunk_start
+        for name, columns in self._intervals:
+            block[row, columns] = outputs[name]
+        for name, columns in self._state_outputs:
+            block[row + 1, columns] = outputs[name]
+        self.steps_done = k + 1
+
+    def _flush(self, steps: int) -> None:
+        """Write the open chunk's first ``steps`` steps and close it; start the next."""
+        block = self._block
+        assert block is not None
+        if steps > 0:
+            self._write(block, steps)
+        self._chunk_start += steps
+        carried = block[steps].copy()  # states at the start of the next chunk
+        block.fill(np.nan)
+        block[0] = carried
+        for _, columns in self._intervals:
+            block[0, columns] = np.nan
+
+    def _write(self, block: np.ndarray, steps: int) -> None:
+        """Write ``steps`` steps of the block (``steps + 1`` rows) as the next chunk file."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        start = self._chunk_start
+        stamps = self.start_ns + self.step_ns * np.arange(start, start + steps + 1, dtype=np.int64)
+        columns = {"time": pa.array(stamps, pa.timestamp("ns", "UTC"))}
+        rows = block[: steps + 1]
+        for j in range(len(self.keys)):
+            columns[str(j)] = pa.array(np.ascontiguousarray(rows[:, j]))
+        meta = {
+            "tags": self.tags,
+            "keys": self.keys,
+            "states": self.states,
+            "start": start,
+            "steps": steps,
+        }
+        table = pa.table(columns).replace_schema_metadata({METADATA_KEY: json.dumps(meta)})
+        path = self.directory / f"{self.chunks_written:06d}.parquet"
+        partial = path.with_suffix(".parquet.part")
+        pq.write_table(table, partial, compression="zstd")
+        partial.replace(path)  # a chunk file is complete or absent, never half written
+        self.chunks_written += 1
+
+    def close(self, n_steps: int | None = None) -> int:
+        """Write the open chunk, at most up to step ``n_steps``; return the steps on disk.
+
+        Closed chunks are never rewritten: a chunk beyond ``n_steps`` stays on disk and
+        :func:`twin.results.merge_parts` cuts it (``n_steps``).
+        """
+        if self._closed:
+            return min(self.steps_done, self.n_steps if n_steps is None else n_steps)
+        self._closed = True
+        end = self.steps_done if n_steps is None else min(n_steps, self.steps_done)
+        if self._block is None:
+            self._start()
+        if end > self._chunk_start or self.chunks_written == 0:
+            self._write(self._block, max(end - self._chunk_start, 0))  # type: ignore[arg-type]
+        self._block = None
+        return end
+
+
+def read_chunk_meta(schema: pa.Schema) -> dict[str, Any]:
+    """The description a :class:`ChunkRecorder` stored in a chunk file's schema."""
+    meta = (schema.metadata or {}).get(METADATA_KEY)
+    if meta is None:
+        raise ValueError("not a twin chunk file (no 'twin' metadata)")
+    return json.loads(meta)
