@@ -363,15 +363,15 @@ class WorldPlan:
 
     def element_edges(self) -> list[tuple[Entity, Entity, tuple[tuple[str, str], ...]]]:
         """Every connection as element-to-element edges (a fleet connection expanded)."""
-        out = []
-        for edge in self.connections:
-            if edge.index is None:
-                out.append((edge.src, edge.dst, edge.attrs))
-                continue
-            src = [e for e in self.simulators[edge.src.sid].entities if e.type == edge.src_group]
-            dst = [e for e in self.simulators[edge.dst.sid].entities if e.type == edge.dst_group]
-            out += [(s, dst[j], edge.attrs) for s, j in zip(src, edge.index, strict=True) if j >= 0]
-        return out
+        return [(s, d, edge.attrs) for edge in self.connections for s, d in self.pairs(edge)]
+
+    def pairs(self, edge: Connection) -> list[tuple[Entity, Entity]]:
+        """The (source, destination) elements a connection joins (one unless a fleet's)."""
+        if edge.index is None:
+            return [(edge.src, edge.dst)]
+        src = [e for e in self.simulators[edge.src.sid].entities if e.type == edge.src_group]
+        dst = [e for e in self.simulators[edge.dst.sid].entities if e.type == edge.dst_group]
+        return [(s, dst[j]) for s, j in zip(src, edge.index, strict=True) if j >= 0]
 
     def measure(self, sim: SimulatorPlan, quantity: str, imperfection: dict[str, Any]) -> None:
         """Sensors on ``quantity`` of every element of the model simulator ``sim``.
@@ -508,7 +508,11 @@ class WorldPlan:
     # --- reading ------------------------------------------------------------------------
 
     def table(self) -> str:
-        """The plan as two plain-text tables: simulators, then connections."""
+        """The plan as two plain-text tables: simulators, then connections.
+
+        A fleet connection shows as one row per element it carries, ``carried by`` the
+        connection of the two parent entities.
+        """
         rows = [("simulator", "runs", "entities", "records")]
         for sim in self.simulators.values():
             runs = sim.model_name or next(iter(sim.sim_config.values()))
@@ -518,13 +522,13 @@ class WorldPlan:
             entities = ", ".join(f"{n} {t}" for t, n in types.items())
             rows.append((sim.sid, runs, entities, "yes" if sim.parts else "no"))
         out = _format(rows)
-        rows = [("from", "to", "attributes", "time-shifted")]
+        rows = [("from", "to", "attributes", "time-shifted", "carried by")]
         for edge in self.connections:
             attrs = ", ".join(a if a == b else f"{a}->{b}" for a, b in edge.attrs)
-            src, dst = edge.src.full_id, edge.dst.full_id
-            if edge.fleet:  # one connection carrying a group's array
-                src, dst = f"{src} ({edge.elements} {edge.src_group})", f"{dst} {edge.dst_group}"
-            rows.append((src, dst, attrs, "yes" if edge.time_shifted else ""))
+            shifted = "yes" if edge.time_shifted else ""
+            via = f"{edge.src.full_id} -> {edge.dst.full_id}" if edge.fleet else ""
+            for src, dst in self.pairs(edge):  # a fleet's: a row per element it carries
+                rows.append((src.full_id, dst.full_id, attrs, shifted, via))
         return f"{out}\n\n{_format(rows)}\n"
 
     def simulator_edges(self) -> dict[tuple[str, str], dict[str, Any]]:
