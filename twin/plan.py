@@ -317,7 +317,8 @@ class WorldPlan:
         attributes); ``-1`` skips it (an element replaced by a device keeps its own
         connection from the device). Several sources on one element are summed, as on
         per-element connections. The destination simulator gets the map as its
-        ``fleet_inputs`` create parameter.
+        ``fleet_inputs`` create parameter; a source feeding a simulator in another process
+        gets ``fleet_lists`` (it serves lists, not arrays).
 
         Raises
         ------
@@ -350,6 +351,8 @@ class WorldPlan:
         if source in fleet_inputs:
             raise PlanError(f"{where}: connected twice")
         fleet_inputs[source] = {"group": dst_group, "index": list(index)}
+        if "python" not in dst.sim_config:  # a remote destination reads JSON: lists
+            src.params["fleet_lists"] = True
         edge = Connection(
             Entity(src.sid, PARENT_EID, src.model),
             Entity(dst.sid, PARENT_EID, dst.model),

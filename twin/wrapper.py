@@ -31,8 +31,8 @@ and takes every input as a source group's array (:meth:`twin.plan.WorldPlan.conn
 create parameter ``fleet_inputs``: ``{source full id: {group, index}}``), scattered onto
 its elements with one ``np.bincount`` per source; per-element inputs add on top. One
 connection then carries a fleet, so the per-step cost of mosaik's exchange does not grow
-with the number of elements. In-process the array passes as is; a remote simulator
-(JSON) serves a list.
+with the number of elements. In-process the array passes as is; a simulator in another
+process, or one feeding such a simulator (``fleet_lists``), serves a list (JSON).
 
 Everything it receives at ``init``/``create`` is plain JSON-able data, so the same
 simulator can run in-process or as a remote mosaik process. What it measures (its
@@ -72,7 +72,7 @@ def build_meta(cls: type[Model]) -> dict[str, Any]:
     models: dict[str, Any] = {
         cls.__name__: {
             "public": True,
-            "params": ["units", "context", "record", "sensors", "fleet_inputs"],
+            "params": ["units", "context", "record", "sensors", "fleet_inputs", "fleet_lists"],
             "attrs": [MEASURED_ATTR, *fleet_attrs(cls)],
         }
     }
@@ -116,6 +116,7 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         self._state_outputs: set[str] = set()
         # fleet inputs: source full id -> (destination indices, kept source rows, hit mask)
         self._fleet: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._fleet_lists = False  # serve lists even in-process (a remote destination)
 
     def init(
         self, sid: str, time_resolution: float = 1.0, *, model: str, clock: dict[str, Any]
@@ -145,6 +146,7 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
                     raise ValueError(f"{self.sid}: two elements are named {name!r}")
                 self._index[name] = (group, i)
                 children.append({"eid": name, "type": group, "rel": []})
+        self._fleet_lists = bool(params.get("fleet_lists"))
         for source, spec in (params.get("fleet_inputs") or {}).items():
             self._add_fleet_input(source, spec["group"], spec["index"])
         record = params.get("record")
@@ -343,7 +345,9 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         if attr == MEASURED_ATTR:
             return {q: self._sensed[f"{q}.measured"].tolist() for q in self._slices}
         values = np.asarray(self._outputs[attr], dtype=float)
-        return values.copy() if self.in_process else values.tolist()
+        if self.in_process and not self._fleet_lists:
+            return values.copy()
+        return values.tolist()
 
     def get_data(self, outputs: dict[str, list[str]]) -> dict[str, Any]:
         """Serve the latest outputs of the requested children."""
