@@ -194,3 +194,46 @@ def test_in_a_mosaik_process_fleet_arrays_pass_as_arrays(day_scenario, tmp_path)
         assert set(sims) >= {"pv", "load", "battery", "grid"}
     finally:
         built.world.shutdown()
+
+
+def _world_of(scenario, out, remote_grid: bool):
+    from twin.component import components
+    from twin.plan import WorldPlan
+
+    context = {
+        "site": scenario.site.model_dump(),
+        "weather": scenario.weather,
+        "grid": scenario.grid.source,
+        "seed": scenario.seed,
+    }
+    plan = WorldPlan(scenario.clock(), out, context, {"run_id": "x", "site": "s"})
+    active = [c for c in components() if c.wanted(scenario)]
+    plan.add_model("grid", [{"name": "poc", "grid": scenario.grid.source, "solver": "fast"}])
+    for component in active:
+        component.add_entities(scenario, plan)
+    if remote_grid:
+        plan.simulators["grid"].sim_config = {"cmd": "%(python)s -m twin.simulator %(addr)s"}
+    for component in active:
+        component.add_connections(scenario, plan)
+    return plan
+
+
+def _grid_voltages(scenario, out, remote_grid: bool):
+    from twin.plan import instantiate
+    from twin.results import load_results, merge_parts, wide
+
+    plan = _world_of(scenario, out, remote_grid)
+    world, _ = instantiate(plan)
+    world.run(until=plan.clock.end_s)
+    merge_parts(plan.parts, out / "results.parquet")
+    return plan, wide(load_results(out), "bus", "v_pu")
+
+
+def test_a_grid_in_another_process_gets_the_fleets_as_lists(day_scenario, tmp_path):
+    sc = day_scenario(controller="none", duration="2h", sensors={"enabled": False})
+    plan, remote = _grid_voltages(sc, tmp_path / "remote", remote_grid=True)
+    assert all(plan.simulators[k].params.get("fleet_lists") for k in ("pv", "load", "battery"))
+    _, local = _grid_voltages(sc, tmp_path / "local", remote_grid=False)
+    assert len(remote) == sc.clock().n_steps and remote.notna().all().all()
+    assert remote.columns.equals(local.columns)
+    np.testing.assert_allclose(remote.to_numpy(), local.to_numpy(), rtol=0, atol=1e-12)
