@@ -127,9 +127,10 @@ class AssetsComponent(Component):
         """
         grid = plan.children("grid")
         buses = {e.eid: j for j, e in enumerate(e for e in grid.values() if e.type == "bus")}
+        children = {kind: plan.children(kind) for kind in ASSET_KINDS}
         fleets: dict[str, dict[str, int]] = {}
         for kind, name, bus in injectors(scenario, plan):
-            child = plan.children(kind)[name]
+            child = children[kind][name]
             attrs = [a for a in ("p_kw", "q_kvar") if a in world_attrs(kind, child.type)]
             source = plan.source_of(kind, child)
             if plan.fleet_exchange and source is child:
