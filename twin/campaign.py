@@ -556,11 +556,12 @@ def _write_summary(summary: pd.DataFrame, out: Path) -> None:
 
 def _recovery_h(run_dir: Path, ref_dir: Path, fault_end: pd.Timestamp) -> float:
     """Hours after the fault's end until SoC and exchange are back with the reference."""
-    from twin.results import load_results, wide
+    from twin.errors import ResultsError
+    from twin.results import open_results, wide
 
-    try:
-        ours, ref = load_results(run_dir), load_results(ref_dir)
-    except OSError:
+    try:  # lazy: only the two quantities compared are read
+        ours, ref = open_results(run_dir), open_results(ref_dir)
+    except (OSError, ResultsError):
         return math.nan
     poc = (
         wide(ours, "grid", "p_kw")["poc"] - wide(ref, "grid", "p_kw")["poc"]

@@ -449,25 +449,41 @@ class Results:
         return self._wide(kind, quantity, source).dropna(axis=1, how="all")
 
     def _wide(self, kind: str, quantity: str, source: str) -> pd.DataFrame:
-        """:meth:`wide` before its all-NaN columns are dropped (needs the index)."""
+        """:meth:`wide` before its all-NaN columns are dropped (needs the index).
+
+        Each row group becomes a small time x asset block at once (its rows are not
+        kept); the blocks are placed in the table at the end.
+        """
         order = self.index["assets"]  # type: ignore[index]
         position = {name: j for j, name in enumerate(order)}
-        times, assets, values = [], [], []
+        blocks = []
         where = {"kind": kind, "quantity": quantity, "source": source}
         for rows, _ in self._selected(["time", "asset", "value"], where):
-            times.append(rows.column("time").cast(pa.int64()).to_numpy())
-            values.append(rows.column("value").to_numpy())
-            for chunk in rows.column("asset").chunks:
-                labels, codes = _labels_codes(chunk)
-                lookup = np.array([position[label] for label in labels], dtype=np.int64)
-                assets.append(lookup[codes] if len(lookup) else codes.astype(np.int64))
-        if not times:  # nothing matches: what the tidy path gives for no rows
+            assets = np.concatenate(
+                [
+                    np.array([position[label] for label in labels], dtype=np.int64)[codes]
+                    for labels, codes in map(_labels_codes, rows.column("asset").chunks)
+                ]
+            )
+            stamps, at_row = np.unique(
+                rows.column("time").cast(pa.int64()).to_numpy(), return_inverse=True
+            )
+            present, at_column = np.unique(assets, return_inverse=True)
+            block = np.full((len(stamps), len(present)), np.nan)
+            block[at_row, at_column] = rows.column("value").to_numpy()
+            blocks.append((stamps, present, block))
+        if not blocks:  # nothing matches: what the tidy path gives for no rows
             empty = self.schema.empty_table().to_pandas()
             return wide(empty, kind, quantity, source)
-        stamps, at_row = np.unique(np.concatenate(times), return_inverse=True)
-        present, at_column = np.unique(np.concatenate(assets), return_inverse=True)
+        stamps = np.unique(np.concatenate([b[0] for b in blocks]))
+        present = np.unique(np.concatenate([b[1] for b in blocks]))
         table = np.full((len(stamps), len(present)), np.nan)
-        table[at_row, at_column] = np.concatenate(values)
+        while blocks:
+            at, assets, block = blocks.pop(0)
+            cells = np.ix_(np.searchsorted(stamps, at), np.searchsorted(present, assets))
+            into = table[cells]
+            np.copyto(into, block, where=~np.isnan(block))  # a block's gaps are not values
+            table[cells] = into
         return pd.DataFrame(
             table,
             index=pd.DatetimeIndex(pd.to_datetime(stamps, unit="ns", utc=True), name="time"),

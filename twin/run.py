@@ -18,7 +18,7 @@ from twin.component import Component, components
 from twin.errors import RunError
 from twin.identity import input_digests, new_run_id, scenario_hash
 from twin.kpi import compute_kpis
-from twin.results import merge_parts, open_results
+from twin.results import load_results, merge_parts, open_results
 from twin.rundir import claim_run_dir, write_json
 from twin.scenario import ScenarioBase
 
@@ -352,11 +352,14 @@ def _finish(
     injecting = grid_injections(plan.plan)
     metadata["grid_injections"] = {kind: len(names) for kind, names in injecting.items()}
     kpis = compute_kpis(results, scenario, injecting)
-    for component in active:
+    # components' KPIs get the tidy frame (their API); loaded only if one computes any
+    own = [c for c in active if type(c).kpis is not Component.kpis]
+    frame = load_results(out) if own else None
+    for component in own:
         _merge(
             f"KPIs of component {component.name!r}",
             kpis,
-            component.kpis(scenario, results, metadata),
+            component.kpis(scenario, frame, metadata),
         )
     for component in active:
         component.after_run(scenario, kpis, metadata, out)

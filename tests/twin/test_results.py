@@ -150,3 +150,22 @@ def test_a_file_without_the_index_is_read_through_tidy_frames(runs, tmp_path):
         got = wide(bare, kind, quantity, source)
         pd.testing.assert_frame_equal(got, wide(eager, kind, quantity, source), check_exact=True)
     assert not bare.has_source("real") and bare.has_source("measured")
+
+
+def test_campaign_recovery_reads_two_quantities_lazily(tmp_path):
+    from twin.campaign import RECOVERY_KW, _recovery_h
+
+    def run(name, poc_kw):
+        stamps = pd.date_range("2016-06-21T13:00Z", periods=len(poc_kw), freq="15min")
+        tags = {"site": "s", "run_id": name, "source": "twin"}
+        table = tidy_table(
+            [("poc", "grid", "p_kw")], stamps.as_unit("ns").asi8, [np.asarray(poc_kw)], tags
+        )
+        write_tables(tmp_path / name / "results.parquet", [table])
+        return tmp_path / name
+
+    far = 10 * RECOVERY_KW
+    ours, ref = run("ours", [0, far, far, far, 0, 0]), run("ref", [0.0] * 6)
+    fault_end = pd.Timestamp("2016-06-21T13:30Z")
+    assert _recovery_h(ours, ref, fault_end) == 0.5  # back at 14:00
+    assert np.isnan(_recovery_h(ours, tmp_path / "missing", fault_end))
