@@ -9,10 +9,11 @@ controller (the controller's per-element measurement connections belong to the
 controllers), on each grid. Each grid runs twice, each run its own fresh process:
 ``TWIN_EXCHANGE=element`` (one mosaik connection per asset element and bus, the world
 before fleet exchange) and ``fleet`` (one connection per asset fleet). Reported per run:
-``setup_s`` and ``loop_s`` of ``run.json`` (loop in us per step), the process's wall, CPU
-and peak RSS, and the plan's connections. A warm-up process validates each scenario
-first, so SimBench extraction is in the disk cache (``TWIN_CACHE_DIR``, a temporary
-directory) and no timed run pays it.
+``setup_s`` and ``loop_s`` of ``run.json`` (loop in us per step) with the process CPU
+time of each in brackets (the machine may be shared: CPU is the steadier figure), the
+process's wall, CPU and peak RSS, and the plan's connections. A warm-up process
+validates each scenario first, so SimBench extraction is in the disk cache
+(``TWIN_CACHE_DIR``, a temporary directory) and no timed run pays it.
 
 pandapower's ``run_timeseries`` (its default recycling; ``ConstControl`` on one static
 generator per bus, the twin's recorded bus injections) runs on ``--timeseries-grid`` in
@@ -93,6 +94,8 @@ def twin_worker(grid: str, duration: str, out: Path, validate_only: bool) -> Non
     if validate_only:
         print(json.dumps({"validate_s": validated}))
         return
+    cpu = _time_the_loop()
+    cpu["before_s"] = time.process_time()
     run_scenario(scenario, out, compare_uncontrolled=False)
     meta = json.loads((out / "run.json").read_text())
     plan = plan_world(scenario, out / "plan", "plan")
@@ -101,6 +104,8 @@ def twin_worker(grid: str, duration: str, out: Path, validate_only: bool) -> Non
         "validate_s": validated,
         "setup_s": meta["setup_s"],
         "loop_s": meta["loop_s"],
+        "setup_cpu_s": cpu["started_s"] - cpu["before_s"],
+        "loop_cpu_s": cpu["loop_s"],
         "steps": scenario.clock().n_steps,
         "buses": sum(1 for e in grid_sim.entities if e.type == "bus"),
         "loads": len(scenario.units("load")),
@@ -108,6 +113,24 @@ def twin_worker(grid: str, duration: str, out: Path, validate_only: bool) -> Non
         "element_connections": len(plan.element_edges()),
     }
     print(json.dumps(report))
+
+
+def _time_the_loop() -> dict[str, float]:
+    """Process CPU seconds of ``mosaik.World.run`` (the loop), filled in when it returns."""
+    import mosaik
+
+    cpu: dict[str, float] = {}
+    run = mosaik.World.run
+
+    def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        cpu["started_s"] = time.process_time()
+        try:
+            return run(self, *args, **kwargs)
+        finally:
+            cpu["loop_s"] = time.process_time() - cpu["started_s"]
+
+    mosaik.World.run = timed
+    return cpu
 
 
 def bus_injections(grid: str, duration: str, run_dir: Path, work: Path) -> None:
@@ -150,7 +173,7 @@ def bus_injections(grid: str, duration: str, run_dir: Path, work: Path) -> None:
 
 def timeseries_worker(work: Path) -> None:
     """pandapower ``run_timeseries`` on the prepared net and injections; save voltages."""
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     import numpy as np
     import pandapower as pp
     import pandas as pd
@@ -169,14 +192,26 @@ def timeseries_worker(work: Path) -> None:
         )
     writer = OutputWriter(net, time_steps=range(n_steps), output_path=None)
     writer.log_variable("res_bus", "vm_pu")
-    looped = time.perf_counter()
+    looped, looped_cpu = time.perf_counter(), time.process_time()
     run_timeseries(net, time_steps=range(n_steps), verbose=False)
-    loop = time.perf_counter() - looped
+    loop, loop_cpu = time.perf_counter() - looped, time.process_time() - looped_cpu
     np.save(work / "vm_timeseries.npy", writer.output["res_bus.vm_pu"].to_numpy())
-    print(json.dumps({"setup_s": looped - started, "loop_s": loop, "steps": n_steps}))
+    setup_cpu = looped_cpu - started_cpu
+    report = {"setup_s": looped - started, "setup_cpu_s": setup_cpu, "loop_s": loop}
+    print(json.dumps({**report, "loop_cpu_s": loop_cpu, "steps": n_steps}))
 
 
 # ---------------------------------------------------------------- the parent
+
+
+def _times(r: dict[str, Any]) -> str:
+    """Set-up s and loop us/step, wall with CPU in brackets (where measured)."""
+    per_step = 1e6 / r["steps"]
+    setup_cpu, loop_cpu = r.get("setup_cpu_s", float("nan")), r.get("loop_cpu_s", float("nan"))
+    return (
+        f"{r['setup_s']:.2f} ({setup_cpu:.2f}) | {r['loop_s'] * per_step:,.0f} "
+        f"({loop_cpu * per_step:,.0f})"
+    )
 
 
 def main() -> None:
@@ -234,24 +269,21 @@ def main() -> None:
                 timeseries["max_dv_pu"] = float(np.nanmax(np.abs(vm - twin_vm)))
                 print(f"  run_timeseries: {json.dumps(timeseries)}", flush=True)
     print()
-    header = (
-        "| grid | buses | loads | exchange | connections | set-up s | loop us/step "
-        "| wall s | CPU s | RSS MB |"
+    print(
+        "| grid | buses | loads | exchange | connections | set-up s (CPU) "
+        "| loop us/step (CPU) | process wall s | CPU s | RSS MB |"
     )
-    print(header)
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     for grid, exchange, r in rows:
         print(
             f"| {grid} | {r['buses']:,} | {r['loads']:,} | {exchange} | {r['connections']:,} "
-            f"| {r['setup_s']:.2f} | {r['loop_s'] / r['steps'] * 1e6:,.0f} | {r['wall_s']:.1f} "
-            f"| {r['cpu_s']:.1f} | {r['rss_mb']:.0f} |"
+            f"| {_times(r)} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['rss_mb']:.0f} |"
         )
     if timeseries:
         t = timeseries
         print(
-            f"| {args.timeseries_grid} | | | pandapower run_timeseries | | {t['setup_s']:.2f} "
-            f"| {t['loop_s'] / t['steps'] * 1e6:,.0f} | {t['wall_s']:.1f} | {t['cpu_s']:.1f} "
-            f"| {t['rss_mb']:.0f} |"
+            f"| {args.timeseries_grid} | | | pandapower run_timeseries | | {_times(t)} "
+            f"| {t['wall_s']:.1f} | {t['cpu_s']:.1f} | {t['rss_mb']:.0f} |"
         )
         print(f"max |dV| run_timeseries vs twin: {t['max_dv_pu']:.1e} pu")
     load = os.getloadavg()
