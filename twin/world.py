@@ -10,8 +10,10 @@ instantiates the plan in mosaik. The data flow of one step of the built-in compo
         └──────────────────────────────────► grid
     battery.soc ──(time-shifted: last step's end)──► controller
 
-Assets inject into their bus (``p_kw``, ``q_kvar``); the controller measures the site's
-PV + load power and each battery's SoC and sets battery power. Every model simulator
+Assets inject into their bus (``p_kw``, ``q_kvar``: one connection per asset kind
+carries the whole fleet's array, :meth:`twin.plan.WorldPlan.connect_fleet`); the
+controller measures the site's PV + load power and each battery's SoC and sets battery
+power. Every model simulator
 records its own outputs into a Parquet part under ``<out>/parts/`` (see
 :mod:`twin.wrapper`).
 """
