@@ -29,6 +29,7 @@ CORE = {
     "twin.limits",
     "twin.plan",
     "twin.realtime",
+    "twin.recorder",
     "twin.registry",
     "twin.results",
     "twin.run",
