@@ -118,13 +118,32 @@ class SimulatorPlan:
 
 @dataclass(frozen=True)
 class Connection:
-    """``src`` feeds ``dst``: (source attribute, destination attribute) pairs."""
+    """``src`` feeds ``dst``: (source attribute, destination attribute) pairs.
+
+    A fleet connection (:meth:`WorldPlan.connect_fleet`) joins two parent entities and
+    carries a whole group's output array: element ``i`` of the source group
+    ``src_group`` feeds element ``index[i]`` of the destination group ``dst_group``
+    (``-1``: it feeds nothing).
+    """
 
     src: Entity
     dst: Entity
     attrs: tuple[tuple[str, str], ...]
     time_shifted: bool = False
     initial_data: dict[str, Any] | None = None
+    index: tuple[int, ...] | None = None
+    src_group: str = ""
+    dst_group: str = ""
+
+    @property
+    def fleet(self) -> bool:
+        """Whether it carries a group's array (a fleet connection)."""
+        return self.index is not None
+
+    @property
+    def elements(self) -> int:
+        """How many element-to-element connections it stands for (1 unless a fleet's)."""
+        return 1 if self.index is None else sum(1 for j in self.index if j >= 0)
 
 
 @dataclass(frozen=True)
@@ -154,7 +173,9 @@ class WorldPlan:
     ``observed`` maps ``(element, quantity)`` to what observers read instead of the
     model's true output: ``(entity, "<quantity>.value")``, the sensor's last valid
     measurement (:meth:`measure`, :meth:`observe`).
-    ``context`` and ``tags`` are what every model simulator gets.
+    ``context`` and ``tags`` are what every model simulator gets. ``fleet_exchange``:
+    components connect whole fleets (:meth:`connect_fleet`) where they can; false
+    builds one connection per element instead (the same results, for comparisons).
     """
 
     clock: Clock
@@ -162,6 +183,7 @@ class WorldPlan:
     context: dict[str, Any]
     tags: dict[str, str]
     realtime: bool = False
+    fleet_exchange: bool = True
     simulators: dict[str, SimulatorPlan] = field(default_factory=dict)
     connections: list[Connection] = field(default_factory=list)
     fleets: dict[str, SimulatorPlan] = field(default_factory=dict)
@@ -281,6 +303,79 @@ class WorldPlan:
             raise PlanError(f"connection {src.full_id} -> {dst.full_id} names no attribute")
         self.connections.append(Connection(src, dst, pairs, time_shifted, initial_data))
 
+    def connect_fleet(
+        self,
+        src: SimulatorPlan,
+        dst: SimulatorPlan,
+        *attrs: str | tuple[str, str],
+        index: list[int] | tuple[int, ...],
+    ) -> Connection:
+        """One connection carrying a group's whole output array from ``src`` to ``dst``.
+
+        Element ``i`` of the source group (the group of the source attributes) feeds
+        element ``index[i]`` of the destination group (that of the destination
+        attributes); ``-1`` skips it (an element replaced by a device keeps its own
+        connection from the device). Several sources on one element are summed, as on
+        per-element connections. The destination simulator gets the map as its
+        ``fleet_inputs`` create parameter; a source feeding a simulator in another process
+        gets ``fleet_lists`` (it serves lists, not arrays).
+
+        Raises
+        ------
+        PlanError
+            If either simulator is not a model simulator, an attribute is not a port
+            of it, the attributes span several groups, ``index`` does not have one
+            entry per source element or points outside the destination group.
+        """
+        pairs = tuple((a, a) if isinstance(a, str) else (a[0], a[1]) for a in attrs)
+        where = f"fleet connection {src.sid} -> {dst.sid}"
+        if not pairs:
+            raise PlanError(f"{where} names no attribute")
+        src_group = _port_group(src, "outputs", [a for a, _ in pairs], where)
+        dst_group = _port_group(dst, "inputs", [b for _, b in pairs], where)
+        n_src = sum(1 for e in src.entities if e.type == src_group)
+        n_dst = sum(1 for e in dst.entities if e.type == dst_group)
+        index = tuple(int(j) for j in index)
+        if len(index) != n_src:
+            raise PlanError(
+                f"{where}: index has {len(index)} entries, expected one per {src_group} "
+                f"element ({n_src})"
+            )
+        bad = [j for j in index if not -1 <= j < n_dst]
+        if bad:
+            raise PlanError(
+                f"{where}: index {bad[0]} is not an element of {dst_group} (0..{n_dst - 1}) or -1"
+            )
+        source = f"{src.sid}.{PARENT_EID}"
+        fleet_inputs = dst.params.setdefault("fleet_inputs", {})
+        if source in fleet_inputs:
+            raise PlanError(f"{where}: connected twice")
+        fleet_inputs[source] = {"group": dst_group, "index": list(index)}
+        if "python" not in dst.sim_config:  # a remote destination reads JSON: lists
+            src.params["fleet_lists"] = True
+        edge = Connection(
+            Entity(src.sid, PARENT_EID, src.model),
+            Entity(dst.sid, PARENT_EID, dst.model),
+            pairs,
+            index=index,
+            src_group=src_group,
+            dst_group=dst_group,
+        )
+        self.connections.append(edge)
+        return edge
+
+    def element_edges(self) -> list[tuple[Entity, Entity, tuple[tuple[str, str], ...]]]:
+        """Every connection as element-to-element edges (a fleet connection expanded)."""
+        return [(s, d, edge.attrs) for edge in self.connections for s, d in self.pairs(edge)]
+
+    def pairs(self, edge: Connection) -> list[tuple[Entity, Entity]]:
+        """The (source, destination) elements a connection joins (one unless a fleet's)."""
+        if edge.index is None:
+            return [(edge.src, edge.dst)]
+        src = [e for e in self.simulators[edge.src.sid].entities if e.type == edge.src_group]
+        dst = [e for e in self.simulators[edge.dst.sid].entities if e.type == edge.dst_group]
+        return [(s, dst[j]) for s, j in zip(src, edge.index, strict=True) if j >= 0]
+
     def measure(self, sim: SimulatorPlan, quantity: str, imperfection: dict[str, Any]) -> None:
         """Sensors on ``quantity`` of every element of the model simulator ``sim``.
 
@@ -376,10 +471,18 @@ class WorldPlan:
                     if not model:
                         continue  # an adapter takes what it is configured for
                     if entity.full_id in parents:
-                        if (side, attr) != ("outputs", MEASURED_ATTR):
+                        if (side, attr) == ("outputs", MEASURED_ATTR):
+                            continue
+                        if not edge.fleet:
                             problems.append(
                                 f"{edge.src.full_id} -> {edge.dst.full_id}: the parent "
-                                f"{entity.full_id} only serves {MEASURED_ATTR!r}"
+                                f"{entity.full_id} serves {MEASURED_ATTR!r} and fleet "
+                                "connections only"
+                            )
+                        elif attr not in getattr(get_model(model), side):
+                            problems.append(
+                                f"{edge.src.full_id} -> {edge.dst.full_id}: {model} has no "
+                                f"{side[:-1]} {attr!r}"
                             )
                         continue
                     cls = get_model(model)
@@ -408,7 +511,11 @@ class WorldPlan:
     # --- reading ------------------------------------------------------------------------
 
     def table(self) -> str:
-        """The plan as two plain-text tables: simulators, then connections."""
+        """The plan as two plain-text tables: simulators, then connections.
+
+        A fleet connection shows as one row per element it carries, ``carried by`` the
+        connection of the two parent entities.
+        """
         rows = [("simulator", "runs", "entities", "records")]
         for sim in self.simulators.values():
             runs = sim.model_name or next(iter(sim.sim_config.values()))
@@ -418,22 +525,26 @@ class WorldPlan:
             entities = ", ".join(f"{n} {t}" for t, n in types.items())
             rows.append((sim.sid, runs, entities, "yes" if sim.parts else "no"))
         out = _format(rows)
-        rows = [("from", "to", "attributes", "time-shifted")]
+        rows = [("from", "to", "attributes", "time-shifted", "carried by")]
         for edge in self.connections:
             attrs = ", ".join(a if a == b else f"{a}->{b}" for a, b in edge.attrs)
-            rows.append(
-                (edge.src.full_id, edge.dst.full_id, attrs, "yes" if edge.time_shifted else "")
-            )
+            shifted = "yes" if edge.time_shifted else ""
+            via = f"{edge.src.full_id} -> {edge.dst.full_id}" if edge.fleet else ""
+            for src, dst in self.pairs(edge):  # a fleet's: a row per element it carries
+                rows.append((src.full_id, dst.full_id, attrs, shifted, via))
         return f"{out}\n\n{_format(rows)}\n"
 
     def simulator_edges(self) -> dict[tuple[str, str], dict[str, Any]]:
-        """Connections folded per pair of simulators: attributes, count, time-shifted."""
+        """Connections folded per pair of simulators: attributes, count, time-shifted.
+
+        ``count`` counts elements: a fleet connection counts each element it carries.
+        """
         edges: dict[tuple[str, str], dict[str, Any]] = {}
         for edge in self.connections:
             key = (edge.src.sid, edge.dst.sid)
             entry = edges.setdefault(key, {"attrs": set(), "count": 0, "time_shifted": False})
             entry["attrs"].update(b for _, b in edge.attrs)
-            entry["count"] += 1
+            entry["count"] += edge.elements
             entry["time_shifted"] |= edge.time_shifted
         return edges
 
@@ -460,6 +571,24 @@ class WorldPlan:
         return "\n".join([*lines, "}"]) + "\n"
 
 
+def _port_group(sim: SimulatorPlan, side: str, attrs: list[str], where: str) -> str:
+    """The one element group the ports ``attrs`` (``side``: inputs/outputs) of ``sim`` share."""
+    if not sim.model_name:
+        raise PlanError(f"{where}: {sim.sid} is not a model simulator")
+    cls = get_model(sim.model_name)
+    ports = getattr(cls, side)
+    unknown = [a for a in attrs if a not in ports]
+    if unknown:
+        raise PlanError(
+            f"{where}: {sim.sid} ({sim.model_name}) has no {side[:-1]} {unknown[0]!r}; "
+            f"{side}: {', '.join(ports) or 'none'}"
+        )
+    groups = {ports[a].group or cls.kind for a in attrs}
+    if len(groups) != 1:
+        raise PlanError(f"{where}: {', '.join(attrs)} belong to several groups {sorted(groups)}")
+    return groups.pop()
+
+
 def _edge_label(edge: dict[str, Any]) -> str:
     """The attributes a pair of simulators exchanges and how many connections carry them."""
     return f"{', '.join(sorted(edge['attrs']))} ({edge['count']})"
@@ -479,6 +608,19 @@ def _format(rows: list[tuple[str, ...]]) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _check_order(sim: SimulatorPlan, plan: WorldPlan, created: list[dict[str, Any]]) -> None:
+    """A group a fleet connection carries lists its elements in the planned order."""
+    groups = {e.src_group for e in plan.connections if e.fleet and e.src.sid == sim.sid}
+    groups |= {e.dst_group for e in plan.connections if e.fleet and e.dst.sid == sim.sid}
+    for group in groups:
+        made = [c.eid for p in created for c in p.children or [] if c.type == group]
+        if made != [e.eid for e in sim.entities if e.type == group]:
+            raise PlanError(
+                f"simulator {sim.sid!r} lists its {group} elements in another order than "
+                "planned (a fleet connection maps them by position)"
+            )
 
 
 def instantiate(plan: WorldPlan, *, debug: bool = False) -> tuple[Any, dict[str, Any]]:
@@ -521,6 +663,7 @@ def instantiate(plan: WorldPlan, *, debug: bool = False) -> tuple[Any, dict[str,
                     f"(missing: {missing[:5]}, unplanned: {extra[:5]})"
                 )
             entities.update(found)
+            _check_order(sim, plan, created)
         for edge in plan.connections:
             world.connect(
                 entities[edge.src.full_id],

@@ -30,11 +30,12 @@ def initial_states(plan: WorldPlan) -> dict[str, dict[str, float]]:
             continue
         model = cls(sim.params["units"], plan.clock, sim.params["context"])
         state = model.state()
+        position = {g: {n: i for i, n in enumerate(names)} for g, names in model.elements.items()}
         for child in sim.entities:
             for attr in model.state_outputs():
                 group = cls.outputs[attr].group or cls.kind
                 if group == child.type and attr in state:
-                    i = model.elements[group].index(child.eid)
+                    i = position[group][child.eid]
                     values = out.setdefault(child.full_id, {})
                     values[attr] = float(state[attr][i])
                     if attr in sim.params.get("sensors", {}):  # its sensor starts from it

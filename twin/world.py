@@ -10,14 +10,17 @@ instantiates the plan in mosaik. The data flow of one step of the built-in compo
         └──────────────────────────────────► grid
     battery.soc ──(time-shifted: last step's end)──► controller
 
-Assets inject into their bus (``p_kw``, ``q_kvar``); the controller measures the site's
-PV + load power and each battery's SoC and sets battery power. Every model simulator
+Assets inject into their bus (``p_kw``, ``q_kvar``: one connection per asset kind
+carries the whole fleet's array, :meth:`twin.plan.WorldPlan.connect_fleet`); the
+controller measures the site's PV + load power and each battery's SoC and sets battery
+power. Every model simulator
 records its own outputs into a Parquet part under ``<out>/parts/`` (see
 :mod:`twin.wrapper`).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,12 @@ from twin.component import Component, components
 from twin.plan import WorldPlan, instantiate
 from twin.scenario import ScenarioBase
 
-__all__ = ["BuiltWorld", "build_world", "grid_injections", "plan_world"]
+__all__ = ["EXCHANGE_ENV", "BuiltWorld", "build_world", "grid_injections", "plan_world"]
+
+#: ``TWIN_EXCHANGE=element`` plans one connection per element instead of one per fleet
+#: (:attr:`twin.plan.WorldPlan.fleet_exchange`): the same results, for comparisons and
+#: benchmarks.
+EXCHANGE_ENV = "TWIN_EXCHANGE"
 
 
 @dataclass
@@ -90,7 +98,17 @@ def plan_world(
     tags = {"site": scenario.name, "run_id": run_id, "source": "twin"}
     if scenario_hash:
         tags["scenario_hash"] = scenario_hash
-    plan = WorldPlan(scenario.clock(), Path(out_dir), context, tags, realtime=realtime)
+    exchange = os.environ.get(EXCHANGE_ENV, "fleet")
+    if exchange not in ("fleet", "element"):
+        raise ValueError(f"{EXCHANGE_ENV}={exchange!r}: expected fleet or element")
+    plan = WorldPlan(
+        scenario.clock(),
+        Path(out_dir),
+        context,
+        tags,
+        realtime=realtime,
+        fleet_exchange=exchange == "fleet",
+    )
     grid_unit = {"name": "poc", "grid": scenario.grid.source, "solver": scenario.grid.solver}
     plan.add_model("grid", [grid_unit])
     if active is None:
@@ -130,15 +148,22 @@ def grid_injections(plan: WorldPlan) -> dict[str, list[str]]:
     """The elements whose ``p_kw`` the plan connects into the grid's buses, by kind.
 
     A source that replaces an asset (a device bridge) counts as the asset: its values
-    are in the results under the asset's kind and name (``source=real``).
+    are in the results under the asset's kind and name (``source=real``). A fleet
+    connection counts every element it carries; names are in their fleet's order.
     """
     replaced = {r.entity.full_id: key for key, r in plan.replacements.items()}
     grid = plan.fleets["grid"].sid
-    found: dict[str, list[str]] = {}
-    for edge in plan.connections:
-        if edge.dst.sid != grid or edge.dst.type != "bus" or ("p_kw", "p_kw") not in edge.attrs:
+    found: dict[str, set[str]] = {}
+    for src, dst, attrs in plan.element_edges():
+        if dst.sid != grid or dst.type != "bus" or ("p_kw", "p_kw") not in attrs:
             continue
-        kind, name = replaced.get(edge.src.full_id, (edge.src.type, edge.src.eid))
-        if name not in found.setdefault(kind, []):
-            found[kind].append(name)
-    return found
+        kind, name = replaced.get(src.full_id, (src.type, src.eid))
+        found.setdefault(kind, set()).add(name)
+    return {kind: _in_fleet_order(plan, kind, names) for kind, names in found.items()}
+
+
+def _in_fleet_order(plan: WorldPlan, kind: str, names: set[str]) -> list[str]:
+    """``names`` in the order of ``kind``'s fleet (the rest sorted after them)."""
+    order = [e.eid for e in plan.fleets[kind].entities] if kind in plan.fleets else []
+    listed = [n for n in order if n in names]
+    return listed + sorted(names - set(listed))

@@ -26,6 +26,14 @@ of the step as arrays (``measured``: ``{output: list}``), one connection for a w
 fleet. The measurements are recorded as a part of their own
 (``source=measured``).
 
+Fleet exchange: the parent entity also serves every output as its group's whole array
+and takes every input as a source group's array (:meth:`twin.plan.WorldPlan.connect_fleet`,
+create parameter ``fleet_inputs``: ``{source full id: {group, index}}``), scattered onto
+its elements with one ``np.bincount`` per source; per-element inputs add on top. One
+connection then carries a fleet, so the per-step cost of mosaik's exchange does not grow
+with the number of elements. In-process the array passes as is; a simulator in another
+process, or one feeding such a simulator (``fleet_lists``), serves a list (JSON).
+
 Everything it receives at ``init``/``create`` is plain JSON-able data, so the same
 simulator can run in-process or as a remote mosaik process. What it measures (its
 :attr:`ModelSimulator.timings`, :attr:`~ModelSimulator.steps_done`) stays on the
@@ -48,7 +56,7 @@ from twin.realtime import Paced
 from twin.recorder import ChunkRecorder, chunk_dir
 from twin.registry import get_model
 
-__all__ = ["MEASURED_ATTR", "PARENT_EID", "ModelSimulator", "build_meta"]
+__all__ = ["MEASURED_ATTR", "PARENT_EID", "ModelSimulator", "build_meta", "fleet_attrs"]
 
 
 def build_meta(cls: type[Model]) -> dict[str, Any]:
@@ -64,13 +72,18 @@ def build_meta(cls: type[Model]) -> dict[str, Any]:
     models: dict[str, Any] = {
         cls.__name__: {
             "public": True,
-            "params": ["units", "context", "record", "sensors"],
-            "attrs": [MEASURED_ATTR],
+            "params": ["units", "context", "record", "sensors", "fleet_inputs", "fleet_lists"],
+            "attrs": [MEASURED_ATTR, *fleet_attrs(cls)],
         }
     }
     for group, attrs in groups.items():
         models[group] = {"public": False, "params": [], "attrs": attrs}
     return {"type": "time-based", "models": models}
+
+
+def fleet_attrs(cls: type[Model]) -> list[str]:
+    """What the parent entity exchanges as whole arrays: every input and output."""
+    return list(dict.fromkeys([*cls.inputs, *cls.outputs]))
 
 
 class ModelSimulator(Paced, mosaik_api_v3.Simulator):
@@ -101,6 +114,9 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         self._sensed: dict[str, np.ndarray] = {}  # "q.measured"/"q.value" -> this step's
         self._measured_recorder: ChunkRecorder | None = None
         self._state_outputs: set[str] = set()
+        # fleet inputs: source full id -> (destination indices, kept source rows, hit mask)
+        self._fleet: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._fleet_lists = False  # serve lists even in-process (a remote destination)
 
     def init(
         self, sid: str, time_resolution: float = 1.0, *, model: str, clock: dict[str, Any]
@@ -130,6 +146,9 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
                     raise ValueError(f"{self.sid}: two elements are named {name!r}")
                 self._index[name] = (group, i)
                 children.append({"eid": name, "type": group, "rel": []})
+        self._fleet_lists = bool(params.get("fleet_lists"))
+        for source, spec in (params.get("fleet_inputs") or {}).items():
+            self._add_fleet_input(source, spec["group"], spec["index"])
         record = params.get("record")
         if params.get("sensors"):
             self._start_sensing(params["sensors"])
@@ -138,6 +157,35 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
             if self._slices and record.get("measured_path"):
                 self._record_measured(record["measured_path"], record["tags"])
         return [{"eid": PARENT_EID, "type": model, "rel": [], "children": children}]
+
+    def _add_fleet_input(self, source: str, group: str, index: list[int]) -> None:
+        """Element ``i`` of ``source``'s arrays feeds element ``index[i]`` of ``group``."""
+        assert self.model is not None
+        n = len(self.model.elements.get(group, ()))
+        where = np.asarray(index, dtype=np.intp)
+        if group not in self.model.elements or ((where < -1) | (where >= n)).any():
+            raise ValueError(f"{self.sid}: fleet input from {source} does not fit group {group!r}")
+        keep = np.flatnonzero(where >= 0)
+        hit = np.zeros(n, dtype=bool)
+        hit[where[keep]] = True
+        self._fleet[source] = (where[keep], keep, hit)
+
+    def _scatter(self, arrays: dict[str, np.ndarray], fleet: dict[str, Any]) -> dict[str, Any]:
+        """Put the fleet inputs onto the elements; return which elements each one set."""
+        hits = {}
+        for attr, sources in fleet.items():
+            target = arrays[attr]
+            n = len(target)
+            total = np.zeros(n)
+            hit = np.zeros(n, dtype=bool)
+            for source, values in sources.items():
+                where, keep, got = self._fleet[source]
+                rows = np.asarray(values, dtype=float)[keep]
+                total += np.bincount(where, weights=rows, minlength=n)
+                hit |= got
+            target[hit] = total[hit]
+            hits[attr] = hit
+        return hits
 
     def _start_sensing(self, spec: dict[str, dict[str, Any]]) -> None:
         """One sensor bank over every measured output (seeded by the run's seed and sid)."""
@@ -228,9 +276,13 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         self.step_started(time)
         started = perf_counter()
         arrays = self.model.default_inputs()
-        received = set()
         modifiers: dict[str, np.ndarray] = {}
+        fleet = inputs.get(PARENT_EID)
+        hits = self._scatter(arrays, fleet) if fleet else {}
+        received = set(hits)
         for eid, attrs in inputs.items():
+            if eid == PARENT_EID:
+                continue
             i = self._index[eid][1]
             for attr, sources in attrs.items():
                 if "." in attr:  # a fault modifier of a sensor: "<output>.<modifier>"
@@ -239,7 +291,12 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
                         modifiers[name] = self._modifier_rows[name].copy()
                     modifiers[name][self._slices[quantity].start + i] = sum(sources.values())
                     continue
-                arrays[attr][i] = sum(sources.values())
+                total = sum(sources.values())
+                hit = hits.get(attr)
+                if hit is not None and hit[i]:  # on top of what the fleet inputs set
+                    arrays[attr][i] += total
+                else:
+                    arrays[attr][i] = total
                 received.add(attr)
         for attr in received & self._limited:  # bounded before they touch the physics
             port = self.cls.inputs[attr]
@@ -278,15 +335,27 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
             self._sensed[f"{attr}.measured"] = measured[part]
             self._sensed[f"{attr}.value"] = value[part]
 
+    @property
+    def in_process(self) -> bool:
+        """Whether mosaik runs this simulator in its own process (values pass as objects)."""
+        return type(getattr(self, "mosaik", None)).__module__.startswith("mosaik.")
+
+    def _fleet_output(self, attr: str) -> Any:
+        """What the parent serves: the measurements, or an output's whole array."""
+        if attr == MEASURED_ATTR:
+            return {q: self._sensed[f"{q}.measured"].tolist() for q in self._slices}
+        values = np.asarray(self._outputs[attr], dtype=float)
+        if self.in_process and not self._fleet_lists:
+            return values.copy()
+        return values.tolist()
+
     def get_data(self, outputs: dict[str, list[str]]) -> dict[str, Any]:
         """Serve the latest outputs of the requested children."""
         started = perf_counter()
         data: dict[str, Any] = {}
         for eid, attrs in outputs.items():
-            if eid == PARENT_EID:  # every measurement of the fleet, as arrays
-                data[eid] = {
-                    MEASURED_ATTR: {q: self._sensed[f"{q}.measured"].tolist() for q in self._slices}
-                }
+            if eid == PARENT_EID:  # whole arrays: measurements, fleet outputs
+                data[eid] = {attr: self._fleet_output(attr) for attr in attrs}
                 continue
             i = self._index[eid][1]
             data[eid] = {

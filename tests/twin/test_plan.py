@@ -39,7 +39,8 @@ def scenario(name: str, **changes):
 
 
 def edges(plan: WorldPlan) -> set[tuple[str, str]]:
-    return {(c.src.full_id, c.dst.full_id) for c in plan.connections}
+    """Element-to-element edges (fleet connections expanded)."""
+    return {(src.full_id, dst.full_id) for src, dst, _ in plan.element_edges()}
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from models.grid import Grid
 from models.sensors import sensor_attrs
 from twin.scenario import validate_scenario
 from twin.world import build_world
-from twin.wrapper import build_meta
+from twin.wrapper import build_meta, fleet_attrs
 
 
 @pytest.fixture
@@ -14,8 +14,21 @@ def plan(day_raw, tmp_path):
     plan.world.shutdown()
 
 
+class _Expanded:
+    """The world's entity graph with every fleet connection expanded into its elements."""
+
+    def __init__(self, built):
+        world = built.world.entity_graph
+        assert all(world.has_edge(c.src.full_id, c.dst.full_id) for c in built.plan.connections)
+        self.edges = {(s.full_id, d.full_id) for s, d, _ in built.plan.element_edges()}
+        self.nodes = world.nodes
+
+    def has_edge(self, src, dst):
+        return (src, dst) in self.edges
+
+
 def test_world_wiring_as_a_graph(plan, day_raw):
-    graph = plan.world.entity_graph
+    graph = _Expanded(plan)
     # Every asset injects into its own bus.
     assert graph.has_edge("pv.pv_roof", "grid.bus_7")
     assert graph.has_edge("pv.pv_barn", "grid.bus_12")
@@ -61,7 +74,9 @@ def test_meta_is_derived_from_ports():
         "loading_pct",
         *sensor_attrs("loading_pct"),
     ]
-    assert meta["models"]["Grid"]["attrs"] == ["measured"]
+    # the parent serves the measurements and exchanges whole arrays (fleet connections)
+    assert meta["models"]["Grid"]["attrs"] == ["measured", *fleet_attrs(Grid)]
+    assert set(fleet_attrs(Grid)) == {*Grid.inputs, *Grid.outputs}
     assert set(meta["models"]["grid"]["attrs"]) == {
         *sensor_attrs("p_kw"),
         *sensor_attrs("q_kvar"),

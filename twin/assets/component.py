@@ -118,12 +118,31 @@ class AssetsComponent(Component):
                 plan.add_model(kind, units)
 
     def add_connections(self, scenario: Any, plan: WorldPlan) -> None:
-        """Every asset (or what replaces it) injects into its bus."""
+        """Every asset (or what replaces it) injects into its bus.
+
+        One fleet connection per asset kind carries every element's injection into the
+        grid's buses (:meth:`twin.plan.WorldPlan.connect_fleet`); an element replaced by a
+        device injects through its own connection from the device. Without
+        ``plan.fleet_exchange`` every element has its own connection.
+        """
         grid = plan.children("grid")
+        buses = {e.eid: j for j, e in enumerate(e for e in grid.values() if e.type == "bus")}
+        children = {kind: plan.children(kind) for kind in ASSET_KINDS}
+        fleets: dict[str, dict[str, int]] = {}
         for kind, name, bus in injectors(scenario, plan):
-            child = plan.children(kind)[name]
+            child = children[kind][name]
             attrs = [a for a in ("p_kw", "q_kvar") if a in world_attrs(kind, child.type)]
-            plan.connect(plan.source_of(kind, child), grid[f"bus_{bus}"], *attrs)
+            source = plan.source_of(kind, child)
+            if plan.fleet_exchange and source is child:
+                fleets.setdefault(kind, {})[name] = buses[f"bus_{bus}"]
+                continue
+            plan.connect(source, grid[f"bus_{bus}"], *attrs)
+        for kind, at in fleets.items():
+            sim = plan.fleets[kind]
+            group = "ev" if kind == "ev" else kind
+            attrs = [a for a in ("p_kw", "q_kvar") if a in world_attrs(kind, group)]
+            index = [at.get(e.eid, -1) for e in sim.entities if e.type == group]
+            plan.connect_fleet(sim, plan.fleets["grid"], *attrs, index=index)
 
     def wanted(self, scenario: Any) -> bool:
         """Always part of a world (a scenario without assets still has none to add)."""
