@@ -36,7 +36,16 @@ def test_plain_dicts_give_what_the_scenario_file_gives():
         {"name": "pv_barn", "bus": 12, "p_dc_kw": 30, "tilt_deg": 15, "azimuth_deg": 240},
     ]
     assert assembly.units("pv", raw_pv) == from_file.units["pv"]
-    battery = [{"name": "bess", "bus": 7, "e_kwh": 60, "p_max_kw": 20, "soc_init": 0.3}]
+    battery = [
+        {
+            "name": "bess",
+            "bus": 7,
+            "e_kwh": 60,
+            "p_max_kw": 20,
+            "soc_init": 0.3,
+            "replacement_eur_kwh": 300,
+        }
+    ]
     assert assembly.units("battery", battery) == from_file.units["battery"]
     assert len(from_file.units["load"]) == 13  # the grid's own loads, expanded
     made = assembly.assemble(

@@ -79,8 +79,9 @@ def test_day_plan_as_a_graph(tmp_path):
         c for c in plan.connections if c.src.full_id == "battery.bess" and c.dst.sid == "rule"
     ]
     # the controller acts on what the battery's sensor reports
-    assert feedback.time_shifted and feedback.attrs == (("soc.value", "soc"),)
-    assert feedback.initial_data == {"soc.value": sc.assets.battery[0].soc_init}
+    assert feedback.time_shifted and feedback.attrs == (("soc.value", "soc"), ("soh.value", "soh"))
+    battery = sc.assets.battery[0]
+    assert feedback.initial_data == {"soc.value": battery.soc_init, "soh.value": battery.soh_init}
     recorded = {"pv", "load", "battery", "tariff", "grid", "rule"}
     measured = {f"{sid}.measured" for sid in ("pv", "load", "battery", "grid")}
     assert {p.stem for p in plan.parts} == recorded | measured
@@ -93,7 +94,7 @@ def test_faults_act_on_the_sensors_the_controller_reads(tmp_path):
     assert plan.observed[("bess", "soc")] == (battery, "soc.value")
     assert plan.observed[("pv_roof", "p_kw")] == (pv, "p_kw.value")
     attrs = {(c.src.full_id, c.dst.full_id): c.attrs for c in plan.connections}
-    assert attrs[("battery.bess", "rule.bess")] == (("soc.value", "soc"),)
+    assert attrs[("battery.bess", "rule.bess")] == (("soc.value", "soc"), ("soh.value", "soh"))
     assert attrs[("pv.pv_roof", "rule.site")] == (("p_kw.value", "p_kw"),)
     # sensor faults feed the modifier inputs of the measured outputs
     faulted = {
@@ -121,12 +122,12 @@ def test_plan_renders_as_table_mermaid_and_dot(tmp_path):
     table = plan.table()
     assert "grid       grid     1 grid, 15 bus, 13 line, 1 trafo  yes" in table
     # (column widths follow the longest cell: match the cells, not the padding)
-    assert re.search(r"\nbattery\.bess +rule\.bess +soc\.value->soc +yes\n", table)
+    assert re.search(r"\nbattery\.bess +rule\.bess +soc\.value->soc, soh\.value->soh +yes\n", table)
     mermaid = plan.mermaid()
     assert mermaid.startswith("flowchart LR")
-    assert 'n_battery -.->|"soc (1)"| n_rule' in mermaid
+    assert 'n_battery -.->|"soc, soh (1)"| n_rule' in mermaid
     dot = plan.dot()
-    assert '"battery" -> "rule" [label="soc (1)" style="dashed"];' in dot
+    assert '"battery" -> "rule" [label="soc, soh (1)" style="dashed"];' in dot
     assert dot.rstrip().endswith("}")
 
 

@@ -70,11 +70,11 @@ def test_measurements_are_the_truth_within_their_class(day):
 def test_the_controller_acts_on_the_measurements(tmp_path, day_scenario):
     plan = plan_world(day_scenario(), tmp_path, "test")
     feeds = {(c.src.full_id, c.dst.full_id): c.attrs for c in plan.connections}
-    assert feeds[("battery.bess", "rule.bess")] == (("soc.value", "soc"),)
+    assert feeds[("battery.bess", "rule.bess")] == (("soc.value", "soc"), ("soh.value", "soh"))
     assert feeds[("pv.pv_roof", "rule.site")] == (("p_kw.value", "p_kw"),)
     off = plan_world(day_scenario(sensors={"enabled": False}), tmp_path / "off", "test")
     feeds = {(c.src.full_id, c.dst.full_id): c.attrs for c in off.connections}
-    assert feeds[("battery.bess", "rule.bess")] == (("soc", "soc"),)
+    assert feeds[("battery.bess", "rule.bess")] == (("soc", "soc"), ("soh", "soh"))
     assert not any(sim.params.get("sensors") for sim in off.simulators.values())
 
 
