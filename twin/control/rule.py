@@ -161,7 +161,10 @@ class RuleController(SiteController):
     previous step (``p_poc_kw``, time-shifted) and the rule's own setpoints then, else
     (first step, or not connected) taken as ``context["standing_loss_kw"]`` (the
     transformers' no-load losses; default 0). With a site import limit
-    (``context["p_import_max_kw"]``), EV charging that is not urgent is cut first.
+    (``context["p_import_max_kw"]``) the limit comes before prices: the batteries cover
+    what exceeds it whatever the price, then EV charging that is not urgent is cut; EVs
+    then charge evenly over their stay (postponed into the cheapest steps, their urgent
+    charge could exceed the limit later).
 
     Units are the batteries it dispatches (their scenario parameters); the chargers come
     from ``context["chargers"]`` (``name``, ``p_max_kw``, ``efficiency``); the objective
@@ -280,18 +283,26 @@ class RuleController(SiteController):
             self.ev_p_max_kw,
             self.ev_efficiency,
             dt_h,
-            None if self._prices is None else self._prices[self.clock.index_of(now) :],
+            # Under a site import limit EVs charge evenly over their stay: postponed
+            # into the cheapest steps, their urgent charge could exceed the limit later.
+            None
+            if self._prices is None or self._import_max is not None
+            else self._prices[self.clock.index_of(now) :],
         )
         net_kw = surplus_kw - ev.sum()  # > 0: surplus left for the batteries
         soh = np.asarray(inputs.get("soh", np.full(self.n, np.nan)), dtype=float)
         soh = np.where(np.isfinite(soh), soh, self._soh_init)
-        headroom = self._battery_limit(-net_kw, inputs["soc"], soh, dt_h)
-        headroom = np.where(self._allowed(-net_kw, price, price_export), headroom, 0.0)
+        physical = self._battery_limit(-net_kw, inputs["soc"], soh, dt_h)
+        headroom = np.where(self._allowed(-net_kw, price, price_export), physical, 0.0)
         battery = share_by_headroom(-net_kw, headroom)
-        if self._import_max is not None and ev.size:
-            # The batteries already cover all the deficit they can; cut flexible EV power.
+        if self._import_max is not None:
+            # A site limit is kept before prices count: the batteries cover what exceeds
+            # it whatever the price, then flexible EV power is cut.
             excess = -(net_kw + battery.sum()) - self._import_max
             if excess > 0.0:
+                battery = battery + share_by_headroom(excess, np.maximum(physical - battery, 0.0))
+                excess = -(net_kw + battery.sum()) - self._import_max
+            if excess > 0.0 and ev.size:
                 ev = ev - share_by_headroom(excess, np.maximum(ev - must, 0.0))
         self._last = (measured_kw, float(battery.sum() - ev.sum()))
         return {"p_set_kw": battery, "p_ev_set_kw": ev}
