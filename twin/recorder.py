@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 __all__ = [
     "CHUNK_BYTES",
+    "MIN_CHUNK_STEPS",
     "METADATA_KEY",
     "ChunkRecorder",
     "chunk_dir",
@@ -40,6 +41,10 @@ __all__ = [
 
 #: Bytes of values a recorder holds per simulator: steps per chunk = this / (8 x series).
 CHUNK_BYTES = 2 * 2**20
+#: Fewest steps per chunk: a simulator with tens of thousands of series (a 10,000-bus
+#: grid) would otherwise write a Parquet file every few steps, which then dominates the
+#: step; its chunk is larger (96 x 8 B per series) but still does not grow with the run.
+MIN_CHUNK_STEPS = 96
 #: Key of the chunk description in a chunk file's Parquet metadata.
 METADATA_KEY = b"twin"
 
@@ -51,9 +56,13 @@ def chunk_dir(part: str | Path) -> Path:
 
 
 def chunk_steps_for(n_series: int, n_steps: int, budget: int | None = None) -> int:
-    """Steps per chunk: as many as ``budget`` bytes of float64 allow, at most ``n_steps``."""
+    """Steps per chunk: ``budget`` bytes of float64, at least 96, at most ``n_steps``.
+
+    The floor is :data:`MIN_CHUNK_STEPS`.
+    """
     budget = CHUNK_BYTES if budget is None else budget
-    return max(1, min(n_steps, budget // (8 * max(n_series, 1))))
+    steps = max(MIN_CHUNK_STEPS, budget // (8 * max(n_series, 1)))
+    return max(1, min(n_steps, steps))
 
 
 @dataclass(frozen=True)

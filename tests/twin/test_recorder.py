@@ -106,7 +106,10 @@ def test_closed_chunks_are_on_disk_and_readable_while_the_run_goes(tmp_path):
 def test_chunk_steps_follow_the_byte_budget(monkeypatch):
     assert chunk_steps_for(159, 604_800) == twin.recorder.CHUNK_BYTES // (8 * 159)
     assert chunk_steps_for(159, 96) == 96  # a short run: one chunk
+    # tens of thousands of series (a 10,000-bus grid): at least a day at 15 min per chunk
+    assert chunk_steps_for(30_000, 100_000) == twin.recorder.MIN_CHUNK_STEPS
     monkeypatch.setattr(twin.recorder, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(twin.recorder, "MIN_CHUNK_STEPS", 1)
     assert chunk_steps_for(159, 96) == 1
 
 
