@@ -85,7 +85,14 @@ class PVSpec(Strict):
 
 
 class BatterySpec(Strict):
-    """A battery: capacity (kWh), converter rating (kW), limits, thermal and ageing data."""
+    """A battery: capacity (kWh), converter rating (kW), limits, thermal and ageing data.
+
+    ``replacement_eur_kwh``: what replacing the battery at end of life (``soh_eol``)
+    costs per kWh of capacity; with ``cycle_life_efc`` it sets the wear cost every
+    controller plans for and is scored by (:func:`twin.objective.wear_eur_kwh`:
+    ``replacement_eur_kwh / (2 cycle_life_efc)`` EUR per kWh through the cells). 0: wear
+    is not costed.
+    """
 
     name: AssetName | None = None
     bus: BusRef
@@ -106,6 +113,7 @@ class BatterySpec(Strict):
     soh_eol: bounded(0.0, 1.0, low_open=True, high_open=True) = 0.8
     t_derate_c: bounded(0.0, 150.0) = 45.0
     t_trip_c: bounded(0.0, 150.0) = 55.0
+    replacement_eur_kwh: bounded(0.0, 5000.0) = 0.0
 
     @model_validator(mode="after")
     def _soc_window(self) -> BatterySpec:

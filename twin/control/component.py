@@ -19,7 +19,13 @@ from twin.errors import Problem
 from twin.plan import WorldPlan
 from twin.registry import get_model
 
-__all__ = ["ControlComponent", "chargers"]
+__all__ = ["PRICE_PORTS", "ControlComponent", "chargers"]
+
+#: Controller price inputs and the tariff output each is connected to.
+PRICE_PORTS = {
+    "price_eur_kwh": "price_import_eur_kwh",
+    "price_export_eur_kwh": "price_export_eur_kwh",
+}
 
 
 def chargers(scenario: Any) -> list[dict[str, Any]]:
@@ -192,6 +198,13 @@ class ControlComponent(Component):
             for child in plan.children(kind).values():
                 source, measured = plan.observe(kind, child, "p_kw")
                 plan.connect(source, control["site"], (measured, attr))
+        # The step's prices, as the tariff publishes them, for controllers that read them.
+        prices = [
+            (published, port) for port, published in PRICE_PORTS.items() if port in cls.inputs
+        ]
+        for tariff in plan.children("tariff").values():
+            if prices:
+                plan.connect(tariff, control["site"], *prices)
         battery = plan.children("battery")
         for unit in scenario.units("battery"):
             name = unit["name"]

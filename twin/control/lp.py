@@ -5,9 +5,9 @@ non-dispatchable power :math:`N_t` (PV + loads, > 0 surplus):
 
 .. math::
 
-    \min \sum_t (\pi^{imp}_t G^+_t - \pi^{exp}_t G^-_t)\Delta t
-         + c_{deg} \sum_{t,b} (C_{tb} + D_{tb})\Delta t + c_{dem} \hat G
-         - \pi^{term} \sum_b E_{Tb}
+    \min \sum_t (\pi^{imp}_t G^+_t - \pi^{exp}_t G^-_t)\Delta t + c_{dem} \hat G
+         + \sum_{t,b} w_b (\eta^{ch}_b C_{tb} + D_{tb} / \eta^{dis}_b)\Delta t
+         - \sum_b v_b E_{Tb}
 
     G^+_t - G^-_t + \sum_b (D_{tb} - C_{tb}) = -N_t
 
@@ -17,10 +17,15 @@ non-dispatchable power :math:`N_t` (PV + loads, > 0 surplus):
     0 \le C_{tb}, D_{tb} \le P^{max}_b,\quad G^+_t \le \hat G
 
 with import :math:`G^+`, export :math:`G^-`, bus-side charge :math:`C` and discharge
-:math:`D` (the battery model's own equations, see :mod:`models.battery`). The terminal
-rule is either :math:`E_{Tb} \ge E_{0b}` (``terminal_price_eur_kwh`` None; or at least
-``e_terminal_min_kwh``) or energy left valued at a stated price. Grid losses are not
-part of the LP (they are small and the grid's physics stays in the power flow).
+:math:`D` (the battery model's own equations, see :mod:`models.battery`). This is the
+scored cost :math:`J` of :mod:`twin.objective` up to a constant: the wear cost
+:math:`w_b` is per kWh through the cells, and a step's cell-side throughput is
+:math:`(\eta^{ch} C + D / \eta^{dis})\Delta t` (the LP never charges and discharges a
+battery at once, see the tie-break below); the terminal value :math:`v_b` prices the
+energy left, :math:`v_b E_{T b}` differing from :math:`v_b (E_{Tb} - E_{0b})` by a
+constant. With ``terminal_value_eur_kwh`` None the terminal rule is instead the
+constraint :math:`E_{Tb} \ge E_{0b}` (or at least ``e_terminal_min_kwh``). Grid losses
+are not part of the LP (they are small and the grid's physics stays in the power flow).
 """
 
 from __future__ import annotations
@@ -59,7 +64,14 @@ class EVSession:
 
 @dataclass
 class DispatchProblem:
-    """Inputs of the dispatch LP; arrays over steps ``(T,)`` and batteries ``(B,)``."""
+    """Inputs of the dispatch LP; arrays over steps ``(T,)`` and batteries ``(B,)``.
+
+    ``wear_eur_kwh`` (per battery, EUR per kWh through the cells; None: no wear cost)
+    and ``terminal_value_eur_kwh`` (per battery, EUR per kWh left in the cells at the
+    end; None: the constraint "end with at least ``e_terminal_min_kwh``, default the
+    initial energy") are :class:`twin.objective.Objective`'s ``wear`` and
+    ``terminal_value``.
+    """
 
     net_kw: np.ndarray
     price_import_eur_kwh: np.ndarray
@@ -72,9 +84,9 @@ class DispatchProblem:
     soc_min: np.ndarray
     soc_max: np.ndarray
     soc0: np.ndarray
-    degradation_eur_kwh: float = 0.0
+    wear_eur_kwh: np.ndarray | None = None
     demand_charge_eur_kw: float = 0.0
-    terminal_price_eur_kwh: float | None = None
+    terminal_value_eur_kwh: np.ndarray | None = None
     e_terminal_min_kwh: np.ndarray | None = None  # default: the initial energy
     step_offset: int | None = None  # absolute index of step 0 (for the tie-break ramp)
     steps_total: int = 1
@@ -92,9 +104,10 @@ class DispatchPlan:
     p_import_kw: np.ndarray  # (T,)
     p_export_kw: np.ndarray  # (T,)
     e_kwh: np.ndarray  # (T + 1, B)
-    cost_eur: float  # energy cost + degradation + demand charge (no terminal value)
+    cost_eur: float  # energy cost + wear + demand charge (no terminal value)
     p_ev_kw: np.ndarray  # (T, n_chargers) EV charging, grid side (>= 0)
     e_ev_unmet_kwh: float = 0.0
+    wear_eur: float = 0.0  # the wear part of cost_eur
 
 
 def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
@@ -138,16 +151,21 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
     offset, total = (0, t_n) if pr.step_offset is None else (pr.step_offset, pr.steps_total)
     position = (offset + np.repeat(np.arange(t_n), b_n)) / max(total, 1)
     ramp = TIE_BREAK_EUR_KWH + TIE_BREAK_RAMP_EUR_KWH * position
-    cost[i_c : i_c + n_c] = (pr.degradation_eur_kwh + ramp) * dt
-    cost[i_d : i_d + n_c] = (pr.degradation_eur_kwh + ramp) * dt
+    wear = np.zeros(b_n) if pr.wear_eur_kwh is None else np.asarray(pr.wear_eur_kwh, float)
+    wear_c = np.tile(wear * pr.eta_ch, t_n)  # per bus-side kWh charged
+    wear_d = np.tile(wear / pr.eta_dis, t_n)  # per bus-side kWh discharged
+    cost[i_c : i_c + n_c] = (wear_c + ramp) * dt
+    cost[i_d : i_d + n_c] = (wear_d + ramp) * dt
     cost[i_gp : i_gp + t_n] = pr.price_import_eur_kwh * dt
     cost[i_gm : i_gm + t_n] = -pr.price_export_eur_kwh * dt
     cost[i_peak] = pr.demand_charge_eur_kw
     offset_x = 0 if pr.step_offset is None else pr.step_offset
     cost[i_x:i_u] = TIE_BREAK_RAMP_EUR_KWH * (offset_x + ev_step) / max(total, 1) * dt
     cost[i_u:] = pr.unmet_ev_penalty_eur_kwh
-    if pr.terminal_price_eur_kwh is not None:
-        cost[i_e + t_n * b_n + np.arange(b_n)] = -pr.terminal_price_eur_kwh
+    if pr.terminal_value_eur_kwh is not None:
+        cost[i_e + t_n * b_n + np.arange(b_n)] = -np.broadcast_to(
+            np.asarray(pr.terminal_value_eur_kwh, float), (b_n,)
+        )
 
     tt, bb = np.meshgrid(np.arange(t_n), np.arange(b_n), indexing="ij")
     tt, bb = tt.ravel(), bb.ravel()
@@ -195,7 +213,7 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
         shape=(t_n, n_var),
     )]  # fmt: skip
     b_ub = [np.zeros(t_n)]
-    if pr.terminal_price_eur_kwh is None:
+    if pr.terminal_value_eur_kwh is None:
         ub_rows.append(
             sparse.csr_matrix(
                 (-np.ones(b_n), (np.arange(b_n), i_e + t_n * b_n + np.arange(b_n))),
@@ -232,10 +250,11 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
     x = result.x
     charge = x[i_c:i_d].reshape(t_n, b_n)
     discharge = x[i_d:i_e].reshape(t_n, b_n)
+    wear_eur = float(wear_c @ x[i_c:i_d] + wear_d @ x[i_d:i_e]) * dt
     energy_cost = (
         float(pr.price_import_eur_kwh @ x[i_gp:i_gm] - pr.price_export_eur_kwh @ x[i_gm:i_peak])
         * dt
-        + pr.degradation_eur_kwh * float(x[i_c:i_e].sum()) * dt
+        + wear_eur
         + pr.demand_charge_eur_kw * float(x[i_peak])
     )
     p_ev = np.zeros((t_n, pr.n_chargers))
@@ -250,4 +269,5 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
         cost_eur=energy_cost,
         p_ev_kw=p_ev,
         e_ev_unmet_kwh=float(x[i_u:].sum()),
+        wear_eur=wear_eur,
     )

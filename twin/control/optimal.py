@@ -1,14 +1,21 @@
 """Optimisation controllers: the perfect-foresight oracle and MPC with forecasts.
 
-Both dispatch the site's batteries with the LP of :mod:`twin.control.lp`. The oracle
-solves it once over the whole run with the true PV, load and prices: the lower bound on
-cost every other controller is measured against. MPC re-solves it over a receding
-horizon from the measured SoC, with a forecaster of the site's net power
-(:mod:`twin.forecast`) trained on the meter history before the run.
+Both dispatch the site's batteries with the LP of :mod:`twin.control.lp`, which
+minimises the scored cost :math:`J` of :mod:`twin.objective` (energy, demand charge,
+battery wear, minus the value of the energy left in the cells), the very quantity every
+controller is scored by (:mod:`twin.kpi`). The oracle solves it once over the whole run
+with the true PV, load and prices: no controller's scored cost is below it, beyond the
+grid losses the LP leaves out. MPC re-solves it over a receding horizon from the
+measured SoC, with a forecaster of the site's net power (:mod:`twin.forecast`) trained on
+the meter history before the run.
 
-Terminal rule (the same for every controller's scoring): with
-``control.terminal_price_eur_kwh`` unset the battery must end the run with at least the
-energy it started with; with a price, energy left is worth that price.
+Terminal value: both value the energy left at the end of the plan at the objective's
+terminal value :math:`v_b` (``control.terminal_price_eur_kwh`` overrides it). MPC uses the
+same :math:`v_b` at a horizon end inside the run: it depends on the tariff alone (the
+run's cheapest and dearest import prices, known ahead), it is what the run's end is
+scored at, and on time-of-use tariffs it is the shadow price of "end where you started",
+so a horizon end neither rewards draining the battery nor filling it from the grid (the
+mean price over the window, used before, rewarded draining at every horizon end).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from models.base import Clock
 from models.ev import EVCharging
 from twin.control.base import SiteController
 from twin.control.lp import DispatchPlan, DispatchProblem, EVSession, LPError, solve_dispatch
-from twin.control.site import site_series
+from twin.control.site import run_objective, site_series
 from twin.forecast import FORECASTERS
 from twin.units import parse_duration_s
 
@@ -67,16 +74,24 @@ class _Planner(SiteController):
         self.site = site_series(self.context, clock)
         self.e_kwh = self.param("e_kwh") * self.param("soh_init")
         self.soc_init = self.param("soc_init")
+        #: What the run is scored by: wear cost and terminal value per battery.
+        self.objective = run_objective(
+            units, clock, {"price_import_eur_kwh": self.site.price_import_eur_kwh, **self.context}
+        )
 
     def problem(
         self,
         net_kw: np.ndarray,
         k: int,
         soc0: np.ndarray,
-        terminal_price: float | None,
+        terminal_value: np.ndarray | None,
         sessions: list[EVSession] | None = None,
     ) -> DispatchProblem:
-        """The LP from step ``k`` for the (forecast) net power ``net_kw``."""
+        """The LP from step ``k`` for the (forecast) net power ``net_kw``.
+
+        ``terminal_value``: EUR per kWh left in each battery at the horizon's end; None
+        asks for the initial energy instead.
+        """
         horizon = slice(k, k + len(net_kw))
         return DispatchProblem(
             net_kw=net_kw,
@@ -92,10 +107,10 @@ class _Planner(SiteController):
             # a measured SoC outside the window (a misreport, a capacity step) would
             # make the plan infeasible: plan from the nearest feasible state
             soc0=np.clip(soc0, self.param("soc_min"), self.param("soc_max")),
-            degradation_eur_kwh=float(self.control.get("degradation_eur_kwh") or 0.0),
+            wear_eur_kwh=self.objective.wear,
             demand_charge_eur_kw=float(self.context["tariff"].get("demand_charge_eur_kw", 0.0)),
-            terminal_price_eur_kwh=terminal_price,
-            e_terminal_min_kwh=self.soc_init * self.e_kwh if terminal_price is None else None,
+            terminal_value_eur_kwh=terminal_value,
+            e_terminal_min_kwh=self.soc_init * self.e_kwh if terminal_value is None else None,
             p_import_max_kw=self.control.get("p_import_max_kw"),
             step_offset=k,
             steps_total=self.clock.n_steps,
@@ -121,8 +136,8 @@ class OracleController(_Planner):
         self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
     ) -> None:
         super().__init__(units, clock, context)
-        terminal = self.control.get("terminal_price_eur_kwh")
         sessions = ev_sessions_ahead(self.context.get("ev_parks", []), clock, self.context)
+        terminal = self.objective.terminal_value
         problem = self.problem(self.site.net_kw, 0, self.soc_init, terminal, sessions)
         self.plan = self.solve(problem)
 
@@ -176,11 +191,8 @@ class MPCController(_Planner):
             horizon = min(self.horizon, self.clock.n_steps - k)
             net = self.forecaster.predict(k, horizon)
             net[0] = measured
-            terminal = self.control.get("terminal_price_eur_kwh")
-            if terminal is None and k + horizon < self.clock.n_steps:
-                # Inside the run: energy left at the horizon is worth what it displaces.
-                window = self.site.price_import_eur_kwh[k : k + horizon]
-                terminal = float(window.mean() * self.param("eta_dis").mean())
+            # The horizon's end, inside the run or at its end: the objective's value.
+            terminal = self.objective.terminal_value
             sessions = self.connected_sessions(inputs)
             self.plan = self.solve(self.problem(net, k, inputs["soc"], terminal, sessions))
             self.planned_at = k

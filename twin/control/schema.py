@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import model_validator
 
 from twin.bounds import (
     MAX_HORIZON_S,
-    PRICE_MAX_EUR_KWH,
     PowerKw,
     Price,
-    bounded,
     whole,
 )
 from twin.scenario import Duration, Strict
@@ -24,17 +22,31 @@ CONTROLLERS = ("none", "rule", "mpc", "oracle", "rl", "schedule")
 
 
 class ControlSpec(Strict):
-    """Controller options: site limits, planning horizon, forecaster, policy, terminal rule."""
+    """Controller options: site limits, planning horizon, forecaster, policy, terminal value.
+
+    ``terminal_price_eur_kwh`` overrides the objective's terminal value of every battery
+    (:func:`twin.objective.terminal_values`).
+    """
 
     p_import_max_kw: PowerKw | None = None
     horizon: Duration = "24h"
     resolve_every: Duration | None = None
     forecaster: Literal["persistence", "regression", "perfect"] = "persistence"
     history_days: whole(2, 365) = 14
-    degradation_eur_kwh: bounded(0.0, PRICE_MAX_EUR_KWH) = 0.0
     terminal_price_eur_kwh: Price | None = None
     policy: str | None = None
     schedule_csv: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "degradation_eur_kwh" in data:
+            raise ValueError(
+                "degradation_eur_kwh was removed: battery wear is costed from each battery's "
+                "replacement cost, set assets.battery[i].replacement_eur_kwh (EUR per kWh of "
+                "capacity)"
+            )
+        return data
 
     @model_validator(mode="after")
     def _horizon_bounded(self) -> ControlSpec:

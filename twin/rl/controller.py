@@ -10,7 +10,7 @@ import pandas as pd
 
 from models.base import Clock, Port
 from twin.control.base import SOC, BatteryController
-from twin.control.site import site_series
+from twin.control.site import run_objective, site_series
 from twin.rl.baseline import RuleBaseline
 from twin.rl.observation import ObservationBuilder
 
@@ -70,7 +70,14 @@ class RLController(BatteryController):
             -site.load_kw,
         )
         self.p_max = self.param("p_max_kw")
-        self.baseline = RuleBaseline(units, clock, self.context.get("p_import_max_kw"))
+        self.price_import = site.price_import_eur_kwh[day:]
+        self.price_export = site.price_export_eur_kwh[day:]
+        self.baseline = RuleBaseline(
+            units,
+            clock,
+            self.context.get("p_import_max_kw"),
+            run_objective(units, clock, self.context),
+        )
 
     def step(
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
@@ -78,7 +85,9 @@ class RLController(BatteryController):
         """The policy's deterministic action, scaled to each battery's rating."""
         k = self.clock.index_of(now)
         pv, load = float(inputs["p_pv_kw"][0]), float(inputs["p_load_kw"][0])
-        base = self.baseline.setpoint(now, dt_s, pv + load, inputs["soc"])
+        base = self.baseline.setpoint(
+            now, dt_s, pv + load, inputs["soc"], self.price_import[k], self.price_export[k]
+        )
         obs = self.observer.build(k, inputs["soc"], base / self.p_max, pv, -load)
         action, _ = self.policy.predict(obs, deterministic=True)
         return {"p_set_kw": self.baseline.apply(base, action)}

@@ -30,6 +30,7 @@ from models.grid import Grid
 from models.load import Load
 from models.pv import PVPlant
 from models.tariff import Tariff
+from twin.objective import Objective, objective_for
 from twin.rl.baseline import RuleBaseline
 from twin.rl.observation import ObservationBuilder
 from twin.scenario import ScenarioBase
@@ -139,9 +140,10 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         self.observation_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (size,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (n_b,), np.float32)
         control = scenario.control
-        self.degradation = control.degradation_eur_kwh
         self.terminal_price = control.terminal_price_eur_kwh
-        self.baseline = RuleBaseline(self.batteries, self.clock, control.p_import_max_kw)
+        self.baseline = RuleBaseline(
+            self.batteries, self.clock, control.p_import_max_kw, self._day_objective(0)
+        )
         #: The rule controller's setpoints (kW) for the current step; actions correct them.
         self.rule_kw = np.zeros(n_b)
         self.battery: Battery | None = None
@@ -189,13 +191,23 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         self.last = record
         return record
 
+    def _day_objective(self, day: int) -> Objective:
+        """The objective of an episode on ``day`` (its prices value the stored energy)."""
+        steps = slice(day * self.steps_per_day, (day + 1) * self.steps_per_day)
+        return objective_for(self.batteries, self.price_import[steps], self.terminal_price)
+
     # -- Gymnasium API ----------------------------------------------------------------
     def _observation(self) -> np.ndarray:
         k = min(self.k, self.clock.n_steps - 1)
         pv, load = self.site_pv_kw[k], self.site_load_kw[k]
         soc = self.battery.soc.copy() if self.battery is not None else np.zeros(len(self.batteries))
         self.rule_kw = self.baseline.setpoint(
-            self.clock.time_at(k * self.dt_s), self.dt_s, pv + load, soc
+            self.clock.time_at(k * self.dt_s),
+            self.dt_s,
+            pv + load,
+            soc,
+            self.price_import[k],
+            self.price_export[k],
         )
         return self.observer.build(k, soc, self.rule_kw / self.p_max, pv, -load)
 
@@ -211,6 +223,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         self.k_end = self.k + self.steps_per_day
         self.battery = Battery(self.batteries, self.clock, self.context)
         self.grid.reset()  # no warm start carried over from the previous episode
+        self.baseline.objective = self._day_objective(day)
         self.e_start = self.battery.soc * self.battery.e_kwh * self.battery.soh
         return self._observation(), {"day": day}
 
@@ -223,8 +236,8 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         # What the site would import with the battery idle (this step's grid losses kept).
         idle = -(pv + load) + record.losses_kw
         cost_idle = max(idle, 0.0) * self.price_import[k] - max(-idle, 0.0) * self.price_export[k]
-        throughput = float(np.abs(record.p_battery_kw).sum()) * self.dt_h
-        reward = cost_idle * self.dt_h - record.cost_eur - self.degradation * throughput
+        wear = float(self.baseline.objective.wear @ (np.abs(record.p_battery_kw) * self.dt_h))
+        reward = cost_idle * self.dt_h - record.cost_eur - wear
         reward -= (
             LIMIT_PENALTY_EUR_KWH * float(np.abs(p_set - record.p_battery_kw).sum()) * self.dt_h
         )

@@ -62,7 +62,7 @@ def test_limits_hold_on_random_days(seed):
         soc_min=np.array([0.1, 0.2]),
         soc_max=np.array([0.9, 1.0]),
         soc0=np.array([0.5, 0.2]),
-        degradation_eur_kwh=0.01,
+        wear_eur_kwh=np.array([0.01, 0.01]),
     )
     plan = solve_dispatch(pr)
     assert np.all(np.abs(plan.p_battery_kw) <= pr.p_max_kw + 1e-7)
