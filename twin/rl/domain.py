@@ -106,8 +106,11 @@ class Site:
     ----------
     base : int
         Index into :attr:`Domain.bases`.
-    pv_scale, load_scale : float
-        Multipliers on the base site's PV ratings and load ratings.
+    pv_scale : float or tuple of float
+        Multiplier on the base site's PV ratings (one, or one per plant: 0 leaves a
+        plant out).
+    load_scale : float
+        Multiplier on the base site's load ratings.
     batteries : list of dict
         Battery unit parameters (as a scenario's resolved units).
     tariff : dict
@@ -115,14 +118,17 @@ class Site:
         ``price_csv``, ``demand_charge_eur_kw``).
     name : str
         A label for tables.
+    terminal_price : float, optional
+        ``control.terminal_price_eur_kwh`` (overrides the terminal value).
     """
 
     base: int
-    pv_scale: float
+    pv_scale: float | tuple[float, ...]
     load_scale: float
     batteries: list[dict[str, Any]]
     tariff: dict[str, Any]
     name: str = "site"
+    terminal_price: float | None = None
 
 
 class BaseSite:
@@ -196,11 +202,20 @@ class BaseSite:
     def site_from_scenario(self, index: int) -> Site:
         """The scenario's own site (its battery and tariff, scales 1)."""
         sc = self.scenario
-        return Site(index, 1.0, 1.0, sc.units("battery"), sc.tariff.model_dump(), sc.name)
+        return Site(
+            index,
+            1.0,
+            1.0,
+            sc.units("battery"),
+            sc.tariff.model_dump(),
+            sc.name,
+            sc.control.terminal_price_eur_kwh,
+        )
 
     def controller_context(self, site: Site) -> dict[str, Any]:
         """A run context for a controller of ``site`` (assets scaled, the site's tariff)."""
-        pv = [_scaled_pv(u, site.pv_scale) for u in self.pv_units]
+        scales = np.broadcast_to(np.asarray(site.pv_scale, float), (len(self.pv_units),))
+        pv = [_scaled_pv(u, s) for u, s in zip(self.pv_units, scales, strict=True) if s > 0.0]
         load = [
             {**u, "p_kw": u["p_kw"] * site.load_scale, "q_kvar": u["q_kvar"] * site.load_scale}
             for u in self.load_units
@@ -215,7 +230,7 @@ class BaseSite:
 
     def prices(self, site: Site, k0: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Import and export prices of steps ``k0 .. k0 + n`` (EUR/kWh)."""
-        clock = Clock(self.clock.time_at(k0 * self.step_s), self.step_s, n)
+        clock = Clock(pd.Timestamp(self.clock.time_at(k0 * self.step_s)), self.step_s, n)
         out = Tariff([{"name": "tariff", **site.tariff}], clock, self.context).exogenous()
         return out["price_import_eur_kwh"][:, 0], out["price_export_eur_kwh"][:, 0]
 
@@ -225,12 +240,19 @@ def _scaled_pv(unit: dict[str, Any], scale: float) -> dict[str, Any]:
 
 
 def _base_scenario(
-    grid: str, weather: str, site: dict[str, Any], orientation: tuple[float, float], start: str
+    grid: str,
+    weather: str,
+    site: dict[str, Any],
+    orientations: tuple[tuple[float, float], ...],
+    start: str,
 ) -> ScenarioBase:
-    """A base scenario: the grid's loads, one 10 kWp plant and a placeholder battery."""
+    """A base scenario: the grid's loads, 10 kWp plants of each orientation, a battery.
+
+    The plants and the (placeholder) battery sit at the middle one of the load buses.
+    """
     raw = {
         "name": "base",
-        "start": f"{start}T00:00:00",
+        "start": pd.Timestamp(start, tz=site["tz"]).isoformat(),
         "duration": "1d",
         "step": "15min",
         "seed": 0,
@@ -242,9 +264,12 @@ def _base_scenario(
     probe = validate_scenario(raw)
     buses = sorted({u["bus"] for u in probe.units("load")})
     bus = buses[len(buses) // 2]
-    tilt, azimuth = orientation
+    pv = [
+        {"name": f"pv{i}", "bus": bus, "p_dc_kw": 10.0, "tilt_deg": tilt, "azimuth_deg": azimuth}
+        for i, (tilt, azimuth) in enumerate(orientations)
+    ]
     raw["assets"] = {
-        "pv": [{"name": "pv", "bus": bus, "p_dc_kw": 10.0, "tilt_deg": tilt, "azimuth_deg": azimuth}],
+        "pv": pv,
         "battery": [{"name": "bess", "bus": bus, "e_kwh": 10.0, "p_max_kw": 5.0}],
         "load": [{"from_grid": True}],
     }
@@ -344,15 +369,16 @@ class Domain:
 
     @classmethod
     def training(cls, config: DomainConfig | None = None, year_days: int = 365) -> Domain:
-        """The training distribution's base sites (grids x orientations)."""
+        """The training distribution's base sites (one per grid, a plant per orientation)."""
         config = config or DomainConfig()
         bases = [
             BaseSite(
-                _base_scenario(grid, config.weather, dict(config.site), o, config.year_start),
+                _base_scenario(
+                    grid, config.weather, dict(config.site), config.orientations, config.year_start
+                ),
                 year_days,
             )
             for grid in config.grids
-            for o in config.orientations
         ]
         return cls(bases, config)
 
@@ -378,7 +404,10 @@ class Domain:
         load_scale = _uniform(rng, config.load_scale)
         mean_load = base.mean_load_kw * load_scale
         kwp = mean_load * _log_uniform(rng, config.pv_kwp_per_mean_load_kw)
-        pv_scale = kwp / sum(u["p_dc_kw"] for u in base.pv_units)
+        plant = int(rng.integers(len(base.pv_units)))
+        pv_scale = tuple(
+            kwp / u["p_dc_kw"] if j == plant else 0.0 for j, u in enumerate(base.pv_units)
+        )
         e_kwh = 24.0 * mean_load * _log_uniform(rng, config.battery_days_of_load)
         p_max = e_kwh / _uniform(rng, config.storage_hours)
         soc_min, soc_max = _uniform(rng, config.soc_min), _uniform(rng, config.soc_max)
@@ -477,7 +506,7 @@ def held_out_sites(
         domain = Domain(
             [
                 BaseSite(
-                    _base_scenario(grid, weather, where, orientation, config.year_start), 365
+                    _base_scenario(grid, weather, where, (orientation,), config.year_start), 365
                 )
             ]
         )
