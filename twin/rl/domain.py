@@ -298,7 +298,9 @@ def sample_tariff(rng: np.random.Generator, config: DomainConfig) -> dict[str, A
         start = int(rng.integers(config.peak_start_h[0], config.peak_start_h[1] + 1))
         hours = int(rng.integers(config.peak_hours[0], config.peak_hours[1] + 1))
         price = base * _uniform(rng, config.peak_factor)
-        periods.append({"start": _hhmm(start), "end": _hhmm(start + hours), "import_eur_kwh": price})
+        periods.append(
+            {"start": _hhmm(start), "end": _hhmm(start + hours), "import_eur_kwh": price}
+        )
     if kind == "three-level":
         start = int(rng.integers(config.valley_start_h[0], config.valley_start_h[1] + 1))
         hours = int(rng.integers(config.valley_hours[0], config.valley_hours[1] + 1))
@@ -454,8 +456,10 @@ def dynamic_price_csv(path: Path, year_start: str, tz: str, seed: int = 7) -> Pa
     rng = np.random.default_rng(seed)
     times = pd.date_range(pd.Timestamp(year_start, tz=tz), periods=368 * 24, freq="h")
     hour = times.hour.to_numpy()
-    shape = 0.22 + 0.06 * np.cos(2 * np.pi * (hour - 3) / 24) - 0.05 * np.exp(
-        -(((hour - 13) / 3.0) ** 2)
+    shape = (
+        0.22
+        + 0.06 * np.cos(2 * np.pi * (hour - 3) / 24)
+        - 0.05 * np.exp(-(((hour - 13) / 3.0) ** 2))
     )
     shape += 0.12 * np.exp(-(((hour - 19) / 1.8) ** 2))
     level = np.repeat(rng.uniform(0.8, 1.25, len(times) // 24 + 1), 24)[: len(times)]
@@ -502,13 +506,11 @@ def held_out_sites(
     dynamic = {**two_level, "periods": [], "price_csv": str(csv)}
     cases = []
 
-    def case(name, grid, weather, where, orientation, pv_per_load, e_days, hours, tariff, season, why):
+    def case(
+        name, grid, weather, where, orientation, pv_per_load, e_days, hours, tariff, season, why
+    ):
         domain = Domain(
-            [
-                BaseSite(
-                    _base_scenario(grid, weather, where, (orientation,), config.year_start), 365
-                )
-            ]
+            [BaseSite(_base_scenario(grid, weather, where, (orientation,), config.year_start), 365)]
         )
         base = domain.bases[0]
         e_kwh = 24.0 * base.mean_load_kw * e_days
@@ -518,14 +520,58 @@ def held_out_sites(
         cases.append(HeldOut(name, domain, s, _validation_days(*season, days_per_case), why))
 
     summer, winter, spring = (152, 243), (0, 59), (60, 151)
-    case("rural2 summer 2-level", "1-LV-rural2--0-sw", config.weather, site, (25.0, 200.0),
-         2.0, 0.15, 2.0, two_level, summer, "unseen feeder and orientation")
-    case("semiurb5 winter 3-level", "1-LV-semiurb5--0-sw", config.weather, site, (30.0, 180.0),
-         1.0, 0.3, 3.0, three_level, winter, "unseen feeder; 3-level beyond sampled levels")
-    case("Alaska summer dynamic", "1-LV-rural1--0-sw", "703165TY.csv", SAND_POINT, (35.0, 180.0),
-         3.0, 0.2, 2.5, dynamic, summer, "unseen climate; dynamic price series")
-    case("rural1 spring dynamic", "1-LV-rural1--0-sw", config.weather, site, (30.0, 180.0),
-         1.5, 0.25, 2.0, dynamic, spring, "dynamic price series")
+    case(
+        "rural2 summer 2-level",
+        "1-LV-rural2--0-sw",
+        config.weather,
+        site,
+        (25.0, 200.0),
+        2.0,
+        0.15,
+        2.0,
+        two_level,
+        summer,
+        "unseen feeder and orientation",
+    )
+    case(
+        "semiurb5 winter 3-level",
+        "1-LV-semiurb5--0-sw",
+        config.weather,
+        site,
+        (30.0, 180.0),
+        1.0,
+        0.3,
+        3.0,
+        three_level,
+        winter,
+        "unseen feeder; 3-level beyond sampled levels",
+    )
+    case(
+        "Alaska summer dynamic",
+        "1-LV-rural1--0-sw",
+        "703165TY.csv",
+        SAND_POINT,
+        (35.0, 180.0),
+        3.0,
+        0.2,
+        2.5,
+        dynamic,
+        summer,
+        "unseen climate; dynamic price series",
+    )
+    case(
+        "rural1 spring dynamic",
+        "1-LV-rural1--0-sw",
+        config.weather,
+        site,
+        (30.0, 180.0),
+        1.5,
+        0.25,
+        2.0,
+        dynamic,
+        spring,
+        "dynamic price series",
+    )
     return cases
 
 

@@ -200,7 +200,9 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         np.add.at(p_bus, base.bus["load"], base.load_kw[k] * self.load_scale)
         np.add.at(q_bus, base.bus["load"], base.load_kvar[k] * self.load_scale)
         np.add.at(p_bus, base.battery_bus[: len(bat["p_kw"])], bat["p_kw"])
-        result = grid.step(now, self.dt_s, {**grid.default_inputs(), "p_kw": p_bus, "q_kvar": q_bus})
+        result = grid.step(
+            now, self.dt_s, {**grid.default_inputs(), "p_kw": p_bus, "q_kvar": q_bus}
+        )
         p_import = float(result["p_kw"][0])
         i = k - self.k0
         cost = (

@@ -15,7 +15,9 @@ power), the efficiencies, the energy-to-power ratio (/4 h), the margins of the i
 price over the discharge threshold and of the export price over the charge threshold
 (:func:`twin.objective.rule_thresholds`), the wear cost and the terminal value (all per
 mean price of the day). For the site: net, PV and load power, yesterday's PV and load
-energy from this time of day to midnight (persistence), the import price now and ahead
+energy from this time of day to midnight (persistence, in usable capacities, log scale),
+how today differs from yesterday so far (PV power now, PV and load energy since
+midnight: a cloudier or sunnier day than the persistence forecast), the import price now and ahead
 within the day's range, the day's spread and the export price (per mean price), the
 part of the day left, time of day and day of year (sin, cos).
 """
@@ -35,10 +37,14 @@ __all__ = ["PER_BATTERY", "PRICE_LOOKAHEAD_H", "DayInputs", "ObservationBuilder"
 PRICE_LOOKAHEAD_H = (0, 1, 2, 4, 8, 12)
 #: Features per battery.
 PER_BATTERY = 16
-SITE_FEATURES = 3 + 2 + len(PRICE_LOOKAHEAD_H) + 2 + 1 + 4
+SITE_FEATURES = 3 + 2 + 3 + len(PRICE_LOOKAHEAD_H) + 2 + 1 + 4
 HOURS_CLIP = 8.0
 POWER_CLIP = 10.0
-ENERGY_CLIP = 20.0
+
+
+def _signed_log(x: np.ndarray) -> np.ndarray:
+    """``sign(x) log(1 + |x|)``: energies of any size on a scale near -5..5."""
+    return np.sign(x) * np.log1p(np.abs(x))
 
 
 @dataclass
@@ -122,6 +128,10 @@ class ObservationBuilder:
             series = np.asarray(series, dtype=float)
             rest = np.concatenate([np.cumsum(series[::-1])[::-1], [0.0]]) * self.dt_h
             setattr(self, f"_{name}_rest", rest)
+            setattr(self, f"_{name}_yesterday", series)
+        # Today's metered power, by step (filled as the day goes).
+        self._pv_today = np.zeros(len(day.pv_yesterday_kw))
+        self._load_today = np.zeros(len(day.load_yesterday_kw))
         angle = 2 * np.pi * day.day_of_year / 365.0
         self._season = [np.sin(angle), np.cos(angle)]
 
@@ -154,8 +164,12 @@ class ObservationBuilder:
         per_battery = np.stack(
             [
                 (soc - self.soc_min) / window,
-                np.clip((soc - self.soc_min) * self.e_cap * self.eta_dis / self.p_max, 0, HOURS_CLIP),
-                np.clip((self.soc_max - soc) * self.e_cap / (self.eta_ch * self.p_max), 0, HOURS_CLIP),
+                np.clip(
+                    (soc - self.soc_min) * self.e_cap * self.eta_dis / self.p_max, 0, HOURS_CLIP
+                ),
+                np.clip(
+                    (self.soc_max - soc) * self.e_cap / (self.eta_ch * self.p_max), 0, HOURS_CLIP
+                ),
                 np.asarray(rule_kw, dtype=float) / self.p_max,
                 np.asarray(track_kw, dtype=float) / self.p_max,
                 np.clip((self.plan_target(i) - e_now) / self.p_max, -HOURS_CLIP, HOURS_CLIP),
@@ -181,15 +195,24 @@ class ObservationBuilder:
             else np.zeros(len(ahead))
         )
         j = min(i, len(self._pv_rest) - 1)
+        m = min(i, len(self._pv_today) - 1)
+        self._pv_today[m], self._load_today[m] = pv_kw, load_kw
+        scale_e = max(self.e_usable, 1e-9)
+        so_far = [
+            (self._pv_today[: m + 1].sum() - self._pv_yesterday[: m + 1].sum()) * self.dt_h,
+            (self._load_today[: m + 1].sum() - self._load_yesterday[: m + 1].sum()) * self.dt_h,
+        ]
         hour_angle = 2 * np.pi * i / self.steps_per_day
         site = np.concatenate(
             [
-                np.clip(np.array([pv_kw - load_kw, pv_kw, load_kw]) / self.p_total, -POWER_CLIP, POWER_CLIP),
                 np.clip(
-                    np.array([self._pv_rest[j], self._load_rest[j]]) / max(self.e_usable, 1e-9),
-                    0.0,
-                    ENERGY_CLIP,
+                    np.array([pv_kw - load_kw, pv_kw, load_kw]) / self.p_total,
+                    -POWER_CLIP,
+                    POWER_CLIP,
                 ),
+                np.log1p(np.array([self._pv_rest[j], self._load_rest[j]]) / scale_e),
+                [np.clip((pv_kw - self._pv_yesterday[m]) / self.p_total, -POWER_CLIP, POWER_CLIP)],
+                _signed_log(np.array(so_far) / scale_e),
                 relative,
                 [self.spread / pi, export / pi],
                 [1.0 - i / self.steps_per_day],
