@@ -134,8 +134,8 @@ class Site:
 class BaseSite:
     """A grid, its loads and PV plants over a year, precomputed once.
 
-    The clock starts one day before the first day (day ``d`` starts at step
-    ``(d + 1) * steps_per_day``), so that every day has a yesterday.
+    The clock starts one day before the first day's local midnight and ends a day
+    after the last day, so that every day has a yesterday and a look-ahead.
 
     Parameters
     ----------
@@ -164,6 +164,10 @@ class BaseSite:
             first - pd.Timedelta(days=1), self.step_s, (year_days + 2) * self.steps_per_day
         )
         self.times_local = self.clock.times.tz_convert(tz)
+        # local midnights (a day of 23 or 25 h at a daylight-saving change)
+        midnights = pd.date_range(first, periods=year_days, freq="D")
+        offset = (midnights - self.clock.start).total_seconds().to_numpy()
+        self._midnight = (offset // self.step_s).astype(np.int64)
         self.context = {
             "site": scenario.site.model_dump(),
             "weather": scenario.weather,
@@ -196,8 +200,8 @@ class BaseSite:
         self.mean_load_kw = float(-self.load_kw.sum(axis=1).mean())
 
     def day_start(self, day: int) -> int:
-        """Clock index of day ``day``'s first step."""
-        return (day + 1) * self.steps_per_day
+        """Clock index of day ``day``'s first step (its local midnight)."""
+        return int(self._midnight[day])
 
     def site_from_scenario(self, index: int) -> Site:
         """The scenario's own site (its battery and tariff, scales 1)."""

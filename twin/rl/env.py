@@ -19,8 +19,9 @@ The reward is the per-step decomposition of the scored cost :math:`J` of
 :mod:`twin.objective` (energy, demand charge increment, wear on the cells' throughput,
 and on the last step the stored energy change valued at the terminal value), taken
 against the same quantities with the battery idle at this step's grid losses (a
-baseline independent of the action), divided by the batteries' rating times the day's
-mean import price times one hour, so that rewards have the same scale on every site.
+baseline independent of the action), divided by what a step at full power costs at the
+day's mean import price (rating x mean price x step length), so that rewards have the
+same scale on every site.
 Summed over the episode, ``info["cost_eur"]`` is the day's scored cost (tested equal to
 :func:`twin.objective.scored_cost`).
 """
@@ -175,9 +176,9 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
                 spd,
             )
         )
-        # the price-blind scale of rewards: rating x mean price x 1 h
-        self.reward_scale = float(self.p_max.sum()) * max(
-            float(self.price_import[:spd].mean()), 1e-3
+        # rewards in units of a step at full power at the day's mean price
+        self.reward_scale = (
+            float(self.p_max.sum()) * max(float(self.price_import[:spd].mean()), 1e-3) * self.dt_h
         )
 
     def _stored(self) -> np.ndarray:

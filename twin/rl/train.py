@@ -177,7 +177,7 @@ def _plot_curve(curve: pd.DataFrame, path: Path, algo: str) -> None:
         label=f"rolling mean ({window} episodes)",
     )
     ax.set_xlabel("training steps")
-    ax.set_ylabel("episode reward: saving vs idle battery\n(per rating x mean price x 1 h)")
+    ax.set_ylabel("episode reward: saving vs idle battery\n(in steps at full power, mean price)")
     ax.set_title(f"{algo.upper()} training curve")
     ax.grid(alpha=0.3)
     ax.legend()
