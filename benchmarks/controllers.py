@@ -191,7 +191,8 @@ def main() -> None:
         policy = str(result.policy)
         print(
             f"training: {args.timesteps} steps (base {args.base}, seed {args.seed}, "
-            f"{args.threads} thread) in {result.seconds:.0f} s, set-up included"
+            f"{args.threads} thread) in {result.seconds:.0f} s wall, "
+            f"{result.cpu_seconds:.0f} s CPU, set-up included"
         )
     controllers = tuple(c for c in CONTROLLERS if args.regression or c != "mpc_regression")
     scenario = load_scenario(ROOT / "scenarios" / "microgrid_day.yaml")

@@ -31,7 +31,11 @@ DEFAULT_TIMESTEPS = 200_000
 
 @dataclass
 class TrainResult:
-    """Where training put its outputs, which days it used, and how long it took."""
+    """Where training put its outputs, which days it used, and how long it took.
+
+    ``seconds`` is wall time, ``cpu_seconds`` the process's CPU time (on a shared
+    machine the fairer measure), both with the environment's set-up included.
+    """
 
     policy: Path
     curve_csv: Path
@@ -39,6 +43,7 @@ class TrainResult:
     train_days: list[int]
     validation_days: list[int]
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
 
 def _git_commit() -> str | None:
@@ -100,7 +105,7 @@ def train_policy(
     -------
     TrainResult
     """
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     import torch
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.monitor import Monitor
@@ -134,6 +139,7 @@ def train_policy(
     model.save(out)
     policy = out if out.suffix == ".zip" else out.with_suffix(".zip")
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
 
     rewards = np.asarray(env.get_episode_rewards(), dtype=float)
     lengths = np.asarray(env.get_episode_lengths(), dtype=int)
@@ -150,6 +156,7 @@ def train_policy(
         "base": base,
         "gamma": gamma,
         "wall_time_s": round(seconds, 1),
+        "cpu_time_s": round(cpu_seconds, 1),
         "source": name,
         "domain": config.as_dict() if config is not None else None,
         "domain_digest": config.digest() if config is not None else None,
@@ -159,7 +166,7 @@ def train_policy(
         "validation_days": val_days,
     }
     policy.with_name(policy.stem + "_train.json").write_text(json.dumps(meta, indent=1))
-    return TrainResult(policy, curve_csv, curve_png, train_days, val_days, seconds)
+    return TrainResult(policy, curve_csv, curve_png, train_days, val_days, seconds, cpu_seconds)
 
 
 def _plot_curve(curve: pd.DataFrame, path: Path, algo: str) -> None:
