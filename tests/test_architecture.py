@@ -16,7 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("models", "twin", "adapters")
 
-#: The twin core: clock, schema base, registries, wrapper, plan, results, KPIs, run.
+#: The twin core: clock, schema base, registries, wrapper, plan, results, KPIs (and the
+#: objective they score by), run.
 CORE = {
     "twin",
     "twin.bounds",
@@ -27,6 +28,7 @@ CORE = {
     "twin.inputs",
     "twin.kpi",
     "twin.limits",
+    "twin.objective",
     "twin.plan",
     "twin.realtime",
     "twin.registry",

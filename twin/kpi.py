@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from twin.objective import ScoredCost, objective_for, scored_cost
 from twin.results import as_operated, wide
 from twin.scenario import ScenarioBase
 
@@ -27,13 +28,17 @@ KPI_SPECS = (
     KpiSpec("e_export_kwh", "Energy exported (kWh)"),
     KpiSpec("cost_eur", "Energy cost (EUR)"),
     KpiSpec("e_battery_delta_kwh", "Battery energy change, end - start (kWh)"),
-    KpiSpec("cost_scored_eur", "Cost with battery energy change valued (EUR)"),
+    KpiSpec("cost_scored_eur", "Scored cost: energy + wear - stored energy gained (EUR)"),
+    KpiSpec("cost_scored_no_wear_eur", "Scored cost without battery wear (EUR)"),
+    KpiSpec("wear_eur", "Battery wear cost (EUR)"),
+    KpiSpec("terminal_value_eur", "Value of the battery energy change (EUR)"),
     KpiSpec("e_pv_kwh", "PV energy (kWh)"),
     KpiSpec("e_load_kwh", "Load energy (kWh)"),
     KpiSpec("self_consumption", "Self-consumption ratio", "{:.3f}"),
     KpiSpec("self_sufficiency", "Self-sufficiency ratio", "{:.3f}"),
     KpiSpec("peak_import_kw", "Peak import (kW)"),
     KpiSpec("battery_throughput_kwh", "Battery throughput (kWh)"),
+    KpiSpec("throughput_cell_kwh", "Battery throughput, cell side (kWh)"),
     KpiSpec("battery_efc", "Battery equivalent full cycles", "{:.3f}"),
     KpiSpec("soh_change", "SoH change (worst battery)", "{:.2e}"),
     KpiSpec("v_min_pu", "Min bus voltage (pu)", "{:.4f}"),
@@ -90,11 +95,22 @@ def compute_kpis(
     energy, SoH, temperature) have a row at the start of every step and one at the
     end of the run: end-minus-start KPIs use the true end state. Self-sufficiency
     counts loads, EV charging and grid losses as consumption (a site that imports
-    everything it uses, losses included, scores 0, never below). ``cost_scored_eur``
-    values the change of stored battery energy at ``control.terminal_price_eur_kwh``
-    (default: the run's mean import price), so no controller wins by emptying the
-    battery. The balance
+    everything it uses, losses included, scores 0, never below). The balance
     residual is :math:`\sum_t |P_{grid} + \sum_a P_a - P_{losses}| \Delta t`.
+
+    ``cost_scored_eur`` is the scored cost :math:`J` of :mod:`twin.objective`, the
+    quantity every planner optimises: ``cost_eur`` (energy and demand charge) plus the
+    battery wear (``wear_eur``: EUR per kWh through the cells, from the battery's
+    replacement cost and cycle life) minus the value of the change of stored energy
+    (``terminal_value_eur``: per battery at its terminal value, the cost of putting a
+    kWh back from the grid at the run's cheapest import price, never more than the most
+    it can displace; ``control.terminal_price_eur_kwh`` overrides it).
+    ``cost_scored_no_wear_eur`` leaves the wear out. A controller that empties the
+    battery is credited what the energy saved and debited what refilling it costs, so it
+    gains only what a real arbitrage gains, and no controller scores below the oracle,
+    which minimises the same :math:`J` (beyond the grid losses its plan leaves out).
+    ``throughput_cell_kwh`` is the stored energy's total variation, the initial state
+    first (what wears the cells).
 
     Parameters
     ----------
@@ -137,13 +153,15 @@ def compute_kpis(
     capacities = {u["name"]: u["e_kwh"] for u in scenario.units("battery")}
     efc = sum(throughput.get(name, 0.0) / (2.0 * cap) for name, cap in capacities.items())
     soh_change = 0.0
-    delta_e = 0.0
+    batteries = scenario.units("battery")
+    delta_e, throughput_cell = np.zeros(len(batteries)), np.zeros(len(batteries))
     if capacities:
         stored = wide(results, "battery", "e_kwh")
-        delta_e = sum(
-            stored[u["name"]].iloc[-1] - u["soc_init"] * u["e_kwh"] * u["soh_init"]
-            for u in scenario.units("battery")
-        )
+        for i, u in enumerate(batteries):
+            e = stored[u["name"]].to_numpy()
+            e_start = u["soc_init"] * u["e_kwh"] * u["soh_init"]
+            delta_e[i] = e[-1] - e_start
+            throughput_cell[i] = np.abs(np.diff(e, prepend=e_start)).sum()
         soh = wide(results, "battery", "soh")
         initial = {u["name"]: u["soh_init"] for u in scenario.units("battery")}
         soh_change = min(soh[name].iloc[-1] - initial[name] for name in capacities)
@@ -161,18 +179,17 @@ def compute_kpis(
     t_cells = wide(results, "battery", "t_c")  # a state: from the start to the end of the run
     freq = _poc_series(results, "f_hz", index, default=50.0)
     v_lo, v_hi = scenario.grid.v_min_pu, scenario.grid.v_max_pu
-    # Energy cost plus the tariff's demand charge on the run's peak import.
-    cost = float(((imp * prices - exp * export_prices) * dt_h).sum())
-    cost += scenario.tariff.demand_charge_eur_kw * float(imp.max())
-    terminal_price = scenario.control.terminal_price_eur_kwh
-    if terminal_price is None:
-        terminal_price = float(prices.mean())
+    scored = _scored(scenario, imp, exp, prices, export_prices, throughput_cell, delta_e)
     kpis = {
         "e_import_kwh": float(e_import),
         "e_export_kwh": float(e_export),
-        "cost_eur": cost,
-        "e_battery_delta_kwh": float(delta_e),
-        "cost_scored_eur": cost - terminal_price * float(delta_e),
+        # Energy cost plus the tariff's demand charge on the run's peak import.
+        "cost_eur": scored.energy + scored.demand,
+        "e_battery_delta_kwh": float(delta_e.sum()),
+        "cost_scored_eur": scored.total,
+        "cost_scored_no_wear_eur": scored.without_wear,
+        "wear_eur": scored.wear,
+        "terminal_value_eur": scored.terminal,
         "e_pv_kwh": float(e_pv),
         "e_load_kwh": float(e_load),
         "self_consumption": float((e_pv - e_export) / e_pv) if e_pv > 0 else float("nan"),
@@ -180,6 +197,7 @@ def compute_kpis(
         "peak_import_kw": float(imp.max()),
         "battery_throughput_kwh": float(throughput.sum()),
         "battery_efc": float(efc),
+        "throughput_cell_kwh": float(throughput_cell.sum()),
         "soh_change": float(soh_change),
         "v_min_pu": float(np.nanmin(voltages.to_numpy())),
         "v_max_pu": float(np.nanmax(voltages.to_numpy())),
@@ -198,6 +216,32 @@ def compute_kpis(
     if scenario.units("ev"):
         kpis.update(_ev_kpis(results, ev_kw, prices, dt_h))
     return kpis
+
+
+def _scored(
+    scenario: ScenarioBase,
+    imp: pd.Series,
+    exp: pd.Series,
+    prices: pd.Series,
+    export_prices: pd.Series,
+    throughput_cell: np.ndarray,
+    delta_e: np.ndarray,
+) -> ScoredCost:
+    """The run's scored cost (:func:`twin.objective.scored_cost`) over its own prices."""
+    control = getattr(scenario, "control", None)
+    override = getattr(control, "terminal_price_eur_kwh", None)
+    objective = objective_for(scenario.units("battery"), prices.to_numpy(), override)
+    return scored_cost(
+        imp.to_numpy(),
+        exp.to_numpy(),
+        prices.to_numpy(),
+        export_prices.to_numpy(),
+        scenario.clock().dt_h,
+        scenario.tariff.demand_charge_eur_kw,
+        throughput_cell,
+        delta_e,
+        objective,
+    )
 
 
 def _ev_kpis(

@@ -72,8 +72,12 @@ UNITS = {
 CONTEXT = {"site": SITE, "weather": "723170TYA.CSV", "grid": "1-LV-rural1--0-sw", "seed": 1}
 
 
+#: What a model needs beyond the common context: the rule prices by the run's tariff.
+CONTEXTS = {"rule": {**CONTEXT, "tariff": UNITS["tariff"][0]}}
+
+
 def build(name: str) -> Model:
-    return get_model(name)(UNITS[name], make_clock(n=8), CONTEXT)
+    return get_model(name)(UNITS[name], make_clock(n=8), CONTEXTS.get(name, CONTEXT))
 
 
 def run(model: Model, steps: int = 8) -> list[dict[str, np.ndarray]]:
@@ -84,6 +88,8 @@ def run(model: Model, steps: int = 8) -> list[dict[str, np.ndarray]]:
         for name, port in model.inputs.items():
             if port.unit == "kW":
                 inputs[name] = rng.uniform(-3, 3, inputs[name].shape)
+            elif port.unit == "EUR/kWh":  # prices, as the tariff publishes them
+                inputs[name] = rng.uniform(0.0, 0.5, inputs[name].shape)
         out.append(model.step(model.clock.time_at(k * 900), 900, inputs))
     return out
 

@@ -58,9 +58,19 @@ def test_kpis_on_an_analytic_case(small_raw):
     assert k["losses_kwh"] == pytest.approx(0.5)
     assert k["balance_residual_kwh"] == pytest.approx(0.0, abs=1e-12)
     assert ("Energy cost (EUR)", "0.97") in kpi_rows(k)
-    # 60 kWh at SoC 0.3 to start, 20 kWh at the end: +2 kWh valued at the mean price.
+    # 60 kWh at SoC 0.3 to start, 20 kWh at the end: +2 kWh valued at the terminal value,
+    # on a flat tariff what a kWh displaces net of wear: 0.3 x 0.95 - w (below the
+    # refill cost 0.3 / 0.95 + w), w = 300 EUR/kWh / (2 x 6000 cycles) = 0.025 EUR/kWh.
+    assert scenario.units("battery")[0]["replacement_eur_kwh"] == 300.0
+    v = 0.3 * 0.95 - 0.025
     assert k["e_battery_delta_kwh"] == pytest.approx(2.0)
-    assert k["cost_scored_eur"] == pytest.approx(k["cost_eur"] - 0.3 * 2.0)
+    assert k["terminal_value_eur"] == pytest.approx(v * 2.0)
+    # Cell side, from the start state (18 kWh): 1 + 0 + 1.5 + 1.5 kWh.
+    assert k["throughput_cell_kwh"] == pytest.approx(4.0)
+    assert k["wear_eur"] == pytest.approx(0.025 * 4.0)
+    assert k["cost_scored_eur"] == pytest.approx(k["cost_eur"] + 0.025 * 4.0 - v * 2.0)
+    assert k["cost_scored_no_wear_eur"] == pytest.approx(k["cost_eur"] - v * 2.0)
+    assert ("Battery wear cost (EUR)", "0.10") in kpi_rows(k)
 
 
 def test_a_site_that_imports_everything_it_uses_is_zero_self_sufficient(small_raw):

@@ -20,12 +20,19 @@ with import :math:`G^+`, export :math:`G^-`, bus-side charge :math:`C` and disch
 :math:`D` (the battery model's own equations, see :mod:`models.battery`). This is the
 scored cost :math:`J` of :mod:`twin.objective` up to a constant: the wear cost
 :math:`w_b` is per kWh through the cells, and a step's cell-side throughput is
-:math:`(\eta^{ch} C + D / \eta^{dis})\Delta t` (the LP never charges and discharges a
-battery at once, see the tie-break below); the terminal value :math:`v_b` prices the
-energy left, :math:`v_b E_{T b}` differing from :math:`v_b (E_{Tb} - E_{0b})` by a
-constant. With ``terminal_value_eur_kwh`` None the terminal rule is instead the
-constraint :math:`E_{Tb} \ge E_{0b}` (or at least ``e_terminal_min_kwh``). Grid losses
-are not part of the LP (they are small and the grid's physics stays in the power flow).
+:math:`(\eta^{ch} C + D / \eta^{dis})\Delta t` as long as a battery does not charge and
+discharge at once (that only loses energy, and among equal plans the tie-break takes
+the least throughput); the terminal value :math:`v_b` prices the energy left,
+:math:`v_b E_{T b}` differing from :math:`v_b (E_{Tb} - E_{0b})` by a constant. With
+``terminal_value_eur_kwh`` None the terminal rule is instead the constraint
+:math:`E_{Tb} \ge E_{0b}` (or at least ``e_terminal_min_kwh``).
+
+Two solves: the first minimises the cost above, the second picks among its optima (the
+end state nearest ``e_end_preferred_kwh``, then the least throughput, earlier steps
+first) without giving up more than the solver's accuracy of cost, so the plan is unique
+and still the optimum of :math:`J`. Grid losses are not part of the LP (the grid's physics
+stays in the power flow; on the shipped feeder they are mostly the transformer's no-load
+losses, which no dispatch changes).
 """
 
 from __future__ import annotations
@@ -42,6 +49,10 @@ __all__ = ["DispatchPlan", "DispatchProblem", "EVSession", "LPError", "solve_dis
 
 TIE_BREAK_EUR_KWH = 1e-5
 TIE_BREAK_RAMP_EUR_KWH = 1e-4
+#: Tie-break weight of each kWh the end state is away from the start state.
+TIE_BREAK_END_EUR_KWH = 1.0
+#: How much above the optimum (EUR) the tie-break's solve may go: solver accuracy.
+OPTIMUM_TOLERANCE_EUR = 1e-7
 
 
 class LPError(TwinError):
@@ -70,7 +81,9 @@ class DispatchProblem:
     and ``terminal_value_eur_kwh`` (per battery, EUR per kWh left in the cells at the
     end; None: the constraint "end with at least ``e_terminal_min_kwh``, default the
     initial energy") are :class:`twin.objective.Objective`'s ``wear`` and
-    ``terminal_value``.
+    ``terminal_value``. Among plans of equal cost the LP picks one ending nearest
+    ``e_end_preferred_kwh`` (default: the initial energy; a re-planning controller passes
+    the run's).
     """
 
     net_kw: np.ndarray
@@ -88,6 +101,7 @@ class DispatchProblem:
     demand_charge_eur_kw: float = 0.0
     terminal_value_eur_kwh: np.ndarray | None = None
     e_terminal_min_kwh: np.ndarray | None = None  # default: the initial energy
+    e_end_preferred_kwh: np.ndarray | None = None  # tie-break target; default: initial
     step_offset: int | None = None  # absolute index of step 0 (for the tie-break ramp)
     steps_total: int = 1
     ev_sessions: list[EVSession] | None = None
@@ -139,33 +153,40 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
     ).astype(np.int64)
     i_x = i_peak + 1
     i_u = i_x + len(ev_step)
-    n_var = i_u + len(sessions)
+    # End state's distance from the start, above and below (for the tie-break only).
+    i_dev = i_u + len(sessions)
+    n_var = i_dev + 2 * b_n
 
     def cb(t: np.ndarray, b: np.ndarray) -> np.ndarray:
         return t * b_n + b
 
+    # The objective: the scored cost (plus the penalty on EV energy not delivered).
     cost = np.zeros(n_var)
-    # A tiny throughput cost, growing in time, breaks ties: against charging and
-    # discharging at once, and between equally priced steps (the earlier one wins), so
-    # the optimum is unique and a re-solve from a later step continues the same plan.
-    offset, total = (0, t_n) if pr.step_offset is None else (pr.step_offset, pr.steps_total)
-    position = (offset + np.repeat(np.arange(t_n), b_n)) / max(total, 1)
-    ramp = TIE_BREAK_EUR_KWH + TIE_BREAK_RAMP_EUR_KWH * position
     wear = np.zeros(b_n) if pr.wear_eur_kwh is None else np.asarray(pr.wear_eur_kwh, float)
     wear_c = np.tile(wear * pr.eta_ch, t_n)  # per bus-side kWh charged
     wear_d = np.tile(wear / pr.eta_dis, t_n)  # per bus-side kWh discharged
-    cost[i_c : i_c + n_c] = (wear_c + ramp) * dt
-    cost[i_d : i_d + n_c] = (wear_d + ramp) * dt
+    cost[i_c : i_c + n_c] = wear_c * dt
+    cost[i_d : i_d + n_c] = wear_d * dt
     cost[i_gp : i_gp + t_n] = pr.price_import_eur_kwh * dt
     cost[i_gm : i_gm + t_n] = -pr.price_export_eur_kwh * dt
     cost[i_peak] = pr.demand_charge_eur_kw
-    offset_x = 0 if pr.step_offset is None else pr.step_offset
-    cost[i_x:i_u] = TIE_BREAK_RAMP_EUR_KWH * (offset_x + ev_step) / max(total, 1) * dt
-    cost[i_u:] = pr.unmet_ev_penalty_eur_kwh
+    cost[i_u:i_dev] = pr.unmet_ev_penalty_eur_kwh
     if pr.terminal_value_eur_kwh is not None:
         cost[i_e + t_n * b_n + np.arange(b_n)] = -np.broadcast_to(
             np.asarray(pr.terminal_value_eur_kwh, float), (b_n,)
         )
+    # Among the optima, a second solve picks one (:func:`_tie_break`): ending where the
+    # battery started, then the least throughput, earlier steps first (a small cost
+    # growing in time), so the plan is unique and a re-solve from a later step continues
+    # it. It never trades scored cost for the tie-break.
+    offset, total = (0, t_n) if pr.step_offset is None else (pr.step_offset, pr.steps_total)
+    position = (offset + np.repeat(np.arange(t_n), b_n)) / max(total, 1)
+    ramp = TIE_BREAK_EUR_KWH + TIE_BREAK_RAMP_EUR_KWH * position
+    tie = np.zeros(n_var)
+    tie[i_c:i_e] = np.tile(ramp * dt, 2)
+    offset_x = 0 if pr.step_offset is None else pr.step_offset
+    tie[i_x:i_u] = TIE_BREAK_RAMP_EUR_KWH * (offset_x + ev_step) / max(total, 1) * dt
+    tie[i_dev:] = TIE_BREAK_END_EUR_KWH
 
     tt, bb = np.meshgrid(np.arange(t_n), np.arange(b_n), indexing="ij")
     tt, bb = tt.ravel(), bb.ravel()
@@ -201,9 +222,18 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
         ),
         shape=(n_s, n_var),
     )  # fmt: skip
+    # End-state distance rows (B): E_T - above + below = preferred end state
+    e_end_col = i_e + t_n * b_n + np.arange(b_n)
+    a_dev = sparse.csr_matrix(
+        (np.concatenate([np.ones(b_n), -np.ones(b_n), np.ones(b_n)]),
+         (np.tile(np.arange(b_n), 3),
+          np.concatenate([e_end_col, i_dev + np.arange(b_n), i_dev + b_n + np.arange(b_n)]))),
+        shape=(b_n, n_var),
+    )  # fmt: skip
     e0 = pr.soc0 * pr.e_kwh
-    a_eq = sparse.vstack([a_bal, a_sto, a_init, a_ev]).tocsr()
-    b_eq = np.concatenate([-pr.net_kw, np.zeros(n_c), e0, [s.e_kwh for s in sessions]])
+    a_eq = sparse.vstack([a_bal, a_sto, a_init, a_ev, a_dev]).tocsr()
+    e_pref = e0 if pr.e_end_preferred_kwh is None else pr.e_end_preferred_kwh
+    b_eq = np.concatenate([-pr.net_kw, np.zeros(n_c), e0, [s.e_kwh for s in sessions], e_pref])
 
     # Inequalities: G+ - peak <= 0; terminal E_T >= E0 (as -E_T <= -E0)
     ub_rows = [sparse.csr_matrix(
@@ -236,18 +266,8 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
         bounds[i_gp:i_gm, 1] = pr.p_import_max_kw
     bounds[i_x:i_u, 1] = np.array([sessions[j].p_max_kw for j in ev_session])
 
-    result = linprog(
-        cost,
-        A_ub=sparse.vstack(ub_rows).tocsr(),
-        b_ub=np.concatenate(b_ub),
-        A_eq=a_eq,
-        b_eq=b_eq,
-        bounds=bounds,
-        method="highs",
-    )
-    if result.status != 0:
-        raise LPError(f"dispatch LP failed ({result.status}): {result.message}")
-    x = result.x
+    a_ub = sparse.vstack(ub_rows).tocsr()
+    x = _solve_lexicographic(cost, tie, a_ub, np.concatenate(b_ub), a_eq, b_eq, bounds)
     charge = x[i_c:i_d].reshape(t_n, b_n)
     discharge = x[i_d:i_e].reshape(t_n, b_n)
     wear_eur = float(wear_c @ x[i_c:i_d] + wear_d @ x[i_d:i_e]) * dt
@@ -268,6 +288,37 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
         e_kwh=x[i_e:i_gp].reshape(t_n + 1, b_n),
         cost_eur=energy_cost,
         p_ev_kw=p_ev,
-        e_ev_unmet_kwh=float(x[i_u:].sum()),
+        e_ev_unmet_kwh=float(x[i_u:i_dev].sum()),
         wear_eur=wear_eur,
     )
+
+
+def _solve_lexicographic(
+    cost: np.ndarray,
+    tie: np.ndarray,
+    a_ub: sparse.csr_matrix,
+    b_ub: np.ndarray,
+    a_eq: sparse.csr_matrix,
+    b_eq: np.ndarray,
+    bounds: np.ndarray,
+) -> np.ndarray:
+    """Minimise ``cost``, then ``tie`` among the minimisers of ``cost`` (two HiGHS solves).
+
+    The second solve keeps ``cost`` within :data:`OPTIMUM_TOLERANCE_EUR` (plus a 1e-9
+    relative margin) of the first's optimum, so the tie-break never costs more than the
+    solver's accuracy. Should it fail numerically, the first solution stands.
+    """
+    first = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+    if first.status != 0:
+        raise LPError(f"dispatch LP failed ({first.status}): {first.message}")
+    margin = OPTIMUM_TOLERANCE_EUR + 1e-9 * abs(first.fun)
+    second = linprog(
+        tie,
+        A_ub=sparse.vstack([a_ub, sparse.csr_matrix(cost)]).tocsr(),
+        b_ub=np.append(b_ub, first.fun + margin),
+        A_eq=a_eq,
+        b_eq=b_eq,
+        bounds=bounds,
+        method="highs",
+    )
+    return second.x if second.status == 0 else first.x

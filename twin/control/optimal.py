@@ -111,6 +111,8 @@ class _Planner(SiteController):
             demand_charge_eur_kw=float(self.context["tariff"].get("demand_charge_eur_kw", 0.0)),
             terminal_value_eur_kwh=terminal_value,
             e_terminal_min_kwh=self.soc_init * self.e_kwh if terminal_value is None else None,
+            # among equally good plans, one that ends where the run started
+            e_end_preferred_kwh=self.soc_init * self.e_kwh,
             p_import_max_kw=self.control.get("p_import_max_kw"),
             step_offset=k,
             steps_total=self.clock.n_steps,

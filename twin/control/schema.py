@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import model_validator
 
@@ -36,17 +36,6 @@ class ControlSpec(Strict):
     terminal_price_eur_kwh: Price | None = None
     policy: str | None = None
     schedule_csv: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _moved_fields(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "degradation_eur_kwh" in data:
-            raise ValueError(
-                "degradation_eur_kwh was removed: battery wear is costed from each battery's "
-                "replacement cost, set assets.battery[i].replacement_eur_kwh (EUR per kWh of "
-                "capacity)"
-            )
-        return data
 
     @model_validator(mode="after")
     def _horizon_bounded(self) -> ControlSpec:
