@@ -101,6 +101,14 @@ class RLController(BatteryController):
             units, clock, self.context.get("p_import_max_kw"), self.objective
         )
         self.observer = ObservationBuilder(units, clock.step_s)
+        expected = self.policy.observation_space.shape[0]
+        if expected != self.observer.size():
+            raise PolicyError(
+                f"control.policy: {policy!r} observes {expected} features, this site's "
+                f"{len(units)} battery(ies) give {self.observer.size()} (a policy dispatches "
+                "as many batteries as it was trained with, the builtin one: 1; or the policy "
+                "is from an older twin: train it again)"
+            )
         self.p_max = self.param("p_max_kw")
         self.e_cap = self.param("e_kwh") * self.param("soh_init")
         self.eta_ch, self.eta_dis = self.param("eta_ch"), self.param("eta_dis")

@@ -101,8 +101,6 @@ def evaluate_day(
                 "p_kw": np.array([pv + load]),
                 "p_pv_kw": np.array([pv]),
                 "p_load_kw": np.array([load]),
-                "price_eur_kwh": env.price_import[env.k : env.k + 1],
-                "price_export_eur_kwh": env.price_export[env.k : env.k + 1],
                 "soc": soc,
                 "price_eur_kwh": env.price_import[i : i + 1],
                 "price_export_eur_kwh": env.price_export[i : i + 1],

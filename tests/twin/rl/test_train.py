@@ -94,3 +94,12 @@ def test_compare_prints_every_controller(policy, tmp_path):
     assert result.exit_code == 0, result.output
     for name in ("none", "rule", "oracle", "rl", "of oracle", "ms/step"):
         assert name in result.output
+
+
+def test_a_policy_for_another_number_of_batteries_is_refused(policy, tmp_path):
+    raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
+    second = {**raw["assets"]["battery"][0], "name": "bess2"}
+    raw["assets"]["battery"].append(second)
+    raw.update(controller="rl", control={"policy": str(policy.policy)})
+    with pytest.raises(Exception, match="control.policy"):
+        run_scenario(validate_scenario(raw), tmp_path)
