@@ -243,15 +243,15 @@ def main() -> None:
         ]
         reuse = pd.read_csv(args.reuse) if args.reuse else None
         scores, names = [], []
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
         for case in cases:
             found = run_case(case, controllers, policy, reuse)
             sites = getattr(case, "sites", [case.site] * len(case.days))
             names += [site.name for site in sites for _ in controllers]
             scores += found
-        frame = pd.DataFrame([vars(s) for s in scores])
-        frame["site_name"] = names
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(args.csv, index=False)
+            frame = pd.DataFrame([vars(s) for s in scores])
+            frame["site_name"] = names
+            frame.to_csv(args.csv, index=False)  # after every case: a partial run is kept
 
     table = summarise(frame)
     pd.set_option("display.width", 250)

@@ -521,6 +521,7 @@ def held_out_sites(
         bat = battery_unit(e_kwh, e_kwh / hours, int(base.scenario.units("battery")[0]["bus"]))
         pv_scale = base.mean_load_kw * pv_per_load / 10.0
         s = Site(0, pv_scale, 1.0, [bat], tariff, name)
+        domain.fixed_site = s
         cases.append(HeldOut(name, domain, s, _validation_days(*season, days_per_case), why))
 
     summer, winter, spring = (152, 243), (0, 59), (60, 151)
@@ -598,5 +599,6 @@ def microgrid_day_big_battery(scenario: ScenarioBase, days_per_case: int = 8) ->
     }
     site = replace(base.site_from_scenario(0), batteries=[big], tariff=tariff)
     site.name = "microgrid_day 100 kWh/30 kW 3-level"
+    domain.fixed_site = site
     days = _validation_days(0, 364, days_per_case)
     return HeldOut(site.name, domain, site, days, "the issue's battery and tariff, all seasons")
