@@ -141,6 +141,23 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def markdown(table: pd.DataFrame) -> str:
+    """The summary as a Markdown table (for BENCHMARKS.md)."""
+    head = (
+        "| case | controller | days | J (EUR) | saved vs none (EUR) | share of oracle saving |"
+        " reduction vs none | share of oracle saving, no wear | compute ms/step |"
+    )
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for _, row in table.iterrows():
+        lines.append(
+            f"| {row['case']} | {row['controller']} | {row['days']} | {row['J_eur']:,.2f} | "
+            f"{row['saved_eur']:,.2f} | {row['oracle_share_%']:.1f} % | "
+            f"{row['reduction_%']:.1f} % | {row['oracle_share_no_wear_%']:.1f} % | "
+            f"{row['ms_per_step']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def rule_against_none(frame: pd.DataFrame) -> pd.DataFrame:
     """Days where ``rule`` cost more than ``none`` (J, beyond 1e-6 EUR)."""
     wide = frame.pivot_table(index=["site", "day"], columns="controller", values="cost_eur")
@@ -257,6 +274,7 @@ def main() -> None:
     pd.set_option("display.width", 250)
     print(f"\npolicy: {policy}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    print("\n" + markdown(table))
     held = table[
         (table["controller"] == "rl")
         & ~table["case"].isin(["training distribution", "shipped microgrid_day"])
