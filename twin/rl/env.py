@@ -17,7 +17,9 @@ the one that follows the day-ahead plan (``base="plan"``, :mod:`twin.rl.plan`).
 
 The reward is the per-step decomposition of the scored cost :math:`J` of
 :mod:`twin.objective` (energy, demand charge increment, wear on the cells' throughput,
-and on the last step the stored energy change valued at the terminal value), taken
+and the step's change of stored energy valued at the terminal value: summed over the
+day, the terminal term of :math:`J`; valued as it happens, so that discounting cannot
+make draining the battery early look like a saving), taken
 against the same quantities with the battery idle at this step's grid losses (a
 baseline independent of the action), divided by what a step at full power costs at the
 day's mean import price (rating x mean price x step length), so that rewards have the
@@ -267,12 +269,14 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         spd = self.steps_per_day
         net = self.site_pv_kw[spd + i] + self.site_load_kw[spd + i]
         p_set = self.baseline.apply(self.base_kw, action)
+        e_before = self.e_prev.copy()
         record = self.physics_step(p_set)
         obj = self.objective
-        # the step's increment of the scored cost J
+        # the step's increment of the scored cost J, the stored energy valued as it changes
         peak = max(self.peak, record.p_import_kw)
         cost = record.cost_eur + self.demand_charge * (peak - self.peak)
         cost += float(obj.wear @ record.throughput_kwh)
+        cost -= float(obj.terminal_value @ (record.e_kwh - e_before))
         self.peak = peak
         # the same with the battery idle, at this step's grid losses (action-free baseline)
         idle = -net + record.losses_kw
@@ -283,8 +287,6 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         idle_cost += self.demand_charge * (peak_idle - self.peak_idle)
         self.peak_idle = peak_idle
         truncated = self.k >= self.k_end
-        if truncated:
-            cost -= float(obj.terminal_value @ (record.e_kwh - self.e_start))
         reward = (idle_cost - cost) / self.reward_scale
         info = {"cost_eur": cost, "idle_cost_eur": idle_cost, "p_import_kw": record.p_import_kw}
         obs = self._observation() if not truncated else self._final_observation()

@@ -32,7 +32,7 @@ INITIAL_ENTROPY_COEF = 0.1
 #: The initial policy's standard deviation before the tanh squashing (log).
 INITIAL_LOG_STD = -2.0
 #: Environment steps of a default training run (see BENCHMARKS.md for its time).
-DEFAULT_TIMESTEPS = 100_000
+DEFAULT_TIMESTEPS = 60_000
 
 
 @dataclass
