@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import ROOT
 from twin.cli import app
+from twin.control.component import BUILTIN_POLICY_FILE
 from twin.results import load_results, wide
 from twin.rl.controller import BUILTIN_POLICY, load_policy, policy_metadata
 from twin.rl.train import DEFAULT_TIMESTEPS, train_policy
@@ -48,7 +49,7 @@ def test_training_is_reproducible_with_a_seed(policy, tmp_path):
 
 
 def test_builtin_policy_is_package_data_and_acts_in_the_mosaik_run(tmp_path):
-    assert BUILTIN_POLICY.exists()
+    assert BUILTIN_POLICY.exists() and BUILTIN_POLICY == BUILTIN_POLICY_FILE
     meta = policy_metadata("builtin")
     assert meta["source"] == "domain" and meta["timesteps"] == DEFAULT_TIMESTEPS
     scenario = day_scenario(controller="rl", control={"policy": "builtin"})
