@@ -78,8 +78,10 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         Days of data to prepare for a scenario (from its first local midnight).
     base : str
         What the action corrects: ``"rule"`` or ``"plan"``.
-    n_batteries : int
-        Batteries per site (a domain's sampled sites have one).
+
+    Notes
+    -----
+    A domain's sampled sites have one battery; a scenario's site as many as it has.
     """
 
     metadata = {"render_modes": []}
