@@ -1,96 +1,296 @@
-"""Train the RL agent and compare every controller on held-out days.
+"""Train the generalist RL agent and compare every controller on held-out days and sites.
 
-Usage: python -m benchmarks.controllers [--timesteps N] [--eval-days 30] [--policy FILE]
+Usage: python -m benchmarks.controllers [--timesteps N] [--policy FILE|builtin]
+       [--sites 24] [--days-per-case 8] [--threads 1] [--base rule|plan] [--regression]
+       [--reuse CSV]
+       python -m benchmarks.controllers --shipped
 
-The site is scenarios/microgrid_day.yaml (SimBench rural LV feeder, its 13 SimBench
-load profiles, PV on the Greensboro TMY, one 60 kWh battery, a time-of-use tariff).
-The agent trains on the training days of the year; every controller is then scored on
-held-out validation days it never saw, day by day on the same physics (the environment,
-equal to the mosaik run), under the same terminal rule (stored energy change valued at
-the day's mean import price). Prints training time, inference time and the table.
+Every controller is scored by the scored cost J of :mod:`twin.objective` (energy,
+demand charge, battery wear, stored energy change at the terminal value), day by day,
+on the environment's physics (equal to the mosaik run), against the oracle: the LP of
+J with perfect foresight (its lower bound, grid losses aside). Cases:
+
+- **training distribution, held-out days**: ``--sites`` sites drawn from the training
+  domain with another seed, each on a validation day (never a training day);
+- **held-out sites** (:func:`twin.rl.domain.held_out_sites`): feeders, a climate, a
+  dynamic tariff and a three-level tariff outside the training domain, and the issue's
+  case (the day scenario's site with a 100 kWh / 30 kW battery, three-level tariff);
+- **shipped**: ``scenarios/microgrid_day.yaml``'s own site on validation days; with
+  ``--shipped`` (alone), ``rule`` against ``none`` in the mosaik run of every shipped
+  scenario with a battery (KPI ``cost_scored_eur``).
+
+Prints the machine, training time, one table (J per controller, saving vs none, share
+of the oracle's saving, reduction vs none in %, with and without the wear cost), the
+days where ``rule`` cost more than ``none`` and the oracle's LP-vs-realised gap.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
-import time
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.run_year import machine
-from twin.rl.env import MicrogridEnv, split_days
-from twin.rl.evaluate import evaluate_day
-from twin.rl.train import train_policy
+from benchmarks.machine import machine
+from twin.rl.domain import (
+    Domain,
+    HeldOut,
+    held_out_sites,
+    microgrid_day_big_battery,
+    split_days,
+)
+from twin.rl.env import BASES, MicrogridEnv
+from twin.rl.evaluate import DayScore, evaluate_day
+from twin.rl.train import DEFAULT_TIMESTEPS, train_policy
 from twin.scenario import load_scenario
 
 HERE = Path(__file__).parent
+ROOT = HERE.parent
 CONTROLLERS = ("none", "rule", "mpc", "mpc_regression", "oracle", "rl")
+#: Shipped scenarios with a battery that run stand-alone (``hil_battery`` and
+#: ``live_feeder`` need an MQTT device or field feed in the loop).
+SHIPPED = ("microgrid_day", "ev_depot", "field_plant", "microgrid_year")
+
+
+def training_distribution_case(n_sites: int, seed: int) -> HeldOut:
+    """``n_sites`` sites of the training domain, each on one validation day."""
+    domain = Domain.training()
+    rng = np.random.default_rng(seed)
+    _, validation = split_days(365)
+    sites, days = [], []
+    for j in range(n_sites):
+        site = domain.sample(rng)
+        site.name = f"sampled {j}"
+        sites.append(site)
+        days.append(int(rng.choice(validation)))
+    case = HeldOut("training distribution", domain, sites[0], days, "held-out days")
+    case.sites = sites  # type: ignore[attr-defined]
+    return case
+
+
+def run_case(
+    case: HeldOut,
+    controllers: tuple[str, ...],
+    policy: str,
+    reuse: pd.DataFrame | None = None,
+    log: bool = True,
+) -> list[DayScore]:
+    """Every controller on every (site, day) of ``case``.
+
+    ``reuse``: rows of an earlier run (same cases); controllers other than ``rl``
+    found there are not run again (they do not depend on the policy).
+    """
+    env = MicrogridEnv(case.domain)
+    sites = getattr(case, "sites", [case.site] * len(case.days))
+    scores = []
+    for site, day in zip(sites, case.days, strict=True):
+        for name in controllers:
+            if reuse is not None and name != "rl":
+                found = reuse[
+                    (reuse["site"] == case.name)
+                    & (reuse["day"] == day)
+                    & (reuse["controller"] == name)
+                    & (reuse["site_name"] == site.name)
+                ]
+                if len(found) == 1:
+                    row = found.iloc[0].to_dict()
+                    row.pop("site_name")
+                    scores.append(DayScore(**row))
+                    continue
+            controller = "mpc" if name.startswith("mpc") else name
+            control = {"forecaster": "regression"} if name == "mpc_regression" else {}
+            score = evaluate_day(env, day, controller, policy=policy, control=control, site=site)
+            score.controller = name
+            score.site = case.name
+            scores.append(score)
+        if log:
+            print(f"  {case.name}: {site.name} day {day} done", flush=True)
+    return scores
+
+
+def summarise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per case and controller: J, saving vs none, share of the oracle's, reduction %."""
+    rows = []
+    for case, group in frame.groupby("site", sort=False):
+        total = group.groupby("controller", sort=False)[["cost_eur", "cost_no_wear_eur"]].sum()
+        none, oracle = total.loc["none"], total.loc["oracle"]
+        for name, row in total.iterrows():
+            saved = none["cost_eur"] - row["cost_eur"]
+            saved_nw = none["cost_no_wear_eur"] - row["cost_no_wear_eur"]
+            oracle_saved = none["cost_eur"] - oracle["cost_eur"]
+            oracle_saved_nw = none["cost_no_wear_eur"] - oracle["cost_no_wear_eur"]
+            rows.append(
+                {
+                    "case": case,
+                    "controller": name,
+                    "days": int((group["controller"] == name).sum()),
+                    "J_eur": row["cost_eur"],
+                    "saved_eur": saved,
+                    "oracle_share_%": 100 * saved / oracle_saved if oracle_saved else np.nan,
+                    "reduction_%": 100 * saved / abs(none["cost_eur"]),
+                    "J_no_wear_eur": row["cost_no_wear_eur"],
+                    "oracle_share_no_wear_%": (
+                        100 * saved_nw / oracle_saved_nw if oracle_saved_nw else np.nan
+                    ),
+                    "ms_per_step": 1000
+                    * group.loc[group["controller"] == name]["seconds_per_step"].mean(),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The summary as a Markdown table (for BENCHMARKS.md)."""
+    head = (
+        "| case | controller | days | J (EUR) | saved vs none (EUR) | share of oracle saving |"
+        " reduction vs none | share of oracle saving, no wear | compute ms/step |"
+    )
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for _, row in table.iterrows():
+        lines.append(
+            f"| {row['case']} | {row['controller']} | {row['days']} | {row['J_eur']:,.2f} | "
+            f"{row['saved_eur']:,.2f} | {row['oracle_share_%']:.1f} % | "
+            f"{row['reduction_%']:.1f} % | {row['oracle_share_no_wear_%']:.1f} % | "
+            f"{row['ms_per_step']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def rule_against_none(frame: pd.DataFrame) -> pd.DataFrame:
+    """Days where ``rule`` cost more than ``none`` (J, beyond 1e-6 EUR)."""
+    wide = frame.pivot_table(index=["site", "day"], columns="controller", values="cost_eur")
+    excess = wide["rule"] - wide["none"]
+    return excess[excess > 1e-6].rename("rule_minus_none_eur").reset_index()
+
+
+def losses_gap(frame: pd.DataFrame) -> tuple[float, float, int]:
+    """Oracle's realised J minus its LP value: total (EUR), share of none's J, days."""
+    oracle = frame[frame["controller"] == "oracle"]
+    none = frame[frame["controller"] == "none"]
+    gap = float((oracle["cost_eur"] - oracle["planned_eur"]).sum())
+    return gap, gap / float(none["cost_eur"].abs().sum()), len(oracle)
+
+
+def shipped_rule_vs_none(out: Path) -> pd.DataFrame:
+    """``cost_scored_eur`` of ``none`` and ``rule`` in the mosaik run of shipped scenarios."""
+    from twin.run import run_scenario
+
+    rows = []
+    for name in SHIPPED:
+        path = ROOT / "scenarios" / f"{name}.yaml"
+        costs = {}
+        for controller in ("none", "rule"):
+            scenario = load_scenario(path, [f"controller={controller}"])
+            run = run_scenario(scenario, out / name / controller)
+            costs[controller] = run.kpis["cost_scored_eur"]
+        rows.append(
+            {"scenario": name, **costs, "rule_minus_none_eur": costs["rule"] - costs["none"]}
+        )
+        print(f"  shipped {name}: none {costs['none']:.3f}, rule {costs['rule']:.3f}", flush=True)
+    return pd.DataFrame(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="scenarios/microgrid_day.yaml")
-    parser.add_argument("--timesteps", type=int, default=150_000)
-    parser.add_argument("--eval-days", type=int, default=30)
-    parser.add_argument("--algo", default="sac")
+    parser.add_argument("--timesteps", type=int, default=DEFAULT_TIMESTEPS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--policy", help="evaluate this policy instead of training one")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--base", default="rule", choices=BASES)
+    parser.add_argument("--policy", help="evaluate this policy (a file or builtin)")
+    parser.add_argument("--sites", type=int, default=24)
+    parser.add_argument("--days-per-case", type=int, default=8)
+    parser.add_argument("--eval-seed", type=int, default=2026)
+    parser.add_argument(
+        "--regression", action="store_true", help="add MPC with the regression forecaster (slow)"
+    )
+    parser.add_argument(
+        "--shipped",
+        action="store_true",
+        help="only rule against none in the mosaik runs of the shipped scenarios",
+    )
+    parser.add_argument("--csv", type=Path, default=HERE / "out" / "controllers.csv")
+    parser.add_argument(
+        "--reuse", type=Path, help="an earlier --csv: its rows of controllers other than rl"
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}")
+    if args.shipped:
+        with tempfile.TemporaryDirectory() as tmp:
+            shipped = shipped_rule_vs_none(Path(tmp))
+        print("\nshipped scenarios, mosaik run, KPI cost_scored_eur:")
+        print(shipped.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
+        return
 
-    scenario = load_scenario(args.scenario)
     policy = args.policy
     if policy is None:
-        started = time.perf_counter()
         result = train_policy(
-            scenario,
-            HERE / "out" / "policy.zip",
+            None,
+            HERE / "out" / "generalist_sac.zip",
             timesteps=args.timesteps,
             seed=args.seed,
-            algo=args.algo,
-            progress=True,
+            threads=args.threads,
+            base=args.base,
+            progress=False,
         )
-        train_s = time.perf_counter() - started
         policy = str(result.policy)
-        shutil.copy(result.curve_png, HERE / "rl_training_curve.png")
-        print(f"training: {args.timesteps} steps of {args.algo} in {train_s:.0f} s")
-
-    _, validation = split_days(365)
-    stride = max(len(validation) // args.eval_days, 1)
-    days = validation[::stride][: args.eval_days]
-    env = MicrogridEnv(scenario)
-    scores = []
-    for day in days:
-        for name in CONTROLLERS:
-            controller = "mpc" if name.startswith("mpc") else name
-            control = {"forecaster": "regression"} if name == "mpc_regression" else {}
-            score = evaluate_day(env, day, controller, policy=policy, control=control)
-            score.controller = name
-            scores.append(score)
-    frame = pd.DataFrame([vars(s) for s in scores])
-    table = (
-        frame.groupby("controller")
-        .agg(
-            cost_eur=("scored_cost_eur", "sum"),
-            peak_kw=("peak_import_kw", "max"),
-            throughput_kwh=("throughput_kwh", "sum"),
-            ms_per_step=("seconds_per_step", lambda s: 1000 * s.mean()),
+        print(
+            f"training: {args.timesteps} steps (base {args.base}, seed {args.seed}, "
+            f"{args.threads} thread) in {result.seconds:.0f} s wall, "
+            f"{result.cpu_seconds:.0f} s CPU, set-up included"
         )
-        .reindex(list(CONTROLLERS))
+    controllers = tuple(c for c in CONTROLLERS if args.regression or c != "mpc_regression")
+    scenario = load_scenario(ROOT / "scenarios" / "microgrid_day.yaml")
+    _, validation = split_days(365)
+    stride = max(len(validation) // args.days_per_case, 1)
+    day_case = HeldOut(
+        "shipped microgrid_day",
+        Domain.fixed(scenario),
+        Domain.fixed(scenario).fixed_site,  # type: ignore[arg-type]
+        validation[::stride][: args.days_per_case],
+        "the shipped scenario's site, validation days",
     )
-    saved = table.loc["none", "cost_eur"] - table["cost_eur"]
-    table["saved_eur"] = saved
-    table["oracle_share"] = saved / saved["oracle"]
-    rl_vs_rule = frame.pivot(index="day", columns="controller", values="scored_cost_eur")
-    better = (rl_vs_rule["rl"] < rl_vs_rule["rule"]).mean()
-    print(f"\n{len(days)} held-out days ({days[0]}..{days[-1]}), cost with terminal rule")
-    print(table.to_string(float_format=lambda v: f"{v:,.3f}"))
-    print(f"rl cheaper than rule on {better:.0%} of the days")
-    print(f"rl inference: {table.loc['rl', 'ms_per_step']:.3f} ms per step")
-    np.savetxt(HERE / "out" / "days.txt", days, fmt="%d")
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = [
+            training_distribution_case(args.sites, args.eval_seed),
+            *held_out_sites(Path(tmp), args.days_per_case),
+            microgrid_day_big_battery(scenario, args.days_per_case),
+            day_case,
+        ]
+        reuse = pd.read_csv(args.reuse) if args.reuse else None
+        scores, names = [], []
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        for case in cases:
+            found = run_case(case, controllers, policy, reuse)
+            sites = getattr(case, "sites", [case.site] * len(case.days))
+            names += [site.name for site in sites for _ in controllers]
+            scores += found
+            frame = pd.DataFrame([vars(s) for s in scores])
+            frame["site_name"] = names
+            frame.to_csv(args.csv, index=False)  # after every case: a partial run is kept
+
+    table = summarise(frame)
+    pd.set_option("display.width", 250)
+    print(f"\npolicy: {policy}")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    print("\n" + markdown(table))
+    held = table[
+        (table["controller"] == "rl")
+        & ~table["case"].isin(["training distribution", "shipped microgrid_day"])
+    ]
+    shares = held["oracle_share_%"].round(1).tolist()
+    print(f"\nrl share of oracle savings, held-out sites (pooled per case): {shares}")
+    worse = rule_against_none(frame)
+    n_days = len(frame) // len(controllers)
+    print(f"days where rule cost more than none: {len(worse)} of {n_days}")
+    if len(worse):
+        print(worse.to_string(index=False))
+    gap, share, days = losses_gap(frame)
+    print(
+        f"oracle realised J minus its LP value (grid losses): {gap:.2f} EUR over {days} days "
+        f"({100 * share:.2f} % of none's |J|)"
+    )
 
 
 if __name__ == "__main__":

@@ -293,27 +293,47 @@ def _health_table(health: Any, healthy: float = 0.95) -> Table:
 
 @app.command()
 def train(
-    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file (with a battery).")],
+    scenario: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Scenario YAML file (with a battery) to train on its own site; "
+            "omitted: the generalist over the randomised domain (twin.rl.domain)."
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option(help="Policy file to write.")] = Path("policy.zip"),
     days: Annotated[
         int | None, typer.Option(min=1, help="Training days to use (default all).")
     ] = None,
     timesteps: Annotated[
-        int, typer.Option(min=1, max=10**9, help="Environment steps to train for.")
-    ] = 100_000,
+        int | None,
+        typer.Option(min=1, max=10**9, help="Environment steps (default: DEFAULT_TIMESTEPS)."),
+    ] = None,
     algo: Annotated[str, typer.Option(help="sac or ppo.")] = "sac",
     seed: Annotated[int, typer.Option(help="Seed (training is reproducible).")] = 0,
+    threads: Annotated[
+        int, typer.Option(min=1, max=256, help="torch threads (1 is fastest on a busy machine).")
+    ] = 1,
+    base: Annotated[str, typer.Option(help="What the action corrects: rule or plan.")] = "rule",
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a field: path=value.")
     ] = None,
 ) -> None:
-    """Train an RL dispatch policy on the scenario's year (validation days held out)."""
-    from twin.rl.train import train_policy
+    """Train an RL dispatch policy (validation days held out)."""
+    from twin.rl.train import DEFAULT_TIMESTEPS, train_policy
     from twin.scenario import load_scenario
 
     try:
-        sc = load_scenario(scenario, set_ or [])
-        result = train_policy(sc, out, timesteps=timesteps, days=days, seed=seed, algo=algo)
+        sc = load_scenario(scenario, set_ or []) if scenario is not None else None
+        result = train_policy(
+            sc,
+            out,
+            timesteps=timesteps or DEFAULT_TIMESTEPS,
+            days=days,
+            seed=seed,
+            algo=algo,
+            threads=threads,
+            base=base,
+        )
     except (TwinError, OSError) as exc:
         _fail(exc)
         return
@@ -322,7 +342,8 @@ def train(
         return
     console.print(
         f"policy [bold]{result.policy}[/] ({len(result.train_days)} training days; "
-        f"{len(result.validation_days)} validation days held out); curve {result.curve_png}"
+        f"{len(result.validation_days)} validation days held out; {result.seconds:.0f} s); "
+        f"curve {result.curve_png}"
     )
 
 

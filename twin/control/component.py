@@ -32,6 +32,15 @@ PRICE_PORTS = {
 }
 
 
+#: The generalist RL policy shipped with the package (``control.policy: builtin``).
+BUILTIN_POLICY_FILE = Path(__file__).parents[1] / "rl" / "policies" / "generalist_sac.zip"
+
+
+def policy_file(policy: str | None) -> str | None:
+    """The file of ``control.policy``: ``builtin`` is the shipped generalist."""
+    return str(BUILTIN_POLICY_FILE) if policy == "builtin" else policy
+
+
 def chargers(scenario: Any) -> list[dict[str, Any]]:
     """The EV chargers a controller dispatches (none under battery-only controllers)."""
     from models.ev import EVCharging
@@ -125,7 +134,7 @@ class ControlComponent(Component):
     def input_files(self, scenario: Any) -> dict[str, str | None]:
         """The policy and the schedule."""
         return {
-            "control.policy": scenario.control.policy,
+            "control.policy": policy_file(scenario.control.policy),
             "control.schedule_csv": scenario.control.schedule_csv,
         }
 
@@ -175,7 +184,7 @@ class ControlComponent(Component):
             problems.append(
                 Problem("control.policy", "controller 'rl' needs a trained policy file")
             )
-        elif control.policy and not Path(control.policy).is_file():
+        elif control.policy and not Path(policy_file(control.policy)).is_file():
             problems.append(Problem("control.policy", f"file {control.policy!r} not found"))
         if scenario.controller == "schedule" and not control.schedule_csv:
             problems.append(Problem("control.schedule_csv", "controller 'schedule' needs a CSV"))

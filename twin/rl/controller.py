@@ -1,8 +1,15 @@
-"""The ``rl`` controller: a trained stable-baselines3 policy acting in the mosaik run."""
+"""The ``rl`` controller: a trained stable-baselines3 policy acting in the mosaik run.
+
+``control.policy: builtin`` selects the generalist policy shipped with the package
+(:data:`BUILTIN_POLICY`, trained over the domain of :mod:`twin.rl.domain`); any other
+value is the path of a policy saved by ``twin train``.
+"""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,32 +18,58 @@ import pandas as pd
 from models.base import Clock, Port
 from twin.control.base import SOC, BatteryController
 from twin.control.site import run_objective, site_series
+from twin.errors import TwinError
 from twin.rl.baseline import RuleBaseline
-from twin.rl.observation import ObservationBuilder
+from twin.rl.observation import DayInputs, ObservationBuilder
+from twin.rl.plan import day_plan, tracking_setpoint
 
-__all__ = ["RLController", "load_policy"]
+__all__ = ["BUILTIN_POLICY", "PolicyError", "RLController", "load_policy", "policy_metadata"]
+
+#: The generalist policy shipped as package data (``control.policy: builtin``).
+BUILTIN_POLICY = Path(__file__).parent / "policies" / "generalist_sac.zip"
 
 
-def load_policy(path: str) -> Any:
-    """Load a policy saved by ``twin train`` (the algorithm is read from the file)."""
+class PolicyError(TwinError):
+    """A policy file that is missing or not one ``twin train`` saved."""
+
+
+def policy_path(policy: str) -> Path:
+    """The file of ``policy`` (``builtin`` or a path)."""
+    path = BUILTIN_POLICY if policy == "builtin" else Path(policy)
+    if not path.exists():
+        raise PolicyError(f"control.policy: no policy file {str(path)!r}")
+    return path
+
+
+def policy_metadata(policy: str) -> dict[str, Any]:
+    """The training metadata saved beside the policy (``<stem>_train.json``), or ``{}``."""
+    path = policy_path(policy)
+    meta = path.with_name(path.stem + "_train.json")
+    return json.loads(meta.read_text()) if meta.exists() else {}
+
+
+def load_policy(policy: str) -> Any:
+    """Load a policy saved by ``twin train`` (``builtin``: the shipped one)."""
     from stable_baselines3 import PPO, SAC
 
+    path = str(policy_path(policy))
     for algo in (SAC, PPO):
         try:
             return algo.load(path, device="cpu")
         except (ValueError, KeyError, TypeError):
             continue
-    raise ValueError(f"{path}: not a SAC or PPO policy saved by stable-baselines3")
+    raise PolicyError(f"control.policy: {path} is not a SAC or PPO policy of stable-baselines3")
 
 
 class RLController(BatteryController):
     """Battery setpoints from a policy trained in :class:`twin.rl.env.MicrogridEnv`.
 
-    The policy's action corrects the rule-based setpoint (:mod:`twin.rl.baseline`).
-
-    It observes what the environment showed the policy: measured SoC, PV and load
-    power, published import prices now and ahead, and the time of day. Units are the
-    batteries; ``context["control"]["policy"]`` is the policy file.
+    The policy's action corrects a base setpoint (the price-aware rule's, or the one
+    following the day-ahead plan: the ``base`` of the policy's training metadata). It
+    observes what the environment showed the policy (:mod:`twin.rl.observation`): the
+    measured SoC, PV and load power, the published prices of the day, the battery's
+    data, yesterday's metered profiles and the day plan made from them at every local
+    midnight. Units are the batteries; ``context["control"]["policy"]`` is the policy.
     """
 
     inputs = {
@@ -49,45 +82,96 @@ class RLController(BatteryController):
         self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
     ) -> None:
         super().__init__(units, clock, context)
-        self.policy = load_policy(self.control["policy"])
-        # Metered history: the run plus the day before it (yesterday's profiles).
-        day = 86400 // clock.step_s
-        history = Clock(clock.start - pd.Timedelta(days=1), clock.step_s, clock.n_steps + day)
-        site = site_series(self.context, history)
-        assets = self.context.get("assets", {})
-        p_scale = max(
-            sum(u["p_dc_kw"] for u in assets.get("pv", [])),
-            sum(u["p_kw"] for u in assets.get("load", [])),
-            1.0,
-        )
+        policy = self.control.get("policy") or "builtin"
+        self.policy = load_policy(policy)
+        self.base_kind = policy_metadata(policy).get("base", "rule")
         tz = self.context.get("site", {}).get("tz", "UTC")
-        self.observer = ObservationBuilder(
-            clock.times.tz_convert(tz),
-            site.price_import_eur_kwh[day:],
-            clock.step_s,
-            p_scale,
-            site.pv_kw,
-            -site.load_kw,
-        )
-        self.p_max = self.param("p_max_kw")
-        self.price_import = site.price_import_eur_kwh[day:]
-        self.price_export = site.price_export_eur_kwh[day:]
+        spd = 86400 // clock.step_s
+        self.steps_per_day = spd
+        # Metered history and prices from the local midnight before the run's start, a
+        # day before that (yesterday) and a day beyond the end (price look-ahead).
+        midnight = pd.Timestamp(clock.start).tz_convert(tz).normalize()
+        self.lead = int((pd.Timestamp(clock.start) - midnight).total_seconds()) // clock.step_s
+        n = spd + self.lead + clock.n_steps + spd
+        history = Clock(midnight - pd.Timedelta(days=1), clock.step_s, n)
+        self.series = site_series(self.context, history)
+        self.times_local = history.times.tz_convert(tz)
+        self.objective = run_objective(units, clock, self.context)
         self.baseline = RuleBaseline(
-            units,
-            clock,
-            self.context.get("p_import_max_kw"),
-            run_objective(units, clock, self.context),
+            units, clock, self.context.get("p_import_max_kw"), self.objective
         )
+        self.observer = ObservationBuilder(units, clock.step_s)
+        expected = self.policy.observation_space.shape[0]
+        if expected != self.observer.size():
+            raise PolicyError(
+                f"control.policy: {policy!r} observes {expected} features, this site's "
+                f"{len(units)} battery(ies) give {self.observer.size()} (a policy dispatches "
+                "as many batteries as it was trained with, the builtin one: 1; or the policy "
+                "is from an older twin: train it again)"
+            )
+        self.p_max = self.param("p_max_kw")
+        self.e_cap = self.param("e_kwh") * self.param("soh_init")
+        self.eta_ch, self.eta_dis = self.param("eta_ch"), self.param("eta_dis")
+        self.demand_charge = float(self.context.get("tariff", {}).get("demand_charge_eur_kw", 0.0))
+        self.day_first = -1
+
+    def _start_day(self, j: int, soc: np.ndarray) -> None:
+        """Plan the local day whose first step is history index ``j`` (from ``soc`` now)."""
+        spd = self.steps_per_day
+        s = self.series
+        first = j - (j % spd)  # history index of the day's midnight
+        prices = s.price_import_eur_kwh[first:], s.price_export_eur_kwh[first:]
+        net_yesterday = s.net_kw[first - spd : first]
+        done = j - first  # steps of the day already past (a run starting mid-day)
+        plan = np.tile(soc * self.e_cap, (spd, 1))
+        plan[done:] = day_plan(
+            self.units,
+            soc,
+            net_yesterday[done:],
+            prices[0][done:spd],
+            prices[1][done:spd],
+            self.clock.dt_h,
+            self.objective,
+            self.demand_charge,
+        )
+        self.observer.start_day(
+            DayInputs(
+                prices[0],
+                prices[1],
+                s.pv_kw[first - spd : first],
+                -s.load_kw[first - spd : first],
+                plan,
+                self.objective,
+                int(self.times_local[first].dayofyear) - 1,
+                spd,
+            )
+        )
+        self.day_first = first
 
     def step(
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
-        """The policy's deterministic action, scaled to each battery's rating."""
-        k = self.clock.index_of(now)
+        """The policy's deterministic action on the base setpoint."""
+        spd = self.steps_per_day
+        j = spd + self.lead + self.clock.index_of(now)  # index in the history series
+        soc = np.asarray(inputs["soc"], dtype=float)
+        if j - (j % spd) != self.day_first:
+            self._start_day(j, soc)
+        i = j - self.day_first
         pv, load = float(inputs["p_pv_kw"][0]), float(inputs["p_load_kw"][0])
-        base = self.baseline.setpoint(
-            now, dt_s, pv + load, inputs["soc"], self.price_import[k], self.price_export[k]
+        price = self.series.price_import_eur_kwh[j]
+        price_export = self.series.price_export_eur_kwh[j]
+        rule = self.baseline.setpoint(now, dt_s, pv + load, soc, price, price_export)
+        track = tracking_setpoint(
+            self.observer.plan_target(i),
+            soc,
+            self.e_cap,
+            self.p_max,
+            self.eta_ch,
+            self.eta_dis,
+            dt_s / 3600.0,
         )
-        obs = self.observer.build(k, inputs["soc"], base / self.p_max, pv, -load)
+        obs = self.observer.build(i, soc, rule, track, pv, -load)
         action, _ = self.policy.predict(obs, deterministic=True)
+        base = rule if self.base_kind == "rule" else track
         return {"p_set_kw": self.baseline.apply(base, action)}

@@ -1,18 +1,31 @@
 """A Gymnasium environment that runs the twin's own model classes, one day per episode.
 
 mosaik cannot reset a world, so training runs the models directly, with the same
-physics as the co-simulation: the PV, load and tariff models precompute the whole
-year, a fresh battery model starts every episode, and the grid model solves the AC
-power flow of every step. Given the same setpoints, a step here equals a step of the
-mosaik run (tested to 1e-9 on SoC and cost).
+physics as the co-simulation: the PV and load models precompute the year of every base
+site once (:mod:`twin.rl.domain`), a fresh battery model starts every episode, and the
+grid model solves the AC power flow of every step. Given the same setpoints, a step
+here equals a step of the mosaik run (tested to 1e-9 on SoC and cost).
 
-Actions are corrections in -1..1 of each battery's rating added to the rule-based
-self-consumption setpoint (:mod:`twin.rl.baseline`; > 0 discharge). The
-reward is the step's saving against doing nothing (energy cost with the battery idle,
-at this step's grid losses, minus the cost with it, EUR), minus the wear cost
-of the throughput and a penalty for asking beyond the battery's limits; the last step
-adds the change of stored energy valued at the terminal price, so emptying the battery
-earns nothing.
+Every episode is one local day of a site drawn from the domain (domain randomisation:
+another battery, PV size, tariff, feeder and day each time), or of one scenario's own
+site (:meth:`twin.rl.domain.Domain.fixed`). Nothing carries over from one episode to the
+next: the battery, the grid's warm start, the rule and the day plan are rebuilt.
+
+Actions are corrections in -1..1 of each battery's rating added to a base setpoint
+(:mod:`twin.rl.baseline`; > 0 discharge): the price-aware rule's (``base="rule"``) or
+the one that follows the day-ahead plan (``base="plan"``, :mod:`twin.rl.plan`).
+
+The reward is the per-step decomposition of the scored cost :math:`J` of
+:mod:`twin.objective` (energy, demand charge increment, wear on the cells' throughput,
+and the step's change of stored energy valued at the terminal value: summed over the
+day, the terminal term of :math:`J`; valued as it happens, so that discounting cannot
+make draining the battery early look like a saving), taken
+against the same quantities with the battery idle at this step's grid losses (a
+baseline independent of the action), divided by what a step at full power costs at the
+day's mean import price (rating x mean price x step length), so that rewards have the
+same scale on every site.
+Summed over the episode, ``info["cost_eur"]`` is the day's scored cost (tested equal to
+:func:`twin.objective.scored_cost`).
 """
 
 from __future__ import annotations
@@ -22,29 +35,20 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import pandas as pd
 
-from models.base import Clock
 from models.battery import Battery
-from models.grid import Grid
-from models.load import Load
-from models.pv import PVPlant
-from models.tariff import Tariff
 from twin.objective import Objective, objective_for
 from twin.rl.baseline import RuleBaseline
-from twin.rl.observation import ObservationBuilder
+from twin.rl.domain import BaseSite, Domain, Site, split_days
+from twin.rl.observation import DayInputs, ObservationBuilder
+from twin.rl.plan import day_plan, tracking_setpoint
 from twin.scenario import ScenarioBase
 
-__all__ = ["LIMIT_PENALTY_EUR_KWH", "MicrogridEnv", "StepRecord", "split_days"]
+__all__ = ["BASES", "MicrogridEnv", "StepRecord", "split_days"]
 
-LIMIT_PENALTY_EUR_KWH = 0.05
 OBS_BOUND = 100.0
-
-
-def split_days(n_days: int, every: int = 5) -> tuple[list[int], list[int]]:
-    """Training and validation day indices, kept apart: every ``every``-th day validates."""
-    days = list(range(n_days))
-    return [d for d in days if d % every != 2], [d for d in days if d % every == 2]
+#: What the residual action corrects.
+BASES = ("rule", "plan")
 
 
 @dataclass
@@ -56,199 +60,255 @@ class StepRecord:
     p_import_kw: float
     cost_eur: float
     losses_kw: float
+    e_kwh: np.ndarray
+    throughput_kwh: np.ndarray
 
 
 class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
-    """One day of the scenario's site per episode, battery setpoints as actions.
+    """One day of a (randomised) site per episode, battery setpoints as actions.
 
     Parameters
     ----------
-    scenario : ScenarioBase
-        A resolved scenario with at least one battery; its ``start`` date's year
-        (``year_days`` days from local midnight of its first day) is the day pool.
+    source : ScenarioBase or Domain
+        A resolved scenario with at least one battery (its own site every episode) or
+        a domain to draw sites from.
     days : list of int, optional
         Day indices the episodes draw from (default: all).
     year_days : int
-        Days of data to prepare, starting at the scenario's first local midnight.
+        Days of data to prepare for a scenario (from its first local midnight).
+    base : str
+        What the action corrects: ``"rule"`` or ``"plan"``.
+
+    Notes
+    -----
+    A domain's sampled sites have one battery; a scenario's site as many as it has.
     """
 
     metadata = {"render_modes": []}
 
     def __init__(
-        self, scenario: ScenarioBase, days: list[int] | None = None, year_days: int = 365
+        self,
+        source: ScenarioBase | Domain,
+        days: list[int] | None = None,
+        year_days: int = 365,
+        base: str = "rule",
     ) -> None:
         super().__init__()
-        if not scenario.units("battery"):
-            raise ValueError("the RL environment dispatches batteries: the scenario has none")
-        self.scenario = scenario
-        tz = scenario.site.tz
-        first = pd.Timestamp(scenario.start).tz_convert(tz).normalize()
-        step_s = scenario.clock().step_s
-        self.steps_per_day = 86400 // step_s
-        self.clock = Clock(first, step_s, year_days * self.steps_per_day)
-        self.days = list(range(year_days)) if days is None else list(days)
-        context = {
-            "site": scenario.site.model_dump(),
-            "weather": scenario.weather,
-            "grid": scenario.grid.source,
-            "seed": scenario.seed,
-        }
-        self.context = context
-        self.pv = (
-            PVPlant(scenario.units("pv"), self.clock, context) if scenario.units("pv") else None
-        )
-        self.load = (
-            Load(scenario.units("load"), self.clock, context) if scenario.units("load") else None
-        )
-        tariff_unit = {"name": "tariff", **scenario.tariff.model_dump()}
-        self.tariff = Tariff([tariff_unit], self.clock, context)
-        grid_unit = {"name": "poc", "grid": scenario.grid.source, "solver": scenario.grid.solver}
-        self.grid = Grid([grid_unit], self.clock, context)
-        self.batteries = scenario.units("battery")
-        self.p_max = np.array([b["p_max_kw"] for b in self.batteries])
-        self.dt_s = step_s
-        self.dt_h = step_s / 3600.0
-        bus_pos = {bus: i for i, bus in enumerate(self.grid.net.bus.index)}
-        self._bus = {
-            kind: np.array([bus_pos[u["bus"]] for u in scenario.units(kind)], dtype=np.int64)
-            for kind in ("pv", "load", "battery")
-        }
-        prices = self.tariff.exogenous()
-        self.price_import = prices["price_import_eur_kwh"][:, 0]
-        self.price_export = prices["price_export_eur_kwh"][:, 0]
-        p_scale = max(
-            sum(u["p_dc_kw"] for u in scenario.units("pv")),
-            sum(u["p_kw"] for u in scenario.units("load")),
-            1.0,
-        )
-        # Site totals of every step, as the controller measures them (kW, load < 0).
-        n = self.clock.n_steps
-        self.site_pv_kw = self.pv.exogenous()["p_kw"].sum(axis=1) if self.pv else np.zeros(n)
-        self.site_load_kw = self.load.exogenous()["p_kw"].sum(axis=1) if self.load else np.zeros(n)
-        day = self.steps_per_day  # the first day stands in for the day before it
-        self.observer = ObservationBuilder(
-            self.clock.times.tz_convert(tz),
-            self.price_import,
-            step_s,
-            p_scale,
-            np.concatenate([self.site_pv_kw[:day], self.site_pv_kw]),
-            -np.concatenate([self.site_load_kw[:day], self.site_load_kw]),
-        )
-        n_b = len(self.batteries)
-        size = self.observer.size(n_b)
-        # Features are scaled near -1..1 (prices in EUR/kWh): generous finite bounds.
+        if base not in BASES:
+            raise ValueError(f"unknown base {base!r}; expected one of {', '.join(BASES)}")
+        if isinstance(source, Domain):
+            self.domain = source
+        else:
+            if not source.units("battery"):
+                raise ValueError("the RL environment dispatches batteries: the scenario has none")
+            self.domain = Domain.fixed(source, year_days)
+        self.base_kind = base
+        first = self.domain.bases[0]
+        self.steps_per_day = first.steps_per_day
+        self.dt_s = first.step_s
+        self.dt_h = self.dt_s / 3600.0
+        self.days = list(range(first.year_days)) if days is None else list(days)
+        fixed = self.domain.fixed_site
+        n_b = len(fixed.batteries) if fixed is not None else 1
+        size = ObservationBuilder([_PROBE] * n_b, self.dt_s).size()
+        # Features are normalised near -1..1: generous finite bounds.
         self.observation_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (size,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (n_b,), np.float32)
-        control = scenario.control
-        self.terminal_price = control.terminal_price_eur_kwh
-        self.baseline = RuleBaseline(
-            self.batteries, self.clock, control.p_import_max_kw, self._day_objective(0)
-        )
-        #: The rule controller's setpoints (kW) for the current step; actions correct them.
-        self.rule_kw = np.zeros(n_b)
+        self.site: Site | None = None
+        self.base: BaseSite = first
         self.battery: Battery | None = None
+        self.rule_kw = np.zeros(n_b)
+        self.track_kw = np.zeros(n_b)
+        self.base_kw = np.zeros(n_b)
         self.k = 0
+        self.k0 = 0
         self.k_end = 0
         self.last: StepRecord | None = None
 
-    # -- physics ----------------------------------------------------------------------
-    def _asset_outputs(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """PV and load outputs per unit at step ``k``, from the models' own ``step``."""
-        now = self.clock.time_at(k * self.dt_s)
-        pv = self.pv.step(now, self.dt_s, {"derate": np.ones(self.pv.n)}) if self.pv else None
-        load = (
-            self.load.step(now, self.dt_s, {"scale": np.ones(self.load.n)}) if self.load else None
+    # -- the episode's site -------------------------------------------------------------
+    def _start(self, site: Site, day: int) -> None:
+        """Set up ``site`` on ``day``: prices, objective, battery, rule, plan, observer."""
+        base = self.domain.bases[site.base]
+        spd = self.steps_per_day
+        self.site, self.base, self.day = site, base, day
+        self.k0 = self.k = base.day_start(day)
+        self.k_end = self.k0 + spd
+        self.batteries = site.batteries
+        self.p_max = np.array([b["p_max_kw"] for b in site.batteries], dtype=float)
+        # Prices of the day and the next (look-ahead past midnight).
+        self.price_import, self.price_export = base.prices(site, self.k0, 2 * spd)
+        self.objective: Objective = objective_for(
+            site.batteries, self.price_import[:spd], site.terminal_price
         )
-        pv_kw = pv["p_kw"] if pv else np.zeros(0)
-        load_kw = load["p_kw"] if load else np.zeros(0)
-        load_q = load["q_kvar"] if load else np.zeros(0)
-        return pv_kw, load_kw, load_q
+        self.demand_charge = float(site.tariff.get("demand_charge_eur_kw") or 0.0)
+        self.load_scale = site.load_scale
+        window = slice(self.k0 - spd, self.k_end)
+        self.pv_scale = np.broadcast_to(np.asarray(site.pv_scale, float), (base.pv_kw.shape[1],))
+        self.site_pv_kw = base.pv_kw[window] @ self.pv_scale
+        self.site_load_kw = base.load_kw[window].sum(axis=1) * site.load_scale  # < 0
+        self.battery = Battery(site.batteries, base.clock, base.context)
+        base.grid.reset()  # no warm start carried over from the previous episode
+        self.e_start = self._stored()
+        self.e_prev = self.e_start.copy()
+        self.peak, self.peak_idle = 0.0, 0.0
+        self.baseline = RuleBaseline(site.batteries, base.clock, None, self.objective)
+        self.e_cap = np.array([b["e_kwh"] * b["soh_init"] for b in site.batteries])
+        self.eta_ch = np.array([b["eta_ch"] for b in site.batteries])
+        self.eta_dis = np.array([b["eta_dis"] for b in site.batteries])
+        net_yesterday = self.site_pv_kw[:spd] + self.site_load_kw[:spd]
+        plan = day_plan(
+            site.batteries,
+            self.battery.soc,
+            net_yesterday,
+            self.price_import[:spd],
+            self.price_export[:spd],
+            self.dt_h,
+            self.objective,
+            self.demand_charge,
+        )
+        self.observer = ObservationBuilder(site.batteries, self.dt_s)
+        local = base.times_local[self.k0]
+        self.observer.start_day(
+            DayInputs(
+                self.price_import,
+                self.price_export,
+                self.site_pv_kw[:spd],
+                -self.site_load_kw[:spd],
+                plan,
+                self.objective,
+                int(local.dayofyear) - 1,
+                spd,
+            )
+        )
+        # rewards in units of a step at full power at the day's mean price
+        self.reward_scale = (
+            float(self.p_max.sum()) * max(float(self.price_import[:spd].mean()), 1e-3) * self.dt_h
+        )
 
+    def _stored(self) -> np.ndarray:
+        bat = self.battery
+        assert bat is not None
+        return bat.soc * bat.e_kwh * bat.soh
+
+    # -- physics ----------------------------------------------------------------------
     def physics_step(self, p_set_kw: np.ndarray) -> StepRecord:
         """Advance one step with battery setpoints ``p_set_kw`` (kW, > 0 discharge)."""
         assert self.battery is not None, "call reset() first"
-        k = self.k
-        now = self.clock.time_at(k * self.dt_s)
-        pv_kw, load_kw, load_q = self._asset_outputs(k)
+        base, k = self.base, self.k
+        now = base.clock.time_at(k * self.dt_s)
         bat = self.battery.step(now, self.dt_s, {"p_set_kw": np.asarray(p_set_kw, float)})
-        n_bus = len(self.grid.net.bus)
+        grid = base.grid
+        n_bus = len(grid.net.bus)
         p_bus = np.zeros(n_bus)
         q_bus = np.zeros(n_bus)
-        np.add.at(p_bus, self._bus["pv"], pv_kw)
-        np.add.at(p_bus, self._bus["load"], load_kw)
-        np.add.at(q_bus, self._bus["load"], load_q)
-        np.add.at(p_bus, self._bus["battery"], bat["p_kw"])
-        inputs = {**self.grid.default_inputs(), "p_kw": p_bus, "q_kvar": q_bus}
-        grid = self.grid.step(now, self.dt_s, inputs)
-        p_import = float(grid["p_kw"][0])
-        cost = (
-            max(p_import, 0.0) * self.price_import[k] - max(-p_import, 0.0) * self.price_export[k]
+        np.add.at(p_bus, base.bus["pv"], base.pv_kw[k] * self.pv_scale)
+        np.add.at(p_bus, base.bus["load"], base.load_kw[k] * self.load_scale)
+        np.add.at(q_bus, base.bus["load"], base.load_kvar[k] * self.load_scale)
+        np.add.at(p_bus, base.battery_bus[: len(bat["p_kw"])], bat["p_kw"])
+        result = grid.step(
+            now, self.dt_s, {**grid.default_inputs(), "p_kw": p_bus, "q_kvar": q_bus}
         )
+        p_import = float(result["p_kw"][0])
+        i = k - self.k0
+        cost = (
+            max(p_import, 0.0) * self.price_import[i] - max(-p_import, 0.0) * self.price_export[i]
+        )
+        e_now = self._stored()
+        throughput = np.abs(e_now - self.e_prev)
+        self.e_prev = e_now
         record = StepRecord(
-            bat["p_kw"], bat["soc"], p_import, cost * self.dt_h, float(grid["losses_kw"][0])
+            bat["p_kw"],
+            bat["soc"],
+            p_import,
+            cost * self.dt_h,
+            float(result["losses_kw"][0]),
+            e_now,
+            throughput,
         )
         self.k += 1
         self.last = record
         return record
 
-    def _day_objective(self, day: int) -> Objective:
-        """The objective of an episode on ``day`` (its prices value the stored energy)."""
-        steps = slice(day * self.steps_per_day, (day + 1) * self.steps_per_day)
-        return objective_for(self.batteries, self.price_import[steps], self.terminal_price)
-
     # -- Gymnasium API ----------------------------------------------------------------
     def _observation(self) -> np.ndarray:
-        k = min(self.k, self.clock.n_steps - 1)
-        pv, load = self.site_pv_kw[k], self.site_load_kw[k]
-        soc = self.battery.soc.copy() if self.battery is not None else np.zeros(len(self.batteries))
+        spd = self.steps_per_day
+        i = min(self.k - self.k0, spd - 1)
+        pv, load = self.site_pv_kw[spd + i], self.site_load_kw[spd + i]
+        soc = self.battery.soc.copy()
+        now = self.base.clock.time_at((self.k0 + i) * self.dt_s)
         self.rule_kw = self.baseline.setpoint(
-            self.clock.time_at(k * self.dt_s),
-            self.dt_s,
-            pv + load,
-            soc,
-            self.price_import[k],
-            self.price_export[k],
+            now, self.dt_s, pv + load, soc, self.price_import[i], self.price_export[i]
         )
-        return self.observer.build(k, soc, self.rule_kw / self.p_max, pv, -load)
+        self.track_kw = tracking_setpoint(
+            self.observer.plan_target(i),
+            soc,
+            self.e_cap,
+            self.p_max,
+            self.eta_ch,
+            self.eta_dis,
+            self.dt_h,
+        )
+        self.base_kw = self.rule_kw if self.base_kind == "rule" else self.track_kw
+        return self.observer.build(i, soc, self.rule_kw, self.track_kw, pv, -load)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start a day: ``options["day"]`` or one drawn from the day pool."""
+        """Start a day: ``options["site"]``/``options["day"]`` or drawn from the domain."""
         super().reset(seed=seed)
         options = options or {}
-        day = int(options["day"]) if "day" in options else int(self.np_random.choice(self.days))
-        self.day = day
-        self.k = day * self.steps_per_day
-        self.k_end = self.k + self.steps_per_day
-        self.battery = Battery(self.batteries, self.clock, self.context)
-        self.grid.reset()  # no warm start carried over from the previous episode
-        self.baseline.objective = self._day_objective(day)
-        self.e_start = self.battery.soc * self.battery.e_kwh * self.battery.soh
+        # always draw both, so that the random stream does not depend on the options
+        site = self.domain.sample(self.np_random)
+        day = int(self.np_random.choice(self.days))
+        site = options.get("site", site)
+        day = int(options.get("day", day))
+        self._start(site, day)
         return self._observation(), {"day": day}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Apply the action for one step; the episode is truncated at the day's end."""
-        k = self.k
-        pv, load = self.site_pv_kw[k], self.site_load_kw[k]
-        p_set = self.baseline.apply(self.rule_kw, action)
+        i = self.k - self.k0
+        spd = self.steps_per_day
+        net = self.site_pv_kw[spd + i] + self.site_load_kw[spd + i]
+        p_set = self.baseline.apply(self.base_kw, action)
+        e_before = self.e_prev.copy()
         record = self.physics_step(p_set)
-        # What the site would import with the battery idle (this step's grid losses kept).
-        idle = -(pv + load) + record.losses_kw
-        cost_idle = max(idle, 0.0) * self.price_import[k] - max(-idle, 0.0) * self.price_export[k]
-        wear = float(self.baseline.objective.wear @ (np.abs(record.p_battery_kw) * self.dt_h))
-        reward = cost_idle * self.dt_h - record.cost_eur - wear
-        reward -= (
-            LIMIT_PENALTY_EUR_KWH * float(np.abs(p_set - record.p_battery_kw).sum()) * self.dt_h
-        )
+        obj = self.objective
+        # the step's increment of the scored cost J, the stored energy valued as it changes
+        peak = max(self.peak, record.p_import_kw)
+        cost = record.cost_eur + self.demand_charge * (peak - self.peak)
+        cost += float(obj.wear @ record.throughput_kwh)
+        cost -= float(obj.terminal_value @ (record.e_kwh - e_before))
+        self.peak = peak
+        # the same with the battery idle, at this step's grid losses (action-free baseline)
+        idle = -net + record.losses_kw
+        idle_cost = (
+            max(idle, 0.0) * self.price_import[i] - max(-idle, 0.0) * self.price_export[i]
+        ) * self.dt_h
+        peak_idle = max(self.peak_idle, idle)
+        idle_cost += self.demand_charge * (peak_idle - self.peak_idle)
+        self.peak_idle = peak_idle
         truncated = self.k >= self.k_end
-        if truncated:
-            e_end = self.battery.soc * self.battery.e_kwh * self.battery.soh
-            price = self.terminal_price
-            if price is None:
-                price = float(
-                    self.price_import[self.k_end - self.steps_per_day : self.k_end].mean()
-                )
-            reward += price * float((e_end - self.e_start).sum())
-        info = {"cost_eur": record.cost_eur, "p_import_kw": record.p_import_kw}
-        return self._observation(), float(reward), False, truncated, info
+        reward = (idle_cost - cost) / self.reward_scale
+        info = {"cost_eur": cost, "idle_cost_eur": idle_cost, "p_import_kw": record.p_import_kw}
+        obs = self._observation() if not truncated else self._final_observation()
+        return obs, float(reward), False, truncated, info
+
+    def _final_observation(self) -> np.ndarray:
+        """The observation after the day's last step (the episode is over)."""
+        spd = self.steps_per_day
+        pv, load = self.site_pv_kw[-1], self.site_load_kw[-1]
+        zero = np.zeros(len(self.p_max))
+        return self.observer.build(spd - 1, self.battery.soc.copy(), zero, zero, pv, -load)
+
+
+#: A stand-in battery for sizing the observation before any site is drawn.
+_PROBE = {
+    "p_max_kw": 1.0,
+    "e_kwh": 1.0,
+    "soh_init": 1.0,
+    "soc_min": 0.1,
+    "soc_max": 0.9,
+    "eta_ch": 0.95,
+    "eta_dis": 0.95,
+}

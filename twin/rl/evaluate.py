@@ -1,10 +1,10 @@
-"""Scoring controllers day by day on the environment's physics.
+"""Scoring controllers day by day on the environment's physics, by the scored cost J.
 
-Every controller of the twin is a plain model class, so the same instances that act
-in the mosaik run act here, step by step, on :class:`twin.rl.env.MicrogridEnv`'s
-physics (equal to the co-simulation's). A day's score is its energy cost with the
-change of stored battery energy valued at the day's mean import price (the terminal
-rule every controller is held to).
+Every controller of the twin is a plain model class, so the same classes that act in
+the mosaik run act here, step by step, on :class:`twin.rl.env.MicrogridEnv`'s physics
+(equal to the co-simulation's), on any site of a domain. A day is scored by
+:func:`twin.objective.scored_cost` (energy, demand charge, wear, stored energy change at
+the terminal value: the day is the run), the quantity the oracle's LP minimises.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from models.base import Clock
+from twin.objective import scored_cost
 from twin.registry import get_model
+from twin.rl.domain import Site
 from twin.rl.env import MicrogridEnv
 
 __all__ = ["DayScore", "evaluate_day"]
@@ -25,35 +27,44 @@ __all__ = ["DayScore", "evaluate_day"]
 
 @dataclass
 class DayScore:
-    """Outcome of one controller on one day."""
+    """Outcome of one controller on one day (EUR, kW, kWh, s).
+
+    ``cost_eur`` is the scored cost J, ``cost_no_wear_eur`` J without the wear cost,
+    ``energy_eur`` what the site paid; ``planned_eur`` the oracle's own LP value of J
+    (NaN for other controllers): the gap to ``cost_eur`` is what grid losses, left out
+    of the LP, cost.
+    """
 
     controller: str
+    site: str
     day: int
     cost_eur: float
-    scored_cost_eur: float
+    cost_no_wear_eur: float
+    energy_eur: float
     peak_import_kw: float
     throughput_kwh: float
     seconds_per_step: float
+    planned_eur: float = float("nan")
 
 
-def _controller(
+def controller_for(
     env: MicrogridEnv, name: str, policy: str | None, control_changes: dict[str, Any]
 ) -> Any:
-    scenario = env.scenario
-    start = env.clock.time_at(env.k * env.dt_s)
-    clock = Clock(pd.Timestamp(start), env.dt_s, env.steps_per_day)
-    control = {**scenario.control.model_dump(mode="json"), **control_changes}
+    """Controller ``name`` for the environment's current site and day (a one-day run)."""
+    base, site = env.base, env.site
+    assert site is not None
+    clock = Clock(pd.Timestamp(base.clock.time_at(env.k0 * env.dt_s)), env.dt_s, env.steps_per_day)
+    control = {
+        "forecaster": "persistence",
+        "horizon": "24h",
+        "history_days": 14,
+        "terminal_price_eur_kwh": site.terminal_price,
+        **control_changes,
+    }
     if policy:
         control["policy"] = policy
-    context = {
-        **env.context,
-        "control": control,
-        "assets": {kind: scenario.units(kind) for kind in ("pv", "load")},
-        "tariff": {"name": "tariff", **scenario.tariff.model_dump()},
-        "chargers": [],
-        "p_import_max_kw": scenario.control.p_import_max_kw,
-    }
-    return get_model(name)(scenario.units("battery"), clock, context)
+    context = {**base.controller_context(site), "control": control, "objective": env.objective}
+    return get_model(name)(site.batteries, clock, context)
 
 
 def evaluate_day(
@@ -62,20 +73,26 @@ def evaluate_day(
     name: str,
     policy: str | None = None,
     control: dict[str, Any] | None = None,
+    site: Site | None = None,
 ) -> DayScore:
     """Run controller ``name`` (``none`` or a registered controller) over one day.
 
-    ``control`` overrides the scenario's control options (e.g. ``{"forecaster": ...}``).
+    ``site`` (default: the environment's fixed site) is the site; ``control``
+    overrides control options (e.g. ``{"forecaster": "regression"}``).
     """
-    env.reset(options={"day": day})
+    options: dict[str, Any] = {"day": day}
+    if site is not None:
+        options["site"] = site
+    env.reset(options=options)
     started = time.perf_counter()  # set-up counts: the oracle solves its LP there
-    controller = None if name == "none" else _controller(env, name, policy, control or {})
+    controller = None if name == "none" else controller_for(env, name, policy, control or {})
     spent = time.perf_counter() - started
-    n_b = len(env.batteries)
+    n_b = len(env.p_max)
     soc = env.battery.soc.copy()
-    cost, peak, throughput = 0.0, -np.inf, 0.0
-    for i in range(env.steps_per_day):
-        pv, load = env.site_pv_kw[env.k], env.site_load_kw[env.k]
+    spd = env.steps_per_day
+    imports, throughput = np.zeros(spd), np.zeros(n_b)
+    for i in range(spd):
+        pv, load = env.site_pv_kw[spd + i], env.site_load_kw[spd + i]
         if controller is None:
             p_set = np.zeros(n_b)
         else:
@@ -84,23 +101,44 @@ def evaluate_day(
                 "p_kw": np.array([pv + load]),
                 "p_pv_kw": np.array([pv]),
                 "p_load_kw": np.array([load]),
-                "price_eur_kwh": env.price_import[env.k : env.k + 1],
-                "price_export_eur_kwh": env.price_export[env.k : env.k + 1],
                 "soc": soc,
+                "price_eur_kwh": env.price_import[i : i + 1],
+                "price_export_eur_kwh": env.price_export[i : i + 1],
             }
             inputs = {k: v for k, v in inputs.items() if k in controller.inputs}
             started = time.perf_counter()
-            p_set = controller.step(controller.clock.time_at(i * env.dt_s), env.dt_s, inputs)[
-                "p_set_kw"
-            ]
+            out = controller.step(controller.clock.time_at(i * env.dt_s), env.dt_s, inputs)
             spent += time.perf_counter() - started
+            p_set = out["p_set_kw"]
         record = env.physics_step(p_set)
         soc = record.soc.copy()
-        cost += record.cost_eur
-        peak = max(peak, record.p_import_kw)
-        throughput += float(np.abs(record.p_battery_kw).sum()) * env.dt_h
-    e_end = env.battery.soc * env.battery.e_kwh * env.battery.soh
-    day_prices = env.price_import[env.k - env.steps_per_day : env.k]
-    price = env.terminal_price if env.terminal_price is not None else float(day_prices.mean())
-    scored = cost - price * float((e_end - env.e_start).sum())
-    return DayScore(name, day, cost, scored, peak, throughput, spent / env.steps_per_day)
+        imports[i] = record.p_import_kw
+        throughput += record.throughput_kwh
+    score = scored_cost(
+        np.clip(imports, 0.0, None),
+        np.clip(-imports, 0.0, None),
+        env.price_import[:spd],
+        env.price_export[:spd],
+        env.dt_h,
+        env.demand_charge,
+        throughput,
+        env.e_prev - env.e_start,
+        env.objective,
+    )
+    planned = float("nan")
+    plan = getattr(controller, "plan", None)
+    if name == "oracle" and plan is not None:
+        de = plan.e_kwh[-1] - plan.e_kwh[0]
+        planned = plan.cost_eur - float(env.objective.terminal_value @ de)
+    return DayScore(
+        name,
+        env.site.name,
+        day,
+        score.total,
+        score.without_wear,
+        score.energy,
+        float(imports.max()),
+        float(throughput.sum()),
+        spent / spd,
+        planned,
+    )

@@ -1,50 +1,117 @@
-"""Training an RL dispatch policy with stable-baselines3 on the environment."""
+"""Training an RL dispatch policy with stable-baselines3 on the environment.
+
+The default trains the generalist: every episode is a day of a site drawn from the
+domain of :mod:`twin.rl.domain` (its training days only). Given a scenario, it trains
+on that scenario's own site. Training is reproducible bit for bit for a given seed
+and thread count; :data:`DEFAULT_TIMESTEPS` is the one default the CLI, the benchmark
+and the documentation use.
+"""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from twin.rl.env import MicrogridEnv, split_days
+from twin.rl.domain import Domain, DomainConfig, split_days
+from twin.rl.env import MicrogridEnv
 from twin.scenario import ScenarioBase
 
-__all__ = ["ALGORITHMS", "TrainResult", "train_policy"]
+__all__ = ["ALGORITHMS", "DEFAULT_TIMESTEPS", "TrainResult", "train_policy"]
 
 ALGORITHMS = ("sac", "ppo")
+#: SAC's initial entropy coefficient (tuned automatically from there): rewards are per
+#: step at full power, a few tenths on a typical step.
+INITIAL_ENTROPY_COEF = 0.1
+#: The initial policy's standard deviation before the tanh squashing (log).
+INITIAL_LOG_STD = -2.0
+#: Environment steps of a default training run (see BENCHMARKS.md for its time).
+DEFAULT_TIMESTEPS = 60_000
 
 
 @dataclass
 class TrainResult:
-    """Where training put its outputs, and which days it used."""
+    """Where training put its outputs, which days it used, and how long it took.
+
+    ``seconds`` is wall time, ``cpu_seconds`` the process's CPU time (on a shared
+    machine the fairer measure), both with the environment's set-up included.
+    """
 
     policy: Path
     curve_csv: Path
     curve_png: Path
     train_days: list[int]
     validation_days: list[int]
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
 
 
 def train_policy(
-    scenario: ScenarioBase,
+    source: ScenarioBase | DomainConfig | None,
     out: str | Path,
     *,
-    timesteps: int = 100_000,
+    timesteps: int = DEFAULT_TIMESTEPS,
     days: int | None = None,
     seed: int = 0,
     algo: str = "sac",
     progress: bool = True,
     gamma: float = 0.99,
+    threads: int = 1,
+    base: str = "rule",
 ) -> TrainResult:
-    """Train a policy on training days of the scenario's year and save it to ``out``.
+    """Train a policy on training days and save it (with its metadata) to ``out``.
 
-    Validation days (every fifth day, see :func:`twin.rl.env.split_days`) are never
-    seen in training. ``days`` limits training to that many training days (spread
-    over the year). Training is reproducible for a given ``seed``.
+    Parameters
+    ----------
+    source : ScenarioBase or DomainConfig or None
+        A scenario (its own site), a domain configuration, or None (the default
+        domain: the generalist).
+    out : str or Path
+        Policy file to write (``.zip``); ``<stem>_train.json``, ``_curve.csv`` and
+        ``_curve.png`` are written beside it.
+    timesteps : int
+        Environment steps.
+    days : int, optional
+        Use only this many training days (spread over the year).
+    seed : int
+        Seed of the networks, the replay and the site/day draws.
+    algo : str
+        ``sac`` or ``ppo``.
+    progress : bool
+        Show a progress bar.
+    gamma : float
+        Discount factor.
+    threads : int
+        torch threads (1 is fastest on a busy machine: more threads stalled SAC's
+        small updates).
+    base : str
+        What the action corrects: ``rule`` or ``plan`` (:class:`MicrogridEnv`).
+
+    Returns
+    -------
+    TrainResult
     """
+    started, cpu_started = time.perf_counter(), time.process_time()
     import torch
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.monitor import Monitor
@@ -54,28 +121,45 @@ def train_policy(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     train_days, val_days = split_days(365)
     if days is not None:
         stride = max(len(train_days) // days, 1)
         train_days = train_days[::stride][:days]
-    env = Monitor(MicrogridEnv(scenario, days=train_days))
+    if isinstance(source, ScenarioBase):
+        domain, config, name = Domain.fixed(source), None, source.name
+    else:
+        config = source or DomainConfig()
+        domain, name = Domain.training(config), "domain"
+    env = Monitor(MicrogridEnv(domain, days=train_days, base=base))
     env.reset(seed=seed)
     env.action_space.seed(seed)
     kwargs = dict(
         seed=seed, device="cpu", verbose=0, gamma=gamma, policy_kwargs={"net_arch": [64, 64]}
     )
     if algo == "sac":
-        model = SAC("MlpPolicy", env, learning_starts=1000, batch_size=256, **kwargs)
+        model = SAC(
+            "MlpPolicy",
+            env,
+            learning_starts=1000,
+            batch_size=256,
+            ent_coef=f"auto_{INITIAL_ENTROPY_COEF}",
+            # the day is the task: its end is terminal, not a time limit to bootstrap past
+            replay_buffer_kwargs={"handle_timeout_termination": False},
+            **kwargs,
+        )
+        _start_at_the_base(model.actor)
     else:
         model = PPO("MlpPolicy", env, n_steps=960, batch_size=96, **kwargs)
     model.learn(total_timesteps=timesteps, progress_bar=progress)
     model.save(out)
     policy = out if out.suffix == ".zip" else out.with_suffix(".zip")
+    seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
 
     rewards = np.asarray(env.get_episode_rewards(), dtype=float)
     lengths = np.asarray(env.get_episode_lengths(), dtype=int)
-    curve = pd.DataFrame({"timesteps": np.cumsum(lengths), "episode_reward_eur": rewards})
+    curve = pd.DataFrame({"timesteps": np.cumsum(lengths), "episode_reward": rewards})
     curve_csv = policy.with_name(policy.stem + "_curve.csv")
     curve.to_csv(curve_csv, index=False)
     curve_png = policy.with_name(policy.stem + "_curve.png")
@@ -84,12 +168,38 @@ def train_policy(
         "algo": algo,
         "seed": seed,
         "timesteps": timesteps,
+        "threads": threads,
+        "base": base,
+        "gamma": gamma,
+        "wall_time_s": round(seconds, 1),
+        "cpu_time_s": round(cpu_seconds, 1),
+        "source": name,
+        "domain": config.as_dict() if config is not None else None,
+        "domain_digest": config.digest() if config is not None else None,
+        "observation_size": int(env.observation_space.shape[0]),
+        "git_commit": _git_commit(),
         "train_days": train_days,
         "validation_days": val_days,
-        "scenario": scenario.name,
     }
     policy.with_name(policy.stem + "_train.json").write_text(json.dumps(meta, indent=1))
-    return TrainResult(policy, curve_csv, curve_png, train_days, val_days)
+    return TrainResult(policy, curve_csv, curve_png, train_days, val_days, seconds, cpu_seconds)
+
+
+def _start_at_the_base(actor: Any) -> None:
+    """Residual learning starts at the base: zero mean correction, little noise.
+
+    The actor's output layers are zeroed (mean action 0 whatever the observation) and
+    its log standard deviation set to :data:`INITIAL_LOG_STD`, so the first policy is
+    the base controller itself (the rule or the day plan) and exploration around it
+    is small; a randomly initialised actor costs far more than it learns at first.
+    """
+    import torch
+
+    with torch.no_grad():
+        actor.mu.weight.zero_()
+        actor.mu.bias.zero_()
+        actor.log_std.weight.zero_()
+        actor.log_std.bias.fill_(INITIAL_LOG_STD)
 
 
 def _plot_curve(curve: pd.DataFrame, path: Path, algo: str) -> None:
@@ -99,15 +209,15 @@ def _plot_curve(curve: pd.DataFrame, path: Path, algo: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.plot(curve["timesteps"], curve["episode_reward_eur"], alpha=0.3, label="episode")
+    ax.plot(curve["timesteps"], curve["episode_reward"], alpha=0.3, label="episode")
     window = max(len(curve) // 20, 1)
     ax.plot(
         curve["timesteps"],
-        curve["episode_reward_eur"].rolling(window).mean(),
+        curve["episode_reward"].rolling(window).mean(),
         label=f"rolling mean ({window} episodes)",
     )
     ax.set_xlabel("training steps")
-    ax.set_ylabel("episode reward: saving vs no battery (EUR/day)")
+    ax.set_ylabel("episode reward: saving vs idle battery\n(in steps at full power, mean price)")
     ax.set_title(f"{algo.upper()} training curve")
     ax.grid(alpha=0.3)
     ax.legend()

@@ -1,5 +1,7 @@
 """Training is reproducible, and the trained policy acts inside the mosaik run."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -8,9 +10,10 @@ from typer.testing import CliRunner
 
 from tests.conftest import ROOT
 from twin.cli import app
+from twin.control.component import BUILTIN_POLICY_FILE
 from twin.results import load_results, wide
-from twin.rl.controller import load_policy
-from twin.rl.train import train_policy
+from twin.rl.controller import BUILTIN_POLICY, load_policy, policy_metadata
+from twin.rl.train import DEFAULT_TIMESTEPS, train_policy
 from twin.run import run_scenario
 from twin.scenario import validate_scenario
 
@@ -40,6 +43,21 @@ def test_training_is_reproducible_with_a_seed(policy, tmp_path):
         assert torch.equal(first[key], second[key]), key
     assert policy.curve_png.stat().st_size > 5_000
     assert not set(policy.train_days) & set(policy.validation_days)
+    meta = json.loads(policy.policy.with_name("policy_train.json").read_text())
+    assert meta["seed"] == 3 and meta["timesteps"] == STEPS and meta["threads"] == 1
+    assert meta["base"] == "rule" and meta["wall_time_s"] > 0
+
+
+def test_builtin_policy_is_package_data_and_acts_in_the_mosaik_run(tmp_path):
+    assert BUILTIN_POLICY.exists() and BUILTIN_POLICY == BUILTIN_POLICY_FILE
+    meta = policy_metadata("builtin")
+    assert meta["source"] == "domain" and meta["timesteps"] == DEFAULT_TIMESTEPS
+    scenario = day_scenario(controller="rl", control={"policy": "builtin"})
+    run = run_scenario(scenario, tmp_path)
+    setpoints = wide(load_results(run.out_dir), "controller", "p_set_kw")["bess"]
+    assert setpoints.abs().max() <= 20.0 + 1e-9
+    assert setpoints.abs().sum() > 0
+    assert np.isfinite(run.kpis["cost_scored_eur"])
 
 
 def test_rl_controller_acts_in_the_mosaik_run(policy, tmp_path):
@@ -77,3 +95,12 @@ def test_compare_prints_every_controller(policy, tmp_path):
     assert result.exit_code == 0, result.output
     for name in ("none", "rule", "oracle", "rl", "of oracle", "ms/step"):
         assert name in result.output
+
+
+def test_a_policy_for_another_number_of_batteries_is_refused(policy, tmp_path):
+    raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
+    second = {**raw["assets"]["battery"][0], "name": "bess2"}
+    raw["assets"]["battery"].append(second)
+    raw.update(controller="rl", control={"policy": str(policy.policy)})
+    with pytest.raises(Exception, match="control.policy"):
+        run_scenario(validate_scenario(raw), tmp_path)
