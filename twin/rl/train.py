@@ -77,7 +77,7 @@ def train_policy(
     progress: bool = True,
     gamma: float = 0.99,
     threads: int = 1,
-    base: str = "rule",
+    base: str = "plan",
 ) -> TrainResult:
     """Train a policy on training days and save it (with its metadata) to ``out``.
 
