@@ -313,7 +313,7 @@ def train(
     threads: Annotated[
         int, typer.Option(min=1, max=256, help="torch threads (1 is fastest on a busy machine).")
     ] = 1,
-    base: Annotated[str, typer.Option(help="What the action corrects: rule or plan.")] = "rule",
+    base: Annotated[str, typer.Option(help="What the action corrects: plan or rule.")] = "plan",
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a field: path=value.")
     ] = None,

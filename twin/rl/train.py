@@ -77,7 +77,7 @@ def train_policy(
     progress: bool = True,
     gamma: float = 0.99,
     threads: int = 1,
-    base: str = "rule",
+    base: str = "plan",
 ) -> TrainResult:
     """Train a policy on training days and save it (with its metadata) to ``out``.
 
@@ -112,6 +112,7 @@ def train_policy(
     TrainResult
     """
     started, cpu_started = time.perf_counter(), time.process_time()
+    commit = _git_commit()  # the code that trains, before anything can change it
     import torch
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.monitor import Monitor
@@ -177,7 +178,7 @@ def train_policy(
         "domain": config.as_dict() if config is not None else None,
         "domain_digest": config.digest() if config is not None else None,
         "observation_size": int(env.observation_space.shape[0]),
-        "git_commit": _git_commit(),
+        "git_commit": commit,
         "train_days": train_days,
         "validation_days": val_days,
     }

@@ -45,7 +45,7 @@ def test_training_is_reproducible_with_a_seed(policy, tmp_path):
     assert not set(policy.train_days) & set(policy.validation_days)
     meta = json.loads(policy.policy.with_name("policy_train.json").read_text())
     assert meta["seed"] == 3 and meta["timesteps"] == STEPS and meta["threads"] == 1
-    assert meta["base"] == "rule" and meta["wall_time_s"] > 0
+    assert meta["base"] == "plan" and meta["wall_time_s"] > 0
 
 
 def test_builtin_policy_is_package_data_and_acts_in_the_mosaik_run(tmp_path):
