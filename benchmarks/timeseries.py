@@ -70,26 +70,16 @@ def pandapower_worker(method: str, work: Path) -> None:
     """Run ``method`` (``timeseries`` or ``runpp``) on the prepared net; save voltages."""
     import numpy as np
     import pandapower as pp
-    import pandas as pd
 
-    net = pp.from_json(str(work / "net.json"))
-    injection = np.load(work / "injection.npy")
-    p_mw, q_mvar = np.load(work / "p_mw.npy"), np.load(work / "q_mvar.npy")
+    from benchmarks.pandapower_side import load_prepared, timeseries_controllers
+
+    net, injection, p_mw, q_mvar = load_prepared(work)
     n_steps = len(p_mw)
     started = time.perf_counter()
     if method == "timeseries":
-        from pandapower.control import ConstControl
-        from pandapower.timeseries import DFData, OutputWriter, run_timeseries
+        from pandapower.timeseries import run_timeseries
 
-        columns = [str(i) for i in range(len(injection))]
-        for variable, values in (("p_mw", p_mw), ("q_mvar", q_mvar)):
-            data = DFData(pd.DataFrame(values, columns=columns))
-            ConstControl(
-                net, "sgen", variable, element_index=injection, data_source=data,
-                profile_name=columns,
-            )  # fmt: skip
-        writer = OutputWriter(net, time_steps=range(n_steps), output_path=None)
-        writer.log_variable("res_bus", "vm_pu")
+        writer = timeseries_controllers(net, injection, p_mw, q_mvar)
         run_timeseries(net, time_steps=range(n_steps), verbose=False)
         vm = writer.output["res_bus.vm_pu"].to_numpy()
     else:
@@ -119,40 +109,11 @@ def week_scenario(work: Path, duration: str, grid: str) -> Path:
 
 
 def bus_injections(scenario_path: Path, run_dir: Path, work: Path) -> None:
-    """The twin's recorded injections per bus (MW, Mvar) and the net as the twin prepares it."""
-    import numpy as np
-    import pandapower as pp
-
-    from models.grid import prepare_net
-    from models.gridnet import bus_index
-    from twin.results import load_results, wide
+    """The twin's recorded injections per bus and the net as the twin prepares it."""
+    from benchmarks.pandapower_side import save_bus_injections
     from twin.scenario import load_scenario
 
-    scenario = load_scenario(scenario_path)
-    results = load_results(run_dir)
-    net, injection = prepare_net(scenario.grid.source)
-    position = {bus: i for i, bus in enumerate(net.bus.index)}
-    times = wide(results, "bus", "v_pu").index
-    p_kw = np.zeros((len(times), len(net.bus)))
-    q_kvar = np.zeros_like(p_kw)
-    for kind in ("pv", "battery", "load", "ev"):
-        units = scenario.units(kind)
-        if not units:
-            continue
-        for quantity, into in (("p_kw", p_kw), ("q_kvar", q_kvar)):
-            mask = (results["kind"] == kind) & (results["quantity"] == quantity)
-            if not mask.any():
-                continue
-            table = wide(results, kind, quantity).reindex(times)
-            for unit in units:
-                column = position[bus_index(net, unit["bus"])]
-                into[:, column] += table[unit["name"]].to_numpy()
-    pp.to_json(net, str(work / "net.json"))
-    np.save(work / "injection.npy", injection)
-    np.save(work / "p_mw.npy", p_kw / 1000.0)
-    np.save(work / "q_mvar.npy", q_kvar / 1000.0)
-    twin_vm = wide(results, "bus", "v_pu")[[f"bus_{b}" for b in net.bus.index]]
-    np.save(work / "vm_twin.npy", twin_vm.to_numpy())
+    save_bus_injections(load_scenario(scenario_path), run_dir, work)
 
 
 def main() -> None:
