@@ -29,12 +29,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.process import measure_process
 
 ROOT = Path(__file__).resolve().parents[1]
 GRIDS = [
@@ -48,23 +49,7 @@ TIMESERIES_GRID = "1-MVLV-urban-all-0-sw"
 
 def measure(args: list[str], env: dict[str, str]) -> dict[str, Any]:
     """Wall, CPU (user + system) seconds and peak RSS (MB) of one fresh process."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    out = proc.stdout.read() if proc.stdout else ""
-    error = proc.stderr.read() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"{' '.join(args)} failed:\n{error[-3000:]}")
-    reported = [line for line in out.splitlines() if line.startswith("{")]
-    return {
-        "wall_s": wall,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "rss_mb": usage.ru_maxrss / 1024.0,
-        **(json.loads(reported[-1]) if reported else {}),
-    }
+    return measure_process(args, env, ROOT)
 
 
 def scenario_raw(grid: str, duration: str) -> dict[str, Any]:

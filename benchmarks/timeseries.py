@@ -33,34 +33,19 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.process import measure_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def measure(args: list[str], env: dict[str, str]) -> dict[str, float]:
     """Wall, CPU (user + system) seconds and peak RSS (MB) of one fresh process."""
-    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
-        started = time.perf_counter()  # files, not pipes: a full pipe would stall the child
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        stdout.seek(0)
-        stderr.seek(0)
-        out, error = stdout.read(), stderr.read()
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"{' '.join(args)} failed:\n{error[-3000:]}")
-    reported = [line for line in out.splitlines() if line.startswith("{")]
-    return {
-        "wall_s": wall,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "rss_mb": usage.ru_maxrss / 1024.0,
-        **(json.loads(reported[-1]) if reported else {}),
-    }
+    return measure_process(args, env, ROOT)
 
 
 # ---------------------------------------------------------------- workers (subprocesses)
