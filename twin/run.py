@@ -85,7 +85,13 @@ def _abort_world(world: Any) -> None:
     try:
         world.shutdown()
     except Exception:  # noqa: BLE001 - the run's own error is the one to report
-        pass
+        # A simulator's finalize failed too (a full disk refuses its last chunk): the
+        # shutdown was done as far as it could go; mosaik must not warn of it later.
+        inner = getattr(world, "_async_world", None)
+        if inner is not None:
+            inner._shutdown_performed = True
+        if not loop.is_closed():
+            loop.close()
 
 
 #: Keys of ``run.json`` the core writes after the components' counters: never theirs.
@@ -276,15 +282,24 @@ def _run(
         except Exception as exc:
             # Keep the steps every simulator completed: a consistent, shorter run.
             error = f"{type(exc).__name__}: {exc}"
-            completed = state.save_completed()
-            saved = merge_parts(plan.parts, plan.results_path, completed) if completed else 0
+            try:
+                completed = state.save_completed()
+                saved = merge_parts(plan.parts, plan.results_path, completed) if completed else 0
+                keep_parts = False
+            except Exception as lost:  # a full disk refuses the rest too: say so, keep chunks
+                saved, keep_parts = 0, True
+                error += (
+                    f"; saving the completed steps failed ({type(lost).__name__}: {lost}): "
+                    f"the closed chunks stay in {out / 'parts'} (twin.results.recover)"
+                )
             _abort_world(plan.world)
             error += _quietly(services.close, "stopping the services")
             error += _quietly(
                 lambda: add_component_metadata(metadata, active, scenario, out / "parts"),
                 "reading the components' counters",
             )
-            shutil.rmtree(out / "parts", ignore_errors=True)
+            if not keep_parts:
+                shutil.rmtree(out / "parts", ignore_errors=True)
             metadata.update(
                 status="failed", error=error, rows_saved=saved, wall_s=time.perf_counter() - started
             )

@@ -408,3 +408,30 @@ def test_peak_memory_does_not_grow_with_the_steps(tmp_path):
         assert done.returncode == 0, done.stderr[-3000:]
         peak_kb[duration] = int(done.stdout.split()[-1])
     assert peak_kb["8h"] <= 1.2 * peak_kb["2h"], peak_kb
+
+
+def test_a_chunk_write_refused_fails_the_run_and_says_so(tmp_path, monkeypatch):
+    """A results chunk that cannot be written (a full disk) ends the run as failed, with
+    the reason in run.json; nothing reports the run finished."""
+    import twin.recorder
+    from twin.scenario import load_scenario
+
+    monkeypatch.setattr(twin.recorder, "chunk_steps_for", lambda n_series, n_steps: 3)
+    write = twin.recorder.ChunkRecorder._write
+
+    def full_disk(self, block, steps):
+        if self.chunks_written >= 2:
+            raise OSError(28, "No space left on device")
+        write(self, block, steps)
+
+    monkeypatch.setattr(twin.recorder.ChunkRecorder, "_write", full_disk)
+    scenario = load_scenario(ROOT / "scenarios" / "microgrid_day.yaml")
+    with pytest.raises((RunError, OSError)):
+        run_scenario(scenario, tmp_path / "run")
+    meta = read_run(tmp_path / "run")
+    assert meta["status"] == "failed"
+    assert "No space left on device" in json.dumps(meta)
+    assert not (tmp_path / "run" / "kpis.json").exists()
+    # what was written stays, and the error says how to get it back
+    assert "twin.results.recover" in meta["error"]
+    assert list((tmp_path / "run" / "parts").rglob("*.parquet"))
