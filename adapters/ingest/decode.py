@@ -29,7 +29,7 @@ from operator import itemgetter
 
 import orjson
 
-__all__ = ["SENML_RELATIVE_BELOW", "Decoded", "decode"]
+__all__ = ["SENML_RELATIVE_BELOW", "Decoded", "batch_base", "decode", "decode_data", "is_senml"]
 
 #: A SenML resolved time below this is relative to the receipt (RFC 8428 4.5.3).
 SENML_RELATIVE_BELOW = 2**28
@@ -111,7 +111,7 @@ def _single(key: str, data: dict) -> Decoded:
     return Decoded([(key, when, v, u, q)])  # type: ignore[list-item]
 
 
-def _batch_base(topic: str) -> str:
+def batch_base(topic: str) -> str:
     """``<prefix>`` of ``<prefix>/gw/<gateway>`` (else the topic's parent level)."""
     head, sep, _ = topic.rpartition("/gw/")
     return head if sep else topic.rpartition("/")[0]
@@ -220,15 +220,20 @@ def _plain_batch(data: list, base: str) -> list[Record] | None:
     return records
 
 
+def is_senml(topic: str, first: object) -> bool:
+    """Whether an array is a SenML pack (topic ``.../senml`` or a base field first)."""
+    return topic.endswith("/senml") or (
+        isinstance(first, dict) and any(k in first for k in _BASE_FIELDS)
+    )
+
+
 def _array(topic: str, data: list, now: float, *, plain: bool = True) -> Decoded:
     """The records of an array; ``plain``: try the plain fast paths first (same result)."""
     records: list[Record] = []
     bad = 0
     first = data[0] if data else None
-    senml = topic.endswith("/senml") or (
-        isinstance(first, dict) and any(k in first for k in _BASE_FIELDS)
-    )
-    base = "" if senml else _batch_base(topic) + "/"
+    senml = is_senml(topic, first)
+    base = "" if senml else batch_base(topic) + "/"
     if plain and not senml:
         fast = _plain_batch(data, base)
         if fast is not None:
@@ -294,13 +299,18 @@ def decode(topic: str, payload: bytes, now: float, *, max_bytes: int, max_record
         data = orjson.loads(payload)
     except orjson.JSONDecodeError:
         return Decoded([], 1, "malformed")
+    return decode_data(topic, data, now, max_records=max_records)
+
+
+def decode_data(topic: str, data: object, now: float, *, max_records: int) -> Decoded:
+    """The records of a parsed payload (:func:`decode` after the size bound and JSON)."""
     cls = data.__class__
     if cls is dict:
-        return _single(topic, data)
+        return _single(topic, data)  # type: ignore[arg-type]
     if cls is list:
-        if len(data) > max_records:
+        if len(data) > max_records:  # type: ignore[arg-type]
             return Decoded([], 0, "too_large")
-        return _array(topic, data, now)
+        return _array(topic, data, now)  # type: ignore[arg-type]
     value = _number(data)
     if value is None:
         return Decoded([], 1, "malformed")

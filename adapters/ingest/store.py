@@ -120,6 +120,13 @@ class RawStore:
         tags = {"site": self.site, "asset": sensor.element, "sensor": sensor.key, "source": "real"}
         return f"{line_prefix(sensor.kind, tags)} {escape_key(sensor.quantity)}="
 
+    def head_of(self, sensor: Sensor) -> str:
+        """:meth:`head` of a sensor, kept on the sensor after the first call."""
+        head = sensor.head
+        if not head:
+            head = sensor.head = self.head(sensor)  # type: ignore[assignment]
+        return head
+
     def add(self, sensor: Sensor, t: float, value: float, quality: int, wall: float) -> None:
         """One point (called by the receiving thread)."""
         self.add_many([(sensor, t, value, quality)], wall)
@@ -127,23 +134,55 @@ class RawStore:
     def add_many(self, points: list[tuple[Sensor, float, float, int]], wall: float) -> None:
         """The points ``(sensor, t, value, quality)`` of one message, received at ``wall``."""
         sensors, times, values, qualities = zip(*points, strict=True)
-        heads = []
-        for sensor in sensors:
-            head = sensor.head
-            if not head:
-                head = sensor.head = self.head(sensor)  # type: ignore[assignment]
-            heads.append(head)
+        self._add(
+            [self.head_of(s) for s in sensors],
+            [s.id for s in sensors],
+            [f"{round(t * 1e6)}000" for t in times],
+            list(times),
+            float_reprs(values),
+            qualities,
+            wall,
+        )
+
+    def add_columns(
+        self,
+        heads: list[str],
+        ids: list[int],
+        t: np.ndarray,
+        t_list: list[float],
+        values: np.ndarray,
+        quality: np.ndarray,
+        wall: float,
+    ) -> None:
+        """The points of one pack as columns (see :mod:`adapters.ingest.packs`).
+
+        ``t`` and ``t_list`` are the same times (epoch s, below 2**52 microseconds) as
+        an array and a list; the timestamps equal :meth:`add_many`'s (round half even).
+        """
+        if len(t) and t.min() == t.max():
+            stamps = [f"{round(t_list[0] * 1e6)}000"] * len(t_list)
+        else:
+            stamps = [f"{us}000" for us in np.rint(t * 1e6).astype(np.int64).tolist()]
+        self._add(heads, ids, stamps, t_list, float_reprs(values.tolist()), quality.tolist(), wall)
+
+    def _add(
+        self,
+        heads: list[str],
+        ids: list[int],
+        stamps: list[str],
+        times: list[float],
+        reprs: list[str],
+        qualities: Sequence[int],
+        wall: float,
+    ) -> None:
         lines = [
-            f"{head}{value}{_QUALITY[quality]}{round(t * 1e6)}000\n"
-            for head, value, quality, t in zip(
-                heads, float_reprs(values), qualities, times, strict=True
-            )
+            f"{head}{value}{_QUALITY[quality]}{stamp}\n"
+            for head, value, quality, stamp in zip(heads, reprs, qualities, stamps, strict=True)
         ]
         with self._lock:
             self._lines += lines
             if self.trace:
-                pairs = zip(sensors, times, strict=True)
-                self._trace += [(sensor.id, t, wall) for sensor, t in pairs]
+                self._trace += [(i, t, wall) for i, t in zip(ids, times, strict=True)]
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):

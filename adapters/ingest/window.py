@@ -13,7 +13,7 @@ step)``. At receipt, with the plant clock ``now`` (:class:`PlantClock`):
 - otherwise it is placed in its window; a window closes at the first step after its end
   plus ``late_window_s`` on the plant clock, and a value for a closed window is
   ``late``: stored, but not given to the estimate. Within a window a sensor's latest
-  sample (by ``t``) counts.
+  sample (by ``t``) counts (of equal ``t``, the one that came last).
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ class Windows:
         self.oldest_s = tolerance_s + max_delay_s
         self.late_window_s = late_window_s
         self.closed = -1  # windows up to this index are closed
-        self.open: dict[int, dict[int, tuple[float, float, int, int]]] = {}
+        #: per open window, its values ``(sid, t, value, quality, flag)`` as they came
+        self.open: dict[int, list[tuple[int, float, float, int, int]]] = {}
         self._seen: set[tuple[int, float]] = set()
         self._order: deque[tuple[int, float]] = deque()  # the seen pairs, oldest first
         self.skew_offsets: dict[int, float] = {}  # first offset per sensor (the warning)
@@ -135,6 +136,19 @@ class Windows:
         self._order.append(key)
         return OK
 
+    def new_pairs(self, pairs: list[tuple[int, float]]) -> bool:
+        """Remember ``(sid, t)`` pairs admitted together.
+
+        False, and nothing remembered, if any was seen before (the caller then admits
+        them one by one).
+        """
+        seen = self._seen
+        if not seen.isdisjoint(pairs):
+            return False
+        seen.update(pairs)
+        self._order.extend(pairs)
+        return True
+
     def forget(self, now: float) -> None:
         """Forget the oldest seen pairs up to the first one still within the accepted age."""
         order = self._order
@@ -151,13 +165,47 @@ class Windows:
         j = math.floor((t - self.start) / self.step_s)
         if j <= self.closed:
             return False
-        window = self.open.get(j)
-        if window is None:
-            window = self.open[j] = {}
-        held = window.get(sid)
-        if held is None or t >= held[0]:
-            window[sid] = (t, value, quality, flag)
+        rows = self.open.get(j)
+        if rows is None:
+            rows = self.open[j] = []
+        rows.append((sid, t, value, quality, flag))
         return True
+
+    def place_many(
+        self,
+        ids: list[int],
+        t: np.ndarray,
+        t_list: list[float],
+        values: np.ndarray,
+        quality: np.ndarray,
+        flags: np.ndarray,
+    ) -> int:
+        """:meth:`place` each value of a pack; the number of late ones.
+
+        ``t`` and ``t_list`` are the same times as an array and a list.
+        """
+        js = np.floor((t - self.start) / self.step_s)
+        rows = zip(ids, t_list, values.tolist(), quality.tolist(), flags.tolist(), strict=True)
+        j0 = js[0] if len(js) else 0.0
+        if (js == j0).all():
+            j = int(j0)
+            if j <= self.closed:
+                return len(ids)
+            window = self.open.get(j)
+            if window is None:
+                window = self.open[j] = []
+            window += rows
+            return 0
+        late = 0
+        for j, row in zip(js.astype(np.int64).tolist(), rows, strict=True):
+            if j <= self.closed:
+                late += 1
+                continue
+            window = self.open.get(j)
+            if window is None:
+                window = self.open[j] = []
+            window.append(row)
+        return late
 
     def due(self, now_s: float) -> int:
         """The newest window closed at ``now_s`` (plant seconds since the start)."""
@@ -178,14 +226,31 @@ class Windows:
         return closed
 
 
-def window_arrays(window: dict[int, tuple[float, float, int, int]]) -> dict[str, np.ndarray]:
-    """One window's values as arrays ordered by sensor id."""
-    ids = np.fromiter(sorted(window), dtype=np.int64, count=len(window))
-    rows = [window[i] for i in ids.tolist()]
+def window_arrays(rows: list[tuple[int, float, float, int, int]]) -> dict[str, np.ndarray]:
+    """One window's values as arrays ordered by sensor id.
+
+    Within a window a sensor's latest sample by ``t`` counts; of samples with the same
+    ``t`` the one that came last.
+    """
+    if not rows:
+        empty = np.array([], dtype=np.int64)
+        return {
+            "ids": empty,
+            "t": np.array([], dtype=float),
+            "values": np.array([], dtype=float),
+            "quality": empty.copy(),
+            "flags": empty.copy(),
+        }
+    sid, t, values, quality, flags = zip(*rows, strict=True)
+    ids = np.array(sid, dtype=np.int64)
+    times = np.array(t, dtype=float)
+    order = np.lexsort((np.arange(len(rows)), times, ids))  # by id, then t, then arrival
+    ordered = ids[order]
+    last = order[np.r_[ordered[1:] != ordered[:-1], True]]
     return {
-        "ids": ids,
-        "t": np.array([r[0] for r in rows], dtype=float),
-        "values": np.array([r[1] for r in rows], dtype=float),
-        "quality": np.array([r[2] for r in rows], dtype=np.int64),
-        "flags": np.array([r[3] for r in rows], dtype=np.int64),
+        "ids": ids[last],
+        "t": times[last],
+        "values": np.array(values, dtype=float)[last],
+        "quality": np.array(quality, dtype=np.int64)[last],
+        "flags": np.array(flags, dtype=np.int64)[last],
     }

@@ -105,8 +105,19 @@ class LinkStats:
         return out
 
 
+#: Bytes read from the socket at once (paho reads a packet's bytes one call each).
+READ_BLOCK = 65_536
+
+
 class _Client(mqtt.Client):
-    """paho's client, telling on a QoS 2 message the broker refused.
+    """paho's client, reading in blocks and telling on a QoS 2 message the broker refused.
+
+    paho 2.x reads every packet with several ``recv`` calls (its type byte, each length
+    byte, the rest) and one packet per ``select``: at thousands of messages per second
+    the system calls cost more than the messages. Here the socket is read in blocks of
+    :data:`READ_BLOCK` bytes that paho's reads are served from, and :meth:`loop_read`
+    goes on while a block holds bytes (the socket's ``select`` no longer sees them). A
+    block belongs to its socket: a reconnect starts afresh.
 
     Under MQTT v5 a broker refuses a QoS 2 message with a failure reason code in its
     PUBREC, which paho 2.x ignores (``_handle_pubrec``): it sends PUBREL anyway, Mosquitto
@@ -114,6 +125,34 @@ class _Client(mqtt.Client):
     """
 
     on_pubrec_failure: Callable[[int, ReasonCode], None] | None = None
+    _block: bytes = b""
+    _block_at: int = 0
+    _block_sock: object = None
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        at, block = self._block_at, self._block
+        if at < len(block) and self._block_sock is self._sock:
+            self._block_at = at + bufsize
+            return block[at : at + bufsize]
+        data = super()._sock_recv(max(bufsize, READ_BLOCK))
+        if len(data) <= bufsize:
+            self._block, self._block_at = b"", 0
+            return data
+        self._block, self._block_at, self._block_sock = data, bufsize, self._sock
+        return data[:bufsize]
+
+    def buffered(self) -> bool:
+        """Whether bytes read from the socket wait in the block."""
+        return self._block_at < len(self._block) and self._block_sock is self._sock
+
+    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+        """The parent's ``loop_read``, again while the block holds bytes (see the class)."""
+        rc = super().loop_read(max_packets)
+        while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS and self._sock is not None:
+            if not self.buffered():
+                break
+            rc = super().loop_read(max_packets)
+        return rc
 
     def _handle_pubrec(self) -> mqtt.MQTTErrorCode:
         packet = self._in_packet["packet"]

@@ -64,3 +64,28 @@ def test_a_persistent_session_keeps_what_came_while_away(own_broker):
         time.sleep(0.02)
     again.close()
     assert got == [b"0", b"1", b"2", b"3", b"4"]
+
+
+def test_a_queue_of_packets_small_and_larger_than_a_block_arrives_whole_and_in_order(own_broker):
+    """Read in blocks: many packets per block, packets across blocks, one per select."""
+    from adapters.mqtt.link import READ_BLOCK
+
+    sizes = [1, 7, 127, 128, 16_383, 16_384, 3 * READ_BLOCK + 5, 0, 300, 2 * READ_BLOCK]
+    payloads = [bytes([i % 251]) * sizes[i % len(sizes)] for i in range(400)]
+    got: list[bytes] = []
+    sub = MqttLink(own_broker.url, "t-blocks", clean_session=False)
+    sub.subscribe("blocks/#", lambda m: got.append(m.payload))
+    sub.open().close()
+    pub = MqttLink(own_broker.url, "t-blocks-pub").open()
+    for i, payload in enumerate(payloads):
+        pub.publish(f"blocks/{i % 3}", payload)
+    assert pub.flush(30.0)
+    pub.close()
+    again = MqttLink(own_broker.url, "t-blocks", clean_session=False)
+    again.subscribe("blocks/#", lambda m: got.append(m.payload))
+    again.open()  # the whole queue arrives at once: blocks hold many packets
+    deadline = time.monotonic() + 30
+    while len(got) < len(payloads) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    again.close()
+    assert got == payloads
