@@ -18,6 +18,7 @@ the same counters, windows and stored lines (tested with hypothesis).
 
 from __future__ import annotations
 
+import math
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,6 @@ _FIELDS = itemgetter("n", "v", "t", "u", "q")
 _NUMBERS = frozenset((float, int))
 _TEXT = frozenset((str,))
 _INT = frozenset((int,))
-_NOT_PLAIN = None
 
 
 class Layout:
@@ -64,6 +64,9 @@ class Layout:
 
 def plain_columns(topic: str, data: list) -> tuple[str, float, float, tuple, ...] | None:
     """``(base, bt, bv, names, values, times, units, qualities)`` of a plain pack, or None.
+
+    Values, times and qualities are checked here; names and units (the layout) by
+    :meth:`PackPath.layout`.
 
     ``bv`` is 0.0 for a SenML pack (the general path adds it to every value) and None
     for a gateway array (values taken as sent).
@@ -93,11 +96,9 @@ def plain_columns(topic: str, data: list) -> tuple[str, float, float, tuple, ...
     if (
         set(map(type, values)) - _NUMBERS
         or set(map(type, times)) - _NUMBERS
-        or set(map(type, names)) - _TEXT
-        or set(map(type, units)) - _TEXT
         or set(map(type, qualities)) - _INT
     ):
-        return None
+        return None  # names and units: checked when their layout is first seen
     return base, bt, bv, names, values, times, units, qualities  # type: ignore[return-value]
 
 
@@ -120,28 +121,39 @@ class PackPath:
         self.layouts: dict[tuple, Layout | None] = {}
         self.taken = 0  # packs taken as arrays
 
-    def layout(self, base: str, names: tuple[str, ...], units: tuple[str, ...]) -> Layout | None:
-        """The layout of these records, resolved on first sight (None: not plain)."""
+    def layout(self, base: str, names: tuple, units: tuple) -> Layout | None:
+        """The layout of these records, resolved on first sight (None: not plain).
+
+        A layout is only made of texts, so a known one needs no type checks.
+        """
         key = (base, names, units)
-        found = self.layouts.get(key, False)
+        try:
+            found = self.layouts.get(key, False)
+        except TypeError:  # an unhashable name or unit
+            return None
         if found is not False:
             return found  # type: ignore[return-value]
+        layout: Layout | None = None
+        if not (set(map(type, names)) - _TEXT or set(map(type, units)) - _TEXT):
+            layout = self._resolve(base, names, units)
+        if len(self.layouts) < MAX_LAYOUTS:
+            self.layouts[key] = layout
+        return layout
+
+    def _resolve(self, base: str, names: tuple, units: tuple) -> Layout | None:
         sensors, factors = [], []
         lookup = self.mapper.lookup
-        layout: Layout | None = None
         for name, unit in zip(names, units, strict=True):
             sensor = lookup(base + name)
             if sensor is None or (f := sensor.factors(unit)) is None:
-                break
+                return None
             sensors.append(sensor)
             factors.append(f)
-        else:
-            if len({s.id for s in sensors}) == len(sensors):
-                layout = Layout(sensors, factors)
-                if self.store is not None:
-                    layout.heads = [self.store.head_of(s) for s in sensors]
-        if len(self.layouts) < MAX_LAYOUTS:
-            self.layouts[key] = layout
+        if len({s.id for s in sensors}) != len(sensors):
+            return None
+        layout = Layout(sensors, factors)
+        if self.store is not None:
+            layout.heads = [self.store.head_of(s) for s in sensors]
         return layout
 
     def take(self, topic: str, data: list, now: float, wall: float) -> bool:
@@ -159,21 +171,22 @@ class PackPath:
         if bv is not None:  # SenML: times relative to bt, values to bv (RFC 8428)
             v = bv + v
             t = bt + t
-            relative = t < SENML_RELATIVE_BELOW
-            if relative.any():
-                t = np.where(relative, t + now, t)
-        x = layout.a * v + layout.b
-        offset = t - now
-        with np.errstate(over="ignore", invalid="ignore"):
-            if not (
-                np.isfinite(x).all()
-                and np.isfinite(t).all()
-                and (offset <= windows.tolerance_s).all()
-                and (-offset <= windows.oldest_s).all()
-                and (np.abs(t) < _FAR_S).all()
-            ):
-                return False
         t_list = t.tolist()
+        t_min, t_max = min(t_list), max(t_list)
+        if t_min < SENML_RELATIVE_BELOW and bv is not None:
+            t = np.where(t < SENML_RELATIVE_BELOW, t + now, t)
+            t_list = t.tolist()
+            t_min, t_max = min(t_list), max(t_list)
+        x = layout.a * v + layout.b
+        # times are finite numbers or +-inf (JSON has no NaN): these bounds catch inf
+        if not (
+            t_max - now <= windows.tolerance_s
+            and now - t_min <= windows.oldest_s
+            and -_FAR_S < t_min
+            and t_max < _FAR_S
+            and math.isfinite(x.sum())  # no value overflowed (or a sum did: per value)
+        ):
+            return False
         pairs = list(zip(layout.id_list, t_list, strict=True))
         if not windows.new_pairs(pairs):
             return False  # a duplicate: the per-value path counts which
@@ -193,11 +206,12 @@ class PackPath:
                 flagged[key] = flagged.get(key, 0) + 1
         q = quality.astype(np.int64)
         f = flags.astype(np.int64)
-        c.late += windows.place_many(layout.id_list, t, t_list, x, q, f)
+        c.late += windows.place_many(layout.ids, t, x, q, f, (t_min, t_max))
         windows.forget(now)
         if self.store is not None:
             assert layout.heads is not None
-            self.store.add_columns(layout.heads, layout.id_list, t, t_list, x, q, wall)
+            stamp = t_list[0] if t_min == t_max else None
+            self.store.add_columns(layout.heads, layout.id_list, t, t_list, x, q, wall, stamp)
             c.submitted += n
         self.taken += 1
         return True

@@ -153,14 +153,16 @@ class RawStore:
         values: np.ndarray,
         quality: np.ndarray,
         wall: float,
+        same_t: float | None = None,
     ) -> None:
         """The points of one pack as columns (see :mod:`adapters.ingest.packs`).
 
         ``t`` and ``t_list`` are the same times (epoch s, below 2**52 microseconds) as
-        an array and a list; the timestamps equal :meth:`add_many`'s (round half even).
+        an array and a list, ``same_t`` their one value when they are all equal; the
+        timestamps equal :meth:`add_many`'s (round half even).
         """
-        if len(t) and t.min() == t.max():
-            stamps = [f"{round(t_list[0] * 1e6)}000"] * len(t_list)
+        if same_t is not None:
+            stamps = [f"{round(same_t * 1e6)}000"] * len(t_list)
         else:
             stamps = [f"{us}000" for us in np.rint(t * 1e6).astype(np.int64).tolist()]
         self._add(heads, ids, stamps, t_list, float_reprs(values.tolist()), quality.tolist(), wall)

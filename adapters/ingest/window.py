@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from typing import Any
 
 import numpy as np
 
@@ -94,7 +95,7 @@ class Windows:
         self.late_window_s = late_window_s
         self.closed = -1  # windows up to this index are closed
         #: per open window, its values ``(sid, t, value, quality, flag)`` as they came
-        self.open: dict[int, list[tuple[int, float, float, int, int]]] = {}
+        self.open: dict[int, list[tuple[int, float, float, int, int] | Pack]] = {}
         self._seen: set[tuple[int, float]] = set()
         self._order: deque[tuple[int, float]] = deque()  # the seen pairs, oldest first
         self.skew_offsets: dict[int, float] = {}  # first offset per sensor (the warning)
@@ -173,38 +174,32 @@ class Windows:
 
     def place_many(
         self,
-        ids: list[int],
+        ids: np.ndarray,
         t: np.ndarray,
-        t_list: list[float],
         values: np.ndarray,
         quality: np.ndarray,
         flags: np.ndarray,
+        t_range: tuple[float, float],
     ) -> int:
-        """:meth:`place` each value of a pack; the number of late ones.
+        """:meth:`place` each value of a pack (as arrays); the number of late ones.
 
-        ``t`` and ``t_list`` are the same times as an array and a list.
+        ``t_range`` is the smallest and the largest of ``t``.
         """
-        js = np.floor((t - self.start) / self.step_s)
-        rows = zip(ids, t_list, values.tolist(), quality.tolist(), flags.tolist(), strict=True)
-        j0 = js[0] if len(js) else 0.0
-        if (js == j0).all():
-            j = int(j0)
-            if j <= self.closed:
-                return len(ids)
-            window = self.open.get(j)
-            if window is None:
-                window = self.open[j] = []
-            window += rows
-            return 0
+        first, last = (math.floor((x - self.start) / self.step_s) for x in t_range)
+        if first == last:  # the usual pack: one window
+            groups: list[tuple[int, Any]] = [(first, slice(None))]
+        else:
+            js = np.floor((t - self.start) / self.step_s)
+            groups = [(int(j), js == j) for j in np.unique(js)]
         late = 0
-        for j, row in zip(js.astype(np.int64).tolist(), rows, strict=True):
+        for j, part in groups:
             if j <= self.closed:
-                late += 1
+                late += len(ids[part])
                 continue
             window = self.open.get(j)
             if window is None:
                 window = self.open[j] = []
-            window.append(row)
+            window.append(Pack(ids[part], t[part], values[part], quality[part], flags[part]))
         return late
 
     def due(self, now_s: float) -> int:
@@ -226,31 +221,54 @@ class Windows:
         return closed
 
 
-def window_arrays(rows: list[tuple[int, float, float, int, int]]) -> dict[str, np.ndarray]:
-    """One window's values as arrays ordered by sensor id.
+class Pack:
+    """Values placed together (a pack): ``ids``, ``t``, ``values``, ``quality``, ``flags``."""
+
+    __slots__ = ("arrays",)
+
+    def __init__(self, *arrays: np.ndarray) -> None:
+        self.arrays = arrays
+
+
+_DTYPES = (np.int64, float, float, np.int64, np.int64)
+
+
+def _columns(rows: list[tuple[int, float, float, int, int]]) -> tuple[np.ndarray, ...]:
+    return tuple(
+        np.array(c, dtype=d) for c, d in zip(zip(*rows, strict=True), _DTYPES, strict=True)
+    )
+
+
+def window_arrays(
+    entries: list[tuple[int, float, float, int, int] | Pack],
+) -> dict[str, np.ndarray]:
+    """One window's values (rows and packs as they came) as arrays ordered by sensor id.
 
     Within a window a sensor's latest sample by ``t`` counts; of samples with the same
     ``t`` the one that came last.
     """
-    if not rows:
-        empty = np.array([], dtype=np.int64)
-        return {
-            "ids": empty,
-            "t": np.array([], dtype=float),
-            "values": np.array([], dtype=float),
-            "quality": empty.copy(),
-            "flags": empty.copy(),
-        }
-    sid, t, values, quality, flags = zip(*rows, strict=True)
-    ids = np.array(sid, dtype=np.int64)
-    times = np.array(t, dtype=float)
-    order = np.lexsort((np.arange(len(rows)), times, ids))  # by id, then t, then arrival
+    parts: list[tuple[np.ndarray, ...]] = []
+    rows: list[tuple[int, float, float, int, int]] = []
+    for entry in entries:
+        if entry.__class__ is Pack:
+            if rows:
+                parts.append(_columns(rows))
+                rows = []
+            parts.append(entry.arrays)  # type: ignore[union-attr]
+        else:
+            rows.append(entry)  # type: ignore[arg-type]
+    if rows or not parts:
+        parts.append(_columns(rows) if rows else tuple(np.array([], dtype=d) for d in _DTYPES))
+    ids, times, values, quality, flags = (
+        np.concatenate([p[k] for p in parts]).astype(d, copy=False) for k, d in enumerate(_DTYPES)
+    )
+    order = np.lexsort((np.arange(len(ids)), times, ids))  # by id, then t, then arrival
     ordered = ids[order]
-    last = order[np.r_[ordered[1:] != ordered[:-1], True]]
+    last = order[np.r_[ordered[1:] != ordered[:-1], True]] if len(ids) else order
     return {
         "ids": ids[last],
         "t": times[last],
-        "values": np.array(values, dtype=float)[last],
-        "quality": np.array(quality, dtype=np.int64)[last],
-        "flags": np.array(flags, dtype=np.int64)[last],
+        "values": values[last],
+        "quality": quality[last],
+        "flags": flags[last],
     }
