@@ -41,7 +41,10 @@ class FleetResult:
 
 
 class FleetError(RunError):
-    """A fleet run in which a site failed or is missing (``result`` holds what was written)."""
+    """A fleet run in which a site failed or is missing (``result`` holds what was written).
+
+    ``status`` is ``partial`` (some sites finished) or ``failed`` (none did).
+    """
 
     def __init__(self, result: FleetResult) -> None:
         self.result = result
@@ -89,7 +92,8 @@ def run_fleet(
         If a site failed or is missing: everything is written, ``status`` says
         ``partial`` or ``failed``.
     RunError
-        If the one world could not be set up or failed (``status: failed``).
+        If the fleet could not run at all (``status: failed``); a world that could not
+        be set up or failed fails every site: a :class:`FleetError`.
     """
     from twin.identity import new_run_id
     from twin.rundir import claim_run_dir, write_json
@@ -122,6 +126,11 @@ def run_fleet(
                 rows = run_world(fleet, out, progress=progress)
             else:
                 rows = _run_split(fleet, out, n_workers, executor)
+        except RunError as exc:  # the one world failed: every site did (steps kept)
+            metadata["error"] = str(exc)
+            rows = {
+                s.name: {"status": "failed", "error": str(exc), "kpis": {}} for s in fleet.sites
+            }
         except Exception as exc:
             _record(metadata, fleet, {}, out)
             metadata.update(
@@ -130,8 +139,6 @@ def run_fleet(
                 wall_s=time.perf_counter() - started,
             )
             write_json(out / "run.json", metadata)
-            if isinstance(exc, RunError):
-                raise
             raise RunError(f"fleet {fleet.name} failed: {exc}") from exc
         _record(metadata, fleet, rows, out)
         finished = [n for n, site in metadata["sites"].items() if site["status"] == "finished"]

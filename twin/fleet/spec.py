@@ -148,7 +148,9 @@ def validate_fleet(raw: Any, base_dir: Path, source: str = "fleet") -> Fleet:
     try:
         clock = ClockSpec.model_validate({k: raw.get(k) for k in ("start", "duration", "step")})
     except ValidationError as exc:
-        problems += _validation_problems(ClockSpec, exc)
+        # the span as a whole (step, duration) is the duration's problem
+        found = _validation_problems(ClockSpec, exc)
+        problems += [Problem(p.path or "duration", p.message) for p in found]
         clock = None
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
