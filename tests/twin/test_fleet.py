@@ -148,9 +148,9 @@ def test_split_equals_one_world_and_the_same_seed_the_same_results(tmp_path):
     assert_same(load_results(tmp_path / "split"), load_results(tmp_path / "world"))
     for name, kpis in world.kpis["sites"].items():
         assert split.kpis["sites"][name] == pytest.approx(kpis, abs=1e-9, nan_ok=True)
-    again = run_fleet(fleet, tmp_path / "again")
+    run_fleet(fleet, tmp_path / "again")
     assert_same(load_results(tmp_path / "again"), load_results(tmp_path / "world"))
-    reseeded = run_fleet(validate_fleet(fleet_raw(seed=6), tmp_path), tmp_path / "reseeded")
+    run_fleet(validate_fleet(fleet_raw(seed=6), tmp_path), tmp_path / "reseeded")
     noisy = load_results(tmp_path / "reseeded")
     measured = noisy["source"] == "measured"
     plain = load_results(tmp_path / "world")
