@@ -1,0 +1,143 @@
+"""Many plants: N LV sites for a day at 15 min, in one world vs split, in one run.
+
+Usage: python -m benchmarks.fleet [--sites 50] [--duration 1d] [--workers N]
+
+The fleet is N copies of the demo day (1-LV-rural1, two PV plants, a battery, the
+feeder's 13 loads, the rule controller, sensors on), each site with its own PV size
+and seed. Each mode runs ``twin.fleet.run_fleet`` in a fresh process (fleet file
+validation included, imports excluded from "run", included in "process"): "world" puts
+every site in one mosaik world in that process, "split" runs each site as a run of its
+own on a dask ``LocalCluster`` (``--workers``, default one per CPU; cluster start-up
+included). The table gives wall, CPU (the process and the workers it reaped), the
+largest process's peak RSS and the peak RSS of the whole process tree, and the ratio
+world / split. Both modes' results are compared (to 1e-9).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from benchmarks.machine import machine
+from benchmarks.process import measure_process
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fleet_file(work: Path, sites: int, duration: str) -> Path:
+    """A fleet of ``sites`` demo-day sites with PV sizes of 20..79 kW."""
+    template = ROOT / "scenarios" / "microgrid_day.yaml"
+    raw = {
+        "kind": "fleet",
+        "name": f"lv{sites}",
+        "start": "2016-06-21T00:00:00-04:00",
+        "duration": duration,
+        "step": "15min",
+        "seed": 17,
+        "sites": [
+            {
+                "site": f"lv{i:03d}",
+                "scenario": str(template),
+                "set": [f"assets.pv[0].p_dc_kw={20 + (7 * i) % 60}"],
+            }
+            for i in range(sites)
+        ],
+    }
+    path = work / "fleet.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def child(path: str, out: str, mode: str, workers: int | None) -> None:
+    """One mode in this process: validate the fleet file, run it, print a JSON line."""
+    started = time.perf_counter()
+    from twin.fleet import load_fleet, run_fleet
+
+    fleet = load_fleet(path)
+    validated = time.perf_counter()
+    result = run_fleet(fleet, out, mode=mode, n_workers=workers)
+    first = json.loads((Path(out) / "sites" / fleet.sites[0].name / "run.json").read_text())
+    print(
+        json.dumps(
+            {
+                "status": result.status,
+                "validate_s": validated - started,
+                "run_s": time.perf_counter() - validated,
+                "setup_s": first.get("setup_s"),
+                "loop_s": first.get("loop_s"),
+            }
+        )
+    )
+
+
+def same_results(left: Path, right: Path) -> float:
+    """The largest difference between two fleet runs' values (same rows required)."""
+    import numpy as np
+
+    from twin.results import load_results
+
+    keys = ["time", "site", "source", "asset", "kind", "quantity"]
+    frames = []
+    for run in (left, right):
+        frame = load_results(run).drop(columns="run_id")
+        for key in keys[1:]:
+            frame[key] = frame[key].astype(str)
+        frames.append(frame.sort_values(keys).reset_index(drop=True))
+    if not frames[0][keys].equals(frames[1][keys]):
+        raise SystemExit("world and split hold different rows")
+    a, b = frames[0]["value"].to_numpy(), frames[1]["value"].to_numpy()
+    both = ~(np.isnan(a) & np.isnan(b))
+    return float(np.abs(a[both] - b[both]).max())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sites", type=int, default=50)
+    parser.add_argument("--duration", default="1d")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--child", nargs=3, metavar=("FLEET", "OUT", "MODE"), help="internal")
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child, args.workers)
+        return
+    work = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+    path = fleet_file(work, args.sites, args.duration)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    rows = {}
+    for mode in ("world", "split"):
+        cmd = [sys.executable, "-m", "benchmarks.fleet", "--child", str(path)]
+        cmd += [str(work / mode), mode]
+        if args.workers:
+            cmd += ["--workers", str(args.workers)]
+        rows[mode] = measure_process(cmd, env, ROOT, tree=True)
+        if rows[mode].get("status") != "finished":
+            raise SystemExit(f"{mode}: fleet {rows[mode].get('status')}")
+    diff = same_results(work / "world", work / "split")
+    workers = args.workers or len(os.sched_getaffinity(0))
+    print(f"{args.sites} LV sites, {args.duration} at 15 min; split on {workers} workers")
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the end")
+    head = f"{'mode':<6} {'process s':>9} {'run s':>7} {'CPU s':>7} {'RSS MB':>7} {'tree MB':>8}"
+    print(head + f" {'setup s':>8} {'loop s':>7}")
+    for mode, row in rows.items():
+        setup = f"{row['setup_s']:8.1f}" if mode == "world" else f"{'-':>8}"
+        loop = f"{row['loop_s']:7.1f}" if mode == "world" else f"{'-':>7}"
+        print(
+            f"{mode:<6} {row['wall_s']:9.1f} {row['run_s']:7.1f} {row['cpu_s']:7.1f} "
+            f"{row['rss_mb']:7.0f} {row['tree_rss_mb']:8.0f} {setup} {loop}"
+        )
+    world, split = rows["world"], rows["split"]
+    print(
+        f"world / split: wall {world['wall_s'] / split['wall_s']:.2f}x, "
+        f"CPU {world['cpu_s'] / split['cpu_s']:.2f}x; results equal to {diff:.1e}"
+    )
+
+
+if __name__ == "__main__":
+    main()
