@@ -185,11 +185,22 @@ def validate(
         typer.Option("--set", help="Override a field: path=value (repeatable), as with run."),
     ] = None,
 ) -> None:
-    """Check a scenario (with its overrides) and report every problem with its field path."""
+    """Check a scenario or fleet (with its overrides); report every problem with its path."""
     from twin.assets.schema import ASSET_KINDS
-    from twin.scenario import load_scenario
+    from twin.fleet.spec import is_fleet, validate_fleet
+    from twin.inputs import read_yaml
+    from twin.scenario import apply_overrides, load_scenario
 
     try:
+        raw = read_yaml(scenario, "scenario")
+        if is_fleet(raw):
+            fleet = validate_fleet(apply_overrides(raw, list(set_ or [])), scenario.parent)
+            steps = fleet.sites[0].scenario.clock().n_steps
+            console.print(
+                f"[green]ok[/] fleet {fleet.name}: {len(fleet.sites)} sites, {steps} steps "
+                f"of {fleet.step}, mode {fleet.mode}"
+            )
+            return
         sc = load_scenario(scenario, list(set_ or []))
     except TwinError as exc:
         _fail(exc)

@@ -260,3 +260,18 @@ def test_the_shipped_fleet_validates_and_runs_in_both_modes_from_the_cli(tmp_pat
     )
     assert result.exit_code == 0, result.output
     assert_same(load_results(tmp_path / "s"), load_results(tmp_path / "w"))
+
+
+def test_twin_validate_checks_a_fleet_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(fleet_raw()))
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "fleet three: 3 sites, 8 steps of 15min, mode world" in result.output
+    result = CliRunner().invoke(app, ["validate", str(path), "--set", "sites[1].site=farm"])
+    assert result.exit_code == 2
+    assert "sites[1].site: name 'farm' already used by sites[0]" in result.output
