@@ -52,18 +52,25 @@ def _run(
     """The body of :func:`run_world`, in claimed site directories."""
     from twin.run import open_run
 
-    metas = {
-        s.name: open_run(s.scenario, dirs[s.name], compare_uncontrolled=False) for s in fleet.sites
-    }
+    metas: dict[str, dict[str, Any]] = {}
+    try:
+        for site in fleet.sites:
+            metas[site.name] = open_run(site.scenario, dirs[site.name], compare_uncontrolled=False)
+    except RunError as exc:  # a site's input files: the sites opened so far fail too
+        opened = [s for s in fleet.sites if s.name in metas]
+        _fail_all(opened, dirs, metas, f"the fleet could not start: {exc}")
+        raise RunError(f"fleet {fleet.name}: {exc}") from exc
     services = ExitStack()
     try:
         world, plans, actives, checks = _build(fleet, dirs, metas, services)
         setup_s = time.perf_counter() - started
-        loop_s, component_s = _steps(fleet, world, plans, dirs, metas, services, progress)
+        loop_s, state = _steps(fleet, world, plans, dirs, metas, services, progress)
+        component_s = state.component_s()
         rows = {}
         for site in fleet.sites:
             meta = metas[site.name]
             meta.update(setup_s=setup_s, loop_s=loop_s, fleet_sites=len(fleet.sites))
+            meta.update(state.first_step_times(started))
             prefix = f"{site.name}-"
             meta["component_s"] = {
                 k.removeprefix(prefix): v for k, v in component_s.items() if k.startswith(prefix)
@@ -115,7 +122,7 @@ def _build(
             raise
     except Exception as exc:  # any set-up failure: every site failed, never "running"
         error = f"{type(exc).__name__}: {exc}"
-        _fail_all(fleet, dirs, metas, f"the fleet's world could not be set up: {error}")
+        _fail_all(fleet.sites, dirs, metas, f"the fleet's world could not be set up: {error}")
         raise RunError(f"fleet {fleet.name}: the world could not be set up: {exc}") from exc
     return world, plans, actives, checks
 
@@ -128,8 +135,11 @@ def _steps(
     metas: dict[str, dict[str, Any]],
     services: ExitStack,
     progress: bool,
-) -> tuple[float, dict[str, float]]:
-    """Run the world to the end; on failure keep each site's completed steps."""
+) -> tuple[float, Any]:
+    """Run the world to the end (its loop seconds and :class:`twin.runstate.RunState`).
+
+    On failure each site keeps the steps every simulator completed.
+    """
     from twin.results import merge_parts
     from twin.run import abort_world
     from twin.runstate import RunState
@@ -138,9 +148,10 @@ def _steps(
     clock = fleet.sites[0].scenario.clock()
     try:
         state = RunState.of_world(world)
+        state.watch_first_step()
         began = time.perf_counter()
         world.run(until=clock.end_s, print_progress=progress)
-        return time.perf_counter() - began, state.component_s()
+        return time.perf_counter() - began, state
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         try:
@@ -157,7 +168,7 @@ def _steps(
             )
             shutil.rmtree(out / "parts", ignore_errors=True)
             metas[site.name]["rows_saved"] = saved
-        _fail_all(fleet, dirs, metas, f"the fleet's world failed: {error}")
+        _fail_all(fleet.sites, dirs, metas, f"the fleet's world failed: {error}")
         raise RunError(
             f"fleet {fleet.name}: the world failed: {exc} (completed steps saved)"
         ) from exc
@@ -202,11 +213,11 @@ def _close(
 
 
 def _fail_all(
-    fleet: Any, dirs: dict[str, Path], metas: dict[str, dict[str, Any]], error: str
+    sites: Any, dirs: dict[str, Path], metas: dict[str, dict[str, Any]], error: str
 ) -> None:
     """Every site's ``run.json`` says failed, with the fleet's error."""
     from twin.rundir import write_json
 
-    for site in fleet.sites:
+    for site in sites:
         metas[site.name].update(status="failed", error=error)
         write_json(dirs[site.name] / "run.json", metas[site.name])
