@@ -22,7 +22,15 @@ a problem's field path starts with the site's place in the file
 ``start``, ``duration``, ``step``, ``seed`` and ``name`` are replaced (it is a template),
 while a site that *asks* for another clock (an inline scenario or a ``set`` override
 giving a different ``start``, ``duration`` or ``step``, or a ``set`` of ``seed`` or
-``name``) is an error: one clock, one seed rule, one name per site.
+``name``) is an error: one clock, one seed rule, one name per site. A template's
+``outputs.dir`` is not used (a site writes to ``<fleet run dir>/sites/<site>/``); its
+size limits (``outputs.max_memory_gb``...) hold per site.
+
+``mode: world`` costs more per site the more sites share the world: mosaik 3.6 brings
+every simulator's progress up to date after each simulator's step
+(``mosaik/scheduler.py`` ``sim_process``, its own TODO), so a step costs in the square
+of the simulators (about six per site). Beyond ten or so sites ``split`` is faster
+(BENCHMARKS.md, "Many plants").
 """
 
 from __future__ import annotations
