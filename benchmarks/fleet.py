@@ -8,9 +8,10 @@ and seed. Each mode runs ``twin.fleet.run_fleet`` in a fresh process (fleet file
 validation included, imports excluded from "run", included in "process"): "world" puts
 every site in one mosaik world in that process, "split" runs each site as a run of its
 own on a dask ``LocalCluster`` (``--workers``, default one per CPU; cluster start-up
-included). The table gives wall, CPU (the process and the workers it reaped), the
-largest process's peak RSS and the peak RSS of the whole process tree, and the ratio
-world / split. Both modes' results are compared (to 1e-9).
+included). The table gives the process's wall seconds, of which validating the fleet
+file and running it, CPU (the process and the workers it reaped), the largest
+process's peak RSS and the peak of the whole process tree's summed RSS, one world's
+set-up and loop, and the ratio world / split. Both modes' results are compared.
 """
 
 from __future__ import annotations
@@ -123,14 +124,14 @@ def main() -> None:
     workers = args.workers or len(os.sched_getaffinity(0))
     print(f"{args.sites} LV sites, {args.duration} at 15 min; split on {workers} workers")
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the end")
-    head = f"{'mode':<6} {'process s':>9} {'run s':>7} {'CPU s':>7} {'RSS MB':>7} {'tree MB':>8}"
-    print(head + f" {'setup s':>8} {'loop s':>7}")
+    head = f"{'mode':<6} {'process s':>9} {'validate s':>10} {'run s':>7} {'CPU s':>7}"
+    print(head + f" {'RSS MB':>7} {'tree MB':>8} {'setup s':>8} {'loop s':>7}")
     for mode, row in rows.items():
         setup = f"{row['setup_s']:8.1f}" if mode == "world" else f"{'-':>8}"
         loop = f"{row['loop_s']:7.1f}" if mode == "world" else f"{'-':>7}"
         print(
-            f"{mode:<6} {row['wall_s']:9.1f} {row['run_s']:7.1f} {row['cpu_s']:7.1f} "
-            f"{row['rss_mb']:7.0f} {row['tree_rss_mb']:8.0f} {setup} {loop}"
+            f"{mode:<6} {row['wall_s']:9.1f} {row['validate_s']:10.1f} {row['run_s']:7.1f} "
+            f"{row['cpu_s']:7.1f} {row['rss_mb']:7.0f} {row['tree_rss_mb']:8.0f} {setup} {loop}"
         )
     world, split = rows["world"], rows["split"]
     print(
