@@ -275,3 +275,22 @@ def test_twin_validate_checks_a_fleet_file(tmp_path):
     result = CliRunner().invoke(app, ["validate", str(path), "--set", "sites[1].site=farm"])
     assert result.exit_code == 2
     assert "sites[1].site: name 'farm' already used by sites[0]" in result.output
+
+
+def test_a_site_that_returned_nothing_or_whose_run_json_disagrees_did_not_finish(tmp_path):
+    from twin.fleet.run import _record
+
+    fleet = validate_fleet(fleet_raw(), tmp_path)
+    out = tmp_path / "out"
+    (out / "sites" / "farm").mkdir(parents=True)
+    (out / "sites" / "farm" / "run.json").write_text('{"status": "finished"}')
+    metadata = {"sites": {s.name: {"status": "pending"} for s in fleet.sites}}
+    finished = {"status": "finished", "error": None, "kpis": {}, "run_id": "r"}
+    rows = {"farm": dict(finished), "plain": dict(finished)}  # plain wrote no run.json
+    _record(metadata, fleet, rows, out)
+    sites = metadata["sites"]
+    assert sites["farm"]["status"] == "finished" and sites["farm"]["run_id"] == "r"
+    assert sites["plain"]["status"] == "failed"
+    assert "its run.json says 'missing'" in sites["plain"]["error"]
+    assert rows["plain"]["status"] == "failed"
+    assert sites["school"]["status"] == "missing"
