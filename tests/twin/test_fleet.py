@@ -132,6 +132,8 @@ def test_a_fleet_in_one_world_equals_each_site_run_alone(tmp_path):
         assert_same(load_results(tmp_path / "world" / "sites" / site.name), expected)
         assert_same(combined.frame(site=site.name), expected)
         assert result.kpis["sites"][site.name] == pytest.approx(alone.kpis, abs=1e-9, nan_ok=True)
+        in_world = json.loads((tmp_path / "world" / "sites" / site.name / "run.json").read_text())
+        assert set(in_world["component_s"]) == set(alone.metadata["component_s"])  # own ids
     # the fleet's totals: sums, the worst site, the coincident peak
     totals, sites = result.kpis["fleet"], result.kpis["sites"]
     assert totals["e_import_kwh"] == pytest.approx(sum(k["e_import_kwh"] for k in sites.values()))

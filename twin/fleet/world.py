@@ -64,17 +64,14 @@ def _run(
     try:
         world, plans, actives, checks = _build(fleet, dirs, metas, services)
         setup_s = time.perf_counter() - started
-        loop_s, state = _steps(fleet, world, plans, dirs, metas, services, progress)
+        loop_s, state = _steps(fleet, world, plans, dirs, metas, progress)
         component_s = state.component_s()
         rows = {}
         for site in fleet.sites:
             meta = metas[site.name]
             meta.update(setup_s=setup_s, loop_s=loop_s, fleet_sites=len(fleet.sites))
             meta.update(state.first_step_times(started))
-            prefix = f"{site.name}-"
-            meta["component_s"] = {
-                k.removeprefix(prefix): v for k, v in component_s.items() if k.startswith(prefix)
-            }
+            meta["component_s"] = _site_timings(component_s, site.name, plans[site.name])
             rows[site.name] = _close(
                 site, dirs[site.name], world, plans, meta, actives, checks, started
             )
@@ -133,7 +130,6 @@ def _steps(
     plans: dict[str, Any],
     dirs: dict[str, Path],
     metas: dict[str, dict[str, Any]],
-    services: ExitStack,
     progress: bool,
 ) -> tuple[float, Any]:
     """Run the world to the end (its loop seconds and :class:`twin.runstate.RunState`).
@@ -172,6 +168,17 @@ def _steps(
         raise RunError(
             f"fleet {fleet.name}: the world failed: {exc} (completed steps saved)"
         ) from exc
+
+
+def _site_timings(component_s: dict[str, float], site: str, plan: Any) -> dict[str, float]:
+    """A site's part of the world's timings, under its own simulator ids."""
+    own = {f"{site}-{sid}": sid for sid in plan.simulators}
+    out = {}
+    for key, seconds in component_s.items():
+        sid, sep, part = key.partition(":")
+        if sid in own:
+            out[own[sid] + sep + part] = seconds
+    return out
 
 
 def _close(
