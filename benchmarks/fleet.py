@@ -1,6 +1,7 @@
 """Many plants: N LV sites for a day at 15 min, in one world vs split, in one run.
 
 Usage: python -m benchmarks.fleet [--sites 50] [--duration 1d] [--workers N]
+       python -m benchmarks.fleet --sweep 1,5,10,20,50 [--duration 6h]
 
 The fleet is N copies of the demo day (1-LV-rural1, two PV plants, a battery, the
 feeder's 13 loads, the rule controller, sensors on), each site with its own PV size
@@ -12,6 +13,8 @@ included). The table gives the process's wall seconds, of which validating the f
 file and running it, CPU (the process and the workers it reaped), the largest
 process's peak RSS and the peak of the whole process tree's summed RSS, one world's
 set-up and loop, and the ratio world / split. Both modes' results are compared.
+``--sweep`` runs one world of each size in a fresh process: its loop per step and per
+site-step (how one world's cost grows with its sites).
 """
 
 from __future__ import annotations
@@ -98,17 +101,47 @@ def same_results(left: Path, right: Path) -> float:
     return float(np.abs(a[both] - b[both]).max())
 
 
+def sweep(work: Path, sizes: list[int], duration: str) -> None:
+    """One world of each size, each in a fresh process: loop per step and per site-step."""
+    from twin.units import parse_duration_s
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    steps = parse_duration_s(duration) // 900
+    print(f"one world, {duration} at 15 min ({steps} steps); machine: {machine()}")
+    print(f"{'sites':>5} {'simulators':>10} {'setup s':>8} {'loop s':>7} {'ms/step':>8}", end="")
+    print(f" {'ms/site-step':>13}")
+    for n in sizes:
+        here = work / f"n{n}"
+        here.mkdir()
+        cmd = [sys.executable, "-m", "benchmarks.fleet", "--child"]
+        cmd += [str(fleet_file(here, n, duration)), str(here / "out"), "world"]
+        row = measure_process(cmd, env, ROOT)
+        if row.get("status") != "finished":
+            raise SystemExit(f"{n} sites: fleet {row.get('status')}")
+        site = json.loads((here / "out" / "sites" / "lv000" / "run.json").read_text())
+        sims = sum(1 for key in site["component_s"] if ":" not in key)  # one per simulator
+        per_step = row["loop_s"] / steps * 1e3
+        print(
+            f"{n:>5} {n * sims:>10} {row['setup_s']:8.1f} {row['loop_s']:7.1f} "
+            f"{per_step:8.1f} {per_step / n:13.2f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sites", type=int, default=50)
     parser.add_argument("--duration", default="1d")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--child", nargs=3, metavar=("FLEET", "OUT", "MODE"), help="internal")
+    parser.add_argument("--sweep", help="one world of each of these sizes (1,5,10)")
     args = parser.parse_args()
     if args.child:
         child(*args.child, args.workers)
         return
     work = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+    if args.sweep:
+        sweep(work, [int(n) for n in args.sweep.split(",")], args.duration)
+        return
     path = fleet_file(work, args.sites, args.duration)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     rows = {}
