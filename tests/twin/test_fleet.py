@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import ROOT
 from twin.component import Component, register_component, unregister_component
@@ -296,3 +298,31 @@ def test_a_site_that_returned_nothing_or_whose_run_json_disagrees_did_not_finish
     assert "its run.json says 'missing'" in sites["plain"]["error"]
     assert rows["plain"]["status"] == "failed"
     assert sites["school"]["status"] == "missing"
+
+
+JUNK = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(deadline=None, derandomize=True, database=None, max_examples=150)
+@given(
+    top=st.dictionaries(
+        st.sampled_from(["kind", "name", "start", "duration", "step", "seed", "mode", "x"]),
+        JUNK,
+        max_size=4,
+    ),
+    site=st.dictionaries(st.sampled_from(["site", "scenario", "set", "y"]), JUNK, max_size=3),
+)
+def test_any_malformed_fleet_file_is_a_named_error(tmp_path_factory, top, site):
+    raw = fleet_raw()
+    raw.update(top)
+    raw["sites"] = [{**raw["sites"][0], **site}, raw["sites"][1]]
+    try:
+        validate_fleet(raw, tmp_path_factory.getbasetemp())
+    except ScenarioError as exc:
+        assert exc.problems and all(isinstance(p.path, str) for p in exc.problems)

@@ -241,8 +241,12 @@ def _site(
     where = f"sites[{i}]"
     template = entry["scenario"]
     if isinstance(template, str):
-        path = (base_dir / template).resolve()
-        if not path.is_file():
+        try:
+            path = (base_dir / template).resolve()
+            found = path.is_file()
+        except (OSError, ValueError):  # a NUL byte, a name too long
+            found = False
+        if not found:
             return None, [
                 Problem(f"{where}.scenario", f"scenario {template!r} not found (in {base_dir})")
             ]
@@ -298,8 +302,8 @@ def _clock_clashes(raw: dict[str, Any], clock: Any, where: str) -> list[Problem]
     problems = []
     if "start" in raw:
         try:
-            same = pd.Timestamp(raw["start"]) == pd.Timestamp(clock.start)
-        except (TypeError, ValueError):
+            same = bool(pd.Timestamp(raw["start"]) == pd.Timestamp(clock.start))
+        except (TypeError, ValueError, OverflowError):
             same = False
         if not same:
             problems.append(
@@ -314,7 +318,7 @@ def _clock_clashes(raw: dict[str, Any], clock: Any, where: str) -> list[Problem]
             continue
         try:
             same = parse_duration_s(str(raw[key])) == parse_duration_s(getattr(clock, key))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             same = False
         if not same:
             problems.append(
