@@ -326,3 +326,30 @@ def test_any_malformed_fleet_file_is_a_named_error(tmp_path_factory, top, site):
         validate_fleet(raw, tmp_path_factory.getbasetemp())
     except ScenarioError as exc:
         assert exc.problems and all(isinstance(p.path, str) for p in exc.problems)
+
+
+def test_a_full_disk_leaves_no_run_saying_running(tmp_path, monkeypatch):
+    import twin.fleet.run
+    import twin.results
+    from twin.errors import RunError
+
+    def refused(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(twin.results, "merge_parts", refused)
+    raw = fleet_raw()
+    raw["sites"] = [raw["sites"][0], spike_site(tmp_path)]
+    with pytest.raises(FleetError, match="2 of 2 site"):  # the world fails, then the disk
+        run_fleet(validate_fleet(raw, tmp_path), tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["status"] == "failed"
+    for name in ("farm", "spiky"):
+        site = json.loads((tmp_path / "out" / "sites" / name / "run.json").read_text())
+        assert site["status"] == "failed" and "did not converge" in site["error"]
+        assert "No space left" in site["error_saving"]
+        assert any((tmp_path / "out" / "sites" / name / "parts").iterdir())  # chunks kept
+    monkeypatch.undo()
+    monkeypatch.setattr(twin.fleet.run, "combine_results", refused)
+    raw["sites"] = raw["sites"][:1]  # the site finishes; combining its results fails
+    with pytest.raises(RunError, match="combining the sites failed.*No space left"):
+        run_fleet(validate_fleet(raw, tmp_path), tmp_path / "one")
+    assert json.loads((tmp_path / "one" / "run.json").read_text())["status"] == "failed"

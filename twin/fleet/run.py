@@ -142,11 +142,20 @@ def run_fleet(
             raise RunError(f"fleet {fleet.name} failed: {exc}") from exc
         _record(metadata, fleet, rows, out)
         finished = [n for n, site in metadata["sites"].items() if site["status"] == "finished"]
-        metadata["rows_saved"] = combine_results(out, [s.name for s in fleet.sites])
-        kpis = {
-            "sites": {name: rows[name]["kpis"] for name in finished},
-            "fleet": fleet_totals(out, {name: rows[name]["kpis"] for name in finished}),
-        }
+        try:
+            metadata["rows_saved"] = combine_results(out, [s.name for s in fleet.sites])
+            kpis = {
+                "sites": {name: rows[name]["kpis"] for name in finished},
+                "fleet": fleet_totals(out, {name: rows[name]["kpis"] for name in finished}),
+            }
+        except Exception as exc:  # a full disk, say: never leave the fleet "running"
+            metadata.update(
+                status="failed",
+                error=f"combining the sites failed: {type(exc).__name__}: {exc}",
+                wall_s=time.perf_counter() - started,
+            )
+            write_json(out / "run.json", metadata)
+            raise RunError(f"fleet {fleet.name}: combining the sites failed: {exc}") from exc
         metadata["wall_s"] = time.perf_counter() - started
         if len(finished) == len(fleet.sites):
             metadata["status"] = "finished"

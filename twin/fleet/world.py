@@ -156,14 +156,18 @@ def _steps(
             completed, error = 0, f"{error}; saving the completed steps failed: {lost}"
         abort_world(world)
         for site in fleet.sites:
-            out = dirs[site.name]
-            saved = (
-                merge_parts(plans[site.name].parts, out / "results.parquet", completed)
-                if completed
-                else 0
-            )
+            out, meta = dirs[site.name], metas[site.name]
+            try:
+                parts = plans[site.name].parts
+                saved = merge_parts(parts, out / "results.parquet", completed) if completed else 0
+            except Exception as lost:  # noqa: BLE001 - a full disk: keep the chunks, say so
+                meta["error_saving"] = (
+                    f"saving the completed steps failed ({type(lost).__name__}: {lost}): the "
+                    f"closed chunks stay in {out / 'parts'} (twin.results.recover)"
+                )
+                continue
             shutil.rmtree(out / "parts", ignore_errors=True)
-            metas[site.name]["rows_saved"] = saved
+            meta["rows_saved"] = saved
         _fail_all(fleet.sites, dirs, metas, f"the fleet's world failed: {error}")
         raise RunError(
             f"fleet {fleet.name}: the world failed: {exc} (completed steps saved)"
