@@ -66,6 +66,7 @@ __all__ = [
     "RESILIENCE_KPIS",
     "Campaign",
     "RunSpec",
+    "dispatch",
     "execute",
     "load_campaign",
     "local_cluster",
@@ -493,6 +494,30 @@ def local_cluster(n_workers: int) -> Any:
         )
 
 
+def dispatch(
+    jobs: dict[str, tuple[dict[str, Any], str]],
+    *,
+    executor: str = "dask",
+    n_workers: int | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    name: str = "runs",
+) -> Iterator[tuple[str, Any]]:
+    """Run ``{key: (raw scenario, run dir)}`` with :func:`run_one`; yield ``(key, future)``.
+
+    As each run is done, on dask (a ``LocalCluster`` of ``n_workers``, or ``scheduler``
+    or ``client``, as :func:`execute`) or in ``n_workers`` threads; a future's
+    ``result()`` is the run's row (it raises only if the worker was lost). Close the
+    generator (``contextlib.closing``) to stop a local cluster early.
+    """
+    if executor not in EXECUTORS:
+        raise TwinError(f"executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
+    n_workers = usable_cpus() if n_workers is None else n_workers
+    if executor == "threads":
+        return _in_threads(jobs, n_workers)
+    return _on_dask(jobs, scheduler, n_workers, client, name)
+
+
 def _on_dask(
     jobs: dict[str, tuple[dict[str, Any], str]],
     scheduler: str | None,
@@ -571,10 +596,13 @@ def _execute(
             run.point_id: (scenario_of(campaign, run), str(out / "runs" / run.point_id))
             for run in todo
         }
-        done = (
-            _in_threads(jobs, n_workers)
-            if executor == "threads"
-            else _on_dask(jobs, scheduler, n_workers, client, campaign.name)
+        done = dispatch(
+            jobs,
+            executor=executor,
+            n_workers=n_workers,
+            scheduler=scheduler,
+            client=client,
+            name=campaign.name,
         )
         with closing(done), Progress(disable=not progress) as bar:
             task = bar.add_task(f"{campaign.name}: {len(todo)} runs", total=len(todo))

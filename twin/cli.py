@@ -69,11 +69,32 @@ def run(
         str | None,
         typer.Option(help="Also write to InfluxDB 1.x at this URL (outputs.influx.url)."),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=1024, help="A fleet in mode split: worker processes."),
+    ] = None,
 ) -> None:
-    """Run a scenario; write results, run metadata and KPIs; print the KPI table."""
+    """Run a scenario or a fleet of sites; write results, run metadata and KPIs.
+
+    A fleet file (``kind: fleet`` or a ``sites`` list, :mod:`twin.fleet`) runs every
+    site on one clock, in one world or split; ``--set`` then overrides fleet fields.
+    """
+    from twin.inputs import read_yaml
     from twin.run import RunCheckError, run_scenario
     from twin.scenario import load_scenario
 
+    try:
+        raw = read_yaml(scenario, "scenario")
+    except (TwinError, OSError) as exc:
+        _fail(exc)
+        return
+    from twin.fleet.spec import is_fleet
+
+    if is_fleet(raw):
+        if realtime or influx:
+            _fail(TwinError("a fleet runs neither --realtime nor --influx"))
+        _run_fleet(scenario, raw, out, list(set_ or []), workers, progress)
+        return
     overrides = list(set_ or [])
     if influx:
         overrides.append(f"outputs.influx.url={influx}")
@@ -118,6 +139,44 @@ def run(
         raise typer.Exit(code=1)
 
 
+def _run_fleet(
+    path: Path,
+    raw: dict[str, Any],
+    out: Path | None,
+    overrides: list[str],
+    workers: int | None,
+    progress: bool,
+) -> None:
+    """``twin run FLEET.yaml``: every site, a table of sites, the fleet's totals."""
+    from twin.fleet import FleetError, run_fleet, validate_fleet
+    from twin.scenario import apply_overrides
+
+    try:
+        fleet = validate_fleet(apply_overrides(raw, overrides), path.parent, str(path))
+        result = run_fleet(fleet, out, n_workers=workers, progress=progress)
+        failed = None
+    except FleetError as exc:
+        result, failed = exc.result, exc
+    except (TwinError, OSError) as exc:
+        _fail(exc)
+        return
+    table = Table(title=f"fleet {fleet.name} ({result.metadata['mode']}): sites")
+    shown = ("e_import_kwh", "cost_eur", "peak_import_kw")
+    for column in ("site", "status", *shown):
+        table.add_column(column, justify="left" if column in ("site", "status") else "right")
+    for name, site in result.metadata["sites"].items():
+        site_kpis = result.kpis["sites"].get(name, {})
+        values = [f"{site_kpis[k]:,.2f}" if k in site_kpis else "-" for k in shown]
+        table.add_row(name, site["status"], *values)
+    console.print(table)
+    console.print(kpi_table(result.kpis["fleet"], f"fleet {fleet.name}: totals"))
+    wall = result.metadata["wall_s"]
+    console.print(f"results in [bold]{result.out_dir}[/] ({wall:.1f} s wall)")
+    if failed is not None:
+        err_console.print(f"[bold red]fleet FAILED[/] {failed}", highlight=False)
+        raise typer.Exit(code=1)
+
+
 @app.command()
 def validate(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
@@ -126,11 +185,22 @@ def validate(
         typer.Option("--set", help="Override a field: path=value (repeatable), as with run."),
     ] = None,
 ) -> None:
-    """Check a scenario (with its overrides) and report every problem with its field path."""
+    """Check a scenario or fleet (with its overrides); report every problem with its path."""
     from twin.assets.schema import ASSET_KINDS
-    from twin.scenario import load_scenario
+    from twin.fleet.spec import is_fleet, validate_fleet
+    from twin.inputs import read_yaml
+    from twin.scenario import apply_overrides, load_scenario
 
     try:
+        raw = read_yaml(scenario, "scenario")
+        if is_fleet(raw):
+            fleet = validate_fleet(apply_overrides(raw, list(set_ or [])), scenario.parent)
+            steps = fleet.sites[0].scenario.clock().n_steps
+            console.print(
+                f"[green]ok[/] fleet {fleet.name}: {len(fleet.sites)} sites, {steps} steps "
+                f"of {fleet.step}, mode {fleet.mode}"
+            )
+            return
         sc = load_scenario(scenario, list(set_ or []))
     except TwinError as exc:
         _fail(exc)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from dataclasses import replace as _replaced
 from pathlib import Path
 from typing import Any
 
@@ -363,6 +364,57 @@ class WorldPlan:
         )
         self.connections.append(edge)
         return edge
+
+    def join_site(self, site: str, plan: WorldPlan) -> None:
+        """Add the simulators and connections of a site's own ``plan``, sids prefixed.
+
+        A fleet runs several sites in one world (:mod:`twin.fleet`): each site is planned
+        alone, as a run of its own (:func:`twin.world.plan_world`), and joined here under
+        ``<site>-<sid>`` (mosaik ids are ``sid.eid``: a site name holds no dot). The
+        site's model simulators keep their unprefixed id as their random ``stream``
+        (sensor noise), so a site draws the same numbers as alone.
+
+        Raises
+        ------
+        PlanError
+            If the site plans a simulator that is not a model simulator (a bridge, a
+            sink: its configuration names simulators this cannot rename), or a joined
+            id is taken.
+        """
+        if not site or "." in site:
+            raise PlanError(f"site {site!r}: expected a name without dots")
+        adapters = sorted(s.sid for s in plan.simulators.values() if not s.model_name)
+        if adapters:
+            raise PlanError(
+                f"site {site!r}: {', '.join(adapters)} cannot share a world with other sites "
+                "(only model simulators are joined); run the fleet with mode: split"
+            )
+
+        def renamed(entity: Entity) -> Entity:
+            return Entity(f"{site}-{entity.sid}", entity.eid, entity.type)
+
+        for sim in plan.simulators.values():
+            params = dict(sim.params)
+            params["stream"] = sim.sid
+            if "fleet_inputs" in params:
+                params["fleet_inputs"] = {
+                    f"{site}-{source}": spec for source, spec in params["fleet_inputs"].items()
+                }
+            self.add_simulator(
+                SimulatorPlan(
+                    sid=f"{site}-{sim.sid}",
+                    sim_config=sim.sim_config,
+                    init=sim.init,
+                    model=sim.model,
+                    params=params,
+                    entities=[renamed(e) for e in sim.entities],
+                    kind=sim.kind,
+                    parts=sim.parts,
+                    registered_model=sim.registered_model,
+                )
+            )
+        for edge in plan.connections:
+            self.connections.append(_replaced(edge, src=renamed(edge.src), dst=renamed(edge.dst)))
 
     def element_edges(self) -> list[tuple[Entity, Entity, tuple[tuple[str, str], ...]]]:
         """Every connection as element-to-element edges (a fleet connection expanded)."""

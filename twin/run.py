@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -22,7 +23,15 @@ from twin.results import load_results, merge_parts, open_results
 from twin.rundir import claim_run_dir, write_json
 from twin.scenario import ScenarioBase
 
-__all__ = ["RunCheckError", "RunResult", "package_versions", "run_scenario"]
+__all__ = [
+    "RunCheckError",
+    "RunResult",
+    "abort_world",
+    "close_run",
+    "open_run",
+    "package_versions",
+    "run_scenario",
+]
 
 VERSIONED_PACKAGES = (
     "twin",
@@ -74,7 +83,7 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _abort_world(world: Any) -> None:
+def abort_world(world: Any) -> None:
     """Cancel the simulator tasks mosaik leaves pending after a failure, then shut down."""
     loop = world.loop
     pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
@@ -185,25 +194,9 @@ def run_scenario(
     """
     out = Path(out_dir) if out_dir is not None else scenario.output_dir()
     with claim_run_dir(out):
-        try:
-            inputs = input_digests(scenario)
-        except Exception as exc:  # a component naming a file it cannot read, say
-            write_json(out / "run.json", {"status": "failed", "error": f"inputs: {exc}"})
-            raise RunError(f"the scenario's input files could not be read: {exc}") from exc
-        metadata: dict[str, Any] = {
-            "run_id": new_run_id(scenario.name),
-            "scenario_hash": scenario_hash(scenario, inputs),
-            "started_utc": pd.Timestamp.now(tz="UTC").isoformat(),
-            "scenario": scenario.model_dump(mode="json"),
-            "inputs": inputs,
-            "seed": scenario.seed,
-            "versions": package_versions(),
-            "compare_uncontrolled": compare_uncontrolled,
-            "status": "running",
-        }
-        if parent_run_id is not None:
-            metadata["parent_run_id"] = parent_run_id
-        write_json(out / "run.json", metadata)
+        metadata = open_run(
+            scenario, out, compare_uncontrolled=compare_uncontrolled, parent_run_id=parent_run_id
+        )
         return _run(
             scenario,
             out,
@@ -212,6 +205,46 @@ def run_scenario(
             rt_factor=rt_factor,
             warn_late_s=warn_late_s,
         )
+
+
+def open_run(
+    scenario: ScenarioBase,
+    out: Path,
+    *,
+    compare_uncontrolled: bool = True,
+    parent_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Start a run's metadata and write it as ``out/run.json`` (``status: running``).
+
+    The run's unique ``run_id``, the ``scenario_hash`` of what is run and the digests of
+    its input files (:mod:`twin.identity`). ``out`` must be claimed already
+    (:func:`twin.rundir.claim_run_dir`).
+
+    Raises
+    ------
+    RunError
+        If an input file cannot be read (``run.json`` then says ``failed``).
+    """
+    try:
+        inputs = input_digests(scenario)
+    except Exception as exc:  # a component naming a file it cannot read, say
+        write_json(out / "run.json", {"status": "failed", "error": f"inputs: {exc}"})
+        raise RunError(f"the scenario's input files could not be read: {exc}") from exc
+    metadata: dict[str, Any] = {
+        "run_id": new_run_id(scenario.name),
+        "scenario_hash": scenario_hash(scenario, inputs),
+        "started_utc": pd.Timestamp.now(tz="UTC").isoformat(),
+        "scenario": scenario.model_dump(mode="json"),
+        "inputs": inputs,
+        "seed": scenario.seed,
+        "versions": package_versions(),
+        "compare_uncontrolled": compare_uncontrolled,
+        "status": "running",
+    }
+    if parent_run_id is not None:
+        metadata["parent_run_id"] = parent_run_id
+    write_json(out / "run.json", metadata)
+    return metadata
 
 
 def _run(
@@ -252,7 +285,7 @@ def _run(
                 for component in active:
                     component.after_setup(scenario, out)
             except BaseException:
-                _abort_world(plan.world)
+                abort_world(plan.world)
                 raise
         except Exception as exc:  # any set-up failure: a failed run, never "running"
             error = f"{type(exc).__name__}: {exc}"
@@ -292,7 +325,7 @@ def _run(
                     f"; saving the completed steps failed ({type(lost).__name__}: {lost}): "
                     f"the closed chunks stay in {out / 'parts'} (twin.results.recover)"
                 )
-            _abort_world(plan.world)
+            abort_world(plan.world)
             error += _quietly(services.close, "stopping the services")
             error += _quietly(
                 lambda: add_component_metadata(metadata, active, scenario, out / "parts"),
@@ -305,44 +338,74 @@ def _run(
             )
             write_json(out / "run.json", metadata)
             raise RunError(f"run {run_id} failed: {exc} (recorded steps saved in {out})") from exc
-        try:
-            kpis = _finish(scenario, out, plan, metadata, active)
-        except Exception as exc:
-            # The steps ran but what follows them did not (results, KPIs, the comparison
-            # run): never leave run.json saying "running", never a traceback.
-            services.close()
-            metadata.update(
-                status="failed",
-                error=f"after the last step: {type(exc).__name__}: {exc}",
-                wall_s=time.perf_counter() - started,
-            )
-            (out / "kpis.json").unlink(missing_ok=True)
-            write_json(out / "run.json", metadata)
-            raise RunError(f"run {run_id} failed after its last step: {exc}") from exc
-        # services stop after the results are safe: a service that cannot stop fails the
-        # run like a check (results and KPIs kept), it does not lose them
-        stopped = _quietly(services.close, "stopping the services")
-        metadata["wall_s"] = time.perf_counter() - started
-        passed, failures = evaluate_checks(scenario, metadata, kpis, checks)
-        if stopped:
-            failures.append(CheckFailure("services", stopped.removeprefix("; and ")))
-        metadata["checks"] = {
-            "passed": passed,
-            "failed": [failure.as_dict() for failure in failures],
-        }
-        if failures:
-            metadata["status"] = "failed"
-            metadata["error"] = "; ".join(str(failure) for failure in failures)
-        else:
-            metadata["status"] = "finished"
-        write_json(out / "kpis.json", kpis)
-        write_json(out / "run.json", metadata)  # last: its status says the rest is complete
-        result = RunResult(out, kpis, metadata)
-        if failures:
-            raise RunCheckError(result, failures)
-        return result
+        return close_run(
+            scenario, out, plan, metadata, active, checks, started=started, stop=services.close
+        )
     finally:
         _quietly(services.close, "stopping the services")
+
+
+def close_run(
+    scenario: ScenarioBase,
+    out: Path,
+    built: Any,
+    metadata: dict[str, Any],
+    active: list[Component],
+    checks: dict[str, Any],
+    *,
+    started: float,
+    stop: Callable[[], Any],
+) -> RunResult:
+    """After the last step: results, KPIs, checks, then ``kpis.json`` and ``run.json``.
+
+    ``built`` is the run's :class:`twin.world.BuiltWorld` (its plan says which parts to
+    merge into ``out/results.parquet``); ``stop`` stops the run's services once the
+    results are safe; ``started`` is the run's ``perf_counter`` origin (``wall_s``).
+
+    Raises
+    ------
+    RunCheckError
+        If a run check failed (results and KPIs written, ``status: failed``).
+    RunError
+        If results or KPIs could not be made (``status: failed``).
+    """
+    run_id = metadata["run_id"]
+    try:
+        kpis = _finish(scenario, out, built, metadata, active)
+    except Exception as exc:
+        # The steps ran but what follows them did not (results, KPIs, the comparison
+        # run): never leave run.json saying "running", never a traceback.
+        stop()
+        metadata.update(
+            status="failed",
+            error=f"after the last step: {type(exc).__name__}: {exc}",
+            wall_s=time.perf_counter() - started,
+        )
+        (out / "kpis.json").unlink(missing_ok=True)
+        write_json(out / "run.json", metadata)
+        raise RunError(f"run {run_id} failed after its last step: {exc}") from exc
+    # services stop after the results are safe: a service that cannot stop fails the
+    # run like a check (results and KPIs kept), it does not lose them
+    stopped = _quietly(stop, "stopping the services")
+    metadata["wall_s"] = time.perf_counter() - started
+    passed, failures = evaluate_checks(scenario, metadata, kpis, checks)
+    if stopped:
+        failures.append(CheckFailure("services", stopped.removeprefix("; and ")))
+    metadata["checks"] = {
+        "passed": passed,
+        "failed": [failure.as_dict() for failure in failures],
+    }
+    if failures:
+        metadata["status"] = "failed"
+        metadata["error"] = "; ".join(str(failure) for failure in failures)
+    else:
+        metadata["status"] = "finished"
+    write_json(out / "kpis.json", kpis)
+    write_json(out / "run.json", metadata)  # last: its status says the rest is complete
+    result = RunResult(out, kpis, metadata)
+    if failures:
+        raise RunCheckError(result, failures)
+    return result
 
 
 def _quietly(action: Any, what: str) -> str:

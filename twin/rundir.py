@@ -49,6 +49,7 @@ RUN_OUTPUTS = (
     "uncontrolled",
     "reference",
     "compare.html",
+    "sites",
 )
 
 

@@ -51,7 +51,10 @@ from twin.limits import run_size
 from twin.units import parse_duration_s
 
 __all__ = [
+    "ClockSpec",
     "ScenarioBase",
+    "check_start_year",
+    "check_whole_steps",
     "Strict",
     "apply_overrides",
     "field_names",
@@ -118,6 +121,58 @@ class Outputs(Strict):
     max_disk_gb: bounded(0.0, 10_000.0, low_open=True) = 10.0
 
 
+def check_start_year(value: Any) -> Any:
+    """``value`` (a start time) if its year is in :data:`twin.bounds.START_YEARS`.
+
+    Raises
+    ------
+    ValueError
+        Naming the accepted years.
+    """
+    if not START_YEARS[0] <= value.year <= START_YEARS[1]:
+        raise ValueError(
+            f"expected a start in the years {START_YEARS[0]}..{START_YEARS[1]}, got {value}"
+        )
+    return value
+
+
+def check_whole_steps(duration: str, step: str) -> None:
+    """A run's span: at most :data:`twin.bounds.MAX_DURATION_S`, a whole number of steps.
+
+    Raises
+    ------
+    ValueError
+        Saying which of the three does not hold.
+    """
+    duration_s, step_s = parse_duration_s(duration), parse_duration_s(step)
+    if duration_s > MAX_DURATION_S:
+        raise ValueError(
+            f"expected a duration of at most {MAX_DURATION_S // 86400}d, got {duration}"
+        )
+    if step_s > duration_s:
+        raise ValueError(f"expected step <= duration, got {step} > {duration}")
+    if duration_s % step_s:
+        raise ValueError(f"duration {duration} is not a whole number of steps {step}")
+
+
+class ClockSpec(Strict):
+    """The clock of a run alone: start, duration and step (as in a scenario)."""
+
+    start: AwareDatetime
+    duration: Duration
+    step: Duration
+
+    @field_validator("start")
+    @classmethod
+    def _start_year(cls, value: Any) -> Any:
+        return check_start_year(value)
+
+    @model_validator(mode="after")
+    def _whole_steps(self) -> ClockSpec:
+        check_whole_steps(self.duration, self.step)
+        return self
+
+
 class ScenarioBase(Strict):
     """The core of every scenario; :func:`scenario_model` adds the components' sections."""
 
@@ -135,11 +190,7 @@ class ScenarioBase(Strict):
     @field_validator("start")
     @classmethod
     def _start_year(cls, value: Any) -> Any:
-        if not START_YEARS[0] <= value.year <= START_YEARS[1]:
-            raise ValueError(
-                f"expected a start in the years {START_YEARS[0]}..{START_YEARS[1]}, got {value}"
-            )
-        return value
+        return check_start_year(value)
 
     @field_validator("grid", mode="before")
     @classmethod
@@ -148,15 +199,7 @@ class ScenarioBase(Strict):
 
     @model_validator(mode="after")
     def _whole_steps(self) -> ScenarioBase:
-        duration_s, step_s = parse_duration_s(self.duration), parse_duration_s(self.step)
-        if duration_s > MAX_DURATION_S:
-            raise ValueError(
-                f"expected a duration of at most {MAX_DURATION_S // 86400}d, got {self.duration}"
-            )
-        if step_s > duration_s:
-            raise ValueError(f"expected step <= duration, got {self.step} > {self.duration}")
-        if duration_s % step_s:
-            raise ValueError(f"duration {self.duration} is not a whole number of steps {self.step}")
+        check_whole_steps(self.duration, self.step)
         return self
 
     @property

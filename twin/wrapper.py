@@ -72,7 +72,15 @@ def build_meta(cls: type[Model]) -> dict[str, Any]:
     models: dict[str, Any] = {
         cls.__name__: {
             "public": True,
-            "params": ["units", "context", "record", "sensors", "fleet_inputs", "fleet_lists"],
+            "params": [
+                "units",
+                "context",
+                "record",
+                "sensors",
+                "fleet_inputs",
+                "fleet_lists",
+                "stream",
+            ],
             "attrs": [MEASURED_ATTR, *fleet_attrs(cls)],
         }
     }
@@ -151,7 +159,7 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
             self._add_fleet_input(source, spec["group"], spec["index"])
         record = params.get("record")
         if params.get("sensors"):
-            self._start_sensing(params["sensors"])
+            self._start_sensing(params["sensors"], params.get("stream") or self.sid)
         if record:
             self._start_recording(record["path"], record["tags"])
             if self._slices and record.get("measured_path"):
@@ -187,8 +195,12 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
             hits[attr] = hit
         return hits
 
-    def _start_sensing(self, spec: dict[str, dict[str, Any]]) -> None:
-        """One sensor bank over every measured output (seeded by the run's seed and sid)."""
+    def _start_sensing(self, spec: dict[str, dict[str, Any]], stream: str) -> None:
+        """One sensor bank over every measured output (seeded by the run's seed and ``stream``).
+
+        ``stream`` is the simulator id, or the id it has in its site's own plan when a
+        fleet joins the site into one world (:meth:`twin.plan.WorldPlan.join_site`).
+        """
         assert self.model is not None
         seed = int(self.model.context.get("seed", 0))
         initial = self.model.state()
@@ -204,7 +216,7 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
             at = len(imperfections)
             self._slices[attr] = slice(at, at + n)
             imperfections += [Imperfection(**imperfection)] * n
-            key = zlib.crc32(f"{self.sid}:{attr}".encode())  # a stream per output
+            key = zlib.crc32(f"{stream}:{attr}".encode())  # a stream per output
             streams.append((n, np.random.default_rng([seed, 7919, key])))
             is_state = attr in self._state_outputs
             start = np.asarray(initial.get(attr, np.full(n, np.nan)), float) if is_state else None

@@ -230,3 +230,39 @@ def test_an_adapter_with_a_model_parameter_is_not_taken_for_a_model(tmp_path):
     plan.connect(plan.children("pv")["pv_roof"], Entity("forecaster", "f", "Forecaster"), "p_kw")
     plan.check_ports()  # an adapter takes what it is configured for
     assert plan.simulators["forecaster"].model_name == ""
+
+
+def test_sites_join_one_plan_under_their_own_simulator_ids(tmp_path):
+    sites = {
+        "north": plan_world(scenario("microgrid_day.yaml"), tmp_path / "north", "n"),
+        "south": plan_world(scenario("ev_depot.yaml"), tmp_path / "south", "s"),
+    }
+    joined = WorldPlan(sites["north"].clock, tmp_path, {}, {})
+    for name, site in sites.items():
+        joined.join_site(name, site)
+    joined.check_ports()
+    for name, site in sites.items():
+        for sid, sim in site.simulators.items():
+            mine = joined.simulators[f"{name}-{sid}"]
+            assert [e.full_id for e in mine.entities] == [
+                f"{name}-{e.full_id}" for e in sim.entities
+            ]
+            assert mine.params["stream"] == sid  # sensor noise as alone
+            assert mine.parts == sim.parts  # recorded into the site's own directory
+            for source in mine.params.get("fleet_inputs", {}):
+                assert source.startswith(f"{name}-") and source.endswith(".fleet")
+        own = {(f"{name}-{s}", f"{name}-{d}") for s, d in edges(site)}
+        assert own <= edges(joined)
+    assert len(joined.connections) == sum(len(s.connections) for s in sites.values())
+    with pytest.raises(PlanError, match="two simulators are named 'north-grid'"):
+        joined.join_site("north", sites["north"])
+
+
+def test_a_site_name_with_a_dot_or_an_adapter_is_not_joined(tmp_path):
+    site = plan_world(scenario("microgrid_day.yaml"), tmp_path / "a", "a")
+    joined = WorldPlan(site.clock, tmp_path, {}, {})
+    with pytest.raises(PlanError, match="without dots"):
+        joined.join_site("a.b", site)
+    site.add_adapter("bridge", "tests.elsewhere:Bridge", "Bridge", "b0", init={}, kind="mqtt")
+    with pytest.raises(PlanError, match="bridge cannot share a world.*mode: split"):
+        joined.join_site("a", site)
