@@ -384,12 +384,12 @@ def flood(work: Path, broker: Mosquitto, influx: InfluxServer, size: int, second
     bare = Subscriber(broker, "field/#", f"flood-bare-{size}", work / f"flood-bare-{size}.txt")
     sim = IngestSimulator()
     sim.init("ingest", clock=clock, config=config)
-    counted: list[tuple[float, int]] = []
+    counted: list[tuple[float, int, float]] = []
     done = threading.Event()
 
     def watch() -> None:
         while not done.is_set():
-            counted.append((time.time(), sim.ingestor.counts.values))
+            counted.append((time.time(), sim.ingestor.counts.values, time.process_time()))
             time.sleep(0.02)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -428,8 +428,9 @@ def flood(work: Path, broker: Mosquitto, influx: InfluxServer, size: int, second
     values = [len(json.loads(p)) for _, p in packs]
     arrivals = np.array([t for t, _ in packs])
     bare_s = float(arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else float("nan")
-    seen = np.array([c for _, c in counted])
-    times = np.array([t for t, _ in counted])
+    seen = np.array([c for _, c, _ in counted])
+    times = np.array([t for t, _, _ in counted])
+    cpu = np.array([p for _, _, p in counted])
     moving = np.flatnonzero(np.diff(seen) > 0)
     ingest_s = float(times[moving[-1] + 1] - times[moving[0]]) if len(moving) else float("nan")
     ingest_values = int(seen[-1]) if len(seen) else 0
@@ -443,7 +444,12 @@ def flood(work: Path, broker: Mosquitto, influx: InfluxServer, size: int, second
         "ingest_values": ingest_values,
         "ingest_values_per_s": ingest_rate,
         "ratio": ingest_rate / bare_rate,
-        "timeline": [(round(float(t - arrivals[0]), 3), int(c)) for t, c in counted[::10]],
+        # CPU of this process (the ingest's threads: MQTT, store, InfluxDB writer) per value
+        "ingest_cpu_us_per_value": (
+            float(cpu[moving[-1] + 1] - cpu[moving[0]]) / ingest_values * 1e6
+            if len(moving)
+            else float("nan")
+        ),
         # wall seconds after the bare subscriber's first pack: when each began and ended
         "bare_span_s": (0.0, bare_s),
         "ingest_span_s": (

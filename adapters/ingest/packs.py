@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from adapters.ingest.decode import SENML_RELATIVE_BELOW, batch_base, is_senml
+from adapters.ingest.store import pack_template
 
 if TYPE_CHECKING:
     from adapters.ingest.mapping import Mapper, Sensor
@@ -48,7 +49,20 @@ _INT = frozenset((int,))
 class Layout:
     """The resolved sensors of one pack layout (arrays in record order)."""
 
-    __slots__ = ("a", "b", "heads", "high", "ids", "id_list", "keys", "low", "sensors")
+    __slots__ = (
+        "a",
+        "b",
+        "heads",
+        "high",
+        "id_list",
+        "ids",
+        "keys",
+        "low",
+        "ones",
+        "sensors",
+        "template",
+        "zeros",
+    )
 
     def __init__(self, sensors: list[Sensor], factors: list[tuple[float, float]]) -> None:
         self.sensors = sensors
@@ -60,6 +74,9 @@ class Layout:
         self.low = np.array([s.low for s in sensors], dtype=float)
         self.high = np.array([s.high for s in sensors], dtype=float)
         self.heads: list[str] | None = None
+        self.template: str | None = None  # the heads' line template (store.pack_template)
+        self.ones = np.ones(len(sensors), dtype=np.int64)  # read only: shared by packs
+        self.zeros = np.zeros(len(sensors), dtype=np.int64)
 
 
 def plain_columns(topic: str, data: list) -> tuple[str, float, float, tuple, ...] | None:
@@ -154,6 +171,7 @@ class PackPath:
         layout = Layout(sensors, factors)
         if self.store is not None:
             layout.heads = [self.store.head_of(s) for s in sensors]
+            layout.template = pack_template(layout.heads)
         return layout
 
     def take(self, topic: str, data: list, now: float, wall: float) -> bool:
@@ -195,23 +213,29 @@ class PackPath:
         n = len(pairs)
         c.values += n
         c.accepted += n
-        quality = np.array(qualities, dtype=np.int64) != 0
         flags = (x < layout.low) | (x > layout.high)
+        good = 0 not in qualities
         if flags.any():
-            quality &= ~flags
+            quality = (np.array(qualities, dtype=np.int64) != 0) & ~flags
             c.implausible += int(flags.sum())
             flagged = c.implausible_sensors
             for i in np.flatnonzero(flags).tolist():
                 key = layout.keys[i]
                 flagged[key] = flagged.get(key, 0) + 1
-        q = quality.astype(np.int64)
-        f = flags.astype(np.int64)
+            q, f, good = quality.astype(np.int64), flags.astype(np.int64), False
+        elif good:
+            q, f = layout.ones, layout.zeros
+        else:
+            q, f = (np.array(qualities, dtype=np.int64) != 0).astype(np.int64), layout.zeros
         c.late += windows.place_many(layout.ids, t, x, q, f, (t_min, t_max))
         windows.forget(now)
         if self.store is not None:
             assert layout.heads is not None
-            stamp = t_list[0] if t_min == t_max else None
-            self.store.add_columns(layout.heads, layout.id_list, t, t_list, x, q, wall, stamp)
+            if good and t_min == t_max and layout.template is not None:
+                self.store.add_good(layout.template, layout.id_list, t_list, x.tolist(), wall)
+            else:
+                stamp = t_list[0] if t_min == t_max else None
+                self.store.add_columns(layout.heads, layout.id_list, t, t_list, x, q, wall, stamp)
             c.submitted += n
         self.taken += 1
         return True

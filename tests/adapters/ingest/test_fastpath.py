@@ -152,8 +152,8 @@ def test_a_messages_lines_are_the_per_value_lines(points):
     for s in sensors:
         s.quantity = "v_pu"
     store.add_many([(sensors[i], t, v, q) for i, t, v, q in points], 7.0)
-    assert store._lines == [
+    assert store.pending_text() == "".join(
         f"{store.head(sensors[i])}{v!r},quality={q}.0 {round(t * 1e6)}000\n"
         for i, t, v, q in points
-    ]
+    )
     assert store._trace == [(i, t, 7.0) for i, t, _, _ in points]

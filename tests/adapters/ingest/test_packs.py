@@ -120,7 +120,7 @@ def test_packs_as_arrays_equal_the_per_value_path(elements, messages):
     final = [ing.readings(now_s) for ing in (fast, slow) if ing.follow(now_s) is None]
     same_readings(*final)
     assert fast.counts.as_dict() == slow.counts.as_dict()
-    assert fast.store._lines == slow.store._lines
+    assert fast.store.pending_text() == slow.store.pending_text()
     assert fast.store._trace == slow.store._trace
     assert [s.key for s in fast.mapper.sensors] == [s.key for s in slow.mapper.sensors]
     assert fast.windows._seen == slow.windows._seen
@@ -145,4 +145,4 @@ def test_an_emulator_pack_is_taken_as_arrays_and_its_repeat_is_not(elements):
     readings = fast.readings(10.0)  # closes window 9: [9 s, 10 s)
     flagged = [fast.mapper.sensors[i].key for i in readings["ids"][readings["flags"] == 1]]
     assert flagged == ["field/bess/soc"]
-    assert fast.store._lines == slow.store._lines
+    assert fast.store.pending_text() == slow.store.pending_text()

@@ -193,7 +193,7 @@ def test_a_late_value_is_still_handed_to_the_store(elements):
     step(ing, 1.0)  # window 0 closes
     send(ing, "field/bus_7/v", 0.7, 232.0)
     assert ing.counts.late == 1 and ing.counts.submitted == 1
-    (line,) = store._lines
+    (line,) = store.pending_text().splitlines(keepends=True)
     assert line.startswith("bus,asset=bus_7,sensor=field/bus_7/v,site=site,source=real v_pu=")
     assert line.endswith(",quality=1.0 1466481600700000000\n")
 
