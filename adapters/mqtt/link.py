@@ -105,6 +105,8 @@ class LinkStats:
         return out
 
 
+#: The properties of received v5 messages that carry none (read only: shared).
+_NO_PROPERTIES = Properties(PacketTypes.PUBLISH)
 #: Bytes read from the socket at once (paho reads a packet's bytes one call each).
 READ_BLOCK = 65_536
 
@@ -140,6 +142,90 @@ class _Client(mqtt.Client):
             return data
         self._block, self._block_at, self._block_sock = data, bufsize, self._sock
         return data[:bufsize]
+
+    def _handle_publish(self) -> mqtt.MQTTErrorCode:
+        """paho's, without its per-message costs for an MQTT v5 PUBLISH without properties.
+
+        paho decodes every PUBLISH with ``struct`` formats that differ per payload length
+        (compiled anew each time) and builds a ``Properties`` object; most messages carry
+        no properties. Such a QoS 0/1 message is decoded here (topic, packet identifier,
+        payload; ``properties`` an empty ``Properties`` shared by these messages: read
+        only) and handled as paho would (callbacks, then PUBACK). Anything else: paho.
+        """
+        header = self._in_packet["command"]
+        packet = self._in_packet["packet"]
+        qos = (header & 0x06) >> 1
+        if self._protocol != mqtt.MQTTv5 or qos == 2 or len(packet) < 3:
+            return super()._handle_publish()
+        at = 2 + int.from_bytes(packet[:2], "big")
+        topic = bytes(packet[2:at])
+        mid = 0
+        if qos:
+            mid = int.from_bytes(packet[at : at + 2], "big")
+            at += 2
+        if at >= len(packet) or packet[at] != 0:
+            return super()._handle_publish()  # properties (or a short packet): paho decides
+        message = mqtt.MQTTMessage(mid=mid, topic=topic)
+        message.dup = bool(header & 0x08)
+        message.qos = qos
+        message.retain = bool(header & 0x01)
+        message.properties = _NO_PROPERTIES
+        message.payload = bytes(packet[at + 1 :])
+        message.timestamp = mqtt.time_func()
+        if self.on_log is not None or self._logger is not None:
+            self._easy_log(
+                mqtt.MQTT_LOG_DEBUG,
+                "Received PUBLISH (d%d, q%d, r%d, m%d), %r, ...  (%d bytes)",
+                message.dup,
+                qos,
+                message.retain,
+                mid,
+                topic,
+                len(message.payload),
+            )
+        self._handle_on_message(message)
+        if qos == 0 or self._manual_ack:
+            return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+        return self._send_puback(mid)
+
+    def _packet_queue(
+        self,
+        command: int,
+        packet: bytes | bytearray,
+        mid: int,
+        qos: int,
+        info: mqtt.MQTTMessageInfo | None = None,
+    ) -> mqtt.MQTTErrorCode:
+        """paho's, but the PUBACKs the network thread queues while it reads go out together.
+
+        paho wakes its own ``select`` through a socket pair for every queued packet and
+        writes each PUBACK with a system call of its own. A PUBACK queued by the network
+        thread needs no wake-up (the loop writes before it waits again) and joins the
+        PUBACKs queued before it that are not written yet: one write for a block's
+        messages. Everything else: paho.
+        """
+        if command != mqtt.PUBACK or threading.current_thread() is not self._thread:
+            return super()._packet_queue(command, packet, mid, qos, info)
+        out = self._out_packet
+        last = out[-1] if out else None
+        if last is not None and last.get("acks") and last["pos"] == 0:
+            last["packet"] += packet  # type: ignore[operator]
+            last["to_process"] += len(packet)
+        else:
+            out.append(
+                {  # type: ignore[typeddict-unknown-key]
+                    "command": command,
+                    "mid": mid,
+                    "qos": qos,
+                    "pos": 0,
+                    "to_process": len(packet),
+                    "packet": bytearray(packet),
+                    "info": info,
+                    "acks": True,
+                }
+            )
+        self._call_socket_register_write()
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def buffered(self) -> bool:
         """Whether bytes read from the socket wait in the block."""

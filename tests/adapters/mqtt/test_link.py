@@ -89,3 +89,53 @@ def test_a_queue_of_packets_small_and_larger_than_a_block_arrives_whole_and_in_o
         time.sleep(0.02)
     again.close()
     assert got == payloads
+    # every message was acknowledged: the session gets none of them again
+    again = MqttLink(own_broker.url, "t-blocks", clean_session=False)
+    again.subscribe("blocks/#", lambda m: got.append(m.payload))
+    again.open()
+    time.sleep(1.0)
+    again.close()
+    assert len(got) == len(payloads)
+
+
+def test_a_message_with_properties_and_one_at_qos_0_arrive_as_paho_decodes_them(own_broker):
+    """The PUBLISH fast path takes v5 messages without properties; others go to paho."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    got: list = []
+    sub = MqttLink(own_broker.url, "t-props")
+    sub.subscribe("props/#", lambda m: got.append(m), qos=1)
+    sub.open()
+    raw = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id="t-props-pub", protocol=mqtt.MQTTv5
+    )
+    raw.connect("127.0.0.1", own_broker.port)
+    raw.loop_start()
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = ("unit", "kW")
+    props.ContentType = "application/json"
+    for info in (
+        raw.publish("props/with", b"1.5", qos=1, properties=props),
+        raw.publish("props/plain", b"2.5", qos=1),
+        raw.publish("props/q0", b"", qos=0),
+        raw.publish("props/\u00e9t\u00e9", b"x" * 70_000, qos=1, retain=False),
+    ):
+        info.wait_for_publish(10)
+    deadline = time.monotonic() + 10
+    while len(got) < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    raw.loop_stop()
+    raw.disconnect()
+    sub.close()
+    by_topic = {m.topic: m for m in got}
+    assert sorted(by_topic) == ["props/plain", "props/q0", "props/with", "props/\u00e9t\u00e9"]
+    with_props = by_topic["props/with"]
+    assert with_props.payload == b"1.5" and with_props.qos == 1
+    assert with_props.properties.UserProperty == [("unit", "kW")]
+    assert with_props.properties.ContentType == "application/json"
+    assert by_topic["props/plain"].payload == b"2.5" and by_topic["props/plain"].qos == 1
+    assert by_topic["props/q0"].payload == b"" and by_topic["props/q0"].qos == 0
+    assert by_topic["props/\u00e9t\u00e9"].payload == b"x" * 70_000
+    assert not any(m.dup or m.retain for m in got)
