@@ -24,7 +24,7 @@ Reported per size, counted against the emulator's ground truth (``truth.parquet`
   (share within 3 sigma, p99, max), and how many steps after the bias began the biased
   sensor was flagged;
 - then, as fast as possible (the emulator at speed 1000 for ``--flood-s`` seconds of
-  plant time): values/s ingested (decoded, mapped, windowed, stored) against the bare
+  plant time, by default 300,000 values' worth): values/s ingested (decoded, mapped, windowed, stored) against the bare
   ``mosquitto_sub`` on the same broker in the same run.
 
 Mosquitto and InfluxDB 1.6.7 run as child processes on free loopback ports.
@@ -63,6 +63,8 @@ PLANS = {
     5000: ["--groups", "bus,line,trafo,assets,poc", "--redundancy", "3"],
 }
 DB = "live"
+#: Values the flood publishes per size by default (enough for a second or more of it).
+FLOOD_VALUES = 300_000
 #: Seconds between now and the plant's first second: both processes start meanwhile.
 START_MARGIN_S = 60.0
 
@@ -490,14 +492,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,5000")
     parser.add_argument("--minutes", type=int, default=10)
-    parser.add_argument("--flood-s", type=int, default=60)
+    parser.add_argument(
+        "--flood-s",
+        type=int,
+        default=None,
+        help=f"plant seconds of the flood (default: {FLOOD_VALUES:,} values' worth per size)",
+    )
     parser.add_argument("--no-restarts", action="store_true")
     parser.add_argument("--keep", type=Path, default=None, help="work directory to keep")
     args = parser.parse_args()
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         keep = args.keep / str(size) if args.keep else None
-        rows.append(run_size(size, args.minutes, not args.no_restarts, args.flood_s, keep))
+        flood_s = -(-FLOOD_VALUES // size) if args.flood_s is None else args.flood_s
+        rows.append(run_size(size, args.minutes, not args.no_restarts, flood_s, keep))
         print(json.dumps(rows[-1], indent=2, default=str), flush=True)
     print_table(rows)
 
