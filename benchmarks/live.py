@@ -24,8 +24,9 @@ Reported per size, counted against the emulator's ground truth (``truth.parquet`
   (share within 3 sigma, p99, max), and how many steps after the bias began the biased
   sensor was flagged;
 - then, as fast as possible (the emulator at speed 1000 for ``--flood-s`` seconds of
-  plant time, by default 300,000 values' worth): values/s ingested (decoded, mapped, windowed, stored) against the bare
-  ``mosquitto_sub`` on the same broker in the same run.
+  plant time, by default 300,000 values' worth): values/s ingested (decoded, mapped,
+  windowed, stored) against the bare ``mosquitto_sub`` on the same broker in the same
+  run.
 
 Mosquitto and InfluxDB 1.6.7 run as child processes on free loopback ports.
 """
