@@ -157,3 +157,31 @@ def test_a_messages_lines_are_the_per_value_lines(points):
         for i, t, v, q in points
     )
     assert store._trace == [(i, t, 7.0) for i, t, _, _ in points]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=6),
+    st.lists(finite, min_size=6, max_size=6),
+    st.floats(1e9, 2e9),
+)
+def test_a_good_packs_template_lines_are_the_per_value_lines(keys, values, t):
+    """Heads with ``%`` (or a NUL: no template) give the lines add_columns gives."""
+    import numpy as np
+
+    from adapters.ingest.store import pack_template
+
+    store = RawStore(InfluxConfig("http://127.0.0.1:9"), "site")  # not opened
+    heads = [f"bus,sensor={k} v=" for k in keys]
+    values = values[: len(heads)]
+    ids = list(range(len(heads)))
+    times = [t] * len(heads)
+    template = pack_template(heads)
+    assert (template is None) == any("\x00" in h for h in heads)
+    ones = np.ones(len(heads), dtype=np.int64)
+    store.add_columns(heads, ids, np.array(times), times, np.array(values), ones, 0.0, t)
+    expected = store.pending_text()
+    if template is not None:
+        store._text, store._pending = [], 0
+        store.add_good(template, ids, times, values, 0.0)
+        assert store.pending_text() == expected
