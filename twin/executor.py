@@ -236,9 +236,9 @@ class DirectWorld:
             outputs = _latest(self._cache[src_sid], time - 1 if shifted else time)
             for pull in pulls:
                 value = outputs.get(pull.src_eid, {}).get(pull.src_attr)
-                inputs.setdefault(pull.dst_eid, {}).setdefault(pull.dst_attr, {})[
-                    pull.src_full
-                ] = value
+                inputs.setdefault(pull.dst_eid, {}).setdefault(pull.dst_attr, {})[pull.src_full] = (
+                    value
+                )
         return inputs
 
     def run(
