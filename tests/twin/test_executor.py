@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -200,3 +201,19 @@ def test_a_same_step_cycle_is_refused(day_scenario, tmp_path):
     ]
     with pytest.raises(PlanError, match="form a cycle"):
         DirectWorld(plan)
+
+
+def test_twin_run_takes_the_executor(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    monkeypatch.setenv(EXECUTOR_ENV, "auto")  # restored after: the command sets it
+    args = ["run", str(DAY), "--out", str(tmp_path), "--no-progress", "--set", "duration=1h"]
+    result = CliRunner().invoke(app, [*args, "--executor", "mosaik"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run.json").read_text())["executor"] == "mosaik"
+    assert os.environ[EXECUTOR_ENV] == "mosaik"  # for the process: a fleet, comparison runs
+    wrong = CliRunner().invoke(app, [*args, "--executor", "simpy"])
+    assert wrong.exit_code == 2
+    assert "executor: expected one of auto, mosaik, direct, got 'simpy'" in wrong.output
