@@ -217,3 +217,14 @@ def test_twin_run_takes_the_executor(tmp_path, monkeypatch):
     wrong = CliRunner().invoke(app, [*args, "--executor", "simpy"])
     assert wrong.exit_code == 2
     assert "executor: expected one of auto, mosaik, direct, got 'simpy'" in wrong.output
+
+
+def test_a_direct_run_does_not_import_mosaik(tmp_path):
+    from tests.support import imported
+
+    code = (
+        "from twin.run import run_scenario\nfrom twin.scenario import load_scenario\n"
+        f"sc = load_scenario({str(DAY)!r}, ['duration=1h'])\n"
+        f"run_scenario(sc, {str(tmp_path)!r}, compare_uncontrolled=False, executor='direct')"
+    )
+    assert imported(code, "mosaik", "networkx") == []
