@@ -130,6 +130,8 @@ class _NoMosaik:
         self.sid = sid
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy, pickle and friends probe these
+            raise AttributeError(name)
         raise ExecutorError(
             f"simulator {self.sid!r} called mosaik.{name} during a direct run; "
             "a simulator that calls back into mosaik must not declare direct_stepping"

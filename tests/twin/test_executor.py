@@ -187,6 +187,7 @@ def test_directly_stepped_simulators_pass_fleet_arrays_in_process(day_scenario, 
         assert all(sim.in_process for sim in sims.values())
         with pytest.raises(ExecutorError, match="'pv' called mosaik.get_related_entities"):
             sims["pv"].mosaik.get_related_entities()
+        assert not hasattr(sims["pv"].mosaik, "__deepcopy__")  # copy's probes are no call
     finally:
         world.shutdown()
 
