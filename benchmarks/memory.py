@@ -1,6 +1,8 @@
 """Memory of long runs at 1 s: peak RSS and CPU of a day and a week on the demo site.
 
 Usage: python -m benchmarks.memory [--durations 1d,7d] [--step 1s] [--out DIR]
+       TWIN_EXECUTOR=mosaik python -m benchmarks.memory ...  (mosaik's scheduler; default:
+       auto, the direct executor on this scenario, :mod:`twin.executor`)
 
 Each run is ``scenarios/microgrid_day.yaml`` with ``duration`` and ``step`` overridden,
 in a fresh subprocess (this module with ``--child``): peak RSS and CPU (user + system)
@@ -99,6 +101,7 @@ def child(duration: str, step: str, out: Path) -> dict[str, Any]:
         "steps": scenario.clock().n_steps,
         "setup_s": meta["setup_s"],
         "loop_s": meta["loop_s"],
+        "executor": meta["executor"],
         "loop_peak_mb": loop_peak[0] if loop_peak else float("nan"),
         "step_arrays_mb": sum(arrays.values()) / 2**20,
         "step_arrays_by_sim_mb": {sid: b / 2**20 for sid, b in sorted(arrays.items())},
@@ -178,6 +181,7 @@ def main() -> None:
         )
     loads = ", ".join(f"{r['load_before']:.1f}" for r in rows)
     print(f"load average before each run: {loads}")
+    print(f"executor: {', '.join(sorted({r['executor'] for r in rows}))}")
     print(f"machine: {machine()}")
 
 
