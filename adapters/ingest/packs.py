@@ -76,7 +76,7 @@ class Layout:
         self.high = np.array([s.high for s in sensors], dtype=float)
         self.heads: list[str] | None = None
         self.lid = -1  # its number in the windows' memory of packs (Windows.add_layout)
-        self.template: str | None = None  # the heads' line template (store.pack_template)
+        self.template: bytes | None = None  # the heads' line template (store.pack_template)
         self.ones = np.ones(len(sensors), dtype=np.int64)  # read only: shared by packs
         self.zeros = np.zeros(len(sensors), dtype=np.int64)
 
