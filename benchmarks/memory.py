@@ -11,7 +11,7 @@ is done: the loop's peak, imports and set-up included), ``run.json``'s ``setup_s
 model holds with a value per step (at least as many values as the run has steps): the
 exogenous series (load profiles, PV, tariff), computed a window of steps at a time
 (:mod:`models.window`, a day at 1 s), so a week holds what a day does. The results are
-recorded in chunks (:mod:`twin.recorder`) and the KPIs summed a day at a time
+recorded in chunks (:mod:`twin.recorder`) and the KPIs summed a window at a time
 (:func:`twin.kpi.compute_kpis`), so neither grows with the steps. The grid and PV caches
 are the user's (``~/.cache/twin``): warm after the first.
 """

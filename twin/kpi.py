@@ -14,7 +14,15 @@ from twin.objective import ScoredCost, objective_for, scored_cost_of
 from twin.results import Results, as_operated, wide
 from twin.scenario import ScenarioBase
 
-__all__ = ["KPI_SPECS", "KpiSpec", "Totals", "cell_energy_kwh", "compute_kpis", "kpi_rows"]
+__all__ = [
+    "KPI_SPECS",
+    "KPI_WINDOW_STEPS",
+    "KpiSpec",
+    "Totals",
+    "cell_energy_kwh",
+    "compute_kpis",
+    "kpi_rows",
+]
 
 
 @dataclass(frozen=True)
@@ -109,7 +117,7 @@ INJECTING_KINDS = ("pv", "load", "battery", "ev")
 
 
 def compute_kpis(
-    results: pd.DataFrame,
+    results: pd.DataFrame | Results,
     scenario: ScenarioBase,
     injecting: dict[str, list[str]] | None = None,
 ) -> dict[str, float]:
@@ -145,8 +153,10 @@ def compute_kpis(
 
     Parameters
     ----------
-    results : pandas.DataFrame
-        Tidy results of the run.
+    results : pandas.DataFrame or twin.results.Results
+        Tidy results of the run; lazy results (:func:`twin.results.open_results`) are
+        summed :data:`KPI_WINDOW_STEPS` steps at a time (sums, extremes and end states
+        combined, :class:`Totals`), so memory holds a window, not the run.
     scenario : ScenarioBase
         The resolved scenario of the run (ratings, limits, step).
     injecting : dict of str to list of str, optional
@@ -167,19 +177,20 @@ def compute_kpis(
     return _kpis(parts, scenario, clock.dt_h)
 
 
-#: The KPIs of lazy results are summed a window of this much simulated time at a time.
-KPI_WINDOW_S = 86_400
+#: The KPIs of lazy results are summed this many steps at a time (9 h at 1 s, a year at
+#: 15 min in two windows): the tables of a window, never of the run, are in memory.
+KPI_WINDOW_STEPS = 32_768
 
 
 def _windows(results: pd.DataFrame | Results, clock: Clock) -> Iterator[pd.DataFrame | Results]:
-    """The results a window (a day) at a time: lazy views, or a frame whole.
+    """The results :data:`KPI_WINDOW_STEPS` steps at a time: lazy views, or a frame whole.
 
     Windows follow the clock; the last is open-ended, so it holds the states' end row.
     """
     if not isinstance(results, Results):
         yield results
         return
-    steps = max(1, KPI_WINDOW_S // clock.step_s)
+    steps = KPI_WINDOW_STEPS
     starts = [
         clock.start + pd.Timedelta(seconds=k * clock.step_s) for k in range(0, clock.n_steps, steps)
     ]

@@ -34,10 +34,10 @@ def test_windowed_kpis_equal_the_whole_run_on_the_shipped_scenarios(name, tmp_pa
     # the whole run in one table, as before the windows
     whole = compute_kpis(load_results(run.out_dir), scenario, injecting)
     assert_same({k: written[k] for k in whole}, whole)
-    # windows of 100 min: boundaries inside days and steps' hours, many of them
-    monkeypatch.setattr(kpi, "KPI_WINDOW_S", 6000)
+    # windows of 37 steps: boundaries inside days and hours, many of them
+    monkeypatch.setattr(kpi, "KPI_WINDOW_STEPS", 37)
     windows = list(kpi._windows(open_results(run.out_dir), scenario.clock()))
-    assert len(windows) == -(-scenario.clock().n_steps // (6000 // scenario.clock().step_s))
+    assert len(windows) == -(-scenario.clock().n_steps // 37)
     assert_same(compute_kpis(open_results(run.out_dir), scenario, injecting), whole)
     # the balance and the battery's end state come from the last window's state row
     assert whole["balance_residual_kwh"] < 1e-6
