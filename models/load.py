@@ -93,27 +93,31 @@ class Load(Model):
         self._p_rated, self._q_rated = self.param("p_kw"), self.param("q_kvar")
         # working memory per step: the units' p and q and the profiles' means (with the
         # temporaries of the interval means, a few times their size)
-        row_bytes = 8 * (4 * self.n + 12 * len(self._simbench))
+        row_bytes = 8 * (3 * self.n + 8 * len(self._simbench))
         self._windows = StepWindows(clock, self._window_means, row_bytes)
         self._windows.row(0)  # the first window now: a bad profile fails at set-up
 
     def _window_means(self, clock: Clock) -> tuple[np.ndarray, np.ndarray]:
         """Nominal power of every load over the steps of ``clock`` (a window of the run)."""
-        p_pu = np.ones((clock.n_steps, self.n))
-        q_pu = np.ones((clock.n_steps, self.n))
+        # -rated where no profile; each profile's means times its units' ratings
+        p_kw = np.broadcast_to(-self._p_rated, (clock.n_steps, self.n)).copy()
+        q_kvar = np.broadcast_to(-self._q_rated, (clock.n_steps, self.n)).copy()
+
+        def put(name: str, p_pu: np.ndarray, q_pu: np.ndarray) -> None:
+            units = self._by_profile[name]
+            p_kw[:, units] = -p_pu[:, None] * self._p_rated[units]
+            q_kvar[:, units] = -q_pu[:, None] * self._q_rated[units]
+
         for name, (p_series, q_series) in self._files.items():
             p_means = p_series.means(clock)
-            q_means = p_means if q_series is p_series else q_series.means(clock)
-            p_pu[:, self._by_profile[name]] = p_means[:, None]
-            q_pu[:, self._by_profile[name]] = q_means[:, None]
+            put(name, p_means, p_means if q_series is p_series else q_series.means(clock))
         if self._simbench:
             table = simbench_profile_table(self.context.get("grid", ""))
             columns = [f"{name}_{part}" for name in self._simbench for part in ("pload", "qload")]
             means = year_profile_means(table[columns].to_numpy(), clock, self._tz)
             for j, name in enumerate(self._simbench):
-                p_pu[:, self._by_profile[name]] = means[:, 2 * j, None]
-                q_pu[:, self._by_profile[name]] = means[:, 2 * j + 1, None]
-        return -p_pu * self._p_rated, -q_pu * self._q_rated
+                put(name, means[:, 2 * j], means[:, 2 * j + 1])
+        return p_kw, q_kvar
 
     def exogenous(self) -> dict[str, np.ndarray]:
         """Nominal (``scale`` = 1) power of every load for every step."""

@@ -2,7 +2,7 @@
 
 A model whose outputs follow series known in advance (profiles, prices, the weather's
 PV power) computes them for one window of steps when the loop reaches it, not for the
-whole run before the first step: a week at 1 s holds one day of values, as a day does.
+whole run before the first step: a week at 1 s holds 6 h of values, as a day does.
 Windows start at multiples of :func:`window_steps` from the run's first step, so the
 same run always cuts them the same way (a disk cache keyed per window hits). The step
 means of a window are those of the whole run's computation restricted to it (the
@@ -20,14 +20,17 @@ from models.base import Clock
 
 __all__ = ["WINDOW_BYTES", "WINDOW_S", "StepWindows", "sub_clock", "window_steps"]
 
-#: A window spans at least this much simulated time (a day) ...
-WINDOW_S = 86_400
+#: A window spans at least this much simulated time (6 h: at 1 s a day crosses window
+#: boundaries as a week does, and a boundary's working memory stays small) ...
+WINDOW_S = 21_600
 #: ... or as many steps as fit in this many bytes of working memory, when more.
-WINDOW_BYTES = 16 * 2**20
+WINDOW_BYTES = 8 * 2**20
 
 
 def window_steps(clock: Clock, row_bytes: int) -> int:
-    """Steps per window: a day's, or more when a step's values are small; never above the run.
+    """Steps per window: :data:`WINDOW_S`' worth, more when a step's values are small.
+
+    Never more than the run's steps.
 
     Parameters
     ----------
@@ -89,7 +92,8 @@ class StepWindows:
             self._values = ()  # the last window goes before the next one is computed
             self._values = self._compute(self.clock_of(first))
             self._first = first
-        return tuple(values[k - first] for values in self._values)
+        # copies: an output kept by the caller must not pin its whole window
+        return tuple(values[k - first].copy() for values in self._values)
 
     def whole(self) -> tuple[np.ndarray, ...]:
         """Every step's values, window by window (what a forecaster of the run knows)."""

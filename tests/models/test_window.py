@@ -108,18 +108,22 @@ def test_windowed_series_equal_the_whole_run_computation(
     assert p_avail.max() > 0 or step_s == 1  # the 15 min cases see the sun
 
 
-def test_a_week_at_1s_holds_a_day_of_values(files, tmp_path, monkeypatch):
+def test_a_week_at_1s_holds_a_window_of_values_as_a_day_does(files, tmp_path, monkeypatch):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
-    day = 86_400
-    clock = Clock(pd.Timestamp("2016-03-12T00:00-05:00"), 1, 7 * day)
-    assert window_steps(clock, 8 * 30) == day
-    assert window_steps(Clock(clock.start, 900, 35_040), 8 * 30) == 35_040  # a year at 15 min
-    models = build(files, Clock(clock.start, 1, 7 * day))
-    for model in models:
-        assert model._windows.steps == day
-        model.step(clock.time_at(6 * day + 5), 1, model.default_inputs())  # the last day
-        assert model._windows._first == 6 * day
-        assert all(values.shape[0] == day for values in model._windows._values)
+    day, week = 86_400, 7 * 86_400
+    clock = Clock(pd.Timestamp("2016-03-12T00:00-05:00"), 1, week)
+    assert window_steps(clock, 8 * 1000) == window.WINDOW_S == 6 * 3600
+    assert window_steps(Clock(clock.start, 900, 35_040), 8 * 20) == 35_040  # a year at 15 min
+    for n_steps in (day, week):
+        for model in build(files, Clock(clock.start, 1, n_steps)):
+            steps = model._windows.steps
+            assert window.WINDOW_S <= steps <= day // 2  # a day crosses boundaries too
+            last = n_steps - 5
+            out = model.step(clock.time_at(last), 1, model.default_inputs())  # the last window
+            assert model._windows._first == last - last % steps
+            assert all(values.shape[0] <= steps for values in model._windows._values)
+            for values in out.values():  # outputs are copies: they pin no window
+                assert values.base is None or values.base.size < steps
 
 
 def test_a_step_outside_the_run_is_refused():
