@@ -9,11 +9,13 @@ in a fresh subprocess (this module with ``--child``): peak RSS and CPU (user + s
 come from ``wait4`` of that process, so nothing of one run stays in the next. The child
 also reports the peak RSS reached before the run's finish (``VmHWM`` when the last step
 is done: the loop's peak, imports and set-up included), ``run.json``'s ``setup_s`` and
-``loop_s``, the size of ``results.parquet`` and what still grows with the steps inside
-the models: the bytes of the numpy arrays each model holds with one value per step
-(exogenous series precomputed over the whole run: load profiles, PV, tariff). The
-results are recorded in chunks (:mod:`twin.recorder`), so what they take does not grow
-with the steps. The grid cache is the user's (``~/.cache/twin``): warm after the first.
+``loop_s``, the size of ``results.parquet`` and the bytes of the numpy arrays each
+model holds with a value per step (at least as many values as the run has steps): the
+exogenous series (load profiles, PV, tariff), computed a window of steps at a time
+(:mod:`models.window`, a day at 1 s), so a week holds what a day does. The results are
+recorded in chunks (:mod:`twin.recorder`) and the KPIs summed a window at a time
+(:func:`twin.kpi.compute_kpis`), so neither grows with the steps. The grid and PV caches
+are the user's (``~/.cache/twin``): warm after the first.
 """
 
 from __future__ import annotations
