@@ -105,8 +105,6 @@ class LinkStats:
         return out
 
 
-#: The properties of received v5 messages that carry none (read only: shared).
-_NO_PROPERTIES = Properties(PacketTypes.PUBLISH)
 #: Bytes read from the socket at once (paho reads a packet's bytes one call each).
 READ_BLOCK = 65_536
 
@@ -130,6 +128,8 @@ class _Client(mqtt.Client):
     _block: bytes = b""
     _block_at: int = 0
     _block_sock: object = None
+    #: The properties of this client's received v5 messages that carry none (read only).
+    _no_properties: Properties | None = None
 
     def _sock_recv(self, bufsize: int) -> bytes:
         at, block = self._block_at, self._block
@@ -149,8 +149,8 @@ class _Client(mqtt.Client):
         paho decodes every PUBLISH with ``struct`` formats that differ per payload length
         (compiled anew each time) and builds a ``Properties`` object; most messages carry
         no properties. Such a QoS 0/1 message is decoded here (topic, packet identifier,
-        payload; ``properties`` an empty ``Properties`` shared by these messages: read
-        only) and handled as paho would (callbacks, then PUBACK). Anything else: paho.
+        payload; ``properties`` an empty ``Properties`` this client's such messages
+        share: read only) and handled as paho would (callbacks, then PUBACK). Anything else: paho.
         """
         header = self._in_packet["command"]
         packet = self._in_packet["packet"]
@@ -169,7 +169,9 @@ class _Client(mqtt.Client):
         message.dup = bool(header & 0x08)
         message.qos = qos
         message.retain = bool(header & 0x01)
-        message.properties = _NO_PROPERTIES
+        if self._no_properties is None:
+            self._no_properties = Properties(PacketTypes.PUBLISH)
+        message.properties = self._no_properties
         message.payload = bytes(packet[at + 1 :])
         message.timestamp = mqtt.time_func()
         if self.on_log is not None or self._logger is not None:
