@@ -41,8 +41,13 @@ def test_flat_memory_fits_exponent_zero():
 
 @pytest.mark.parametrize(
     ("xs", "ys"),
-    [([], []), ([10.0], [1.0]), ([10.0, 10.0], [1.0, 2.0]), ([10.0, 0.0], [1.0, 2.0]),
-     ([10.0, 20.0], [1.0, float("nan")])],
+    [
+        ([], []),
+        ([10.0], [1.0]),
+        ([10.0, 10.0], [1.0, 2.0]),
+        ([10.0, 0.0], [1.0, 2.0]),
+        ([10.0, 20.0], [1.0, float("nan")]),
+    ],
 )
 def test_fit_needs_two_distinct_positive_points(xs, ys):
     assert cost.fit_power(xs, ys) is None
@@ -101,8 +106,17 @@ def test_asset_cell_is_a_valid_scenario_on_the_mv_grid():
 
 def test_skipped_cells_are_extrapolated_from_the_fit():
     rows = [
-        {"id": f"steps:{x}", "axis": "steps", "label": str(x), "x": x, "steps": x,
-         "wall_s": 2.0 * x**0.5, "cpu_s": 1e-3 * x, "rss_mb": 200.0, "loop_s": 1e-3 * x}
+        {
+            "id": f"steps:{x}",
+            "axis": "steps",
+            "label": str(x),
+            "x": x,
+            "steps": x,
+            "wall_s": 2.0 * x**0.5,
+            "cpu_s": 1e-3 * x,
+            "rss_mb": 200.0,
+            "loop_s": 1e-3 * x,
+        }
         for x in (100.0, 10_000.0)
     ]
     rows.append({"id": "steps:1e6", "axis": "steps", "label": "1e6", "x": 1e6, "steps": 1e6})
@@ -116,12 +130,36 @@ def test_skipped_cells_are_extrapolated_from_the_fit():
 
 def test_failed_cells_are_shown_and_left_out_of_the_fit():
     rows = [
-        {"id": "grid:a", "axis": "grid", "label": "a", "x": 15.0, "steps": 96,
-         "wall_s": 1.0, "cpu_s": 1.0, "rss_mb": 100.0, "loop_s": 0.1},
-        {"id": "grid:b", "axis": "grid", "label": "b", "x": 150.0, "steps": 96,
-         "wall_s": 10.0, "cpu_s": 10.0, "rss_mb": 100.0, "loop_s": 1.0},
-        {"id": "grid:c", "axis": "grid", "label": "c", "x": 1500.0, "steps": 96,
-         "error": "grid c: refused"},
+        {
+            "id": "grid:a",
+            "axis": "grid",
+            "label": "a",
+            "x": 15.0,
+            "steps": 96,
+            "wall_s": 1.0,
+            "cpu_s": 1.0,
+            "rss_mb": 100.0,
+            "loop_s": 0.1,
+        },
+        {
+            "id": "grid:b",
+            "axis": "grid",
+            "label": "b",
+            "x": 150.0,
+            "steps": 96,
+            "wall_s": 10.0,
+            "cpu_s": 10.0,
+            "rss_mb": 100.0,
+            "loop_s": 1.0,
+        },
+        {
+            "id": "grid:c",
+            "axis": "grid",
+            "label": "c",
+            "x": 1500.0,
+            "steps": 96,
+            "error": "grid c: refused",
+        },
     ]
     assert "failed: grid c: refused" in cost.table(rows)
     assert cost.fits(rows)[("grid", "cpu_s")][1] == pytest.approx(1.0)
