@@ -334,21 +334,21 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     fitted = fits(rows)
     lines = [
         "| axis | cell | x | wall s | CPU s | peak RSS MB | set-up s | first step s "
-        "| loop s | loop us/step | finish s | executor |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| loop s | loop us/step | finish s | executor | load |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in rows:
         x = f"{r['x']:,.0f}" if r.get("x") else "-"
         head = f"| {r['axis']} | {r['label']} | {x} "
         if "error" in r:
-            lines.append(head + f"| failed: {r['error']} |" + " |" * 8)
+            lines.append(head + f"| failed: {r['error']} |" + " |" * 9)
             continue
         if "wall_s" not in r:  # skipped: from the fit
             est = []
             for key in ("wall_s", "cpu_s", "rss_mb"):
                 fit = fitted.get((r["axis"], key))
                 est.append(f"~{fit[0] * r['x'] ** fit[1]:,.0f}*" if fit and r.get("x") else "-")
-            lines.append(head + "| " + " | ".join(est) + " | - | - | - | - | - | - |")
+            lines.append(head + "| " + " | ".join(est) + " | - | - | - | - | - | - | - |")
             continue
         steps = r["steps"]
         loop, setup = r.get("loop_s"), r.get("run_setup_s")
@@ -360,7 +360,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
             head + f"| {_num(r['wall_s'])} | {_num(r['cpu_s'])} | {_num(r['rss_mb'], 0)} "
             f"| {_num(setup, 2)} | {_num(r.get('run_first_step_process_s'), 2)} "
             f"| {_num(loop)} | {_num(per_step, 0)} | {_num(finish, 2)} "
-            f"| {r.get('executor', '-')} |"
+            f"| {r.get('executor', '-')} | {_num(r.get('load_before'))} |"
         )
     return "\n".join(lines)
 
