@@ -1,8 +1,8 @@
 """How cost grows: time and peak memory of ``twin run`` against steps, grid size and assets.
 
 Usage: python -m benchmarks.cost [--quick] [--axes steps,grid,assets] [--skip ID,...]
-                                 [--executor auto|mosaik|direct] [--json FILE]
-                                 [--cache DIR]
+                                 [--only ID,...] [--executor auto|mosaik|direct]
+                                 [--json FILE] [--cache DIR]
        python -m benchmarks.cost --from-json FILE[,FILE...]   (the tables of saved cells)
 
 Three axes, each cell one ``twin run SCENARIO --no-progress`` in a fresh process
@@ -30,6 +30,9 @@ CPU, peak RSS, loop) a least-squares line on log-log gives ``figure ~ a x^k``: t
 exponent ``k`` and factor ``a`` predict a study's cost before it runs; "fit within" is the
 largest factor between a measured cell and the line. ``--skip`` leaves cells out (e.g.
 ``steps:30d at 1s``): the table shows them extrapolated from their axis's fit, marked.
+``--only`` runs some cells; ``--json`` appends each row as it is measured and
+``--from-json`` prints the tables of rows saved by one or more runs (the last row of
+each cell wins), so a matrix can be measured in parts.
 
 Cache (``TWIN_CACHE_DIR``, ``--cache``, default a temporary directory): a one-step
 warm-up run per grid first extracts the grid and builds its solver model (untimed); the
@@ -303,6 +306,7 @@ def run_matrix(
     for cell in selected:
         if cell.id in skip:
             rows.append(_row(cell))
+            _save(rows[-1], out_json)
             continue
         if cell.grid not in warm:
             warm_up(cell, work, env)
@@ -314,10 +318,15 @@ def run_matrix(
         row = measure_cell(cell, work, env, cache)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
-        if out_json is not None:
-            with out_json.open("a") as stream:
-                stream.write(json.dumps(row) + "\n")
+        _save(row, out_json)
     return rows
+
+
+def _save(row: dict[str, Any], out_json: Path | None) -> None:
+    """Append ``row`` to ``out_json`` (JSON lines), if given."""
+    if out_json is not None:
+        with out_json.open("a") as stream:
+            stream.write(json.dumps(row) + "\n")
 
 
 # ---------------------------------------------------------------- the tables
@@ -386,14 +395,23 @@ def exponent_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def latest_rows(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """The rows saved in ``paths`` (JSON lines), the last of each cell id, in first order."""
+    """The rows saved in ``paths`` (JSON lines): the last of each cell, measured first.
+
+    A skipped cell's row (no figures) never replaces a measured one. In axis order, then x.
+    """
     by_id: dict[str, dict[str, Any]] = {}
     for path in paths:
         for line in path.read_text().splitlines():
             if line.strip():
                 row = json.loads(line)
-                by_id[row["id"]] = row
-    return list(by_id.values())
+                if "wall_s" in row or "error" in row or row["id"] not in by_id:
+                    by_id[row["id"]] = row
+    return sorted(by_id.values(), key=_order)
+
+
+def _order(row: dict[str, Any]) -> tuple[int, float]:
+    """Axis, then x (unknown x last)."""
+    return AXES.index(row["axis"]), row.get("x") or math.inf
 
 
 def _report(rows: Sequence[dict[str, Any]]) -> None:
@@ -408,11 +426,21 @@ def _report(rows: Sequence[dict[str, Any]]) -> None:
     print(f"machine: {machine()}; load average now {os.getloadavg()[0]:.2f}")
 
 
+def _ids(text: str, selected: Sequence[Cell], option: str) -> set[str]:
+    """The cell ids listed in ``text`` (comma-separated), each one of ``selected``."""
+    ids = {s.strip() for s in text.split(",") if s.strip()}
+    unknown = sorted(ids - {c.id for c in selected})
+    if unknown:
+        raise SystemExit(f"{option}: no cell {unknown}; cells: {[c.id for c in selected]}")
+    return ids
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="day-scale cells only")
     parser.add_argument("--axes", default=",".join(AXES))
     parser.add_argument("--skip", default="", help="cell ids to extrapolate, comma-separated")
+    parser.add_argument("--only", default="", help="run only these cell ids, comma-separated")
     parser.add_argument("--executor", help="TWIN_EXECUTOR of the runs (default: as set)")
     parser.add_argument("--json", type=Path, help="append each cell's row to this file")
     parser.add_argument("--from-json", help="print the tables of saved rows (files, commas)")
@@ -434,10 +462,9 @@ def main() -> None:
             warm_up(grid_cell(ASSET_GRID), work, {**os.environ, "PYTHONPATH": str(ROOT)})
             grid_loads = grid_loads_of(ASSET_GRID)
         selected = cells(axes, args.quick, grid_loads)
-        skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-        unknown = sorted(skip - {c.id for c in selected})
-        if unknown:
-            raise SystemExit(f"--skip: no cell {unknown}; cells: {[c.id for c in selected]}")
+        skip, only = _ids(args.skip, selected, "--skip"), _ids(args.only, selected, "--only")
+        if only:
+            selected = [c for c in selected if c.id in only]
         executor = os.environ.get("TWIN_EXECUTOR", "auto")
         print(f"cost matrix: {len(selected)} cells, executor {executor}", flush=True)
         rows = run_matrix(selected, skip, cache, work, args.json)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -163,3 +164,33 @@ def test_failed_cells_are_shown_and_left_out_of_the_fit():
     ]
     assert "failed: grid c: refused" in cost.table(rows)
     assert cost.fits(rows)[("grid", "cpu_s")][1] == pytest.approx(1.0)
+
+
+def test_saved_rows_combine_measured_wins_over_skipped(tmp_path):
+    measured = {
+        "id": "steps:b",
+        "axis": "steps",
+        "label": "b",
+        "x": 2.0,
+        "steps": 2,
+        "wall_s": 1.0,
+        "cpu_s": 1.0,
+        "rss_mb": 1.0,
+        "loop_s": 1.0,
+    }
+    skipped = {"id": "steps:b", "axis": "steps", "label": "b", "x": 2.0, "steps": 2}
+    grid = {
+        "id": "grid:a",
+        "axis": "grid",
+        "label": "a",
+        "x": 15.0,
+        "steps": 96,
+        "error": "refused",
+    }
+    first = {"id": "steps:a", "axis": "steps", "label": "a", "x": 1.0, "steps": 1}
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    one.write_text("\n".join(json.dumps(r) for r in (grid, measured)) + "\n")
+    two.write_text("\n".join(json.dumps(r) for r in (skipped, first)) + "\n")
+    rows = cost.latest_rows([one, two])
+    assert [r["id"] for r in rows] == ["steps:a", "steps:b", "grid:a"]
+    assert rows[1] == measured
