@@ -238,11 +238,21 @@ def fit_within(xs: Sequence[float], ys: Sequence[float], fit: tuple[float, float
     return max(factors, default=float("nan"))
 
 
-def fits(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], tuple[float, float, float]]:
-    """Per (axis, figure): ``(a, k, fit within)`` over the measured rows."""
+def fits(
+    rows: Sequence[dict[str, Any]], *, largest: bool = False
+) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """Per (axis, figure): ``(a, k, fit within)`` over the measured rows.
+
+    ``largest``: over the larger half of each axis's cells by x only (at least two): the
+    exponent where a fixed start-up no longer hides how the cost grows, the one to
+    extrapolate with.
+    """
     out = {}
     for axis in AXES:
-        measured = [r for r in rows if r["axis"] == axis and "error" not in r and r.get("x")]
+        measured = [r for r in rows if r["axis"] == axis and "wall_s" in r and r.get("x")]
+        measured.sort(key=lambda r: r["x"])
+        if largest:
+            measured = measured[-max(2, math.ceil(len(measured) / 2)) :]
         for key in FIGURES:
             points = [(r["x"], r[key]) for r in measured if r.get(key)]
             fit = fit_power([p[0] for p in points], [p[1] for p in points])
@@ -339,8 +349,11 @@ def _num(value: Any, digits: int = 1) -> str:
 
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
-    """The cells as a Markdown table; skipped cells extrapolated from their axis's fit."""
-    fitted = fits(rows)
+    """The cells as a Markdown table; skipped cells extrapolated from their axis's fit.
+
+    The extrapolation uses the fit over the larger half of the axis's cells.
+    """
+    fitted = fits(rows, largest=True)
     lines = [
         "| axis | cell | x | wall s | CPU s | peak RSS MB | set-up s | first step s "
         "| loop s | loop us/step | finish s | executor | load |",
@@ -375,21 +388,24 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def exponent_table(rows: Sequence[dict[str, Any]]) -> str:
-    """Per axis: ``figure ~ a x^k`` for wall, CPU, peak RSS and loop, and how well it fits."""
-    fitted = fits(rows)
+    """Per axis: ``figure ~ a x^k`` for wall, CPU, peak RSS and loop, and how well it fits.
+
+    Over all of the axis's measured cells, and over the larger half of them.
+    """
+    every, large = fits(rows), fits(rows, largest=True)
     lines = [
-        "| axis | x | figure | k | a | fit within | points |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| axis | x | figure | k | a | fit within | larger half: k | a | fit within |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for axis in AXES:
-        n = sum(1 for r in rows if r["axis"] == axis and "wall_s" in r)
         for key, name in FIGURES.items():
-            fit = fitted.get((axis, key))
-            if fit is None:
+            if (axis, key) not in every:
                 continue
-            a, k, within = fit
+            a, k, within = every[(axis, key)]
+            a2, k2, within2 = large[(axis, key)]
             lines.append(
-                f"| {axis} | {X_NAME[axis]} | {name} | {k:.2f} | {a:.3g} | {within:.2f}x | {n} |"
+                f"| {axis} | {X_NAME[axis]} | {name} | {k:.2f} | {a:.3g} | {within:.2f}x "
+                f"| {k2:.2f} | {a2:.3g} | {within2:.2f}x |"
             )
     return "\n".join(lines)
 
@@ -422,7 +438,7 @@ def _report(rows: Sequence[dict[str, Any]]) -> None:
     print("figure ~ a x^k, least squares on log-log over each axis's measured cells:")
     print(exponent_table(rows))
     if any("wall_s" not in r and "error" not in r for r in rows):
-        print("* not measured (--skip): extrapolated from the axis's fit")
+        print("* not measured (--skip): extrapolated from the fit over the larger half")
     print(f"machine: {machine()}; load average now {os.getloadavg()[0]:.2f}")
 
 

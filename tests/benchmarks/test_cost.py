@@ -194,3 +194,28 @@ def test_saved_rows_combine_measured_wins_over_skipped(tmp_path):
     rows = cost.latest_rows([one, two])
     assert [r["id"] for r in rows] == ["steps:a", "steps:b", "grid:a"]
     assert rows[1] == measured
+
+
+def test_the_larger_half_sees_past_a_fixed_start_up():
+    xs = [10.0, 100.0, 10_000.0, 1_000_000.0]
+    rows = [
+        {
+            "id": f"steps:{x}",
+            "axis": "steps",
+            "label": str(x),
+            "x": x,
+            "steps": x,
+            "wall_s": 2.0 + 1e-3 * x,
+            "cpu_s": 2.0 + 1e-3 * x,
+            "rss_mb": 100.0,
+            "loop_s": 1e-3 * x,
+        }
+        for x in xs
+    ]
+    every = cost.fits(rows)[("steps", "cpu_s")][1]
+    large = cost.fits(rows, largest=True)[("steps", "cpu_s")][1]
+    assert every < 0.5
+    assert large == pytest.approx(math.log(1002 / 12) / math.log(100))
+    rows.append({"id": "steps:1e7", "axis": "steps", "label": "1e7", "x": 1e7, "steps": 1e7})
+    a, k, _ = cost.fits(rows, largest=True)[("steps", "cpu_s")]
+    assert f"~{a * 1e7**k:,.0f}*" in cost.table(rows)
