@@ -439,7 +439,12 @@ def _report(rows: Sequence[dict[str, Any]]) -> None:
     print(exponent_table(rows))
     if any("wall_s" not in r and "error" not in r for r in rows):
         print("* not measured (--skip): extrapolated from the fit over the larger half")
-    print(f"machine: {machine()}; load average now {os.getloadavg()[0]:.2f}")
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    print(
+        f"machine: {machine()}; commit {commit or '?'}; load average now {os.getloadavg()[0]:.2f}"
+    )
 
 
 def _ids(text: str, selected: Sequence[Cell], option: str) -> set[str]:
