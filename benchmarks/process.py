@@ -30,11 +30,12 @@ def measure_process(
         sampler = _TreeSampler(proc.pid) if tree else None
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         tree_rss = sampler.stop() if sampler is not None else None
         stdout.seek(0)
         stderr.seek(0)
         out, error = stdout.read(), stderr.read()
-    if os.waitstatus_to_exitcode(status):
+    if proc.returncode:
         raise SystemExit(f"{' '.join(args)} failed:\n{error[-3000:]}")
     reported = [line for line in out.splitlines() if line.startswith("{")]
     return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 
@@ -219,3 +220,16 @@ def test_the_larger_half_sees_past_a_fixed_start_up():
     rows.append({"id": "steps:1e7", "axis": "steps", "label": "1e7", "x": 1e7, "steps": 1e7})
     a, k, _ = cost.fits(rows, largest=True)[("steps", "cpu_s")]
     assert f"~{a * 1e7**k:,.0f}*" in cost.table(rows)
+
+
+def test_a_cell_runs_in_its_own_process_and_a_failing_one_is_a_row(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(cost.ROOT)}
+    cell = cost.steps_cell("1h", "15min")
+    row = cost.measure_cell(cell, tmp_path / "work", env, tmp_path / "cache")
+    assert row["status"] == "finished" and row["steps"] == 4 == row["x"]
+    assert row["wall_s"] > 0 and row["cpu_s"] > 0 and row["rss_mb"] > 0
+    assert row["run_setup_s"] > 0 and row["loop_s"] > 0 and row["run_first_step_process_s"] > 0
+    assert not (tmp_path / "work" / "steps_1h_at_15min").exists()  # its run is removed
+    broken = cost.Cell("steps", "broken", {**cell.raw, "grid": "1-LV-nowhere--0-sw"}, 4.0)
+    failed = cost.measure_cell(broken, tmp_path / "work", env, tmp_path / "cache")
+    assert "1-LV-nowhere--0-sw" in failed["error"] and "wall_s" not in failed
