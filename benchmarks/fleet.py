@@ -2,6 +2,8 @@
 
 Usage: python -m benchmarks.fleet [--sites 50] [--duration 1d] [--workers N]
        python -m benchmarks.fleet --sweep 1,5,10,20,50 [--duration 6h]
+       TWIN_EXECUTOR=mosaik python -m benchmarks.fleet ...  (the one world on mosaik's
+       scheduler; default: auto, the direct executor for these sites, :mod:`twin.executor`)
 
 The fleet is N copies of the demo day (1-LV-rural1, two PV plants, a battery, the
 feeder's 13 loads, the rule controller, sensors on), each site with its own PV size
@@ -76,6 +78,7 @@ def child(path: str, out: str, mode: str, workers: int | None) -> None:
                 "run_s": time.perf_counter() - validated,
                 "setup_s": first.get("setup_s"),
                 "loop_s": first.get("loop_s"),
+                "executor": first.get("executor"),
             }
         )
     )
@@ -107,7 +110,8 @@ def sweep(work: Path, sizes: list[int], duration: str) -> None:
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     steps = parse_duration_s(duration) // 900
-    print(f"one world, {duration} at 15 min ({steps} steps); machine: {machine()}")
+    executor = os.environ.get("TWIN_EXECUTOR", "auto")
+    print(f"one world, {duration} at 15 min ({steps} steps), executor {executor}; {machine()}")
     print(f"{'sites':>5} {'simulators':>10} {'setup s':>8} {'loop s':>7} {'ms/step':>8}", end="")
     print(f" {'ms/site-step':>13}")
     for n in sizes:
@@ -156,6 +160,7 @@ def main() -> None:
     diff = same_results(work / "world", work / "split")
     workers = args.workers or len(os.sched_getaffinity(0))
     print(f"{args.sites} LV sites, {args.duration} at 15 min; split on {workers} workers")
+    print(f"executor of the one world and of each split site: {rows['world']['executor']}")
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the end")
     head = f"{'mode':<6} {'process s':>9} {'validate s':>10} {'run s':>7} {'CPU s':>7}"
     print(head + f" {'RSS MB':>7} {'tree MB':>8} {'setup s':>8} {'loop s':>7}")

@@ -1,17 +1,21 @@
 """Memory of long runs at 1 s: peak RSS and CPU of a day and a week on the demo site.
 
 Usage: python -m benchmarks.memory [--durations 1d,7d] [--step 1s] [--out DIR]
+       TWIN_EXECUTOR=mosaik python -m benchmarks.memory ...  (mosaik's scheduler; default:
+       auto, the direct executor on this scenario, :mod:`twin.executor`)
 
 Each run is ``scenarios/microgrid_day.yaml`` with ``duration`` and ``step`` overridden,
 in a fresh subprocess (this module with ``--child``): peak RSS and CPU (user + system)
 come from ``wait4`` of that process, so nothing of one run stays in the next. The child
 also reports the peak RSS reached before the run's finish (``VmHWM`` when the last step
 is done: the loop's peak, imports and set-up included), ``run.json``'s ``setup_s`` and
-``loop_s``, the size of ``results.parquet`` and what still grows with the steps inside
-the models: the bytes of the numpy arrays each model holds with one value per step
-(exogenous series precomputed over the whole run: load profiles, PV, tariff). The
-results are recorded in chunks (:mod:`twin.recorder`), so what they take does not grow
-with the steps. The grid cache is the user's (``~/.cache/twin``): warm after the first.
+``loop_s``, the size of ``results.parquet`` and the bytes of the numpy arrays each
+model holds with a value per step (at least as many values as the run has steps): the
+exogenous series (load profiles, PV, tariff), computed a window of steps at a time
+(:mod:`models.window`, a day at 1 s), so a week holds what a day does. The results are
+recorded in chunks (:mod:`twin.recorder`) and the KPIs summed a window at a time
+(:func:`twin.kpi.compute_kpis`), so neither grows with the steps. The grid and PV caches
+are the user's (``~/.cache/twin``): warm after the first.
 """
 
 from __future__ import annotations
@@ -99,6 +103,7 @@ def child(duration: str, step: str, out: Path) -> dict[str, Any]:
         "steps": scenario.clock().n_steps,
         "setup_s": meta["setup_s"],
         "loop_s": meta["loop_s"],
+        "executor": meta["executor"],
         "loop_peak_mb": loop_peak[0] if loop_peak else float("nan"),
         "step_arrays_mb": sum(arrays.values()) / 2**20,
         "step_arrays_by_sim_mb": {sid: b / 2**20 for sid, b in sorted(arrays.items())},
@@ -178,6 +183,7 @@ def main() -> None:
         )
     loads = ", ".join(f"{r['load_before']:.1f}" for r in rows)
     print(f"load average before each run: {loads}")
+    print(f"executor: {', '.join(sorted({r['executor'] for r in rows}))}")
     print(f"machine: {machine()}")
 
 

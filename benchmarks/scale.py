@@ -2,13 +2,16 @@
 
 Usage: python -m benchmarks.scale [--grids CODE,CODE...] [--duration 1d]
                                   [--timeseries-grid CODE | --no-timeseries]
+                                  [--runs element:mosaik,fleet:mosaik,fleet:direct]
 
 The day scenario (``scenarios/microgrid_day.yaml``: two PV plants, a battery and every
 load of the grid with its SimBench profile, sensors on) at 15-minute steps, without a
 controller (the controller's per-element measurement connections belong to the
 controllers), on each grid. Each grid runs twice, each run its own fresh process:
 ``TWIN_EXCHANGE=element`` (one mosaik connection per asset element and bus, the world
-before fleet exchange) and ``fleet`` (one connection per asset fleet). Reported per run:
+before fleet exchange) and ``fleet`` (one connection per asset fleet), each on an executor
+(``TWIN_EXECUTOR``: ``mosaik``'s scheduler or the ``direct`` one, :mod:`twin.executor`;
+``--runs`` lists the exchange:executor pairs). Reported per run:
 ``setup_s`` and ``loop_s`` of ``run.json`` (loop in us per step) with the process CPU
 time of each in brackets (the machine may be shared: CPU is the steadier figure), the
 process's wall, CPU and peak RSS, and the plan's connections. A warm-up process
@@ -92,26 +95,32 @@ def twin_worker(grid: str, duration: str, out: Path, validate_only: bool) -> Non
         "buses": sum(1 for e in grid_sim.entities if e.type == "bus"),
         "loads": len(scenario.units("load")),
         "connections": len(plan.connections),
+        "executor": meta["executor"],
         "element_connections": len(plan.element_edges()),
     }
     print(json.dumps(report))
 
 
 def _time_the_loop() -> dict[str, float]:
-    """Process CPU seconds of ``mosaik.World.run`` (the loop), filled in when it returns."""
+    """Process CPU seconds of the world's ``run`` (the loop), filled in when it returns.
+
+    mosaik's ``World.run`` or the direct executor's ``DirectWorld.run``.
+    """
     import mosaik
 
+    from twin.executor import DirectWorld
+
     cpu: dict[str, float] = {}
-    run = mosaik.World.run
+    for cls in (mosaik.World, DirectWorld):
 
-    def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
-        cpu["started_s"] = time.process_time()
-        try:
-            return run(self, *args, **kwargs)
-        finally:
-            cpu["loop_s"] = time.process_time() - cpu["started_s"]
+        def timed(self: Any, *args: Any, _run: Any = cls.run, **kwargs: Any) -> Any:
+            cpu["started_s"] = time.process_time()
+            try:
+                return _run(self, *args, **kwargs)
+            finally:
+                cpu["loop_s"] = time.process_time() - cpu["started_s"]
 
-    mosaik.World.run = timed
+        cls.run = timed
     return cpu
 
 
@@ -165,6 +174,7 @@ def main() -> None:
     parser.add_argument("--duration", default="1d")
     parser.add_argument("--timeseries-grid", default=TIMESERIES_GRID)
     parser.add_argument("--no-timeseries", action="store_true")
+    parser.add_argument("--runs", default="element:mosaik,fleet:mosaik,fleet:direct")
     parser.add_argument("--worker", choices=["twin", "warm", "injections", "timeseries"])
     parser.add_argument("--grid", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -173,7 +183,9 @@ def main() -> None:
         twin_worker(args.grid, args.duration, args.work, args.worker == "warm")
         return
     if args.worker == "injections":
-        bus_injections(args.grid, args.duration, args.work / "run-fleet", args.work)
+        runs = [args.work / "run-fleet-mosaik", args.work / "run-fleet-direct"]
+        done = next(r for r in runs if (r / "results.parquet").exists())
+        bus_injections(args.grid, args.duration, done, args.work)
         return
     if args.worker == "timeseries":
         timeseries_worker(args.work)
@@ -201,11 +213,12 @@ def main() -> None:
 
             warm = measure(worker("warm", work), env)
             print(f"{grid}: warm-up validation {warm['wall_s']:.1f} s", flush=True)
-            for exchange in ("element", "fleet"):
-                run_env = {**env, "TWIN_EXCHANGE": exchange}
-                row = measure(worker("twin", work / f"run-{exchange}"), run_env)
-                rows.append((grid, exchange, row))
-                print(f"  {exchange}: {json.dumps(row)}", flush=True)
+            for pair in args.runs.split(","):
+                exchange, executor = pair.split(":")
+                run_env = {**env, "TWIN_EXCHANGE": exchange, "TWIN_EXECUTOR": executor}
+                row = measure(worker("twin", work / f"run-{exchange}-{executor}"), run_env)
+                rows.append((grid, f"{exchange}, {row['executor']}", row))
+                print(f"  {pair}: {json.dumps(row)}", flush=True)
             if not args.no_timeseries and grid == args.timeseries_grid:
                 measure(worker("injections", work), env)
                 timeseries = measure(worker("timeseries", work), env)
@@ -215,7 +228,7 @@ def main() -> None:
                 print(f"  run_timeseries: {json.dumps(timeseries)}", flush=True)
     print()
     print(
-        "| grid | buses | loads | exchange | connections | set-up s (CPU) "
+        "| grid | buses | loads | exchange, executor | connections | set-up s (CPU) "
         "| loop us/step (CPU) | process wall s | CPU s | RSS MB |"
     )
     print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")

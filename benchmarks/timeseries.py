@@ -1,7 +1,7 @@
 """A week at 15 min side by side: ``twin run`` end to end against pandapower's time series.
 
 Usage: python -m benchmarks.timeseries [--duration 7d] [--repeat 2] [--no-runpp-loop]
-                                       [--grid 1-LV-rural1--0-sw]
+                                       [--grid 1-LV-rural1--0-sw] [--executors direct,mosaik]
 
 Every method runs as its own fresh process, timed from process start to its outputs
 written (wall from the parent; CPU and peak RSS of the process from ``wait4``):
@@ -9,7 +9,9 @@ written (wall from the parent; CPU and peak RSS of the process from ``wait4``):
 - ``twin run`` of the day scenario (``scenarios/microgrid_day.yaml``) stretched to
   ``--duration``: interpreter, CLI, scenario, world, the steps, results and KPIs
   (``kpis.json``). Cold: an empty disk cache (SimBench extraction, the solver model and
-  the PV series derived); warm: the cache the cold run filled.
+  the PV series derived); warm: the cache the cold run filled. Cold once, on the first of
+  ``--executors``; warm on each (``TWIN_EXECUTOR``: the direct executor or mosaik's
+  scheduler, :mod:`twin.executor`). Ratios are to the first executor's warm run.
 - pandapower ``run_timeseries`` with its default recycling, on the same grid as the
   twin prepares it (its loads and generators out of service, one static generator per
   bus), loaded from a pandapower JSON file (neither side pays SimBench extraction when
@@ -103,6 +105,7 @@ def main() -> None:
     parser.add_argument("--grid", default="1-LV-rural1--0-sw")
     parser.add_argument("--repeat", type=int, default=2, help="Runs per method (median).")
     parser.add_argument("--no-runpp-loop", action="store_true")
+    parser.add_argument("--executors", default="direct,mosaik", help="twin executors, in order")
     parser.add_argument("--worker", choices=["timeseries", "runpp"], help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -128,14 +131,20 @@ def main() -> None:
         twin = [python, "-m", "twin.cli", "run", str(scenario), "--out", str(run_dir)]
         twin.append("--no-progress")
 
-        def twin_run() -> dict[str, float]:
-            timing = measure(twin, env)
+        def twin_run(executor: str) -> dict[str, float]:
+            timing = measure(twin, {**env, "TWIN_EXECUTOR": executor})
             meta = json.loads((run_dir / "run.json").read_text())
+            assert meta["executor"] == executor, meta.get("executor_fallback")
             return {**timing, "loop_s": meta["loop_s"]}
 
-        rows.append(("twin run (fast solver)", "cold", [twin_run()]))
-        rows.append(("twin run (fast solver)", "warm", [twin_run() for _ in range(args.repeat)]))
+        executors = args.executors.split(",")
+        label = "twin run (fast solver, {})"
+        rows.append((label.format(executors[0]), "cold", [twin_run(executors[0])]))
+        for executor in executors:
+            runs = [twin_run(executor) for _ in range(args.repeat)]
+            rows.append((label.format(executor), "warm", runs))
         meta = json.loads((run_dir / "run.json").read_text())
+        print(f"last warm twin run: executor {meta['executor']}")
         bus_injections(scenario, run_dir, work)
         n_steps = len(np.load(work / "p_mw.npy"))
         methods = ["timeseries"] + ([] if args.no_runpp_loop else ["runpp"])

@@ -1,12 +1,13 @@
 """Time series that drive models: SimBench profiles and user CSV files.
 
 One mechanism for every profile-driven model (loads, prices, schedules): a series is
-averaged over every step of the run (see :mod:`models.series`) and returned as a numpy
-array, once, before the loop starts.
+averaged over every step of the run, or of a window of it (see :mod:`models.series`
+and :mod:`models.window`), and returned as a numpy array.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,8 +19,10 @@ from models.filecache import file_stamp
 from models.series import clock_means, interval_means
 
 __all__ = [
+    "CsvSeries",
     "MissingColumnError",
     "SeriesFileError",
+    "csv_series",
     "csv_series_means",
     "simbench_profile_table",
     "year_profile_at",
@@ -114,13 +117,58 @@ def _rows(mask: pd.Series) -> str:
     return ", ".join(lines[:5]) + more
 
 
+@dataclass(frozen=True)
+class CsvSeries:
+    """A CSV series as read and checked: piecewise constant from its time stamps.
+
+    Attributes
+    ----------
+    origin : pandas.Timestamp
+        UTC origin of ``breaks_s`` (the start of the run it was checked for).
+    breaks_s : numpy.ndarray
+        Segment boundaries (s since ``origin``): every stamp, then the last plus the
+        median spacing.
+    values : numpy.ndarray
+        The value held on each segment.
+    """
+
+    origin: pd.Timestamp
+    breaks_s: np.ndarray
+    values: np.ndarray
+
+    def means(self, clock: Clock) -> np.ndarray:
+        """Step means over ``clock`` (a window of the run it was read for, or the run)."""
+        offset = (clock.start.tz_convert("UTC") - self.origin).total_seconds()
+        steps_s = offset + np.arange(clock.n_steps, dtype=float) * clock.step_s
+        return interval_means(self.breaks_s, self.values, steps_s, clock.step_s)
+
+
 def csv_series_means(
     path: str | Path,
     column: str,
     clock: Clock,
     limits: tuple[float, float] | None = None,
 ) -> np.ndarray:
-    """Step means of ``column`` of a CSV time series.
+    """Step means of ``column`` of a CSV time series (:func:`csv_series` over ``clock``).
+
+    Raises
+    ------
+    MissingColumnError
+        If ``time`` or ``column`` is missing.
+    SeriesFileError
+        If the file cannot be read, a time stamp or value is missing or not a finite
+        number, or the series does not cover the run.
+    """
+    return csv_series(path, column, clock, limits).means(clock)
+
+
+def csv_series(
+    path: str | Path,
+    column: str,
+    clock: Clock,
+    limits: tuple[float, float] | None = None,
+) -> CsvSeries:
+    """``column`` of a CSV time series, checked to cover the run of ``clock``.
 
     The CSV needs a ``time`` column of tz-aware ISO timestamps (or UTC if naive); each
     value holds from its stamp to the next one (the last for the median spacing), so
@@ -182,6 +230,4 @@ def csv_series_means(
             f"{path}: {column!r} covers {stamps.iloc[0]} to {covered_to} (the last value "
             f"held for {spacing:g} s); the run needs {first} to {end}"
         )
-    values = frame[column].astype(float).to_numpy()
-    steps_s = np.arange(clock.n_steps, dtype=float) * clock.step_s
-    return interval_means(breaks_s, values, steps_s, clock.step_s)
+    return CsvSeries(origin, breaks_s, frame[column].astype(float).to_numpy())

@@ -5,11 +5,12 @@ The chain per plant is: solar position -> plane-of-array transposition (Hay-Davi
 -> PVWatts system losses -> PVWatts inverter with clipping at its AC rating.
 
 Everything that does not depend on the co-simulation loop (the whole weather-driven
-chain) is computed once for all steps at construction; :meth:`PVPlant.step` only
-indexes the precomputed series and applies the loop inputs (curtailment/derating).
-The precomputed step means are kept in the disk cache (:mod:`models.diskcache`),
-keyed by the weather file's content, the site, the clock, the plants' parameters,
-pvlib's version and this module's code: a warm run imports no pvlib.
+chain) is computed ahead, a window of steps at a time (:mod:`models.window`: a day
+at 1 s, the whole run at 15 min); :meth:`PVPlant.step` only indexes the precomputed
+series and applies the loop inputs (curtailment/derating). The precomputed step means
+are kept in the disk cache (:mod:`models.diskcache`) per window, keyed by the weather
+file's content, the site, the window's clock, the plants' parameters, pvlib's version
+and this module's code: a warm run imports no pvlib.
 
 The weather may instead come from another simulator: the inputs ``ghi``, ``dni``,
 ``dhi`` (W/m2), ``temp_air`` (degC) and ``wind_speed`` (m/s), each the mean over the
@@ -32,6 +33,7 @@ import pandas as pd
 from models.base import Clock, Model, Port
 from models.diskcache import MISSING, CacheEntry, code_digest, package_versions
 from models.weather import WEATHER_COLUMNS, weather_at, weather_digest
+from models.window import StepWindows, sub_clock
 
 __all__ = [
     "SAPM_TEMPERATURE_MODELS",
@@ -245,38 +247,44 @@ class PVPlant(Model):
         # The output stands for the step's mean: evaluate at the middle of each step, or
         # of equal parts of it no longer than the weather's hour for longer steps.
         self._parts = -(-clock.step_s // WEATHER_RESOLUTION_S)
-        self._sampled: tuple[pd.DatetimeIndex, dict, dict] | None = None
-        entry = CacheEntry("pv", precompute_key(units, clock, self.context))
+        # working memory per step: the weather and sun at every sub-step, and per plant
+        # pvlib's intermediate series
+        row_bytes = 8 * self._parts * (12 + 12 * self.n)
+        self._windows = StepWindows(clock, self._cached_means, row_bytes)
+        self._windows.row(0)  # the first window now (from the disk cache when warm)
+
+    def _cached_means(self, clock: Clock) -> tuple[np.ndarray, np.ndarray]:
+        """Step means over ``clock`` (a window of the run): from the disk cache, else pvlib."""
+        entry = CacheEntry("pv", precompute_key(self.units, clock, self.context))
         means = entry.read("step_means")
         if means is MISSING:
-            means = self._step_means()
+            means = self._step_means(clock)
             entry.write({"step_means": means})
-        # (n_steps, n_units) arrays: the loop only indexes them.
-        self._p_avail_kw, self._t_cell_c = means
+        return means
 
-    def _sample(self) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Times, weather and sun geometry at the sub-step centres (on first use)."""
-        if self._sampled is None:
-            clock, site, parts = self.clock, self.context["site"], self._parts
-            offsets = (np.arange(parts) + 0.5) * clock.step_s / parts
-            times = clock.times.repeat(parts) + pd.to_timedelta(
-                np.tile(offsets, clock.n_steps), unit="s"
-            )
-            times = times.tz_convert(site["tz"])
-            weather = weather_at(times, self.context["weather"])
-            geometry = solar_geometry(times, site["lat"], site["lon"], site["altitude"])
-            self._sampled = (
-                times,
-                {name: weather[name].to_numpy(float) for name in WEATHER_COLUMNS},
-                {name: geometry[name].to_numpy(float) for name in geometry},
-            )
-        return self._sampled
+    def _sample(
+        self, clock: Clock
+    ) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Times, weather and sun geometry at the sub-step centres of ``clock``'s steps."""
+        site, parts = self.context["site"], self._parts
+        offsets = (np.arange(parts) + 0.5) * clock.step_s / parts
+        times = clock.times.repeat(parts) + pd.to_timedelta(
+            np.tile(offsets, clock.n_steps), unit="s"
+        )
+        times = times.tz_convert(site["tz"])
+        weather = weather_at(times, self.context["weather"])
+        geometry = solar_geometry(times, site["lat"], site["lon"], site["altitude"])
+        return (
+            times,
+            {name: weather[name].to_numpy(float) for name in WEATHER_COLUMNS},
+            {name: geometry[name].to_numpy(float) for name in geometry},
+        )
 
-    def _step_means(self) -> tuple[np.ndarray, np.ndarray]:
-        """Available AC power and cell temperature, mean over every step, of every plant."""
-        times, weather, geometry = self._sample()
+    def _step_means(self, clock: Clock) -> tuple[np.ndarray, np.ndarray]:
+        """Available AC power and cell temperature, mean over every step of ``clock``."""
+        times, weather, geometry = self._sample(clock)
         series = [self._power(times, weather, geometry, u) for u in self.units]
-        shape = (self.clock.n_steps, self._parts, self.n)
+        shape = (clock.n_steps, self._parts, self.n)
 
         def step_means(column: str) -> np.ndarray:
             values = np.column_stack([s[column].to_numpy() for s in series])
@@ -296,9 +304,13 @@ class PVPlant(Model):
             times, weather, site["lat"], site["lon"], site["altitude"], unit, geometry
         )
 
+    def series(self) -> tuple[np.ndarray, np.ndarray]:
+        """Available AC power (kW) and cell temperature (degC), every step and plant."""
+        return self._windows.whole()  # type: ignore[return-value]
+
     def exogenous(self) -> dict[str, np.ndarray]:
         """Available AC power (kW) of every plant for every step (before derating)."""
-        return {"p_kw": self._p_avail_kw}
+        return {"p_kw": self.series()[0]}
 
     def _fed_weather(
         self, k: int, inputs: dict[str, np.ndarray]
@@ -313,19 +325,17 @@ class PVPlant(Model):
             fed |= np.isfinite(values)
         if not fed.any():
             return None
-        p_avail, t_cell = self._p_avail_kw[k].copy(), self._t_cell_c[k].copy()
-        rows = slice(k * self._parts, (k + 1) * self._parts)
-        times, file_weather, file_geometry = self._sample()
-        geometry = {name: values[rows] for name, values in file_geometry.items()}
+        p_avail, t_cell = (values.copy() for values in self._windows.row(k))
+        times, file_weather, geometry = self._sample(sub_clock(self.clock, k, 1))
         for i in np.flatnonzero(fed):
-            weather = {name: values[rows] for name, values in file_weather.items()}
+            weather = dict(file_weather)
             for column, values in given.items():
                 if np.isfinite(values[i]):
                     # irradiance and wind are not negative (as the file's, see weather_at)
                     value = float(values[i])
                     value = value if column == "temp_air" else max(value, 0.0)
                     weather[column] = np.full(self._parts, value)
-            series = self._power(times[rows], weather, geometry, self.units[i])
+            series = self._power(times, weather, geometry, self.units[i])
             p_avail[i] = series["p_ac_kw"].mean()
             t_cell[i] = series["t_cell_c"].mean()
         return p_avail, t_cell
@@ -336,6 +346,6 @@ class PVPlant(Model):
         """Output of step ``now`` (precomputed, or from the weather inputs), times ``derate``."""
         k = self.clock.index_of(now)
         fed = self._fed_weather(k, inputs)
-        p_avail, t_cell = fed if fed is not None else (self._p_avail_kw[k], self._t_cell_c[k])
+        p_avail, t_cell = fed if fed is not None else self._windows.row(k)
         derate = np.clip(inputs["derate"], 0.0, 1.0)
         return {"p_kw": p_avail * derate, "p_avail_kw": p_avail, "t_cell_c": t_cell}

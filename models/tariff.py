@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 
 from models.base import Clock, Model, Port
-from models.profiles import MissingColumnError, csv_series_means
+from models.profiles import CsvSeries, MissingColumnError, csv_series
 from models.series import clock_means
+from models.window import StepWindows
 
 __all__ = ["Tariff", "time_of_use_means", "time_of_use_price"]
 
@@ -87,33 +88,44 @@ class Tariff(Model):
         self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
     ) -> None:
         super().__init__(units, clock, context)
-        tz = self.context.get("site", {}).get("tz", "UTC")
-        imports, exports = [], []
+        self._tz = self.context.get("site", {}).get("tz", "UTC")
+        # price files are read and checked against the whole run once
+        self._files: list[tuple[CsvSeries | None, CsvSeries | None]] = []
         for unit in units:
-            export = np.full(clock.n_steps, float(unit["export_eur_kwh"]))
+            imports = exports = None
             if unit.get("price_csv"):
-                imports.append(
-                    csv_series_means(unit["price_csv"], "import_eur_kwh", clock, PRICE_LIMITS)
-                )
+                imports = csv_series(unit["price_csv"], "import_eur_kwh", clock, PRICE_LIMITS)
                 try:
-                    export = csv_series_means(
-                        unit["price_csv"], "export_eur_kwh", clock, PRICE_LIMITS
-                    )
+                    exports = csv_series(unit["price_csv"], "export_eur_kwh", clock, PRICE_LIMITS)
                 except MissingColumnError:  # an export column is optional
                     pass
+            self._files.append((imports, exports))
+        # working memory per step: both prices and the interval means' temporaries
+        self._windows = StepWindows(clock, self._window_prices, 8 * 16 * self.n)
+        self._windows.row(0)
+
+    def _window_prices(self, clock: Clock) -> tuple[np.ndarray, np.ndarray]:
+        """Import and export prices of every unit over the steps of ``clock`` (a window)."""
+        imports, exports = [], []
+        for unit, (import_file, export_file) in zip(self.units, self._files, strict=True):
+            if import_file is not None:
+                imports.append(import_file.means(clock))
             else:
-                imports.append(time_of_use_means(clock, tz, unit))
-            exports.append(export)
-        self._import = np.column_stack(imports)
-        self._export = np.column_stack(exports)
+                imports.append(time_of_use_means(clock, self._tz, unit))
+            if export_file is not None:
+                exports.append(export_file.means(clock))
+            else:
+                exports.append(np.full(clock.n_steps, float(unit["export_eur_kwh"])))
+        return np.column_stack(imports), np.column_stack(exports)
 
     def exogenous(self) -> dict[str, np.ndarray]:
         """Import and export prices for every step (tariffs are known in advance)."""
-        return {"price_import_eur_kwh": self._import, "price_export_eur_kwh": self._export}
+        imports, exports = self._windows.whole()
+        return {"price_import_eur_kwh": imports, "price_export_eur_kwh": exports}
 
     def step(
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
         """Prices of step ``now``."""
-        k = self.clock.index_of(now)
-        return {"price_import_eur_kwh": self._import[k], "price_export_eur_kwh": self._export[k]}
+        imports, exports = self._windows.row(self.clock.index_of(now))
+        return {"price_import_eur_kwh": imports, "price_export_eur_kwh": exports}

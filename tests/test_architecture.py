@@ -17,13 +17,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("models", "twin", "adapters")
 
 #: The twin core: clock, schema base, registries, wrapper, plan, results, KPIs (and the
-#: objective they score by), run.
+#: objective they score by), run (and the direct executor that may step its world).
 CORE = {
     "twin",
     "twin.bounds",
     "twin.checks",
     "twin.component",
     "twin.errors",
+    "twin.executor",
     "twin.identity",
     "twin.inputs",
     "twin.kpi",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -73,6 +74,13 @@ def run(
         int | None,
         typer.Option(min=1, max=1024, help="A fleet in mode split: worker processes."),
     ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help="What steps the world: auto (direct where every simulator allows it), "
+            "mosaik or direct; default $TWIN_EXECUTOR or auto."
+        ),
+    ] = None,
 ) -> None:
     """Run a scenario or a fleet of sites; write results, run metadata and KPIs.
 
@@ -84,6 +92,10 @@ def run(
     from twin.scenario import load_scenario
 
     try:
+        if executor is not None:  # this process's runs: the fleet's world, comparison runs
+            from twin.executor import EXECUTOR_ENV, requested_executor
+
+            os.environ[EXECUTOR_ENV] = requested_executor(executor)
         raw = read_yaml(scenario, "scenario")
     except (TwinError, OSError) as exc:
         _fail(exc)

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from twin.objective import ScoredCost, objective_for, scored_cost
-from twin.results import as_operated, wide
+from models.base import Clock
+from twin.objective import ScoredCost, objective_for, scored_cost_of
+from twin.results import Results, as_operated, wide
 from twin.scenario import ScenarioBase
 
-__all__ = ["KPI_SPECS", "KpiSpec", "cell_energy_kwh", "compute_kpis", "kpi_rows"]
+__all__ = [
+    "KPI_SPECS",
+    "KPI_WINDOW_STEPS",
+    "KpiSpec",
+    "Totals",
+    "cell_energy_kwh",
+    "compute_kpis",
+    "kpi_rows",
+]
 
 
 @dataclass(frozen=True)
@@ -106,7 +117,7 @@ INJECTING_KINDS = ("pv", "load", "battery", "ev")
 
 
 def compute_kpis(
-    results: pd.DataFrame,
+    results: pd.DataFrame | Results,
     scenario: ScenarioBase,
     injecting: dict[str, list[str]] | None = None,
 ) -> dict[str, float]:
@@ -142,8 +153,10 @@ def compute_kpis(
 
     Parameters
     ----------
-    results : pandas.DataFrame
-        Tidy results of the run.
+    results : pandas.DataFrame or twin.results.Results
+        Tidy results of the run; lazy results (:func:`twin.results.open_results`) are
+        summed :data:`KPI_WINDOW_STEPS` steps at a time (sums, extremes and end states
+        combined, :class:`Totals`), so memory holds a window, not the run.
     scenario : ScenarioBase
         The resolved scenario of the run (ratings, limits, step).
     injecting : dict of str to list of str, optional
@@ -157,8 +170,85 @@ def compute_kpis(
     :func:`twin.results.as_operated`).
     """
     results = as_operated(results)
-    dt_h = scenario.clock().dt_h
-    poc = wide(results, "grid", "p_kw")["poc"]
+    clock = scenario.clock()
+    parts = Totals()
+    for window in _windows(results, clock):
+        parts.add(_window_totals(window, scenario, injecting, clock.dt_h))
+    return _kpis(parts, scenario, clock.dt_h)
+
+
+#: The KPIs of lazy results are summed this many steps at a time (18 h at 1 s; a year at
+#: 15 min in one window, as fast as one table): a window's tables, never the run's.
+KPI_WINDOW_STEPS = 65_536
+
+
+def _windows(results: pd.DataFrame | Results, clock: Clock) -> Iterator[pd.DataFrame | Results]:
+    """The results :data:`KPI_WINDOW_STEPS` steps at a time: lazy views, or a frame whole.
+
+    Windows follow the clock; the last is open-ended, so it holds the states' end row.
+    """
+    if not isinstance(results, Results):
+        yield results
+        return
+    steps = KPI_WINDOW_STEPS
+    starts = [
+        clock.start + pd.Timedelta(seconds=k * clock.step_s) for k in range(0, clock.n_steps, steps)
+    ]
+    for i, start in enumerate(starts):
+        first = None if i == 0 else start
+        yield results.between(first, starts[i + 1] if i + 1 < len(starts) else None)
+
+
+class Totals:
+    """Sums, extremes and last values of a run's windows (what every KPI is made of).
+
+    ``sum`` entries add, ``max``/``min`` keep the extreme of the windows that have one
+    (NaN-skipping as pandas), ``peak`` keeps numpy's max (NaN propagates, as the scored
+    cost's demand charge did on the whole run), ``last`` keeps the last window's value.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def add(self, window: dict[str, tuple[str, Any]]) -> None:
+        """Fold one window's ``{key: (how, value)}`` in (``value`` None: none there)."""
+        for key, (how, value) in window.items():
+            if value is None:
+                continue
+            if key not in self.values or how == "last":
+                self.values[key] = value
+            elif how == "sum":
+                self.values[key] = self.values[key] + value
+            elif how == "max":
+                self.values[key] = _skipping_nan(max, self.values[key], value)
+            elif how == "min":
+                self.values[key] = _skipping_nan(min, self.values[key], value)
+            else:  # "peak"
+                self.values[key] = float(np.max([self.values[key], value]))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The combined value of ``key`` (``default`` when no window had one)."""
+        return self.values.get(key, default)
+
+
+def _skipping_nan(pick: Any, old: float, new: float) -> float:
+    """``pick(old, new)`` where a NaN stands for no value."""
+    if old != old:
+        return new
+    if new != new:
+        return old
+    return pick(old, new)
+
+
+def _window_totals(
+    results: pd.DataFrame | Results,
+    scenario: ScenarioBase,
+    injecting: dict[str, list[str]] | None,
+    dt_h: float,
+) -> dict[str, tuple[str, Any]]:
+    """What the KPIs need from one window of the results (or the whole frame)."""
+    grid = wide(results, "grid", "p_kw")
+    poc = grid["poc"] if "poc" in grid else pd.Series(dtype=float, index=grid.index)
     index = poc.index
     imp, exp = poc.clip(lower=0.0), (-poc).clip(lower=0.0)
     prices = wide(results, "tariff", "price_import_eur_kwh").iloc[:, 0]
@@ -168,33 +258,56 @@ def compute_kpis(
     battery = _total(results, "battery", "p_kw", index)
     ev = _total(results, "ev", "p_kw", index)
     losses = wide(results, "grid", "losses_kw")["poc"]
-    voltages = wide(results, "bus", "v_pu")
-    lines = wide(results, "line", "loading_pct")
-
-    e_import, e_export = imp.sum() * dt_h, exp.sum() * dt_h
-    e_pv = pv.sum(axis=1).sum() * dt_h
-    e_load = -load.sum(axis=1).sum() * dt_h
+    voltages = wide(results, "bus", "v_pu").to_numpy()
+    lines = wide(results, "line", "loading_pct").to_numpy()
     ev_kw = -ev.sum(axis=1)
-    e_losses = float(losses.sum() * dt_h)
-    e_consumed = e_load + ev_kw.sum() * dt_h + e_losses
     throughput = battery.abs().sum() * dt_h
-    capacities = {u["name"]: u["e_kwh"] for u in scenario.units("battery")}
-    efc = sum(throughput.get(name, 0.0) / (2.0 * cap) for name, cap in capacities.items())
-    soh_change = 0.0
     batteries = scenario.units("battery")
-    delta_e, throughput_cell = np.zeros(len(batteries)), np.zeros(len(batteries))
-    delta_cell = np.zeros(len(batteries))
-    if capacities:
+    flows = [
+        cell_energy_kwh(battery[u["name"]].to_numpy(), u["eta_ch"], u["eta_dis"], dt_h)
+        if u["name"] in battery
+        else np.zeros(0)
+        for u in batteries
+    ]
+    out: dict[str, tuple[str, Any]] = {
+        "e_import_kwh": ("sum", imp.sum() * dt_h),
+        "e_export_kwh": ("sum", exp.sum() * dt_h),
+        "e_pv_kwh": ("sum", pv.sum(axis=1).sum() * dt_h),
+        "e_load_kwh": ("sum", -load.sum(axis=1).sum() * dt_h),
+        "e_ev_kwh": ("sum", ev_kw.sum() * dt_h),
+        "losses_kwh": ("sum", float(losses.sum() * dt_h)),
+        "throughput": ("sum", float(throughput.sum())),
+        "throughput_by_battery": (
+            "sum",
+            np.array([throughput.get(u["name"], 0.0) for u in batteries], dtype=float),
+        ),
+        "throughput_cell": ("sum", np.array([np.abs(f).sum() for f in flows], dtype=float)),
+        "delta_cell": ("sum", np.array([f.sum() for f in flows], dtype=float)),
+        "peak_import_kw": ("max", float(imp.max())),
+        "energy_eur": (
+            "sum",
+            float(imp.to_numpy() @ prices.to_numpy() - exp.to_numpy() @ export_prices.to_numpy()),
+        ),
+        "peak": ("peak", float(imp.to_numpy().max()) if len(imp) else None),
+        "price_min": ("min", float(prices.min()) if len(prices) else None),
+        "price_max": ("max", float(prices.max()) if len(prices) else None),
+        "prices": ("sum", len(prices)),
+        "prices_not_finite": ("sum", int((~np.isfinite(prices.to_numpy())).sum())),
+        "v_min_pu": ("min", float(np.nanmin(voltages)) if voltages.size else None),
+        "v_max_pu": ("max", float(np.nanmax(voltages)) if voltages.size else None),
+        "line_loading_max_pct": ("max", float(np.nanmax(lines)) if lines.size else None),
+    }
+    v_lo, v_hi = scenario.grid.v_min_pu, scenario.grid.v_max_pu
+    out["voltage_violations"] = ("sum", int(((voltages < v_lo) | (voltages > v_hi)).sum()))
+    if batteries:
         stored = wide(results, "battery", "e_kwh")
-        for i, u in enumerate(batteries):
-            e = stored[u["name"]].to_numpy()
-            delta_e[i] = e[-1] - u["soc_init"] * u["e_kwh"] * u["soh_init"]
-            flow = cell_energy_kwh(battery[u["name"]].to_numpy(), u["eta_ch"], u["eta_dis"], dt_h)
-            throughput_cell[i] = np.abs(flow).sum()
-            delta_cell[i] = flow.sum()
         soh = wide(results, "battery", "soh")
-        initial = {u["name"]: u["soh_init"] for u in scenario.units("battery")}
-        soh_change = min(soh[name].iloc[-1] - initial[name] for name in capacities)
+        for u in batteries:
+            name = u["name"]
+            if name in stored and len(stored):
+                out[f"e_end:{name}"] = ("last", float(stored[name].to_numpy()[-1]))
+            if name in soh and len(soh):
+                out[f"soh_end:{name}"] = ("last", float(soh[name].iloc[-1]))
     if injecting is None:
         injecting = {kind: list(wide(results, kind, "p_kw").columns) for kind in INJECTING_KINDS}
     injections = pd.Series(0.0, index=index)
@@ -208,11 +321,52 @@ def compute_kpis(
     tripped = _total(results, "battery", "tripped", index)
     t_cells = wide(results, "battery", "t_c")  # a state: from the start to the end of the run
     freq = _poc_series(results, "f_hz", index, default=50.0)
-    v_lo, v_hi = scenario.grid.v_min_pu, scenario.grid.v_max_pu
-    ev_unmet = _ev_unmet_grid_kwh(results, scenario)
-    scored = _scored(
-        scenario, imp, exp, prices, export_prices, throughput_cell, delta_cell, ev_unmet
+    out.update(
+        balance_residual_kwh=("sum", float(residual)),
+        unserved_kwh=("sum", float(unserved.sum() * dt_h)),
+        curtailed_kwh=("sum", float(curtailed.sum() * dt_h)),
+        thermal_trip_steps=("sum", tripped.to_numpy().sum() if not tripped.empty else None),
+        battery_t_max_c=("max", float(np.nanmax(t_cells.to_numpy())) if t_cells.size else None),
+        frequency_excursion_steps=(
+            "sum",
+            int((freq.sub(50.0).abs() > FREQUENCY_BAND_HZ).sum()),
+        ),
     )
+    if scenario.units("ev"):
+        out.update(_ev_totals(results, scenario, ev_kw, prices, dt_h))
+    return out
+
+
+def _kpis(totals: Totals, scenario: ScenarioBase, dt_h: float) -> dict[str, float]:
+    """The KPIs from the run's :class:`Totals`."""
+    get = totals.get
+    e_import, e_export = get("e_import_kwh", 0.0), get("e_export_kwh", 0.0)
+    e_pv, e_load, e_losses = get("e_pv_kwh", 0.0), get("e_load_kwh", 0.0), get("losses_kwh", 0.0)
+    e_consumed = e_load + get("e_ev_kwh", 0.0) + e_losses
+    batteries = scenario.units("battery")
+    n = len(batteries)
+    by_battery = get("throughput_by_battery", np.zeros(n))
+    efc = sum(by_battery[i] / (2.0 * u["e_kwh"]) for i, u in enumerate(batteries))
+    delta_e = np.array(
+        [
+            get(f"e_end:{u['name']}", float("nan")) - u["soc_init"] * u["e_kwh"] * u["soh_init"]
+            for u in batteries
+        ]
+    )
+    soh_change = 0.0
+    if batteries:
+        soh_change = min(
+            get(f"soh_end:{u['name']}", float("nan")) - u["soh_init"] for u in batteries
+        )
+    throughput_cell = get("throughput_cell", np.zeros(n))
+    scored = _scored(
+        scenario,
+        totals,
+        throughput_cell,
+        get("delta_cell", np.zeros(n)),
+        get("ev_unmet_grid_kwh", 0.0),
+    )
+    trips = get("thermal_trip_steps")
     kpis = {
         "e_import_kwh": float(e_import),
         "e_export_kwh": float(e_export),
@@ -227,38 +381,62 @@ def compute_kpis(
         "e_load_kwh": float(e_load),
         "self_consumption": float((e_pv - e_export) / e_pv) if e_pv > 0 else float("nan"),
         "self_sufficiency": float(1.0 - e_import / e_consumed) if e_consumed > 0 else float("nan"),
-        "peak_import_kw": float(imp.max()),
-        "battery_throughput_kwh": float(throughput.sum()),
+        "peak_import_kw": float(get("peak_import_kw", float("nan"))),
+        "battery_throughput_kwh": float(get("throughput", 0.0)),
         "battery_efc": float(efc),
-        "throughput_cell_kwh": float(throughput_cell.sum()),
+        "throughput_cell_kwh": float(np.sum(throughput_cell)),
         "soh_change": float(soh_change),
-        "v_min_pu": float(np.nanmin(voltages.to_numpy())),
-        "v_max_pu": float(np.nanmax(voltages.to_numpy())),
-        "voltage_violations": int(((voltages < v_lo) | (voltages > v_hi)).to_numpy().sum()),
-        "line_loading_max_pct": float(np.nanmax(lines.to_numpy())) if not lines.empty else 0.0,
-        "losses_kwh": e_losses,
-        "balance_residual_kwh": float(residual),
-        "unserved_kwh": float(unserved.sum() * dt_h),
-        "curtailed_kwh": float(curtailed.sum() * dt_h),
-        "thermal_trip_steps": int(tripped.to_numpy().sum()) if not tripped.empty else 0,
-        "battery_t_max_c": float(np.nanmax(t_cells.to_numpy()))
-        if not t_cells.empty
-        else float("nan"),
-        "frequency_excursion_steps": int((freq.sub(50.0).abs() > FREQUENCY_BAND_HZ).sum()),
+        "v_min_pu": float(get("v_min_pu", float("nan"))),
+        "v_max_pu": float(get("v_max_pu", float("nan"))),
+        "voltage_violations": int(get("voltage_violations", 0)),
+        "line_loading_max_pct": float(get("line_loading_max_pct", 0.0)),
+        "losses_kwh": float(e_losses),
+        "balance_residual_kwh": float(get("balance_residual_kwh", 0.0)),
+        "unserved_kwh": float(get("unserved_kwh", 0.0)),
+        "curtailed_kwh": float(get("curtailed_kwh", 0.0)),
+        "thermal_trip_steps": int(trips) if trips is not None else 0,
+        "battery_t_max_c": float(get("battery_t_max_c", float("nan"))),
+        "frequency_excursion_steps": int(get("frequency_excursion_steps", 0)),
     }
     if scenario.units("ev"):
-        kpis.update(_ev_kpis(results, ev_kw, prices, dt_h))
+        kpis.update(
+            {
+                "e_ev_delivered_kwh": float(get("e_ev_delivered_kwh", 0.0)),
+                "e_ev_unmet_kwh": float(get("e_ev_unmet_kwh", 0.0)),
+                "ev_served": float(get("ev_served", 0.0)),
+                "ev_turned_away": float(get("ev_turned_away", 0.0)),
+                "ev_charging_cost_eur": float(get("ev_charging_cost_eur", 0.0)),
+            }
+        )
         kpis["ev_unmet_eur"] = scored.ev_unmet
     return kpis
 
 
-def _ev_unmet_grid_kwh(results: pd.DataFrame, scenario: ScenarioBase) -> float:
-    """EV energy still needed at departure, grid side (over each park's efficiency)."""
-    parks = scenario.units("ev")
-    if not parks:
-        return 0.0
+def _ev_totals(
+    results: pd.DataFrame | Results,
+    scenario: ScenarioBase,
+    ev_kw: pd.Series,
+    prices: pd.Series,
+    dt_h: float,
+) -> dict[str, tuple[str, Any]]:
+    """EV sums of a window; charging cost prices every kWh an EV draws at the import price."""
+
+    def park_total(quantity: str) -> tuple[str, float]:
+        return ("sum", float(wide(results, "ev_park", quantity).to_numpy().sum()))
+
+    # EV energy still needed at departure, grid side (over each park's efficiency)
     unmet = wide(results, "ev_park", "e_unmet_kwh")
-    return float(sum(unmet[p["name"]].sum() / p["efficiency"] for p in parks))
+    grid_side = sum(
+        unmet[p["name"]].sum() / p["efficiency"] for p in scenario.units("ev") if p["name"] in unmet
+    )
+    return {
+        "ev_unmet_grid_kwh": ("sum", float(grid_side)),
+        "e_ev_delivered_kwh": park_total("e_delivered_kwh"),
+        "e_ev_unmet_kwh": park_total("e_unmet_kwh"),
+        "ev_served": park_total("n_departed"),
+        "ev_turned_away": park_total("n_turned_away"),
+        "ev_charging_cost_eur": ("sum", float((ev_kw * prices).sum() * dt_h)),
+    }
 
 
 def cell_energy_kwh(p_kw: np.ndarray, eta_ch: float, eta_dis: float, dt_h: float) -> np.ndarray:
@@ -274,10 +452,7 @@ def cell_energy_kwh(p_kw: np.ndarray, eta_ch: float, eta_dis: float, dt_h: float
 
 def _scored(
     scenario: ScenarioBase,
-    imp: pd.Series,
-    exp: pd.Series,
-    prices: pd.Series,
-    export_prices: pd.Series,
+    totals: Totals,
     throughput_cell: np.ndarray,
     delta_e: np.ndarray,
     ev_unmet_kwh: float = 0.0,
@@ -285,36 +460,22 @@ def _scored(
     """The run's scored cost (:func:`twin.objective.scored_cost`) over its own prices."""
     control = getattr(scenario, "control", None)
     override = getattr(control, "terminal_price_eur_kwh", None)
-    objective = objective_for(scenario.units("battery"), prices.to_numpy(), override)
-    return scored_cost(
-        imp.to_numpy(),
-        exp.to_numpy(),
-        prices.to_numpy(),
-        export_prices.to_numpy(),
-        scenario.clock().dt_h,
+    count, bad = int(totals.get("prices", 0)), int(totals.get("prices_not_finite", 0))
+    if count and not bad:  # the terminal value needs the cheapest and dearest price only
+        prices = np.array([totals.get("price_min"), totals.get("price_max")])
+    else:  # what the whole series would say: how many prices, how many not finite
+        prices = np.concatenate([np.full(bad, np.nan), np.zeros(count - bad)])
+    objective = objective_for(scenario.units("battery"), prices, override)
+    peak = totals.get("peak")
+    return scored_cost_of(
+        totals.get("energy_eur", 0.0) * scenario.clock().dt_h,
+        0.0 if peak is None else peak,
         scenario.tariff.demand_charge_eur_kw,
         throughput_cell,
         delta_e,
         objective,
         ev_unmet_kwh,
     )
-
-
-def _ev_kpis(
-    results: pd.DataFrame, ev_kw: pd.Series, prices: pd.Series, dt_h: float
-) -> dict[str, float]:
-    """EV KPIs; charging cost prices every kWh an EV draws at the step's import price."""
-
-    def park_total(quantity: str) -> float:
-        return float(wide(results, "ev_park", quantity).to_numpy().sum())
-
-    return {
-        "e_ev_delivered_kwh": park_total("e_delivered_kwh"),
-        "e_ev_unmet_kwh": park_total("e_unmet_kwh"),
-        "ev_served": park_total("n_departed"),
-        "ev_turned_away": park_total("n_turned_away"),
-        "ev_charging_cost_eur": float((ev_kw * prices).sum() * dt_h),
-    }
 
 
 def kpi_rows(kpis: dict[str, float]) -> list[tuple[str, str]]:

@@ -71,6 +71,7 @@ __all__ = [
     "objective_for",
     "rule_thresholds",
     "scored_cost",
+    "scored_cost_of",
     "terminal_values",
     "wear_eur_kwh",
 ]
@@ -274,9 +275,45 @@ def scored_cost(
     imp = np.asarray(p_import_kw, dtype=float)
     exp = np.asarray(p_export_kw, dtype=float)
     energy = float(imp @ np.asarray(price_import, float) - exp @ np.asarray(price_export, float))
+    peak = float(imp.max()) if imp.size else 0.0
+    return scored_cost_of(
+        energy * dt_h,
+        peak,
+        demand_charge_eur_kw,
+        throughput_cell_kwh,
+        delta_e_kwh,
+        objective,
+        ev_unmet_kwh,
+    )
+
+
+def scored_cost_of(
+    energy_eur: float,
+    peak_import_kw: float,
+    demand_charge_eur_kw: float,
+    throughput_cell_kwh: Any,
+    delta_e_kwh: Any,
+    objective: Objective,
+    ev_unmet_kwh: float = 0.0,
+) -> ScoredCost:
+    """The scored cost from the run's sums: what :func:`scored_cost` adds up, already added.
+
+    Parameters
+    ----------
+    energy_eur : float
+        Import paid minus export earned over the run (EUR).
+    peak_import_kw : float
+        The run's peak import (kW; 0 for a run without steps).
+    demand_charge_eur_kw, throughput_cell_kwh, delta_e_kwh, objective, ev_unmet_kwh
+        As for :func:`scored_cost`.
+
+    Returns
+    -------
+    ScoredCost
+    """
     return ScoredCost(
-        energy=energy * dt_h,
-        demand=float(demand_charge_eur_kw) * (float(imp.max()) if imp.size else 0.0),
+        energy=float(energy_eur),
+        demand=float(demand_charge_eur_kw) * float(peak_import_kw),
         wear=float(objective.wear @ np.asarray(throughput_cell_kwh, dtype=float)),
         terminal=float(objective.terminal_value @ np.asarray(delta_e_kwh, dtype=float)),
         ev_unmet=UNMET_EV_EUR_KWH * float(ev_unmet_kwh),

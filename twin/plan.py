@@ -31,6 +31,8 @@ __all__ = [
     "SimulatorPlan",
     "WorldPlan",
     "instantiate",
+    "register_created",
+    "resolved",
 ]
 
 #: The generic simulator that runs any registered model (:mod:`twin.wrapper`).
@@ -675,6 +677,42 @@ def _check_order(sim: SimulatorPlan, plan: WorldPlan, created: list[dict[str, An
             )
 
 
+def register_created(
+    plan: WorldPlan, sim: SimulatorPlan, created: list[Any], entities: dict[str, Any]
+) -> None:
+    """Add what ``sim`` created to ``entities`` (by full id) after checking it against the plan.
+
+    ``created`` are entities as mosaik shows them (``full_id``, ``eid``, ``type``,
+    ``children``); a model simulator's parent is kept too (it serves arrays).
+
+    Raises
+    ------
+    PlanError
+        If the simulator created other entities than planned, or lists a group a fleet
+        connection carries in another order.
+    """
+    found = {}
+    for entity in created:
+        if entity.children and sim.model_name:
+            entities[entity.full_id] = entity  # the parent: measurements as arrays
+        for child in entity.children or [entity]:
+            found[child.full_id] = child
+    wanted = {e.full_id for e in sim.entities}
+    if set(found) != wanted:
+        missing, extra = sorted(wanted - set(found)), sorted(set(found) - wanted)
+        raise PlanError(
+            f"simulator {sim.sid!r} created other entities than planned "
+            f"(missing: {missing[:5]}, unplanned: {extra[:5]})"
+        )
+    entities.update(found)
+    _check_order(sim, plan, created)
+
+
+def resolved(value: Any) -> Any:
+    """``value`` with every :class:`Deferred` inside (dicts, lists) read."""
+    return _resolved(value)
+
+
 def instantiate(plan: WorldPlan, *, debug: bool = False) -> tuple[Any, dict[str, Any]]:
     """Start every simulator of ``plan`` in a new mosaik world and connect it.
 
@@ -701,21 +739,7 @@ def instantiate(plan: WorldPlan, *, debug: bool = False) -> tuple[Any, dict[str,
         for sim in plan.simulators.values():
             proxy = world.start(sim.sid, sim_id=sim.sid, **_resolved(sim.init))
             created = getattr(proxy, sim.model).create(1, **_resolved(sim.params))
-            found = {}
-            for entity in created:
-                if entity.children and sim.model_name:
-                    entities[entity.full_id] = entity  # the parent: measurements as arrays
-                for child in entity.children or [entity]:
-                    found[child.full_id] = child
-            wanted = {e.full_id for e in sim.entities}
-            if set(found) != wanted:
-                missing, extra = sorted(wanted - set(found)), sorted(set(found) - wanted)
-                raise PlanError(
-                    f"simulator {sim.sid!r} created other entities than planned "
-                    f"(missing: {missing[:5]}, unplanned: {extra[:5]})"
-                )
-            entities.update(found)
-            _check_order(sim, plan, created)
+            register_created(plan, sim, created, entities)
         for edge in plan.connections:
             world.connect(
                 entities[edge.src.full_id],

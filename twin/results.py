@@ -10,6 +10,7 @@ time x asset table, time windows), :func:`load_results` whole.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -343,11 +344,23 @@ class Results:
         self.index: dict[str, Any] | None = (
             json.loads(meta[INDEX_KEY]) if INDEX_KEY in meta else None
         )
+        self._window: dict[str, Any] = {}
+
+    def between(self, start: Any = None, end: Any = None) -> Results:
+        """A view of the rows from ``start`` to ``end`` (excluded; ``None``: open).
+
+        Every read of the view (:meth:`wide`, :meth:`frame`...) skips the row groups
+        outside the window: computing on a window holds that window, not the run.
+        """
+        view = copy.copy(self)
+        view._window = {"start": start, "end": end}
+        return view
 
     def _selected(
         self, columns: list[str] | None, where: dict[str, Any]
     ) -> Iterator[tuple[pa.Table, int]]:
         """Per row group: the wanted columns of its matching rows, and how many match."""
+        where = {**self._window, **where}
         tags = {k: v for k, v in where.items() if k not in ("start", "end") and v is not None}
         window = [
             None if where.get(edge) is None else pd.Timestamp(where[edge]).as_unit("ns").value

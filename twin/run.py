@@ -84,8 +84,14 @@ def package_versions() -> dict[str, str]:
 
 
 def abort_world(world: Any) -> None:
-    """Cancel the simulator tasks mosaik leaves pending after a failure, then shut down."""
-    loop = world.loop
+    """Cancel the simulator tasks mosaik leaves pending after a failure, then shut down.
+
+    A :class:`twin.executor.DirectWorld` has no tasks: its simulators are finalized.
+    """
+    loop = getattr(world, "loop", None)
+    if loop is None:
+        world.shutdown(quiet=True)  # the run's own error is the one to report
+        return
     pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
     for task in pending:
         task.cancel()
@@ -118,6 +124,8 @@ RESERVED_METADATA = frozenset(
         "realtime",
         "rows_saved",
         "grid_injections",
+        "executor",
+        "executor_fallback",
     }
 )
 
@@ -152,6 +160,7 @@ def run_scenario(
     rt_factor: float | None = None,
     warn_late_s: float | None = None,
     parent_run_id: str | None = None,
+    executor: str | None = None,
 ) -> RunResult:
     """Run a validated scenario and write ``results.parquet``, ``run.json``, ``kpis.json``.
 
@@ -180,6 +189,11 @@ def run_scenario(
         Warn (once) when a step starts later than this; default: a tenth of a step.
     parent_run_id : str, optional
         Run id of the run this one was made for (the uncontrolled comparison's parent).
+    executor : {"auto", "mosaik", "direct"}, optional
+        What steps the world (:mod:`twin.executor`); default ``$TWIN_EXECUTOR`` or
+        ``auto``: the direct executor where every simulator allows it, else mosaik.
+        ``run.json`` says which (``executor``) and why auto fell back
+        (``executor_fallback``).
 
     Raises
     ------
@@ -190,8 +204,12 @@ def run_scenario(
         KPIs are written, ``run.json`` says ``status: failed`` and lists the checks.
     RunError
         If the co-simulation fails; the steps recorded before the failure are saved
-        and ``run.json`` records the error.
+        and ``run.json`` records the error; or ``direct`` was asked for a world that
+        cannot run without mosaik (caused by a :class:`twin.executor.ExecutorError`).
     """
+    from twin.executor import requested_executor
+
+    wanted = requested_executor(executor)
     out = Path(out_dir) if out_dir is not None else scenario.output_dir()
     with claim_run_dir(out):
         metadata = open_run(
@@ -204,6 +222,7 @@ def run_scenario(
             progress=progress,
             rt_factor=rt_factor,
             warn_late_s=warn_late_s,
+            executor=wanted,
         )
 
 
@@ -255,6 +274,7 @@ def _run(
     progress: bool,
     rt_factor: float | None,
     warn_late_s: float | None,
+    executor: str = "auto",
 ) -> RunResult:
     """The body of :func:`run_scenario`, in a claimed run directory.
 
@@ -280,6 +300,7 @@ def _run(
                 realtime=rt_factor is not None,
                 scenario_hash=metadata["scenario_hash"],
                 active=active,
+                executor=executor,
             )
             try:
                 for component in active:
@@ -294,6 +315,9 @@ def _run(
             write_json(out / "run.json", metadata)
             raise RunError(f"run {run_id} could not be set up: {exc}") from exc
         metadata["setup_s"] = time.perf_counter() - started
+        metadata["executor"] = plan.executor
+        if plan.fallback:
+            metadata["executor_fallback"] = plan.fallback
         step_s = plan.clock.step_s
         warn_after = warn_late_s if warn_late_s is not None else 0.1 * step_s * (rt_factor or 1.0)
         state = RunState()  # this run's simulators, timings and lateness meter

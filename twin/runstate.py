@@ -56,7 +56,11 @@ def local_simulators(world: mosaik.World) -> dict[str, Any]:
     Simulators started with ``cmd`` or ``connect`` run elsewhere and are left out. Before
     the run this compiles the world's simulator runners, as its ``run`` does first
     (mosaik 3.6's documented way to inspect them); the run then uses those runners.
+    A :class:`twin.executor.DirectWorld` holds only in-process simulators: all of them.
     """
+    direct = getattr(world, "direct_simulators", None)
+    if direct is not None:
+        return dict(direct)
     found = {}
     for sid, runner in world.compile(use_cache=True).items():
         proxy = runner._proxy

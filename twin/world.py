@@ -30,7 +30,14 @@ from twin.component import Component, components
 from twin.plan import WorldPlan, instantiate
 from twin.scenario import ScenarioBase
 
-__all__ = ["EXCHANGE_ENV", "BuiltWorld", "build_world", "grid_injections", "plan_world"]
+__all__ = [
+    "EXCHANGE_ENV",
+    "BuiltWorld",
+    "build_world",
+    "grid_injections",
+    "plan_world",
+    "start_world",
+]
 
 #: ``TWIN_EXCHANGE=element`` plans one connection per element instead of one per fleet
 #: (:attr:`twin.plan.WorldPlan.fleet_exchange`): the same results, for comparisons and
@@ -45,6 +52,10 @@ class BuiltWorld:
     world: Any
     plan: WorldPlan
     entities: dict[str, Any] = field(default_factory=dict)
+    #: What runs the steps: ``mosaik`` or ``direct`` (:mod:`twin.executor`).
+    executor: str = "mosaik"
+    #: Why ``auto`` fell back to mosaik (empty when it did not).
+    fallback: str = ""
 
     @property
     def clock(self) -> Clock:
@@ -130,8 +141,19 @@ def build_world(
     realtime: bool = False,
     scenario_hash: str = "",
     active: list[Component] | None = None,
+    executor: str = "mosaik",
 ) -> BuiltWorld:
-    """Plan the world of ``scenario`` and start it in mosaik (see :func:`plan_world`)."""
+    """Plan the world of ``scenario`` and start it (see :func:`plan_world`).
+
+    ``executor``: ``mosaik`` starts it in a mosaik world; ``direct`` in a
+    :class:`twin.executor.DirectWorld`; ``auto`` directly where the world allows it
+    (:func:`twin.executor.choose_executor`; the built world says which and why not).
+
+    Raises
+    ------
+    twin.executor.ExecutorError
+        If ``direct`` was asked for a world that cannot run without mosaik.
+    """
     plan = plan_world(
         scenario,
         out_dir,
@@ -140,8 +162,21 @@ def build_world(
         scenario_hash=scenario_hash,
         active=active,
     )
+    return start_world(plan, executor, realtime=realtime, debug=debug)
+
+
+def start_world(
+    plan: WorldPlan, executor: str = "mosaik", *, realtime: bool = False, debug: bool = False
+) -> BuiltWorld:
+    """Start ``plan`` on ``executor``: mosaik, direct or auto (see :func:`build_world`)."""
+    from twin.executor import DirectWorld, choose_executor
+
+    chosen, fallback = choose_executor(plan, executor, realtime=realtime)
+    if chosen == "direct":
+        direct = DirectWorld(plan)
+        return BuiltWorld(direct, plan, direct.entities, executor=chosen)
     world, entities = instantiate(plan, debug=debug)
-    return BuiltWorld(world, plan, entities)
+    return BuiltWorld(world, plan, entities, executor=chosen, fallback=fallback)
 
 
 def grid_injections(plan: WorldPlan) -> dict[str, list[str]]:

@@ -105,7 +105,12 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         outputs, ``"recording"`` in recording and ``"setup"`` in building the model.
     steps_done : int
         Steps recorded so far (a failed run saves this many).
+    direct_stepping : bool
+        True: a time-based step of its inputs that needs nothing of mosaik, so the
+        direct executor may run it (:mod:`twin.executor`).
     """
+
+    direct_stepping = True
 
     def __init__(self) -> None:
         super().__init__({"type": "time-based", "models": {}})
@@ -349,8 +354,14 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
 
     @property
     def in_process(self) -> bool:
-        """Whether mosaik runs this simulator in its own process (values pass as objects)."""
-        return type(getattr(self, "mosaik", None)).__module__.startswith("mosaik.")
+        """Whether this simulator runs in the run's process (values pass as objects).
+
+        In mosaik's process, or stepped by the direct executor (:mod:`twin.executor`).
+        """
+        remote = getattr(self, "mosaik", None)
+        if getattr(type(remote), "in_process", False):
+            return True
+        return type(remote).__module__.startswith("mosaik.")
 
     def _fleet_output(self, attr: str) -> Any:
         """What the parent serves: the measurements, or an output's whole array."""

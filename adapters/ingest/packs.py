@@ -57,6 +57,7 @@ class Layout:
         "id_list",
         "ids",
         "keys",
+        "lid",
         "low",
         "ones",
         "sensors",
@@ -74,7 +75,8 @@ class Layout:
         self.low = np.array([s.low for s in sensors], dtype=float)
         self.high = np.array([s.high for s in sensors], dtype=float)
         self.heads: list[str] | None = None
-        self.template: str | None = None  # the heads' line template (store.pack_template)
+        self.lid = -1  # its number in the windows' memory of packs (Windows.add_layout)
+        self.template: bytes | None = None  # the heads' line template (store.pack_template)
         self.ones = np.ones(len(sensors), dtype=np.int64)  # read only: shared by packs
         self.zeros = np.zeros(len(sensors), dtype=np.int64)
 
@@ -169,6 +171,7 @@ class PackPath:
         if len({s.id for s in sensors}) != len(sensors):
             return None
         layout = Layout(sensors, factors)
+        layout.lid = self.windows.add_layout(layout.id_list)
         if self.store is not None:
             layout.heads = [self.store.head_of(s) for s in sensors]
             layout.template = pack_template(layout.heads)
@@ -205,12 +208,15 @@ class PackPath:
             and math.isfinite(x.sum())  # no value overflowed (or a sum did: per value)
         ):
             return False
-        pairs = list(zip(layout.id_list, t_list, strict=True))
-        if not windows.new_pairs(pairs):
+        if t_min == t_max:  # one time: remembered as (layout, t)
+            fresh = windows.new_pack(layout.lid, t_min)
+        else:
+            fresh = windows.new_pairs(list(zip(layout.id_list, t_list, strict=True)))
+        if not fresh:
             return False  # a duplicate: the per-value path counts which
         # from here on the pack is taken: nothing can send it back
         c = self.counts
-        n = len(pairs)
+        n = len(t_list)
         c.values += n
         c.accepted += n
         flags = (x < layout.low) | (x > layout.high)

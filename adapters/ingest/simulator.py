@@ -220,8 +220,13 @@ class IngestSimulator(Paced, mosaik_api_v3.Simulator):
         with ingestor.lock:
             counts = ingestor.counts.as_dict()
             sensors = len(ingestor.mapper.sensors)
+            packs = ingestor.packs.stats()  # how many packs took the array path
         stats.update(
-            counts, sensors=sensors, steps=self.steps_done, step_offset_s=self.step_offset_s
+            counts,
+            sensors=sensors,
+            steps=self.steps_done,
+            step_offset_s=self.step_offset_s,
+            packs=packs,
         )
         if ingestor.store is not None:
             stats["store"] = ingestor.store.close()

@@ -42,6 +42,7 @@ __all__ = [
     "NanosecondTransport",
     "RawStore",
     "RawWriter",
+    "float_repr_bytes",
     "float_reprs",
     "pack_template",
 ]
@@ -50,16 +51,17 @@ __all__ = [
 _QUALITY = (",quality=0.0 ", ",quality=1.0 ")
 #: Where a pack template's quality and timestamp go (no topic or key holds a NUL).
 _MARK = "\x00"
+_MARK_BYTES = _MARK.encode()
 
 
-def pack_template(heads: Sequence[str]) -> str | None:
-    """A ``%`` template of a pack's lines: each head, its value, a mark.
+def pack_template(heads: Sequence[str]) -> bytes | None:
+    """A ``%`` template (UTF-8) of a pack's lines: each head, its value, a mark.
 
     None if a head holds the mark.
     """
     if any(_MARK in head for head in heads):
         return None
-    return "".join(f"{head.replace('%', '%%')}%s{_MARK}" for head in heads)
+    return "".join(f"{head.replace('%', '%%')}%s{_MARK}" for head in heads).encode()
 
 
 def float_reprs(values: Sequence[float]) -> list[str]:
@@ -69,12 +71,17 @@ def float_reprs(values: Sequence[float]) -> list[str]:
     ``repr`` switches to an exponent below 1e-4 (at 1e16 both write ``1e+16``); a batch
     with an exponent or a leading ``0.0000`` anywhere is given to ``repr`` instead.
     """
-    text = orjson.dumps(values).decode()
-    if text == "[]":
+    return [r.decode() for r in float_repr_bytes(values)]
+
+
+def float_repr_bytes(values: Sequence[float]) -> list[bytes]:
+    """:func:`float_reprs` as ASCII bytes."""
+    text = orjson.dumps(values)
+    if text == b"[]":
         return []
-    if "e" in text or "0.0000" in text:
-        return [repr(v) for v in values]
-    return text[1:-1].split(",")
+    if b"e" in text or b"0.0000" in text:
+        return [repr(v).encode() for v in values]
+    return text[1:-1].split(b",")
 
 
 class NanosecondTransport(Transport):
@@ -130,7 +137,7 @@ class RawStore:
         self.writer = RawWriter(config)
         self.site = site
         self.interval_s = config.flush_interval_s
-        self._text: list[str] = []  # line protocol, one or more lines per entry
+        self._text: list[bytes] = []  # line protocol (UTF-8), one or more lines per entry
         self._pending = 0  # lines in _text
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -199,15 +206,15 @@ class RawStore:
         self._add(heads, ids, stamps, t_list, float_reprs(values.tolist()), quality.tolist(), wall)
 
     def add_good(
-        self, template: str, ids: list[int], t_list: list[float], values: list[float], wall: float
+        self, template: bytes, ids: list[int], t_list: list[float], values: list[float], wall: float
     ) -> None:
         """A pack whose values are all good and share one time ``t_list[0]``.
 
         ``template`` is :func:`pack_template` of the pack's heads: the lines equal
         :meth:`add_columns`'s, formatted in two calls.
         """
-        tail = f"{_QUALITY[1]}{round(t_list[0] * 1e6)}000\n"
-        text = (template % tuple(float_reprs(values))).replace(_MARK, tail)
+        tail = f"{_QUALITY[1]}{round(t_list[0] * 1e6)}000\n".encode()
+        text = (template % tuple(float_repr_bytes(values))).replace(_MARK_BYTES, tail)
         self._append(text, len(ids), ids, t_list, wall)
 
     def _add(
@@ -226,10 +233,10 @@ class RawStore:
                 for head, value, quality, stamp in zip(heads, reprs, qualities, stamps, strict=True)
             ]
         )
-        self._append(text, len(heads), ids, times, wall)
+        self._append(text.encode(), len(heads), ids, times, wall)
 
     def _append(
-        self, text: str, lines: int, ids: list[int], times: list[float], wall: float
+        self, text: bytes, lines: int, ids: list[int], times: list[float], wall: float
     ) -> None:
         with self._lock:
             self._text.append(text)
@@ -240,7 +247,7 @@ class RawStore:
     def pending_text(self) -> str:
         """The lines not handed to the writer yet."""
         with self._lock:
-            return "".join(self._text)
+            return b"".join(self._text).decode()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -252,7 +259,7 @@ class RawStore:
             lines, self._pending = self._pending, 0
         if lines:
             self.submitted += lines
-            self.writer.write_chunk("".join(text).encode(), lines)
+            self.writer.write_chunk(b"".join(text), lines)
         self.writer.flush()
 
     def close(self, timeout_s: float = 60.0) -> dict[str, Any]:

@@ -98,6 +98,14 @@ class Windows:
         self.open: dict[int, list[tuple[int, float, float, int, int] | Pack]] = {}
         self._seen: set[tuple[int, float]] = set()
         self._order: deque[tuple[int, float]] = deque()  # the seen pairs, oldest first
+        # Packs admitted whole at one time are remembered as (layout, t), not per sensor:
+        # a pair (sid, t) is seen if it is in _seen or (layout, t) is for a layout of sid.
+        self._pack_seen: set[tuple[int, float]] = set()
+        self._pack_order: deque[tuple[int, float]] = deque()
+        self._layouts_of: dict[int, list[int]] = {}  # sid -> layouts holding it
+        self._layout_sids: list[list[int]] = []  # layout -> its sids
+        self._overlaps: list[list[int]] = []  # layout -> other layouts sharing a sid
+        self._single: set[int] = set()  # sids with pairs in _seen
         self.skew_offsets: dict[int, float] = {}  # first offset per sensor (the warning)
 
     def admit(self, sid: int, t: float, now: float) -> int:
@@ -133,9 +141,42 @@ class Windows:
         seen = self._seen
         if key in seen:
             return DUPLICATE
+        layouts = self._layouts_of.get(sid)
+        if layouts is not None and any((lid, t) in self._pack_seen for lid in layouts):
+            return DUPLICATE
         seen.add(key)
         self._order.append(key)
+        self._single.add(sid)
         return OK
+
+    def add_layout(self, sids: list[int]) -> int:
+        """Register a pack layout (its sensor ids); its number for :meth:`new_pack`."""
+        lid = len(self._layout_sids)
+        others = sorted({o for sid in sids for o in self._layouts_of.get(sid, ())})
+        for other in others:
+            self._overlaps[other].append(lid)
+        self._layout_sids.append(list(sids))
+        self._overlaps.append(others)
+        for sid in sids:
+            self._layouts_of.setdefault(sid, []).append(lid)
+        return lid
+
+    def new_pack(self, lid: int, t: float) -> bool:
+        """Remember a pack of layout ``lid`` whose values all have time ``t``.
+
+        False, and nothing remembered, if any of its pairs was seen before.
+        """
+        pack_seen = self._pack_seen
+        if (lid, t) in pack_seen or any((o, t) in pack_seen for o in self._overlaps[lid]):
+            return False
+        sids = self._layout_sids[lid]
+        if not self._single.isdisjoint(sids) and not self._seen.isdisjoint(
+            [(sid, t) for sid in sids]
+        ):
+            return False
+        pack_seen.add((lid, t))
+        self._pack_order.append((lid, t))
+        return True
 
     def new_pairs(self, pairs: list[tuple[int, float]]) -> bool:
         """Remember ``(sid, t)`` pairs admitted together.
@@ -146,16 +187,36 @@ class Windows:
         seen = self._seen
         if not seen.isdisjoint(pairs):
             return False
+        pack_seen = self._pack_seen
+        if pack_seen:
+            layouts_of = self._layouts_of
+            for sid, t in pairs:
+                if any((lid, t) in pack_seen for lid in layouts_of.get(sid, ())):
+                    return False
         seen.update(pairs)
         self._order.extend(pairs)
+        self._single.update(sid for sid, _ in pairs)
         return True
 
     def forget(self, now: float) -> None:
-        """Forget the oldest seen pairs up to the first one still within the accepted age."""
-        order = self._order
+        """Forget the oldest seen pairs and packs up to the first within the accepted age.
+
+        An older value is stale before it is looked up, so what is forgotten is never
+        asked for again.
+        """
         horizon = now - self.oldest_s
-        while order and order[0][1] < horizon:
-            self._seen.discard(order.popleft())
+        for order, seen in ((self._order, self._seen), (self._pack_order, self._pack_seen)):
+            while order and order[0][1] < horizon:
+                seen.discard(order.popleft())
+
+    def remembered(self, now: float) -> set[tuple[int, float]]:
+        """The pairs ``(sid, t)`` remembered within the accepted age at ``now``."""
+        horizon = now - self.oldest_s
+        pairs = {p for p in self._seen if p[1] >= horizon}
+        for lid, t in self._pack_seen:
+            if t >= horizon:
+                pairs.update((sid, t) for sid in self._layout_sids[lid])
+        return pairs
 
     def index(self, t: float) -> int:
         """The window of plant time ``t``."""

@@ -66,8 +66,9 @@ def test_grouped_profiles_equal_the_per_unit_means(tmp_path):
     clock = Clock(pd.Timestamp("2016-03-26T20:00", tz=tz), 600, 24 * 6 + 7)  # across DST
     model = Load(units, clock, {"site": {"tz": tz}, "grid": SPEC})
     p_pu, q_pu = per_unit(units, clock, tz, SPEC)
-    np.testing.assert_allclose(model._p_kw, -p_pu * model.param("p_kw"), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(model._q_kvar, -q_pu * model.param("q_kvar"), rtol=0, atol=1e-12)
+    nominal = model.exogenous()
+    np.testing.assert_allclose(nominal["p_kw"], -p_pu * model.param("p_kw"), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(nominal["q_kvar"], -q_pu * model.param("q_kvar"), rtol=0, atol=1e-12)
 
 
 def test_each_profile_is_averaged_once_for_all_its_loads(monkeypatch):

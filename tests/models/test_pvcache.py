@@ -34,10 +34,11 @@ def test_cached_step_means_equal_a_fresh_precompute(cache, step_s):
     cold = PVPlant(UNITS, clock, CONTEXT)
     warm = PVPlant(UNITS, clock, CONTEXT)
     assert len(entries(cache)) == 1
-    fresh = cold._step_means()  # the pvlib chain, computed now
+    fresh = cold._step_means(clock)  # the pvlib chain, computed now
     for model in (cold, warm):
-        np.testing.assert_allclose(model._p_avail_kw, fresh[0], rtol=0, atol=1e-12)
-        np.testing.assert_allclose(model._t_cell_c, fresh[1], rtol=0, atol=1e-12)
+        p_avail, t_cell = model.series()
+        np.testing.assert_allclose(p_avail, fresh[0], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(t_cell, fresh[1], rtol=0, atol=1e-12)
     noon = clock.time_at(12 * 3600)
     inputs = {"derate": np.ones(3)}
     out = warm.step(noon, step_s, inputs)

@@ -7,7 +7,9 @@ joined into one plan under its own simulator ids ``<site>-<sid>``
 connection, assets and controller. The world runs once; then each site is finished as
 a run of its own (:func:`twin.run.close_run`: results, KPIs, checks, ``run.json``), so a
 site whose KPIs or checks fail fails alone. A failure of the world itself fails every
-site, each keeping the steps every simulator completed.
+site, each keeping the steps every simulator completed. The world runs on the direct
+executor where every site's simulators allow it (:mod:`twin.executor`; ``$TWIN_EXECUTOR``
+chooses otherwise), and each site's ``run.json`` says which.
 """
 
 from __future__ import annotations
@@ -64,16 +66,19 @@ def _run(
     try:
         world, plans, actives, checks = _build(fleet, dirs, metas, services)
         setup_s = time.perf_counter() - started
-        loop_s, state = _steps(fleet, world, plans, dirs, metas, progress)
+        loop_s, state = _steps(fleet, world.world, plans, dirs, metas, progress)
         component_s = state.component_s()
         rows = {}
         for site in fleet.sites:
             meta = metas[site.name]
             meta.update(setup_s=setup_s, loop_s=loop_s, fleet_sites=len(fleet.sites))
+            meta["executor"] = world.executor
+            if world.fallback:
+                meta["executor_fallback"] = world.fallback
             meta.update(state.first_step_times(started))
             meta["component_s"] = _site_timings(component_s, site.name, plans[site.name])
             rows[site.name] = _close(
-                site, dirs[site.name], world, plans, meta, actives, checks, started
+                site, dirs[site.name], world.world, plans, meta, actives, checks, started
             )
     finally:
         services.close()
@@ -83,14 +88,19 @@ def _run(
 def _build(
     fleet: Any, dirs: dict[str, Path], metas: dict[str, dict[str, Any]], services: ExitStack
 ) -> tuple[Any, dict[str, Any], dict[str, list[Any]], dict[str, dict[str, Any]]]:
-    """Plan every site, join the plans, start the world; on failure every site fails."""
+    """Plan every site, join the plans, start the world; on failure every site fails.
+
+    The world is returned as a :class:`twin.world.BuiltWorld` (which executor runs it).
+    """
     from twin.checks import all_checks
     from twin.component import components
-    from twin.plan import WorldPlan, instantiate
+    from twin.executor import requested_executor
+    from twin.plan import WorldPlan
     from twin.run import abort_world
-    from twin.world import plan_world
+    from twin.world import plan_world, start_world
 
     try:
+        wanted = requested_executor()
         plans, actives, checks = {}, {}, {}
         joined = WorldPlan(
             fleet.sites[0].scenario.clock(), dirs[fleet.sites[0].name].parent, {}, {}
@@ -109,13 +119,13 @@ def _build(
                 active=actives[site.name],
             )
             joined.join_site(site.name, plans[site.name])
-        world, _ = instantiate(joined)
+        world = start_world(joined, wanted)
         try:
             for site in fleet.sites:
                 for component in actives[site.name]:
                     component.after_setup(site.scenario, dirs[site.name])
         except BaseException:
-            abort_world(world)
+            abort_world(world.world)
             raise
     except Exception as exc:  # any set-up failure: every site failed, never "running"
         error = f"{type(exc).__name__}: {exc}"

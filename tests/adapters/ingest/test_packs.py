@@ -123,7 +123,7 @@ def test_packs_as_arrays_equal_the_per_value_path(elements, messages):
     assert fast.store.pending_text() == slow.store.pending_text()
     assert fast.store._trace == slow.store._trace
     assert [s.key for s in fast.mapper.sensors] == [s.key for s in slow.mapper.sensors]
-    assert fast.windows._seen == slow.windows._seen
+    assert fast.windows.remembered(START + now_s) == slow.windows.remembered(START + now_s)
 
 
 def test_an_emulator_pack_is_taken_as_arrays_and_its_repeat_is_not(elements):
@@ -146,3 +146,28 @@ def test_an_emulator_pack_is_taken_as_arrays_and_its_repeat_is_not(elements):
     flagged = [fast.mapper.sensors[i].key for i in readings["ids"][readings["flags"] == 1]]
     assert flagged == ["field/bess/soc"]
     assert fast.store.pending_text() == slow.store.pending_text()
+
+
+def test_a_value_of_a_remembered_pack_is_a_duplicate_on_every_path(elements):
+    """A pack remembered as (layout, t): the same sensor and time again is a duplicate,
+    whether it comes alone, in another layout or in the same pack again."""
+    fast, slow = ingestors(elements)
+    t = START + 9.0
+
+    def pack(*names):
+        rows = [{"n": n, "u": "V", "v": 230.0, "t": 0.0, "q": 1} for n in names]
+        rows[0] = {"bn": "field/", "bt": t, **rows[0]}
+        return json.dumps(rows).encode()
+
+    alone = json.dumps({"t": t, "v": 230.0, "u": "V"}).encode()
+    for ing in (fast, slow):
+        ing.follow(10.0)
+        ing.receive("field/gw/a/senml", pack("bus_7/v", "bus_8/v"), 7.0)
+        ing.receive("field/bus_7/v", alone, 7.0)  # alone
+        ing.receive("field/gw/b/senml", pack("bus_8/v", "bus_9/v"), 7.0)  # overlapping
+        ing.receive("field/gw/a/senml", pack("bus_7/v", "bus_8/v"), 7.0)  # again
+    assert fast.packs.taken == 1
+    counts = fast.counts.as_dict()
+    assert counts == slow.counts.as_dict()
+    assert (counts["accepted"], counts["duplicates"]) == (3, 4)
+    assert fast.windows.remembered(10.0 + START) == slow.windows.remembered(10.0 + START)
