@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.process import measure_process
+from benchmarks.scenarios import day_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 GRIDS = [
@@ -57,11 +58,7 @@ def measure(args: list[str], env: dict[str, str]) -> dict[str, Any]:
 
 def scenario_raw(grid: str, duration: str) -> dict[str, Any]:
     """The day scenario on ``grid`` over ``duration``, without a controller."""
-    import yaml
-
-    raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
-    raw.update(grid=grid, duration=duration, controller="none", name="scale_bench")
-    return raw
+    return day_scenario(grid=grid, duration=duration, controller="none", name="scale_bench")
 
 
 # ---------------------------------------------------------------- workers (subprocesses)

@@ -40,7 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.process import measure_process
+from benchmarks.process import byte_compile, measure_process
+from benchmarks.scenarios import day_scenario, write_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,13 +87,8 @@ def pandapower_worker(method: str, work: Path) -> None:
 
 def week_scenario(work: Path, duration: str, grid: str) -> Path:
     """The day scenario over ``duration`` on ``grid``, written into ``work``."""
-    import yaml
-
-    raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
-    raw.update(duration=duration, grid=grid, name="timeseries_bench")
-    path = work / "scenario.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+    raw = day_scenario(duration=duration, grid=grid, name="timeseries_bench")
+    return write_scenario(raw, work / "scenario.yaml")
 
 
 def bus_injections(scenario_path: Path, run_dir: Path, work: Path) -> None:
@@ -122,10 +118,7 @@ def main() -> None:
     from benchmarks.machine import machine
 
     print(f"machine: {machine()}")
-    import compileall
-
-    for package in ("twin", "models", "adapters", "benchmarks"):
-        compileall.compile_dir(ROOT / package, quiet=1)
+    byte_compile(ROOT)
     load = os.getloadavg()
     print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     python = sys.executable
