@@ -133,13 +133,7 @@ def run_fleet(
             }
         except Exception as exc:
             _record(metadata, fleet, {}, out)
-            metadata.update(
-                status="failed",
-                error=f"{type(exc).__name__}: {exc}",
-                wall_s=time.perf_counter() - started,
-            )
-            write_json(out / "run.json", metadata)
-            raise RunError(f"fleet {fleet.name} failed: {exc}") from exc
+            raise _failed(metadata, out, started, f"{type(exc).__name__}: {exc}") from exc
         _record(metadata, fleet, rows, out)
         finished = [n for n, site in metadata["sites"].items() if site["status"] == "finished"]
         try:
@@ -149,13 +143,8 @@ def run_fleet(
                 "fleet": fleet_totals(out, {name: rows[name]["kpis"] for name in finished}),
             }
         except Exception as exc:  # a full disk, say: never leave the fleet "running"
-            metadata.update(
-                status="failed",
-                error=f"combining the sites failed: {type(exc).__name__}: {exc}",
-                wall_s=time.perf_counter() - started,
-            )
-            write_json(out / "run.json", metadata)
-            raise RunError(f"fleet {fleet.name}: combining the sites failed: {exc}") from exc
+            error = f"combining the sites failed: {type(exc).__name__}: {exc}"
+            raise _failed(metadata, out, started, error) from exc
         metadata["wall_s"] = time.perf_counter() - started
         if len(finished) == len(fleet.sites):
             metadata["status"] = "finished"
@@ -167,6 +156,15 @@ def run_fleet(
         if metadata["status"] != "finished":
             raise FleetError(result)
         return result
+
+
+def _failed(metadata: dict[str, Any], out: Path, started: float, error: str) -> RunError:
+    """Mark the fleet failed in its ``run.json`` (written now); the error to raise."""
+    from twin.rundir import write_json
+
+    metadata.update(status="failed", error=error, wall_s=time.perf_counter() - started)
+    write_json(out / "run.json", metadata)
+    return RunError(f"fleet {metadata['name']} failed: {error}")
 
 
 def _run_split(

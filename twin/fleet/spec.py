@@ -299,32 +299,31 @@ def _clock_clashes(raw: dict[str, Any], clock: Any, where: str) -> list[Problem]
     """An inline scenario's own start, duration or step, where they differ from the fleet's."""
     from twin.units import parse_duration_s
 
+    def same_start(value: Any) -> bool:
+        return bool(pd.Timestamp(value) == pd.Timestamp(clock.start))
+
+    def same_length(key: str) -> Any:
+        return lambda value: parse_duration_s(str(value)) == parse_duration_s(getattr(clock, key))
+
+    fleet_value = {
+        "start": clock.start.isoformat(),
+        "duration": clock.duration,
+        "step": clock.step,
+    }
+    checks = {"start": same_start, "duration": same_length("duration"), "step": same_length("step")}
     problems = []
-    if "start" in raw:
-        try:
-            same = bool(pd.Timestamp(raw["start"]) == pd.Timestamp(clock.start))
-        except (TypeError, ValueError, OverflowError):
-            same = False
-        if not same:
-            problems.append(
-                Problem(
-                    f"{where}.start",
-                    f"the fleet's start is {clock.start.isoformat()}, got {raw['start']!r} "
-                    "(one clock: leave it out or make it equal)",
-                )
-            )
-    for key in ("duration", "step"):
+    for key, same in checks.items():
         if key not in raw:
             continue
         try:
-            same = parse_duration_s(str(raw[key])) == parse_duration_s(getattr(clock, key))
+            agrees = same(raw[key])
         except (TypeError, ValueError, OverflowError):
-            same = False
-        if not same:
+            agrees = False
+        if not agrees:
             problems.append(
                 Problem(
                     f"{where}.{key}",
-                    f"the fleet's {key} is {getattr(clock, key)}, got {raw[key]!r} "
+                    f"the fleet's {key} is {fleet_value[key]}, got {raw[key]!r} "
                     "(one clock: leave it out or make it equal)",
                 )
             )
