@@ -106,20 +106,24 @@ def test_asset_cell_is_a_valid_scenario_on_the_mv_grid():
     assert len(scenario.units("load")) == 25
 
 
+def steps_row(x: float, wall_s: float, cpu_s: float, rss_mb: float) -> dict:
+    """A measured cell of the steps axis with a loop of 1 ms per step."""
+    return {
+        "id": f"steps:{x}",
+        "axis": "steps",
+        "label": str(x),
+        "x": x,
+        "steps": x,
+        "wall_s": wall_s,
+        "cpu_s": cpu_s,
+        "rss_mb": rss_mb,
+        "loop_s": 1e-3 * x,
+    }
+
+
 def test_skipped_cells_are_extrapolated_from_the_fit():
     rows = [
-        {
-            "id": f"steps:{x}",
-            "axis": "steps",
-            "label": str(x),
-            "x": x,
-            "steps": x,
-            "wall_s": 2.0 * x**0.5,
-            "cpu_s": 1e-3 * x,
-            "rss_mb": 200.0,
-            "loop_s": 1e-3 * x,
-        }
-        for x in (100.0, 10_000.0)
+        steps_row(x, wall_s=2.0 * x**0.5, cpu_s=1e-3 * x, rss_mb=200.0) for x in (100.0, 10_000.0)
     ]
     rows.append({"id": "steps:1e6", "axis": "steps", "label": "1e6", "x": 1e6, "steps": 1e6})
     text = cost.table(rows)
@@ -199,20 +203,7 @@ def test_saved_rows_combine_measured_wins_over_skipped(tmp_path):
 
 def test_the_larger_half_sees_past_a_fixed_start_up():
     xs = [10.0, 100.0, 10_000.0, 1_000_000.0]
-    rows = [
-        {
-            "id": f"steps:{x}",
-            "axis": "steps",
-            "label": str(x),
-            "x": x,
-            "steps": x,
-            "wall_s": 2.0 + 1e-3 * x,
-            "cpu_s": 2.0 + 1e-3 * x,
-            "rss_mb": 100.0,
-            "loop_s": 1e-3 * x,
-        }
-        for x in xs
-    ]
+    rows = [steps_row(x, wall_s=2.0 + 1e-3 * x, cpu_s=2.0 + 1e-3 * x, rss_mb=100.0) for x in xs]
     every = cost.fits(rows)[("steps", "cpu_s")][1]
     large = cost.fits(rows, largest=True)[("steps", "cpu_s")][1]
     assert every < 0.6 < large
