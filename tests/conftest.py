@@ -92,3 +92,34 @@ def site() -> dict[str, Any]:
 
 def make_clock(start: str = "2016-06-21T00:00:00-04:00", step_s: int = 900, n: int = 96) -> Clock:
     return Clock(pd.Timestamp(start), step_s, n)
+
+
+def assert_same_kpis(left: dict[str, Any], right: dict[str, Any], tol: float = 1e-9) -> None:
+    """Two runs' KPIs: the same keys, floats equal to ``tol`` (relative and absolute)."""
+    assert left.keys() == right.keys()
+    for key, value in left.items():
+        if isinstance(value, float):
+            assert value == pytest.approx(right[key], rel=tol, abs=tol), key
+        else:
+            assert value == right[key], key
+
+
+def plan_replacing(scenario: Any, run_dir: Path, asset: tuple[str, str], replacement: Any):
+    """The scenario's world plan with one asset (``(sid, eid)``) replaced by ``replacement``.
+
+    Every wanted component adds its entities, the replacement is made, then every
+    component adds its connections: what :func:`twin.world.plan_world` does around a
+    device bridge.
+    """
+    from twin.component import components
+    from twin.plan import WorldPlan
+
+    plan = WorldPlan(scenario.clock(), run_dir, {}, {"run_id": "x"})
+    active = [c for c in components() if c.wanted(scenario)]
+    plan.add_model("grid", [{"name": "poc", "grid": scenario.grid.source, "solver": "fast"}])
+    for component in active:
+        component.add_entities(scenario, plan)
+    plan.replace(*asset, replacement)
+    for component in active:
+        component.add_connections(scenario, plan)
+    return plan

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.conftest import assert_same_kpis
 from tests.twin.test_fleet import DAY, fleet_raw, spike_site
 from tests.twin.test_plan import FAULTS
 from twin.errors import RunError
@@ -42,12 +43,7 @@ def _assert_same(left_out, right_out, left_kpis, right_kpis):
     assert len(left) > 0
     pd.testing.assert_frame_equal(left[KEYS], right[KEYS])
     np.testing.assert_allclose(left["value"], right["value"], rtol=0, atol=1e-9)
-    assert left_kpis.keys() == right_kpis.keys()
-    for key, value in left_kpis.items():
-        if isinstance(value, float):
-            assert value == pytest.approx(right_kpis[key], rel=1e-9, abs=1e-9), key
-        else:
-            assert value == right_kpis[key], key
+    assert_same_kpis(left_kpis, right_kpis)
 
 
 def _both(scenario, tmp_path):

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from models.base import Clock
+from tests.conftest import assert_same_kpis, plan_replacing
 from tests.twin.test_plan import FAULTS
 from twin.plan import PlanError, Replacement
 from twin.run import run_scenario
@@ -31,12 +32,7 @@ def _assert_same(fleet, element):
     both = a.merge(b, on=KEYS, how="outer", suffixes=("_fleet", "_element"), indicator=True)
     assert (both["_merge"] == "both").all()
     np.testing.assert_allclose(both["value_fleet"], both["value_element"], rtol=0, atol=1e-9)
-    assert kpis_a.keys() == kpis_b.keys()
-    for key, value in kpis_a.items():
-        if isinstance(value, float):
-            assert value == pytest.approx(kpis_b[key], rel=1e-9, abs=1e-9), key
-        else:
-            assert value == kpis_b[key], key
+    assert_same_kpis(kpis_a, kpis_b)
 
 
 def _both(scenario, tmp_path, monkeypatch):
@@ -82,19 +78,12 @@ def _edge(edge):
 
 def test_a_replaced_element_keeps_its_own_connection(day_scenario, tmp_path):
     """A device that replaces an asset injects for it; the fleet skips the element."""
-    from twin.component import components
-    from twin.plan import Entity, WorldPlan
+    from twin.plan import Entity
 
-    sc = day_scenario()
-    plan = WorldPlan(sc.clock(), tmp_path, {}, {"run_id": "x"})
-    active = [c for c in components() if c.wanted(sc)]
-    plan.add_model("grid", [{"name": "poc", "grid": sc.grid.source, "solver": "fast"}])
-    for component in active:
-        component.add_entities(sc, plan)
     bridge = Entity("field", "pv_roof", "FieldPV")
-    plan.replace("pv", "pv_roof", Replacement(bridge, provides=("p_kw",)))
-    for component in active:
-        component.add_connections(sc, plan)
+    plan = plan_replacing(
+        day_scenario(), tmp_path, ("pv", "pv_roof"), Replacement(bridge, provides=("p_kw",))
+    )
     (pv,) = [c for c in plan.connections if c.src.full_id == "pv.fleet"]
     assert pv.index[[e.eid for e in plan.simulators["pv"].entities].index("pv_roof")] == -1
     assert pv.elements == 1

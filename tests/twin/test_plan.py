@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from models.sensors import MODIFIERS
+from tests.conftest import plan_replacing
 from twin.plan import (
     Entity,
     PlanError,
@@ -174,17 +175,8 @@ def test_a_replacement_serves_only_what_it_provides(tmp_path):
         mqtt={"broker": "mqtt://127.0.0.1:1", "publish": ["pv/pv_roof/*"]},
         outputs={"influx": {"url": "http://127.0.0.1:1"}},
     )
-    plan = WorldPlan(sc.clock(), tmp_path, {}, {"run_id": "x"})
-    from twin.component import components
-
-    active = [c for c in components() if c.wanted(sc)]
-    plan.add_model("grid", [{"name": "poc", "grid": sc.grid.source, "solver": "fast"}])
-    for component in active:
-        component.add_entities(sc, plan)
     field = Entity("field", "pv_roof", "FieldPV")
-    plan.replace("pv", "pv_roof", Replacement(field, provides=("p_kw",)))
-    for component in active:
-        component.add_connections(sc, plan)
+    plan = plan_replacing(sc, tmp_path, ("pv", "pv_roof"), Replacement(field, provides=("p_kw",)))
     to_publisher = [c for c in plan.connections if c.src == field and c.dst.sid == "mqtt"]
     assert [c.attrs for c in to_publisher] == [(("p_kw", "p_kw"),)]  # no quality, no p_avail_kw
     assert not [c for c in plan.connections if c.src == field and c.dst.sid == "influx"]
