@@ -6,8 +6,11 @@ output directory must stay below the working directory (``twin run --out`` may p
 anywhere); and a run must fit in memory and on disk, which is checked before it starts
 from its steps and series (:func:`run_size`). Recorded results stream to disk in chunks
 (:mod:`twin.recorder`), so they take disk in proportion to the steps but memory only a
-chunk per simulator: what still takes memory per step is the KPIs' time x asset tables
-and the exogenous series the models precompute over the run.
+chunk per simulator. What takes memory per step is the KPIs' time x asset tables and the
+exogenous series the models compute, and both are bounded by windows: the KPIs read
+:data:`twin.kpi.KPI_WINDOW_STEPS` steps at a time, the models compute a window of
+:func:`models.window.window_steps` at a time. So a run's memory grows with its steps up to
+a window and then stays flat: a month at 1 s needs what a day does.
 """
 
 from __future__ import annotations
@@ -113,6 +116,8 @@ class RunSize:
     series: int
     kpi_series: int = 0
     units: int = 0
+    kpi_window_steps: int | None = None
+    unit_window_steps: int | None = None
 
     @property
     def values(self) -> int:
@@ -121,9 +126,17 @@ class RunSize:
 
     @property
     def memory_bytes(self) -> int:
-        """Peak memory that grows with the steps: the KPIs' tables, exogenous series."""
-        per_step = self.kpi_series * BYTES_PER_VALUE_MEMORY + self.units * BYTES_PER_UNIT_STEP
-        return self.steps * per_step
+        """Peak memory that grows with the steps (up to a window): KPI tables, exogenous series.
+
+        ``kpi_window_steps`` and ``unit_window_steps`` bound the steps each holds at once
+        (None: the whole run).
+        """
+        kpi_steps = min(self.steps, self.kpi_window_steps or self.steps)
+        unit_steps = min(self.steps, self.unit_window_steps or self.steps)
+        return (
+            kpi_steps * self.kpi_series * BYTES_PER_VALUE_MEMORY
+            + unit_steps * self.units * BYTES_PER_UNIT_STEP
+        )
 
     @property
     def disk_bytes(self) -> int:
@@ -162,4 +175,9 @@ def run_size(scenario: Any, n_buses: int, n_lines: int, n_trafos: int) -> RunSiz
     # per bus v_pu and va_deg, per line and transformer its loading; measured v_pu and loading
     series += 3 * n_buses + 2 * n_lines + 2 * n_trafos + 32
     kpi_series += n_buses + n_lines
-    return RunSize(scenario.clock().n_steps, series, kpi_series, units)
+    from models.window import window_steps
+    from twin.kpi import KPI_WINDOW_STEPS
+
+    clock = scenario.clock()
+    unit_window = window_steps(clock, BYTES_PER_UNIT_STEP)  # 6 h, or as many as 8 MiB hold
+    return RunSize(clock.n_steps, series, kpi_series, units, KPI_WINDOW_STEPS, unit_window)

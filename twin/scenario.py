@@ -481,8 +481,8 @@ def _size_problems(
 ) -> list[Problem]:
     """Refuse a run that would not fit the memory and disk limits of ``outputs``.
 
-    Disk: every recorded value (``results.parquet``). Memory: only what grows with the
-    steps once results stream to disk (the KPIs' tables and the exogenous series).
+    Disk: every recorded value (``results.parquet``). Memory: what grows with the steps
+    up to a window once results stream to disk (the KPIs' tables, the exogenous series).
     """
     size = run_size(scenario, n_buses, n_lines, n_trafos)
     problems = []
@@ -492,24 +492,26 @@ def _size_problems(
             scenario.outputs.max_memory_gb,
             "max_memory_gb",
             "memory",
-            f"about {size.kpi_series:,} series the KPIs read and {size.units:,} units' "
-            "exogenous series",
+            f"up to {min(size.steps, size.kpi_window_steps or size.steps):,} steps at once "
+            f"x about {size.kpi_series:,} series the KPIs read, and {size.units:,} units' "
+            "exogenous series,",
         ),
         (
             size.disk_bytes,
             scenario.outputs.max_disk_gb,
             "max_disk_gb",
             "disk",
-            f"about {size.series:,} recorded series = {size.values:,} values",
+            f"{size.steps:,} steps x about {size.series:,} recorded series = "
+            f"{size.values:,} values",
         ),
     ):
         if need > limit * 1e9:
             problems.append(
                 Problem(
                     "duration",
-                    f"{size.steps:,} steps x {counted} need about {need / 1e9:.1f} GB of "
-                    f"{what}, above the limit outputs.{key} = {limit:g} GB; shorten the "
-                    f"duration, lengthen the step, or raise the limit (--set outputs.{key}=...)",
+                    f"{counted} need about {need / 1e9:.1f} GB of {what}, above the limit "
+                    f"outputs.{key} = {limit:g} GB; shorten the duration, lengthen the step, "
+                    f"or raise the limit (--set outputs.{key}=...)",
                 )
             )
     return problems

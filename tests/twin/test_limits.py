@@ -1,8 +1,15 @@
 import pytest
 
+from models.window import window_steps
 from tests.conftest import ROOT
 from twin.errors import ScenarioError
-from twin.limits import BYTES_PER_VALUE_DISK, run_size
+from twin.kpi import KPI_WINDOW_STEPS
+from twin.limits import (
+    BYTES_PER_UNIT_STEP,
+    BYTES_PER_VALUE_DISK,
+    BYTES_PER_VALUE_MEMORY,
+    run_size,
+)
 from twin.scenario import load_scenario
 
 DAY = ROOT / "scenarios" / "microgrid_day.yaml"
@@ -15,6 +22,29 @@ def test_a_week_at_one_second_fits_the_default_memory_limit():
     assert size.steps == 604_800
     assert size.memory_bytes < 4e9 < size.steps * size.series * 48
     assert size.disk_bytes == size.values * BYTES_PER_VALUE_DISK
+
+
+def test_memory_stays_flat_past_a_window_of_steps():
+    """KPIs and exogenous series are computed a window at a time: a month at 1 s fits."""
+    day, week, month = (
+        run_size(load_scenario(DAY, [f"duration={d}", "step=1s"]), 15, 13, 1)
+        for d in ("1d", "7d", "30d")
+    )
+    assert month.steps == 2_592_000
+    assert day.memory_bytes < week.memory_bytes == month.memory_bytes < 0.5e9
+    assert month.memory_bytes == pytest.approx(
+        KPI_WINDOW_STEPS * month.kpi_series * BYTES_PER_VALUE_MEMORY
+        + window_steps(load_scenario(DAY, ["duration=30d", "step=1s"]).clock(), 32)
+        * month.units
+        * BYTES_PER_UNIT_STEP
+    )
+    load_scenario(DAY, ["duration=30d", "step=1s"])  # not refused
+
+
+def test_a_grid_too_large_for_memory_is_refused_naming_the_limit():
+    """What grows is the series the KPIs read at once: buses and lines, times a window."""
+    size = run_size(load_scenario(DAY, ["duration=30d", "step=1s"]), 20_000, 20_000, 1)
+    assert size.memory_bytes > 4e9
 
 
 def test_results_too_large_for_the_disk_are_refused_naming_the_limit():
