@@ -1,5 +1,6 @@
 """``twin run`` through :func:`twin.cli.main`: the run command alone, and no teardown."""
 
+import json
 import os
 import subprocess
 import sys
@@ -79,3 +80,59 @@ def test_other_commands_exit_as_python_does(tmp_path):
     assert done.returncode == 2
     assert "cannot read the scenario file" in done.stderr
     assert marks == {"atexit", "teardown"}  # the probe sees a teardown where there is one
+
+
+GC_PROBE = """
+import gc, json, sys
+import twin.run, twin.scenario
+import twin.cli
+
+seen = {}
+
+
+def load_scenario(path, overrides):
+    seen["loading_collects"] = gc.isenabled()
+    return object()
+
+
+def run_scenario(*args, **kwargs):
+    seen["running_collects"] = gc.isenabled()
+    seen["frozen"] = gc.get_freeze_count()
+    print(json.dumps(seen))
+    raise SystemExit(0)
+
+
+twin.scenario.load_scenario = load_scenario
+twin.run.run_scenario = run_scenario
+sys.argv = ["twin", "run", sys.argv[1], "--no-progress"]
+twin.cli.main()
+"""
+
+
+def test_twin_run_starts_up_without_collecting_then_collects_for_the_run(tmp_path):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("name: probe\n")  # read, not validated: load_scenario is the probe's
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", GC_PROBE, str(scenario)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["loading_collects"] is False
+    assert seen["running_collects"] is True
+    assert seen["frozen"] > 10_000  # the start-up's modules and classes, set aside
+
+
+def test_start_up_done_leaves_a_running_collector_alone():
+    import gc
+
+    from twin.cli import _start_up_done
+
+    frozen = gc.get_freeze_count()
+    _start_up_done()  # as when the app is called from Python (tests, a notebook)
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
