@@ -19,6 +19,7 @@ trusted like the user's own files, never fetched from elsewhere.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -35,6 +36,7 @@ __all__ = [
     "CacheEntry",
     "cache_dir",
     "code_digest",
+    "installed_version",
     "package_versions",
 ]
 
@@ -65,15 +67,22 @@ def cache_dir() -> Path:
     return Path(base) / "twin"
 
 
+@functools.lru_cache(maxsize=64)
+def installed_version(name: str) -> str | None:
+    """The installed version of package ``name`` (None if not installed).
+
+    Read once per process: every cache key and ``run.json`` asks again, and each
+    :func:`importlib.metadata.version` scans the path's distributions.
+    """
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
 def package_versions(*names: str) -> tuple[str, ...]:
     """``name==version`` of each installed package (``name==?`` if not installed)."""
-    found = []
-    for name in names:
-        try:
-            found.append(f"{name}=={version(name)}")
-        except PackageNotFoundError:
-            found.append(f"{name}==?")
-    return tuple(found)
+    return tuple(f"{name}=={installed_version(name) or '?'}" for name in names)
 
 
 def code_digest(*modules: str, root: Path | None = None) -> str:

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import simpy
 
 from models.base import Clock, Model, Port
+
+if TYPE_CHECKING:
+    import simpy
 
 __all__ = [
     "ARRIVAL_PROFILES",
@@ -206,6 +208,8 @@ class EVCharging(Model):
         self.arrival_s = np.zeros(n)
         #: One record per EV that left: park, charger, times (s), capacity, SoCs.
         self.departed: list[dict[str, float]] = []
+        import simpy
+
         self.env = simpy.Environment()
         self.queues: list[list[EVArrival]] = [[] for _ in units]
         tz = ZoneInfo(self.context.get("site", {}).get("tz", "UTC"))

@@ -187,7 +187,8 @@ def load_net(spec: str) -> pp.pandapowerNet:
 
 @lru_cache(maxsize=8)
 def _tables(spec: str, stamp: tuple[int, int] | None = None) -> GridTables:
-    return _cached(spec, "tables")
+    # copied once here: a copy's blocks are consolidated, so each caller's copy is cheap
+    return GridTables({name: frame.copy() for name, frame in _cached(spec, "tables").items()})
 
 
 def load_tables(spec: str) -> GridTables:

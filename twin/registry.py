@@ -72,7 +72,8 @@ def get_model(name: str) -> type[Model]:
     """
     if name in _registered:
         return _registered[name]
-    target = _targets().get(name)
+    # the physics first (as in :func:`_targets`): asked for every entity, no path scan
+    target = BUILTIN_MODELS.get(name) or _targets().get(name)
     if target is None:
         hint = did_you_mean(name, model_names())
         raise UnknownModelError(f"unknown model {name!r}{hint} (known: {', '.join(model_names())})")

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from models.diskcache import installed_version
 from twin.checks import CheckFailure, all_checks, evaluate_checks
 from twin.component import Component, components
 from twin.errors import RunError
@@ -74,13 +73,7 @@ class RunCheckError(RunError):
 
 def package_versions() -> dict[str, str]:
     """Installed versions of the packages that shape a run's numbers."""
-    out = {}
-    for name in VERSIONED_PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    return {name: installed_version(name) or "not installed" for name in VERSIONED_PACKAGES}
 
 
 def abort_world(world: Any) -> None:
@@ -92,6 +85,8 @@ def abort_world(world: Any) -> None:
     if loop is None:
         world.shutdown(quiet=True)  # the run's own error is the one to report
         return
+    import asyncio  # a mosaik world: mosaik has imported it
+
     pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
     for task in pending:
         task.cancel()

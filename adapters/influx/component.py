@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from adapters.influx.outputs import config_from_spec, delivery_check, write_run_kpis
 from adapters.influx.schema import InfluxSpec
 from twin.checks import RunCheck
 from twin.component import Component, Section
@@ -47,10 +46,14 @@ class InfluxComponent(Component):
     ) -> None:
         """The run's ``kpi`` point, with the final KPIs."""
         if scenario.outputs.influx is not None:
+            from adapters.influx.outputs import write_run_kpis
+
             write_run_kpis(scenario, kpis, metadata, out_dir)
 
     def checks(self) -> dict[str, RunCheck]:
         """Every point stored on the server."""
+        from adapters.influx.outputs import delivery_check
+
         return {"influx": delivery_check}
 
 
@@ -90,6 +93,8 @@ def plan_sink(scenario: Any, plan: WorldPlan) -> None:
             ],
         }
         links.append((source, list(replacement.fields)))
+    from adapters.influx.outputs import config_from_spec
+
     config = {
         "influx": Deferred(
             "influx connection",

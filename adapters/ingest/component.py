@@ -15,7 +15,6 @@ from typing import Any
 from adapters.ingest.limits import element_table
 from adapters.ingest.mapping import MappingError, read_mapping_csv
 from adapters.ingest.schema import IngestSpec
-from adapters.ingest.stats import STATS_FILE, ingest_problems, ingest_stats
 from adapters.ingest.units import UnitError, conversion
 from twin.checks import CheckFailure, RunCheck
 from twin.component import Component, Resolution, Section
@@ -55,6 +54,8 @@ class IngestComponent(Component):
 
     def run_metadata(self, scenario: Any, parts_dir: Path) -> dict[str, Any]:
         """The simulator's counters."""
+        from adapters.ingest.stats import ingest_stats
+
         return ingest_stats(parts_dir)
 
     def kpis(self, scenario: Any, results: Any, metadata: dict[str, Any]) -> dict[str, float]:
@@ -132,6 +133,7 @@ def mapping_problems(spec: Any, elements: dict[str, Any]) -> list[Problem]:
 def plan_ingest(scenario: Any, plan: WorldPlan) -> None:
     """Add the ingest simulator (nothing feeds it; consumers connect to ``ingest``)."""
     from adapters.influx.outputs import config_from_spec
+    from adapters.ingest.stats import STATS_FILE
     from adapters.mqtt.auth import MqttAuth
     from models.gridnet import load_tables
 
@@ -193,5 +195,7 @@ def ingest_check(
     spec = getattr(scenario, "ingest", None)
     if spec is None:
         return []
+    from adapters.ingest.stats import ingest_problems
+
     stats = metadata.get("ingest") or {}
     return [CheckFailure("ingest", p) for p in ingest_problems(stats, spec.max_unknown_share)]

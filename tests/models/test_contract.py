@@ -98,6 +98,16 @@ def test_every_builtin_model_is_registered():
     assert set(UNITS) <= set(model_names())
 
 
+def test_a_builtin_model_resolves_without_reading_the_entry_points(monkeypatch):
+    from twin import registry
+
+    def scan():
+        raise AssertionError("the entry points were read for a builtin model")
+
+    monkeypatch.setattr(registry, "_targets", scan)  # asked for every entity of a world
+    assert get_model("pv").kind == "pv"
+
+
 def test_unknown_model_suggests_the_nearest_name():
     with pytest.raises(UnknownModelError, match="did you mean 'battery'"):
         get_model("batery")

@@ -80,3 +80,22 @@ def test_a_failed_write_leaves_no_temporary_and_keeps_the_old_entry(tmp_path):
         pass
     assert entry.read("net") == "old"
     assert [p.name for p in Path(entry.directory).iterdir()] == ["net.pickle"]
+
+
+def test_installed_versions_are_read_once_per_process(monkeypatch):
+    from models import diskcache
+
+    asked = []
+
+    def version(name):
+        asked.append(name)
+        return "1.0"
+
+    monkeypatch.setattr(diskcache, "version", version)
+    diskcache.installed_version.cache_clear()
+    try:
+        assert package_versions("numpy", "pandas") == ("numpy==1.0", "pandas==1.0")
+        assert package_versions("pandas", "numpy") == ("pandas==1.0", "numpy==1.0")
+        assert asked == ["numpy", "pandas"]  # every cache key and run.json ask again
+    finally:
+        diskcache.installed_version.cache_clear()

@@ -69,3 +69,10 @@ def test_a_warm_run_of_the_day_imports_no_pandapower_matplotlib_or_scipy_stats(t
     (line,) = [x for x in done.stdout.splitlines() if x.startswith("modules ")]
     assert line == "modules []"
     assert json.loads((tmp_path / "run.json").read_text())["status"] == "finished"
+
+
+def test_the_scenario_model_and_the_run_import_no_writer_or_ev_stacks():
+    """The components' schemas build the scenario model; their writers are imported where
+    used (the InfluxDB writer's HTTP client, the ingest counters), the EV model's simpy too."""
+    code = "import twin.run\nfrom twin.scenario import scenario_model\nscenario_model()"
+    assert imported(code, "urllib3", "simpy", "asyncio") == []
