@@ -498,7 +498,7 @@ class Results:
             raise ResultsError(f"{self.path}: not a tidy results file (no tag columns)")
         order = self.index["assets"]  # type: ignore[index]
         position = {name: j for j, name in enumerate(order)}
-        asset_at = np.array([position.get(a, -1) for a in rows.labels["asset"]], np.int64)
+        asset_at = np.array([position[a] for a in rows.labels["asset"]], np.int64)
         series_asset = asset_at[rows.series[:, TAGS.index("asset")]]
         series_key = np.full(len(rows.series), -1, np.int64)
         for k, (kind, quantity, source) in enumerate(keys):
@@ -536,8 +536,12 @@ class Results:
         if not pieces:  # nothing matches: what the tidy path gives for no rows
             return wide(self.schema.empty_table().to_pandas(), *key)
         assets, stamps, values = (np.concatenate(part) for part in zip(*pieces, strict=True))
-        times, at_row = np.unique(stamps, return_inverse=True)
-        present, at_column = np.unique(assets, return_inverse=True)
+        times = np.sort(pd.unique(stamps))  # hashed, then the few distinct ones sorted
+        at_row = np.searchsorted(times, stamps)
+        used = np.zeros(len(order), bool)
+        used[assets] = True
+        present = np.flatnonzero(used)
+        at_column = np.cumsum(used)[assets] - 1
         table = np.full((len(times), len(present)), np.nan)
         real = ~np.isnan(values)  # a gap is not a value: it never hides an earlier one
         table[at_row[real], at_column[real]] = values[real]

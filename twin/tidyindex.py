@@ -63,14 +63,14 @@ class TidyIndex:
             self._add_partial(table)
             return
         ids, labels = [], []
+        n = table.num_rows
+        change = np.zeros(max(n - 1, 0), bool)
         for tag in TAGS:
             tag_ids, tag_labels = _unified_codes(table.column(tag))
             ids.append(tag_ids)
             labels.append(tag_labels)
-        n = table.num_rows
-        change = np.zeros(max(n - 1, 0), bool)
-        for tag_ids in ids:
-            change |= tag_ids[1:] != tag_ids[:-1]
+            if len(tag_labels) > 1:  # a tag of one label never changes
+                change |= tag_ids[1:] != tag_ids[:-1]
         starts = np.concatenate([[0], np.flatnonzero(change) + 1]) if n else np.zeros(0, int)
         rows = np.diff(np.append(starts, n))
         runs = np.empty((len(starts), 2), np.int64)
@@ -118,6 +118,9 @@ class TidyIndex:
 
 def _unified_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     """Per-row codes of a tag column over all its chunks, and their labels."""
+    if column.num_chunks == 1:
+        chunk_labels, codes = labels_codes(column.chunk(0))
+        return codes, chunk_labels
     labels: dict[str, int] = {}
     parts = []
     for chunk in column.chunks:
