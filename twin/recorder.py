@@ -226,7 +226,7 @@ class ChunkRecorder:
         pq.write_table(
             table,
             partial,
-            compression="zstd",
+            compression="lz4",  # a chunk is read once, at the finish: speed over size
             use_dictionary=["kind", "quantity"],
             write_statistics=False,
         )

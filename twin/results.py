@@ -537,7 +537,7 @@ class Results:
             return wide(self.schema.empty_table().to_pandas(), *key)
         assets, stamps, values = (np.concatenate(part) for part in zip(*pieces, strict=True))
         times = np.sort(pd.unique(stamps))  # hashed, then the few distinct ones sorted
-        at_row = np.searchsorted(times, stamps)
+        at_row = _positions(times, stamps)
         used = np.zeros(len(order), bool)
         used[assets] = True
         present = np.flatnonzero(used)
@@ -597,6 +597,18 @@ class Operated(Results):
     def as_operated(self) -> Results:
         """Itself: real values are in already."""
         return self
+
+
+def _positions(times: np.ndarray, stamps: np.ndarray) -> np.ndarray:
+    """Where each of ``stamps`` is in ``times`` (sorted, holding every stamp).
+
+    Steps of one length (a run's clock) are counted, not searched.
+    """
+    if len(times) > 1:
+        step = times[1] - times[0]
+        if (np.diff(times) == step).all():
+            return (stamps - times[0]) // step
+    return np.searchsorted(times, stamps)
 
 
 def _scanned_rows(file: pq.ParquetFile) -> RowIndex | None:
