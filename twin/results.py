@@ -121,11 +121,20 @@ class ResultBuffer:
             (sorted(self.states), min(n + 1, len(self.instants))),
         ]
         chunks = (
-            self._table(keys[start : start + SERIES_PER_ROW_GROUP], rows)
+            self._table(keys[start : start + series_per_table(rows)], rows)
             for keys, rows in groups
-            for start in range(0, len(keys), SERIES_PER_ROW_GROUP)
+            for start in range(0, len(keys), series_per_table(rows))
         )
         return write_tables(path, chunks)
+
+
+def series_per_table(rows: int) -> int:
+    """Series per tidy table of ``rows`` rows each: a row group's worth, at least 64.
+
+    At least :data:`SERIES_PER_ROW_GROUP`; series of few rows (a grid of thousands of
+    buses, a chunk of a day at 15 min) fill a row group of :data:`ROWS_PER_ROW_GROUP`.
+    """
+    return max(SERIES_PER_ROW_GROUP, ROWS_PER_ROW_GROUP // max(rows, 1))
 
 
 def tidy_table(
@@ -208,7 +217,7 @@ def _row_groups(table: pa.Table) -> list[pa.Table]:
 def chunk_tables(directory: str | Path, n_steps: int | None = None) -> Iterator[pa.Table]:
     """Tidy tables of a simulator's chunk files (:mod:`twin.recorder`), in step order.
 
-    One table per chunk and group of :data:`SERIES_PER_ROW_GROUP` series, so memory is
+    One table per chunk and group of series (:func:`series_per_table`), so memory is
     bounded by a chunk. ``n_steps`` cuts the run after that many steps (a failed run's
     common completed step); the state series get their value at the end of the last step
     kept. A run that fits one chunk gives the rows :meth:`ResultBuffer.write_parquet` does.
@@ -229,8 +238,9 @@ def chunk_tables(directory: str | Path, n_steps: int | None = None) -> Iterator[
             (sorted(states), m + 1 if last else m),
         ]
         for group, rows in groups:
-            for at in range(0, len(group), SERIES_PER_ROW_GROUP):
-                part = group[at : at + SERIES_PER_ROW_GROUP]
+            size = series_per_table(rows)
+            for at in range(0, len(group), size):
+                part = group[at : at + size]
                 values = chunk.values[[columns[k] for k in part], :rows]
                 yield tidy_table(part, chunk.stamps[:rows], values, chunk.tags)
 

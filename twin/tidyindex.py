@@ -50,43 +50,71 @@ class TidyIndex:
     """
 
     def __init__(self) -> None:
-        self.series: dict[tuple[str, ...], int] = {}
-        self.assets: dict[str, None] = {}
-        self.sources: set[str] = set()
+        self._labels: list[dict[str, int]] = [{} for _ in TAGS]  # per tag: label -> code
+        self._series: dict[tuple[int, ...], int] = {}  # label codes -> series number
         self._runs: list[np.ndarray] = []  # per row group: (series, rows) pairs
-        self._complete = True
+        self._partial = _Partial()
 
     def add(self, table: pa.Table) -> None:
         """Index ``table``, the next row group of the file."""
         if not all(tag in table.column_names for tag in TAGS):
-            self._complete = False
-            self._add_partial(table)
+            self._partial.add(table)
             return
-        ids, labels = [], []
         n = table.num_rows
         change = np.zeros(max(n - 1, 0), bool)
-        for tag in TAGS:
-            tag_ids, tag_labels = _unified_codes(table.column(tag))
-            ids.append(tag_ids)
-            labels.append(tag_labels)
-            if len(tag_labels) > 1:  # a tag of one label never changes
-                change |= tag_ids[1:] != tag_ids[:-1]
+        columns = []
+        for t, tag in enumerate(TAGS):
+            codes, labels = _unified_codes(table.column(tag))
+            if len(labels) > 1:  # a tag of one label never changes
+                change |= codes[1:] != codes[:-1]
+            known = self._labels[t]
+            lut = np.array([known.setdefault(label, len(known)) for label in labels], np.int64)
+            columns.append((codes, lut))
         starts = np.concatenate([[0], np.flatnonzero(change) + 1]) if n else np.zeros(0, int)
-        rows = np.diff(np.append(starts, n))
-        runs = np.empty((len(starts), 2), np.int64)
-        at = [tag_ids[starts].tolist() for tag_ids in ids]
-        for r in range(len(starts)):
-            key = tuple(labels[t][at[t][r]] for t in range(len(TAGS)))
-            number = self.series.get(key)
-            if number is None:
-                number = self.series[key] = len(self.series)
-                self.assets[key[3]] = None
-                self.sources.add(key[2])
-            runs[r] = number, rows[r]
+        codes_of_runs = np.stack([lut[codes[starts]] for codes, lut in columns], axis=1)
+        series = self._series
+        keys = list(map(tuple, codes_of_runs.tolist()))
+        for key in keys:
+            if key not in series:
+                series[key] = len(series)
+        runs = np.empty((len(keys), 2), np.int64)
+        runs[:, 0] = [series[key] for key in keys]
+        runs[:, 1] = np.diff(np.append(starts, n))
         self._runs.append(runs)
 
-    def _add_partial(self, table: pa.Table) -> None:
-        """Assets and sources of a table that is not tidy (the file gets no runs)."""
+    def as_dict(self) -> dict[str, Any]:
+        """The index as stored: ``assets`` (in order), ``sources`` and ``rows`` (runs)."""
+        labels = [list(known) for known in self._labels]
+        series = np.array(list(self._series), np.int64).reshape(-1, len(TAGS))
+        asset, source = TAGS.index("asset"), TAGS.index("source")
+        assets = dict.fromkeys(labels[asset][c] for c in dict.fromkeys(series[:, asset].tolist()))
+        sources = {labels[source][c] for c in set(series[:, source].tolist())}
+        out: dict[str, Any] = {
+            "assets": list({**assets, **self._partial.assets}),
+            "sources": sorted(sources | self._partial.sources),
+        }
+        if self._partial.seen:
+            return out
+        runs = np.concatenate(self._runs) if self._runs else np.zeros((0, 2), np.int64)
+        out["rows"] = {
+            "labels": dict(zip(TAGS, labels, strict=True)),
+            "series": _encode(series),
+            "runs": _encode(runs),
+            "groups": _encode(np.array([len(r) for r in self._runs], np.int64)),
+        }
+        return out
+
+
+class _Partial:
+    """Assets and sources of tables that are not tidy (the file then gets no runs)."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.assets: dict[str, None] = {}
+        self.sources: set[str] = set()
+
+    def add(self, table: pa.Table) -> None:
+        self.seen = True
         if "asset" not in table.column_names or "source" not in table.column_names:
             return
         for chunk in table.column("asset").chunks:
@@ -96,24 +124,6 @@ class TidyIndex:
         for chunk in table.column("source").chunks:
             labels, codes = labels_codes(chunk)
             self.sources.update(labels[c] for c in np.unique(codes))
-
-    def as_dict(self) -> dict[str, Any]:
-        """The index as stored: ``assets``, ``sources`` and, for a tidy file, ``rows``."""
-        out: dict[str, Any] = {"assets": list(self.assets), "sources": sorted(self.sources)}
-        if not self._complete:
-            return out
-        labels: list[dict[str, int]] = [{} for _ in TAGS]
-        series = np.empty((len(self.series), len(TAGS)), np.int64)
-        for key, number in self.series.items():
-            series[number] = [labels[t].setdefault(key[t], len(labels[t])) for t in range(6)]
-        runs = np.concatenate(self._runs) if self._runs else np.zeros((0, 2), np.int64)
-        out["rows"] = {
-            "labels": {tag: list(labels[t]) for t, tag in enumerate(TAGS)},
-            "series": _encode(series),
-            "runs": _encode(runs),
-            "groups": _encode(np.array([len(r) for r in self._runs], np.int64)),
-        }
-        return out
 
 
 def _unified_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
