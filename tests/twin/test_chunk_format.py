@@ -112,7 +112,9 @@ def test_a_chunk_reads_back_what_was_recorded(recording):
     for chunk in chunks:
         assert chunk.keys == keys
         assert chunk.values.shape == (len(keys), chunk.steps + 1)
-        stamps = START.value + STEP_S * 10**9 * np.arange(chunk.start, chunk.start + chunk.steps + 1)
+        stamps = START.value + STEP_S * 10**9 * np.arange(
+            chunk.start, chunk.start + chunk.steps + 1
+        )
         assert chunk.stamps.tolist() == stamps.tolist()
     row = 0
     for name, elements, state, initial, steps in outputs:

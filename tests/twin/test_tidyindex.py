@@ -27,7 +27,9 @@ def tidy_files(draw):
     series = sorted(
         draw(
             st.lists(
-                st.tuples(st.sampled_from(SOURCES), st.sampled_from(assets), st.sampled_from(KINDS)),
+                st.tuples(
+                    st.sampled_from(SOURCES), st.sampled_from(assets), st.sampled_from(KINDS)
+                ),
                 min_size=1,
                 max_size=12,
                 unique=True,
@@ -45,7 +47,9 @@ def tidy_files(draw):
             keys = [(a, kind, q) for s, a, (kind, q) in series if s == source]
             for i in range(0, len(keys), per_table):
                 part = keys[i : i + per_table]
-                data = np.array(draw(st.lists(values, min_size=steps * len(part), max_size=steps * len(part))))
+                data = np.array(
+                    draw(st.lists(values, min_size=steps * len(part), max_size=steps * len(part)))
+                )
                 tags = {"site": "s", "run_id": "r", "source": source}
                 tables.append(tidy_table(part, stamps, data.reshape(len(part), steps), tags))
     return tables, draw(st.integers(1, 40))
