@@ -4,8 +4,9 @@ Tidy means one row per (time, asset, quantity), tagged like the InfluxDB schema:
 ``time`` (UTC), ``site``, ``run_id``, ``source``, ``asset``, ``kind``, ``quantity``,
 ``value``. Simulators record in bounded chunks (:mod:`twin.recorder`) that the run
 streams into ``results.parquet`` at its end (row groups of a chunk of steps x a group
-of series); :func:`open_results` reads that file lazily (filters, one quantity as a
-time x asset table, time windows), :func:`load_results` whole.
+of series, :func:`series_per_table`; its metadata indexes which series every row group
+holds, :mod:`twin.tidyindex`); :func:`open_results` reads that file lazily (filters,
+quantities as time x asset tables, time windows), :func:`load_results` whole.
 """
 
 from __future__ import annotations
