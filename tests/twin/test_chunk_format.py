@@ -117,7 +117,7 @@ def test_a_chunk_reads_back_what_was_recorded(recording):
         )
         assert chunk.stamps.tolist() == stamps.tolist()
     row = 0
-    for name, elements, state, initial, steps in outputs:
+    for _name, elements, state, initial, steps in outputs:
         for j in range(len(elements)):
             assert chunks[0].states[row] == state
             series = np.concatenate([c.values[row, : c.steps] for c in chunks])
