@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -526,7 +527,7 @@ class Results:
         for k, (kind, quantity, source) in enumerate(keys):
             series_key[rows.matching({"kind": kind, "quantity": quantity, "source": source})] = k
         start, end = self._bounds({})
-        pieces: list[list[tuple[np.ndarray, ...]]] = [[] for _ in keys]
+        blocks: list[list[_Block]] = [[] for _ in keys]
         with pq.ParquetFile(self.path, pre_buffer=False) as file:
             time_at = file.schema_arrow.get_field_index("time")
             for i in range(file.num_row_groups):
@@ -546,27 +547,31 @@ class Results:
                     keep &= stamps >= start
                 if end is not None:
                     keep &= stamps < end
-                for k in np.unique(row_key[keep]):
+                for k in np.unique(run_key[run_key >= 0]):
                     at = keep & (row_key == k)
-                    pieces[k].append((row_asset[at], stamps[at], values[at]))
-        return {key: self._placed(key, pieces[k], order) for k, key in enumerate(keys)}
+                    blocks[k].append(_Block.of(row_asset[at], stamps[at], values[at], len(order)))
+        return {key: self._placed(key, blocks[k], order) for k, key in enumerate(keys)}
 
     def _placed(
-        self, key: tuple[str, str, str], pieces: list[tuple[np.ndarray, ...]], order: list[str]
+        self, key: tuple[str, str, str], blocks: list[_Block], order: list[str]
     ) -> pd.DataFrame:
-        """One quantity's time x asset table from its (assets, stamps, values) pieces."""
-        if not pieces:  # nothing matches: what the tidy path gives for no rows
+        """One quantity's time x asset table from its blocks, in file order."""
+        if not blocks:  # nothing matches: what the tidy path gives for no rows
             return wide(self.schema.empty_table().to_pandas(), *key)
-        assets, stamps, values = (np.concatenate(part) for part in zip(*pieces, strict=True))
-        times = np.sort(pd.unique(stamps))  # hashed, then the few distinct ones sorted
-        at_row = _positions(times, stamps)
-        used = np.zeros(len(order), bool)
-        used[assets] = True
-        present = np.flatnonzero(used)
-        at_column = np.cumsum(used)[assets] - 1
-        table = np.full((len(times), len(present)), np.nan)
-        real = ~np.isnan(values)  # a gap is not a value: it never hides an earlier one
-        table[at_row[real], at_column[real]] = values[real]
+        times, _ = _instants(np.concatenate([b.times for b in blocks]))
+        present = np.unique(np.concatenate([b.assets for b in blocks]))
+        if len(blocks) == 1:
+            table = blocks[0].values
+        else:
+            table = np.full((len(times), len(present)), np.nan)
+            while blocks:
+                block = blocks.pop(0)
+                cells = np.ix_(
+                    np.searchsorted(times, block.times), np.searchsorted(present, block.assets)
+                )
+                into = table[cells]
+                np.copyto(into, block.values, where=~np.isnan(block.values))
+                table[cells] = into
         return pd.DataFrame(
             table,
             index=pd.DatetimeIndex(pd.to_datetime(times, unit="ns", utc=True), name="time"),
@@ -621,16 +626,50 @@ class Operated(Results):
         return self
 
 
-def _positions(times: np.ndarray, stamps: np.ndarray) -> np.ndarray:
-    """Where each of ``stamps`` is in ``times`` (sorted, holding every stamp).
+@dataclass(frozen=True)
+class _Block:
+    """One row group's rows of a quantity as a small time x asset table."""
 
-    Steps of one length (a run's clock) are counted, not searched.
+    times: np.ndarray
+    assets: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, assets: np.ndarray, stamps: np.ndarray, values: np.ndarray, n: int) -> _Block:
+        """The block of rows (asset positions among ``n``, stamps, values).
+
+        A later row's value is kept over an earlier one's of the same cell, unless NaN.
+        """
+        times, at_row = _instants(stamps)
+        used = np.zeros(n, bool)
+        used[assets] = True
+        present = np.flatnonzero(used)
+        at_column = np.cumsum(used)[assets] - 1
+        table = np.full((len(times), len(present)), np.nan)
+        real = ~np.isnan(values)  # a gap is not a value: it never hides an earlier one
+        table[at_row[real], at_column[real]] = values[real]
+        return cls(times, present, table)
+
+
+def _instants(stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``stamps`` in order, and where each stamp is among them.
+
+    Stamps on one clock (multiples of a step from the first) are counted, not sorted;
+    others are hashed and the distinct ones sorted.
     """
-    if len(times) > 1:
-        step = times[1] - times[0]
-        if (np.diff(times) == step).all():
-            return (stamps - times[0]) // step
-    return np.searchsorted(times, stamps)
+    if len(stamps):
+        low, high = stamps.min(), stamps.max()
+        gaps = np.diff(stamps[:4096])
+        gaps = gaps[gaps > 0]
+        step = gaps.min() if len(gaps) else max(high - low, 1)
+        offsets = stamps - low
+        if (high - low) // step < 4 * len(stamps) and not (offsets % step).any():
+            at = offsets // step
+            used = np.zeros(int((high - low) // step) + 1, bool)
+            used[at] = True
+            return low + step * np.flatnonzero(used), (np.cumsum(used) - 1)[at]
+    times = np.sort(pd.unique(stamps))
+    return times, np.searchsorted(times, stamps)
 
 
 def _scanned_rows(file: pq.ParquetFile) -> RowIndex | None:

@@ -136,3 +136,18 @@ def test_the_index_holds_each_row_groups_runs(tmp_path):
     assert [rows.label("kind", s) for s in series] == ["bus", "bus", "pv"]
     assert first.tolist() == [0, 3, 6] and ends.tolist() == [3, 6, 9]
     assert rows.matching({"kind": "bus"}).tolist() == [True, True, False]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.lists(st.integers(-(10**15), 10**15), max_size=50),
+        st.lists(st.integers(0, 40), max_size=50).map(lambda k: [10**9 * 900 * i for i in k]),
+    )
+)
+def test_instants_are_the_sorted_distinct_stamps(stamps):
+    """On a clock or not, a table's rows are the distinct stamps in order."""
+    stamps = np.array(stamps, np.int64)
+    times, at = twin.results._instants(stamps)
+    expected, inverse = np.unique(stamps, return_inverse=True)
+    assert times.tolist() == expected.tolist() and at.tolist() == inverse.tolist()
