@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import twin.results
 from twin.recorder import METADATA_KEY, ChunkRecorder, read_chunk
 from twin.results import ResultBuffer, merge_parts, recover
 
@@ -174,3 +175,18 @@ def test_chunks_written_before_format_2_are_still_recovered(tmp_path):
     assert "format" not in json.loads(pq.read_schema(path).metadata[METADATA_KEY])
     assert recover(run) == 4
     assert pq.read_table(run / "results.parquet").equals(expected)
+
+
+def test_series_of_few_rows_fill_row_groups(tmp_path):
+    """A grid's thousands of series over a day at 15 min: a row group holds a row
+    group's worth of them (not 64 each: per-row-group costs would dominate the finish)."""
+    rec = ChunkRecorder(tmp_path / "grid", START.value, STEP_S, 96, TAGS)
+    rec.add("v_pu", "bus", [f"bus_{i:04d}" for i in range(3000)])
+    for k in range(96):
+        rec.record(k, {"v_pu": np.full(3000, 1.0 + k / 1000)})
+    rec.close()
+    merge_parts([tmp_path / "grid.parquet"], tmp_path / "results.parquet")
+    meta = pq.read_metadata(tmp_path / "results.parquet")
+    assert meta.num_rows == 3000 * 96
+    assert meta.num_row_groups == 2  # 2,730 series of 96 rows, then the other 270
+    assert max(meta.row_group(i).num_rows for i in range(2)) <= twin.results.ROWS_PER_ROW_GROUP
