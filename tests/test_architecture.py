@@ -40,6 +40,7 @@ CORE = {
     "twin.runstate",
     "twin.scenario",
     "twin.sinks",
+    "twin.tidyindex",
     "twin.units",
     "twin.weather_checks",
     "twin.world",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,18 +97,65 @@ KPI_SPECS = (
 FREQUENCY_BAND_HZ = 0.2
 
 
-def _poc_series(
-    results: pd.DataFrame, quantity: str, index: pd.Index, default: float = 0.0
-) -> pd.Series:
+#: A window's time x asset table of a kind and quantity (the twin's, :func:`_tables`).
+Tables = Callable[[str, str], pd.DataFrame]
+
+#: The (kind, quantity) tables the KPIs read, fetched together from lazy results.
+KPI_TABLES = (
+    ("grid", "p_kw"),
+    ("grid", "losses_kw"),
+    ("grid", "unserved_kw"),
+    ("grid", "curtailed_kw"),
+    ("grid", "f_hz"),
+    ("tariff", "price_import_eur_kwh"),
+    ("tariff", "price_export_eur_kwh"),
+    ("pv", "p_kw"),
+    ("load", "p_kw"),
+    ("battery", "p_kw"),
+    ("ev", "p_kw"),
+    ("bus", "v_pu"),
+    ("line", "loading_pct"),
+    ("battery", "e_kwh"),
+    ("battery", "soh"),
+    ("battery", "tripped"),
+    ("battery", "t_c"),
+    ("ev_park", "e_unmet_kwh"),
+    ("ev_park", "e_delivered_kwh"),
+    ("ev_park", "n_departed"),
+    ("ev_park", "n_turned_away"),
+)
+
+
+def _tables(results: pd.DataFrame | Results, kinds: list[str]) -> Tables:
+    """The twin's tables of ``results``, each made once.
+
+    Lazy results give :data:`KPI_TABLES` and the ``p_kw`` of ``kinds`` in one read of the
+    file (:meth:`twin.results.Results.wides`); others are made when first asked for.
+    """
+    made: dict[tuple[str, str, str], pd.DataFrame] = {}
+    if isinstance(results, Results):
+        wanted = [*KPI_TABLES, *((kind, "p_kw") for kind in kinds)]
+        made.update(results.wides([(kind, quantity, "twin") for kind, quantity in wanted]))
+
+    def table(kind: str, quantity: str) -> pd.DataFrame:
+        key = (kind, quantity, "twin")
+        if key not in made:
+            made[key] = wide(results, kind, quantity)
+        return made[key]
+
+    return table
+
+
+def _poc_series(tables: Tables, quantity: str, index: pd.Index, default: float = 0.0) -> pd.Series:
     """A point-of-connection quantity (``default`` for runs that did not record it)."""
-    table = wide(results, "grid", quantity)
+    table = tables("grid", quantity)
     if "poc" not in table:
         return pd.Series(default, index=index)
     return table["poc"].reindex(index)
 
 
-def _total(results: pd.DataFrame, kind: str, quantity: str, index: pd.Index) -> pd.DataFrame:
-    table = wide(results, kind, quantity)
+def _total(tables: Tables, kind: str, quantity: str, index: pd.Index) -> pd.DataFrame:
+    table = tables(kind, quantity)
     return table.reindex(index) if not table.empty else pd.DataFrame(index=index)
 
 
@@ -247,19 +294,20 @@ def _window_totals(
     dt_h: float,
 ) -> dict[str, tuple[str, Any]]:
     """What the KPIs need from one window of the results (or the whole frame)."""
-    grid = wide(results, "grid", "p_kw")
+    tables = _tables(results, list(injecting or INJECTING_KINDS))
+    grid = tables("grid", "p_kw")
     poc = grid["poc"] if "poc" in grid else pd.Series(dtype=float, index=grid.index)
     index = poc.index
     imp, exp = poc.clip(lower=0.0), (-poc).clip(lower=0.0)
-    prices = wide(results, "tariff", "price_import_eur_kwh").iloc[:, 0]
-    export_prices = wide(results, "tariff", "price_export_eur_kwh").iloc[:, 0]
-    pv = _total(results, "pv", "p_kw", index)
-    load = _total(results, "load", "p_kw", index)
-    battery = _total(results, "battery", "p_kw", index)
-    ev = _total(results, "ev", "p_kw", index)
-    losses = wide(results, "grid", "losses_kw")["poc"]
-    voltages = wide(results, "bus", "v_pu").to_numpy()
-    lines = wide(results, "line", "loading_pct").to_numpy()
+    prices = tables("tariff", "price_import_eur_kwh").iloc[:, 0]
+    export_prices = tables("tariff", "price_export_eur_kwh").iloc[:, 0]
+    pv = _total(tables, "pv", "p_kw", index)
+    load = _total(tables, "load", "p_kw", index)
+    battery = _total(tables, "battery", "p_kw", index)
+    ev = _total(tables, "ev", "p_kw", index)
+    losses = tables("grid", "losses_kw")["poc"]
+    voltages = tables("bus", "v_pu").to_numpy()
+    lines = tables("line", "loading_pct").to_numpy()
     ev_kw = -ev.sum(axis=1)
     throughput = battery.abs().sum() * dt_h
     batteries = scenario.units("battery")
@@ -300,8 +348,8 @@ def _window_totals(
     v_lo, v_hi = scenario.grid.v_min_pu, scenario.grid.v_max_pu
     out["voltage_violations"] = ("sum", int(((voltages < v_lo) | (voltages > v_hi)).sum()))
     if batteries:
-        stored = wide(results, "battery", "e_kwh")
-        soh = wide(results, "battery", "soh")
+        stored = tables("battery", "e_kwh")
+        soh = tables("battery", "soh")
         for u in batteries:
             name = u["name"]
             if name in stored and len(stored):
@@ -309,18 +357,18 @@ def _window_totals(
             if name in soh and len(soh):
                 out[f"soh_end:{name}"] = ("last", float(soh[name].iloc[-1]))
     if injecting is None:
-        injecting = {kind: list(wide(results, kind, "p_kw").columns) for kind in INJECTING_KINDS}
+        injecting = {kind: list(tables(kind, "p_kw").columns) for kind in INJECTING_KINDS}
     injections = pd.Series(0.0, index=index)
     for kind, names in injecting.items():
-        table = _total(results, kind, "p_kw", index)
+        table = _total(tables, kind, "p_kw", index)
         injections += table[[n for n in names if n in table.columns]].sum(axis=1)
-    unserved = _poc_series(results, "unserved_kw", index)
-    curtailed = _poc_series(results, "curtailed_kw", index)
+    unserved = _poc_series(tables, "unserved_kw", index)
+    curtailed = _poc_series(tables, "curtailed_kw", index)
     # Islanded, the unserved load and the curtailed generation close the balance.
     residual = (poc + unserved - curtailed + injections - losses).abs().sum() * dt_h
-    tripped = _total(results, "battery", "tripped", index)
-    t_cells = wide(results, "battery", "t_c")  # a state: from the start to the end of the run
-    freq = _poc_series(results, "f_hz", index, default=50.0)
+    tripped = _total(tables, "battery", "tripped", index)
+    t_cells = tables("battery", "t_c")  # a state: from the start to the end of the run
+    freq = _poc_series(tables, "f_hz", index, default=50.0)
     out.update(
         balance_residual_kwh=("sum", float(residual)),
         unserved_kwh=("sum", float(unserved.sum() * dt_h)),
@@ -333,7 +381,7 @@ def _window_totals(
         ),
     )
     if scenario.units("ev"):
-        out.update(_ev_totals(results, scenario, ev_kw, prices, dt_h))
+        out.update(_ev_totals(tables, scenario, ev_kw, prices, dt_h))
     return out
 
 
@@ -413,7 +461,7 @@ def _kpis(totals: Totals, scenario: ScenarioBase, dt_h: float) -> dict[str, floa
 
 
 def _ev_totals(
-    results: pd.DataFrame | Results,
+    tables: Tables,
     scenario: ScenarioBase,
     ev_kw: pd.Series,
     prices: pd.Series,
@@ -422,10 +470,10 @@ def _ev_totals(
     """EV sums of a window; charging cost prices every kWh an EV draws at the import price."""
 
     def park_total(quantity: str) -> tuple[str, float]:
-        return ("sum", float(wide(results, "ev_park", quantity).to_numpy().sum()))
+        return ("sum", float(tables("ev_park", quantity).to_numpy().sum()))
 
     # EV energy still needed at departure, grid side (over each park's efficiency)
-    unmet = wide(results, "ev_park", "e_unmet_kwh")
+    unmet = tables("ev_park", "e_unmet_kwh")
     grid_side = sum(
         unmet[p["name"]].sum() / p["efficiency"] for p in scenario.units("ev") if p["name"] in unmet
     )

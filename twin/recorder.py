@@ -7,13 +7,16 @@ assignment per output and step. When the block is full it is written and **close
 number of steps and a run that dies (an exception, even ``SIGKILL``) keeps every closed
 chunk on disk, readable with any Parquet reader.
 
-A chunk is *wide*: a ``time`` column (UTC) and one ``float64`` column per series named
-by its position; the file's metadata (key ``twin``) holds the tags, the series keys
-``(asset, kind, quantity)``, which of them are states, the chunk's first step and its
-steps. A chunk of ``s`` steps has ``s + 1`` rows, the instants ``start .. start + s``:
-interval series (means over a step) fill the first ``s`` and leave the last ``NaN``;
-state series (values at an instant) fill all of them, the last row being the state at
-the end of the chunk, which is also the first row of the next one.
+A chunk has one row per series: its ``asset``, ``kind``, ``quantity``, whether it is a
+``state`` and its ``values``, a fixed-size list of ``float64``; the file's metadata (key
+``twin``) holds the tags, the chunk's first step, its steps and its time stamps (UTC
+nanoseconds of the first row and of a step). Writing one is a few columns whatever the
+number of series (a 10,000-bus grid records ~40,000), and its values are laid out series
+after series, as the tidy rows are. A chunk of ``s`` steps has ``s + 1`` values per
+series, the instants ``start .. start + s``: interval series (means over a step) fill the
+first ``s`` and leave the last ``NaN``; state series (values at an instant) fill all of
+them, the last being the state at the end of the chunk, which is also the first value of
+the next one. :func:`read_chunk` reads one back;
 :func:`twin.results.merge_parts` turns chunks into tidy rows.
 """
 
@@ -33,9 +36,11 @@ __all__ = [
     "CHUNK_BYTES",
     "MIN_CHUNK_STEPS",
     "METADATA_KEY",
+    "Chunk",
     "ChunkRecorder",
     "chunk_dir",
     "chunk_steps_for",
+    "read_chunk",
     "read_chunk_meta",
 ]
 
@@ -47,6 +52,9 @@ CHUNK_BYTES = 2 * 2**20
 MIN_CHUNK_STEPS = 96
 #: Key of the chunk description in a chunk file's Parquet metadata.
 METADATA_KEY = b"twin"
+#: Version of the chunk layout (``format`` in the description): 2 is a row per series;
+#: chunks without it (a column per series, a ``time`` column) are still read.
+CHUNK_FORMAT = 2
 
 
 def chunk_dir(part: str | Path) -> Path:
@@ -115,6 +123,7 @@ class ChunkRecorder:
         self._block: np.ndarray | None = None
         self._intervals: list[tuple[str, slice]] = []
         self._state_outputs: list[tuple[str, slice]] = []
+        self._key_columns: dict[str, pa.Array] | None = None
         #: Steps recorded so far.
         self.steps_done = 0
         #: Chunk files written so far.
@@ -170,10 +179,12 @@ class ChunkRecorder:
         if row >= self.chunk_steps:  # type: ignore[operator]
             self._flush(self.chunk_steps)  # type: ignore[arg-type]
             row = k - self._chunk_start
+        here = block[row]
         for name, columns in self._intervals:
-            block[row, columns] = outputs[name]
+            here[columns] = outputs[name]
+        after = block[row + 1]
         for name, columns in self._state_outputs:
-            block[row + 1, columns] = outputs[name]
+            after[columns] = outputs[name]
         self.steps_done = k + 1
 
     def _flush(self, steps: int) -> None:
@@ -190,25 +201,35 @@ class ChunkRecorder:
             block[0, columns] = np.nan
 
     def _write(self, block: np.ndarray, steps: int) -> None:
-        """Write ``steps`` steps of the block (``steps + 1`` rows) as the next chunk file."""
+        """Write ``steps`` steps of the block (``steps + 1`` rows) as the next chunk file.
+
+        One row per series, its values a fixed-size list: the block transposed, so the
+        cost is a few columns, not one per series.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
-        start = self._chunk_start
-        stamps = self.start_ns + self.step_ns * np.arange(start, start + steps + 1, dtype=np.int64)
-        columns = {"time": pa.array(stamps, pa.timestamp("ns", "UTC"))}
-        rows = block[: steps + 1]
-        for j in range(len(self.keys)):
-            columns[str(j)] = pa.array(np.ascontiguousarray(rows[:, j]))
+        if self._key_columns is None:
+            self._key_columns = _key_columns(self.keys, self.states)
+        series = np.ascontiguousarray(block[: steps + 1].T)  # series after series
+        values = pa.FixedSizeListArray.from_arrays(pa.array(series.reshape(-1)), steps + 1)
         meta = {
+            "format": CHUNK_FORMAT,
             "tags": self.tags,
-            "keys": self.keys,
-            "states": self.states,
-            "start": start,
+            "start": self._chunk_start,
             "steps": steps,
+            "start_ns": self.start_ns + self.step_ns * self._chunk_start,
+            "step_ns": self.step_ns,
         }
-        table = pa.table(columns).replace_schema_metadata({METADATA_KEY: json.dumps(meta)})
+        table = pa.table({**self._key_columns, "values": values})
+        table = table.replace_schema_metadata({METADATA_KEY: json.dumps(meta)})
         path = self.directory / f"{self.chunks_written:06d}.parquet"
         partial = path.with_suffix(".parquet.part")
-        pq.write_table(table, partial, compression="zstd")
+        pq.write_table(
+            table,
+            partial,
+            compression="lz4",  # a chunk is read once, at the finish: speed over size
+            use_dictionary=["kind", "quantity"],
+            write_statistics=False,
+        )
         partial.replace(path)  # a chunk file is complete or absent, never half written
         self.chunks_written += 1
 
@@ -230,9 +251,66 @@ class ChunkRecorder:
         return end
 
 
+def _key_columns(keys: list[tuple[str, str, str]], states: list[bool]) -> dict[str, pa.Array]:
+    """A chunk's key columns: asset, kind, quantity and state of every series."""
+    return {
+        "asset": pa.array([key[0] for key in keys], pa.string()),
+        "kind": pa.array([key[1] for key in keys], pa.string()),
+        "quantity": pa.array([key[2] for key in keys], pa.string()),
+        "state": pa.array(states, pa.bool_()),
+    }
+
+
 def read_chunk_meta(schema: pa.Schema) -> dict[str, Any]:
     """The description a :class:`ChunkRecorder` stored in a chunk file's schema."""
     meta = (schema.metadata or {}).get(METADATA_KEY)
     if meta is None:
         raise ValueError("not a twin chunk file (no 'twin' metadata)")
     return json.loads(meta)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk file read back (:func:`read_chunk`).
+
+    ``values`` holds a row of ``steps + 1`` values per series, ``stamps`` their instants
+    (UTC nanoseconds); ``keys`` are the series' ``(asset, kind, quantity)``, ``states``
+    which of them are states.
+    """
+
+    tags: dict[str, str]
+    start: int
+    steps: int
+    stamps: np.ndarray
+    keys: list[tuple[str, str, str]]
+    states: list[bool]
+    values: np.ndarray
+
+
+def read_chunk(path: str | Path) -> Chunk:
+    """Read a chunk file a :class:`ChunkRecorder` wrote (either layout)."""
+    table = pq.read_table(path)
+    meta = read_chunk_meta(table.schema)
+    start, steps = int(meta["start"]), int(meta["steps"])
+    if "format" not in meta:  # a column per series and a time column (before format 2)
+        keys = [(str(a), str(k), str(q)) for a, k, q in meta["keys"]]
+        stamps = table.column("time").cast(pa.int64()).to_numpy()
+        values = np.empty((len(keys), steps + 1))
+        for j in range(len(keys)):
+            values[j] = table.column(str(j)).to_numpy()
+        return Chunk(meta["tags"], start, steps, stamps, keys, list(meta["states"]), values)
+    stamps = int(meta["start_ns"]) + int(meta["step_ns"]) * np.arange(steps + 1, dtype=np.int64)
+    column = table.column("values").combine_chunks()
+    flat = column.flatten().to_numpy(zero_copy_only=False)
+    keys = list(
+        zip(
+            table.column("asset").to_pylist(),
+            table.column("kind").to_pylist(),
+            table.column("quantity").to_pylist(),
+            strict=True,
+        )
+    )
+    states = table.column("state").to_pylist()
+    return Chunk(
+        meta["tags"], start, steps, stamps, keys, states, flat.reshape(len(keys), steps + 1)
+    )

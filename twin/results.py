@@ -4,8 +4,9 @@ Tidy means one row per (time, asset, quantity), tagged like the InfluxDB schema:
 ``time`` (UTC), ``site``, ``run_id``, ``source``, ``asset``, ``kind``, ``quantity``,
 ``value``. Simulators record in bounded chunks (:mod:`twin.recorder`) that the run
 streams into ``results.parquet`` at its end (row groups of a chunk of steps x a group
-of series); :func:`open_results` reads that file lazily (filters, one quantity as a
-time x asset table, time windows), :func:`load_results` whole.
+of series, :func:`series_per_table`; its metadata indexes which series every row group
+holds, :mod:`twin.tidyindex`); :func:`open_results` reads that file lazily (filters,
+quantities as time x asset tables, time windows), :func:`load_results` whole.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from twin.errors import ResultsError
-from twin.recorder import chunk_dir, read_chunk_meta
+from twin.recorder import chunk_dir, read_chunk, read_chunk_meta
+from twin.tidyindex import TAGS, RowIndex, TidyIndex, labels_codes
 
 __all__ = [
     "RESULT_COLUMNS",
@@ -46,8 +49,26 @@ RESULT_COLUMNS = ("time", "site", "run_id", "source", "asset", "kind", "quantity
 SERIES_PER_ROW_GROUP = 64
 #: Most rows of a row group of ``results.parquet`` (what a lazy reader decodes at once).
 ROWS_PER_ROW_GROUP = 1 << 18
-#: Key of the tidy file's index (assets in order, sources) in its Parquet metadata.
+#: Key of the tidy file's index (:class:`twin.tidyindex.TidyIndex`) in its Parquet metadata.
 INDEX_KEY = b"twin"
+
+
+def _write_options(schema: pa.Schema) -> dict[str, Any]:
+    """How ``results.parquet`` is encoded (the rows are the same whatever it says).
+
+    Dictionaries for the tags (few labels), not for the values; the time stamps
+    delta-encoded (a series' stamps are a clock: half the file a dictionary makes, and
+    faster); statistics for the time stamps only (what a lazy reader skips row groups by).
+    """
+    names = set(schema.names)
+    options: dict[str, Any] = {
+        "compression": "zstd",
+        "use_dictionary": [tag for tag in TAGS if tag in names],
+        "write_statistics": ["time"] if "time" in names else False,
+    }
+    if "time" in names:
+        options["column_encoding"] = {"time": "DELTA_BINARY_PACKED"}
+    return options
 
 
 class ResultBuffer:
@@ -113,23 +134,33 @@ class ResultBuffer:
             (sorted(self.states), min(n + 1, len(self.instants))),
         ]
         chunks = (
-            self._table(keys[start : start + SERIES_PER_ROW_GROUP], rows)
+            self._table(keys[start : start + series_per_table(rows)], rows)
             for keys, rows in groups
-            for start in range(0, len(keys), SERIES_PER_ROW_GROUP)
+            for start in range(0, len(keys), series_per_table(rows))
         )
         return write_tables(path, chunks)
+
+
+def series_per_table(rows: int) -> int:
+    """Series per tidy table of ``rows`` rows each: a row group's worth, at least 64.
+
+    At least :data:`SERIES_PER_ROW_GROUP`; series of few rows (a grid of thousands of
+    buses, a chunk of a day at 15 min) fill a row group of :data:`ROWS_PER_ROW_GROUP`.
+    """
+    return max(SERIES_PER_ROW_GROUP, ROWS_PER_ROW_GROUP // max(rows, 1))
 
 
 def tidy_table(
     keys: list[tuple[str, str, str]],
     stamps: np.ndarray,
-    values: list[np.ndarray],
+    values: list[np.ndarray] | np.ndarray,
     tags: dict[str, str],
 ) -> pa.Table:
     """Tidy rows of series ``keys`` (asset, kind, quantity), one after the other.
 
     ``stamps`` are the UTC nanoseconds of every row of a series; ``values`` one array of
-    ``len(stamps)`` values per key. Tags are dictionary-encoded.
+    ``len(stamps)`` values per key (a list, or a key x stamp array). Tags are
+    dictionary-encoded.
     """
     n, count = len(stamps), len(keys)
 
@@ -154,50 +185,9 @@ def tidy_table(
             "asset": tag([k[0] for k in keys]),
             "kind": tag([k[1] for k in keys]),
             "quantity": tag([k[2] for k in keys]),
-            "value": pa.array(np.concatenate(values) if values else np.empty(0)),
+            "value": pa.array(np.concatenate(values) if len(values) else np.empty(0)),
         }
     )
-
-
-class _TidyIndex:
-    """What a tidy file holds, gathered while it is written.
-
-    Its assets in order of first occurrence (the order of :func:`load_results`'
-    categories, so of :func:`wide`'s columns) and its sources; stored in the file's
-    metadata (key :data:`INDEX_KEY`).
-    """
-
-    def __init__(self) -> None:
-        self.assets: dict[str, None] = {}
-        self.sources: set[str] = set()
-
-    def add(self, table: pa.Table) -> None:
-        if "asset" not in table.column_names or "source" not in table.column_names:
-            return
-        for chunk in table.column("asset").chunks:
-            self.assets.update(dict.fromkeys(_first_occurrence(chunk)))
-        for chunk in table.column("source").chunks:
-            self.sources.update(_first_occurrence(chunk))
-
-    def metadata(self) -> dict[bytes, bytes]:
-        text = json.dumps({"assets": list(self.assets), "sources": sorted(self.sources)})
-        return {INDEX_KEY: text.encode()}
-
-
-def _first_occurrence(chunk: pa.Array) -> list[str]:
-    """The distinct labels of a tag column's chunk, in order of first occurrence."""
-    labels, codes = _labels_codes(chunk)
-    used, first = np.unique(codes, return_index=True)
-    return [labels[c] for c in used[np.argsort(first, kind="stable")]]
-
-
-def _labels_codes(chunk: pa.Array) -> tuple[list[str], np.ndarray]:
-    """Labels and per-row codes of a tag column's chunk (dictionary-encoded or not)."""
-    if pa.types.is_dictionary(chunk.type):
-        codes = chunk.indices.to_numpy(zero_copy_only=False)
-        return chunk.dictionary.to_pylist(), codes
-    labels, codes = np.unique(np.asarray(chunk.to_pylist(), dtype=object), return_inverse=True)
-    return labels.tolist(), codes
 
 
 def write_tables(path: str | Path, tables: Iterable[pa.Table]) -> int:
@@ -210,26 +200,37 @@ def write_tables(path: str | Path, tables: Iterable[pa.Table]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
     writer = None
-    index = _TidyIndex()
+    index = TidyIndex()
     try:
         for table in tables:
             if writer is None:
-                writer = pq.ParquetWriter(path, table.schema, compression="zstd")
-            writer.write_table(table, row_group_size=ROWS_PER_ROW_GROUP)
-            index.add(table)
+                writer = pq.ParquetWriter(path, table.schema, **_write_options(table.schema))
+            for group in _row_groups(table):
+                writer.write_table(group, row_group_size=ROWS_PER_ROW_GROUP)
+                index.add(group)
             rows += table.num_rows
         if writer is not None:
-            writer.add_key_value_metadata(index.metadata())
+            text = json.dumps(index.as_dict())
+            writer.add_key_value_metadata({INDEX_KEY: text.encode()})
     finally:
         if writer is not None:
             writer.close()
     return rows
 
 
+def _row_groups(table: pa.Table) -> list[pa.Table]:
+    """``table`` as the row groups the writer makes of it (an empty table makes one)."""
+    if table.num_rows == 0:
+        return [table]
+    return [
+        table.slice(at, ROWS_PER_ROW_GROUP) for at in range(0, table.num_rows, ROWS_PER_ROW_GROUP)
+    ]
+
+
 def chunk_tables(directory: str | Path, n_steps: int | None = None) -> Iterator[pa.Table]:
     """Tidy tables of a simulator's chunk files (:mod:`twin.recorder`), in step order.
 
-    One table per chunk and group of :data:`SERIES_PER_ROW_GROUP` series, so memory is
+    One table per chunk and group of series (:func:`series_per_table`), so memory is
     bounded by a chunk. ``n_steps`` cuts the run after that many steps (a failed run's
     common completed step); the state series get their value at the end of the last step
     kept. A run that fits one chunk gives the rows :meth:`ResultBuffer.write_parquet` does.
@@ -237,26 +238,24 @@ def chunk_tables(directory: str | Path, n_steps: int | None = None) -> Iterator[
     files = sorted(Path(directory).glob("[0-9]*.parquet"))
     end = n_steps if n_steps is not None else chunked_steps(directory)
     for path in files:
-        chunk = pq.read_table(path)
-        meta = read_chunk_meta(chunk.schema)
-        start, steps = int(meta["start"]), int(meta["steps"])
+        chunk = read_chunk(path)
+        start, steps = chunk.start, chunk.steps
         if start > end or (start == end and start > 0):
             continue
         m = min(steps, end - start)
         last = start + m == end
-        stamps = chunk.column("time").cast(pa.int64()).to_numpy()
-        keys = [tuple(key) for key in meta["keys"]]
-        columns = {key: j for j, key in enumerate(keys)}
-        states = {key for key, state in zip(keys, meta["states"], strict=True) if state}
+        columns = {key: j for j, key in enumerate(chunk.keys)}
+        states = {key for key, state in zip(chunk.keys, chunk.states, strict=True) if state}
         groups = [
-            (sorted(k for k in keys if k not in states), m),
+            (sorted(k for k in chunk.keys if k not in states), m),
             (sorted(states), m + 1 if last else m),
         ]
         for group, rows in groups:
-            for at in range(0, len(group), SERIES_PER_ROW_GROUP):
-                part = group[at : at + SERIES_PER_ROW_GROUP]
-                values = [chunk.column(str(columns[k])).to_numpy()[:rows] for k in part]
-                yield tidy_table(part, stamps[:rows], values, meta["tags"])
+            size = series_per_table(rows)
+            for at in range(0, len(group), size):
+                part = group[at : at + size]
+                values = chunk.values[[columns[k] for k in part], :rows]
+                yield tidy_table(part, chunk.stamps[:rows], values, chunk.tags)
 
 
 def chunked_steps(directory: str | Path) -> int:
@@ -322,11 +321,13 @@ class Results:
     Only what is asked for is read, a row group at a time (a row group holds one
     recorded chunk of steps of a group of series): a filter on ``kind``, ``quantity``,
     ``source``, ``asset``, ``site``, ``run_id`` (a value or a list of values) and a time
-    window (``start``, ``end`` excluded; row groups outside it are skipped) reads the
-    filter's columns, then the wanted columns of the matching rows. Memory holds the
-    rows selected and one row group, not the file. :func:`wide` and :func:`as_operated`
-    accept it in place of a frame (as :func:`twin.kpi.compute_kpis` does), with equal
-    results.
+    window (``start``, ``end`` excluded; row groups outside it are skipped) finds the
+    matching rows in the file's index (:mod:`twin.tidyindex`; a file without one: in
+    the filter's columns), then reads the wanted columns of the row groups that hold
+    them. Memory holds the rows selected and one row group, not the file. :func:`wide`
+    and :func:`as_operated` accept it in place of a frame (as
+    :func:`twin.kpi.compute_kpis` does), with equal results; :meth:`wides` gives several
+    quantities for one read of the file.
 
     Parameters
     ----------
@@ -340,11 +341,13 @@ class Results:
             raise ResultsError(f"{self.path}: no results file")
         self.schema = pq.read_schema(self.path)
         meta = pq.read_metadata(self.path).metadata or {}
-        #: The file's index (:func:`write_tables`): ``assets`` in order, ``sources``.
+        #: The file's index (:func:`write_tables`): ``assets`` in order, ``sources`` and
+        #: the row groups' runs (``rows``, :class:`twin.tidyindex.TidyIndex`).
         self.index: dict[str, Any] | None = (
             json.loads(meta[INDEX_KEY]) if INDEX_KEY in meta else None
         )
         self._window: dict[str, Any] = {}
+        self._cache: dict[str, Any] = {}  # shared with the views (between)
 
     def between(self, start: Any = None, end: Any = None) -> Results:
         """A view of the rows from ``start`` to ``end`` (excluded; ``None``: open).
@@ -356,30 +359,65 @@ class Results:
         view._window = {"start": start, "end": end}
         return view
 
+    def _row_index(self) -> RowIndex | None:
+        """The runs of the file's row groups (``None``: a file without an index).
+
+        From the index; a file indexed before the runs were gets them once from its tag
+        columns.
+        """
+        if "rows" not in self._cache:
+            rows = None
+            if self.index is not None:
+                with pq.ParquetFile(self.path) as file:
+                    groups = file.num_row_groups
+                    if "rows" in self.index:
+                        rows = RowIndex(self.index["rows"])
+                    if rows is None or rows.n_groups != groups:
+                        rows = _scanned_rows(file)
+            self._cache["rows"] = rows
+        return self._cache["rows"]
+
+    def _bounds(self, where: dict[str, Any]) -> tuple[int | None, int | None]:
+        """The time window of ``where`` and the view, in UTC nanoseconds (``None``: open)."""
+        where = {**self._window, **where}
+        start, end = (
+            None if where.get(edge) is None else pd.Timestamp(where[edge]).as_unit("ns").value
+            for edge in ("start", "end")
+        )
+        return start, end
+
     def _selected(
         self, columns: list[str] | None, where: dict[str, Any]
     ) -> Iterator[tuple[pa.Table, int]]:
         """Per row group: the wanted columns of its matching rows, and how many match."""
-        where = {**self._window, **where}
-        tags = {k: v for k, v in where.items() if k not in ("start", "end") and v is not None}
-        window = [
-            None if where.get(edge) is None else pd.Timestamp(where[edge]).as_unit("ns").value
-            for edge in ("start", "end")
-        ]
-        start, end = window
+        start, end = self._bounds(where)
+        tags = {
+            k: v
+            for k, v in {**self._window, **where}.items()
+            if k not in ("start", "end") and v is not None
+        }
         wanted = list(self.schema.names) if columns is None else columns
+        rows = self._row_index() if tags and set(tags) <= set(TAGS) else None
+        hit = rows.matching(tags) if rows is not None else None
         with pq.ParquetFile(self.path, pre_buffer=False) as file:
             time_at = file.schema_arrow.get_field_index("time")
             for i in range(file.num_row_groups):
                 group = file.metadata.row_group(i)
                 if not _overlaps(group.column(time_at).statistics, start, end):
                     continue
-                mask = self._mask(file, i, tags, start, end)
+                if rows is not None:
+                    tagged = rows.mask(i, hit)
+                    if not tagged.any():
+                        continue
+                    mask = self._mask(file, i, {}, start, end)
+                    mask = tagged if mask is None else mask & tagged
+                else:
+                    mask = self._mask(file, i, tags, start, end)
                 matched = group.num_rows if mask is None else int(mask.sum())
                 if matched == 0:
                     continue
-                rows = file.read_row_group(i, columns=wanted)
-                yield (rows if mask is None else rows.filter(mask)), matched
+                read = file.read_row_group(i, columns=wanted)
+                yield (read if mask is None else read.filter(mask)), matched
 
     @staticmethod
     def _mask(
@@ -453,53 +491,90 @@ class Results:
     def wide(self, kind: str, quantity: str, source: str = "twin") -> pd.DataFrame:
         """One quantity of one kind and source as a time x asset table (as :func:`wide`).
 
-        Reads the matching rows' time, asset and value into one array: memory holds
-        the table, not tidy rows.
+        Reads the time and value of the row groups that hold it into one array: memory
+        holds the table, not tidy rows.
         """
         if self.index is None:  # a file written before the index: through a tidy frame
             rows = self.frame(kind=kind, quantity=quantity, source=source)
             return wide(rows, kind, quantity, source)
-        return self._wide(kind, quantity, source).dropna(axis=1, how="all")
+        key = (kind, quantity, source)
+        return self.wides([key])[key]
 
-    def _wide(self, kind: str, quantity: str, source: str) -> pd.DataFrame:
-        """:meth:`wide` before its all-NaN columns are dropped (needs the index).
+    def wides(
+        self, keys: Iterable[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], pd.DataFrame]:
+        """:meth:`wide` of every ``(kind, quantity, source)`` of ``keys``, one read of the file."""
+        keys = list(dict.fromkeys(keys))
+        if self.index is None:
+            return {key: self.wide(*key) for key in keys}
+        return {key: t.dropna(axis=1, how="all") for key, t in self._wides(keys).items()}
 
-        Each row group becomes a small time x asset block at once (its rows are not
-        kept); the blocks are placed in the table at the end.
+    def _wides(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], pd.DataFrame]:
+        """:meth:`wides` before their all-NaN columns are dropped (needs the index).
+
+        One pass over the row groups that hold any of them: their runs
+        (:mod:`twin.tidyindex`) say which rows are whose, so only ``time`` and ``value``
+        are read. A value in a later row is kept over an earlier one unless it is NaN.
         """
+        rows = self._row_index()
+        if rows is None:
+            raise ResultsError(f"{self.path}: not a tidy results file (no tag columns)")
         order = self.index["assets"]  # type: ignore[index]
         position = {name: j for j, name in enumerate(order)}
-        blocks = []
-        where = {"kind": kind, "quantity": quantity, "source": source}
-        for rows, _ in self._selected(["time", "asset", "value"], where):
-            assets = np.concatenate(
-                [
-                    np.array([position[label] for label in labels], dtype=np.int64)[codes]
-                    for labels, codes in map(_labels_codes, rows.column("asset").chunks)
-                ]
-            )
-            stamps, at_row = np.unique(
-                rows.column("time").cast(pa.int64()).to_numpy(), return_inverse=True
-            )
-            present, at_column = np.unique(assets, return_inverse=True)
-            block = np.full((len(stamps), len(present)), np.nan)
-            block[at_row, at_column] = rows.column("value").to_numpy()
-            blocks.append((stamps, present, block))
+        asset_at = np.array([position[a] for a in rows.labels["asset"]], np.int64)
+        series_asset = asset_at[rows.series[:, TAGS.index("asset")]]
+        series_key = np.full(len(rows.series), -1, np.int64)
+        for k, (kind, quantity, source) in enumerate(keys):
+            series_key[rows.matching({"kind": kind, "quantity": quantity, "source": source})] = k
+        start, end = self._bounds({})
+        blocks: list[list[_Block]] = [[] for _ in keys]
+        with pq.ParquetFile(self.path, pre_buffer=False) as file:
+            time_at = file.schema_arrow.get_field_index("time")
+            for i in range(file.num_row_groups):
+                series, first, ends = rows.runs(i)
+                run_key = series_key[series]
+                if not (run_key >= 0).any() or not _overlaps(
+                    file.metadata.row_group(i).column(time_at).statistics, start, end
+                ):
+                    continue
+                read = file.read_row_group(i, columns=["time", "value"])
+                stamps = read.column("time").cast(pa.int64()).to_numpy()
+                values = read.column("value").to_numpy()
+                row_key = np.repeat(run_key, ends - first)
+                row_asset = np.repeat(series_asset[series], ends - first)
+                keep = row_key >= 0
+                if start is not None:
+                    keep &= stamps >= start
+                if end is not None:
+                    keep &= stamps < end
+                for k in np.unique(run_key[run_key >= 0]):
+                    at = keep & (row_key == k)
+                    blocks[k].append(_Block.of(row_asset[at], stamps[at], values[at], len(order)))
+        return {key: self._placed(key, blocks[k], order) for k, key in enumerate(keys)}
+
+    def _placed(
+        self, key: tuple[str, str, str], blocks: list[_Block], order: list[str]
+    ) -> pd.DataFrame:
+        """One quantity's time x asset table from its blocks, in file order."""
         if not blocks:  # nothing matches: what the tidy path gives for no rows
-            empty = self.schema.empty_table().to_pandas()
-            return wide(empty, kind, quantity, source)
-        stamps = np.unique(np.concatenate([b[0] for b in blocks]))
-        present = np.unique(np.concatenate([b[1] for b in blocks]))
-        table = np.full((len(stamps), len(present)), np.nan)
-        while blocks:
-            at, assets, block = blocks.pop(0)
-            cells = np.ix_(np.searchsorted(stamps, at), np.searchsorted(present, assets))
-            into = table[cells]
-            np.copyto(into, block, where=~np.isnan(block))  # a block's gaps are not values
-            table[cells] = into
+            return wide(self.schema.empty_table().to_pandas(), *key)
+        times, _ = _instants(np.concatenate([b.times for b in blocks]))
+        present = np.unique(np.concatenate([b.assets for b in blocks]))
+        if len(blocks) == 1:
+            table = blocks[0].values
+        else:
+            table = np.full((len(times), len(present)), np.nan)
+            while blocks:
+                block = blocks.pop(0)
+                cells = np.ix_(
+                    np.searchsorted(times, block.times), np.searchsorted(present, block.assets)
+                )
+                into = table[cells]
+                np.copyto(into, block.values, where=~np.isnan(block.values))
+                table[cells] = into
         return pd.DataFrame(
             table,
-            index=pd.DatetimeIndex(pd.to_datetime(stamps, unit="ns", utc=True), name="time"),
+            index=pd.DatetimeIndex(pd.to_datetime(times, unit="ns", utc=True), name="time"),
             columns=pd.Index([order[j] for j in present], dtype=object, name="asset"),
         )
 
@@ -522,15 +597,89 @@ class Operated(Results):
         if self.index is None:
             rows = self.frame(kind=kind, quantity=quantity, source=["twin", "real"])
             return wide(_as_operated_frame(rows, any_real=True), kind, quantity, source)
-        if source != "twin":  # the operated view holds the twin's rows only
-            return wide(self.schema.empty_table().to_pandas(), kind, quantity, source)
-        twin = self._wide(kind, quantity, "twin")
-        real = self._wide(kind, quantity, "real").reindex(index=twin.index, columns=twin.columns)
-        return twin.mask(real.notna(), real).dropna(axis=1, how="all")
+        key = (kind, quantity, source)
+        return self.wides([key])[key]
+
+    def wides(
+        self, keys: Iterable[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], pd.DataFrame]:
+        """:meth:`wide` of every key, the twin's and the real tables in one read."""
+        keys = list(dict.fromkeys(keys))
+        if self.index is None:
+            return {key: self.wide(*key) for key in keys}
+        pairs = [(kind, quantity) for kind, quantity, source in keys if source == "twin"]
+        fetched = self._wides([(k, q, s) for k, q in pairs for s in ("twin", "real")])
+        out = {}
+        for kind, quantity, source in keys:
+            if source != "twin":  # the operated view holds the twin's rows only
+                out[kind, quantity, source] = wide(
+                    self.schema.empty_table().to_pandas(), kind, quantity, source
+                )
+                continue
+            twin = fetched[kind, quantity, "twin"]
+            real = fetched[kind, quantity, "real"].reindex(index=twin.index, columns=twin.columns)
+            out[kind, quantity, source] = twin.mask(real.notna(), real).dropna(axis=1, how="all")
+        return out
 
     def as_operated(self) -> Results:
         """Itself: real values are in already."""
         return self
+
+
+@dataclass(frozen=True)
+class _Block:
+    """One row group's rows of a quantity as a small time x asset table."""
+
+    times: np.ndarray
+    assets: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, assets: np.ndarray, stamps: np.ndarray, values: np.ndarray, n: int) -> _Block:
+        """The block of rows (asset positions among ``n``, stamps, values).
+
+        A later row's value is kept over an earlier one's of the same cell, unless NaN.
+        """
+        times, at_row = _instants(stamps)
+        used = np.zeros(n, bool)
+        used[assets] = True
+        present = np.flatnonzero(used)
+        at_column = np.cumsum(used)[assets] - 1
+        table = np.full((len(times), len(present)), np.nan)
+        real = ~np.isnan(values)  # a gap is not a value: it never hides an earlier one
+        table[at_row[real], at_column[real]] = values[real]
+        return cls(times, present, table)
+
+
+def _instants(stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``stamps`` in order, and where each stamp is among them.
+
+    Stamps on one clock (multiples of a step from the first) are counted, not sorted;
+    others are hashed and the distinct ones sorted.
+    """
+    if len(stamps):
+        low, high = stamps.min(), stamps.max()
+        gaps = np.diff(stamps[:4096])
+        gaps = gaps[gaps > 0]
+        step = gaps.min() if len(gaps) else max(high - low, 1)
+        offsets = stamps - low
+        if (high - low) // step < 4 * len(stamps) and not (offsets % step).any():
+            at = offsets // step
+            used = np.zeros(int((high - low) // step) + 1, bool)
+            used[at] = True
+            return low + step * np.flatnonzero(used), (np.cumsum(used) - 1)[at]
+    times = np.sort(pd.unique(stamps))
+    return times, np.searchsorted(times, stamps)
+
+
+def _scanned_rows(file: pq.ParquetFile) -> RowIndex | None:
+    """The runs of a file indexed before they were, from its tag columns (``None``: not tidy)."""
+    if not set(TAGS) <= set(file.schema_arrow.names):
+        return None
+    index = TidyIndex()
+    for i in range(file.num_row_groups):
+        index.add(file.read_row_group(i, columns=list(TAGS)))
+    return RowIndex(index.as_dict()["rows"])
 
 
 def _overlaps(stats: Any, start: int | None, end: int | None) -> bool:
@@ -545,7 +694,7 @@ def _equal(column: pa.ChunkedArray, value: str) -> np.ndarray:
     """Rows of a tag column equal to ``value`` (compares dictionary codes)."""
     parts = []
     for chunk in column.chunks:
-        labels, codes = _labels_codes(chunk)
+        labels, codes = labels_codes(chunk)
         code = labels.index(value) if value in labels else -1
         parts.append(codes == code)
     return np.concatenate(parts) if parts else np.zeros(0, bool)

@@ -4,7 +4,13 @@ import pyarrow.parquet as pq
 import pytest
 
 import twin.recorder
-from twin.recorder import ChunkRecorder, chunk_dir, chunk_steps_for, read_chunk_meta
+from twin.recorder import (
+    ChunkRecorder,
+    chunk_dir,
+    chunk_steps_for,
+    read_chunk,
+    read_chunk_meta,
+)
 from twin.results import ResultBuffer, chunk_tables, chunked_steps, merge_parts
 
 START = pd.Timestamp("2016-06-21T13:00:00Z")
@@ -88,16 +94,22 @@ def test_closed_chunks_are_on_disk_and_readable_while_the_run_goes(tmp_path):
     second = pq.read_table(files[1])
     meta = read_chunk_meta(second.schema)
     assert (meta["start"], meta["steps"]) == (3, 3)
-    assert meta["keys"] == [
+    # any Parquet reader sees a row per series: its key, whether a state, its values
+    frame = second.to_pandas()
+    assert frame[["asset", "kind", "quantity"]].to_numpy().tolist() == [
         ["pv2", "pv", "p_kw"],
         ["pv1", "pv", "p_kw"],
         ["bess", "battery", "soc"],
     ]
-    frame = second.to_pandas()
-    assert list(frame["time"]) == list(pd.date_range(START, periods=7, freq="900s")[3:7])
+    assert frame["state"].tolist() == [False, False, True]
+    chunk = read_chunk(files[1])
+    assert chunk.keys == [("pv2", "pv", "p_kw"), ("pv1", "pv", "p_kw"), ("bess", "battery", "soc")]
+    times = pd.to_datetime(chunk.stamps, utc=True)
+    assert list(times) == list(pd.date_range(START, periods=7, freq="900s")[3:7])
     # states: the start of each of its steps and the end of its last; intervals: NaN there
-    assert frame["2"].tolist() == pytest.approx([0.52, 0.53, 0.54, 0.55])
-    assert np.isnan(frame["0"].iloc[-1]) and not frame["0"].iloc[:-1].isna().any()
+    assert frame["values"][2].tolist() == pytest.approx([0.52, 0.53, 0.54, 0.55])
+    assert chunk.values[2].tolist() == pytest.approx([0.52, 0.53, 0.54, 0.55])
+    assert np.isnan(chunk.values[0][-1]) and not np.isnan(chunk.values[0][:-1]).any()
     assert chunked_steps(tmp_path / "sim") == 6
     assert rec.steps_done == 7
     assert not list((tmp_path / "sim").glob("*.part"))  # written whole, then renamed

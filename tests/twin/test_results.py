@@ -169,3 +169,26 @@ def test_campaign_recovery_reads_two_quantities_lazily(tmp_path):
     fault_end = pd.Timestamp("2016-06-21T13:30Z")
     assert _recovery_h(ours, ref, fault_end) == 0.5  # back at 14:00
     assert np.isnan(_recovery_h(ours, tmp_path / "missing", fault_end))
+
+
+def test_the_kpis_read_each_row_group_at_most_once(runs, monkeypatch):
+    """The KPIs' tables come from one pass over the file (its index says which rows are
+    whose): each row group is read once at most, never once per quantity."""
+    import pyarrow.parquet as pq
+
+    from tests.twin.test_run import small_scenario
+
+    run = runs[1]
+    reads = []
+    read_row_group = pq.ParquetFile.read_row_group
+
+    def counted(self, i, *args, **kwargs):
+        reads.append(i)
+        return read_row_group(self, i, *args, **kwargs)
+
+    eager = compute_kpis(load_results(run.out_dir), small_scenario())
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", counted)
+    kpis = compute_kpis(open_results(run.out_dir), small_scenario())
+    assert kpis == pytest.approx(eager, rel=0, abs=0, nan_ok=True)
+    assert reads and len(reads) == len(set(reads))
+    assert len(reads) <= pq.read_metadata(run.out_dir / "results.parquet").num_row_groups
