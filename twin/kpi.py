@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from models.base import Clock
+from twin.limits import KPI_WINDOW_STEPS
 from twin.objective import ScoredCost, objective_for, scored_cost_of
 from twin.results import Results, as_operated, wide
 from twin.scenario import ScenarioBase
@@ -222,11 +223,6 @@ def compute_kpis(
     for window in _windows(results, clock):
         parts.add(_window_totals(window, scenario, injecting, clock.dt_h))
     return _kpis(parts, scenario, clock.dt_h)
-
-
-#: The KPIs of lazy results are summed this many steps at a time (18 h at 1 s; a year at
-#: 15 min in one window, as fast as one table): a window's tables, never the run's.
-KPI_WINDOW_STEPS = 65_536
 
 
 def _windows(results: pd.DataFrame | Results, clock: Clock) -> Iterator[pd.DataFrame | Results]:

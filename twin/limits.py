@@ -8,7 +8,7 @@ from its steps and series (:func:`run_size`). Recorded results stream to disk in
 (:mod:`twin.recorder`), so they take disk in proportion to the steps but memory only a
 chunk per simulator. What takes memory per step is the KPIs' time x asset tables and the
 exogenous series the models compute, and both are bounded by windows: the KPIs read
-:data:`twin.kpi.KPI_WINDOW_STEPS` steps at a time, the models compute a window of
+:data:`KPI_WINDOW_STEPS` steps at a time, the models compute a window of
 :func:`models.window.window_steps` at a time. So a run's memory grows with its steps up to
 a window and then stays flat: a month at 1 s needs what a day does.
 """
@@ -25,6 +25,7 @@ __all__ = [
     "BYTES_PER_UNIT_STEP",
     "BYTES_PER_VALUE_DISK",
     "BYTES_PER_VALUE_MEMORY",
+    "KPI_WINDOW_STEPS",
     "NAME_MAX",
     "RunSize",
     "asset_name_problems",
@@ -47,6 +48,10 @@ BYTES_PER_VALUE_MEMORY = 48
 #: Memory per step and asset unit of the series models precompute over the whole run
 #: (load profiles, PV, tariff: about 21 B measured on the demo site), with a margin.
 BYTES_PER_UNIT_STEP = 32
+#: The KPIs of lazy results are summed this many steps at a time (18 h at 1 s; a year at
+#: 15 min in one window, as fast as one table): a window's tables, never the run's
+#: (:func:`twin.kpi.compute_kpis`).
+KPI_WINDOW_STEPS = 65_536
 #: Disk per recorded value in ``results.parquet`` (dictionary-encoded tags), generous.
 BYTES_PER_VALUE_DISK = 12
 
@@ -176,7 +181,6 @@ def run_size(scenario: Any, n_buses: int, n_lines: int, n_trafos: int) -> RunSiz
     series += 3 * n_buses + 2 * n_lines + 2 * n_trafos + 32
     kpi_series += n_buses + n_lines
     from models.window import window_steps
-    from twin.kpi import KPI_WINDOW_STEPS
 
     clock = scenario.clock()
     unit_window = window_steps(clock, BYTES_PER_UNIT_STEP)  # 6 h, or as many as 8 MiB hold

@@ -3,11 +3,11 @@ import pytest
 from models.window import window_steps
 from tests.conftest import ROOT
 from twin.errors import ScenarioError
-from twin.kpi import KPI_WINDOW_STEPS
 from twin.limits import (
     BYTES_PER_UNIT_STEP,
     BYTES_PER_VALUE_DISK,
     BYTES_PER_VALUE_MEMORY,
+    KPI_WINDOW_STEPS,
     run_size,
 )
 from twin.scenario import load_scenario
