@@ -230,17 +230,33 @@ class DirectWorld:
         for sid, data in initial.items():
             self._cache[sid].append((-1, data))  # mosaik seeds time -shift
         self._order = _topological(list(plan.simulators), after)
+        # what _inputs walks every step: each source's cache and its pulls as plain tuples
+        self._feeds: dict[str, list[_Feed]] = {
+            sid: [
+                (
+                    self._cache[src_sid],
+                    shifted,
+                    [(p.src_eid, p.src_attr, p.dst_eid, p.dst_attr, p.src_full) for p in pulls],
+                )
+                for (src_sid, shifted), pulls in groups.items()
+            ]
+            for sid, groups in self._pulls.items()
+        }
 
     def _inputs(self, sid: str, time: int) -> dict[str, Any]:
         """The simulator's input dict at ``time``, built as mosaik's ``get_input_data``."""
         inputs: dict[str, Any] = {}
-        for (src_sid, shifted), pulls in self._pulls[sid].items():
-            outputs = _latest(self._cache[src_sid], time - 1 if shifted else time)
-            for pull in pulls:
-                value = outputs.get(pull.src_eid, {}).get(pull.src_attr)
-                inputs.setdefault(pull.dst_eid, {}).setdefault(pull.dst_attr, {})[pull.src_full] = (
-                    value
-                )
+        for cache, shifted, pulls in self._feeds[sid]:
+            outputs = _latest(cache, time - 1 if shifted else time)
+            for src_eid, src_attr, dst_eid, dst_attr, src_full in pulls:
+                value = outputs.get(src_eid, _NOTHING).get(src_attr)
+                attrs = inputs.get(dst_eid)
+                if attrs is None:
+                    attrs = inputs[dst_eid] = {}
+                sources = attrs.get(dst_attr)
+                if sources is None:
+                    sources = attrs[dst_attr] = {}
+                sources[src_full] = value
         return inputs
 
     def run(
@@ -266,18 +282,21 @@ class DirectWorld:
         sims = self.direct_simulators
         for sid in self._order:
             sims[sid].setup_done()
-        steppers: list[tuple[str, Callable[..., Any], Callable[..., Any]]] = [
-            (sid, sims[sid].step, sims[sid].get_data) for sid in self._order
+        # ``step`` is looked up at every call (mosaik does the same): a simulator's step
+        # may be replaced during the run (the run's first-step watch unwraps itself)
+        steppers: list[tuple[str, Any, Callable[..., Any]]] = [
+            (sid, sims[sid], sims[sid].get_data) for sid in self._order
         ]
         due = dict.fromkeys(self._order, 0)
+        inputs_of = self._inputs
         bar = tqdm(total=until, disable=not print_progress, colour="green", unit="steps")
         try:
             now = 0
             while now < until:
-                for sid, step, get_data in steppers:
+                for sid, sim, get_data in steppers:
                     if due[sid] != now:
                         continue
-                    nxt = step(now, self._inputs(sid, now), until)
+                    nxt = sim.step(now, inputs_of(sid, now), until)
                     if not isinstance(nxt, int) or nxt <= now:
                         raise ExecutorError(
                             f"simulator {sid!r} returned next step {nxt!r} at time {now}: "
@@ -326,6 +345,10 @@ class DirectWorld:
 
 
 _MISSING = object()
+_NOTHING: dict[str, Any] = {}  # the outputs of an entity that served none (never written)
+#: One source's part of a simulator's inputs: its output cache, whether the connection
+#: is time-shifted, and its pulls ``(src_eid, src_attr, dst_eid, dst_attr, src_full)``.
+_Feed = tuple[list[tuple[int, dict[str, Any]]], bool, list[tuple[str, str, str, str, str]]]
 
 
 def _latest(cache: list[tuple[int, dict[str, Any]]], time: int) -> dict[str, Any]:

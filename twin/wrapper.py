@@ -130,6 +130,12 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         # fleet inputs: source full id -> (destination indices, kept source rows, hit mask)
         self._fleet: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._fleet_lists = False  # serve lists even in-process (a remote destination)
+        # every input's default array, read-only: an unconnected input passes as is, a
+        # connected one is copied on its first write of a step (:meth:`_inputs`)
+        self._defaults: dict[str, np.ndarray] = {}
+        self._serve_arrays: bool | None = None  # fleet outputs as arrays (in-process)
+        # measured output -> (its part of the bank, "q.measured", "q.value")
+        self._sensed_keys: list[tuple[str, slice, str, str]] = []
 
     def init(
         self, sid: str, time_resolution: float = 1.0, *, model: str, clock: dict[str, Any]
@@ -151,6 +157,9 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         self.model = self.cls(params["units"], self.clock, params.get("context") or {})
         self.timings["setup"] = perf_counter() - started
         self._limited = {name for name, port in self.cls.inputs.items() if port.limits}
+        self._defaults = self.model.default_inputs()
+        for default in self._defaults.values():
+            default.flags.writeable = False
         self._state_outputs = set(self.model.state_outputs())
         children = []
         for group, names in self.model.elements.items():
@@ -187,7 +196,7 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         """Put the fleet inputs onto the elements; return which elements each one set."""
         hits = {}
         for attr, sources in fleet.items():
-            target = arrays[attr]
+            target = arrays[attr] = arrays[attr].copy()  # never the read-only default
             n = len(target)
             total = np.zeros(n)
             hit = np.zeros(n, dtype=bool)
@@ -231,9 +240,12 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         self._bank = SensorBank(len(imperfections), imperfections, streams, first)
         self._state_row = np.concatenate(state_rows)
         self._modifier_rows = {m: np.full(len(imperfections), v) for m, v in MODIFIERS.items()}
+        # what a state output's measurement is stamped with after the step's start
+        self._state_offset = self._state_row.astype(np.int64) * self.clock.step_s
         for attr, part in self._slices.items():
             self._sensed[f"{attr}.measured"] = first[part].copy()
             self._sensed[f"{attr}.value"] = first[part].copy()
+            self._sensed_keys.append((attr, part, f"{attr}.measured", f"{attr}.value"))
 
     def _recorder(self, path: str, tags: dict[str, str]) -> ChunkRecorder:
         """A chunk recorder into the chunk directory of the part ``path``."""
@@ -292,32 +304,7 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         assert self.model is not None
         self.step_started(time)
         started = perf_counter()
-        arrays = self.model.default_inputs()
-        modifiers: dict[str, np.ndarray] = {}
-        fleet = inputs.get(PARENT_EID)
-        hits = self._scatter(arrays, fleet) if fleet else {}
-        received = set(hits)
-        for eid, attrs in inputs.items():
-            if eid == PARENT_EID:
-                continue
-            i = self._index[eid][1]
-            for attr, sources in attrs.items():
-                if "." in attr:  # a fault modifier of a sensor: "<output>.<modifier>"
-                    quantity, name = attr.split(".", 1)
-                    if name not in modifiers:
-                        modifiers[name] = self._modifier_rows[name].copy()
-                    modifiers[name][self._slices[quantity].start + i] = sum(sources.values())
-                    continue
-                total = sum(sources.values())
-                hit = hits.get(attr)
-                if hit is not None and hit[i]:  # on top of what the fleet inputs set
-                    arrays[attr][i] += total
-                else:
-                    arrays[attr][i] = total
-                received.add(attr)
-        for attr in received & self._limited:  # bounded before they touch the physics
-            port = self.cls.inputs[attr]
-            check_input(attr, port, arrays[attr], self.model.elements[port.group or self.cls.kind])
+        arrays, modifiers = self._inputs(inputs)
         dt_s = self.clock.step_s
         gathered = perf_counter()
         self._outputs = self.model.step(self.clock.time_at(time), dt_s, arrays)
@@ -330,7 +317,7 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
             self.recorder.record(k, self._outputs)
             if self._measured_recorder is not None:
                 sensed = self._sensed
-                measured = {attr: sensed[f"{attr}.measured"] for attr in self._slices}
+                measured = {attr: sensed[key] for attr, _, key, _ in self._sensed_keys}
                 self._measured_recorder.record(k, measured)
             self.steps_done = k + 1
         recorded = perf_counter()
@@ -342,15 +329,60 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         timings["recording"] = timings.get("recording", 0.0) + recorded - done
         return time + dt_s
 
+    def _inputs(
+        self, inputs: dict[str, Any]
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The model's input arrays and the sensors' fault modifiers of mosaik's ``inputs``.
+
+        An input nothing sent this step is its read-only default (the same array every
+        step; a model never writes into its inputs); one that was sent is a copy of the
+        default with the sums of its sources written in.
+        """
+        assert self.model is not None
+        defaults = self._defaults
+        arrays = dict(defaults)
+        modifiers: dict[str, np.ndarray] = {}
+        fleet = inputs.get(PARENT_EID)
+        hits = self._scatter(arrays, fleet) if fleet else {}
+        received = set(hits)
+        index = self._index
+        for eid, attrs in inputs.items():
+            if eid == PARENT_EID:
+                continue
+            i = index[eid][1]
+            for attr, sources in attrs.items():
+                if "." in attr:  # a fault modifier of a sensor: "<output>.<modifier>"
+                    quantity, name = attr.split(".", 1)
+                    if name not in modifiers:
+                        modifiers[name] = self._modifier_rows[name].copy()
+                    modifiers[name][self._slices[quantity].start + i] = sum(sources.values())
+                    continue
+                total = sum(sources.values())
+                target = arrays[attr]
+                if target is defaults[attr]:  # its first write this step: a copy
+                    target = arrays[attr] = target.copy()
+                hit = hits.get(attr)
+                if hit is not None and hit[i]:  # on top of what the fleet inputs set
+                    target[i] += total
+                else:
+                    target[i] = total
+                received.add(attr)
+        for attr in received & self._limited:  # bounded before they touch the physics
+            port = self.cls.inputs[attr]
+            check_input(attr, port, arrays[attr], self.model.elements[port.group or self.cls.kind])
+        return arrays, modifiers
+
     def _measure(self, time: int, dt_s: int, modifiers: dict[str, np.ndarray]) -> None:
         """Measure every sensed output: an interval's at its start, a state's at its end."""
         assert self._bank is not None
-        true = np.concatenate([self._outputs[attr] for attr in self._slices])
-        at = np.where(self._state_row, time + dt_s, time)
+        outputs, sensed = self._outputs, self._sensed
+        keys = self._sensed_keys
+        true = np.concatenate([outputs[attr] for attr, _, _, _ in keys])
+        at = self._state_offset + time  # a state's at the step's end (dt_s: the clock's)
         measured, value = self._bank.measure(true, at, modifiers)
-        for attr, part in self._slices.items():
-            self._sensed[f"{attr}.measured"] = measured[part]
-            self._sensed[f"{attr}.value"] = value[part]
+        for _, part, measured_key, value_key in keys:
+            sensed[measured_key] = measured[part]
+            sensed[value_key] = value[part]
 
     @property
     def in_process(self) -> bool:
@@ -368,7 +400,9 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         if attr == MEASURED_ATTR:
             return {q: self._sensed[f"{q}.measured"].tolist() for q in self._slices}
         values = np.asarray(self._outputs[attr], dtype=float)
-        if self.in_process and not self._fleet_lists:
+        if self._serve_arrays is None:  # known once the simulator runs
+            self._serve_arrays = self.in_process and not self._fleet_lists
+        if self._serve_arrays:
             return values.copy()
         return values.tolist()
 
@@ -376,14 +410,14 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         """Serve the latest outputs of the requested children."""
         started = perf_counter()
         data: dict[str, Any] = {}
+        index, sensed, model_outputs = self._index, self._sensed, self._outputs
         for eid, attrs in outputs.items():
             if eid == PARENT_EID:  # whole arrays: measurements, fleet outputs
                 data[eid] = {attr: self._fleet_output(attr) for attr in attrs}
                 continue
-            i = self._index[eid][1]
+            i = index[eid][1]
             data[eid] = {
-                attr: float((self._sensed if "." in attr else self._outputs)[attr][i])
-                for attr in attrs
+                attr: float((sensed if "." in attr else model_outputs)[attr][i]) for attr in attrs
             }
         self.timings["wrapper"] = self.timings.get("wrapper", 0.0) + perf_counter() - started
         return data
