@@ -172,6 +172,7 @@ class SensorBank:
         self._periodic = self.interval > 0
         self._every = np.maximum(self.interval, 1)
         self._floor2 = self.floor**2
+        self._nothing = np.full(n, np.nan)  # the measurements of a step nothing reports in
         # random numbers drawn for BLOCK steps at a time, per stream (one row per step)
         self._block = 0
         self._row = BLOCK
@@ -194,6 +195,12 @@ class SensorBank:
         true = np.asarray(true, dtype=float)
         # draw every step, report or not, so readings do not depend on what reported before
         gauss, draws = self._draw()
+        window = np.asarray(t_s, dtype=np.int64) // self._every
+        silent = self._periodic & (window == self._window)
+        self._window = window  # a silent sensor's window is the one it reported in
+        last = self.last
+        if silent.all():  # between reports (most steps shorter than the intervals)
+            return self._nothing.copy(), np.where(np.isnan(last), true, last)
         lost = draws < self.dropout_p
         variance = (self.share * true) ** 2 + self._floor2
         extra = mod.get("noise_std")
@@ -207,17 +214,13 @@ class SensorBank:
         measured = rounded if self._all_rounded else np.where(self._rounded, rounded, measured)
         stuck = mod.get("stuck")
         if stuck is not None:
-            measured = np.where((stuck >= 0.5) & ~np.isnan(self.last), self.last, measured)
+            measured = np.where((stuck >= 0.5) & ~np.isnan(last), last, measured)
         dropout = mod.get("dropout")
         if dropout is not None:
             lost |= dropout >= 0.5
-        window = np.asarray(t_s, dtype=np.int64) // self._every
-        silent = self._periodic & (window == self._window)
-        self._window = np.where(silent, self._window, window)
         measured = np.where(lost | silent, np.nan, measured)
-        valid = ~np.isnan(measured)
-        self.last = np.where(valid, measured, self.last)
-        value = np.where(np.isnan(self.last), true, self.last)  # nothing measured yet
+        last = self.last = np.where(np.isnan(measured), last, measured)
+        value = np.where(np.isnan(last), true, last)  # nothing measured yet
         return measured, value
 
     def _draw(self) -> tuple[np.ndarray, np.ndarray]:
