@@ -18,7 +18,12 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-__all__ = ["Clock", "Model", "Port"]
+__all__ = ["Clock", "Model", "Port", "clip"]
+
+try:  # numpy's clip ufunc itself: what np.clip ends in, without its Python layers
+    from numpy._core.umath import clip
+except ImportError:  # pragma: no cover - another numpy layout
+    clip = np.clip
 
 
 @dataclass(frozen=True)
