@@ -210,7 +210,7 @@ class SensorBank:
         offset = mod.get("offset")
         if offset is not None:
             measured = measured + offset
-        rounded = np.round(measured / self._step) * self._step
+        rounded = np.rint(measured / self._step) * self._step  # what np.round(x) computes
         measured = rounded if self._all_rounded else np.where(self._rounded, rounded, measured)
         stuck = mod.get("stuck")
         if stuck is not None:

@@ -284,8 +284,9 @@ class DirectWorld:
             sims[sid].setup_done()
         # ``step`` is looked up at every call (mosaik does the same): a simulator's step
         # may be replaced during the run (the run's first-step watch unwraps itself)
-        steppers: list[tuple[str, Any, Callable[..., Any]]] = [
-            (sid, sims[sid], sims[sid].get_data) for sid in self._order
+        steppers: list[tuple[str, Any, Callable[..., Any], dict[str, list[str]], list[Any]]] = [
+            (sid, sims[sid], sims[sid].get_data, self._requests[sid], self._cache[sid])
+            for sid in self._order
         ]
         due = dict.fromkeys(self._order, 0)
         inputs_of = self._inputs
@@ -293,7 +294,7 @@ class DirectWorld:
         try:
             now = 0
             while now < until:
-                for sid, sim, get_data in steppers:
+                for sid, sim, get_data, request, cache in steppers:
                     if due[sid] != now:
                         continue
                     nxt = sim.step(now, inputs_of(sid, now), until)
@@ -303,7 +304,6 @@ class DirectWorld:
                             "a time-based simulator returns a later integer time"
                         )
                     due[sid] = nxt if nxt < until else None
-                    request = self._requests[sid]
                     if request:
                         data = get_data(request)
                         if data.pop("time", now) != now:
@@ -311,13 +311,13 @@ class DirectWorld:
                                 f"simulator {sid!r} returned outputs for another time than "
                                 f"its step at {now} (mosaik's scheduler handles that)"
                             )
-                        cache = self._cache[sid]
                         cache.append((now, data))
                         if len(cache) > 2:
                             del cache[0]
                 pending = [t for t in due.values() if t is not None]
                 later = min(pending) if pending else until
-                bar.update(min(later, until) - bar.n)
+                if print_progress:
+                    bar.update(min(later, until) - bar.n)
                 now = later
         finally:
             bar.close()

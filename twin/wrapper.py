@@ -156,6 +156,8 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         started = perf_counter()
         self.model = self.cls(params["units"], self.clock, params.get("context") or {})
         self.timings["setup"] = perf_counter() - started
+        sensed = ["sensors"] if params.get("sensors") else []  # the parts a step adds to
+        self.timings.update(dict.fromkeys(["model", *sensed, "wrapper", "recording"], 0.0))
         self._limited = {name for name, port in self.cls.inputs.items() if port.limits}
         self._defaults = self.model.default_inputs()
         for default in self._defaults.values():
@@ -322,11 +324,11 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
             self.steps_done = k + 1
         recorded = perf_counter()
         timings = self.timings
-        timings["model"] = timings.get("model", 0.0) + stepped - gathered
+        timings["model"] += stepped - gathered
         if self._bank is not None:
-            timings["sensors"] = timings.get("sensors", 0.0) + done - stepped
-        timings["wrapper"] = timings.get("wrapper", 0.0) + gathered - started
-        timings["recording"] = timings.get("recording", 0.0) + recorded - done
+            timings["sensors"] += done - stepped
+        timings["wrapper"] += gathered - started
+        timings["recording"] += recorded - done
         return time + dt_s
 
     def _inputs(
@@ -419,5 +421,5 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
             data[eid] = {
                 attr: float((sensed if "." in attr else model_outputs)[attr][i]) for attr in attrs
             }
-        self.timings["wrapper"] = self.timings.get("wrapper", 0.0) + perf_counter() - started
+        self.timings["wrapper"] += perf_counter() - started
         return data
