@@ -145,6 +145,9 @@ class SensorBank:
     initial : numpy.ndarray, optional
         The true value before the first report (a state's initial value; NaN where
         there is none).
+    offsets : numpy.ndarray, optional
+        Seconds (>= 0) after ``t_s`` each element's measurement is taken at when
+        :meth:`measure` gets one time for all (a state's at the end of a step); default 0.
     """
 
     def __init__(
@@ -153,6 +156,7 @@ class SensorBank:
         imperfection: Imperfection | Sequence[Imperfection],
         rng: np.random.Generator | Sequence[tuple[int, np.random.Generator]],
         initial: np.ndarray | None = None,
+        offsets: np.ndarray | None = None,
     ) -> None:
         self.streams = [(n, rng)] if isinstance(rng, np.random.Generator) else list(rng)
         if sum(size for size, _ in self.streams) != n:
@@ -179,6 +183,14 @@ class SensorBank:
         self.last = np.full(n, np.nan) if initial is None else np.asarray(initial, float).copy()
         # the last reporting interval that reported (an initial value is the report at 0)
         self._window = np.where(np.isnan(self.last), -1, 0).astype(np.int64)
+        self._offsets = np.zeros(n, np.int64) if offsets is None else np.asarray(offsets, np.int64)
+        if self._offsets.shape != (n,) or (self._offsets < 0).any():
+            raise ValueError(f"expected {n} offsets of 0 s or more, got {offsets!r}")
+        # Between reports: the time (one for all) since when nothing has reported and the
+        # first time something may report again (None: not known, see _quiet).
+        self._since: float = 0.0
+        self._quiet_until: int | None = None
+        self._complete = False  # every sensor has measured (no NaN in ``last``)
 
     def measure(
         self,
@@ -195,12 +207,22 @@ class SensorBank:
         true = np.asarray(true, dtype=float)
         # draw every step, report or not, so readings do not depend on what reported before
         gauss, draws = self._draw()
-        window = np.asarray(t_s, dtype=np.int64) // self._every
+        last = self.last
+        one_time = isinstance(t_s, int | np.integer)
+        quiet = self._quiet_until
+        if one_time and quiet is not None and self._since <= t_s < quiet:
+            # still in every sensor's reporting interval: the result of the check below
+            self._since = t_s
+            value = last.copy() if self._complete else np.where(np.isnan(last), true, last)
+            return self._nothing.copy(), value
+        at = t_s + self._offsets if one_time else np.asarray(t_s, dtype=np.int64)
+        window = at // self._every
         silent = self._periodic & (window == self._window)
         self._window = window  # a silent sensor's window is the one it reported in
-        last = self.last
         if silent.all():  # between reports (most steps shorter than the intervals)
+            self._quiet(t_s if one_time else None)
             return self._nothing.copy(), np.where(np.isnan(last), true, last)
+        self._quiet_until = None
         lost = draws < self.dropout_p
         variance = (self.share * true) ** 2 + self._floor2
         extra = mod.get("noise_std")
@@ -222,6 +244,20 @@ class SensorBank:
         last = self.last = np.where(np.isnan(measured), last, measured)
         value = np.where(np.isnan(last), true, last)  # nothing measured yet
         return measured, value
+
+    def _quiet(self, t_s: int | None) -> None:
+        """Note that nothing reported at ``t_s``: when the next report may come.
+
+        Every sensor is periodic and in the interval it last reported in; with times
+        that do not go back, none reports before its next interval starts. Known only
+        for one time for all (None: per-element times, checked every step).
+        """
+        if t_s is None or self.n == 0:
+            self._since, self._quiet_until = float("inf"), None
+            return
+        self._since = t_s
+        self._quiet_until = int(((self._window + 1) * self._every - self._offsets).min())
+        self._complete = not np.isnan(self.last).any()
 
     def _draw(self) -> tuple[np.ndarray, np.ndarray]:
         """Return the step's standard normals and uniforms (a row of the streams' blocks)."""

@@ -239,11 +239,12 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
             starts.append(np.full(n, np.nan) if start is None else start)
             state_rows.append(np.full(n, is_state))
         first = np.concatenate(starts)
-        self._bank = SensorBank(len(imperfections), imperfections, streams, first)
         self._state_row = np.concatenate(state_rows)
-        self._modifier_rows = {m: np.full(len(imperfections), v) for m, v in MODIFIERS.items()}
-        # what a state output's measurement is stamped with after the step's start
+        # a state output is measured at the step's end, an interval's at its start
         self._state_offset = self._state_row.astype(np.int64) * self.clock.step_s
+        n = len(imperfections)
+        self._bank = SensorBank(n, imperfections, streams, first, self._state_offset)
+        self._modifier_rows = {m: np.full(n, v) for m, v in MODIFIERS.items()}
         for attr, part in self._slices.items():
             self._sensed[f"{attr}.measured"] = first[part].copy()
             self._sensed[f"{attr}.value"] = first[part].copy()
@@ -380,8 +381,8 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         outputs, sensed = self._outputs, self._sensed
         keys = self._sensed_keys
         true = np.concatenate([outputs[attr] for attr, _, _, _ in keys])
-        at = self._state_offset + time  # a state's at the step's end (dt_s: the clock's)
-        measured, value = self._bank.measure(true, at, modifiers)
+        # a state's at the step's end (the bank's offsets: the clock's step, dt_s)
+        measured, value = self._bank.measure(true, time, modifiers)
         for _, part, measured_key, value_key in keys:
             sensed[measured_key] = measured[part]
             sensed[value_key] = value[part]
