@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from models.base import Clock, Model, Port, clip
+from models.base import Clock, Model, Port, clip, differs
 
 __all__ = [
     "SECONDS_PER_YEAR",
@@ -199,7 +199,7 @@ class Battery(Model):
         """Apply the setpoints over the step, within limits, and age the cells."""
         dt_h = dt_s / 3600.0
         factor = inputs.get("capacity_factor", self._capacity_factor)
-        if factor is not self._capacity_factor and _differs(factor, self._capacity_factor):
+        if factor is not self._capacity_factor and differs(factor, self._capacity_factor):
             # stored energy is kept: the same kWh in a smaller usable capacity
             self.soc = clip(self.soc * self._capacity_factor / factor, 0.0, 1.0)
             self._capacity_factor = factor.copy()
@@ -237,8 +237,3 @@ class Battery(Model):
             "power_avail": avail,
             "tripped": (avail <= 0.0).astype(float),
         }
-
-
-def _differs(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether ``a`` and ``b`` are not :func:`numpy.array_equal` (NaN differs from itself)."""
-    return a.shape != b.shape or bool((a != b).any())

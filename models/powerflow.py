@@ -339,16 +339,16 @@ class FastSolver:
     def _results(self, v: np.ndarray, s_pu: np.ndarray) -> GridResult:
         m, look = self._model, self._lookups
         base = m.base_mva
-        s_f = v[m.f] * np.conj(look.yf(v)) * base
-        s_t = v[m.t] * np.conj(look.yt(v)) * base
+        # both ends of every branch at once: from ends, then to ends (yf stacked on yt)
+        ends = look.ends
+        s_ends = v[ends] * np.conj(look.y_ends(v)) * base
         vm = np.abs(v)
-        i_f = np.abs(s_f) / (vm[m.f] * look.base_kv_f) / SQRT3
-        i_t = np.abs(s_t) / (vm[m.t] * look.base_kv_t) / SQRT3
-        lines, trafos = look.lines, look.trafos
-        line_i = np.maximum(lines.take(i_f), lines.take(i_t))
+        i_ends = np.abs(s_ends) / (vm[ends] * look.base_kv_ends) / SQRT3
+        line_i = np.maximum(look.lines_f.take(i_ends), look.lines_t.take(i_ends))
         # the larger of the two ends' apparent powers at rated voltage
         trafo_s = np.maximum(
-            trafos.take(i_f) * look.trafo_vn_hv, trafos.take(i_t) * look.trafo_vn_lv
+            look.trafos_f.take(i_ends) * look.trafo_vn_hv,
+            look.trafos_t.take(i_ends) * look.trafo_vn_lv,
         )
         with look.quiet():  # a zero rating (a line or trafo out of the model) divides by zero
             line_loading = line_i / m.line_i_max * 100.0
@@ -362,7 +362,10 @@ class FastSolver:
         vm_bus = look.per_bus(vm[bus_int])
         va_bus = look.per_bus(np.degrees(np.angle(v[bus_int])))
         # every branch (lines, trafos, trafo3w, impedances) plus shunts' active power
-        losses = (s_f.real + s_t.real).sum() + (m.shunt_mw * vm**2).sum()
+        n_branches = len(m.f)
+        losses = (s_ends.real[:n_branches] + s_ends.real[n_branches:]).sum() + (
+            m.shunt_mw * vm**2
+        ).sum()
         return GridResult(
             vm_pu=vm_bus,
             va_degree=va_bus,
@@ -432,33 +435,43 @@ class _Lookups:
     bus_ok: np.ndarray  # the ``net.bus`` rows that are internal buses
     all_buses: bool
     bus_int: np.ndarray  # their internal buses
-    base_kv_f: np.ndarray  # base voltage of every branch's from bus
-    base_kv_t: np.ndarray  # ... and of its to bus
-    lines: _Rows
-    trafos: _Rows
+    ends: np.ndarray  # the bus at every branch end: from ends, then to ends
+    base_kv_ends: np.ndarray  # its base voltage
+    lines_f: _Rows  # every line's from end among the ends
+    lines_t: _Rows  # ... and its to end
+    trafos_f: _Rows
+    trafos_t: _Rows
     trafo_vn_hv: np.ndarray
     trafo_vn_lv: np.ndarray
     zero_rating: bool  # a line or transformer rated 0 (its loading divides by zero)
-    yf: Callable[[np.ndarray], np.ndarray]
-    yt: Callable[[np.ndarray], np.ndarray]
+    y_ends: Callable[[np.ndarray], np.ndarray]  # yf stacked on yt: each row as in its own
     ybus: Callable[[np.ndarray], np.ndarray]
 
     @classmethod
     def of(cls, m: SolverModel) -> _Lookups:
+        import scipy.sparse
+
         ok = m.bus_int >= 0
+        ends = np.concatenate([m.f, m.t])
+        n_branches = len(m.f)
+
+        def to_end(rows: np.ndarray) -> _Rows:
+            return _Rows.of(np.where(rows >= 0, rows + n_branches, -1))
+
         return cls(
             bus_ok=ok,
             all_buses=bool(ok.all()),
             bus_int=m.bus_int[ok],
-            base_kv_f=m.base_kv[m.f],
-            base_kv_t=m.base_kv[m.t],
-            lines=_Rows.of(m.line_rows),
-            trafos=_Rows.of(m.trafo_rows),
+            ends=ends,
+            base_kv_ends=m.base_kv[ends],
+            lines_f=_Rows.of(m.line_rows),
+            lines_t=to_end(m.line_rows),
+            trafos_f=_Rows.of(m.trafo_rows),
+            trafos_t=to_end(m.trafo_rows),
             trafo_vn_hv=np.ascontiguousarray(m.trafo_vn[:, 0]),
             trafo_vn_lv=np.ascontiguousarray(m.trafo_vn[:, 1]),
             zero_rating=bool((m.line_i_max == 0).any() or (m.trafo_scale == 0).any()),
-            yf=_matvec(m.yf),
-            yt=_matvec(m.yt),
+            y_ends=_matvec(scipy.sparse.vstack([m.yf, m.yt], format="csr")),
             ybus=_matvec(m.ybus),
         )
 
