@@ -28,9 +28,10 @@ simulator that prevents it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import import_module
+from types import MappingProxyType
 from typing import Any
 
 from twin.errors import TwinError
@@ -345,7 +346,8 @@ class DirectWorld:
 
 
 _MISSING = object()
-_NOTHING: dict[str, Any] = {}  # the outputs of an entity that served none (never written)
+#: The outputs of an entity that served none (read-only, shared by every run).
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
 #: One source's part of a simulator's inputs: its output cache, whether the connection
 #: is time-shifted, and its pulls ``(src_eid, src_attr, dst_eid, dst_attr, src_full)``.
 _Feed = tuple[list[tuple[int, dict[str, Any]]], bool, list[tuple[str, str, str, str, str]]]
