@@ -124,7 +124,10 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         self._bank: SensorBank | None = None  # every sensor of the simulator, one pass
         self._slices: dict[str, slice] = {}  # measured output -> its part of the bank
         self._modifier_rows: dict[str, np.ndarray] = {}  # neutral modifiers of the bank
-        self._sensed: dict[str, np.ndarray] = {}  # "q.measured"/"q.value" -> this step's
+        # this step's measurements and values of the whole bank (each output a slice)
+        self._sensed: tuple[np.ndarray, np.ndarray] = (np.empty(0), np.empty(0))
+        # "q.measured" / "q.value" -> (0: measured, 1: value; where output q starts)
+        self._sensed_at: dict[str, tuple[int, int]] = {}
         self._measured_recorder: ChunkRecorder | None = None
         self._state_outputs: set[str] = set()
         # fleet inputs: source full id -> (destination indices, kept source rows, hit mask)
@@ -134,8 +137,6 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         # connected one is copied on its first write of a step (:meth:`_inputs`)
         self._defaults: dict[str, np.ndarray] = {}
         self._serve_arrays: bool | None = None  # fleet outputs as arrays (in-process)
-        # measured output -> (its part of the bank, "q.measured", "q.value")
-        self._sensed_keys: list[tuple[str, slice, str, str]] = []
 
     def init(
         self, sid: str, time_resolution: float = 1.0, *, model: str, clock: dict[str, Any]
@@ -192,22 +193,36 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         keep = np.flatnonzero(where >= 0)
         hit = np.zeros(n, dtype=bool)
         hit[where[keep]] = True
-        self._fleet[source] = (where[keep], keep, hit)
+        every_row = len(keep) == len(where)  # no source row is left out
+        self._fleet[source] = (where[keep], keep, hit, every_row)
 
     def _scatter(self, arrays: dict[str, np.ndarray], fleet: dict[str, Any]) -> dict[str, Any]:
         """Put the fleet inputs onto the elements; return which elements each one set."""
         hits = {}
         for attr, sources in fleet.items():
-            target = arrays[attr] = arrays[attr].copy()  # never the read-only default
-            n = len(target)
-            total = np.zeros(n)
-            hit = np.zeros(n, dtype=bool)
+            n = len(arrays[attr])
+            total: np.ndarray | None = None
+            hit: np.ndarray | None = None
             for source, values in sources.items():
-                where, keep, got = self._fleet[source]
-                rows = np.asarray(values, dtype=float)[keep]
-                total += np.bincount(where, weights=rows, minlength=n)
-                hit |= got
-            target[hit] = total[hit]
+                where, keep, got, every_row = self._fleet[source]
+                rows = np.asarray(values, dtype=float)
+                if not every_row or len(rows) != len(keep):
+                    rows = rows[keep]
+                # a bin's sum starts at 0.0, as the sum over the sources does
+                part = np.bincount(where, weights=rows, minlength=n)
+                if total is None or hit is None:
+                    total, hit = part, got.copy()
+                else:
+                    total += part
+                    hit |= got
+            if total is None or hit is None:  # no source: nothing set
+                hits[attr] = np.zeros(n, dtype=bool)
+                continue
+            if hit.all():  # the fleets set every element: their sums are the input
+                arrays[attr] = total
+            else:
+                target = arrays[attr] = arrays[attr].copy()  # never the read-only default
+                target[hit] = total[hit]
             hits[attr] = hit
         return hits
 
@@ -245,10 +260,10 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         n = len(imperfections)
         self._bank = SensorBank(n, imperfections, streams, first, self._state_offset)
         self._modifier_rows = {m: np.full(n, v) for m, v in MODIFIERS.items()}
+        self._sensed = (first.copy(), first.copy())
         for attr, part in self._slices.items():
-            self._sensed[f"{attr}.measured"] = first[part].copy()
-            self._sensed[f"{attr}.value"] = first[part].copy()
-            self._sensed_keys.append((attr, part, f"{attr}.measured", f"{attr}.value"))
+            self._sensed_at[f"{attr}.measured"] = (0, part.start)
+            self._sensed_at[f"{attr}.value"] = (1, part.start)
 
     def _recorder(self, path: str, tags: dict[str, str]) -> ChunkRecorder:
         """A chunk recorder into the chunk directory of the part ``path``."""
@@ -265,7 +280,7 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
             port = self.cls.outputs[attr]
             group = port.group or self.cls.kind
             state = attr in self._state_outputs
-            first = self._sensed[f"{attr}.measured"] if state else None
+            first = self._sensed[0][self._slices[attr]] if state else None
             recorder.add(attr, group, self.model.elements[group], state=state, initial=first)
         self._measured_recorder = recorder
 
@@ -319,9 +334,9 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
             k = time // dt_s
             self.recorder.record(k, self._outputs)
             if self._measured_recorder is not None:
-                sensed = self._sensed
-                measured = {attr: sensed[key] for attr, _, key, _ in self._sensed_keys}
-                self._measured_recorder.record(k, measured)
+                measured = self._sensed[0]
+                parts = {attr: measured[part] for attr, part in self._slices.items()}
+                self._measured_recorder.record(k, parts)
             self.steps_done = k + 1
         recorded = perf_counter()
         timings = self.timings
@@ -378,14 +393,10 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
     def _measure(self, time: int, dt_s: int, modifiers: dict[str, np.ndarray]) -> None:
         """Measure every sensed output: an interval's at its start, a state's at its end."""
         assert self._bank is not None
-        outputs, sensed = self._outputs, self._sensed
-        keys = self._sensed_keys
-        true = np.concatenate([outputs[attr] for attr, _, _, _ in keys])
+        outputs = self._outputs
+        true = np.concatenate([outputs[attr] for attr in self._slices])
         # a state's at the step's end (the bank's offsets: the clock's step, dt_s)
-        measured, value = self._bank.measure(true, time, modifiers)
-        for _, part, measured_key, value_key in keys:
-            sensed[measured_key] = measured[part]
-            sensed[value_key] = value[part]
+        self._sensed = self._bank.measure(true, time, modifiers)
 
     @property
     def in_process(self) -> bool:
@@ -401,7 +412,8 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
     def _fleet_output(self, attr: str) -> Any:
         """What the parent serves: the measurements, or an output's whole array."""
         if attr == MEASURED_ATTR:
-            return {q: self._sensed[f"{q}.measured"].tolist() for q in self._slices}
+            measured = self._sensed[0]
+            return {q: measured[part].tolist() for q, part in self._slices.items()}
         values = np.asarray(self._outputs[attr], dtype=float)
         if self._serve_arrays is None:  # known once the simulator runs
             self._serve_arrays = self.in_process and not self._fleet_lists
@@ -413,14 +425,19 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         """Serve the latest outputs of the requested children."""
         started = perf_counter()
         data: dict[str, Any] = {}
-        index, sensed, model_outputs = self._index, self._sensed, self._outputs
+        index, sensed, sensed_at = self._index, self._sensed, self._sensed_at
+        model_outputs = self._outputs
         for eid, attrs in outputs.items():
             if eid == PARENT_EID:  # whole arrays: measurements, fleet outputs
                 data[eid] = {attr: self._fleet_output(attr) for attr in attrs}
                 continue
             i = index[eid][1]
-            data[eid] = {
-                attr: float((sensed if "." in attr else model_outputs)[attr][i]) for attr in attrs
-            }
+            row = data[eid] = {}
+            for attr in attrs:
+                at = sensed_at.get(attr)  # "q.measured" / "q.value", else an output
+                if at is None:
+                    row[attr] = float(model_outputs[attr][i])
+                else:
+                    row[attr] = float(sensed[at[0]][at[1] + i])
         self.timings["wrapper"] += perf_counter() - started
         return data
