@@ -138,6 +138,6 @@ def _given(consumed: np.ndarray | None, profile: np.ndarray) -> np.ndarray:
     if consumed is None:
         return profile
     missing = np.isnan(consumed)
-    if missing.all():  # nothing connected: the profile's (what np.where would give)
+    if np.count_nonzero(missing) == missing.size:  # nothing sent: what np.where would give
         return profile
     return np.where(missing, profile, -consumed)

@@ -320,7 +320,7 @@ class PVPlant(Model):
         ``None`` when no plant gets a weather input (the precomputed series stand).
         """
         given = {c: inputs[c] for c in WEATHER_COLUMNS if c in inputs}
-        if not given or not np.isfinite(np.concatenate(list(given.values()))).any():
+        if not given or not np.count_nonzero(np.isfinite(np.concatenate(list(given.values())))):
             return None  # no weather input given (NaN): one check for all of them
         fed = np.zeros(self.n, dtype=bool)
         for values in given.values():

@@ -218,7 +218,7 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
             if total is None or hit is None:  # no source: nothing set
                 hits[attr] = np.zeros(n, dtype=bool)
                 continue
-            if hit.all():  # the fleets set every element: their sums are the input
+            if np.count_nonzero(hit) == n:  # the fleets set every element: their sums
                 arrays[attr] = total
             else:
                 target = arrays[attr] = arrays[attr].copy()  # never the read-only default
