@@ -190,7 +190,7 @@ class SensorBank:
         # first time something may report again (None: not known, see _quiet).
         self._since: float = 0.0
         self._quiet_until: int | None = None
-        self._complete = False  # every sensor has measured (no NaN in ``last``)
+        self._complete = False  # every sensor has measured (no NaN in ``last`` ever again)
 
     def measure(
         self,
@@ -213,15 +213,14 @@ class SensorBank:
         if one_time and quiet is not None and self._since <= t_s < quiet:
             # still in every sensor's reporting interval: the result of the check below
             self._since = t_s
-            value = last.copy() if self._complete else np.where(np.isnan(last), true, last)
-            return self._nothing.copy(), value
+            return self._nothing.copy(), self._value(true)
         at = t_s + self._offsets if one_time else np.asarray(t_s, dtype=np.int64)
         window = at // self._every
         silent = self._periodic & (window == self._window)
         self._window = window  # a silent sensor's window is the one it reported in
         if np.count_nonzero(silent) == silent.size:  # between reports (all(), cheaper)
             self._quiet(t_s if one_time else None)
-            return self._nothing.copy(), np.where(np.isnan(last), true, last)
+            return self._nothing.copy(), self._value(true)
         self._quiet_until = None
         lost = draws < self.dropout_p
         variance = (self.share * true) ** 2 + self._floor2
@@ -240,10 +239,24 @@ class SensorBank:
         dropout = mod.get("dropout")
         if dropout is not None:
             lost |= dropout >= 0.5
-        measured = np.where(lost | silent, np.nan, measured)
-        last = self.last = np.where(np.isnan(measured), last, measured)
-        value = np.where(np.isnan(last), true, last)  # nothing measured yet
-        return measured, value
+        measured[lost | silent] = np.nan  # a new array (of the noise or the rounding)
+        self.last = np.where(np.isnan(measured), last, measured)
+        return measured, self._value(true)
+
+    def _value(self, true: np.ndarray) -> np.ndarray:
+        """The last valid measurements, the truth where nothing was measured yet.
+
+        Once every sensor has measured, ``last`` stays without NaN (only valid
+        measurements replace it): then a copy of it.
+        """
+        last = self.last
+        if self._complete:
+            return last.copy()
+        missing = np.isnan(last)
+        if not np.count_nonzero(missing):
+            self._complete = True
+            return last.copy()
+        return np.where(missing, true, last)
 
     def _quiet(self, t_s: int | None) -> None:
         """Note that nothing reported at ``t_s``: when the next report may come.
@@ -257,7 +270,6 @@ class SensorBank:
             return
         self._since = t_s
         self._quiet_until = int(((self._window + 1) * self._every - self._offsets).min())
-        self._complete = not np.isnan(self.last).any()
 
     def _draw(self) -> tuple[np.ndarray, np.ndarray]:
         """Return the step's standard normals and uniforms (a row of the streams' blocks)."""
