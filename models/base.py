@@ -75,7 +75,7 @@ def differs(a: np.ndarray, b: np.ndarray) -> bool:
 
     The same answer with two operations instead of array_equal's Python layers.
     """
-    return a.shape != b.shape or np.count_nonzero(a != b) > 0
+    return a.shape != b.shape or bool(np.count_nonzero(a != b))
 
 
 class InputRangeError(ValueError):
