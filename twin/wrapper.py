@@ -130,8 +130,9 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         self._sensed_at: dict[str, tuple[int, int]] = {}
         self._measured_recorder: ChunkRecorder | None = None
         self._state_outputs: set[str] = set()
-        # fleet inputs: source full id -> (destination indices, kept source rows, hit mask)
-        self._fleet: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # fleet inputs: source full id -> (destination indices, kept source rows, hit mask,
+        # whether every source row is kept)
+        self._fleet: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, bool]] = {}
         self._fleet_lists = False  # serve lists even in-process (a remote destination)
         # every input's default array, read-only: an unconnected input passes as is, a
         # connected one is copied on its first write of a step (:meth:`_inputs`)
