@@ -18,7 +18,12 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-__all__ = ["Clock", "Model", "Port"]
+__all__ = ["Clock", "Model", "Port", "clip", "differs"]
+
+try:  # numpy's clip ufunc itself: what np.clip ends in, without its Python layers
+    from numpy._core.umath import clip
+except ImportError:  # pragma: no cover - another numpy layout
+    clip = np.clip
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,14 @@ class Port:
     state: bool = False
     limits: tuple[float, float] | None = None
     sensor: str | None = None
+
+
+def differs(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` and ``b`` are not :func:`numpy.array_equal` (NaN differs from itself).
+
+    The same answer with two operations instead of array_equal's Python layers.
+    """
+    return a.shape != b.shape or bool(np.count_nonzero(a != b))
 
 
 class InputRangeError(ValueError):

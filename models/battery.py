@@ -13,9 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from models.base import Clock, Model, Port
+from models.base import Clock, Model, Port, clip, differs
 
-__all__ = ["SECONDS_PER_YEAR", "Battery", "ageing_rate", "limit_power", "thermal_step"]
+__all__ = [
+    "SECONDS_PER_YEAR",
+    "Battery",
+    "ageing_rate",
+    "calendar_fade_at_ref",
+    "limit_power",
+    "temperature_factor",
+    "thermal_step",
+]
 
 SECONDS_PER_YEAR = 365.25 * 86400.0
 
@@ -49,7 +57,7 @@ def limit_power(
     p_ch_max = np.maximum(soc_max - soc, 0.0) * capacity_kwh / eta_ch / dt_h
     upper = np.minimum(p_max_kw, p_dis_max)
     lower = -np.minimum(p_max_kw, p_ch_max)
-    return np.clip(p_set_kw, lower, upper)
+    return clip(p_set_kw, lower, upper)
 
 
 def thermal_step(
@@ -89,9 +97,17 @@ def ageing_rate(
     .. [1] Xu, B. et al., "Modeling of Lithium-Ion Battery Degradation for Cell Life
        Assessment", IEEE Trans. Smart Grid 9(2), 2018.
     """
-    return (
-        (1.0 - soh_eol) / (calendar_life_years * SECONDS_PER_YEAR) * 2.0 ** ((t_c - t_ref_c) / 10.0)
-    )
+    return calendar_fade_at_ref(calendar_life_years, soh_eol) * temperature_factor(t_c, t_ref_c)
+
+
+def calendar_fade_at_ref(calendar_life_years: np.ndarray, soh_eol: np.ndarray) -> np.ndarray:
+    """Calendar fade per second at the reference temperature (linear to end of life)."""
+    return (1.0 - soh_eol) / (calendar_life_years * SECONDS_PER_YEAR)
+
+
+def temperature_factor(t_c: np.ndarray, t_ref_c: float = 25.0) -> np.ndarray:
+    """How much faster the cells age at ``t_c`` than at ``t_ref_c``: doubling every 10 K."""
+    return 2.0 ** ((t_c - t_ref_c) / 10.0)
 
 
 class Battery(Model):
@@ -160,6 +176,13 @@ class Battery(Model):
         self.soc = self.param("soc_init")
         self.soh = self.param("soh_init")
         self.t_c = self.param("t_init_c")
+        # constants of the step's formulas, computed once (the same operations, same bits)
+        self._derate_span = np.maximum(self.t_trip_c - self.t_derate_c, 1e-9)
+        self._loss_dis = 1.0 / self.eta_dis - 1.0
+        self._loss_ch = 1.0 - self.eta_ch
+        self._two_e_kwh = 2.0 * self.e_kwh
+        self._eol_fade = 1.0 - self.soh_eol
+        self._calendar_fade = calendar_fade_at_ref(self.calendar_life_years, self.soh_eol)
 
     def state(self) -> dict[str, np.ndarray]:
         """SoC, SoH, temperature and stored energy now."""
@@ -176,15 +199,13 @@ class Battery(Model):
         """Apply the setpoints over the step, within limits, and age the cells."""
         dt_h = dt_s / 3600.0
         factor = inputs.get("capacity_factor", self._capacity_factor)
-        if not np.array_equal(factor, self._capacity_factor):
+        if factor is not self._capacity_factor and differs(factor, self._capacity_factor):
             # stored energy is kept: the same kWh in a smaller usable capacity
-            self.soc = np.clip(self.soc * self._capacity_factor / factor, 0.0, 1.0)
+            self.soc = clip(self.soc * self._capacity_factor / factor, 0.0, 1.0)
             self._capacity_factor = factor.copy()
         capacity = self.e_kwh * self.soh * self._capacity_factor
-        thermal = np.clip(
-            (self.t_trip_c - self.t_c) / np.maximum(self.t_trip_c - self.t_derate_c, 1e-9), 0.0, 1.0
-        )
-        avail = thermal * np.clip(inputs.get("derate", 1.0), 0.0, 1.0)
+        thermal = clip((self.t_trip_c - self.t_c) / self._derate_span, 0.0, 1.0)
+        avail = thermal * clip(inputs.get("derate", 1.0), 0.0, 1.0)
         p = limit_power(
             inputs["p_set_kw"],
             self.soc,
@@ -199,16 +220,15 @@ class Battery(Model):
         discharging = p > 0.0
         # Energy change inside the cells (kWh): losses on the way in and on the way out.
         de_kwh = np.where(discharging, -p / self.eta_dis, -p * self.eta_ch) * dt_h
-        p_loss = np.where(discharging, p * (1.0 / self.eta_dis - 1.0), -p * (1.0 - self.eta_ch))
-        self.soc = np.clip(self.soc + de_kwh / capacity, 0.0, 1.0)
+        p_loss = np.where(discharging, p * self._loss_dis, -p * self._loss_ch)
+        self.soc = clip(self.soc + de_kwh / capacity, 0.0, 1.0)
         t_mean = self.t_c
         r_th = self.r_th_k_per_kw * inputs.get("cooling_factor", 1.0)
         self.t_c = thermal_step(self.t_c, self.t_ambient_c, p_loss, r_th, self.c_th_kj_per_k, dt_s)
-        efc = np.abs(de_kwh) / (2.0 * self.e_kwh)
-        fade = (1.0 - self.soh_eol) * efc / self.cycle_life_efc
-        fade += (
-            ageing_rate(0.5 * (t_mean + self.t_c), self.calendar_life_years, self.soh_eol) * dt_s
-        )
+        efc = np.abs(de_kwh) / self._two_e_kwh
+        fade = self._eol_fade * efc / self.cycle_life_efc
+        # ageing_rate at the step's mean temperature, its constant part computed once
+        fade += self._calendar_fade * temperature_factor(0.5 * (t_mean + self.t_c)) * dt_s
         self.soh = self.soh - fade
         return {
             "p_kw": p,

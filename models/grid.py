@@ -261,7 +261,7 @@ class Grid(Model):
         # Buses cut off from the POC (a line outage) carry nothing: their net load is
         # unserved, their net generation curtailed (balanced locally as far as it goes).
         cut_off = np.isnan(res.vm_pu)
-        if cut_off.any():
+        if np.count_nonzero(cut_off):
             net_kw = float(inputs["p_kw"][cut_off].sum())
             unserved += max(-net_kw, 0.0)
             curtailed += max(net_kw, 0.0)

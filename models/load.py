@@ -129,8 +129,15 @@ class Load(Model):
     ) -> dict[str, np.ndarray]:
         """Profile value (or the ``p_kw``/``q_kvar`` inputs) of step ``now`` times ``scale``."""
         p_kw, q_kvar = self._windows.row(self.clock.index_of(now))
-        if "p_kw" in inputs:
-            p_kw = np.where(np.isnan(inputs["p_kw"]), p_kw, -inputs["p_kw"])
-        if "q_kvar" in inputs:
-            q_kvar = np.where(np.isnan(inputs["q_kvar"]), q_kvar, -inputs["q_kvar"])
+        p_kw, q_kvar = _given(inputs.get("p_kw"), p_kw), _given(inputs.get("q_kvar"), q_kvar)
         return {"p_kw": p_kw * inputs["scale"], "q_kvar": q_kvar * inputs["scale"]}
+
+
+def _given(consumed: np.ndarray | None, profile: np.ndarray) -> np.ndarray:
+    """Power into the bus: ``-consumed`` where given, else the profile's (NaN: not given)."""
+    if consumed is None:
+        return profile
+    missing = np.isnan(consumed)
+    if np.count_nonzero(missing) == missing.size:  # nothing sent: what np.where would give
+        return profile
+    return np.where(missing, profile, -consumed)

@@ -19,9 +19,10 @@ pandapower only when the topology changes. pandapower is imported where it is us
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -297,6 +298,7 @@ class FastSolver:
         self._v = model.v_start.copy()
         self._v_ref0 = self._v[model.ref].copy()
         self._bus_ok = model.bus_int >= 0
+        self._lookups = _Lookups.of(model)
         self._solver = NRSing_KLU()
         self.rebuilds += 1
 
@@ -305,16 +307,15 @@ class FastSolver:
 
         ``v_ext_scale`` multiplies the slack buses' voltage magnitude (a sag or spike).
         """
-        m = self._model
+        m, look = self._model, self._lookups
         s_pu = (p_mw + 1j * q_mvar) / m.base_mva
         # the slack voltages as built, scaled: exact and the same on every call
         self._v[m.ref] = self._v_ref0 * v_ext_scale
-        ok = self._bus_ok
-        bus_int = m.bus_int[ok]
+        bus_int, n = look.bus_int, len(m.sbus0)
         sbus = (
             m.sbus0
-            + np.bincount(bus_int, weights=s_pu.real[ok], minlength=len(m.sbus0))
-            + 1j * np.bincount(bus_int, weights=s_pu.imag[ok], minlength=len(m.sbus0))
+            + np.bincount(bus_int, weights=look.in_service(s_pu.real), minlength=n)
+            + 1j * np.bincount(bus_int, weights=look.in_service(s_pu.imag), minlength=n)
         )
         solver = self._solver
         solver.solve(
@@ -336,40 +337,35 @@ class FastSolver:
         return self._results(v, s_pu)
 
     def _results(self, v: np.ndarray, s_pu: np.ndarray) -> GridResult:
-        m = self._model
+        m, look = self._model, self._lookups
         base = m.base_mva
-        s_f = v[m.f] * np.conj(m.yf @ v) * base
-        s_t = v[m.t] * np.conj(m.yt @ v) * base
+        # both ends of every branch at once: from ends, then to ends (yf stacked on yt)
+        ends = look.ends
+        s_ends = v[ends] * np.conj(look.y_ends(v)) * base
         vm = np.abs(v)
-        i_f = np.abs(s_f) / (vm[m.f] * m.base_kv[m.f]) / SQRT3
-        i_t = np.abs(s_t) / (vm[m.t] * m.base_kv[m.t]) / SQRT3
-
-        def per_element(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
-            out = np.zeros(len(rows))  # out-of-service elements carry nothing
-            live = rows >= 0
-            out[live] = values[rows[live]]
-            return out
-
-        lines = m.line_rows
-        line_i = np.maximum(per_element(i_f, lines), per_element(i_t, lines))
-        trafos = m.trafo_rows
-        trafo_i = np.column_stack([per_element(i_f, trafos), per_element(i_t, trafos)])
-        with np.errstate(invalid="ignore", divide="ignore"):
+        i_ends = np.abs(s_ends) / (vm[ends] * look.base_kv_ends) / SQRT3
+        line_i = np.maximum(look.lines_f.take(i_ends), look.lines_t.take(i_ends))
+        # the larger of the two ends' apparent powers at rated voltage
+        trafo_s = np.maximum(
+            look.trafos_f.take(i_ends) * look.trafo_vn_hv,
+            look.trafos_t.take(i_ends) * look.trafo_vn_lv,
+        )
+        with look.quiet():  # a zero rating (a line or trafo out of the model) divides by zero
             line_loading = line_i / m.line_i_max * 100.0
-            trafo_loading = (trafo_i * m.trafo_vn).max(axis=1) * SQRT3 / m.trafo_scale * 100
-        s_bus = v * np.conj(m.ybus @ v) * base
-        ok = self._bus_ok
-        bus_int = m.bus_int[ok]
+            trafo_loading = trafo_s * SQRT3 / m.trafo_scale * 100
+        s_bus = v * np.conj(look.ybus(v)) * base
+        bus_int = look.bus_int
         s_inj_ref = np.bincount(
-            bus_int, weights=(s_pu.real * base)[ok], minlength=len(v)
-        ) + 1j * np.bincount(bus_int, weights=(s_pu.imag * base)[ok], minlength=len(v))
+            bus_int, weights=look.in_service(s_pu.real * base), minlength=len(v)
+        ) + 1j * np.bincount(bus_int, weights=look.in_service(s_pu.imag * base), minlength=len(v))
         s_ext = (s_bus[m.ref] - s_inj_ref[m.ref]).sum()
-        vm_bus = np.full(len(ok), np.nan)
-        va_bus = np.full(len(ok), np.nan)
-        vm_bus[ok] = vm[bus_int]
-        va_bus[ok] = np.degrees(np.angle(v[bus_int]))
+        vm_bus = look.per_bus(vm[bus_int])
+        va_bus = look.per_bus(np.degrees(np.angle(v[bus_int])))
         # every branch (lines, trafos, trafo3w, impedances) plus shunts' active power
-        losses = (s_f.real + s_t.real).sum() + (m.shunt_mw * vm**2).sum()
+        n_branches = len(m.f)
+        losses = (s_ends.real[:n_branches] + s_ends.real[n_branches:]).sum() + (
+            m.shunt_mw * vm**2
+        ).sum()
         return GridResult(
             vm_pu=vm_bus,
             va_degree=va_bus,
@@ -379,6 +375,123 @@ class FastSolver:
             q_ext_mvar=float(s_ext.imag),
             losses_mw=float(losses),
         )
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Where each element (line, trafo) of the net sits among the internal branches."""
+
+    rows: np.ndarray  # internal branch of every element (-1: out of service)
+    live: np.ndarray  # rows >= 0
+    live_rows: np.ndarray  # rows[live]
+    all_live: bool
+
+    @classmethod
+    def of(cls, rows: np.ndarray) -> _Rows:
+        live = rows >= 0
+        return cls(rows, live, rows[live], bool(live.all()))
+
+    def take(self, values: np.ndarray) -> np.ndarray:
+        """Each element's value of the branch values (0.0: out of service, carries nothing)."""
+        if self.all_live:
+            return values[self.rows]
+        out = np.zeros(len(self.rows))
+        out[self.live] = values[self.live_rows]
+        return out
+
+
+def _matvec(matrix: scipy.sparse.csr_matrix | scipy.sparse.csc_matrix) -> Callable[..., np.ndarray]:
+    """``matrix @ x`` for a complex vector ``x``, without scipy's per-call dispatch.
+
+    The same compiled kernel ``@`` ends in (scipy's ``_sparsetools.<format>_matvec``,
+    what ``_compressed._matmul_vector`` calls), so the same bits; ``@`` itself where
+    that kernel is not there or the operands are of other types.
+    """
+    try:
+        from scipy.sparse import _sparsetools
+
+        kernel = getattr(_sparsetools, f"{matrix.format}_matvec")
+    except (ImportError, AttributeError):
+        kernel = None
+    if kernel is None or matrix.dtype != np.complex128:
+        return matrix.__matmul__
+    n_rows, n_cols = matrix.shape
+    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
+
+    def product(x: np.ndarray) -> np.ndarray:
+        if x.dtype != np.complex128 or x.shape != (n_cols,):
+            return matrix @ x
+        out = np.zeros(n_rows, dtype=np.complex128)
+        kernel(n_rows, n_cols, indptr, indices, data, x, out)
+        return out
+
+    return product
+
+
+@dataclass(frozen=True)
+class _Lookups:
+    """What :meth:`FastSolver._results` reads of a solver model, derived once per model."""
+
+    bus_ok: np.ndarray  # the ``net.bus`` rows that are internal buses
+    all_buses: bool
+    bus_int: np.ndarray  # their internal buses
+    ends: np.ndarray  # the bus at every branch end: from ends, then to ends
+    base_kv_ends: np.ndarray  # its base voltage
+    lines_f: _Rows  # every line's from end among the ends
+    lines_t: _Rows  # ... and its to end
+    trafos_f: _Rows
+    trafos_t: _Rows
+    trafo_vn_hv: np.ndarray
+    trafo_vn_lv: np.ndarray
+    zero_rating: bool  # a line or transformer rated 0 (its loading divides by zero)
+    y_ends: Callable[[np.ndarray], np.ndarray]  # yf stacked on yt: each row as in its own
+    ybus: Callable[[np.ndarray], np.ndarray]
+
+    @classmethod
+    def of(cls, m: SolverModel) -> _Lookups:
+        import scipy.sparse
+
+        ok = m.bus_int >= 0
+        ends = np.concatenate([m.f, m.t])
+        n_branches = len(m.f)
+
+        def to_end(rows: np.ndarray) -> _Rows:
+            return _Rows.of(np.where(rows >= 0, rows + n_branches, -1))
+
+        return cls(
+            bus_ok=ok,
+            all_buses=bool(ok.all()),
+            bus_int=m.bus_int[ok],
+            ends=ends,
+            base_kv_ends=m.base_kv[ends],
+            lines_f=_Rows.of(m.line_rows),
+            lines_t=to_end(m.line_rows),
+            trafos_f=_Rows.of(m.trafo_rows),
+            trafos_t=to_end(m.trafo_rows),
+            trafo_vn_hv=np.ascontiguousarray(m.trafo_vn[:, 0]),
+            trafo_vn_lv=np.ascontiguousarray(m.trafo_vn[:, 1]),
+            zero_rating=bool((m.line_i_max == 0).any() or (m.trafo_scale == 0).any()),
+            y_ends=_matvec(scipy.sparse.vstack([m.yf, m.yt], format="csr")),
+            ybus=_matvec(m.ybus),
+        )
+
+    def in_service(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (one per ``net.bus`` row) of the buses in the model."""
+        return values if self.all_buses else values[self.bus_ok]
+
+    def per_bus(self, values: np.ndarray) -> np.ndarray:
+        """Internal buses' ``values`` per ``net.bus`` row (NaN: out of service)."""
+        if self.all_buses:
+            return values
+        out = np.full(len(self.bus_ok), np.nan)
+        out[self.bus_ok] = values
+        return out
+
+    def quiet(self) -> contextlib.AbstractContextManager[Any]:
+        """No warnings of a division by a zero rating (``inf``/``nan`` loading is the result)."""
+        if self.zero_rating:
+            return np.errstate(invalid="ignore", divide="ignore")
+        return contextlib.nullcontext()
 
 
 SOLVERS = {"pandapower": PandapowerSolver, "fast": FastSolver}

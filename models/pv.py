@@ -320,11 +320,11 @@ class PVPlant(Model):
         ``None`` when no plant gets a weather input (the precomputed series stand).
         """
         given = {c: inputs[c] for c in WEATHER_COLUMNS if c in inputs}
+        if not given or not np.count_nonzero(np.isfinite(np.concatenate(list(given.values())))):
+            return None  # no weather input given (NaN): one check for all of them
         fed = np.zeros(self.n, dtype=bool)
         for values in given.values():
             fed |= np.isfinite(values)
-        if not fed.any():
-            return None
         p_avail, t_cell = (values.copy() for values in self._windows.row(k))
         times, file_weather, geometry = self._sample(sub_clock(self.clock, k, 1))
         for i in np.flatnonzero(fed):

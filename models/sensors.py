@@ -145,6 +145,9 @@ class SensorBank:
     initial : numpy.ndarray, optional
         The true value before the first report (a state's initial value; NaN where
         there is none).
+    offsets : numpy.ndarray, optional
+        Seconds (>= 0) after ``t_s`` each element's measurement is taken at when
+        :meth:`measure` gets one time for all (a state's at the end of a step); default 0.
     """
 
     def __init__(
@@ -153,6 +156,7 @@ class SensorBank:
         imperfection: Imperfection | Sequence[Imperfection],
         rng: np.random.Generator | Sequence[tuple[int, np.random.Generator]],
         initial: np.ndarray | None = None,
+        offsets: np.ndarray | None = None,
     ) -> None:
         self.streams = [(n, rng)] if isinstance(rng, np.random.Generator) else list(rng)
         if sum(size for size, _ in self.streams) != n:
@@ -172,12 +176,21 @@ class SensorBank:
         self._periodic = self.interval > 0
         self._every = np.maximum(self.interval, 1)
         self._floor2 = self.floor**2
+        self._nothing = np.full(n, np.nan)  # the measurements of a step nothing reports in
         # random numbers drawn for BLOCK steps at a time, per stream (one row per step)
         self._block = 0
         self._row = BLOCK
         self.last = np.full(n, np.nan) if initial is None else np.asarray(initial, float).copy()
         # the last reporting interval that reported (an initial value is the report at 0)
         self._window = np.where(np.isnan(self.last), -1, 0).astype(np.int64)
+        self._offsets = np.zeros(n, np.int64) if offsets is None else np.asarray(offsets, np.int64)
+        if self._offsets.shape != (n,) or (self._offsets < 0).any():
+            raise ValueError(f"expected {n} offsets of 0 s or more, got {offsets!r}")
+        # Between reports: the time (one for all) since when nothing has reported and the
+        # first time something may report again (None: not known, see _quiet).
+        self._since: float = 0.0
+        self._quiet_until: int | None = None
+        self._complete = False  # every sensor has measured (no NaN in ``last`` ever again)
 
     def measure(
         self,
@@ -194,6 +207,21 @@ class SensorBank:
         true = np.asarray(true, dtype=float)
         # draw every step, report or not, so readings do not depend on what reported before
         gauss, draws = self._draw()
+        last = self.last
+        one_time = isinstance(t_s, int | np.integer)
+        quiet = self._quiet_until
+        if one_time and quiet is not None and self._since <= t_s < quiet:
+            # still in every sensor's reporting interval: the result of the check below
+            self._since = t_s
+            return self._nothing.copy(), self._value(true)
+        at = t_s + self._offsets if one_time else np.asarray(t_s, dtype=np.int64)
+        window = at // self._every
+        silent = self._periodic & (window == self._window)
+        self._window = window  # a silent sensor's window is the one it reported in
+        if np.count_nonzero(silent) == silent.size:  # between reports (all(), cheaper)
+            self._quiet(t_s if one_time else None)
+            return self._nothing.copy(), self._value(true)
+        self._quiet_until = None
         lost = draws < self.dropout_p
         variance = (self.share * true) ** 2 + self._floor2
         extra = mod.get("noise_std")
@@ -203,22 +231,45 @@ class SensorBank:
         offset = mod.get("offset")
         if offset is not None:
             measured = measured + offset
-        rounded = np.round(measured / self._step) * self._step
+        rounded = np.rint(measured / self._step) * self._step  # what np.round(x) computes
         measured = rounded if self._all_rounded else np.where(self._rounded, rounded, measured)
         stuck = mod.get("stuck")
         if stuck is not None:
-            measured = np.where((stuck >= 0.5) & ~np.isnan(self.last), self.last, measured)
+            measured = np.where((stuck >= 0.5) & ~np.isnan(last), last, measured)
         dropout = mod.get("dropout")
         if dropout is not None:
             lost |= dropout >= 0.5
-        window = np.asarray(t_s, dtype=np.int64) // self._every
-        silent = self._periodic & (window == self._window)
-        self._window = np.where(silent, self._window, window)
-        measured = np.where(lost | silent, np.nan, measured)
-        valid = ~np.isnan(measured)
-        self.last = np.where(valid, measured, self.last)
-        value = np.where(np.isnan(self.last), true, self.last)  # nothing measured yet
-        return measured, value
+        measured[lost | silent] = np.nan  # a new array (of the noise or the rounding)
+        self.last = np.where(np.isnan(measured), last, measured)
+        return measured, self._value(true)
+
+    def _value(self, true: np.ndarray) -> np.ndarray:
+        """The last valid measurements, the truth where nothing was measured yet.
+
+        Once every sensor has measured, ``last`` stays without NaN (only valid
+        measurements replace it): then a copy of it.
+        """
+        last = self.last
+        if self._complete:
+            return last.copy()
+        missing = np.isnan(last)
+        if not np.count_nonzero(missing):
+            self._complete = True
+            return last.copy()
+        return np.where(missing, true, last)
+
+    def _quiet(self, t_s: int | None) -> None:
+        """Note that nothing reported at ``t_s``: when the next report may come.
+
+        Every sensor is periodic and in the interval it last reported in; with times
+        that do not go back, none reports before its next interval starts. Known only
+        for one time for all (None: per-element times, checked every step).
+        """
+        if t_s is None or self.n == 0:
+            self._since, self._quiet_until = float("inf"), None
+            return
+        self._since = t_s
+        self._quiet_until = int(((self._window + 1) * self._every - self._offsets).min())
 
     def _draw(self) -> tuple[np.ndarray, np.ndarray]:
         """Return the step's standard normals and uniforms (a row of the streams' blocks)."""

@@ -28,9 +28,10 @@ simulator that prevents it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import import_module
+from types import MappingProxyType
 from typing import Any
 
 from twin.errors import TwinError
@@ -230,17 +231,33 @@ class DirectWorld:
         for sid, data in initial.items():
             self._cache[sid].append((-1, data))  # mosaik seeds time -shift
         self._order = _topological(list(plan.simulators), after)
+        # what _inputs walks every step: each source's cache and its pulls as plain tuples
+        self._feeds: dict[str, list[_Feed]] = {
+            sid: [
+                (
+                    self._cache[src_sid],
+                    shifted,
+                    [(p.src_eid, p.src_attr, p.dst_eid, p.dst_attr, p.src_full) for p in pulls],
+                )
+                for (src_sid, shifted), pulls in groups.items()
+            ]
+            for sid, groups in self._pulls.items()
+        }
 
     def _inputs(self, sid: str, time: int) -> dict[str, Any]:
         """The simulator's input dict at ``time``, built as mosaik's ``get_input_data``."""
         inputs: dict[str, Any] = {}
-        for (src_sid, shifted), pulls in self._pulls[sid].items():
-            outputs = _latest(self._cache[src_sid], time - 1 if shifted else time)
-            for pull in pulls:
-                value = outputs.get(pull.src_eid, {}).get(pull.src_attr)
-                inputs.setdefault(pull.dst_eid, {}).setdefault(pull.dst_attr, {})[pull.src_full] = (
-                    value
-                )
+        for cache, shifted, pulls in self._feeds[sid]:
+            outputs = _latest(cache, time - 1 if shifted else time)
+            for src_eid, src_attr, dst_eid, dst_attr, src_full in pulls:
+                value = outputs.get(src_eid, _NOTHING).get(src_attr)
+                attrs = inputs.get(dst_eid)
+                if attrs is None:
+                    attrs = inputs[dst_eid] = {}
+                sources = attrs.get(dst_attr)
+                if sources is None:
+                    sources = attrs[dst_attr] = {}
+                sources[src_full] = value
         return inputs
 
     def run(
@@ -266,25 +283,28 @@ class DirectWorld:
         sims = self.direct_simulators
         for sid in self._order:
             sims[sid].setup_done()
-        steppers: list[tuple[str, Callable[..., Any], Callable[..., Any]]] = [
-            (sid, sims[sid].step, sims[sid].get_data) for sid in self._order
+        # ``step`` is looked up at every call (mosaik does the same): a simulator's step
+        # may be replaced during the run (the run's first-step watch unwraps itself)
+        steppers: list[tuple[str, Any, Callable[..., Any], dict[str, list[str]], list[Any]]] = [
+            (sid, sims[sid], sims[sid].get_data, self._requests[sid], self._cache[sid])
+            for sid in self._order
         ]
         due = dict.fromkeys(self._order, 0)
+        inputs_of = self._inputs
         bar = tqdm(total=until, disable=not print_progress, colour="green", unit="steps")
         try:
             now = 0
             while now < until:
-                for sid, step, get_data in steppers:
+                for sid, sim, get_data, request, cache in steppers:
                     if due[sid] != now:
                         continue
-                    nxt = step(now, self._inputs(sid, now), until)
+                    nxt = sim.step(now, inputs_of(sid, now), until)
                     if not isinstance(nxt, int) or nxt <= now:
                         raise ExecutorError(
                             f"simulator {sid!r} returned next step {nxt!r} at time {now}: "
                             "a time-based simulator returns a later integer time"
                         )
                     due[sid] = nxt if nxt < until else None
-                    request = self._requests[sid]
                     if request:
                         data = get_data(request)
                         if data.pop("time", now) != now:
@@ -292,13 +312,13 @@ class DirectWorld:
                                 f"simulator {sid!r} returned outputs for another time than "
                                 f"its step at {now} (mosaik's scheduler handles that)"
                             )
-                        cache = self._cache[sid]
                         cache.append((now, data))
                         if len(cache) > 2:
                             del cache[0]
                 pending = [t for t in due.values() if t is not None]
                 later = min(pending) if pending else until
-                bar.update(min(later, until) - bar.n)
+                if print_progress:
+                    bar.update(min(later, until) - bar.n)
                 now = later
         finally:
             bar.close()
@@ -326,6 +346,11 @@ class DirectWorld:
 
 
 _MISSING = object()
+#: The outputs of an entity that served none (read-only, shared by every run).
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
+#: One source's part of a simulator's inputs: its output cache, whether the connection
+#: is time-shifted, and its pulls ``(src_eid, src_attr, dst_eid, dst_attr, src_full)``.
+_Feed = tuple[list[tuple[int, dict[str, Any]]], bool, list[tuple[str, str, str, str, str]]]
 
 
 def _latest(cache: list[tuple[int, dict[str, Any]]], time: int) -> dict[str, Any]:

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RunState", "local_simulators", "process_age_s"]
 
+_NONE = object()  # no attribute of that name
+
 
 def process_age_s() -> float | None:
     """Seconds since this process started (Linux ``/proc``; None where unknown).
@@ -122,13 +124,27 @@ class RunState:
             step = getattr(sim, "step", None)
             if step is None or isgeneratorfunction(step):
                 continue
+            self._watch(sid, sim, step)
 
-            def timed(*args: Any, _step: Any = step, _sid: str = sid, **kwargs: Any) -> Any:
-                done = _step(*args, **kwargs)
-                self.first_steps.setdefault(_sid, perf_counter())
-                return done
+    def _watch(self, sid: str, sim: Any, step: Any) -> None:
+        """Wrap ``sim.step`` until its first step is done, then give the simulator its own.
 
-            sim.step = timed
+        Every later step then costs no more than without the watch (a call per step of
+        every simulator of a year's run).
+        """
+        own = vars(sim).get("step", _NONE)  # an instance's own step, kept after the watch
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            done = step(*args, **kwargs)
+            self.first_steps.setdefault(sid, perf_counter())
+            if vars(sim).get("step") is timed:  # unwrap once: the first step is timed
+                if own is _NONE:
+                    del sim.step
+                else:
+                    sim.step = own
+            return done
+
+        sim.step = timed
 
     def first_step_at(self) -> float | None:
         """``perf_counter`` when every watched simulator had finished its first step."""

@@ -124,12 +124,20 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         self._bank: SensorBank | None = None  # every sensor of the simulator, one pass
         self._slices: dict[str, slice] = {}  # measured output -> its part of the bank
         self._modifier_rows: dict[str, np.ndarray] = {}  # neutral modifiers of the bank
-        self._sensed: dict[str, np.ndarray] = {}  # "q.measured"/"q.value" -> this step's
+        # this step's measurements and values of the whole bank (each output a slice)
+        self._sensed: tuple[np.ndarray, np.ndarray] = (np.empty(0), np.empty(0))
+        # "q.measured" / "q.value" -> (0: measured, 1: value; where output q starts)
+        self._sensed_at: dict[str, tuple[int, int]] = {}
         self._measured_recorder: ChunkRecorder | None = None
         self._state_outputs: set[str] = set()
-        # fleet inputs: source full id -> (destination indices, kept source rows, hit mask)
-        self._fleet: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # fleet inputs: source full id -> (destination indices, kept source rows, hit mask,
+        # whether every source row is kept)
+        self._fleet: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, bool]] = {}
         self._fleet_lists = False  # serve lists even in-process (a remote destination)
+        # every input's default array, read-only: an unconnected input passes as is, a
+        # connected one is copied on its first write of a step (:meth:`_inputs`)
+        self._defaults: dict[str, np.ndarray] = {}
+        self._serve_arrays: bool | None = None  # fleet outputs as arrays (in-process)
 
     def init(
         self, sid: str, time_resolution: float = 1.0, *, model: str, clock: dict[str, Any]
@@ -150,7 +158,12 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         started = perf_counter()
         self.model = self.cls(params["units"], self.clock, params.get("context") or {})
         self.timings["setup"] = perf_counter() - started
+        sensed = ["sensors"] if params.get("sensors") else []  # the parts a step adds to
+        self.timings.update(dict.fromkeys(["model", *sensed, "wrapper", "recording"], 0.0))
         self._limited = {name for name, port in self.cls.inputs.items() if port.limits}
+        self._defaults = self.model.default_inputs()
+        for default in self._defaults.values():
+            default.flags.writeable = False
         self._state_outputs = set(self.model.state_outputs())
         children = []
         for group, names in self.model.elements.items():
@@ -181,22 +194,36 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         keep = np.flatnonzero(where >= 0)
         hit = np.zeros(n, dtype=bool)
         hit[where[keep]] = True
-        self._fleet[source] = (where[keep], keep, hit)
+        every_row = len(keep) == len(where)  # no source row is left out
+        self._fleet[source] = (where[keep], keep, hit, every_row)
 
     def _scatter(self, arrays: dict[str, np.ndarray], fleet: dict[str, Any]) -> dict[str, Any]:
         """Put the fleet inputs onto the elements; return which elements each one set."""
         hits = {}
         for attr, sources in fleet.items():
-            target = arrays[attr]
-            n = len(target)
-            total = np.zeros(n)
-            hit = np.zeros(n, dtype=bool)
+            n = len(arrays[attr])
+            total: np.ndarray | None = None
+            hit: np.ndarray | None = None
             for source, values in sources.items():
-                where, keep, got = self._fleet[source]
-                rows = np.asarray(values, dtype=float)[keep]
-                total += np.bincount(where, weights=rows, minlength=n)
-                hit |= got
-            target[hit] = total[hit]
+                where, keep, got, every_row = self._fleet[source]
+                rows = np.asarray(values, dtype=float)
+                if not every_row or len(rows) != len(keep):
+                    rows = rows[keep]
+                # a bin's sum starts at 0.0, as the sum over the sources does
+                part = np.bincount(where, weights=rows, minlength=n)
+                if total is None or hit is None:
+                    total, hit = part, got.copy()
+                else:
+                    total += part
+                    hit |= got
+            if total is None or hit is None:  # no source: nothing set
+                hits[attr] = np.zeros(n, dtype=bool)
+                continue
+            if np.count_nonzero(hit) == n:  # the fleets set every element: their sums
+                arrays[attr] = total
+            else:
+                target = arrays[attr] = arrays[attr].copy()  # never the read-only default
+                target[hit] = total[hit]
             hits[attr] = hit
         return hits
 
@@ -228,12 +255,16 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
             starts.append(np.full(n, np.nan) if start is None else start)
             state_rows.append(np.full(n, is_state))
         first = np.concatenate(starts)
-        self._bank = SensorBank(len(imperfections), imperfections, streams, first)
         self._state_row = np.concatenate(state_rows)
-        self._modifier_rows = {m: np.full(len(imperfections), v) for m, v in MODIFIERS.items()}
+        # a state output is measured at the step's end, an interval's at its start
+        self._state_offset = self._state_row.astype(np.int64) * self.clock.step_s
+        n = len(imperfections)
+        self._bank = SensorBank(n, imperfections, streams, first, self._state_offset)
+        self._modifier_rows = {m: np.full(n, v) for m, v in MODIFIERS.items()}
+        self._sensed = (first.copy(), first.copy())
         for attr, part in self._slices.items():
-            self._sensed[f"{attr}.measured"] = first[part].copy()
-            self._sensed[f"{attr}.value"] = first[part].copy()
+            self._sensed_at[f"{attr}.measured"] = (0, part.start)
+            self._sensed_at[f"{attr}.value"] = (1, part.start)
 
     def _recorder(self, path: str, tags: dict[str, str]) -> ChunkRecorder:
         """A chunk recorder into the chunk directory of the part ``path``."""
@@ -250,7 +281,7 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
             port = self.cls.outputs[attr]
             group = port.group or self.cls.kind
             state = attr in self._state_outputs
-            first = self._sensed[f"{attr}.measured"] if state else None
+            first = self._sensed[0][self._slices[attr]] if state else None
             recorder.add(attr, group, self.model.elements[group], state=state, initial=first)
         self._measured_recorder = recorder
 
@@ -292,32 +323,7 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         assert self.model is not None
         self.step_started(time)
         started = perf_counter()
-        arrays = self.model.default_inputs()
-        modifiers: dict[str, np.ndarray] = {}
-        fleet = inputs.get(PARENT_EID)
-        hits = self._scatter(arrays, fleet) if fleet else {}
-        received = set(hits)
-        for eid, attrs in inputs.items():
-            if eid == PARENT_EID:
-                continue
-            i = self._index[eid][1]
-            for attr, sources in attrs.items():
-                if "." in attr:  # a fault modifier of a sensor: "<output>.<modifier>"
-                    quantity, name = attr.split(".", 1)
-                    if name not in modifiers:
-                        modifiers[name] = self._modifier_rows[name].copy()
-                    modifiers[name][self._slices[quantity].start + i] = sum(sources.values())
-                    continue
-                total = sum(sources.values())
-                hit = hits.get(attr)
-                if hit is not None and hit[i]:  # on top of what the fleet inputs set
-                    arrays[attr][i] += total
-                else:
-                    arrays[attr][i] = total
-                received.add(attr)
-        for attr in received & self._limited:  # bounded before they touch the physics
-            port = self.cls.inputs[attr]
-            check_input(attr, port, arrays[attr], self.model.elements[port.group or self.cls.kind])
+        arrays, modifiers = self._inputs(inputs)
         dt_s = self.clock.step_s
         gathered = perf_counter()
         self._outputs = self.model.step(self.clock.time_at(time), dt_s, arrays)
@@ -329,28 +335,69 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
             k = time // dt_s
             self.recorder.record(k, self._outputs)
             if self._measured_recorder is not None:
-                sensed = self._sensed
-                measured = {attr: sensed[f"{attr}.measured"] for attr in self._slices}
-                self._measured_recorder.record(k, measured)
+                measured = self._sensed[0]
+                parts = {attr: measured[part] for attr, part in self._slices.items()}
+                self._measured_recorder.record(k, parts)
             self.steps_done = k + 1
         recorded = perf_counter()
         timings = self.timings
-        timings["model"] = timings.get("model", 0.0) + stepped - gathered
+        timings["model"] += stepped - gathered
         if self._bank is not None:
-            timings["sensors"] = timings.get("sensors", 0.0) + done - stepped
-        timings["wrapper"] = timings.get("wrapper", 0.0) + gathered - started
-        timings["recording"] = timings.get("recording", 0.0) + recorded - done
+            timings["sensors"] += done - stepped
+        timings["wrapper"] += gathered - started
+        timings["recording"] += recorded - done
         return time + dt_s
+
+    def _inputs(
+        self, inputs: dict[str, Any]
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The model's input arrays and the sensors' fault modifiers of mosaik's ``inputs``.
+
+        An input nothing sent this step is its read-only default (the same array every
+        step; a model never writes into its inputs); one that was sent is a copy of the
+        default with the sums of its sources written in.
+        """
+        assert self.model is not None
+        defaults = self._defaults
+        arrays = dict(defaults)
+        modifiers: dict[str, np.ndarray] = {}
+        fleet = inputs.get(PARENT_EID)
+        hits = self._scatter(arrays, fleet) if fleet else {}
+        received = set(hits)
+        index = self._index
+        for eid, attrs in inputs.items():
+            if eid == PARENT_EID:
+                continue
+            i = index[eid][1]
+            for attr, sources in attrs.items():
+                if "." in attr:  # a fault modifier of a sensor: "<output>.<modifier>"
+                    quantity, name = attr.split(".", 1)
+                    if name not in modifiers:
+                        modifiers[name] = self._modifier_rows[name].copy()
+                    modifiers[name][self._slices[quantity].start + i] = sum(sources.values())
+                    continue
+                total = sum(sources.values())
+                target = arrays[attr]
+                if target is defaults[attr]:  # its first write this step: a copy
+                    target = arrays[attr] = target.copy()
+                hit = hits.get(attr)
+                if hit is not None and hit[i]:  # on top of what the fleet inputs set
+                    target[i] += total
+                else:
+                    target[i] = total
+                received.add(attr)
+        for attr in received & self._limited:  # bounded before they touch the physics
+            port = self.cls.inputs[attr]
+            check_input(attr, port, arrays[attr], self.model.elements[port.group or self.cls.kind])
+        return arrays, modifiers
 
     def _measure(self, time: int, dt_s: int, modifiers: dict[str, np.ndarray]) -> None:
         """Measure every sensed output: an interval's at its start, a state's at its end."""
         assert self._bank is not None
-        true = np.concatenate([self._outputs[attr] for attr in self._slices])
-        at = np.where(self._state_row, time + dt_s, time)
-        measured, value = self._bank.measure(true, at, modifiers)
-        for attr, part in self._slices.items():
-            self._sensed[f"{attr}.measured"] = measured[part]
-            self._sensed[f"{attr}.value"] = value[part]
+        outputs = self._outputs
+        true = np.concatenate([outputs[attr] for attr in self._slices])
+        # a state's at the step's end (the bank's offsets: the clock's step, dt_s)
+        self._sensed = self._bank.measure(true, time, modifiers)
 
     @property
     def in_process(self) -> bool:
@@ -366,9 +413,12 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
     def _fleet_output(self, attr: str) -> Any:
         """What the parent serves: the measurements, or an output's whole array."""
         if attr == MEASURED_ATTR:
-            return {q: self._sensed[f"{q}.measured"].tolist() for q in self._slices}
+            measured = self._sensed[0]
+            return {q: measured[part].tolist() for q, part in self._slices.items()}
         values = np.asarray(self._outputs[attr], dtype=float)
-        if self.in_process and not self._fleet_lists:
+        if self._serve_arrays is None:  # known once the simulator runs
+            self._serve_arrays = self.in_process and not self._fleet_lists
+        if self._serve_arrays:
             return values.copy()
         return values.tolist()
 
@@ -376,14 +426,19 @@ class ModelSimulator(Paced, mosaik_api_v3.Simulator):
         """Serve the latest outputs of the requested children."""
         started = perf_counter()
         data: dict[str, Any] = {}
+        index, sensed, sensed_at = self._index, self._sensed, self._sensed_at
+        model_outputs = self._outputs
         for eid, attrs in outputs.items():
             if eid == PARENT_EID:  # whole arrays: measurements, fleet outputs
                 data[eid] = {attr: self._fleet_output(attr) for attr in attrs}
                 continue
-            i = self._index[eid][1]
-            data[eid] = {
-                attr: float((self._sensed if "." in attr else self._outputs)[attr][i])
-                for attr in attrs
-            }
-        self.timings["wrapper"] = self.timings.get("wrapper", 0.0) + perf_counter() - started
+            i = index[eid][1]
+            row = data[eid] = {}
+            for attr in attrs:
+                at = sensed_at.get(attr)  # "q.measured" / "q.value", else an output
+                if at is None:
+                    row[attr] = float(model_outputs[attr][i])
+                else:
+                    row[attr] = float(sensed[at[0]][at[1] + i])
+        self.timings["wrapper"] += perf_counter() - started
         return data

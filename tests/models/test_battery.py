@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 
+from models.base import differs
 from models.battery import Battery, thermal_step
 from tests.conftest import make_clock
 
@@ -122,3 +123,28 @@ def test_the_states_a_step_reports_are_the_state_after_it():
         after = b.state()
         for name in ("soc", "soh", "t_c", "e_kwh"):
             assert out[name] == pytest.approx(after[name], rel=0, abs=0), name
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ([1.0, 2.0], [1.0, 2.0]),
+        ([1.0, 2.0], [1.0, 2.5]),
+        ([np.nan], [np.nan]),
+        ([1.0], [1.0, 1.0]),
+        ([0.0], [-0.0]),
+    ],
+)
+def test_differs_is_not_array_equal(a, b):
+    a, b = np.array(a), np.array(b)
+    assert differs(a, b) is (not np.array_equal(a, b))
+
+
+def test_a_capacity_step_keeps_the_stored_energy_once():
+    b = battery(soc_init=0.5)
+    now = b.clock.time_at(0)
+    inputs = {"p_set_kw": np.array([0.0]), "capacity_factor": np.array([0.8])}
+    first = b.step(now, 60, inputs)
+    assert first["soc"][0] == pytest.approx(0.5 / 0.8)
+    again = b.step(now, 60, {**inputs, "capacity_factor": np.array([0.8])})  # a new array
+    assert again["soc"][0] == first["soc"][0]  # the same factor: not rescaled again

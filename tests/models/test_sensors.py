@@ -91,3 +91,55 @@ def test_readings_are_finite_or_missing_and_near_the_truth(true, imperfection):
     assert np.all(np.isfinite(ok)) and np.all(np.isfinite(value))
     spread = np.hypot(imperfection.noise_pct / 100 * abs(true), imperfection.noise_abs)
     assert np.all(np.abs(ok - true) <= 7 * spread + imperfection.resolution + 1e-9)
+
+
+def _pair(imperfections, initial, offsets, seed=3):
+    """The same bank twice: one told each element's offset, one given per-element times."""
+    n = len(imperfections)
+    one = SensorBank(n, imperfections, np.random.default_rng(seed), initial, offsets)
+    each = SensorBank(n, imperfections, np.random.default_rng(seed), initial)
+    return one, each
+
+
+@pytest.mark.parametrize(
+    "classes", [("power", "soc", "soh", "temperature"), ("power", "frequency")]
+)
+def test_one_time_with_offsets_measures_as_per_element_times(classes):
+    """Between reports a bank given one time skips its checks; the readings are the same."""
+    imperfections = [SENSOR_CLASSES[c] for c in classes for _ in range(2)]
+    n = len(imperfections)
+    initial = np.where(np.arange(n) % 2 == 0, np.nan, 0.5)  # some states known at the start
+    offsets = np.where(np.arange(n) % 3 == 1, 1, 0)  # a state's: at the step's end
+    one, each = _pair(imperfections, initial, offsets)
+    rng = np.random.default_rng(9)
+    times = [*range(0, 4000), 3990, 3995, *range(4000, 4100, 7)]  # back in time once
+    for t in times:
+        true = rng.normal(10.0, 3.0, n)
+        modifiers = {}
+        if 1000 <= t < 1500:
+            modifiers = {"stuck": np.ones(n), "offset": np.full(n, 0.5)}
+        elif 2000 <= t < 2100:
+            modifiers = {"dropout": np.ones(n), "noise_std": np.full(n, 2.0)}
+        got = one.measure(true, t, modifiers)
+        expected = each.measure(true, t + offsets, modifiers)
+        for left, right in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(left, right)
+
+
+def test_a_silent_step_returns_arrays_of_its_own():
+    bank = _bank(SENSOR_CLASSES["power"], n=2)
+    bank.measure(np.array([1.0, 2.0]), 0)
+    for t in (1, 2, 3):
+        measured, value = bank.measure(np.array([1.0, 2.0]), t)
+        assert np.isnan(measured).all()
+        measured[:] = 7.0  # a caller writing into what it got changes nothing of the bank
+        value[:] = 7.0
+    measured, value = bank.measure(np.array([1.0, 2.0]), 4)
+    assert np.isnan(measured).all() and (value != 7.0).all()
+
+
+def test_offsets_are_one_per_element_and_not_negative():
+    with pytest.raises(ValueError, match="expected 2 offsets"):
+        SensorBank(2, Imperfection(), np.random.default_rng(0), offsets=np.array([0, -1]))
+    with pytest.raises(ValueError, match="expected 2 offsets"):
+        SensorBank(2, Imperfection(), np.random.default_rng(0), offsets=np.array([0]))

@@ -73,6 +73,29 @@ def test_the_shipped_day_is_the_same_without_mosaik(day_scenario, tmp_path):
     assert runs["direct"].metadata["status"] == "finished"
 
 
+def test_the_day_at_1_min_with_sensors_is_the_same_to_1e_12_without_mosaik(day_scenario, tmp_path):
+    """The small-site loop (sensors, the rule, the fast solver) pinned to mosaik's run."""
+    scenario = day_scenario(start="2016-06-21T10:00:00-04:00", duration="2h", step="1min")
+    assert scenario.sensors.enabled and scenario.controller == "rule"
+    runs = {
+        executor: run_scenario(
+            scenario, tmp_path / executor, compare_uncontrolled=False, executor=executor
+        )
+        for executor in ("mosaik", "direct")
+    }
+    left, right = _frame(runs["mosaik"].out_dir), _frame(runs["direct"].out_dir)
+    assert set(left["source"]) >= {"measured"} and len(left) > 0
+    pd.testing.assert_frame_equal(left[KEYS], right[KEYS])
+    np.testing.assert_allclose(left["value"], right["value"], rtol=0, atol=1e-12)
+    mosaik_kpis, direct_kpis = runs["mosaik"].kpis, runs["direct"].kpis
+    assert mosaik_kpis.keys() == direct_kpis.keys()
+    for key, value in mosaik_kpis.items():
+        if isinstance(value, float):
+            assert value == pytest.approx(direct_kpis[key], rel=1e-12, abs=1e-12), key
+        else:
+            assert value == direct_kpis[key], key
+
+
 def test_a_fault_run_is_the_same_without_mosaik(day_scenario, tmp_path):
     _both(day_scenario(faults=FAULTS, duration="6h"), tmp_path)
 

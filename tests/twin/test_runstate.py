@@ -165,3 +165,51 @@ def test_no_module_holds_run_state():
                 if (where, name) not in REGISTRIES
             ]
     assert found == []
+
+
+class _Stepper:
+    def __init__(self):
+        self.times = []
+
+    def step(self, time, inputs, max_advance):
+        self.times.append(time)
+        return time + 1
+
+
+def test_the_first_step_watch_times_one_step_then_steps_aside():
+    plain, own = _Stepper(), _Stepper()
+    own_step = own.step
+    own.step = own_step  # an instance's own step: given back after the watch
+    state = RunState({"plain": plain, "own": own})
+    state.watch_first_step()
+    assert "step" in vars(plain)
+    for sim in (plain, own):
+        assert sim.step(0, {}, 10) == 1
+    first = dict(state.first_steps)
+    assert set(first) == {"plain", "own"}
+    assert "step" not in vars(plain) and vars(own)["step"] is own_step  # no wrapper left
+    for sim in (plain, own):
+        assert sim.step(1, {}, 10) == 2
+        assert sim.times == [0, 1]
+    assert state.first_steps == first
+
+
+def test_a_direct_run_steps_without_the_watch_after_its_first_step(
+    day_scenario, tmp_path, monkeypatch
+):
+    from twin.executor import DirectWorld
+
+    watched = {}
+    run = DirectWorld.run
+
+    def spy(self, until, **kwargs):
+        try:
+            return run(self, until, **kwargs)
+        finally:
+            for sid, sim in self.direct_simulators.items():
+                watched[sid] = "step" in vars(sim)
+
+    monkeypatch.setattr(DirectWorld, "run", spy)
+    result = run_scenario(day_scenario(duration="1h"), tmp_path / "run", executor="direct")
+    assert watched and not any(watched.values())  # every wrapper gone after its first step
+    assert result.metadata["first_step_s"] > 0

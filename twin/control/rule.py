@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -193,6 +194,10 @@ class RuleController(SiteController):
         #: State of health at the start (usable / nominal capacity); the measured one
         #: (input ``soh``) replaces it when connected.
         self._soh_init = np.array([float(u.get("soh_init", 1.0)) for u in units])
+        #: The setpoints that ask each battery for all it can give (read-only, shared).
+        self._unbounded = {sign: np.full(self.n, sign * np.inf) for sign in (1.0, -1.0)}
+        for setpoints in self._unbounded.values():
+            setpoints.flags.writeable = False
         self._import_max = self.context.get("p_import_max_kw")
         self._standing_loss_kw = float(self.context.get("standing_loss_kw", 0.0))
         #: Measured site surplus and the setpoints' net injection (kW) of the last step.
@@ -231,9 +236,10 @@ class RuleController(SiteController):
         if want_kw == 0.0 or self.n == 0:
             return np.zeros(self.n)
         lim = self._limits
+        unbounded = self._unbounded.get(float(np.sign(want_kw)))  # +-inf: as far as it goes
         return np.abs(
             limit_power(
-                np.full(self.n, np.sign(want_kw) * np.inf),
+                np.full(self.n, np.sign(want_kw) * np.inf) if unbounded is None else unbounded,
                 soc,
                 lim["e_kwh"] * soh,
                 lim["p_max_kw"],
@@ -247,7 +253,7 @@ class RuleController(SiteController):
 
     def _grid_loss_kw(self, poc_import_kw: float) -> float:
         """The grid's losses over the last step: what the site's injections did not export."""
-        if self._last is None or not np.isfinite(poc_import_kw):
+        if self._last is None or not math.isfinite(poc_import_kw):
             return self._standing_loss_kw
         surplus_kw, injected_kw = self._last
         return max(poc_import_kw + surplus_kw + injected_kw, 0.0)
@@ -266,7 +272,7 @@ class RuleController(SiteController):
         surplus_kw = float(inputs["p_kw"][0])
         price = float(inputs["price_eur_kwh"][0])
         price_export = float(inputs["price_export_eur_kwh"][0])
-        if not (np.isfinite(price) and np.isfinite(price_export)):
+        if not (math.isfinite(price) and math.isfinite(price_export)):
             raise PriceUnknownError(
                 f"rule: expected the step's prices (inputs price_eur_kwh, "
                 f"price_export_eur_kwh from the tariff), got {price}, {price_export}"
@@ -275,22 +281,25 @@ class RuleController(SiteController):
         loss_kw = self._grid_loss_kw(float(inputs.get("p_poc_kw", [np.nan])[0]))
         # A surplus feeds the grid's losses first; only what is left would be exported.
         surplus_kw = surplus_kw - min(max(surplus_kw, 0.0), loss_kw)
-        ev, must = ev_setpoints(
-            surplus_kw,
-            inputs["connected"] >= 0.5,
-            inputs["e_needed_kwh"],
-            inputs["t_departure_h"],
-            self.ev_p_max_kw,
-            self.ev_efficiency,
-            dt_h,
-            # Under a site import limit EVs charge evenly over their stay: postponed
-            # into the cheapest steps, their urgent charge could exceed the limit later.
-            None
-            if self._prices is None or self._import_max is not None
-            else self._prices[self.clock.index_of(now) :],
-        )
+        if not self.chargers:  # no EV to charge (what ev_setpoints gives for none)
+            ev, must = np.zeros(0), np.zeros(0)
+        else:
+            ev, must = ev_setpoints(
+                surplus_kw,
+                inputs["connected"] >= 0.5,
+                inputs["e_needed_kwh"],
+                inputs["t_departure_h"],
+                self.ev_p_max_kw,
+                self.ev_efficiency,
+                dt_h,
+                # Under a site import limit EVs charge evenly over their stay: postponed
+                # into the cheapest steps, their urgent charge could exceed the limit later.
+                None
+                if self._prices is None or self._import_max is not None
+                else self._prices[self.clock.index_of(now) :],
+            )
         net_kw = surplus_kw - ev.sum()  # > 0: surplus left for the batteries
-        soh = np.asarray(inputs.get("soh", np.full(self.n, np.nan)), dtype=float)
+        soh = np.asarray(inputs["soh"] if "soh" in inputs else np.full(self.n, np.nan), float)
         soh = np.where(np.isfinite(soh), soh, self._soh_init)
         physical = self._battery_limit(-net_kw, inputs["soc"], soh, dt_h)
         headroom = np.where(self._allowed(-net_kw, price, price_export), physical, 0.0)
