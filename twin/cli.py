@@ -395,7 +395,10 @@ def train(
     threads: Annotated[
         int, typer.Option(min=1, max=256, help="torch threads (1 is fastest on a busy machine).")
     ] = 1,
-    base: Annotated[str, typer.Option(help="What the action corrects: plan or rule.")] = "plan",
+    base: Annotated[
+        str, typer.Option(help="What the action corrects: plan, rule or mpc.")
+    ] = "plan",
+    replan: Annotated[str, typer.Option(help="How often the mpc base re-plans.")] = "15min",
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a field: path=value.")
     ] = None,
@@ -415,6 +418,7 @@ def train(
             algo=algo,
             threads=threads,
             base=base,
+            replan=replan,
         )
     except (TwinError, OSError) as exc:
         _fail(exc)

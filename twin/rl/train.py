@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from twin.rl.domain import Domain, DomainConfig, split_days
-from twin.rl.env import MicrogridEnv
+from twin.rl.env import DEFAULT_REPLAN, MicrogridEnv
 from twin.scenario import ScenarioBase
 
 __all__ = ["ALGORITHMS", "DEFAULT_TIMESTEPS", "TrainResult", "train_policy"]
@@ -78,6 +78,7 @@ def train_policy(
     gamma: float = 0.99,
     threads: int = 1,
     base: str = "plan",
+    replan: str = DEFAULT_REPLAN,
 ) -> TrainResult:
     """Train a policy on training days and save it (with its metadata) to ``out``.
 
@@ -105,7 +106,10 @@ def train_policy(
         torch threads (1 is fastest on a busy machine: more threads stalled SAC's
         small updates).
     base : str
-        What the action corrects: ``rule`` or ``plan`` (:class:`MicrogridEnv`).
+        What the action corrects: ``rule``, ``plan`` or ``mpc`` (:class:`MicrogridEnv`).
+    replan : str
+        How often the ``mpc`` base re-plans (saved in the metadata: the controller
+        re-plans as often).
 
     Returns
     -------
@@ -132,7 +136,7 @@ def train_policy(
     else:
         config = source or DomainConfig()
         domain, name = Domain.training(config), "domain"
-    env = Monitor(MicrogridEnv(domain, days=train_days, base=base))
+    env = Monitor(MicrogridEnv(domain, days=train_days, base=base, replan=replan))
     env.reset(seed=seed)
     env.action_space.seed(seed)
     kwargs = dict(
@@ -171,6 +175,7 @@ def train_policy(
         "timesteps": timesteps,
         "threads": threads,
         "base": base,
+        "replan": replan if base == "mpc" else None,
         "gamma": gamma,
         "wall_time_s": round(seconds, 1),
         "cpu_time_s": round(cpu_seconds, 1),
