@@ -48,34 +48,19 @@ from twin.objective import Objective, objective_for
 from twin.rl.baseline import RuleBaseline
 from twin.rl.domain import BaseSite, Domain, Site, split_days
 from twin.rl.observation import DayInputs, ObservationBuilder
-from twin.rl.plan import day_plan, tracking_setpoint
+from twin.rl.plan import DEFAULT_REPLAN, day_plan, mpc_base_control, tracking_setpoint
 from twin.scenario import ScenarioBase
 
 __all__ = [
     "BASES",
-    "DEFAULT_REPLAN",
     "MicrogridEnv",
     "StepRecord",
-    "mpc_base_control",
     "split_days",
 ]
 
 OBS_BOUND = 100.0
 #: What the residual action corrects.
 BASES = ("rule", "plan", "mpc")
-#: How often the ``mpc`` base re-plans by default: every step of the training domain (an
-#: hourly re-plan with the plan followed open-loop in between captured 78 % instead of 90 %).
-DEFAULT_REPLAN = "15min"
-
-
-def mpc_base_control(replan: str) -> dict[str, Any]:
-    """Control options of the ``mpc`` base: persistence, 24 h horizon, re-plan every ``replan``."""
-    return {
-        "forecaster": "persistence",
-        "horizon": "24h",
-        "resolve_every": replan,
-        "history_days": 1,  # persistence looks one day back only
-    }
 
 
 @dataclass

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from twin.rl.domain import Domain, DomainConfig, split_days
-from twin.rl.env import DEFAULT_REPLAN, MicrogridEnv
+from twin.rl.env import MicrogridEnv
+from twin.rl.plan import DEFAULT_REPLAN
 from twin.scenario import ScenarioBase
 
 __all__ = ["ALGORITHMS", "DEFAULT_TIMESTEPS", "TrainResult", "train_policy"]
