@@ -150,6 +150,7 @@ class _Planner(SiteController):
             steps_total=self.clock.n_steps,
             ev_sessions=sessions,
             n_chargers=len(self.chargers),
+            charge_late=bool(self.control.get("charge_late", False)),
         )
 
     def solve(self, problem: DispatchProblem) -> DispatchPlan:
