@@ -150,7 +150,7 @@ class _Planner(SiteController):
             steps_total=self.clock.n_steps,
             ev_sessions=sessions,
             n_chargers=len(self.chargers),
-            charge_late=bool(self.control.get("charge_late", False)),
+            defer_grid=bool(self.control.get("defer_grid", False)),
         )
 
     def solve(self, problem: DispatchProblem) -> DispatchPlan:
@@ -214,8 +214,11 @@ class MPCController(_Planner):
     """Receding-horizon LP from the measured SoC with forecast net power.
 
     Control options: ``horizon`` (e.g. ``24h``), ``resolve_every`` (e.g. ``15min``),
-    ``forecaster`` (``persistence``, ``regression`` or ``perfect``) and
-    ``history_days`` (meter history the forecaster is trained on).
+    ``forecaster`` (``persistence``, ``regression`` or ``perfect``),
+    ``history_days`` (meter history the forecaster is trained on) and ``defer_grid``
+    (among equally good plans, import and export as late as possible: grid charging
+    waits for a surplus the forecast missed, a surplus is stored when it comes; off by
+    default; see BENCHMARKS.md for what it is worth on persistence forecasts).
 
     ``series`` and ``history`` (the run's site series and the net power metered over
     the ``history_days`` before it) may be given by a caller that has them (the RL

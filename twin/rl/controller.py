@@ -117,9 +117,9 @@ class RLController(BatteryController):
         self.eta_ch, self.eta_dis = self.param("eta_ch"), self.param("eta_dis")
         self.demand_charge = float(self.context.get("tariff", {}).get("demand_charge_eur_kw", 0.0))
         self.day_first = -1
-        self.mpc = self._mpc_base(meta.get("replan")) if self.base_kind == "mpc" else None
+        self.mpc = self._mpc_base(meta) if self.base_kind == "mpc" else None
 
-    def _mpc_base(self, replan: str | None) -> MPCController:
+    def _mpc_base(self, meta: dict[str, Any]) -> MPCController:
         """MPC over the run from the metered series (yesterday: its history), as in training."""
         spd, first = self.steps_per_day, self.steps_per_day + self.lead
         s, run = self.series, slice(first, first + self.clock.n_steps)
@@ -131,11 +131,14 @@ class RLController(BatteryController):
             s.price_import_eur_kwh[run],
             s.price_export_eur_kwh[run],
         )
+        options = mpc_base_control(
+            meta.get("replan") or DEFAULT_REPLAN, bool(meta.get("defer_grid"))
+        )
         context = {
             **self.context,
             "chargers": [],
             "objective": self.objective,
-            "control": {**self.control, **mpc_base_control(replan or DEFAULT_REPLAN)},
+            "control": {**self.control, **options},
         }
         return MPCController(self.units, self.clock, context, series, s.net_kw[first - spd : first])
 

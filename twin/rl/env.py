@@ -92,6 +92,8 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         What the action corrects: ``"rule"``, ``"plan"`` or ``"mpc"``.
     replan : str
         How often the ``mpc`` base re-plans (a duration, e.g. ``1h`` or ``15min``).
+    defer_grid : bool
+        The ``mpc`` base's least-commitment tie-break (MPC's ``control.defer_grid``).
 
     Notes
     -----
@@ -107,6 +109,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         year_days: int = 365,
         base: str = "rule",
         replan: str = DEFAULT_REPLAN,
+        defer_grid: bool = True,
     ) -> None:
         super().__init__()
         if base not in BASES:
@@ -119,6 +122,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
             self.domain = Domain.fixed(source, year_days)
         self.base_kind = base
         self.replan = replan
+        self.defer_grid = defer_grid
         self.mpc: MPCController | None = None
         first = self.domain.bases[0]
         self.steps_per_day = first.steps_per_day
@@ -221,7 +225,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
             "tariff": {"name": "tariff", **site.tariff},
             "chargers": [],
             "objective": self.objective,
-            "control": mpc_base_control(self.replan),
+            "control": mpc_base_control(self.replan, self.defer_grid),
         }
         return MPCController(site.batteries, clock, context, series, net_yesterday)
 

@@ -80,6 +80,7 @@ def train_policy(
     threads: int = 1,
     base: str = "plan",
     replan: str = DEFAULT_REPLAN,
+    defer_grid: bool = True,
 ) -> TrainResult:
     """Train a policy on training days and save it (with its metadata) to ``out``.
 
@@ -111,6 +112,8 @@ def train_policy(
     replan : str
         How often the ``mpc`` base re-plans (saved in the metadata: the controller
         re-plans as often).
+    defer_grid : bool
+        The ``mpc`` base's least-commitment tie-break (saved in the metadata).
 
     Returns
     -------
@@ -137,7 +140,9 @@ def train_policy(
     else:
         config = source or DomainConfig()
         domain, name = Domain.training(config), "domain"
-    env = Monitor(MicrogridEnv(domain, days=train_days, base=base, replan=replan))
+    env = Monitor(
+        MicrogridEnv(domain, days=train_days, base=base, replan=replan, defer_grid=defer_grid)
+    )
     env.reset(seed=seed)
     env.action_space.seed(seed)
     kwargs = dict(
@@ -177,6 +182,7 @@ def train_policy(
         "threads": threads,
         "base": base,
         "replan": replan if base == "mpc" else None,
+        "defer_grid": defer_grid if base == "mpc" else None,
         "gamma": gamma,
         "wall_time_s": round(seconds, 1),
         "cpu_time_s": round(cpu_seconds, 1),

@@ -39,7 +39,13 @@ def test_zero_correction_is_mpcs_own_dispatch(domain, replan):
     site = domain.sample(np.random.default_rng(5))
     env = MicrogridEnv(domain, base="mpc", replan=replan)
     powers, cost, throughput = zero_day(env, site=site, day=6)
-    mpc = evaluate_day(MicrogridEnv(domain), 6, "mpc", control={"resolve_every": replan}, site=site)
+    mpc = evaluate_day(
+        MicrogridEnv(domain),
+        6,
+        "mpc",
+        control={"resolve_every": replan, "defer_grid": True},
+        site=site,
+    )
     assert cost == pytest.approx(mpc.cost_eur, abs=1e-9)
     assert throughput == pytest.approx(mpc.throughput_kwh, abs=1e-9)
     assert np.abs(powers).max() > 0.0  # it does dispatch
