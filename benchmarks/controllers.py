@@ -19,6 +19,9 @@ J with perfect foresight (its lower bound, grid losses aside). Cases:
   ``--shipped`` (alone), ``rule`` against ``none`` in the mosaik run of every shipped
   scenario with a battery (KPI ``cost_scored_eur``).
 
+``mpc_defer`` is MPC with ``control.defer_grid`` (the least-commitment tie-break the
+``mpc`` base of the agent uses), so the agent is compared with its own base.
+
 Prints the machine, training time, one table (J per controller, saving vs none, share
 of the oracle's saving, reduction vs none in %, with and without the wear cost), the
 days where ``rule`` cost more than ``none`` and the oracle's LP-vs-realised gap.
@@ -48,7 +51,13 @@ from twin.scenario import load_scenario
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
-CONTROLLERS = ("none", "rule", "mpc", "mpc_regression", "oracle", "rl")
+CONTROLLERS = ("none", "rule", "mpc", "mpc_defer", "mpc_regression", "oracle", "rl")
+#: Control options of the MPC variants (persistence unless named).
+MPC_VARIANTS = {
+    "mpc": {},
+    "mpc_defer": {"defer_grid": True},
+    "mpc_regression": {"forecaster": "regression"},
+}
 #: Shipped scenarios with a battery that run stand-alone (``hil_battery`` and
 #: ``live_feeder`` need an MQTT device or field feed in the loop).
 SHIPPED = ("microgrid_day", "ev_depot", "field_plant", "microgrid_year")
@@ -99,8 +108,8 @@ def run_case(
                     row.pop("site_name")
                     scores.append(DayScore(**row))
                     continue
-            controller = "mpc" if name.startswith("mpc") else name
-            control = {"forecaster": "regression"} if name == "mpc_regression" else {}
+            controller = "mpc" if name in MPC_VARIANTS else name
+            control = MPC_VARIANTS.get(name, {})
             score = evaluate_day(env, day, controller, policy=policy, control=control, site=site)
             score.controller = name
             score.site = case.name

@@ -5,6 +5,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from twin.control.lp import DispatchProblem, solve_dispatch
 from twin.results import load_results, wide
 from twin.rl.domain import Domain, DomainConfig
 from twin.rl.env import MicrogridEnv
@@ -115,3 +116,31 @@ def test_zero_correction_policy_is_mpc_in_the_mosaik_run(tmp_path):
         setpoints[name] = wide(load_results(run.out_dir), "controller", "p_set_kw")["bess"]
     assert setpoints["mpc"].abs().sum() > 0
     np.testing.assert_allclose(setpoints["rl"], setpoints["mpc"], atol=1e-6)
+
+
+def test_defer_grid_charges_as_late_as_an_equally_good_plan_allows():
+    t_n = 24
+    price = np.where(np.arange(t_n) >= 20, 0.6, 0.3)
+    plans = {}
+    for defer in (False, True):
+        problem = DispatchProblem(
+            net_kw=np.full(t_n, -5.0),
+            price_import_eur_kwh=price,
+            price_export_eur_kwh=np.full(t_n, 0.05),
+            dt_h=1.0,
+            e_kwh=np.array([20.0]),
+            p_max_kw=np.array([5.0]),
+            eta_ch=np.array([0.95]),
+            eta_dis=np.array([0.95]),
+            soc_min=np.array([0.1]),
+            soc_max=np.array([0.9]),
+            soc0=np.array([0.1]),
+            terminal_value_eur_kwh=np.array([0.3]),
+            defer_grid=defer,
+        )
+        plans[defer] = solve_dispatch(problem)
+    early, late = plans[False], plans[True]
+    assert late.cost_eur == pytest.approx(early.cost_eur, abs=1e-6)
+    charging = {d: np.flatnonzero(p.p_battery_kw[:, 0] < -1e-6) for d, p in plans.items()}
+    assert charging[True][0] > charging[False][0]
+    assert charging[True][-1] == 19  # right before the peak
