@@ -212,6 +212,10 @@ def main() -> None:
     parser.add_argument("--days-per-case", type=int, default=8)
     parser.add_argument("--eval-seed", type=int, default=2026)
     parser.add_argument(
+        "--controllers",
+        help=f"comma-separated subset of {','.join(CONTROLLERS)} (none and oracle always run)",
+    )
+    parser.add_argument(
         "--regression", action="store_true", help="add MPC with the regression forecaster (slow)"
     )
     parser.add_argument(
@@ -232,8 +236,15 @@ def main() -> None:
         print(shipped.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
         return
 
+    controllers = tuple(c for c in CONTROLLERS if args.regression or c != "mpc_regression")
+    if args.controllers:
+        chosen = {*args.controllers.split(","), "none", "oracle"}
+        unknown = chosen - set(CONTROLLERS)
+        if unknown:
+            parser.error(f"--controllers: unknown {', '.join(sorted(unknown))}")
+        controllers = tuple(c for c in CONTROLLERS if c in chosen)
     policy = args.policy
-    if policy is None:
+    if policy is None and "rl" in controllers:
         result = train_policy(
             None,
             HERE / "out" / "generalist_sac.zip",
@@ -249,7 +260,6 @@ def main() -> None:
             f"{args.threads} thread) in {result.seconds:.0f} s wall, "
             f"{result.cpu_seconds:.0f} s CPU, set-up included"
         )
-    controllers = tuple(c for c in CONTROLLERS if args.regression or c != "mpc_regression")
     scenario = load_scenario(ROOT / "scenarios" / "microgrid_day.yaml")
     _, validation = split_days(365)
     stride = max(len(validation) // args.days_per_case, 1)
