@@ -120,7 +120,11 @@ class RLController(BatteryController):
         self.mpc = self._mpc_base(meta) if self.base_kind == "mpc" else None
 
     def _mpc_base(self, meta: dict[str, Any]) -> MPCController:
-        """MPC over the run from the metered series (yesterday: its history), as in training."""
+        """MPC over the run from the metered series (yesterday: its history), as in training.
+
+        In training the run is one day, so the horizon ends at midnight; in a longer run
+        it looks 24 h ahead across midnight (what MPC does), which training did not see.
+        """
         spd, first = self.steps_per_day, self.steps_per_day + self.lead
         s, run = self.series, slice(first, first + self.clock.n_steps)
         series = SiteSeries(
