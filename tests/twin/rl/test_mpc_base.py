@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import yaml
+from gymnasium.utils.env_checker import check_env
 
 from tests.conftest import ROOT
 from twin.control.lp import DispatchProblem, solve_dispatch
@@ -144,3 +145,7 @@ def test_defer_grid_charges_as_late_as_an_equally_good_plan_allows():
     charging = {d: np.flatnonzero(p.p_battery_kw[:, 0] < -1e-6) for d, p in plans.items()}
     assert charging[True][0] > charging[False][0]
     assert charging[True][-1] == 19  # right before the peak
+
+
+def test_mpc_base_env_passes_gymnasiums_checker(domain):
+    check_env(MicrogridEnv(domain, base="mpc"), skip_render_check=True)
