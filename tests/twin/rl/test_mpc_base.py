@@ -111,7 +111,7 @@ def test_zero_correction_policy_is_mpc_in_the_mosaik_run(tmp_path):
         progress=False,
     )
     setpoints = {}
-    for name, control in (("rl", {"policy": str(trained.policy)}), ("mpc", {})):
+    for name, control in (("rl", {"policy": str(trained.policy)}), ("mpc", {"defer_grid": True})):
         scenario = validate_scenario({**raw, "controller": name, "control": control})
         run = run_scenario(scenario, tmp_path / name)
         setpoints[name] = wide(load_results(run.out_dir), "controller", "p_set_kw")["bess"]
