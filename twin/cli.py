@@ -395,7 +395,9 @@ def train(
     threads: Annotated[
         int, typer.Option(min=1, max=256, help="torch threads (1 is fastest on a busy machine).")
     ] = 1,
-    base: Annotated[str, typer.Option(help="What the action corrects: plan, rule or mpc.")] = "mpc",
+    base: Annotated[
+        str, typer.Option(help="What the action corrects: plan, rule or mpc.")
+    ] = "plan",
     replan: Annotated[str, typer.Option(help="How often the mpc base re-plans.")] = "15min",
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a field: path=value.")

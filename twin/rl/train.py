@@ -78,7 +78,7 @@ def train_policy(
     progress: bool = True,
     gamma: float = 0.99,
     threads: int = 1,
-    base: str = "mpc",
+    base: str = "plan",
     replan: str = DEFAULT_REPLAN,
     defer_grid: bool = True,
 ) -> TrainResult:
