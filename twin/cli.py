@@ -399,6 +399,7 @@ def train(
         str, typer.Option(help="What the action corrects: plan, rule or mpc.")
     ] = "plan",
     replan: Annotated[str, typer.Option(help="How often the mpc base re-plans.")] = "15min",
+    scale: Annotated[float, typer.Option(min=0.01, max=1.0, help="Largest correction.")] = 1.0,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a field: path=value.")
     ] = None,
@@ -419,6 +420,7 @@ def train(
             threads=threads,
             base=base,
             replan=replan,
+            scale=scale,
         )
     except (TwinError, OSError) as exc:
         _fail(exc)

@@ -88,6 +88,7 @@ class RLController(BatteryController):
         self.policy = load_policy(policy)
         meta = policy_metadata(policy)
         self.base_kind = meta.get("base", "rule")
+        self.scale = float(meta.get("scale") or 1.0)
         tz = self.context.get("site", {}).get("tz", "UTC")
         spd = 86400 // clock.step_s
         self.steps_per_day = spd
@@ -209,4 +210,4 @@ class RLController(BatteryController):
             base = rule if self.base_kind == "rule" else track
         obs = self.observer.build(i, soc, rule, track, pv, -load)
         action, _ = self.policy.predict(obs, deterministic=True)
-        return {"p_set_kw": self.baseline.apply(base, action)}
+        return {"p_set_kw": self.baseline.apply(base, action, self.scale)}

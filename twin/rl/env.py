@@ -94,6 +94,8 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         How often the ``mpc`` base re-plans (a duration, e.g. ``1h`` or ``15min``).
     defer_grid : bool
         The ``mpc`` base's least-commitment tie-break (MPC's ``control.defer_grid``).
+    scale : float
+        The largest correction, as a fraction of the battery's rating.
 
     Notes
     -----
@@ -110,6 +112,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         base: str = "rule",
         replan: str = DEFAULT_REPLAN,
         defer_grid: bool = True,
+        scale: float = 1.0,
     ) -> None:
         super().__init__()
         if base not in BASES:
@@ -123,6 +126,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         self.base_kind = base
         self.replan = replan
         self.defer_grid = defer_grid
+        self.scale = scale
         self.mpc: MPCController | None = None
         first = self.domain.bases[0]
         self.steps_per_day = first.steps_per_day
@@ -319,7 +323,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         i = self.k - self.k0
         spd = self.steps_per_day
         net = self.site_pv_kw[spd + i] + self.site_load_kw[spd + i]
-        p_set = self.baseline.apply(self.base_kw, action)
+        p_set = self.baseline.apply(self.base_kw, action, self.scale)
         e_before = self.e_prev.copy()
         record = self.physics_step(p_set)
         obj = self.objective

@@ -81,6 +81,7 @@ def train_policy(
     base: str = "plan",
     replan: str = DEFAULT_REPLAN,
     defer_grid: bool = True,
+    scale: float = 1.0,
 ) -> TrainResult:
     """Train a policy on training days and save it (with its metadata) to ``out``.
 
@@ -114,6 +115,8 @@ def train_policy(
         re-plans as often).
     defer_grid : bool
         The ``mpc`` base's least-commitment tie-break (saved in the metadata).
+    scale : float
+        The largest correction as a fraction of the rating (saved in the metadata).
 
     Returns
     -------
@@ -141,7 +144,9 @@ def train_policy(
         config = source or DomainConfig()
         domain, name = Domain.training(config), "domain"
     env = Monitor(
-        MicrogridEnv(domain, days=train_days, base=base, replan=replan, defer_grid=defer_grid)
+        MicrogridEnv(
+            domain, days=train_days, base=base, replan=replan, defer_grid=defer_grid, scale=scale
+        )
     )
     env.reset(seed=seed)
     env.action_space.seed(seed)
@@ -183,6 +188,7 @@ def train_policy(
         "base": base,
         "replan": replan if base == "mpc" else None,
         "defer_grid": defer_grid if base == "mpc" else None,
+        "scale": scale,
         "gamma": gamma,
         "wall_time_s": round(seconds, 1),
         "cpu_time_s": round(cpu_seconds, 1),
