@@ -149,3 +149,12 @@ def test_defer_grid_charges_as_late_as_an_equally_good_plan_allows():
 
 def test_mpc_base_env_passes_gymnasiums_checker(domain):
     check_env(MicrogridEnv(domain, base="mpc"), skip_render_check=True)
+
+
+def test_the_correction_is_bounded_by_the_scale(domain):
+    env = MicrogridEnv(domain, base="mpc", scale=0.1)
+    env.reset(seed=4)
+    base = env.base_kw.copy()
+    env.step(np.ones(1, dtype=np.float32))
+    expected = np.clip(base + 0.1 * env.p_max, -env.p_max, env.p_max)
+    assert env.last.p_battery_kw == pytest.approx(expected)
