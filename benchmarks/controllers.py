@@ -206,7 +206,7 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=DEFAULT_TIMESTEPS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--base", default="plan", choices=BASES)
+    parser.add_argument("--base", default="mpc", choices=BASES)
     parser.add_argument("--policy", help="evaluate this policy (a file or builtin)")
     parser.add_argument("--sites", type=int, default=24)
     parser.add_argument("--days-per-case", type=int, default=8)

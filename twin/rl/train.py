@@ -24,7 +24,7 @@ from twin.rl.env import MicrogridEnv
 from twin.rl.plan import DEFAULT_REPLAN
 from twin.scenario import ScenarioBase
 
-__all__ = ["ALGORITHMS", "DEFAULT_TIMESTEPS", "TrainResult", "train_policy"]
+__all__ = ["ALGORITHMS", "DEFAULT_SCALE", "DEFAULT_TIMESTEPS", "TrainResult", "train_policy"]
 
 ALGORITHMS = ("sac", "ppo")
 #: SAC's initial entropy coefficient (tuned automatically from there): rewards are per
@@ -33,7 +33,10 @@ INITIAL_ENTROPY_COEF = 0.1
 #: The initial policy's standard deviation before the tanh squashing (log).
 INITIAL_LOG_STD = -2.0
 #: Environment steps of a default training run (see BENCHMARKS.md for its time).
-DEFAULT_TIMESTEPS = 60_000
+DEFAULT_TIMESTEPS = 30_000
+#: The largest correction of a default training run (fraction of the rating): on the
+#: mpc base a full-rating correction undid more than it learned (BENCHMARKS.md).
+DEFAULT_SCALE = 0.1
 
 
 @dataclass
@@ -78,10 +81,10 @@ def train_policy(
     progress: bool = True,
     gamma: float = 0.99,
     threads: int = 1,
-    base: str = "plan",
+    base: str = "mpc",
     replan: str = DEFAULT_REPLAN,
     defer_grid: bool = True,
-    scale: float = 1.0,
+    scale: float = DEFAULT_SCALE,
 ) -> TrainResult:
     """Train a policy on training days and save it (with its metadata) to ``out``.
 
