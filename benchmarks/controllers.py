@@ -19,6 +19,9 @@ J with perfect foresight (its lower bound, grid losses aside). Cases:
   ``--shipped`` (alone), ``rule`` against ``none`` in the mosaik run of every shipped
   scenario with a battery (KPI ``cost_scored_eur``).
 
+``mpc_defer`` is MPC with ``control.defer_grid`` (the least-commitment tie-break the
+``mpc`` base of the agent uses), so the agent is compared with its own base.
+
 Prints the machine, training time, one table (J per controller, saving vs none, share
 of the oracle's saving, reduction vs none in %, with and without the wear cost), the
 days where ``rule`` cost more than ``none`` and the oracle's LP-vs-realised gap.
@@ -48,7 +51,13 @@ from twin.scenario import load_scenario
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
-CONTROLLERS = ("none", "rule", "mpc", "mpc_regression", "oracle", "rl")
+CONTROLLERS = ("none", "rule", "mpc", "mpc_defer", "mpc_regression", "oracle", "rl")
+#: Control options of the MPC variants (persistence unless named).
+MPC_VARIANTS = {
+    "mpc": {},
+    "mpc_defer": {"defer_grid": True},
+    "mpc_regression": {"forecaster": "regression"},
+}
 #: Shipped scenarios with a battery that run stand-alone (``hil_battery`` and
 #: ``live_feeder`` need an MQTT device or field feed in the loop).
 SHIPPED = ("microgrid_day", "ev_depot", "field_plant", "microgrid_year")
@@ -99,8 +108,8 @@ def run_case(
                     row.pop("site_name")
                     scores.append(DayScore(**row))
                     continue
-            controller = "mpc" if name.startswith("mpc") else name
-            control = {"forecaster": "regression"} if name == "mpc_regression" else {}
+            controller = "mpc" if name in MPC_VARIANTS else name
+            control = MPC_VARIANTS.get(name, {})
             score = evaluate_day(env, day, controller, policy=policy, control=control, site=site)
             score.controller = name
             score.site = case.name
@@ -197,11 +206,15 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=DEFAULT_TIMESTEPS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--base", default="plan", choices=BASES)
+    parser.add_argument("--base", default="mpc", choices=BASES)
     parser.add_argument("--policy", help="evaluate this policy (a file or builtin)")
     parser.add_argument("--sites", type=int, default=24)
     parser.add_argument("--days-per-case", type=int, default=8)
     parser.add_argument("--eval-seed", type=int, default=2026)
+    parser.add_argument(
+        "--controllers",
+        help=f"comma-separated subset of {','.join(CONTROLLERS)} (none and oracle always run)",
+    )
     parser.add_argument(
         "--regression", action="store_true", help="add MPC with the regression forecaster (slow)"
     )
@@ -223,8 +236,15 @@ def main() -> None:
         print(shipped.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
         return
 
+    controllers = tuple(c for c in CONTROLLERS if args.regression or c != "mpc_regression")
+    if args.controllers:
+        chosen = {*args.controllers.split(","), "none", "oracle"}
+        unknown = chosen - set(CONTROLLERS)
+        if unknown:
+            parser.error(f"--controllers: unknown {', '.join(sorted(unknown))}")
+        controllers = tuple(c for c in CONTROLLERS if c in chosen)
     policy = args.policy
-    if policy is None:
+    if policy is None and "rl" in controllers:
         result = train_policy(
             None,
             HERE / "out" / "generalist_sac.zip",
@@ -240,7 +260,6 @@ def main() -> None:
             f"{args.threads} thread) in {result.seconds:.0f} s wall, "
             f"{result.cpu_seconds:.0f} s CPU, set-up included"
         )
-    controllers = tuple(c for c in CONTROLLERS if args.regression or c != "mpc_regression")
     scenario = load_scenario(ROOT / "scenarios" / "microgrid_day.yaml")
     _, validation = split_days(365)
     stride = max(len(validation) // args.days_per_case, 1)

@@ -400,7 +400,9 @@ def train(
     threads: Annotated[
         int, typer.Option(min=1, max=256, help="torch threads (1 is fastest on a busy machine).")
     ] = 1,
-    base: Annotated[str, typer.Option(help="What the action corrects: plan or rule.")] = "plan",
+    base: Annotated[str, typer.Option(help="What the action corrects: mpc, plan or rule.")] = "mpc",
+    replan: Annotated[str, typer.Option(help="How often the mpc base re-plans.")] = "15min",
+    scale: Annotated[float, typer.Option(min=0.01, max=1.0, help="Largest correction.")] = 0.1,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a field: path=value.")
     ] = None,
@@ -420,6 +422,8 @@ def train(
             algo=algo,
             threads=threads,
             base=base,
+            replan=replan,
+            scale=scale,
         )
     except (TwinError, OSError) as exc:
         _fail(exc)

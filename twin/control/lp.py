@@ -154,6 +154,10 @@ class DispatchProblem:
     n_chargers: int = 0
     unmet_ev_penalty_eur_kwh: float = UNMET_EV_EUR_KWH
     p_import_max_kw: float | None = None
+    #: Among equally good plans, import and export as late as possible (least
+    #: commitment: a re-planning controller charges from the grid only when it must,
+    #: keeping room for a surplus it did not foresee, and stores a surplus when it comes).
+    defer_grid: bool = False
 
 
 @dataclass
@@ -235,6 +239,12 @@ def solve_dispatch(problem: DispatchProblem) -> DispatchPlan:
     ramp = TIE_BREAK_EUR_KWH + TIE_BREAK_RAMP_EUR_KWH * position
     tie = np.zeros(n_var)
     tie[i_c:i_e] = np.tile(ramp * dt, 2)
+    if pr.defer_grid:
+        # the grid exchange as late as possible: import (grid charging) deferred, and
+        # a surplus stored when it comes rather than exported for a later one
+        late = TIE_BREAK_RAMP_EUR_KWH * (1.0 - (offset + np.arange(t_n)) / max(total, 1)) * dt
+        tie[i_gp:i_gm] = late
+        tie[i_gm:i_peak] = late
     offset_x = 0 if pr.step_offset is None else pr.step_offset
     tie[i_x:i_u] = TIE_BREAK_RAMP_EUR_KWH * (offset_x + ev_step) / max(total, 1) * dt
     tie[i_dev:] = TIE_BREAK_END_EUR_KWH

@@ -40,7 +40,7 @@ from twin.control.lp import (
     LPWarning,
     solve_dispatch,
 )
-from twin.control.site import run_objective, site_series
+from twin.control.site import SiteSeries, run_objective, site_series
 from twin.forecast import FORECASTERS
 from twin.units import parse_duration_s
 
@@ -87,15 +87,23 @@ def ev_sessions_ahead(
 
 
 class _Planner(SiteController):
-    """Shared part: battery limits, the site's series, the LP problem."""
+    """Shared part: battery limits, the site's series, the LP problem.
+
+    ``series``: the run's site series when the caller has them already (the RL
+    environment); by default they are computed from the context's assets.
+    """
 
     def __init__(
-        self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
+        self,
+        units: list[dict[str, Any]],
+        clock: Clock,
+        context: dict[str, Any] | None = None,
+        series: SiteSeries | None = None,
     ) -> None:
         super().__init__(units, clock, context)
         #: What did not go as planned (LP notes), also in ``run.json`` (``control_notes``).
         self.notes: list[str] = []
-        self.site = site_series(self.context, clock)
+        self.site = series if series is not None else site_series(self.context, clock)
         self.e_kwh = self.param("e_kwh") * self.param("soh_init")
         self.soc_init = self.param("soc_init")
         #: What the run is scored by: wear cost and terminal value per battery.
@@ -142,6 +150,7 @@ class _Planner(SiteController):
             steps_total=self.clock.n_steps,
             ev_sessions=sessions,
             n_chargers=len(self.chargers),
+            defer_grid=bool(self.control.get("defer_grid", False)),
         )
 
     def solve(self, problem: DispatchProblem) -> DispatchPlan:
@@ -205,14 +214,28 @@ class MPCController(_Planner):
     """Receding-horizon LP from the measured SoC with forecast net power.
 
     Control options: ``horizon`` (e.g. ``24h``), ``resolve_every`` (e.g. ``15min``),
-    ``forecaster`` (``persistence``, ``regression`` or ``perfect``) and
-    ``history_days`` (meter history the forecaster is trained on).
+    ``forecaster`` (``persistence``, ``regression`` or ``perfect``),
+    ``history_days`` (meter history the forecaster is trained on) and ``defer_grid``
+    (among equally good plans, import and export as late as possible: grid charging
+    waits for a surplus the forecast missed, a surplus is stored when it comes; off by
+    default; see BENCHMARKS.md for what it is worth on persistence forecasts).
+
+    ``series`` and ``history`` (the run's site series and the net power metered over
+    the ``history_days`` before it) may be given by a caller that has them (the RL
+    environment re-plans with this controller as its base); by default both are
+    computed from the context's assets. Only the perfect forecaster reads the run's
+    future net power; the others see what :meth:`step` measured so far.
     """
 
     def __init__(
-        self, units: list[dict[str, Any]], clock: Clock, context: dict[str, Any] | None = None
+        self,
+        units: list[dict[str, Any]],
+        clock: Clock,
+        context: dict[str, Any] | None = None,
+        series: SiteSeries | None = None,
+        history: np.ndarray | None = None,
     ) -> None:
-        super().__init__(units, clock, context)
+        super().__init__(units, clock, context, series)
         step_s = clock.step_s
         self.horizon = max(parse_duration_s(self.control.get("horizon") or "24h") // step_s, 1)
         every = parse_duration_s(self.control.get("resolve_every") or f"{step_s}s")
@@ -221,7 +244,13 @@ class MPCController(_Planner):
         history_days = int(self.control.get("history_days") or 14)
         start = clock.start - pd.Timedelta(days=history_days)
         history_clock = Clock(start, step_s, history_days * steps_per_day)
-        history = site_series(self.context, history_clock).net_kw
+        if history is None:
+            history = site_series(self.context, history_clock).net_kw
+        elif len(history) != history_clock.n_steps:
+            raise ValueError(
+                f"history: expected {history_clock.n_steps} steps ({history_days} days), "
+                f"got {len(history)}"
+            )
         tz = self.context.get("site", {}).get("tz", "UTC")
         times = history_clock.times.append(clock.times).tz_convert(tz)
         name = self.control.get("forecaster") or "persistence"

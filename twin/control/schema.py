@@ -33,6 +33,7 @@ class ControlSpec(Strict):
     resolve_every: Duration | None = None
     forecaster: Literal["persistence", "regression", "perfect"] = "persistence"
     history_days: whole(2, 365) = 14
+    defer_grid: bool = False  # MPC: among equal plans, import/export as late as possible
     terminal_price_eur_kwh: Price | None = None
     policy: str | None = None
     schedule_csv: str | None = None

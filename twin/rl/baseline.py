@@ -69,7 +69,10 @@ class RuleBaseline:
         }
         return self.rule.step(now, dt_s, inputs)["p_set_kw"]
 
-    def apply(self, base_kw: np.ndarray, action: np.ndarray) -> np.ndarray:
-        """Setpoints: the rule's plus the action's correction, within the ratings."""
-        correction = np.clip(np.asarray(action, dtype=float), -1.0, 1.0) * self.p_max
+    def apply(self, base_kw: np.ndarray, action: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """Setpoints: the base's plus the action's correction, within the ratings.
+
+        ``scale``: the largest correction as a fraction of the rating (action 1).
+        """
+        correction = np.clip(np.asarray(action, dtype=float), -1.0, 1.0) * scale * self.p_max
         return np.clip(base_kw + correction, -self.p_max, self.p_max)

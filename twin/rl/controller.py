@@ -17,11 +17,12 @@ import pandas as pd
 
 from models.base import Clock, Port
 from twin.control.base import SOC, BatteryController
-from twin.control.site import run_objective, site_series
+from twin.control.optimal import MPCController
+from twin.control.site import SiteSeries, run_objective, site_series
 from twin.errors import TwinError
 from twin.rl.baseline import RuleBaseline
 from twin.rl.observation import DayInputs, ObservationBuilder
-from twin.rl.plan import day_plan, tracking_setpoint
+from twin.rl.plan import DEFAULT_REPLAN, day_plan, mpc_base_control, tracking_setpoint
 
 __all__ = ["BUILTIN_POLICY", "PolicyError", "RLController", "load_policy", "policy_metadata"]
 
@@ -64,8 +65,9 @@ def load_policy(policy: str) -> Any:
 class RLController(BatteryController):
     """Battery setpoints from a policy trained in :class:`twin.rl.env.MicrogridEnv`.
 
-    The policy's action corrects a base setpoint (the price-aware rule's, or the one
-    following the day-ahead plan: the ``base`` of the policy's training metadata). It
+    The policy's action corrects a base setpoint (the price-aware rule's, the one
+    following the day-ahead plan, or MPC's on persistence forecasts re-planned as often
+    as in training: the ``base`` and ``replan`` of the policy's training metadata). It
     observes what the environment showed the policy (:mod:`twin.rl.observation`): the
     measured SoC, PV and load power, the published prices of the day, the battery's
     data, yesterday's metered profiles and the day plan made from them at every local
@@ -84,7 +86,9 @@ class RLController(BatteryController):
         super().__init__(units, clock, context)
         policy = self.control.get("policy") or "builtin"
         self.policy = load_policy(policy)
-        self.base_kind = policy_metadata(policy).get("base", "rule")
+        meta = policy_metadata(policy)
+        self.base_kind = meta.get("base", "rule")
+        self.scale = float(meta.get("scale") or 1.0)
         tz = self.context.get("site", {}).get("tz", "UTC")
         spd = 86400 // clock.step_s
         self.steps_per_day = spd
@@ -114,6 +118,34 @@ class RLController(BatteryController):
         self.eta_ch, self.eta_dis = self.param("eta_ch"), self.param("eta_dis")
         self.demand_charge = float(self.context.get("tariff", {}).get("demand_charge_eur_kw", 0.0))
         self.day_first = -1
+        self.mpc = self._mpc_base(meta) if self.base_kind == "mpc" else None
+
+    def _mpc_base(self, meta: dict[str, Any]) -> MPCController:
+        """MPC over the run from the metered series (yesterday: its history), as in training.
+
+        In training the run is one day, so the horizon ends at midnight; in a longer run
+        it looks 24 h ahead across midnight (what MPC does), which training did not see.
+        """
+        spd, first = self.steps_per_day, self.steps_per_day + self.lead
+        s, run = self.series, slice(first, first + self.clock.n_steps)
+        series = SiteSeries(
+            self.clock.times,
+            s.net_kw[run],
+            s.pv_kw[run],
+            s.load_kw[run],
+            s.price_import_eur_kwh[run],
+            s.price_export_eur_kwh[run],
+        )
+        options = mpc_base_control(
+            meta.get("replan") or DEFAULT_REPLAN, bool(meta.get("defer_grid"))
+        )
+        context = {
+            **self.context,
+            "chargers": [],
+            "objective": self.objective,
+            "control": {**self.control, **options},
+        }
+        return MPCController(self.units, self.clock, context, series, s.net_kw[first - spd : first])
 
     def _start_day(self, j: int, soc: np.ndarray) -> None:
         """Plan the local day whose first step is history index ``j`` (from ``soc`` now)."""
@@ -171,7 +203,11 @@ class RLController(BatteryController):
             self.eta_dis,
             dt_s / 3600.0,
         )
+        if self.mpc is not None:
+            inputs = {"p_kw": np.array([pv + load]), "soc": soc}
+            base = track = self.mpc.step(now, dt_s, inputs)["p_set_kw"]
+        else:
+            base = rule if self.base_kind == "rule" else track
         obs = self.observer.build(i, soc, rule, track, pv, -load)
         action, _ = self.policy.predict(obs, deterministic=True)
-        base = rule if self.base_kind == "rule" else track
-        return {"p_set_kw": self.baseline.apply(base, action)}
+        return {"p_set_kw": self.baseline.apply(base, action, self.scale)}

@@ -12,8 +12,11 @@ site (:meth:`twin.rl.domain.Domain.fixed`). Nothing carries over from one episod
 next: the battery, the grid's warm start, the rule and the day plan are rebuilt.
 
 Actions are corrections in -1..1 of each battery's rating added to a base setpoint
-(:mod:`twin.rl.baseline`; > 0 discharge): the price-aware rule's (``base="rule"``) or
-the one that follows the day-ahead plan (``base="plan"``, :mod:`twin.rl.plan`).
+(:mod:`twin.rl.baseline`; > 0 discharge): the price-aware rule's (``base="rule"``),
+the one that follows the day-ahead plan (``base="plan"``, :mod:`twin.rl.plan`), or
+that of MPC re-planning every ``replan`` on persistence forecasts (``base="mpc"``:
+:class:`twin.control.optimal.MPCController` itself, fed the episode's series, so a
+zero correction is MPC's own dispatch; it sees only what was metered so far).
 
 The reward is the per-step decomposition of the scored cost :math:`J` of
 :mod:`twin.objective` (energy, demand charge increment, wear on the cells' throughput,
@@ -35,20 +38,29 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import pandas as pd
 
+from models.base import Clock
 from models.battery import Battery
+from twin.control.optimal import MPCController
+from twin.control.site import SiteSeries
 from twin.objective import Objective, objective_for
 from twin.rl.baseline import RuleBaseline
 from twin.rl.domain import BaseSite, Domain, Site, split_days
 from twin.rl.observation import DayInputs, ObservationBuilder
-from twin.rl.plan import day_plan, tracking_setpoint
+from twin.rl.plan import DEFAULT_REPLAN, day_plan, mpc_base_control, tracking_setpoint
 from twin.scenario import ScenarioBase
 
-__all__ = ["BASES", "MicrogridEnv", "StepRecord", "split_days"]
+__all__ = [
+    "BASES",
+    "MicrogridEnv",
+    "StepRecord",
+    "split_days",
+]
 
 OBS_BOUND = 100.0
 #: What the residual action corrects.
-BASES = ("rule", "plan")
+BASES = ("rule", "plan", "mpc")
 
 
 @dataclass
@@ -77,7 +89,13 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
     year_days : int
         Days of data to prepare for a scenario (from its first local midnight).
     base : str
-        What the action corrects: ``"rule"`` or ``"plan"``.
+        What the action corrects: ``"rule"``, ``"plan"`` or ``"mpc"``.
+    replan : str
+        How often the ``mpc`` base re-plans (a duration, e.g. ``1h`` or ``15min``).
+    defer_grid : bool
+        The ``mpc`` base's least-commitment tie-break (MPC's ``control.defer_grid``).
+    scale : float
+        The largest correction, as a fraction of the battery's rating.
 
     Notes
     -----
@@ -92,6 +110,9 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         days: list[int] | None = None,
         year_days: int = 365,
         base: str = "rule",
+        replan: str = DEFAULT_REPLAN,
+        defer_grid: bool = True,
+        scale: float = 1.0,
     ) -> None:
         super().__init__()
         if base not in BASES:
@@ -103,6 +124,10 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
                 raise ValueError("the RL environment dispatches batteries: the scenario has none")
             self.domain = Domain.fixed(source, year_days)
         self.base_kind = base
+        self.replan = replan
+        self.defer_grid = defer_grid
+        self.scale = scale
+        self.mpc: MPCController | None = None
         first = self.domain.bases[0]
         self.steps_per_day = first.steps_per_day
         self.dt_s = first.step_s
@@ -166,6 +191,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
             self.objective,
             self.demand_charge,
         )
+        self.mpc = self._mpc_base(site) if self.base_kind == "mpc" else None
         self.observer = ObservationBuilder(site.batteries, self.dt_s)
         local = base.times_local[self.k0]
         self.observer.start_day(
@@ -184,6 +210,28 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         self.reward_scale = (
             float(self.p_max.sum()) * max(float(self.price_import[:spd].mean()), 1e-3) * self.dt_h
         )
+
+    def _mpc_base(self, site: Site) -> MPCController:
+        """MPC for the episode's day (a one-day run), on persistence forecasts.
+
+        Fed the env's own series: yesterday's metered net power (its history) and
+        today's prices; it re-plans every :attr:`replan` from the measured SoC.
+        """
+        base, spd = self.base, self.steps_per_day
+        clock = Clock(pd.Timestamp(base.clock.time_at(self.k0 * self.dt_s)), self.dt_s, spd)
+        pv, load = self.site_pv_kw[spd:], self.site_load_kw[spd:]
+        series = SiteSeries(
+            clock.times, pv + load, pv, load, self.price_import[:spd], self.price_export[:spd]
+        )
+        net_yesterday = self.site_pv_kw[:spd] + self.site_load_kw[:spd]
+        context = {
+            "site": base.context["site"],
+            "tariff": {"name": "tariff", **site.tariff},
+            "chargers": [],
+            "objective": self.objective,
+            "control": mpc_base_control(self.replan, self.defer_grid),
+        }
+        return MPCController(site.batteries, clock, context, series, net_yesterday)
 
     def _stored(self) -> np.ndarray:
         bat = self.battery
@@ -248,6 +296,11 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
             self.eta_dis,
             self.dt_h,
         )
+        if self.mpc is not None:
+            inputs = {"p_kw": np.array([pv + load]), "soc": soc}
+            self.base_kw = self.mpc.step(now, self.dt_s, inputs)["p_set_kw"]
+            # the base's own setpoint in the plan-following slot
+            return self.observer.build(i, soc, self.rule_kw, self.base_kw, pv, -load)
         self.base_kw = self.rule_kw if self.base_kind == "rule" else self.track_kw
         return self.observer.build(i, soc, self.rule_kw, self.track_kw, pv, -load)
 
@@ -270,7 +323,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         i = self.k - self.k0
         spd = self.steps_per_day
         net = self.site_pv_kw[spd + i] + self.site_load_kw[spd + i]
-        p_set = self.baseline.apply(self.base_kw, action)
+        p_set = self.baseline.apply(self.base_kw, action, self.scale)
         e_before = self.e_prev.copy()
         record = self.physics_step(p_set)
         obj = self.objective

@@ -6,6 +6,11 @@ forecast (persistence) and the day's known prices, valuing the energy left at mi
 at the objective's terminal value. The plan's stored-energy trajectory is a feature of
 the observation, and :func:`tracking_setpoint` the setpoint that follows it from the
 measured state (the base the residual action corrects, see :mod:`twin.rl.baseline`).
+
+The ``mpc`` base re-plans instead: :class:`twin.control.optimal.MPCController` with the
+options of :func:`mpc_base_control` (persistence, the rest of the day, every
+:data:`DEFAULT_REPLAN`, the least-commitment tie-break), the same LP as the ``mpc``
+controller.
 """
 
 from __future__ import annotations
@@ -17,7 +22,26 @@ import numpy as np
 from twin.control.lp import DispatchProblem, LPError, solve_dispatch
 from twin.objective import Objective
 
-__all__ = ["day_plan", "tracking_setpoint"]
+__all__ = ["DEFAULT_REPLAN", "day_plan", "mpc_base_control", "tracking_setpoint"]
+
+#: How often the ``mpc`` base re-plans by default: every step of the training domain (an
+#: hourly re-plan with the plan followed open-loop in between captured 78 % instead of 90 %).
+DEFAULT_REPLAN = "15min"
+
+
+def mpc_base_control(replan: str, defer_grid: bool = True) -> dict[str, Any]:
+    """Control options of the ``mpc`` base: persistence, 24 h horizon, re-plan every ``replan``.
+
+    ``defer_grid``: MPC's least-commitment tie-break (import and export as late as
+    equally good plans allow), which captured more of the oracle's saving.
+    """
+    return {
+        "forecaster": "persistence",
+        "horizon": "24h",
+        "resolve_every": replan,
+        "history_days": 1,  # persistence looks one day back only
+        "defer_grid": defer_grid,
+    }
 
 
 def _param(batteries: list[dict[str, Any]], name: str) -> np.ndarray:

@@ -21,9 +21,10 @@ import pandas as pd
 
 from twin.rl.domain import Domain, DomainConfig, split_days
 from twin.rl.env import MicrogridEnv
+from twin.rl.plan import DEFAULT_REPLAN
 from twin.scenario import ScenarioBase
 
-__all__ = ["ALGORITHMS", "DEFAULT_TIMESTEPS", "TrainResult", "train_policy"]
+__all__ = ["ALGORITHMS", "DEFAULT_SCALE", "DEFAULT_TIMESTEPS", "TrainResult", "train_policy"]
 
 ALGORITHMS = ("sac", "ppo")
 #: SAC's initial entropy coefficient (tuned automatically from there): rewards are per
@@ -32,7 +33,10 @@ INITIAL_ENTROPY_COEF = 0.1
 #: The initial policy's standard deviation before the tanh squashing (log).
 INITIAL_LOG_STD = -2.0
 #: Environment steps of a default training run (see BENCHMARKS.md for its time).
-DEFAULT_TIMESTEPS = 60_000
+DEFAULT_TIMESTEPS = 30_000
+#: The largest correction of a default training run (fraction of the rating): on the
+#: mpc base a full-rating correction undid more than it learned (BENCHMARKS.md).
+DEFAULT_SCALE = 0.1
 
 
 @dataclass
@@ -77,7 +81,10 @@ def train_policy(
     progress: bool = True,
     gamma: float = 0.99,
     threads: int = 1,
-    base: str = "plan",
+    base: str = "mpc",
+    replan: str = DEFAULT_REPLAN,
+    defer_grid: bool = True,
+    scale: float = DEFAULT_SCALE,
 ) -> TrainResult:
     """Train a policy on training days and save it (with its metadata) to ``out``.
 
@@ -105,7 +112,14 @@ def train_policy(
         torch threads (1 is fastest on a busy machine: more threads stalled SAC's
         small updates).
     base : str
-        What the action corrects: ``rule`` or ``plan`` (:class:`MicrogridEnv`).
+        What the action corrects: ``rule``, ``plan`` or ``mpc`` (:class:`MicrogridEnv`).
+    replan : str
+        How often the ``mpc`` base re-plans (saved in the metadata: the controller
+        re-plans as often).
+    defer_grid : bool
+        The ``mpc`` base's least-commitment tie-break (saved in the metadata).
+    scale : float
+        The largest correction as a fraction of the rating (saved in the metadata).
 
     Returns
     -------
@@ -132,7 +146,11 @@ def train_policy(
     else:
         config = source or DomainConfig()
         domain, name = Domain.training(config), "domain"
-    env = Monitor(MicrogridEnv(domain, days=train_days, base=base))
+    env = Monitor(
+        MicrogridEnv(
+            domain, days=train_days, base=base, replan=replan, defer_grid=defer_grid, scale=scale
+        )
+    )
     env.reset(seed=seed)
     env.action_space.seed(seed)
     kwargs = dict(
@@ -171,6 +189,9 @@ def train_policy(
         "timesteps": timesteps,
         "threads": threads,
         "base": base,
+        "replan": replan if base == "mpc" else None,
+        "defer_grid": defer_grid if base == "mpc" else None,
+        "scale": scale,
         "gamma": gamma,
         "wall_time_s": round(seconds, 1),
         "cpu_time_s": round(cpu_seconds, 1),

@@ -29,12 +29,20 @@ def day_scenario(**changes):
 @pytest.fixture(scope="module")
 def policy(tmp_path_factory):
     out = tmp_path_factory.mktemp("policy") / "policy.zip"
-    return train_policy(day_scenario(), out, timesteps=STEPS, days=20, seed=3, progress=False)
+    return train_policy(
+        day_scenario(), out, timesteps=STEPS, days=20, seed=3, progress=False, base="plan"
+    )
 
 
 def test_training_is_reproducible_with_a_seed(policy, tmp_path):
     again = train_policy(
-        day_scenario(), tmp_path / "again.zip", timesteps=STEPS, days=20, seed=3, progress=False
+        day_scenario(),
+        tmp_path / "again.zip",
+        timesteps=STEPS,
+        days=20,
+        seed=3,
+        progress=False,
+        base="plan",
     )
     first = load_policy(str(policy.policy)).policy.state_dict()
     second = load_policy(str(again.policy)).policy.state_dict()
