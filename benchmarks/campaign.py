@@ -8,6 +8,15 @@ process (``twin.campaign.run_one``, as a worker would); "cluster" is ``twin camp
 executor on a ``LocalCluster`` of ``--workers`` single-threaded processes, cluster
 start-up included ("cold"), and the same on a cluster already up with the twin imported
 ("warm", what a long campaign sees). The table gives runs per minute and the speed-up.
+
+Then what a worker costs and why a run is slower inside one: the campaign cluster's
+start-up (the cluster up, then every worker having imported the twin), each worker's peak
+RSS after its runs, the BLAS/OpenMP threads a worker's numpy would use
+(``threadpoolctl``), and each run's wall and CPU time (its own thread's, from
+:func:`twin.campaign.run_one`'s row) sequentially and in the warm workers: a run that
+takes as much CPU but more wall inside a worker waits for a core (its worker's event
+loop, the nanny, the scheduler and the client share the 2 cores with the runs); a run
+that takes more CPU does more work (oversubscribed threads would show here).
 """
 
 from __future__ import annotations
@@ -17,7 +26,9 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import yaml
 from dask.distributed import Client, LocalCluster
 
@@ -55,9 +66,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-campaign-"))
 
     started = time.perf_counter()
+    per_run: dict[str, list[tuple[float, float]]] = {"sequential": []}
     for run in campaign.runs:
         row = run_one(scenario_of(campaign, run), str(work / "seq" / run.point_id))
         assert row["status"] == "finished", row["error"]
+        per_run["sequential"].append((row["wall_s"], row["cpu_s"]))
     sequential = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -67,22 +80,32 @@ def main() -> None:
 
     # The same runs on a cluster that is up and has imported the twin (a long campaign):
     # dask's default workers (statistical profiler on) and the campaign's own.
-    def warm_run(local: LocalCluster, label: str) -> float:
+    workers: dict[str, Any] = {}
+
+    def warm_run(make: Any, label: str) -> float:
+        began = time.perf_counter()
+        local = make()
         with local, Client(local) as client:
+            client.wait_for_workers(args.workers)
+            up = time.perf_counter() - began
             client.run(lambda: __import__("twin.run"))
+            workers["start-up"] = (up, time.perf_counter() - began)
             started = time.perf_counter()
             summary = execute(campaign, work / label, progress=False, client=client)
             elapsed = time.perf_counter() - started
+            workers["peak RSS MB"] = client.run(_peak_rss_mb)
+            workers["BLAS threads"] = client.run(_blas_threads)
         assert (summary["status"] == "finished").all()
+        per_run[label] = list(zip(summary["wall_s"], summary["cpu_s"], strict=True))
         return elapsed
 
     default = warm_run(
-        LocalCluster(
+        lambda: LocalCluster(
             n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         ),
         "warm-default",
     )
-    warm = warm_run(local_cluster(args.workers), "warm")
+    warm = warm_run(lambda: local_cluster(args.workers), "warm")
 
     n = len(campaign.runs)
     print(f"machine: {machine()}; {os.cpu_count()} CPUs; {n} one-day runs (96 steps each)")
@@ -99,6 +122,34 @@ def main() -> None:
         "cold: cluster start-up and the workers' imports included; warm: a running cluster; "
         "dask defaults: its workers' statistical profiler on"
     )
+    up, imported = workers["start-up"]
+    print(
+        f"\nthe campaign's cluster: workers up in {up:.2f} s, "
+        f"the twin imported in all at {imported:.2f} s"
+    )
+    for address, rss in sorted(workers["peak RSS MB"].items()):
+        threads = workers["BLAS threads"][address]
+        print(f"worker {address}: peak RSS {rss:.0f} MB, BLAS/OpenMP threads {threads}")
+    print(f"\n{'per run':<34}{'wall s (median)':>16}{'CPU s (median)':>16}{'wall/CPU':>10}")
+    for label in ("sequential", "warm-default", "warm"):
+        walls, cpus = (np.array(column) for column in zip(*per_run[label], strict=True))
+        wall, cpu = float(np.median(walls)), float(np.median(cpus))
+        print(f"{label:<34}{wall:>16.3f}{cpu:>16.3f}{wall / cpu:>10.2f}")
+    print("CPU: the run's own thread (time.thread_time in twin.campaign.run_one)")
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident set (MB): run on each worker."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _blas_threads() -> str:
+    """The thread pools numpy's BLAS/OpenMP would use in this process: run on each worker."""
+    from threadpoolctl import threadpool_info
+
+    return ", ".join(f"{p['internal_api']} {p['num_threads']}" for p in threadpool_info()) or "none"
 
 
 if __name__ == "__main__":

@@ -322,7 +322,7 @@ def run_one(raw: dict[str, Any], out_dir: str) -> dict[str, Any]:
     from twin.rundir import RunDirLockedError
     from twin.scenario import validate_scenario
 
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.thread_time()
     row: dict[str, Any] = {"status": "finished", "error": None}
     metadata: dict[str, Any] = {}
     try:
@@ -341,6 +341,7 @@ def run_one(raw: dict[str, Any], out_dir: str) -> dict[str, Any]:
     row["run_id"] = metadata.get("run_id")
     row["scenario_hash"] = metadata.get("scenario_hash")
     row["wall_s"] = time.perf_counter() - started
+    row["cpu_s"] = time.thread_time() - started_cpu  # this run's thread: not the worker's others
     return row
 
 
@@ -670,6 +671,7 @@ def summarise(campaign: Campaign, rows: dict[str, dict[str, Any]], out: Path) ->
             "resumed": bool(row.get("resumed", False)),
             "rerun_reason": row.get("rerun_reason"),
             "wall_s": row.get("wall_s"),
+            "cpu_s": row.get("cpu_s"),
         }
         for name, value in run.axes.items():
             if name == "fault":

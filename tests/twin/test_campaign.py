@@ -73,6 +73,8 @@ def test_a_campaign_on_a_local_cluster_matches_runs_one_by_one(executed, tmp_pat
         assert row["delta_unserved_kwh"] == pytest.approx(row["unserved_kwh"] - ref["unserved_kwh"])
     outage = faulted[faulted["fault.kind"] == "grid_outage"]
     assert (outage["delta_unserved_kwh"] > 0).all()
+    # each run's CPU is its own thread's: positive, never more than its wall time
+    assert (finished["cpu_s"] > 0).all() and (finished["cpu_s"] <= finished["wall_s"]).all()
 
 
 def test_a_run_that_raises_is_recorded_and_the_rest_finish(executed):
