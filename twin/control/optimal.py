@@ -41,7 +41,7 @@ from twin.control.lp import (
     solve_dispatch,
 )
 from twin.control.site import SiteSeries, run_objective, site_series
-from twin.forecast import FORECASTERS
+from twin.forecast import FORECASTERS, Forecaster
 from twin.units import parse_duration_s
 
 __all__ = ["MPCController", "OracleController"]
@@ -224,7 +224,9 @@ class MPCController(_Planner):
     the ``history_days`` before it) may be given by a caller that has them (the RL
     environment re-plans with this controller as its base); by default both are
     computed from the context's assets. Only the perfect forecaster reads the run's
-    future net power; the others see what :meth:`step` measured so far.
+    future net power; the others see what :meth:`step` measured so far. A caller may
+    also give its own ``forecaster`` (then ``forecaster`` and ``history_days`` of the
+    control options and ``history`` are not used): the RL agent's forecast correction.
     """
 
     def __init__(
@@ -234,12 +236,21 @@ class MPCController(_Planner):
         context: dict[str, Any] | None = None,
         series: SiteSeries | None = None,
         history: np.ndarray | None = None,
+        forecaster: Forecaster | None = None,
     ) -> None:
         super().__init__(units, clock, context, series)
         step_s = clock.step_s
         self.horizon = max(parse_duration_s(self.control.get("horizon") or "24h") // step_s, 1)
         every = parse_duration_s(self.control.get("resolve_every") or f"{step_s}s")
         self.resolve_every = max(every // step_s, 1)
+        self.forecaster = forecaster if forecaster is not None else self._forecaster(history)
+        self.plan: DispatchPlan | None = None
+        self.planned_at = 0
+
+    def _forecaster(self, history: np.ndarray | None) -> Forecaster:
+        """The control options' forecaster, trained on ``history`` (or the metered past)."""
+        clock = self.clock
+        step_s = clock.step_s
         steps_per_day = 86400 // step_s
         history_days = int(self.control.get("history_days") or 14)
         start = clock.start - pd.Timedelta(days=history_days)
@@ -254,9 +265,7 @@ class MPCController(_Planner):
         tz = self.context.get("site", {}).get("tz", "UTC")
         times = history_clock.times.append(clock.times).tz_convert(tz)
         name = self.control.get("forecaster") or "persistence"
-        self.forecaster = FORECASTERS[name](history, times, steps_per_day, self.site.net_kw)
-        self.plan: DispatchPlan | None = None
-        self.planned_at = 0
+        return FORECASTERS[name](history, times, steps_per_day, self.site.net_kw)
 
     def step(
         self, now: datetime, dt_s: int, inputs: dict[str, np.ndarray]

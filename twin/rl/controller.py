@@ -21,6 +21,7 @@ from twin.control.optimal import MPCController
 from twin.control.site import SiteSeries, run_objective, site_series
 from twin.errors import TwinError
 from twin.rl.baseline import RuleBaseline
+from twin.rl.forecast_action import CorrectedPersistence
 from twin.rl.observation import DayInputs, ObservationBuilder
 from twin.rl.plan import DEFAULT_REPLAN, day_plan, mpc_base_control, tracking_setpoint
 
@@ -67,7 +68,9 @@ class RLController(BatteryController):
 
     The policy's action corrects a base setpoint (the price-aware rule's, the one
     following the day-ahead plan, or MPC's on persistence forecasts re-planned as often
-    as in training: the ``base`` and ``replan`` of the policy's training metadata). It
+    as in training: the ``base`` and ``replan`` of the policy's training metadata), or,
+    with the ``forecast`` base, the PV and load forecasts MPC plans with
+    (:mod:`twin.rl.forecast_action`). It
     observes what the environment showed the policy (:mod:`twin.rl.observation`): the
     measured SoC, PV and load power, the published prices of the day, the battery's
     data, yesterday's metered profiles and the day plan made from them at every local
@@ -118,7 +121,8 @@ class RLController(BatteryController):
         self.eta_ch, self.eta_dis = self.param("eta_ch"), self.param("eta_dis")
         self.demand_charge = float(self.context.get("tariff", {}).get("demand_charge_eur_kw", 0.0))
         self.day_first = -1
-        self.mpc = self._mpc_base(meta) if self.base_kind == "mpc" else None
+        self.forecaster: CorrectedPersistence | None = None
+        self.mpc = self._mpc_base(meta) if self.base_kind in ("mpc", "forecast") else None
 
     def _mpc_base(self, meta: dict[str, Any]) -> MPCController:
         """MPC over the run from the metered series (yesterday: its history), as in training.
@@ -139,13 +143,24 @@ class RLController(BatteryController):
         options = mpc_base_control(
             meta.get("replan") or DEFAULT_REPLAN, bool(meta.get("defer_grid"))
         )
+        yesterday = slice(first - spd, first)
+        if self.base_kind == "forecast":
+            times = self.clock.times.tz_convert(self.times_local.tz)
+            self.forecaster = CorrectedPersistence(
+                s.pv_kw[yesterday],
+                s.load_kw[yesterday],
+                self.times_local[yesterday].append(times),
+                spd,
+            )
         context = {
             **self.context,
             "chargers": [],
             "objective": self.objective,
             "control": {**self.control, **options},
         }
-        return MPCController(self.units, self.clock, context, series, s.net_kw[first - spd : first])
+        return MPCController(
+            self.units, self.clock, context, series, s.net_kw[yesterday], self.forecaster
+        )
 
     def _start_day(self, j: int, soc: np.ndarray) -> None:
         """Plan the local day whose first step is history index ``j`` (from ``soc`` now)."""
@@ -203,11 +218,17 @@ class RLController(BatteryController):
             self.eta_dis,
             dt_s / 3600.0,
         )
-        if self.mpc is not None:
-            inputs = {"p_kw": np.array([pv + load]), "soc": soc}
-            base = track = self.mpc.step(now, dt_s, inputs)["p_set_kw"]
+        mpc_inputs = {"p_kw": np.array([pv + load]), "soc": soc}
+        if self.base_kind == "mpc":
+            assert self.mpc is not None
+            base = track = self.mpc.step(now, dt_s, mpc_inputs)["p_set_kw"]
         else:
             base = rule if self.base_kind == "rule" else track
         obs = self.observer.build(i, soc, rule, track, pv, -load)
         action, _ = self.policy.predict(obs, deterministic=True)
+        if self.forecaster is not None:
+            assert self.mpc is not None
+            self.forecaster.correct(action)
+            self.forecaster.observe_parts(self.clock.index_of(now), pv, load)
+            return {"p_set_kw": self.mpc.step(now, dt_s, mpc_inputs)["p_set_kw"]}
         return {"p_set_kw": self.baseline.apply(base, action, self.scale)}

@@ -17,6 +17,8 @@ the one that follows the day-ahead plan (``base="plan"``, :mod:`twin.rl.plan`), 
 that of MPC re-planning every ``replan`` on persistence forecasts (``base="mpc"``:
 :class:`twin.control.optimal.MPCController` itself, fed the episode's series, so a
 zero correction is MPC's own dispatch; it sees only what was metered so far).
+With ``base="forecast"`` the action is not a setpoint: its two values correct the PV
+and load forecasts of that MPC (:mod:`twin.rl.forecast_action`), which dispatches.
 
 The reward is the per-step decomposition of the scored cost :math:`J` of
 :mod:`twin.objective` (energy, demand charge increment, wear on the cells' throughput,
@@ -47,6 +49,7 @@ from twin.control.site import SiteSeries
 from twin.objective import Objective, objective_for
 from twin.rl.baseline import RuleBaseline
 from twin.rl.domain import BaseSite, Domain, Site, split_days
+from twin.rl.forecast_action import CorrectedPersistence
 from twin.rl.observation import DayInputs, ObservationBuilder
 from twin.rl.plan import DEFAULT_REPLAN, day_plan, mpc_base_control, tracking_setpoint
 from twin.scenario import ScenarioBase
@@ -60,7 +63,9 @@ __all__ = [
 
 OBS_BOUND = 100.0
 #: What the residual action corrects.
-BASES = ("rule", "plan", "mpc")
+BASES = ("rule", "plan", "mpc", "forecast")
+#: Bases that re-plan with MPC.
+MPC_BASES = ("mpc", "forecast")
 
 
 @dataclass
@@ -89,13 +94,15 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
     year_days : int
         Days of data to prepare for a scenario (from its first local midnight).
     base : str
-        What the action corrects: ``"rule"``, ``"plan"`` or ``"mpc"``.
+        What the action corrects: the setpoint of ``"rule"``, ``"plan"`` or ``"mpc"``,
+        or the forecast MPC plans with (``"forecast"``).
     replan : str
-        How often the ``mpc`` base re-plans (a duration, e.g. ``1h`` or ``15min``).
+        How often the MPC bases re-plan (a duration, e.g. ``1h`` or ``15min``).
     defer_grid : bool
-        The ``mpc`` base's least-commitment tie-break (MPC's ``control.defer_grid``).
+        The MPC bases' least-commitment tie-break (MPC's ``control.defer_grid``).
     scale : float
-        The largest correction, as a fraction of the battery's rating.
+        The largest setpoint correction, as a fraction of the battery's rating (not
+        used by the ``forecast`` base).
 
     Notes
     -----
@@ -128,6 +135,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         self.defer_grid = defer_grid
         self.scale = scale
         self.mpc: MPCController | None = None
+        self.forecaster: CorrectedPersistence | None = None
         first = self.domain.bases[0]
         self.steps_per_day = first.steps_per_day
         self.dt_s = first.step_s
@@ -138,7 +146,8 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         size = ObservationBuilder([_PROBE] * n_b, self.dt_s).size()
         # Features are normalised near -1..1: generous finite bounds.
         self.observation_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (size,), np.float32)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (n_b,), np.float32)
+        n_actions = 2 if base == "forecast" else n_b
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (n_actions,), np.float32)
         self.site: Site | None = None
         self.base: BaseSite = first
         self.battery: Battery | None = None
@@ -191,7 +200,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
             self.objective,
             self.demand_charge,
         )
-        self.mpc = self._mpc_base(site) if self.base_kind == "mpc" else None
+        self.mpc = self._mpc_base(site) if self.base_kind in MPC_BASES else None
         self.observer = ObservationBuilder(site.batteries, self.dt_s)
         local = base.times_local[self.k0]
         self.observer.start_day(
@@ -224,6 +233,12 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
             clock.times, pv + load, pv, load, self.price_import[:spd], self.price_export[:spd]
         )
         net_yesterday = self.site_pv_kw[:spd] + self.site_load_kw[:spd]
+        self.forecaster = None
+        if self.base_kind == "forecast":
+            times = Clock(clock.start - pd.Timedelta(days=1), self.dt_s, spd).times
+            self.forecaster = CorrectedPersistence(
+                self.site_pv_kw[:spd], self.site_load_kw[:spd], times.append(clock.times), spd
+            )
         context = {
             "site": base.context["site"],
             "tariff": {"name": "tariff", **site.tariff},
@@ -231,7 +246,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
             "objective": self.objective,
             "control": mpc_base_control(self.replan, self.defer_grid),
         }
-        return MPCController(site.batteries, clock, context, series, net_yesterday)
+        return MPCController(site.batteries, clock, context, series, net_yesterday, self.forecaster)
 
     def _stored(self) -> np.ndarray:
         bat = self.battery
@@ -296,12 +311,17 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
             self.eta_dis,
             self.dt_h,
         )
-        if self.mpc is not None:
+        if self.base_kind == "mpc":
+            assert self.mpc is not None
             inputs = {"p_kw": np.array([pv + load]), "soc": soc}
             self.base_kw = self.mpc.step(now, self.dt_s, inputs)["p_set_kw"]
             # the base's own setpoint in the plan-following slot
             return self.observer.build(i, soc, self.rule_kw, self.base_kw, pv, -load)
-        self.base_kw = self.rule_kw if self.base_kind == "rule" else self.track_kw
+        if self.base_kind == "rule":
+            self.base_kw = self.rule_kw
+        elif self.base_kind == "plan":
+            self.base_kw = self.track_kw
+        # the forecast base's setpoint comes with the action (step)
         return self.observer.build(i, soc, self.rule_kw, self.track_kw, pv, -load)
 
     def reset(
@@ -322,8 +342,12 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         """Apply the action for one step; the episode is truncated at the day's end."""
         i = self.k - self.k0
         spd = self.steps_per_day
-        net = self.site_pv_kw[spd + i] + self.site_load_kw[spd + i]
-        p_set = self.baseline.apply(self.base_kw, action, self.scale)
+        pv, load = self.site_pv_kw[spd + i], self.site_load_kw[spd + i]
+        net = pv + load
+        if self.base_kind == "forecast":
+            p_set = self._forecast_setpoint(action, i, pv, load)
+        else:
+            p_set = self.baseline.apply(self.base_kw, action, self.scale)
         e_before = self.e_prev.copy()
         record = self.physics_step(p_set)
         obj = self.objective
@@ -346,6 +370,16 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         info = {"cost_eur": cost, "idle_cost_eur": idle_cost, "p_import_kw": record.p_import_kw}
         obs = self._observation() if not truncated else self._final_observation()
         return obs, float(reward), False, truncated, info
+
+    def _forecast_setpoint(self, action: np.ndarray, i: int, pv: float, load: float) -> np.ndarray:
+        """MPC's setpoint at step ``i`` planned on the forecast the action corrects."""
+        assert self.mpc is not None and self.forecaster is not None
+        self.forecaster.correct(action)
+        self.forecaster.observe_parts(i, pv, load)
+        now = self.base.clock.time_at(self.k * self.dt_s)
+        inputs = {"p_kw": np.array([pv + load]), "soc": self.battery.soc.copy()}
+        self.base_kw = self.mpc.step(now, self.dt_s, inputs)["p_set_kw"]
+        return self.base_kw
 
     def _final_observation(self) -> np.ndarray:
         """The observation after the day's last step (the episode is over)."""

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from twin.rl.domain import Domain, DomainConfig, split_days
-from twin.rl.env import MicrogridEnv
+from twin.rl.env import MPC_BASES, MicrogridEnv
 from twin.rl.plan import DEFAULT_REPLAN
 from twin.scenario import ScenarioBase
 
@@ -189,8 +189,8 @@ def train_policy(
         "timesteps": timesteps,
         "threads": threads,
         "base": base,
-        "replan": replan if base == "mpc" else None,
-        "defer_grid": defer_grid if base == "mpc" else None,
+        "replan": replan if base in MPC_BASES else None,
+        "defer_grid": defer_grid if base in MPC_BASES else None,
         "scale": scale,
         "gamma": gamma,
         "wall_time_s": round(seconds, 1),
