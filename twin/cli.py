@@ -400,9 +400,16 @@ def train(
     threads: Annotated[
         int, typer.Option(min=1, max=256, help="torch threads (1 is fastest on a busy machine).")
     ] = 1,
-    base: Annotated[str, typer.Option(help="What the action corrects: mpc, plan or rule.")] = "mpc",
-    replan: Annotated[str, typer.Option(help="How often the mpc base re-plans.")] = "15min",
-    scale: Annotated[float, typer.Option(min=0.01, max=1.0, help="Largest correction.")] = 0.1,
+    base: Annotated[
+        str,
+        typer.Option(
+            help="What the action corrects: forecast (MPC's), or the setpoint of mpc, plan, rule."
+        ),
+    ] = "forecast",
+    replan: Annotated[str, typer.Option(help="How often the MPC bases re-plan.")] = "15min",
+    scale: Annotated[
+        float, typer.Option(min=0.01, max=1.0, help="Largest setpoint correction.")
+    ] = 0.1,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a field: path=value.")
     ] = None,

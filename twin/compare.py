@@ -134,7 +134,7 @@ def controller_detail(name: str, control: Any) -> str:
 
 
 def _policy_detail(policy: str | None) -> str:
-    """Policy file stem, then algorithm and seed from ``<stem>_train.json`` if present."""
+    """Policy file stem, then algorithm, seed and base from ``<stem>_train.json`` if present."""
     if not policy:
         return ""
     if policy == "builtin":  # the policy shipped with the package
@@ -151,6 +151,8 @@ def _policy_detail(policy: str | None) -> str:
             parts.append(str(meta["algo"]).upper())
         if "seed" in meta:
             parts.append(f"seed {meta['seed']}")
+        if meta.get("base"):
+            parts.append(f"{meta['base']} base")
     return ", ".join(parts)
 
 

@@ -22,7 +22,7 @@ from twin.compare import (
     write_comparison,
 )
 from twin.control.schema import ControlSpec
-from twin.rl.train import train_policy
+from twin.rl.train import DEFAULT_BASE, train_policy
 from twin.scenario import validate_scenario
 
 DAY = ROOT / "scenarios" / "microgrid_day.yaml"
@@ -91,7 +91,7 @@ def test_each_row_names_its_forecaster_and_policy(compared, policy):
     table, _ = compared
     assert table.loc["mpc", "detail"] == "persistence, 24h horizon"
     assert table.loc["oracle", "detail"] == "perfect foresight"
-    assert table.loc["rl", "detail"] == f"{policy.policy.stem}, SAC, seed 5"
+    assert table.loc["rl", "detail"] == f"{policy.policy.stem}, SAC, seed 5, {DEFAULT_BASE} base"
     assert table.loc["none", "detail"] == "" and table.loc["rule", "detail"] == ""
 
 

@@ -17,7 +17,8 @@ price over the discharge threshold and of the export price over the charge thres
 mean price of the day). For the site: net, PV and load power, yesterday's PV and load
 energy from this time of day to midnight (persistence, in usable capacities, log scale),
 how today differs from yesterday so far (PV power now, PV and load energy since
-midnight: a cloudier or sunnier day than the persistence forecast), the import price now and ahead
+midnight, and their ratios, log: a cloudier or sunnier day than the persistence
+forecast, what the ``forecast`` base corrects), the import price now and ahead
 within the day's range, the day's spread and the export price (per mean price), the
 part of the day left, time of day and day of year (sin, cos).
 """
@@ -37,9 +38,14 @@ __all__ = ["PER_BATTERY", "PRICE_LOOKAHEAD_H", "DayInputs", "ObservationBuilder"
 PRICE_LOOKAHEAD_H = (0, 1, 2, 4, 8, 12)
 #: Features per battery.
 PER_BATTERY = 16
-SITE_FEATURES = 3 + 2 + 3 + len(PRICE_LOOKAHEAD_H) + 2 + 1 + 4
+SITE_FEATURES = 3 + 2 + 3 + 2 + len(PRICE_LOOKAHEAD_H) + 2 + 1 + 4
 HOURS_CLIP = 8.0
 POWER_CLIP = 10.0
+#: Bound of the log ratios of today's energy so far to yesterday's.
+LOG_RATIO_CLIP = 3.0
+#: Energy added to both sides of those ratios, as a share of yesterday's whole day (a
+#: morning with little PV yet does not make a ratio from noise).
+RATIO_FLOOR = 0.02
 
 
 def _signed_log(x: np.ndarray) -> np.ndarray:
@@ -198,10 +204,11 @@ class ObservationBuilder:
         m = min(i, len(self._pv_today) - 1)
         self._pv_today[m], self._load_today[m] = pv_kw, load_kw
         scale_e = max(self.e_usable, 1e-9)
-        so_far = [
-            (self._pv_today[: m + 1].sum() - self._pv_yesterday[: m + 1].sum()) * self.dt_h,
-            (self._load_today[: m + 1].sum() - self._load_yesterday[: m + 1].sum()) * self.dt_h,
-        ]
+        today = np.array([self._pv_today[: m + 1].sum(), self._load_today[: m + 1].sum()])
+        before = np.array([self._pv_yesterday[: m + 1].sum(), self._load_yesterday[: m + 1].sum()])
+        so_far = (today - before) * self.dt_h
+        floor = RATIO_FLOOR * np.abs([self._pv_yesterday.sum(), self._load_yesterday.sum()]) + 1e-9
+        log_ratio = np.log((np.abs(today) + floor) / (np.abs(before) + floor))
         hour_angle = 2 * np.pi * i / self.steps_per_day
         site = np.concatenate(
             [
@@ -212,7 +219,8 @@ class ObservationBuilder:
                 ),
                 np.log1p(np.array([self._pv_rest[j], self._load_rest[j]]) / scale_e),
                 [np.clip((pv_kw - self._pv_yesterday[m]) / self.p_total, -POWER_CLIP, POWER_CLIP)],
-                _signed_log(np.array(so_far) / scale_e),
+                _signed_log(so_far / scale_e),
+                np.clip(log_ratio, -LOG_RATIO_CLIP, LOG_RATIO_CLIP),
                 relative,
                 [self.spread / pi, export / pi],
                 [1.0 - i / self.steps_per_day],

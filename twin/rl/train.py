@@ -24,7 +24,14 @@ from twin.rl.env import MPC_BASES, MicrogridEnv
 from twin.rl.plan import DEFAULT_REPLAN
 from twin.scenario import ScenarioBase
 
-__all__ = ["ALGORITHMS", "DEFAULT_SCALE", "DEFAULT_TIMESTEPS", "TrainResult", "train_policy"]
+__all__ = [
+    "ALGORITHMS",
+    "DEFAULT_BASE",
+    "DEFAULT_SCALE",
+    "DEFAULT_TIMESTEPS",
+    "TrainResult",
+    "train_policy",
+]
 
 ALGORITHMS = ("sac", "ppo")
 #: SAC's initial entropy coefficient (tuned automatically from there): rewards are per
@@ -37,6 +44,13 @@ DEFAULT_TIMESTEPS = 30_000
 #: The largest correction of a default training run (fraction of the rating): on the
 #: mpc base a full-rating correction undid more than it learned (BENCHMARKS.md).
 DEFAULT_SCALE = 0.1
+#: What the action of a default training run corrects (:class:`twin.rl.env.MicrogridEnv`).
+DEFAULT_BASE = "forecast"
+#: Site-days the policy is scored on during training, and how often (steps).
+SELECT_DAYS = 24
+SELECT_EVERY = 5_000
+#: Days of hindsight forecast factors the ``forecast`` base's actor is first fitted to.
+IMITATION_DAYS = 200
 
 
 @dataclass
@@ -81,10 +95,13 @@ def train_policy(
     progress: bool = True,
     gamma: float = 0.99,
     threads: int = 1,
-    base: str = "mpc",
+    base: str = DEFAULT_BASE,
     replan: str = DEFAULT_REPLAN,
     defer_grid: bool = True,
     scale: float = DEFAULT_SCALE,
+    select_days: int = SELECT_DAYS,
+    select_every: int = SELECT_EVERY,
+    imitation_days: int = IMITATION_DAYS,
 ) -> TrainResult:
     """Train a policy on training days and save it (with its metadata) to ``out``.
 
@@ -112,7 +129,8 @@ def train_policy(
         torch threads (1 is fastest on a busy machine: more threads stalled SAC's
         small updates).
     base : str
-        What the action corrects: ``rule``, ``plan`` or ``mpc`` (:class:`MicrogridEnv`).
+        What the action corrects: MPC's ``forecast``, or the setpoint of ``mpc``,
+        ``plan`` or ``rule`` (:class:`MicrogridEnv`).
     replan : str
         How often the ``mpc`` base re-plans (saved in the metadata: the controller
         re-plans as often).
@@ -120,6 +138,17 @@ def train_policy(
         The ``mpc`` base's least-commitment tie-break (saved in the metadata).
     scale : float
         The largest correction as a fraction of the rating (saved in the metadata).
+    select_days : int
+        Site-days (training days, their own sites) the policy is scored on every
+        ``select_every`` steps; the best scored is saved (:mod:`twin.rl.selection`).
+        0, or a run shorter than two such periods, saves the last policy.
+    select_every : int
+        Steps between two scores.
+    imitation_days : int
+        SAC on the ``forecast`` base: days of the base's dispatch whose hindsight
+        forecast factors the actor is fitted to before SAC starts
+        (:mod:`twin.rl.imitation`), at most as many as the run has days of steps;
+        fewer than 2 start from the base.
 
     Returns
     -------
@@ -131,6 +160,8 @@ def train_policy(
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.monitor import Monitor
 
+    from twin.rl.selection import BestPolicy, selection_days
+
     if algo not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algo!r}; expected one of {', '.join(ALGORITHMS)}")
     out = Path(out)
@@ -141,6 +172,7 @@ def train_policy(
     if days is not None:
         stride = max(len(train_days) // days, 1)
         train_days = train_days[::stride][:days]
+    fit = None
     if isinstance(source, ScenarioBase):
         domain, config, name = Domain.fixed(source), None, source.name
     else:
@@ -168,9 +200,19 @@ def train_policy(
             **kwargs,
         )
         _start_at_the_base(model.actor)
+        # no more days of imitation than the run has days of training
+        imitation_days = min(imitation_days, timesteps // env.unwrapped.steps_per_day)
+        if base == "forecast" and imitation_days >= 2:
+            fit = _imitate(domain, train_days, imitation_days, seed, model.actor)
     else:
         model = PPO("MlpPolicy", env, n_steps=960, batch_size=96, **kwargs)
-    model.learn(total_timesteps=timesteps, progress_bar=progress)
+    selection = None
+    if select_days > 0 and timesteps >= 2 * select_every:
+        days_for_selection = selection_days(env.unwrapped, train_days, select_days)
+        selection = BestPolicy(days_for_selection, select_every, score_start=fit is not None)
+    model.learn(total_timesteps=timesteps, progress_bar=progress, callback=selection)
+    if selection is not None:
+        selection.restore()
     model.save(out)
     policy = out if out.suffix == ".zip" else out.with_suffix(".zip")
     seconds = time.perf_counter() - started
@@ -193,6 +235,8 @@ def train_policy(
         "defer_grid": defer_grid if base in MPC_BASES else None,
         "scale": scale,
         "gamma": gamma,
+        "selection": selection.summary() if selection is not None else None,
+        "imitation": {"days": imitation_days, **vars(fit)} if fit is not None else None,
         "wall_time_s": round(seconds, 1),
         "cpu_time_s": round(cpu_seconds, 1),
         "source": name,
@@ -205,6 +249,17 @@ def train_policy(
     }
     policy.with_name(policy.stem + "_train.json").write_text(json.dumps(meta, indent=1))
     return TrainResult(policy, curve_csv, curve_png, train_days, val_days, seconds, cpu_seconds)
+
+
+def _imitate(domain: Domain, days: list[int], n_days: int, seed: int, actor: Any) -> Any:
+    """Fit ``actor`` to the hindsight forecast factors of ``n_days`` days (seed + 1)."""
+    from twin.rl.imitation import collect, fit_actor
+
+    env = MicrogridEnv(domain, days=days, base="forecast")
+    observations, targets, day_of = collect(env, n_days, seed + 1)
+    for site in domain.bases:
+        site.grid.reset()  # the training environment starts from a fresh grid as before
+    return fit_actor(actor, observations, targets, day_of, seed)
 
 
 def _start_at_the_base(actor: Any) -> None:

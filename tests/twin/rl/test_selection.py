@@ -1,0 +1,71 @@
+"""Training keeps the policy that scored best on its selection days."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+from twin.rl.controller import load_policy
+from twin.rl.domain import split_days
+from twin.rl.env import MicrogridEnv
+from twin.rl.selection import SELECTION_SEED, selection_days
+from twin.rl.train import train_policy
+from twin.scenario import validate_scenario
+
+
+@pytest.fixture(scope="module")
+def scenario():
+    raw = yaml.safe_load((ROOT / "scenarios" / "microgrid_day.yaml").read_text())
+    return validate_scenario(raw)
+
+
+@pytest.fixture(scope="module")
+def trained(scenario, tmp_path_factory):
+    out = tmp_path_factory.mktemp("selection") / "p.zip"
+    result = train_policy(
+        scenario,
+        out,
+        timesteps=2400,
+        days=6,
+        seed=3,
+        progress=False,
+        select_days=2,
+        select_every=800,
+        imitation_days=3,
+    )
+    meta = json.loads(out.with_name("p_train.json").read_text())
+    return result, meta
+
+
+def test_every_score_is_recorded_and_the_best_is_chosen(trained):
+    _, meta = trained
+    selection = meta["selection"]
+    checks = selection["checks"]
+    assert selection["days"] == 2 and selection["seed"] == SELECTION_SEED
+    # the fitted start, then every 800 steps at a day's end, and the last step
+    assert [c["timesteps"] for c in checks] == [0, 864, 1728, 2400]
+    best = min(checks, key=lambda c: c["cost_eur"])
+    assert selection["chosen_timesteps"] == best["timesteps"]
+    assert np.isfinite(selection["base_eur"])
+    assert meta["imitation"]["days"] == 3
+
+
+def test_the_saved_policy_is_the_chosen_one(trained, scenario):
+    result, meta = trained
+    train_days, validation_days = split_days(365)
+    env = MicrogridEnv(scenario, days=result.train_days, base="forecast")
+    days = selection_days(env, result.train_days, 2)
+    assert all(day in result.train_days for _, day in days.cases)
+    assert not {day for _, day in days.cases} & set(validation_days)
+    policy = load_policy(str(result.policy))
+    cost = days.cost(lambda obs: policy.predict(obs, deterministic=True)[0])
+    best = min(c["cost_eur"] for c in meta["selection"]["checks"])
+    assert cost == pytest.approx(best, abs=1e-9)
+
+
+def test_a_short_run_keeps_its_last_policy(scenario, tmp_path):
+    train_policy(scenario, tmp_path / "p.zip", timesteps=300, days=2, progress=False)
+    meta = json.loads((tmp_path / "p_train.json").read_text())
+    assert meta["selection"] is None

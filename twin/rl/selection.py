@@ -1,0 +1,138 @@
+"""Keeping the best policy of a training run, judged by the scored cost on selection days.
+
+SAC's policy does not improve monotonically: on the ``forecast`` base its share of the
+oracle's saving rose and fell by a few points between checkpoints of one run
+(BENCHMARKS.md). So training evaluates the deterministic policy every ``every`` steps on
+a fixed set of selection days and keeps the parameters with the lowest total scored
+cost :math:`J` (early stopping on held-out data, the usual practice).
+
+The selection days are training days (never the validation days the benchmark scores
+on) of sites drawn with their own seed, so the benchmark's held-out days and sites stay
+unseen. The base itself (zero action) is scored once on the same days for reference; it
+is not a candidate: the policy kept is always one the run trained (the actor fitted
+before SAC starts, :mod:`twin.rl.imitation`, is one).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+from twin.rl.domain import Site
+from twin.rl.env import MicrogridEnv
+
+__all__ = ["BestPolicy", "SelectionDays", "selection_days"]
+
+#: Seed of the selection sites, apart from the training draws and the benchmark's.
+SELECTION_SEED = 7919
+
+
+@dataclass
+class SelectionDays:
+    """Site-days a policy is judged on, and the environment it acts in."""
+
+    env: MicrogridEnv
+    cases: list[tuple[Site, int]]
+
+    def cost(self, act: Any) -> float:
+        """Total scored cost (EUR) of ``act(observation) -> action`` over the days."""
+        total = 0.0
+        for site, day in self.cases:
+            obs, _ = self.env.reset(options={"site": site, "day": day})
+            done = False
+            while not done:
+                obs, _, _, done, info = self.env.step(act(obs))
+                total += info["cost_eur"]
+        for base in self.env.domain.bases:
+            base.grid.reset()  # the training environment finds its grid as it left it
+        return total
+
+
+def selection_days(env: MicrogridEnv, days: list[int], n: int) -> SelectionDays:
+    """``n`` site-days of ``env``'s domain on ``days``, drawn with :data:`SELECTION_SEED`."""
+    rng = np.random.default_rng(SELECTION_SEED)
+    cases = [(env.domain.sample(rng), int(rng.choice(days))) for _ in range(n)]
+    twin = MicrogridEnv(
+        env.domain,
+        days=days,
+        base=env.base_kind,
+        replan=env.replan,
+        defer_grid=env.defer_grid,
+        scale=env.scale,
+    )
+    return SelectionDays(twin, cases)
+
+
+@dataclass
+class _Check:
+    timesteps: int
+    cost_eur: float
+
+
+class BestPolicy(BaseCallback):
+    """Scores the policy every ``every`` steps (at the next day's end), keeps the best.
+
+    Parameters
+    ----------
+    days : SelectionDays
+        Where the policy is scored.
+    every : int
+        Training steps between two scores (the last step is always scored).
+    score_start : bool
+        Score the policy training starts from too (a fitted start, not the base).
+    """
+
+    def __init__(self, days: SelectionDays, every: int, score_start: bool = False) -> None:
+        super().__init__()
+        self.days = days
+        self.every = every
+        self.score_start = score_start
+        self.next_check = every
+        self.total = 0
+        self.checks: list[_Check] = []
+        self.best: dict[str, Any] | None = None
+        self.base_eur = float("nan")
+
+    def _score(self) -> None:
+        def act(obs: np.ndarray) -> np.ndarray:
+            return self.model.predict(obs, deterministic=True)[0]
+
+        cost = self.days.cost(act)
+        if not self.checks or cost < min(c.cost_eur for c in self.checks):
+            self.best = copy.deepcopy(self.model.policy.state_dict())
+        self.checks.append(_Check(int(self.num_timesteps), cost))
+
+    def _on_training_start(self) -> None:
+        zero = np.zeros(self.days.env.action_space.shape, dtype=np.float32)
+        self.base_eur = self.days.cost(lambda obs: zero)
+        self.total = int(self.locals.get("total_timesteps", 0))
+        if self.score_start:
+            self._score()
+
+    def _on_step(self) -> bool:
+        day_over = bool(np.any(self.locals.get("dones", [False])))
+        due = self.num_timesteps >= self.next_check or self.num_timesteps >= self.total
+        if day_over and due:
+            self._score()
+            self.next_check = self.num_timesteps + self.every
+        return True
+
+    def restore(self) -> None:
+        """Put the best parameters scored back into the model."""
+        if self.best is not None:
+            self.model.policy.load_state_dict(self.best)
+
+    def summary(self) -> dict[str, Any]:
+        """What the selection saw: the base's cost, every score and the one kept."""
+        chosen = min(self.checks, key=lambda c: c.cost_eur) if self.checks else None
+        return {
+            "days": len(self.days.cases),
+            "seed": SELECTION_SEED,
+            "base_eur": self.base_eur,
+            "checks": [vars(c) for c in self.checks],
+            "chosen_timesteps": chosen.timesteps if chosen else None,
+        }
