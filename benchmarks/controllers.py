@@ -1,7 +1,8 @@
 """Train the generalist RL agent and compare every controller on held-out days and sites.
 
 Usage: python -m benchmarks.controllers [--timesteps N] [--policy FILE|builtin]
-       [--sites 24] [--days-per-case 8] [--threads 1] [--base rule|plan] [--regression]
+       [--sites 24] [--days-per-case 8] [--threads 1] [--base forecast|mpc|plan|rule]
+       [--regression]
        [--reuse CSV]
        python -m benchmarks.controllers --shipped
 
@@ -46,7 +47,7 @@ from twin.rl.domain import (
 )
 from twin.rl.env import BASES, MicrogridEnv
 from twin.rl.evaluate import DayScore, evaluate_day
-from twin.rl.train import DEFAULT_TIMESTEPS, train_policy
+from twin.rl.train import DEFAULT_BASE, DEFAULT_TIMESTEPS, train_policy
 from twin.scenario import load_scenario
 
 HERE = Path(__file__).parent
@@ -206,7 +207,7 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=DEFAULT_TIMESTEPS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--base", default="mpc", choices=BASES)
+    parser.add_argument("--base", default=DEFAULT_BASE, choices=BASES)
     parser.add_argument("--policy", help="evaluate this policy (a file or builtin)")
     parser.add_argument("--sites", type=int, default=24)
     parser.add_argument("--days-per-case", type=int, default=8)

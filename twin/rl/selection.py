@@ -121,6 +121,10 @@ class BestPolicy(BaseCallback):
             self.next_check = self.num_timesteps + self.every
         return True
 
+    def _on_training_end(self) -> None:
+        if not self.checks or self.checks[-1].timesteps != self.num_timesteps:
+            self._score()  # the last policy, mid-day
+
     def restore(self) -> None:
         """Put the best parameters scored back into the model."""
         if self.best is not None:

@@ -47,7 +47,7 @@ DEFAULT_SCALE = 0.1
 #: What the action of a default training run corrects (:class:`twin.rl.env.MicrogridEnv`).
 DEFAULT_BASE = "forecast"
 #: Site-days the policy is scored on during training, and how often (steps).
-SELECT_DAYS = 24
+SELECT_DAYS = 48
 SELECT_EVERY = 5_000
 #: Days of hindsight forecast factors the ``forecast`` base's actor is first fitted to.
 IMITATION_DAYS = 200
