@@ -137,15 +137,18 @@ def _policy_detail(policy: str | None) -> str:
     """Policy file stem, then algorithm, seed and base from ``<stem>_train.json`` if present."""
     if not policy:
         return ""
-    if policy == "builtin":  # the policy shipped with the package
-        return policy
-    path = Path(policy)
-    parts = [path.stem]
+    if policy == "builtin":  # the policy shipped with the package, and its record
+        from twin.rl.controller import BUILTIN_POLICY
+
+        path, parts = BUILTIN_POLICY, [policy]
+    else:
+        path = Path(policy)
+        parts = [path.stem]
     record = path.with_name(f"{path.stem}_train.json")
     try:
         meta = json.loads(record.read_text())
     except (OSError, ValueError):
-        return path.stem  # a policy without its training record: the stem says enough
+        return parts[0]  # a policy without its training record: its name says enough
     if isinstance(meta, dict):
         if "algo" in meta:
             parts.append(str(meta["algo"]).upper())

@@ -16,6 +16,7 @@ from tests.conftest import ROOT
 from twin.cli import app
 from twin.compare import (
     LEGEND,
+    _policy_detail,
     compare_controllers,
     controller_detail,
     controller_seconds,
@@ -85,6 +86,10 @@ def test_controller_seconds_reads_the_wrapper_parts():
     parts = {"rl:setup": 3.0, "rl": 0.5, "rl:wrapper": 0.2, "grid": 9.0}
     assert controller_seconds(parts, "rl") == (3.0, 0.5)
     assert controller_seconds(parts, "mpc") == (0.0, 0.0)
+
+
+def test_the_builtin_policy_is_named_with_its_training_record():
+    assert _policy_detail("builtin") == f"builtin, SAC, seed 0, {DEFAULT_BASE} base"
 
 
 def test_each_row_names_its_forecaster_and_policy(compared, policy):
