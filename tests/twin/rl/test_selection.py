@@ -69,3 +69,28 @@ def test_a_short_run_keeps_its_last_policy(scenario, tmp_path):
     train_policy(scenario, tmp_path / "p.zip", timesteps=300, days=2, progress=False)
     meta = json.loads((tmp_path / "p_train.json").read_text())
     assert meta["selection"] is None
+
+
+def test_selection_is_reproducible_by_seed(scenario, tmp_path):
+    def run(name):
+        out = tmp_path / name / "p.zip"
+        train_policy(
+            scenario,
+            out,
+            timesteps=1400,
+            days=4,
+            seed=9,
+            progress=False,
+            select_days=2,
+            select_every=600,
+            imitation_days=2,
+        )
+        meta = json.loads(out.with_name("p_train.json").read_text())
+        weights = load_policy(str(out)).policy.state_dict()
+        return meta["selection"], meta["imitation"], weights
+
+    first, again = run("a"), run("b")
+    assert first[0] == again[0] and first[1] == again[1]
+    assert len(first[0]["checks"]) >= 3
+    for name, tensor in first[2].items():
+        assert tensor.equal(again[2][name]), name
