@@ -21,22 +21,28 @@ def scenario():
     return validate_scenario(raw)
 
 
-@pytest.fixture(scope="module")
-def trained(scenario, tmp_path_factory):
-    out = tmp_path_factory.mktemp("selection") / "p.zip"
+def train_selecting(scenario, out, *, timesteps, days, seed, every, imitation_days):
+    """A short training scored on 2 selection days; its result and training record."""
     result = train_policy(
         scenario,
         out,
-        timesteps=2400,
-        days=6,
-        seed=3,
+        timesteps=timesteps,
+        days=days,
+        seed=seed,
         progress=False,
         select_days=2,
-        select_every=800,
-        imitation_days=3,
+        select_every=every,
+        imitation_days=imitation_days,
     )
-    meta = json.loads(out.with_name("p_train.json").read_text())
-    return result, meta
+    return result, json.loads(out.with_name("p_train.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def trained(scenario, tmp_path_factory):
+    out = tmp_path_factory.mktemp("selection") / "p.zip"
+    return train_selecting(
+        scenario, out, timesteps=2400, days=6, seed=3, every=800, imitation_days=3
+    )
 
 
 def test_every_score_is_recorded_and_the_best_is_chosen(trained):
@@ -74,18 +80,9 @@ def test_a_short_run_keeps_its_last_policy(scenario, tmp_path):
 def test_selection_is_reproducible_by_seed(scenario, tmp_path):
     def run(name):
         out = tmp_path / name / "p.zip"
-        train_policy(
-            scenario,
-            out,
-            timesteps=1400,
-            days=4,
-            seed=9,
-            progress=False,
-            select_days=2,
-            select_every=600,
-            imitation_days=2,
+        _, meta = train_selecting(
+            scenario, out, timesteps=1400, days=4, seed=9, every=600, imitation_days=2
         )
-        meta = json.loads(out.with_name("p_train.json").read_text())
         weights = load_policy(str(out)).policy.state_dict()
         return meta["selection"], meta["imitation"], weights
 
