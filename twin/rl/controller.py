@@ -23,7 +23,13 @@ from twin.errors import TwinError
 from twin.rl.baseline import RuleBaseline
 from twin.rl.forecast_action import CorrectedPersistence
 from twin.rl.observation import DayInputs, ObservationBuilder
-from twin.rl.plan import DEFAULT_REPLAN, day_plan, mpc_base_control, tracking_setpoint
+from twin.rl.plan import (
+    DEFAULT_REPLAN,
+    MPC_BASES,
+    day_plan,
+    mpc_base_control,
+    tracking_setpoint,
+)
 
 __all__ = ["BUILTIN_POLICY", "PolicyError", "RLController", "load_policy", "policy_metadata"]
 
@@ -122,7 +128,7 @@ class RLController(BatteryController):
         self.demand_charge = float(self.context.get("tariff", {}).get("demand_charge_eur_kw", 0.0))
         self.day_first = -1
         self.forecaster: CorrectedPersistence | None = None
-        self.mpc = self._mpc_base(meta) if self.base_kind in ("mpc", "forecast") else None
+        self.mpc = self._mpc_base(meta) if self.base_kind in MPC_BASES else None
 
     def _mpc_base(self, meta: dict[str, Any]) -> MPCController:
         """MPC over the run from the metered series (yesterday: its history), as in training.

@@ -51,7 +51,13 @@ from twin.rl.baseline import RuleBaseline
 from twin.rl.domain import BaseSite, Domain, Site, split_days
 from twin.rl.forecast_action import CorrectedPersistence
 from twin.rl.observation import DayInputs, ObservationBuilder
-from twin.rl.plan import DEFAULT_REPLAN, day_plan, mpc_base_control, tracking_setpoint
+from twin.rl.plan import (
+    DEFAULT_REPLAN,
+    MPC_BASES,
+    day_plan,
+    mpc_base_control,
+    tracking_setpoint,
+)
 from twin.scenario import ScenarioBase
 
 __all__ = [
@@ -64,8 +70,6 @@ __all__ = [
 OBS_BOUND = 100.0
 #: What the residual action corrects.
 BASES = ("rule", "plan", "mpc", "forecast")
-#: Bases that re-plan with MPC.
-MPC_BASES = ("mpc", "forecast")
 
 
 @dataclass

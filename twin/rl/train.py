@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from twin.rl.domain import Domain, DomainConfig, split_days
-from twin.rl.env import MPC_BASES, MicrogridEnv
-from twin.rl.plan import DEFAULT_REPLAN
+from twin.rl.env import MicrogridEnv
+from twin.rl.plan import DEFAULT_REPLAN, MPC_BASES
 from twin.scenario import ScenarioBase
 
 __all__ = [
