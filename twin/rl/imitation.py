@@ -49,14 +49,18 @@ def hindsight_action(env: MicrogridEnv) -> np.ndarray:
     return np.clip(np.array(ratios) / np.log(FACTOR_RANGE), -1.0, 1.0)
 
 
-def collect(env: MicrogridEnv, days: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def collect(
+    env: MicrogridEnv, days: int, seed: int, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Observations, hindsight actions and day numbers of ``days`` days with zero action.
 
-    Sites and days are drawn by the environment from ``seed``.
+    Sites and days are drawn by the environment from ``seed``; ``progress`` shows a bar.
     """
+    from tqdm import tqdm
+
     zero = np.zeros(env.action_space.shape, dtype=np.float32)
     observations, targets, day_of = [], [], []
-    for d in range(days):
+    for d in tqdm(range(days), desc="fitted start: days", disable=not progress, leave=False):
         obs, _ = env.reset(seed=seed if d == 0 else None)
         done = False
         while not done:

@@ -203,7 +203,7 @@ def train_policy(
         # no more days of imitation than the run has days of training
         imitation_days = min(imitation_days, timesteps // env.unwrapped.steps_per_day)
         if base == "forecast" and imitation_days >= 2:
-            fit = _imitate(domain, train_days, imitation_days, seed, model.actor)
+            fit = _imitate(domain, train_days, imitation_days, seed, model.actor, progress)
     else:
         model = PPO("MlpPolicy", env, n_steps=960, batch_size=96, **kwargs)
     selection = None
@@ -251,12 +251,14 @@ def train_policy(
     return TrainResult(policy, curve_csv, curve_png, train_days, val_days, seconds, cpu_seconds)
 
 
-def _imitate(domain: Domain, days: list[int], n_days: int, seed: int, actor: Any) -> Any:
+def _imitate(
+    domain: Domain, days: list[int], n_days: int, seed: int, actor: Any, progress: bool
+) -> Any:
     """Fit ``actor`` to the hindsight forecast factors of ``n_days`` days (seed + 1)."""
     from twin.rl.imitation import collect, fit_actor
 
     env = MicrogridEnv(domain, days=days, base="forecast")
-    observations, targets, day_of = collect(env, n_days, seed + 1)
+    observations, targets, day_of = collect(env, n_days, seed + 1, progress)
     for site in domain.bases:
         site.grid.reset()  # the training environment starts from a fresh grid as before
     return fit_actor(actor, observations, targets, day_of, seed)
