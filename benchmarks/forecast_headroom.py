@@ -1,6 +1,7 @@
 """How much the ``forecast`` base's action can gain: fixed rules for its two factors.
 
 Usage: python -m benchmarks.forecast_headroom [--sites 24] [--eval-seed 2026]
+       [--errors 0.3,0.5]
 
 On the controllers benchmark's training-distribution case (the same sites and held-out
 days), MPC re-plans every step on the persistence forecast corrected by factors chosen
@@ -11,7 +12,10 @@ by a fixed rule instead of a policy:
   observation's ratios), what a measured-only rule can do;
 - ``hindsight, per day``: today's whole-day energy over yesterday's, constant all day;
 - ``hindsight, per step``: the rest of today's energy over yesterday's at every step
-  (:func:`twin.rl.imitation.hindsight_action`, what the actor's head start is fitted to).
+  (:func:`twin.rl.imitation.hindsight_action`, what the actor's head start is fitted to);
+- ``day ahead, error s``: the whole day's ratio times a log-normal error of standard
+  deviation ``s`` (drawn once per day, seeded): a day-ahead forecast of the day's PV and
+  load energy as good as a weather forecast might be, known from midnight on.
 
 The hindsight rules know the future: they bound what a policy acting through the same
 two factors (within :data:`twin.rl.forecast_action.FACTOR_RANGE`) could gain, which is
@@ -68,6 +72,11 @@ RULES: dict[str, Callable[[MicrogridEnv], np.ndarray]] = {
 }
 
 
+def day_ahead(error: np.ndarray) -> Callable[[MicrogridEnv], np.ndarray]:
+    """The whole day's ratio, times ``exp(error)`` (one error per part, for the day)."""
+    return lambda env: np.clip(per_day(env) + error / np.log(FACTOR_RANGE), -1.0, 1.0)
+
+
 def day_cost(env: MicrogridEnv, rule: Callable[[MicrogridEnv], np.ndarray], site, day) -> float:
     """Scored cost J of one day with the rule's factors at every step."""
     env.reset(options={"site": site, "day": day})
@@ -82,16 +91,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sites", type=int, default=24)
     parser.add_argument("--eval-seed", type=int, default=2026)
+    parser.add_argument("--errors", default="0.3,0.5", help="log errors of the day-ahead rows")
     args = parser.parse_args()
+    errors = [float(e) for e in args.errors.split(",") if e]
     print(f"machine: {machine()}")
     case = training_distribution_case(args.sites, args.eval_seed)
     env = MicrogridEnv(case.domain, base="forecast")
-    rows = []
+    rows, names = [], [*RULES, *(f"day ahead, error {e:g}" for e in errors)]
+    rng = np.random.default_rng(args.eval_seed)
     for site, day in zip(case.sites, case.days, strict=True):
         row = {"site": site.name, "day": day}
         for name in ("none", "oracle"):
             row[name] = evaluate_day(env, day, name, site=site).cost_eur
-        for name, rule in RULES.items():
+        rules = {
+            **RULES,
+            **{
+                n: day_ahead(rng.normal(0.0, e, 2))
+                for n, e in zip(names[len(RULES) :], errors, strict=True)
+            },
+        }
+        for name, rule in rules.items():
             row[name] = day_cost(env, rule, site, day)
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -99,7 +118,7 @@ def main() -> None:
     print(f"\n{len(frame)} held-out days of the training distribution (eval seed {args.eval_seed})")
     print("| forecast factors | share of the oracle's saving | days worse than persistence |")
     print("|---|---:|---:|")
-    for name in RULES:
+    for name in names:
         share = 100 * (frame["none"] - frame[name]).sum() / oracle_saving
         worse = int((frame[name] > frame["persistence"] + 1e-6).sum())
         print(f"| {name} | {share:.1f} % | {worse} |")
