@@ -16,7 +16,6 @@ from tests.conftest import ROOT
 from twin.cli import app
 from twin.compare import (
     LEGEND,
-    _policy_detail,
     compare_controllers,
     controller_detail,
     controller_seconds,
@@ -88,10 +87,6 @@ def test_controller_seconds_reads_the_wrapper_parts():
     assert controller_seconds(parts, "mpc") == (0.0, 0.0)
 
 
-def test_the_builtin_policy_is_named_with_its_training_record():
-    assert _policy_detail("builtin") == f"builtin, SAC, seed 0, {DEFAULT_BASE} base"
-
-
 def test_each_row_names_its_forecaster_and_policy(compared, policy):
     table, _ = compared
     assert table.loc["mpc", "detail"] == "persistence, 24h horizon"
@@ -109,7 +104,9 @@ def test_details_of_other_settings(tmp_path):
     assert controller_detail("rl", ControlSpec(policy=str(bare))) == "bare"
     (tmp_path / "bare_train.json").write_text("not json")
     assert controller_detail("rl", ControlSpec(policy=str(bare))) == "bare"
-    assert controller_detail("rl", ControlSpec(policy="builtin")) == "builtin"
+    # the shipped policy, named with its training record
+    builtin = controller_detail("rl", ControlSpec(policy="builtin"))
+    assert builtin == f"builtin, SAC, seed 0, {DEFAULT_BASE} base"
     spec = ControlSpec(schedule_csv=str(tmp_path / "plan.csv"))
     assert controller_detail("schedule", spec) == "plan.csv"
 
