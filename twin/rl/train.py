@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_SCALE",
     "DEFAULT_TIMESTEPS",
     "TrainResult",
+    "git_state",
     "train_policy",
 ]
 
@@ -70,18 +71,27 @@ class TrainResult:
     cpu_seconds: float = 0.0
 
 
-def _git_commit() -> str | None:
+def _git(args: list[str], cwd: Path) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
-        )
+        out = subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=cwd)
     except (OSError, subprocess.CalledProcessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout
+
+
+def git_state(cwd: Path | None = None) -> tuple[str | None, bool | None]:
+    """The commit checked out at ``cwd`` (the package) and whether tracked files differ.
+
+    A policy trained from a working tree with uncommitted changes was not trained by
+    the code of its commit: ``git_dirty`` in the training record says so. Both are None
+    outside a git checkout (an installed package).
+    """
+    cwd = cwd or Path(__file__).parent
+    commit = _git(["rev-parse", "HEAD"], cwd)
+    if not commit or not commit.strip():
+        return None, None
+    status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
+    return commit.strip(), None if status is None else bool(status.strip())
 
 
 def train_policy(
@@ -155,7 +165,7 @@ def train_policy(
     TrainResult
     """
     started, cpu_started = time.perf_counter(), time.process_time()
-    commit = _git_commit()  # the code that trains, before anything can change it
+    commit, dirty = git_state()  # the code that trains, before anything can change it
     import torch
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.monitor import Monitor
@@ -244,6 +254,7 @@ def train_policy(
         "domain_digest": config.digest() if config is not None else None,
         "observation_size": int(env.observation_space.shape[0]),
         "git_commit": commit,
+        "git_dirty": dirty,
         "train_days": train_days,
         "validation_days": val_days,
     }

@@ -1,6 +1,7 @@
 """Training is reproducible, and the trained policy acts inside the mosaik run."""
 
 import json
+import subprocess
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from twin.cli import app
 from twin.control.component import BUILTIN_POLICY_FILE
 from twin.results import load_results, wide
 from twin.rl.controller import BUILTIN_POLICY, load_policy, policy_metadata
-from twin.rl.train import DEFAULT_TIMESTEPS, train_policy
+from twin.rl.train import DEFAULT_TIMESTEPS, git_state, train_policy
 from twin.run import run_scenario
 from twin.scenario import validate_scenario
 
@@ -54,6 +55,7 @@ def test_training_is_reproducible_with_a_seed(policy, tmp_path):
     meta = json.loads(policy.policy.with_name("policy_train.json").read_text())
     assert meta["seed"] == 3 and meta["timesteps"] == STEPS and meta["threads"] == 1
     assert meta["base"] == "plan" and meta["wall_time_s"] > 0
+    assert meta["git_dirty"] in (True, False)  # this checkout is a git repository
 
 
 def test_builtin_policy_is_package_data_and_acts_in_the_mosaik_run(tmp_path):
@@ -112,3 +114,24 @@ def test_a_policy_for_another_number_of_batteries_is_refused(policy, tmp_path):
     raw.update(controller="rl", control={"policy": str(policy.policy)})
     with pytest.raises(Exception, match="control.policy"):
         run_scenario(validate_scenario(raw), tmp_path)
+
+
+def test_the_training_record_says_whether_the_code_had_uncommitted_changes(
+    tmp_path, tmp_path_factory
+):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.org")
+    git("config", "user.name", "t")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("commit", "-q", "-m", "first")
+    commit, dirty = git_state(tmp_path)
+    assert len(commit) == 40 and dirty is False
+    (tmp_path / "notes.txt").write_text("untracked files do not train\n")
+    assert git_state(tmp_path) == (commit, False)
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_state(tmp_path) == (commit, True)
+    assert git_state(tmp_path_factory.mktemp("not_a_checkout")) == (None, None)
