@@ -494,19 +494,26 @@ class Results:
         Reads the time and value of the row groups that hold it into one array: memory
         holds the table, not tidy rows.
         """
-        if self.index is None:  # a file written before the index: through a tidy frame
-            rows = self.frame(kind=kind, quantity=quantity, source=source)
-            return wide(rows, kind, quantity, source)
-        key = (kind, quantity, source)
-        return self.wides([key])[key]
+        return self.wides([(kind, quantity, source)])[kind, quantity, source]
 
     def wides(
         self, keys: Iterable[tuple[str, str, str]]
     ) -> dict[tuple[str, str, str], pd.DataFrame]:
         """:meth:`wide` of every ``(kind, quantity, source)`` of ``keys``, one read of the file."""
         keys = list(dict.fromkeys(keys))
-        if self.index is None:
-            return {key: self.wide(*key) for key in keys}
+        if self.index is None:  # a file written before the index: through tidy frames
+            return {key: self._wide_without_index(*key) for key in keys}
+        return self._indexed_wides(keys)
+
+    def _wide_without_index(self, kind: str, quantity: str, source: str) -> pd.DataFrame:
+        """:meth:`wide` of a file without the row-group index, through a tidy frame."""
+        rows = self.frame(kind=kind, quantity=quantity, source=source)
+        return wide(rows, kind, quantity, source)
+
+    def _indexed_wides(
+        self, keys: list[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], pd.DataFrame]:
+        """:meth:`wides` through the row-group index."""
         return {key: t.dropna(axis=1, how="all") for key, t in self._wides(keys).items()}
 
     def _wides(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], pd.DataFrame]:
@@ -592,21 +599,15 @@ class Results:
 class Operated(Results):
     """Lazy :func:`as_operated` results: one quantity at a time, real values put in."""
 
-    def wide(self, kind: str, quantity: str, source: str = "twin") -> pd.DataFrame:
+    def _wide_without_index(self, kind: str, quantity: str, source: str) -> pd.DataFrame:
         """As :func:`wide` of :func:`as_operated` of the whole results."""
-        if self.index is None:
-            rows = self.frame(kind=kind, quantity=quantity, source=["twin", "real"])
-            return wide(_as_operated_frame(rows, any_real=True), kind, quantity, source)
-        key = (kind, quantity, source)
-        return self.wides([key])[key]
+        rows = self.frame(kind=kind, quantity=quantity, source=["twin", "real"])
+        return wide(_as_operated_frame(rows, any_real=True), kind, quantity, source)
 
-    def wides(
-        self, keys: Iterable[tuple[str, str, str]]
+    def _indexed_wides(
+        self, keys: list[tuple[str, str, str]]
     ) -> dict[tuple[str, str, str], pd.DataFrame]:
-        """:meth:`wide` of every key, the twin's and the real tables in one read."""
-        keys = list(dict.fromkeys(keys))
-        if self.index is None:
-            return {key: self.wide(*key) for key in keys}
+        """The twin's and the real tables in one read, real values put in."""
         pairs = [(kind, quantity) for kind, quantity, source in keys if source == "twin"]
         fetched = self._wides([(k, q, s) for k, q in pairs for s in ("twin", "real")])
         out = {}

@@ -192,3 +192,34 @@ def test_the_kpis_read_each_row_group_at_most_once(runs, monkeypatch):
     assert kpis == pytest.approx(eager, rel=0, abs=0, nan_ok=True)
     assert reads and len(reads) == len(set(reads))
     assert len(reads) <= pq.read_metadata(run.out_dir / "results.parquet").num_row_groups
+
+
+def test_the_operated_view_is_the_same_with_or_without_the_index(tmp_path):
+    """Real values put in over the twin's, whether the file has its row-group index."""
+    import pyarrow.parquet as pq
+
+    stamps = pd.date_range("2016-06-21T13:00Z", periods=4, freq="15min").as_unit("ns").asi8
+    tables = [
+        tidy_table([("a", "pv", "p_kw")], stamps, [np.array([1.0, 2.0, 3.0, 4.0])], tags)
+        for tags in (
+            {"site": "s", "run_id": "r", "source": "twin"},
+            {"site": "s", "run_id": "r", "source": "real"},
+        )
+    ]
+    tables[1] = tables[1].filter(pa.compute.greater(tables[1]["value"], 2.5))
+    real = tables[1].set_column(
+        tables[1].schema.get_field_index("value"), "value", pa.array([30.0, 40.0])
+    )
+    write_tables(tmp_path / "indexed" / "results.parquet", [tables[0], real])
+    (tmp_path / "bare").mkdir()
+    table = pq.read_table(tmp_path / "indexed" / "results.parquet")
+    pq.write_table(table.replace_schema_metadata(None), tmp_path / "bare" / "results.parquet")
+    indexed, bare = open_results(tmp_path / "indexed"), open_results(tmp_path / "bare")
+    assert indexed.index is not None and bare.index is None
+    tables = {}
+    for name, results in (("indexed", indexed), ("bare", bare)):
+        operated = results.as_operated()
+        tables[name] = operated.wides([("pv", "p_kw", "twin")])["pv", "p_kw", "twin"]
+        assert operated.wide("pv", "p_kw").equals(tables[name])
+    np.testing.assert_array_equal(tables["indexed"]["a"].to_numpy(), [1.0, 2.0, 30.0, 40.0])
+    pd.testing.assert_frame_equal(tables["bare"], tables["indexed"], check_exact=True)
