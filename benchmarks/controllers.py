@@ -52,12 +52,22 @@ from twin.scenario import load_scenario
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
-CONTROLLERS = ("none", "rule", "mpc", "mpc_defer", "mpc_regression", "oracle", "rl")
+CONTROLLERS = (
+    "none",
+    "rule",
+    "mpc",
+    "mpc_defer",
+    "mpc_regression",
+    "mpc_day_ahead",
+    "oracle",
+    "rl",
+)
 #: Control options of the MPC variants (persistence unless named).
 MPC_VARIANTS = {
     "mpc": {},
     "mpc_defer": {"defer_grid": True},
     "mpc_regression": {"forecaster": "regression"},
+    "mpc_day_ahead": {"forecaster": "day_ahead", "defer_grid": True},
 }
 #: Shipped scenarios with a battery that run stand-alone (``hil_battery`` and
 #: ``live_feeder`` need an MQTT device or field feed in the loop).

@@ -32,10 +32,11 @@ import pandas as pd
 
 from benchmarks.controllers import training_distribution_case
 from benchmarks.machine import machine
+from twin.forecast import RATIO_FLOOR
 from twin.rl.env import MicrogridEnv
 from twin.rl.evaluate import evaluate_day
 from twin.rl.forecast_action import FACTOR_RANGE
-from twin.rl.imitation import FLOOR, hindsight_action
+from twin.rl.imitation import hindsight_action
 
 
 def _log_ratio_action(today: np.ndarray, yesterday: np.ndarray, floor: np.ndarray) -> np.ndarray:
@@ -45,7 +46,7 @@ def _log_ratio_action(today: np.ndarray, yesterday: np.ndarray, floor: np.ndarra
 
 def _floors(env: MicrogridEnv) -> np.ndarray:
     spd = env.steps_per_day
-    return FLOOR * np.abs([env.site_pv_kw[:spd].sum(), env.site_load_kw[:spd].sum()]) + 1e-9
+    return RATIO_FLOOR * np.abs([env.site_pv_kw[:spd].sum(), env.site_load_kw[:spd].sum()]) + 1e-9
 
 
 def so_far(env: MicrogridEnv) -> np.ndarray:

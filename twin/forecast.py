@@ -6,7 +6,16 @@ the run (:meth:`observe`), and predicts the next ``horizon`` steps (:meth:`predi
 - ``perfect``: the true future (a benchmark's upper bound, and for tests);
 - ``persistence``: the value one day earlier (the classic naive forecast);
 - ``regression``: a scikit-learn gradient-boosting regressor on time-of-day,
-  day-of-week and the value one day earlier, trained on the history.
+  day-of-week and the value one day earlier, trained on the history;
+- ``day_ahead``: a day-ahead forecast service, modelled: each local day's PV and load
+  energy as it turns out, times a seeded log-normal error (:func:`day_ahead_log_ratio`),
+  spread over the profile of one day earlier (:class:`DayAheadForecaster`).
+
+The day-ahead model stands in for what a site buys or computes from a weather forecast:
+it knows the day's energy only up to its error (``DAY_AHEAD_ERROR``, the standard
+deviation of the log error, a control option), and the profile within the day no better
+than persistence. Its error is drawn from the run's seed and the date, so every
+controller of a run (MPC, the RL agent) reads the same forecast.
 """
 
 from __future__ import annotations
@@ -15,12 +24,26 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "DAY_AHEAD_ERROR",
     "FORECASTERS",
+    "RATIO_FLOOR",
+    "DayAheadForecaster",
     "Forecaster",
     "PerfectForecaster",
     "PersistenceForecaster",
     "RegressionForecaster",
+    "day_ahead_error",
+    "day_ahead_log_ratio",
+    "energy_log_ratio",
 ]
+
+#: Standard deviation of the log error of the day-ahead forecast of a day's PV and load
+#: energy: day-ahead PV forecasts of a single site miss the day's energy by roughly a
+#: third, a feeder's load by roughly a tenth.
+DAY_AHEAD_ERROR = (0.3, 0.1)
+#: Energy added to both sides of a ratio of energies, as a share of the reference day's
+#: whole energy: a day with almost no PV does not make a ratio from noise.
+RATIO_FLOOR = 0.02
 
 
 class Forecaster:
@@ -118,6 +141,129 @@ class RegressionForecaster(Forecaster):
         """Regressor output for the forecast steps."""
         rows = self.n_hist + k + np.arange(horizon)
         return self.model.predict(self._features(rows, self._lag_day(k, horizon)))
+
+
+def day_ahead_error(control: dict | None) -> tuple[float, float]:
+    """The day-ahead errors of PV and load in control options (:data:`DAY_AHEAD_ERROR`)."""
+    control = control or {}
+    pv, load = control.get("day_ahead_error_pv"), control.get("day_ahead_error_load")
+    return (
+        DAY_AHEAD_ERROR[0] if pv is None else float(pv),
+        DAY_AHEAD_ERROR[1] if load is None else float(load),
+    )
+
+
+def energy_log_ratio(today: np.ndarray, before: np.ndarray, reference: float) -> float:
+    """``log`` of energy ``today`` over ``before`` (sums of power), floored by ``reference``.
+
+    ``reference`` is the whole reference day's energy (the same unit); a share
+    :data:`RATIO_FLOOR` of it is added to both sides.
+    """
+    floor = RATIO_FLOOR * abs(reference) + 1e-9
+    return float(np.log((abs(float(np.sum(today))) + floor) / (abs(float(np.sum(before))) + floor)))
+
+
+def day_ahead_log_ratio(
+    today: tuple[np.ndarray, np.ndarray],
+    yesterday: tuple[np.ndarray, np.ndarray],
+    seed: int,
+    day_ordinal: int,
+    error: tuple[float, float] = DAY_AHEAD_ERROR,
+) -> np.ndarray:
+    """The day-ahead forecast of a day's PV and load energy over the day before's (log).
+
+    Parameters
+    ----------
+    today, yesterday : tuple of numpy.ndarray
+        PV and load power of the day's steps and of the same steps one day earlier.
+    seed : int
+        The run's seed.
+    day_ordinal : int
+        The local date (:meth:`datetime.date.toordinal`): with ``seed``, it draws the
+        day's errors, the same for every controller that asks.
+    error : tuple of float
+        Standard deviations of the log errors of PV and of load.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``log(E_today / E_yesterday) + error``, for PV and for load.
+    """
+    truth = np.array(
+        [energy_log_ratio(t, y, float(np.sum(y))) for t, y in zip(today, yesterday, strict=True)]
+    )
+    draw = np.random.default_rng([int(seed), int(day_ordinal)]).standard_normal(2)
+    return truth + np.asarray(error, dtype=float) * draw
+
+
+class DayAheadForecaster(Forecaster):
+    """Each part one day earlier, times the day-ahead forecast of its day's energy ratio.
+
+    Parameters
+    ----------
+    pv, load : numpy.ndarray
+        Site PV (> 0) and load (< 0) power of every step, history first then the run
+        (the run's own values: what the forecast service's error is applied to).
+    n_hist : int
+        Steps of history before the run.
+    times : pandas.DatetimeIndex
+        Local times of every step.
+    steps_per_day : int
+        Steps in one day.
+    seed : int
+        The run's seed (draws the day's errors with the date).
+    error : tuple of float
+        Standard deviations of the log errors of PV and load (:data:`DAY_AHEAD_ERROR`).
+    """
+
+    name = "day_ahead"
+
+    def __init__(
+        self,
+        pv: np.ndarray,
+        load: np.ndarray,
+        n_hist: int,
+        times: pd.DatetimeIndex,
+        steps_per_day: int,
+        seed: int,
+        error: tuple[float, float] = DAY_AHEAD_ERROR,
+    ) -> None:
+        pv, load = np.asarray(pv, dtype=float), np.asarray(load, dtype=float)
+        super().__init__(pv[:n_hist] + load[:n_hist], times, steps_per_day)
+        self.parts = (
+            PersistenceForecaster(pv[:n_hist], times, steps_per_day),
+            PersistenceForecaster(load[:n_hist], times, steps_per_day),
+        )
+        self.run_parts = (pv, load)
+        dates = times.normalize()
+        codes, self.days = pd.factorize(dates)
+        self.day_of_step = codes
+        self.factors = np.ones((len(self.days), 2))
+        for d, day in enumerate(self.days):
+            steps = np.flatnonzero(codes == d)
+            before = steps - steps_per_day
+            if before[0] < 0:
+                continue  # the first history day has no day before: persistence
+            ratio = day_ahead_log_ratio(
+                (pv[steps], load[steps]),
+                (pv[before], load[before]),
+                seed,
+                day.date().toordinal(),
+                error,
+            )
+            self.factors[d] = np.exp(ratio)
+
+    def observe(self, k: int, value: float) -> None:
+        """Step ``k`` is metered: its PV and load (the run's values) join the history."""
+        super().observe(k, value)
+        for part, series in zip(self.parts, self.run_parts, strict=True):
+            part.observe(k, series[self.n_hist + k])
+
+    def predict(self, k: int, horizon: int) -> np.ndarray:
+        """Each part one day earlier times its day's forecast factor, summed."""
+        pv, load = (part.predict(k, horizon) for part in self.parts)
+        factors = self.factors[self.day_of_step[self.n_hist + k + np.arange(horizon)]]
+        return factors[:, 0] * pv + factors[:, 1] * load
 
 
 FORECASTERS: dict[str, type[Forecaster]] = {

@@ -41,7 +41,7 @@ from twin.control.lp import (
     solve_dispatch,
 )
 from twin.control.site import SiteSeries, run_objective, site_series
-from twin.forecast import FORECASTERS, Forecaster
+from twin.forecast import FORECASTERS, DayAheadForecaster, Forecaster, day_ahead_error
 from twin.units import parse_duration_s
 
 __all__ = ["MPCController", "OracleController"]
@@ -214,7 +214,7 @@ class MPCController(_Planner):
     """Receding-horizon LP from the measured SoC with forecast net power.
 
     Control options: ``horizon`` (e.g. ``24h``), ``resolve_every`` (e.g. ``15min``),
-    ``forecaster`` (``persistence``, ``regression`` or ``perfect``),
+    ``forecaster`` (``persistence``, ``regression``, ``perfect`` or ``day_ahead``),
     ``history_days`` (meter history the forecaster is trained on) and ``defer_grid``
     (among equally good plans, import and export as late as possible: grid charging
     waits for a surplus the forecast missed, a surplus is stored when it comes; off by
@@ -255,6 +255,20 @@ class MPCController(_Planner):
         history_days = int(self.control.get("history_days") or 14)
         start = clock.start - pd.Timedelta(days=history_days)
         history_clock = Clock(start, step_s, history_days * steps_per_day)
+        name = self.control.get("forecaster") or "persistence"
+        tz = self.context.get("site", {}).get("tz", "UTC")
+        times = history_clock.times.append(clock.times).tz_convert(tz)
+        if name == "day_ahead":  # the PV and load parts, history and run
+            past = site_series(self.context, history_clock)
+            return DayAheadForecaster(
+                np.concatenate([past.pv_kw, self.site.pv_kw]),
+                np.concatenate([past.load_kw, self.site.load_kw]),
+                history_clock.n_steps,
+                times,
+                steps_per_day,
+                int(self.context.get("seed") or 0),
+                day_ahead_error(self.control),
+            )
         if history is None:
             history = site_series(self.context, history_clock).net_kw
         elif len(history) != history_clock.n_steps:
@@ -262,9 +276,6 @@ class MPCController(_Planner):
                 f"history: expected {history_clock.n_steps} steps ({history_days} days), "
                 f"got {len(history)}"
             )
-        tz = self.context.get("site", {}).get("tz", "UTC")
-        times = history_clock.times.append(clock.times).tz_convert(tz)
-        name = self.control.get("forecaster") or "persistence"
         return FORECASTERS[name](history, times, steps_per_day, self.site.net_kw)
 
     def step(

@@ -10,8 +10,10 @@ from twin.bounds import (
     MAX_HORIZON_S,
     PowerKw,
     Price,
+    bounded,
     whole,
 )
+from twin.forecast import DAY_AHEAD_ERROR
 from twin.scenario import Duration, Strict
 from twin.units import parse_duration_s
 
@@ -25,13 +27,18 @@ class ControlSpec(Strict):
     """Controller options: site limits, planning horizon, forecaster, policy, terminal value.
 
     ``terminal_price_eur_kwh`` overrides the objective's terminal value of every battery
-    (:func:`twin.objective.terminal_values`).
+    (:func:`twin.objective.terminal_values`). ``day_ahead_error_pv`` and
+    ``day_ahead_error_load`` are the standard deviations of the log error of the modelled
+    day-ahead forecast of a day's PV and load energy (:mod:`twin.forecast`), which MPC
+    with ``forecaster: day_ahead`` and the RL agent read.
     """
 
     p_import_max_kw: PowerKw | None = None
     horizon: Duration = "24h"
     resolve_every: Duration | None = None
-    forecaster: Literal["persistence", "regression", "perfect"] = "persistence"
+    forecaster: Literal["persistence", "regression", "perfect", "day_ahead"] = "persistence"
+    day_ahead_error_pv: bounded(0.0, 3.0) = DAY_AHEAD_ERROR[0]
+    day_ahead_error_load: bounded(0.0, 3.0) = DAY_AHEAD_ERROR[1]
     history_days: whole(2, 365) = 14
     defer_grid: bool = False  # MPC: among equal plans, import/export as late as possible
     terminal_price_eur_kwh: Price | None = None

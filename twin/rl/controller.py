@@ -20,6 +20,7 @@ from twin.control.base import SOC, BatteryController
 from twin.control.optimal import MPCController
 from twin.control.site import SiteSeries, run_objective, site_series
 from twin.errors import TwinError
+from twin.forecast import day_ahead_error, day_ahead_log_ratio
 from twin.rl.baseline import RuleBaseline
 from twin.rl.forecast_action import CorrectedPersistence
 from twin.rl.observation import DayInputs, ObservationBuilder
@@ -187,16 +188,25 @@ class RLController(BatteryController):
             self.objective,
             self.demand_charge,
         )
+        day, yesterday = slice(first, first + spd), slice(first - spd, first)
+        forecast = day_ahead_log_ratio(
+            (s.pv_kw[day], s.load_kw[day]),
+            (s.pv_kw[yesterday], s.load_kw[yesterday]),
+            int(self.context.get("seed") or 0),
+            self.times_local[first].date().toordinal(),
+            day_ahead_error(self.control),
+        )
         self.observer.start_day(
             DayInputs(
                 prices[0],
                 prices[1],
-                s.pv_kw[first - spd : first],
-                -s.load_kw[first - spd : first],
+                s.pv_kw[yesterday],
+                -s.load_kw[yesterday],
                 plan,
                 self.objective,
                 int(self.times_local[first].dayofyear) - 1,
                 spd,
+                forecast,
             )
         )
         self.day_first = first

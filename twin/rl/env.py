@@ -20,6 +20,12 @@ zero correction is MPC's own dispatch; it sees only what was metered so far).
 With ``base="forecast"`` the action is not a setpoint: its two values correct the PV
 and load forecasts of that MPC (:mod:`twin.rl.forecast_action`), which dispatches.
 
+Besides meters and prices the agent reads the modelled day-ahead forecast of the day's
+PV and load energy (:func:`twin.forecast.day_ahead_log_ratio`, error
+``forecast_error``). Its error is drawn from a forecast seed per episode (drawn by the
+environment, or ``options["forecast_seed"]``), so that a policy cannot learn the errors
+of particular dates.
+
 The reward is the per-step decomposition of the scored cost :math:`J` of
 :mod:`twin.objective` (energy, demand charge increment, wear on the cells' throughput,
 and the step's change of stored energy valued at the terminal value: summed over the
@@ -46,6 +52,7 @@ from models.base import Clock
 from models.battery import Battery
 from twin.control.optimal import MPCController
 from twin.control.site import SiteSeries
+from twin.forecast import DAY_AHEAD_ERROR, day_ahead_log_ratio
 from twin.objective import Objective, objective_for
 from twin.rl.baseline import RuleBaseline
 from twin.rl.domain import BaseSite, Domain, Site, split_days
@@ -107,6 +114,8 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
     scale : float
         The largest setpoint correction, as a fraction of the battery's rating (not
         used by the ``forecast`` base).
+    forecast_error : tuple of float
+        Log errors of the day-ahead forecast of PV and load energy (observed).
 
     Notes
     -----
@@ -124,6 +133,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         replan: str = DEFAULT_REPLAN,
         defer_grid: bool = True,
         scale: float = 1.0,
+        forecast_error: tuple[float, float] = DAY_AHEAD_ERROR,
     ) -> None:
         super().__init__()
         if base not in BASES:
@@ -138,6 +148,8 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         self.replan = replan
         self.defer_grid = defer_grid
         self.scale = scale
+        self.forecast_error = forecast_error
+        self.forecast_seed = 0
         self.mpc: MPCController | None = None
         self.forecaster: CorrectedPersistence | None = None
         first = self.domain.bases[0]
@@ -207,6 +219,13 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         self.mpc = self._mpc_base(site) if self.base_kind in MPC_BASES else None
         self.observer = ObservationBuilder(site.batteries, self.dt_s)
         local = base.times_local[self.k0]
+        forecast = day_ahead_log_ratio(
+            (self.site_pv_kw[spd:], self.site_load_kw[spd:]),
+            (self.site_pv_kw[:spd], self.site_load_kw[:spd]),
+            self.forecast_seed,
+            local.date().toordinal(),
+            self.forecast_error,
+        )
         self.observer.start_day(
             DayInputs(
                 self.price_import,
@@ -217,6 +236,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
                 self.objective,
                 int(local.dayofyear) - 1,
                 spd,
+                forecast,
             )
         )
         # rewards in units of a step at full power at the day's mean price
@@ -331,14 +351,16 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start a day: ``options["site"]``/``options["day"]`` or drawn from the domain."""
+        """Start a day: ``options["site"]``, ``["day"]``, ``["forecast_seed"]`` or drawn."""
         super().reset(seed=seed)
         options = options or {}
         # always draw both, so that the random stream does not depend on the options
         site = self.domain.sample(self.np_random)
         day = int(self.np_random.choice(self.days))
+        forecast_seed = int(self.np_random.integers(2**31))
         site = options.get("site", site)
         day = int(options.get("day", day))
+        self.forecast_seed = int(options.get("forecast_seed", forecast_seed))
         self._start(site, day)
         return self._observation(), {"day": day}
 

@@ -22,14 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from twin.forecast import energy_log_ratio
 from twin.rl.env import MicrogridEnv
 from twin.rl.forecast_action import FACTOR_RANGE
 
 __all__ = ["FitReport", "collect", "fit_actor", "hindsight_action"]
-
-#: Energy added to both sides of the hindsight ratios, as a share of yesterday's day
-#: (as the observation's ratios: no ratio made from the noise of a dark evening).
-FLOOR = 0.02
 
 
 def hindsight_action(env: MicrogridEnv) -> np.ndarray:
@@ -42,10 +39,10 @@ def hindsight_action(env: MicrogridEnv) -> np.ndarray:
     i = env.k - env.k0
     ratios = []
     for series in (env.site_pv_kw, env.site_load_kw):
-        today = abs(float(series[spd + i + 1 :].sum()))
-        yesterday = abs(float(series[i + 1 : spd].sum()))
-        floor = FLOOR * abs(float(series[:spd].sum())) + 1e-9
-        ratios.append(np.log((today + floor) / (yesterday + floor)))
+        # floored as the observation's ratios: no ratio made from a dark evening's noise
+        ratios.append(
+            energy_log_ratio(series[spd + i + 1 :], series[i + 1 : spd], float(series[:spd].sum()))
+        )
     return np.clip(np.array(ratios) / np.log(FACTOR_RANGE), -1.0, 1.0)
 
 

@@ -18,7 +18,10 @@ mean price of the day). For the site: net, PV and load power, yesterday's PV and
 energy from this time of day to midnight (persistence, in usable capacities, log scale),
 how today differs from yesterday so far (PV power now, PV and load energy since
 midnight, and their ratios, log: a cloudier or sunnier day than the persistence
-forecast, what the ``forecast`` base corrects), the import price now and ahead
+forecast, what the ``forecast`` base corrects), the day-ahead forecast of today's PV
+and load energy over yesterday's (log, :func:`twin.forecast.day_ahead_log_ratio`: a
+forecast service's figure with its error, known from midnight on), the import price now
+and ahead
 within the day's range, the day's spread and the export price (per mean price), the
 part of the day left, time of day and day of year (sin, cos).
 """
@@ -30,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from twin.forecast import energy_log_ratio
 from twin.objective import Objective, rule_thresholds
 
 __all__ = ["PER_BATTERY", "PRICE_LOOKAHEAD_H", "DayInputs", "ObservationBuilder"]
@@ -38,14 +42,11 @@ __all__ = ["PER_BATTERY", "PRICE_LOOKAHEAD_H", "DayInputs", "ObservationBuilder"
 PRICE_LOOKAHEAD_H = (0, 1, 2, 4, 8, 12)
 #: Features per battery.
 PER_BATTERY = 16
-SITE_FEATURES = 3 + 2 + 3 + 2 + len(PRICE_LOOKAHEAD_H) + 2 + 1 + 4
+SITE_FEATURES = 3 + 2 + 3 + 2 + 2 + len(PRICE_LOOKAHEAD_H) + 2 + 1 + 4
 HOURS_CLIP = 8.0
 POWER_CLIP = 10.0
-#: Bound of the log ratios of today's energy so far to yesterday's.
+#: Bound of the log ratios of today's energy (so far, or forecast) to yesterday's.
 LOG_RATIO_CLIP = 3.0
-#: Energy added to both sides of those ratios, as a share of yesterday's whole day (a
-#: morning with little PV yet does not make a ratio from noise).
-RATIO_FLOOR = 0.02
 
 
 def _signed_log(x: np.ndarray) -> np.ndarray:
@@ -72,6 +73,8 @@ class DayInputs:
         0-based day of the year.
     steps : int
         Steps of the day (fewer than a full day when the run ends earlier).
+    forecast_log_ratio : numpy.ndarray
+        The day-ahead forecast of the day's PV and load energy over yesterday's (log).
     """
 
     price_import: np.ndarray
@@ -82,6 +85,7 @@ class DayInputs:
     objective: Objective
     day_of_year: int
     steps: int
+    forecast_log_ratio: np.ndarray
 
 
 def _param(batteries: list[dict[str, Any]], name: str) -> np.ndarray:
@@ -207,8 +211,14 @@ class ObservationBuilder:
         today = np.array([self._pv_today[: m + 1].sum(), self._load_today[: m + 1].sum()])
         before = np.array([self._pv_yesterday[: m + 1].sum(), self._load_yesterday[: m + 1].sum()])
         so_far = (today - before) * self.dt_h
-        floor = RATIO_FLOOR * np.abs([self._pv_yesterday.sum(), self._load_yesterday.sum()]) + 1e-9
-        log_ratio = np.log((np.abs(today) + floor) / (np.abs(before) + floor))
+        log_ratio = np.array(
+            [
+                energy_log_ratio(t, b, float(y.sum()))
+                for t, b, y in zip(
+                    today, before, (self._pv_yesterday, self._load_yesterday), strict=True
+                )
+            ]
+        )
         hour_angle = 2 * np.pi * i / self.steps_per_day
         site = np.concatenate(
             [
@@ -221,6 +231,7 @@ class ObservationBuilder:
                 [np.clip((pv_kw - self._pv_yesterday[m]) / self.p_total, -POWER_CLIP, POWER_CLIP)],
                 _signed_log(so_far / scale_e),
                 np.clip(log_ratio, -LOG_RATIO_CLIP, LOG_RATIO_CLIP),
+                np.clip(day.forecast_log_ratio, -LOG_RATIO_CLIP, LOG_RATIO_CLIP),
                 relative,
                 [self.spread / pi, export / pi],
                 [1.0 - i / self.steps_per_day],

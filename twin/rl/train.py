@@ -245,6 +245,7 @@ def train_policy(
         "defer_grid": defer_grid if base in MPC_BASES else None,
         "scale": scale,
         "gamma": gamma,
+        "forecast_error": list(env.unwrapped.forecast_error),
         "selection": selection.summary() if selection is not None else None,
         "imitation": {"days": imitation_days, **vars(fit)} if fit is not None else None,
         "wall_time_s": round(seconds, 1),

@@ -9,10 +9,11 @@ from hypothesis import strategies as st
 from stable_baselines3 import SAC
 
 from tests.conftest import ROOT
+from twin.forecast import RATIO_FLOOR
 from twin.rl.domain import Domain, DomainConfig
 from twin.rl.env import MicrogridEnv
 from twin.rl.forecast_action import factors_of
-from twin.rl.imitation import FLOOR, collect, fit_actor, hindsight_action
+from twin.rl.imitation import collect, fit_actor, hindsight_action
 from twin.scenario import validate_scenario
 
 SMALL = DomainConfig(grids=("1-LV-rural1--0-sw",))
@@ -35,7 +36,7 @@ def test_hindsight_factors_make_the_rest_of_the_day_right(env, seed, step):
     for part, series in enumerate((env.site_pv_kw, env.site_load_kw)):
         today = abs(series[spd + i + 1 :].sum())
         yesterday = abs(series[i + 1 : spd].sum())
-        floor = FLOOR * abs(series[:spd].sum()) + 1e-9
+        floor = RATIO_FLOOR * abs(series[:spd].sum()) + 1e-9
         if abs(action[part]) < 1.0:  # the range does not bind: the forecast is right
             assert factors[part] * (yesterday + floor) == pytest.approx(today + floor, rel=1e-9)
         else:  # clipped towards the truth
