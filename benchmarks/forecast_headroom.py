@@ -13,9 +13,10 @@ by a fixed rule instead of a policy:
 - ``hindsight, per day``: today's whole-day energy over yesterday's, constant all day;
 - ``hindsight, per step``: the rest of today's energy over yesterday's at every step
   (:func:`twin.rl.imitation.hindsight_action`, what the actor's head start is fitted to);
-- ``day ahead, error s``: the whole day's ratio times a log-normal error of standard
-  deviation ``s`` (drawn once per day, seeded): a day-ahead forecast of the day's PV and
-  load energy as good as a weather forecast might be, known from midnight on.
+- ``day ahead, error s``: the modelled day-ahead forecast of the day's ratio
+  (:func:`twin.forecast.day_ahead_log_ratio`: the whole day's ratio times a log-normal
+  error of standard deviation ``s`` on PV and on load, seeded by ``--eval-seed`` and the
+  date), known from midnight on.
 
 The hindsight rules know the future: they bound what a policy acting through the same
 two factors (within :data:`twin.rl.forecast_action.FACTOR_RANGE`) could gain, which is
@@ -32,7 +33,7 @@ import pandas as pd
 
 from benchmarks.controllers import training_distribution_case
 from benchmarks.machine import machine
-from twin.forecast import RATIO_FLOOR
+from twin.forecast import RATIO_FLOOR, day_ahead_log_ratio
 from twin.rl.env import MicrogridEnv
 from twin.rl.evaluate import evaluate_day
 from twin.rl.forecast_action import FACTOR_RANGE
@@ -73,9 +74,21 @@ RULES: dict[str, Callable[[MicrogridEnv], np.ndarray]] = {
 }
 
 
-def day_ahead(error: np.ndarray) -> Callable[[MicrogridEnv], np.ndarray]:
-    """The whole day's ratio, times ``exp(error)`` (one error per part, for the day)."""
-    return lambda env: np.clip(per_day(env) + error / np.log(FACTOR_RANGE), -1.0, 1.0)
+def day_ahead(error: float, seed: int) -> Callable[[MicrogridEnv], np.ndarray]:
+    """The modelled day-ahead forecast of the day's ratio (log error ``error`` on both)."""
+
+    def rule(env: MicrogridEnv) -> np.ndarray:
+        spd = env.steps_per_day
+        ratio = day_ahead_log_ratio(
+            (env.site_pv_kw[spd:], env.site_load_kw[spd:]),
+            (env.site_pv_kw[:spd], env.site_load_kw[:spd]),
+            seed,
+            env.base.times_local[env.k0].date().toordinal(),
+            (error, error),
+        )
+        return np.clip(ratio / np.log(FACTOR_RANGE), -1.0, 1.0)
+
+    return rule
 
 
 def day_cost(env: MicrogridEnv, rule: Callable[[MicrogridEnv], np.ndarray], site, day) -> float:
@@ -99,18 +112,17 @@ def main() -> None:
     case = training_distribution_case(args.sites, args.eval_seed)
     env = MicrogridEnv(case.domain, base="forecast")
     rows, names = [], [*RULES, *(f"day ahead, error {e:g}" for e in errors)]
-    rng = np.random.default_rng(args.eval_seed)
+    rules = {
+        **RULES,
+        **{
+            n: day_ahead(e, args.eval_seed)
+            for n, e in zip(names[len(RULES) :], errors, strict=True)
+        },
+    }
     for site, day in zip(case.sites, case.days, strict=True):
         row = {"site": site.name, "day": day}
         for name in ("none", "oracle"):
             row[name] = evaluate_day(env, day, name, site=site).cost_eur
-        rules = {
-            **RULES,
-            **{
-                n: day_ahead(rng.normal(0.0, e, 2))
-                for n, e in zip(names[len(RULES) :], errors, strict=True)
-            },
-        }
         for name, rule in rules.items():
             row[name] = day_cost(env, rule, site, day)
         rows.append(row)

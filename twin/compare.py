@@ -114,23 +114,34 @@ def controller_detail(name: str, control: Any) -> str:
     Returns
     -------
     str
-        For example ``"persistence, 24h horizon"`` for ``mpc``; empty where there is
-        nothing to say (``none``, ``rule``).
+        For example ``"persistence, 24h horizon"`` for ``mpc``, or
+        ``"builtin, SAC, seed 0, forecast base, reads day_ahead (log error pv 0.3, load
+        0.1)"`` for ``rl``; empty where there is nothing to say (``none``, ``rule``).
     """
     if name == "oracle":
         return "perfect foresight"
     if name == "mpc":
-        parts = [control.forecaster, f"{control.horizon} horizon"]
+        forecaster = _day_ahead(control) if control.forecaster == "day_ahead" else None
+        parts = [forecaster or control.forecaster, f"{control.horizon} horizon"]
         if control.resolve_every:
             parts.append(f"re-planned every {control.resolve_every}")
         if control.forecaster == "regression":
             parts.append(f"{control.history_days} d history")
         return ", ".join(parts)
-    if name == "rl":
-        return _policy_detail(control.policy)
+    if name == "rl":  # the agent reads the day-ahead forecast beside its meters
+        policy = _policy_detail(control.policy)
+        return f"{policy}, reads {_day_ahead(control)}" if policy else ""
     if name == "schedule" and control.schedule_csv:
         return Path(control.schedule_csv).name
     return ""
+
+
+def _day_ahead(control: Any) -> str:
+    """The modelled day-ahead forecast and its log errors."""
+    return (
+        f"day_ahead (log error pv {control.day_ahead_error_pv:g}, "
+        f"load {control.day_ahead_error_load:g})"
+    )
 
 
 def _policy_detail(policy: str | None) -> str:

@@ -28,6 +28,8 @@ from twin.scenario import validate_scenario
 DAY = ROOT / "scenarios" / "microgrid_day.yaml"
 N_STEPS = 96  # one day of 15 min
 WEAR_KPIS = ("wear_eur", "cost_scored_no_wear_eur")
+#: How the rl rows name the forecast their agent reads (the default errors).
+DAY_AHEAD = "day_ahead (log error pv 0.3, load 0.1)"
 
 
 def day_scenario(**changes):
@@ -91,7 +93,8 @@ def test_each_row_names_its_forecaster_and_policy(compared, policy):
     table, _ = compared
     assert table.loc["mpc", "detail"] == "persistence, 24h horizon"
     assert table.loc["oracle", "detail"] == "perfect foresight"
-    assert table.loc["rl", "detail"] == f"{policy.policy.stem}, SAC, seed 5, {DEFAULT_BASE} base"
+    expected = f"{policy.policy.stem}, SAC, seed 5, {DEFAULT_BASE} base, reads {DAY_AHEAD}"
+    assert table.loc["rl", "detail"] == expected
     assert table.loc["none", "detail"] == "" and table.loc["rule", "detail"] == ""
 
 
@@ -99,14 +102,17 @@ def test_details_of_other_settings(tmp_path):
     mpc = ControlSpec(forecaster="regression", horizon="12h", resolve_every="1h")
     expected = "regression, 12h horizon, re-planned every 1h, 14 d history"
     assert controller_detail("mpc", mpc) == expected
+    day_ahead = ControlSpec(forecaster="day_ahead", day_ahead_error_pv=0.5)
+    expected = "day_ahead (log error pv 0.5, load 0.1), 24h horizon"
+    assert controller_detail("mpc", day_ahead) == expected
     bare = tmp_path / "bare.zip"
     bare.write_bytes(b"")
-    assert controller_detail("rl", ControlSpec(policy=str(bare))) == "bare"
+    assert controller_detail("rl", ControlSpec(policy=str(bare))) == f"bare, reads {DAY_AHEAD}"
     (tmp_path / "bare_train.json").write_text("not json")
-    assert controller_detail("rl", ControlSpec(policy=str(bare))) == "bare"
+    assert controller_detail("rl", ControlSpec(policy=str(bare))) == f"bare, reads {DAY_AHEAD}"
     # the shipped policy, named with its training record
     builtin = controller_detail("rl", ControlSpec(policy="builtin"))
-    assert builtin == f"builtin, SAC, seed 0, {DEFAULT_BASE} base"
+    assert builtin == f"builtin, SAC, seed 0, {DEFAULT_BASE} base, reads {DAY_AHEAD}"
     spec = ControlSpec(schedule_csv=str(tmp_path / "plan.csv"))
     assert controller_detail("schedule", spec) == "plan.csv"
 

@@ -5,6 +5,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from twin.errors import ScenarioError
 from twin.results import load_results, wide
 from twin.run import run_scenario
 from twin.scenario import validate_scenario
@@ -243,3 +244,22 @@ def test_rule_charges_evs_in_cheap_hours_and_never_scores_worse_than_none(tmp_pa
         kpis[controller] = run.kpis
     assert kpis["rule"]["cost_scored_eur"] <= kpis["none"]["cost_scored_eur"]
     assert kpis["rule"]["e_ev_unmet_kwh"] <= kpis["none"]["e_ev_unmet_kwh"] + 1e-6
+
+
+def soc_of(run) -> np.ndarray:
+    return wide(load_results(run.out_dir), "battery", "soc").to_numpy()
+
+
+def test_mpc_on_the_day_ahead_forecast_is_seeded_by_the_run(tmp_path):
+    """The forecast's errors come from the run's seed: same seed, same dispatch."""
+    runs = {}
+    for name, seed, error in (("a", 1, 1.0), ("again", 1, 1.0), ("exact", 1, 0.0)):
+        scenario = day("mpc", forecaster="day_ahead", day_ahead_error_pv=error)
+        runs[name] = run_scenario(scenario.model_copy(update={"seed": seed}), tmp_path / name)
+    np.testing.assert_array_equal(soc_of(runs["a"]), soc_of(runs["again"]))
+    assert np.abs(soc_of(runs["a"]) - soc_of(runs["exact"])).max() > 1e-3  # the error acts
+
+
+def test_day_ahead_errors_are_bounded_options():
+    with pytest.raises(ScenarioError, match="day_ahead_error_pv"):
+        day("mpc", forecaster="day_ahead", day_ahead_error_pv=-0.1)
