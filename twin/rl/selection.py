@@ -36,13 +36,14 @@ class SelectionDays:
     """Site-days a policy is judged on, and the environment it acts in."""
 
     env: MicrogridEnv
-    cases: list[tuple[Site, int]]
+    cases: list[tuple[Site, int, int]]
 
     def cost(self, act: Any) -> float:
         """Total scored cost (EUR) of ``act(observation) -> action`` over the days."""
         total = 0.0
-        for site, day in self.cases:
-            obs, _ = self.env.reset(options={"site": site, "day": day})
+        for site, day, forecast_seed in self.cases:
+            options = {"site": site, "day": day, "forecast_seed": forecast_seed}
+            obs, _ = self.env.reset(options=options)
             done = False
             while not done:
                 obs, _, _, done, info = self.env.step(act(obs))
@@ -53,9 +54,14 @@ class SelectionDays:
 
 
 def selection_days(env: MicrogridEnv, days: list[int], n: int) -> SelectionDays:
-    """``n`` site-days of ``env``'s domain on ``days``, drawn with :data:`SELECTION_SEED`."""
+    """``n`` site-days of ``env``'s domain on ``days``, drawn with :data:`SELECTION_SEED`.
+
+    Each with its day-ahead forecast's seed: every policy scored meets the same errors.
+    """
     rng = np.random.default_rng(SELECTION_SEED)
-    cases = [(env.domain.sample(rng), int(rng.choice(days))) for _ in range(n)]
+    cases = [
+        (env.domain.sample(rng), int(rng.choice(days)), int(rng.integers(2**31))) for _ in range(n)
+    ]
     twin = MicrogridEnv(
         env.domain,
         days=days,
@@ -63,6 +69,7 @@ def selection_days(env: MicrogridEnv, days: list[int], n: int) -> SelectionDays:
         replan=env.replan,
         defer_grid=env.defer_grid,
         scale=env.scale,
+        forecast_error=env.forecast_error,
     )
     return SelectionDays(twin, cases)
 
