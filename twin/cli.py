@@ -403,9 +403,12 @@ def train(
     base: Annotated[
         str,
         typer.Option(
-            help="What the action corrects: forecast (MPC's), or the setpoint of mpc, plan, rule."
+            help=(
+                "What the action corrects: MPC's day-ahead forecast (day_ahead) or "
+                "persistence (forecast), or the setpoint of mpc, plan, rule."
+            )
         ),
-    ] = "forecast",
+    ] = "day_ahead",
     replan: Annotated[str, typer.Option(help="How often the MPC bases re-plan.")] = "15min",
     scale: Annotated[
         float, typer.Option(min=0.01, max=1.0, help="Largest setpoint correction.")

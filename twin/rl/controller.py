@@ -26,6 +26,7 @@ from twin.rl.forecast_action import CorrectedPersistence
 from twin.rl.observation import DayInputs, ObservationBuilder
 from twin.rl.plan import (
     DEFAULT_REPLAN,
+    FORECAST_BASES,
     MPC_BASES,
     day_plan,
     mpc_base_control,
@@ -151,7 +152,7 @@ class RLController(BatteryController):
             meta.get("replan") or DEFAULT_REPLAN, bool(meta.get("defer_grid"))
         )
         yesterday = slice(first - spd, first)
-        if self.base_kind == "forecast":
+        if self.base_kind in FORECAST_BASES:  # the day_ahead prior is set at each midnight
             times = self.clock.times.tz_convert(self.times_local.tz)
             self.forecaster = CorrectedPersistence(
                 s.pv_kw[yesterday],
@@ -209,6 +210,9 @@ class RLController(BatteryController):
                 forecast,
             )
         )
+        if self.base_kind == "day_ahead":
+            assert self.forecaster is not None
+            self.forecaster.set_prior(forecast)
         self.day_first = first
 
     def step(

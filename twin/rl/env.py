@@ -18,7 +18,8 @@ that of MPC re-planning every ``replan`` on persistence forecasts (``base="mpc"`
 :class:`twin.control.optimal.MPCController` itself, fed the episode's series, so a
 zero correction is MPC's own dispatch; it sees only what was metered so far).
 With ``base="forecast"`` the action is not a setpoint: its two values correct the PV
-and load forecasts of that MPC (:mod:`twin.rl.forecast_action`), which dispatches.
+and load forecasts of that MPC (:mod:`twin.rl.forecast_action`), which dispatches; with
+``base="day_ahead"`` they correct MPC's day-ahead forecast instead of persistence.
 
 Besides meters and prices the agent reads the modelled day-ahead forecast of the day's
 PV and load energy (:func:`twin.forecast.day_ahead_log_ratio`, error
@@ -60,6 +61,7 @@ from twin.rl.forecast_action import CorrectedPersistence
 from twin.rl.observation import DayInputs, ObservationBuilder
 from twin.rl.plan import (
     DEFAULT_REPLAN,
+    FORECAST_BASES,
     MPC_BASES,
     day_plan,
     mpc_base_control,
@@ -76,7 +78,7 @@ __all__ = [
 
 OBS_BOUND = 100.0
 #: What the residual action corrects.
-BASES = ("rule", "plan", "mpc", "forecast")
+BASES = ("rule", "plan", "mpc", *FORECAST_BASES)
 
 
 @dataclass
@@ -106,7 +108,8 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         Days of data to prepare for a scenario (from its first local midnight).
     base : str
         What the action corrects: the setpoint of ``"rule"``, ``"plan"`` or ``"mpc"``,
-        or the forecast MPC plans with (``"forecast"``).
+        or the forecast MPC plans with: persistence (``"forecast"``) or the modelled
+        day-ahead forecast (``"day_ahead"``).
     replan : str
         How often the MPC bases re-plan (a duration, e.g. ``1h`` or ``15min``).
     defer_grid : bool
@@ -162,7 +165,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         size = ObservationBuilder([_PROBE] * n_b, self.dt_s).size()
         # Features are normalised near -1..1: generous finite bounds.
         self.observation_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (size,), np.float32)
-        n_actions = 2 if base == "forecast" else n_b
+        n_actions = 2 if base in FORECAST_BASES else n_b
         self.action_space = gym.spaces.Box(-1.0, 1.0, (n_actions,), np.float32)
         self.site: Site | None = None
         self.base: BaseSite = first
@@ -216,16 +219,16 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
             self.objective,
             self.demand_charge,
         )
-        self.mpc = self._mpc_base(site) if self.base_kind in MPC_BASES else None
-        self.observer = ObservationBuilder(site.batteries, self.dt_s)
         local = base.times_local[self.k0]
-        forecast = day_ahead_log_ratio(
+        self.day_ahead = day_ahead_log_ratio(
             (self.site_pv_kw[spd:], self.site_load_kw[spd:]),
             (self.site_pv_kw[:spd], self.site_load_kw[:spd]),
             self.forecast_seed,
             local.date().toordinal(),
             self.forecast_error,
         )
+        self.mpc = self._mpc_base(site) if self.base_kind in MPC_BASES else None
+        self.observer = ObservationBuilder(site.batteries, self.dt_s)
         self.observer.start_day(
             DayInputs(
                 self.price_import,
@@ -236,7 +239,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
                 self.objective,
                 int(local.dayofyear) - 1,
                 spd,
-                forecast,
+                self.day_ahead,
             )
         )
         # rewards in units of a step at full power at the day's mean price
@@ -258,11 +261,13 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         )
         net_yesterday = self.site_pv_kw[:spd] + self.site_load_kw[:spd]
         self.forecaster = None
-        if self.base_kind == "forecast":
+        if self.base_kind in FORECAST_BASES:
             times = Clock(clock.start - pd.Timedelta(days=1), self.dt_s, spd).times
             self.forecaster = CorrectedPersistence(
                 self.site_pv_kw[:spd], self.site_load_kw[:spd], times.append(clock.times), spd
             )
+            if self.base_kind == "day_ahead":
+                self.forecaster.set_prior(self.day_ahead)
         context = {
             "site": base.context["site"],
             "tariff": {"name": "tariff", **site.tariff},
@@ -370,7 +375,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         spd = self.steps_per_day
         pv, load = self.site_pv_kw[spd + i], self.site_load_kw[spd + i]
         net = pv + load
-        if self.base_kind == "forecast":
+        if self.base_kind in FORECAST_BASES:
             p_set = self._forecast_setpoint(action, i, pv, load)
         else:
             p_set = self.baseline.apply(self.base_kw, action, self.scale)

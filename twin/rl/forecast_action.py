@@ -7,6 +7,12 @@ one day earlier (persistence), each times a factor the agent chooses at every st
 dispatches by the LP of the scored objective. An action of zero is plain persistence
 MPC; an action of 1 multiplies a part by its :data:`FACTOR_RANGE`, -1 divides it.
 
+With ``base="day_ahead"`` the factors start from the modelled day-ahead forecast of the
+day's PV and load energy (:func:`twin.forecast.day_ahead_log_ratio`): a zero action is
+MPC on that forecast, and the agent corrects it from what the meters show during the
+day (a forecast service's error is not known at midnight, but a morning of metered PV
+tells part of it).
+
 Why this action: on held-out days of the training domain, persistence MPC loses about
 7.5 % of the oracle's saving and all of it is forecast error (with the true forecast
 the same LP is the oracle). Two factors per day known in hindsight (today's PV and load
@@ -38,6 +44,10 @@ def factors_of(action: np.ndarray) -> np.ndarray:
 class CorrectedPersistence(Forecaster):
     """Persistence of PV and of load, each times the factor of the last action.
 
+    With a prior (:meth:`set_prior`, the ``day_ahead`` base) each factor is the
+    day-ahead forecast's factor times the action's: a zero action plans on the day-ahead
+    forecast (:class:`twin.forecast.DayAheadForecaster`, equal for a one-day horizon).
+
     Parameters
     ----------
     pv_history, load_history : numpy.ndarray
@@ -64,11 +74,16 @@ class CorrectedPersistence(Forecaster):
             PersistenceForecaster(pv_history, times, steps_per_day),
             PersistenceForecaster(load_history, times, steps_per_day),
         )
+        self.prior = np.zeros(2)
         self.factors = np.ones(2)
+
+    def set_prior(self, log_ratio: np.ndarray) -> None:
+        """Start from the day-ahead forecast: factors ``exp(log_ratio)`` before the action."""
+        self.prior = np.asarray(log_ratio, dtype=float)
 
     def correct(self, action: np.ndarray) -> None:
         """Take the agent's action (two values in -1..1) for the next forecasts."""
-        self.factors = factors_of(action)
+        self.factors = np.exp(self.prior) * factors_of(action)
 
     def observe_parts(self, k: int, pv_kw: float, load_kw: float) -> None:
         """Record the PV and load power measured at run step ``k``."""

@@ -33,7 +33,8 @@ def hindsight_action(env: MicrogridEnv) -> np.ndarray:
     """The action whose factors make the forecast of the rest of today's energy right.
 
     For the step about to be taken: PV and load energy from the next step to midnight,
-    today's over yesterday's, as an action in -1..1 (log ratio over log range).
+    today's over yesterday's, as an action in -1..1 (log ratio over log range; on the
+    ``day_ahead`` base, over the day-ahead forecast's ratio).
     """
     spd = env.steps_per_day
     i = env.k - env.k0
@@ -43,7 +44,9 @@ def hindsight_action(env: MicrogridEnv) -> np.ndarray:
         ratios.append(
             energy_log_ratio(series[spd + i + 1 :], series[i + 1 : spd], float(series[:spd].sum()))
         )
-    return np.clip(np.array(ratios) / np.log(FACTOR_RANGE), -1.0, 1.0)
+    assert env.forecaster is not None, "a forecast base's environment"
+    # on the day_ahead base the action corrects the day-ahead forecast's factors
+    return np.clip((np.array(ratios) - env.forecaster.prior) / np.log(FACTOR_RANGE), -1.0, 1.0)
 
 
 def collect(

@@ -22,10 +22,20 @@ import numpy as np
 from twin.control.lp import DispatchProblem, LPError, solve_dispatch
 from twin.objective import Objective
 
-__all__ = ["DEFAULT_REPLAN", "MPC_BASES", "day_plan", "mpc_base_control", "tracking_setpoint"]
+__all__ = [
+    "DEFAULT_REPLAN",
+    "FORECAST_BASES",
+    "MPC_BASES",
+    "day_plan",
+    "mpc_base_control",
+    "tracking_setpoint",
+]
 
+#: The bases whose action corrects MPC's forecast (:mod:`twin.rl.forecast_action`):
+#: persistence (``forecast``) or the day-ahead forecast (``day_ahead``).
+FORECAST_BASES = ("forecast", "day_ahead")
 #: The bases (what the agent's action corrects) that re-plan with MPC.
-MPC_BASES = ("mpc", "forecast")
+MPC_BASES = ("mpc", *FORECAST_BASES)
 #: How often the ``mpc`` base re-plans by default: every step of the training domain (an
 #: hourly re-plan with the plan followed open-loop in between captured 78 % instead of 90 %).
 DEFAULT_REPLAN = "15min"

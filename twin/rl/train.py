@@ -21,7 +21,7 @@ import pandas as pd
 
 from twin.rl.domain import Domain, DomainConfig, split_days
 from twin.rl.env import MicrogridEnv
-from twin.rl.plan import DEFAULT_REPLAN, MPC_BASES
+from twin.rl.plan import DEFAULT_REPLAN, FORECAST_BASES, MPC_BASES
 from twin.scenario import ScenarioBase
 
 __all__ = [
@@ -46,7 +46,7 @@ DEFAULT_TIMESTEPS = 30_000
 #: mpc base a full-rating correction undid more than it learned (BENCHMARKS.md).
 DEFAULT_SCALE = 0.1
 #: What the action of a default training run corrects (:class:`twin.rl.env.MicrogridEnv`).
-DEFAULT_BASE = "forecast"
+DEFAULT_BASE = "day_ahead"
 #: Site-days the policy is scored on during training, and how often (steps).
 SELECT_DAYS = 48
 SELECT_EVERY = 5_000
@@ -212,8 +212,8 @@ def train_policy(
         _start_at_the_base(model.actor)
         # no more days of imitation than the run has days of training
         imitation_days = min(imitation_days, timesteps // env.unwrapped.steps_per_day)
-        if base == "forecast" and imitation_days >= 2:
-            fit = _imitate(domain, train_days, imitation_days, seed, model.actor, progress)
+        if base in FORECAST_BASES and imitation_days >= 2:
+            fit = _imitate(domain, train_days, imitation_days, seed, model.actor, base, progress)
     else:
         model = PPO("MlpPolicy", env, n_steps=960, batch_size=96, **kwargs)
     selection = None
@@ -264,12 +264,18 @@ def train_policy(
 
 
 def _imitate(
-    domain: Domain, days: list[int], n_days: int, seed: int, actor: Any, progress: bool
+    domain: Domain,
+    days: list[int],
+    n_days: int,
+    seed: int,
+    actor: Any,
+    base: str,
+    progress: bool,
 ) -> Any:
     """Fit ``actor`` to the hindsight forecast factors of ``n_days`` days (seed + 1)."""
     from twin.rl.imitation import collect, fit_actor
 
-    env = MicrogridEnv(domain, days=days, base="forecast")
+    env = MicrogridEnv(domain, days=days, base=base)
     observations, targets, day_of = collect(env, n_days, seed + 1, progress)
     for site in domain.bases:
         site.grid.reset()  # the training environment starts from a fresh grid as before
