@@ -115,7 +115,7 @@ def controller_detail(name: str, control: Any) -> str:
     -------
     str
         For example ``"persistence, 24h horizon"`` for ``mpc``, or
-        ``"builtin, SAC, seed 0, forecast base, reads day_ahead (log error pv 0.3, load
+        ``"builtin, SAC, seed 0, day_ahead base, reads day_ahead (log error pv 0.3, load
         0.1)"`` for ``rl``; empty where there is nothing to say (``none``, ``rule``).
     """
     if name == "oracle":

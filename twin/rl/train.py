@@ -50,7 +50,7 @@ DEFAULT_BASE = "day_ahead"
 #: Site-days the policy is scored on during training, and how often (steps).
 SELECT_DAYS = 48
 SELECT_EVERY = 5_000
-#: Days of hindsight forecast factors the ``forecast`` base's actor is first fitted to.
+#: Days of hindsight forecast factors a forecast base's actor is first fitted to.
 IMITATION_DAYS = 200
 
 
@@ -139,7 +139,8 @@ def train_policy(
         torch threads (1 is fastest on a busy machine: more threads stalled SAC's
         small updates).
     base : str
-        What the action corrects: MPC's ``forecast``, or the setpoint of ``mpc``,
+        What the action corrects: MPC's day-ahead forecast (``day_ahead``) or its
+        persistence forecast (``forecast``), or the setpoint of ``mpc``,
         ``plan`` or ``rule`` (:class:`MicrogridEnv`).
     replan : str
         How often the ``mpc`` base re-plans (saved in the metadata: the controller
@@ -155,7 +156,7 @@ def train_policy(
     select_every : int
         Steps between two scores.
     imitation_days : int
-        SAC on the ``forecast`` base: days of the base's dispatch whose hindsight
+        SAC on a forecast base: days of the base's dispatch whose hindsight
         forecast factors the actor is fitted to before SAC starts
         (:mod:`twin.rl.imitation`), at most as many as the run has days of steps;
         fewer than 2 start from the base.

@@ -1,4 +1,7 @@
-"""The ``forecast`` base: the action corrects MPC's PV and load forecasts, MPC dispatches."""
+"""The forecast bases: the action corrects MPC's PV and load forecasts, MPC dispatches.
+
+``forecast`` corrects persistence, ``day_ahead`` the modelled day-ahead forecast.
+"""
 
 import numpy as np
 import pandas as pd
@@ -68,6 +71,26 @@ def test_zero_action_is_persistence_mpc_bit_for_bit(domain):
     assert np.abs(powers).max() > 0.0
 
 
+def test_zero_action_on_the_day_ahead_base_is_mpc_on_the_day_ahead_forecast(domain):
+    site = domain.sample(np.random.default_rng(5))
+    seed = domain.bases[site.base].context["seed"]  # what the run's controllers draw with
+    env = MicrogridEnv(domain, base="day_ahead")
+    powers, cost = run_day(env, [ZERO] * env.steps_per_day, site=site, day=6, forecast_seed=seed)
+    assert np.all(np.abs(env.forecaster.prior) > 1e-3)  # a day unlike yesterday, with errors
+    control = {"resolve_every": "15min", "defer_grid": True}
+    scores = {
+        name: evaluate_day(MicrogridEnv(domain), 6, "mpc", control=options, site=site)
+        for name, options in (
+            ("day_ahead", {**control, "forecaster": "day_ahead"}),
+            ("persistence", control),
+        )
+    }
+    assert cost == pytest.approx(scores["day_ahead"].cost_eur, abs=1e-9)
+    assert abs(cost - scores["persistence"].cost_eur) > 1e-3  # the prior does act
+    other, _ = run_day(env, [ZERO] * env.steps_per_day, site=site, day=6, forecast_seed=seed + 1)
+    assert not np.allclose(powers, other)  # another forecast seed, other errors
+
+
 def test_the_action_moves_the_dispatch_through_the_forecast(domain):
     site = domain.sample(np.random.default_rng(5))
     env = MicrogridEnv(domain, base="forecast")
@@ -127,10 +150,10 @@ def test_forecast_base_env_passes_gymnasiums_checker(domain):
     check_env(MicrogridEnv(domain, base="forecast"), skip_render_check=True)
 
 
-def constant_policy(tmp_path, scenario, action):
+def constant_policy(tmp_path, scenario, action, base="forecast"):
     """A forecast-base policy whose action is ``action`` whatever it observes."""
     trained = train_policy(
-        scenario, tmp_path / "p.zip", timesteps=200, days=5, base="forecast", progress=False
+        scenario, tmp_path / "p.zip", timesteps=200, days=5, base=base, progress=False
     )
     model = SAC.load(trained.policy, device="cpu")
     with torch.no_grad():  # the deterministic action is tanh of the output bias
@@ -140,9 +163,9 @@ def constant_policy(tmp_path, scenario, action):
     return str(trained.policy)
 
 
-def env_throughput(env, action):
+def env_throughput(env, action, **options):
     """Cell-side throughput (kWh) of day 0 with a constant action."""
-    env.reset(options={"day": 0})
+    env.reset(options={"day": 0, **options})
     total, done = 0.0, False
     while not done:
         _, _, _, done, _ = env.step(action)
@@ -151,32 +174,40 @@ def env_throughput(env, action):
 
 
 ACTION = np.array([0.5, -0.3], dtype=np.float32)
+#: MPC's control options each forecast base equals at a zero action.
+MPC_OF_BASE = {
+    "forecast": {"defer_grid": True},
+    "day_ahead": {"defer_grid": True, "forecaster": "day_ahead"},
+}
 
 
-def test_the_controller_acts_as_the_environment(tmp_path):
+@pytest.mark.parametrize("base", MPC_OF_BASE)
+def test_the_controller_acts_as_the_environment(tmp_path, base):
     raw, scenario = day_scenario()
-    policy = constant_policy(tmp_path, scenario, ACTION)
-    env = MicrogridEnv(scenario, year_days=1, base="forecast")
-    powers, cost = run_day(env, [ACTION] * env.steps_per_day, day=0)
-    zero, _ = run_day(env, [ZERO] * env.steps_per_day, day=0)
+    policy = constant_policy(tmp_path, scenario, ACTION, base)
+    env = MicrogridEnv(scenario, year_days=1, base=base)
+    seed = {"forecast_seed": scenario.seed}  # the run's controller draws with its seed
+    powers, cost = run_day(env, [ACTION] * env.steps_per_day, day=0, **seed)
+    zero, _ = run_day(env, [ZERO] * env.steps_per_day, day=0, **seed)
     assert not np.allclose(powers, zero)  # the constant action does change the dispatch
     controller = evaluate_day(MicrogridEnv(scenario, year_days=1), 0, "rl", policy=policy)
     assert controller.cost_eur == pytest.approx(cost, abs=1e-9)
-    assert controller.throughput_kwh == pytest.approx(env_throughput(env, ACTION), abs=1e-9)
+    assert controller.throughput_kwh == pytest.approx(env_throughput(env, ACTION, **seed), abs=1e-9)
 
 
-def test_the_mosaik_run_plans_on_the_forecast_the_policy_corrects(tmp_path):
+@pytest.mark.parametrize("base", MPC_OF_BASE)
+def test_the_mosaik_run_plans_on_the_forecast_the_policy_corrects(tmp_path, base):
     raw, scenario = day_scenario()
     setpoints = {}
     for name, action in (("policy", ACTION), ("zero", ZERO)):
-        policy = constant_policy(tmp_path / name, scenario, action)
+        policy = constant_policy(tmp_path / name, scenario, action, base)
         control = {"policy": policy}
         run = run_scenario(
             validate_scenario({**raw, "controller": "rl", "control": control}), tmp_path / name
         )
         setpoints[name] = wide(load_results(run.out_dir), "controller", "p_set_kw")["bess"]
     mpc = run_scenario(
-        validate_scenario({**raw, "controller": "mpc", "control": {"defer_grid": True}}),
+        validate_scenario({**raw, "controller": "mpc", "control": MPC_OF_BASE[base]}),
         tmp_path / "mpc",
     )
     setpoints["mpc"] = wide(load_results(mpc.out_dir), "controller", "p_set_kw")["bess"]

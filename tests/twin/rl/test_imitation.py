@@ -12,7 +12,6 @@ from tests.conftest import ROOT
 from twin.forecast import RATIO_FLOOR
 from twin.rl.domain import Domain, DomainConfig
 from twin.rl.env import MicrogridEnv
-from twin.rl.forecast_action import factors_of
 from twin.rl.imitation import collect, fit_actor, hindsight_action
 from twin.scenario import validate_scenario
 
@@ -20,27 +19,44 @@ SMALL = DomainConfig(grids=("1-LV-rural1--0-sw",))
 
 
 @pytest.fixture(scope="module")
-def env():
-    return MicrogridEnv(Domain.training(SMALL, year_days=12), base="forecast")
+def domain():
+    return Domain.training(SMALL, year_days=12)
+
+
+@pytest.fixture(scope="module")
+def env(domain):
+    return MicrogridEnv(domain, base="forecast")
+
+
+@pytest.fixture(scope="module")
+def envs(domain):
+    return {base: MicrogridEnv(domain, base=base) for base in ("forecast", "day_ahead")}
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), step=st.integers(0, 94))
-def test_hindsight_factors_make_the_rest_of_the_day_right(env, seed, step):
+@given(
+    seed=st.integers(0, 10_000),
+    step=st.integers(0, 94),
+    base=st.sampled_from(["forecast", "day_ahead"]),
+)
+def test_hindsight_factors_make_the_rest_of_the_day_right(envs, seed, step, base):
+    env = envs[base]
     env.reset(seed=seed)
     for _ in range(step):
         env.step(np.zeros(2, dtype=np.float32))
     action = hindsight_action(env)
-    factors = factors_of(action)
+    env.forecaster.correct(action)  # the factors the action gives, day-ahead prior included
+    factors = env.forecaster.factors
     spd, i = env.steps_per_day, step
     for part, series in enumerate((env.site_pv_kw, env.site_load_kw)):
         today = abs(series[spd + i + 1 :].sum())
         yesterday = abs(series[i + 1 : spd].sum())
         floor = RATIO_FLOOR * abs(series[:spd].sum()) + 1e-9
+        truth = np.log((today + floor) / (yesterday + floor))
         if abs(action[part]) < 1.0:  # the range does not bind: the forecast is right
             assert factors[part] * (yesterday + floor) == pytest.approx(today + floor, rel=1e-9)
         else:  # clipped towards the truth
-            assert np.sign(action[part]) == np.sign(np.log((today + floor) / (yesterday + floor)))
+            assert np.sign(action[part]) == np.sign(truth - env.forecaster.prior[part])
 
 
 def test_collect_samples_whole_days_of_the_base_by_seed(env):

@@ -61,7 +61,7 @@ def test_every_score_is_recorded_and_the_best_is_chosen(trained):
 def test_the_saved_policy_is_the_chosen_one(trained, scenario):
     result, meta = trained
     train_days, validation_days = split_days(365)
-    env = MicrogridEnv(scenario, days=result.train_days, base="forecast")
+    env = MicrogridEnv(scenario, days=result.train_days, base=meta["base"])
     days = selection_days(env, result.train_days, 2)
     assert all(day in result.train_days for _, day, _ in days.cases)
     assert not {day for _, day, _ in days.cases} & set(validation_days)
