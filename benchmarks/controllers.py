@@ -69,6 +69,8 @@ MPC_VARIANTS = {
     "mpc_regression": {"forecaster": "regression"},
     "mpc_day_ahead": {"forecaster": "day_ahead", "defer_grid": True},
 }
+#: The controllers that read the day-ahead forecast (its errors follow its seed).
+FORECAST_READERS = ("mpc_day_ahead", "rl")
 #: Shipped scenarios with a battery that run stand-alone (``hil_battery`` and
 #: ``live_feeder`` need an MQTT device or field feed in the loop).
 SHIPPED = ("microgrid_day", "ev_depot", "field_plant", "microgrid_year")
@@ -96,18 +98,22 @@ def run_case(
     policy: str,
     reuse: pd.DataFrame | None = None,
     log: bool = True,
+    forecast_seed: int | None = None,
 ) -> list[DayScore]:
     """Every controller on every (site, day) of ``case``.
 
     ``reuse``: rows of an earlier run (same cases); controllers other than ``rl``
-    found there are not run again (they do not depend on the policy).
+    found there are not run again (they do not depend on the policy), nor those reading
+    the day-ahead forecast when ``forecast_seed`` (``control.day_ahead_seed``) is given.
     """
     env = MicrogridEnv(case.domain)
     sites = getattr(case, "sites", [case.site] * len(case.days))
+    fresh = {"rl", *(FORECAST_READERS if forecast_seed is not None else ())}
+    seeded = {} if forecast_seed is None else {"day_ahead_seed": forecast_seed}
     scores = []
     for site, day in zip(sites, case.days, strict=True):
         for name in controllers:
-            if reuse is not None and name != "rl":
+            if reuse is not None and name not in fresh:
                 found = reuse[
                     (reuse["site"] == case.name)
                     & (reuse["day"] == day)
@@ -120,7 +126,7 @@ def run_case(
                     scores.append(DayScore(**row))
                     continue
             controller = "mpc" if name in MPC_VARIANTS else name
-            control = MPC_VARIANTS.get(name, {})
+            control = {**MPC_VARIANTS.get(name, {}), **seeded}
             score = evaluate_day(env, day, controller, policy=policy, control=control, site=site)
             score.controller = name
             score.site = case.name
@@ -223,6 +229,11 @@ def main() -> None:
     parser.add_argument("--days-per-case", type=int, default=8)
     parser.add_argument("--eval-seed", type=int, default=2026)
     parser.add_argument(
+        "--forecast-seed",
+        type=int,
+        help="seed of the day-ahead forecast's errors (default: the scenario's, 0)",
+    )
+    parser.add_argument(
         "--controllers",
         help=f"comma-separated subset of {','.join(CONTROLLERS)} (none and oracle always run)",
     )
@@ -292,7 +303,7 @@ def main() -> None:
         scores, names = [], []
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         for case in cases:
-            found = run_case(case, controllers, policy, reuse)
+            found = run_case(case, controllers, policy, reuse, forecast_seed=args.forecast_seed)
             sites = getattr(case, "sites", [case.site] * len(case.days))
             names += [site.name for site in sites for _ in controllers]
             scores += found

@@ -34,6 +34,7 @@ __all__ = [
     "RegressionForecaster",
     "day_ahead_error",
     "day_ahead_log_ratio",
+    "day_ahead_seed",
     "energy_log_ratio",
 ]
 
@@ -141,6 +142,12 @@ class RegressionForecaster(Forecaster):
         """Regressor output for the forecast steps."""
         rows = self.n_hist + k + np.arange(horizon)
         return self.model.predict(self._features(rows, self._lag_day(k, horizon)))
+
+
+def day_ahead_seed(control: dict | None, context: dict) -> int:
+    """The seed of the day-ahead forecast's errors: ``control.day_ahead_seed`` or the run's."""
+    seed = (control or {}).get("day_ahead_seed")
+    return int(context.get("seed") or 0) if seed is None else int(seed)
 
 
 def day_ahead_error(control: dict | None) -> tuple[float, float]:

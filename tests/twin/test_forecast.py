@@ -13,6 +13,7 @@ from twin.forecast import (
     DayAheadForecaster,
     day_ahead_error,
     day_ahead_log_ratio,
+    day_ahead_seed,
 )
 
 
@@ -128,3 +129,9 @@ def test_day_ahead_error_reads_control_options():
     assert day_ahead_error(None) == DAY_AHEAD_ERROR
     assert day_ahead_error({"day_ahead_error_pv": 0.5}) == (0.5, DAY_AHEAD_ERROR[1])
     assert day_ahead_error({"day_ahead_error_pv": 0, "day_ahead_error_load": 0}) == (0.0, 0.0)
+
+
+def test_day_ahead_seed_is_the_runs_unless_pinned():
+    assert day_ahead_seed(None, {"seed": 9}) == 9
+    assert day_ahead_seed({"day_ahead_seed": 3}, {"seed": 9}) == 3
+    assert day_ahead_seed({"day_ahead_seed": None}, {}) == 0

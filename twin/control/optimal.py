@@ -41,7 +41,13 @@ from twin.control.lp import (
     solve_dispatch,
 )
 from twin.control.site import SiteSeries, run_objective, site_series
-from twin.forecast import FORECASTERS, DayAheadForecaster, Forecaster, day_ahead_error
+from twin.forecast import (
+    FORECASTERS,
+    DayAheadForecaster,
+    Forecaster,
+    day_ahead_error,
+    day_ahead_seed,
+)
 from twin.units import parse_duration_s
 
 __all__ = ["MPCController", "OracleController"]
@@ -266,7 +272,7 @@ class MPCController(_Planner):
                 history_clock.n_steps,
                 times,
                 steps_per_day,
-                int(self.context.get("seed") or 0),
+                day_ahead_seed(self.control, self.context),
                 day_ahead_error(self.control),
             )
         if history is None:

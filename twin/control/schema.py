@@ -30,7 +30,8 @@ class ControlSpec(Strict):
     (:func:`twin.objective.terminal_values`). ``day_ahead_error_pv`` and
     ``day_ahead_error_load`` are the standard deviations of the log error of the modelled
     day-ahead forecast of a day's PV and load energy (:mod:`twin.forecast`), which MPC
-    with ``forecaster: day_ahead`` and the RL agent read.
+    with ``forecaster: day_ahead`` and the RL agent read; their errors are drawn from
+    ``day_ahead_seed`` (default: the scenario's seed) and the date.
     """
 
     p_import_max_kw: PowerKw | None = None
@@ -39,6 +40,7 @@ class ControlSpec(Strict):
     forecaster: Literal["persistence", "regression", "perfect", "day_ahead"] = "persistence"
     day_ahead_error_pv: bounded(0.0, 3.0) = DAY_AHEAD_ERROR[0]
     day_ahead_error_load: bounded(0.0, 3.0) = DAY_AHEAD_ERROR[1]
+    day_ahead_seed: whole(0, 2**32 - 1) | None = None
     history_days: whole(2, 365) = 14
     defer_grid: bool = False  # MPC: among equal plans, import/export as late as possible
     terminal_price_eur_kwh: Price | None = None

@@ -20,7 +20,7 @@ from twin.control.base import SOC, BatteryController
 from twin.control.optimal import MPCController
 from twin.control.site import SiteSeries, run_objective, site_series
 from twin.errors import TwinError
-from twin.forecast import day_ahead_error, day_ahead_log_ratio
+from twin.forecast import day_ahead_error, day_ahead_log_ratio, day_ahead_seed
 from twin.rl.baseline import RuleBaseline
 from twin.rl.forecast_action import CorrectedPersistence
 from twin.rl.observation import DayInputs, ObservationBuilder
@@ -193,7 +193,7 @@ class RLController(BatteryController):
         forecast = day_ahead_log_ratio(
             (s.pv_kw[day], s.load_kw[day]),
             (s.pv_kw[yesterday], s.load_kw[yesterday]),
-            int(self.context.get("seed") or 0),
+            day_ahead_seed(self.control, self.context),
             self.times_local[first].date().toordinal(),
             day_ahead_error(self.control),
         )

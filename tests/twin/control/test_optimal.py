@@ -251,13 +251,25 @@ def soc_of(run) -> np.ndarray:
 
 
 def test_mpc_on_the_day_ahead_forecast_is_seeded_by_the_run(tmp_path):
-    """The forecast's errors come from the run's seed: same seed, same dispatch."""
+    """The forecast's errors come from the run's seed (or ``day_ahead_seed``)."""
     runs = {}
-    for name, seed, error in (("a", 1, 1.0), ("again", 1, 1.0), ("exact", 1, 0.0)):
-        scenario = day("mpc", forecaster="day_ahead", day_ahead_error_pv=error)
-        runs[name] = run_scenario(scenario.model_copy(update={"seed": seed}), tmp_path / name)
+    for name, seed, error, own_seed in (
+        ("a", 1, 1.0, None),
+        ("again", 1, 1.0, None),
+        ("exact", 1, 0.0, None),
+        ("pinned", 7, 1.0, 1),  # another run seed, the forecast's own seed pinned to 1
+        ("other", 1, 1.0, 2),
+    ):
+        scenario = day(
+            "mpc", forecaster="day_ahead", day_ahead_error_pv=error, day_ahead_seed=own_seed
+        )
+        # sensors off: the run's seed draws their noise too
+        scenario = no_ageing(scenario).model_copy(update={"seed": seed})
+        runs[name] = run_scenario(scenario, tmp_path / name)
     np.testing.assert_array_equal(soc_of(runs["a"]), soc_of(runs["again"]))
+    np.testing.assert_array_equal(soc_of(runs["a"]), soc_of(runs["pinned"]))
     assert np.abs(soc_of(runs["a"]) - soc_of(runs["exact"])).max() > 1e-3  # the error acts
+    assert np.abs(soc_of(runs["a"]) - soc_of(runs["other"])).max() > 1e-3
 
 
 def test_day_ahead_errors_are_bounded_options():
