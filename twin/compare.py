@@ -116,7 +116,7 @@ def controller_detail(name: str, control: Any) -> str:
     str
         For example ``"persistence, 24h horizon"`` for ``mpc``, or
         ``"builtin, SAC, seed 0, day_ahead base, reads day_ahead (log error pv 0.3, load
-        0.1)"`` for ``rl``; empty where there is nothing to say (``none``, ``rule``).
+        0.1, trust 0.5)"`` for ``rl``; empty where there is nothing to say (``none``, ``rule``).
     """
     if name == "oracle":
         return "perfect foresight"
@@ -140,7 +140,7 @@ def _day_ahead(control: Any) -> str:
     """The modelled day-ahead forecast and its log errors."""
     return (
         f"day_ahead (log error pv {control.day_ahead_error_pv:g}, "
-        f"load {control.day_ahead_error_load:g})"
+        f"load {control.day_ahead_error_load:g}, trust {control.day_ahead_trust:g})"
     )
 
 

@@ -29,7 +29,7 @@ DAY = ROOT / "scenarios" / "microgrid_day.yaml"
 N_STEPS = 96  # one day of 15 min
 WEAR_KPIS = ("wear_eur", "cost_scored_no_wear_eur")
 #: How the rl rows name the forecast their agent reads (the default errors).
-DAY_AHEAD = "day_ahead (log error pv 0.3, load 0.1)"
+DAY_AHEAD = "day_ahead (log error pv 0.3, load 0.1, trust 0.5)"
 
 
 def day_scenario(**changes):
@@ -103,7 +103,7 @@ def test_details_of_other_settings(tmp_path):
     expected = "regression, 12h horizon, re-planned every 1h, 14 d history"
     assert controller_detail("mpc", mpc) == expected
     day_ahead = ControlSpec(forecaster="day_ahead", day_ahead_error_pv=0.5)
-    expected = "day_ahead (log error pv 0.5, load 0.1), 24h horizon"
+    expected = "day_ahead (log error pv 0.5, load 0.1, trust 0.5), 24h horizon"
     assert controller_detail("mpc", day_ahead) == expected
     bare = tmp_path / "bare.zip"
     bare.write_bytes(b"")

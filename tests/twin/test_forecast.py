@@ -8,12 +8,14 @@ from hypothesis import strategies as st
 
 from twin.forecast import (
     DAY_AHEAD_ERROR,
+    DAY_AHEAD_TRUST,
     FORECASTERS,
     RATIO_FLOOR,
     DayAheadForecaster,
     day_ahead_error,
     day_ahead_log_ratio,
     day_ahead_seed,
+    day_ahead_trust,
 )
 
 
@@ -61,7 +63,7 @@ def test_regression_needs_history():
 
 
 # -- the modelled day-ahead forecast ---------------------------------------------------
-def day_ahead_case(days: int = 6, seed: int = 3, error=(0.0, 0.0), scale=None):
+def day_ahead_case(days: int = 6, seed: int = 3, error=(0.0, 0.0), scale=None, trust=1.0):
     """PV and load over ``days`` days (two of history), hourly; PV scaled per day."""
     times = pd.date_range("2024-02-26", periods=days * 24, freq="h", tz="Europe/Berlin")
     hour = times.hour.to_numpy()
@@ -69,7 +71,7 @@ def day_ahead_case(days: int = 6, seed: int = 3, error=(0.0, 0.0), scale=None):
     pv = np.clip(np.sin(np.pi * (hour - 6) / 12), 0, None) * 10 * np.repeat(scale, 24)
     load = -(4 + np.cos(2 * np.pi * hour / 24)) * np.repeat(scale[::-1], 24)
     n_hist = 48
-    fc = DayAheadForecaster(pv, load, n_hist, times, 24, seed, error)
+    fc = DayAheadForecaster(pv, load, n_hist, times, 24, seed, error, trust)
     return fc, pv, load, n_hist
 
 
@@ -135,3 +137,13 @@ def test_day_ahead_seed_is_the_runs_unless_pinned():
     assert day_ahead_seed(None, {"seed": 9}) == 9
     assert day_ahead_seed({"day_ahead_seed": 3}, {"seed": 9}) == 3
     assert day_ahead_seed({"day_ahead_seed": None}, {}) == 0
+
+
+def test_day_ahead_trust_moves_persistence_part_of_the_way_in_log_terms():
+    full = day_ahead_case(error=(0.3, 0.1))[0]
+    half = day_ahead_case(error=(0.3, 0.1), trust=0.5)[0]
+    none = day_ahead_case(error=(0.3, 0.1), trust=0.0)[0]
+    np.testing.assert_allclose(np.log(half.factors), 0.5 * np.log(full.factors), atol=1e-12)
+    np.testing.assert_array_equal(none.factors, np.ones_like(none.factors))  # persistence
+    assert day_ahead_trust(None) == DAY_AHEAD_TRUST
+    assert day_ahead_trust({"day_ahead_trust": 1}) == 1.0

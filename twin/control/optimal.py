@@ -47,6 +47,7 @@ from twin.forecast import (
     Forecaster,
     day_ahead_error,
     day_ahead_seed,
+    day_ahead_trust,
 )
 from twin.units import parse_duration_s
 
@@ -274,6 +275,7 @@ class MPCController(_Planner):
                 steps_per_day,
                 day_ahead_seed(self.control, self.context),
                 day_ahead_error(self.control),
+                day_ahead_trust(self.control),
             )
         if history is None:
             history = site_series(self.context, history_clock).net_kw

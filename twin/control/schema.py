@@ -13,7 +13,7 @@ from twin.bounds import (
     bounded,
     whole,
 )
-from twin.forecast import DAY_AHEAD_ERROR
+from twin.forecast import DAY_AHEAD_ERROR, DAY_AHEAD_TRUST
 from twin.scenario import Duration, Strict
 from twin.units import parse_duration_s
 
@@ -31,7 +31,8 @@ class ControlSpec(Strict):
     ``day_ahead_error_load`` are the standard deviations of the log error of the modelled
     day-ahead forecast of a day's PV and load energy (:mod:`twin.forecast`), which MPC
     with ``forecaster: day_ahead`` and the RL agent read; their errors are drawn from
-    ``day_ahead_seed`` (default: the scenario's seed) and the date.
+    ``day_ahead_seed`` (default: the scenario's seed) and the date; ``day_ahead_trust``
+    weighs the forecast against persistence (1: the forecast as it is).
     """
 
     p_import_max_kw: PowerKw | None = None
@@ -41,6 +42,7 @@ class ControlSpec(Strict):
     day_ahead_error_pv: bounded(0.0, 3.0) = DAY_AHEAD_ERROR[0]
     day_ahead_error_load: bounded(0.0, 3.0) = DAY_AHEAD_ERROR[1]
     day_ahead_seed: whole(0, 2**32 - 1) | None = None
+    day_ahead_trust: bounded(0.0, 1.0) = DAY_AHEAD_TRUST
     history_days: whole(2, 365) = 14
     defer_grid: bool = False  # MPC: among equal plans, import/export as late as possible
     terminal_price_eur_kwh: Price | None = None

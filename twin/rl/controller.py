@@ -20,7 +20,12 @@ from twin.control.base import SOC, BatteryController
 from twin.control.optimal import MPCController
 from twin.control.site import SiteSeries, run_objective, site_series
 from twin.errors import TwinError
-from twin.forecast import day_ahead_error, day_ahead_log_ratio, day_ahead_seed
+from twin.forecast import (
+    day_ahead_error,
+    day_ahead_log_ratio,
+    day_ahead_seed,
+    day_ahead_trust,
+)
 from twin.rl.baseline import RuleBaseline
 from twin.rl.forecast_action import CorrectedPersistence
 from twin.rl.observation import DayInputs, ObservationBuilder
@@ -212,7 +217,7 @@ class RLController(BatteryController):
         )
         if self.base_kind == "day_ahead":
             assert self.forecaster is not None
-            self.forecaster.set_prior(forecast)
+            self.forecaster.set_prior(day_ahead_trust(self.control) * forecast)
         self.day_first = first
 
     def step(

@@ -53,7 +53,7 @@ from models.base import Clock
 from models.battery import Battery
 from twin.control.optimal import MPCController
 from twin.control.site import SiteSeries
-from twin.forecast import DAY_AHEAD_ERROR, day_ahead_log_ratio
+from twin.forecast import DAY_AHEAD_ERROR, DAY_AHEAD_TRUST, day_ahead_log_ratio
 from twin.objective import Objective, objective_for
 from twin.rl.baseline import RuleBaseline
 from twin.rl.domain import BaseSite, Domain, Site, split_days
@@ -119,6 +119,8 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         used by the ``forecast`` base).
     forecast_error : tuple of float
         Log errors of the day-ahead forecast of PV and load energy (observed).
+    forecast_trust : float
+        The weight of that forecast against persistence in the ``day_ahead`` base's plan.
 
     Notes
     -----
@@ -137,6 +139,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         defer_grid: bool = True,
         scale: float = 1.0,
         forecast_error: tuple[float, float] = DAY_AHEAD_ERROR,
+        forecast_trust: float = DAY_AHEAD_TRUST,
     ) -> None:
         super().__init__()
         if base not in BASES:
@@ -152,6 +155,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         self.defer_grid = defer_grid
         self.scale = scale
         self.forecast_error = forecast_error
+        self.forecast_trust = forecast_trust
         self.forecast_seed = 0
         self.mpc: MPCController | None = None
         self.forecaster: CorrectedPersistence | None = None
@@ -267,7 +271,7 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
                 self.site_pv_kw[:spd], self.site_load_kw[:spd], times.append(clock.times), spd
             )
             if self.base_kind == "day_ahead":
-                self.forecaster.set_prior(self.day_ahead)
+                self.forecaster.set_prior(self.forecast_trust * self.day_ahead)
         context = {
             "site": base.context["site"],
             "tariff": {"name": "tariff", **site.tariff},

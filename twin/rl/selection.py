@@ -70,6 +70,7 @@ def selection_days(env: MicrogridEnv, days: list[int], n: int) -> SelectionDays:
         defer_grid=env.defer_grid,
         scale=env.scale,
         forecast_error=env.forecast_error,
+        forecast_trust=env.forecast_trust,
     )
     return SelectionDays(twin, cases)
 

@@ -247,6 +247,7 @@ def train_policy(
         "scale": scale,
         "gamma": gamma,
         "forecast_error": list(env.unwrapped.forecast_error),
+        "forecast_trust": env.unwrapped.forecast_trust,
         "selection": selection.summary() if selection is not None else None,
         "imitation": {"days": imitation_days, **vars(fit)} if fit is not None else None,
         "wall_time_s": round(seconds, 1),
