@@ -106,7 +106,7 @@ def test_day_ahead_reads_the_future_only_through_each_days_energy(seed, permutat
     shuffled_pv[future] = pv[future][order]
     shuffled_load[future] = load[future][order]
     times = pd.date_range("2024-02-26", periods=len(pv), freq="h", tz="Europe/Berlin")
-    other = DayAheadForecaster(shuffled_pv, shuffled_load, n_hist, times, 24, seed, (0.3, 0.1))
+    other = DayAheadForecaster(shuffled_pv, shuffled_load, n_hist, times, 24, seed, (0.3, 0.1), 1.0)
     np.testing.assert_allclose(other.predict(0, 48), fc.predict(0, 48), rtol=1e-12)
 
 
