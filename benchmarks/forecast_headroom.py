@@ -33,37 +33,33 @@ import pandas as pd
 
 from benchmarks.controllers import training_distribution_case
 from benchmarks.machine import machine
-from twin.forecast import RATIO_FLOOR, day_ahead_log_ratio
+from twin.forecast import day_ahead_log_ratio, energy_log_ratio
 from twin.rl.env import MicrogridEnv
 from twin.rl.evaluate import evaluate_day
 from twin.rl.forecast_action import FACTOR_RANGE
 from twin.rl.imitation import hindsight_action
 
 
-def _log_ratio_action(today: np.ndarray, yesterday: np.ndarray, floor: np.ndarray) -> np.ndarray:
-    ratio = (np.abs(today) + floor) / (np.abs(yesterday) + floor)
-    return np.clip(np.log(ratio) / np.log(FACTOR_RANGE), -1.0, 1.0)
-
-
-def _floors(env: MicrogridEnv) -> np.ndarray:
+def _action(env: MicrogridEnv, today: slice, before: slice) -> np.ndarray:
+    """Today's energy over yesterday's (steps of the episode's two days), as an action."""
     spd = env.steps_per_day
-    return RATIO_FLOOR * np.abs([env.site_pv_kw[:spd].sum(), env.site_load_kw[:spd].sum()]) + 1e-9
+    ratio = [
+        energy_log_ratio(series[today], series[before], float(series[:spd].sum()))
+        for series in (env.site_pv_kw, env.site_load_kw)
+    ]
+    return np.clip(np.array(ratio) / np.log(FACTOR_RANGE), -1.0, 1.0)
 
 
 def so_far(env: MicrogridEnv) -> np.ndarray:
     """Today's energy since midnight (this step's included) over yesterday's."""
     spd, i = env.steps_per_day, env.k - env.k0
-    today = [env.site_pv_kw[spd : spd + i + 1].sum(), env.site_load_kw[spd : spd + i + 1].sum()]
-    before = [env.site_pv_kw[: i + 1].sum(), env.site_load_kw[: i + 1].sum()]
-    return _log_ratio_action(np.array(today), np.array(before), _floors(env))
+    return _action(env, slice(spd, spd + i + 1), slice(0, i + 1))
 
 
 def per_day(env: MicrogridEnv) -> np.ndarray:
     """Today's whole-day energy over yesterday's (known in hindsight)."""
     spd = env.steps_per_day
-    today = [env.site_pv_kw[spd:].sum(), env.site_load_kw[spd:].sum()]
-    before = [env.site_pv_kw[:spd].sum(), env.site_load_kw[:spd].sum()]
-    return _log_ratio_action(np.array(today), np.array(before), _floors(env))
+    return _action(env, slice(spd, None), slice(0, spd))
 
 
 RULES: dict[str, Callable[[MicrogridEnv], np.ndarray]] = {

@@ -22,6 +22,7 @@ from twin.rl.controller import load_policy, policy_metadata
 from twin.rl.domain import Domain, DomainConfig, split_days
 from twin.rl.env import MicrogridEnv
 from twin.rl.evaluate import evaluate_day
+from twin.rl.plan import FORECAST_BASES
 from twin.rl.selection import selection_days
 from twin.rl.train import SELECT_DAYS
 
@@ -35,6 +36,8 @@ def main() -> None:
     train_days, _ = split_days(365)
     domain = Domain.training(DomainConfig())
     policy_base = policy_metadata(args.policy).get("base") or "forecast"
+    if policy_base not in FORECAST_BASES:
+        parser.error(f"--policy: its base is {policy_base!r}; expected one of {FORECAST_BASES}")
     zero = np.zeros(2, dtype=np.float32)
     model = load_policy(args.policy)
     costs = {}

@@ -263,15 +263,17 @@ class DayAheadForecaster(Forecaster):
             PersistenceForecaster(load[:n_hist], times, steps_per_day),
         )
         self.run_parts = (pv, load)
-        dates = times.normalize()
-        codes, self.days = pd.factorize(dates)
+        codes, self.days = pd.factorize(times.normalize())  # times ascend: days are runs
         self.day_of_step = codes
         self.factors = np.ones((len(self.days), 2))
-        for d, day in enumerate(self.days):
-            steps = np.flatnonzero(codes == d)
+        starts = np.flatnonzero(np.r_[True, np.diff(codes) != 0])
+        ends = np.r_[starts[1:], len(codes)]
+        for d, (first, end) in enumerate(zip(starts, ends, strict=True)):
+            if end <= n_hist or first < steps_per_day:
+                continue  # a history day (never predicted) or one without a day before
+            day = self.days[d]
+            steps = np.arange(first, end)
             before = steps - steps_per_day
-            if before[0] < 0:
-                continue  # the first history day has no day before: persistence
             ratio = day_ahead_log_ratio(
                 (pv[steps], load[steps]),
                 (pv[before], load[before]),

@@ -266,6 +266,11 @@ class MPCController(_Planner):
         tz = self.context.get("site", {}).get("tz", "UTC")
         times = history_clock.times.append(clock.times).tz_convert(tz)
         if name == "day_ahead":  # the PV and load parts, history and run
+            if history is not None:
+                raise ValueError(
+                    "history: the day_ahead forecaster reads PV and load apart, from the "
+                    "context's assets; give no net history"
+                )
             past = site_series(self.context, history_clock)
             return DayAheadForecaster(
                 np.concatenate([past.pv_kw, self.site.pv_kw]),

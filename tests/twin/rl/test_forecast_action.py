@@ -213,3 +213,15 @@ def test_the_mosaik_run_plans_on_the_forecast_the_policy_corrects(tmp_path, base
     setpoints["mpc"] = wide(load_results(mpc.out_dir), "controller", "p_set_kw")["bess"]
     np.testing.assert_allclose(setpoints["zero"], setpoints["mpc"], atol=1e-6)
     assert (setpoints["policy"] - setpoints["zero"]).abs().max() > 1.0
+
+
+def test_mpc_on_the_day_ahead_forecast_refuses_a_net_history_it_would_not_read(domain):
+    from twin.control.optimal import MPCController
+    from twin.rl.evaluate import controller_for
+
+    env = MicrogridEnv(domain)
+    env.reset(options={"site": domain.sample(np.random.default_rng(5)), "day": 6})
+    mpc = controller_for(env, "mpc", None, {"forecaster": "day_ahead"})
+    history = np.zeros(14 * env.steps_per_day)
+    with pytest.raises(ValueError, match="history: the day_ahead forecaster"):
+        MPCController(mpc.units, mpc.clock, mpc.context, history=history)
