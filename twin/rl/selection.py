@@ -8,9 +8,21 @@ cost :math:`J` (early stopping on held-out data, the usual practice).
 
 The selection days are training days (never the validation days the benchmark scores
 on) of sites drawn with their own seed, so the benchmark's held-out days and sites stay
-unseen. The base itself (zero action) is scored once on the same days for reference; it
-is not a candidate: the policy kept is always one the run trained (the actor fitted
-before SAC starts, :mod:`twin.rl.imitation`, is one).
+unseen. The base itself (zero action) is scored once on the same days for reference.
+
+**How much of the correction to keep.** A residual policy's correction is only worth
+what it gains over its base, and a correction learned on the training domain can do
+harm off it: on the ``day_ahead`` base the actor fitted to hindsight factors
+(:mod:`twin.rl.imitation`) trusted the day-ahead forecast further than the base does, and
+on a held-out feeder one draw of the forecast's errors cost it 16 points of the oracle's
+saving against the base (BENCHMARKS.md). So, with ``shrinks``, each output of the kept
+policy's correction (on a forecast base: the PV factor, then the load factor) is scaled
+by each factor of :data:`SHRINKS` in turn, the others at their choice so far (its
+pre-squash mean times the factor: 1 as trained, 0 the base's), and the factor that
+scores best on the same days is kept: shrinkage chosen on held-out data, as a ridge
+penalty's weight is, and per output because one output's correction can pay while the
+other's does not. The policy saved acts with the factors; the training record lists
+every score.
 """
 
 from __future__ import annotations
@@ -25,10 +37,13 @@ from stable_baselines3.common.callbacks import BaseCallback
 from twin.rl.domain import Site
 from twin.rl.env import MicrogridEnv
 
-__all__ = ["BestPolicy", "SelectionDays", "selection_days"]
+__all__ = ["SHRINKS", "BestPolicy", "SelectionDays", "scale_correction", "selection_days"]
 
 #: Seed of the selection sites, apart from the training draws and the benchmark's.
 SELECTION_SEED = 7919
+#: Factors on the kept policy's correction scored on the selection days (1: as trained,
+#: 0: the base); the first of equal scores is kept.
+SHRINKS = (1.0, 0.75, 0.5, 0.25, 0.0)
 
 
 @dataclass
@@ -75,6 +90,19 @@ def selection_days(env: MicrogridEnv, days: list[int], n: int) -> SelectionDays:
     return SelectionDays(twin, cases)
 
 
+def scale_correction(actor: Any, mean_layer: dict[str, Any], factors: np.ndarray) -> None:
+    """Set SAC's ``actor`` mean layer to ``mean_layer``, output j times ``factors[j]``.
+
+    The deterministic action j becomes ``tanh(factors[j] * z_j)`` of its pre-squash mean
+    ``z_j``: the same sign, smaller, and exactly 0 (the base's) at a factor of 0.
+    """
+    import torch
+
+    column = torch.as_tensor(np.asarray(factors, dtype=np.float32))
+    weight, bias = mean_layer["weight"], mean_layer["bias"]
+    actor.mu.load_state_dict({"weight": weight * column[:, None], "bias": bias * column})
+
+
 @dataclass
 class _Check:
     timesteps: int
@@ -92,13 +120,25 @@ class BestPolicy(BaseCallback):
         Training steps between two scores (the last step is always scored).
     score_start : bool
         Score the policy training starts from too (a fitted start, not the base).
+    shrinks : tuple of float
+        Factors on the kept policy's correction to score (SAC's actor only; see the
+        module notes); empty keeps the correction as trained.
     """
 
-    def __init__(self, days: SelectionDays, every: int, score_start: bool = False) -> None:
+    def __init__(
+        self,
+        days: SelectionDays,
+        every: int,
+        score_start: bool = False,
+        shrinks: tuple[float, ...] = (),
+    ) -> None:
         super().__init__()
         self.days = days
         self.every = every
         self.score_start = score_start
+        self.shrinks = shrinks
+        self.shrink_checks: list[tuple[list[float], float]] = []
+        self.shrink: list[float] | None = None
         self.next_check = every
         self.total = 0
         self.checks: list[_Check] = []
@@ -134,9 +174,34 @@ class BestPolicy(BaseCallback):
             self._score()  # the last policy, mid-day
 
     def restore(self) -> None:
-        """Put the best parameters scored back into the model."""
-        if self.best is not None:
-            self.model.policy.load_state_dict(self.best)
+        """Put the best parameters scored back into the model, with the best shrink."""
+        if self.best is None:
+            return
+        self.model.policy.load_state_dict(self.best)
+        if not self.shrinks:
+            return
+        actor = self.model.actor
+        trained = {name: value.clone() for name, value in actor.mu.state_dict().items()}
+        chosen = np.ones(actor.mu.out_features)
+        scored = {tuple(chosen): min(c.cost_eur for c in self.checks)}  # the kept policy
+
+        def act(obs: np.ndarray) -> np.ndarray:
+            return self.model.predict(obs, deterministic=True)[0]
+
+        for j in range(len(chosen)):  # one output at a time, the others at their choice
+            for factor in self.shrinks:
+                factors = chosen.copy()
+                factors[j] = factor
+                if tuple(factors) not in scored:
+                    scale_correction(actor, trained, factors)
+                    scored[tuple(factors)] = self.days.cost(act)
+            chosen[j] = min(
+                self.shrinks,
+                key=lambda f: scored[(*chosen[:j], f, *chosen[j + 1 :])],
+            )
+        self.shrink_checks = [(list(factors), cost) for factors, cost in scored.items()]
+        self.shrink = chosen.tolist()
+        scale_correction(actor, trained, chosen)
 
     def summary(self) -> dict[str, Any]:
         """What the selection saw: the base's cost, every score and the one kept."""
@@ -147,4 +212,6 @@ class BestPolicy(BaseCallback):
             "base_eur": self.base_eur,
             "checks": [vars(c) for c in self.checks],
             "chosen_timesteps": chosen.timesteps if chosen else None,
+            "shrinks": [{"factors": f, "cost_eur": c} for f, c in self.shrink_checks],
+            "chosen_shrink": self.shrink,
         }

@@ -151,8 +151,10 @@ def train_policy(
         The largest correction as a fraction of the rating (saved in the metadata).
     select_days : int
         Site-days (training days, their own sites) the policy is scored on every
-        ``select_every`` steps; the best scored is saved (:mod:`twin.rl.selection`).
-        0, or a run shorter than two such periods, saves the last policy.
+        ``select_every`` steps; the best scored is saved (:mod:`twin.rl.selection`),
+        with SAC its correction scaled by the factor of
+        :data:`twin.rl.selection.SHRINKS` that scores best there. 0, or a run shorter
+        than two such periods, saves the last policy as trained.
     select_every : int
         Steps between two scores.
     imitation_days : int
@@ -171,7 +173,7 @@ def train_policy(
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.monitor import Monitor
 
-    from twin.rl.selection import BestPolicy, selection_days
+    from twin.rl.selection import SHRINKS, BestPolicy, selection_days
 
     if algo not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algo!r}; expected one of {', '.join(ALGORITHMS)}")
@@ -220,7 +222,12 @@ def train_policy(
     selection = None
     if select_days > 0 and timesteps >= 2 * select_every:
         days_for_selection = selection_days(env.unwrapped, train_days, select_days)
-        selection = BestPolicy(days_for_selection, select_every, score_start=fit is not None)
+        selection = BestPolicy(
+            days_for_selection,
+            select_every,
+            score_start=fit is not None,
+            shrinks=SHRINKS if algo == "sac" else (),
+        )
     model.learn(total_timesteps=timesteps, progress_bar=progress, callback=selection)
     if selection is not None:
         selection.restore()

@@ -10,7 +10,7 @@ from tests.conftest import ROOT
 from twin.rl.controller import load_policy
 from twin.rl.domain import split_days
 from twin.rl.env import MicrogridEnv
-from twin.rl.selection import SELECTION_SEED, selection_days
+from twin.rl.selection import SELECTION_SEED, SHRINKS, scale_correction, selection_days
 from twin.rl.train import train_policy
 from twin.scenario import validate_scenario
 
@@ -58,6 +58,22 @@ def test_every_score_is_recorded_and_the_best_is_chosen(trained):
     assert meta["imitation"]["days"] == 3
 
 
+def test_every_shrink_is_scored_and_the_best_is_kept(trained):
+    _, meta = trained
+    selection = meta["selection"]
+    shrinks = {tuple(s["factors"]): s["cost_eur"] for s in selection["shrinks"]}
+    # factors 1 are the kept policy as trained, factors 0 its base (zero action)
+    assert shrinks[(1.0, 1.0)] == min(c["cost_eur"] for c in selection["checks"])
+    # the PV output's factors first (the load's at 1), then the load's at the PV's choice
+    pv = {f: shrinks[(f, 1.0)] for f in SHRINKS}
+    chosen_pv = min(pv, key=pv.get)
+    load = {f: shrinks[(chosen_pv, f)] for f in SHRINKS}
+    assert selection["chosen_shrink"] == [chosen_pv, min(load, key=load.get)]
+    assert len(shrinks) == 2 * len(SHRINKS) - 1
+    if (0.0, 0.0) in shrinks:
+        assert shrinks[(0.0, 0.0)] == pytest.approx(selection["base_eur"], abs=1e-9)
+
+
 def test_the_saved_policy_is_the_chosen_one(trained, scenario):
     result, meta = trained
     train_days, validation_days = split_days(365)
@@ -67,8 +83,28 @@ def test_the_saved_policy_is_the_chosen_one(trained, scenario):
     assert not {day for _, day, _ in days.cases} & set(validation_days)
     policy = load_policy(str(result.policy))
     cost = days.cost(lambda obs: policy.predict(obs, deterministic=True)[0])
-    best = min(c["cost_eur"] for c in meta["selection"]["checks"])
-    assert cost == pytest.approx(best, abs=1e-9)
+    shrinks = {tuple(s["factors"]): s["cost_eur"] for s in meta["selection"]["shrinks"]}
+    assert cost == pytest.approx(shrinks[tuple(meta["selection"]["chosen_shrink"])], abs=1e-9)
+
+
+@pytest.mark.parametrize("factors", [(0.0, 0.0), (0.5, 1.0), (1.0, 0.0), (1.0, 1.0)])
+def test_a_scaled_correction_keeps_its_sign_and_zero_is_the_base(trained, factors):
+    result, _ = trained
+    policy = load_policy(str(result.policy))
+    actor = policy.actor
+    trained_layer = {name: value.clone() for name, value in actor.mu.state_dict().items()}
+    obs = np.random.default_rng(0).normal(size=(64, *policy.observation_space.shape))
+    as_trained = policy.predict(obs.astype(np.float32), deterministic=True)[0]
+    scale_correction(actor, trained_layer, np.array(factors))
+    scaled = policy.predict(obs.astype(np.float32), deterministic=True)[0]
+    for j, factor in enumerate(factors):
+        if factor == 0.0:
+            assert np.all(scaled[:, j] == 0.0)
+        elif factor == 1.0:
+            np.testing.assert_allclose(scaled[:, j], as_trained[:, j], atol=1e-6)
+        else:
+            assert np.all(np.abs(scaled[:, j]) < np.abs(as_trained[:, j]) + 1e-7)
+            assert np.all(scaled[:, j] * as_trained[:, j] >= 0.0)
 
 
 def test_a_short_run_keeps_its_last_policy(scenario, tmp_path):
