@@ -115,8 +115,10 @@ def controller_detail(name: str, control: Any) -> str:
     -------
     str
         For example ``"persistence, 24h horizon"`` for ``mpc``, or
-        ``"builtin, SAC, seed 0, day_ahead base, reads day_ahead (log error pv 0.3, load
-        0.1, trust 0.5)"`` for ``rl``; empty where there is nothing to say (``none``, ``rule``).
+        ``"builtin, SAC, seed 0, day_ahead base, correction x0/1, reads day_ahead (log error
+        pv 0.3, load 0.1, trust 0.5)"`` for ``rl`` (``correction x0/1``: the factors kept
+        on each output of its correction, here PV's and load's, when not all 1); empty
+        where there is nothing to say (``none``, ``rule``).
     """
     if name == "oracle":
         return "perfect foresight"
@@ -145,7 +147,7 @@ def _day_ahead(control: Any) -> str:
 
 
 def _policy_detail(policy: str | None) -> str:
-    """Policy file stem, then algorithm, seed and base from ``<stem>_train.json`` if present."""
+    """Policy file stem, then algorithm, seed, base and shrink from ``<stem>_train.json``."""
     if not policy:
         return ""
     if policy == "builtin":  # the policy shipped with the package, and its record
@@ -167,6 +169,10 @@ def _policy_detail(policy: str | None) -> str:
             parts.append(f"seed {meta['seed']}")
         if meta.get("base"):
             parts.append(f"{meta['base']} base")
+        shrink = (meta.get("selection") or {}).get("chosen_shrink")
+        if isinstance(shrink, list) and any(factor != 1.0 for factor in shrink):
+            # the factors selection kept of each output's correction (twin.rl.selection)
+            parts.append("correction x" + "/".join(f"{factor:g}" for factor in shrink))
     return ", ".join(parts)
 
 

@@ -112,7 +112,18 @@ def test_details_of_other_settings(tmp_path):
     assert controller_detail("rl", ControlSpec(policy=str(bare))) == f"bare, reads {DAY_AHEAD}"
     # the shipped policy, named with its training record
     builtin = controller_detail("rl", ControlSpec(policy="builtin"))
-    assert builtin == f"builtin, SAC, seed 0, {DEFAULT_BASE} base, reads {DAY_AHEAD}"
+    assert builtin.startswith(f"builtin, SAC, seed 0, {DEFAULT_BASE} base, ")
+    assert builtin.endswith(f", reads {DAY_AHEAD}")
+    # a policy whose correction selection shrank says by how much, per output
+    record = {"algo": "sac", "seed": 2, "selection": {"chosen_shrink": [0.0, 0.75]}}
+    (tmp_path / "bare_train.json").write_text(json.dumps(record))
+    shrunk = controller_detail("rl", ControlSpec(policy=str(bare)))
+    assert shrunk == f"bare, SAC, seed 2, correction x0/0.75, reads {DAY_AHEAD}"
+    record["selection"]["chosen_shrink"] = [1.0, 1.0]
+    (tmp_path / "bare_train.json").write_text(json.dumps(record))
+    assert controller_detail("rl", ControlSpec(policy=str(bare))).endswith(
+        "seed 2, reads " + DAY_AHEAD
+    )
     spec = ControlSpec(schedule_csv=str(tmp_path / "plan.csv"))
     assert controller_detail("schedule", spec) == "plan.csv"
 
