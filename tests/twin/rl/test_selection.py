@@ -69,9 +69,8 @@ def test_every_shrink_is_scored_and_the_best_is_kept(trained):
     chosen_pv = min(pv, key=pv.get)
     load = {f: shrinks[(chosen_pv, f)] for f in SHRINKS}
     assert selection["chosen_shrink"] == [chosen_pv, min(load, key=load.get)]
-    assert len(shrinks) == 2 * len(SHRINKS) - 1
-    if (0.0, 0.0) in shrinks:
-        assert shrinks[(0.0, 0.0)] == pytest.approx(selection["base_eur"], abs=1e-9)
+    assert len(shrinks) in (2 * len(SHRINKS) - 1, 2 * len(SHRINKS))
+    assert shrinks[(0.0, 0.0)] == selection["base_eur"]
 
 
 def test_the_saved_policy_is_the_chosen_one(trained, scenario):
