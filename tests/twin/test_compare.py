@@ -22,6 +22,7 @@ from twin.compare import (
     write_comparison,
 )
 from twin.control.schema import ControlSpec
+from twin.rl.controller import BUILTIN_POLICY
 from twin.rl.train import DEFAULT_BASE, train_policy
 from twin.scenario import validate_scenario
 
@@ -112,8 +113,10 @@ def test_details_of_other_settings(tmp_path):
     assert controller_detail("rl", ControlSpec(policy=str(bare))) == f"bare, reads {DAY_AHEAD}"
     # the shipped policy, named with its training record
     builtin = controller_detail("rl", ControlSpec(policy="builtin"))
-    assert builtin.startswith(f"builtin, SAC, seed 0, {DEFAULT_BASE} base, ")
-    assert builtin.endswith(f", reads {DAY_AHEAD}")
+    shipped = json.loads(BUILTIN_POLICY.with_name("generalist_sac_train.json").read_text())
+    kept = "/".join(f"{f:g}" for f in shipped["selection"]["chosen_shrink"])
+    expected = f"builtin, SAC, seed 0, {DEFAULT_BASE} base, correction x{kept}, reads {DAY_AHEAD}"
+    assert builtin == expected
     # a policy whose correction selection shrank says by how much, per output
     record = {"algo": "sac", "seed": 2, "selection": {"chosen_shrink": [0.0, 0.75]}}
     (tmp_path / "bare_train.json").write_text(json.dumps(record))

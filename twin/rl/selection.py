@@ -19,10 +19,10 @@ saving against the base (BENCHMARKS.md). So, with ``shrinks``, each output of th
 policy's correction (on a forecast base: the PV factor, then the load factor) is scaled
 by each factor of :data:`SHRINKS` in turn, the others at their choice so far (its
 pre-squash mean times the factor: 1 as trained, 0 the base's), and the factor that
-scores best on the same days is kept: shrinkage chosen on held-out data, as a ridge
-penalty's weight is, and per output because one output's correction can pay while the
-other's does not. The policy saved acts with the factors; the training record lists
-every score.
+scores best on the same days is kept: shrinkage chosen on days the correction was not
+fitted to (the same days chose the checkpoint), as a ridge penalty's weight is, and per
+output because one output's correction can pay while the other's does not. The policy
+saved acts with the factors; the training record lists every score.
 """
 
 from __future__ import annotations
@@ -96,6 +96,15 @@ def scale_correction(actor: Any, mean_layer: dict[str, Any], factors: np.ndarray
 
     The deterministic action j becomes ``tanh(factors[j] * z_j)`` of its pre-squash mean
     ``z_j``: the same sign, smaller, and exactly 0 (the base's) at a factor of 0.
+
+    Parameters
+    ----------
+    actor : stable_baselines3.sac.policies.Actor
+        SAC's actor; its ``mu`` layer is overwritten.
+    mean_layer : dict
+        The ``mu`` layer's state dict as trained (``weight``, ``bias``).
+    factors : numpy.ndarray
+        One factor per action output.
     """
     import torch
 
@@ -181,7 +190,9 @@ class BestPolicy(BaseCallback):
         self.model.policy.load_state_dict(self.best)
         if not self.shrinks:
             return
-        actor = self.model.actor
+        actor = getattr(self.model, "actor", None)
+        if actor is None or not hasattr(actor, "mu"):
+            raise ValueError("shrinks: only SAC's actor (a mean layer mu) can be shrunk")
         trained = {name: value.clone() for name, value in actor.mu.state_dict().items()}
         chosen = np.ones(actor.mu.out_features)
         scored = {

@@ -152,7 +152,7 @@ def train_policy(
     select_days : int
         Site-days (training days, their own sites) the policy is scored on every
         ``select_every`` steps; the best scored is saved (:mod:`twin.rl.selection`),
-        with SAC its correction scaled by the factor of
+        with SAC each output of its correction scaled by the factor of
         :data:`twin.rl.selection.SHRINKS` that scores best there. 0, or a run shorter
         than two such periods, saves the last policy as trained.
     select_every : int
