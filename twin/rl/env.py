@@ -154,6 +154,13 @@ class MicrogridEnv(gym.Env[np.ndarray, np.ndarray]):
         self.replan = replan
         self.defer_grid = defer_grid
         self.scale = scale
+        if len(forecast_error) != 2 or not all(0.0 <= float(e) <= 3.0 for e in forecast_error):
+            raise ValueError(
+                "forecast_error: expected two log errors (PV, load) in 0..3, "
+                f"got {forecast_error!r}"
+            )
+        if not 0.0 <= float(forecast_trust) <= 1.0:
+            raise ValueError(f"forecast_trust: expected a weight in 0..1, got {forecast_trust!r}")
         self.forecast_error = forecast_error
         self.forecast_trust = forecast_trust
         self.forecast_seed = 0

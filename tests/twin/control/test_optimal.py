@@ -275,3 +275,5 @@ def test_mpc_on_the_day_ahead_forecast_is_seeded_by_the_run(tmp_path):
 def test_day_ahead_errors_are_bounded_options():
     with pytest.raises(ScenarioError, match="day_ahead_error_pv"):
         day("mpc", forecaster="day_ahead", day_ahead_error_pv=-0.1)
+    with pytest.raises(ScenarioError, match="day_ahead_trust"):
+        day("mpc", forecaster="day_ahead", day_ahead_trust=1.5)

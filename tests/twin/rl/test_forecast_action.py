@@ -71,13 +71,15 @@ def test_zero_action_is_persistence_mpc_bit_for_bit(domain):
     assert np.abs(powers).max() > 0.0
 
 
-def test_zero_action_on_the_day_ahead_base_is_mpc_on_the_day_ahead_forecast(domain):
+@pytest.mark.parametrize("trust", [0.5, 1.0])
+def test_zero_action_on_the_day_ahead_base_is_mpc_on_the_day_ahead_forecast(domain, trust):
     site = domain.sample(np.random.default_rng(5))
     seed = domain.bases[site.base].context["seed"]  # what the run's controllers draw with
-    env = MicrogridEnv(domain, base="day_ahead")
+    env = MicrogridEnv(domain, base="day_ahead", forecast_trust=trust)
     powers, cost = run_day(env, [ZERO] * env.steps_per_day, site=site, day=6, forecast_seed=seed)
     assert np.all(np.abs(env.forecaster.prior) > 1e-3)  # a day unlike yesterday, with errors
-    control = {"resolve_every": "15min", "defer_grid": True}
+    np.testing.assert_allclose(env.forecaster.prior, trust * env.day_ahead, rtol=1e-12)
+    control = {"resolve_every": "15min", "defer_grid": True, "day_ahead_trust": trust}
     scores = {
         name: evaluate_day(MicrogridEnv(domain), 6, "mpc", control=options, site=site)
         for name, options in (
@@ -225,3 +227,30 @@ def test_mpc_on_the_day_ahead_forecast_refuses_a_net_history_it_would_not_read(d
     history = np.zeros(14 * env.steps_per_day)
     with pytest.raises(ValueError, match="history: the day_ahead forecaster"):
         MPCController(mpc.units, mpc.clock, mpc.context, history=history)
+
+
+def test_the_environment_refuses_a_trust_or_error_out_of_range(domain):
+    with pytest.raises(ValueError, match="forecast_trust: expected a weight in 0..1"):
+        MicrogridEnv(domain, base="day_ahead", forecast_trust=1.5)
+    with pytest.raises(ValueError, match="forecast_error: expected two log errors"):
+        MicrogridEnv(domain, base="day_ahead", forecast_error=(-0.1, 0.1))
+
+
+def test_the_controller_reads_the_scenarios_trust_as_the_environment_does(tmp_path):
+    raw, scenario = day_scenario()
+    # a zero action plans on the forecast at the trust: 0 is persistence, 1 the forecast
+    policy = constant_policy(tmp_path, scenario, ZERO, "day_ahead")
+    seed = {"forecast_seed": scenario.seed}
+    costs = {}
+    for trust in (0.0, 1.0):
+        env = MicrogridEnv(scenario, year_days=1, base="day_ahead", forecast_trust=trust)
+        _, costs[trust] = run_day(env, [ZERO] * env.steps_per_day, day=0, **seed)
+        controller = evaluate_day(
+            MicrogridEnv(scenario, year_days=1),
+            0,
+            "rl",
+            policy=policy,
+            control={"day_ahead_trust": trust},
+        )
+        assert controller.cost_eur == pytest.approx(costs[trust], abs=1e-9)
+    assert abs(costs[0.0] - costs[1.0]) > 1e-3  # the trust does act
